@@ -1,0 +1,355 @@
+// routelab-cli: presets, params, train, generate, bench. Command and flag names are fixed
+// (scripts and other tools call them). Exit codes: 0 ok, 1 a user error (message on stderr),
+// 2 bad usage.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "config/presets.h"
+#include "infer/generate.h"
+#include "infer/speed.h"
+#include "io/checkpoint.h"
+#include "model/model.h"
+#include "train/trainer.h"
+
+using namespace rl;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* k_usage = R"(routelab-cli — train and inspect RouteLab transformers from the terminal
+
+  routelab-cli presets
+  routelab-cli params   --preset P | --config F [--vocab-size N] [--json]
+  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]
+                        [--corpus PATH] [--out DIR] [--set key=value ...]
+  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]
+                        [--top-k K] [--top-p P] [--seed S]
+  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--set key=value ...]
+
+--set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001
+)";
+
+struct Args {
+    std::string cmd;
+    std::map<std::string, std::string> opt;
+    std::vector<std::string> sets;
+    std::vector<std::string> flags;
+    bool has(const std::string& k) const { return opt.count(k) > 0; }
+    bool flag(const std::string& k) const { return std::find(flags.begin(), flags.end(), k) != flags.end(); }
+};
+
+int fail(const std::string& msg) {
+    std::cerr << "error: " << msg << "\n";
+    return 1;
+}
+int usage(const std::string& msg) {
+    std::cerr << "error: " << msg << "\n\n" << k_usage;
+    return 2;
+}
+
+bool parse_int(const std::string& s, long long lo, long long hi, long long& out) {
+    try {
+        size_t pos = 0;
+        out = std::stoll(s, &pos);
+        return pos == s.size() && out >= lo && out <= hi;
+    } catch (...) {
+        return false;
+    }
+}
+bool parse_float(const std::string& s, double& out) {
+    try {
+        size_t pos = 0;
+        out = std::stod(s, &pos);
+        return pos == s.size() && std::isfinite(out);
+    } catch (...) {
+        return false;
+    }
+}
+
+// --preset / --config plus --set overrides; validated once, here.
+Result<Config> load_config(const Args& a) {
+    Result<Config> cfg = Status::error("");
+    if (a.has("preset") && a.has("config")) return Status::error("give --preset or --config, not both");
+    if (a.has("config")) cfg = config_load(a.opt.at("config"));
+    else cfg = preset_load(a.has("preset") ? a.opt.at("preset") : "default");
+    if (!cfg) return cfg.status;
+    for (const auto& s : a.sets)
+        if (Status st = config_apply_override(*cfg, s); !st) return st;
+    if (Status st = config_validate(*cfg); !st) return st;
+    return cfg;
+}
+
+// Resolves vocab_size the way training will: from the tokenizer built on the configured corpus.
+Result<int> resolve_vocab(const Config& cfg) {
+    if (cfg.model.vocab_size > 0) return cfg.model.vocab_size;
+    auto ds = dataset_build(cfg.data);
+    if (!ds) return ds.status;
+    return ds->tok.vocab_size();
+}
+
+int cmd_presets() {
+    for (const auto& name : preset_names()) {
+        auto cfg = preset_load(name);
+        std::cout << name << "\n    " << (cfg ? cfg->description : cfg.status.msg) << "\n";
+    }
+    return 0;
+}
+
+int cmd_params(const Args& a) {
+    auto cfg = load_config(a);
+    if (!cfg) return fail(cfg.status.msg);
+    if (a.has("vocab-size")) {
+        long long v;
+        if (!parse_int(a.opt.at("vocab-size"), 1, 1000000, v)) return usage("--vocab-size must be an integer in 1..1000000");
+        cfg->model.vocab_size = (int)v;
+    }
+    auto v = resolve_vocab(*cfg);
+    if (!v) return fail(v.status.msg);
+    cfg->model.vocab_size = *v;
+    Layout L = model_param_layout(cfg->model);
+    size_t total = 0;
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& s : L.specs()) {
+        total += s.numel;
+        j.push_back({{"name", s.name}, {"shape", s.shape}, {"count", s.numel}});
+    }
+    if (a.flag("json")) {
+        std::cout << nlohmann::json{{"tensors", j}, {"vocab_size", *v}, {"total", total}}.dump(2) << "\n";
+        return 0;
+    }
+    for (const auto& s : L.specs()) {
+        std::string shape;
+        for (size_t i = 0; i < s.shape.size(); i++) shape += (i ? "x" : "") + std::to_string(s.shape[i]);
+        std::printf("%-34s %-12s %10zu\n", s.name.c_str(), shape.c_str(), s.numel);
+    }
+    std::printf("vocab_size: %d\n", *v);
+    std::printf("total: %zu\n", total);
+    return 0;
+}
+
+std::string fmt_eta(double s) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%d:%02d", (int)s / 60, (int)s % 60);
+    return b;
+}
+
+int cmd_train(const Args& a) {
+    auto cfg = load_config(a);
+    if (!cfg) return fail(cfg.status.msg);
+    long long v;
+    if (a.has("steps")) {
+        if (!parse_int(a.opt.at("steps"), 0, 100000000, v)) return usage("--steps must be a non-negative integer");
+        cfg->train.steps = (int)v;
+    }
+    if (a.has("batch")) {
+        if (!parse_int(a.opt.at("batch"), 1, 4096, v)) return usage("--batch must be an integer in 1..4096");
+        cfg->train.batch_size = (int)v;
+    }
+    if (a.has("seed")) {
+        if (!parse_int(a.opt.at("seed"), 0, 4294967295LL, v)) return usage("--seed must be a non-negative integer");
+        cfg->train.seed = (unsigned)v;
+    }
+    if (a.has("corpus")) cfg->data.corpus = a.opt.at("corpus");
+    if (Status s = config_validate(*cfg); !s) return fail(s.msg);
+    const std::string out = a.has("out") ? a.opt.at("out") : "runs/" + (cfg->name.empty() ? "run" : cfg->name);
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec) return fail("cannot create output directory '" + out + "': " + ec.message() + " (choose another --out)");
+
+    const auto t_start = std::chrono::steady_clock::now();
+    auto st = trainer_create(*cfg);
+    if (!st) return fail(st.status.msg);
+    TrainState& s = **st;
+    const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    {
+        std::ofstream f(out + "/config.json");
+        f << config_to_json(s.cfg) << "\n";
+        if (!f) return fail("cannot write '" + out + "/config.json' (disk full or read-only? choose another --out)");
+    }
+    std::ofstream csv(out + "/metrics.csv");
+    csv << "step,loss,val_loss,lr,grad_norm,tok_per_s,window\n";
+    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (disk full or read-only? choose another --out)");
+
+    std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, %d steps of %dx%d\n",
+                 s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
+                 s.data->val.ids.size(), s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
+    const bool tty = isatty(STDERR_FILENO);
+    const auto t0 = std::chrono::steady_clock::now();
+    float val = NAN, ema_tok = 0;
+    double train_tok = 0;
+    StepStats last;
+    for (int i = 0; i < s.cfg.train.steps; i++) {
+        last = trainer_step(s);
+        train_tok += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
+        ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
+        const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == s.cfg.train.steps;
+        if (eval_now) val = trainer_eval(s);
+        if (!std::isfinite(last.loss))
+            return fail("training diverged at step " + std::to_string(last.step) +
+                        " (loss is not finite); lower train.lr or raise train.warmup_steps");
+        csv << last.step << ',' << last.loss << ',' << (eval_now ? std::to_string(val) : "") << ',' << last.lr << ','
+            << last.grad_norm << ',' << last.tok_per_s << ',' << last.window << '\n';
+        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double eta = el / last.step * (s.cfg.train.steps - last.step);
+        if (tty || eval_now) {
+            const int width = 24, filled = width * last.step / std::max(1, s.cfg.train.steps);
+            std::fprintf(stderr, "%s[%s%s] step %d/%d  loss %.4f  val %.4f  %.0f tok/s  ETA %s%s", tty ? "\r" : "",
+                         std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), last.step,
+                         s.cfg.train.steps, last.loss, val, ema_tok, fmt_eta(eta).c_str(), tty ? "  " : "\n");
+        }
+    }
+    if (tty) std::fprintf(stderr, "\n");
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s.cfg.train.steps == 0) val = trainer_eval(s);
+    csv.flush();
+    if (!csv) return fail("writing '" + out + "/metrics.csv' failed (disk full? free space or choose another --out)");
+
+    const std::string ckpt = out + "/checkpoint.safetensors";
+    if (Status sv = checkpoint_save(ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy}); !sv) return fail(sv.msg);
+    nlohmann::json summary = {
+        {"preset", s.cfg.name}, {"steps", s.step}, {"final_train_loss", last.loss}, {"final_val_loss", val},
+        {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", 0.5 * std::log((double)s.cfg.model.vocab_size)},
+        {"parameters", model_param_count(s.model)}, {"tokens_per_s", secs > 0 ? train_tok / secs : 0.0},
+        {"seconds", secs}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
+    {
+        std::ofstream f(out + "/summary.json");
+        f << summary.dump(2) << "\n";
+        if (!f) return fail("cannot write '" + out + "/summary.json' (disk full? choose another --out)");
+    }
+    std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
+                secs, secs > 0 ? train_tok / secs : 0.0, last.loss, val, 0.5 * std::log((double)s.cfg.model.vocab_size));
+    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,summary.json}\n", out.c_str());
+    if (a.flag("sample")) {
+        SampleOptions o;
+        o.temperature = 0.8f;
+        o.top_k = 40;
+        o.seed = s.cfg.train.seed;
+        const std::string prompt = "User: What is the capital of France? Assistant:";
+        auto ids = generate(s.model, s.data->tok.encode(prompt), 40, o, s.data->tok.eos_id(),
+                            model_window(s.cfg.model, s.cfg.model.seq_len, s.prev_entropy));
+        std::printf("sample: %s %s\n", prompt.c_str(), s.data->tok.decode(ids).c_str());
+    }
+    return 0;
+}
+
+int cmd_generate(const Args& a) {
+    if (!a.has("checkpoint")) return usage("generate needs --checkpoint F");
+    if (!a.has("prompt")) return usage("generate needs --prompt TEXT");
+    SampleOptions o;
+    long long n = 50, v;
+    double f;
+    if (a.has("max-tokens") && !parse_int(a.opt.at("max-tokens"), 1, 100000, n)) return usage("--max-tokens must be in 1..100000");
+    if (a.has("temperature")) {
+        if (!parse_float(a.opt.at("temperature"), f) || f < 0) return usage("--temperature must be >= 0 (0 = greedy)");
+        o.temperature = (float)f;
+    }
+    if (a.has("top-k")) {
+        if (!parse_int(a.opt.at("top-k"), 0, 100000000, v)) return usage("--top-k must be >= 0 (0 = off)");
+        o.top_k = (int)v;
+    }
+    if (a.has("top-p")) {
+        if (!parse_float(a.opt.at("top-p"), f) || f <= 0 || f > 1) return usage("--top-p must be in (0, 1]");
+        o.top_p = (float)f;
+    }
+    if (a.has("seed")) {
+        if (!parse_int(a.opt.at("seed"), 0, 4294967295LL, v)) return usage("--seed must be a non-negative integer");
+        o.seed = (unsigned long long)v;
+    }
+    auto ck = checkpoint_load(a.opt.at("checkpoint"));
+    if (!ck) return fail(ck.status.msg);
+    LoadedCheckpoint& c = **ck;
+    const std::string prompt = a.opt.at("prompt");
+    auto ids = generate(c.model, c.tok.encode(prompt), (int)n, o, c.tok.eos_id(),
+                        model_window(c.model.cfg, c.model.cfg.seq_len, c.info.attn_entropy));
+    std::printf("%s %s\n", prompt.c_str(), c.tok.decode(ids).c_str());
+    return 0;
+}
+
+int cmd_bench(const Args& a) {
+    auto cfg = load_config(a);
+    if (!cfg) return fail(cfg.status.msg);
+    double secs = 1.0;
+    if (a.has("seconds") && (!parse_float(a.opt.at("seconds"), secs) || secs <= 0)) return usage("--seconds must be > 0");
+    auto v = resolve_vocab(*cfg);
+    if (!v) return fail(v.status.msg);
+    cfg->model.vocab_size = *v;
+    SpeedReport r = speed_measure(*cfg, secs, 3);
+    nlohmann::json j = {{"preset", cfg->name},
+                        {"vocab_size", *v},
+                        {"threads", r.threads},
+                        {"use_wo", cfg->model.attention.use_wo},
+                        {"train_tok_s_b1", r.train_tok_s_b1},
+                        {"train_tok_s_b16", r.train_tok_s_b16},
+                        {"forward_tok_s_b16", r.forward_tok_s_b16},
+                        {"decode_ms_per_token", r.decode_ms_per_token},
+                        {"achieved_gflops", r.achieved_gflops},
+                        {"flops_per_token_forward", r.flops_per_token_fwd}};
+    std::printf("bench %s (V %d, W_O %s, %d threads; medians of 3)\n", cfg->name.c_str(), *v,
+                cfg->model.attention.use_wo ? "on" : "off", r.threads);
+    std::printf("  train  B=1   %10.0f tok/s\n", r.train_tok_s_b1);
+    std::printf("  train  B=16  %10.0f tok/s   (%.1f GFLOP/s achieved)\n", r.train_tok_s_b16, r.achieved_gflops);
+    std::printf("  forward B=16 %10.0f tok/s\n", r.forward_tok_s_b16);
+    std::printf("  decode       %10.3f ms/token (KV cache)\n", r.decode_ms_per_token);
+    if (a.has("json")) {
+        std::ofstream f(a.opt.at("json"));
+        f << j.dump(2) << "\n";
+        if (!f) return fail("cannot write '" + a.opt.at("json") + "'");
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return usage("no command given");
+    Args a;
+    a.cmd = argv[1];
+    if (a.cmd == "--help" || a.cmd == "-h" || a.cmd == "help") {
+        std::cout << k_usage;
+        return 0;
+    }
+    const std::vector<std::string> bool_flags = {"json", "sample"};
+    for (int i = 2; i < argc; i++) {
+        std::string k = argv[i];
+        if (k.rfind("--", 0) != 0) return usage("unexpected argument '" + k + "'");
+        k = k.substr(2);
+        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() &&
+            !(a.cmd == "bench" && k == "json")) {
+            a.flags.push_back(k);
+            continue;
+        }
+        if (i + 1 >= argc) return usage("--" + k + " needs a value");
+        if (k == "set") a.sets.push_back(argv[++i]);
+        else a.opt[k] = argv[++i];
+    }
+    static const std::map<std::string, std::vector<std::string>> allowed = {
+        {"presets", {}},
+        {"params", {"preset", "config", "vocab-size", "set"}},
+        {"train", {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}},
+        {"generate", {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}},
+        {"bench", {"preset", "config", "json", "seconds", "set"}}};
+    auto it = allowed.find(a.cmd);
+    if (it == allowed.end()) return usage("unknown command '" + a.cmd + "'");
+    for (const auto& [k, _] : a.opt)
+        if (std::find(it->second.begin(), it->second.end(), k) == it->second.end())
+            return usage("'" + a.cmd + "' has no option --" + k);
+    if (!a.sets.empty() && std::find(it->second.begin(), it->second.end(), "set") == it->second.end())
+        return usage("'" + a.cmd + "' has no option --set");
+    if (a.cmd == "presets") return cmd_presets();
+    if (a.cmd == "params") return cmd_params(a);
+    if (a.cmd == "train") return cmd_train(a);
+    if (a.cmd == "generate") return cmd_generate(a);
+    return cmd_bench(a);
+}

@@ -1,0 +1,294 @@
+// Config JSON: the defaults, written out by config_to_json, double as the schema. A user file is
+// merged onto them key by key, so an unknown key or a wrong type is caught with its full path.
+#include "config/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace rl {
+using json = nlohmann::json;
+
+namespace {
+
+template <class E>
+struct EnumName { E value; const char* name; };
+
+const EnumName<NormKind> k_norms[] = {{NormKind::rmsnorm, "rmsnorm"}, {NormKind::layernorm, "layernorm"}};
+const EnumName<NormPosition> k_norm_pos[] = {{NormPosition::pre, "pre"}, {NormPosition::post, "post"}};
+const EnumName<PosKind> k_pos[] = {{PosKind::none, "none"}, {PosKind::learned, "learned"},
+                                   {PosKind::rope, "rope"}, {PosKind::cope, "cope"}};
+const EnumName<WindowKind> k_windows[] = {{WindowKind::full, "full"}, {WindowKind::sliding, "sliding"},
+                                          {WindowKind::adaptive, "adaptive"}};
+const EnumName<WindowStrategy> k_strategies[] = {{WindowStrategy::fixed, "fixed"},
+                                                 {WindowStrategy::seq_len, "seq_len"},
+                                                 {WindowStrategy::entropy, "entropy"}};
+const EnumName<FfnKind> k_ffns[] = {{FfnKind::swiglu, "swiglu"}, {FfnKind::relu, "relu"}, {FfnKind::gelu, "gelu"}};
+
+template <class E, size_t N>
+const char* enum_name(const EnumName<E> (&table)[N], E v) {
+    for (const auto& e : table)
+        if (e.value == v) return e.name;
+    return "?";
+}
+
+template <class E, size_t N>
+Status enum_parse(const EnumName<E> (&table)[N], const std::string& key, const std::string& s, E& out) {
+    std::string allowed;
+    for (const auto& e : table) {
+        if (s == e.name) { out = e.value; return Status::ok(); }
+        allowed += allowed.empty() ? "" : ", ";
+        allowed += e.name;
+    }
+    return Status::error("config: '" + key + "' is \"" + s + "\"; allowed: " + allowed);
+}
+
+const char* json_type(const json& j) {
+    if (j.is_boolean()) return "boolean";
+    if (j.is_number()) return "number";
+    if (j.is_string()) return "string";
+    if (j.is_object()) return "object";
+    if (j.is_array()) return "array";
+    return "null";
+}
+
+// Merges `user` onto `base` (the defaults); every user key must exist in base with the same type.
+Status merge_checked(json& base, const json& user, const std::string& path) {
+    if (!user.is_object())
+        return Status::error("config: '" + (path.empty() ? std::string("<top>") : path) +
+                             "' must be an object, got " + json_type(user));
+    for (auto it = user.begin(); it != user.end(); ++it) {
+        const std::string key = path.empty() ? it.key() : path + "." + it.key();
+        if (!base.contains(it.key())) {
+            std::string allowed;
+            for (auto b = base.begin(); b != base.end(); ++b) allowed += (allowed.empty() ? "" : ", ") + b.key();
+            return Status::error("config: unknown key '" + key + "' (allowed here: " + allowed + ")");
+        }
+        json& slot = base[it.key()];
+        if (slot.is_object()) {
+            Status s = merge_checked(slot, it.value(), key);
+            if (!s) return s;
+            continue;
+        }
+        const bool same = (slot.is_number() && it.value().is_number()) ||
+                          (slot.is_boolean() && it.value().is_boolean()) ||
+                          (slot.is_string() && it.value().is_string());
+        if (!same)
+            return Status::error("config: '" + key + "' must be a " + json_type(slot) + ", got " +
+                                 json_type(it.value()));
+        if (slot.is_number_integer() && !it.value().is_number_integer()) {
+            double d = it.value().get<double>();
+            if (d != std::floor(d)) return Status::error("config: '" + key + "' must be an integer, got " + it.value().dump());
+            slot = static_cast<long long>(d);
+        } else {
+            slot = it.value();
+        }
+    }
+    return Status::ok();
+}
+
+json to_json_obj(const Config& c) {
+    const auto& m = c.model;
+    const auto& a = m.attention;
+    const auto& w = a.window;
+    const auto& t = c.train;
+    const auto& d = c.data;
+    json j;
+    j["name"] = c.name;
+    j["description"] = c.description;
+    j["model"] = {
+        {"d_model", m.d_model}, {"n_layers", m.n_layers}, {"n_heads", m.n_heads},
+        {"n_kv_heads", m.n_kv_heads}, {"head_dim", m.head_dim}, {"seq_len", m.seq_len},
+        {"vocab_size", m.vocab_size}, {"norm", enum_name(k_norms, m.norm)},
+        {"norm_position", enum_name(k_norm_pos, m.norm_position)}, {"norm_eps", m.norm_eps},
+        {"final_norm", m.final_norm}, {"tie_embeddings", m.tie_embeddings}, {"lm_head_bias", m.lm_head_bias},
+        {"attention",
+         {{"use_wo", a.use_wo}, {"positional", enum_name(k_pos, a.positional)}, {"cope_npos", a.cope_npos},
+          {"cope_shared", a.cope_shared}, {"rope_theta", a.rope_theta},
+          {"window",
+           {{"kind", enum_name(k_windows, w.kind)}, {"size", w.size},
+            {"strategy", enum_name(k_strategies, w.strategy)}, {"min", w.min}, {"max", w.max}}}}},
+        {"ffn", {{"kind", enum_name(k_ffns, m.ffn.kind)}, {"d_ff", m.ffn.d_ff}}}};
+    j["train"] = {{"steps", t.steps}, {"batch_size", t.batch_size}, {"lr", t.lr}, {"min_lr", t.min_lr},
+                  {"warmup_steps", t.warmup_steps}, {"weight_decay", t.weight_decay}, {"beta1", t.beta1},
+                  {"beta2", t.beta2}, {"eps", t.eps}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
+                  {"eval_batches", t.eval_batches}, {"seed", t.seed}, {"init_std", t.init_std}};
+    j["data"] = {{"tokenizer", d.tokenizer}, {"vocab_size", d.vocab_size}, {"corpus", d.corpus},
+                 {"synthetic_docs", d.synthetic_docs}, {"val_fraction", d.val_fraction},
+                 {"corpus_seed", d.corpus_seed}};
+    return j;
+}
+
+Result<Config> from_json_obj(const json& j) {
+    Config c;
+    auto& m = c.model;
+    auto& a = m.attention;
+    auto& w = a.window;
+    auto& t = c.train;
+    auto& d = c.data;
+    c.name = j["name"];
+    c.description = j["description"];
+    const json& jm = j["model"];
+    m.d_model = jm["d_model"]; m.n_layers = jm["n_layers"]; m.n_heads = jm["n_heads"];
+    m.n_kv_heads = jm["n_kv_heads"]; m.head_dim = jm["head_dim"]; m.seq_len = jm["seq_len"];
+    m.vocab_size = jm["vocab_size"]; m.norm_eps = jm["norm_eps"]; m.final_norm = jm["final_norm"];
+    m.tie_embeddings = jm["tie_embeddings"]; m.lm_head_bias = jm["lm_head_bias"];
+    Status s;
+    if (!(s = enum_parse(k_norms, "model.norm", jm["norm"], m.norm))) return s;
+    if (!(s = enum_parse(k_norm_pos, "model.norm_position", jm["norm_position"], m.norm_position))) return s;
+    const json& ja = jm["attention"];
+    a.use_wo = ja["use_wo"]; a.cope_npos = ja["cope_npos"]; a.cope_shared = ja["cope_shared"];
+    a.rope_theta = ja["rope_theta"];
+    if (!(s = enum_parse(k_pos, "model.attention.positional", ja["positional"], a.positional))) return s;
+    const json& jw = ja["window"];
+    w.size = jw["size"]; w.min = jw["min"]; w.max = jw["max"];
+    if (!(s = enum_parse(k_windows, "model.attention.window.kind", jw["kind"], w.kind))) return s;
+    if (!(s = enum_parse(k_strategies, "model.attention.window.strategy", jw["strategy"], w.strategy))) return s;
+    const json& jf = jm["ffn"];
+    m.ffn.d_ff = jf["d_ff"];
+    if (!(s = enum_parse(k_ffns, "model.ffn.kind", jf["kind"], m.ffn.kind))) return s;
+    const json& jt = j["train"];
+    t.steps = jt["steps"]; t.batch_size = jt["batch_size"]; t.lr = jt["lr"]; t.min_lr = jt["min_lr"];
+    t.warmup_steps = jt["warmup_steps"]; t.weight_decay = jt["weight_decay"]; t.beta1 = jt["beta1"];
+    t.beta2 = jt["beta2"]; t.eps = jt["eps"]; t.grad_clip = jt["grad_clip"]; t.eval_every = jt["eval_every"];
+    t.eval_batches = jt["eval_batches"]; t.init_std = jt["init_std"];
+    long long seed = jt["seed"];
+    if (seed < 0) return Status::error("config: 'train.seed' must be >= 0, got " + std::to_string(seed));
+    t.seed = static_cast<unsigned>(seed);
+    const json& jd = j["data"];
+    d.tokenizer = jd["tokenizer"]; d.vocab_size = jd["vocab_size"]; d.corpus = jd["corpus"];
+    d.synthetic_docs = jd["synthetic_docs"]; d.val_fraction = jd["val_fraction"];
+    long long cseed = jd["corpus_seed"];
+    if (cseed < 0) return Status::error("config: 'data.corpus_seed' must be >= 0");
+    d.corpus_seed = static_cast<unsigned>(cseed);
+    return c;
+}
+
+}  // namespace
+
+const char* pos_kind_name(PosKind k) { return enum_name(k_pos, k); }
+const char* ffn_kind_name(FfnKind k) { return enum_name(k_ffns, k); }
+
+std::string config_to_json(const Config& cfg) { return to_json_obj(cfg).dump(2); }
+
+Result<Config> config_from_json(const std::string& text) {
+    json user = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+    if (user.is_discarded())
+        return Status::error("config: not valid JSON (check commas, quotes and braces)");
+    json base = to_json_obj(Config{});
+    Status s = merge_checked(base, user, "");
+    if (!s) return s;
+    try {
+        return from_json_obj(base);
+    } catch (const std::exception& e) {  // a number out of the target type's range
+        return Status::error(std::string("config: a value is out of range: ") + e.what());
+    }
+}
+
+Result<Config> config_load(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) return Status::error("config '" + path + "': cannot open the file (check the path)");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    auto r = config_from_json(ss.str());
+    if (!r) return Status::error("config '" + path + "': " + r.status.msg.substr(r.status.msg.find(':') + 2));
+    return r;
+}
+
+Status config_apply_override(Config& cfg, const std::string& assignment) {
+    auto eq = assignment.find('=');
+    if (eq == std::string::npos || eq == 0)
+        return Status::error("--set expects key=value (e.g. model.attention.use_wo=true), got '" + assignment + "'");
+    std::string key = assignment.substr(0, eq), val = assignment.substr(eq + 1);
+    json v = json::parse(val, nullptr, false);
+    if (v.is_discarded()) v = val;
+    json patch = v;
+    // Build {"a":{"b":{"c":v}}} from "a.b.c".
+    for (size_t end = key.size(); end != std::string::npos && end > 0;) {
+        size_t dot = key.rfind('.', end - 1);
+        std::string part = key.substr(dot == std::string::npos ? 0 : dot + 1, end - (dot == std::string::npos ? 0 : dot + 1));
+        patch = json{{part, patch}};
+        end = dot;
+    }
+    json base = to_json_obj(cfg);
+    Status s = merge_checked(base, patch, "");
+    if (!s) return s;
+    auto r = from_json_obj(base);
+    if (!r) return r.status;
+    cfg = *r;
+    return Status::ok();
+}
+
+namespace {
+Status bad(const std::string& key, const std::string& what) {
+    return Status::error("config: '" + key + "' " + what);
+}
+}  // namespace
+
+Status config_validate(const Config& c) {
+    const auto& m = c.model;
+    const auto& a = m.attention;
+    const auto& t = c.train;
+    auto in = [](long long v, long long lo, long long hi) { return v >= lo && v <= hi; };
+    if (!in(m.d_model, 1, 8192)) return bad("model.d_model", "must be in 1..8192, got " + std::to_string(m.d_model));
+    if (!in(m.n_layers, 1, 64)) return bad("model.n_layers", "must be in 1..64, got " + std::to_string(m.n_layers));
+    if (!in(m.n_heads, 1, 128)) return bad("model.n_heads", "must be in 1..128, got " + std::to_string(m.n_heads));
+    if (!in(m.n_kv_heads, 1, m.n_heads))
+        return bad("model.n_kv_heads", "must be in 1..n_heads (" + std::to_string(m.n_heads) + "), got " + std::to_string(m.n_kv_heads));
+    if (m.n_heads % m.n_kv_heads != 0)
+        return bad("model.n_kv_heads", "must divide n_heads: n_heads " + std::to_string(m.n_heads) + " % n_kv_heads " +
+                                           std::to_string(m.n_kv_heads) + " != 0 (use 1 for MQA, n_heads for MHA)");
+    if (!in(m.head_dim, 1, 1024)) return bad("model.head_dim", "must be in 1..1024, got " + std::to_string(m.head_dim));
+    if (m.d_model % m.n_heads != 0)
+        return bad("model.n_heads", "must divide d_model: d_model " + std::to_string(m.d_model) + " % n_heads " +
+                                        std::to_string(m.n_heads) + " != 0");
+    if (!a.use_wo && m.n_heads * m.head_dim != m.d_model)
+        return bad("model.head_dim", "without W_O the concatenated heads are the block output, so n_heads*head_dim (" +
+                                         std::to_string(m.n_heads * m.head_dim) + ") must equal d_model (" +
+                                         std::to_string(m.d_model) + "); set model.attention.use_wo=true or change head_dim");
+    if (!in(m.seq_len, 2, 4096)) return bad("model.seq_len", "must be in 2..4096, got " + std::to_string(m.seq_len));
+    if (m.vocab_size < 0 || m.vocab_size > 1000000) return bad("model.vocab_size", "must be 0 (from tokenizer) or 1..1000000");
+    if (!(m.norm_eps > 0 && m.norm_eps < 1)) return bad("model.norm_eps", "must be in (0, 1)");
+    if (a.positional == PosKind::rope && m.head_dim % 2 != 0)
+        return bad("model.head_dim", "must be even for RoPE (pairs i, i+D/2 rotate together), got " + std::to_string(m.head_dim));
+    if (a.positional == PosKind::rope && !(a.rope_theta > 1)) return bad("model.attention.rope_theta", "must be > 1");
+    if (a.positional == PosKind::cope && !in(a.cope_npos, 2, 4096))
+        return bad("model.attention.cope_npos", "must be in 2..4096, got " + std::to_string(a.cope_npos));
+    const auto& w = a.window;
+    if (w.kind == WindowKind::sliding && !in(w.size, 1, m.seq_len))
+        return bad("model.attention.window.size", "must be in 1..seq_len (" + std::to_string(m.seq_len) + ") for a sliding window, got " + std::to_string(w.size));
+    if (w.kind == WindowKind::adaptive) {
+        if (!in(w.min, 1, m.seq_len)) return bad("model.attention.window.min", "must be in 1..seq_len, got " + std::to_string(w.min));
+        if (!in(w.max, w.min, m.seq_len))
+            return bad("model.attention.window.max", "must be in window.min.." + std::to_string(m.seq_len) +
+                                                         " (a window larger than the sequence does nothing), got " + std::to_string(w.max));
+        if (w.strategy == WindowStrategy::fixed && !in(w.size, w.min, w.max))
+            return bad("model.attention.window.size", "must be in window.min..window.max for the fixed strategy");
+    }
+    if (!in(m.ffn.d_ff, 1, 65536)) return bad("model.ffn.d_ff", "must be in 1..65536, got " + std::to_string(m.ffn.d_ff));
+    if (!in(t.steps, 0, 100000000)) return bad("train.steps", "must be >= 0");
+    if (!in(t.batch_size, 1, 4096)) return bad("train.batch_size", "must be in 1..4096, got " + std::to_string(t.batch_size));
+    if (!(t.lr > 0 && t.lr < 10)) return bad("train.lr", "must be in (0, 10)");
+    if (!(t.min_lr >= 0 && t.min_lr <= t.lr)) return bad("train.min_lr", "must be in [0, lr]");
+    if (t.warmup_steps < 0) return bad("train.warmup_steps", "must be >= 0");
+    if (!(t.weight_decay >= 0 && t.weight_decay < 1)) return bad("train.weight_decay", "must be in [0, 1)");
+    if (!(t.beta1 >= 0 && t.beta1 < 1)) return bad("train.beta1", "must be in [0, 1)");
+    if (!(t.beta2 >= 0 && t.beta2 < 1)) return bad("train.beta2", "must be in [0, 1)");
+    if (!(t.eps > 0)) return bad("train.eps", "must be > 0");
+    if (!(t.grad_clip >= 0)) return bad("train.grad_clip", "must be >= 0 (0 turns clipping off)");
+    if (t.eval_every < 1) return bad("train.eval_every", "must be >= 1");
+    if (t.eval_batches < 1) return bad("train.eval_batches", "must be >= 1");
+    if (!(t.init_std > 0 && t.init_std < 1)) return bad("train.init_std", "must be in (0, 1)");
+    const auto& d = c.data;
+    if (d.tokenizer != "word" && d.tokenizer != "bpe" && d.tokenizer != "unigram")
+        return bad("data.tokenizer", "is \"" + d.tokenizer + "\"; allowed: word, bpe, unigram");
+    if (d.tokenizer != "word" && !in(d.vocab_size, 16, 1000000)) return bad("data.vocab_size", "must be in 16..1000000 for subword tokenizers");
+    if (d.corpus.empty()) return bad("data.corpus", "must be \"embedded\" or a path to a .txt or .json file");
+    if (!in(d.synthetic_docs, 0, 10000000)) return bad("data.synthetic_docs", "must be >= 0");
+    if (!(d.val_fraction > 0 && d.val_fraction < 0.5f)) return bad("data.val_fraction", "must be in (0, 0.5)");
+    return Status::ok();
+}
+
+}  // namespace rl

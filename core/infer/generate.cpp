@@ -1,0 +1,65 @@
+#include "infer/generate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace rl {
+
+int sample_token(const float* logits, int V, const SampleOptions& o, std::mt19937_64& rng) {
+    if (o.temperature <= 0.f) return (int)(std::max_element(logits, logits + V) - logits);
+    std::vector<int> idx(V);
+    std::iota(idx.begin(), idx.end(), 0);
+    // Stable sort keeps lower indices first on ties: deterministic for a seed.
+    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+    int keep = (o.top_k > 0 && o.top_k < V) ? o.top_k : V;
+    std::vector<double> p(keep);
+    const double mx = logits[idx[0]] / o.temperature;
+    double sum = 0;
+    for (int i = 0; i < keep; i++) sum += p[i] = std::exp(logits[idx[i]] / o.temperature - mx);
+    if (o.top_p < 1.f) {
+        double cum = 0;
+        int n = 0;
+        while (n < keep && cum < o.top_p * sum) cum += p[n++];
+        keep = std::max(n, 1);
+        sum = std::accumulate(p.begin(), p.begin() + keep, 0.0);
+    }
+    const double u = ((rng() >> 11) * (1.0 / 9007199254740992.0)) * sum;
+    double acc = 0;
+    for (int i = 0; i < keep; i++) {
+        acc += p[i];
+        if (u < acc) return idx[i];
+    }
+    return idx[keep - 1];
+}
+
+std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int max_new, const SampleOptions& o,
+                          int eos_id, int window, const std::function<void(int)>& on_token) {
+    const ModelConfig& c = m.cfg;
+    Activations a;
+    activations_create(a, c, 1, 1);
+    KVCache kv;
+    kvcache_create(kv, c, c.seq_len);
+    std::mt19937_64 rng(o.seed);
+    std::vector<int> context = prompt;
+    if (context.empty()) context.push_back(eos_id >= 0 ? eos_id : 0);
+    if ((int)context.size() > c.seq_len) context.erase(context.begin(), context.end() - c.seq_len / 2);
+    for (int t : context) model_decode_step(m, a, kv, t, window);
+    std::vector<int> out;
+    for (int i = 0; i < max_new; i++) {
+        const int next = sample_token(a.logits, c.vocab_size, o, rng);
+        out.push_back(next);
+        if (on_token) on_token(next);
+        if (next == eos_id) break;
+        context.push_back(next);
+        if (kv.len == kv.capacity) {  // slide: rebuild the cache from the newest half
+            context.erase(context.begin(), context.end() - c.seq_len / 2);
+            kv.len = 0;
+            for (size_t k = 0; k + 1 < context.size(); k++) model_decode_step(m, a, kv, context[k], window);
+        }
+        model_decode_step(m, a, kv, next, window);
+    }
+    return out;
+}
+
+}  // namespace rl

@@ -1,0 +1,95 @@
+#include "infer/speed.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "infer/generate.h"
+#include "model/model.h"
+#include "train/optim.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace rl {
+
+namespace {
+
+using clock_t_ = std::chrono::steady_clock;
+
+// Runs fn repeatedly for at least `seconds`; returns calls per second. Median over `repeats`.
+template <class Fn>
+double rate(Fn&& fn, double seconds, int repeats) {
+    fn();  // warm up caches and the thread pool
+    std::vector<double> r;
+    for (int k = 0; k < repeats; k++) {
+        int calls = 0;
+        const auto t0 = clock_t_::now();
+        double el = 0;
+        do {
+            fn();
+            calls++;
+            el = std::chrono::duration<double>(clock_t_::now() - t0).count();
+        } while (el < seconds);
+        r.push_back(calls / el);
+    }
+    std::sort(r.begin(), r.end());
+    return r[r.size() / 2];
+}
+
+}  // namespace
+
+SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
+    SpeedReport rep;
+#ifdef _OPENMP
+    rep.threads = omp_get_max_threads();
+#endif
+    const ModelConfig& c = cfg.model;
+    const int T = c.seq_len, V = c.vocab_size;
+    Model m;
+    model_create(m, c, cfg.train.seed, cfg.train.init_std);
+    std::vector<float> am(m.params.data.size()), av(m.params.data.size());
+    std::vector<unsigned char> mask(m.params.data.size(), 1);
+    std::mt19937_64 rng(1);
+    auto train_rate = [&](int B) {
+        Activations a;
+        activations_create(a, c, B, T);
+        std::vector<int> tok((size_t)B * T), tgt((size_t)B * T);
+        for (size_t i = 0; i < tok.size(); i++) tok[i] = (int)(rng() % V), tgt[i] = (int)(rng() % V);
+        int t = 1;
+        // A full optimizer step, as the trainer does it (AdamW at a tiny lr keeps the weights put).
+        return B * T * rate([&] {
+            model_zero_grad(m);
+            model_forward(m, a, tok.data(), tgt.data(), B, T);
+            model_backward(m, a, tok.data(), tgt.data());
+            grad_clip(m.grads.data.data(), m.grads.data.size(), 1.f);
+            adamw_update(m.params.data.data(), m.grads.data.data(), am.data(), av.data(), mask.data(),
+                         m.params.data.size(), AdamWParams{1e-9f, 0.9f, 0.95f, 1e-8f, 0.f, t++});
+        }, seconds, repeats);
+    };
+    rep.train_tok_s_b1 = train_rate(1);
+    rep.train_tok_s_b16 = train_rate(16);
+    {
+        const int B = 16;
+        Activations a;
+        activations_create(a, c, B, T);
+        std::vector<int> tok((size_t)B * T);
+        for (auto& x : tok) x = (int)(rng() % V);
+        rep.forward_tok_s_b16 = B * T * rate([&] { model_forward(m, a, tok.data(), nullptr, B, T); }, seconds, repeats);
+    }
+    {
+        // Decode: a one-token prompt, then seq_len-1 cached steps (greedy, no early stop).
+        const int n = T - 1;
+        const int window = model_window(c, T, 4.f);
+        SampleOptions o;
+        o.temperature = 0.f;
+        const double per_s = rate([&] { generate(m, {1}, n, o, -1, window); }, seconds, repeats);
+        rep.decode_ms_per_token = 1000.0 / (per_s * T);
+    }
+    rep.flops_per_token_fwd = model_flops_per_token(c, T).total();
+    rep.achieved_gflops = 3.0 * rep.flops_per_token_fwd * rep.train_tok_s_b16 / 1e9;
+    return rep;
+}
+
+}  // namespace rl

@@ -1,0 +1,77 @@
+#include "io/checkpoint.h"
+
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+
+namespace rl {
+
+namespace {
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); i++) r += (i ? "," : "") + std::to_string(s[i]);
+    return r + "]";
+}
+}  // namespace
+
+Status checkpoint_save(const std::string& path, const Model& m, const Config& cfg, const Tokenizer& tok,
+                       const CheckpointInfo& info) {
+    std::vector<TensorView> views;
+    for (const TensorSpec& s : m.layout.specs())
+        views.push_back({s.name, std::vector<int64_t>(s.shape.begin(), s.shape.end()), m.params.data.data() + s.offset});
+    Config stored = cfg;
+    stored.model = m.cfg;  // vocab_size resolved
+    std::map<std::string, std::string> meta = {
+        {"format", "pt"},
+        {"routelab_config", config_to_json(stored)},
+        {"routelab_tokenizer", tok.to_json()},
+        {"routelab_step", std::to_string(info.step)},
+        {"routelab_attn_entropy", std::to_string(info.attn_entropy)},
+    };
+    return safetensors_write(path, views, meta);
+}
+
+Result<std::unique_ptr<LoadedCheckpoint>> checkpoint_load(const std::string& path) {
+    auto file = safetensors_read(path);
+    if (!file) return file.status;
+    const std::string where = "checkpoint '" + path + "': ";
+    auto meta = [&](const char* key) -> const std::string* {
+        auto it = file->metadata.find(key);
+        return it == file->metadata.end() ? nullptr : &it->second;
+    };
+    const std::string* cfg_text = meta("routelab_config");
+    const std::string* tok_text = meta("routelab_tokenizer");
+    if (!cfg_text || !tok_text)
+        return Status::error(where + "no RouteLab config/tokenizer in its metadata (was it saved by routelab-cli train?)");
+    auto cfg = config_from_json(*cfg_text);
+    if (!cfg) return Status::error(where + "stored config is invalid: " + cfg.status.msg);
+    if (Status s = config_validate(*cfg); !s) return Status::error(where + "stored config is invalid: " + s.msg);
+    auto tok = Tokenizer::from_json(*tok_text);
+    if (!tok) return Status::error(where + "stored tokenizer is invalid: " + tok.status.msg);
+    if (cfg->model.vocab_size != tok->vocab_size())
+        return Status::error(where + "config vocab_size " + std::to_string(cfg->model.vocab_size) +
+                             " does not match the tokenizer's " + std::to_string(tok->vocab_size()));
+    auto out = std::make_unique<LoadedCheckpoint>(LoadedCheckpoint{*cfg, *tok, Model{}, {}});
+    model_create(out->model, cfg->model, 0, cfg->train.init_std);
+    for (const TensorSpec& s : out->model.layout.specs()) {
+        auto it = file->tensors.find(s.name);
+        std::vector<int64_t> want(s.shape.begin(), s.shape.end());
+        if (it == file->tensors.end())
+            return Status::error(where + "tensor '" + s.name + "' " + shape_str(want) +
+                                 " is missing (the file does not match its own config; re-save it)");
+        if (it->second.shape != want)
+            return Status::error(where + "tensor '" + s.name + "' has shape " + shape_str(it->second.shape) +
+                                 " but the config needs " + shape_str(want) + " (re-save the checkpoint)");
+        std::memcpy(out->model.params.data.data() + s.offset, it->second.data.data(), s.numel * sizeof(float));
+    }
+    for (const auto& [name, t] : file->tensors)
+        if (!out->model.layout.find(name))
+            return Status::error(where + "unexpected tensor '" + name + "' that the config does not have");
+    if (const std::string* st = meta("routelab_step")) out->info.step = std::atoi(st->c_str());
+    if (const std::string* en = meta("routelab_attn_entropy")) out->info.attn_entropy = (float)std::atof(en->c_str());
+    return out;
+}
+
+}  // namespace rl

@@ -1,0 +1,297 @@
+// Safetensors layout: u64 little-endian header length N, N bytes of JSON (space-padded to a multiple
+// of 8), then the data section; header offsets are relative to the data section.
+#include "io/safetensors.h"
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <new>
+
+#if __has_include(<unistd.h>)
+#include <unistd.h>
+#endif
+
+#include <nlohmann/json.hpp>
+
+#include "util/status.h"
+
+namespace rl {
+using json = nlohmann::json;
+
+namespace {
+
+// The data section is copied between float arrays and the file byte for byte.
+static_assert(std::endian::native == std::endian::little, "safetensors I/O assumes a little-endian host");
+static_assert(sizeof(float) == 4 && std::numeric_limits<float>::is_iec559, "F32 must be IEEE-754 binary32");
+
+constexpr uint64_t k_max_header_bytes = 100'000'000;  // same cap as the reference implementation
+// A valid header nests 3 deep (root, entry, array); the cap stops "[[[[..." from exhausting memory.
+constexpr int k_max_json_depth = 8;
+constexpr const char* k_not_checkpoint =
+    "; the file is truncated or not a safetensors checkpoint; re-save it with routelab-cli train";
+constexpr const char* k_corrupt = "; the checkpoint is corrupt; re-save it with routelab-cli train";
+
+std::string prefix(const std::string& path) { return "checkpoint '" + path + "': "; }
+
+// Escaped and quoted, so names from an untrusted file keep error messages on one line.
+std::string quoted(const std::string& s) { return json(s).dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Element count of `shape`; false on a negative dim or when 4 * count would overflow u64.
+bool checked_numel(const std::vector<int64_t>& shape, uint64_t& numel) {
+    constexpr uint64_t max_numel = std::numeric_limits<uint64_t>::max() / 4;
+    numel = 1;
+    for (int64_t d : shape) {
+        if (d < 0) return false;
+        const uint64_t u = static_cast<uint64_t>(d);
+        if (u != 0 && numel > max_numel / u) return false;
+        numel *= u;
+    }
+    return true;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+// The 8-byte length prefix followed by the padded JSON header.
+Result<std::string> build_head(const std::string& path, const std::vector<TensorView>& tensors,
+                               const std::map<std::string, std::string>& metadata, std::vector<uint64_t>& numels) {
+    json header = json::object();
+    header["__metadata__"] = metadata;
+    uint64_t offset = 0;
+    for (const TensorView& t : tensors) {
+        const std::string what = prefix(path) + "tensor " + quoted(t.name) + " ";
+        if (t.name == "__metadata__") return Status::error(what + "uses the reserved name; rename it");
+        if (header.contains(t.name)) return Status::error(what + "appears twice; tensor names must be unique");
+        uint64_t numel = 0;
+        if (!checked_numel(t.shape, numel))
+            return Status::error(what + "has an invalid or too large shape " + shape_text(t.shape));
+        if (numel > 0 && !t.data) return Status::error(what + "has no data");
+        const uint64_t bytes = 4 * numel;
+        if (bytes > std::numeric_limits<uint64_t>::max() - offset)
+            return Status::error(prefix(path) + "the tensors are too large for one file");
+        header[t.name] = {{"dtype", "F32"},
+                          {"shape", t.shape},
+                          {"data_offsets", json::array({offset, offset + bytes})}};
+        offset += bytes;
+        numels.push_back(numel);
+    }
+    std::string text;
+    try {
+        text = header.dump();
+    } catch (const json::exception&) {
+        return Status::error(prefix(path) + "a tensor name or metadata entry is not valid UTF-8; fix the name");
+    }
+    text.append((8 - text.size() % 8) % 8, ' ');
+    std::string head(8, '\0');
+    for (int i = 0; i < 8; ++i) head[i] = static_cast<char>((uint64_t{text.size()} >> (8 * i)) & 0xff);
+    return head + text;
+}
+
+Status write_error(const std::string& path, const std::string& tmp, int err) {
+    return Status::error(prefix(path) + "writing '" + tmp + "' failed (" + std::strerror(err) +
+                         "); free disk space or choose another --out (any existing checkpoint there is unchanged)");
+}
+
+// Writes the whole file to `tmp`; on failure the caller removes `tmp`.
+Status write_tmp(const std::string& path, const std::string& tmp, const std::string& head,
+                 const std::vector<TensorView>& tensors, const std::vector<uint64_t>& numels) {
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f)
+        return Status::error(prefix(path) + "cannot create '" + tmp + "' (" + std::strerror(errno) +
+                             "); check that the directory exists and is writable, or choose another --out");
+    bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
+    for (size_t i = 0; ok && i < tensors.size(); ++i)
+        if (numels[i] > 0) ok = std::fwrite(tensors[i].data, sizeof(float), numels[i], f) == numels[i];
+    ok = ok && std::fflush(f) == 0;
+#if __has_include(<unistd.h>)
+    // On disk before the rename, so a power loss cannot leave the final name pointing at lost data.
+    ok = ok && ::fsync(::fileno(f)) == 0;
+#endif
+    const int err = errno;
+    // fclose flushes what is left, so a full disk can first show up here.
+    if (std::fclose(f) != 0 && ok) return write_error(path, tmp, errno);
+    return ok ? Status::ok() : write_error(path, tmp, err);
+}
+
+Status write_impl(const std::string& path, const std::vector<TensorView>& tensors,
+                  const std::map<std::string, std::string>& metadata) {
+    std::vector<uint64_t> numels;
+    Result<std::string> head = build_head(path, tensors, metadata, numels);
+    if (!head.is_ok()) return head.status;
+    const std::string tmp = path + ".tmp";
+    std::error_code ec;
+    if (Status s = write_tmp(path, tmp, *head, tensors, numels); !s) {
+        std::filesystem::remove(tmp, ec);
+        return s;
+    }
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        const std::string why = ec.message();
+        std::filesystem::remove(tmp, ec);
+        return Status::error(prefix(path) + "cannot replace it with '" + tmp + "' (" + why +
+                             "); check that the path is not a directory and is writable, or choose another --out");
+    }
+    return Status::ok();
+}
+
+struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+struct TooDeep {};
+
+Result<SafetensorsFile> read_impl(const std::string& path) {
+    const std::string pre = prefix(path);
+    auto fail = [&](const std::string& what) { return Status::error(pre + what); };
+
+    std::error_code ec;
+    const std::filesystem::file_status fs = std::filesystem::status(path, ec);
+    if (fs.type() == std::filesystem::file_type::not_found)
+        return fail("file not found; check the path, or train a model first with routelab-cli train");
+    if (ec) return fail("cannot access the file (" + ec.message() + "); check the path and its permissions");
+    if (!std::filesystem::is_regular_file(fs)) return fail("not a regular file; pass the path of a .safetensors file");
+    std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+    if (!f) return fail(std::string("cannot open the file (") + std::strerror(errno) + "); check its permissions");
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec) return fail("cannot get the file size (" + ec.message() + "); check the path and its permissions");
+
+    if (size == 0) return fail(std::string("the file is empty") + k_not_checkpoint);
+    if (size < 8) return fail("the file is only " + std::to_string(size) + " bytes" + k_not_checkpoint);
+    unsigned char len_bytes[8];
+    if (std::fread(len_bytes, 1, 8, f.get()) != 8) return fail(std::string("cannot read the header length") + k_not_checkpoint);
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; ++i) header_len |= uint64_t{len_bytes[i]} << (8 * i);
+    if (header_len > k_max_header_bytes)
+        return fail("header length " + std::to_string(header_len) + " exceeds the 100 MB limit" + k_not_checkpoint);
+    if (header_len > size - 8)
+        return fail("header length " + std::to_string(header_len) + " is larger than the rest of the file (" +
+                    std::to_string(size - 8) + " bytes)" + k_not_checkpoint);
+    std::string text(header_len, '\0');
+    if (std::fread(text.data(), 1, text.size(), f.get()) != text.size())
+        return fail(std::string("cannot read the header") + k_not_checkpoint);
+
+    json header;
+    try {
+        header = json::parse(text, [](int depth, json::parse_event_t, json&) {
+            if (depth > k_max_json_depth) throw TooDeep{};
+            return true;
+        });
+    } catch (const TooDeep&) {
+        return fail(std::string("the header JSON is nested too deeply") + k_not_checkpoint);
+    } catch (const json::exception&) {
+        return fail(std::string("the header is not valid JSON") + k_not_checkpoint);
+    }
+    if (!header.is_object()) return fail(std::string("the header is not a JSON object") + k_not_checkpoint);
+
+    // Each tensor's byte range in the data section, for the coverage check and the read below.
+    struct Span {
+        uint64_t begin, end;
+        std::string name;
+        StoredTensor* tensor;
+    };
+    std::vector<Span> spans;
+    const uint64_t data_size = size - 8 - header_len;
+    SafetensorsFile out;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+        const json& v = it.value();
+        if (it.key() == "__metadata__") {
+            if (!v.is_object()) return fail(std::string("\"__metadata__\" is not a JSON object") + k_corrupt);
+            for (auto m = v.begin(); m != v.end(); ++m) {
+                if (!m->is_string())
+                    return fail("metadata entry " + quoted(m.key()) + " is not a string" + k_corrupt);
+                out.metadata[m.key()] = m->get<std::string>();
+            }
+            continue;
+        }
+        const std::string what = "tensor " + quoted(it.key()) + " ";
+        if (!v.is_object()) return fail(what + "is not a JSON object" + k_corrupt);
+        const auto dtype = v.find("dtype");
+        if (dtype == v.end() || !dtype->is_string()) return fail(what + "has no dtype string" + k_corrupt);
+        if (dtype->get<std::string>() != "F32")
+            return fail(what + "has dtype " + quoted(dtype->get<std::string>()) +
+                        " but RouteLab reads only F32; convert it to F32 or re-save it with routelab-cli train");
+
+        const auto shape_it = v.find("shape");
+        if (shape_it == v.end() || !shape_it->is_array())
+            return fail(what + "has no shape list" + k_corrupt);
+        std::vector<int64_t> shape;
+        for (const json& d : *shape_it) {
+            if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()})
+                return fail(what + "has shape " + shape_it->dump() + "; dims must be non-negative integers" +
+                            k_corrupt);
+            shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+        }
+        uint64_t numel = 0;
+        if (!checked_numel(shape, numel)) return fail(what + "has a too large shape " + shape_text(shape) + k_corrupt);
+
+        const auto offs = v.find("data_offsets");
+        if (offs == v.end() || !offs->is_array() || offs->size() != 2 || !(*offs)[0].is_number_unsigned() ||
+            !(*offs)[1].is_number_unsigned())
+            return fail(what + "needs data_offsets [begin, end] of non-negative integers" + k_corrupt);
+        const uint64_t begin = (*offs)[0].get<uint64_t>();
+        const uint64_t end = (*offs)[1].get<uint64_t>();
+        const std::string range = "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+        if (begin > end) return fail(what + "has " + range + " with begin after end" + k_corrupt);
+        if (end > data_size)
+            return fail(what + "has " + range + " past the end of the data section (" + std::to_string(data_size) +
+                        " bytes)" + k_not_checkpoint);
+        if (end - begin != 4 * numel)
+            return fail(what + "has " + range + " spanning " + std::to_string(end - begin) + " bytes but shape " +
+                        shape_text(shape) + " needs " + std::to_string(4 * numel) + " bytes" + k_corrupt);
+        StoredTensor& t = out.tensors[it.key()];
+        t.shape = std::move(shape);
+        spans.push_back({begin, end, it.key(), &t});
+    }
+
+    // As in the reference implementation, tensors must tile the data section exactly: a gap,
+    // overlap or trailing bytes mean the header and data do not belong together.
+    std::sort(spans.begin(), spans.end(),
+              [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+    uint64_t pos = 0;
+    for (const Span& s : spans) {
+        if (s.begin != pos)
+            return fail("tensor " + quoted(s.name) + " data starts at byte " + std::to_string(s.begin) +
+                        " but the previous tensor ends at " + std::to_string(pos) + " (gap or overlap)" + k_corrupt);
+        pos = s.end;
+    }
+    if (pos != data_size)
+        return fail("the data section has " + std::to_string(data_size) + " bytes but the tensors cover only " +
+                    std::to_string(pos) + k_corrupt);
+
+    for (const Span& s : spans) {
+        if (s.end == s.begin) continue;
+        s.tensor->data.resize((s.end - s.begin) / 4);
+        if (std::fread(s.tensor->data.data(), 1, s.end - s.begin, f.get()) != s.end - s.begin)
+            return fail("reading the data of tensor " + quoted(s.name) + " failed" + k_not_checkpoint);
+    }
+    return out;
+}
+
+}  // namespace
+
+Status safetensors_write(const std::string& path, const std::vector<TensorView>& tensors,
+                         const std::map<std::string, std::string>& metadata) {
+    try {
+        return write_impl(path, tensors, metadata);
+    } catch (const std::bad_alloc&) {
+        return Status::error(prefix(path) + "out of memory while writing; free memory and try again");
+    }
+}
+
+Result<SafetensorsFile> safetensors_read(const std::string& path) {
+    try {
+        return read_impl(path);
+    } catch (const std::bad_alloc&) {
+        return Status::error(prefix(path) + "not enough memory to load the checkpoint; free memory and try again");
+    }
+}
+
+}  // namespace rl

@@ -1,0 +1,334 @@
+#include "layers/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "tensor/eigen.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace rl {
+
+namespace {
+
+int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+
+// CoPE interpolation (spec §4): p clamped to npos-1, w = p - floor(p).
+struct CopePos {
+    int f, c;
+    float w;
+    bool clamped;
+};
+inline CopePos cope_pos(float p, int npos) {
+    CopePos r;
+    r.clamped = p > (float)(npos - 1);
+    if (r.clamped) p = (float)(npos - 1);
+    r.f = (int)std::floor(p);
+    r.c = (int)std::ceil(p);
+    r.w = p - (float)r.f;
+    return r;
+}
+
+// Turns one row of raw scores s[j0..i] into probabilities in place; zeros the rest of [0, row_len).
+// With CoPE (z non-null, z[n] = q_i . e[n]): g_ij = sigmoid(s_ij/sqrt(D)), p_ij = sum_{t=j..i} g_it,
+// logit = (s + interp(z, p)) / sqrt(D). Returns the row's entropy (nats).
+float row_softmax(float* row, float* g_row, const float* z, int j0, int i, int row_len, int npos, float scale) {
+    if (z) {
+        float gsum = 0.f;
+        for (int j = i; j >= j0; j--) {
+            float s = row[j];
+            float g = sigmoid(s * scale);
+            g_row[j] = g;
+            gsum += g;
+            CopePos cp = cope_pos(gsum, npos);
+            float pl = (1.f - cp.w) * z[cp.f] + cp.w * z[cp.c];
+            row[j] = (s + pl) * scale;
+        }
+    } else {
+        for (int j = j0; j <= i; j++) row[j] *= scale;
+    }
+    float mx = -INFINITY;
+    for (int j = j0; j <= i; j++) mx = std::max(mx, row[j]);
+    float sum = 0.f;
+    for (int j = j0; j <= i; j++) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+    }
+    const float inv = 1.f / sum;
+    float ent = 0.f;
+    for (int j = j0; j <= i; j++) {
+        row[j] *= inv;
+        if (row[j] > 0.f) ent -= row[j] * std::log(row[j]);
+    }
+    for (int j = 0; j < j0; j++) row[j] = 0.f;
+    for (int j = i + 1; j < row_len; j++) row[j] = 0.f;
+    if (g_row) {
+        for (int j = 0; j < j0; j++) g_row[j] = 0.f;
+        for (int j = i + 1; j < row_len; j++) g_row[j] = 0.f;
+    }
+    return ent;
+}
+
+inline int first_key(int i, int window) { return std::max(0, i - window + 1); }
+
+const float* cope_table(const float* e, const AttnDims& d, int h) {
+    return d.cope_shared ? e : e + (size_t)h * d.npos * d.D;
+}
+
+}  // namespace
+
+void rope_forward(float* x, int B, int T, int nh, int D, float theta, int pos_offset) {
+    const int half = D / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float* row = x + ((size_t)b * T + t) * nh * D;
+            for (int i = 0; i < half; i++) {
+                float ang = (float)(t + pos_offset) * std::pow(theta, -2.f * i / D);
+                float cs = std::cos(ang), sn = std::sin(ang);
+                for (int h = 0; h < nh; h++) {
+                    float* p = row + h * D;
+                    float x1 = p[i], x2 = p[i + half];
+                    p[i] = x1 * cs - x2 * sn;
+                    p[i + half] = x2 * cs + x1 * sn;
+                }
+            }
+        }
+}
+
+void rope_backward(float* dx, int B, int T, int nh, int D, float theta, int pos_offset) {
+    const int half = D / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float* row = dx + ((size_t)b * T + t) * nh * D;
+            for (int i = 0; i < half; i++) {
+                float ang = (float)(t + pos_offset) * std::pow(theta, -2.f * i / D);
+                float cs = std::cos(ang), sn = std::sin(ang);
+                for (int h = 0; h < nh; h++) {
+                    float* p = row + h * D;
+                    float g1 = p[i], g2 = p[i + half];
+                    p[i] = g1 * cs + g2 * sn;
+                    p[i + half] = g2 * cs - g1 * sn;
+                }
+            }
+        }
+}
+
+// Per thread: dP / dS (T,T), Z and dZ (T,P), a dp row (T), and a private dE ((H|1),P,D) so threads never share a write.
+static size_t per_thread_floats(const AttnDims& d) {
+    size_t he = d.cope_shared ? 1 : d.H;
+    return (size_t)d.T * d.T + 2 * (size_t)d.T * d.npos + d.T + he * d.npos * d.D;
+}
+
+size_t attention_scratch_floats(const AttnDims& d) { return per_thread_floats(d) * max_threads(); }
+
+void attention_forward(float* y, float* att, float* gates, float* entropy_mean, float* scratch, const float* q,
+                       const float* k, const float* v, const float* cope_e, const AttnDims& d) {
+    const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos;
+    const int group = H / G;
+    const float scale = 1.f / std::sqrt((float)D);
+    const bool cope = P > 0;
+    const size_t per_thread = per_thread_floats(d);
+    double ent_total = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : ent_total)
+    for (int b = 0; b < B; b++) {
+        float* zbuf = scratch + per_thread * thread_id() + (size_t)T * T;  // (T,P)
+        for (int h = 0; h < H; h++) {
+            const int g = h / group;
+            CMapRS Q(q + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));   // (T,D)
+            CMapRS K(k + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));   // (T,D)
+            CMapRS V(v + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));   // (T,D)
+            MapR A(att + ((size_t)b * H + h) * T * T, T, T);                    // (T,T)
+            A.noalias() = Q * K.transpose();
+            float* grow = cope ? gates + ((size_t)b * H + h) * T * T : nullptr;
+            if (cope) {
+                MapR Z(zbuf, T, P);                                              // (T,P)
+                Z.noalias() = Q * CMapR(cope_table(cope_e, d, h), P, D).transpose();
+            }
+            for (int i = 0; i < T; i++)
+                ent_total += row_softmax(&A(i, 0), grow ? grow + (size_t)i * T : nullptr,
+                                         cope ? zbuf + (size_t)i * P : nullptr, first_key(i, d.window), i, T, P, scale);
+            MapRS Y(y + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));   // (T,D)
+            Y.noalias() = A * V;
+        }
+    }
+    if (entropy_mean) *entropy_mean = (float)(ent_total / ((double)B * H * T));
+}
+
+void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* scratch, const float* dy,
+                        const float* q, const float* k, const float* v, const float* att, const float* gates,
+                        const float* cope_e, const AttnDims& d) {
+    const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos;
+    const int group = H / G;
+    const float scale = 1.f / std::sqrt((float)D);
+    const bool cope = P > 0;
+    const size_t per_thread = per_thread_floats(d);
+    const int he = d.cope_shared ? 1 : H;
+    const int nthreads = max_threads();
+    if (cope)
+        for (int t = 0; t < nthreads; t++)
+            std::fill_n(scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T, (size_t)he * P * D, 0.f);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float* base = scratch + per_thread * thread_id();
+        float* ds_buf = base;                                  // (T,T)
+        float* zbuf = base + (size_t)T * T;                    // (T,P)
+        float* dzbuf = zbuf + (size_t)T * P;                   // (T,P)
+        float* dp_row = dzbuf + (size_t)T * P;                 // (T)
+        float* de_local = dp_row + T;                          // (he,P,D)
+        for (int h = 0; h < H; h++) {
+            const int g = h / group;
+            CMapRS Q(q + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));
+            CMapRS K(k + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
+            CMapRS V(v + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
+            CMapRS dY(dy + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));
+            MapRS dQ(dq + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));
+            MapRS dK(dk + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
+            MapRS dV(dv + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
+            CMapR A(att + ((size_t)b * H + h) * T * T, T, T);
+            const float* grow_all = cope ? gates + ((size_t)b * H + h) * T * T : nullptr;
+            MapR dS(ds_buf, T, T);
+            dS.noalias() = dY * V.transpose();        // dP
+            dV.noalias() += A.transpose() * dY;
+            if (cope) {
+                MapR Z(zbuf, T, P);
+                Z.noalias() = Q * CMapR(cope_table(cope_e, d, h), P, D).transpose();
+                std::fill_n(dzbuf, (size_t)T * P, 0.f);
+            }
+            for (int i = 0; i < T; i++) {
+                const int j0 = first_key(i, d.window);
+                const float* a = A.data() + (size_t)i * T;
+                float* r = &dS(i, 0);
+                float dot = 0.f;
+                for (int j = j0; j <= i; j++) dot += a[j] * r[j];
+                // softmax backward, then logit = (s + pl) * scale
+                for (int j = 0; j < T; j++) r[j] = (j >= j0 && j <= i) ? a[j] * (r[j] - dot) * scale : 0.f;
+                if (!cope) continue;
+                const float* grow = grow_all + (size_t)i * T;
+                const float* z = zbuf + (size_t)i * P;
+                float* dz = dzbuf + (size_t)i * P;
+                // r[j] is both ds_ij (direct path) and dpl_ij. Positions are suffix sums of g, so walk
+                // j downward recomputing p_ij exactly as the forward did; scatter dpl into dz; keep dp_ij.
+                float suffix = 0.f;
+                for (int j = i; j >= j0; j--) {
+                    suffix += grow[j];
+                    CopePos cp = cope_pos(suffix, P);
+                    const float dpl = r[j];
+                    dz[cp.f] += (1.f - cp.w) * dpl;
+                    dz[cp.c] += cp.w * dpl;
+                    dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
+                }
+                // p_ij = sum_{t=j..i} g_it  =>  dg_it = sum_{j0<=j<=t} dp_ij (prefix sum), then sigmoid'.
+                float prefix = 0.f;
+                for (int t = j0; t <= i; t++) {
+                    prefix += dp_row[t];
+                    r[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
+                }
+            }
+            dQ.noalias() += dS * K;
+            dK.noalias() += dS.transpose() * Q;
+            if (cope) {
+                CMapR dZ(dzbuf, T, P);
+                dQ.noalias() += dZ * CMapR(cope_table(cope_e, d, h), P, D);
+                MapR dE(d.cope_shared ? de_local : de_local + (size_t)h * P * D, P, D);
+                dE.noalias() += dZ.transpose() * Q;
+            }
+        }
+    }
+    if (cope)  // fixed-order reduction over threads: deterministic for a given thread count
+        for (int t = 0; t < nthreads; t++) {
+            const float* de_local = scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T;
+            for (size_t n = 0; n < (size_t)he * P * D; n++) dcope_e[n] += de_local[n];
+        }
+}
+
+size_t attention_decode_scratch_floats(const AttnDims& d, int len) { return (size_t)2 * len + d.npos; }
+
+void attention_decode_row(float* y_row, float* scratch, const float* q_row, const float* kc, const float* vc,
+                          int len, const float* cope_e, const AttnDims& d) {
+    const int H = d.H, G = d.G, D = d.D, P = d.npos;
+    const int group = H / G;
+    const float scale = 1.f / std::sqrt((float)D);
+    const int i = len - 1, j0 = first_key(i, d.window);
+    float* row = scratch;            // (len)
+    float* grow = scratch + len;     // (len)
+    float* z = grow + len;           // (P)
+    for (int h = 0; h < H; h++) {
+        const int g = h / group;
+        Eigen::Map<const Eigen::RowVectorXf> qh(q_row + h * D, D);
+        CMapRS K(kc + g * D, len, D, Strided(G * D));
+        CMapRS V(vc + g * D, len, D, Strided(G * D));
+        Eigen::Map<Eigen::RowVectorXf> s(row, len);
+        s.noalias() = qh * K.transpose();
+        if (P > 0) Eigen::Map<Eigen::RowVectorXf>(z, P).noalias() = qh * CMapR(cope_table(cope_e, d, h), P, D).transpose();
+        row_softmax(row, P > 0 ? grow : nullptr, P > 0 ? z : nullptr, j0, i, len, P, scale);
+        Eigen::Map<Eigen::RowVectorXf>(y_row + h * D, D).noalias() = s * V;
+    }
+}
+
+void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,
+                           const float* cope_e, const AttnDims& d) {
+    const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos;
+    const double scale = 1.0 / std::sqrt((double)D);
+    std::vector<double> logit(T), z(P > 0 ? P : 1);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const int g = h / (H / G);
+            const float* e = P > 0 ? (d.cope_shared ? cope_e : cope_e + (size_t)h * P * D) : nullptr;
+            for (int i = 0; i < T; i++) {
+                const float* qi = q + ((size_t)b * T + i) * H * D + h * D;
+                auto dotk = [&](int j) {
+                    const float* kj = k + ((size_t)b * T + j) * G * D + g * D;
+                    double s = 0;
+                    for (int c = 0; c < D; c++) s += (double)qi[c] * kj[c];
+                    return s;
+                };
+                for (int n = 0; n < P; n++) {
+                    z[n] = 0;
+                    for (int c = 0; c < D; c++) z[n] += (double)qi[c] * e[(size_t)n * D + c];
+                }
+                const int j0 = std::max(0, i - d.window + 1);
+                double mx = -1e300;
+                for (int j = j0; j <= i; j++) {
+                    double s = dotk(j), pl = 0;
+                    if (P > 0) {
+                        double p = 0;  // p_ij = sum_{t=j..i} sigmoid(s_it / sqrt(D))
+                        for (int t = j; t <= i; t++) p += 1.0 / (1.0 + std::exp(-dotk(t) * scale));
+                        p = std::min(p, (double)(P - 1));
+                        double f = std::floor(p), w = p - f;
+                        pl = (1 - w) * z[(int)f] + w * z[(int)std::ceil(p)];
+                    }
+                    logit[j] = (s + pl) * scale;
+                    mx = std::max(mx, logit[j]);
+                }
+                double sum = 0;
+                for (int j = j0; j <= i; j++) sum += std::exp(logit[j] - mx);
+                float* arow = att + (((size_t)b * H + h) * T + i) * T;
+                for (int j = 0; j < T; j++) arow[j] = (j >= j0 && j <= i) ? (float)(std::exp(logit[j] - mx) / sum) : 0.f;
+                float* yi = y + ((size_t)b * T + i) * H * D + h * D;
+                for (int c = 0; c < D; c++) {
+                    double acc = 0;
+                    for (int j = j0; j <= i; j++) acc += (double)arow[j] * v[((size_t)b * T + j) * G * D + g * D + c];
+                    yi[c] = (float)acc;
+                }
+            }
+        }
+}
+
+}  // namespace rl

@@ -1,0 +1,46 @@
+// Causal scaled-dot-product attention with GQA, optional CoPE, sliding/adaptive windows; RoPE.
+// Size key: B batch, T seq, H q-heads, G kv-heads, D head dim, P CoPE positions (npos).
+// Layout: q (B*T, H*D), k and v (B*T, G*D), y (B*T, H*D); query head h reads kv head h / (H/G).
+// Projections live outside (linear.h): this is the core between them.
+#pragma once
+#include <cstddef>
+
+namespace rl {
+
+struct AttnDims {
+    int B = 1, T = 1, H = 1, G = 1, D = 1;
+    int window = 1 << 30;  // key j is visible to query i when i - window < j <= i (spec §5)
+    int npos = 0;          // CoPE positions; 0 = CoPE off
+    bool cope_shared = false;  // one (P, D) table for all heads of the layer, else (H, P, D)
+};
+
+// Rotates pairs (i, i + D/2) of every head in place by angle (t + pos_offset) * theta^(-2i/D)
+// ("rotate_half", LLaMA). x is (B*T, nh*D).
+void rope_forward(float* x, int B, int T, int nh, int D, float theta, int pos_offset = 0);
+// The adjoint: rotates the gradient by the negative angle, in place.
+void rope_backward(float* dx, int B, int T, int nh, int D, float theta, int pos_offset = 0);
+
+// Floats of scratch attention_forward/backward need (per OpenMP thread, all threads together).
+size_t attention_scratch_floats(const AttnDims& d);
+
+// y (B*T, H*D) overwritten. Saved for backward: att (B,H,T,T) softmax probabilities (0 where
+// masked) and, with CoPE, gates (B,H,T,T) = sigmoid(s/sqrt(D)) (spec §4). entropy_mean (may be
+// null) receives the mean attention-row entropy in nats, used by the adaptive window.
+void attention_forward(float* y, float* att, float* gates, float* entropy_mean, float* scratch, const float* q,
+                       const float* k, const float* v, const float* cope_e, const AttnDims& d);
+// Accumulates dq, dk, dv (same layouts as q, k, v) and dcope_e ((H|1), P, D).
+void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* scratch, const float* dy,
+                        const float* q, const float* k, const float* v, const float* att, const float* gates,
+                        const float* cope_e, const AttnDims& d);
+
+// One query row against a KV cache (decode): q_row (H*D) at position i = len-1, kc / vc (len, G*D).
+// y_row (H*D). scratch: attention_decode_scratch_floats. Same math as the full forward's row.
+size_t attention_decode_scratch_floats(const AttnDims& d, int len);
+void attention_decode_row(float* y_row, float* scratch, const float* q_row, const float* kc, const float* vc,
+                          int len, const float* cope_e, const AttnDims& d);
+
+// Naive reference of attention_forward in double precision (no Eigen, no scratch).
+void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,
+                           const float* cope_e, const AttnDims& d);
+
+}  // namespace rl

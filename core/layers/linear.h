@@ -1,0 +1,18 @@
+// Linear layer y = x W^T + b with W stored (out, in) as PyTorch does.
+// Size key: N rows (B*T), I in features, O out features.
+#pragma once
+
+namespace rl {
+
+// out (N,O) = inp (N,I) . w(O,I)^T + bias(O); bias may be null. Overwrites out.
+void linear_forward(float* out, const float* inp, const float* w, const float* bias, int N, int I, int O);
+// Accumulates: dinp (N,I) += dout . w; dw (O,I) += dout^T . inp; dbias (O) += colsum(dout).
+// dinp / dbias may be null when not needed.
+void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
+                     int N, int I, int O);
+
+void linear_forward_ref(float* out, const float* inp, const float* w, const float* bias, int N, int I, int O);
+void linear_backward_ref(float* dinp, float* dw, float* dbias, const float* dout, const float* inp,
+                         const float* w, int N, int I, int O);
+
+}  // namespace rl

@@ -1,0 +1,485 @@
+// The transformer, top to bottom (nanoGPT's shape, llm.c's buffers): embeddings, L blocks of
+// attention + FFN with pre- or post-norm residuals, optional final norm, LM head, cross-entropy.
+// Backward walks the same path in reverse. Every buffer is a view into an arena made in
+// activations_create; nothing here allocates.
+#include "model/model.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "layers/attention.h"
+#include "layers/embedding.h"
+#include "layers/ffn.h"
+#include "layers/linear.h"
+#include "layers/norm.h"
+#include "train/loss.h"
+
+namespace rl {
+
+namespace {
+
+std::string lname(int l, const char* leaf) { return "layers." + std::to_string(l) + "." + leaf; }
+
+Weights weights_bind(const ModelConfig& c, const Layout& L, Arena& arena) {
+    auto a = [&](const std::string& n) { return arena.ptr(L, n); };
+    Weights w;
+    w.tok_emb = a("tok_emb");
+    w.pos_emb = a("pos_emb");
+    for (int l = 0; l < c.n_layers; l++) {
+        LayerWeights lw;
+        lw.attn_norm = a(lname(l, "attn_norm"));
+        lw.attn_norm_bias = a(lname(l, "attn_norm_bias"));
+        lw.wq = a(lname(l, "attn.wq"));
+        lw.wk = a(lname(l, "attn.wk"));
+        lw.wv = a(lname(l, "attn.wv"));
+        lw.wo = a(lname(l, "attn.wo"));
+        lw.cope_pos = a(lname(l, "attn.cope_pos"));
+        lw.ffn_norm = a(lname(l, "ffn_norm"));
+        lw.ffn_norm_bias = a(lname(l, "ffn_norm_bias"));
+        lw.w_gate = a(lname(l, "ffn.w_gate"));
+        lw.w_up = a(lname(l, "ffn.w_up"));
+        lw.b_up = a(lname(l, "ffn.b_up"));
+        lw.w_down = a(lname(l, "ffn.w_down"));
+        lw.b_down = a(lname(l, "ffn.b_down"));
+        w.layers.push_back(lw);
+    }
+    w.final_norm = a("final_norm");
+    w.final_norm_bias = a("final_norm_bias");
+    w.lm_head = a("lm_head");
+    w.lm_head_bias = a("lm_head_bias");
+    return w;
+}
+
+AttnDims attn_dims(const ModelConfig& c, int B, int T, int window) {
+    AttnDims d;
+    d.B = B; d.T = T; d.H = c.n_heads; d.G = c.n_kv_heads; d.D = c.head_dim;
+    d.window = window;
+    d.npos = c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0;
+    d.cope_shared = c.attention.cope_shared;
+    return d;
+}
+
+void norm_forward(const ModelConfig& c, float* out, float* mean, float* rstd, const float* x, const float* w,
+                  const float* b, int N) {
+    if (c.norm == NormKind::rmsnorm) rmsnorm_forward(out, rstd, x, w, N, c.d_model, c.norm_eps);
+    else layernorm_forward(out, mean, rstd, x, w, b, N, c.d_model, c.norm_eps);
+}
+void norm_backward(const ModelConfig& c, float* dx, float* dw, float* db, const float* dout, const float* x,
+                   const float* w, const float* mean, const float* rstd, int N) {
+    if (c.norm == NormKind::rmsnorm) rmsnorm_backward(dx, dw, dout, x, w, rstd, N, c.d_model);
+    else layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, c.d_model);
+}
+
+void zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
+
+// ---- attention block: in (N,C) -> attn_out (N,C) ----
+void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, float* scratch,
+                        float* entropy, int B, int T, int window) {
+    const int N = B * T, C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    linear_forward(a.q, in, w.wq, nullptr, N, C, HD);
+    linear_forward(a.k, in, w.wk, nullptr, N, C, GD);
+    linear_forward(a.v, in, w.wv, nullptr, N, C, GD);
+    if (c.attention.positional == PosKind::rope) {
+        rope_forward(a.q, B, T, c.n_heads, c.head_dim, c.attention.rope_theta);
+        rope_forward(a.k, B, T, c.n_kv_heads, c.head_dim, c.attention.rope_theta);
+    }
+    attention_forward(a.atty, a.att, a.gates, entropy, scratch, a.q, a.k, a.v, w.cope_pos, attn_dims(c, B, T, window));
+    if (w.wo) linear_forward(a.attn_out, a.atty, w.wo, nullptr, N, HD, C);
+}
+
+// Accumulates dL/d in into din.
+void attn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
+                         Activations& s, float* din, const float* dout, const float* in, int B, int T, int window) {
+    const int N = B * T, C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    const float* datty = dout;
+    if (w.wo) {
+        zero(s.datty, (size_t)N * HD);
+        linear_backward(s.datty, g.wo, nullptr, dout, a.atty, w.wo, N, HD, C);
+        datty = s.datty;
+    }
+    zero(s.dq, (size_t)N * HD);
+    zero(s.dk, (size_t)N * GD);
+    zero(s.dv, (size_t)N * GD);
+    attention_backward(s.dq, s.dk, s.dv, g.cope_pos, s.attn_scratch, datty, a.q, a.k, a.v, a.att, a.gates, w.cope_pos,
+                       attn_dims(c, B, T, window));
+    if (c.attention.positional == PosKind::rope) {
+        rope_backward(s.dq, B, T, c.n_heads, c.head_dim, c.attention.rope_theta);
+        rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, c.attention.rope_theta);
+    }
+    linear_backward(din, g.wq, nullptr, s.dq, in, w.wq, N, C, HD);
+    linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);
+    linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
+}
+
+// ---- FFN block: in (N,C) -> ffn_out (N,C) ----
+void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N) {
+    const int C = c.d_model, F = c.ffn.d_ff;
+    if (c.ffn.kind == FfnKind::swiglu) {
+        linear_forward(a.fa, in, w.w_gate, nullptr, N, C, F);
+        linear_forward(a.fb, in, w.w_up, nullptr, N, C, F);
+        swiglu_forward(a.fh, a.fa, a.fb, N * F);
+    } else {
+        linear_forward(a.fa, in, w.w_up, w.b_up, N, C, F);
+        if (c.ffn.kind == FfnKind::relu) relu_forward(a.fh, a.fa, N * F);
+        else gelu_forward(a.fh, a.fa, N * F);
+    }
+    linear_forward(a.ffn_out, a.fh, w.w_down, w.b_down, N, F, C);
+}
+
+void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
+                        Activations& s, float* din, const float* dout, const float* in, int N) {
+    const int C = c.d_model, F = c.ffn.d_ff;
+    zero(s.dfh, (size_t)N * F);
+    linear_backward(s.dfh, g.w_down, g.b_down, dout, a.fh, w.w_down, N, F, C);
+    zero(s.dfa, (size_t)N * F);
+    if (c.ffn.kind == FfnKind::swiglu) {
+        zero(s.dfb, (size_t)N * F);
+        swiglu_backward(s.dfa, s.dfb, s.dfh, a.fa, a.fb, N * F);
+        linear_backward(din, g.w_gate, nullptr, s.dfa, in, w.w_gate, N, C, F);
+        linear_backward(din, g.w_up, nullptr, s.dfb, in, w.w_up, N, C, F);
+    } else {
+        if (c.ffn.kind == FfnKind::relu) relu_backward(s.dfa, s.dfh, a.fa, N * F);
+        else gelu_backward(s.dfa, s.dfh, a.fa, N * F);
+        linear_backward(din, g.w_up, g.b_up, s.dfa, in, w.w_up, N, C, F);
+    }
+}
+
+
+// One transformer block around an attention call that writes L.attn_out from its input.
+// pre-norm:  res1 = x + attn(norm1(x));  res2 = res1 + ffn(norm2(res1))
+// post-norm: res1 = x + attn(x); h = norm1(res1); res2 = h + ffn(h); out = norm2(res2)
+template <class Attn>
+void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, int N, Attn&& attn) {
+    const size_t NC = (size_t)N * c.d_model;
+    if (c.norm_position == NormPosition::pre) {
+        norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
+        attn(L.ln1);
+        for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
+        norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
+        ffn_block_forward(c, w, L, L.ln2, N);
+        for (size_t i = 0; i < NC; i++) L.res2[i] = L.res1[i] + L.ffn_out[i];
+    } else {
+        attn(L.x_in);
+        for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
+        norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.res1, w.attn_norm, w.attn_norm_bias, N);
+        ffn_block_forward(c, w, L, L.ln1, N);
+        for (size_t i = 0; i < NC; i++) L.res2[i] = L.ln1[i] + L.ffn_out[i];
+        norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
+    }
+}
+
+// Optional final norm, then logits (N,V) with the LM head (or the tied token embedding).
+void head_forward(const Model& m, Activations& a, int N) {
+    const ModelConfig& c = m.cfg;
+    const float* xf = a.layers.back().out;
+    const float* head_in = xf;
+    if (c.final_norm) {
+        norm_forward(c, a.lnf, a.lnf_mean, a.lnf_rstd, xf, m.w.final_norm, m.w.final_norm_bias, N);
+        head_in = a.lnf;
+    }
+    const float* w_head = c.tie_embeddings ? m.w.tok_emb : m.w.lm_head;
+    linear_forward(a.logits, head_in, w_head, m.w.lm_head_bias, N, c.d_model, c.vocab_size);
+}
+
+}  // namespace
+
+Layout model_param_layout(const ModelConfig& c) {
+    assert(c.vocab_size > 0);
+    Layout L;
+    const int C = c.d_model, V = c.vocab_size, F = c.ffn.d_ff;
+    const int HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    const bool ln = c.norm == NormKind::layernorm;
+    const float resid_scale = 1.f / std::sqrt(2.f * c.n_layers);  // GPT-2: residual projections
+    L.add("tok_emb", {V, C}, Init::normal, true);
+    if (c.attention.positional == PosKind::learned) L.add("pos_emb", {c.seq_len, C}, Init::normal, true);
+    for (int l = 0; l < c.n_layers; l++) {
+        L.add(lname(l, "attn_norm"), {C}, Init::ones);
+        if (ln) L.add(lname(l, "attn_norm_bias"), {C});
+        L.add(lname(l, "attn.wq"), {HD, C}, Init::normal, true);
+        L.add(lname(l, "attn.wk"), {GD, C}, Init::normal, true);
+        L.add(lname(l, "attn.wv"), {GD, C}, Init::normal, true, c.attention.use_wo ? 1.f : resid_scale);
+        if (c.attention.use_wo) L.add(lname(l, "attn.wo"), {C, HD}, Init::normal, true, resid_scale);
+        if (c.attention.positional == PosKind::cope) {
+            // Zero-initialised like the official CoPE code: positions start with no effect.
+            if (c.attention.cope_shared) L.add(lname(l, "attn.cope_pos"), {c.attention.cope_npos, c.head_dim});
+            else L.add(lname(l, "attn.cope_pos"), {c.n_heads, c.attention.cope_npos, c.head_dim});
+        }
+        L.add(lname(l, "ffn_norm"), {C}, Init::ones);
+        if (ln) L.add(lname(l, "ffn_norm_bias"), {C});
+        if (c.ffn.kind == FfnKind::swiglu) {
+            L.add(lname(l, "ffn.w_gate"), {F, C}, Init::normal, true);
+            L.add(lname(l, "ffn.w_up"), {F, C}, Init::normal, true);
+            L.add(lname(l, "ffn.w_down"), {C, F}, Init::normal, true, resid_scale);
+        } else {
+            L.add(lname(l, "ffn.w_up"), {F, C}, Init::normal, true);
+            L.add(lname(l, "ffn.b_up"), {F});
+            L.add(lname(l, "ffn.w_down"), {C, F}, Init::normal, true, resid_scale);
+            L.add(lname(l, "ffn.b_down"), {C});
+        }
+    }
+    if (c.final_norm) {
+        L.add("final_norm", {C}, Init::ones);
+        if (ln) L.add("final_norm_bias", {C});
+    }
+    if (!c.tie_embeddings) L.add("lm_head", {V, C}, Init::normal, true);
+    if (c.lm_head_bias) L.add("lm_head_bias", {V});
+    return L;
+}
+
+void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std) {
+    m.cfg = c;
+    m.layout = model_param_layout(c);
+    m.params.allocate(m.layout);
+    m.grads.allocate(m.layout);
+    std::mt19937_64 rng(seed);
+    // Box-Muller on our own uniform draws: the same numbers on every standard library.
+    auto normal = [&rng]() {
+        double u1 = ((rng() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+        double u2 = ((rng() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+        return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    };
+    for (const TensorSpec& s : m.layout.specs()) {
+        float* p = m.params.data.data() + s.offset;
+        for (size_t i = 0; i < s.numel; i++)
+            p[i] = s.init == Init::ones ? 1.f : s.init == Init::zeros ? 0.f : (float)(normal() * init_std * s.init_scale);
+    }
+    m.w = weights_bind(c, m.layout, m.params);
+    m.g = weights_bind(c, m.layout, m.grads);
+}
+
+size_t model_param_count(const Model& m) {
+    size_t n = 0;
+    for (const TensorSpec& s : m.layout.specs()) n += s.numel;
+    return n;
+}
+
+void model_zero_grad(Model& m) { std::fill(m.grads.data.begin(), m.grads.data.end(), 0.f); }
+
+void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
+    a.B = B;
+    a.T = T;
+    const int N = B * T, C = c.d_model, V = c.vocab_size, F = c.ffn.d_ff;
+    const int HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    const bool cope = c.attention.positional == PosKind::cope;
+    Layout& L = a.layout;
+    L = Layout();
+    L.add("x0", {N, C});
+    for (int l = 0; l < c.n_layers; l++) {
+        for (const char* n : {"ln1", "res1", "ln2", "ffn_out", "res2"}) L.add(lname(l, n), {N, C});
+        for (const char* n : {"ln1_mean", "ln1_rstd", "ln2_mean", "ln2_rstd"}) L.add(lname(l, n), {N});
+        L.add(lname(l, "q"), {N, HD});
+        L.add(lname(l, "k"), {N, GD});
+        L.add(lname(l, "v"), {N, GD});
+        L.add(lname(l, "att"), {B, c.n_heads, T, T});
+        if (cope) L.add(lname(l, "gates"), {B, c.n_heads, T, T});
+        L.add(lname(l, "atty"), {N, HD});
+        if (c.attention.use_wo) L.add(lname(l, "attn_out"), {N, C});
+        for (const char* n : {"fa", "fb", "fh"}) L.add(lname(l, n), {N, F});
+    }
+    L.add("lnf", {N, C});
+    L.add("lnf_mean", {N});
+    L.add("lnf_rstd", {N});
+    L.add("logits", {N, V});
+    L.add("losses", {N});
+    a.arena.allocate(L);
+    a.x0 = a.arena.ptr(L, "x0");
+    a.layers.assign(c.n_layers, LayerActs{});
+    for (int l = 0; l < c.n_layers; l++) {
+        LayerActs& la = a.layers[l];
+        auto p = [&](const char* n) { return a.arena.ptr(L, lname(l, n)); };
+        la.x_in = l == 0 ? a.x0 : a.layers[l - 1].out;
+        la.ln1 = p("ln1"); la.ln1_mean = p("ln1_mean"); la.ln1_rstd = p("ln1_rstd");
+        la.q = p("q"); la.k = p("k"); la.v = p("v");
+        la.att = p("att"); la.gates = p("gates");
+        la.atty = p("atty");
+        la.attn_out = c.attention.use_wo ? p("attn_out") : la.atty;  // H*D == C without W_O
+        la.res1 = p("res1");
+        la.ln2 = p("ln2"); la.ln2_mean = p("ln2_mean"); la.ln2_rstd = p("ln2_rstd");
+        la.fa = p("fa"); la.fb = p("fb"); la.fh = p("fh");
+        la.ffn_out = p("ffn_out");
+        la.res2 = p("res2");
+        la.out = c.norm_position == NormPosition::pre ? la.res2 : la.ln2;
+    }
+    a.lnf = a.arena.ptr(L, "lnf"); a.lnf_mean = a.arena.ptr(L, "lnf_mean"); a.lnf_rstd = a.arena.ptr(L, "lnf_rstd");
+    a.logits = a.arena.ptr(L, "logits");
+    a.losses = a.arena.ptr(L, "losses");
+
+    Layout S;  // backward scratch, shared by all layers
+    S.add("dres", {N, C});
+    S.add("dtmp", {N, C});
+    S.add("datty", {N, HD});
+    S.add("dq", {N, HD});
+    S.add("dk", {N, GD});
+    S.add("dv", {N, GD});
+    S.add("dfa", {N, F});
+    S.add("dfb", {N, F});
+    S.add("dfh", {N, F});
+    S.add("dlogits", {N, V});
+    AttnDims d = attn_dims(c, B, T, T);
+    S.add("attn_scratch", {(int)attention_scratch_floats(d)});
+    a.scratch_arena.allocate(S);
+    auto sp = [&](const char* n) { return a.scratch_arena.ptr(S, n); };
+    a.dres = sp("dres"); a.dtmp = sp("dtmp"); a.datty = sp("datty");
+    a.dq = sp("dq"); a.dk = sp("dk"); a.dv = sp("dv");
+    a.dfa = sp("dfa"); a.dfb = sp("dfb"); a.dfh = sp("dfh");
+    a.dlogits = sp("dlogits");
+    a.attn_scratch = sp("attn_scratch");
+}
+
+int model_window(const ModelConfig& c, int T, float prev_entropy) {
+    const WindowConfig& w = c.attention.window;
+    switch (w.kind) {
+        case WindowKind::full: return T;
+        case WindowKind::sliding: return w.size;
+        case WindowKind::adaptive:
+            switch (w.strategy) {
+                case WindowStrategy::fixed: return w.size;
+                case WindowStrategy::seq_len: return std::clamp(T / 2, w.min, w.max);
+                case WindowStrategy::entropy:
+                    return w.min + (int)std::lround((w.max - w.min) * std::min(prev_entropy / 4.f, 1.f));
+            }
+    }
+    return T;
+}
+
+float model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T, int window,
+                    float prev_entropy) {
+    const ModelConfig& c = m.cfg;
+    assert(B <= a.B && T <= a.T);
+    const int N = B * T, C = c.d_model;
+    a.cur_B = B;
+    a.cur_T = T;
+    a.window = window > 0 ? window : model_window(c, T, prev_entropy);
+
+    embedding_forward(a.x0, tokens, m.w.tok_emb, m.w.pos_emb, B, T, C);
+    float entropy_sum = 0.f;
+    for (int l = 0; l < c.n_layers; l++) {
+        const LayerWeights& w = m.w.layers[l];
+        LayerActs& L = a.layers[l];
+        float ent = 0.f;
+        block_forward(c, w, L, N, [&](const float* in) {
+            attn_block_forward(c, w, L, in, a.attn_scratch, &ent, B, T, a.window);
+        });
+        entropy_sum += ent;
+    }
+    a.entropy = entropy_sum / c.n_layers;
+
+    head_forward(m, a, N);
+    if (!targets) return 0.f;
+    int n_valid = 0;
+    return crossentropy_forward(a.losses, a.logits, a.logits, targets, N, c.vocab_size, &n_valid);
+}
+
+void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity) {
+    kv.capacity = capacity;
+    kv.len = 0;
+    kv.k.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
+    kv.v.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
+    AttnDims d = attn_dims(c, 1, 1, capacity);
+    kv.scratch.assign(attention_decode_scratch_floats(d, capacity), 0.f);
+}
+
+// One token at position kv.len through the same blocks as model_forward, with attention reading
+// the cache (spec: the KV-cache path must equal the full forward). a: activations for B = T = 1.
+void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window) {
+    const ModelConfig& c = m.cfg;
+    assert(kv.len < kv.capacity && a.B >= 1 && a.T >= 1);
+    const int C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    const int pos = kv.len;
+    a.cur_B = a.cur_T = 1;
+    a.window = window;
+    embedding_forward(a.x0, &token, m.w.tok_emb, m.w.pos_emb, 1, 1, C, pos);
+    for (int l = 0; l < c.n_layers; l++) {
+        const LayerWeights& w = m.w.layers[l];
+        LayerActs& L = a.layers[l];
+        block_forward(c, w, L, 1, [&](const float* in) {
+            float* kc = kv.k[l].data();  // (capacity, G*D)
+            float* vc = kv.v[l].data();
+            linear_forward(L.q, in, w.wq, nullptr, 1, C, HD);
+            linear_forward(kc + (size_t)pos * GD, in, w.wk, nullptr, 1, C, GD);
+            linear_forward(vc + (size_t)pos * GD, in, w.wv, nullptr, 1, C, GD);
+            if (c.attention.positional == PosKind::rope) {
+                rope_forward(L.q, 1, 1, c.n_heads, c.head_dim, c.attention.rope_theta, pos);
+                rope_forward(kc + (size_t)pos * GD, 1, 1, c.n_kv_heads, c.head_dim, c.attention.rope_theta, pos);
+            }
+            attention_decode_row(L.atty, kv.scratch.data(), L.q, kc, vc, pos + 1, w.cope_pos,
+                                 attn_dims(c, 1, 1, window));
+            if (w.wo) linear_forward(L.attn_out, L.atty, w.wo, nullptr, 1, HD, C);
+        });
+    }
+    kv.len++;
+    head_forward(m, a, 1);
+}
+
+void model_backward(Model& m, Activations& a, const int* tokens, const int* targets) {
+    const ModelConfig& c = m.cfg;
+    const int B = a.cur_B, T = a.cur_T, N = B * T, C = c.d_model, V = c.vocab_size;
+    const bool pre = c.norm_position == NormPosition::pre;
+    int n_valid = 0;
+    for (int i = 0; i < N; i++) n_valid += targets[i] >= 0;
+    if (n_valid == 0) return;
+    crossentropy_backward(a.dlogits, a.logits, targets, N, V, 1.f / n_valid);
+
+    const float* xf = a.layers.back().out;
+    const float* head_in = c.final_norm ? a.lnf : xf;
+    const float* w_head = c.tie_embeddings ? m.w.tok_emb : m.w.lm_head;
+    float* dw_head = c.tie_embeddings ? m.g.tok_emb : m.g.lm_head;
+    float* dres = a.dres;  // dL/d (current block output), flows down the stack
+    float* dtmp = a.dtmp;
+    zero(dres, (size_t)N * C);
+    linear_backward(dres, dw_head, m.g.lm_head_bias, a.dlogits, head_in, w_head, N, C, V);
+    if (c.final_norm) {
+        zero(dtmp, (size_t)N * C);
+        norm_backward(c, dtmp, m.g.final_norm, m.g.final_norm_bias, dres, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd, N);
+        std::swap(dres, dtmp);
+    }
+    for (int l = c.n_layers - 1; l >= 0; l--) {
+        const LayerWeights& w = m.w.layers[l];
+        LayerWeights& g = m.g.layers[l];
+        const LayerActs& L = a.layers[l];
+        if (pre) {
+            // dres = dL/d res2; the residual passes it to res1, the FFN path adds through ln2.
+            zero(dtmp, (size_t)N * C);
+            ffn_block_backward(c, w, g, L, a, dtmp, dres, L.ln2, N);
+            norm_backward(c, dres, g.ffn_norm, g.ffn_norm_bias, dtmp, L.res1, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
+            zero(dtmp, (size_t)N * C);
+            attn_block_backward(c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window);
+            norm_backward(c, dres, g.attn_norm, g.attn_norm_bias, dtmp, L.x_in, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
+        } else {
+            // dres = dL/d ln2 (block output)
+            zero(dtmp, (size_t)N * C);
+            norm_backward(c, dtmp, g.ffn_norm, g.ffn_norm_bias, dres, L.res2, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
+            std::memcpy(dres, dtmp, sizeof(float) * N * C);        // residual path res2 -> ln1
+            ffn_block_backward(c, w, g, L, a, dres, dtmp, L.ln1, N);  // dres = dL/d ln1
+            zero(dtmp, (size_t)N * C);
+            norm_backward(c, dtmp, g.attn_norm, g.attn_norm_bias, dres, L.res1, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
+            std::memcpy(dres, dtmp, sizeof(float) * N * C);        // residual path res1 -> x_in
+            attn_block_backward(c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window);
+        }
+    }
+    embedding_backward(m.g.tok_emb, m.g.pos_emb, dres, tokens, B, T, C);
+}
+
+FlopBreakdown model_flops_per_token(const ModelConfig& c, int T) {
+    FlopBreakdown f;
+    const double C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    const double L = c.n_layers, F = c.ffn.d_ff, V = c.vocab_size, D = c.head_dim, H = c.n_heads;
+    // Mean keys visible per query for a causal window W over T tokens.
+    const int W = std::min(model_window(c, T, 4.f), T);
+    double keys = 0;
+    for (int i = 0; i < T; i++) keys += std::min(i + 1, W);
+    keys /= T;
+    f.attn_proj = L * 2 * C * (HD + 2 * GD);
+    f.attn_scores = L * 2 * H * D * keys;
+    if (c.attention.positional == PosKind::cope) f.attn_scores += L * 2 * H * D * c.attention.cope_npos;
+    f.attn_av = L * 2 * H * D * keys;
+    f.attn_out = c.attention.use_wo ? L * 2 * HD * C : 0;
+    f.ffn = L * 2 * C * F * (c.ffn.kind == FfnKind::swiglu ? 3 : 2);
+    f.lm_head = 2 * C * V;
+    return f;
+}
+
+}  // namespace rl

@@ -1,0 +1,122 @@
+// The transformer: parameters, activations, forward and backward.
+// Size key: B batch, T seq, C d_model, V vocab, L layers, H q-heads, G kv-heads, D head dim,
+// F ffn width, P CoPE positions.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "tensor/arena.h"
+
+namespace rl {
+
+// Named views into a parameter-shaped arena (params or grads); null where the config has no such tensor.
+struct LayerWeights {
+    float* attn_norm = nullptr;       // (C)
+    float* attn_norm_bias = nullptr;  // (C) LayerNorm only
+    float* wq = nullptr;              // (H*D, C)
+    float* wk = nullptr;              // (G*D, C)
+    float* wv = nullptr;              // (G*D, C)
+    float* wo = nullptr;              // (C, H*D) when use_wo
+    float* cope_pos = nullptr;        // (H, P, D) or (P, D) when cope_shared
+    float* ffn_norm = nullptr;        // (C)
+    float* ffn_norm_bias = nullptr;   // (C)
+    float* w_gate = nullptr;          // (F, C) SwiGLU
+    float* w_up = nullptr;            // (F, C)
+    float* b_up = nullptr;            // (F) ReLU/GELU
+    float* w_down = nullptr;          // (C, F)
+    float* b_down = nullptr;          // (C) ReLU/GELU
+};
+struct Weights {
+    float* tok_emb = nullptr;         // (V, C)
+    float* pos_emb = nullptr;         // (T, C) learned positions
+    std::vector<LayerWeights> layers;
+    float* final_norm = nullptr;      // (C)
+    float* final_norm_bias = nullptr; // (C)
+    float* lm_head = nullptr;         // (V, C); null when tied to tok_emb
+    float* lm_head_bias = nullptr;    // (V)
+};
+
+struct Model {
+    ModelConfig cfg;                  // vocab_size resolved (> 0)
+    Layout layout;                    // parameter names and shapes, DESIGN.md §2 naming
+    Arena params, grads;
+    Weights w, g;                     // views into params and grads
+};
+
+// Parameter layout for a validated config with vocab_size > 0.
+Layout model_param_layout(const ModelConfig& c);
+// Allocates and initialises (GPT-2 style: N(0, std), residual projections scaled 1/sqrt(2L), norms 1,
+// biases and CoPE tables 0). Deterministic for a seed.
+void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std);
+size_t model_param_count(const Model& m);
+void model_zero_grad(Model& m);
+
+// Per-layer saved-for-backward views (activations arena).
+struct LayerActs {
+    float* x_in;                       // (N,C) block input; the previous block's output
+    float* ln1; float* ln1_mean; float* ln1_rstd;   // (N,C), (N), (N)
+    float* q; float* k; float* v;      // (N,H*D), (N,G*D), (N,G*D); after RoPE
+    float* att; float* gates;          // (B,H,T,T) softmax probs; CoPE gates (null without CoPE)
+    float* atty;                       // (N,H*D) concatenated heads
+    float* attn_out;                   // (N,C) after W_O (== atty without W_O)
+    float* res1;                       // (N,C) x_in + attn_out
+    float* ln2; float* ln2_mean; float* ln2_rstd;
+    float* fa; float* fb; float* fh;   // (N,F) SwiGLU gate, up, hidden; ReLU/GELU pre, -, hidden
+    float* ffn_out;                    // (N,C)
+    float* res2;                       // (N,C) residual after the FFN
+    float* out;                        // (N,C) block output (res2 pre-norm, ln2 post-norm)
+};
+struct Activations {
+    int B = 0, T = 0;                  // capacity; a forward may use any B' <= B, T' <= T
+    int cur_B = 0, cur_T = 0;          // shape of the last forward
+    int window = 0;                    // attention window used by the last forward (backward reuses it)
+    float entropy = 0.f;               // mean attention-row entropy of the last forward (adaptive window)
+    Layout layout;
+    Arena arena, scratch_arena;
+    float* x0;                         // (N,C) embeddings
+    std::vector<LayerActs> layers;
+    float* lnf; float* lnf_mean; float* lnf_rstd;   // (N,C) final norm (== last out when off)
+    float* logits;                     // (N,V); softmax probs after a forward with targets
+    float* losses;                     // (N)
+    // backward scratch
+    float* dres; float* dtmp;          // (N,C)
+    float* datty; float* dq; float* dk; float* dv;  // (N,H*D), (N,H*D), (N,G*D), (N,G*D)
+    float* dfa; float* dfb; float* dfh;             // (N,F)
+    float* dlogits;                    // (N,V)
+    float* attn_scratch;               // attention_scratch_floats
+};
+void activations_create(Activations& a, const ModelConfig& c, int B, int T);
+
+// The attention window (keys visible incl. self) for a forward over T tokens (spec §5).
+// prev_entropy: the previous step's mean attention-row entropy (adaptive "entropy" strategy).
+int model_window(const ModelConfig& c, int T, float prev_entropy);
+
+// Forward over tokens (B,T). With targets (B,T) (entries < 0 are padding), returns the mean
+// cross-entropy and leaves probabilities in a.logits; without, leaves logits and returns 0.
+// window <= 0 means model_window(c, T, prev_entropy).
+float model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T,
+                    int window = 0, float prev_entropy = 0.f);
+// Backward of the last forward (which must have had targets): accumulates into m.grads.
+void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);
+
+// KV cache for batch 1 generation: per layer (capacity, G*D) keys (after RoPE) and values.
+struct KVCache {
+    int capacity = 0, len = 0;
+    std::vector<std::vector<float>> k, v;  // [L] (capacity, G*D)
+    std::vector<float> scratch;            // attention_decode_scratch_floats
+};
+void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity);
+// Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in
+// a.logits. a must be made with activations_create(a, c, 1, 1). window: as model_window for the
+// full sequence the cache stands for.
+void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window);
+
+// FLOPs per token of one forward at sequence length T (multiply-add = 2 FLOPs), by component.
+struct FlopBreakdown {
+    double attn_proj = 0, attn_scores = 0, attn_av = 0, attn_out = 0, ffn = 0, lm_head = 0;
+    double total() const { return attn_proj + attn_scores + attn_av + attn_out + ffn + lm_head; }
+};
+FlopBreakdown model_flops_per_token(const ModelConfig& c, int T);
+
+}  // namespace rl

@@ -1,0 +1,50 @@
+// Arenas: one float buffer per role (params, grads, Adam m and v, activations, backward scratch),
+// allocated once per (config, B, T), with named views laid out by a Layout. Nothing allocates
+// inside a training step.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace rl {
+
+enum class Init { normal, zeros, ones };
+
+struct TensorSpec {
+    std::string name;
+    std::vector<int> shape;
+    size_t offset = 0;
+    size_t numel = 0;
+    Init init = Init::zeros;
+    float init_scale = 1.f;  // multiplies the init std for Init::normal
+    bool decay = false;      // AdamW weight decay applies
+};
+
+// Ordered named tensors packed into one buffer; each view starts on a 16-float (64-byte) boundary.
+class Layout {
+public:
+    size_t add(const std::string& name, std::vector<int> shape, Init init = Init::zeros, bool decay = false,
+               float init_scale = 1.f);
+    const TensorSpec* find(const std::string& name) const;
+    const std::vector<TensorSpec>& specs() const { return specs_; }
+    size_t total() const { return total_; }
+
+private:
+    std::vector<TensorSpec> specs_;
+    std::unordered_map<std::string, size_t> index_;
+    size_t total_ = 0;
+};
+
+// A buffer laid out by a Layout. ptr() is null for names the layout does not have. The arena does
+// not keep the layout, so both stay freely movable.
+struct Arena {
+    std::vector<float> data;
+    void allocate(const Layout& l) { data.assign(l.total(), 0.f); }
+    float* ptr(const Layout& l, const std::string& name) {
+        const TensorSpec* s = l.find(name);
+        return s ? data.data() + s->offset : nullptr;
+    }
+};
+
+}  // namespace rl

@@ -1,0 +1,203 @@
+#include "train/corpus.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "train/assets.h"
+
+namespace rl {
+
+const char* domain_name(int d) {
+    static const char* names[] = {"facts", "stories", "arithmetic", "code", "dialogue", "user"};
+    return d >= 0 && d < dom_count ? names[d] : "?";
+}
+
+namespace {
+
+int uniform(std::mt19937& rng, int lo, int hi) {  // inclusive; independent of the library's distributions
+    return lo + (int)(rng() % (unsigned)(hi - lo + 1));
+}
+
+void add_lines(std::vector<Document>& out, const std::string& text, uint8_t domain) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        out.push_back({line, domain});
+    }
+}
+
+// Checks UTF-8 well-formedness; returns the 1-based line of the first bad byte, or 0.
+int bad_utf8_line(const std::string& s) {
+    int line = 1;
+    for (size_t i = 0; i < s.size();) {
+        unsigned char c = s[i];
+        if (c == '\n') line++;
+        int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (n == 0 || i + n > s.size()) return line;
+        for (int k = 1; k < n; k++)
+            if (((unsigned char)s[i + k] >> 6) != 2) return line;
+        i += n;
+    }
+    return 0;
+}
+
+}  // namespace
+
+std::string corpus_gen_arithmetic(std::mt19937& rng) {
+    std::string doc;
+    const int n = uniform(rng, 3, 5);
+    for (int e = 0; e < n; e++) {
+        int kind = uniform(rng, 0, 2);
+        int a, b, r;
+        char op;
+        if (kind == 0) { a = uniform(rng, 0, 99); b = uniform(rng, 0, 99); r = a + b; op = '+'; }
+        else if (kind == 1) { a = uniform(rng, 0, 99); b = uniform(rng, 0, a); r = a - b; op = '-'; }
+        else { a = uniform(rng, 0, 12); b = uniform(rng, 0, 12); r = a * b; op = '*'; }
+        if (!doc.empty()) doc += ' ';
+        doc += std::to_string(a) + " " + op + " " + std::to_string(b) + " = " + std::to_string(r) + ".";
+    }
+    return doc;
+}
+
+std::string corpus_gen_code(std::mt19937& rng) {
+    static const char* vars[] = {"x", "y", "z", "count", "total", "size", "left", "right", "item", "score"};
+    static const char* funcs[] = {"add", "scale", "clamp", "update", "check", "step"};
+    static const char* cmp[] = {">", "<", "=="};
+    auto v = [&] { return std::string(vars[uniform(rng, 0, 9)]); };
+    auto num = [&] { return std::to_string(uniform(rng, 0, 20)); };
+    std::string doc;
+    const int n = uniform(rng, 3, 5);
+    for (int l = 0; l < n; l++) {
+        std::string line;
+        std::string a = v(), b = v();
+        switch (uniform(rng, 0, 5)) {
+            case 0: line = "let " + a + " = " + num() + ";"; break;
+            case 1: line = a + " = " + a + " + " + b + ";"; break;
+            case 2: line = "if (" + a + " " + cmp[uniform(rng, 0, 2)] + " " + num() + ") { " + a + " = " + num() + "; }"; break;
+            case 3: line = "for (i = 0; i < " + num() + "; i++) { " + a + " += i; }"; break;
+            case 4: line = "fn " + std::string(funcs[uniform(rng, 0, 5)]) + "(" + a + ", " + b + ") { return " + a + " * " + b + "; }"; break;
+            default: line = "print(" + a + ");"; break;
+        }
+        if (!doc.empty()) doc += ' ';
+        doc += line;
+    }
+    return doc;
+}
+
+std::vector<Document> corpus_embedded(int synthetic_docs, unsigned seed) {
+    std::vector<Document> docs;
+    add_lines(docs, asset_text("corpus", "facts"), dom_facts);
+    add_lines(docs, asset_text("corpus", "stories"), dom_stories);
+    add_lines(docs, asset_text("corpus", "dialogue"), dom_dialogue);
+    std::mt19937 rng(seed);
+    for (int i = 0; i < synthetic_docs; i++) docs.push_back({corpus_gen_arithmetic(rng), dom_arithmetic});
+    for (int i = 0; i < synthetic_docs; i++) docs.push_back({corpus_gen_code(rng), dom_code});
+    return docs;
+}
+
+Result<std::vector<Document>> corpus_load_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return Status::error("corpus '" + path + "': cannot open the file (check the path, or use data.corpus=embedded)");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    const std::string text = ss.str();
+    if (int line = bad_utf8_line(text))
+        return Status::error("corpus '" + path + "': not valid UTF-8 at line " + std::to_string(line) +
+                             " (save the file as UTF-8)");
+    std::vector<Document> docs;
+    const bool is_json = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+    if (is_json) {
+        auto j = nlohmann::json::parse(text, nullptr, false);
+        if (j.is_discarded() || !j.is_array())
+            return Status::error("corpus '" + path + "': expected a JSON array of strings (RustGPT format)");
+        for (size_t i = 0; i < j.size(); i++) {
+            if (!j[i].is_string())
+                return Status::error("corpus '" + path + "': element " + std::to_string(i) + " is not a string");
+            std::string s = j[i].get<std::string>();
+            // RustGPT's data already ends documents with </s>; the loader adds its own.
+            for (size_t p; (p = s.find("</s>")) != std::string::npos;) s.erase(p, 4);
+            if (s.find_first_not_of(" \t\r\n") != std::string::npos) docs.push_back({s, dom_user});
+        }
+    } else {
+        add_lines(docs, text, dom_user);
+    }
+    if (docs.empty()) return Status::error("corpus '" + path + "': no text found (the file is empty)");
+    return docs;
+}
+
+Result<Dataset> dataset_build(const DataConfig& d) {
+    std::vector<Document> docs;
+    if (d.corpus == "embedded") {
+        docs = corpus_embedded(d.synthetic_docs, d.corpus_seed);
+    } else {
+        auto r = corpus_load_file(d.corpus);
+        if (!r) return r.status;
+        docs = std::move(*r);
+    }
+    // Fixed split: shuffle once by corpus_seed, then the last val_fraction of each domain.
+    std::mt19937 rng(d.corpus_seed);
+    for (size_t i = docs.size(); i > 1; i--) std::swap(docs[i - 1], docs[rng() % i]);
+    std::vector<int> per_domain(dom_count, 0), seen(dom_count, 0);
+    for (const auto& doc : docs) per_domain[doc.domain]++;
+    std::vector<const Document*> train_docs, val_docs;
+    for (const auto& doc : docs) {
+        const int n = per_domain[doc.domain];
+        const int n_val = n >= 2 ? std::max(1, (int)(n * d.val_fraction)) : 0;
+        (seen[doc.domain]++ < n - n_val ? train_docs : val_docs).push_back(&doc);
+    }
+    if (train_docs.empty() || val_docs.empty())
+        return Status::error("corpus: too small to split into training and validation (add more lines)");
+
+    std::vector<std::string> texts;
+    for (const Document* doc : train_docs) texts.push_back(doc->text);
+    const TokenizerKind kind = d.tokenizer == "bpe" ? TokenizerKind::bpe
+                               : d.tokenizer == "unigram" ? TokenizerKind::unigram : TokenizerKind::word;
+    auto tok = Tokenizer::train(kind, texts, d.vocab_size);
+    if (!tok) return tok.status;
+    Dataset ds{*tok, {}, {}, {}};
+    auto fill = [&](TokenStream& s, const std::vector<const Document*>& list) {
+        for (const Document* doc : list) {
+            std::vector<int> ids = ds.tok.encode(doc->text);
+            ids.push_back(ds.tok.eos_id());
+            s.ids.insert(s.ids.end(), ids.begin(), ids.end());
+            s.domain.insert(s.domain.end(), ids.size(), doc->domain);
+        }
+    };
+    fill(ds.train, train_docs);
+    fill(ds.val, val_docs);
+    for (int k = 0; k < dom_count; k++)
+        if (per_domain[k]) ds.domains_present.push_back(k);
+    return ds;
+}
+
+void batch_sample(const TokenStream& s, int B, int T, std::mt19937_64& rng, int* tokens, int* targets,
+                  uint8_t* domains) {
+    const size_t span = s.ids.size() - T;  // windows [start, start+T], targets need one more token
+    for (int b = 0; b < B; b++) {
+        const size_t start = rng() % span;
+        for (int t = 0; t < T; t++) {
+            tokens[b * T + t] = s.ids[start + t];
+            targets[b * T + t] = s.ids[start + t + 1];
+            if (domains) domains[b * T + t] = s.domain[start + t];
+        }
+    }
+}
+
+void batch_fixed(const TokenStream& s, int B, int T, int k, int count, int* tokens, int* targets) {
+    const size_t span = s.ids.size() - T;
+    for (int b = 0; b < B; b++) {
+        const size_t idx = (size_t)k * B + b, total = (size_t)count * B;
+        const size_t start = span * idx / std::max<size_t>(total, 1);
+        for (int t = 0; t < T; t++) {
+            tokens[b * T + t] = s.ids[start + t];
+            targets[b * T + t] = s.ids[start + t + 1];
+        }
+    }
+}
+
+}  // namespace rl

@@ -1,0 +1,55 @@
+// Corpora, the train/validation split and batches.
+// The embedded default corpus has five domains; every token carries its document's domain so
+// expert specialization can be scored against ground truth. Arithmetic and code are procedural:
+// any amount, from a seed.
+#pragma once
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "train/tokenizer.h"
+#include "util/status.h"
+
+namespace rl {
+
+enum Domain : uint8_t { dom_facts = 0, dom_stories, dom_arithmetic, dom_code, dom_dialogue, dom_user, dom_count };
+const char* domain_name(int d);
+
+struct Document {
+    std::string text;  // without the end marker; "</s>" is appended when tokenizing
+    uint8_t domain;
+};
+
+// The embedded corpus: facts, stories and dialogue from assets/corpus, plus `synthetic_docs`
+// procedural documents each of arithmetic ("17 + 25 = 42.") and code-like lines.
+std::vector<Document> corpus_embedded(int synthetic_docs, unsigned seed);
+std::string corpus_gen_arithmetic(std::mt19937& rng);
+std::string corpus_gen_code(std::mt19937& rng);
+// A user file: UTF-8 .txt (one document per non-empty line) or RustGPT's JSON array of strings.
+Result<std::vector<Document>> corpus_load_file(const std::string& path);
+
+struct TokenStream {
+    std::vector<int> ids;          // documents concatenated, each followed by </s>
+    std::vector<uint8_t> domain;   // (ids.size()) domain of each token
+};
+
+// Everything training needs from the data: the tokenizer (trained on the training documents)
+// and the two token streams. The split is fixed by data.corpus_seed: documents are shuffled
+// once, and the last val_fraction of each domain goes to validation.
+struct Dataset {
+    Tokenizer tok;
+    TokenStream train, val;
+    std::vector<int> domains_present;
+};
+Result<Dataset> dataset_build(const DataConfig& d);
+
+// Fills tokens and targets (B,T) with random windows of the stream (targets shifted by one).
+// domains (B,T) may be null. Requires stream.ids.size() > T.
+void batch_sample(const TokenStream& s, int B, int T, std::mt19937_64& rng, int* tokens, int* targets,
+                  uint8_t* domains = nullptr);
+// The k-th of `count` fixed, evenly spaced validation windows (deterministic evaluation).
+void batch_fixed(const TokenStream& s, int B, int T, int k, int count, int* tokens, int* targets);
+
+}  // namespace rl

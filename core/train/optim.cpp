@@ -1,0 +1,39 @@
+#include "train/optim.h"
+
+#include <cmath>
+
+namespace rl {
+
+void adamw_update(float* params, const float* grads, float* m, float* v, const unsigned char* decay_mask, size_t n,
+                  const AdamWParams& p) {
+    const float bc1 = 1.f - std::pow(p.beta1, (float)p.t);
+    const float bc2 = 1.f - std::pow(p.beta2, (float)p.t);
+    for (size_t i = 0; i < n; i++) {
+        const float g = grads[i];
+        m[i] = p.beta1 * m[i] + (1.f - p.beta1) * g;
+        v[i] = p.beta2 * v[i] + (1.f - p.beta2) * g * g;
+        const float mhat = m[i] / bc1, vhat = v[i] / bc2;
+        const float wd = decay_mask[i] ? p.weight_decay * params[i] : 0.f;
+        params[i] -= p.lr * (mhat / (std::sqrt(vhat) + p.eps) + wd);
+    }
+}
+
+float grad_clip(float* grads, size_t n, float max_norm) {
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+    const float norm = (float)std::sqrt(ss);
+    if (max_norm > 0.f && norm > max_norm) {
+        const float s = max_norm / (norm + 1e-6f);
+        for (size_t i = 0; i < n; i++) grads[i] *= s;
+    }
+    return norm;
+}
+
+float lr_schedule(int step, int total_steps, int warmup, float lr, float min_lr) {
+    if (step < warmup) return lr * (float)(step + 1) / (float)warmup;
+    if (step >= total_steps) return min_lr;
+    const float progress = (float)(step - warmup) / (float)std::max(1, total_steps - warmup);
+    return min_lr + 0.5f * (lr - min_lr) * (1.f + std::cos(3.14159265358979f * progress));
+}
+
+}  // namespace rl

@@ -1,0 +1,79 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "train/optim.h"
+
+namespace rl {
+
+Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg) {
+    if (Status s = config_validate(cfg); !s) return s;
+    auto data = dataset_build(cfg.data);
+    if (!data) return data.status;
+    return trainer_create(cfg, std::make_unique<Dataset>(std::move(*data)));
+}
+
+Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::unique_ptr<Dataset> data) {
+    if (Status s = config_validate(cfg); !s) return s;
+    const int T = cfg.model.seq_len, B = cfg.train.batch_size;
+    if (data->train.ids.size() <= (size_t)T + 1 || data->val.ids.size() <= (size_t)T + 1)
+        return Status::error("corpus: the training or validation split has fewer than seq_len+2 (" +
+                             std::to_string(T + 2) + ") tokens; use a larger corpus or a smaller model.seq_len");
+    auto s = std::make_unique<TrainState>();
+    s->cfg = cfg;
+    s->cfg.model.vocab_size = data->tok.vocab_size();
+    if (cfg.model.vocab_size != 0 && cfg.model.vocab_size != s->cfg.model.vocab_size)
+        return Status::error("config: 'model.vocab_size' is " + std::to_string(cfg.model.vocab_size) +
+                             " but the tokenizer has " + std::to_string(s->cfg.model.vocab_size) +
+                             " tokens; set it to 0 to take the tokenizer's size");
+    s->data = std::move(data);
+    model_create(s->model, s->cfg.model, cfg.train.seed, cfg.train.init_std);
+    activations_create(s->acts, s->cfg.model, B, T);
+    const size_t n = s->model.params.data.size();
+    s->adam_m.assign(n, 0.f);
+    s->adam_v.assign(n, 0.f);
+    s->decay_mask.assign(n, 0);
+    for (const TensorSpec& t : s->model.layout.specs())
+        if (t.decay) std::fill_n(s->decay_mask.begin() + t.offset, t.numel, 1);
+    s->tokens.resize((size_t)B * T);
+    s->targets.resize((size_t)B * T);
+    s->rng.seed(cfg.train.seed);
+    s->prev_entropy = std::log((float)T);  // as if attention were uniform: the widest adaptive window
+    return s;
+}
+
+StepStats trainer_step(TrainState& s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const TrainConfig& tc = s.cfg.train;
+    const int B = tc.batch_size, T = s.cfg.model.seq_len;
+    batch_sample(s.data->train, B, T, s.rng, s.tokens.data(), s.targets.data());
+    model_zero_grad(s.model);
+    StepStats st;
+    st.loss = model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T, 0, s.prev_entropy);
+    model_backward(s.model, s.acts, s.tokens.data(), s.targets.data());
+    s.prev_entropy = s.acts.entropy;
+    st.grad_norm = grad_clip(s.model.grads.data.data(), s.model.grads.data.size(), tc.grad_clip);
+    st.lr = lr_schedule(s.step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr);
+    AdamWParams p{st.lr, tc.beta1, tc.beta2, tc.eps, tc.weight_decay, s.step + 1};
+    adamw_update(s.model.params.data.data(), s.model.grads.data.data(), s.adam_m.data(), s.adam_v.data(),
+                 s.decay_mask.data(), s.model.params.data.size(), p);
+    s.step++;
+    st.step = s.step;
+    st.window = s.acts.window;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    st.tok_per_s = (float)(B * T / std::max(secs, 1e-9));
+    return st;
+}
+
+float trainer_eval(TrainState& s) {
+    const int B = s.cfg.train.batch_size, T = s.cfg.model.seq_len, n = s.cfg.train.eval_batches;
+    double total = 0;
+    for (int k = 0; k < n; k++) {
+        batch_fixed(s.data->val, B, T, k, n, s.tokens.data(), s.targets.data());
+        total += model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T, 0, s.prev_entropy);
+    }
+    return (float)(total / n);
+}
+
+}  // namespace rl

@@ -1,0 +1,93 @@
+// Google Benchmark: each fast op next to its naive *_ref on the seed-baseline shapes
+// (B 16, T 80, C 128, H 8, G 4, D 16, F 256), plus one full training step. Compare the
+// fast/ref ratio printed in one run, not absolute times (the machine is shared).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "config/presets.h"
+#include "layers/attention.h"
+#include "layers/linear.h"
+#include "layers/norm.h"
+#include "model/model.h"
+
+using namespace rl;
+
+namespace {
+std::vector<float> randn(size_t n, unsigned seed) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(g);
+    return v;
+}
+constexpr int B = 16, T = 80, C = 128, H = 8, G = 4, D = 16, F = 256, P = 64;
+
+template <bool Ref>
+void BM_linear(benchmark::State& st) {
+    auto x = randn((size_t)B * T * C, 1), w = randn((size_t)F * C, 2);
+    std::vector<float> y((size_t)B * T * F);
+    for (auto _ : st) {
+        if (Ref) linear_forward_ref(y.data(), x.data(), w.data(), nullptr, B * T, C, F);
+        else linear_forward(y.data(), x.data(), w.data(), nullptr, B * T, C, F);
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.SetItemsProcessed(st.iterations() * B * T);
+}
+BENCHMARK(BM_linear<false>)->Name("linear_forward/B16xT80 C128->F256");
+BENCHMARK(BM_linear<true>)->Name("linear_forward_ref/B16xT80 C128->F256");
+
+template <bool Ref>
+void BM_attention(benchmark::State& st) {
+    AttnDims d;
+    d.B = B; d.T = T; d.H = H; d.G = G; d.D = D; d.npos = P;
+    auto q = randn((size_t)B * T * H * D, 3), k = randn((size_t)B * T * G * D, 4), v = randn((size_t)B * T * G * D, 5);
+    auto e = randn((size_t)H * P * D, 6);
+    std::vector<float> y((size_t)B * T * H * D), att((size_t)B * H * T * T), gates(att.size()),
+        scratch(attention_scratch_floats(d));
+    for (auto _ : st) {
+        if (Ref) attention_forward_ref(y.data(), att.data(), q.data(), k.data(), v.data(), e.data(), d);
+        else attention_forward(y.data(), att.data(), gates.data(), nullptr, scratch.data(), q.data(), k.data(), v.data(), e.data(), d);
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.SetItemsProcessed(st.iterations() * B * T);
+}
+BENCHMARK(BM_attention<false>)->Name("attention_forward/CoPE B16xT80 H8 G4")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_attention<true>)->Name("attention_forward_ref/CoPE B16xT80 H8 G4")->Unit(benchmark::kMillisecond);
+
+template <bool Ref>
+void BM_rmsnorm(benchmark::State& st) {
+    auto x = randn((size_t)B * T * C, 7), w = randn(C, 8);
+    std::vector<float> y(x.size()), r(B * T);
+    for (auto _ : st) {
+        if (Ref) rmsnorm_forward_ref(y.data(), r.data(), x.data(), w.data(), B * T, C, 1e-5f);
+        else rmsnorm_forward(y.data(), r.data(), x.data(), w.data(), B * T, C, 1e-5f);
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.SetItemsProcessed(st.iterations() * B * T);
+}
+BENCHMARK(BM_rmsnorm<false>)->Name("rmsnorm_forward/B16xT80 C128");
+BENCHMARK(BM_rmsnorm<true>)->Name("rmsnorm_forward_ref/B16xT80 C128");
+
+void BM_train_step(benchmark::State& st) {
+    auto cfg = *preset_load("seed-baseline");
+    cfg.model.vocab_size = 605;
+    Model m;
+    model_create(m, cfg.model, 1, 0.02f);
+    Activations a;
+    activations_create(a, cfg.model, B, T);
+    std::vector<int> tok((size_t)B * T), tgt(tok.size());
+    for (size_t i = 0; i < tok.size(); i++) tok[i] = (int)(i * 7 % 605), tgt[i] = (int)(i * 13 % 605);
+    for (auto _ : st) {
+        model_zero_grad(m);
+        model_forward(m, a, tok.data(), tgt.data(), B, T);
+        model_backward(m, a, tok.data(), tgt.data());
+    }
+    st.SetItemsProcessed(st.iterations() * B * T);
+}
+BENCHMARK(BM_train_step)->Name("forward+backward/seed-baseline B16 T80 V605")->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
