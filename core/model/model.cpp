@@ -345,7 +345,7 @@ int model_window(const ModelConfig& c, int T, float prev_entropy) {
     return T;
 }
 
-float model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T, int window,
+double model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T, int window,
                     float prev_entropy) {
     const ModelConfig& c = m.cfg;
     assert(B <= a.B && T <= a.T);
@@ -368,7 +368,7 @@ float model_forward(const Model& m, Activations& a, const int* tokens, const int
     a.entropy = entropy_sum / c.n_layers;
 
     head_forward(m, a, N);
-    if (!targets) return 0.f;
+    if (!targets) return 0.0;
     int n_valid = 0;
     return crossentropy_forward(a.losses, a.logits, a.logits, targets, N, c.vocab_size, &n_valid);
 }

@@ -95,8 +95,8 @@ int model_window(const ModelConfig& c, int T, float prev_entropy);
 // Forward over tokens (B,T). With targets (B,T) (entries < 0 are padding), returns the mean
 // cross-entropy and leaves probabilities in a.logits; without, leaves logits and returns 0.
 // window <= 0 means model_window(c, T, prev_entropy).
-float model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T,
-                    int window = 0, float prev_entropy = 0.f);
+double model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T,
+                     int window = 0, float prev_entropy = 0.f);
 // Backward of the last forward (which must have had targets): accumulates into m.grads.
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);
 

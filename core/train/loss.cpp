@@ -6,8 +6,8 @@
 
 namespace rl {
 
-float crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets, int N, int V,
-                           int* n_valid) {
+double crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets, int N, int V,
+                            int* n_valid) {
     double total = 0.0;
     int valid = 0;
     for (int n = 0; n < N; n++) {
@@ -15,23 +15,23 @@ float crossentropy_forward(float* losses, float* probs, const float* logits, con
         float* p = probs + (size_t)n * V;
         float mx = l[0];
         for (int v = 1; v < V; v++) mx = std::max(mx, l[v]);
-        float sum = 0.f;
+        const double lt = targets[n] < 0 ? 0.0 : (double)l[targets[n]] - mx;  // read before probs overwrite logits
+        double sum = 0.0;
         for (int v = 0; v < V; v++) {
             p[v] = std::exp(l[v] - mx);
             sum += p[v];
         }
-        const float inv = 1.f / sum;
+        // The row loss from the logits directly (log-sum-exp in double), not from a rounded p.
+        const double row = targets[n] < 0 ? 0.0 : std::log(sum) - lt;
+        const float inv = (float)(1.0 / sum);
         for (int v = 0; v < V; v++) p[v] *= inv;
-        if (targets[n] < 0) {
-            losses[n] = 0.f;
-            continue;
-        }
-        losses[n] = -std::log(std::max(p[targets[n]], 1e-30f));
-        total += losses[n];
+        losses[n] = (float)row;
+        if (targets[n] < 0) continue;
+        total += row;
         valid++;
     }
     if (n_valid) *n_valid = valid;
-    return valid ? (float)(total / valid) : 0.f;
+    return valid ? total / valid : 0.0;
 }
 
 void crossentropy_backward(float* dlogits, const float* probs, const int* targets, int N, int V, float scale) {

@@ -1,0 +1,29 @@
+# RouteLab: `make run` and `make test` do all the set-up on a fresh Debian 12 machine.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CLI := $(BUILD)/app/routelab-cli
+
+.PHONY: setup configure build run test bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release > $(BUILD).configure.log 2>&1 || (cat $(BUILD).configure.log; exit 1)
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Until the window exists: train the default preset on the embedded corpus, then print a sample.
+run: build
+	$(CLI) train --preset default --out runs/default --sample
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+bench: build
+	$(BUILD)/tests/routelab_bench --benchmark_min_time=0.3
+	$(CLI) bench --preset seed-baseline --set model.attention.use_wo=true --json $(BUILD)/bench.json
+
+clean:
+	rm -rf $(BUILD) $(BUILD).configure.log

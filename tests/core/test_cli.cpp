@@ -1,0 +1,128 @@
+// routelab-cli as a user meets it: every bad input gives a one-line message and exit code 1 (2 for
+// bad usage), never a crash. Runs the real binary.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliRun {
+    int code = -1;       // exit status; -1 when killed by a signal
+    std::string out;     // stdout + stderr
+};
+
+CliRun run_cli(const std::string& args) {
+    const std::string cmd = std::string(ROUTELAB_CLI) + " " + args + " 2>&1";
+    CliRun r;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    int st = pclose(p);
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+class Cli : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir = fs::temp_directory_path() / ("routelab_cli_" + std::to_string(::getpid()));
+        fs::create_directories(dir);
+    }
+    void TearDown() override { fs::remove_all(dir); }
+    std::string path(const std::string& name) { return (dir / name).string(); }
+    void write(const std::string& name, const std::string& text) { std::ofstream(dir / name, std::ios::binary) << text; }
+    fs::path dir;
+};
+
+void expect_one_line_error(const CliRun& r, const std::string& needle, int code = 1) {
+    EXPECT_EQ(r.code, code) << r.out;
+    ASSERT_FALSE(r.out.empty());
+    EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << "one line: " << r.out;
+    EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find(needle), std::string::npos) << r.out;
+}
+
+}  // namespace
+
+TEST_F(Cli, ParamsOfSeedBaselineMatchThePlan) {
+    CliRun r = run_cli("params --preset seed-baseline --vocab-size 605");
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("\ntotal: 573440\n"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, MalformedConfig) {
+    write("bad.json", "{\"model\": {\"d_model\": 128,,}}");
+    expect_one_line_error(run_cli("train --config " + path("bad.json") + " --out " + path("o")), "not valid JSON");
+}
+
+TEST_F(Cli, UnknownKey) {
+    write("unk.json", R"({"model": {"attention": {"positonal": "rope"}}})");
+    expect_one_line_error(run_cli("train --config " + path("unk.json") + " --out " + path("o")),
+                          "unknown key 'model.attention.positonal'");
+}
+
+TEST_F(Cli, InvalidValueNamesTheKey) {
+    expect_one_line_error(run_cli("train --preset tiny --set model.n_kv_heads=3 --out " + path("o")),
+                          "'model.n_kv_heads' must divide n_heads");
+}
+
+TEST_F(Cli, MissingConfigAndCorpus) {
+    expect_one_line_error(run_cli("train --config " + path("nope.json")), "cannot open");
+    expect_one_line_error(run_cli("train --preset tiny --corpus " + path("missing.txt") + " --out " + path("o")),
+                          "corpus '" + path("missing.txt") + "': cannot open");
+}
+
+TEST_F(Cli, CorruptCheckpoint) {
+    write("junk.safetensors", std::string("\x10\x00\x00\x00\x00\x00\x00\x00{garbage", 17));
+    expect_one_line_error(run_cli("generate --checkpoint " + path("junk.safetensors") + " --prompt hi"), "checkpoint '");
+    write("empty.safetensors", "");
+    expect_one_line_error(run_cli("generate --checkpoint " + path("empty.safetensors") + " --prompt hi"), "checkpoint '");
+    expect_one_line_error(run_cli("generate --checkpoint " + path("none.safetensors") + " --prompt hi"), "checkpoint '");
+}
+
+TEST_F(Cli, TrainGenerateAndMismatchedCheckpoint) {
+    CliRun t = run_cli("train --preset tiny --steps 10 --out " + path("run"));
+    ASSERT_EQ(t.code, 0) << t.out;
+    for (const char* f : {"config.json", "metrics.csv", "checkpoint.safetensors", "summary.json"})
+        EXPECT_TRUE(fs::exists(dir / "run" / f)) << f;
+    CliRun g = run_cli("generate --checkpoint " + path("run/checkpoint.safetensors") +
+                    " --prompt 'User: hello' --max-tokens 5 --seed 3");
+    EXPECT_EQ(g.code, 0) << g.out;
+    CliRun g2 = run_cli("generate --checkpoint " + path("run/checkpoint.safetensors") +
+                     " --prompt 'User: hello' --max-tokens 5 --seed 3");
+    EXPECT_EQ(g.out, g2.out) << "same seed, same text";
+
+    // Truncate the checkpoint: a clear message, not a crash.
+    const auto size = fs::file_size(dir / "run" / "checkpoint.safetensors");
+    fs::copy_file(dir / "run" / "checkpoint.safetensors", dir / "cut.safetensors");
+    fs::resize_file(dir / "cut.safetensors", size / 2);
+    expect_one_line_error(run_cli("generate --checkpoint " + path("cut.safetensors") + " --prompt hi"), "truncated");
+
+    // A checkpoint whose tensors do not match its config: rewrite the metadata's d_model.
+    std::ifstream in(dir / "run" / "checkpoint.safetensors", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    const std::string from = "\\\"d_model\\\": 32", to = "\\\"d_model\\\": 48";
+    auto pos = bytes.find(from);
+    ASSERT_NE(pos, std::string::npos);
+    bytes.replace(pos, from.size(), to);
+    write("mismatch.safetensors", bytes);
+    expect_one_line_error(run_cli("generate --checkpoint " + path("mismatch.safetensors") + " --prompt hi"),
+                          "but the config needs");
+}
+
+TEST_F(Cli, BadUsageExitsWithTwo) {
+    CliRun r = run_cli("train --steps");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(run_cli("frobnicate").code, 2);
+    EXPECT_EQ(run_cli("generate --prompt hi").code, 2);
+    EXPECT_EQ(run_cli("train --preset tiny --steps -3").code, 2);
+}

@@ -1,0 +1,91 @@
+// Config parsing and validation: unknown keys and bad values are rejected, naming the key.
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "config/presets.h"
+
+using namespace rl;
+
+TEST(Config, RoundTripsThroughJson) {
+    auto cfg = preset_load("seed-baseline");
+    ASSERT_TRUE(cfg.is_ok()) << cfg.status.msg;
+    auto again = config_from_json(config_to_json(*cfg));
+    ASSERT_TRUE(again.is_ok()) << again.status.msg;
+    EXPECT_EQ(config_to_json(*again), config_to_json(*cfg));
+}
+
+TEST(Config, UnknownKeyIsNamedWithItsPath) {
+    auto r = config_from_json(R"({"model": {"attention": {"windw": {}}}})");
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status.msg.find("unknown key 'model.attention.windw'"), std::string::npos) << r.status.msg;
+    EXPECT_NE(r.status.msg.find("window"), std::string::npos) << "lists the allowed keys: " << r.status.msg;
+}
+
+TEST(Config, WrongTypesAndEnumsAreNamed) {
+    auto r1 = config_from_json(R"({"model": {"d_model": "wide"}})");
+    ASSERT_FALSE(r1.is_ok());
+    EXPECT_NE(r1.status.msg.find("'model.d_model' must be a number"), std::string::npos) << r1.status.msg;
+    auto r2 = config_from_json(R"({"model": {"norm": "batchnorm"}})");
+    ASSERT_FALSE(r2.is_ok());
+    EXPECT_NE(r2.status.msg.find("allowed: rmsnorm, layernorm"), std::string::npos) << r2.status.msg;
+    auto r3 = config_from_json(R"({"model": {"n_heads": 2.5}})");
+    ASSERT_FALSE(r3.is_ok());
+    EXPECT_NE(r3.status.msg.find("integer"), std::string::npos) << r3.status.msg;
+    auto r4 = config_from_json("{ not json");
+    ASSERT_FALSE(r4.is_ok());
+    EXPECT_NE(r4.status.msg.find("not valid JSON"), std::string::npos);
+}
+
+TEST(Config, ValidateNamesTheKeyAndTheRule) {
+    struct Case { const char* set; const char* expect; };
+    const Case cases[] = {
+        {"model.n_kv_heads=3", "'model.n_kv_heads' must divide n_heads"},
+        {"model.n_kv_heads=16", "must be in 1..n_heads"},
+        {"model.head_dim=8", "n_heads*head_dim (64) must equal d_model (128)"},
+        {"model.attention.window.kind=\"sliding\"", "'model.attention.window.size' must be in 1..seq_len"},
+        {"model.attention.window.kind=adaptive;model.attention.window.max=200",
+         "'model.attention.window.max' must be in window.min..80 (a window larger than the sequence does nothing)"},
+        {"train.lr=-1", "'train.lr'"},
+        {"data.tokenizer=\"chars\"", "'data.tokenizer'"},
+        {"data.val_fraction=0.9", "'data.val_fraction'"},
+    };
+    for (const Case& c : cases) {
+        Config cfg = *preset_load("seed-baseline");
+        Status s;
+        std::string sets = c.set;
+        for (size_t start = 0; s.is_ok() && start <= sets.size();) {
+            size_t end = sets.find(';', start);
+            if (end == std::string::npos) end = sets.size();
+            s = config_apply_override(cfg, sets.substr(start, end - start));
+            start = end + 1;
+        }
+        if (s.is_ok()) s = config_validate(cfg);
+        ASSERT_FALSE(s.is_ok()) << c.set;
+        EXPECT_NE(s.msg.find(c.expect), std::string::npos) << c.set << " -> " << s.msg;
+    }
+    Config cfg = *preset_load("seed-baseline");
+    cfg.model.attention.window = {WindowKind::adaptive, 0, WindowStrategy::seq_len, 16, 64};
+    EXPECT_TRUE(config_validate(cfg).is_ok());
+}
+
+TEST(Config, OverridesParseJsonValues) {
+    Config cfg = *preset_load("seed-baseline");
+    ASSERT_TRUE(config_apply_override(cfg, "model.attention.use_wo=true").is_ok());
+    ASSERT_TRUE(config_apply_override(cfg, "train.lr=0.001").is_ok());
+    ASSERT_TRUE(config_apply_override(cfg, "model.attention.positional=rope").is_ok());  // bare string
+    EXPECT_TRUE(cfg.model.attention.use_wo);
+    EXPECT_FLOAT_EQ(cfg.train.lr, 0.001f);
+    EXPECT_EQ(cfg.model.attention.positional, PosKind::rope);
+    Status s = config_apply_override(cfg, "model.nope=1");
+    EXPECT_NE(s.msg.find("unknown key 'model.nope'"), std::string::npos) << s.msg;
+    EXPECT_FALSE(config_apply_override(cfg, "no_equals_sign").is_ok());
+}
+
+TEST(Config, EveryPresetIsValid) {
+    ASSERT_GE(preset_names().size(), 4u);
+    for (const auto& n : preset_names()) {
+        auto cfg = preset_load(n);
+        EXPECT_TRUE(cfg.is_ok()) << n << ": " << cfg.status.msg;
+    }
+    EXPECT_NE(preset_load("nope").status.msg.find("known: "), std::string::npos);
+}

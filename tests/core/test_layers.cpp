@@ -1,0 +1,248 @@
+// Every op: fast vs naive *_ref, and backward vs finite differences (tolerance in gradcheck.h).
+// Losses are L = sum(out * R) for a fixed random R, so dL/dout = R.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "gradcheck.h"
+#include "layers/attention.h"
+#include "layers/embedding.h"
+#include "layers/ffn.h"
+#include "layers/linear.h"
+#include "layers/norm.h"
+#include "train/loss.h"
+
+using namespace rl;
+using namespace rl::test;
+
+namespace {
+constexpr double k_tol = 2e-2;
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double m = 0;
+    for (size_t i = 0; i < a.size(); i++) m = std::max(m, (double)std::fabs(a[i] - b[i]));
+    return m;
+}
+}  // namespace
+
+TEST(Linear, FastMatchesRefAndFiniteDifferences) {
+    const int N = 7, I = 5, O = 6;
+    auto x = randn(N * I, 1), w = randn(O * I, 2), b = randn(O, 3), R = randn(N * O, 4);
+    std::vector<float> y(N * O), yr(N * O);
+    linear_forward(y.data(), x.data(), w.data(), b.data(), N, I, O);
+    linear_forward_ref(yr.data(), x.data(), w.data(), b.data(), N, I, O);
+    EXPECT_LT(max_abs_diff(y, yr), 1e-5);
+
+    std::vector<float> dx(N * I), dw(O * I), db(O), dxr(N * I), dwr(O * I), dbr(O);
+    linear_backward(dx.data(), dw.data(), db.data(), R.data(), x.data(), w.data(), N, I, O);
+    linear_backward_ref(dxr.data(), dwr.data(), dbr.data(), R.data(), x.data(), w.data(), N, I, O);
+    EXPECT_LT(max_abs_diff(dx, dxr), 1e-5);
+    EXPECT_LT(max_abs_diff(dw, dwr), 1e-5);
+    EXPECT_LT(max_abs_diff(db, dbr), 1e-5);
+
+    auto loss = [&] {
+        linear_forward(y.data(), x.data(), w.data(), b.data(), N, I, O);
+        return dot(y, R);
+    };
+    for (auto [name, p, g] : {std::tuple{"x", &x, &dx}, {"w", &w, &dw}, {"b", &b, &db}}) {
+        auto r = gradcheck(loss, p->data(), g->data(), p->size());
+        EXPECT_LT(r.max_err, k_tol) << r.describe(std::string("linear d") + name);
+    }
+}
+
+TEST(Norm, RmsnormFastMatchesRefAndFiniteDifferences) {
+    const int N = 5, C = 12;
+    auto x = randn(N * C, 5), w = randn(C, 6), R = randn(N * C, 7);
+    std::vector<float> y(N * C), yr(N * C), rs(N), rsr(N);
+    rmsnorm_forward(y.data(), rs.data(), x.data(), w.data(), N, C, 1e-5f);
+    rmsnorm_forward_ref(yr.data(), rsr.data(), x.data(), w.data(), N, C, 1e-5f);
+    EXPECT_LT(max_abs_diff(y, yr), 1e-5);
+    std::vector<float> dx(N * C), dw(C), dxr(N * C), dwr(C);
+    rmsnorm_backward(dx.data(), dw.data(), R.data(), x.data(), w.data(), rs.data(), N, C);
+    rmsnorm_backward_ref(dxr.data(), dwr.data(), R.data(), x.data(), w.data(), rs.data(), N, C);
+    EXPECT_LT(max_abs_diff(dx, dxr), 1e-4);
+    EXPECT_LT(max_abs_diff(dw, dwr), 1e-4);
+    auto loss = [&] {
+        rmsnorm_forward(y.data(), rs.data(), x.data(), w.data(), N, C, 1e-5f);
+        return dot(y, R);
+    };
+    auto rx = gradcheck(loss, x.data(), dx.data(), x.size());
+    EXPECT_LT(rx.max_err, k_tol) << rx.describe("rmsnorm dx");
+    auto rw = gradcheck(loss, w.data(), dw.data(), w.size());
+    EXPECT_LT(rw.max_err, k_tol) << rw.describe("rmsnorm dw");
+}
+
+TEST(Norm, LayernormFastMatchesRefAndFiniteDifferences) {
+    const int N = 5, C = 12;
+    auto x = randn(N * C, 8), w = randn(C, 9), b = randn(C, 10), R = randn(N * C, 11);
+    std::vector<float> y(N * C), yr(N * C), m(N), rs(N), mr(N), rsr(N);
+    layernorm_forward(y.data(), m.data(), rs.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+    layernorm_forward_ref(yr.data(), mr.data(), rsr.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+    EXPECT_LT(max_abs_diff(y, yr), 1e-5);
+    std::vector<float> dx(N * C), dw(C), db(C), dxr(N * C), dwr(C), dbr(C);
+    layernorm_backward(dx.data(), dw.data(), db.data(), R.data(), x.data(), w.data(), m.data(), rs.data(), N, C);
+    layernorm_backward_ref(dxr.data(), dwr.data(), dbr.data(), R.data(), x.data(), w.data(), m.data(), rs.data(), N, C);
+    EXPECT_LT(max_abs_diff(dx, dxr), 1e-4);
+    auto loss = [&] {
+        layernorm_forward(y.data(), m.data(), rs.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+        return dot(y, R);
+    };
+    for (auto [name, p, g] : {std::tuple{"x", &x, &dx}, {"w", &w, &dw}, {"b", &b, &db}}) {
+        auto r = gradcheck(loss, p->data(), g->data(), p->size());
+        EXPECT_LT(r.max_err, k_tol) << r.describe(std::string("layernorm d") + name);
+    }
+}
+
+TEST(Ffn, ActivationsMatchFiniteDifferences) {
+    const int n = 64;
+    auto a = randn(n, 12), b = randn(n, 13), R = randn(n, 14);
+    // Keep ReLU inputs away from its kink so the central difference is exact.
+    for (auto& v : a) v += v > 0 ? 0.1f : -0.1f;
+    std::vector<float> h(n);
+    {
+        std::vector<float> da(n), db(n);
+        swiglu_backward(da.data(), db.data(), R.data(), a.data(), b.data(), n);
+        auto loss = [&] { swiglu_forward(h.data(), a.data(), b.data(), n); return dot(h, R); };
+        auto r1 = gradcheck(loss, a.data(), da.data(), n);
+        auto r2 = gradcheck(loss, b.data(), db.data(), n);
+        EXPECT_LT(r1.max_err, k_tol) << r1.describe("swiglu dgate");
+        EXPECT_LT(r2.max_err, k_tol) << r2.describe("swiglu dup");
+    }
+    for (int kind = 0; kind < 2; kind++) {
+        std::vector<float> dx(n);
+        if (kind == 0) gelu_backward(dx.data(), R.data(), a.data(), n);
+        else relu_backward(dx.data(), R.data(), a.data(), n);
+        auto loss = [&] {
+            if (kind == 0) gelu_forward(h.data(), a.data(), n);
+            else relu_forward(h.data(), a.data(), n);
+            return dot(h, R);
+        };
+        auto r = gradcheck(loss, a.data(), dx.data(), n, 0, 1e-3f);
+        EXPECT_LT(r.max_err, k_tol) << r.describe(kind == 0 ? "gelu dx" : "relu dx");
+    }
+}
+
+TEST(Embedding, TokenAndPositionGradients) {
+    const int B = 2, T = 3, C = 4, V = 5;
+    auto te = randn(V * C, 15), pe = randn(T * C, 16), R = randn(B * T * C, 17);
+    std::vector<int> tok = {1, 4, 1, 0, 2, 4};
+    std::vector<float> out(B * T * C), dte(V * C), dpe(T * C);
+    embedding_backward(dte.data(), dpe.data(), R.data(), tok.data(), B, T, C);
+    auto loss = [&] {
+        embedding_forward(out.data(), tok.data(), te.data(), pe.data(), B, T, C);
+        return dot(out, R);
+    };
+    auto r1 = gradcheck(loss, te.data(), dte.data(), te.size());
+    auto r2 = gradcheck(loss, pe.data(), dpe.data(), pe.size());
+    EXPECT_LT(r1.max_err, k_tol) << r1.describe("tok_emb");
+    EXPECT_LT(r2.max_err, k_tol) << r2.describe("pos_emb");
+}
+
+TEST(Loss, CrossEntropyMatchesRefAndFiniteDifferencesWithPadding) {
+    const int N = 6, V = 7;
+    auto logits = randn(N * V, 18, 2.f);
+    std::vector<int> tgt = {3, -1, 0, 6, -1, 2};  // -1 = padding, ignored
+    std::vector<float> probs(N * V), losses(N), dl(N * V);
+    int valid = 0;
+    float l = crossentropy_forward(losses.data(), probs.data(), logits.data(), tgt.data(), N, V, &valid);
+    EXPECT_EQ(valid, 4);
+    EXPECT_NEAR(l, crossentropy_forward_ref(logits.data(), tgt.data(), N, V), 1e-5);
+    crossentropy_backward(dl.data(), probs.data(), tgt.data(), N, V, 1.f / valid);
+    for (int v = 0; v < V; v++) EXPECT_EQ(dl[1 * V + v], 0.f);  // padded rows get no gradient
+    auto loss = [&] {
+        return (double)crossentropy_forward(losses.data(), probs.data(), logits.data(), tgt.data(), N, V, nullptr);
+    };
+    auto r = gradcheck(loss, logits.data(), dl.data(), logits.size(), 0, 1e-2f);
+    EXPECT_LT(r.max_err, k_tol) << r.describe("cross-entropy dlogits");
+}
+
+TEST(Rope, BackwardIsTheAdjointAndPreservesNorm) {
+    const int B = 2, T = 5, nh = 3, D = 8;
+    auto x = randn(B * T * nh * D, 19), R = randn(B * T * nh * D, 20);
+    auto x0 = x;
+    rope_forward(x.data(), B, T, nh, D, 10000.f);
+    // A rotation keeps each (i, i+D/2) pair's length.
+    double n0 = dot(x0, x0), n1 = dot(x, x);
+    EXPECT_NEAR(n0, n1, 1e-3 * n0);
+    auto g = R;
+    rope_backward(g.data(), B, T, nh, D, 10000.f);
+    auto y = x0;
+    auto loss = [&] {
+        y = x0;
+        rope_forward(y.data(), B, T, nh, D, 10000.f);
+        return dot(y, R);
+    };
+    auto r = gradcheck(loss, x0.data(), g.data(), x0.size());
+    EXPECT_LT(r.max_err, k_tol) << r.describe("rope dx");
+}
+
+struct AttnCase {
+    const char* name;
+    int H, G, npos;
+    bool shared;
+    int window;
+};
+
+class Attention : public ::testing::TestWithParam<AttnCase> {};
+
+TEST_P(Attention, FastMatchesRefAndFiniteDifferences) {
+    const AttnCase& c = GetParam();
+    AttnDims d;
+    d.B = 2; d.T = 9; d.H = c.H; d.G = c.G; d.D = 4;
+    d.npos = c.npos; d.cope_shared = c.shared; d.window = c.window;
+    const size_t nq = (size_t)d.B * d.T * d.H * d.D, nk = (size_t)d.B * d.T * d.G * d.D;
+    const size_t ne = c.npos ? (size_t)(c.shared ? 1 : d.H) * c.npos * d.D : 1;
+    auto q = randn(nq, 21), k = randn(nk, 22), v = randn(nk, 23), e = randn(ne, 24, 0.5f), R = randn(nq, 25);
+    std::vector<float> y(nq), yr(nq), att((size_t)d.B * d.H * d.T * d.T), attr(att.size()), gates(att.size());
+    std::vector<float> scratch(attention_scratch_floats(d));
+    const float* ep = c.npos ? e.data() : nullptr;
+    float ent = 0;
+    attention_forward(y.data(), att.data(), gates.data(), &ent, scratch.data(), q.data(), k.data(), v.data(), ep, d);
+    attention_forward_ref(yr.data(), attr.data(), q.data(), k.data(), v.data(), ep, d);
+    EXPECT_LT(max_abs_diff(y, yr), 1e-5) << "fast vs ref forward";
+    EXPECT_LT(max_abs_diff(att, attr), 1e-5) << "fast vs ref probabilities";
+    EXPECT_GT(ent, 0.f);
+    // Masked keys (future, or outside the window) get exactly zero probability.
+    for (int i = 0; i < d.T; i++)
+        for (int j = 0; j < d.T; j++)
+            if (j > i || j <= i - d.window) EXPECT_EQ(att[i * d.T + j], 0.f) << i << "," << j;
+
+    std::vector<float> dq(nq), dk(nk), dv(nk), de(ne);
+    attention_backward(dq.data(), dk.data(), dv.data(), de.data(), scratch.data(), R.data(), q.data(), k.data(),
+                       v.data(), att.data(), gates.data(), ep, d);
+    auto loss = [&] {
+        attention_forward(y.data(), att.data(), gates.data(), nullptr, scratch.data(), q.data(), k.data(), v.data(), ep, d);
+        return dot(y, R);
+    };
+    auto piece = [&] { return c.npos ? cope_piece(gates.data(), d.B * d.H, d.T, c.npos) : 0; };
+    for (auto [name, p, g] : {std::tuple{"q", &q, &dq}, {"k", &k, &dk}, {"v", &v, &dv}}) {
+        auto r = gradcheck(loss, p->data(), g->data(), p->size(), 0, 1e-2f, 1, piece);
+        EXPECT_LT(r.max_err, k_tol) << r.describe(std::string(c.name) + " d" + name);
+    }
+    if (c.npos) {
+        auto r = gradcheck(loss, e.data(), de.data(), e.size(), 0, 1e-2f, 1, piece);
+        EXPECT_LT(r.max_err, k_tol) << r.describe(std::string(c.name) + " dcope_e");
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Variants, Attention,
+    ::testing::Values(AttnCase{"mha", 4, 4, 0, false, 1 << 30}, AttnCase{"gqa", 4, 2, 0, false, 1 << 30},
+                      AttnCase{"mqa", 4, 1, 0, false, 1 << 30}, AttnCase{"gqa_sliding3", 4, 2, 0, false, 3},
+                      AttnCase{"cope_per_head", 4, 2, 8, false, 1 << 30}, AttnCase{"cope_shared", 4, 2, 8, true, 1 << 30},
+                      AttnCase{"cope_clamped_npos3", 2, 1, 3, false, 1 << 30},
+                      AttnCase{"cope_sliding4", 4, 4, 8, false, 4}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Attention, DecodeRowMatchesFullForwardLastRow) {
+    AttnDims d;
+    d.B = 1; d.T = 7; d.H = 4; d.G = 2; d.D = 4; d.npos = 6; d.window = 5;
+    auto q = randn(7 * 16, 26), k = randn(7 * 8, 27), v = randn(7 * 8, 28), e = randn(4 * 6 * 4, 29, 0.5f);
+    std::vector<float> y(7 * 16), att(4 * 49), gates(att.size()), scratch(attention_scratch_floats(d));
+    attention_forward(y.data(), att.data(), gates.data(), nullptr, scratch.data(), q.data(), k.data(), v.data(), e.data(), d);
+    for (int len = 1; len <= 7; len++) {
+        std::vector<float> row(16), s(attention_decode_scratch_floats(d, len));
+        attention_decode_row(row.data(), s.data(), q.data() + (len - 1) * 16, k.data(), v.data(), len, e.data(), d);
+        for (int c = 0; c < 16; c++) EXPECT_NEAR(row[c], y[(len - 1) * 16 + c], 1e-5) << "len " << len;
+    }
+}

@@ -1,0 +1,230 @@
+// Whole-model checks: parameter counts, finite-difference gradients of every parameter tensor for
+// each preset's structure (and further variants), KV-cache decode vs full forward, windows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "config/presets.h"
+#include "gradcheck.h"
+#include "model/model.h"
+
+using namespace rl;
+using namespace rl::test;
+
+namespace {
+
+// The preset's structure (norms, positions, FFN kind, W_O, heads, windows, ...) at a width where
+// float32 finite differences are reliable: C 16, 2 layers, T 10, V 29, F 32, CoPE 6 positions
+// (so positions clamp within T = 10).
+ModelConfig shrink(ModelConfig c) {
+    c.d_model = 16;
+    c.n_layers = 2;
+    c.head_dim = c.attention.use_wo ? 4 : 16 / c.n_heads;
+    c.seq_len = 10;
+    c.vocab_size = 29;
+    c.ffn.d_ff = 32;
+    c.attention.cope_npos = 6;
+    auto& w = c.attention.window;
+    if (w.kind == WindowKind::adaptive) w.min = 2, w.max = 8;  // clamp(10/2, 2, 8) = 5 < T: binds
+    if (w.kind == WindowKind::sliding) w.size = 4;
+    return c;
+}
+
+// Random, generic parameters: matrices and CoPE tables N(0, 0.3), norm gains 1 + N(0, 0.1).
+void randomize(Model& m, unsigned seed) {
+    auto r = randn(m.params.data.size(), seed, 0.3f);
+    for (const TensorSpec& s : m.layout.specs())
+        for (size_t i = 0; i < s.numel; i++) {
+            float& p = m.params.data[s.offset + i];
+            p = s.init == Init::ones ? 1.f + r[s.offset + i] / 3.f : r[s.offset + i];
+        }
+}
+
+struct Batch {
+    std::vector<int> tok, tgt;
+};
+Batch make_batch(int B, int T, int V, unsigned seed) {
+    std::mt19937 g(seed);
+    Batch b{std::vector<int>(B * T), std::vector<int>(B * T)};
+    for (int i = 0; i < B * T; i++) b.tok[i] = g() % V, b.tgt[i] = g() % V;
+    b.tgt[3] = -1;  // one padded target
+    return b;
+}
+
+// Checks 8 random coordinates of every parameter tensor, h = 3e-3. A float32 forward through a
+// whole model leaves ~3e-5 of noise in a finite difference at this step, so the tolerance here is
+// |a - fd| <= 5e-2 * max(|a|, |fd|, 2e-3), i.e. 5% relative or 1e-4 absolute: it checks the wiring
+// (residuals, norms, heads, tying), where a missing path or a sign error is large (err ~1-2); the
+// layer tests check each op's gradient to 2e-2 relative without the absolute term.
+void check_model_grads(const ModelConfig& c, const std::string& label, int window = 0) {
+    Model m;
+    model_create(m, c, 3, 0.02f);
+    randomize(m, 11);
+    const int B = 2, T = c.seq_len;
+    Activations a;
+    activations_create(a, c, B, T);
+    Batch b = make_batch(B, T, c.vocab_size, 5);
+    model_zero_grad(m);
+    model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, window);
+    model_backward(m, a, b.tok.data(), b.tgt.data());
+    auto loss = [&] { return (double)model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, window); };
+    // The linear piece the last forward sat on: ReLU signs and CoPE integer positions per layer.
+    auto piece = [&] {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const LayerActs& L : a.layers) {
+            if (c.ffn.kind == FfnKind::relu) h = relu_piece(L.fa, (size_t)B * T * c.ffn.d_ff, h);
+            if (L.gates) h = cope_piece(L.gates, B * c.n_heads, T, c.attention.cope_npos, h);
+        }
+        return h;
+    };
+    double worst = 0;
+    std::string worst_name;
+    for (const TensorSpec& s : m.layout.specs()) {
+        auto r = gradcheck(loss, m.params.data.data() + s.offset, m.grads.data.data() + s.offset, s.numel, 8, 3e-3f,
+                           1, piece, 2e-3);
+        EXPECT_LT(r.max_err, 5e-2) << r.describe(label + " " + s.name);
+        if (r.max_err > worst) worst = r.max_err, worst_name = s.name;
+    }
+    std::printf("[gradcheck] %s: %zu tensors, worst err %.3g (%s)\n", label.c_str(), m.layout.specs().size(), worst,
+                worst_name.c_str());
+}
+
+}  // namespace
+
+TEST(Params, SeedBaselineCountMatchesThePlan) {
+    auto cfg = preset_load("seed-baseline");
+    ASSERT_TRUE(cfg.is_ok()) << cfg.status.msg;
+    cfg->model.vocab_size = 605;
+    Layout L = model_param_layout(cfg->model);
+    size_t total = 0;
+    for (const auto& s : L.specs()) total += s.numel;
+    EXPECT_EQ(total, 573440u);  // seeds/001: 3 x 139,520 + 2 x 605 x 128
+    ASSERT_NE(L.find("layers.2.attn.cope_pos"), nullptr);
+    EXPECT_EQ(L.find("layers.2.attn.cope_pos")->shape, (std::vector<int>{8, 64, 16}));
+    EXPECT_EQ(L.find("layers.0.attn.wk")->shape, (std::vector<int>{64, 128}));  // (out, in)
+    EXPECT_EQ(L.find("final_norm"), nullptr);
+    EXPECT_EQ(L.find("layers.0.attn.wo"), nullptr);
+}
+
+class PresetGrad : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PresetGrad, EveryParameterMatchesFiniteDifferences) {
+    auto cfg = preset_load(GetParam());
+    ASSERT_TRUE(cfg.is_ok()) << cfg.status.msg;
+    ModelConfig c = shrink(cfg->model);
+    ASSERT_TRUE(config_validate(Config{"", "", c, cfg->train, cfg->data}).is_ok());
+    check_model_grads(c, GetParam());
+}
+INSTANTIATE_TEST_SUITE_P(AllPresets, PresetGrad, ::testing::ValuesIn(preset_names()),
+                         [](const auto& info) {
+                             std::string n = info.param;
+                             for (auto& ch : n) if (ch == '-') ch = '_';
+                             return n;
+                         });
+
+struct Variant {
+    const char* name;
+    void (*apply)(ModelConfig&);
+};
+class VariantGrad : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(VariantGrad, EveryParameterMatchesFiniteDifferences) {
+    ModelConfig c = shrink(preset_load("seed-baseline")->model);
+    GetParam().apply(c);
+    ASSERT_TRUE(config_validate(Config{"", "", c, {}, {}}).is_ok()) << config_validate(Config{"", "", c, {}, {}}).msg;
+    check_model_grads(c, GetParam().name);
+}
+INSTANTIATE_TEST_SUITE_P(
+    Options, VariantGrad,
+    ::testing::Values(
+        Variant{"rope_wo", [](ModelConfig& c) { c.attention.positional = PosKind::rope; c.attention.use_wo = true; c.head_dim = 4; }},
+        Variant{"learned_mha", [](ModelConfig& c) { c.attention.positional = PosKind::learned; c.n_kv_heads = c.n_heads; }},
+        Variant{"nopos_mqa", [](ModelConfig& c) { c.attention.positional = PosKind::none; c.n_kv_heads = 1; }},
+        Variant{"cope_shared", [](ModelConfig& c) { c.attention.cope_shared = true; }},
+        Variant{"sliding_window", [](ModelConfig& c) { c.attention.window.kind = WindowKind::sliding; c.attention.window.size = 3; }},
+        Variant{"adaptive_entropy", [](ModelConfig& c) {
+            c.attention.window = {WindowKind::adaptive, 0, WindowStrategy::entropy, 2, 6}; }},
+        Variant{"layernorm_pre_gelu_final", [](ModelConfig& c) {
+            c.norm = NormKind::layernorm; c.ffn.kind = FfnKind::gelu; c.final_norm = true; }},
+        Variant{"rmsnorm_post_relu", [](ModelConfig& c) { c.norm_position = NormPosition::post; c.ffn.kind = FfnKind::relu; }},
+        Variant{"tied_bias", [](ModelConfig& c) { c.tie_embeddings = true; c.lm_head_bias = true; }}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Window, AdaptivePresetBindsAtT80AndBackwardReusesIt) {
+    auto cfg = preset_load("seed-adaptive");
+    ASSERT_TRUE(cfg.is_ok());
+    const int W = model_window(cfg->model, 80, 0.f);
+    EXPECT_EQ(W, 40);  // clamp(80/2, 16, 64)
+    EXPECT_LT(W, cfg->model.seq_len);
+    // The entropy strategy moves with the entropy it is given, within [min, max].
+    ModelConfig e = cfg->model;
+    e.attention.window.strategy = WindowStrategy::entropy;
+    EXPECT_EQ(model_window(e, 80, 0.f), 16);
+    EXPECT_EQ(model_window(e, 80, 2.f), 40);
+    EXPECT_EQ(model_window(e, 80, 9.f), 64);
+
+    // At T = 80 the bound window changes the output (it is not a no-op), and the forward records it.
+    ModelConfig c = cfg->model;
+    c.vocab_size = 50;
+    Model m;
+    model_create(m, c, 1, 0.02f);
+    randomize(m, 2);
+    Activations a;
+    activations_create(a, c, 1, 80);
+    Batch b = make_batch(1, 80, 50, 3);
+    model_forward(m, a, b.tok.data(), nullptr, 1, 80);
+    EXPECT_EQ(a.window, 40);
+    std::vector<float> windowed(a.logits, a.logits + 80 * 50);
+    model_forward(m, a, b.tok.data(), nullptr, 1, 80, 80);
+    double diff = 0;
+    for (int i = 40 * 50; i < 80 * 50; i++) diff = std::max(diff, (double)std::fabs(windowed[i] - a.logits[i]));
+    EXPECT_GT(diff, 1e-3) << "rows past the window must see fewer keys";
+    for (int i = 0; i < 40 * 50; i++) ASSERT_NEAR(windowed[i], a.logits[i], 1e-5) << "rows within the window are unchanged";
+}
+
+class KvCache : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
+    auto cfg = preset_load(GetParam());
+    ASSERT_TRUE(cfg.is_ok());
+    ModelConfig c = shrink(cfg->model);
+    Model m;
+    model_create(m, c, 4, 0.02f);
+    randomize(m, 6);
+    const int T = c.seq_len, V = c.vocab_size;
+    const int W = model_window(c, T, 1.f);
+    Batch b = make_batch(1, T, V, 7);
+    Activations full;
+    activations_create(full, c, 1, T);
+    model_forward(m, full, b.tok.data(), nullptr, 1, T, W);
+    Activations one;
+    activations_create(one, c, 1, 1);
+    KVCache kv;
+    kvcache_create(kv, c, T);
+    double max_diff = 0;
+    for (int t = 0; t < T; t++) {
+        model_decode_step(m, one, kv, b.tok[t], W);
+        for (int v = 0; v < V; v++)
+            max_diff = std::max(max_diff, (double)std::fabs(one.logits[v] - full.logits[t * V + v]));
+    }
+    RecordProperty("max_abs_diff", std::to_string(max_diff));
+    std::printf("[kv-cache] %s: max |decode - full| over %d positions x %d logits = %.3g\n", GetParam().c_str(), T, V,
+                max_diff);
+    EXPECT_LT(max_diff, 1e-4);
+}
+INSTANTIATE_TEST_SUITE_P(AllPresets, KvCache, ::testing::ValuesIn(preset_names()),
+                         [](const auto& info) {
+                             std::string n = info.param;
+                             for (auto& ch : n) if (ch == '-') ch = '_';
+                             return n;
+                         });
+
+TEST(Flops, ModelCountsTheMatmuls) {
+    auto cfg = preset_load("seed-baseline");
+    cfg->model.vocab_size = 605;
+    FlopBreakdown f = model_flops_per_token(cfg->model, 80);
+    EXPECT_DOUBLE_EQ(f.attn_proj, 3 * 2.0 * 128 * (128 + 64 + 64));
+    EXPECT_DOUBLE_EQ(f.ffn, 3 * 2.0 * 128 * 256 * 3);
+    EXPECT_DOUBLE_EQ(f.lm_head, 2.0 * 128 * 605);
+    EXPECT_EQ(f.attn_out, 0.0);
+}
