@@ -50,33 +50,27 @@ inline CopePos cope_pos(float p, int npos) {
 // With CoPE (z non-null, z[n] = q_i . e[n]): g_ij = sigmoid(s_ij/sqrt(D)), p_ij = sum_{t=j..i} g_it,
 // logit = (s + interp(z, p)) / sqrt(D). Returns the row's entropy (nats).
 float row_softmax(float* row, float* g_row, const float* z, int j0, int i, int row_len, int npos, float scale) {
+    const int n = i - j0 + 1;
+    Eigen::Map<Eigen::ArrayXf> r(row + j0, n);  // visible keys j0..i
     if (z) {
+        // Gates in one vectorised pass, then the suffix sum (sequential) and the interpolation.
+        Eigen::Map<Eigen::ArrayXf> g(g_row + j0, n);
+        g = 1.f / (1.f + (-scale * r).exp());
         float gsum = 0.f;
         for (int j = i; j >= j0; j--) {
-            float s = row[j];
-            float g = sigmoid(s * scale);
-            g_row[j] = g;
-            gsum += g;
+            gsum += g_row[j];
             CopePos cp = cope_pos(gsum, npos);
-            float pl = (1.f - cp.w) * z[cp.f] + cp.w * z[cp.c];
-            row[j] = (s + pl) * scale;
+            const float pl = (1.f - cp.w) * z[cp.f] + cp.w * z[cp.c];
+            row[j] = (row[j] + pl) * scale;
         }
     } else {
-        for (int j = j0; j <= i; j++) row[j] *= scale;
+        r *= scale;
     }
-    float mx = -INFINITY;
-    for (int j = j0; j <= i; j++) mx = std::max(mx, row[j]);
-    float sum = 0.f;
-    for (int j = j0; j <= i; j++) {
-        row[j] = std::exp(row[j] - mx);
-        sum += row[j];
-    }
-    const float inv = 1.f / sum;
-    float ent = 0.f;
-    for (int j = j0; j <= i; j++) {
-        row[j] *= inv;
-        if (row[j] > 0.f) ent -= row[j] * std::log(row[j]);
-    }
+    const float mx = r.maxCoeff();
+    r = (r - mx).exp();
+    const float sum = r.sum();
+    r *= 1.f / sum;
+    const float ent = -(r * r.max(1e-30f).log()).sum();  // vectorised log
     for (int j = 0; j < j0; j++) row[j] = 0.f;
     for (int j = i + 1; j < row_len; j++) row[j] = 0.f;
     if (g_row) {
@@ -215,10 +209,13 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
                 const int j0 = first_key(i, d.window);
                 const float* a = A.data() + (size_t)i * T;
                 float* r = &dS(i, 0);
-                float dot = 0.f;
-                for (int j = j0; j <= i; j++) dot += a[j] * r[j];
-                // softmax backward, then logit = (s + pl) * scale
-                for (int j = 0; j < T; j++) r[j] = (j >= j0 && j <= i) ? a[j] * (r[j] - dot) * scale : 0.f;
+                // softmax backward, then logit = (s + pl) * scale; masked keys get 0
+                Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
+                Eigen::Map<Eigen::ArrayXf> rv(r + j0, i - j0 + 1);
+                const float dot = (av * rv).sum();
+                rv = av * (rv - dot) * scale;
+                std::fill(r, r + j0, 0.f);
+                std::fill(r + i + 1, r + T, 0.f);
                 if (!cope) continue;
                 const float* grow = grow_all + (size_t)i * T;
                 const float* z = zbuf + (size_t)i * P;
