@@ -36,7 +36,8 @@ const char* k_usage = R"(routelab-cli — train and inspect RouteLab transformer
                         [--corpus PATH] [--out DIR] [--set key=value ...]
   routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]
                         [--top-k K] [--top-p P] [--seed S]
-  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--set key=value ...]
+  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]
+                        [--set key=value ...]
 
 --set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001
 )";
@@ -282,6 +283,11 @@ int cmd_bench(const Args& a) {
     if (!cfg) return fail(cfg.status.msg);
     double secs = 1.0;
     if (a.has("seconds") && (!parse_float(a.opt.at("seconds"), secs) || secs <= 0)) return usage("--seconds must be > 0");
+    if (a.has("vocab-size")) {
+        long long vs;
+        if (!parse_int(a.opt.at("vocab-size"), 1, 1000000, vs)) return usage("--vocab-size must be an integer in 1..1000000");
+        cfg->model.vocab_size = (int)vs;
+    }
     auto v = resolve_vocab(*cfg);
     if (!v) return fail(v.status.msg);
     cfg->model.vocab_size = *v;
@@ -339,7 +345,7 @@ int main(int argc, char** argv) {
         {"params", {"preset", "config", "vocab-size", "set"}},
         {"train", {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}},
         {"generate", {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}},
-        {"bench", {"preset", "config", "json", "seconds", "set"}}};
+        {"bench", {"preset", "config", "json", "seconds", "set", "vocab-size"}}};
     auto it = allowed.find(a.cmd);
     if (it == allowed.end()) return usage("unknown command '" + a.cmd + "'");
     for (const auto& [k, _] : a.opt)

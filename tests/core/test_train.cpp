@@ -29,7 +29,7 @@ fs::path temp_dir(const std::string& name) {
 TEST(Train, TinyLossFallsBelowHalfLnV) {
     auto cfg = preset_load("tiny");
     ASSERT_TRUE(cfg.is_ok());
-    cfg->train.steps = 150;
+    cfg->train.steps = 250;
     auto s = trainer_create(*cfg);
     ASSERT_TRUE(s.is_ok()) << s.status.msg;
     const float v0 = trainer_eval(**s);
@@ -40,6 +40,26 @@ TEST(Train, TinyLossFallsBelowHalfLnV) {
                 cfg->train.steps, bar);
     EXPECT_GT(v0, std::log((float)(*s)->cfg.model.vocab_size) - 1.f) << "starts near uniform";
     EXPECT_LT(v1, bar);
+}
+
+TEST(Train, SubwordTokenizersTrainToo) {
+    for (const char* kind : {"bpe", "unigram"}) {
+        auto cfg = preset_load("tiny");
+        cfg->data.tokenizer = kind;
+        cfg->data.vocab_size = 400;
+        cfg->train.steps = 150;
+        auto s = trainer_create(*cfg);
+        ASSERT_TRUE(s.is_ok()) << kind << ": " << s.status.msg;
+        const int V = (*s)->cfg.model.vocab_size;
+        EXPECT_LE(V, 400);
+        const float v0 = trainer_eval(**s);
+        for (int i = 0; i < cfg->train.steps; i++) trainer_step(**s);
+        const float v1 = trainer_eval(**s);
+        std::printf("[train] tiny with %s (V %d): val loss %.3f -> %.3f\n", kind, V, v0, v1);
+        EXPECT_LT(v1, 0.65f * v0) << kind;
+        const std::string text = "User: What is two plus two? Assistant: Four.";
+        EXPECT_EQ((*s)->data->tok.decode((*s)->data->tok.encode(text)), text) << kind;
+    }
 }
 
 TEST(Train, SameSeedGivesIdenticalLossCurve) {
