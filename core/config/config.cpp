@@ -26,6 +26,16 @@ const EnumName<WindowStrategy> k_strategies[] = {{WindowStrategy::fixed, "fixed"
                                                  {WindowStrategy::seq_len, "seq_len"},
                                                  {WindowStrategy::entropy, "entropy"}};
 const EnumName<FfnKind> k_ffns[] = {{FfnKind::swiglu, "swiglu"}, {FfnKind::relu, "relu"}, {FfnKind::gelu, "gelu"}};
+const EnumName<HeadSelection> k_heads[] = {{HeadSelection::all_heads, "all_heads"},
+                                           {HeadSelection::static_pruning, "static_pruning"},
+                                           {HeadSelection::moh, "moh"}};
+const EnumName<GateScaling> k_scalings[] = {{GateScaling::official, "official"}, {GateScaling::paper, "paper"}};
+const EnumName<FfnRouting> k_ffn_routing[] = {{FfnRouting::dense, "dense"}, {FfnRouting::moe, "moe"},
+                                              {FfnRouting::mh_moe, "mh_moe"}};
+const EnumName<MoeRouting> k_moe_routing[] = {{MoeRouting::topk, "topk"}, {MoeRouting::top1_capacity, "top1_capacity"},
+                                              {MoeRouting::noisy_topk, "noisy_topk"},
+                                              {MoeRouting::expert_choice, "expert_choice"}};
+const EnumName<AuxConvention> k_aux[] = {{AuxConvention::switch_t, "switch"}, {AuxConvention::hf, "hf"}};
 
 template <class E, size_t N>
 const char* enum_name(const EnumName<E> (&table)[N], E v) {
@@ -109,8 +119,18 @@ json to_json_obj(const Config& c) {
           {"cope_shared", a.cope_shared}, {"rope_theta", a.rope_theta},
           {"window",
            {{"kind", enum_name(k_windows, w.kind)}, {"size", w.size},
-            {"strategy", enum_name(k_strategies, w.strategy)}, {"min", w.min}, {"max", w.max}}}}},
-        {"ffn", {{"kind", enum_name(k_ffns, m.ffn.kind)}, {"d_ff", m.ffn.d_ff}}}};
+            {"strategy", enum_name(k_strategies, w.strategy)}, {"min", w.min}, {"max", w.max}}},
+          {"heads",
+           {{"kind", enum_name(k_heads, a.heads.kind)}, {"n_active", a.heads.n_active},
+            {"n_shared", a.heads.n_shared}, {"n_active_routed", a.heads.n_active_routed},
+            {"beta", a.heads.beta}, {"gate_scaling", enum_name(k_scalings, a.heads.gate_scaling)}}}}},
+        {"ffn", {{"kind", enum_name(k_ffns, m.ffn.kind)}, {"d_ff", m.ffn.d_ff}}},
+        {"moe",
+         {{"kind", enum_name(k_ffn_routing, m.moe.kind)}, {"n_experts", m.moe.n_experts}, {"top_k", m.moe.top_k},
+          {"routing", enum_name(k_moe_routing, m.moe.routing)}, {"capacity_factor", m.moe.capacity_factor},
+          {"n_shared_experts", m.moe.n_shared_experts}, {"d_ff_expert", m.moe.d_ff_expert},
+          {"aux_weight", m.moe.aux_weight}, {"aux_convention", enum_name(k_aux, m.moe.aux_convention)},
+          {"z_loss_weight", m.moe.z_loss_weight}, {"jitter", m.moe.jitter}, {"n_heads", m.moe.n_heads}}}};
     j["train"] = {{"steps", t.steps}, {"batch_size", t.batch_size}, {"lr", t.lr}, {"min_lr", t.min_lr},
                   {"warmup_steps", t.warmup_steps}, {"weight_decay", t.weight_decay}, {"beta1", t.beta1},
                   {"beta2", t.beta2}, {"eps", t.eps}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
@@ -146,9 +166,23 @@ Result<Config> from_json_obj(const json& j) {
     w.size = jw["size"]; w.min = jw["min"]; w.max = jw["max"];
     if (!(s = enum_parse(k_windows, "model.attention.window.kind", jw["kind"], w.kind))) return s;
     if (!(s = enum_parse(k_strategies, "model.attention.window.strategy", jw["strategy"], w.strategy))) return s;
+    const json& jh = ja["heads"];
+    auto& h = a.heads;
+    h.n_active = jh["n_active"]; h.n_shared = jh["n_shared"]; h.n_active_routed = jh["n_active_routed"];
+    h.beta = jh["beta"];
+    if (!(s = enum_parse(k_heads, "model.attention.heads.kind", jh["kind"], h.kind))) return s;
+    if (!(s = enum_parse(k_scalings, "model.attention.heads.gate_scaling", jh["gate_scaling"], h.gate_scaling))) return s;
     const json& jf = jm["ffn"];
     m.ffn.d_ff = jf["d_ff"];
     if (!(s = enum_parse(k_ffns, "model.ffn.kind", jf["kind"], m.ffn.kind))) return s;
+    const json& je = jm["moe"];
+    auto& e = m.moe;
+    e.n_experts = je["n_experts"]; e.top_k = je["top_k"]; e.capacity_factor = je["capacity_factor"];
+    e.n_shared_experts = je["n_shared_experts"]; e.d_ff_expert = je["d_ff_expert"]; e.aux_weight = je["aux_weight"];
+    e.z_loss_weight = je["z_loss_weight"]; e.jitter = je["jitter"]; e.n_heads = je["n_heads"];
+    if (!(s = enum_parse(k_ffn_routing, "model.moe.kind", je["kind"], e.kind))) return s;
+    if (!(s = enum_parse(k_moe_routing, "model.moe.routing", je["routing"], e.routing))) return s;
+    if (!(s = enum_parse(k_aux, "model.moe.aux_convention", je["aux_convention"], e.aux_convention))) return s;
     const json& jt = j["train"];
     t.steps = jt["steps"]; t.batch_size = jt["batch_size"]; t.lr = jt["lr"]; t.min_lr = jt["min_lr"];
     t.warmup_steps = jt["warmup_steps"]; t.weight_decay = jt["weight_decay"]; t.beta1 = jt["beta1"];
@@ -170,6 +204,15 @@ Result<Config> from_json_obj(const json& j) {
 
 const char* pos_kind_name(PosKind k) { return enum_name(k_pos, k); }
 const char* ffn_kind_name(FfnKind k) { return enum_name(k_ffns, k); }
+const char* moe_routing_name(MoeRouting k) { return enum_name(k_moe_routing, k); }
+const char* aux_convention_name(AuxConvention k) { return enum_name(k_aux, k); }
+
+MhMoeMatch mh_moe_match_flops(int d_model, int n_heads, int smoe_experts, int smoe_d_ff, int top_k) {
+    const int c = 3;  // SwiGLU: gate, up, down
+    const int dff = std::max(1, (int)std::lround(smoe_d_ff - 2.0 * d_model / (top_k * c)));
+    const int e = std::max(1, (int)std::lround((double)n_heads * smoe_experts * smoe_d_ff / dff));
+    return {dff, e};
+}
 
 std::string config_to_json(const Config& cfg) { return to_json_obj(cfg).dump(2); }
 
@@ -227,6 +270,25 @@ Status bad(const std::string& key, const std::string& what) {
 }
 }  // namespace
 
+std::vector<std::string> config_warnings(const Config& c) {
+    std::vector<std::string> w;
+    const auto& h = c.model.attention.heads;
+    if (h.kind == HeadSelection::moh && h.n_active_routed == 1 && h.gate_scaling == GateScaling::official)
+        w.push_back("model.attention.heads.n_active_routed = 1: the renormalised routed gate is constant, so the head "
+                    "router learns only through the balance loss (minimind #858); use K >= 2 or gate_scaling=paper");
+    if (c.model.moe.kind != FfnRouting::dense && c.model.moe.routing == MoeRouting::expert_choice)
+        w.push_back("model.moe.routing = expert_choice is not causal (experts pick tokens across the batch): training "
+                    "only, generation is not available");
+    return w;
+}
+
+std::string config_generation_blocker(const ModelConfig& m) {
+    if (m.moe.kind != FfnRouting::dense && m.moe.routing == MoeRouting::expert_choice)
+        return "generation is not available with expert_choice routing: it is not causal (each expert picks its "
+               "tokens from the whole batch); retrain with model.moe.routing=topk";
+    return {};
+}
+
 Status config_validate(const Config& c) {
     const auto& m = c.model;
     const auto& a = m.attention;
@@ -268,6 +330,36 @@ Status config_validate(const Config& c) {
             return bad("model.attention.window.size", "must be in window.min..window.max for the fixed strategy");
     }
     if (!in(m.ffn.d_ff, 1, 65536)) return bad("model.ffn.d_ff", "must be in 1..65536, got " + std::to_string(m.ffn.d_ff));
+    const auto& h = a.heads;
+    if (h.kind == HeadSelection::static_pruning && !in(h.n_active, 1, m.n_heads))
+        return bad("model.attention.heads.n_active", "must be in 1..n_heads (" + std::to_string(m.n_heads) + "), got " + std::to_string(h.n_active));
+    if (h.kind == HeadSelection::moh) {
+        if (!in(h.n_shared, 0, m.n_heads - 1))
+            return bad("model.attention.heads.n_shared", "must be in 0..n_heads-1 (at least one routed head), got " + std::to_string(h.n_shared));
+        const int hr = m.n_heads - h.n_shared;
+        if (!in(h.n_active_routed, 1, hr))
+            return bad("model.attention.heads.n_active_routed", "must be in 1..n_heads-n_shared (" + std::to_string(hr) + "), got " + std::to_string(h.n_active_routed));
+        if (!(h.beta >= 0 && h.beta < 10)) return bad("model.attention.heads.beta", "must be in [0, 10)");
+    }
+    const auto& e = m.moe;
+    if (e.kind != FfnRouting::dense) {
+        if (m.ffn.kind != FfnKind::swiglu) return bad("model.ffn.kind", "must be swiglu with a sparse FFN (experts are SwiGLU FFNs)");
+        if (!in(e.n_experts, 1, 1024)) return bad("model.moe.n_experts", "must be in 1..1024, got " + std::to_string(e.n_experts));
+        if (!in(e.top_k, 1, e.n_experts))
+            return bad("model.moe.top_k", "must be in 1..n_experts (" + std::to_string(e.n_experts) + "), got " + std::to_string(e.top_k));
+        if (e.routing == MoeRouting::top1_capacity && e.top_k != 1)
+            return bad("model.moe.top_k", "must be 1 for top1_capacity routing (Switch)");
+        if ((e.routing == MoeRouting::top1_capacity || e.routing == MoeRouting::expert_choice) &&
+            !(e.capacity_factor > 0 && e.capacity_factor <= 64))
+            return bad("model.moe.capacity_factor", "must be in (0, 64] for " + std::string(moe_routing_name(e.routing)));
+        if (!in(e.n_shared_experts, 0, 64)) return bad("model.moe.n_shared_experts", "must be in 0..64");
+        if (!in(e.d_ff_expert, 1, 65536)) return bad("model.moe.d_ff_expert", "must be in 1..65536, got " + std::to_string(e.d_ff_expert));
+        if (!(e.aux_weight >= 0 && e.aux_weight < 10)) return bad("model.moe.aux_weight", "must be in [0, 10)");
+        if (!(e.z_loss_weight >= 0 && e.z_loss_weight < 10)) return bad("model.moe.z_loss_weight", "must be in [0, 10)");
+        if (!(e.jitter >= 0 && e.jitter < 10)) return bad("model.moe.jitter", "must be in [0, 10)");
+        if (e.kind == FfnRouting::mh_moe && (!in(e.n_heads, 1, m.d_model) || m.d_model % e.n_heads != 0))
+            return bad("model.moe.n_heads", "must divide d_model (" + std::to_string(m.d_model) + "), got " + std::to_string(e.n_heads));
+    }
     if (!in(t.steps, 0, 100000000)) return bad("train.steps", "must be >= 0");
     if (!in(t.batch_size, 1, 4096)) return bad("train.batch_size", "must be in 1..4096, got " + std::to_string(t.batch_size));
     if (!(t.lr > 0 && t.lr < 10)) return bad("train.lr", "must be in (0, 10)");

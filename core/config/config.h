@@ -14,6 +14,11 @@ enum class PosKind { none, learned, rope, cope };
 enum class WindowKind { full, sliding, adaptive };
 enum class WindowStrategy { fixed, seq_len, entropy };
 enum class FfnKind { swiglu, relu, gelu };
+enum class HeadSelection { all_heads, static_pruning, moh };
+enum class GateScaling { official, paper };
+enum class FfnRouting { dense, moe, mh_moe };
+enum class MoeRouting { topk, top1_capacity, noisy_topk, expert_choice };
+enum class AuxConvention { switch_t, hf };
 
 struct WindowConfig {
     WindowKind kind = WindowKind::full;
@@ -23,6 +28,16 @@ struct WindowConfig {
     int max = 64;
 };
 
+// Which heads run for each token (spec §1). Gates scale each head's output before W_O.
+struct HeadsConfig {
+    HeadSelection kind = HeadSelection::all_heads;
+    int n_active = 8;             // static_pruning: heads 0..n_active-1 on for every token
+    int n_shared = 2;             // moh: heads 0..n_shared-1 always on
+    int n_active_routed = 4;      // moh: K of the n_heads - n_shared routed heads per token
+    float beta = 0.01f;           // moh: balance-loss weight (live)
+    GateScaling gate_scaling = GateScaling::official;
+};
+
 struct AttentionConfig {
     bool use_wo = false;          // output projection W_O (C x H*D)
     PosKind positional = PosKind::cope;
@@ -30,11 +45,29 @@ struct AttentionConfig {
     bool cope_shared = false;     // one table per layer shared by its heads (spec §4) vs one per head
     float rope_theta = 10000.f;
     WindowConfig window;
+    HeadsConfig heads;
 };
 
 struct FfnConfig {
     FfnKind kind = FfnKind::swiglu;
     int d_ff = 256;
+};
+
+// Sparse FFN (spec §2-3). Experts are SwiGLU FFNs of width d_ff_expert; with mh_moe each token is
+// split into n_heads sub-tokens of width d_model/n_heads between a head and a merge layer.
+struct MoeConfig {
+    FfnRouting kind = FfnRouting::dense;
+    int n_experts = 8;                    // E routed experts
+    int top_k = 2;                        // K
+    MoeRouting routing = MoeRouting::topk;
+    float capacity_factor = 1.25f;        // top1_capacity: C = ceil(T/E * cf); expert_choice: T*cf/E per expert (live)
+    int n_shared_experts = 0;             // always-on experts (DeepSeekMoE); routed weights then unnormalised
+    int d_ff_expert = 256;
+    float aux_weight = 0.01f;             // alpha (live)
+    AuxConvention aux_convention = AuxConvention::switch_t;  // switch: E*sum f P (sum f = 1); hf: sum f = K
+    float z_loss_weight = 1e-3f;          // ST-MoE router z-loss (live)
+    float jitter = 0.f;                   // noisy_topk noise scale / Switch input jitter (live)
+    int n_heads = 2;                      // mh_moe sub-tokens per token
 };
 
 struct ModelConfig {
@@ -53,6 +86,7 @@ struct ModelConfig {
     bool lm_head_bias = false;
     AttentionConfig attention;
     FfnConfig ffn;
+    MoeConfig moe;
 };
 
 struct TrainConfig {
@@ -96,10 +130,24 @@ std::string config_to_json(const Config& cfg);  // pretty JSON, every key writte
 // Checks value ranges and cross-key constraints (C % H, H % G, ...); the message names the key,
 // its value and what is allowed. Called once, up front, by everything that builds a model.
 Status config_validate(const Config& cfg);
+// Advice that does not block training (e.g. MoH with K = 1 gives the router no task gradient).
+std::vector<std::string> config_warnings(const Config& cfg);
+// Why generation is unavailable for this config (expert choice is not causal), or empty.
+std::string config_generation_blocker(const ModelConfig& m);
 // Applies "a.b.c=value" overrides (CLI --set); value is parsed as JSON, falling back to a string.
 Status config_apply_override(Config& cfg, const std::string& assignment);
 
 const char* pos_kind_name(PosKind k);
 const char* ffn_kind_name(FfnKind k);
+const char* moe_routing_name(MoeRouting k);
+const char* aux_convention_name(AuxConvention k);
+
+// MH-MoE FLOPs parity with an SMoE of E experts of width d_ff, top-k, c = 3 matrices per
+// SwiGLU expert (spec §3): d_ff' = d_ff - 2d/(k c), E' = round(h E d_ff / d_ff').
+struct MhMoeMatch {
+    int d_ff_expert;
+    int n_experts;
+};
+MhMoeMatch mh_moe_match_flops(int d_model, int n_heads, int smoe_experts, int smoe_d_ff, int top_k);
 
 }  // namespace rl

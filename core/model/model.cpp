@@ -44,6 +44,24 @@ Weights weights_bind(const ModelConfig& c, const Layout& L, Arena& arena) {
         lw.b_up = a(lname(l, "ffn.b_up"));
         lw.w_down = a(lname(l, "ffn.w_down"));
         lw.b_down = a(lname(l, "ffn.b_down"));
+        lw.router_shared = a(lname(l, "attn.router.w_shared"));
+        lw.router_routed = a(lname(l, "attn.router.w_routed"));
+        lw.router_type = a(lname(l, "attn.router.w_type"));
+        if (c.moe.kind != FfnRouting::dense) {
+            lw.moe.router = a(lname(l, "moe.router"));
+            lw.moe.noise = a(lname(l, "moe.noise"));
+            auto expert = [&](const std::string& prefix) {
+                return ExpertWeights{a(prefix + ".w_gate"), a(prefix + ".w_up"), a(prefix + ".w_down")};
+            };
+            for (int e = 0; e < c.moe.n_experts; e++)
+                lw.moe.experts.push_back(expert(lname(l, "moe.experts.") + std::to_string(e)));
+            for (int e = 0; e < c.moe.n_shared_experts; e++)
+                lw.moe.shared.push_back(expert(lname(l, "moe.shared.") + std::to_string(e)));
+            lw.w_head = a(lname(l, "moe.w_head"));
+            lw.b_head = a(lname(l, "moe.b_head"));
+            lw.w_merge = a(lname(l, "moe.w_merge"));
+            lw.b_merge = a(lname(l, "moe.b_merge"));
+        }
         w.layers.push_back(lw);
     }
     w.final_norm = a("final_norm");
@@ -75,10 +93,32 @@ void norm_backward(const ModelConfig& c, float* dx, float* dw, float* db, const 
 
 void zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
 
+HeadRouterDims router_dims(const ModelConfig& c, int N) {
+    const HeadsConfig& h = c.attention.heads;
+    HeadRouterDims d;
+    d.N = N; d.C = c.d_model; d.H = c.n_heads; d.S = h.n_shared; d.K = h.n_active_routed;
+    d.paper = h.gate_scaling == GateScaling::paper;
+    return d;
+}
+
+// Gates (N,H) of every head for the block input `in`: the MoH router, or static pruning's 1/0.
+void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N) {
+    const HeadsConfig& h = c.attention.heads;
+    if (h.kind == HeadSelection::moh) {
+        HeadRouterDims rd = router_dims(c, N);
+        head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd);
+        a.head_balance = head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
+    } else {
+        for (int t = 0; t < N; t++)
+            for (int i = 0; i < c.n_heads; i++) a.head_gates[(size_t)t * c.n_heads + i] = i < h.n_active ? 1.f : 0.f;
+    }
+}
+
 // ---- attention block: in (N,C) -> attn_out (N,C) ----
 void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, float* scratch,
                         float* entropy, int B, int T, int window) {
     const int N = B * T, C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     linear_forward(a.q, in, w.wq, nullptr, N, C, HD);
     linear_forward(a.k, in, w.wk, nullptr, N, C, GD);
     linear_forward(a.v, in, w.wv, nullptr, N, C, GD);
@@ -86,19 +126,36 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
         rope_forward(a.q, B, T, c.n_heads, c.head_dim, c.attention.rope_theta);
         rope_forward(a.k, B, T, c.n_kv_heads, c.head_dim, c.attention.rope_theta);
     }
-    attention_forward(a.atty, a.att, a.gates, entropy, scratch, a.q, a.k, a.v, w.cope_pos, attn_dims(c, B, T, window));
+    // Training computes every head and scales by its gate (dense-masked, spec §1); the inference
+    // path in infer/ skips the pairs whose gate is 0.
+    attention_forward(gated ? a.atty_raw : a.atty, a.att, a.gates, entropy, scratch, a.q, a.k, a.v, w.cope_pos,
+                      attn_dims(c, B, T, window));
+    if (gated) {
+        head_gates_forward(c, w, a, in, N);
+        head_gate_forward(a.atty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
+    }
     if (w.wo) linear_forward(a.attn_out, a.atty, w.wo, nullptr, N, HD, C);
 }
 
-// Accumulates dL/d in into din.
+// Accumulates dL/d in into din. dbalance: dLoss/dL_b of this layer (beta / L).
 void attn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
-                         Activations& s, float* din, const float* dout, const float* in, int B, int T, int window) {
+                         Activations& s, float* din, const float* dout, const float* in, int B, int T, int window,
+                         float dbalance) {
     const int N = B * T, C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
     const float* datty = dout;
     if (w.wo) {
         zero(s.datty, (size_t)N * HD);
         linear_backward(s.datty, g.wo, nullptr, dout, a.atty, w.wo, N, HD, C);
         datty = s.datty;
+    }
+    if (c.attention.heads.kind != HeadSelection::all_heads) {
+        zero(s.datty_raw, (size_t)N * HD);
+        head_gate_backward(s.datty_raw, s.dgates, datty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
+        if (c.attention.heads.kind == HeadSelection::moh)
+            head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates,
+                                 dbalance, a.head_f.data(), a.hr, in, w.router_shared, w.router_routed, w.router_type,
+                                 router_dims(c, N));
+        datty = s.datty_raw;
     }
     zero(s.dq, (size_t)N * HD);
     zero(s.dk, (size_t)N * GD);
@@ -114,9 +171,21 @@ void attn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeigh
     linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
 }
 
-// ---- FFN block: in (N,C) -> ffn_out (N,C) ----
-void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N) {
+// ---- FFN block: in (N,C) -> ffn_out (N,C): dense, MoE, or MH-MoE (head -> split -> MoE -> merge) ----
+void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N,
+                       bool training, uint64_t seed) {
     const int C = c.d_model, F = c.ffn.d_ff;
+    if (c.moe.kind == FfnRouting::moe) {
+        moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, model_moe_dims(c, N, training, seed));
+        return;
+    }
+    if (c.moe.kind == FfnRouting::mh_moe) {
+        // (N,C) rows are N*h contiguous sub-tokens of width C/h: the split and merge are free views.
+        linear_forward(a.xh, in, w.w_head, w.b_head, N, C, C);
+        moe_forward(a.ym, a.mst, a.ms, a.xh, w.moe, model_moe_dims(c, N, training, seed));
+        linear_forward(a.ffn_out, a.ym, w.w_merge, w.b_merge, N, C, C);
+        return;
+    }
     if (c.ffn.kind == FfnKind::swiglu) {
         linear_forward(a.fa, in, w.w_gate, nullptr, N, C, F);
         linear_forward(a.fb, in, w.w_up, nullptr, N, C, F);
@@ -130,8 +199,23 @@ void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a
 }
 
 void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
-                        Activations& s, float* din, const float* dout, const float* in, int N) {
+                        Activations& s, float* din, const float* dout, const float* in, int N, bool training,
+                        uint64_t seed, float daux, float dzl) {
     const int C = c.d_model, F = c.ffn.d_ff;
+    if (c.moe.kind == FfnRouting::moe) {
+        moe_backward(din, g.moe, s.moe_scratch, dout, in, a.mst, a.ms, w.moe, model_moe_dims(c, N, training, seed),
+                     daux, dzl);
+        return;
+    }
+    if (c.moe.kind == FfnRouting::mh_moe) {
+        zero(s.dym, (size_t)N * C);
+        linear_backward(s.dym, g.w_merge, g.b_merge, dout, a.ym, w.w_merge, N, C, C);
+        zero(s.dxh, (size_t)N * C);
+        moe_backward(s.dxh, g.moe, s.moe_scratch, s.dym, a.xh, a.mst, a.ms, w.moe,
+                     model_moe_dims(c, N, training, seed), daux, dzl);
+        linear_backward(din, g.w_head, g.b_head, s.dxh, in, w.w_head, N, C, C);
+        return;
+    }
     zero(s.dfh, (size_t)N * F);
     linear_backward(s.dfh, g.w_down, g.b_down, dout, a.fh, w.w_down, N, F, C);
     zero(s.dfa, (size_t)N * F);
@@ -147,25 +231,25 @@ void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
     }
 }
 
-
 // One transformer block around an attention call that writes L.attn_out from its input.
 // pre-norm:  res1 = x + attn(norm1(x));  res2 = res1 + ffn(norm2(res1))
 // post-norm: res1 = x + attn(x); h = norm1(res1); res2 = h + ffn(h); out = norm2(res2)
 template <class Attn>
-void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, int N, Attn&& attn) {
+void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, int N, bool training, uint64_t seed,
+                   Attn&& attn) {
     const size_t NC = (size_t)N * c.d_model;
     if (c.norm_position == NormPosition::pre) {
         norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
         attn(L.ln1);
         for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln2, N);
+        ffn_block_forward(c, w, L, L.ln2, N, training, seed);
         for (size_t i = 0; i < NC; i++) L.res2[i] = L.res1[i] + L.ffn_out[i];
     } else {
         attn(L.x_in);
         for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
         norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.res1, w.attn_norm, w.attn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln1, N);
+        ffn_block_forward(c, w, L, L.ln1, N, training, seed);
         for (size_t i = 0; i < NC; i++) L.res2[i] = L.ln1[i] + L.ffn_out[i];
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
     }
@@ -207,9 +291,36 @@ Layout model_param_layout(const ModelConfig& c) {
             if (c.attention.cope_shared) L.add(lname(l, "attn.cope_pos"), {c.attention.cope_npos, c.head_dim});
             else L.add(lname(l, "attn.cope_pos"), {c.n_heads, c.attention.cope_npos, c.head_dim});
         }
+        const HeadsConfig& hc = c.attention.heads;
+        if (hc.kind == HeadSelection::moh) {  // seeds/001: W_s (S,C), W_r (R,C), W_h (2,C)
+            if (hc.n_shared > 0) L.add(lname(l, "attn.router.w_shared"), {hc.n_shared, C}, Init::normal, true);
+            L.add(lname(l, "attn.router.w_routed"), {c.n_heads - hc.n_shared, C}, Init::normal, true);
+            if (hc.n_shared > 0) L.add(lname(l, "attn.router.w_type"), {2, C}, Init::normal, true);
+        }
         L.add(lname(l, "ffn_norm"), {C}, Init::ones);
         if (ln) L.add(lname(l, "ffn_norm_bias"), {C});
-        if (c.ffn.kind == FfnKind::swiglu) {
+        if (c.moe.kind != FfnRouting::dense) {
+            const MoeConfig& mc = c.moe;
+            const int Cs = mc.kind == FfnRouting::mh_moe ? C / mc.n_heads : C;  // sub-token width
+            const int Fe = mc.d_ff_expert;
+            if (mc.kind == FfnRouting::mh_moe) {
+                L.add(lname(l, "moe.w_head"), {C, C}, Init::normal, true);
+                L.add(lname(l, "moe.b_head"), {C});
+            }
+            L.add(lname(l, "moe.router"), {mc.n_experts, Cs}, Init::normal, true);
+            if (mc.routing == MoeRouting::noisy_topk) L.add(lname(l, "moe.noise"), {mc.n_experts, Cs}, Init::zeros, true);
+            auto expert = [&](const std::string& prefix) {
+                L.add(prefix + ".w_gate", {Fe, Cs}, Init::normal, true);
+                L.add(prefix + ".w_up", {Fe, Cs}, Init::normal, true);
+                L.add(prefix + ".w_down", {Cs, Fe}, Init::normal, true, resid_scale);
+            };
+            for (int e = 0; e < mc.n_experts; e++) expert(lname(l, "moe.experts.") + std::to_string(e));
+            for (int e = 0; e < mc.n_shared_experts; e++) expert(lname(l, "moe.shared.") + std::to_string(e));
+            if (mc.kind == FfnRouting::mh_moe) {
+                L.add(lname(l, "moe.w_merge"), {C, C}, Init::normal, true);
+                L.add(lname(l, "moe.b_merge"), {C});
+            }
+        } else if (c.ffn.kind == FfnKind::swiglu) {
             L.add(lname(l, "ffn.w_gate"), {F, C}, Init::normal, true);
             L.add(lname(l, "ffn.w_up"), {F, C}, Init::normal, true);
             L.add(lname(l, "ffn.w_down"), {C, F}, Init::normal, true, resid_scale);
@@ -258,12 +369,38 @@ size_t model_param_count(const Model& m) {
 
 void model_zero_grad(Model& m) { std::fill(m.grads.data.begin(), m.grads.data.end(), 0.f); }
 
+MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed) {
+    const MoeConfig& mc = c.moe;
+    MoeDims d;
+    const int h = mc.kind == FfnRouting::mh_moe ? mc.n_heads : 1;
+    d.N = N * h;
+    d.C = c.d_model / h;
+    d.E = mc.n_experts;
+    d.K = mc.routing == MoeRouting::top1_capacity ? 1 : mc.top_k;
+    d.F = mc.d_ff_expert;
+    d.n_shared = mc.n_shared_experts;
+    d.routing = mc.routing;
+    d.aux = mc.aux_convention;
+    d.capacity_factor = mc.capacity_factor;
+    d.jitter = mc.jitter;
+    d.training = training;
+    d.noise_seed = seed;
+    return d;
+}
+
 void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
     a.B = B;
     a.T = T;
-    const int N = B * T, C = c.d_model, V = c.vocab_size, F = c.ffn.d_ff;
+    const int N = B * T, C = c.d_model, V = c.vocab_size, F = c.ffn.d_ff, H = c.n_heads;
     const int HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
     const bool cope = c.attention.positional == PosKind::cope;
+    const HeadsConfig& hc = c.attention.heads;
+    const bool gated = hc.kind != HeadSelection::all_heads, moh = hc.kind == HeadSelection::moh;
+    const int S = moh ? hc.n_shared : 0, R = H - S;
+    const bool sparse = c.moe.kind != FfnRouting::dense, mh = c.moe.kind == FfnRouting::mh_moe;
+    const MoeDims md = model_moe_dims(c, N, true, 0);
+    const int A = md.max_assign(), Nm = md.N, Cm = md.C, E = md.E, Fe = md.F, ns = md.n_shared;
+    const bool noisy = c.moe.routing == MoeRouting::noisy_topk;
     Layout& L = a.layout;
     L = Layout();
     L.add("x0", {N, C});
@@ -277,7 +414,37 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         if (cope) L.add(lname(l, "gates"), {B, c.n_heads, T, T});
         L.add(lname(l, "atty"), {N, HD});
         if (c.attention.use_wo) L.add(lname(l, "attn_out"), {N, C});
-        for (const char* n : {"fa", "fb", "fh"}) L.add(lname(l, n), {N, F});
+        if (gated) {
+            L.add(lname(l, "head_gates"), {N, H});
+            L.add(lname(l, "atty_raw"), {N, HD});
+        }
+        if (moh) {
+            L.add(lname(l, "hr.r"), {N, R});
+            L.add(lname(l, "hr.mask"), {N, R});
+            if (S > 0) L.add(lname(l, "hr.ss"), {N, S});
+            L.add(lname(l, "hr.alpha"), {N, 2});
+        }
+        if (!sparse) {
+            for (const char* n : {"fa", "fb", "fh"}) L.add(lname(l, n), {N, F});
+        } else {
+            L.add(lname(l, "ms.xr"), {Nm, Cm});
+            L.add(lname(l, "ms.jit"), {Nm, Cm});
+            for (const char* n : {"ms.logits", "ms.probs"}) L.add(lname(l, n), {Nm, E});
+            if (noisy)
+                for (const char* n : {"ms.noisy", "ms.eps", "ms.noise_pre"}) L.add(lname(l, n), {Nm, E});
+            L.add(lname(l, "ms.xg"), {A, Cm});
+            for (const char* n : {"ms.fa", "ms.fb", "ms.fh"}) L.add(lname(l, n), {A, Fe});
+            L.add(lname(l, "ms.ye"), {A, Cm});
+            L.add(lname(l, "ms.a_w"), {A});
+            if (ns > 0) {
+                for (const char* n : {"ms.sfa", "ms.sfb", "ms.sfh"}) L.add(lname(l, n), {ns, Nm, Fe});
+                L.add(lname(l, "ms.sye"), {ns, Nm, Cm});
+            }
+            if (mh) {
+                L.add(lname(l, "xh"), {N, C});
+                L.add(lname(l, "ym"), {N, C});
+            }
+        }
     }
     L.add("lnf", {N, C});
     L.add("lnf_mean", {N});
@@ -302,31 +469,73 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         la.ffn_out = p("ffn_out");
         la.res2 = p("res2");
         la.out = c.norm_position == NormPosition::pre ? la.res2 : la.ln2;
+        la.head_gates = p("head_gates");
+        la.atty_raw = p("atty_raw");
+        la.hr = {p("hr.r"), p("hr.mask"), p("hr.ss"), p("hr.alpha")};
+        la.head_f.assign(R, 0.f);
+        la.head_P.assign(R, 0.f);
+        la.xh = p("xh");
+        la.ym = p("ym");
+        if (sparse) {
+            MoeSaved& ms = la.ms;
+            ms.xr = p("ms.xr"); ms.jit = p("ms.jit"); ms.logits = p("ms.logits"); ms.probs = p("ms.probs");
+            ms.noisy = p("ms.noisy"); ms.eps = p("ms.eps"); ms.noise_pre = p("ms.noise_pre");
+            ms.xg = p("ms.xg"); ms.fa = p("ms.fa"); ms.fb = p("ms.fb"); ms.fh = p("ms.fh"); ms.ye = p("ms.ye");
+            ms.sfa = p("ms.sfa"); ms.sfb = p("ms.sfb"); ms.sfh = p("ms.sfh"); ms.sye = p("ms.sye");
+            ms.a_w = p("ms.a_w");
+            la.moe_int.assign((size_t)2 * A + (E + 1) + (size_t)Nm * md.K + 1, 0);
+            ms.a_token = la.moe_int.data();
+            ms.a_expert = ms.a_token + A;
+            ms.offset = ms.a_expert + A;
+            ms.choice = ms.offset + E + 1;
+            ms.n_assign = ms.choice + (size_t)Nm * md.K;
+            la.mst.load.assign(E, 0.f);
+            la.mst.f.assign(E, 0.f);
+            la.mst.P.assign(E, 0.f);
+        }
     }
     a.lnf = a.arena.ptr(L, "lnf"); a.lnf_mean = a.arena.ptr(L, "lnf_mean"); a.lnf_rstd = a.arena.ptr(L, "lnf_rstd");
     a.logits = a.arena.ptr(L, "logits");
     a.losses = a.arena.ptr(L, "losses");
 
-    Layout S;  // backward scratch, shared by all layers
-    S.add("dres", {N, C});
-    S.add("dtmp", {N, C});
-    S.add("datty", {N, HD});
-    S.add("dq", {N, HD});
-    S.add("dk", {N, GD});
-    S.add("dv", {N, GD});
-    S.add("dfa", {N, F});
-    S.add("dfb", {N, F});
-    S.add("dfh", {N, F});
-    S.add("dlogits", {N, V});
+    Layout S2;  // backward scratch, shared by all layers
+    S2.add("dres", {N, C});
+    S2.add("dtmp", {N, C});
+    S2.add("datty", {N, HD});
+    S2.add("dq", {N, HD});
+    S2.add("dk", {N, GD});
+    S2.add("dv", {N, GD});
+    if (!sparse) {
+        S2.add("dfa", {N, F});
+        S2.add("dfb", {N, F});
+        S2.add("dfh", {N, F});
+    }
+    S2.add("dlogits", {N, V});
     AttnDims d = attn_dims(c, B, T, T);
-    S.add("attn_scratch", {(int)attention_scratch_floats(d)});
-    a.scratch_arena.allocate(S);
-    auto sp = [&](const char* n) { return a.scratch_arena.ptr(S, n); };
+    S2.add("attn_scratch", {(int)attention_scratch_floats(d)});
+    if (gated) {
+        S2.add("dgates", {N, H});
+        S2.add("datty_raw", {N, HD});
+    }
+    if (moh) S2.add("router_scratch", {head_router_scratch_floats(HeadRouterDims{N, C, H, S, hc.n_active_routed})});
+    if (sparse) S2.add("moe_scratch", {(int)moe_scratch_floats(md)});
+    if (mh) {
+        S2.add("dxh", {N, C});
+        S2.add("dym", {N, C});
+    }
+    a.scratch_arena.allocate(S2);
+    auto sp = [&](const char* n) { return a.scratch_arena.ptr(S2, n); };
     a.dres = sp("dres"); a.dtmp = sp("dtmp"); a.datty = sp("datty");
     a.dq = sp("dq"); a.dk = sp("dk"); a.dv = sp("dv");
     a.dfa = sp("dfa"); a.dfb = sp("dfb"); a.dfh = sp("dfh");
     a.dlogits = sp("dlogits");
     a.attn_scratch = sp("attn_scratch");
+    a.dgates = sp("dgates");
+    a.datty_raw = sp("datty_raw");
+    a.router_scratch = sp("router_scratch");
+    a.moe_scratch = sp("moe_scratch");
+    a.dxh = sp("dxh");
+    a.dym = sp("dym");
 }
 
 int model_window(const ModelConfig& c, int T, float prev_entropy) {
@@ -345,14 +554,16 @@ int model_window(const ModelConfig& c, int T, float prev_entropy) {
     return T;
 }
 
-double model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T, int window,
-                    float prev_entropy) {
+double model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T,
+                     const ForwardOptions& o) {
     const ModelConfig& c = m.cfg;
     assert(B <= a.B && T <= a.T);
     const int N = B * T, C = c.d_model;
     a.cur_B = B;
     a.cur_T = T;
-    a.window = window > 0 ? window : model_window(c, T, prev_entropy);
+    a.window = o.window > 0 ? o.window : model_window(c, T, o.prev_entropy);
+    a.training = o.training;
+    a.seed = o.seed;
 
     embedding_forward(a.x0, tokens, m.w.tok_emb, m.w.pos_emb, B, T, C);
     float entropy_sum = 0.f;
@@ -360,17 +571,29 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
         const LayerWeights& w = m.w.layers[l];
         LayerActs& L = a.layers[l];
         float ent = 0.f;
-        block_forward(c, w, L, N, [&](const float* in) {
+        // Each layer's MoE noise gets its own stream: (seed, layer).
+        block_forward(c, w, L, N, o.training, o.seed * 1000003ULL + l, [&](const float* in) {
             attn_block_forward(c, w, L, in, a.attn_scratch, &ent, B, T, a.window);
         });
         entropy_sum += ent;
     }
     a.entropy = entropy_sum / c.n_layers;
+    a.moh_balance = a.moe_aux = a.zloss = 0;
+    for (const LayerActs& L : a.layers) {
+        a.moh_balance += L.head_balance / c.n_layers;
+        a.moe_aux += L.mst.aux / c.n_layers;
+        a.zloss += L.mst.zloss / c.n_layers;
+    }
 
     head_forward(m, a, N);
     if (!targets) return 0.0;
     int n_valid = 0;
-    return crossentropy_forward(a.losses, a.logits, a.logits, targets, N, c.vocab_size, &n_valid);
+    a.ce = crossentropy_forward(a.losses, a.logits, a.logits, targets, N, c.vocab_size, &n_valid);
+    // Routing losses are computed per layer and averaged over layers (never pooled, HF #28255).
+    double loss = a.ce;
+    if (c.attention.heads.kind == HeadSelection::moh) loss += c.attention.heads.beta * a.moh_balance;
+    if (c.moe.kind != FfnRouting::dense) loss += c.moe.aux_weight * a.moe_aux + c.moe.z_loss_weight * a.zloss;
+    return loss;
 }
 
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity) {
@@ -395,7 +618,8 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, i
     for (int l = 0; l < c.n_layers; l++) {
         const LayerWeights& w = m.w.layers[l];
         LayerActs& L = a.layers[l];
-        block_forward(c, w, L, 1, [&](const float* in) {
+        block_forward(c, w, L, 1, false, 0, [&](const float* in) {
+            const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
             float* kc = kv.k[l].data();  // (capacity, G*D)
             float* vc = kv.v[l].data();
             linear_forward(L.q, in, w.wq, nullptr, 1, C, HD);
@@ -405,8 +629,12 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, i
                 rope_forward(L.q, 1, 1, c.n_heads, c.head_dim, c.attention.rope_theta, pos);
                 rope_forward(kc + (size_t)pos * GD, 1, 1, c.n_kv_heads, c.head_dim, c.attention.rope_theta, pos);
             }
-            attention_decode_row(L.atty, kv.scratch.data(), L.q, kc, vc, pos + 1, w.cope_pos,
+            attention_decode_row(gated ? L.atty_raw : L.atty, kv.scratch.data(), L.q, kc, vc, pos + 1, w.cope_pos,
                                  attn_dims(c, 1, 1, window));
+            if (gated) {
+                head_gates_forward(c, w, L, in, 1);
+                head_gate_forward(L.atty, L.atty_raw, L.head_gates, 1, c.n_heads, c.head_dim);
+            }
             if (w.wo) linear_forward(L.attn_out, L.atty, w.wo, nullptr, 1, HD, C);
         });
     }
@@ -436,28 +664,32 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
         norm_backward(c, dtmp, m.g.final_norm, m.g.final_norm_bias, dres, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd, N);
         std::swap(dres, dtmp);
     }
+    // The routing losses are means over layers: each layer's gets its weight / L.
+    const float dbal = c.attention.heads.beta / c.n_layers;
+    const float daux = c.moe.aux_weight / c.n_layers, dzl = c.moe.z_loss_weight / c.n_layers;
     for (int l = c.n_layers - 1; l >= 0; l--) {
         const LayerWeights& w = m.w.layers[l];
         LayerWeights& g = m.g.layers[l];
         const LayerActs& L = a.layers[l];
+        const uint64_t seed = a.seed * 1000003ULL + l;
         if (pre) {
             // dres = dL/d res2; the residual passes it to res1, the FFN path adds through ln2.
             zero(dtmp, (size_t)N * C);
-            ffn_block_backward(c, w, g, L, a, dtmp, dres, L.ln2, N);
+            ffn_block_backward(c, w, g, L, a, dtmp, dres, L.ln2, N, a.training, seed, daux, dzl);
             norm_backward(c, dres, g.ffn_norm, g.ffn_norm_bias, dtmp, L.res1, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
             zero(dtmp, (size_t)N * C);
-            attn_block_backward(c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window);
+            attn_block_backward(c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window, dbal);
             norm_backward(c, dres, g.attn_norm, g.attn_norm_bias, dtmp, L.x_in, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
         } else {
             // dres = dL/d ln2 (block output)
             zero(dtmp, (size_t)N * C);
             norm_backward(c, dtmp, g.ffn_norm, g.ffn_norm_bias, dres, L.res2, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
             std::memcpy(dres, dtmp, sizeof(float) * N * C);        // residual path res2 -> ln1
-            ffn_block_backward(c, w, g, L, a, dres, dtmp, L.ln1, N);  // dres = dL/d ln1
+            ffn_block_backward(c, w, g, L, a, dres, dtmp, L.ln1, N, a.training, seed, daux, dzl);  // dres = dL/d ln1
             zero(dtmp, (size_t)N * C);
             norm_backward(c, dtmp, g.attn_norm, g.attn_norm_bias, dres, L.res1, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
             std::memcpy(dres, dtmp, sizeof(float) * N * C);        // residual path res1 -> x_in
-            attn_block_backward(c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window);
+            attn_block_backward(c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window, dbal);
         }
     }
     embedding_backward(m.g.tok_emb, m.g.pos_emb, dres, tokens, B, T, C);
@@ -477,7 +709,22 @@ FlopBreakdown model_flops_per_token(const ModelConfig& c, int T) {
     if (c.attention.positional == PosKind::cope) f.attn_scores += L * 2 * H * D * c.attention.cope_npos;
     f.attn_av = L * 2 * H * D * keys;
     f.attn_out = c.attention.use_wo ? L * 2 * HD * C : 0;
-    f.ffn = L * 2 * C * F * (c.ffn.kind == FfnKind::swiglu ? 3 : 2);
+    if (c.attention.heads.kind == HeadSelection::moh) {
+        const double S = c.attention.heads.n_shared;
+        f.routers += L * 2 * C * (H - S + (S > 0 ? S + 2 : 0));
+    }
+    const MoeConfig& mc = c.moe;
+    if (mc.kind == FfnRouting::dense) {
+        f.ffn = L * 2 * C * F * (c.ffn.kind == FfnKind::swiglu ? 3 : 2);
+    } else {
+        const double h = mc.kind == FfnRouting::mh_moe ? mc.n_heads : 1, Cs = C / h;
+        const double K = mc.routing == MoeRouting::top1_capacity ? 1 : mc.top_k;
+        // Nominal: every sub-token reaches K experts (expert choice: cf experts on average).
+        const double per = mc.routing == MoeRouting::expert_choice ? mc.capacity_factor : K;
+        f.routers += L * h * 2 * Cs * mc.n_experts * (mc.routing == MoeRouting::noisy_topk ? 2 : 1);
+        f.ffn = L * h * (per + mc.n_shared_experts) * 2 * Cs * mc.d_ff_expert * 3;
+        if (mc.kind == FfnRouting::mh_moe) f.ffn += L * 2 * 2 * C * C;  // head and merge layers
+    }
     f.lm_head = 2 * C * V;
     return f;
 }

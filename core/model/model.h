@@ -2,10 +2,13 @@
 // Size key: B batch, T seq, C d_model, V vocab, L layers, H q-heads, G kv-heads, D head dim,
 // F ffn width, P CoPE positions.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "layers/head_router.h"
+#include "layers/moe.h"
 #include "tensor/arena.h"
 
 namespace rl {
@@ -26,6 +29,14 @@ struct LayerWeights {
     float* b_up = nullptr;            // (F) ReLU/GELU
     float* w_down = nullptr;          // (C, F)
     float* b_down = nullptr;          // (C) ReLU/GELU
+    float* router_shared = nullptr;   // (S, C) MoH W_s
+    float* router_routed = nullptr;   // (R, C) MoH W_r
+    float* router_type = nullptr;     // (2, C) MoH W_h
+    MoeWeights moe;                   // sparse FFN: router (E, C'), experts, shared experts
+    float* w_head = nullptr;          // (C, C) MH-MoE head layer
+    float* b_head = nullptr;          // (C)
+    float* w_merge = nullptr;         // (C, C) MH-MoE merge layer
+    float* b_merge = nullptr;         // (C)
 };
 struct Weights {
     float* tok_emb = nullptr;         // (V, C)
@@ -66,12 +77,26 @@ struct LayerActs {
     float* ffn_out;                    // (N,C)
     float* res2;                       // (N,C) residual after the FFN
     float* out;                        // (N,C) block output (res2 pre-norm, ln2 post-norm)
+    // head selection (null with all_heads)
+    float* head_gates;                 // (N,H) gate of every head
+    float* atty_raw;                   // (N,H*D) heads before their gates
+    HeadRouterSaved hr;                // MoH router state: r (N,R), mask (N,R), ss (N,S), alpha (N,2)
+    std::vector<float> head_f, head_P; // (R) balance-loss f and P of the last forward
+    float head_balance = 0;            // L_b of this layer
+    // sparse FFN
+    MoeSaved ms;
+    MoeStats mst;
+    std::vector<int> moe_int;          // backing store of ms's int buffers
+    float* xh;                         // (N,C) MH-MoE head-layer output
+    float* ym;                         // (N,C) MH-MoE merged-back sub-token outputs, before W_merge
 };
 struct Activations {
     int B = 0, T = 0;                  // capacity; a forward may use any B' <= B, T' <= T
     int cur_B = 0, cur_T = 0;          // shape of the last forward
     int window = 0;                    // attention window used by the last forward (backward reuses it)
     float entropy = 0.f;               // mean attention-row entropy of the last forward (adaptive window)
+    bool training = false;             // options of the last forward (backward replays them)
+    uint64_t seed = 0;
     Layout layout;
     Arena arena, scratch_arena;
     float* x0;                         // (N,C) embeddings
@@ -79,12 +104,19 @@ struct Activations {
     float* lnf; float* lnf_mean; float* lnf_rstd;   // (N,C) final norm (== last out when off)
     float* logits;                     // (N,V); softmax probs after a forward with targets
     float* losses;                     // (N)
+    // loss parts of the last forward (routing losses are means over layers, unweighted)
+    double ce = 0, moh_balance = 0, moe_aux = 0, zloss = 0;
     // backward scratch
     float* dres; float* dtmp;          // (N,C)
     float* datty; float* dq; float* dk; float* dv;  // (N,H*D), (N,H*D), (N,G*D), (N,G*D)
     float* dfa; float* dfb; float* dfh;             // (N,F)
     float* dlogits;                    // (N,V)
     float* attn_scratch;               // attention_scratch_floats
+    float* dgates;                     // (N,H)
+    float* datty_raw;                  // (N,H*D)
+    float* router_scratch;             // head_router_scratch_floats
+    float* moe_scratch;                // moe_scratch_floats
+    float* dxh; float* dym;            // (N,C) MH-MoE
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);
 
@@ -92,11 +124,20 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T);
 // prev_entropy: the previous step's mean attention-row entropy (adaptive "entropy" strategy).
 int model_window(const ModelConfig& c, int T, float prev_entropy);
 
-// Forward over tokens (B,T). With targets (B,T) (entries < 0 are padding), returns the mean
-// cross-entropy and leaves probabilities in a.logits; without, leaves logits and returns 0.
-// window <= 0 means model_window(c, T, prev_entropy).
+struct ForwardOptions {
+    int window = 0;            // <= 0: model_window(c, T, prev_entropy)
+    float prev_entropy = 0.f;
+    bool training = false;     // router noise and jitter are drawn only while training
+    uint64_t seed = 0;         // noise seed (the trainer passes the step): equal seeds, equal noise
+};
+// Forward over tokens (B,T). With targets (B,T) (entries < 0 are padding), returns the training
+// loss: cross-entropy + beta * mean_l L_b + alpha * mean_l L_aux + w_z * mean_l L_z (parts in a.ce,
+// a.moh_balance, a.moe_aux, a.zloss) and leaves probabilities in a.logits; without targets, leaves
+// logits and returns 0.
 double model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T,
-                     int window = 0, float prev_entropy = 0.f);
+                     const ForwardOptions& o = {});
+// MoE dims of layer stacks for a batch of N tokens (sub-tokens for MH-MoE).
+MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed);
 // Backward of the last forward (which must have had targets): accumulates into m.grads.
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);
 
@@ -114,8 +155,8 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, i
 
 // FLOPs per token of one forward at sequence length T (multiply-add = 2 FLOPs), by component.
 struct FlopBreakdown {
-    double attn_proj = 0, attn_scores = 0, attn_av = 0, attn_out = 0, ffn = 0, lm_head = 0;
-    double total() const { return attn_proj + attn_scores + attn_av + attn_out + ffn + lm_head; }
+    double attn_proj = 0, attn_scores = 0, attn_av = 0, attn_out = 0, routers = 0, ffn = 0, lm_head = 0;
+    double total() const { return attn_proj + attn_scores + attn_av + attn_out + routers + ffn + lm_head; }
 };
 FlopBreakdown model_flops_per_token(const ModelConfig& c, int T);
 

@@ -50,7 +50,8 @@ StepStats trainer_step(TrainState& s) {
     batch_sample(s.data->train, B, T, s.rng, s.tokens.data(), s.targets.data());
     model_zero_grad(s.model);
     StepStats st;
-    st.loss = model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T, 0, s.prev_entropy);
+    st.loss = model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T,
+                            {.prev_entropy = s.prev_entropy, .training = true, .seed = (uint64_t)s.step + 1});
     model_backward(s.model, s.acts, s.tokens.data(), s.targets.data());
     s.prev_entropy = s.acts.entropy;
     st.grad_norm = grad_clip(s.model.grads.data.data(), s.model.grads.data.size(), tc.grad_clip);
@@ -71,7 +72,10 @@ float trainer_eval(TrainState& s) {
     double total = 0;
     for (int k = 0; k < n; k++) {
         batch_fixed(s.data->val, B, T, k, n, s.tokens.data(), s.targets.data());
-        total += model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T, 0, s.prev_entropy);
+        {
+            model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T, {.prev_entropy = s.prev_entropy});
+            total += s.acts.ce;  // validation reports the cross-entropy alone
+        }
     }
     return (float)(total / n);
 }

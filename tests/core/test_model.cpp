@@ -65,9 +65,9 @@ void check_model_grads(const ModelConfig& c, const std::string& label, int windo
     activations_create(a, c, B, T);
     Batch b = make_batch(B, T, c.vocab_size, 5);
     model_zero_grad(m);
-    model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, window);
+    model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, {.window = window});
     model_backward(m, a, b.tok.data(), b.tgt.data());
-    auto loss = [&] { return (double)model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, window); };
+    auto loss = [&] { return (double)model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, {.window = window}); };
     // The linear piece the last forward sat on: ReLU signs and CoPE integer positions per layer.
     auto piece = [&] {
         uint64_t h = 0xcbf29ce484222325ULL;
@@ -175,7 +175,7 @@ TEST(Window, AdaptivePresetBindsAtT80AndBackwardReusesIt) {
     model_forward(m, a, b.tok.data(), nullptr, 1, 80);
     EXPECT_EQ(a.window, 40);
     std::vector<float> windowed(a.logits, a.logits + 80 * 50);
-    model_forward(m, a, b.tok.data(), nullptr, 1, 80, 80);
+    model_forward(m, a, b.tok.data(), nullptr, 1, 80, {.window = 80});
     double diff = 0;
     for (int i = 40 * 50; i < 80 * 50; i++) diff = std::max(diff, (double)std::fabs(windowed[i] - a.logits[i]));
     EXPECT_GT(diff, 1e-3) << "rows past the window must see fewer keys";
@@ -196,7 +196,7 @@ TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
     Batch b = make_batch(1, T, V, 7);
     Activations full;
     activations_create(full, c, 1, T);
-    model_forward(m, full, b.tok.data(), nullptr, 1, T, W);
+    model_forward(m, full, b.tok.data(), nullptr, 1, T, {.window = W});
     Activations one;
     activations_create(one, c, 1, 1);
     KVCache kv;

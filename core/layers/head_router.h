@@ -1,0 +1,55 @@
+// Mixture-of-Heads router (arXiv 2410.11842, code SkyworkAI/MoH; spec §1) and the gate that
+// scales each head's output. Size key: N rows (B*T), C width, H heads, S shared heads (h_s),
+// R routed heads (h_r = H - S), K active routed heads per token, D head dim.
+//
+// r = softmax(W_r x) over the R routed heads, top-K (ties to the lowest index) -> mask;
+// [a1, a2] = softmax(W_h x); shared s = softmax(W_s x).
+// official: routed g_i = 2 a2 K r_i m_i / sum_j r_j m_j,  shared g_i = 2 a1 S s_i
+// paper:    routed g_i = a2 r_i m_i,                      shared g_i = a1 s_i
+// S = 0: no W_s, W_h; official g_i = K r_i m_i / sum r m, paper g_i = r_i m_i.
+// Balance (training): f_i = mean_t m_ti, P_i = mean_t r_ti, L_b = R sum f P (official) or sum f P.
+#pragma once
+
+namespace rl {
+
+struct HeadRouterDims {
+    int N = 1, C = 1, H = 1, S = 0, K = 1;
+    bool paper = false;
+    int R() const { return H - S; }
+};
+
+// Saved for backward (all overwritten): r (N,R), mask (N,R) 0/1, ss (N,S), alpha (N,2).
+struct HeadRouterSaved {
+    float* r;
+    float* mask;
+    float* ss;
+    float* alpha;
+};
+
+// gates (N,H). w_shared (S,C), w_routed (R,C), w_type (2,C); w_shared/w_type null when S = 0.
+void head_router_forward(float* gates, const HeadRouterSaved& sv, const float* x, const float* w_shared,
+                         const float* w_routed, const float* w_type, const HeadRouterDims& d);
+// f, P (R) from the saved r and mask; returns the balance loss L_b.
+float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const HeadRouterDims& d);
+// dgates (N,H) -> accumulates dx (N,C), dw_shared, dw_routed, dw_type. dbalance = dLoss/dL_b (beta / L);
+// f is the balance's f (held fixed: it carries no gradient). scratch: head_router_scratch_floats.
+int head_router_scratch_floats(const HeadRouterDims& d);
+void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* dw_type, float* scratch,
+                          const float* dgates, float dbalance, const float* f, const HeadRouterSaved& sv,
+                          const float* x, const float* w_shared, const float* w_routed, const float* w_type,
+                          const HeadRouterDims& d);
+// Naive reference of head_router_forward (double precision, no shared code).
+void head_router_forward_ref(float* gates, float* mask, const float* x, const float* w_shared, const float* w_routed,
+                             const float* w_type, const HeadRouterDims& d);
+
+// out (N,H*D) = in * gate per head block (scale each head's output before W_O).
+void head_gate_forward(float* out, const float* in, const float* gates, int N, int H, int D);
+// din (N,H*D) += dout * gate; dgates (N,H) = sum over the head's D of dout * in (overwrites).
+void head_gate_backward(float* din, float* dgates, const float* dout, const float* in, const float* gates, int N,
+                        int H, int D);
+
+// Top-k of v[0..n) by value, ties to the lowest index (deterministic routing); writes k indices
+// in rank order. Shared by head and expert routing.
+void topk_indices(int* out, const float* v, int n, int k);
+
+}  // namespace rl

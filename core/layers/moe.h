@@ -1,0 +1,85 @@
+// Sparse MoE FFN (spec §2): router, gather-based experts, shared experts, aux and z losses.
+// Size key: N rows (tokens, or MH-MoE sub-tokens), C row width, E routed experts, K top-k,
+// F expert width, A assignments (rows gathered for the experts).
+//
+// Compute follows llama.cpp's build_moe_ffn / ggml_mul_mat_id: the rows routed to each expert are
+// gathered, each expert runs one GEMM chain over its rows, outputs are scatter-added with their
+// combine weights. No expert ever runs on rows it was not given.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "config/config.h"
+
+namespace rl {
+
+struct ExpertWeights {
+    float* w_gate;  // (F, C)
+    float* w_up;    // (F, C)
+    float* w_down;  // (C, F)
+};
+
+struct MoeWeights {
+    float* router = nullptr;           // (E, C)
+    float* noise = nullptr;            // (E, C) noisy_topk only
+    std::vector<ExpertWeights> experts;  // [E]
+    std::vector<ExpertWeights> shared;   // [n_shared]
+};
+
+struct MoeDims {
+    int N = 1, C = 1, E = 1, K = 1, F = 1, n_shared = 0;
+    MoeRouting routing = MoeRouting::topk;
+    AuxConvention aux = AuxConvention::switch_t;
+    float capacity_factor = 1.25f;
+    float jitter = 0.f;                // noisy_topk: noise scale; others: input jitter U(1-j, 1+j)
+    bool training = true;              // noise and jitter only while training
+    uint64_t noise_seed = 0;           // the step's seed: the same forward twice draws the same noise
+    int capacity() const;              // top1_capacity: ceil(N/E*cf); expert_choice: ceil(N*cf/E); else N
+    int max_assign() const;            // rows the gather buffers must hold
+};
+
+// Saved for backward and read by the stats (views into the activations arena, plus int buffers).
+struct MoeSaved {
+    float* xr;          // (N,C) router input (jittered copy; == x without jitter)
+    float* jit;         // (N,C) jitter multipliers (null without input jitter)
+    float* logits;      // (N,E) clean router logits
+    float* probs;       // (N,E) softmax(logits)
+    float* noisy;       // (N,E) noisy logits (noisy_topk), null otherwise
+    float* eps;         // (N,E) standard normal draws (noisy_topk)
+    float* noise_pre;   // (N,E) W_noise x (noisy_topk)
+    float* xg;          // (A,C) gathered rows, expert-major
+    float* fa; float* fb; float* fh;   // (A,F) SwiGLU gate, up, hidden
+    float* ye;          // (A,C) expert outputs before weighting
+    float* sfa; float* sfb; float* sfh;  // (n_shared,N,F)
+    float* sye;         // (n_shared,N,C)
+    int* a_token;       // (A) token of each assignment
+    int* a_expert;      // (A) expert of each assignment
+    float* a_w;         // (A) combine weight
+    int* offset;        // (E+1) rows of expert e are [offset[e], offset[e+1])
+    int* choice;        // (N,K) routing choice per token before capacity (-1 none): f counts these
+    int* n_assign;      // (1) A actually used
+};
+
+// Per-layer routing numbers of the last forward (training stats and losses).
+struct MoeStats {
+    float aux = 0, zloss = 0;           // unweighted losses of this layer
+    float dropped_frac = 0;             // tokens that reached no expert
+    float entropy = 0;                  // mean router entropy (nats)
+    std::vector<float> load;            // (E) assignments per expert / A
+    std::vector<float> f, P;            // (E) the aux loss's f (choice fraction) and mean prob
+};
+
+size_t moe_scratch_floats(const MoeDims& d);
+// out (N,C) overwritten.
+void moe_forward(float* out, MoeStats& st, const MoeSaved& sv, const float* x, const MoeWeights& w,
+                 const MoeDims& d);
+// Accumulates dx (N,C) and the weight gradients in g (same layout as w). daux / dz: dLoss/dL_aux,
+// dLoss/dL_z of this layer. scratch: moe_scratch_floats.
+void moe_backward(float* dx, const MoeWeights& g, float* scratch, const float* dout, const float* x,
+                  const MoeStats& st, const MoeSaved& sv, const MoeWeights& w, const MoeDims& d, float daux,
+                  float dz);
+// Naive reference of the forward output (double precision, per token, per chosen expert) for the
+// deterministic routings (topk, top1_capacity, expert_choice, shared experts; no noise, no jitter).
+void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeDims& d);
+
+}  // namespace rl
