@@ -51,7 +51,9 @@ void swiglu_ffn_backward(float* dx, const ExpertWeights& g, float* dfa, float* d
 }  // namespace
 
 int MoeDims::capacity() const {
-    if (routing == MoeRouting::top1_capacity) return std::max(1, (int)std::ceil((double)N / E * capacity_factor));
+    // Switch's capacity drops tokens only in training; inference routes every token, so decoding one
+    // token at a time gives what the full forward gives.
+    if (routing == MoeRouting::top1_capacity && training) return std::max(1, (int)std::ceil((double)N / E * capacity_factor));
     if (routing == MoeRouting::expert_choice) return std::min(N, std::max(1, (int)std::ceil((double)N * capacity_factor / E)));
     return N;
 }

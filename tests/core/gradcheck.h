@@ -24,14 +24,16 @@
 namespace rl::test {
 
 struct GradCheck {
+    double norm_err = 0;  // ||g_analytic - g_fd|| / max(||g_analytic||, ||g_fd||) over the checked coordinates
     double max_err = 0;
     size_t worst = 0;
     double analytic = 0, numeric = 0;
     size_t checked = 0;
     std::string describe(const std::string& what) const {
         char b[256];
-        std::snprintf(b, sizeof b, "%s: max err %.3g at [%zu] (analytic %.6g, finite-diff %.6g, %zu coords checked)",
-                      what.c_str(), max_err, worst, analytic, numeric, checked);
+        std::snprintf(b, sizeof b,
+                      "%s: max err %.3g at [%zu] (analytic %.6g, finite-diff %.6g), norm err %.3g, %zu coords checked",
+                      what.c_str(), max_err, worst, analytic, numeric, norm_err, checked);
         return b;
     }
 };
@@ -87,6 +89,7 @@ inline GradCheck gradcheck(const std::function<double()>& loss, float* x, const 
         std::mt19937 g(seed);
         for (size_t k = 0; k < samples; k++) idx.push_back(g() % n);
     }
+    double sd = 0, sa = 0, sn = 0;
     for (size_t i : idx) {
         const double a = analytic[i];
         double err = 1e300, num = 0;
@@ -96,7 +99,9 @@ inline GradCheck gradcheck(const std::function<double()>& loss, float* x, const 
         }
         if (err > r.max_err) r.max_err = err, r.worst = i, r.analytic = a, r.numeric = num;
         r.checked++;
+        sd += (a - num) * (a - num), sa += a * a, sn += num * num;
     }
+    r.norm_err = std::sqrt(sd) / std::max({std::sqrt(sa), std::sqrt(sn), floor});
     return r;
 }
 
@@ -119,6 +124,17 @@ inline uint64_t cope_piece(const float* gates, int BH, int T, int npos, uint64_t
                 h = hash_mix(h, p > (float)(npos - 1) ? 1000003u : (uint64_t)std::floor(p));
             }
         }
+    return h;
+}
+
+// Routing pieces: a head mask (0/1 floats) and the MoE assignment buffers (ints).
+inline uint64_t mask_piece(const float* mask, size_t n, uint64_t h = 0xcbf29ce484222325ULL) {
+    for (size_t i = 0; i < n; i++) h = hash_mix(h, mask[i] > 0.5f);
+    return h;
+}
+template <class Saved>
+inline uint64_t moe_piece(const Saved& ms, size_t n_ints, uint64_t h = 0xcbf29ce484222325ULL) {
+    for (size_t i = 0; i < n_ints; i++) h = hash_mix(h, (uint64_t)(uint32_t)ms.a_token[i]);
     return h;
 }
 
