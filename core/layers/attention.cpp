@@ -124,6 +124,20 @@ void rope_backward(float* dx, int B, int T, int nh, int D, float theta, int pos_
         }
 }
 
+void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, float theta) {
+    const int half = D / 2;
+    for (int r = 0; r < n; r++) {
+        float* p = x + (size_t)r * stride;
+        for (int i = 0; i < half; i++) {
+            const float ang = (float)pos[r] * std::pow(theta, -2.f * i / D);
+            const float cs = std::cos(ang), sn = std::sin(ang);
+            const float x1 = p[i], x2 = p[i + half];
+            p[i] = x1 * cs - x2 * sn;
+            p[i + half] = x2 * cs + x1 * sn;
+        }
+    }
+}
+
 // Per thread: dP / dS (T,T), Z and dZ (T,P), a dp row (T), and a private dE ((H|1),P,D) so threads never share a write.
 static size_t per_thread_floats(const AttnDims& d) {
     size_t he = d.cope_shared ? 1 : d.H;
@@ -277,6 +291,33 @@ void attention_decode_row(float* y_row, float* scratch, const float* q_row, cons
         row_softmax(row, P > 0 ? grow : nullptr, P > 0 ? z : nullptr, j0, i, len, P, scale);
         Eigen::Map<Eigen::RowVectorXf>(y_row + h * D, D).noalias() = s * V;
     }
+}
+
+size_t attention_rows_scratch_floats(int n, int len, int npos) {
+    return (size_t)n * len * 2 + (size_t)n * std::max(npos, 1);
+}
+
+void attention_rows(float* y, int y_stride, float* scratch, const float* q, int q_stride, const int* pos, int n,
+                    const float* k, const float* v, int kv_stride, int len, const float* cope_e, int npos, int D,
+                    int window, const float* scale_out) {
+    if (n == 0) return;
+    const float scale = 1.f / std::sqrt((float)D);
+    const int keys = pos[n - 1] + 1;  // no row looks past the last active query
+    MapR S(scratch, n, keys);                                   // (n, keys)
+    float* grow = scratch + (size_t)n * keys;                   // (keys) gates of one row
+    float* zbuf = grow + (size_t)n * keys;                      // (n, P)
+    CMapRS Q(q, n, D, Strided(q_stride));
+    CMapRS K(k, keys, D, Strided(kv_stride));
+    CMapRS V(v, keys, D, Strided(kv_stride));
+    S.noalias() = Q * K.transpose();
+    if (npos > 0) MapR(zbuf, n, npos).noalias() = Q * CMapR(cope_e, npos, D).transpose();
+    for (int r = 0; r < n; r++)
+        row_softmax(scratch + (size_t)r * keys, npos > 0 ? grow : nullptr, npos > 0 ? zbuf + (size_t)r * npos : nullptr,
+                    first_key(pos[r], window), pos[r], keys, npos, scale);
+    MapRS Y(y, n, D, Strided(y_stride));
+    Y.noalias() = S * V;
+    for (int r = 0; r < n; r++) Y.row(r) *= scale_out[r];
+    (void)len;
 }
 
 void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,

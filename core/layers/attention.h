@@ -20,6 +20,9 @@ void rope_forward(float* x, int B, int T, int nh, int D, float theta, int pos_of
 // The adjoint: rotates the gradient by the negative angle, in place.
 void rope_backward(float* dx, int B, int T, int nh, int D, float theta, int pos_offset = 0);
 
+// RoPE on n rows of one head each (row stride `stride`), row r at position pos[r].
+void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, float theta);
+
 // Floats of scratch attention_forward/backward need (per OpenMP thread, all threads together).
 size_t attention_scratch_floats(const AttnDims& d);
 
@@ -38,6 +41,16 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
 size_t attention_decode_scratch_floats(const AttnDims& d, int len);
 void attention_decode_row(float* y_row, float* scratch, const float* q_row, const float* kc, const float* vc,
                           int len, const float* cope_e, const AttnDims& d);
+
+// Skip path (inference): attention for a subset of query rows of ONE head of ONE sequence.
+// q (n,D) rows with row stride q_stride, at positions pos[0..n) (ascending); keys/values of the
+// head's kv group: k, v (len, D) with row stride kv_stride; cope_e: the head's (P, D) table or null.
+// y (n,D) with row stride y_stride, each row scaled by scale_out[r]. Same math as
+// attention_forward's rows; nothing is computed for rows that are not given.
+size_t attention_rows_scratch_floats(int n, int len, int npos);
+void attention_rows(float* y, int y_stride, float* scratch, const float* q, int q_stride, const int* pos, int n,
+                    const float* k, const float* v, int kv_stride, int len, const float* cope_e, int npos, int D,
+                    int window, const float* scale_out);
 
 // Naive reference of attention_forward in double precision (no Eigen, no scratch).
 void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,

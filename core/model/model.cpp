@@ -11,6 +11,7 @@
 #include <random>
 
 #include "layers/attention.h"
+#include "tensor/eigen.h"
 #include "layers/embedding.h"
 #include "layers/ffn.h"
 #include "layers/linear.h"
@@ -135,6 +136,74 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
         head_gate_forward(a.atty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
     }
     if (w.wo) linear_forward(a.attn_out, a.atty, w.wo, nullptr, N, HD, C);
+}
+
+// Skip path (inference, spec §1): gates first, then only the (token, head) pairs whose gate is
+// non-zero: their query rows, score and softmax rows, A.V rows and W_O slice. K/V of a group are
+// computed when any head of the group is active for some token of the batch (later queries need
+// the keys of every token they can see).
+void attn_block_forward_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s,
+                             const float* in, int B, int T, int window) {
+    const int N = B * T, C = c.d_model, H = c.n_heads, G = c.n_kv_heads, D = c.head_dim;
+    const int HD = H * D, GD = G * D, group = H / G;
+    const int P = c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0;
+    head_gates_forward(c, w, a, in, N);
+    std::vector<char> need(G, 0);  // G is small; this is the only per-call allocation of the skip path
+    for (int t = 0; t < N; t++)
+        for (int h = 0; h < H; h++)
+            if (a.head_gates[(size_t)t * H + h] != 0.f) need[h / group] = 1;
+    CMapR X(in, N, C);
+    for (int g = 0; g < G; g++) {
+        if (!need[g]) continue;
+        MapRS(a.k + g * D, N, D, Strided(GD)).noalias() = X * CMapR(w.wk + (size_t)g * D * C, D, C).transpose();
+        MapRS(a.v + g * D, N, D, Strided(GD)).noalias() = X * CMapR(w.wv + (size_t)g * D * C, D, C).transpose();
+    }
+    if (c.attention.positional == PosKind::rope) rope_forward(a.k, B, T, G, D, c.attention.rope_theta);
+    float* out = w.wo ? a.attn_out : a.atty;
+    std::memset(out, 0, sizeof(float) * N * (w.wo ? C : HD));
+    float* xa = s.skip_scratch;                 // (n,C) gathered rows
+    float* qh = xa + (size_t)N * C;             // (n,D)
+    float* yh = qh + (size_t)N * D;             // (n,D)
+    float* proj = yh + (size_t)N * D;           // (n,C) W_O slice output
+    float* gsel = proj + (size_t)N * C;         // (n) gates of the rows
+    float* rows = gsel + N;                     // attention_rows scratch
+    int* idx = s.skip_idx.data();               // (n) token index
+    int* pos = idx + N;                         // (n) position within its sequence
+    for (int h = 0; h < H; h++) {
+        int n = 0;
+        for (int t = 0; t < N; t++) {
+            const float gt = a.head_gates[(size_t)t * H + h];
+            if (gt == 0.f) continue;
+            idx[n] = t, pos[n] = t % T, gsel[n] = gt;
+            std::memcpy(xa + (size_t)n * C, in + (size_t)t * C, sizeof(float) * C);
+            n++;
+        }
+        if (n == 0) continue;
+        MapR(qh, n, D).noalias() = CMapR(xa, n, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
+        if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
+        const int g = h / group;
+        const float* e = P ? (c.attention.cope_shared ? w.cope_pos : w.cope_pos + (size_t)h * P * D) : nullptr;
+        for (int r0 = 0; r0 < n;) {  // rows of one sequence at a time
+            const int b = idx[r0] / T;
+            int r1 = r0;
+            while (r1 < n && idx[r1] / T == b) r1++;
+            attention_rows(yh + (size_t)r0 * D, D, rows, qh + (size_t)r0 * D, D, pos + r0, r1 - r0,
+                           a.k + (size_t)b * T * GD + g * D, a.v + (size_t)b * T * GD + g * D, GD, T, e, P, D, window,
+                           gsel + r0);
+            r0 = r1;
+        }
+        if (w.wo) {
+            // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), scatter-added to the rows
+            MapR(proj, n, C).noalias() = CMapR(yh, n, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
+            for (int r = 0; r < n; r++) {
+                float* o = out + (size_t)idx[r] * C;
+                const float* pr = proj + (size_t)r * C;
+                for (int k = 0; k < C; k++) o[k] += pr[k];
+            }
+        } else {
+            for (int r = 0; r < n; r++) std::memcpy(out + (size_t)idx[r] * HD + h * D, yh + (size_t)r * D, sizeof(float) * D);
+        }
+    }
 }
 
 // Accumulates dL/d in into din. dbalance: dLoss/dL_b of this layer (beta / L).
@@ -523,6 +592,12 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         S2.add("dxh", {N, C});
         S2.add("dym", {N, C});
     }
+    if (gated) {
+        const int P = cope ? c.attention.cope_npos : 0;
+        S2.add("skip_scratch", {(int)((size_t)N * C * 2 + (size_t)N * c.head_dim * 2 + N +
+                                      attention_rows_scratch_floats(T, T, P))});
+        a.skip_idx.assign((size_t)2 * N, 0);
+    }
     a.scratch_arena.allocate(S2);
     auto sp = [&](const char* n) { return a.scratch_arena.ptr(S2, n); };
     a.dres = sp("dres"); a.dtmp = sp("dtmp"); a.datty = sp("datty");
@@ -536,6 +611,7 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
     a.moe_scratch = sp("moe_scratch");
     a.dxh = sp("dxh");
     a.dym = sp("dym");
+    a.skip_scratch = sp("skip_scratch");
 }
 
 int model_window(const ModelConfig& c, int T, float prev_entropy) {
@@ -572,8 +648,10 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
         LayerActs& L = a.layers[l];
         float ent = 0.f;
         // Each layer's MoE noise gets its own stream: (seed, layer).
+        const bool skip = o.skip && c.attention.heads.kind != HeadSelection::all_heads;
         block_forward(c, w, L, N, o.training, o.seed * 1000003ULL + l, [&](const float* in) {
-            attn_block_forward(c, w, L, in, a.attn_scratch, &ent, B, T, a.window);
+            if (skip) attn_block_forward_skip(c, w, L, a, in, B, T, a.window);
+            else attn_block_forward(c, w, L, in, a.attn_scratch, &ent, B, T, a.window);
         });
         entropy_sum += ent;
     }
@@ -602,12 +680,43 @@ void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity) {
     kv.k.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
     kv.v.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
     AttnDims d = attn_dims(c, 1, 1, capacity);
-    kv.scratch.assign(attention_decode_scratch_floats(d, capacity), 0.f);
+    const int P = c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0;
+    kv.scratch.assign(std::max(attention_decode_scratch_floats(d, capacity), attention_rows_scratch_floats(1, capacity, P)),
+                      0.f);
+}
+
+// Decode with head skipping: the router's gates first, then each active head's query slice,
+// its row against the cache and its W_O slice. K/V of the token are always computed (future
+// queries may attend to them).
+static void decode_heads_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& L, KVCache& kv,
+                              const float* in, int pos, int window, const float* kc, const float* vc) {
+    const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
+    const int P = c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0;
+    head_gates_forward(c, w, L, in, 1);
+    float* out = w.wo ? L.attn_out : L.atty;
+    std::memset(out, 0, sizeof(float) * (w.wo ? C : HD));
+    Eigen::Map<const Eigen::RowVectorXf> x(in, C);
+    for (int h = 0; h < H; h++) {
+        const float gt = L.head_gates[h];
+        if (gt == 0.f) continue;
+        float* q = L.q + h * D;
+        Eigen::Map<Eigen::RowVectorXf>(q, D).noalias() = x * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
+        if (c.attention.positional == PosKind::rope) rope_forward_rows(q, 1, D, &pos, D, c.attention.rope_theta);
+        const float* e = P ? (c.attention.cope_shared ? w.cope_pos : w.cope_pos + (size_t)h * P * D) : nullptr;
+        float* y = L.atty_raw + h * D;
+        const int g = h / group;
+        attention_rows(y, D, kv.scratch.data(), q, D, &pos, 1, kc + g * D, vc + g * D, GD, pos + 1, e, P, D, window, &gt);
+        if (w.wo)
+            Eigen::Map<Eigen::RowVectorXf>(out, C).noalias() +=
+                Eigen::Map<const Eigen::RowVectorXf>(y, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
+        else
+            std::memcpy(out + h * D, y, sizeof(float) * D);
+    }
 }
 
 // One token at position kv.len through the same blocks as model_forward, with attention reading
 // the cache (spec: the KV-cache path must equal the full forward). a: activations for B = T = 1.
-void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window) {
+void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window, bool skip) {
     const ModelConfig& c = m.cfg;
     assert(kv.len < kv.capacity && a.B >= 1 && a.T >= 1);
     const int C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
@@ -622,9 +731,15 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, i
             const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
             float* kc = kv.k[l].data();  // (capacity, G*D)
             float* vc = kv.v[l].data();
-            linear_forward(L.q, in, w.wq, nullptr, 1, C, HD);
+            if (!(gated && skip)) linear_forward(L.q, in, w.wq, nullptr, 1, C, HD);
             linear_forward(kc + (size_t)pos * GD, in, w.wk, nullptr, 1, C, GD);
             linear_forward(vc + (size_t)pos * GD, in, w.wv, nullptr, 1, C, GD);
+            if (gated && skip) {  // only the active heads: q slice, score row, A.V and W_O slice
+                if (c.attention.positional == PosKind::rope)
+                    rope_forward(kc + (size_t)pos * GD, 1, 1, c.n_kv_heads, c.head_dim, c.attention.rope_theta, pos);
+                decode_heads_skip(c, w, L, kv, in, pos, window, kc, vc);
+                return;
+            }
             if (c.attention.positional == PosKind::rope) {
                 rope_forward(L.q, 1, 1, c.n_heads, c.head_dim, c.attention.rope_theta, pos);
                 rope_forward(kc + (size_t)pos * GD, 1, 1, c.n_kv_heads, c.head_dim, c.attention.rope_theta, pos);

@@ -117,6 +117,9 @@ struct Activations {
     float* router_scratch;             // head_router_scratch_floats
     float* moe_scratch;                // moe_scratch_floats
     float* dxh; float* dym;            // (N,C) MH-MoE
+    // skip path (inference with head selection)
+    float* skip_scratch;               // gathered rows, per-head q and outputs, attention_rows scratch
+    std::vector<int> skip_idx;         // (N) active rows of one head, then their positions
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);
 
@@ -129,6 +132,7 @@ struct ForwardOptions {
     float prev_entropy = 0.f;
     bool training = false;     // router noise and jitter are drawn only while training
     uint64_t seed = 0;         // noise seed (the trainer passes the step): equal seeds, equal noise
+    bool skip = false;         // inference: compute a (token, head) pair only when its gate is non-zero
 };
 // Forward over tokens (B,T). With targets (B,T) (entries < 0 are padding), returns the training
 // loss: cross-entropy + beta * mean_l L_b + alpha * mean_l L_aux + w_z * mean_l L_z (parts in a.ce,
@@ -151,7 +155,8 @@ void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity);
 // Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in
 // a.logits. a must be made with activations_create(a, c, 1, 1). window: as model_window for the
 // full sequence the cache stands for.
-void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window);
+// skip: compute only the heads whose gate is non-zero (their query, score row, A.V and W_O slice).
+void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window, bool skip = false);
 
 // FLOPs per token of one forward at sequence length T (multiply-add = 2 FLOPs), by component.
 struct FlopBreakdown {

@@ -241,3 +241,84 @@ TEST(Flops, ModelCountsTheMatmuls) {
     EXPECT_DOUBLE_EQ(f.lm_head, 2.0 * 128 * 605);
     EXPECT_EQ(f.attn_out, 0.0);
 }
+
+// ---- the skip path (inference with head selection) equals the dense-masked path ----
+
+struct SkipCase {
+    const char* name;
+    const char* preset;
+    void (*apply)(ModelConfig&);
+};
+class SkipPath : public ::testing::TestWithParam<SkipCase> {};
+
+TEST_P(SkipPath, FullForwardAndDecodeEqualDenseMasked) {
+    auto cfg = preset_load(GetParam().preset);
+    ASSERT_TRUE(cfg.is_ok());
+    ModelConfig c = cfg->model;
+    c.vocab_size = 50;
+    GetParam().apply(c);
+    ASSERT_TRUE(config_validate(Config{"", "", c, cfg->train, cfg->data}).is_ok())
+        << config_validate(Config{"", "", c, cfg->train, cfg->data}).msg;
+    // Trained-like scale (weights N(0, 0.08): logits of order 1), CoPE tables and routers non-trivial.
+    Model m;
+    model_create(m, c, 5, 0.08f);
+    auto r = randn(m.params.data.size(), 8, 0.3f);
+    for (const TensorSpec& t : m.layout.specs())
+        if (t.name.find("cope_pos") != std::string::npos || t.name.find("router") != std::string::npos)
+            for (size_t i = 0; i < t.numel; i++) m.params.data[t.offset + i] = r[t.offset + i];
+    const int B = 2, T = c.seq_len, V = c.vocab_size;
+    const int W = model_window(c, T, 1.f);
+    Batch b = make_batch(B, T, V, 9);
+    Activations dense, skip;
+    activations_create(dense, c, B, T);
+    activations_create(skip, c, B, T);
+    model_forward(m, dense, b.tok.data(), nullptr, B, T, {.window = W});
+    model_forward(m, skip, b.tok.data(), nullptr, B, T, {.window = W, .skip = true});
+    double full_diff = 0;
+    for (int i = 0; i < B * T * V; i++) full_diff = std::max(full_diff, (double)std::fabs(dense.logits[i] - skip.logits[i]));
+    // The gates really switch heads off (otherwise this test would compare two dense paths).
+    int off = 0;
+    for (int i = 0; i < B * T * c.n_heads; i++) off += skip.layers[0].head_gates[i] == 0.f;
+    EXPECT_GT(off, 0);
+
+    Activations one_d, one_s;
+    activations_create(one_d, c, 1, 1);
+    activations_create(one_s, c, 1, 1);
+    KVCache kd, ks;
+    kvcache_create(kd, c, T);
+    kvcache_create(ks, c, T);
+    double dec_diff = 0;
+    for (int t = 0; t < T; t++) {
+        model_decode_step(m, one_d, kd, b.tok[t], W, false);
+        model_decode_step(m, one_s, ks, b.tok[t], W, true);
+        for (int v = 0; v < V; v++) {
+            dec_diff = std::max(dec_diff, (double)std::fabs(one_d.logits[v] - one_s.logits[v]));
+            dec_diff = std::max(dec_diff, (double)std::fabs(one_s.logits[v] - dense.logits[t * V + v]));
+        }
+    }
+    double lmax = 0;
+    for (int i = 0; i < B * T * V; i++) lmax = std::max(lmax, (double)std::fabs(dense.logits[i]));
+    std::printf("[skip] %s: max |skip - dense| full forward %.3g, decode %.3g (max |logit| %.3g; %d of %d layer-0 pairs off)\n",
+                GetParam().name, full_diff, dec_diff, lmax, off, B * T * c.n_heads);
+    EXPECT_GT(lmax, 0.5) << "logits of a meaningful scale";
+    EXPECT_LT(full_diff, 1e-5);
+    EXPECT_LT(dec_diff, 1e-4);  // decode vs full forward also differs by summation order
+}
+INSTANTIATE_TEST_SUITE_P(
+    HeadSelection, SkipPath,
+    ::testing::Values(
+        SkipCase{"seed_moh", "seed-moh", [](ModelConfig&) {}},
+        SkipCase{"moh_50", "moh-50", [](ModelConfig&) {}},
+        SkipCase{"moh_wo_rope_paper", "seed-moh", [](ModelConfig& c) {
+            c.attention.use_wo = true; c.attention.positional = PosKind::rope;
+            c.attention.heads.gate_scaling = GateScaling::paper; }},
+        SkipCase{"moh_mqa_sliding_no_shared", "seed-moh", [](ModelConfig& c) {
+            c.n_kv_heads = 1; c.attention.window = {WindowKind::sliding, 24, WindowStrategy::seq_len, 16, 64};
+            c.attention.heads.n_shared = 0; c.attention.heads.n_active_routed = 3; }},
+        SkipCase{"static_pruning_5_of_8", "seed-baseline", [](ModelConfig& c) {
+            c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 5; }},
+        SkipCase{"static_pruning_kv_group_off_wo", "seed-baseline", [](ModelConfig& c) {
+            c.attention.use_wo = true;
+            c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 4; }},
+        SkipCase{"moh_moe", "moh-moe", [](ModelConfig&) {}}),
+    [](const auto& info) { return std::string(info.param.name); });
