@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "config/presets.h"
+#include "infer/cost.h"
 #include "infer/generate.h"
 #include "infer/speed.h"
 #include "io/checkpoint.h"
@@ -37,7 +38,7 @@ const char* k_usage = R"(routelab-cli — train and inspect RouteLab transformer
   routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]
                         [--top-k K] [--top-p P] [--seed S]
   routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]
-                        [--set key=value ...]
+                        [--checkpoint F] [--set key=value ...]
 
 --set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001
 )";
@@ -308,6 +309,50 @@ int cmd_bench(const Args& a) {
     std::printf("  train  B=16  %10.0f tok/s   (%.1f GFLOP/s achieved)\n", r.train_tok_s_b16, r.achieved_gflops);
     std::printf("  forward B=16 %10.0f tok/s\n", r.forward_tok_s_b16);
     std::printf("  decode       %10.3f ms/token (KV cache)\n", r.decode_ms_per_token);
+    const bool routed = cfg->model.attention.heads.kind != HeadSelection::all_heads ||
+                        cfg->model.moe.kind != FfnRouting::dense;
+    if (routed) {
+        Model m;
+        model_create(m, cfg->model, cfg->train.seed, cfg->train.init_std);
+        if (a.has("checkpoint")) {  // real routing decisions come from trained routers
+            auto ck = checkpoint_load(a.opt.at("checkpoint"));
+            if (!ck) return fail(ck.status.msg);
+            if (config_to_json(Config{"", "", (*ck)->model.cfg, {}, {}}) != config_to_json(Config{"", "", cfg->model, {}, {}}))
+                return fail("--checkpoint was trained with another model config than --preset/--config");
+            m = std::move((*ck)->model);
+        }
+        CostReport r = cost_measure(m, secs / 2, 5);
+        auto side_json = [](const CostSide& s) {
+            nlohmann::json out, comps;
+            for (const auto& c : s.components) {
+                nlohmann::json x = {{"flops_baseline", c.flops_baseline}, {"flops_dense", c.flops_dense},
+                                    {"flops_routed", c.flops_routed}, {"speedup_naive", c.speedup_naive()},
+                                    {"speedup_flops", c.speedup_flops()}, {"speedup_measured", c.speedup_measured()},
+                                    {"speedup_vs_baseline_flops", c.speedup_vs_baseline_flops()},
+                                    {"us_per_token_dense", c.sec_dense * 1e6}, {"us_per_token_routed", c.sec_routed * 1e6}};
+                if (c.name == "total") out.update(x);
+                else comps[c.name] = x;
+            }
+            out["components"] = comps;
+            return out;
+        };
+        j.update(side_json(r.forward));
+        j["decode"] = side_json(r.decode);
+        j["active_head_fraction"] = r.active_head_fraction;
+        j["active_expert_fraction"] = r.active_expert_fraction;
+        j["explanation"] = r.explanation;
+        std::printf("routing (same weights, dense path vs routed path; medians of 5):\n");
+        std::printf("  %-10s %12s %12s %8s %8s %9s  | decode %8s %8s %9s\n", "component", "GFLOP dense", "GFLOP routed",
+                    "naive", "flops", "measured", "naive", "flops", "measured");
+        for (size_t i = 0; i < r.forward.components.size(); i++) {
+            const auto& f = r.forward.components[i];
+            const auto& d = r.decode.components[i];
+            std::printf("  %-10s %12.6f %12.6f %7.3fx %7.3fx %8.3fx  | %15.3fx %7.3fx %8.3fx\n", f.name.c_str(),
+                        f.flops_dense * 1e-9, f.flops_routed * 1e-9, f.speedup_naive(), f.speedup_flops(),
+                        f.speedup_measured(), d.speedup_naive(), d.speedup_flops(), d.speedup_measured());
+        }
+        std::printf("  %s\n", r.explanation.c_str());
+    }
     if (a.has("json")) {
         std::ofstream f(a.opt.at("json"));
         f << j.dump(2) << "\n";
@@ -345,7 +390,7 @@ int main(int argc, char** argv) {
         {"params", {"preset", "config", "vocab-size", "set"}},
         {"train", {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}},
         {"generate", {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}},
-        {"bench", {"preset", "config", "json", "seconds", "set", "vocab-size"}}};
+        {"bench", {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint"}}};
     auto it = allowed.find(a.cmd);
     if (it == allowed.end()) return usage("unknown command '" + a.cmd + "'");
     for (const auto& [k, _] : a.opt)

@@ -34,17 +34,20 @@ int sample_token(const float* logits, int V, const SampleOptions& o, std::mt1993
 }
 
 std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int max_new, const SampleOptions& o,
-                          int eos_id, int window, const std::function<void(int)>& on_token) {
+                          int eos_id, int window, const std::function<void(int)>& on_token, bool skip) {
     const ModelConfig& c = m.cfg;
     Activations a;
     activations_create(a, c, 1, 1);
     KVCache kv;
     kvcache_create(kv, c, c.seq_len);
     std::mt19937_64 rng(o.seed);
+    ForwardOptions o2;
+    o2.window = window;
+    o2.skip = skip;  // same result either way; skipping is faster
     std::vector<int> context = prompt;
     if (context.empty()) context.push_back(eos_id >= 0 ? eos_id : 0);
     if ((int)context.size() > c.seq_len) context.erase(context.begin(), context.end() - c.seq_len / 2);
-    for (int t : context) model_decode_step(m, a, kv, t, window);
+    for (int t : context) model_decode_step(m, a, kv, t, o2);
     std::vector<int> out;
     for (int i = 0; i < max_new; i++) {
         const int next = sample_token(a.logits, c.vocab_size, o, rng);
@@ -55,9 +58,9 @@ std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int ma
         if (kv.len == kv.capacity) {  // slide: rebuild the cache from the newest half
             context.erase(context.begin(), context.end() - c.seq_len / 2);
             kv.len = 0;
-            for (size_t k = 0; k + 1 < context.size(); k++) model_decode_step(m, a, kv, context[k], window);
+            for (size_t k = 0; k + 1 < context.size(); k++) model_decode_step(m, a, kv, context[k], o2);
         }
-        model_decode_step(m, a, kv, next, window);
+        model_decode_step(m, a, kv, next, o2);
     }
     return out;
 }

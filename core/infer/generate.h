@@ -21,8 +21,9 @@ int sample_token(const float* logits, int V, const SampleOptions& o, std::mt1993
 // Feeds the prompt through the KV cache, then samples up to max_new tokens, stopping after eos_id
 // (pass -1 to never stop). When the context reaches seq_len the cache is rebuilt from the last
 // seq_len/2 tokens (a sliding context, as nanoGPT crops). Returns the new tokens only.
-// on_token (may be empty) sees each new token as it is produced.
+// on_token (may be empty) sees each new token as it is produced. skip: compute only active heads
+// (identical output, less work; see model_decode_step).
 std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int max_new, const SampleOptions& o,
-                          int eos_id, int window, const std::function<void(int)>& on_token = {});
+                          int eos_id, int window, const std::function<void(int)>& on_token = {}, bool skip = true);
 
 }  // namespace rl

@@ -174,14 +174,31 @@ void moe_forward(float* out, MoeStats& st, const MoeSaved& sv, const float* x, c
 
     // 3. Experts over their gathered rows, then the weighted scatter-add.
     std::memset(out, 0, sizeof(float) * N * C);
-    for (int r = 0; r < A; r++) std::memcpy(sv.xg + (size_t)r * C, x + (size_t)sv.a_token[r] * C, sizeof(float) * C);
-    for (int e = 0; e < E; e++) {
+    if (d.all_experts) {
+        // Cost probe only: the "compute every expert and mask" baseline (same output, E/K the work).
+        std::vector<float> wt((size_t)N * E, 0.f);
+        for (int r = 0; r < A; r++) wt[(size_t)sv.a_token[r] * E + sv.a_expert[r]] = sv.a_w[r];
+        const int chunk = std::min(N, d.max_assign());
+        for (int e = 0; e < E; e++)
+            for (int t0 = 0; t0 < N; t0 += chunk) {
+                const int n = std::min(chunk, N - t0);
+                swiglu_ffn_forward(sv.ye, sv.fa, sv.fb, sv.fh, x + (size_t)t0 * C, w.experts[e], n, C, F);
+                for (int t = 0; t < n; t++) {
+                    const float wr = wt[(size_t)(t0 + t) * E + e];
+                    float* o = out + (size_t)(t0 + t) * C;
+                    for (int c = 0; c < C; c++) o[c] += wr * sv.ye[(size_t)t * C + c];
+                }
+            }
+    }
+    if (!d.all_experts)
+        for (int r = 0; r < A; r++) std::memcpy(sv.xg + (size_t)r * C, x + (size_t)sv.a_token[r] * C, sizeof(float) * C);
+    for (int e = 0; e < E && !d.all_experts; e++) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
         if (n == 0) continue;
         swiglu_ffn_forward(sv.ye + (size_t)r0 * C, sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F,
                            sv.fh + (size_t)r0 * F, sv.xg + (size_t)r0 * C, w.experts[e], n, C, F);
     }
-    for (int r = 0; r < A; r++) {
+    for (int r = 0; r < A && !d.all_experts; r++) {
         float* o = out + (size_t)sv.a_token[r] * C;
         const float* y = sv.ye + (size_t)r * C;
         const float wr = sv.a_w[r];

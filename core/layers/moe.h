@@ -34,6 +34,7 @@ struct MoeDims {
     float jitter = 0.f;                // noisy_topk: noise scale; others: input jitter U(1-j, 1+j)
     bool training = true;              // noise and jitter only while training
     uint64_t noise_seed = 0;           // the step's seed: the same forward twice draws the same noise
+    bool all_experts = false;          // cost probe (inference): run every expert on every row and mask
     int capacity() const;              // top1_capacity (training): ceil(N/E*cf); expert_choice: ceil(N*cf/E); else N
     int max_assign() const;            // rows the gather buffers must hold
 };

@@ -6,12 +6,16 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
 
 #include "layers/attention.h"
 #include "tensor/eigen.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "layers/embedding.h"
 #include "layers/ffn.h"
 #include "layers/linear.h"
@@ -138,6 +142,26 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
     if (w.wo) linear_forward(a.attn_out, a.atty, w.wo, nullptr, N, HD, C);
 }
 
+int omp_thread() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+int omp_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+size_t skip_scratch_floats_per_thread(const ModelConfig& c, int T) {
+    const int P = c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0;
+    return (size_t)T * c.d_model * 2 + (size_t)T * c.head_dim * 2 + T + attention_rows_scratch_floats(T, T, P);
+}
+
 // Skip path (inference, spec §1): gates first, then only the (token, head) pairs whose gate is
 // non-zero: their query rows, score and softmax rows, A.V rows and W_O slice. K/V of a group are
 // computed when any head of the group is active for some token of the batch (later queries need
@@ -153,7 +177,11 @@ void attn_block_forward_skip(const ModelConfig& c, const LayerWeights& w, LayerA
         for (int h = 0; h < H; h++)
             if (a.head_gates[(size_t)t * H + h] != 0.f) need[h / group] = 1;
     CMapR X(in, N, C);
-    for (int g = 0; g < G; g++) {
+    if (std::count(need.begin(), need.end(), 1) == G) {  // every group needed: one GEMM each, as dense
+        linear_forward(a.k, in, w.wk, nullptr, N, C, GD);
+        linear_forward(a.v, in, w.wv, nullptr, N, C, GD);
+    }
+    for (int g = 0; g < G && std::count(need.begin(), need.end(), 1) < G; g++) {
         if (!need[g]) continue;
         MapRS(a.k + g * D, N, D, Strided(GD)).noalias() = X * CMapR(w.wk + (size_t)g * D * C, D, C).transpose();
         MapRS(a.v + g * D, N, D, Strided(GD)).noalias() = X * CMapR(w.wv + (size_t)g * D * C, D, C).transpose();
@@ -161,47 +189,48 @@ void attn_block_forward_skip(const ModelConfig& c, const LayerWeights& w, LayerA
     if (c.attention.positional == PosKind::rope) rope_forward(a.k, B, T, G, D, c.attention.rope_theta);
     float* out = w.wo ? a.attn_out : a.atty;
     std::memset(out, 0, sizeof(float) * N * (w.wo ? C : HD));
-    float* xa = s.skip_scratch;                 // (n,C) gathered rows
-    float* qh = xa + (size_t)N * C;             // (n,D)
-    float* yh = qh + (size_t)N * D;             // (n,D)
-    float* proj = yh + (size_t)N * D;           // (n,C) W_O slice output
-    float* gsel = proj + (size_t)N * C;         // (n) gates of the rows
-    float* rows = gsel + N;                     // attention_rows scratch
-    int* idx = s.skip_idx.data();               // (n) token index
-    int* pos = idx + N;                         // (n) position within its sequence
-    for (int h = 0; h < H; h++) {
-        int n = 0;
-        for (int t = 0; t < N; t++) {
-            const float gt = a.head_gates[(size_t)t * H + h];
-            if (gt == 0.f) continue;
-            idx[n] = t, pos[n] = t % T, gsel[n] = gt;
-            std::memcpy(xa + (size_t)n * C, in + (size_t)t * C, sizeof(float) * C);
-            n++;
-        }
-        if (n == 0) continue;
-        MapR(qh, n, D).noalias() = CMapR(xa, n, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
-        if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
-        const int g = h / group;
-        const float* e = P ? (c.attention.cope_shared ? w.cope_pos : w.cope_pos + (size_t)h * P * D) : nullptr;
-        for (int r0 = 0; r0 < n;) {  // rows of one sequence at a time
-            const int b = idx[r0] / T;
-            int r1 = r0;
-            while (r1 < n && idx[r1] / T == b) r1++;
-            attention_rows(yh + (size_t)r0 * D, D, rows, qh + (size_t)r0 * D, D, pos + r0, r1 - r0,
-                           a.k + (size_t)b * T * GD + g * D, a.v + (size_t)b * T * GD + g * D, GD, T, e, P, D, window,
-                           gsel + r0);
-            r0 = r1;
-        }
-        if (w.wo) {
-            // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), scatter-added to the rows
-            MapR(proj, n, C).noalias() = CMapR(yh, n, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
-            for (int r = 0; r < n; r++) {
-                float* o = out + (size_t)idx[r] * C;
-                const float* pr = proj + (size_t)r * C;
-                for (int k = 0; k < C; k++) o[k] += pr[k];
+    // One sequence per OpenMP iteration (like attention_forward): rows of different sequences never
+    // share an output row, and each thread has its own scratch.
+    const size_t per_thread = skip_scratch_floats_per_thread(c, T);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float* xa = s.skip_scratch + per_thread * omp_thread();  // (n,C) gathered rows
+        float* qh = xa + (size_t)T * C;                           // (n,D)
+        float* yh = qh + (size_t)T * D;                           // (n,D)
+        float* proj = yh + (size_t)T * D;                         // (n,C) W_O slice output
+        float* gsel = proj + (size_t)T * C;                       // (n) gates of the rows
+        float* rows = gsel + T;                                   // attention_rows scratch
+        int* idx = s.skip_idx.data() + (size_t)b * 2 * T;         // (n) token index
+        int* pos = idx + T;                                       // (n) position within the sequence
+        for (int h = 0; h < H; h++) {
+            int n = 0;
+            for (int i = 0; i < T; i++) {
+                const int t = b * T + i;
+                const float gt = a.head_gates[(size_t)t * H + h];
+                if (gt == 0.f) continue;
+                idx[n] = t, pos[n] = i, gsel[n] = gt;
+                std::memcpy(xa + (size_t)n * C, in + (size_t)t * C, sizeof(float) * C);
+                n++;
             }
-        } else {
-            for (int r = 0; r < n; r++) std::memcpy(out + (size_t)idx[r] * HD + h * D, yh + (size_t)r * D, sizeof(float) * D);
+            if (n == 0) continue;
+            MapR(qh, n, D).noalias() = CMapR(xa, n, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
+            if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
+            const int g = h / group;
+            const float* e = P ? (c.attention.cope_shared ? w.cope_pos : w.cope_pos + (size_t)h * P * D) : nullptr;
+            attention_rows(yh, D, rows, qh, D, pos, n, a.k + (size_t)b * T * GD + g * D,
+                           a.v + (size_t)b * T * GD + g * D, GD, T, e, P, D, window, gsel);
+            if (w.wo) {
+                // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
+                MapR(proj, n, C).noalias() = CMapR(yh, n, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
+                for (int r = 0; r < n; r++) {
+                    float* o = out + (size_t)idx[r] * C;
+                    const float* pr = proj + (size_t)r * C;
+                    for (int k = 0; k < C; k++) o[k] += pr[k];
+                }
+            } else {
+                for (int r = 0; r < n; r++)
+                    std::memcpy(out + (size_t)idx[r] * HD + h * D, yh + (size_t)r * D, sizeof(float) * D);
+            }
         }
     }
 }
@@ -242,16 +271,18 @@ void attn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeigh
 
 // ---- FFN block: in (N,C) -> ffn_out (N,C): dense, MoE, or MH-MoE (head -> split -> MoE -> merge) ----
 void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N,
-                       bool training, uint64_t seed) {
+                       bool training, uint64_t seed, bool all_experts = false) {
     const int C = c.d_model, F = c.ffn.d_ff;
+    MoeDims md = model_moe_dims(c, N, training, seed);
+    md.all_experts = all_experts;
     if (c.moe.kind == FfnRouting::moe) {
-        moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, model_moe_dims(c, N, training, seed));
+        moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, md);
         return;
     }
     if (c.moe.kind == FfnRouting::mh_moe) {
         // (N,C) rows are N*h contiguous sub-tokens of width C/h: the split and merge are free views.
         linear_forward(a.xh, in, w.w_head, w.b_head, N, C, C);
-        moe_forward(a.ym, a.mst, a.ms, a.xh, w.moe, model_moe_dims(c, N, training, seed));
+        moe_forward(a.ym, a.mst, a.ms, a.xh, w.moe, md);
         linear_forward(a.ffn_out, a.ym, w.w_merge, w.b_merge, N, C, C);
         return;
     }
@@ -303,25 +334,30 @@ void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
 // One transformer block around an attention call that writes L.attn_out from its input.
 // pre-norm:  res1 = x + attn(norm1(x));  res2 = res1 + ffn(norm2(res1))
 // post-norm: res1 = x + attn(x); h = norm1(res1); res2 = h + ffn(h); out = norm2(res2)
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
 template <class Attn>
-void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, int N, bool training, uint64_t seed,
-                   Attn&& attn) {
+void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& a, int N,
+                   const ForwardOptions& o, uint64_t seed, Attn&& attn) {
     const size_t NC = (size_t)N * c.d_model;
-    if (c.norm_position == NormPosition::pre) {
-        norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
-        attn(L.ln1);
-        for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
+    const bool pre = c.norm_position == NormPosition::pre;
+    double t0 = o.timing ? now_s() : 0;
+    if (pre) norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
+    attn(pre ? L.ln1 : L.x_in);
+    if (o.timing) a.time_attn += now_s() - t0;
+    for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
+    if (o.timing) t0 = now_s();
+    if (pre) {
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln2, N, training, seed);
+        ffn_block_forward(c, w, L, L.ln2, N, o.training, seed, o.moe_all_experts);
         for (size_t i = 0; i < NC; i++) L.res2[i] = L.res1[i] + L.ffn_out[i];
     } else {
-        attn(L.x_in);
-        for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
         norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.res1, w.attn_norm, w.attn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln1, N, training, seed);
+        ffn_block_forward(c, w, L, L.ln1, N, o.training, seed, o.moe_all_experts);
         for (size_t i = 0; i < NC; i++) L.res2[i] = L.ln1[i] + L.ffn_out[i];
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
     }
+    if (o.timing) a.time_ffn += now_s() - t0;
 }
 
 // Optional final norm, then logits (N,V) with the LM head (or the tied token embedding).
@@ -593,9 +629,7 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         S2.add("dym", {N, C});
     }
     if (gated) {
-        const int P = cope ? c.attention.cope_npos : 0;
-        S2.add("skip_scratch", {(int)((size_t)N * C * 2 + (size_t)N * c.head_dim * 2 + N +
-                                      attention_rows_scratch_floats(T, T, P))});
+        S2.add("skip_scratch", {(int)(skip_scratch_floats_per_thread(c, T) * omp_threads())});
         a.skip_idx.assign((size_t)2 * N, 0);
     }
     a.scratch_arena.allocate(S2);
@@ -649,7 +683,7 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
         float ent = 0.f;
         // Each layer's MoE noise gets its own stream: (seed, layer).
         const bool skip = o.skip && c.attention.heads.kind != HeadSelection::all_heads;
-        block_forward(c, w, L, N, o.training, o.seed * 1000003ULL + l, [&](const float* in) {
+        block_forward(c, w, L, a, N, o, o.seed * 1000003ULL + l, [&](const float* in) {
             if (skip) attn_block_forward_skip(c, w, L, a, in, B, T, a.window);
             else attn_block_forward(c, w, L, in, a.attn_scratch, &ent, B, T, a.window);
         });
@@ -663,7 +697,9 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
         a.zloss += L.mst.zloss / c.n_layers;
     }
 
+    const double th = o.timing ? now_s() : 0;
     head_forward(m, a, N);
+    if (o.timing) a.time_head += now_s() - th;
     if (!targets) return 0.0;
     int n_valid = 0;
     a.ce = crossentropy_forward(a.losses, a.logits, a.logits, targets, N, c.vocab_size, &n_valid);
@@ -716,7 +752,9 @@ static void decode_heads_skip(const ModelConfig& c, const LayerWeights& w, Layer
 
 // One token at position kv.len through the same blocks as model_forward, with attention reading
 // the cache (spec: the KV-cache path must equal the full forward). a: activations for B = T = 1.
-void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window, bool skip) {
+void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, const ForwardOptions& o) {
+    const int window = o.window;
+    const bool skip = o.skip;
     const ModelConfig& c = m.cfg;
     assert(kv.len < kv.capacity && a.B >= 1 && a.T >= 1);
     const int C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
@@ -727,7 +765,7 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, i
     for (int l = 0; l < c.n_layers; l++) {
         const LayerWeights& w = m.w.layers[l];
         LayerActs& L = a.layers[l];
-        block_forward(c, w, L, 1, false, 0, [&](const float* in) {
+        block_forward(c, w, L, a, 1, o, 0, [&](const float* in) {
             const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
             float* kc = kv.k[l].data();  // (capacity, G*D)
             float* vc = kv.v[l].data();
@@ -754,7 +792,9 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, i
         });
     }
     kv.len++;
+    const double th = o.timing ? now_s() : 0;
     head_forward(m, a, 1);
+    if (o.timing) a.time_head += now_s() - th;
 }
 
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets) {

@@ -95,6 +95,7 @@ struct Activations {
     int cur_B = 0, cur_T = 0;          // shape of the last forward
     int window = 0;                    // attention window used by the last forward (backward reuses it)
     float entropy = 0.f;               // mean attention-row entropy of the last forward (adaptive window)
+    double time_attn = 0, time_ffn = 0, time_head = 0;  // seconds, accumulated when ForwardOptions::timing
     bool training = false;             // options of the last forward (backward replays them)
     uint64_t seed = 0;
     Layout layout;
@@ -133,6 +134,8 @@ struct ForwardOptions {
     bool training = false;     // router noise and jitter are drawn only while training
     uint64_t seed = 0;         // noise seed (the trainer passes the step): equal seeds, equal noise
     bool skip = false;         // inference: compute a (token, head) pair only when its gate is non-zero
+    bool moe_all_experts = false;  // cost probe: every expert on every token, masked (the dense equivalent)
+    bool timing = false;       // accumulate per-component seconds into Activations::time_*
 };
 // Forward over tokens (B,T). With targets (B,T) (entries < 0 are padding), returns the training
 // loss: cross-entropy + beta * mean_l L_b + alpha * mean_l L_aux + w_z * mean_l L_z (parts in a.ce,
@@ -153,10 +156,10 @@ struct KVCache {
 };
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity);
 // Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in
-// a.logits. a must be made with activations_create(a, c, 1, 1). window: as model_window for the
-// full sequence the cache stands for.
-// skip: compute only the heads whose gate is non-zero (their query, score row, A.V and W_O slice).
-void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, int window, bool skip = false);
+// a.logits. a must be made with activations_create(a, c, 1, 1). o.window: as model_window for the
+// full sequence the cache stands for; o.skip computes only the heads whose gate is non-zero (their
+// query, score row, A.V and W_O slice); o.moe_all_experts and o.timing as in model_forward.
+void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, const ForwardOptions& o);
 
 // FLOPs per token of one forward at sequence length T (multiply-add = 2 FLOPs), by component.
 struct FlopBreakdown {

@@ -216,7 +216,7 @@ TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
     kvcache_create(kv, c, T);
     double max_diff = 0;
     for (int t = 0; t < T; t++) {
-        model_decode_step(m, one, kv, b.tok[t], W);
+        model_decode_step(m, one, kv, b.tok[t], {.window = W});
         for (int v = 0; v < V; v++)
             max_diff = std::max(max_diff, (double)std::fabs(one.logits[v] - full.logits[t * V + v]));
     }
@@ -289,8 +289,8 @@ TEST_P(SkipPath, FullForwardAndDecodeEqualDenseMasked) {
     kvcache_create(ks, c, T);
     double dec_diff = 0;
     for (int t = 0; t < T; t++) {
-        model_decode_step(m, one_d, kd, b.tok[t], W, false);
-        model_decode_step(m, one_s, ks, b.tok[t], W, true);
+        model_decode_step(m, one_d, kd, b.tok[t], {.window = W});
+        model_decode_step(m, one_s, ks, b.tok[t], {.window = W, .skip = true});
         for (int v = 0; v < V; v++) {
             dec_diff = std::max(dec_diff, (double)std::fabs(one_d.logits[v] - one_s.logits[v]));
             dec_diff = std::max(dec_diff, (double)std::fabs(one_s.logits[v] - dense.logits[t * V + v]));

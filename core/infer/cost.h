@@ -1,0 +1,47 @@
+// CostReport (DESIGN.md §3): what routing costs and saves, per component, three ways:
+//   naive    - the notes' arithmetic (seeds/000 §3.2, seeds/001): active fraction x the component's
+//              share of a dense model (all heads, one dense FFN of width ffn.d_ff);
+//   flops    - the FLOP model on the real routing of a forward: dense (the same weights computed
+//              without skipping: every head, every expert on every token) over routed;
+//   measured - wall time of the same weights, dense path over routed path (medians).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace rl {
+
+struct CostComponent {
+    std::string name;                 // attention, ffn, lm_head, total
+    double flops_baseline = 0;        // per token: the notes' dense model (all heads, one dense FFN)
+    double flops_dense = 0;           // per token: the same weights without skipping
+    double flops_routed = 0;          // per token: what the routed path computes
+    double naive_fraction = 1;        // the notes' active fraction for this component
+    double sec_dense = 0, sec_routed = 0;  // measured seconds per token
+    double speedup_naive() const;     // baseline / (baseline x fraction), summed over components for total
+    double speedup_flops() const { return flops_routed > 0 ? flops_dense / flops_routed : 1; }
+    double speedup_measured() const { return sec_routed > 0 ? sec_dense / sec_routed : 1; }
+    double speedup_vs_baseline_flops() const { return flops_routed > 0 ? flops_baseline / flops_routed : 1; }
+};
+
+struct CostSide {
+    std::vector<CostComponent> components;  // attention, ffn, lm_head, then total
+    const CostComponent& total() const { return components.back(); }
+};
+
+struct CostReport {
+    CostSide forward;        // B = 16, T = seq_len
+    CostSide decode;         // KV-cache decode of seq_len tokens
+    double active_head_fraction = 1;    // (token, head) pairs with a non-zero gate
+    double active_expert_fraction = 1;  // expert rows run / (tokens x experts)
+    std::string explanation;            // why the three differ, from the numbers
+};
+
+// FLOP side only (no timing), from one forward of `tokens` (B,T).
+CostReport cost_flops(const Model& m, const int* tokens, int B, int T);
+// FLOPs plus measured times: forward at B = 16, T = seq_len and decode of seq_len tokens, dense and
+// routed interleaved `repeats` times for at least `seconds` each; medians.
+CostReport cost_measure(const Model& m, double seconds, int repeats);
+
+}  // namespace rl
