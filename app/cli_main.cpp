@@ -21,6 +21,7 @@
 #include "infer/generate.h"
 #include "infer/speed.h"
 #include "io/checkpoint.h"
+#include "metrics/routing_report.h"
 #include "model/model.h"
 #include "train/trainer.h"
 
@@ -37,6 +38,7 @@ const char* k_usage = R"(routelab-cli — train and inspect RouteLab transformer
                         [--corpus PATH] [--out DIR] [--set key=value ...]
   routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]
                         [--top-k K] [--top-p P] [--seed S]
+  routelab-cli probe    --checkpoint F --text TEXT [--json]
   routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]
                         [--checkpoint F] [--set key=value ...]
 
@@ -181,7 +183,10 @@ int cmd_train(const Args& a) {
         if (!f) return fail("cannot write '" + out + "/config.json' (disk full or read-only? choose another --out)");
     }
     std::ofstream csv(out + "/metrics.csv");
-    csv << "step,loss,val_loss,lr,grad_norm,tok_per_s,window\n";
+    csv << "step,loss,val_loss,ce,moh_balance,moe_aux,zloss,lr,grad_norm,tok_per_s,window";
+    for (int l = 0; l < std::min(s.cfg.model.n_layers, k_stats_layers); l++)
+        csv << ",head_cv_l" << l << ",load_cv_l" << l << ",dropped_l" << l << ",router_entropy_l" << l << ",dead_l" << l;
+    csv << "\n";
     if (!csv) return fail("cannot write '" + out + "/metrics.csv' (disk full or read-only? choose another --out)");
 
     std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, %d steps of %dx%d\n",
@@ -192,8 +197,11 @@ int cmd_train(const Args& a) {
     float val = NAN, ema_tok = 0;
     double train_tok = 0;
     StepStats last;
+    const int tail = std::max(1, std::min(50, s.cfg.train.steps));  // routing summary: mean of the last steps
+    std::vector<StepStats> recent;
     for (int i = 0; i < s.cfg.train.steps; i++) {
         last = trainer_step(s);
+        if (last.step > s.cfg.train.steps - tail) recent.push_back(last);
         train_tok += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
         ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
         const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == s.cfg.train.steps;
@@ -201,8 +209,15 @@ int cmd_train(const Args& a) {
         if (!std::isfinite(last.loss))
             return fail("training diverged at step " + std::to_string(last.step) +
                         " (loss is not finite); lower train.lr or raise train.warmup_steps");
-        csv << last.step << ',' << last.loss << ',' << (eval_now ? std::to_string(val) : "") << ',' << last.lr << ','
-            << last.grad_norm << ',' << last.tok_per_s << ',' << last.window << '\n';
+        csv << last.step << ',' << last.loss << ',' << (eval_now ? std::to_string(val) : "") << ',' << last.ce << ','
+            << last.moh_balance << ',' << last.moe_aux << ',' << last.zloss << ',' << last.lr << ',' << last.grad_norm
+            << ',' << last.tok_per_s << ',' << last.window;
+        for (int l = 0; l < last.n_layers; l++) {
+            const LayerRouteStats& r = last.layers[l];
+            csv << ',' << r.head_cv << ',' << r.load_cv << ',' << r.dropped_frac << ',' << r.router_entropy << ','
+                << r.dead_frac;
+        }
+        csv << '\n';
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double eta = el / last.step * (s.cfg.train.steps - last.step);
         if (tty || eval_now) {
@@ -225,6 +240,69 @@ int cmd_train(const Args& a) {
         {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", 0.5 * std::log((double)s.cfg.model.vocab_size)},
         {"parameters", model_param_count(s.model)}, {"tokens_per_s", secs > 0 ? train_tok / secs : 0.0},
         {"seconds", secs}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
+    // Routing summary: per layer, means over the last steps.
+    const bool moh = s.cfg.model.attention.heads.kind == HeadSelection::moh;
+    const bool moe = s.cfg.model.moe.kind != FfnRouting::dense;
+    if ((moh || moe) && !recent.empty()) {
+        nlohmann::json layers = nlohmann::json::array();
+        for (int l = 0; l < recent[0].n_layers; l++) {
+            double hcv = 0, lcv = 0, drop = 0, ent = 0, dead = 0, div = 0;
+            for (const auto& r : recent) {
+                const auto& x = r.layers[l];
+                hcv += x.head_cv, lcv += x.load_cv, drop += x.dropped_frac, ent += x.router_entropy, dead += x.dead_frac,
+                    div += x.diversity;
+            }
+            const double n = recent.size();
+            nlohmann::json jl;
+            if (moh) jl["head_load_cv"] = hcv / n;
+            if (moe) {
+                jl["expert_load_cv"] = lcv / n;
+                jl["dropped_frac"] = drop / n;
+                jl["router_entropy"] = ent / n;
+                jl["dead_expert_frac"] = dead / n;
+                jl["expert_diversity"] = div / n;
+            }
+            const auto& x = recent.back().layers[l];
+            if (moh) jl["head_load_f"] = std::vector<float>(x.head_f, x.head_f + x.n_routed_heads);
+            if (moe) jl["expert_load"] = std::vector<float>(x.expert_load, x.expert_load + x.n_experts);
+            layers.push_back(jl);
+            std::printf("routing layer %d:", l);
+            if (moh) std::printf("  head load CV %.3f", hcv / n);
+            if (moe)
+                std::printf("  expert load CV %.3f  dropped %.3f  router entropy %.3f  dead %.3f  diversity %.3f",
+                            lcv / n, drop / n, ent / n, dead / n, div / n);
+            std::printf("   (mean of the last %d steps)\n", (int)n);
+        }
+        summary["routing"] = layers;
+    }
+    if (moe) {
+        auto spec = specialization_measure(s.model, s.data->tok, s.data->val, 16 * 80 * 8);
+        // The same model with a random router: how much of the structure is learned.
+        Model rnd;
+        model_create(rnd, s.model.cfg, 0, 0.02f);
+        std::copy(s.model.params.data.begin(), s.model.params.data.end(), rnd.params.data.begin());  // same weights
+        std::mt19937 g(s.cfg.train.seed + 99);
+        for (const TensorSpec& t : rnd.layout.specs())
+            if (t.name.find("moe.router") != std::string::npos) {
+                double ss = 0;
+                for (size_t i = 0; i < t.numel; i++) ss += (double)rnd.params.data[t.offset + i] * rnd.params.data[t.offset + i];
+                std::normal_distribution<float> nd(0.f, (float)std::sqrt(ss / t.numel));  // same scale as trained
+                for (size_t i = 0; i < t.numel; i++) rnd.params.data[t.offset + i] = nd(g);
+            }
+        auto spec_rnd = specialization_measure(rnd, s.data->tok, s.data->val, 16 * 80 * 8);
+        nlohmann::json nj = nlohmann::json::array();
+        for (size_t l = 0; l < spec.layers.size(); l++) {
+            nj.push_back({{"nmi_domain", spec.layers[l].nmi_domain},
+                          {"nmi_domain_random_router", spec_rnd.layers[l].nmi_domain},
+                          {"nmi_lexical", spec.layers[l].nmi_lex},
+                          {"nmi_lexical_random_router", spec_rnd.layers[l].nmi_lex}});
+            std::printf("specialization layer %zu: NMI(expert; domain) %.3f (random router %.3f), NMI(expert; lexical class) %.3f (random %.3f)\n",
+                        l, spec.layers[l].nmi_domain, spec_rnd.layers[l].nmi_domain, spec.layers[l].nmi_lex,
+                        spec_rnd.layers[l].nmi_lex);
+        }
+        summary["specialization"] = nj;
+        std::ofstream(out + "/specialization.json") << specialization_to_json(spec) << "\n";
+    }
     {
         std::ofstream f(out + "/summary.json");
         f << summary.dump(2) << "\n";
@@ -276,6 +354,36 @@ int cmd_generate(const Args& a) {
     auto ids = generate(c.model, c.tok.encode(prompt), (int)n, o, c.tok.eos_id(),
                         model_window(c.model.cfg, c.model.cfg.seq_len, c.info.attn_entropy));
     std::printf("%s %s\n", prompt.c_str(), c.tok.decode(ids).c_str());
+    return 0;
+}
+
+int cmd_probe(const Args& a) {
+    if (!a.has("checkpoint")) return usage("probe needs --checkpoint F");
+    if (!a.has("text")) return usage("probe needs --text TEXT");
+    auto ck = checkpoint_load(a.opt.at("checkpoint"));
+    if (!ck) return fail(ck.status.msg);
+    ProbeSnapshot p = probe_run((*ck)->model, (*ck)->tok, a.opt.at("text"), (*ck)->info.step);
+    if (a.flag("json")) {
+        std::printf("%s\n", probe_to_json(p).c_str());
+        return 0;
+    }
+    for (size_t l = 0; l < p.layers.size(); l++) {
+        std::printf("layer %zu\n", l);
+        for (size_t t = 0; t < p.tokens.size(); t++) {
+            std::printf("  %-14s", p.tokens[t].text.c_str());
+            const auto& L = p.layers[l];
+            if (!L.head_gates.empty()) {
+                std::printf(" heads");
+                for (float g : L.head_gates[t]) std::printf(g == 0.f ? "    . " : " %5.2f", g);
+            }
+            for (int s2 = 0; s2 < p.mh_heads && !L.experts.empty(); s2++) {
+                std::printf("  experts");
+                const size_t r = t * p.mh_heads + s2;
+                for (size_t k = 0; k < L.experts[r].size(); k++) std::printf(" %d(%.2f)", L.experts[r][k], L.expert_weights[r][k]);
+            }
+            std::printf("\n");
+        }
+    }
     return 0;
 }
 
@@ -390,7 +498,8 @@ int main(int argc, char** argv) {
         {"params", {"preset", "config", "vocab-size", "set"}},
         {"train", {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}},
         {"generate", {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}},
-        {"bench", {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint"}}};
+        {"bench", {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint"}},
+        {"probe", {"checkpoint", "text"}}};
     auto it = allowed.find(a.cmd);
     if (it == allowed.end()) return usage("unknown command '" + a.cmd + "'");
     for (const auto& [k, _] : a.opt)
@@ -402,5 +511,6 @@ int main(int argc, char** argv) {
     if (a.cmd == "params") return cmd_params(a);
     if (a.cmd == "train") return cmd_train(a);
     if (a.cmd == "generate") return cmd_generate(a);
+    if (a.cmd == "probe") return cmd_probe(a);
     return cmd_bench(a);
 }

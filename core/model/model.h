@@ -49,6 +49,11 @@ struct Weights {
 };
 
 struct Model {
+    Model() = default;
+    Model(const Model&) = delete;     // w and g point into the arenas: a copy would alias them
+    Model& operator=(const Model&) = delete;
+    Model(Model&&) = default;         // moving keeps the buffers, so the views stay valid
+    Model& operator=(Model&&) = default;
     ModelConfig cfg;                  // vocab_size resolved (> 0)
     Layout layout;                    // parameter names and shapes, DESIGN.md §2 naming
     Arena params, grads;

@@ -188,7 +188,8 @@ void batch_sample(const TokenStream& s, int B, int T, std::mt19937_64& rng, int*
     }
 }
 
-void batch_fixed(const TokenStream& s, int B, int T, int k, int count, int* tokens, int* targets) {
+void batch_fixed(const TokenStream& s, int B, int T, int k, int count, int* tokens, int* targets,
+                 uint8_t* domains) {
     const size_t span = s.ids.size() - T;
     for (int b = 0; b < B; b++) {
         const size_t idx = (size_t)k * B + b, total = (size_t)count * B;
@@ -196,6 +197,7 @@ void batch_fixed(const TokenStream& s, int B, int T, int k, int count, int* toke
         for (int t = 0; t < T; t++) {
             tokens[b * T + t] = s.ids[start + t];
             targets[b * T + t] = s.ids[start + t + 1];
+            if (domains) domains[b * T + t] = s.domain[start + t];
         }
     }
 }

@@ -50,6 +50,7 @@ Result<Dataset> dataset_build(const DataConfig& d);
 void batch_sample(const TokenStream& s, int B, int T, std::mt19937_64& rng, int* tokens, int* targets,
                   uint8_t* domains = nullptr);
 // The k-th of `count` fixed, evenly spaced validation windows (deterministic evaluation).
-void batch_fixed(const TokenStream& s, int B, int T, int k, int count, int* tokens, int* targets);
+void batch_fixed(const TokenStream& s, int B, int T, int k, int count, int* tokens, int* targets,
+                 uint8_t* domains = nullptr);
 
 }  // namespace rl

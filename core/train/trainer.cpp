@@ -52,6 +52,7 @@ StepStats trainer_step(TrainState& s) {
     StepStats st;
     st.loss = model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T,
                             {.prev_entropy = s.prev_entropy, .training = true, .seed = (uint64_t)s.step + 1});
+    stats_collect(st, s.model.cfg, s.acts);
     model_backward(s.model, s.acts, s.tokens.data(), s.targets.data());
     s.prev_entropy = s.acts.entropy;
     st.grad_norm = grad_clip(s.model.grads.data.data(), s.model.grads.data.size(), tc.grad_clip);

@@ -6,20 +6,13 @@
 #include <vector>
 
 #include "config/config.h"
+#include "metrics/stats.h"
 #include "model/model.h"
 #include "train/corpus.h"
 #include "util/status.h"
 
 namespace rl {
 
-struct StepStats {
-    int step = 0;          // 1-based, after the update
-    float loss = 0;        // training cross-entropy of this step's batch
-    float lr = 0;
-    float grad_norm = 0;   // before clipping
-    float tok_per_s = 0;   // this step's B*T / wall time
-    int window = 0;        // attention window used
-};
 
 struct TrainState {
     Config cfg;

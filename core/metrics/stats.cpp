@@ -1,0 +1,55 @@
+#include "metrics/stats.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/model.h"
+
+namespace rl {
+
+float stats_cv(const float* v, int n) {
+    if (n <= 0) return 0.f;
+    double mean = 0, var = 0;
+    for (int i = 0; i < n; i++) mean += v[i];
+    mean /= n;
+    if (mean <= 0) return 0.f;
+    for (int i = 0; i < n; i++) var += (v[i] - mean) * (v[i] - mean);
+    return (float)(std::sqrt(var / n) / mean);
+}
+
+void stats_collect(StepStats& st, const ModelConfig& c, const Activations& a) {
+    st.ce = (float)a.ce;
+    st.moh_balance = (float)a.moh_balance;
+    st.moe_aux = (float)a.moe_aux;
+    st.zloss = (float)a.zloss;
+    st.n_layers = std::min(c.n_layers, k_stats_layers);
+    for (int l = 0; l < st.n_layers; l++) {
+        const LayerActs& L = a.layers[l];
+        LayerRouteStats& r = st.layers[l];
+        r = LayerRouteStats{};
+        if (c.attention.heads.kind == HeadSelection::moh) {
+            r.n_routed_heads = std::min((int)L.head_f.size(), k_stats_heads);
+            std::copy_n(L.head_f.begin(), r.n_routed_heads, r.head_f);
+            std::copy_n(L.head_P.begin(), r.n_routed_heads, r.head_P);
+            r.head_cv = stats_cv(r.head_f, r.n_routed_heads);
+        }
+        if (c.moe.kind != FfnRouting::dense) {
+            r.n_experts = std::min((int)L.mst.load.size(), k_stats_experts);
+            std::copy_n(L.mst.load.begin(), r.n_experts, r.expert_load);
+            r.load_cv = stats_cv(r.expert_load, r.n_experts);
+            r.dropped_frac = L.mst.dropped_frac;
+            r.router_entropy = L.mst.entropy;
+            double h = 0;
+            int dead = 0;
+            for (int e = 0; e < r.n_experts; e++) {
+                const float p = r.expert_load[e];
+                if (p > 0) h -= p * std::log(p);
+                else dead++;
+            }
+            r.dead_frac = (float)dead / r.n_experts;
+            r.diversity = (float)(std::exp(h) / r.n_experts);
+        }
+    }
+}
+
+}  // namespace rl
