@@ -172,6 +172,7 @@ int cmd_train(const Args& a) {
     fs::create_directories(out, ec);
     if (ec) return fail("cannot create output directory '" + out + "': " + ec.message() + " (choose another --out)");
 
+    for (const auto& w : config_warnings(*cfg)) std::fprintf(stderr, "warning: %s\n", w.c_str());
     const auto t_start = std::chrono::steady_clock::now();
     auto st = trainer_create(*cfg);
     if (!st) return fail(st.status.msg);
@@ -274,6 +275,13 @@ int cmd_train(const Args& a) {
             std::printf("   (mean of the last %d steps)\n", (int)n);
         }
         summary["routing"] = layers;
+        if (moe)
+            summary["aux_convention"] = s.cfg.model.moe.aux_convention == AuxConvention::hf
+                                            ? "hf: E * sum_e f_e P_e with sum f = K (balanced value K)"
+                                            : "switch: E * sum_e f_e P_e with sum f = 1 (balanced value 1)";
+        summary["moh_balance_final"] = recent.back().moh_balance;
+        summary["moe_aux_final"] = recent.back().moe_aux;
+        summary["zloss_final"] = recent.back().zloss;
     }
     if (moe) {
         auto spec = specialization_measure(s.model, s.data->tok, s.data->val, 16 * 80 * 8);
@@ -311,7 +319,7 @@ int cmd_train(const Args& a) {
     std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
                 secs, secs > 0 ? train_tok / secs : 0.0, last.loss, val, 0.5 * std::log((double)s.cfg.model.vocab_size));
     std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,summary.json}\n", out.c_str());
-    if (a.flag("sample")) {
+    if (a.flag("sample") && config_generation_blocker(s.cfg.model).empty()) {
         SampleOptions o;
         o.temperature = 0.8f;
         o.top_k = 40;
@@ -350,6 +358,7 @@ int cmd_generate(const Args& a) {
     auto ck = checkpoint_load(a.opt.at("checkpoint"));
     if (!ck) return fail(ck.status.msg);
     LoadedCheckpoint& c = **ck;
+    if (std::string why = config_generation_blocker(c.model.cfg); !why.empty()) return fail(why);
     const std::string prompt = a.opt.at("prompt");
     auto ids = generate(c.model, c.tok.encode(prompt), (int)n, o, c.tok.eos_id(),
                         model_window(c.model.cfg, c.model.cfg.seq_len, c.info.attn_entropy));

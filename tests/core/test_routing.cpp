@@ -10,6 +10,10 @@
 #include "gradcheck.h"
 #include "layers/head_router.h"
 #include "layers/moe.h"
+#include "config/presets.h"
+#include "metrics/routing_report.h"
+#include "metrics/stats.h"
+#include "model/model.h"
 
 using namespace rl;
 using namespace rl::test;
@@ -273,4 +277,91 @@ TEST(Moe, BalancedRouterGivesAuxOfOne) {
     EXPECT_NEAR(fx.st.aux, 1.f, 1e-6);
     EXPECT_NEAR(fx.st.zloss, std::pow(std::log(4.f), 2.f), 1e-5);
     EXPECT_NEAR(fx.st.entropy, std::log(4.f), 1e-5);
+}
+
+TEST(MhMoe, FlopsMatchHelperFollowsTheSpec) {
+    // d = 128, h = 2, SMoE of 8 experts of 256, top-2, SwiGLU (c = 3):
+    // d_ff' = 256 - 2*128/(2*3) = 213.3 -> 213; E' = 2*8*256/213 = 19.2 -> 19.
+    MhMoeMatch m = mh_moe_match_flops(128, 2, 8, 256, 2);
+    EXPECT_EQ(m.d_ff_expert, 213);
+    EXPECT_EQ(m.n_experts, 19);
+    // Per-token expert FLOPs of the match stay within 2% of the SMoE's plus the head and merge layers.
+    const double smoe = 2.0 * 3 * 128 * 256;
+    const double mh = 2.0 * 2 * 3 * 64 * m.d_ff_expert + 2.0 * 128 * 128;
+    EXPECT_NEAR(mh / smoe, 1.0, 0.02);
+}
+
+TEST(Nmi, IsOneForAFunctionAndZeroForIndependence) {
+    EXPECT_NEAR(nmi({{10, 0, 0}, {0, 5, 0}, {0, 0, 7}}), 1.0, 1e-12);
+    EXPECT_NEAR(nmi({{10, 20}, {5, 10}}), 0.0, 1e-12);
+    const double mid = nmi({{10, 2}, {3, 9}});
+    EXPECT_GT(mid, 0.0);
+    EXPECT_LT(mid, 1.0);
+}
+
+TEST(Stats, CoefficientOfVariation) {
+    const float flat[] = {0.25f, 0.25f, 0.25f, 0.25f};
+    const float one[] = {1.f, 0.f, 0.f, 0.f};
+    EXPECT_NEAR(stats_cv(flat, 4), 0.f, 1e-7);
+    EXPECT_NEAR(stats_cv(one, 4), std::sqrt(3.f), 1e-6);  // collapse onto one of E: sqrt(E - 1)
+}
+
+TEST(LexClass, ClassifiesTokens) {
+    EXPECT_EQ(lex_class_of("."), lex_punct);
+    EXPECT_EQ(lex_class_of("42"), lex_number);
+    EXPECT_EQ(lex_class_of("Paris"), lex_capitalised);
+    EXPECT_EQ(lex_class_of("the"), lex_function);
+    EXPECT_EQ(lex_class_of("The"), lex_function);
+    EXPECT_EQ(lex_class_of("river"), lex_other);
+    EXPECT_EQ(lex_class_of("\xe2\x96\x81" "river"), lex_other);  // SentencePiece word start
+}
+
+TEST(Config, RoutingWarningsAndGenerationBlocker) {
+    Config c = *preset_load("seed-moh");
+    EXPECT_TRUE(config_warnings(c).empty());
+    c.model.attention.heads.n_active_routed = 1;
+    auto w = config_warnings(c);
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_NE(w[0].find("balance loss"), std::string::npos);
+    Config e = *preset_load("moe-top2-8");
+    EXPECT_TRUE(config_generation_blocker(e.model).empty());
+    e.model.moe.routing = MoeRouting::expert_choice;
+    EXPECT_NE(config_generation_blocker(e.model).find("not causal"), std::string::npos);
+    EXPECT_FALSE(config_warnings(e).empty());
+    Config bad = *preset_load("moe-top2-8");
+    bad.model.moe.top_k = 9;
+    EXPECT_NE(config_validate(bad).msg.find("'model.moe.top_k'"), std::string::npos);
+    bad = *preset_load("mh-moe-h2");
+    bad.model.moe.n_heads = 3;
+    EXPECT_NE(config_validate(bad).msg.find("'model.moe.n_heads' must divide d_model"), std::string::npos);
+}
+
+TEST(Probe, ReportsGatesAndExpertsPerToken) {
+    Config cfg = *preset_load("moh-moe");
+    cfg.model.vocab_size = 0;
+    cfg.data.synthetic_docs = 50;
+    auto ds = dataset_build(cfg.data);
+    ASSERT_TRUE(ds.is_ok());
+    cfg.model.vocab_size = ds->tok.vocab_size();
+    Model m;
+    model_create(m, cfg.model, 1, 0.02f);
+    ProbeSnapshot p = probe_run(m, ds->tok, "User: What is the sky? Assistant: Blue.");
+    ASSERT_EQ(p.layers.size(), 3u);
+    const size_t T = p.tokens.size();
+    ASSERT_GT(T, 5u);
+    for (const auto& L : p.layers) {
+        ASSERT_EQ(L.head_gates.size(), T);
+        ASSERT_EQ(L.experts.size(), T);
+        for (size_t t = 0; t < T; t++) {
+            int on = 0;
+            for (float g : L.head_gates[t]) on += g != 0.f;
+            EXPECT_EQ(on, 6);  // 2 shared + 4 routed
+            EXPECT_EQ(L.experts[t].size(), 2u);
+            EXPECT_NEAR(L.expert_weights[t][0] + L.expert_weights[t][1], 1.f, 1e-5);
+            EXPECT_GE(L.expert_weights[t][0], L.expert_weights[t][1]);
+        }
+    }
+    const std::string j = probe_to_json(p);
+    EXPECT_NE(j.find("\"head_gates\""), std::string::npos);
+    EXPECT_NE(j.find("\"experts\""), std::string::npos);
 }
