@@ -160,7 +160,24 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"layernorm_pre_gelu_final", [](ModelConfig& c) {
             c.norm = NormKind::layernorm; c.ffn.kind = FfnKind::gelu; c.final_norm = true; }},
         Variant{"rmsnorm_post_relu", [](ModelConfig& c) { c.norm_position = NormPosition::post; c.ffn.kind = FfnKind::relu; }},
-        Variant{"tied_bias", [](ModelConfig& c) { c.tie_embeddings = true; c.lm_head_bias = true; }}),
+        Variant{"tied_bias", [](ModelConfig& c) { c.tie_embeddings = true; c.lm_head_bias = true; }},
+        Variant{"moh_rope_wo_paper", [](ModelConfig& c) {
+            c.attention.positional = PosKind::rope; c.attention.use_wo = true; c.head_dim = 4;
+            c.attention.heads = {HeadSelection::moh, 8, 2, 2, 0.5f, GateScaling::paper}; }},
+        Variant{"moh_learned_sliding_noshared", [](ModelConfig& c) {
+            c.attention.positional = PosKind::learned; c.attention.window.kind = WindowKind::sliding;
+            c.attention.window.size = 3; c.attention.heads = {HeadSelection::moh, 8, 0, 3, 0.5f, GateScaling::official}; }},
+        Variant{"static_pruning", [](ModelConfig& c) { c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 5; }},
+        Variant{"moe_noisy_topk", [](ModelConfig& c) {
+            c.moe = MoeConfig{}; c.moe.kind = FfnRouting::moe; c.moe.n_experts = 4; c.moe.d_ff_expert = 8;
+            c.moe.routing = MoeRouting::noisy_topk; c.moe.jitter = 1.f; c.moe.aux_weight = 0.5f; c.moe.z_loss_weight = 0.1f; }},
+        Variant{"moe_expert_choice", [](ModelConfig& c) {
+            c.moe = MoeConfig{}; c.moe.kind = FfnRouting::moe; c.moe.n_experts = 4; c.moe.d_ff_expert = 8;
+            c.moe.routing = MoeRouting::expert_choice; c.moe.capacity_factor = 1.5f; }},
+        Variant{"moe_shared_hf_jitter", [](ModelConfig& c) {
+            c.moe = MoeConfig{}; c.moe.kind = FfnRouting::moe; c.moe.n_experts = 5; c.moe.d_ff_expert = 8;
+            c.moe.n_shared_experts = 1; c.moe.aux_convention = AuxConvention::hf; c.moe.jitter = 0.1f;
+            c.moe.aux_weight = 0.5f; }}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Window, AdaptivePresetBindsAtT80AndBackwardReusesIt) {
