@@ -126,3 +126,28 @@ TEST_F(Cli, BadUsageExitsWithTwo) {
     EXPECT_EQ(run_cli("generate --prompt hi").code, 2);
     EXPECT_EQ(run_cli("train --preset tiny --steps -3").code, 2);
 }
+
+TEST_F(Cli, RoutedPresetsParamsProbeAndBenchJson) {
+    CliRun p = run_cli("params --preset seed-moh --vocab-size 605");
+    EXPECT_NE(p.out.find("\ntotal: 577280\n"), std::string::npos) << p.out;  // seeds/001: 573,440 + 3 x 1,280
+    const std::string sets =
+        " --set model.attention.heads.kind=moh --set model.attention.heads.n_shared=1"
+        " --set model.attention.heads.n_active_routed=2 --set model.moe.kind=moe --set model.moe.n_experts=4"
+        " --set model.moe.d_ff_expert=16";
+    CliRun t = run_cli("train --preset tiny --steps 5 --out " + path("r") + sets);
+    ASSERT_EQ(t.code, 0) << t.out;
+    EXPECT_NE(t.out.find("routing layer 0:"), std::string::npos) << t.out;
+    EXPECT_NE(t.out.find("NMI(expert; domain)"), std::string::npos) << t.out;
+    CliRun pr = run_cli("probe --checkpoint " + path("r/checkpoint.safetensors") + " --text 'User: hi there' --json");
+    ASSERT_EQ(pr.code, 0) << pr.out;
+    for (const char* key : {"\"head_gates\"", "\"experts\"", "\"expert_weights\"", "\"tokens\""})
+        EXPECT_NE(pr.out.find(key), std::string::npos) << key;
+    CliRun b = run_cli("bench --preset tiny --seconds 0.02 --json " + path("b.json") + sets);
+    ASSERT_EQ(b.code, 0) << b.out;
+    std::ifstream f(dir / "b.json");
+    std::string j((std::istreambuf_iterator<char>(f)), {});
+    for (const char* key : {"\"train_tok_s_b1\"", "\"train_tok_s_b16\"", "\"forward_tok_s_b16\"", "\"decode_ms_per_token\"",
+                            "\"achieved_gflops\"", "\"flops_dense\"", "\"flops_routed\"", "\"speedup_naive\"",
+                            "\"speedup_flops\"", "\"speedup_measured\"", "\"decode\"", "\"attention\"", "\"ffn\""})
+        EXPECT_NE(j.find(key), std::string::npos) << key;
+}
