@@ -105,21 +105,36 @@ double median(std::vector<double> v) {
     return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// Runs fn (one forward or one decode of a sequence over `tokens_per_call` tokens) for at least
-// `seconds`; returns seconds per token for attention, FFN, head and the whole call.
-template <class Fn>
-std::array<double, 4> time_per_token(Activations& a, Fn&& fn, double seconds, int tokens_per_call) {
-    a.time_attn = a.time_ffn = a.time_head = 0;
-    int calls = 0;
-    const double t0 = now_s();
-    double el = 0;
-    do {
+// Alternates dense and routed calls; per call, seconds per token of attention, FFN, head and the
+// whole call. Fills each component's median times and median paired ratio.
+template <class Dense, class Routed>
+void time_pairs(CostSide& side, Activations& ad, Activations& ar, Dense&& dense, Routed&& routed, double seconds,
+                int repeats, int tokens_per_call) {
+    std::vector<std::array<double, 4>> td, tr;
+    auto one = [&](Activations& a, auto&& fn) {
+        a.time_attn = a.time_ffn = a.time_head = 0;
+        const double t0 = now_s();
         fn();
-        calls++;
-        el = now_s() - t0;
-    } while (el < seconds);
-    const double n = (double)calls * tokens_per_call;
-    return {a.time_attn / n, a.time_ffn / n, a.time_head / n, el / n};
+        const double el = now_s() - t0;
+        return std::array<double, 4>{a.time_attn / tokens_per_call, a.time_ffn / tokens_per_call,
+                                     a.time_head / tokens_per_call, el / tokens_per_call};
+    };
+    const double t_start = now_s();
+    while (now_s() - t_start < seconds * repeats || td.size() < 5) {
+        td.push_back(one(ad, dense));
+        tr.push_back(one(ar, routed));
+    }
+    for (int i = 0; i < 4; i++) {
+        std::vector<double> a, b, ratio;
+        for (size_t k = 0; k < td.size(); k++) {
+            a.push_back(td[k][i]);
+            b.push_back(tr[k][i]);
+            if (tr[k][i] > 0) ratio.push_back(td[k][i] / tr[k][i]);
+        }
+        side.components[i].sec_dense = median(a);
+        side.components[i].sec_routed = median(b);
+        side.components[i].measured_ratio = median(ratio);
+    }
 }
 
 void explain(CostReport& r, const ModelConfig& c) {
@@ -202,24 +217,10 @@ CostReport cost_measure(const Model& m, double seconds, int repeats) {
     model_forward(m, ar, tok.data(), nullptr, B, T, routed);
     decode_seq(d1, kd, dense);
     decode_seq(r1, kr, routed);
-    std::vector<std::array<double, 4>> fd, fr, dd, dr;
-    for (int k = 0; k < repeats; k++) {
-        fd.push_back(time_per_token(ad, [&] { model_forward(m, ad, tok.data(), nullptr, B, T, dense); }, seconds, B * T));
-        fr.push_back(time_per_token(ar, [&] { model_forward(m, ar, tok.data(), nullptr, B, T, routed); }, seconds, B * T));
-        dd.push_back(time_per_token(d1, [&] { decode_seq(d1, kd, dense); }, seconds, T));
-        dr.push_back(time_per_token(r1, [&] { decode_seq(r1, kr, routed); }, seconds, T));
-    }
-    auto put = [&](CostSide& side, const std::vector<std::array<double, 4>>& den, const std::vector<std::array<double, 4>>& rou) {
-        for (int i = 0; i < 4; i++) {
-            std::vector<double> a, b;
-            for (auto& x : den) a.push_back(x[i]);
-            for (auto& x : rou) b.push_back(x[i]);
-            side.components[i].sec_dense = median(a);
-            side.components[i].sec_routed = median(b);
-        }
-    };
-    put(r.forward, fd, fr);
-    put(r.decode, dd, dr);
+    time_pairs(r.forward, ad, ar, [&] { model_forward(m, ad, tok.data(), nullptr, B, T, dense); },
+               [&] { model_forward(m, ar, tok.data(), nullptr, B, T, routed); }, seconds, repeats, B * T);
+    time_pairs(r.decode, d1, r1, [&] { decode_seq(d1, kd, dense); }, [&] { decode_seq(r1, kr, routed); }, seconds,
+               repeats, T);
     explain(r, c);
     return r;
 }

@@ -18,10 +18,11 @@ struct CostComponent {
     double flops_dense = 0;           // per token: the same weights without skipping
     double flops_routed = 0;          // per token: what the routed path computes
     double naive_fraction = 1;        // the notes' active fraction for this component
-    double sec_dense = 0, sec_routed = 0;  // measured seconds per token
+    double sec_dense = 0, sec_routed = 0;  // measured seconds per token (medians)
+    double measured_ratio = 0;        // median over back-to-back (dense, routed) pairs of their time ratio
     double speedup_naive() const;     // baseline / (baseline x fraction), summed over components for total
     double speedup_flops() const { return flops_routed > 0 ? flops_dense / flops_routed : 1; }
-    double speedup_measured() const { return sec_routed > 0 ? sec_dense / sec_routed : 1; }
+    double speedup_measured() const { return measured_ratio > 0 ? measured_ratio : sec_routed > 0 ? sec_dense / sec_routed : 1; }
     double speedup_vs_baseline_flops() const { return flops_routed > 0 ? flops_baseline / flops_routed : 1; }
 };
 
@@ -40,8 +41,9 @@ struct CostReport {
 
 // FLOP side only (no timing), from one forward of `tokens` (B,T).
 CostReport cost_flops(const Model& m, const int* tokens, int B, int T);
-// FLOPs plus measured times: forward at B = 16, T = seq_len and decode of seq_len tokens, dense and
-// routed interleaved `repeats` times for at least `seconds` each; medians.
+// FLOPs plus measured times: forward at B = 16, T = seq_len and decode of seq_len tokens. Dense and
+// routed calls alternate back to back for at least `seconds` per side and repeat, and the measured
+// speedup is the median of the per-pair time ratios, so drift on a shared machine hits both sides.
 CostReport cost_measure(const Model& m, double seconds, int repeats);
 
 }  // namespace rl

@@ -65,8 +65,29 @@ int MoeDims::max_assign() const {
 
 size_t moe_scratch_floats(const MoeDims& d) {
     const size_t A = d.max_assign();
-    return (size_t)d.N * d.E * 2 + A * d.C * 2 + A * d.F * 3 + (size_t)d.N * d.F * 3 + A + (size_t)d.N * d.C;
+    return (size_t)d.N * d.E * 2 + A * d.C * 2 + A * d.F * 3 + (size_t)d.N * d.F * 3 + A + (size_t)d.N * d.C +
+           (size_t)2 * d.N * d.K;
 }
+
+// Layout of MoeSaved::work: top-k indices, per-expert counts / accepted / fill cursors, per-choice
+// keep flags, per-token reached flags and an order buffer (expert choice). Backward reuses the
+// keep and reached regions for its per-token tables.
+namespace {
+struct Work {
+    int *idx, *count, *accepted, *keep, *fill, *reached, *order;
+    Work(int* w, const MoeDims& d) {
+        idx = w;
+        count = idx + std::max(d.E, d.K);
+        accepted = count + d.E;
+        keep = accepted + d.E;
+        fill = keep + (size_t)d.N * d.K;
+        reached = fill + d.E;
+        order = reached + d.N;
+    }
+};
+}  // namespace
+
+size_t moe_work_ints(const MoeDims& d) { return (size_t)std::max(d.E, d.K) + 3 * d.E + (size_t)d.N * d.K + 2 * d.N; }
 
 void moe_forward(float* out, MoeStats& st, const MoeSaved& sv, const float* x, const MoeWeights& w,
                  const MoeDims& d) {
@@ -109,20 +130,22 @@ void moe_forward(float* out, MoeStats& st, const MoeSaved& sv, const float* x, c
     }
 
     // 2. Selection -> choice (N,K) and the per-expert assignment lists (token order within an expert).
-    std::vector<int> idx(std::max(E, K));
-    std::vector<int> count(E, 0);
+    Work wk(sv.work, d);
+    int* idx = wk.idx;
+    int* count = wk.count;
+    std::fill(count, count + E, 0);
     int A = 0;
     auto* choice = sv.choice;
     if (d.routing == MoeRouting::expert_choice) {
         // Each expert takes its top-cap tokens by p (ties to the earliest token). Not causal.
         const int cap = d.capacity();
-        std::vector<int> order(N);
+        int* order = wk.order;
         std::fill(choice, choice + (size_t)N * K, -1);
         for (int e = 0; e < E; e++) {
-            std::iota(order.begin(), order.end(), 0);
-            std::stable_sort(order.begin(), order.end(),
+            std::iota(order, order + N, 0);
+            std::stable_sort(order, order + N,
                              [&](int a, int b) { return sv.probs[(size_t)a * E + e] > sv.probs[(size_t)b * E + e]; });
-            std::sort(order.begin(), order.begin() + cap);  // token order inside the expert
+            std::sort(order, order + cap);  // token order inside the expert
             sv.offset[e] = A;
             for (int k = 0; k < cap; k++) {
                 const int t = order[k];
@@ -136,13 +159,15 @@ void moe_forward(float* out, MoeStats& st, const MoeSaved& sv, const float* x, c
         sv.offset[E] = A;
     } else {
         for (int t = 0; t < N; t++) {
-            topk_indices(idx.data(), sel_logits + (size_t)t * E, E, K);
+            topk_indices(idx, sel_logits + (size_t)t * E, E, K);
             for (int k = 0; k < K; k++) choice[(size_t)t * K + k] = idx[k];
         }
         // Capacity (Switch): experts accept tokens in order until full; the rest are dropped.
         const int cap = d.capacity();
-        std::vector<int> accepted(E, 0);
-        std::vector<unsigned char> keep((size_t)N * K, 1);
+        int* accepted = wk.accepted;
+        int* keep = wk.keep;
+        std::fill(accepted, accepted + E, 0);
+        std::fill(keep, keep + (size_t)N * K, 1);
         for (int t = 0; t < N; t++)
             for (int k = 0; k < K; k++) {
                 const int e = choice[(size_t)t * K + k];
@@ -152,7 +177,8 @@ void moe_forward(float* out, MoeStats& st, const MoeSaved& sv, const float* x, c
         sv.offset[0] = 0;
         for (int e = 0; e < E; e++) sv.offset[e + 1] = sv.offset[e] + count[e];
         A = sv.offset[E];
-        std::vector<int> fill(sv.offset, sv.offset + E);
+        int* fill = wk.fill;
+        std::copy(sv.offset, sv.offset + E, fill);
         for (int t = 0; t < N; t++) {
             const float* z = sel_logits + (size_t)t * E;
             const int* ch = choice + (size_t)t * K;
@@ -212,9 +238,10 @@ void moe_forward(float* out, MoeStats& st, const MoeSaved& sv, const float* x, c
     }
 
     // 4. Stats and losses (per layer; the model averages over layers).
-    std::vector<int> reached(N, 0);
+    int* reached = wk.reached;
+    std::fill(reached, reached + N, 0);
     for (int r = 0; r < A; r++) reached[sv.a_token[r]] = 1;
-    st.dropped_frac = 1.f - (float)std::accumulate(reached.begin(), reached.end(), 0) / N;
+    st.dropped_frac = 1.f - (float)std::accumulate(reached, reached + N, 0) / N;
     st.load.assign(E, 0.f);
     for (int e = 0; e < E; e++) st.load[e] = A ? (float)count[e] / A : 0.f;
     st.f.assign(E, 0.f);
@@ -261,6 +288,8 @@ void moe_backward(float* dx, const MoeWeights& g, float* scratch, const float* d
     float* sfh = sfb + (size_t)N * F;
     float* dw = sfh + (size_t)N * F;           // (A) d combine weight
     float* dxr = dw + Amax;                    // (N,C) d router input
+    float* tw = dxr + (size_t)N * C;           // (N,K) per-token weights / their gradients
+    float* tdw = tw + (size_t)N * K;
 
     for (int s = 0; s < d.n_shared; s++)
         swiglu_ffn_backward(dx, g.shared[s], sfa, sfb, sfh, dout, x, sv.sfa + (size_t)s * N * F,
@@ -297,8 +326,10 @@ void moe_backward(float* dx, const MoeWeights& g, float* scratch, const float* d
     if (noisy) std::memset(dzn, 0, sizeof(float) * N * E);
     if (renormalised(d)) {
         // w = softmax over the token's selected (noisy) logits: dz_j = w_j (dw_j - sum_i w_i dw_i).
-        std::vector<float> tw((size_t)N * K, 0.f), tdw((size_t)N * K, 0.f);
-        std::vector<int> te((size_t)N * K, -1), tn(N, 0);
+        Work wk(sv.work, d);
+        int* te = wk.keep;   // (N,K) expert of each of the token's kept weights
+        int* tn = wk.reached;  // (N) how many
+        std::fill(tn, tn + N, 0);
         for (int r = 0; r < A; r++) {
             const int t = sv.a_token[r], k = tn[t]++;
             tw[(size_t)t * K + k] = sv.a_w[r];

@@ -59,7 +59,9 @@ struct MoeSaved {
     int* offset;        // (E+1) rows of expert e are [offset[e], offset[e+1])
     int* choice;        // (N,K) routing choice per token before capacity (-1 none): f counts these
     int* n_assign;      // (1) A actually used
+    int* work;          // (moe_work_ints) selection scratch, so a step allocates nothing
 };
+size_t moe_work_ints(const MoeDims& d);
 
 // Per-layer routing numbers of the last forward (training stats and losses).
 struct MoeStats {

@@ -588,12 +588,13 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
             ms.xg = p("ms.xg"); ms.fa = p("ms.fa"); ms.fb = p("ms.fb"); ms.fh = p("ms.fh"); ms.ye = p("ms.ye");
             ms.sfa = p("ms.sfa"); ms.sfb = p("ms.sfb"); ms.sfh = p("ms.sfh"); ms.sye = p("ms.sye");
             ms.a_w = p("ms.a_w");
-            la.moe_int.assign((size_t)2 * A + (E + 1) + (size_t)Nm * md.K + 1, 0);
+            la.moe_int.assign((size_t)2 * A + (E + 1) + (size_t)Nm * md.K + 1 + moe_work_ints(md), 0);
             ms.a_token = la.moe_int.data();
             ms.a_expert = ms.a_token + A;
             ms.offset = ms.a_expert + A;
             ms.choice = ms.offset + E + 1;
             ms.n_assign = ms.choice + (size_t)Nm * md.K;
+            ms.work = ms.n_assign + 1;
             la.mst.load.assign(E, 0.f);
             la.mst.f.assign(E, 0.f);
             la.mst.P.assign(E, 0.f);

@@ -174,12 +174,13 @@ struct MoeFixture {
         float** slots[] = {&sv.xr, &sv.jit, &sv.logits, &sv.probs, &sv.noisy, &sv.eps, &sv.noise_pre, &sv.xg, &sv.fa,
                            &sv.fb, &sv.fh, &sv.ye, &sv.sfa, &sv.sfb, &sv.sfh, &sv.sye, &sv.a_w};
         for (int i = 0; i < 17; i++) *slots[i] = p, p += sizes[i];
-        ints.assign(2 * A + E + 1 + N * d.K + 1, 0);
+        ints.assign(2 * A + E + 1 + N * d.K + 1 + moe_work_ints(d), 0);
         sv.a_token = ints.data();
         sv.a_expert = sv.a_token + A;
         sv.offset = sv.a_expert + A;
         sv.choice = sv.offset + E + 1;
         sv.n_assign = sv.choice + N * d.K;
+        sv.work = sv.n_assign + 1;
     }
 };
 
