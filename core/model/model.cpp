@@ -505,6 +505,7 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
     const bool sparse = c.moe.kind != FfnRouting::dense, mh = c.moe.kind == FfnRouting::mh_moe;
     const MoeDims md = model_moe_dims(c, N, true, 0);
     const int A = md.max_assign(), Nm = md.N, Cm = md.C, E = md.E, Fe = md.F, ns = md.n_shared;
+    a.moe_max_assign = sparse ? A : 0;
     const bool noisy = c.moe.routing == MoeRouting::noisy_topk;
     Layout& L = a.layout;
     L = Layout();

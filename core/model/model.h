@@ -98,6 +98,7 @@ struct LayerActs {
 struct Activations {
     int B = 0, T = 0;                  // capacity; a forward may use any B' <= B, T' <= T
     int cur_B = 0, cur_T = 0;          // shape of the last forward
+    int moe_max_assign = 0;            // routing rows the MoE buffers hold (live capacity changes stay within)
     int window = 0;                    // attention window used by the last forward (backward reuses it)
     float entropy = 0.f;               // mean attention-row entropy of the last forward (adaptive window)
     double time_attn = 0, time_ffn = 0, time_head = 0;  // seconds, accumulated when ForwardOptions::timing

@@ -1,0 +1,20 @@
+// Live changes (DESIGN.md §4): values the GUI may change while training runs, applied by the
+// trainer thread at a step boundary. Each is validated; a bad value is refused with a message.
+#pragma once
+#include "train/trainer.h"
+#include "util/status.h"
+
+namespace rl {
+
+enum class LiveKey : uint8_t { lr, beta, aux_weight, z_loss_weight, capacity_factor, jitter };
+
+struct LiveCommand {
+    LiveKey key = LiveKey::lr;
+    float value = 0;
+};
+
+const char* live_key_name(LiveKey k);  // the config key it changes, e.g. "train.lr"
+// Applies to both the run's config and the model's (the forward reads the model's).
+Status trainer_apply(TrainState& s, const LiveCommand& c);
+
+}  // namespace rl

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the tests with ThreadSanitizer and runs the trainer <-> GUI channel tests under it.
+# OpenMP runs one thread here: libgomp is not instrumented, so its own pool would be reported.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROUTELAB_SANITIZE=ON -DROUTELAB_SANITIZER=thread > build-tsan.log
+cmake --build build-tsan -j "$(nproc)" --target routelab_core_tests >> build-tsan.log
+OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  build-tsan/tests/routelab_core_tests --gtest_filter='Channel.*'
