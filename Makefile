@@ -14,9 +14,11 @@ configure: setup
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Until the window exists: train the default preset on the embedded corpus, then print a sample.
+# The window on the default preset; without a display, the CLI trains it and prints a sample.
 run: build
-	$(CLI) train --preset default --out runs/default --sample
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -x $(BUILD)/app/routelab ]; then $(BUILD)/app/routelab --preset default; \
+	else echo "no display: training with routelab-cli instead of the window"; \
+	$(CLI) train --preset default --out runs/default --sample; fi
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

@@ -9,6 +9,8 @@ PKGS=(
   libsentencepiece-dev
   libsqlite3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
+  qt6-base-dev qt6-charts-dev libqt6opengl6-dev libimgui-dev libgl-dev
+  xvfb xauth libgl1-mesa-dri imagemagick
 )
 
 missing=()

@@ -1,0 +1,90 @@
+// routelab: the desktop window. Scripted runs (names fixed, tests and docs use them):
+//   routelab [--preset P | --config F] [--corpus PATH] [--demo-steps N] [--view NAME]
+//            [--screenshot FILE] [--quit]
+#include <QApplication>
+#include <QMouseEvent>
+#include <QSurfaceFormat>
+#include <QThread>
+#include <QTimer>
+#include <cstdio>
+
+#include "config/presets.h"
+#include "imgui_widget.h"
+#include "main_window.h"
+
+int main(int argc, char** argv) {
+    QSurfaceFormat fmt;
+    fmt.setVersion(3, 3);
+    fmt.setProfile(QSurfaceFormat::CoreProfile);
+    QSurfaceFormat::setDefaultFormat(fmt);
+    QApplication app(argc, argv);
+    QString preset = "default", config, corpus, view = "heads", shot, hover;
+    int demo = 0;
+    bool quit = false;
+    const QStringList args = app.arguments();
+    for (int i = 1; i < args.size(); i++) {
+        const QString a = args[i];
+        auto next = [&]() -> QString {
+            if (i + 1 >= args.size()) {
+                std::fprintf(stderr, "error: %s needs a value\n", qPrintable(a));
+                std::exit(2);
+            }
+            return args[++i];
+        };
+        if (a == "--preset") preset = next();
+        else if (a == "--config") config = next();
+        else if (a == "--corpus") corpus = next();
+        else if (a == "--demo-steps") demo = next().toInt();
+        else if (a == "--view") view = next();
+        else if (a == "--screenshot") shot = next();
+        else if (a == "--quit") quit = true;
+        else if (a == "--hover") hover = next();  // "x,y" in the view's pixels: prints the tooltip (tests)
+        else {
+            std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
+            return 2;
+        }
+    }
+    auto cfg = config.isEmpty() ? rl::preset_load(preset.toStdString()) : rl::config_load(config.toStdString());
+    if (!cfg) {
+        std::fprintf(stderr, "error: %s\n", cfg.status.msg.c_str());
+        return 1;
+    }
+    if (!corpus.isEmpty()) cfg->data.corpus = corpus.toStdString();
+    if (demo > 0) cfg->train.steps = demo;
+    MainWindow w;
+    w.selectPreset(QString::fromStdString(cfg->name));
+    w.show();
+    w.showView(view);
+    if (!w.startRun(*cfg)) {
+        std::fprintf(stderr, "error: could not start training (see the status bar)\n");
+        return 1;
+    }
+    if (demo > 0) {
+        QObject::connect(&w, &MainWindow::runFinished, &app, [&](int step) {
+            w.showView(view);
+            // Give the capped renderer a frame, then grab the whole window.
+            QTimer::singleShot(300, &app, [&, step] {
+                w.views()->repaint();
+                if (!hover.isEmpty()) {  // drive the Qt -> ImGui bridge like a user's mouse would
+                    const QPointF at(hover.section(',', 0, 0).toDouble(), hover.section(',', 1, 1).toDouble());
+                    QMouseEvent move(QEvent::MouseMove, at, w.views()->mapToGlobal(at), Qt::NoButton, Qt::NoButton, Qt::NoModifier);
+                    // ImGui resolves the hovered window a frame after the move: feed the move and draw
+                    // until the view reports the hover (a few frames at most).
+                    for (int k = 0; k < 20 && w.viewData().hoverText.empty(); k++) {
+                        QApplication::sendEvent(w.views(), &move);
+                        w.views()->repaint();
+                        QApplication::processEvents();
+                        QThread::msleep(20);
+                    }
+                    std::printf("hover: %s\n", w.viewData().hoverText.c_str());
+                }
+                if (!shot.isEmpty()) {
+                    if (!w.grab().save(shot)) std::fprintf(stderr, "error: cannot write screenshot '%s'\n", qPrintable(shot));
+                    else std::printf("screenshot %s after %d steps (%d frames drawn)\n", qPrintable(shot), step, w.views()->framesDrawn());
+                }
+                if (quit) app.quit();
+            });
+        });
+    }
+    return app.exec();
+}

@@ -1,0 +1,101 @@
+#include "main_window.h"
+
+#include <QMessageBox>
+#include <QStatusBar>
+#include <QToolBar>
+#include <QVBoxLayout>
+
+#include "config/presets.h"
+#include "imgui_widget.h"
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+    setWindowTitle("RouteLab");
+    auto* tb = addToolBar("Run");
+    tb->setObjectName("runToolbar");
+    presets_ = new QComboBox(this);
+    for (const auto& n : rl::preset_names()) presets_->addItem(QString::fromStdString(n));
+    presets_->setCurrentText("default");
+    tb->addWidget(presets_);
+    tb->addAction("Train", this, [this] { train(); });
+    tb->addAction("Pause", this, [this] { session_.setPaused(!session_.paused()); });
+    tb->addAction("Step", this, [this] {
+        session_.setPaused(true);
+        session_.stepOnce();
+    });
+    tb->addAction("Retrain", this, [this] { train(); });
+    live_ = new QLabel("step -  loss -  tok/s -", this);
+    tb->addWidget(live_);
+
+    auto* central = new QWidget(this);
+    auto* lay = new QVBoxLayout(central);
+    lay->setContentsMargins(0, 0, 0, 0);
+    tabs_ = new QTabBar(central);
+    for (const char* v : {"heads", "experts", "curves"}) tabs_->addTab(v);
+    lay->addWidget(tabs_);
+    imgui_ = new ImGuiWidget(central);
+    lay->addWidget(imgui_, 1);
+    setCentralWidget(central);
+    imgui_->setDrawFunction([this] {
+        const QString v = tabs_->tabText(tabs_->currentIndex());
+        if (v == "heads") drawHeadsView(data_);
+        else if (v == "experts") drawExpertsView(data_);
+        else drawCurvesView(data_);
+    });
+    connect(tabs_, &QTabBar::currentChanged, this, [this] { imgui_->markDirty(); });
+    connect(&session_, &Session::finished, this, [this](int step) {
+        poll();
+        emit runFinished(step);
+    });
+    connect(&session_, &Session::failed, this, [this](const QString& m) { statusBar()->showMessage(m); });
+    // The GUI polls the channels at 10 Hz and redraws only when something arrived.
+    poll_.setInterval(100);
+    connect(&poll_, &QTimer::timeout, this, [this] { poll(); });
+    poll_.start();
+    resize(1400, 900);
+}
+
+bool MainWindow::startRun(const rl::Config& cfg) {
+    data_ = ViewData{};
+    rl::Status s = session_.start(cfg);
+    if (!s) {
+        statusBar()->showMessage(QString::fromStdString(s.msg));
+        return false;
+    }
+    statusBar()->showMessage(QString("training %1").arg(QString::fromStdString(cfg.name)));
+    return true;
+}
+
+void MainWindow::train() {
+    auto cfg = rl::preset_load(presets_->currentText().toStdString());
+    if (!cfg) {
+        QMessageBox::warning(this, "RouteLab", QString::fromStdString(cfg.status.msg));
+        return;
+    }
+    startRun(*cfg);
+}
+
+void MainWindow::showView(const QString& name) {
+    for (int i = 0; i < tabs_->count(); i++)
+        if (tabs_->tabText(i) == name) tabs_->setCurrentIndex(i);
+    imgui_->markDirty();
+}
+
+void MainWindow::poll() {
+    bool changed = false;
+    rl::StepStats st;
+    while (session_.pollStats(st)) {
+        data_.stats.push_back(st);
+        emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
+        changed = true;
+    }
+    if (session_.acquireProbe()) {
+        data_.probe = session_.probe();
+        data_.history.push_back(data_.probe);
+        changed = true;
+    }
+    if (changed && !data_.stats.empty()) {
+        const auto& s = data_.stats.back();
+        live_->setText(QString("step %1  loss %2  tok/s %3").arg(s.step).arg(s.loss, 0, 'f', 4).arg(emaTok_, 0, 'f', 0));
+    }
+    if (changed) imgui_->markDirty();
+}
