@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     if (demo > 0) cfg->train.steps = demo;
     MainWindow w;
     w.selectPreset(QString::fromStdString(cfg->name));
+    w.configDock()->setConfig(*cfg);
     w.show();
     w.showView(view);
     if (!w.startRun(*cfg)) {

@@ -1,6 +1,10 @@
 #include "main_window.h"
 
+#include <QCloseEvent>
+#include <QFileDialog>
+#include <QMenuBar>
 #include <QMessageBox>
+#include <QSettings>
 #include <QStatusBar>
 #include <QToolBar>
 #include <QVBoxLayout>
@@ -16,13 +20,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     for (const auto& n : rl::preset_names()) presets_->addItem(QString::fromStdString(n));
     presets_->setCurrentText("default");
     tb->addWidget(presets_);
-    tb->addAction("Train", this, [this] { train(); });
+    trainAction_ = tb->addAction("Train", this, [this] { train(); });
     tb->addAction("Pause", this, [this] { session_.setPaused(!session_.paused()); });
     tb->addAction("Step", this, [this] {
         session_.setPaused(true);
         session_.stepOnce();
     });
-    tb->addAction("Retrain", this, [this] { train(); });
+    retrainAction_ = tb->addAction("Retrain", this, [this] { train(); });
     live_ = new QLabel("step -  loss -  tok/s -", this);
     tb->addWidget(live_);
 
@@ -51,7 +55,70 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     poll_.setInterval(100);
     connect(&poll_, &QTimer::timeout, this, [this] { poll(); });
     poll_.start();
+
+    config_ = new ConfigDock(this);
+    addDockWidget(Qt::LeftDockWidgetArea, config_);
+    config_->setLiveSink([this](const rl::LiveCommand& c) {
+        if (session_.running()) session_.send(c);
+    });
+    connect(config_, &ConfigDock::validityChanged, this, [this](bool ok) {
+        trainAction_->setEnabled(ok);
+        retrainAction_->setEnabled(ok);
+    });
+    auto loadPreset = [this] {
+        auto cfg = rl::preset_load(presets_->currentText().toStdString());
+        if (cfg) config_->setConfig(*cfg);
+    };
+    connect(presets_, &QComboBox::currentTextChanged, this, loadPreset);
+    connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { statusBar()->showMessage(m); });
+    loadPreset();
+    buildMenus();
     resize(1400, 900);
+    QSettings st("RouteLab", "RouteLab");
+    restoreGeometry(st.value("geometry").toByteArray());
+    restoreState(st.value("windowState").toByteArray());
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+    QSettings st("RouteLab", "RouteLab");
+    st.setValue("geometry", saveGeometry());
+    st.setValue("windowState", saveState());
+    session_.stop();
+    QMainWindow::closeEvent(e);
+}
+
+void MainWindow::buildMenus() {
+    QMenu* file = menuBar()->addMenu("&File");
+    file->addAction("Export view as PNG...", this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Export PNG", "routelab.png", "PNG (*.png)");
+        if (!f.isEmpty() && !grab().save(f)) statusBar()->showMessage("could not write " + f);
+    });
+    file->addAction("Quit", this, [this] { close(); });
+    QMenu* run = menuBar()->addMenu("&Run");
+    run->addAction(trainAction_);
+    run->addAction("Pause / resume", this, [this] { session_.setPaused(!session_.paused()); });
+    run->addAction("Step", this, [this] {
+        session_.setPaused(true);
+        session_.stepOnce();
+    });
+    run->addAction(retrainAction_);
+    QMenu* view = menuBar()->addMenu("&View");
+    view->addAction(config_->toggleViewAction());
+    for (const char* v : {"heads", "experts", "curves"}) view->addAction(v, this, [this, v] { showView(v); });
+    QMenu* help = menuBar()->addMenu("&Help");
+    help->addAction("What am I looking at?", this, [this] {
+        QMessageBox::information(
+            this, "RouteLab views",
+            "Heads: for the probe text, each row is a token and each column a head; colour is the head's gate "
+            "(dark = switched off for that token). S marks shared heads, always on. The slider replays earlier steps.\n\n"
+            "Experts: each token of the probe text in the colour of the expert it was sent to first; bars show how "
+            "many tokens each expert received this step (balanced = all bars equal).\n\n"
+            "Curves: the training loss, its cross-entropy part, and the mean load imbalance (CV) of the routers.");
+    });
+    help->addAction("About RouteLab", this, [this] {
+        QMessageBox::about(this, "RouteLab", "RouteLab trains a real transformer live and shows its Mixture-of-Heads and "
+                                             "Mixture-of-Experts routing as it learns.");
+    });
 }
 
 bool MainWindow::startRun(const rl::Config& cfg) {
@@ -66,9 +133,9 @@ bool MainWindow::startRun(const rl::Config& cfg) {
 }
 
 void MainWindow::train() {
-    auto cfg = rl::preset_load(presets_->currentText().toStdString());
+    auto cfg = config_->config();  // the form, as edited
     if (!cfg) {
-        QMessageBox::warning(this, "RouteLab", QString::fromStdString(cfg.status.msg));
+        statusBar()->showMessage(QString::fromStdString(cfg.status.msg));
         return;
     }
     startRun(*cfg);

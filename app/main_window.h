@@ -8,10 +8,12 @@
 #include <QTabBar>
 #include <QTimer>
 
+#include "config_dock.h"
 #include "session.h"
 #include "views.h"
 
 class ImGuiWidget;
+class QAction;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -22,6 +24,7 @@ public:
     void showView(const QString& name);  // heads, experts, curves
     void selectPreset(const QString& name) { presets_->setCurrentText(name); }
     Session& session() { return session_; }
+    ConfigDock* configDock() { return config_; }
     ImGuiWidget* views() { return imgui_; }
     ViewData& viewData() { return data_; }
     int lastStep() const { return data_.stats.empty() ? 0 : data_.stats.back().step; }
@@ -29,9 +32,13 @@ public:
 signals:
     void runFinished(int step);
 
+protected:
+    void closeEvent(QCloseEvent* e) override;
+
 private:
     void poll();
     void train();
+    void buildMenus();
     Session session_;
     ViewData data_;
     ImGuiWidget* imgui_ = nullptr;
@@ -40,4 +47,7 @@ private:
     QTabBar* tabs_ = nullptr;
     QTimer poll_;
     float emaTok_ = 0;
+    ConfigDock* config_ = nullptr;
+    QAction* trainAction_ = nullptr;
+    QAction* retrainAction_ = nullptr;
 };

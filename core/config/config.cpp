@@ -3,6 +3,8 @@
 #include "config/config.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -214,7 +216,22 @@ MhMoeMatch mh_moe_match_flops(int d_model, int n_heads, int smoe_experts, int sm
     return {dff, e};
 }
 
-std::string config_to_json(const Config& cfg) { return to_json_obj(cfg).dump(2); }
+// Floats are stored as float: write them with 7 significant digits (0.01, not 0.009999999776).
+static void round_floats(json& j) {
+    if (j.is_object() || j.is_array()) {
+        for (auto& v : j) round_floats(v);
+    } else if (j.is_number_float()) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.7g", j.get<double>());
+        j = std::strtod(b, nullptr);
+    }
+}
+
+std::string config_to_json(const Config& cfg) {
+    json j = to_json_obj(cfg);
+    round_floats(j);
+    return j.dump(2);
+}
 
 Result<Config> config_from_json(const std::string& text) {
     json user = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);

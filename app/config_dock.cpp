@@ -1,0 +1,185 @@
+#include "config_dock.h"
+
+#include <QCheckBox>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QLineEdit>
+#include <QScrollArea>
+#include <QVBoxLayout>
+
+#include <nlohmann/json.hpp>
+
+using json = nlohmann::json;
+
+namespace {
+
+// Tooltips for the keys a newcomer meets first (README "Config keys" has them all).
+const QMap<QString, QString>& tips() {
+    static const QMap<QString, QString> t = {
+        {"model.d_model", "Width C of the residual stream."},
+        {"model.n_heads", "Query heads H; H*head_dim must equal d_model without W_O."},
+        {"model.n_kv_heads", "Key/value heads G (GQA); must divide n_heads. 1 = MQA, n_heads = MHA."},
+        {"model.attention.heads.kind", "all_heads, static_pruning or moh (Mixture-of-Heads)."},
+        {"model.attention.heads.n_active_routed", "MoH: routed heads each token switches on (K). K = 1 leaves the router no task gradient."},
+        {"model.attention.heads.beta", "MoH balance-loss weight. Live: changes apply while training."},
+        {"model.moe.kind", "dense, moe or mh_moe."},
+        {"model.moe.top_k", "Experts per token."},
+        {"model.moe.aux_weight", "Load-balance loss weight (Switch convention). Live."},
+        {"model.moe.z_loss_weight", "Router z-loss weight (ST-MoE). Live."},
+        {"model.moe.capacity_factor", "Switch capacity: overflow tokens are dropped. Live."},
+        {"model.moe.jitter", "Router noise (noisy_topk) or input jitter. Live."},
+        {"train.lr", "Peak learning rate. Live: the schedule rescales."},
+    };
+    return t;
+}
+
+bool liveKey(const QString& k, rl::LiveKey* out) {
+    static const QMap<QString, rl::LiveKey> m = {{"train.lr", rl::LiveKey::lr},
+                                                 {"model.attention.heads.beta", rl::LiveKey::beta},
+                                                 {"model.moe.aux_weight", rl::LiveKey::aux_weight},
+                                                 {"model.moe.z_loss_weight", rl::LiveKey::z_loss_weight},
+                                                 {"model.moe.capacity_factor", rl::LiveKey::capacity_factor},
+                                                 {"model.moe.jitter", rl::LiveKey::jitter}};
+    auto it = m.find(k);
+    if (it == m.end()) return false;
+    *out = it.value();
+    return true;
+}
+
+QString groupOf(const QString& key) {
+    if (key.startsWith("model.attention.")) return "Attention + heads";
+    if (key.startsWith("model.ffn.") || key.startsWith("model.moe.")) return "FFN + experts";
+    if (key.startsWith("model.")) return "Model";
+    if (key.startsWith("train.")) return "Training";
+    if (key.startsWith("data.")) return "Data";
+    return "Run";
+}
+
+void flatten(const json& j, const std::string& prefix, std::vector<std::pair<std::string, json>>& out) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        const std::string k = prefix.empty() ? it.key() : prefix + "." + it.key();
+        if (it->is_object()) flatten(*it, k, out);
+        else out.push_back({k, *it});
+    }
+}
+
+}  // namespace
+
+ConfigDock::ConfigDock(QWidget* parent) : QDockWidget("Config", parent) {
+    setObjectName("configDock");
+    auto* outer = new QWidget(this);
+    auto* lay = new QVBoxLayout(outer);
+    message_ = new QLabel(outer);
+    message_->setWordWrap(true);
+    message_->setStyleSheet("color: #c0392b;");
+    lay->addWidget(message_);
+    auto* scroll = new QScrollArea(outer);
+    scroll->setWidgetResizable(true);
+    body_ = new QWidget(scroll);
+    scroll->setWidget(body_);
+    lay->addWidget(scroll, 1);
+    setWidget(outer);
+    setMinimumWidth(340);  // key names and values readable without scrolling sideways
+}
+
+void ConfigDock::setConfig(const rl::Config& cfg) {
+    base_ = cfg;
+    rebuild();
+}
+
+void ConfigDock::rebuild() {
+    delete body_->layout();
+    for (QObject* c : body_->children()) delete c;
+    edits_.clear();
+    checks_.clear();
+    auto* lay = new QVBoxLayout(body_);
+    std::vector<std::pair<std::string, json>> leaves;
+    flatten(json::parse(rl::config_to_json(base_)), "", leaves);
+    QMap<QString, QFormLayout*> groups;
+    for (const char* g : {"Run", "Model", "Attention + heads", "FFN + experts", "Training", "Data"}) {
+        auto* box = new QGroupBox(g, body_);
+        groups[g] = new QFormLayout(box);
+        lay->addWidget(box);
+    }
+    for (const auto& [k, v] : leaves) {
+        const QString key = QString::fromStdString(k);
+        QWidget* w;
+        if (v.is_boolean()) {
+            auto* cb = new QCheckBox(body_);
+            cb->setChecked(v.get<bool>());
+            connect(cb, &QCheckBox::toggled, this, [this, key] { edited(key); });
+            checks_[key] = cb;
+            w = cb;
+        } else {
+            auto* le = new QLineEdit(QString::fromStdString(v.is_string() ? v.get<std::string>() : v.dump()), body_);
+            connect(le, &QLineEdit::textEdited, this, [this, key] { edited(key); });
+            edits_[key] = le;
+            w = le;
+        }
+        w->setObjectName(key);
+        rl::LiveKey lk;
+        w->setToolTip(tips().value(key, key));
+        QString label = key.section('.', -1);
+        if (liveKey(key, &lk)) label += " (live)";
+        groups[groupOf(key)]->addRow(label, w);
+    }
+    lay->addStretch(1);
+    message_->clear();
+    valid_ = true;
+}
+
+rl::Result<rl::Config> ConfigDock::config() const {
+    json j = json::parse(rl::config_to_json(base_));
+    auto set = [&](const QString& key, const json& v) {
+        json* node = &j;
+        const QStringList parts = key.split('.');
+        for (int i = 0; i + 1 < parts.size(); i++) node = &(*node)[parts[i].toStdString()];
+        (*node)[parts.back().toStdString()] = v;
+    };
+    for (auto it = edits_.begin(); it != edits_.end(); ++it) {
+        const std::string text = it.value()->text().toStdString();
+        json parsed = json::parse(text, nullptr, false);
+        set(it.key(), parsed.is_discarded() || parsed.is_string() ? json(text) : parsed);
+    }
+    for (auto it = checks_.begin(); it != checks_.end(); ++it) set(it.key(), it.value()->isChecked());
+    auto cfg = rl::config_from_json(j.dump());
+    if (!cfg) return cfg.status;
+    if (rl::Status s = rl::config_validate(*cfg); !s) return s;
+    return cfg;
+}
+
+void ConfigDock::edited(const QString& key) {
+    auto cfg = config();
+    const bool was = valid_;
+    valid_ = cfg.is_ok();
+    if (!valid_) {
+        // The message names the key and the rule; the field itself is outlined.
+        message_->setText(QString::fromStdString(cfg.status.msg));
+        for (auto* e : edits_) e->setStyleSheet("");
+        if (edits_.contains(key)) edits_[key]->setStyleSheet("border: 1px solid #c0392b;");
+    } else {
+        message_->clear();
+        for (auto* e : edits_) e->setStyleSheet("");
+        std::vector<std::string> warnings = rl::config_warnings(*cfg);
+        if (!warnings.empty()) message_->setText(QString::fromStdString("warning: " + warnings[0]));
+        rl::LiveKey lk;
+        if (live_ && liveKey(key, &lk)) {
+            const float v = edits_.contains(key) ? edits_[key]->text().toFloat() : 0.f;
+            live_(rl::LiveCommand{lk, v});
+        }
+    }
+    if (was != valid_) emit validityChanged(valid_);
+}
+
+bool ConfigDock::setField(const QString& key, const QString& value) {
+    if (edits_.contains(key)) {
+        edits_[key]->setText(value);
+        edited(key);
+        return true;
+    }
+    if (checks_.contains(key)) {
+        checks_[key]->setChecked(value == "true");
+        return true;
+    }
+    return false;
+}

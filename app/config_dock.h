@@ -1,0 +1,43 @@
+// Config dock (DESIGN.md §5): a Qt form for every config key, grouped (Model, Attention + heads,
+// FFN + experts, Training, Data), built from the config's own JSON so no key is missed. Invalid
+// values are explained inline and block Retrain; live keys are sent to the running trainer.
+#pragma once
+#include <QDockWidget>
+#include <QLabel>
+#include <QMap>
+#include <functional>
+
+#include "config/config.h"
+#include "train/live.h"
+
+class QLineEdit;
+class QCheckBox;
+
+class ConfigDock : public QDockWidget {
+    Q_OBJECT
+public:
+    explicit ConfigDock(QWidget* parent = nullptr);
+    void setConfig(const rl::Config& cfg);  // a preset or a loaded file
+    // The form's config when valid; otherwise the Status names the key.
+    rl::Result<rl::Config> config() const;
+    bool retrainAllowed() const { return valid_; }
+    QString message() const { return message_->text(); }
+    // Sets a field by key path as a user would (tests, scripted runs).
+    bool setField(const QString& key, const QString& value);
+    // Called for live keys whenever their value changes to a valid one.
+    void setLiveSink(std::function<void(const rl::LiveCommand&)> f) { live_ = std::move(f); }
+
+signals:
+    void validityChanged(bool valid);
+
+private:
+    void rebuild();
+    void edited(const QString& key);
+    QMap<QString, QLineEdit*> edits_;
+    QMap<QString, QCheckBox*> checks_;
+    QLabel* message_ = nullptr;
+    QWidget* body_ = nullptr;
+    rl::Config base_;
+    bool valid_ = true;
+    std::function<void(const rl::LiveCommand&)> live_;
+};

@@ -1,0 +1,77 @@
+// Offscreen widget tests of the config dock: an invalid value shows its message and blocks
+// Retrain; a live lr edit reaches the running trainer and shows in its StepStats.
+#include <gtest/gtest.h>
+
+#include <QApplication>
+#include <QElapsedTimer>
+#include <QLineEdit>
+#include <QThread>
+#include <cstdlib>
+
+#include "config/presets.h"
+#include "config_dock.h"
+#include "session.h"
+
+TEST(ConfigDock, InvalidValueShowsItsMessageAndBlocksRetrain) {
+    ConfigDock dock;
+    dock.setConfig(*rl::preset_load("seed-moh"));
+    EXPECT_TRUE(dock.retrainAllowed());
+    int flips = 0;
+    QObject::connect(&dock, &ConfigDock::validityChanged, [&](bool) { flips++; });
+    ASSERT_TRUE(dock.setField("model.n_kv_heads", "3"));
+    EXPECT_FALSE(dock.retrainAllowed());
+    EXPECT_TRUE(dock.message().contains("'model.n_kv_heads' must divide n_heads")) << dock.message().toStdString();
+    ASSERT_TRUE(dock.setField("model.n_kv_heads", "4"));
+    EXPECT_TRUE(dock.retrainAllowed());
+    EXPECT_TRUE(dock.message().isEmpty());
+    EXPECT_EQ(flips, 2);
+    // A typo in an enum names the allowed values.
+    dock.setField("model.attention.heads.gate_scaling", "offical");
+    EXPECT_TRUE(dock.message().contains("allowed: official, paper")) << dock.message().toStdString();
+    dock.setField("model.attention.heads.gate_scaling", "official");
+    // K = 1 is allowed but warned about.
+    dock.setField("model.attention.heads.n_active_routed", "1");
+    EXPECT_TRUE(dock.retrainAllowed());
+    EXPECT_TRUE(dock.message().startsWith("warning:")) << dock.message().toStdString();
+    // Every key of the config has a field.
+    auto cfg = dock.config();
+    ASSERT_TRUE(cfg.is_ok());
+    EXPECT_EQ(cfg->model.attention.heads.n_active_routed, 1);
+}
+
+TEST(ConfigDock, LiveLrEditReachesTheTrainer) {
+    auto cfg = *rl::preset_load("tiny");
+    cfg.train.steps = 100000;
+    cfg.train.warmup_steps = 0;
+    Session session;
+    ASSERT_TRUE(session.start(cfg).is_ok());
+    ConfigDock dock;
+    dock.setConfig(cfg);
+    dock.setLiveSink([&](const rl::LiveCommand& c) { session.send(c); });
+    rl::StepStats st;
+    QElapsedTimer t;
+    t.start();
+    float before = 0;
+    while (t.elapsed() < 20000 && before == 0) {
+        if (session.pollStats(st)) before = st.lr;
+        QThread::msleep(1);
+    }
+    ASSERT_GT(before, 1e-3f);  // tiny's lr is 5e-3
+    dock.setField("train.lr", "0.001");  // tiny: 5e-3 -> 1e-3 (min_lr 5e-4 still below it)
+    EXPECT_TRUE(dock.retrainAllowed()) << dock.message().toStdString();
+    bool seen = false;
+    while (t.elapsed() < 20000 && !seen) {
+        if (session.pollStats(st) && st.lr < 1.5e-3f) seen = true;
+        QThread::msleep(1);
+    }
+    session.stop();
+    EXPECT_TRUE(seen) << "no StepStats with the new lr";
+    EXPECT_NEAR(st.lr, 1e-3f, 1e-5f);
+}
+
+int main(int argc, char** argv) {
+    setenv("QT_QPA_PLATFORM", "offscreen", 1);
+    QApplication app(argc, argv);
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}
