@@ -79,6 +79,13 @@ int main(int argc, char** argv) {
                     }
                     std::printf("hover: %s\n", w.viewData().hoverText.c_str());
                 }
+                {  // throughput with the window open, and what a frame costs
+                    double tok = 0;
+                    const auto& st = w.viewData().stats;
+                    for (const auto& x : st) tok += x.tok_per_s;
+                    std::printf("window run: %d steps, mean %.0f tok/s, %d frames, last frame %.2f ms\n", step,
+                                st.empty() ? 0.0 : tok / st.size(), w.views()->framesDrawn(), w.views()->lastFrameMs());
+                }
                 if (!shot.isEmpty()) {
                     if (!w.grab().save(shot)) std::fprintf(stderr, "error: cannot write screenshot '%s'\n", qPrintable(shot));
                     else std::printf("screenshot %s after %d steps (%d frames drawn)\n", qPrintable(shot), step, w.views()->framesDrawn());
