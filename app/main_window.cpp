@@ -34,7 +34,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     auto* lay = new QVBoxLayout(central);
     lay->setContentsMargins(0, 0, 0, 0);
     tabs_ = new QTabBar(central);
-    for (const char* v : {"heads", "experts", "curves"}) tabs_->addTab(v);
+    for (const char* v : {"heads", "experts", "curves", "speedup"}) tabs_->addTab(v);
     lay->addWidget(tabs_);
     imgui_ = new ImGuiWidget(central);
     lay->addWidget(imgui_, 1);
@@ -43,6 +43,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         const QString v = tabs_->tabText(tabs_->currentIndex());
         if (v == "heads") drawHeadsView(data_);
         else if (v == "experts") drawExpertsView(data_);
+        else if (v == "speedup") drawSpeedupView(data_);
         else drawCurvesView(data_);
     });
     connect(tabs_, &QTabBar::currentChanged, this, [this] { imgui_->markDirty(); });
@@ -105,7 +106,7 @@ void MainWindow::buildMenus() {
     run->addAction(retrainAction_);
     QMenu* view = menuBar()->addMenu("&View");
     view->addAction(config_->toggleViewAction());
-    for (const char* v : {"heads", "experts", "curves"}) view->addAction(v, this, [this, v] { showView(v); });
+    for (const char* v : {"heads", "experts", "curves", "speedup"}) view->addAction(v, this, [this, v] { showView(v); });
     QMenu* help = menuBar()->addMenu("&Help");
     help->addAction("What am I looking at?", this, [this] {
         QMessageBox::information(
@@ -159,6 +160,11 @@ void MainWindow::poll() {
     if (session_.acquireProbe()) {
         data_.probe = session_.probe();
         data_.history.push_back(data_.probe);
+        changed = true;
+    }
+    if (session_.acquireCost()) {
+        data_.cost = session_.cost();
+        data_.hasCost = true;
         changed = true;
     }
     if (changed && !data_.stats.empty()) {

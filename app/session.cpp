@@ -58,6 +58,12 @@ void Session::loop() {
         if (st.step % probeEvery_ == 0 || st.step >= s.cfg.train.steps) publishProbe();
         if (st.step >= s.cfg.train.steps) break;
     }
+    const ModelConfig& mc = s.model.cfg;
+    if (!stop_ && (mc.attention.heads.kind != HeadSelection::all_heads || mc.moe.kind != FfnRouting::dense)) {
+        // The trainer thread owns the weights: measure naive / FLOP-model / measured speedups here.
+        costs_.write_slot() = cost_measure(s.model, 0.25, 3);
+        costs_.publish();
+    }
     finished_ = true;
     const int step = s.step;
     QMetaObject::invokeMethod(this, [this, step] { emit finished(step); }, Qt::QueuedConnection);

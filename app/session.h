@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "infer/cost.h"
 #include "metrics/routing_report.h"
 #include "train/live.h"
 #include "train/trainer.h"
@@ -33,6 +34,9 @@ public:
     bool pollStats(rl::StepStats& out) { return stats_.pop(out); }
     bool acquireProbe() { return probes_.acquire(); }
     const rl::ProbeSnapshot& probe() const { return probes_.read_slot(); }
+    // The CostReport measured on the trained weights when a run finishes (routed models).
+    bool acquireCost() { return costs_.acquire(); }
+    const rl::CostReport& cost() const { return costs_.read_slot(); }
     uint64_t droppedStats() const { return stats_.dropped(); }
     const rl::Config& config() const { return cfg_; }
 
@@ -51,6 +55,7 @@ private:
     rl::SpscRing<rl::StepStats, 256> stats_;
     rl::SpscRing<rl::LiveCommand, 64> commands_;
     rl::TripleBuffer<rl::ProbeSnapshot> probes_;
+    rl::TripleBuffer<rl::CostReport> costs_;
     std::mutex probeTextMutex_;  // rare: the user edits the probe text
     std::string probeText_ = "User: What is the capital of France? Assistant: Paris. 12 + 7 = 19.";
     int probeEvery_ = 10;

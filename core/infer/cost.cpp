@@ -169,6 +169,7 @@ void explain(CostReport& r, const ModelConfig& c) {
 
 CostReport cost_flops(const Model& m, const int* tokens, int B, int T) {
     CostReport r;
+    r.seq_len = T;
     Activations a;
     activations_create(a, m.cfg, B, T);
     model_forward(m, a, tokens, nullptr, B, T, {.skip = true});

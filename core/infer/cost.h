@@ -34,6 +34,7 @@ struct CostSide {
 struct CostReport {
     CostSide forward;        // B = 16, T = seq_len
     CostSide decode;         // KV-cache decode of seq_len tokens
+    int seq_len = 0;                    // T of the forward and the decoded length
     double active_head_fraction = 1;    // (token, head) pairs with a non-zero gate
     double active_expert_fraction = 1;  // expert rows run / (tokens x experts)
     std::string explanation;            // why the three differ, from the numbers

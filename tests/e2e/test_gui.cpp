@@ -56,7 +56,7 @@ TEST_P(GuiView, RendersContent) {
     EXPECT_GT(bright, total / 200) << "almost all black";
     std::filesystem::remove(png);
 }
-INSTANTIATE_TEST_SUITE_P(Views, GuiView, ::testing::Values("heads", "experts", "curves"));
+INSTANTIATE_TEST_SUITE_P(Views, GuiView, ::testing::Values("heads", "experts", "curves", "speedup"));
 
 TEST(GuiHover, HeatmapTooltipThroughTheBridge) {
     int code = 0;
