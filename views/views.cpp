@@ -57,7 +57,7 @@ void drawHeadsView(ViewData& d) {
         }
         for (int t = 0; t < T; t++) {
             const float y = o.y + 16 + t * cell;
-            if (l == 0 || true) dl->AddText(ImVec2(o.x, y), IM_COL32(220, 220, 220, 255), p.tokens[t].text.substr(0, 12).c_str());
+            dl->AddText(ImVec2(o.x, y), IM_COL32(220, 220, 220, 255), p.tokens[t].text.substr(0, 12).c_str());
             for (int h = 0; h < H; h++) {
                 const float g = p.layers[l].head_gates[t][h];
                 const ImVec2 a(o.x + labelW + h * cell, y), b(a.x + cell - 1, a.y + cell - 1);

@@ -1,6 +1,7 @@
 #include "layers/attention.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <vector>
 
@@ -303,6 +304,7 @@ void attention_rows(float* y, int y_stride, float* scratch, const float* q, int 
     if (n == 0) return;
     const float scale = 1.f / std::sqrt((float)D);
     const int keys = pos[n - 1] + 1;  // no row looks past the last active query
+    assert(keys <= len && "a query row cannot see keys that are not there yet");
     MapR S(scratch, n, keys);                                   // (n, keys)
     float* grow = scratch + (size_t)n * keys;                   // (keys) gates of one row
     float* zbuf = grow + (size_t)n * keys;                      // (n, P)
@@ -317,7 +319,6 @@ void attention_rows(float* y, int y_stride, float* scratch, const float* q, int 
     MapRS Y(y, n, D, Strided(y_stride));
     Y.noalias() = S * V;
     for (int r = 0; r < n; r++) Y.row(r) *= scale_out[r];
-    (void)len;
 }
 
 void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,
