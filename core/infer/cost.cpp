@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdio>
 #include <random>
+
+#include "util/threads.h"
 
 namespace rl {
 
@@ -13,8 +14,6 @@ double CostComponent::speedup_naive() const {
 }
 
 namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double head_fraction(const ModelConfig& c) {
     const HeadsConfig& h = c.attention.heads;
@@ -113,14 +112,14 @@ void time_pairs(CostSide& side, Activations& ad, Activations& ar, Dense&& dense,
     std::vector<std::array<double, 4>> td, tr;
     auto one = [&](Activations& a, auto&& fn) {
         a.time_attn = a.time_ffn = a.time_head = 0;
-        const double t0 = now_s();
+        const double t0 = now_seconds();
         fn();
-        const double el = now_s() - t0;
+        const double el = now_seconds() - t0;
         return std::array<double, 4>{a.time_attn / tokens_per_call, a.time_ffn / tokens_per_call,
                                      a.time_head / tokens_per_call, el / tokens_per_call};
     };
-    const double t_start = now_s();
-    while (now_s() - t_start < seconds * repeats || td.size() < 5) {
+    const double t_start = now_seconds();
+    while (now_seconds() - t_start < seconds * repeats || td.size() < 5) {
         td.push_back(one(ad, dense));
         tr.push_back(one(ar, routed));
     }

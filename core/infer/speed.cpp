@@ -8,9 +8,7 @@
 #include "infer/generate.h"
 #include "model/model.h"
 #include "train/optim.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "util/threads.h"
 
 namespace rl {
 
@@ -42,9 +40,7 @@ double rate(Fn&& fn, double seconds, int repeats) {
 
 SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
     SpeedReport rep;
-#ifdef _OPENMP
-    rep.threads = omp_get_max_threads();
-#endif
+    rep.threads = thread_count();
     const ModelConfig& c = cfg.model;
     const int T = c.seq_len, V = c.vocab_size;
     Model m;

@@ -6,28 +6,11 @@
 #include <vector>
 
 #include "tensor/eigen.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "util/threads.h"
 
 namespace rl {
 
 namespace {
-
-int max_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-int thread_id() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
@@ -145,7 +128,7 @@ static size_t per_thread_floats(const AttnDims& d) {
     return (size_t)d.T * d.T + 2 * (size_t)d.T * d.npos + d.T + he * d.npos * d.D;
 }
 
-size_t attention_scratch_floats(const AttnDims& d) { return per_thread_floats(d) * max_threads(); }
+size_t attention_scratch_floats(const AttnDims& d) { return per_thread_floats(d) * thread_count(); }
 
 void attention_forward(float* y, float* att, float* gates, float* entropy_mean, float* scratch, const float* q,
                        const float* k, const float* v, const float* cope_e, const AttnDims& d) {
@@ -157,7 +140,7 @@ void attention_forward(float* y, float* att, float* gates, float* entropy_mean, 
     double ent_total = 0.0;
 #pragma omp parallel for schedule(static) reduction(+ : ent_total)
     for (int b = 0; b < B; b++) {
-        float* zbuf = scratch + per_thread * thread_id() + (size_t)T * T;  // (T,P)
+        float* zbuf = scratch + per_thread * thread_index() + (size_t)T * T;  // (T,P)
         for (int h = 0; h < H; h++) {
             const int g = h / group;
             CMapRS Q(q + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));   // (T,D)
@@ -189,13 +172,13 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
     const bool cope = P > 0;
     const size_t per_thread = per_thread_floats(d);
     const int he = d.cope_shared ? 1 : H;
-    const int nthreads = max_threads();
+    const int nthreads = thread_count();
     if (cope)
         for (int t = 0; t < nthreads; t++)
             std::fill_n(scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T, (size_t)he * P * D, 0.f);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        float* base = scratch + per_thread * thread_id();
+        float* base = scratch + per_thread * thread_index();
         float* ds_buf = base;                                  // (T,T)
         float* zbuf = base + (size_t)T * T;                    // (T,P)
         float* dzbuf = zbuf + (size_t)T * P;                   // (T,P)

@@ -6,16 +6,13 @@
 
 #include <algorithm>
 #include <cassert>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
 
 #include "layers/attention.h"
 #include "tensor/eigen.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "util/threads.h"
 #include "layers/embedding.h"
 #include "layers/ffn.h"
 #include "layers/linear.h"
@@ -142,21 +139,6 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
     if (w.wo) linear_forward(a.attn_out, a.atty, w.wo, nullptr, N, HD, C);
 }
 
-int omp_thread() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-int omp_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 size_t skip_scratch_floats_per_thread(const ModelConfig& c, int T) {
     const int P = c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0;
     return (size_t)T * c.d_model * 2 + (size_t)T * c.head_dim * 2 + T + attention_rows_scratch_floats(T, T, P);
@@ -194,7 +176,7 @@ void attn_block_forward_skip(const ModelConfig& c, const LayerWeights& w, LayerA
     const size_t per_thread = skip_scratch_floats_per_thread(c, T);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
-        float* xa = s.skip_scratch + per_thread * omp_thread();  // (n,C) gathered rows
+        float* xa = s.skip_scratch + per_thread * thread_index();  // (n,C) gathered rows
         float* qh = xa + (size_t)T * C;                           // (n,D)
         float* yh = qh + (size_t)T * D;                           // (n,D)
         float* proj = yh + (size_t)T * D;                         // (n,C) W_O slice output
@@ -334,19 +316,17 @@ void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
 // One transformer block around an attention call that writes L.attn_out from its input.
 // pre-norm:  res1 = x + attn(norm1(x));  res2 = res1 + ffn(norm2(res1))
 // post-norm: res1 = x + attn(x); h = norm1(res1); res2 = h + ffn(h); out = norm2(res2)
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
 template <class Attn>
 void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& a, int N,
                    const ForwardOptions& o, uint64_t seed, Attn&& attn) {
     const size_t NC = (size_t)N * c.d_model;
     const bool pre = c.norm_position == NormPosition::pre;
-    double t0 = o.timing ? now_s() : 0;
+    double t0 = o.timing ? now_seconds() : 0;
     if (pre) norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
     attn(pre ? L.ln1 : L.x_in);
-    if (o.timing) a.time_attn += now_s() - t0;
+    if (o.timing) a.time_attn += now_seconds() - t0;
     for (size_t i = 0; i < NC; i++) L.res1[i] = L.x_in[i] + L.attn_out[i];
-    if (o.timing) t0 = now_s();
+    if (o.timing) t0 = now_seconds();
     if (pre) {
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
         ffn_block_forward(c, w, L, L.ln2, N, o.training, seed, o.moe_all_experts);
@@ -357,7 +337,7 @@ void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Ac
         for (size_t i = 0; i < NC; i++) L.res2[i] = L.ln1[i] + L.ffn_out[i];
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
     }
-    if (o.timing) a.time_ffn += now_s() - t0;
+    if (o.timing) a.time_ffn += now_seconds() - t0;
 }
 
 // Optional final norm, then logits (N,V) with the LM head (or the tied token embedding).
@@ -631,7 +611,7 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         S2.add("dym", {N, C});
     }
     if (gated) {
-        S2.add("skip_scratch", {(int)(skip_scratch_floats_per_thread(c, T) * omp_threads())});
+        S2.add("skip_scratch", {(int)(skip_scratch_floats_per_thread(c, T) * thread_count())});
         a.skip_idx.assign((size_t)2 * N, 0);
     }
     a.scratch_arena.allocate(S2);
@@ -699,9 +679,9 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
         a.zloss += L.mst.zloss / c.n_layers;
     }
 
-    const double th = o.timing ? now_s() : 0;
+    const double th = o.timing ? now_seconds() : 0;
     head_forward(m, a, N);
-    if (o.timing) a.time_head += now_s() - th;
+    if (o.timing) a.time_head += now_seconds() - th;
     if (!targets) return 0.0;
     int n_valid = 0;
     a.ce = crossentropy_forward(a.losses, a.logits, a.logits, targets, N, c.vocab_size, &n_valid);
@@ -794,9 +774,9 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, c
         });
     }
     kv.len++;
-    const double th = o.timing ? now_s() : 0;
+    const double th = o.timing ? now_seconds() : 0;
     head_forward(m, a, 1);
-    if (o.timing) a.time_head += now_s() - th;
+    if (o.timing) a.time_head += now_seconds() - th;
 }
 
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets) {
