@@ -356,8 +356,10 @@ Status config_validate(const Config& c) {
         const int hr = m.n_heads - h.n_shared;
         if (!in(h.n_active_routed, 1, hr))
             return bad("model.attention.heads.n_active_routed", "must be in 1..n_heads-n_shared (" + std::to_string(hr) + "), got " + std::to_string(h.n_active_routed));
-        if (!(h.beta >= 0 && h.beta < 10)) return bad("model.attention.heads.beta", "must be in [0, 10)");
     }
+    // Weights and factors are range-checked whatever the routing kind: they are live-changeable, and
+    // a value that could never be right is refused even where it has no effect yet.
+    if (!(h.beta >= 0 && h.beta < 10)) return bad("model.attention.heads.beta", "must be in [0, 10)");
     const auto& e = m.moe;
     if (e.kind != FfnRouting::dense) {
         if (m.ffn.kind != FfnKind::swiglu) return bad("model.ffn.kind", "must be swiglu with a sparse FFN (experts are SwiGLU FFNs)");
@@ -366,17 +368,16 @@ Status config_validate(const Config& c) {
             return bad("model.moe.top_k", "must be in 1..n_experts (" + std::to_string(e.n_experts) + "), got " + std::to_string(e.top_k));
         if (e.routing == MoeRouting::top1_capacity && e.top_k != 1)
             return bad("model.moe.top_k", "must be 1 for top1_capacity routing (Switch)");
-        if ((e.routing == MoeRouting::top1_capacity || e.routing == MoeRouting::expert_choice) &&
-            !(e.capacity_factor > 0 && e.capacity_factor <= 64))
-            return bad("model.moe.capacity_factor", "must be in (0, 64] for " + std::string(moe_routing_name(e.routing)));
+
         if (!in(e.n_shared_experts, 0, 64)) return bad("model.moe.n_shared_experts", "must be in 0..64");
         if (!in(e.d_ff_expert, 1, 65536)) return bad("model.moe.d_ff_expert", "must be in 1..65536, got " + std::to_string(e.d_ff_expert));
-        if (!(e.aux_weight >= 0 && e.aux_weight < 10)) return bad("model.moe.aux_weight", "must be in [0, 10)");
-        if (!(e.z_loss_weight >= 0 && e.z_loss_weight < 10)) return bad("model.moe.z_loss_weight", "must be in [0, 10)");
-        if (!(e.jitter >= 0 && e.jitter < 10)) return bad("model.moe.jitter", "must be in [0, 10)");
         if (e.kind == FfnRouting::mh_moe && (!in(e.n_heads, 1, m.d_model) || m.d_model % e.n_heads != 0))
             return bad("model.moe.n_heads", "must divide d_model (" + std::to_string(m.d_model) + "), got " + std::to_string(e.n_heads));
     }
+    if (!(e.capacity_factor > 0 && e.capacity_factor <= 64)) return bad("model.moe.capacity_factor", "must be in (0, 64]");
+    if (!(e.aux_weight >= 0 && e.aux_weight < 10)) return bad("model.moe.aux_weight", "must be in [0, 10)");
+    if (!(e.z_loss_weight >= 0 && e.z_loss_weight < 10)) return bad("model.moe.z_loss_weight", "must be in [0, 10)");
+    if (!(e.jitter >= 0 && e.jitter < 10)) return bad("model.moe.jitter", "must be in [0, 10)");
     if (!in(t.steps, 0, 100000000)) return bad("train.steps", "must be >= 0");
     if (!in(t.batch_size, 1, 4096)) return bad("train.batch_size", "must be in 1..4096, got " + std::to_string(t.batch_size));
     if (!(t.lr > 0 && t.lr < 10)) return bad("train.lr", "must be in (0, 10)");

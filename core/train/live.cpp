@@ -19,45 +19,31 @@ const char* live_key_name(LiveKey k) {
 
 Status trainer_apply(TrainState& s, const LiveCommand& c) {
     const float v = c.value;
-    auto bad = [&](const std::string& rule) {
-        return Status::error("live change: '" + std::string(live_key_name(c.key)) + "' " + rule + ", got " + std::to_string(v));
-    };
-    if (!std::isfinite(v)) return bad("must be a finite number");
+    const std::string key = live_key_name(c.key);
+    if (!std::isfinite(v))
+        return Status::error("live change: '" + key + "' must be a finite number, got " + std::to_string(v));
+    // Change a copy and run the same validation a config file gets, so the rules live in one place.
+    Config next = s.cfg;
     switch (c.key) {
         case LiveKey::lr:
-            if (!(v > 0 && v < 10)) return bad("must be in (0, 10)");
-            // The schedule keeps its shape: scale min_lr with lr.
-            s.cfg.train.min_lr = s.cfg.train.min_lr / s.cfg.train.lr * v;
-            s.cfg.train.lr = v;
+            next.train.min_lr = s.cfg.train.min_lr / s.cfg.train.lr * v;  // the schedule keeps its shape
+            next.train.lr = v;
             break;
-        case LiveKey::beta:
-            if (!(v >= 0 && v < 10)) return bad("must be in [0, 10)");
-            s.cfg.model.attention.heads.beta = s.model.cfg.attention.heads.beta = v;
-            break;
-        case LiveKey::aux_weight:
-            if (!(v >= 0 && v < 10)) return bad("must be in [0, 10)");
-            s.cfg.model.moe.aux_weight = s.model.cfg.moe.aux_weight = v;
-            break;
-        case LiveKey::z_loss_weight:
-            if (!(v >= 0 && v < 10)) return bad("must be in [0, 10)");
-            s.cfg.model.moe.z_loss_weight = s.model.cfg.moe.z_loss_weight = v;
-            break;
-        case LiveKey::capacity_factor: {
-            if (!(v > 0 && v <= 64)) return bad("must be in (0, 64]");
-            // Buffers were sized for the starting factor: expert choice may not grow past it live.
-            MoeDims next = model_moe_dims(s.model.cfg, s.acts.B * s.acts.T, true, 0);
-            next.capacity_factor = v;
-            if (s.model.cfg.moe.kind != FfnRouting::dense && next.max_assign() > s.acts.moe_max_assign)
-                return bad("would need larger routing buffers than this run allocated (expert choice cannot grow "
-                           "its capacity live); retrain with the larger factor");
-            s.cfg.model.moe.capacity_factor = s.model.cfg.moe.capacity_factor = v;
-            break;
-        }
-        case LiveKey::jitter:
-            if (!(v >= 0 && v < 10)) return bad("must be in [0, 10)");
-            s.cfg.model.moe.jitter = s.model.cfg.moe.jitter = v;
-            break;
+        case LiveKey::beta: next.model.attention.heads.beta = v; break;
+        case LiveKey::aux_weight: next.model.moe.aux_weight = v; break;
+        case LiveKey::z_loss_weight: next.model.moe.z_loss_weight = v; break;
+        case LiveKey::capacity_factor: next.model.moe.capacity_factor = v; break;
+        case LiveKey::jitter: next.model.moe.jitter = v; break;
     }
+    if (Status ok = config_validate(next); !ok) return Status::error("live change refused: " + ok.msg);
+    if (c.key == LiveKey::capacity_factor && next.model.moe.kind != FfnRouting::dense &&
+        model_moe_dims(next.model, s.acts.B * s.acts.T, true, 0).max_assign() > s.acts.moe_max_assign)
+        // Buffers were sized for the starting factor: expert choice may not grow past it live.
+        return Status::error("live change: '" + key + "' = " + std::to_string(v) +
+                             " would need larger routing buffers than this run allocated (expert choice cannot "
+                             "grow its capacity live); retrain with the larger factor");
+    s.cfg = next;
+    s.model.cfg = next.model;  // the forward reads the model's copy
     return Status::ok();
 }
 
