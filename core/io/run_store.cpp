@@ -1,0 +1,299 @@
+#include "io/run_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+
+#include <nlohmann/json.hpp>
+
+namespace rl {
+
+struct RunStoreDb {
+    sqlite3* h = nullptr;
+    std::string path;
+    ~RunStoreDb() {
+        if (h) sqlite3_close(h);
+    }
+};
+
+namespace {
+
+constexpr const char* k_format = "routelab-runs-1";
+
+Status db_error(const RunStoreDb& d, const char* what) {
+    return Status::error(std::string("run store ") + d.path + ": " + what + " failed: " + sqlite3_errmsg(d.h) +
+                         " (check the disk has space and the folder is writable; the run itself is unaffected)");
+}
+
+Status exec(RunStoreDb& d, const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(d.h, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string m = err ? err : "?";
+        sqlite3_free(err);
+        return Status::error("run store " + d.path + ": " + m);
+    }
+    return Status::ok();
+}
+
+// A prepared statement that finalizes itself.
+struct Stmt {
+    sqlite3_stmt* s = nullptr;
+    Stmt(RunStoreDb& d, const char* sql) { sqlite3_prepare_v2(d.h, sql, -1, &s, nullptr); }
+    ~Stmt() { sqlite3_finalize(s); }
+    explicit operator bool() const { return s != nullptr; }
+};
+
+std::string now_iso() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char b[32];
+    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return b;
+}
+
+std::string text_col(sqlite3_stmt* s, int i) {
+    const unsigned char* t = sqlite3_column_text(s, i);
+    return t ? reinterpret_cast<const char*>(t) : "";
+}
+
+}  // namespace
+
+CurvePoint curve_point(const StepStats& s) {
+    CurvePoint p{s.step, s.loss, s.ce, s.moh_balance, s.moe_aux, s.zloss, s.lr, s.grad_norm, s.tok_per_s};
+    int nh = 0, ne = 0;
+    for (int l = 0; l < s.n_layers; l++) {
+        const LayerRouteStats& L = s.layers[l];
+        if (L.n_routed_heads) p.head_cv += L.head_cv, nh++;
+        if (L.n_experts) p.load_cv += L.load_cv, p.dropped += L.dropped_frac, p.entropy += L.router_entropy, ne++;
+    }
+    if (nh) p.head_cv /= nh;
+    if (ne) p.load_cv /= ne, p.dropped /= ne, p.entropy /= ne;
+    return p;
+}
+
+const std::vector<std::string>& curve_columns() {
+    static const std::vector<std::string> c = {"step",  "loss",     "ce",      "moh_balance", "moe_aux", "zloss", "lr",
+                                               "grad_norm", "tok_per_s", "head_cv", "load_cv", "dropped", "entropy"};
+    return c;
+}
+
+float curve_value(const CurvePoint& p, int c) {
+    const float v[] = {(float)p.step, p.loss,    p.ce,      p.moh_balance, p.moe_aux, p.zloss,  p.lr,
+                       p.grad_norm,   p.tok_per_s, p.head_cv, p.load_cv,   p.dropped, p.entropy};
+    return c >= 0 && c < (int)(sizeof v / sizeof v[0]) ? v[c] : 0.f;
+}
+
+Result<RunStore> run_store_open(const std::string& path) {
+    auto d = std::make_shared<RunStoreDb>();
+    d->path = path;
+    if (sqlite3_open_v2(path.c_str(), &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK)
+        return Status::error("cannot open run store " + path + ": " + (d->h ? sqlite3_errmsg(d->h) : "out of memory") +
+                             " (choose a writable workspace folder)");
+    sqlite3_busy_timeout(d->h, 2000);
+    // Is it ours? An empty file is a new store; any other database without our format row is refused.
+    int tables = -1;
+    {
+        Stmt q(*d, "SELECT count(*) FROM sqlite_master");
+        if (!q || sqlite3_step(q.s) != SQLITE_ROW)
+            return Status::error("run store " + path + " is not a SQLite database (" + sqlite3_errmsg(d->h) +
+                                 "); move it away or pick another workspace");
+        tables = sqlite3_column_int(q.s, 0);
+    }
+    if (tables > 0) {
+        Stmt q(*d, "SELECT value FROM meta WHERE key='format'");
+        if (!q || sqlite3_step(q.s) != SQLITE_ROW || text_col(q.s, 0) != k_format)
+            return Status::error("run store " + path + " is a SQLite database but not a RouteLab run store; "
+                                 "move it away or pick another workspace");
+        return RunStore{d};
+    }
+    Status s = exec(*d,
+                    "BEGIN;"
+                    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                    "CREATE TABLE runs(id INTEGER PRIMARY KEY, name TEXT, created TEXT, config TEXT, steps INTEGER DEFAULT 0,"
+                    " final_loss REAL DEFAULT 0, val_loss REAL DEFAULT -1, checkpoint TEXT DEFAULT '');"
+                    "CREATE TABLE curves(run INTEGER REFERENCES runs(id) ON DELETE CASCADE, step INTEGER, loss REAL, ce REAL,"
+                    " moh_balance REAL, moe_aux REAL, zloss REAL, lr REAL, grad_norm REAL, tok_per_s REAL, head_cv REAL,"
+                    " load_cv REAL, dropped REAL, entropy REAL, PRIMARY KEY(run, step));"
+                    "INSERT INTO meta VALUES('format','routelab-runs-1');"
+                    "COMMIT;");
+    if (!s) return s;
+    return RunStore{d};
+}
+
+Result<int64_t> run_store_begin(RunStore& s, const std::string& name, const std::string& config_json) {
+    RunStoreDb& d = *s.db;
+    Stmt q(d, "INSERT INTO runs(name, created, config) VALUES(?,?,?)");
+    const std::string created = now_iso();
+    if (!q) return db_error(d, "adding a run");
+    sqlite3_bind_text(q.s, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q.s, 2, created.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q.s, 3, config_json.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q.s) != SQLITE_DONE) return db_error(d, "adding a run");
+    return (int64_t)sqlite3_last_insert_rowid(d.h);
+}
+
+Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>& points) {
+    if (points.empty()) return Status::ok();
+    RunStoreDb& d = *s.db;
+    if (Status b = exec(d, "BEGIN"); !b) return b;
+    {
+        Stmt q(d, "INSERT OR REPLACE INTO curves VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        if (!q) {
+            exec(d, "ROLLBACK");
+            return db_error(d, "storing curves");
+        }
+        for (const CurvePoint& p : points) {
+            sqlite3_reset(q.s);
+            sqlite3_bind_int64(q.s, 1, run);
+            sqlite3_bind_int(q.s, 2, p.step);
+            for (int c = 1; c < (int)curve_columns().size(); c++) sqlite3_bind_double(q.s, c + 2, curve_value(p, c));
+            if (sqlite3_step(q.s) != SQLITE_DONE) {
+                Status e = db_error(d, "storing curves");
+                exec(d, "ROLLBACK");
+                return e;
+            }
+        }
+    }
+    Stmt u(d, "UPDATE runs SET steps=?, final_loss=? WHERE id=?");
+    sqlite3_bind_int(u.s, 1, points.back().step);
+    sqlite3_bind_double(u.s, 2, points.back().loss);
+    sqlite3_bind_int64(u.s, 3, run);
+    if (sqlite3_step(u.s) != SQLITE_DONE) {
+        Status e = db_error(d, "storing curves");
+        exec(d, "ROLLBACK");
+        return e;
+    }
+    return exec(d, "COMMIT");
+}
+
+namespace {
+Status update_run(RunStore& s, const char* sql, int64_t run, const std::function<void(sqlite3_stmt*)>& bind) {
+    RunStoreDb& d = *s.db;
+    Stmt q(d, sql);
+    if (!q) return db_error(d, "updating a run");
+    bind(q.s);
+    sqlite3_bind_int64(q.s, sqlite3_bind_parameter_count(q.s), run);  // the run id is always the last parameter
+    if (sqlite3_step(q.s) != SQLITE_DONE) return db_error(d, "updating a run");
+    return Status::ok();
+}
+}  // namespace
+
+Status run_store_finish(RunStore& s, int64_t run, float val_loss) {
+    return update_run(s, "UPDATE runs SET val_loss=? WHERE id=?", run, [&](sqlite3_stmt* q) { sqlite3_bind_double(q, 1, val_loss); });
+}
+
+Status run_store_set_checkpoint(RunStore& s, int64_t run, const std::string& path) {
+    return update_run(s, "UPDATE runs SET checkpoint=? WHERE id=?", run,
+                      [&](sqlite3_stmt* q) { sqlite3_bind_text(q, 1, path.c_str(), -1, SQLITE_TRANSIENT); });
+}
+
+Status run_store_delete(RunStore& s, int64_t run) {
+    RunStoreDb& d = *s.db;
+    if (Status b = exec(d, "BEGIN"); !b) return b;
+    for (const char* sql : {"DELETE FROM curves WHERE run=?", "DELETE FROM runs WHERE id=?"}) {
+        Stmt q(d, sql);
+        if (!q || sqlite3_bind_int64(q.s, 1, run) != SQLITE_OK || sqlite3_step(q.s) != SQLITE_DONE) {
+            Status e = db_error(d, "deleting a run");
+            exec(d, "ROLLBACK");
+            return e;
+        }
+    }
+    return exec(d, "COMMIT");
+}
+
+Result<std::vector<RunRecord>> run_store_list(RunStore& s) {
+    RunStoreDb& d = *s.db;
+    Stmt q(d, "SELECT id, name, created, config, steps, final_loss, val_loss, checkpoint FROM runs ORDER BY id DESC");
+    if (!q) return db_error(d, "listing runs");
+    std::vector<RunRecord> out;
+    int rc;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+        RunRecord r;
+        r.id = sqlite3_column_int64(q.s, 0);
+        r.name = text_col(q.s, 1);
+        r.created = text_col(q.s, 2);
+        r.config_json = text_col(q.s, 3);
+        r.steps = sqlite3_column_int(q.s, 4);
+        r.final_loss = (float)sqlite3_column_double(q.s, 5);
+        r.val_loss = (float)sqlite3_column_double(q.s, 6);
+        r.checkpoint = text_col(q.s, 7);
+        out.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return db_error(d, "listing runs");
+    return out;
+}
+
+Result<std::vector<CurvePoint>> run_store_curve(RunStore& s, int64_t run) {
+    RunStoreDb& d = *s.db;
+    Stmt q(d, "SELECT * FROM curves WHERE run=? ORDER BY step");
+    if (!q) return db_error(d, "reading a curve");
+    sqlite3_bind_int64(q.s, 1, run);
+    std::vector<CurvePoint> out;
+    int rc;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+        CurvePoint p;
+        float* f[] = {&p.loss,    &p.ce,      &p.moh_balance, &p.moe_aux, &p.zloss,  &p.lr,
+                      &p.grad_norm, &p.tok_per_s, &p.head_cv,   &p.load_cv, &p.dropped, &p.entropy};
+        p.step = sqlite3_column_int(q.s, 1);
+        for (int c = 0; c < 12; c++) *f[c] = (float)sqlite3_column_double(q.s, c + 2);
+        out.push_back(p);
+    }
+    if (rc != SQLITE_DONE) return db_error(d, "reading a curve");
+    return out;
+}
+
+std::string curve_to_csv(const std::vector<CurvePoint>& points) {
+    std::string out;
+    const auto& cols = curve_columns();
+    for (size_t c = 0; c < cols.size(); c++) out += (c ? "," : "") + cols[c];
+    out += '\n';
+    char b[32];
+    for (const CurvePoint& p : points) {
+        out += std::to_string(p.step);
+        for (int c = 1; c < (int)cols.size(); c++) {
+            std::snprintf(b, sizeof b, ",%.7g", curve_value(p, c));
+            out += b;
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+namespace {
+void flatten(const nlohmann::json& j, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
+    if (j.is_object()) {
+        for (auto it = j.begin(); it != j.end(); ++it) flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+    } else {
+        out.push_back({prefix, j.dump()});
+    }
+}
+}  // namespace
+
+std::vector<ConfigDiff> config_diff(const std::string& json_a, const std::string& json_b) {
+    std::vector<std::pair<std::string, std::string>> fa, fb;
+    flatten(nlohmann::json::parse(json_a, nullptr, false), "", fa);
+    flatten(nlohmann::json::parse(json_b, nullptr, false), "", fb);
+    std::sort(fa.begin(), fa.end());
+    std::sort(fb.begin(), fb.end());
+    std::vector<ConfigDiff> out;
+    size_t i = 0, k = 0;
+    while (i < fa.size() || k < fb.size()) {
+        if (k == fb.size() || (i < fa.size() && fa[i].first < fb[k].first)) {
+            out.push_back({fa[i].first, fa[i].second, "(absent)"});
+            i++;
+        } else if (i == fa.size() || fb[k].first < fa[i].first) {
+            out.push_back({fb[k].first, "(absent)", fb[k].second});
+            k++;
+        } else {
+            if (fa[i].second != fb[k].second) out.push_back({fa[i].first, fa[i].second, fb[k].second});
+            i++, k++;
+        }
+    }
+    return out;
+}
+
+}  // namespace rl
