@@ -249,7 +249,10 @@ Result<std::vector<CurvePoint>> run_store_curve(RunStore& s, int64_t run) {
 std::string curve_to_csv(const std::vector<CurvePoint>& points) {
     std::string out;
     const auto& cols = curve_columns();
-    for (size_t c = 0; c < cols.size(); c++) out += (c ? "," : "") + cols[c];
+    for (size_t c = 0; c < cols.size(); c++) {
+        if (c) out += ',';
+        out += cols[c];
+    }
     out += '\n';
     char b[32];
     for (const CurvePoint& p : points) {

@@ -22,7 +22,7 @@ void token_experts(const LayerActs& L, int rows, std::vector<std::vector<std::pa
 
 }  // namespace
 
-ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string& text, int step) {
+ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string& text, int step, bool with_attention) {
     const ModelConfig& c = m.cfg;
     ProbeSnapshot p;
     p.step = step;
@@ -35,15 +35,38 @@ ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string&
     p.n_shared_heads = c.attention.heads.kind == HeadSelection::moh ? c.attention.heads.n_shared : 0;
     p.n_experts = c.moe.kind != FfnRouting::dense ? c.moe.n_experts : 0;
     p.mh_heads = c.moe.kind == FfnRouting::mh_moe ? c.moe.n_heads : 1;
+    const bool moh = c.attention.heads.kind == HeadSelection::moh;
+    p.head_top_k = moh ? c.attention.heads.n_active_routed : 0;
+    p.head_paper_scaling = moh && c.attention.heads.gate_scaling == GateScaling::paper;
+    p.head_kind = c.attention.heads.kind == HeadSelection::all_heads ? "all" : moh ? "moh" : "static_pruning";
+    if (p.n_experts) {
+        static const char* routing[] = {"topk", "top1_capacity", "noisy_topk", "expert_choice"};
+        p.expert_kind = c.moe.kind == FfnRouting::mh_moe ? "mh_moe" : routing[(int)c.moe.routing];
+        p.expert_top_k = c.moe.routing == MoeRouting::expert_choice ? 0 : c.moe.routing == MoeRouting::top1_capacity ? 1 : c.moe.top_k;
+        p.n_shared_experts = c.moe.n_shared_experts;
+    }
+    const int S = p.n_shared_heads, R = c.n_heads - S, E = p.n_experts;
+    auto rows = [](const float* base, int n, int width) {
+        std::vector<std::vector<float>> out;
+        for (int t = 0; t < n; t++) out.emplace_back(base + (size_t)t * width, base + (size_t)(t + 1) * width);
+        return out;
+    };
     Activations a;
     activations_create(a, c, 1, T);
     model_forward(m, a, ids.data(), nullptr, 1, T, {.window = model_window(c, c.seq_len, 4.f)});
     for (const LayerActs& L : a.layers) {
         ProbeLayer pl;
-        if (c.attention.heads.kind != HeadSelection::all_heads)
-            for (int t = 0; t < T; t++)
-                pl.head_gates.emplace_back(L.head_gates + (size_t)t * c.n_heads, L.head_gates + (size_t)(t + 1) * c.n_heads);
-        if (p.n_experts) {
+        if (c.attention.heads.kind != HeadSelection::all_heads) pl.head_gates = rows(L.head_gates, T, c.n_heads);
+        if (moh) {
+            pl.head_probs = rows(L.hr.r, T, R);
+            if (S > 0) pl.shared_probs = rows(L.hr.ss, T, S), pl.head_type = rows(L.hr.alpha, T, 2);
+        }
+        if (with_attention) {
+            const float* att = L.att;  // (1,H,T,T): batch 1, so head h's rows start at h*T*T
+            for (int h = 0; h < c.n_heads; h++) pl.attention.emplace_back(att + (size_t)h * T * T, att + (size_t)(h + 1) * T * T);
+        }
+        if (E) {
+            pl.expert_probs = rows(L.ms.probs, T * p.mh_heads, E);
             std::vector<std::vector<std::pair<float, int>>> te;
             token_experts(L, T * p.mh_heads, te);
             for (auto& v : te) {
@@ -64,12 +87,20 @@ std::string probe_to_json(const ProbeSnapshot& p) {
     j["n_shared_heads"] = p.n_shared_heads;
     j["n_experts"] = p.n_experts;
     j["sub_tokens_per_token"] = p.mh_heads;
+    j["head_kind"] = p.head_kind;
+    j["expert_kind"] = p.expert_kind;
+    j["head_top_k"] = p.head_top_k;
+    j["expert_top_k"] = p.expert_top_k;
     for (const auto& t : p.tokens) j["tokens"].push_back({{"id", t.id}, {"text", t.text}});
     for (const auto& l : p.layers) {
         nlohmann::json jl;
         jl["head_gates"] = l.head_gates;
         jl["experts"] = l.experts;
         jl["expert_weights"] = l.expert_weights;
+        jl["head_probs"] = l.head_probs;
+        jl["shared_probs"] = l.shared_probs;
+        jl["head_type"] = l.head_type;
+        jl["expert_probs"] = l.expert_probs;
         j["layers"].push_back(jl);
     }
     return j.dump(1);

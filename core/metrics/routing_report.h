@@ -16,17 +16,30 @@ struct ProbeToken {
 };
 struct ProbeLayer {
     std::vector<std::vector<float>> head_gates;             // [token][head]; empty with all_heads
-    std::vector<std::vector<int>> experts;                  // [token] chosen experts (rank order by weight)
-    std::vector<std::vector<float>> expert_weights;         // [token] their combine weights
+    // MoH router internals (routing diagram; empty unless heads.kind = moh), routing-math.md §MoH:
+    std::vector<std::vector<float>> head_probs;             // [token][R] softmax over the routed heads
+    std::vector<std::vector<float>> shared_probs;           // [token][S] softmax over the shared heads
+    std::vector<std::vector<float>> head_type;              // [token][2] alpha: shared vs routed weight
+    std::vector<std::vector<int>> experts;                  // [row] chosen experts (rank order by weight)
+    std::vector<std::vector<float>> expert_weights;         // [row] their combine weights
+    std::vector<std::vector<float>> expert_probs;           // [row][E] router softmax (before top-k)
+    std::vector<std::vector<float>> attention;              // [head][T*T] causal softmax rows (row = query)
 };
 struct ProbeSnapshot {
     int step = 0;
     std::vector<ProbeToken> tokens;
     std::vector<ProbeLayer> layers;
     int n_heads = 0, n_shared_heads = 0, n_experts = 0, mh_heads = 1;  // MH-MoE: experts of sub-tokens, token-major
+    int head_top_k = 0;        // routed heads each token picks (MoH)
+    int expert_top_k = 0;      // experts per token (top-k routings; 0 for expert choice)
+    int n_shared_experts = 0;  // always-on experts added to the routed sum
+    bool head_paper_scaling = false;
+    std::string head_kind, expert_kind;  // config names, e.g. "moh", "topk"
 };
 // Runs the probe text (truncated to seq_len tokens) through the model, inference mode.
-ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string& text, int step = 0);
+// with_attention: also keep every head's attention rows (T*T floats per head and layer).
+ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string& text, int step = 0,
+                        bool with_attention = true);
 std::string probe_to_json(const ProbeSnapshot& p);
 
 // ---- Specialization: expert x class counts, top tokens per expert, NMI ----

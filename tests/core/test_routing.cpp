@@ -366,3 +366,64 @@ TEST(Probe, ReportsGatesAndExpertsPerToken) {
     EXPECT_NE(j.find("\"head_gates\""), std::string::npos);
     EXPECT_NE(j.find("\"experts\""), std::string::npos);
 }
+
+// The routing diagram redraws the router's arithmetic from the probe: probabilities -> top-k ->
+// weights. Recompute the gates and combine weights from the stored probabilities and compare.
+TEST(Probe, RouterInternalsReproduceGatesWeightsAndAttention) {
+    Config cfg = *preset_load("moh-moe");
+    cfg.model.vocab_size = 0;
+    cfg.data.synthetic_docs = 50;
+    auto ds = dataset_build(cfg.data);
+    ASSERT_TRUE(ds.is_ok());
+    cfg.model.vocab_size = ds->tok.vocab_size();
+    Model m;
+    model_create(m, cfg.model, 3, 0.5f);  // large init: routers far from uniform
+    ProbeSnapshot p = probe_run(m, ds->tok, "User: What is the sky? Assistant: Blue. 3 + 4 = 7.");
+    const int S = p.n_shared_heads, H = p.n_heads, R = H - S, K = p.head_top_k, E = p.n_experts;
+    ASSERT_EQ(p.head_kind, "moh");
+    ASSERT_EQ(p.expert_kind, "topk");
+    ASSERT_EQ(K, 4);
+    ASSERT_EQ(p.expert_top_k, 2);
+    const size_t T = p.tokens.size();
+    for (const auto& L : p.layers) {
+        ASSERT_EQ(L.head_probs.size(), T);
+        ASSERT_EQ(L.expert_probs.size(), T);
+        ASSERT_EQ(L.attention.size(), (size_t)H);
+        for (size_t t = 0; t < T; t++) {
+            // MoH, official scaling (routing-math.md): shared g_i = 2*a1*S*ss_i; routed g = 2*a2*K*r*m/sum(r*m).
+            std::vector<int> order(R);
+            for (int i = 0; i < R; i++) order[i] = i;
+            std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return L.head_probs[t][a] > L.head_probs[t][b]; });
+            float sel = 0;
+            for (int k = 0; k < K; k++) sel += L.head_probs[t][order[k]];
+            for (int i = 0; i < S; i++) EXPECT_NEAR(L.head_gates[t][i], 2 * L.head_type[t][0] * S * L.shared_probs[t][i], 1e-5);
+            for (int k = 0; k < R; k++) {
+                const int i = order[k];
+                const float want = k < K ? 2 * L.head_type[t][1] * K * L.head_probs[t][i] / sel : 0.f;
+                EXPECT_NEAR(L.head_gates[t][S + i], want, 1e-5) << "token " << t << " head " << S + i;
+            }
+            // Top-2 experts of the router softmax, weights renormalised over the two.
+            std::vector<int> eo(E);
+            for (int e = 0; e < E; e++) eo[e] = e;
+            std::stable_sort(eo.begin(), eo.end(), [&](int a, int b) { return L.expert_probs[t][a] > L.expert_probs[t][b]; });
+            ASSERT_EQ(L.experts[t].size(), 2u);
+            const float s2 = L.expert_probs[t][eo[0]] + L.expert_probs[t][eo[1]];
+            EXPECT_EQ(L.experts[t][0], eo[0]);
+            EXPECT_EQ(L.experts[t][1], eo[1]);
+            EXPECT_NEAR(L.expert_weights[t][0], L.expert_probs[t][eo[0]] / s2, 1e-5);
+        }
+        for (int h = 0; h < H; h++)
+            for (size_t q = 0; q < T; q++) {
+                float sum = 0;
+                for (size_t k = 0; k < T; k++) {
+                    const float a = L.attention[h][q * T + k];
+                    if (k > q) {
+                        EXPECT_EQ(a, 0.f) << "causal";
+                    }
+                    sum += a;
+                }
+                EXPECT_NEAR(sum, 1.f, 1e-4);
+            }
+    }
+    EXPECT_TRUE(probe_run(m, ds->tok, "Blue.", 0, false).layers[0].attention.empty());
+}
