@@ -3,11 +3,15 @@
 #include <QCheckBox>
 #include <QFormLayout>
 #include <QGroupBox>
+#include <QHBoxLayout>
 #include <QLineEdit>
+#include <QPushButton>
 #include <QScrollArea>
 #include <QVBoxLayout>
 
 #include <nlohmann/json.hpp>
+
+#include "util/json_leaves.h"
 
 using json = nlohmann::json;
 
@@ -55,13 +59,6 @@ QString groupOf(const QString& key) {
     return "Run";
 }
 
-void flatten(const json& j, const std::string& prefix, std::vector<std::pair<std::string, json>>& out) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-        const std::string k = prefix.empty() ? it.key() : prefix + "." + it.key();
-        if (it->is_object()) flatten(*it, k, out);
-        else out.push_back({k, *it});
-    }
-}
 
 }  // namespace
 
@@ -78,6 +75,17 @@ ConfigDock::ConfigDock(QWidget* parent) : QDockWidget("Config", parent) {
     body_ = new QWidget(scroll);
     scroll->setWidget(body_);
     lay->addWidget(scroll, 1);
+    auto* buttons = new QHBoxLayout();
+    auto* save = new QPushButton("Save as preset...", outer);
+    save->setObjectName("savePreset");
+    save->setToolTip("Save the form, as edited, as a preset of your own (it joins the toolbar's preset list).");
+    connect(save, &QPushButton::clicked, this, &ConfigDock::savePresetRequested);
+    auto* open = new QPushButton("Open config...", outer);
+    open->setToolTip("Load a config JSON file into the form.");
+    connect(open, &QPushButton::clicked, this, &ConfigDock::openConfigRequested);
+    buttons->addWidget(save);
+    buttons->addWidget(open);
+    lay->addLayout(buttons);
     setWidget(outer);
     setMinimumWidth(340);  // key names and values readable without scrolling sideways
 }
@@ -94,7 +102,7 @@ void ConfigDock::rebuild() {
     checks_.clear();
     auto* lay = new QVBoxLayout(body_);
     std::vector<std::pair<std::string, json>> leaves;
-    flatten(json::parse(rl::config_to_json(base_)), "", leaves);
+    rl::json_leaves(json::parse(rl::config_to_json(base_)), leaves);
     QMap<QString, QFormLayout*> groups;
     for (const char* g : {"Run", "Model", "Attention + heads", "FFN + experts", "Training", "Data"}) {
         auto* box = new QGroupBox(g, body_);

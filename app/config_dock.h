@@ -29,6 +29,8 @@ public:
 
 signals:
     void validityChanged(bool valid);
+    void savePresetRequested();
+    void openConfigRequested();
 
 private:
     void rebuild();

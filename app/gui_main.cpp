@@ -1,7 +1,12 @@
 // routelab: the desktop window. Scripted runs (names fixed, tests and docs use them):
 //   routelab [--preset P | --config F] [--corpus PATH] [--demo-steps N] [--view NAME]
 //            [--screenshot FILE] [--quit]
+// and, for tests and docs: --workspace DIR (run store and user presets), --probe TEXT, --prompt TEXT
+// (generate after the run, before the screenshot), --checkpoint F (open instead of training),
+// --save-checkpoint F, --csv F (curves after the run), --hover x,y (print the tooltip there).
 #include <QApplication>
+#include <QEventLoop>
+#include <QStatusBar>
 #include <QMouseEvent>
 #include <QSurfaceFormat>
 #include <QThread>
@@ -18,7 +23,7 @@ int main(int argc, char** argv) {
     fmt.setProfile(QSurfaceFormat::CoreProfile);
     QSurfaceFormat::setDefaultFormat(fmt);
     QApplication app(argc, argv);
-    QString preset = "default", config, corpus, view = "heads", shot, hover;
+    QString preset = "default", config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint, saveCkpt, csv;
     int demo = 0;
     bool quit = false;
     const QStringList args = app.arguments();
@@ -39,10 +44,20 @@ int main(int argc, char** argv) {
         else if (a == "--screenshot") shot = next();
         else if (a == "--quit") quit = true;
         else if (a == "--hover") hover = next();  // "x,y" in the view's pixels: prints the tooltip (tests)
+        else if (a == "--workspace") workspace = next();
+        else if (a == "--probe") probe = next();
+        else if (a == "--prompt") prompt = next();
+        else if (a == "--checkpoint") checkpoint = next();
+        else if (a == "--save-checkpoint") saveCkpt = next();
+        else if (a == "--csv") csv = next();
         else {
             std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
             return 2;
         }
+    }
+    if (!MainWindow::viewNames().contains(view)) {
+        std::fprintf(stderr, "error: unknown view '%s' (views: %s)\n", qPrintable(view), qPrintable(MainWindow::viewNames().join(", ")));
+        return 2;
     }
     auto cfg = config.isEmpty() ? rl::preset_load(preset.toStdString()) : rl::config_load(config.toStdString());
     if (!cfg) {
@@ -51,17 +66,45 @@ int main(int argc, char** argv) {
     }
     if (!corpus.isEmpty()) cfg->data.corpus = corpus.toStdString();
     if (demo > 0) cfg->train.steps = demo;
-    MainWindow w;
+    MainWindow w(workspace);
     w.selectPreset(QString::fromStdString(cfg->name));
     w.configDock()->setConfig(*cfg);
+    if (!probe.isEmpty()) w.setProbeText(probe);
+    if (!prompt.isEmpty()) std::snprintf(w.viewData().prompt, sizeof w.viewData().prompt, "%s", qPrintable(prompt));
+    if (!shot.isEmpty()) w.setGeometry(0, 0, 1600, 1000);  // screenshots: the same size whatever QSettings kept
     w.show();
     w.showView(view);
-    if (!w.startRun(*cfg)) {
-        std::fprintf(stderr, "error: could not start training (see the status bar)\n");
+    if (!checkpoint.isEmpty()) {
+        if (!w.openCheckpoint(checkpoint)) {
+            std::fprintf(stderr, "error: %s\n", qPrintable(w.statusBar()->currentMessage()));
+            return 1;
+        }
+    } else if (!w.startRun(*cfg)) {
+        std::fprintf(stderr, "error: %s\n", qPrintable(w.statusBar()->currentMessage()));
         return 1;
     }
-    if (demo > 0) {
-        QObject::connect(&w, &MainWindow::runFinished, &app, [&](int step) {
+    if (demo > 0 || !checkpoint.isEmpty()) {
+        // After the run (or once the checkpoint is open): optional generation, checkpoint, CSV, then the screenshot.
+        auto afterRun = [&](int step) {
+            if (!csv.isEmpty() && !w.exportCsv(csv)) std::fprintf(stderr, "error: cannot write '%s'\n", qPrintable(csv));
+            if (!saveCkpt.isEmpty()) {
+                QEventLoop wait;
+                QObject::connect(&w, &MainWindow::checkpointSaved, &wait, &QEventLoop::quit);
+                QObject::connect(&w.session(), &Session::failed, &wait, &QEventLoop::quit);
+                w.saveCheckpoint(saveCkpt);
+                wait.exec();
+                std::printf("%s\n", qPrintable(w.statusBar()->currentMessage()));
+            }
+            if (!prompt.isEmpty()) {
+                QEventLoop wait;
+                QObject::connect(&w, &MainWindow::generationReady, &wait, &QEventLoop::quit);
+                w.requestGenerate();
+                wait.exec();
+                const auto& g = w.viewData().generation;
+                std::string text;
+                for (const auto& t : g.tokens) text += t.text + " ";
+                std::printf("generated: %s%s\n", text.c_str(), w.viewData().generationError.c_str());
+            }
             w.showView(view);
             // Give the capped renderer a frame, then grab the whole window.
             QTimer::singleShot(300, &app, [&, step] {
@@ -92,7 +135,9 @@ int main(int argc, char** argv) {
                 }
                 if (quit) app.quit();
             });
-        });
+        };
+        if (!checkpoint.isEmpty()) QTimer::singleShot(1000, &app, [&] { afterRun(w.lastStep()); });
+        else QObject::connect(&w, &MainWindow::runFinished, &app, afterRun);
     }
     return app.exec();
 }

@@ -1,32 +1,59 @@
 #include "main_window.h"
 
 #include <QCloseEvent>
+#include <QDialog>
+#include <QDir>
+#include <QDockWidget>
+#include <QFile>
 #include <QFileDialog>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QInputDialog>
+#include <QLineEdit>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
+#include <QRegularExpression>
+#include <QSet>
+#include <QSignalBlocker>
 #include <QSettings>
+#include <QStandardPaths>
 #include <QStatusBar>
+#include <QTableWidget>
 #include <QToolBar>
+#include <QTreeWidget>
 #include <QVBoxLayout>
 
 #include "config/presets.h"
 #include "imgui_widget.h"
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+namespace {
+constexpr int k_maxStats = 4000;  // StepStats kept for per-head/expert curves (about 9 KB each); thinned beyond
+constexpr const char* k_userPreset = " (yours)";
+}  // namespace
+
+const QStringList& MainWindow::viewNames() {
+    static const QStringList v = {"heads", "experts", "routing", "attention", "curves", "speedup", "generate"};
+    return v;
+}
+
+MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent) {
     setWindowTitle("RouteLab");
+    workspace_ = workspace.isEmpty() ? QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) : workspace;
     auto* tb = addToolBar("Run");
     tb->setObjectName("runToolbar");
     presets_ = new QComboBox(this);
-    for (const auto& n : rl::preset_names()) presets_->addItem(QString::fromStdString(n));
-    presets_->setCurrentText("default");
+    presets_->setToolTip("Preset: loads into the config form; press Train to run it.");
     tb->addWidget(presets_);
     trainAction_ = tb->addAction("Train", this, [this] { train(); });
+    trainAction_->setShortcut(QKeySequence("F5"));
     tb->addAction("Pause", this, [this] { session_.setPaused(!session_.paused()); });
     tb->addAction("Step", this, [this] {
         session_.setPaused(true);
         session_.stepOnce();
     });
     retrainAction_ = tb->addAction("Retrain", this, [this] { train(); });
+    retrainAction_->setToolTip("Start over from fresh weights with the form's config.");
     live_ = new QLabel("step -  loss -  tok/s -", this);
     tb->addWidget(live_);
 
@@ -34,7 +61,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     auto* lay = new QVBoxLayout(central);
     lay->setContentsMargins(0, 0, 0, 0);
     tabs_ = new QTabBar(central);
-    for (const char* v : {"heads", "experts", "curves", "speedup"}) tabs_->addTab(v);
+    for (const QString& v : viewNames()) tabs_->addTab(v);
     lay->addWidget(tabs_);
     imgui_ = new ImGuiWidget(central);
     lay->addWidget(imgui_, 1);
@@ -43,15 +70,44 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         const QString v = tabs_->tabText(tabs_->currentIndex());
         if (v == "heads") drawHeadsView(data_);
         else if (v == "experts") drawExpertsView(data_);
+        else if (v == "routing") drawRoutingView(data_);
+        else if (v == "attention") drawAttentionView(data_);
         else if (v == "speedup") drawSpeedupView(data_);
+        else if (v == "generate") drawGenerateView(data_);
         else drawCurvesView(data_);
+        if (data_.generateRequested) {
+            data_.generateRequested = false;
+            // Leave ImGui's frame before touching the session: queue it.
+            QMetaObject::invokeMethod(this, [this] { requestGenerate(); }, Qt::QueuedConnection);
+        }
     });
     connect(tabs_, &QTabBar::currentChanged, this, [this] { imgui_->markDirty(); });
-    connect(&session_, &Session::finished, this, [this](int step) {
+    connect(&session_, &Session::finished, this, [this](int step, float val) {
         poll();
+        if (store_ && runId_) {
+            if (rl::Status s = rl::run_store_finish(*store_, runId_, val); !s) message(QString::fromStdString(s.msg));
+            refreshRuns();
+        }
+        message(QString("run finished at step %1, validation loss %2").arg(step).arg(val, 0, 'f', 4));
         emit runFinished(step);
     });
-    connect(&session_, &Session::failed, this, [this](const QString& m) { statusBar()->showMessage(m); });
+    connect(&session_, &Session::failed, this, [this](const QString& m) { message(m); });
+    connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { message(m); });
+    connect(&session_, &Session::generated, this, [this] {
+        GenerateResult r = session_.takeGeneration();
+        data_.generating = false;
+        data_.generation = std::move(r.probe);
+        data_.generationPromptTokens = r.promptTokens;
+        data_.generationError = r.error;
+        imgui_->markDirty();
+        emit generationReady();
+    });
+    connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step) {
+        if (store_ && runId_) rl::run_store_set_checkpoint(*store_, runId_, path.toStdString());
+        refreshRuns();
+        message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
+        emit checkpointSaved(path);
+    });
     // The GUI polls the channels 4 times a second and redraws only when something arrived: on two
     // cores with software GL every frame is taken from the trainer (input still redraws at up to 15 fps).
     poll_.setInterval(250);
@@ -67,35 +123,346 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
         trainAction_->setEnabled(ok);
         retrainAction_->setEnabled(ok);
     });
-    auto loadPreset = [this] {
-        auto cfg = rl::preset_load(presets_->currentText().toStdString());
+    connect(config_, &ConfigDock::savePresetRequested, this, [this] { savePreset(); });
+    connect(config_, &ConfigDock::openConfigRequested, this, [this] { openConfig(); });
+    connect(presets_, &QComboBox::currentIndexChanged, this, [this] {
+        const QString file = presets_->currentData().toString();
+        auto cfg = file.isEmpty() ? rl::preset_load(presets_->currentText().toStdString()) : rl::config_load(file.toStdString());
         if (cfg) config_->setConfig(*cfg);
-    };
-    connect(presets_, &QComboBox::currentTextChanged, this, loadPreset);
-    connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { statusBar()->showMessage(m); });
-    loadPreset();
+        else message(QString::fromStdString(cfg.status.msg));
+    });
+
+    if (!QDir().mkpath(workspace_)) {
+        message("cannot create the workspace folder " + workspace_ + "; runs will not be stored (start with --workspace DIR)");
+    } else {
+        auto st = rl::run_store_open(QDir(workspace_).filePath("runs.sqlite").toStdString());
+        if (st) store_ = std::move(*st);
+        else message(QString::fromStdString(st.status.msg) + "; runs will not be stored this session");
+    }
+    buildDocks();
+    loadPresetList();
+    presets_->setCurrentText("default");
     buildMenus();
-    resize(1400, 900);
+    refreshRuns();
+    resize(1600, 1000);
+    resizeDocks({config_, runsDock_}, {330, 250}, Qt::Horizontal);
     QSettings st("RouteLab", "RouteLab");
     restoreGeometry(st.value("geometry").toByteArray());
     restoreState(st.value("windowState").toByteArray());
 }
+
+void MainWindow::message(const QString& m) { statusBar()->showMessage(m); }
 
 void MainWindow::closeEvent(QCloseEvent* e) {
     QSettings st("RouteLab", "RouteLab");
     st.setValue("geometry", saveGeometry());
     st.setValue("windowState", saveState());
     session_.stop();
+    poll();  // the last steps reach the run store
     QMainWindow::closeEvent(e);
+}
+
+// ------------------------------------------------------------------------------------------ docks
+void MainWindow::buildDocks() {
+    probeDock_ = new QDockWidget("Probe text", this);
+    probeDock_->setObjectName("probeDock");
+    auto* pw = new QWidget(probeDock_);
+    auto* pl = new QHBoxLayout(pw);
+    probeEdit_ = new QLineEdit(QString::fromStdString(session_.probeText()), pw);
+    probeEdit_->setObjectName("probeText");
+    probeEdit_->setToolTip("The text the heads, experts, routing and attention views show. Enter applies it.");
+    auto* apply = new QPushButton("Apply", pw);
+    pl->addWidget(new QLabel("probe:", pw));
+    pl->addWidget(probeEdit_, 1);
+    pl->addWidget(apply);
+    probeDock_->setWidget(pw);
+    addDockWidget(Qt::BottomDockWidgetArea, probeDock_);
+    auto applyProbe = [this] { setProbeText(probeEdit_->text()); };
+    connect(probeEdit_, &QLineEdit::returnPressed, this, applyProbe);
+    connect(apply, &QPushButton::clicked, this, applyProbe);
+
+    runsDock_ = new QDockWidget("Runs", this);
+    runsDock_->setObjectName("runsDock");
+    auto* rw = new QWidget(runsDock_);
+    auto* rlay = new QVBoxLayout(rw);
+    runs_ = new QTreeWidget(rw);
+    runs_->setObjectName("runsList");
+    runs_->setHeaderLabels({"run", "steps", "loss", "val", "started"});
+    runs_->setRootIsDecorated(false);
+    runs_->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    runs_->setToolTip("Every run is stored in the workspace. Tick runs to overlay their curves; select two to compare configs.");
+    runs_->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    rlay->addWidget(runs_, 1);
+    auto* buttons = new QHBoxLayout();
+    auto add = [&](const char* text, auto fn) {
+        auto* b = new QPushButton(text, rw);
+        connect(b, &QPushButton::clicked, this, fn);
+        buttons->addWidget(b);
+    };
+    add("Compare", [this] { compareRuns(); });
+    add("Load config", [this] {
+        auto items = runs_->selectedItems();
+        if (items.isEmpty()) return message("select a run first");
+        auto cfg = rl::config_from_json(items[0]->data(0, Qt::UserRole + 1).toString().toStdString());
+        if (cfg) config_->setConfig(*cfg);
+        else message(QString::fromStdString(cfg.status.msg));
+    });
+    add("CSV...", [this] { exportSelectedRun(); });
+    add("Delete", [this] { deleteSelectedRun(); });
+    rlay->addLayout(buttons);
+    runsDock_->setWidget(rw);
+    addDockWidget(Qt::RightDockWidgetArea, runsDock_);
+    connect(runs_, &QTreeWidget::itemChanged, this, [this] { updateOverlays(); });
+}
+
+void MainWindow::refreshRuns() {
+    if (!runs_) return;
+    QSignalBlocker block(runs_);
+    QSet<qint64> ticked;
+    for (int i = 0; i < runs_->topLevelItemCount(); i++)
+        if (runs_->topLevelItem(i)->checkState(0) == Qt::Checked) ticked.insert(runs_->topLevelItem(i)->data(0, Qt::UserRole).toLongLong());
+    runs_->clear();
+    if (!store_) return;
+    auto list = rl::run_store_list(*store_);
+    if (!list) return message(QString::fromStdString(list.status.msg));
+    for (const rl::RunRecord& r : *list) {
+        auto* it = new QTreeWidgetItem(runs_);
+        it->setText(0, QString("#%1 %2%3").arg(r.id).arg(QString::fromStdString(r.name)).arg(r.id == runId_ ? " (current)" : ""));
+        it->setText(1, QString::number(r.steps));
+        it->setText(2, QString::number(r.final_loss, 'f', 3));
+        it->setText(3, r.val_loss < 0 ? "-" : QString::number(r.val_loss, 'f', 3));
+        it->setText(4, QString::fromStdString(r.created).replace('T', ' ').left(16));
+        it->setToolTip(0, r.checkpoint.empty() ? "no checkpoint saved" : "checkpoint: " + QString::fromStdString(r.checkpoint));
+        it->setData(0, Qt::UserRole, (qlonglong)r.id);
+        it->setData(0, Qt::UserRole + 1, QString::fromStdString(r.config_json));
+        it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
+        it->setCheckState(0, ticked.contains(r.id) ? Qt::Checked : Qt::Unchecked);
+    }
+}
+
+void MainWindow::updateOverlays() {
+    data_.overlays.clear();
+    if (!store_) return;
+    int colour = 1;
+    for (int i = 0; i < runs_->topLevelItemCount(); i++) {
+        QTreeWidgetItem* it = runs_->topLevelItem(i);
+        if (it->checkState(0) != Qt::Checked) continue;
+        auto c = rl::run_store_curve(*store_, it->data(0, Qt::UserRole).toLongLong());
+        if (!c) {
+            message(QString::fromStdString(c.status.msg));
+            continue;
+        }
+        const unsigned col = viewColour(colour++);
+        it->setForeground(0, QColor(col & 0xff, (col >> 8) & 0xff, (col >> 16) & 0xff));
+        data_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
+    }
+    imgui_->markDirty();
+}
+
+void MainWindow::compareRuns() {
+    auto items = runs_->selectedItems();
+    QString nameA, nameB;
+    std::string a, b;
+    if (items.size() >= 2) {
+        nameA = items[0]->text(0), nameB = items[1]->text(0);
+        a = items[0]->data(0, Qt::UserRole + 1).toString().toStdString();
+        b = items[1]->data(0, Qt::UserRole + 1).toString().toStdString();
+    } else if (items.size() == 1) {  // one run against the form
+        auto form = config_->config();
+        if (!form) return message(QString::fromStdString(form.status.msg));
+        nameA = items[0]->text(0), nameB = "config form";
+        a = items[0]->data(0, Qt::UserRole + 1).toString().toStdString();
+        b = rl::config_to_json(*form);
+    } else {
+        return message("select two runs (or one, to compare it with the form)");
+    }
+    const auto diff = rl::config_diff(a, b);
+    QDialog dlg(this);
+    dlg.setWindowTitle("Config diff");
+    auto* l = new QVBoxLayout(&dlg);
+    l->addWidget(new QLabel(diff.empty() ? "The two configs are identical." : QString("%1 key(s) differ").arg(diff.size()), &dlg));
+    auto* t = new QTableWidget((int)diff.size(), 3, &dlg);
+    t->setHorizontalHeaderLabels({"key", nameA, nameB});
+    for (int i = 0; i < (int)diff.size(); i++) {
+        t->setItem(i, 0, new QTableWidgetItem(QString::fromStdString(diff[i].key)));
+        t->setItem(i, 1, new QTableWidgetItem(QString::fromStdString(diff[i].a)));
+        t->setItem(i, 2, new QTableWidgetItem(QString::fromStdString(diff[i].b)));
+    }
+    t->resizeColumnsToContents();
+    l->addWidget(t);
+    dlg.resize(700, 400);
+    dlg.exec();
+}
+
+void MainWindow::exportSelectedRun() {
+    auto items = runs_->selectedItems();
+    if (items.isEmpty() || !store_) return message("select a run first");
+    auto c = rl::run_store_curve(*store_, items[0]->data(0, Qt::UserRole).toLongLong());
+    if (!c) return message(QString::fromStdString(c.status.msg));
+    const QString f = QFileDialog::getSaveFileName(this, "Export curves as CSV", "run.csv", "CSV (*.csv)");
+    if (f.isEmpty()) return;
+    QFile out(f);
+    const std::string csv = rl::curve_to_csv(*c);
+    if (!out.open(QIODevice::WriteOnly) || out.write(csv.data(), (qint64)csv.size()) != (qint64)csv.size())
+        return message("could not write " + f + ": " + out.errorString());
+    message("wrote " + f);
+}
+
+void MainWindow::deleteSelectedRun() {
+    auto items = runs_->selectedItems();
+    if (items.isEmpty() || !store_) return message("select a run first");
+    const qint64 id = items[0]->data(0, Qt::UserRole).toLongLong();
+    if (id == runId_) return message("this is the current run; start another before deleting it");
+    if (QMessageBox::question(this, "Delete run", "Delete " + items[0]->text(0) + " and its curves from the workspace?") != QMessageBox::Yes)
+        return;
+    if (rl::Status s = rl::run_store_delete(*store_, id); !s) message(QString::fromStdString(s.msg));
+    refreshRuns();
+    updateOverlays();
+}
+
+// ------------------------------------------------------------------------------------ presets, files
+void MainWindow::loadPresetList() {
+    QSignalBlocker block(presets_);
+    const QString current = presets_->currentText();
+    presets_->clear();
+    for (const auto& n : rl::preset_names()) presets_->addItem(QString::fromStdString(n));
+    const QDir dir(QDir(workspace_).filePath("presets"));
+    for (const QString& f : dir.entryList({"*.json"}, QDir::Files, QDir::Name))
+        presets_->addItem(f.chopped(5) + k_userPreset, dir.filePath(f));
+    if (!current.isEmpty()) presets_->setCurrentText(current);
+}
+
+void MainWindow::savePreset() {
+    auto cfg = config_->config();
+    if (!cfg) return message("fix the form first: " + QString::fromStdString(cfg.status.msg));
+    bool ok = false;
+    const QString name = QInputDialog::getText(this, "Save as preset", "Preset name (letters, digits, - and _):", QLineEdit::Normal,
+                                               QString::fromStdString(cfg->name) + "-mine", &ok);
+    if (!ok || name.isEmpty()) return;
+    if (!QRegularExpression("^[A-Za-z0-9_-]+$").match(name).hasMatch()) return message("preset names use letters, digits, - and _ only");
+    cfg->name = name.toStdString();
+    const QString dir = QDir(workspace_).filePath("presets"), file = QDir(dir).filePath(name + ".json");
+    QFile out(file);
+    const std::string json = rl::config_to_json(*cfg);
+    if (!QDir().mkpath(dir) || !out.open(QIODevice::WriteOnly) || out.write(json.data(), (qint64)json.size()) != (qint64)json.size())
+        return message("could not write " + file + ": " + out.errorString());
+    out.close();
+    loadPresetList();
+    presets_->setCurrentText(name + k_userPreset);
+    message("saved preset " + file);
+}
+
+void MainWindow::openConfig() {
+    const QString f = QFileDialog::getOpenFileName(this, "Open config", workspace_, "Config (*.json)");
+    if (f.isEmpty()) return;
+    auto cfg = rl::config_load(f.toStdString());
+    if (!cfg) return message(QString::fromStdString(cfg.status.msg));
+    config_->setConfig(*cfg);
+    message("loaded " + f + " into the form; press Train to run it");
+}
+
+void MainWindow::openCorpus() {
+    const QString f = QFileDialog::getOpenFileName(this, "Open corpus", QString(), "Text or RustGPT JSON (*.txt *.json);;All files (*)");
+    if (f.isEmpty()) return;
+    if (!config_->setField("data.corpus", f)) return message("the form has no data.corpus field");
+    message("corpus set to " + f + "; press Retrain to train on it");
+}
+
+bool MainWindow::openCheckpoint(const QString& path) {
+    rl::Status s = session_.startFromCheckpoint(path.toStdString());
+    if (!s) {
+        message(QString::fromStdString(s.msg));
+        return false;
+    }
+    data_ = ViewData{};
+    data_.runName = session_.config().name + " (checkpoint)";
+    config_->setConfig(session_.config());
+    storedPoints_ = 0;
+    runId_ = 0;
+    if (store_) {
+        auto id = rl::run_store_begin(*store_, data_.runName, rl::config_to_json(session_.config()));
+        if (id) runId_ = *id, rl::run_store_set_checkpoint(*store_, runId_, path.toStdString());
+        else message(QString::fromStdString(id.status.msg));
+    }
+    refreshRuns();
+    message("opened " + path + ": paused; Step or Pause continues training (fresh optimizer state)");
+    imgui_->markDirty();
+    return true;
+}
+
+void MainWindow::saveCheckpoint(const QString& path) {
+    if (!session_.active()) return message("nothing to save yet: train or open a checkpoint first");
+    session_.requestCheckpoint(path.toStdString());
+}
+
+bool MainWindow::exportCsv(const QString& path) {
+    QFile out(path);
+    const std::string csv = rl::curve_to_csv(data_.curve);
+    if (!out.open(QIODevice::WriteOnly) || out.write(csv.data(), (qint64)csv.size()) != (qint64)csv.size()) {
+        message("could not write " + path + ": " + out.errorString());
+        return false;
+    }
+    message("wrote " + path);
+    return true;
+}
+
+void MainWindow::setProbeText(const QString& text) {
+    if (probeEdit_->text() != text) probeEdit_->setText(text);
+    session_.setProbeText(text.toStdString());
+    data_.history.clear();  // earlier snapshots show another text
+    data_.scrub = -1;
+    message("probe text applied");
+}
+
+void MainWindow::requestGenerate() {
+    if (!session_.active()) {
+        data_.generationError = "Train a model (or open a checkpoint) first: generation runs on its weights.";
+        imgui_->markDirty();
+        return;
+    }
+    GenerateRequest r;
+    r.prompt = data_.prompt;
+    r.sample.temperature = data_.temperature;
+    r.sample.top_k = data_.topK;
+    r.sample.top_p = data_.topP;
+    r.sample.seed = (unsigned long long)lastStep() + 1;
+    r.maxNew = data_.maxNew;
+    data_.generating = true;
+    data_.generationError.clear();
+    session_.requestGenerate(r);
+    imgui_->markDirty();
 }
 
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu("&File");
-    file->addAction("Export view as PNG...", this, [this] {
-        const QString f = QFileDialog::getSaveFileName(this, "Export PNG", "routelab.png", "PNG (*.png)");
-        if (!f.isEmpty() && !grab().save(f)) statusBar()->showMessage("could not write " + f);
+    file->addAction("Open corpus...", this, [this] { openCorpus(); });
+    file->addAction("Open config...", this, [this] { openConfig(); });
+    file->addAction("Save form as preset...", this, [this] { savePreset(); });
+    file->addSeparator();
+    file->addAction("Load checkpoint...", QKeySequence::Open, this, [this] {
+        const QString f = QFileDialog::getOpenFileName(this, "Load checkpoint", workspace_, "Checkpoint (*.safetensors)");
+        if (!f.isEmpty()) openCheckpoint(f);
     });
-    file->addAction("Quit", this, [this] { close(); });
+    file->addAction("Save checkpoint...", QKeySequence::Save, this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Save checkpoint", QDir(workspace_).filePath("routelab.safetensors"),
+                                                       "Checkpoint (*.safetensors)");
+        if (!f.isEmpty()) saveCheckpoint(f);
+    });
+    file->addSeparator();
+    file->addAction("Export view as PNG...", this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Export view as PNG", "routelab-view.png", "PNG (*.png)");
+        if (!f.isEmpty() && !imgui_->grabFramebuffer().save(f)) message("could not write " + f);
+    });
+    file->addAction("Export window as PNG...", this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Export window as PNG", "routelab.png", "PNG (*.png)");
+        if (!f.isEmpty() && !grab().save(f)) message("could not write " + f);
+    });
+    file->addAction("Export curves as CSV...", this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Export curves as CSV", "routelab-curves.csv", "CSV (*.csv)");
+        if (!f.isEmpty()) exportCsv(f);
+    });
+    file->addSeparator();
+    file->addAction("Quit", QKeySequence::Quit, this, [this] { close(); });
     QMenu* run = menuBar()->addMenu("&Run");
     run->addAction(trainAction_);
     run->addAction("Pause / resume", this, [this] { session_.setPaused(!session_.paused()); });
@@ -106,38 +473,65 @@ void MainWindow::buildMenus() {
     run->addAction(retrainAction_);
     QMenu* view = menuBar()->addMenu("&View");
     view->addAction(config_->toggleViewAction());
-    for (const char* v : {"heads", "experts", "curves", "speedup"}) view->addAction(v, this, [this, v] { showView(v); });
+    view->addAction(probeDock_->toggleViewAction());
+    view->addAction(runsDock_->toggleViewAction());
+    view->addSeparator();
+    for (int i = 0; i < viewNames().size(); i++) {
+        const QString v = viewNames()[i];
+        view->addAction(v, QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, v] { showView(v); });
+    }
     QMenu* help = menuBar()->addMenu("&Help");
     help->addAction("What am I looking at?", this, [this] {
         QMessageBox::information(
             this, "RouteLab views",
             "Heads: for the probe text, each row is a token and each column a head; colour is the head's gate "
             "(dark = switched off for that token). S marks shared heads, always on. The slider replays earlier steps.\n\n"
-            "Experts: each token of the probe text in the colour of the expert it was sent to first; bars show how "
-            "many tokens each expert received this step (balanced = all bars equal).\n\n"
-            "Curves: the training loss, its cross-entropy part, and the mean load imbalance (CV) of the routers.");
+            "Experts: each token of the probe text in the colour of the expert it was sent to first (struck through = "
+            "dropped over capacity); load bars per expert; expert x domain and expert x lexical-class matrices on "
+            "validation text, with NMI; each expert's most frequent tokens.\n\n"
+            "Routing: click a token; the diagram follows it through one layer: the router's softmax, the top-k it keeps, "
+            "the gates or combine weights, and the weighted sum, for heads and for experts.\n\n"
+            "Attention: every head's attention pattern on the probe text (row = query, column = key); hatched rows are "
+            "queries for which MoH switched the head off.\n\n"
+            "Curves: loss and its parts, load imbalance (CV), dropped tokens, router entropy, and per-head or per-expert "
+            "load; EMA smoothing, log-y, values on hover; runs ticked in the Runs dock are overlaid.\n\n"
+            "Speedup: when a routed run finishes, the same weights run dense and routed: the notes' naive estimate, the "
+            "FLOP model and the measured speedup per component, and why they differ.\n\n"
+            "Generate: the model continues a prompt; each token is tinted by its top expert or by its routed-head gate mass.");
     });
     help->addAction("About RouteLab", this, [this] {
         QMessageBox::about(this, "RouteLab", "RouteLab trains a real transformer live and shows its Mixture-of-Heads and "
-                                             "Mixture-of-Experts routing as it learns.");
+                                             "Mixture-of-Experts routing as it learns.\nWorkspace: " + workspace_);
     });
 }
 
 bool MainWindow::startRun(const rl::Config& cfg) {
-    data_ = ViewData{};
+    poll();  // the previous run's last steps reach the store before its data goes
     rl::Status s = session_.start(cfg);
     if (!s) {
-        statusBar()->showMessage(QString::fromStdString(s.msg));
+        message(QString::fromStdString(s.msg));
         return false;
     }
-    statusBar()->showMessage(QString("training %1").arg(QString::fromStdString(cfg.name)));
+    data_ = ViewData{};
+    data_.runName = cfg.name;
+    session_.setProbeText(probeEdit_->text().toStdString());
+    storedPoints_ = 0;
+    runId_ = 0;
+    if (store_) {
+        auto id = rl::run_store_begin(*store_, cfg.name, rl::config_to_json(session_.config()));
+        if (id) runId_ = *id;
+        else message(QString::fromStdString(id.status.msg));
+    }
+    refreshRuns();
+    updateOverlays();
+    message(QString("training %1").arg(QString::fromStdString(cfg.name)));
     return true;
 }
 
 void MainWindow::train() {
     auto cfg = config_->config();  // the form, as edited
     if (!cfg) {
-        statusBar()->showMessage(QString::fromStdString(cfg.status.msg));
+        message(QString::fromStdString(cfg.status.msg));
         return;
     }
     startRun(*cfg);
@@ -154,12 +548,30 @@ void MainWindow::poll() {
     rl::StepStats st;
     while (session_.pollStats(st)) {
         data_.stats.push_back(st);
+        data_.curve.push_back(rl::curve_point(st));
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
         changed = true;
     }
+    if (data_.stats.size() > (size_t)k_maxStats) {  // keep every other step: the load curves stay whole, memory bounded
+        size_t w = 0;
+        for (size_t i = 0; i < data_.stats.size(); i += 2) data_.stats[w++] = data_.stats[i];
+        data_.stats.resize(w);
+    }
+    if (store_ && runId_ && storedPoints_ < data_.curve.size()) {
+        std::vector<rl::CurvePoint> fresh(data_.curve.begin() + storedPoints_, data_.curve.end());
+        if (rl::Status s = rl::run_store_append(*store_, runId_, fresh); s) storedPoints_ = data_.curve.size();
+        else message(QString::fromStdString(s.msg));
+    }
     if (session_.acquireProbe()) {
         data_.probe = session_.probe();
-        data_.history.push_back(data_.probe);
+        rl::ProbeSnapshot past = data_.probe;
+        for (auto& l : past.layers) l.attention.clear();  // only the newest keeps its T x T rows
+        data_.history.push_back(std::move(past));
+        changed = true;
+    }
+    if (session_.acquireSpecialization()) {
+        data_.spec = session_.specialization();
+        data_.hasSpec = true;
         changed = true;
     }
     if (session_.acquireCost()) {
@@ -167,8 +579,8 @@ void MainWindow::poll() {
         data_.hasCost = true;
         changed = true;
     }
-    if (changed && !data_.stats.empty()) {
-        const auto& s = data_.stats.back();
+    if (changed && !data_.curve.empty()) {
+        const auto& s = data_.curve.back();
         live_->setText(QString("step %1  loss %2  tok/s %3").arg(s.step).arg(s.loss, 0, 'f', 4).arg(emaTok_, 0, 'f', 0));
     }
     if (changed) imgui_->markDirty();

@@ -1,36 +1,50 @@
-// The main window (DESIGN.md §5): toolbar with preset picker, Train / Pause / Step / Retrain and
-// live step / loss / tok/s; the ImGui views in the central widget. First cut of the window issue:
-// views heads, experts and curves.
+// The main window (DESIGN.md §5): menus, toolbar (preset picker, Train / Pause / Step / Retrain,
+// live step / loss / tok/s), the ImGui views in the centre (heads, experts, routing, attention,
+// curves, speedup, generate) and docks for the config form, the probe text and the stored runs.
 #pragma once
 #include <QComboBox>
 #include <QLabel>
 #include <QMainWindow>
 #include <QTabBar>
 #include <QTimer>
+#include <optional>
 
 #include "config_dock.h"
+#include "io/run_store.h"
 #include "session.h"
 #include "views.h"
 
 class ImGuiWidget;
 class QAction;
+class QLineEdit;
+class QTreeWidget;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
-    explicit MainWindow(QWidget* parent = nullptr);
+    // workspace: folder of the run store (runs.sqlite) and the user's presets; empty = the platform's app-data folder.
+    explicit MainWindow(const QString& workspace = {}, QWidget* parent = nullptr);
     // Starts a run of the given config (also used by scripted runs).
     bool startRun(const rl::Config& cfg);
-    void showView(const QString& name);  // heads, experts, curves
+    bool openCheckpoint(const QString& path);
+    void saveCheckpoint(const QString& path);  // written by the trainer thread; checkpointSaved follows
+    bool exportCsv(const QString& path);
+    void setProbeText(const QString& text);
+    void requestGenerate();                    // the generate view's prompt and settings
+    void showView(const QString& name);        // heads, experts, routing, attention, curves, speedup, generate
     void selectPreset(const QString& name) { presets_->setCurrentText(name); }
     Session& session() { return session_; }
     ConfigDock* configDock() { return config_; }
     ImGuiWidget* views() { return imgui_; }
     ViewData& viewData() { return data_; }
-    int lastStep() const { return data_.stats.empty() ? 0 : data_.stats.back().step; }
+    QString workspace() const { return workspace_; }
+    int lastStep() const { return data_.curve.empty() ? 0 : data_.curve.back().step; }
+    static const QStringList& viewNames();
 
 signals:
     void runFinished(int step);
+    void generationReady();
+    void checkpointSaved(QString path);
 
 protected:
     void closeEvent(QCloseEvent* e) override;
@@ -39,6 +53,17 @@ private:
     void poll();
     void train();
     void buildMenus();
+    void buildDocks();
+    void loadPresetList();
+    void savePreset();
+    void openConfig();
+    void openCorpus();
+    void refreshRuns();
+    void updateOverlays();
+    void compareRuns();
+    void exportSelectedRun();
+    void deleteSelectedRun();
+    void message(const QString& m);
     Session session_;
     ViewData data_;
     ImGuiWidget* imgui_ = nullptr;
@@ -48,6 +73,14 @@ private:
     QTimer poll_;
     float emaTok_ = 0;
     ConfigDock* config_ = nullptr;
+    QDockWidget* probeDock_ = nullptr;
+    QLineEdit* probeEdit_ = nullptr;
+    QDockWidget* runsDock_ = nullptr;
+    QTreeWidget* runs_ = nullptr;
     QAction* trainAction_ = nullptr;
     QAction* retrainAction_ = nullptr;
+    QString workspace_;
+    std::optional<rl::RunStore> store_;  // empty when the workspace database cannot be opened (said in the status bar)
+    int64_t runId_ = 0;
+    size_t storedPoints_ = 0;  // data_.curve rows already in the store
 };

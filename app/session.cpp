@@ -3,6 +3,8 @@
 #include <QMetaObject>
 #include <chrono>
 
+#include "io/checkpoint.h"
+
 using namespace rl;
 
 Status Session::start(const Config& cfg, bool paused) {
@@ -10,13 +12,47 @@ Status Session::start(const Config& cfg, bool paused) {
     auto st = trainer_create(cfg);
     if (!st) return st.status;
     state_ = std::move(*st);
+    launch(paused);
+    return Status::ok();
+}
+
+Status Session::startFromCheckpoint(const std::string& path) {
+    auto ck = checkpoint_load(path);
+    if (!ck) return ck.status;
+    LoadedCheckpoint& c = **ck;
+    stop();
+    // Rebuild the run around the checkpoint's config: the corpus gives the batches, the file the weights.
+    Config cfg = c.cfg;
+    cfg.train.steps = c.info.step + c.cfg.train.steps;
+    auto st = trainer_create(cfg);
+    if (!st) return Status::error("checkpoint " + path + ": its config no longer builds a run: " + st.status.msg);
+    TrainState& s = **st;
+    if (s.data->tok.to_json() != c.tok.to_json())
+        return Status::error("checkpoint " + path + " was trained with another vocabulary than its corpus (" + cfg.data.corpus +
+                             ") gives now; open that corpus or retrain");
+    if (s.model.params.data.size() != c.model.params.data.size())
+        return Status::error("checkpoint " + path + ": parameter count differs from its config; the file is damaged");
+    s.model.params.data = c.model.params.data;
+    s.step = c.info.step;
+    s.prev_entropy = c.info.attn_entropy;
+    state_ = std::move(*st);
+    launch(true);
+    return Status::ok();
+}
+
+void Session::launch(bool paused) {
     cfg_ = state_->cfg;
     stop_ = false;
     finished_ = false;
     paused_ = paused;
     stepRequests_ = 0;
+    probeDirty_ = false;
+    {
+        std::lock_guard<std::mutex> lock(requestMutex_);
+        generateRequest_.reset();
+        checkpointRequest_.reset();
+    }
     thread_ = std::thread([this] { loop(); });
-    return Status::ok();
 }
 
 void Session::stop() {
@@ -25,46 +61,131 @@ void Session::stop() {
 }
 
 void Session::setProbeText(const std::string& t) {
-    std::lock_guard<std::mutex> lock(probeTextMutex_);
-    probeText_ = t;
+    {
+        std::lock_guard<std::mutex> lock(requestMutex_);
+        probeText_ = t;
+    }
+    probeDirty_ = true;
+}
+
+std::string Session::probeText() {
+    std::lock_guard<std::mutex> lock(requestMutex_);
+    return probeText_;
+}
+
+void Session::requestGenerate(const GenerateRequest& r) {
+    std::lock_guard<std::mutex> lock(requestMutex_);
+    generateRequest_ = r;
+}
+
+void Session::requestCheckpoint(const std::string& path) {
+    std::lock_guard<std::mutex> lock(requestMutex_);
+    checkpointRequest_ = path;
+}
+
+GenerateResult Session::takeGeneration() {
+    std::lock_guard<std::mutex> lock(requestMutex_);
+    return generation_;
+}
+
+void Session::publishProbe() {
+    probes_.write_slot() = probe_run(state_->model, state_->data->tok, probeText(), state_->step);
+    probes_.publish();
+}
+
+void Session::publishSpecialization() {
+    if (state_->model.cfg.moe.kind == FfnRouting::dense) return;
+    specs_.write_slot() = specialization_measure(state_->model, state_->data->tok, state_->data->val, specTokens_);
+    specs_.publish();
+}
+
+// Everything the GUI asked for that is not a training step, run on this (the owning) thread.
+void Session::serveRequests(bool& probeDue) {
+    TrainState& s = *state_;
+    LiveCommand c;
+    while (commands_.pop(c)) {
+        Status ok = trainer_apply(s, c);
+        if (!ok) post([this, m = QString::fromStdString(ok.msg)] { emit liveChangeRefused(m); });
+    }
+    if (probeDirty_.exchange(false)) probeDue = true;
+    std::optional<GenerateRequest> gen;
+    std::optional<std::string> ckpt;
+    {
+        std::lock_guard<std::mutex> lock(requestMutex_);
+        gen.swap(generateRequest_);
+        ckpt.swap(checkpointRequest_);
+    }
+    if (gen) {
+        GenerateResult r;
+        r.prompt = gen->prompt;
+        const ModelConfig& mc = s.model.cfg;
+        r.error = config_generation_blocker(mc);
+        if (r.error.empty()) {
+            std::vector<int> ids = s.data->tok.encode(gen->prompt);
+            if (ids.empty()) ids.push_back(s.data->tok.eos_id());
+            auto out = generate(s.model, ids, gen->maxNew, gen->sample, s.data->tok.eos_id(),
+                                model_window(mc, mc.seq_len, s.prev_entropy));
+            std::vector<int> all = ids;
+            all.insert(all.end(), out.begin(), out.end());
+            // The probe sees the last seq_len tokens; count how many of those are the prompt's.
+            const int keep = std::min((int)all.size(), mc.seq_len);
+            std::vector<int> tail(all.end() - keep, all.end());
+            r.text = s.data->tok.decode(all);
+            r.promptTokens = std::max(0, (int)ids.size() - ((int)all.size() - keep));
+            r.probe = probe_run(s.model, s.data->tok, s.data->tok.decode(tail), s.step, false);
+            // Decoding and re-encoding can merge pieces; fall back to the ids themselves if it did.
+            if ((int)r.probe.tokens.size() != keep) r.promptTokens = std::min(r.promptTokens, (int)r.probe.tokens.size());
+        }
+        {
+            std::lock_guard<std::mutex> lock(requestMutex_);
+            generation_ = std::move(r);
+        }
+        post([this] { emit generated(); });
+    }
+    if (ckpt) {
+        Status sv = checkpoint_save(*ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
+        if (sv) post([this, p = QString::fromStdString(*ckpt), st = s.step] { emit checkpointSaved(p, st); });
+        else post([this, m = QString::fromStdString(sv.msg)] { emit failed(m); });
+    }
+}
+
+void Session::finishRun() {
+    TrainState& s = *state_;
+    const ModelConfig& mc = s.model.cfg;
+    if (mc.attention.heads.kind != HeadSelection::all_heads || mc.moe.kind != FfnRouting::dense) {
+        // The trainer thread owns the weights: measure naive / FLOP-model / measured speedups here.
+        costs_.write_slot() = cost_measure(s.model, 0.25, 3);
+        costs_.publish();
+    }
+    publishSpecialization();
+    const float val = trainer_eval(s);
+    finished_ = true;
+    post([this, step = s.step, val] { emit finished(step, val); });
 }
 
 void Session::loop() {
     TrainState& s = *state_;
-    auto publishProbe = [&] {
-        std::string text;
-        {
-            std::lock_guard<std::mutex> lock(probeTextMutex_);
-            text = probeText_;
-        }
-        probes_.write_slot() = probe_run(s.model, s.data->tok, text, s.step);
-        probes_.publish();
-    };
     publishProbe();
+    publishSpecialization();
+    bool done = s.step >= s.cfg.train.steps;
     while (!stop_) {
-        LiveCommand c;
-        while (commands_.pop(c)) {
-            Status ok = trainer_apply(s, c);
-            if (!ok) QMetaObject::invokeMethod(this, [this, m = QString::fromStdString(ok.msg)] { emit liveChangeRefused(m); },
-                                               Qt::QueuedConnection);
-        }
-        if (paused_ && stepRequests_ == 0) {
+        bool probeDue = false;
+        serveRequests(probeDue);
+        if (done || (paused_ && stepRequests_ == 0)) {
+            if (probeDue) publishProbe();
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
             continue;
         }
         if (stepRequests_ > 0) stepRequests_--;
         StepStats st = trainer_step(s);
         stats_.push(st);  // never waits; a slow GUI loses samples, counted in droppedStats()
-        if (st.step % probeEvery_ == 0 || st.step >= s.cfg.train.steps) publishProbe();
-        if (st.step >= s.cfg.train.steps) break;
-    }
-    const ModelConfig& mc = s.model.cfg;
-    if (!stop_ && (mc.attention.heads.kind != HeadSelection::all_heads || mc.moe.kind != FfnRouting::dense)) {
-        // The trainer thread owns the weights: measure naive / FLOP-model / measured speedups here.
-        costs_.write_slot() = cost_measure(s.model, 0.25, 3);
-        costs_.publish();
+        const bool last = st.step >= s.cfg.train.steps;
+        if (probeDue || st.step % probeEvery_ == 0 || last) publishProbe();
+        if (st.step % specEvery_ == 0 && !last) publishSpecialization();
+        if (last) {
+            finishRun();
+            done = true;
+        }
     }
     finished_ = true;
-    const int step = s.step;
-    QMetaObject::invokeMethod(this, [this, step] { emit finished(step); }, Qt::QueuedConnection);
 }

@@ -1,19 +1,35 @@
 // Session: owns the training thread, its model and optimizer (DESIGN.md §4). The GUI thread talks
 // to it only through atomics (pause/stop/step), an SPSC command ring for live changes, an SPSC
-// ring of StepStats and a triple buffer of probe snapshots; rare events arrive as queued signals.
+// ring of StepStats and triple buffers of snapshots; rare requests (generate, save a checkpoint)
+// go through a mutex-guarded slot and their results come back as queued signals. After the last
+// step the thread stays up, serving those requests on the trained weights, until stop().
 #pragma once
 #include <QObject>
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "infer/cost.h"
+#include "infer/generate.h"
 #include "metrics/routing_report.h"
 #include "train/live.h"
 #include "train/trainer.h"
 #include "util/channel.h"
+
+struct GenerateRequest {
+    std::string prompt;
+    rl::SampleOptions sample;
+    int maxNew = 40;
+};
+struct GenerateResult {
+    std::string prompt, text;   // text: prompt followed by the generated tokens
+    int promptTokens = 0;       // tokens of probe.tokens that came from the prompt
+    rl::ProbeSnapshot probe;    // routing of the whole text (its last seq_len tokens)
+    std::string error;          // why nothing was generated (e.g. expert-choice routing is not causal)
+};
 
 class Session : public QObject {
     Q_OBJECT
@@ -22,41 +38,69 @@ public:
     ~Session() override { stop(); }
     // Builds the run (validates, tokenizes the corpus, allocates) and starts training; paused = wait for resume.
     rl::Status start(const rl::Config& cfg, bool paused = false);
+    // Opens a checkpoint: its config and weights, paused at its step; Train/Step continue for
+    // another train.steps steps (fresh optimizer moments: the file holds weights only).
+    rl::Status startFromCheckpoint(const std::string& path);
     void stop();
     void setPaused(bool p) { paused_ = p; }
     bool paused() const { return paused_; }
     void stepOnce() { stepRequests_++; }
     bool running() const { return thread_.joinable() && !finished_; }
+    bool active() const { return thread_.joinable(); }  // a model exists (training or finished)
     // Live change: applied by the trainer at the next step boundary.
     bool send(const rl::LiveCommand& c) { return commands_.push(c); }
+    // The views follow the probe text: a new snapshot is published at the next boundary.
     void setProbeText(const std::string& t);
+    std::string probeText();
+    void requestGenerate(const GenerateRequest& r);
+    void requestCheckpoint(const std::string& path);
+    GenerateResult takeGeneration();
     // GUI thread: newest stats / snapshots.
     bool pollStats(rl::StepStats& out) { return stats_.pop(out); }
     bool acquireProbe() { return probes_.acquire(); }
     const rl::ProbeSnapshot& probe() const { return probes_.read_slot(); }
-    // The CostReport measured on the trained weights when a run finishes (routed models).
+    // Expert x class counts and top tokens on validation text (MoE models; every specEvery steps).
+    bool acquireSpecialization() { return specs_.acquire(); }
+    const rl::Specialization& specialization() const { return specs_.read_slot(); }
+    // The CostReport measured on the trained weights when a routed run finishes.
     bool acquireCost() { return costs_.acquire(); }
     const rl::CostReport& cost() const { return costs_.read_slot(); }
     uint64_t droppedStats() const { return stats_.dropped(); }
     const rl::Config& config() const { return cfg_; }
 
 signals:
-    void finished(int step);
+    void finished(int step, float valLoss);
     void failed(QString message);
     void liveChangeRefused(QString message);
+    void generated();
+    void checkpointSaved(QString path, int step);
 
 private:
+    void launch(bool paused);
     void loop();
+    void serveRequests(bool& probeDue);
+    void publishProbe();
+    void publishSpecialization();
+    void finishRun();
+    template <class F>
+    void post(F&& f) { QMetaObject::invokeMethod(this, std::forward<F>(f), Qt::QueuedConnection); }
+
     rl::Config cfg_;
     std::unique_ptr<rl::TrainState> state_;
     std::thread thread_;
-    std::atomic<bool> stop_{false}, paused_{false}, finished_{false};
+    std::atomic<bool> stop_{false}, paused_{false}, finished_{false}, probeDirty_{false};
     std::atomic<int> stepRequests_{0};
     rl::SpscRing<rl::StepStats, 256> stats_;
     rl::SpscRing<rl::LiveCommand, 64> commands_;
     rl::TripleBuffer<rl::ProbeSnapshot> probes_;
+    rl::TripleBuffer<rl::Specialization> specs_;
     rl::TripleBuffer<rl::CostReport> costs_;
-    std::mutex probeTextMutex_;  // rare: the user edits the probe text
+    std::mutex requestMutex_;  // rare: probe text, generate and checkpoint requests, generation result
     std::string probeText_ = "User: What is the capital of France? Assistant: Paris. 12 + 7 = 19.";
+    std::optional<GenerateRequest> generateRequest_;
+    std::optional<std::string> checkpointRequest_;
+    GenerateResult generation_;
     int probeEvery_ = 10;
+    int specEvery_ = 100;
+    int specTokens_ = 4096;
 };

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json_leaves.h"
+
 namespace rl {
 
 struct RunStoreDb {
@@ -266,33 +268,26 @@ std::string curve_to_csv(const std::vector<CurvePoint>& points) {
     return out;
 }
 
-namespace {
-void flatten(const nlohmann::json& j, const std::string& prefix, std::vector<std::pair<std::string, std::string>>& out) {
-    if (j.is_object()) {
-        for (auto it = j.begin(); it != j.end(); ++it) flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
-    } else {
-        out.push_back({prefix, j.dump()});
-    }
-}
-}  // namespace
 
 std::vector<ConfigDiff> config_diff(const std::string& json_a, const std::string& json_b) {
-    std::vector<std::pair<std::string, std::string>> fa, fb;
-    flatten(nlohmann::json::parse(json_a, nullptr, false), "", fa);
-    flatten(nlohmann::json::parse(json_b, nullptr, false), "", fb);
-    std::sort(fa.begin(), fa.end());
-    std::sort(fb.begin(), fb.end());
+    std::vector<std::pair<std::string, nlohmann::json>> fa, fb;
+    const nlohmann::json ja = nlohmann::json::parse(json_a, nullptr, false), jb = nlohmann::json::parse(json_b, nullptr, false);
+    if (ja.is_object()) json_leaves(ja, fa);
+    if (jb.is_object()) json_leaves(jb, fb);
+    auto by_key = [](const auto& x, const auto& y) { return x.first < y.first; };
+    std::sort(fa.begin(), fa.end(), by_key);  // "a.b" and "a-b" do not come out of the walk in byte order
+    std::sort(fb.begin(), fb.end(), by_key);
     std::vector<ConfigDiff> out;
     size_t i = 0, k = 0;
     while (i < fa.size() || k < fb.size()) {
         if (k == fb.size() || (i < fa.size() && fa[i].first < fb[k].first)) {
-            out.push_back({fa[i].first, fa[i].second, "(absent)"});
+            out.push_back({fa[i].first, fa[i].second.dump(), "(absent)"});
             i++;
         } else if (i == fa.size() || fb[k].first < fa[i].first) {
-            out.push_back({fb[k].first, "(absent)", fb[k].second});
+            out.push_back({fb[k].first, "(absent)", fb[k].second.dump()});
             k++;
         } else {
-            if (fa[i].second != fb[k].second) out.push_back({fa[i].first, fa[i].second, fb[k].second});
+            if (fa[i].second != fb[k].second) out.push_back({fa[i].first, fa[i].second.dump(), fb[k].second.dump()});
             i++, k++;
         }
     }
