@@ -131,7 +131,11 @@ int main(int argc, char** argv) {
                 }
                 if (!shot.isEmpty()) {
                     if (!w.grab().save(shot)) std::fprintf(stderr, "error: cannot write screenshot '%s'\n", qPrintable(shot));
-                    else std::printf("screenshot %s after %d steps (%d frames drawn)\n", qPrintable(shot), step, w.views()->framesDrawn());
+                    else {
+                        const QPoint at = w.views()->mapTo(&w, QPoint(0, 0));  // where the ImGui view sits in the PNG
+                        std::printf("screenshot %s after %d steps (%d frames drawn), view rect %d,%d,%d,%d\n", qPrintable(shot), step,
+                                    w.views()->framesDrawn(), at.x(), at.y(), w.views()->width(), w.views()->height());
+                    }
                 }
                 if (quit) app.quit();
             });

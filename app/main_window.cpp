@@ -152,6 +152,13 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
 }
 
 void MainWindow::message(const QString& m) { statusBar()->showMessage(m); }
+QString MainWindow::statusMessage() const { return statusBar()->currentMessage(); }
+
+QStringList MainWindow::presetNames() const {
+    QStringList n;
+    for (int i = 0; i < presets_->count(); i++) n << presets_->itemText(i);
+    return n;
+}
 
 void MainWindow::closeEvent(QCloseEvent* e) {
     QSettings st("RouteLab", "RouteLab");
@@ -338,18 +345,32 @@ void MainWindow::savePreset() {
     bool ok = false;
     const QString name = QInputDialog::getText(this, "Save as preset", "Preset name (letters, digits, - and _):", QLineEdit::Normal,
                                                QString::fromStdString(cfg->name) + "-mine", &ok);
-    if (!ok || name.isEmpty()) return;
-    if (!QRegularExpression("^[A-Za-z0-9_-]+$").match(name).hasMatch()) return message("preset names use letters, digits, - and _ only");
+    if (ok && !name.isEmpty()) savePresetAs(name);
+}
+
+bool MainWindow::savePresetAs(const QString& name) {
+    auto cfg = config_->config();
+    if (!cfg) {
+        message("fix the form first: " + QString::fromStdString(cfg.status.msg));
+        return false;
+    }
+    if (!QRegularExpression("^[A-Za-z0-9_-]+$").match(name).hasMatch()) {
+        message("preset names use letters, digits, - and _ only");
+        return false;
+    }
     cfg->name = name.toStdString();
     const QString dir = QDir(workspace_).filePath("presets"), file = QDir(dir).filePath(name + ".json");
     QFile out(file);
     const std::string json = rl::config_to_json(*cfg);
-    if (!QDir().mkpath(dir) || !out.open(QIODevice::WriteOnly) || out.write(json.data(), (qint64)json.size()) != (qint64)json.size())
-        return message("could not write " + file + ": " + out.errorString());
+    if (!QDir().mkpath(dir) || !out.open(QIODevice::WriteOnly) || out.write(json.data(), (qint64)json.size()) != (qint64)json.size()) {
+        message("could not write " + file + ": " + out.errorString());
+        return false;
+    }
     out.close();
     loadPresetList();
     presets_->setCurrentText(name + k_userPreset);
     message("saved preset " + file);
+    return true;
 }
 
 void MainWindow::openConfig() {

@@ -33,6 +33,10 @@ public:
     void requestGenerate();                    // the generate view's prompt and settings
     void showView(const QString& name);        // heads, experts, routing, attention, curves, speedup, generate
     void selectPreset(const QString& name) { presets_->setCurrentText(name); }
+    QStringList presetNames() const;
+    // Saves the form as a user preset in the workspace (the Save-as dialog ends here).
+    bool savePresetAs(const QString& name);
+    QString statusMessage() const;
     Session& session() { return session_; }
     ConfigDock* configDock() { return config_; }
     ImGuiWidget* views() { return imgui_; }

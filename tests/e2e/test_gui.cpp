@@ -1,6 +1,7 @@
-// End to end: the real window under Xvfb. Trains a few steps, screenshots each view, checks the
-// view area has rendered content (not blank or black; varied colours in heatmaps), and hovers a
-// heatmap cell through the Qt -> ImGui bridge to read its tooltip.
+// End to end: the real window under Xvfb. Trains a few steps, screenshots every view, checks the
+// ImGui view's own region has rendered content (not blank or black; varied colours in heatmaps),
+// hovers cells through the Qt -> ImGui bridge to read tooltips, generates text, saves and reopens
+// a checkpoint, exports the curves as CSV and finds the run in the workspace's run store.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,13 +9,25 @@
 #include <QImage>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
+#include "io/run_store.h"
+
+namespace fs = std::filesystem;
+
 namespace {
 
+// A workspace of its own per test process: the user's run store is never touched.
+std::string workspace() {
+    static const fs::path w = fs::temp_directory_path() / ("routelab_e2e_ws_" + std::to_string(getpid()));
+    return w.string();
+}
+
 std::string run(const std::string& args, int* code) {
-    const std::string cmd = "xvfb-run -a -s '-screen 0 1600x1000x24' " + std::string(ROUTELAB_GUI_BIN) + " " + args + " 2>&1";
+    const std::string cmd = "xvfb-run -a -s '-screen 0 1600x1000x24' " + std::string(ROUTELAB_GUI_BIN) + " --workspace " + workspace() +
+                            " " + args + " 2>&1";
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");
     char buf[4096];
@@ -25,38 +38,60 @@ std::string run(const std::string& args, int* code) {
     return out;
 }
 
-std::string shot_path(const std::string& view) {
-    return (std::filesystem::temp_directory_path() / ("routelab_e2e_" + view + "_" + std::to_string(getpid()) + ".png")).string();
+std::string temp_file(const std::string& name) {
+    return (fs::temp_directory_path() / ("routelab_e2e_" + std::to_string(getpid()) + "_" + name)).string();
+}
+
+struct Rect {
+    int x = 0, y = 0, w = 0, h = 0;
+};
+// "view rect x,y,w,h" printed by the scripted run.
+bool view_rect(const std::string& out, Rect& r) {
+    const auto p = out.find("view rect ");
+    return p != std::string::npos && std::sscanf(out.c_str() + p, "view rect %d,%d,%d,%d", &r.x, &r.y, &r.w, &r.h) == 4;
 }
 
 }  // namespace
 
-class GuiView : public ::testing::TestWithParam<const char*> {};
+// View and the fewest colour buckets its region must show: heatmaps need many shades, bar charts a few.
+class GuiView : public ::testing::TestWithParam<std::pair<const char*, size_t>> {};
 
 TEST_P(GuiView, RendersContent) {
-    const std::string view = GetParam(), png = shot_path(view);
+    const std::string view = GetParam().first, png = temp_file(view + ".png");
     int code = 0;
-    const std::string out = run("--preset moh-moe --demo-steps 20 --view " + view + " --screenshot " + png + " --quit", &code);
+    std::string args = "--preset moh-moe --demo-steps 20 --view " + view + " --screenshot " + png + " --quit";
+    if (view == "generate") args += " --prompt 'User: What is'";
+    const std::string out = run(args, &code);
     ASSERT_EQ(code, 0) << out;
     QImage img(QString::fromStdString(png));
     ASSERT_FALSE(img.isNull()) << out;
-    // The view area: below the toolbar and tabs, above the status bar.
-    const int y0 = 80, y1 = img.height() - 40;
+    Rect r;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    ASSERT_GT(r.w, 400);
+    ASSERT_GT(r.h, 300);
+    // Only the ImGui view's pixels: the docks around it must not make a blank view pass.
     std::set<QRgb> colours;
     long bright = 0, total = 0;
-    for (int y = y0; y < y1; y += 2)
-        for (int x = 0; x < img.width(); x += 2) {
+    for (int y = r.y; y < r.y + r.h && y < img.height(); y += 2)
+        for (int x = r.x; x < r.x + r.w && x < img.width(); x += 2) {
             const QRgb c = img.pixel(x, y);
             colours.insert(c & 0xF8F8F8);  // bucket near-identical shades
             bright += qGray(c) > 60;
             total++;
         }
     std::printf("[e2e] view %s: %zu colours, %.1f%% bright pixels\n", view.c_str(), colours.size(), 100.0 * bright / total);
-    EXPECT_GE(colours.size(), 8u) << "a view of one or two colours is blank";
-    EXPECT_GT(bright, total / 200) << "almost all black";
-    std::filesystem::remove(png);
+    EXPECT_GE(colours.size(), GetParam().second) << "too few colours: blank, or a heatmap without varied values";
+    EXPECT_GT(bright, total / 100) << "almost all black";
+    if (view == "generate") {
+        EXPECT_NE(out.find("generated: User"), std::string::npos) << out;
+    }
+    fs::remove(png);
 }
-INSTANTIATE_TEST_SUITE_P(Views, GuiView, ::testing::Values("heads", "experts", "curves", "speedup"));
+INSTANTIATE_TEST_SUITE_P(Views, GuiView,
+                         ::testing::Values(std::pair{"heads", 30}, std::pair{"experts", 20}, std::pair{"routing", 20},
+                                           std::pair{"attention", 30}, std::pair{"curves", 20}, std::pair{"speedup", 8},
+                                           std::pair{"generate", 12}),
+                         [](const auto& info) { return std::string(info.param.first); });
 
 TEST(GuiHover, HeatmapTooltipThroughTheBridge) {
     int code = 0;
@@ -68,4 +103,53 @@ TEST(GuiHover, HeatmapTooltipThroughTheBridge) {
     EXPECT_NE(out.find(" head ", pos), std::string::npos) << out;
     EXPECT_NE(out.find(" gate ", pos), std::string::npos) << out;
     EXPECT_NE(out.find(" rank ", pos), std::string::npos) << out;
+}
+
+TEST(GuiHover, CurvesShowValuesAtTheStep) {
+    int code = 0;
+    const std::string out = run("--preset tiny --demo-steps 30 --view curves --hover 400,120 --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    const auto pos = out.find("hover: loss at step ");
+    ASSERT_NE(pos, std::string::npos) << out;
+    EXPECT_NE(out.find("cross-entropy: ", pos), std::string::npos) << out;
+}
+
+// Train with a custom probe text, save a checkpoint and the curves; the run lands in the store;
+// then a second launch opens the checkpoint and shows the routing on the same weights.
+TEST(GuiFiles, CheckpointCsvAndRunStore) {
+    const std::string ckpt = temp_file("run.safetensors"), csv = temp_file("curves.csv");
+    int code = 0;
+    std::string out = run("--preset seed-moh --demo-steps 15 --view heads --probe 'Paris is in France.' --save-checkpoint " + ckpt +
+                              " --csv " + csv + " --quit",
+                          &code);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("checkpoint saved: " + ckpt + " (step 15)"), std::string::npos) << out;
+    std::ifstream in(csv);
+    std::string header, line;
+    std::getline(in, header);
+    EXPECT_EQ(header.rfind("step,loss,ce,", 0), 0u) << header;
+    int rows = 0;
+    while (std::getline(in, line)) rows++;
+    EXPECT_EQ(rows, 15);
+
+    auto store = rl::run_store_open(workspace() + "/runs.sqlite");
+    ASSERT_TRUE(store) << store.status.msg;
+    auto runs = rl::run_store_list(*store);
+    ASSERT_TRUE(runs && !runs->empty());
+    const rl::RunRecord& r = (*runs)[0];
+    EXPECT_EQ(r.name, "seed-moh");
+    EXPECT_EQ(r.steps, 15);
+    EXPECT_GT(r.val_loss, 0.f);
+    EXPECT_EQ(r.checkpoint, ckpt);
+    EXPECT_NE(r.config_json.find("\"moh\""), std::string::npos);
+    EXPECT_EQ(rl::run_store_curve(*store, r.id)->size(), 15u);
+
+    out = run("--checkpoint " + ckpt + " --view heads --hover 160,140 --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("hover: token '"), std::string::npos) << out;
+    out = run("--checkpoint /nonexistent/x.safetensors --quit", &code);
+    EXPECT_EQ(code, 1);
+    EXPECT_NE(out.find("error: "), std::string::npos) << out;
+    fs::remove(ckpt);
+    fs::remove(csv);
 }

@@ -1,0 +1,119 @@
+// Offscreen tests of the session protocol and the window's Qt parts: requests served on the
+// trainer thread after the last step (generation, probe text), errors that come back as messages,
+// and a form saved as a preset that loads back.
+#include <gtest/gtest.h>
+
+#include <QApplication>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QTemporaryDir>
+#include <QThread>
+
+#include "config/presets.h"
+#include "main_window.h"
+#include "session.h"
+
+namespace {
+
+// Processes queued signals until pred() is true (evaluated once per round: it may consume) or the timeout.
+template <class P>
+bool waitFor(P pred, int ms = 30000) {
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < ms) {
+        if (pred()) return true;
+        QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
+        QThread::msleep(2);
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST(Session, ServesGenerationAndProbeTextAfterTheLastStep) {
+    auto cfg = *rl::preset_load("seed-moh");
+    cfg.train.steps = 8;
+    Session s;
+    bool finished = false, generated = false;
+    float val = 0;
+    QObject::connect(&s, &Session::finished, [&](int, float v) { finished = true, val = v; });
+    QObject::connect(&s, &Session::generated, [&] { generated = true; });
+    ASSERT_TRUE(s.start(cfg).is_ok());
+    ASSERT_TRUE(waitFor([&] { return finished; }));
+    EXPECT_GT(val, 0.f);
+    EXPECT_FALSE(s.running());
+    EXPECT_TRUE(s.active());  // the thread stays up to serve requests
+    GenerateRequest r;
+    r.prompt = "User: What is";
+    r.maxNew = 12;
+    r.sample.temperature = 0;  // greedy: deterministic
+    s.requestGenerate(r);
+    ASSERT_TRUE(waitFor([&] { return generated; }));
+    GenerateResult g = s.takeGeneration();
+    EXPECT_TRUE(g.error.empty()) << g.error;
+    EXPECT_EQ(g.promptTokens, 4);  // User : What is
+    EXPECT_GT(g.probe.tokens.size(), 4u);
+    EXPECT_EQ(g.probe.layers.size(), 3u);
+    EXPECT_EQ(g.probe.layers[0].head_gates.size(), g.probe.tokens.size());  // every token has its routing
+    EXPECT_EQ(g.text.rfind("User: What is", 0), 0u) << g.text;
+    // A new probe text is served while idle: the next snapshot shows it.
+    while (s.acquireProbe()) {
+    }
+    s.setProbeText("Paris is in France .");
+    ASSERT_TRUE(waitFor([&] { return s.acquireProbe(); }));
+    ASSERT_FALSE(s.probe().tokens.empty());
+    EXPECT_EQ(s.probe().tokens[0].text, "Paris");
+    s.stop();
+    EXPECT_FALSE(s.active());
+}
+
+TEST(Session, GenerationRefusedWithAReasonForExpertChoice) {
+    auto cfg = *rl::preset_load("moe-top2-8");
+    cfg.model.moe.routing = rl::MoeRouting::expert_choice;
+    cfg.train.steps = 2;
+    Session s;
+    bool finished = false, generated = false;
+    QObject::connect(&s, &Session::finished, [&] { finished = true; });
+    QObject::connect(&s, &Session::generated, [&] { generated = true; });
+    ASSERT_TRUE(s.start(cfg).is_ok());
+    ASSERT_TRUE(waitFor([&] { return finished; }));
+    s.requestGenerate({"User:", {}, 5});
+    ASSERT_TRUE(waitFor([&] { return generated; }));
+    EXPECT_NE(s.takeGeneration().error.find("not causal"), std::string::npos);
+}
+
+TEST(Session, BadCheckpointIsAMessage) {
+    Session s;
+    QTemporaryDir dir;
+    const QString junk = dir.filePath("junk.safetensors");
+    QFile f(junk);
+    ASSERT_TRUE(f.open(QIODevice::WriteOnly));
+    f.write("not a checkpoint");
+    f.close();
+    rl::Status st = s.startFromCheckpoint(junk.toStdString());
+    EXPECT_FALSE(st);
+    EXPECT_NE(st.msg.find("junk.safetensors"), std::string::npos) << st.msg;
+    EXPECT_FALSE(s.active());
+}
+
+TEST(Window, FormSavedAsPresetLoadsBack) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    w.selectPreset("seed-moh");
+    ASSERT_TRUE(w.configDock()->setField("model.attention.heads.beta", "0.05"));
+    EXPECT_FALSE(w.savePresetAs("bad name!"));
+    EXPECT_TRUE(w.statusMessage().contains("letters, digits")) << w.statusMessage().toStdString();
+    ASSERT_TRUE(w.savePresetAs("my-moh")) << w.statusMessage().toStdString();
+    EXPECT_TRUE(QFile::exists(QDir(ws.path()).filePath("presets/my-moh.json")));
+    ASSERT_TRUE(w.presetNames().contains("my-moh (yours)"));
+    w.selectPreset("default");  // the form changes...
+    EXPECT_NE(w.configDock()->config()->name, "my-moh");
+    w.selectPreset("my-moh (yours)");  // ...and the saved preset brings the edit back
+    auto cfg = w.configDock()->config();
+    ASSERT_TRUE(cfg.is_ok()) << cfg.status.msg;
+    EXPECT_EQ(cfg->name, "my-moh");
+    EXPECT_FLOAT_EQ(cfg->model.attention.heads.beta, 0.05f);
+    // A second window on the same workspace lists it too.
+    MainWindow w2(ws.path());
+    EXPECT_TRUE(w2.presetNames().contains("my-moh (yours)"));
+}
