@@ -126,8 +126,9 @@ int main(int argc, char** argv) {
                     double tok = 0;
                     const auto& st = w.viewData().stats;
                     for (const auto& x : st) tok += x.tok_per_s;
-                    std::printf("window run: %d steps, mean %.0f tok/s, %d frames, last frame %.2f ms\n", step,
-                                st.empty() ? 0.0 : tok / st.size(), w.views()->framesDrawn(), w.views()->lastFrameMs());
+                    std::printf("window run: %d steps, mean %.0f tok/s, %d frames, last frame %.2f ms, first step shown %.2f s after Train\n",
+                                step, st.empty() ? 0.0 : tok / st.size(), w.views()->framesDrawn(), w.views()->lastFrameMs(),
+                                w.firstStepSeconds());
                 }
                 if (!shot.isEmpty()) {
                     if (!w.grab().save(shot)) std::fprintf(stderr, "error: cannot write screenshot '%s'\n", qPrintable(shot));

@@ -390,6 +390,8 @@ void MainWindow::openCorpus() {
 }
 
 bool MainWindow::openCheckpoint(const QString& path) {
+    session_.stop();
+    poll();
     rl::Status s = session_.startFromCheckpoint(path.toStdString());
     if (!s) {
         message(QString::fromStdString(s.msg));
@@ -527,7 +529,13 @@ void MainWindow::buildMenus() {
 }
 
 bool MainWindow::startRun(const rl::Config& cfg) {
+    if (rl::Status v = rl::config_validate(cfg); !v) {
+        message(QString::fromStdString(v.msg));
+        return false;
+    }
+    session_.stop();
     poll();  // the previous run's last steps reach the store before its data goes
+    runClock_.start();  // Train -> first numbers on screen, tokenizing and allocating included
     rl::Status s = session_.start(cfg);
     if (!s) {
         message(QString::fromStdString(s.msg));
@@ -568,6 +576,7 @@ void MainWindow::poll() {
     bool changed = false;
     rl::StepStats st;
     while (session_.pollStats(st)) {
+        if (data_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
         data_.stats.push_back(st);
         data_.curve.push_back(rl::curve_point(st));
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
@@ -588,6 +597,12 @@ void MainWindow::poll() {
         rl::ProbeSnapshot past = data_.probe;
         for (auto& l : past.layers) l.attention.clear();  // only the newest keeps its T x T rows
         data_.history.push_back(std::move(past));
+        if (data_.history.size() > 500) {  // the scrubber keeps every other snapshot of long runs
+            size_t w = 0;
+            for (size_t i = 0; i < data_.history.size(); i += 2) data_.history[w++] = std::move(data_.history[i]);
+            data_.history.resize(w);
+            data_.scrub = -1;
+        }
         changed = true;
     }
     if (session_.acquireSpecialization()) {

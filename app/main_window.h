@@ -3,6 +3,7 @@
 // curves, speedup, generate) and docks for the config form, the probe text and the stored runs.
 #pragma once
 #include <QComboBox>
+#include <QElapsedTimer>
 #include <QLabel>
 #include <QMainWindow>
 #include <QTabBar>
@@ -44,6 +45,8 @@ public:
     QString workspace() const { return workspace_; }
     int lastStep() const { return data_.curve.empty() ? 0 : data_.curve.back().step; }
     static const QStringList& viewNames();
+    // Seconds from Train to the first step's numbers in the window (-1 before).
+    double firstStepSeconds() const { return firstStepSeconds_; }
 
 signals:
     void runFinished(int step);
@@ -87,4 +90,6 @@ private:
     std::optional<rl::RunStore> store_;  // empty when the workspace database cannot be opened (said in the status bar)
     int64_t runId_ = 0;
     size_t storedPoints_ = 0;  // data_.curve rows already in the store
+    QElapsedTimer runClock_;
+    double firstStepSeconds_ = -1;
 };

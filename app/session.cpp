@@ -8,9 +8,9 @@
 using namespace rl;
 
 Status Session::start(const Config& cfg, bool paused) {
-    stop();
-    auto st = trainer_create(cfg);
+    auto st = trainer_create(cfg);  // the current run keeps going if this fails
     if (!st) return st.status;
+    stop();
     state_ = std::move(*st);
     launch(paused);
     return Status::ok();
@@ -20,7 +20,6 @@ Status Session::startFromCheckpoint(const std::string& path) {
     auto ck = checkpoint_load(path);
     if (!ck) return ck.status;
     LoadedCheckpoint& c = **ck;
-    stop();
     // Rebuild the run around the checkpoint's config: the corpus gives the batches, the file the weights.
     Config cfg = c.cfg;
     cfg.train.steps = c.info.step + c.cfg.train.steps;
@@ -35,12 +34,21 @@ Status Session::startFromCheckpoint(const std::string& path) {
     s.model.params.data = c.model.params.data;
     s.step = c.info.step;
     s.prev_entropy = c.info.attn_entropy;
+    stop();
     state_ = std::move(*st);
     launch(true);
     return Status::ok();
 }
 
 void Session::launch(bool paused) {
+    // The old thread is joined: this (the consumer's) thread empties what it left in the channels,
+    // so none of it is taken for the new run's.
+    StepStats old;
+    while (stats_.pop(old)) {
+    }
+    probes_.acquire();
+    specs_.acquire();
+    costs_.acquire();
     cfg_ = state_->cfg;
     stop_ = false;
     finished_ = false;

@@ -37,6 +37,8 @@ public:
     explicit Session(QObject* parent = nullptr) : QObject(parent) {}
     ~Session() override { stop(); }
     // Builds the run (validates, tokenizes the corpus, allocates) and starts training; paused = wait for resume.
+    // The previous run stops only once the new one is built: on an error it goes on. Call from the
+    // thread that polls (it empties the channels of the previous run).
     rl::Status start(const rl::Config& cfg, bool paused = false);
     // Opens a checkpoint: its config and weights, paused at its step; Train/Step continue for
     // another train.steps steps (fresh optimizer moments: the file holds weights only).

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the tests with ThreadSanitizer and runs the trainer <-> GUI channel tests under it.
+# Builds the tests with ThreadSanitizer and runs the trainer <-> GUI channel tests under it, then
+# the Session tests (training thread, live commands, requests served after the last step) when the
+# window is built.
 # OpenMP runs one thread here: libgomp is not instrumented, so its own pool would be reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,3 +9,7 @@ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROUTELAB_SANITIZE=O
 cmake --build build-tsan -j "$(nproc)" --target routelab_core_tests >> build-tsan.log
 OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
   build-tsan/tests/routelab_core_tests --gtest_filter='Channel.*'
+if cmake --build build-tsan -j "$(nproc)" --target routelab_app_tests >> build-tsan.log 2>&1; then
+  OMP_NUM_THREADS=1 QT_QPA_PLATFORM=offscreen TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    build-tsan/tests/routelab_app_tests --gtest_filter='Session.*:ConfigDock.LiveLr*'
+fi

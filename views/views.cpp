@@ -617,6 +617,7 @@ void drawCurvesView(ViewData& d) {
         bal.push_back(curveSeries("dropped", IM_COL32(170, 110, 220, 255), d.curve, column("dropped"), d.ema));
         bal.push_back(curveSeries("router entropy", IM_COL32(60, 200, 190, 255), d.curve, column("entropy"), d.ema));
         bal.push_back(curveSeries("aux loss", IM_COL32(120, 200, 90, 255), d.curve, column("moe_aux"), d.ema));
+        bal.push_back(curveSeries("z-loss", IM_COL32(160, 160, 160, 255), d.curve, column("zloss"), d.ema));
     }
     if (routedHeads) bal.push_back(curveSeries("MoH balance", IM_COL32(230, 120, 190, 255), d.curve, column("moh_balance"), d.ema));
     for (const auto& r : d.overlays)

@@ -17,7 +17,7 @@ namespace {
 
 // Processes queued signals until pred() is true (evaluated once per round: it may consume) or the timeout.
 template <class P>
-bool waitFor(P pred, int ms = 30000) {
+bool waitFor(P pred, int ms = 300000) {  // generous: ThreadSanitizer builds run these ~30x slower
     QElapsedTimer t;
     t.start();
     while (t.elapsed() < ms) {
