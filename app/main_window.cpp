@@ -248,18 +248,22 @@ void MainWindow::refreshRuns() {
 }
 
 void MainWindow::updateOverlays() {
+    QSignalBlocker block(runs_);  // colouring the ticked items must not call this again
     data_.overlays.clear();
     if (!store_) return;
     int colour = 1;
     for (int i = 0; i < runs_->topLevelItemCount(); i++) {
         QTreeWidgetItem* it = runs_->topLevelItem(i);
-        if (it->checkState(0) != Qt::Checked) continue;
+        if (it->checkState(0) != Qt::Checked) {
+            it->setForeground(0, QBrush());
+            continue;
+        }
         auto c = rl::run_store_curve(*store_, it->data(0, Qt::UserRole).toLongLong());
         if (!c) {
             message(QString::fromStdString(c.status.msg));
             continue;
         }
-        const unsigned col = viewColour(colour++);
+        const unsigned col = viewColour(colour++);  // ImU32 keeps red in the low byte
         it->setForeground(0, QColor(col & 0xff, (col >> 8) & 0xff, (col >> 16) & 0xff));
         data_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
     }

@@ -137,12 +137,9 @@ void Session::serveRequests(bool& probeDue) {
             all.insert(all.end(), out.begin(), out.end());
             // The probe sees the last seq_len tokens; count how many of those are the prompt's.
             const int keep = std::min((int)all.size(), mc.seq_len);
-            std::vector<int> tail(all.end() - keep, all.end());
             r.text = s.data->tok.decode(all);
             r.promptTokens = std::max(0, (int)ids.size() - ((int)all.size() - keep));
-            r.probe = probe_run(s.model, s.data->tok, s.data->tok.decode(tail), s.step, false);
-            // Decoding and re-encoding can merge pieces; fall back to the ids themselves if it did.
-            if ((int)r.probe.tokens.size() != keep) r.promptTokens = std::min(r.promptTokens, (int)r.probe.tokens.size());
+            r.probe = probe_run_ids(s.model, s.data->tok, std::vector<int>(all.end() - keep, all.end()), s.step, false);
         }
         {
             std::lock_guard<std::mutex> lock(requestMutex_);

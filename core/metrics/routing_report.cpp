@@ -23,10 +23,13 @@ void token_experts(const LayerActs& L, int rows, std::vector<std::vector<std::pa
 }  // namespace
 
 ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string& text, int step, bool with_attention) {
+    return probe_run_ids(m, tok, tok.encode(text), step, with_attention);
+}
+
+ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<int> ids, int step, bool with_attention) {
     const ModelConfig& c = m.cfg;
     ProbeSnapshot p;
     p.step = step;
-    std::vector<int> ids = tok.encode(text);
     if ((int)ids.size() > c.seq_len) ids.resize(c.seq_len);
     if (ids.empty()) ids.push_back(tok.eos_id());
     const int T = (int)ids.size();

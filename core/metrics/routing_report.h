@@ -40,6 +40,8 @@ struct ProbeSnapshot {
 // with_attention: also keep every head's attention rows (T*T floats per head and layer).
 ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string& text, int step = 0,
                         bool with_attention = true);
+// Same on token ids (a generation's own tokens, which a decode/encode round trip could change).
+ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<int> ids, int step = 0, bool with_attention = true);
 std::string probe_to_json(const ProbeSnapshot& p);
 
 // ---- Specialization: expert x class counts, top tokens per expert, NMI ----

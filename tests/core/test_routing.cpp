@@ -207,7 +207,9 @@ TEST_P(Moe, MatchesRefAndFiniteDifferences) {
         EXPECT_LE(A, d.E * d.capacity());
         for (int e = 0; e < d.E; e++) EXPECT_LE(fx.sv.offset[e + 1] - fx.sv.offset[e], d.capacity());
     }
-    if (mc.routing == MoeRouting::expert_choice) EXPECT_EQ(A, d.E * d.capacity());
+    if (mc.routing == MoeRouting::expert_choice) {
+        EXPECT_EQ(A, d.E * d.capacity());
+    }
     float load_sum = 0;
     for (float l : fx.st.load) load_sum += l;
     EXPECT_NEAR(load_sum, 1.f, 1e-5);
