@@ -75,6 +75,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         else if (v == "speedup") drawSpeedupView(data_);
         else if (v == "generate") drawGenerateView(data_);
         else drawCurvesView(data_);
+        if (v == "routing" && data_.animating) imgui_->requestAnotherFrame();  // the diagram's replay, at most 15 fps
         if (data_.generateRequested) {
             data_.generateRequested = false;
             // Leave ImGui's frame before touching the session: queue it.
@@ -251,7 +252,7 @@ void MainWindow::updateOverlays() {
     QSignalBlocker block(runs_);  // colouring the ticked items must not call this again
     data_.overlays.clear();
     if (!store_) return;
-    int colour = 1;
+    int colour = 0;
     for (int i = 0; i < runs_->topLevelItemCount(); i++) {
         QTreeWidgetItem* it = runs_->topLevelItem(i);
         if (it->checkState(0) != Qt::Checked) {
@@ -263,11 +264,22 @@ void MainWindow::updateOverlays() {
             message(QString::fromStdString(c.status.msg));
             continue;
         }
-        const unsigned col = viewColour(colour++);  // ImU32 keeps red in the low byte
+        const unsigned col = overlayColour(colour++);  // ImU32 keeps red in the low byte
         it->setForeground(0, QColor(col & 0xff, (col >> 8) & 0xff, (col >> 16) & 0xff));
         data_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
     }
     imgui_->markDirty();
+}
+
+void MainWindow::overlayAllRuns() {
+    {
+        QSignalBlocker block(runs_);
+        for (int i = 0; i < runs_->topLevelItemCount(); i++) {
+            QTreeWidgetItem* it = runs_->topLevelItem(i);
+            it->setCheckState(0, it->data(0, Qt::UserRole).toLongLong() == runId_ ? Qt::Unchecked : Qt::Checked);
+        }
+    }
+    updateOverlays();
 }
 
 void MainWindow::compareRuns() {

@@ -38,6 +38,7 @@ public:
     // Saves the form as a user preset in the workspace (the Save-as dialog ends here).
     bool savePresetAs(const QString& name);
     QString statusMessage() const;
+    void overlayAllRuns();  // ticks every stored run other than the current one
     Session& session() { return session_; }
     ConfigDock* configDock() { return config_; }
     ImGuiWidget* views() { return imgui_; }

@@ -86,7 +86,9 @@ void ImGuiWidget::paintGL() {
     glClearColor(0.1f, 0.1f, 0.12f, 1.f);
     glClear(GL_COLOR_BUFFER_BIT);
     ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
-    dirty_ = false;
+    dirty_ = again_;  // an animating view asked for the next frame; otherwise idle until data or input
+    again_ = false;
+    if (dirty_ && !cap_.isActive()) cap_.start();
     frames_++;
     lastFrameMs_ = t.nsecsElapsed() / 1e6;
 }

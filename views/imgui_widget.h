@@ -18,6 +18,8 @@ public:
     void setDrawFunction(std::function<void()> fn) { draw_ = std::move(fn); }
     // New data: schedule a repaint (coalesced by the fps cap).
     void markDirty();
+    // From inside a draw: one more frame after this one (an animation in progress), still capped.
+    void requestAnotherFrame() { again_ = true; }
     int framesDrawn() const { return frames_; }
     double lastFrameMs() const { return lastFrameMs_; }
 
@@ -41,6 +43,7 @@ private:
     QTimer cap_;
     QElapsedTimer clock_;
     bool dirty_ = true;
+    bool again_ = false;
     int frames_ = 0;
     double lastFrameMs_ = 0;
     bool glReady_ = false;

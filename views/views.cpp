@@ -114,6 +114,12 @@ unsigned viewColour(int e) {
     return palette[((e % 8) + 8) % 8];
 }
 
+unsigned overlayColour(int i) {
+    static const ImU32 palette[] = {IM_COL32(255, 110, 255, 255), IM_COL32(255, 230, 90, 255), IM_COL32(110, 255, 200, 255),
+                                    IM_COL32(255, 150, 100, 255), IM_COL32(190, 170, 255, 255), IM_COL32(200, 255, 110, 255)};
+    return palette[((i % 6) + 6) % 6];
+}
+
 // ---------------------------------------------------------------------------------------------- heads
 void drawHeadsView(ViewData& d) {
     const rl::ProbeSnapshot& p = d.scrub >= 0 && d.scrub < (int)d.history.size() ? d.history[d.scrub] : d.probe;
@@ -130,8 +136,10 @@ void drawHeadsView(ViewData& d) {
         ImGui::Text("step %d   (dark = head off for that token; S = shared head, always on)", p.step);
     }
     const int H = p.n_heads, T = (int)p.tokens.size();
-    const float cell = std::clamp((ImGui::GetContentRegionAvail().y - 60.f) / std::max(T, 1), 8.f, 22.f);
-    const float labelW = 110.f;
+    const float labelW = 84.f;  // token labels; the cells share what is left of the width and height
+    const float nl = (float)p.layers.size();
+    const float byWidth = (ImGui::GetContentRegionAvail().x - nl * (labelW + 14.f)) / (nl * std::max(H, 1));
+    const float cell = std::clamp(std::min((ImGui::GetContentRegionAvail().y - 60.f) / std::max(T, 1), byWidth), 8.f, 22.f);
     for (size_t l = 0; l < p.layers.size(); l++) {
         if (l) ImGui::SameLine();
         ImGui::BeginGroup();
@@ -148,7 +156,7 @@ void drawHeadsView(ViewData& d) {
         }
         for (int t = 0; t < T; t++) {
             const float y = o.y + 16 + t * cell;
-            dl->AddText(ImVec2(o.x, y), k_text, shortText(p.tokens[t].text).c_str());
+            dl->AddText(ImVec2(o.x, y), k_text, shortText(p.tokens[t].text, 10).c_str());
             for (int h = 0; h < H; h++) {
                 const float g = p.layers[l].head_gates[t][h];
                 const ImVec2 a(o.x + labelW + h * cell, y), b(a.x + cell - 1, a.y + cell - 1);
@@ -266,8 +274,10 @@ void drawExpertsView(ViewData& d) {
 namespace {
 
 // One column of labelled bars, top to bottom; returns each bar's right-middle point (for the flow lines).
+// grow in [0, 1]: how far the bars have grown (animation).
 std::vector<ImVec2> barColumn(ViewData& d, ImVec2 o, float w, const std::vector<float>& v, const std::vector<std::string>& labels,
-                              const std::vector<bool>& on, float vmax, const std::vector<ImU32>& colours, const char* what) {
+                              const std::vector<bool>& on, float vmax, const std::vector<ImU32>& colours, const char* what,
+                              float grow = 1.f) {
     ImDrawList* dl = ImGui::GetWindowDrawList();
     std::vector<ImVec2> ends;
     const float h = 18;
@@ -276,7 +286,7 @@ std::vector<ImVec2> barColumn(ViewData& d, ImVec2 o, float w, const std::vector<
         dl->AddText(ImVec2(o.x, y + 1), on[i] ? k_text : k_dim, labels[i].c_str());
         const ImVec2 a(o.x + 34, y), b(o.x + 34 + w, y + h);
         dl->AddRectFilled(a, b, IM_COL32(40, 40, 48, 255));
-        const float bw = vmax > 0 ? w * std::clamp(v[i] / vmax, 0.f, 1.f) : 0;
+        const float bw = vmax > 0 ? grow * w * std::clamp(v[i] / vmax, 0.f, 1.f) : 0;
         dl->AddRectFilled(a, ImVec2(a.x + bw, b.y), on[i] ? colours[i] : withAlpha(colours[i], 70));
         char t[24];
         std::snprintf(t, sizeof t, "%.3f", v[i]);
@@ -291,10 +301,34 @@ std::vector<ImVec2> barColumn(ViewData& d, ImVec2 o, float w, const std::vector<
     return ends;
 }
 
-void flow(ImVec2 a, ImVec2 b, float weight, ImU32 c) {
+// A flow line whose thickness is the weight it carries; while progress < 1 it fades in and a dot
+// travels along it (the animation replays the routing when the token or layer changes).
+void flow(ImVec2 a, ImVec2 b, float weight, ImU32 c, float progress = 1.f) {
+    if (progress <= 0) return;
     const float mx = (a.x + b.x) / 2;
-    ImGui::GetWindowDrawList()->AddBezierCubic(a, ImVec2(mx, a.y), ImVec2(mx, b.y), b, c, 1.f + 5.f * std::clamp(weight, 0.f, 1.f));
+    const ImVec2 c1(mx, a.y), c2(mx, b.y);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->AddBezierCubic(a, c1, c2, b, withAlpha(c, (int)(200 * std::min(1.f, progress))), 1.f + 5.f * std::clamp(weight, 0.f, 1.f));
+    if (progress < 1) {
+        const float t = progress, u = 1 - t;  // cubic Bezier point at t
+        const ImVec2 p(u * u * u * a.x + 3 * u * u * t * c1.x + 3 * u * t * t * c2.x + t * t * t * b.x,
+                       u * u * u * a.y + 3 * u * u * t * c1.y + 3 * u * t * t * c2.y + t * t * t * b.y);
+        dl->AddCircleFilled(p, 4.f, IM_COL32(255, 255, 255, 230));
+    }
 }
+
+// Animation phase of the routing diagram: 0 -> 1 over 0.9 s after the token or layer changed.
+float routingPhase(ViewData& d) {
+    if (d.token != d.animToken || d.layer != d.animLayer) {
+        d.animToken = d.token, d.animLayer = d.layer;
+        d.animStart = ImGui::GetTime();
+    }
+    const float ph = std::clamp((float)(ImGui::GetTime() - d.animStart) / 0.9f, 0.f, 1.f);
+    d.animating = ph < 1.f;
+    return ph;
+}
+// Stage k of 3 (bars, flows to the middle column, flows to the sum) as 0..1.
+float stage(float phase, int k) { return std::clamp(phase * 3.f - k, 0.f, 1.f); }
 
 }  // namespace
 
@@ -312,12 +346,12 @@ void drawRoutingView(ViewData& d) {
     }
     const int T = (int)p.tokens.size();
     if (d.token < 0 || d.token >= T) d.token = T - 1;
-    ImGui::TextWrapped("Click a token of the probe text: the diagram follows one token through one layer's routers, on the "
-                       "model's real numbers (step %d).", p.step);
+    ImGui::TextWrapped("Point at a token of the probe text: the diagram follows that token through one layer's routers, on "
+                       "the model's real numbers (step %d).", p.step);
     for (int t = 0; t < T; t++) {
         ImGui::PushID(t);
         if (t == d.token) ImGui::PushStyleColor(ImGuiCol_Button, IM_COL32(200, 140, 40, 255));
-        if (ImGui::SmallButton(p.tokens[t].text.c_str())) d.token = t;
+        if (ImGui::SmallButton(p.tokens[t].text.c_str()) || ImGui::IsItemHovered()) d.token = t;  // the token under the cursor
         if (t == d.token) ImGui::PopStyleColor();
         ImGui::PopID();
         if (t + 1 < T && ImGui::GetItemRectMax().x - ImGui::GetWindowPos().x < ImGui::GetWindowWidth() - 100) ImGui::SameLine();
@@ -325,6 +359,7 @@ void drawRoutingView(ViewData& d) {
     layerPicker(d, (int)p.layers.size());
     const rl::ProbeLayer& L = p.layers[d.layer];
     const int t = d.token;
+    const float ph = routingPhase(d);
     ImGui::Separator();
     const float colW = 130, gap = 90;  // bar width, space for the flow lines
     if (heads) {
@@ -355,13 +390,15 @@ void drawRoutingView(ViewData& d) {
         dl->AddText(ImVec2(o.x + 2 * colW + 2 * gap + 20, o.y), k_dim, "weighted sum");
         const float top = o.y + 20;
         // Routed probabilities sit level with their gates (shared heads take the top S rows).
-        auto pe = barColumn(d, ImVec2(o.x, top + S * 21), colW, probs, pl, pon, 1.f, pc, "router p of head");
-        auto ge = barColumn(d, ImVec2(o.x + colW + gap, top), colW, gates, gl, gon, gmax, gc, "gate of head");
+        auto pe = barColumn(d, ImVec2(o.x, top + S * 21), colW, probs, pl, pon, 1.f, pc, "router p of head", stage(ph, 0));
+        auto ge = barColumn(d, ImVec2(o.x + colW + gap, top), colW, gates, gl, gon, gmax, gc, "gate of head", stage(ph, 1));
         for (int i = 0; i < R; i++)
-            if (pon[i]) flow(pe[i], ImVec2(ge[S + i].x - colW - 34, ge[S + i].y), probs[i], IM_COL32(120, 200, 90, 200));
+            if (pon[i]) flow(pe[i], ImVec2(ge[S + i].x - colW - 34, ge[S + i].y), probs[i], IM_COL32(120, 200, 90, 255), stage(ph, 1));
         const ImVec2 sum(o.x + 2 * colW + 2 * gap + 60, top + H * 21 / 2.f);
         for (int h = 0; h < H; h++)
-            if (gon[h]) flow(ge[h], ImVec2(sum.x - 24, sum.y), gates[h] / gmax, h < S ? IM_COL32(230, 180, 60, 200) : IM_COL32(120, 200, 90, 200));
+            if (gon[h])
+                flow(ge[h], ImVec2(sum.x - 24, sum.y), gates[h] / gmax, h < S ? IM_COL32(230, 180, 60, 255) : IM_COL32(120, 200, 90, 255),
+                     stage(ph, 2));
         dl->AddCircleFilled(sum, 22, IM_COL32(60, 60, 80, 255));
         dl->AddText(ImVec2(sum.x - 5, sum.y - 8), k_text, "+");
         char b[200];
@@ -403,13 +440,13 @@ void drawRoutingView(ViewData& d) {
         dl->AddText(ImVec2(o.x + colW + gap, o.y), k_dim, "combine weight");
         dl->AddText(ImVec2(o.x + 2 * colW + 2 * gap + 20, o.y), k_dim, "weighted sum");
         const float top = o.y + 20;
-        auto pe = barColumn(d, ImVec2(o.x, top), colW, probs, lab, on, 1.f, col, "router p of expert");
-        auto we = barColumn(d, ImVec2(o.x + colW + gap, top), colW, cw, lab, on, 1.f, col, "combine weight of expert");
+        auto pe = barColumn(d, ImVec2(o.x, top), colW, probs, lab, on, 1.f, col, "router p of expert", stage(ph, 0));
+        auto we = barColumn(d, ImVec2(o.x + colW + gap, top), colW, cw, lab, on, 1.f, col, "combine weight of expert", stage(ph, 1));
         const ImVec2 sum(o.x + 2 * colW + 2 * gap + 60, top + E * 21 / 2.f);
         for (int e = 0; e < E; e++)
             if (on[e]) {
-                flow(pe[e], ImVec2(we[e].x - colW - 34, we[e].y), probs[e], withAlpha(viewColour(e), 200));
-                flow(we[e], ImVec2(sum.x - 24, sum.y), cw[e], withAlpha(viewColour(e), 200));
+                flow(pe[e], ImVec2(we[e].x - colW - 34, we[e].y), probs[e], viewColour(e), stage(ph, 1));
+                flow(we[e], ImVec2(sum.x - 24, sum.y), cw[e], viewColour(e), stage(ph, 2));
             }
         dl->AddCircleFilled(sum, 22, IM_COL32(60, 60, 80, 255));
         dl->AddText(ImVec2(sum.x - 5, sum.y - 8), k_text, "+");

@@ -34,6 +34,10 @@ struct ViewData {
     int token = -1;       // routing diagram: selected probe token (-1 = the last)
     int subToken = 0;     // routing diagram: MH-MoE sub-token
     int head = 0;         // attention view: enlarged head
+    // routing diagram animation: replays router -> top-k -> sum when the token or layer changes
+    int animToken = -2, animLayer = -1;
+    double animStart = 0;
+    bool animating = false;  // the view wants another frame
     // curves
     float ema = 0.6f;     // smoothing weight of the previous value (0 = raw)
     bool logY = false;
@@ -64,5 +68,7 @@ void drawSpeedupView(ViewData& d);
 // Generate: prompt and sampling settings; the output tinted by its routing.
 void drawGenerateView(ViewData& d);
 
-// Distinct colour of expert / run i (ImU32).
+// Distinct colour of expert / head i (ImU32).
 unsigned viewColour(int i);
+// Colour of the i-th overlaid run: a palette of its own, apart from the current run's series.
+unsigned overlayColour(int i);

@@ -8,6 +8,7 @@
 #include <QElapsedTimer>
 #include <QTemporaryDir>
 #include <QThread>
+#include <QTreeWidget>
 
 #include "config/presets.h"
 #include "main_window.h"
@@ -116,4 +117,32 @@ TEST(Window, FormSavedAsPresetLoadsBack) {
     // A second window on the same workspace lists it too.
     MainWindow w2(ws.path());
     EXPECT_TRUE(w2.presetNames().contains("my-moh (yours)"));
+}
+
+// Runs stored in the workspace appear in the Runs dock; ticking one overlays its curve in the views' data.
+TEST(Window, TickedRunIsOverlaid) {
+    QTemporaryDir ws;
+    {
+        auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
+        ASSERT_TRUE(store);
+        auto id = rl::run_store_begin(*store, "earlier-run", rl::config_to_json(*rl::preset_load("seed-moh")));
+        ASSERT_TRUE(id);
+        std::vector<rl::CurvePoint> pts;
+        for (int i = 1; i <= 25; i++) pts.push_back({i, 4.f - 0.1f * i});
+        ASSERT_TRUE(rl::run_store_append(*store, *id, pts));
+    }
+    MainWindow w(ws.path());
+    auto* list = w.findChild<QTreeWidget*>("runsList");
+    ASSERT_NE(list, nullptr);
+    ASSERT_EQ(list->topLevelItemCount(), 1);
+    QTreeWidgetItem* it = list->topLevelItem(0);
+    EXPECT_TRUE(it->text(0).contains("earlier-run"));
+    EXPECT_EQ(it->text(1), "25");
+    EXPECT_TRUE(w.viewData().overlays.empty());
+    it->setCheckState(0, Qt::Checked);
+    ASSERT_EQ(w.viewData().overlays.size(), 1u);
+    EXPECT_EQ(w.viewData().overlays[0].curve.size(), 25u);
+    EXPECT_FLOAT_EQ(w.viewData().overlays[0].curve[9].loss, 3.f);
+    it->setCheckState(0, Qt::Unchecked);
+    EXPECT_TRUE(w.viewData().overlays.empty());
 }

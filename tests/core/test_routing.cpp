@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "gradcheck.h"
 #include "layers/head_router.h"
@@ -339,16 +340,26 @@ TEST(Config, RoutingWarningsAndGenerationBlocker) {
     EXPECT_NE(config_validate(bad).msg.find("'model.moe.n_heads' must divide d_model"), std::string::npos);
 }
 
-TEST(Probe, ReportsGatesAndExpertsPerToken) {
-    Config cfg = *preset_load("moh-moe");
-    cfg.model.vocab_size = 0;
-    cfg.data.synthetic_docs = 50;
-    auto ds = dataset_build(cfg.data);
-    ASSERT_TRUE(ds.is_ok());
-    cfg.model.vocab_size = ds->tok.vocab_size();
+// moh-moe on a small corpus: its tokenizer and a fresh model (seed, init std) to probe.
+struct ProbeFixture {
+    std::optional<Dataset> ds;
     Model m;
-    model_create(m, cfg.model, 1, 0.02f);
-    ProbeSnapshot p = probe_run(m, ds->tok, "User: What is the sky? Assistant: Blue.");
+    ProbeFixture(unsigned seed, float init_std) {
+        Config cfg = *preset_load("moh-moe");
+        cfg.model.vocab_size = 0;
+        cfg.data.synthetic_docs = 50;
+        auto built = dataset_build(cfg.data);
+        if (!built.is_ok()) return;
+        ds = std::move(*built);
+        cfg.model.vocab_size = ds->tok.vocab_size();
+        model_create(m, cfg.model, seed, init_std);
+    }
+};
+
+TEST(Probe, ReportsGatesAndExpertsPerToken) {
+    ProbeFixture fx(1, 0.02f);
+    ASSERT_TRUE(fx.ds);
+    ProbeSnapshot p = probe_run(fx.m, fx.ds->tok, "User: What is the sky? Assistant: Blue.");
     ASSERT_EQ(p.layers.size(), 3u);
     const size_t T = p.tokens.size();
     ASSERT_GT(T, 5u);
@@ -372,15 +383,9 @@ TEST(Probe, ReportsGatesAndExpertsPerToken) {
 // The routing diagram redraws the router's arithmetic from the probe: probabilities -> top-k ->
 // weights. Recompute the gates and combine weights from the stored probabilities and compare.
 TEST(Probe, RouterInternalsReproduceGatesWeightsAndAttention) {
-    Config cfg = *preset_load("moh-moe");
-    cfg.model.vocab_size = 0;
-    cfg.data.synthetic_docs = 50;
-    auto ds = dataset_build(cfg.data);
-    ASSERT_TRUE(ds.is_ok());
-    cfg.model.vocab_size = ds->tok.vocab_size();
-    Model m;
-    model_create(m, cfg.model, 3, 0.5f);  // large init: routers far from uniform
-    ProbeSnapshot p = probe_run(m, ds->tok, "User: What is the sky? Assistant: Blue. 3 + 4 = 7.");
+    ProbeFixture fx(3, 0.5f);  // large init: routers far from uniform
+    ASSERT_TRUE(fx.ds);
+    ProbeSnapshot p = probe_run(fx.m, fx.ds->tok, "User: What is the sky? Assistant: Blue. 3 + 4 = 7.");
     const int S = p.n_shared_heads, H = p.n_heads, R = H - S, K = p.head_top_k, E = p.n_experts;
     ASSERT_EQ(p.head_kind, "moh");
     ASSERT_EQ(p.expert_kind, "topk");
@@ -427,5 +432,5 @@ TEST(Probe, RouterInternalsReproduceGatesWeightsAndAttention) {
                 EXPECT_NEAR(sum, 1.f, 1e-4);
             }
     }
-    EXPECT_TRUE(probe_run(m, ds->tok, "Blue.", 0, false).layers[0].attention.empty());
+    EXPECT_TRUE(probe_run(fx.m, fx.ds->tok, "Blue.", 0, false).layers[0].attention.empty());
 }
