@@ -589,14 +589,16 @@ void MainWindow::showView(const QString& name) {
 }
 
 void MainWindow::poll() {
-    bool changed = false;
+    // Which data arrived: the view is redrawn only when it shows some of it (software GL makes
+    // every frame, and the window composition after it, cost the trainer).
+    bool stats = false, probe = false, spec = false, cost = false;
     rl::StepStats st;
     while (session_.pollStats(st)) {
         if (data_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
         data_.stats.push_back(st);
         data_.curve.push_back(rl::curve_point(st));
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
-        changed = true;
+        stats = true;
     }
     if (data_.stats.size() > (size_t)k_maxStats) {  // keep every other step: the load curves stay whole, memory bounded
         size_t w = 0;
@@ -619,21 +621,28 @@ void MainWindow::poll() {
             data_.history.resize(w);
             data_.scrub = -1;
         }
-        changed = true;
+        probe = true;
     }
     if (session_.acquireSpecialization()) {
         data_.spec = session_.specialization();
         data_.hasSpec = true;
-        changed = true;
+        spec = true;
     }
     if (session_.acquireCost()) {
         data_.cost = session_.cost();
         data_.hasCost = true;
-        changed = true;
+        cost = true;
     }
-    if (changed && !data_.curve.empty()) {
+    // The live label once a second: with a QOpenGLWidget in the window every widget repaint recomposes
+    // the whole window in software GL; at 4 Hz the label alone cost training 8-10% of its tok/s here.
+    if (stats && !data_.curve.empty() && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000 || !session_.running())) {
+        labelClock_.start();
         const auto& s = data_.curve.back();
         live_->setText(QString("step %1  loss %2  tok/s %3").arg(s.step).arg(s.loss, 0, 'f', 4).arg(emaTok_, 0, 'f', 0));
     }
-    if (changed) imgui_->markDirty();
+    const QString v = tabs_->tabText(tabs_->currentIndex());
+    const bool shown = v == "curves" ? stats : v == "experts" ? stats || probe || spec : v == "speedup" ? cost
+                     : v == "generate"                          ? false
+                                                                : probe;  // heads, routing, attention
+    if (shown) imgui_->markDirty();
 }

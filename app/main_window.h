@@ -92,5 +92,6 @@ private:
     int64_t runId_ = 0;
     size_t storedPoints_ = 0;  // data_.curve rows already in the store
     QElapsedTimer runClock_;
+    QElapsedTimer labelClock_;  // live label refresh
     double firstStepSeconds_ = -1;
 };
