@@ -406,13 +406,14 @@ void MainWindow::openCorpus() {
 }
 
 bool MainWindow::openCheckpoint(const QString& path) {
-    session_.stop();
-    poll();
-    rl::Status s = session_.startFromCheckpoint(path.toStdString());
-    if (!s) {
-        message(QString::fromStdString(s.msg));
+    auto st = Session::prepareFromCheckpoint(path.toStdString());
+    if (!st) {
+        message(QString::fromStdString(st.status.msg));
         return false;
     }
+    session_.stop();
+    poll();
+    session_.launch(std::move(*st), true);
     data_ = ViewData{};
     data_.runName = session_.config().name + " (checkpoint)";
     config_->setConfig(session_.config());
@@ -545,18 +546,15 @@ void MainWindow::buildMenus() {
 }
 
 bool MainWindow::startRun(const rl::Config& cfg) {
-    if (rl::Status v = rl::config_validate(cfg); !v) {
-        message(QString::fromStdString(v.msg));
+    runClock_.start();  // Train -> first numbers on screen, tokenizing and allocating included
+    auto st = Session::prepare(cfg);
+    if (!st) {  // a bad config or corpus: say so; the current run (if any) goes on
+        message(QString::fromStdString(st.status.msg));
         return false;
     }
     session_.stop();
     poll();  // the previous run's last steps reach the store before its data goes
-    runClock_.start();  // Train -> first numbers on screen, tokenizing and allocating included
-    rl::Status s = session_.start(cfg);
-    if (!s) {
-        message(QString::fromStdString(s.msg));
-        return false;
-    }
+    session_.launch(std::move(*st));
     data_ = ViewData{};
     data_.runName = cfg.name;
     session_.setProbeText(probeEdit_->text().toStdString());

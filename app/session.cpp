@@ -8,15 +8,22 @@
 using namespace rl;
 
 Status Session::start(const Config& cfg, bool paused) {
-    auto st = trainer_create(cfg);  // the current run keeps going if this fails
+    auto st = prepare(cfg);  // the current run keeps going if this fails
     if (!st) return st.status;
-    stop();
-    state_ = std::move(*st);
-    launch(paused);
+    launch(std::move(*st), paused);
     return Status::ok();
 }
 
 Status Session::startFromCheckpoint(const std::string& path) {
+    auto st = prepareFromCheckpoint(path);
+    if (!st) return st.status;
+    launch(std::move(*st), true);
+    return Status::ok();
+}
+
+Result<std::unique_ptr<TrainState>> Session::prepare(const Config& cfg) { return trainer_create(cfg); }
+
+Result<std::unique_ptr<TrainState>> Session::prepareFromCheckpoint(const std::string& path) {
     auto ck = checkpoint_load(path);
     if (!ck) return ck.status;
     LoadedCheckpoint& c = **ck;
@@ -34,13 +41,12 @@ Status Session::startFromCheckpoint(const std::string& path) {
     s.model.params.data = c.model.params.data;
     s.step = c.info.step;
     s.prev_entropy = c.info.attn_entropy;
-    stop();
-    state_ = std::move(*st);
-    launch(true);
-    return Status::ok();
+    return st;
 }
 
-void Session::launch(bool paused) {
+void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
+    stop();
+    state_ = std::move(state);
     // The old thread is joined: this (the consumer's) thread empties what it left in the channels,
     // so none of it is taken for the new run's.
     StepStats old;

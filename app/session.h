@@ -36,12 +36,17 @@ class Session : public QObject {
 public:
     explicit Session(QObject* parent = nullptr) : QObject(parent) {}
     ~Session() override { stop(); }
-    // Builds the run (validates, tokenizes the corpus, allocates) and starts training; paused = wait for resume.
-    // The previous run stops only once the new one is built: on an error it goes on. Call from the
-    // thread that polls (it empties the channels of the previous run).
+    // Builds a run (validates, tokenizes the corpus, allocates); nothing running is touched, so on an
+    // error the current run goes on.
+    static rl::Result<std::unique_ptr<rl::TrainState>> prepare(const rl::Config& cfg);
+    // A run around a checkpoint: its config and weights at its step; training continues for another
+    // train.steps steps (fresh optimizer moments: the file holds weights only).
+    static rl::Result<std::unique_ptr<rl::TrainState>> prepareFromCheckpoint(const std::string& path);
+    // Stops the current run and starts this one; paused = wait for resume or Step. Call from the
+    // thread that polls: it empties what the previous run left in the channels.
+    void launch(std::unique_ptr<rl::TrainState> state, bool paused = false);
+    // prepare + launch; checkpoints open paused.
     rl::Status start(const rl::Config& cfg, bool paused = false);
-    // Opens a checkpoint: its config and weights, paused at its step; Train/Step continue for
-    // another train.steps steps (fresh optimizer moments: the file holds weights only).
     rl::Status startFromCheckpoint(const std::string& path);
     void stop();
     void setPaused(bool p) { paused_ = p; }
@@ -78,7 +83,6 @@ signals:
     void checkpointSaved(QString path, int step);
 
 private:
-    void launch(bool paused);
     void loop();
     void serveRequests(bool& probeDue);
     void publishProbe();

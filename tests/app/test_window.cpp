@@ -146,3 +146,22 @@ TEST(Window, TickedRunIsOverlaid) {
     it->setCheckState(0, Qt::Unchecked);
     EXPECT_TRUE(w.viewData().overlays.empty());
 }
+
+// Retrain with a config that cannot build a run (missing corpus): the message says what to fix and
+// the run in progress keeps training.
+TEST(Window, FailedRetrainLeavesTheRunGoing) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    auto cfg = *rl::preset_load("tiny");
+    cfg.train.steps = 100000;
+    ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
+    ASSERT_TRUE(waitFor([&] { return w.lastStep() > 0; }));  // the window polls on its timer inside waitFor
+    auto bad = cfg;
+    bad.data.corpus = "/nonexistent/corpus.txt";
+    EXPECT_FALSE(w.startRun(bad));
+    EXPECT_TRUE(w.statusMessage().contains("/nonexistent/corpus.txt")) << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.session().running());
+    const int before = w.lastStep();
+    ASSERT_TRUE(waitFor([&] { return w.lastStep() > before; }));  // still training, still polled
+    w.session().stop();
+}
