@@ -14,6 +14,7 @@
 #include <QMessageBox>
 #include <QPushButton>
 #include <QRegularExpression>
+#include <QSaveFile>
 #include <QSet>
 #include <QSignalBlocker>
 #include <QSettings>
@@ -30,6 +31,15 @@
 namespace {
 constexpr int k_maxStats = 4000;  // StepStats kept for per-head/expert curves (about 9 KB each); thinned beyond
 constexpr const char* k_userPreset = " (yours)";
+
+// Writes the whole file or nothing: QSaveFile replaces the old file only after every byte is on
+// disk, so a full disk leaves a user's existing preset or CSV as it was. Empty string = written.
+QString writeWhole(const QString& path, const std::string& bytes) {
+    QSaveFile out(path);
+    if (!out.open(QIODevice::WriteOnly) || out.write(bytes.data(), (qint64)bytes.size()) != (qint64)bytes.size() || !out.commit())
+        return "could not write " + path + ": " + out.errorString();
+    return {};
+}
 }  // namespace
 
 const QStringList& MainWindow::viewNames() {
@@ -103,8 +113,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         imgui_->markDirty();
         emit generationReady();
     });
-    connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step) {
-        if (store_ && runId_) rl::run_store_set_checkpoint(*store_, runId_, path.toStdString());
+    connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step, bool currentRun) {
+        if (store_ && runId_ && currentRun)
+            if (rl::Status s = rl::run_store_set_checkpoint(*store_, runId_, path.toStdString()); !s) message(QString::fromStdString(s.msg));
         refreshRuns();
         message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
         emit checkpointSaved(path);
@@ -324,11 +335,8 @@ void MainWindow::exportSelectedRun() {
     if (!c) return message(QString::fromStdString(c.status.msg));
     const QString f = QFileDialog::getSaveFileName(this, "Export curves as CSV", "run.csv", "CSV (*.csv)");
     if (f.isEmpty()) return;
-    QFile out(f);
-    const std::string csv = rl::curve_to_csv(*c);
-    if (!out.open(QIODevice::WriteOnly) || out.write(csv.data(), (qint64)csv.size()) != (qint64)csv.size())
-        return message("could not write " + f + ": " + out.errorString());
-    message("wrote " + f);
+    const QString err = writeWhole(f, rl::curve_to_csv(*c));
+    message(err.isEmpty() ? "wrote " + f : err);
 }
 
 void MainWindow::deleteSelectedRun() {
@@ -376,13 +384,11 @@ bool MainWindow::savePresetAs(const QString& name) {
     }
     cfg->name = name.toStdString();
     const QString dir = QDir(workspace_).filePath("presets"), file = QDir(dir).filePath(name + ".json");
-    QFile out(file);
-    const std::string json = rl::config_to_json(*cfg);
-    if (!QDir().mkpath(dir) || !out.open(QIODevice::WriteOnly) || out.write(json.data(), (qint64)json.size()) != (qint64)json.size()) {
-        message("could not write " + file + ": " + out.errorString());
+    const QString err = QDir().mkpath(dir) ? writeWhole(file, rl::config_to_json(*cfg)) : "cannot create the folder " + dir;
+    if (!err.isEmpty()) {
+        message(err);
         return false;
     }
-    out.close();
     loadPresetList();
     presets_->setCurrentText(name + k_userPreset);
     message("saved preset " + file);
@@ -421,10 +427,12 @@ bool MainWindow::openCheckpoint(const QString& path) {
     runId_ = 0;
     if (store_) {
         auto id = rl::run_store_begin(*store_, data_.runName, rl::config_to_json(session_.config()));
-        if (id) runId_ = *id, rl::run_store_set_checkpoint(*store_, runId_, path.toStdString());
-        else message(QString::fromStdString(id.status.msg));
+        rl::Status s = id ? rl::run_store_set_checkpoint(*store_, *id, path.toStdString()) : id.status;
+        if (id) runId_ = *id;
+        if (!s) message(QString::fromStdString(s.msg));
     }
     refreshRuns();
+    updateOverlays();
     message("opened " + path + ": paused; Step or Pause continues training (fresh optimizer state)");
     imgui_->markDirty();
     return true;
@@ -436,14 +444,9 @@ void MainWindow::saveCheckpoint(const QString& path) {
 }
 
 bool MainWindow::exportCsv(const QString& path) {
-    QFile out(path);
-    const std::string csv = rl::curve_to_csv(data_.curve);
-    if (!out.open(QIODevice::WriteOnly) || out.write(csv.data(), (qint64)csv.size()) != (qint64)csv.size()) {
-        message("could not write " + path + ": " + out.errorString());
-        return false;
-    }
-    message("wrote " + path);
-    return true;
+    const QString err = writeWhole(path, rl::curve_to_csv(data_.curve));
+    message(err.isEmpty() ? "wrote " + path : err);
+    return err.isEmpty();
 }
 
 void MainWindow::setProbeText(const QString& text) {
@@ -611,7 +614,13 @@ void MainWindow::poll() {
     if (session_.acquireProbe()) {
         data_.probe = session_.probe();
         rl::ProbeSnapshot past = data_.probe;
-        for (auto& l : past.layers) l.attention.clear();  // only the newest keeps its T x T rows
+        for (auto& l : past.layers) {  // the scrubber replays gates and experts; the rest stays with the newest only
+            l.attention.clear();
+            l.head_probs.clear();
+            l.shared_probs.clear();
+            l.head_type.clear();
+            l.expert_probs.clear();
+        }
         data_.history.push_back(std::move(past));
         if (data_.history.size() > 500) {  // the scrubber keeps every other snapshot of long runs
             size_t w = 0;

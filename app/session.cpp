@@ -1,6 +1,7 @@
 #include "session.h"
 
 #include <QMetaObject>
+#include <algorithm>
 #include <chrono>
 
 #include "io/checkpoint.h"
@@ -55,6 +56,10 @@ void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
     probes_.acquire();
     specs_.acquire();
     costs_.acquire();
+    LiveCommand stale;  // live edits meant for the previous run (e.g. before opening a checkpoint)
+    while (commands_.pop(stale)) {
+    }
+    run_++;
     cfg_ = state_->cfg;
     stop_ = false;
     finished_ = false;
@@ -137,7 +142,7 @@ void Session::serveRequests(bool& probeDue) {
         if (r.error.empty()) {
             std::vector<int> ids = s.data->tok.encode(gen->prompt);
             if (ids.empty()) ids.push_back(s.data->tok.eos_id());
-            auto out = generate(s.model, ids, gen->maxNew, gen->sample, s.data->tok.eos_id(),
+            auto out = generate(s.model, ids, std::clamp(gen->maxNew, 1, 1000), gen->sample, s.data->tok.eos_id(),
                                 model_window(mc, mc.seq_len, s.prev_entropy));
             std::vector<int> all = ids;
             all.insert(all.end(), out.begin(), out.end());
@@ -153,11 +158,21 @@ void Session::serveRequests(bool& probeDue) {
         }
         post([this] { emit generated(); });
     }
-    if (ckpt) {
-        Status sv = checkpoint_save(*ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
-        if (sv) post([this, p = QString::fromStdString(*ckpt), st = s.step] { emit checkpointSaved(p, st); });
-        else post([this, m = QString::fromStdString(sv.msg)] { emit failed(m); });
-    }
+    if (ckpt) saveCheckpoint(*ckpt);
+}
+
+void Session::saveCheckpoint(const std::string& path) {
+    TrainState& s = *state_;
+    Status sv = checkpoint_save(path, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
+    // Not through post(): the outcome is news even when another run has started since.
+    QMetaObject::invokeMethod(
+        this,
+        [this, ok = sv.is_ok(), m = QString::fromStdString(sv.msg), p = QString::fromStdString(path), st = s.step,
+         run = run_.load()] {
+            if (ok) emit checkpointSaved(p, st, run == run_.load());
+            else emit failed(m);
+        },
+        Qt::QueuedConnection);
 }
 
 void Session::finishRun() {
@@ -168,7 +183,9 @@ void Session::finishRun() {
         costs_.write_slot() = cost_measure(s.model, 0.25, 3);
         costs_.publish();
     }
+    if (stop_) return;  // Retrain or close while measuring: the rest is not wanted
     publishSpecialization();
+    if (stop_) return;
     const float val = trainer_eval(s);
     finished_ = true;
     post([this, step = s.step, val] { emit finished(step, val); });
@@ -198,5 +215,12 @@ void Session::loop() {
             done = true;
         }
     }
+    // A checkpoint asked for just before stop() is still written (the user expects the file).
+    std::optional<std::string> ckpt;
+    {
+        std::lock_guard<std::mutex> lock(requestMutex_);
+        ckpt.swap(checkpointRequest_);
+    }
+    if (ckpt) saveCheckpoint(*ckpt);
     finished_ = true;
 }

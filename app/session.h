@@ -80,7 +80,8 @@ signals:
     void failed(QString message);
     void liveChangeRefused(QString message);
     void generated();
-    void checkpointSaved(QString path, int step);
+    // Also for a run that was replaced meanwhile (the file is written all the same): currentRun says which.
+    void checkpointSaved(QString path, int step, bool currentRun);
 
 private:
     void loop();
@@ -88,8 +89,18 @@ private:
     void publishProbe();
     void publishSpecialization();
     void finishRun();
+    // Queued to the GUI thread, and dropped there if another run was launched in between: a late
+    // "finished" or "generated" of the previous run must not land on the new one.
     template <class F>
-    void post(F&& f) { QMetaObject::invokeMethod(this, std::forward<F>(f), Qt::QueuedConnection); }
+    void post(F&& f) {
+        QMetaObject::invokeMethod(
+            this, [this, run = run_.load(), f = std::forward<F>(f)]() mutable {
+                if (run == run_.load()) f();
+            },
+            Qt::QueuedConnection);
+    }
+    void saveCheckpoint(const std::string& path);
+    std::atomic<int> run_{0};  // launches so far; stamped on posted signals
 
     rl::Config cfg_;
     std::unique_ptr<rl::TrainState> state_;

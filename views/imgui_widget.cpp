@@ -100,6 +100,10 @@ void ImGuiWidget::feedMouse(QMouseEvent* e, bool down) {
     const int b = e->button() == Qt::LeftButton ? 0 : e->button() == Qt::RightButton ? 1
                   : e->button() == Qt::MiddleButton ? 2 : -1;
     if (b >= 0) io.MouseDown[b] = down;
+    // Modifiers as they are now: a Ctrl released outside the view must not leave Ctrl+click on
+    // (which turns an ImGui slider into a text field).
+    io.KeyCtrl = e->modifiers() & Qt::ControlModifier;
+    io.KeyShift = e->modifiers() & Qt::ShiftModifier;
     markDirty();
 }
 
@@ -126,7 +130,10 @@ void ImGuiWidget::keyPressEvent(QKeyEvent* e) {
 
 void ImGuiWidget::keyReleaseEvent(QKeyEvent* e) {
     makeImGuiCurrent();
-    ImGui::GetIO().KeysDown[e->key() & 0x1ff] = false;
+    ImGuiIO& io = ImGui::GetIO();
+    io.KeysDown[e->key() & 0x1ff] = false;
+    io.KeyCtrl = (e->modifiers() & Qt::ControlModifier) && e->key() != Qt::Key_Control;
+    io.KeyShift = (e->modifiers() & Qt::ShiftModifier) && e->key() != Qt::Key_Shift;
     markDirty();
 }
 

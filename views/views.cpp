@@ -17,6 +17,10 @@ ImU32 ramp(float v) {
     return IM_COL32((int)(r * 255), (int)(g * 255), (int)(b * 255), 255);
 }
 
+// Ctrl+click turns a slider into a text field whose value 1.86 does not clamp unless asked to:
+// a typed layer 99 would index past the layers.
+constexpr ImGuiSliderFlags k_clamp = ImGuiSliderFlags_AlwaysClamp;
+
 const ImU32 k_text = IM_COL32(225, 225, 225, 255), k_dim = IM_COL32(130, 130, 140, 255), k_off = IM_COL32(25, 25, 30, 255);
 
 ImU32 withAlpha(ImU32 c, int a) { return (c & 0x00ffffffu) | ((ImU32)a << 24); }
@@ -41,7 +45,8 @@ void layerPicker(ViewData& d, int n_layers) {
     if (n_layers <= 0) return;
     d.layer = std::clamp(d.layer, 0, n_layers - 1);
     ImGui::SetNextItemWidth(160);
-    ImGui::SliderInt("layer", &d.layer, 0, n_layers - 1);
+    ImGui::SliderInt("layer", &d.layer, 0, n_layers - 1, "%d", k_clamp);
+    d.layer = std::clamp(d.layer, 0, n_layers - 1);
 }
 
 // Experts a token (row) reached, or empty when capacity dropped it.
@@ -131,7 +136,7 @@ void drawHeadsView(ViewData& d) {
     if (!d.history.empty()) {
         int s = d.scrub < 0 ? (int)d.history.size() - 1 : d.scrub;
         ImGui::SetNextItemWidth(300);
-        if (ImGui::SliderInt("snapshot", &s, 0, (int)d.history.size() - 1, "")) d.scrub = s == (int)d.history.size() - 1 ? -1 : s;
+        if (ImGui::SliderInt("snapshot", &s, 0, (int)d.history.size() - 1, "", k_clamp)) d.scrub = s == (int)d.history.size() - 1 ? -1 : s;
         ImGui::SameLine();
         ImGui::Text("step %d   (dark = head off for that token; S = shared head, always on)", p.step);
     }
@@ -417,7 +422,8 @@ void drawRoutingView(ViewData& d) {
         if (p.mh_heads > 1) {
             d.subToken = std::clamp(d.subToken, 0, p.mh_heads - 1);
             ImGui::SetNextItemWidth(160);
-            ImGui::SliderInt("sub-token (MH-MoE)", &d.subToken, 0, p.mh_heads - 1);
+            ImGui::SliderInt("sub-token (MH-MoE)", &d.subToken, 0, p.mh_heads - 1, "%d", k_clamp);
+            d.subToken = std::clamp(d.subToken, 0, p.mh_heads - 1);
         }
         const size_t r = (size_t)t * p.mh_heads + (p.mh_heads > 1 ? d.subToken : 0);
         const std::vector<int>& ex = L.experts[r];
@@ -632,7 +638,7 @@ void drawCurvesView(ViewData& d) {
         return;
     }
     ImGui::SetNextItemWidth(200);
-    ImGui::SliderFloat("EMA smoothing", &d.ema, 0.f, 0.99f, "%.2f");
+    ImGui::SliderFloat("EMA smoothing", &d.ema, 0.f, 0.99f, "%.2f", k_clamp);
     ImGui::SameLine();
     ImGui::Checkbox("log y", &d.logY);
     ImGui::SameLine();
@@ -738,16 +744,16 @@ void drawGenerateView(ViewData& d) {
     ImGui::SetNextItemWidth(std::max(300.f, ImGui::GetContentRegionAvail().x - 320));
     ImGui::InputText("prompt", d.prompt, sizeof d.prompt);
     ImGui::SetNextItemWidth(140);
-    ImGui::SliderFloat("temperature", &d.temperature, 0.f, 2.f, "%.2f");
+    ImGui::SliderFloat("temperature", &d.temperature, 0.f, 2.f, "%.2f", k_clamp);
     ImGui::SameLine();
     ImGui::SetNextItemWidth(140);
-    ImGui::SliderInt("top-k", &d.topK, 0, 100);
+    ImGui::SliderInt("top-k", &d.topK, 0, 100, "%d", k_clamp);
     ImGui::SameLine();
     ImGui::SetNextItemWidth(140);
-    ImGui::SliderFloat("top-p", &d.topP, 0.05f, 1.f, "%.2f");
+    ImGui::SliderFloat("top-p", &d.topP, 0.05f, 1.f, "%.2f", k_clamp);
     ImGui::SameLine();
     ImGui::SetNextItemWidth(140);
-    ImGui::SliderInt("max tokens", &d.maxNew, 1, 200);
+    ImGui::SliderInt("max tokens", &d.maxNew, 1, 200, "%d", k_clamp);
     if (ImGui::Button(d.generating ? "generating..." : "Generate") && !d.generating) d.generateRequested = true;
     ImGui::SameLine();
     ImGui::TextDisabled("temperature 0 = greedy; top-k 0 and top-p 1 = off. Runs on the trainer thread between steps.");

@@ -40,6 +40,14 @@ Status exec(RunStoreDb& d, const char* sql) {
     return Status::ok();
 }
 
+// COMMIT, and when it fails (disk full, another process holds the lock) roll back, so the connection
+// is not left inside a transaction where every later write would be lost at close.
+Status commit(RunStoreDb& d) {
+    Status s = exec(d, "COMMIT");
+    if (!s && !sqlite3_get_autocommit(d.h)) exec(d, "ROLLBACK");
+    return s;
+}
+
 // A prepared statement that finalizes itself.
 struct Stmt {
     sqlite3_stmt* s = nullptr;
@@ -145,8 +153,9 @@ Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>&
     {
         Stmt q(d, "INSERT OR REPLACE INTO curves VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         if (!q) {
+            Status e = db_error(d, "storing curves");  // the message before ROLLBACK resets it
             exec(d, "ROLLBACK");
-            return db_error(d, "storing curves");
+            return e;
         }
         for (const CurvePoint& p : points) {
             sqlite3_reset(q.s);
@@ -169,7 +178,7 @@ Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>&
         exec(d, "ROLLBACK");
         return e;
     }
-    return exec(d, "COMMIT");
+    return commit(d);
 }
 
 namespace {
@@ -204,7 +213,7 @@ Status run_store_delete(RunStore& s, int64_t run) {
             return e;
         }
     }
-    return exec(d, "COMMIT");
+    return commit(d);
 }
 
 Result<std::vector<RunRecord>> run_store_list(RunStore& s) {

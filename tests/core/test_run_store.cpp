@@ -145,3 +145,28 @@ TEST(RunStore, RefusesFilesThatAreNotRunStores) {
     fs::remove(junk);
     fs::remove(other);
 }
+
+// Another process holding the database (a second window on the same workspace): the write fails
+// with a message, and once the lock is gone the store writes again (no transaction left open).
+TEST(RunStore, LockedDatabaseFailsCleanlyAndRecovers) {
+    const fs::path db = temp_path("locked.sqlite");
+    auto s = run_store_open(db.string());
+    ASSERT_TRUE(s) << s.status.msg;
+    auto id = run_store_begin(*s, "r", "{}");
+    ASSERT_TRUE(id);
+    sqlite3* other = nullptr;
+    ASSERT_EQ(sqlite3_open(db.string().c_str(), &other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+    Status st = run_store_append(*s, *id, {curve_point(make_stats(1))});  // waits out the 2 s busy timeout
+    EXPECT_FALSE(st);
+    EXPECT_NE(st.msg.find("locked"), std::string::npos) << st.msg;
+    sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(other);
+    ASSERT_TRUE(run_store_append(*s, *id, {curve_point(make_stats(1)), curve_point(make_stats(2))}));
+    ASSERT_TRUE(run_store_finish(*s, *id, 2.f));
+    auto runs = run_store_list(*s);
+    ASSERT_TRUE(runs);
+    EXPECT_EQ((*runs)[0].steps, 2);
+    EXPECT_EQ(run_store_curve(*s, *id)->size(), 2u);
+    fs::remove(db);
+}
