@@ -29,8 +29,19 @@
 #include "imgui_widget.h"
 
 namespace {
-constexpr int k_maxStats = 4000;  // StepStats kept for per-head/expert curves (about 9 KB each); thinned beyond
+constexpr size_t k_maxStats = 4000;  // StepStats kept for per-head/expert curves (about 9 KB each); thinned beyond
 constexpr const char* k_userPreset = " (yours)";
+constexpr size_t k_maxHistory = 500;  // probe snapshots kept for the heads view's scrubber
+
+// Long runs keep every other element once a list passes its bound: memory stays bounded and the
+// whole run stays covered, at half the resolution.
+template <class T>
+void thinWhenOver(std::vector<T>& v, size_t bound) {
+    if (v.size() <= bound) return;
+    size_t w = 0;
+    for (size_t i = 0; i < v.size(); i += 2) v[w++] = std::move(v[i]);
+    v.resize(w);
+}
 
 // Writes the whole file or nothing: QSaveFile replaces the old file only after every byte is on
 // disk, so a full disk leaves a user's existing preset or CSV as it was. Empty string = written.
@@ -601,11 +612,7 @@ void MainWindow::poll() {
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
         stats = true;
     }
-    if (data_.stats.size() > (size_t)k_maxStats) {  // keep every other step: the load curves stay whole, memory bounded
-        size_t w = 0;
-        for (size_t i = 0; i < data_.stats.size(); i += 2) data_.stats[w++] = data_.stats[i];
-        data_.stats.resize(w);
-    }
+    thinWhenOver(data_.stats, k_maxStats);
     if (store_ && runId_ && storedPoints_ < data_.curve.size()) {
         std::vector<rl::CurvePoint> fresh(data_.curve.begin() + storedPoints_, data_.curve.end());
         if (rl::Status s = rl::run_store_append(*store_, runId_, fresh); s) storedPoints_ = data_.curve.size();
@@ -622,11 +629,9 @@ void MainWindow::poll() {
             l.expert_probs.clear();
         }
         data_.history.push_back(std::move(past));
-        if (data_.history.size() > 500) {  // the scrubber keeps every other snapshot of long runs
-            size_t w = 0;
-            for (size_t i = 0; i < data_.history.size(); i += 2) data_.history[w++] = std::move(data_.history[i]);
-            data_.history.resize(w);
-            data_.scrub = -1;
+        if (data_.history.size() > k_maxHistory) {
+            thinWhenOver(data_.history, k_maxHistory);
+            data_.scrub = -1;  // indices moved
         }
         probe = true;
     }
