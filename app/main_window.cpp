@@ -106,6 +106,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     connect(tabs_, &QTabBar::currentChanged, this, [this] { imgui_->markDirty(); });
     connect(&session_, &Session::finished, this, [this](int step, float val) {
         poll();
+        updateLiveLabel();  // the last step, whatever the once-a-second throttle skipped
         if (store_ && runId_) {
             if (rl::Status s = rl::run_store_finish(*store_, runId_, val); !s) message(QString::fromStdString(s.msg));
             refreshRuns();
@@ -600,6 +601,13 @@ void MainWindow::showView(const QString& name) {
     imgui_->markDirty();
 }
 
+void MainWindow::updateLiveLabel() {
+    if (data_.curve.empty()) return;
+    labelClock_.start();
+    const auto& s = data_.curve.back();
+    live_->setText(QString("step %1  loss %2  tok/s %3").arg(s.step).arg(s.loss, 0, 'f', 4).arg(emaTok_, 0, 'f', 0));
+}
+
 void MainWindow::poll() {
     // Which data arrived: the view is redrawn only when it shows some of it (software GL makes
     // every frame, and the window composition after it, cost the trainer).
@@ -647,11 +655,7 @@ void MainWindow::poll() {
     }
     // The live label once a second: with a QOpenGLWidget in the window every widget repaint recomposes
     // the whole window in software GL; at 4 Hz the label alone cost training 8-10% of its tok/s here.
-    if (stats && !data_.curve.empty() && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000 || !session_.running())) {
-        labelClock_.start();
-        const auto& s = data_.curve.back();
-        live_->setText(QString("step %1  loss %2  tok/s %3").arg(s.step).arg(s.loss, 0, 'f', 4).arg(emaTok_, 0, 'f', 0));
-    }
+    if (stats && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000)) updateLiveLabel();
     const QString v = tabs_->tabText(tabs_->currentIndex());
     const bool shown = v == "curves" ? stats : v == "experts" ? stats || probe || spec : v == "speedup" ? cost
                      : v == "generate"                          ? false

@@ -59,6 +59,7 @@ protected:
 
 private:
     void poll();
+    void updateLiveLabel();
     void train();
     void buildMenus();
     void buildDocks();
