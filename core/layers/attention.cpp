@@ -131,14 +131,15 @@ static size_t per_thread_floats(const AttnDims& d) {
 size_t attention_scratch_floats(const AttnDims& d) { return per_thread_floats(d) * thread_count(); }
 
 void attention_forward(float* y, float* att, float* gates, float* entropy_mean, float* scratch, const float* q,
-                       const float* k, const float* v, const float* cope_e, const AttnDims& d) {
+                       const float* k, const float* v, const float* cope_e, const AttnDims& d, const float* head_on) {
     const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos;
     const int group = H / G;
     const float scale = 1.f / std::sqrt((float)D);
     const bool cope = P > 0;
     const size_t per_thread = per_thread_floats(d);
     double ent_total = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : ent_total)
+    long ent_rows = 0;
+#pragma omp parallel for schedule(static) reduction(+ : ent_total, ent_rows)
     for (int b = 0; b < B; b++) {
         float* zbuf = scratch + per_thread * thread_index() + (size_t)T * T;  // (T,P)
         for (int h = 0; h < H; h++) {
@@ -153,14 +154,18 @@ void attention_forward(float* y, float* att, float* gates, float* entropy_mean, 
                 MapR Z(zbuf, T, P);                                              // (T,P)
                 Z.noalias() = Q * CMapR(cope_table(cope_e, d, h), P, D).transpose();
             }
-            for (int i = 0; i < T; i++)
-                ent_total += row_softmax(&A(i, 0), grow ? grow + (size_t)i * T : nullptr,
-                                         cope ? zbuf + (size_t)i * P : nullptr, first_key(i, d.window), i, T, P, scale);
+            for (int i = 0; i < T; i++) {
+                const float ent = row_softmax(&A(i, 0), grow ? grow + (size_t)i * T : nullptr,
+                                              cope ? zbuf + (size_t)i * P : nullptr, first_key(i, d.window), i, T, P, scale);
+                if (head_on && head_on[((size_t)b * T + i) * H + h] == 0.f) continue;
+                ent_total += ent;
+                ent_rows++;
+            }
             MapRS Y(y + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));   // (T,D)
             Y.noalias() = A * V;
         }
     }
-    if (entropy_mean) *entropy_mean = (float)(ent_total / ((double)B * H * T));
+    if (entropy_mean) *entropy_mean = ent_rows ? (float)(ent_total / ent_rows) : 0.f;
 }
 
 void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* scratch, const float* dy,
@@ -256,7 +261,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
 size_t attention_decode_scratch_floats(const AttnDims& d, int len) { return (size_t)2 * len + d.npos; }
 
 void attention_decode_row(float* y_row, float* scratch, const float* q_row, const float* kc, const float* vc,
-                          int len, const float* cope_e, const AttnDims& d) {
+                          int len, const float* cope_e, const AttnDims& d, const float* head_on, float* entropy_mean) {
     const int H = d.H, G = d.G, D = d.D, P = d.npos;
     const int group = H / G;
     const float scale = 1.f / std::sqrt((float)D);
@@ -264,6 +269,8 @@ void attention_decode_row(float* y_row, float* scratch, const float* q_row, cons
     float* row = scratch;            // (len)
     float* grow = scratch + len;     // (len)
     float* z = grow + len;           // (P)
+    double ent_total = 0.0;
+    int ent_rows = 0;
     for (int h = 0; h < H; h++) {
         const int g = h / group;
         Eigen::Map<const Eigen::RowVectorXf> qh(q_row + h * D, D);
@@ -272,19 +279,21 @@ void attention_decode_row(float* y_row, float* scratch, const float* q_row, cons
         Eigen::Map<Eigen::RowVectorXf> s(row, len);
         s.noalias() = qh * K.transpose();
         if (P > 0) Eigen::Map<Eigen::RowVectorXf>(z, P).noalias() = qh * CMapR(cope_table(cope_e, d, h), P, D).transpose();
-        row_softmax(row, P > 0 ? grow : nullptr, P > 0 ? z : nullptr, j0, i, len, P, scale);
+        const float ent = row_softmax(row, P > 0 ? grow : nullptr, P > 0 ? z : nullptr, j0, i, len, P, scale);
+        if (!head_on || head_on[h] != 0.f) ent_total += ent, ent_rows++;
         Eigen::Map<Eigen::RowVectorXf>(y_row + h * D, D).noalias() = s * V;
     }
+    if (entropy_mean) *entropy_mean = ent_rows ? (float)(ent_total / ent_rows) : 0.f;
 }
 
 size_t attention_rows_scratch_floats(int n, int len, int npos) {
     return (size_t)n * len * 2 + (size_t)n * std::max(npos, 1);
 }
 
-void attention_rows(float* y, int y_stride, float* scratch, const float* q, int q_stride, const int* pos, int n,
-                    const float* k, const float* v, int kv_stride, int len, const float* cope_e, int npos, int D,
-                    int window, const float* scale_out) {
-    if (n == 0) return;
+double attention_rows(float* y, int y_stride, float* scratch, const float* q, int q_stride, const int* pos, int n,
+                      const float* k, const float* v, int kv_stride, int len, const float* cope_e, int npos, int D,
+                      int window, const float* scale_out) {
+    if (n == 0) return 0.0;
     const float scale = 1.f / std::sqrt((float)D);
     const int keys = pos[n - 1] + 1;  // no row looks past the last active query
     assert(keys <= len && "a query row cannot see keys that are not there yet");
@@ -296,12 +305,15 @@ void attention_rows(float* y, int y_stride, float* scratch, const float* q, int 
     CMapRS V(v, keys, D, Strided(kv_stride));
     S.noalias() = Q * K.transpose();
     if (npos > 0) MapR(zbuf, n, npos).noalias() = Q * CMapR(cope_e, npos, D).transpose();
+    double ent = 0.0;
     for (int r = 0; r < n; r++)
-        row_softmax(scratch + (size_t)r * keys, npos > 0 ? grow : nullptr, npos > 0 ? zbuf + (size_t)r * npos : nullptr,
-                    first_key(pos[r], window), pos[r], keys, npos, scale);
+        ent += row_softmax(scratch + (size_t)r * keys, npos > 0 ? grow : nullptr,
+                           npos > 0 ? zbuf + (size_t)r * npos : nullptr, first_key(pos[r], window), pos[r], keys, npos,
+                           scale);
     MapRS Y(y, n, D, Strided(y_stride));
     Y.noalias() = S * V;
     for (int r = 0; r < n; r++) Y.row(r) *= scale_out[r];
+    return ent;
 }
 
 void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,

@@ -28,29 +28,35 @@ size_t attention_scratch_floats(const AttnDims& d);
 
 // y (B*T, H*D) overwritten. Saved for backward: att (B,H,T,T) softmax probabilities (0 where
 // masked) and, with CoPE, gates (B,H,T,T) = sigmoid(s/sqrt(D)) (spec §4). entropy_mean (may be
-// null) receives the mean attention-row entropy in nats, used by the adaptive window.
+// null) receives the mean attention-row entropy in nats, used by the adaptive window: over every
+// (query, head) row, or with head_on (B*T, H) (the head gates) only over the rows of heads that
+// are on for their query, which are exactly the rows the skip path computes.
 void attention_forward(float* y, float* att, float* gates, float* entropy_mean, float* scratch, const float* q,
-                       const float* k, const float* v, const float* cope_e, const AttnDims& d);
+                       const float* k, const float* v, const float* cope_e, const AttnDims& d,
+                       const float* head_on = nullptr);
 // Accumulates dq, dk, dv (same layouts as q, k, v) and dcope_e ((H|1), P, D).
 void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* scratch, const float* dy,
                         const float* q, const float* k, const float* v, const float* att, const float* gates,
                         const float* cope_e, const AttnDims& d);
 
 // One query row against a KV cache (decode): q_row (H*D) at position i = len-1, kc / vc (len, G*D).
-// y_row (H*D). scratch: attention_decode_scratch_floats. Same math as the full forward's row.
+// y_row (H*D). scratch: attention_decode_scratch_floats. Same math as the full forward's row;
+// head_on (H) and entropy_mean as in attention_forward.
 size_t attention_decode_scratch_floats(const AttnDims& d, int len);
 void attention_decode_row(float* y_row, float* scratch, const float* q_row, const float* kc, const float* vc,
-                          int len, const float* cope_e, const AttnDims& d);
+                          int len, const float* cope_e, const AttnDims& d, const float* head_on = nullptr,
+                          float* entropy_mean = nullptr);
 
 // Skip path (inference): attention for a subset of query rows of ONE head of ONE sequence.
 // q (n,D) rows with row stride q_stride, at positions pos[0..n) (ascending); keys/values of the
 // head's kv group: k, v (len, D) with row stride kv_stride; cope_e: the head's (P, D) table or null.
 // y (n,D) with row stride y_stride, each row scaled by scale_out[r]. Same math as
-// attention_forward's rows; nothing is computed for rows that are not given.
+// attention_forward's rows; nothing is computed for rows that are not given. Returns the sum of the
+// rows' entropies (nats).
 size_t attention_rows_scratch_floats(int n, int len, int npos);
-void attention_rows(float* y, int y_stride, float* scratch, const float* q, int q_stride, const int* pos, int n,
-                    const float* k, const float* v, int kv_stride, int len, const float* cope_e, int npos, int D,
-                    int window, const float* scale_out);
+double attention_rows(float* y, int y_stride, float* scratch, const float* q, int q_stride, const int* pos, int n,
+                      const float* k, const float* v, int kv_stride, int len, const float* cope_e, int npos, int D,
+                      int window, const float* scale_out);
 
 // Naive reference of attention_forward in double precision (no Eigen, no scratch).
 void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,

@@ -1,5 +1,9 @@
 #include "layers/ffn.h"
 
+#include <cstring>
+
+#include "layers/linear.h"
+
 #include <cmath>
 #include <cstddef>
 
@@ -48,6 +52,26 @@ void relu_forward(float* out, const float* x, int n) {
 
 void relu_backward(float* dx, const float* dout, const float* x, int n) {
     for (int i = 0; i < n; i++) dx[i] += x[i] > 0.f ? dout[i] : 0.f;
+}
+
+void swiglu_ffn_forward(float* y, float* fa, float* fb, float* fh, const float* x, const SwigluWeights& w, int n,
+                        int C, int F) {
+    linear_forward(fa, x, w.w_gate, nullptr, n, C, F);
+    linear_forward(fb, x, w.w_up, nullptr, n, C, F);
+    swiglu_forward(fh, fa, fb, n * F);
+    linear_forward(y, fh, w.w_down, nullptr, n, F, C);
+}
+
+void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfa, float* dfb, float* dfh, const float* dy,
+                         const float* x, const float* fa, const float* fb, const float* fh, const SwigluWeights& w,
+                         int n, int C, int F) {
+    std::memset(dfh, 0, sizeof(float) * n * F);
+    linear_backward(dfh, g.w_down, nullptr, dy, fh, w.w_down, n, F, C);
+    std::memset(dfa, 0, sizeof(float) * n * F);
+    std::memset(dfb, 0, sizeof(float) * n * F);
+    swiglu_backward(dfa, dfb, dfh, fa, fb, n * F);
+    linear_backward(dx, g.w_gate, nullptr, dfa, x, w.w_gate, n, C, F);
+    linear_backward(dx, g.w_up, nullptr, dfb, x, w.w_up, n, C, F);
 }
 
 }  // namespace rl

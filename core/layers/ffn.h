@@ -1,6 +1,7 @@
-// FFN nonlinearities, elementwise over n values. The FFN block itself (linear -> act -> linear)
-// is composed in model.cpp. Elementwise ops have no separate *_ref: the op is already the naive
-// loop, and the finite-difference tests check it directly.
+// FFN nonlinearities, elementwise over n values, and the SwiGLU FFN (dense FFN and every MoE
+// expert). Elementwise ops have no separate *_ref: the op is already the naive loop, and the
+// finite-difference tests check it directly; the SwiGLU FFN is checked through moe_forward_ref and
+// the model's gradient checks. Size key: n rows, C width, F hidden width.
 #pragma once
 
 namespace rl {
@@ -14,5 +15,18 @@ void gelu_forward(float* out, const float* x, int n);
 void gelu_backward(float* dx, const float* dout, const float* x, int n);
 void relu_forward(float* out, const float* x, int n);
 void relu_backward(float* dx, const float* dout, const float* x, int n);
+
+struct SwigluWeights {
+    float* w_gate = nullptr;  // (F, C)
+    float* w_up = nullptr;    // (F, C)
+    float* w_down = nullptr;  // (C, F)
+};
+// y (n,C) = W_down (silu(W_gate x) * W_up x); saves fa, fb (n,F) pre-activations and fh (n,F) hidden.
+void swiglu_ffn_forward(float* y, float* fa, float* fb, float* fh, const float* x, const SwigluWeights& w, int n,
+                        int C, int F);
+// Accumulates dx (n,C) and the weight gradients in g. dfa/dfb/dfh (n,F) are scratch.
+void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfa, float* dfb, float* dfh, const float* dy,
+                         const float* x, const float* fa, const float* fb, const float* fh, const SwigluWeights& w,
+                         int n, int C, int F);
 
 }  // namespace rl

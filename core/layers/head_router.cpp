@@ -89,7 +89,8 @@ float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const H
     return d.paper ? loss : R * loss;
 }
 
-int head_router_scratch_floats(const HeadRouterDims& d) { return d.N * (d.R() + d.S + 2) + 2 * d.R() + 2; }
+// dz rows (N, R+S+2), then one row of dr (R) and one of tmp, which holds R routed or S shared values.
+int head_router_scratch_floats(const HeadRouterDims& d) { return d.N * (d.R() + d.S + 2) + d.R() + std::max(d.R(), d.S); }
 
 void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* dw_type, float* scratch,
                           const float* dgates, float dbalance, const float* f, const HeadRouterSaved& sv,
@@ -100,7 +101,7 @@ void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* 
     float* dzs = dzr + (size_t)N * R;          // (N,S)
     float* dzh = dzs + (size_t)N * S;          // (N,2)
     float* dr = dzh + (size_t)N * 2;           // (R) one row
-    float* tmp = dr + R;                       // (R) one row
+    float* tmp = dr + R;                       // (max(R,S)) one row
     const float bal = dbalance * (d.paper ? 1.f : (float)R) / N;  // d L_b / d r_ti = scale f_i / N
     for (int t = 0; t < N; t++) {
         const float* r = sv.r + (size_t)t * R;

@@ -20,10 +20,10 @@ struct HeadRouterDims {
 
 // Saved for backward (all overwritten): r (N,R), mask (N,R) 0/1, ss (N,S), alpha (N,2).
 struct HeadRouterSaved {
-    float* r;
-    float* mask;
-    float* ss;
-    float* alpha;
+    float* r = nullptr;
+    float* mask = nullptr;
+    float* ss = nullptr;
+    float* alpha = nullptr;
 };
 
 // gates (N,H). w_shared (S,C), w_routed (R,C), w_type (2,C); w_shared/w_type null when S = 0.

@@ -10,14 +10,11 @@
 #include <vector>
 
 #include "config/config.h"
+#include "layers/ffn.h"
 
 namespace rl {
 
-struct ExpertWeights {
-    float* w_gate;  // (F, C)
-    float* w_up;    // (F, C)
-    float* w_down;  // (C, F)
-};
+using ExpertWeights = SwigluWeights;  // each expert is a SwiGLU FFN of width F
 
 struct MoeWeights {
     float* router = nullptr;           // (E, C)
@@ -41,25 +38,25 @@ struct MoeDims {
 
 // Saved for backward and read by the stats (views into the activations arena, plus int buffers).
 struct MoeSaved {
-    float* xr;          // (N,C) router input (jittered copy; == x without jitter)
-    float* jit;         // (N,C) jitter multipliers (null without input jitter)
-    float* logits;      // (N,E) clean router logits
-    float* probs;       // (N,E) softmax(logits)
-    float* noisy;       // (N,E) noisy logits (noisy_topk), null otherwise
-    float* eps;         // (N,E) standard normal draws (noisy_topk)
-    float* noise_pre;   // (N,E) W_noise x (noisy_topk)
-    float* xg;          // (A,C) gathered rows, expert-major
-    float* fa; float* fb; float* fh;   // (A,F) SwiGLU gate, up, hidden
-    float* ye;          // (A,C) expert outputs before weighting
-    float* sfa; float* sfb; float* sfh;  // (n_shared,N,F)
-    float* sye;         // (n_shared,N,C)
-    int* a_token;       // (A) token of each assignment
-    int* a_expert;      // (A) expert of each assignment
-    float* a_w;         // (A) combine weight
-    int* offset;        // (E+1) rows of expert e are [offset[e], offset[e+1])
-    int* choice;        // (N,K) routing choice per token before capacity (-1 none): f counts these
-    int* n_assign;      // (1) A actually used
-    int* work;          // (moe_work_ints) selection scratch, so a step allocates nothing
+    float* xr = nullptr;          // (N,C) router input (jittered copy; == x without jitter)
+    float* jit = nullptr;         // (N,C) jitter multipliers (null without input jitter)
+    float* logits = nullptr;      // (N,E) clean router logits
+    float* probs = nullptr;       // (N,E) softmax(logits)
+    float* noisy = nullptr;       // (N,E) noisy logits (noisy_topk), null otherwise
+    float* eps = nullptr;         // (N,E) standard normal draws (noisy_topk)
+    float* noise_pre = nullptr;   // (N,E) W_noise x (noisy_topk)
+    float* xg = nullptr;          // (A,C) gathered rows, expert-major
+    float* fa = nullptr; float* fb; float* fh;   // (A,F) SwiGLU gate, up, hidden
+    float* ye = nullptr;          // (A,C) expert outputs before weighting
+    float* sfa = nullptr; float* sfb; float* sfh;  // (n_shared,N,F)
+    float* sye = nullptr;         // (n_shared,N,C)
+    int* a_token = nullptr;       // (A) token of each assignment
+    int* a_expert = nullptr;      // (A) expert of each assignment
+    float* a_w = nullptr;         // (A) combine weight
+    int* offset = nullptr;        // (E+1) rows of expert e are [offset[e], offset[e+1])
+    int* choice = nullptr;        // (N,K) routing choice per token before capacity (-1 none): f counts these
+    int* n_assign = nullptr;      // (1) A actually used
+    int* work = nullptr;          // (moe_work_ints) selection scratch, so a step allocates nothing
 };
 size_t moe_work_ints(const MoeDims& d);
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "layers/attention.h"
 #include "layers/head_router.h"
 #include "layers/moe.h"
 #include "tensor/arena.h"
@@ -70,63 +71,64 @@ void model_zero_grad(Model& m);
 
 // Per-layer saved-for-backward views (activations arena).
 struct LayerActs {
-    float* x_in;                       // (N,C) block input; the previous block's output
-    float* ln1; float* ln1_mean; float* ln1_rstd;   // (N,C), (N), (N)
-    float* q; float* k; float* v;      // (N,H*D), (N,G*D), (N,G*D); after RoPE
-    float* att; float* gates;          // (B,H,T,T) softmax probs; CoPE gates (null without CoPE)
-    float* atty;                       // (N,H*D) concatenated heads
-    float* attn_out;                   // (N,C) after W_O (== atty without W_O)
-    float* res1;                       // (N,C) x_in + attn_out
-    float* ln2; float* ln2_mean; float* ln2_rstd;
-    float* fa; float* fb; float* fh;   // (N,F) SwiGLU gate, up, hidden; ReLU/GELU pre, -, hidden
-    float* ffn_out;                    // (N,C)
-    float* res2;                       // (N,C) residual after the FFN
-    float* out;                        // (N,C) block output (res2 pre-norm, ln2 post-norm)
+    float* x_in = nullptr;              // (N,C) block input; the previous block's output
+    float* ln1 = nullptr; float* ln1_mean = nullptr; float* ln1_rstd = nullptr; // (N,C), (N), (N)
+    float* q = nullptr; float* k = nullptr; float* v = nullptr; // (N,H*D), (N,G*D), (N,G*D); after RoPE
+    float* att = nullptr; float* gates = nullptr; // (B,H,T,T) softmax probs; CoPE gates (null without CoPE)
+    float* atty = nullptr;              // (N,H*D) concatenated heads
+    float* attn_out = nullptr;          // (N,C) after W_O (== atty without W_O)
+    float* res1 = nullptr;              // (N,C) x_in + attn_out
+    float* ln2 = nullptr; float* ln2_mean = nullptr; float* ln2_rstd = nullptr;
+    float* fa = nullptr; float* fb = nullptr; float* fh = nullptr; // (N,F) SwiGLU gate, up, hidden; ReLU/GELU pre, -, hidden
+    float* ffn_out = nullptr;           // (N,C)
+    float* res2 = nullptr;              // (N,C) residual after the FFN
+    float* out = nullptr;               // (N,C) block output (res2 pre-norm, ln2 post-norm)
     // head selection (null with all_heads)
-    float* head_gates;                 // (N,H) gate of every head
-    float* atty_raw;                   // (N,H*D) heads before their gates
-    HeadRouterSaved hr;                // MoH router state: r (N,R), mask (N,R), ss (N,S), alpha (N,2)
-    std::vector<float> head_f, head_P; // (R) balance-loss f and P of the last forward
-    float head_balance = 0;            // L_b of this layer
+    float* head_gates = nullptr;        // (N,H) gate of every head
+    float* atty_raw = nullptr;          // (N,H*D) heads before their gates
+    HeadRouterSaved hr;                 // MoH router state: r (N,R), mask (N,R), ss (N,S), alpha (N,2)
+    std::vector<float> head_f, head_P;  // (R) balance-loss f and P of the last forward
+    float head_balance = 0;             // L_b of this layer
     // sparse FFN
     MoeSaved ms;
     MoeStats mst;
-    std::vector<int> moe_int;          // backing store of ms's int buffers
-    float* xh;                         // (N,C) MH-MoE head-layer output
-    float* ym;                         // (N,C) MH-MoE merged-back sub-token outputs, before W_merge
+    std::vector<int> moe_int;           // backing store of ms's int buffers
+    float* xh = nullptr;                // (N,C) MH-MoE head-layer output
+    float* ym = nullptr;                // (N,C) MH-MoE merged-back sub-token outputs, before W_merge
 };
 struct Activations {
-    int B = 0, T = 0;                  // capacity; a forward may use any B' <= B, T' <= T
-    int cur_B = 0, cur_T = 0;          // shape of the last forward
-    int moe_max_assign = 0;            // routing rows the MoE buffers hold (live capacity changes stay within)
-    int window = 0;                    // attention window used by the last forward (backward reuses it)
-    float entropy = 0.f;               // mean attention-row entropy of the last forward (adaptive window)
-    double time_attn = 0, time_ffn = 0, time_head = 0;  // seconds, accumulated when ForwardOptions::timing
-    bool training = false;             // options of the last forward (backward replays them)
+    int B = 0, T = 0;                   // capacity; a forward may use any B' <= B, T' <= T
+    int cur_B = 0, cur_T = 0;           // shape of the last forward
+    int moe_max_assign = 0;             // routing rows the MoE buffers hold (live capacity changes stay within)
+    int window = 0;                     // attention window used by the last forward (backward reuses it)
+    float entropy = 0.f;                // mean attention-row entropy of the last forward (adaptive window)
+    double time_attn = 0, time_ffn = 0, time_head = 0; // seconds, accumulated when ForwardOptions::timing
+    bool training = false;              // options of the last forward (backward replays them)
     uint64_t seed = 0;
     Layout layout;
     Arena arena, scratch_arena;
-    float* x0;                         // (N,C) embeddings
+    float* x0 = nullptr;                // (N,C) embeddings
     std::vector<LayerActs> layers;
-    float* lnf; float* lnf_mean; float* lnf_rstd;   // (N,C) final norm (== last out when off)
-    float* logits;                     // (N,V); softmax probs after a forward with targets
-    float* losses;                     // (N)
+    float* lnf = nullptr; float* lnf_mean = nullptr; float* lnf_rstd = nullptr; // (N,C) final norm (== last out when off)
+    float* logits = nullptr;            // (N,V); softmax probs after a forward with targets
+    float* losses = nullptr;            // (N)
     // loss parts of the last forward (routing losses are means over layers, unweighted)
     double ce = 0, moh_balance = 0, moe_aux = 0, zloss = 0;
     // backward scratch
-    float* dres; float* dtmp;          // (N,C)
-    float* datty; float* dq; float* dk; float* dv;  // (N,H*D), (N,H*D), (N,G*D), (N,G*D)
-    float* dfa; float* dfb; float* dfh;             // (N,F)
-    float* dlogits;                    // (N,V)
-    float* attn_scratch;               // attention_scratch_floats
-    float* dgates;                     // (N,H)
-    float* datty_raw;                  // (N,H*D)
-    float* router_scratch;             // head_router_scratch_floats
-    float* moe_scratch;                // moe_scratch_floats
-    float* dxh; float* dym;            // (N,C) MH-MoE
+    float* dres = nullptr; float* dtmp = nullptr; // (N,C)
+    float* datty = nullptr; float* dq = nullptr; float* dk = nullptr; float* dv = nullptr; // (N,H*D), (N,H*D), (N,G*D), (N,G*D)
+    float* dfa = nullptr; float* dfb = nullptr; float* dfh = nullptr; // (N,F)
+    float* dlogits = nullptr;           // (N,V)
+    float* attn_scratch = nullptr;      // attention_scratch_floats
+    float* dgates = nullptr;            // (N,H)
+    float* datty_raw = nullptr;         // (N,H*D)
+    float* router_scratch = nullptr;    // head_router_scratch_floats
+    float* moe_scratch = nullptr;       // moe_scratch_floats
+    float* dxh = nullptr; float* dym = nullptr; // (N,C) MH-MoE
     // skip path (inference with head selection)
-    float* skip_scratch;               // gathered rows, per-head q and outputs, attention_rows scratch
-    std::vector<int> skip_idx;         // (N) active rows of one head, then their positions
+    float* skip_scratch = nullptr;      // gathered rows, per-head q and outputs, attention_rows scratch
+    std::vector<int> skip_idx;          // (B, 2, T) per sequence: active rows of one head, then their positions
+    std::vector<char> kv_need;          // (G) skip path: kv groups some active head reads
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);
 
@@ -154,6 +156,10 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
 // Backward of the last forward (which must have had targets): accumulates into m.grads.
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);
 
+// Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows.
+AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window);
+size_t model_skip_scratch_floats(const ModelConfig& c, int T);
+
 // KV cache for batch 1 generation: per layer (capacity, G*D) keys (after RoPE) and values.
 struct KVCache {
     int capacity = 0, len = 0;
@@ -162,8 +168,8 @@ struct KVCache {
 };
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity);
 // Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in
-// a.logits. a must be made with activations_create(a, c, 1, 1). o.window: as model_window for the
-// full sequence the cache stands for; o.skip computes only the heads whose gate is non-zero (their
+// a.logits. a must be made with activations_create(a, c, 1, 1). o.window: as for the full sequence
+// the cache stands for (<= 0: model_window(c, kv.capacity, o.prev_entropy)); o.skip computes only the heads whose gate is non-zero (their
 // query, score row, A.V and W_O slice); o.moe_all_experts and o.timing as in model_forward.
 void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, const ForwardOptions& o);
 

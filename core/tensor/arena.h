@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace rl {
@@ -45,6 +46,27 @@ struct Arena {
         const TensorSpec* s = l.find(name);
         return s ? data.data() + s->offset : nullptr;
     }
+};
+
+// Declares each tensor once: add() puts its name, shape and init in the layout and remembers which
+// view it fills; bind() points every view into an arena allocated from that layout. The views must
+// not move between add() and bind() (size their containers first).
+class Binder {
+public:
+    void add(float*& view, const std::string& name, std::vector<int> shape, Init init = Init::zeros,
+             bool decay = false, float init_scale = 1.f) {
+        view = nullptr;
+        views_.push_back({&view, layout.add(name, std::move(shape), init, decay, init_scale)});
+    }
+    // Allocates the arena (zeroed) for the layout and fills every declared view.
+    void bind(Arena& arena) const {
+        arena.allocate(layout);
+        for (const auto& [view, offset] : views_) *view = arena.data.data() + offset;
+    }
+    Layout layout;
+
+private:
+    std::vector<std::pair<float**, size_t>> views_;
 };
 
 }  // namespace rl

@@ -10,7 +10,7 @@
 #include "layers/ffn.h"
 #include "layers/linear.h"
 #include "layers/norm.h"
-#include "train/loss.h"
+#include "layers/loss.h"
 
 using namespace rl;
 using namespace rl::test;

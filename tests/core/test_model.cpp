@@ -242,6 +242,33 @@ TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
                 max_diff);
     EXPECT_LT(max_diff, 1e-4);
 }
+
+TEST(KvCacheWindow, ZeroMeansTheModelWindowOfTheCache) {
+    // ForwardOptions::window <= 0 asks for model_window(c, capacity, prev_entropy), as the full forward does.
+    auto cfg = preset_load("seed-adaptive");
+    ASSERT_TRUE(cfg.is_ok());
+    ModelConfig c = shrink(cfg->model);
+    c.attention.window.min = 3;  // a window that binds at the shrunk length
+    c.attention.window.max = 4;
+    Model m;
+    model_create(m, c, 4, 0.02f);
+    randomize(m, 6);
+    const int T = c.seq_len, V = c.vocab_size, W = model_window(c, T, 0.f);
+    ASSERT_LT(W, T);
+    Batch b = make_batch(1, T, V, 7);
+    Activations given, zero;
+    activations_create(given, c, 1, 1);
+    activations_create(zero, c, 1, 1);
+    KVCache kg, kz;
+    kvcache_create(kg, c, T);
+    kvcache_create(kz, c, T);
+    for (int t = 0; t < T; t++) {
+        model_decode_step(m, given, kg, b.tok[t], {.window = W});
+        model_decode_step(m, zero, kz, b.tok[t], {.window = 0});
+        EXPECT_EQ(zero.window, W);
+        for (int v = 0; v < V; v++) ASSERT_EQ(zero.logits[v], given.logits[v]) << "position " << t;
+    }
+}
 INSTANTIATE_TEST_SUITE_P(AllPresets, KvCache, ::testing::ValuesIn(preset_names()),
                          [](const auto& info) {
                              std::string n = info.param;
@@ -320,6 +347,12 @@ TEST_P(SkipPath, FullForwardAndDecodeEqualDenseMasked) {
     EXPECT_GT(lmax, 0.5) << "logits of a meaningful scale";
     EXPECT_LT(full_diff, 1e-5);
     EXPECT_LT(dec_diff, 1e-4);  // decode vs full forward also differs by summation order
+    // The mean attention entropy (the adaptive window's input) covers the same rows on both paths:
+    // those of heads that are on for their query.
+    EXPECT_GT(dense.entropy, 0.f);
+    EXPECT_NEAR(skip.entropy, dense.entropy, 1e-5);
+    EXPECT_GT(one_d.entropy, 0.f);
+    EXPECT_NEAR(one_s.entropy, one_d.entropy, 1e-5);
 }
 INSTANTIATE_TEST_SUITE_P(
     HeadSelection, SkipPath,

@@ -96,8 +96,31 @@ INSTANTIATE_TEST_SUITE_P(Variants, HeadRouter,
                                            RouterCase{"official_s0_k2", 6, 0, 2, false},
                                            RouterCase{"paper_s0_k2", 6, 0, 2, true},
                                            RouterCase{"official_k1", 6, 2, 1, false},
-                                           RouterCase{"official_all_on", 6, 1, 5, false}),
+                                           RouterCase{"official_all_on", 6, 1, 5, false},
+                                           RouterCase{"official_s6_k1", 8, 6, 1, false},
+                                           RouterCase{"paper_s6_k1", 8, 6, 1, true}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+TEST(HeadRouter, BackwardStaysInsideItsScratchWithMoreSharedThanRoutedHeads) {
+    // H=8, S=6, K=1 passes validation; the shared heads' row once overflowed a scratch sized for
+    // the routed ones. Canaries after the scratch must survive (ASan also sees it).
+    for (bool paper : {false, true}) {
+        HeadRouterDims d{7, 5, 8, 6, 1, paper};
+        const int N = d.N, C = d.C, H = d.H, S = d.S, R = d.R();
+        auto x = randn((size_t)N * C, 1), ws = randn((size_t)S * C, 2), wr = randn((size_t)R * C, 3),
+             wt = randn(2 * C, 4), Rg = randn((size_t)N * H, 5);
+        std::vector<float> gates((size_t)N * H), r((size_t)N * R), mask((size_t)N * R), ss((size_t)N * S), alpha(2 * N);
+        std::vector<float> f(R), P(R), dx((size_t)N * C), dws(ws.size()), dwr(wr.size()), dwt(wt.size());
+        HeadRouterSaved sv{r.data(), mask.data(), ss.data(), alpha.data()};
+        head_router_forward(gates.data(), sv, x.data(), ws.data(), wr.data(), wt.data(), d);
+        head_router_balance(f.data(), P.data(), sv, d);
+        const size_t n = head_router_scratch_floats(d), guard = 64;
+        std::vector<float> scratch(n + guard, 12345.f);
+        head_router_backward(dx.data(), dws.data(), dwr.data(), dwt.data(), scratch.data(), Rg.data(), 0.1f, f.data(),
+                             sv, x.data(), ws.data(), wr.data(), wt.data(), d);
+        for (size_t i = n; i < n + guard; i++) ASSERT_EQ(scratch[i], 12345.f) << "scratch overrun at +" << i - n;
+    }
+}
 
 TEST(HeadRouter, KEqualsOneGivesTheRouterNoTaskGradient) {
     // The renormalised gate of the single active head is constant (minimind #858): with the

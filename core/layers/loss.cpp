@@ -1,4 +1,4 @@
-#include "train/loss.h"
+#include "layers/loss.h"
 
 #include <algorithm>
 #include <cmath>
