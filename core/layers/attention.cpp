@@ -14,7 +14,7 @@ namespace {
 
 inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
-// CoPE interpolation (spec §4): p clamped to npos-1, w = p - floor(p).
+// CoPE interpolation (docs/routing-math.md §1.5): p clamped to npos-1, w = p - floor(p).
 struct CopePos {
     int f, c;
     float w;

@@ -9,7 +9,7 @@ namespace rl {
 
 struct AttnDims {
     int B = 1, T = 1, H = 1, G = 1, D = 1;
-    int window = 1 << 30;  // key j is visible to query i when i - window < j <= i (spec §5)
+    int window = 1 << 30;  // key j is visible to query i when i - window < j <= i (docs/routing-math.md §1.2)
     int npos = 0;          // CoPE positions; 0 = CoPE off
     bool cope_shared = false;  // one (P, D) table for all heads of the layer, else (H, P, D)
 };
@@ -27,7 +27,7 @@ void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, float
 size_t attention_scratch_floats(const AttnDims& d);
 
 // y (B*T, H*D) overwritten. Saved for backward: att (B,H,T,T) softmax probabilities (0 where
-// masked) and, with CoPE, gates (B,H,T,T) = sigmoid(s/sqrt(D)) (spec §4). entropy_mean (may be
+// masked) and, with CoPE, gates (B,H,T,T) = sigmoid(s/sqrt(D)) (docs/routing-math.md §1.5). entropy_mean (may be
 // null) receives the mean attention-row entropy in nats, used by the adaptive window: over every
 // (query, head) row, or with head_on (B*T, H) (the head gates) only over the rows of heads that
 // are on for their query, which are exactly the rows the skip path computes.

@@ -1,5 +1,5 @@
-// Mixture-of-Heads router (arXiv 2410.11842, code SkyworkAI/MoH; spec §1) and the gate that
-// scales each head's output. Size key: N rows (B*T), C width, H heads, S shared heads (h_s),
+// Mixture-of-Heads router (arXiv 2410.11842, code SkyworkAI/MoH; docs/routing-math.md §3) and
+// the gate that scales each head's output. Size key: N rows (B*T), C width, H heads, S shared heads (h_s),
 // R routed heads (h_r = H - S), K active routed heads per token, D head dim.
 //
 // r = softmax(W_r x) over the R routed heads, top-K (ties to the lowest index) -> mask;

@@ -1,4 +1,4 @@
-// Sparse MoE FFN (spec §2): router, gather-based experts, shared experts, aux and z losses.
+// Sparse MoE FFN (docs/routing-math.md §2): router, gather-based experts, shared experts, aux and z losses.
 // Size key: N rows (tokens, or MH-MoE sub-tokens), C row width, E routed experts, K top-k,
 // F expert width, A assignments (rows gathered for the experts).
 //

@@ -56,7 +56,7 @@ struct Model {
     Model(Model&&) = default;         // moving keeps the buffers, so the views stay valid
     Model& operator=(Model&&) = default;
     ModelConfig cfg;                  // vocab_size resolved (> 0)
-    Layout layout;                    // parameter names and shapes, DESIGN.md §2 naming
+    Layout layout;                    // parameter names and shapes, docs/architecture.md §4.1 naming
     Arena params, grads;
     Weights w, g;                     // views into params and grads
 };
@@ -132,7 +132,7 @@ struct Activations {
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);
 
-// The attention window (keys visible incl. self) for a forward over T tokens (spec §5).
+// The attention window (keys visible incl. self) for a forward over T tokens (docs/routing-math.md §1.2).
 // prev_entropy: the previous step's mean attention-row entropy (adaptive "entropy" strategy).
 int model_window(const ModelConfig& c, int T, float prev_entropy);
 

@@ -1,4 +1,4 @@
-// Lock-free channels between the trainer thread and the GUI thread (DESIGN.md §4).
+// Lock-free channels between the trainer thread and the GUI thread (docs/architecture.md §2).
 //   SpscRing     - one producer, one consumer, fixed capacity; push never waits (a full ring drops
 //                  the item and counts it), for StepStats and live commands.
 //   TripleBuffer - the writer always has a free slot, the reader always gets the newest published

@@ -1,4 +1,4 @@
-// The trainer <-> GUI channels (DESIGN.md §4) under real threads; run under ThreadSanitizer by
+// The trainer <-> GUI channels (docs/architecture.md §2) under real threads; run under ThreadSanitizer by
 // scripts/tsan.sh. Includes the live-change path: an lr change sent from another thread reaches
 // the trainer and shows in its StepStats.
 #include <gtest/gtest.h>

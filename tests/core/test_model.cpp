@@ -111,7 +111,7 @@ TEST(Params, SeedBaselineCountMatchesThePlan) {
     Layout L = model_param_layout(cfg->model);
     size_t total = 0;
     for (const auto& s : L.specs()) total += s.numel;
-    EXPECT_EQ(total, 573440u);  // seeds/001: 3 x 139,520 + 2 x 605 x 128
+    EXPECT_EQ(total, 573440u);  // docs/architecture.md §4.3: 3 x 139,520 + 2 x 605 x 128
     ASSERT_NE(L.find("layers.2.attn.cope_pos"), nullptr);
     EXPECT_EQ(L.find("layers.2.attn.cope_pos")->shape, (std::vector<int>{8, 64, 16}));
     EXPECT_EQ(L.find("layers.0.attn.wk")->shape, (std::vector<int>{64, 128}));  // (out, in)

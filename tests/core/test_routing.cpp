@@ -420,7 +420,7 @@ TEST(Probe, RouterInternalsReproduceGatesWeightsAndAttention) {
         ASSERT_EQ(L.expert_probs.size(), T);
         ASSERT_EQ(L.attention.size(), (size_t)H);
         for (size_t t = 0; t < T; t++) {
-            // MoH, official scaling (routing-math.md): shared g_i = 2*a1*S*ss_i; routed g = 2*a2*K*r*m/sum(r*m).
+            // MoH, official scaling (docs/routing-math.md §3.2): shared g_i = 2*a1*S*ss_i; routed g = 2*a2*K*r*m/sum(r*m).
             std::vector<int> order(R);
             for (int i = 0; i < R; i++) order[i] = i;
             std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return L.head_probs[t][a] > L.head_probs[t][b]; });
