@@ -130,60 +130,74 @@ void attn_heads_dense(const ModelConfig& c, const LayerWeights& w, LayerActs& L,
     if (w.wo) linear_forward(L.attn_out, L.atty, w.wo, nullptr, N, HD, C);
 }
 
-// Only the (token, head) pairs whose gate is non-zero (inference): per head, its active rows are
-// gathered, then their query rows, score and softmax rows, A.V rows and W_O slice. One sequence per
-// OpenMP iteration: rows of different sequences never share an output row, each thread has its scratch.
+// Only the (token, head) pairs of sequence b whose gate is non-zero (inference): per head, its
+// active rows are gathered, then their query rows, score and softmax rows, A.V rows and W_O slice,
+// added into out. work: this thread's model_skip_scratch_floats. Returns the rows' entropy sum and
+// counts them in *rows_on.
+double attn_sequence_skip(const ModelConfig& c, const LayerWeights& w, const LayerActs& L, Activations& s,
+                          const float* in, int b, int T, int window, const KvSource& kv, float* out, float* work,
+                          long* rows_on) {
+    const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
+    float* xa = work;                                         // (n,C) gathered rows
+    float* qh = xa + (size_t)T * C;                           // (n,D)
+    float* yh = qh + (size_t)T * D;                           // (n,D)
+    float* proj = yh + (size_t)T * D;                         // (n,C) W_O slice output
+    float* gsel = proj + (size_t)T * C;                       // (n) gates of the rows
+    float* rows = kv.cached ? kv.rows_scratch : gsel + T;     // attention_rows scratch
+    int* idx = s.skip_idx.data() + (size_t)b * 2 * T;         // (n) token index
+    int* pos = idx + T;                                       // (n) position within the sequence
+    const float* kb = kv.k + (size_t)b * kv.stride * GD;      // (len, G*D) this sequence's keys
+    const float* vb = kv.v + (size_t)b * kv.stride * GD;
+    double ent = 0.0;
+    for (int h = 0; h < H; h++) {
+        int n = 0;
+        for (int i = 0; i < T; i++) {
+            const int t = b * T + i;
+            const float gt = L.head_gates[(size_t)t * H + h];
+            if (gt == 0.f) continue;
+            idx[n] = t, pos[n] = kv.pos0 + i, gsel[n] = gt;
+            std::memcpy(xa + (size_t)n * C, in + (size_t)t * C, sizeof(float) * C);
+            n++;
+        }
+        if (n == 0) continue;
+        MapR(qh, n, D).noalias() = CMapR(xa, n, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
+        if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
+        const int g = h / group;
+        ent += attention_rows(yh, D, rows, qh, D, pos, n, kb + g * D, vb + g * D, GD, kv.pos0 + T,
+                              cope_table(c, w, h), cope_npos(c), D, window, gsel);
+        *rows_on += n;
+        if (w.wo) {
+            // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
+            MapR(proj, n, C).noalias() = CMapR(yh, n, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
+            for (int r = 0; r < n; r++) {
+                float* o = out + (size_t)idx[r] * C;
+                const float* pr = proj + (size_t)r * C;
+                for (int k = 0; k < C; k++) o[k] += pr[k];
+            }
+        } else {
+            for (int r = 0; r < n; r++)
+                std::memcpy(out + (size_t)idx[r] * HD + h * D, yh + (size_t)r * D, sizeof(float) * D);
+        }
+    }
+    return ent;
+}
+
+// The skip path over B sequences: one sequence per OpenMP iteration (rows of different sequences never
+// share an output row; each thread has its scratch), no parallel region for one (decode).
 void attn_heads_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
                      int B, int T, int window, const KvSource& kv, float* entropy) {
-    const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
-    const int P = cope_npos(c);
     float* out = w.wo ? L.attn_out : L.atty;
-    zero(out, (size_t)B * T * (w.wo ? C : HD));
+    zero(out, (size_t)B * T * (w.wo ? c.d_model : c.n_heads * c.head_dim));
     const size_t per_thread = model_skip_scratch_floats(c, T);
     double ent = 0.0;
     long rows_on = 0;
-#pragma omp parallel for schedule(static) reduction(+ : ent, rows_on) if (B > 1)
-    for (int b = 0; b < B; b++) {
-        float* xa = s.skip_scratch + per_thread * thread_index();  // (n,C) gathered rows
-        float* qh = xa + (size_t)T * C;                           // (n,D)
-        float* yh = qh + (size_t)T * D;                           // (n,D)
-        float* proj = yh + (size_t)T * D;                         // (n,C) W_O slice output
-        float* gsel = proj + (size_t)T * C;                       // (n) gates of the rows
-        float* rows = kv.cached ? kv.rows_scratch : gsel + T;     // attention_rows scratch
-        int* idx = s.skip_idx.data() + (size_t)b * 2 * T;         // (n) token index
-        int* pos = idx + T;                                       // (n) position within the sequence
-        const float* kb = kv.k + (size_t)b * kv.stride * GD;      // (len, G*D) this sequence's keys
-        const float* vb = kv.v + (size_t)b * kv.stride * GD;
-        for (int h = 0; h < H; h++) {
-            int n = 0;
-            for (int i = 0; i < T; i++) {
-                const int t = b * T + i;
-                const float gt = L.head_gates[(size_t)t * H + h];
-                if (gt == 0.f) continue;
-                idx[n] = t, pos[n] = kv.pos0 + i, gsel[n] = gt;
-                std::memcpy(xa + (size_t)n * C, in + (size_t)t * C, sizeof(float) * C);
-                n++;
-            }
-            if (n == 0) continue;
-            MapR(qh, n, D).noalias() = CMapR(xa, n, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
-            if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
-            const int g = h / group;
-            ent += attention_rows(yh, D, rows, qh, D, pos, n, kb + g * D, vb + g * D, GD, kv.pos0 + T,
-                                  cope_table(c, w, h), P, D, window, gsel);
-            rows_on += n;
-            if (w.wo) {
-                // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
-                MapR(proj, n, C).noalias() = CMapR(yh, n, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
-                for (int r = 0; r < n; r++) {
-                    float* o = out + (size_t)idx[r] * C;
-                    const float* pr = proj + (size_t)r * C;
-                    for (int k = 0; k < C; k++) o[k] += pr[k];
-                }
-            } else {
-                for (int r = 0; r < n; r++)
-                    std::memcpy(out + (size_t)idx[r] * HD + h * D, yh + (size_t)r * D, sizeof(float) * D);
-            }
-        }
+    if (B == 1) {
+        ent = attn_sequence_skip(c, w, L, s, in, 0, T, window, kv, out, s.skip_scratch, &rows_on);
+    } else {
+#pragma omp parallel for schedule(static) reduction(+ : ent, rows_on)
+        for (int b = 0; b < B; b++)
+            ent += attn_sequence_skip(c, w, L, s, in, b, T, window, kv, out,
+                                      s.skip_scratch + per_thread * thread_index(), &rows_on);
     }
     if (entropy) *entropy = rows_on ? (float)(ent / rows_on) : 0.f;
 }
