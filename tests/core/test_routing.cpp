@@ -13,7 +13,7 @@
 #include "layers/moe.h"
 #include "config/presets.h"
 #include "metrics/routing_report.h"
-#include "metrics/stats.h"
+#include "train/step_stats.h"
 #include "model/model.h"
 
 using namespace rl;
