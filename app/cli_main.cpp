@@ -30,20 +30,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* k_usage = R"(routelab-cli — train and inspect RouteLab transformers from the terminal
-
-  routelab-cli presets
-  routelab-cli params   --preset P | --config F [--vocab-size N] [--json]
-  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]
-                        [--corpus PATH] [--out DIR] [--set key=value ...]
-  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]
-                        [--top-k K] [--top-p P] [--seed S]
-  routelab-cli probe    --checkpoint F --text TEXT [--json]
-  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]
-                        [--checkpoint F] [--set key=value ...]
-
---set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001
-)";
+const char* k_usage_head = "routelab-cli — train and inspect RouteLab transformers from the terminal\n\n";
+const char* k_usage_set = "--set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001\n";
+std::string usage_text();  // every command's usage, from the command table below
 
 struct Args {
     std::string cmd;
@@ -59,7 +48,7 @@ int fail(const std::string& msg) {
     return 1;
 }
 int usage(const std::string& msg) {
-    std::cerr << "error: " << msg << "\n\n" << k_usage;
+    std::cerr << "error: " << msg << "\n\n" << usage_text();
     return 2;
 }
 
@@ -478,6 +467,53 @@ int cmd_bench(const Args& a) {
     return 0;
 }
 
+// One row per command: its usage lines, the options that take a value, and what runs it.
+struct Command {
+    const char* name;
+    const char* usage;
+    std::vector<std::string> options;
+    int (*run)(const Args&);
+};
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> c = {
+        {"presets", "  routelab-cli presets\n", {}, [](const Args&) { return cmd_presets(); }},
+        {"params", "  routelab-cli params   --preset P | --config F [--vocab-size N] [--json]\n",
+         {"preset", "config", "vocab-size", "set"}, cmd_params},
+        {"train",
+         "  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]\n"
+         "                        [--corpus PATH] [--out DIR] [--set key=value ...]\n",
+         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}, cmd_train},
+        {"generate",
+         "  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]\n"
+         "                        [--top-k K] [--top-p P] [--seed S]\n",
+         {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
+        {"probe", "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n", {"checkpoint", "text"}, cmd_probe},
+        {"bench",
+         "  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]\n"
+         "                        [--checkpoint F] [--set key=value ...]\n",
+         {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint"}, cmd_bench},
+    };
+    return c;
+}
+
+bool takes(const Command& c, const std::string& option) {
+    return std::find(c.options.begin(), c.options.end(), option) != c.options.end();
+}
+
+std::string usage_text() {
+    std::string u = k_usage_head;
+    for (const Command& c : commands()) u += c.usage;
+    return u + "\n" + k_usage_set;
+}
+
+// `<command> --help`: that command's lines (and the --set note where it takes --set), exit 0.
+int command_help(const Command& c) {
+    std::cout << c.usage;
+    if (takes(c, "set")) std::cout << "\n" << k_usage_set;
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -485,16 +521,19 @@ int main(int argc, char** argv) {
     Args a;
     a.cmd = argv[1];
     if (a.cmd == "--help" || a.cmd == "-h" || a.cmd == "help") {
-        std::cout << k_usage;
+        std::cout << usage_text();
         return 0;
     }
+    const auto& table = commands();
+    auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
+    if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
     const std::vector<std::string> bool_flags = {"json", "sample"};
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
+        if (k == "--help" || k == "-h") return command_help(*it);
         if (k.rfind("--", 0) != 0) return usage("unexpected argument '" + k + "'");
         k = k.substr(2);
-        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() &&
-            !(a.cmd == "bench" && k == "json")) {
+        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() && !takes(*it, k)) {
             a.flags.push_back(k);
             continue;
         }
@@ -502,24 +541,8 @@ int main(int argc, char** argv) {
         if (k == "set") a.sets.push_back(argv[++i]);
         else a.opt[k] = argv[++i];
     }
-    static const std::map<std::string, std::vector<std::string>> allowed = {
-        {"presets", {}},
-        {"params", {"preset", "config", "vocab-size", "set"}},
-        {"train", {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}},
-        {"generate", {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}},
-        {"bench", {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint"}},
-        {"probe", {"checkpoint", "text"}}};
-    auto it = allowed.find(a.cmd);
-    if (it == allowed.end()) return usage("unknown command '" + a.cmd + "'");
     for (const auto& [k, _] : a.opt)
-        if (std::find(it->second.begin(), it->second.end(), k) == it->second.end())
-            return usage("'" + a.cmd + "' has no option --" + k);
-    if (!a.sets.empty() && std::find(it->second.begin(), it->second.end(), "set") == it->second.end())
-        return usage("'" + a.cmd + "' has no option --set");
-    if (a.cmd == "presets") return cmd_presets();
-    if (a.cmd == "params") return cmd_params(a);
-    if (a.cmd == "train") return cmd_train(a);
-    if (a.cmd == "generate") return cmd_generate(a);
-    if (a.cmd == "probe") return cmd_probe(a);
-    return cmd_bench(a);
+        if (!takes(*it, k)) return usage("'" + a.cmd + "' has no option --" + k);
+    if (!a.sets.empty() && !takes(*it, "set")) return usage("'" + a.cmd + "' has no option --set");
+    return it->run(a);
 }
