@@ -235,6 +235,8 @@ Result<Config> from_json_obj(const json& j) {
 
 const char* pos_kind_name(PosKind k) { return enum_name(k_pos, k); }
 const char* ffn_kind_name(FfnKind k) { return enum_name(k_ffns, k); }
+const char* head_selection_name(HeadSelection k) { return enum_name(k_heads, k); }
+const char* ffn_routing_name(FfnRouting k) { return enum_name(k_ffn_routing, k); }
 const char* moe_routing_name(MoeRouting k) { return enum_name(k_moe_routing, k); }
 const char* aux_convention_name(AuxConvention k) { return enum_name(k_aux, k); }
 

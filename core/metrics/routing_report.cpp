@@ -41,10 +41,9 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
     const bool moh = c.attention.heads.kind == HeadSelection::moh;
     p.head_top_k = moh ? c.attention.heads.n_active_routed : 0;
     p.head_paper_scaling = moh && c.attention.heads.gate_scaling == GateScaling::paper;
-    p.head_kind = c.attention.heads.kind == HeadSelection::all_heads ? "all" : moh ? "moh" : "static_pruning";
+    p.head_kind = head_selection_name(c.attention.heads.kind);
     if (p.n_experts) {
-        static const char* routing[] = {"topk", "top1_capacity", "noisy_topk", "expert_choice"};
-        p.expert_kind = c.moe.kind == FfnRouting::mh_moe ? "mh_moe" : routing[(int)c.moe.routing];
+        p.expert_kind = c.moe.kind == FfnRouting::mh_moe ? ffn_routing_name(c.moe.kind) : moe_routing_name(c.moe.routing);
         p.expert_top_k = c.moe.routing == MoeRouting::expert_choice ? 0 : c.moe.routing == MoeRouting::top1_capacity ? 1 : c.moe.top_k;
         p.n_shared_experts = c.moe.n_shared_experts;
     }

@@ -34,7 +34,8 @@ struct ProbeSnapshot {
     int expert_top_k = 0;      // experts per token (top-k routings; 0 for expert choice)
     int n_shared_experts = 0;  // always-on experts added to the routed sum
     bool head_paper_scaling = false;
-    std::string head_kind, expert_kind;  // config names, e.g. "moh", "topk"
+    std::string head_kind;    // model.attention.heads.kind, e.g. "moh"
+    std::string expert_kind;  // model.moe.routing (e.g. "topk"), or "mh_moe"; empty for a dense FFN
 };
 // Runs the probe text (truncated to seq_len tokens) through the model, inference mode.
 // with_attention: also keep every head's attention rows (T*T floats per head and layer).
