@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "infer/generate.h"
 #include "infer/speed.h"
 #include "io/checkpoint.h"
+#include "metrics/metrics_csv.h"
 #include "metrics/routing_report.h"
 #include "model/model.h"
 #include "train/trainer.h"
@@ -173,10 +175,7 @@ int cmd_train(const Args& a) {
         if (!f) return fail("cannot write '" + out + "/config.json' (disk full or read-only? choose another --out)");
     }
     std::ofstream csv(out + "/metrics.csv");
-    csv << "step,loss,val_loss,ce,moh_balance,moe_aux,zloss,lr,grad_norm,tok_per_s,window";
-    for (int l = 0; l < std::min(s.cfg.model.n_layers, k_stats_layers); l++)
-        csv << ",head_cv_l" << l << ",load_cv_l" << l << ",dropped_l" << l << ",router_entropy_l" << l << ",dead_l" << l;
-    csv << "\n";
+    csv << metrics_csv_header(s.cfg.model.n_layers);
     if (!csv) return fail("cannot write '" + out + "/metrics.csv' (disk full or read-only? choose another --out)");
 
     std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, %d steps of %dx%d\n",
@@ -199,15 +198,7 @@ int cmd_train(const Args& a) {
         if (!std::isfinite(last.loss))
             return fail("training diverged at step " + std::to_string(last.step) +
                         " (loss is not finite); lower train.lr or raise train.warmup_steps");
-        csv << last.step << ',' << last.loss << ',' << (eval_now ? std::to_string(val) : "") << ',' << last.ce << ','
-            << last.moh_balance << ',' << last.moe_aux << ',' << last.zloss << ',' << last.lr << ',' << last.grad_norm
-            << ',' << last.tok_per_s << ',' << last.window;
-        for (int l = 0; l < last.n_layers; l++) {
-            const LayerRouteStats& r = last.layers[l];
-            csv << ',' << r.head_cv << ',' << r.load_cv << ',' << r.dropped_frac << ',' << r.router_entropy << ','
-                << r.dead_frac;
-        }
-        csv << '\n';
+        csv << metrics_csv_row(last, eval_now ? std::optional<float>(val) : std::nullopt);
         const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double eta = el / last.step * (s.cfg.train.steps - last.step);
         if (tty || eval_now) {
