@@ -24,6 +24,7 @@
 #include "io/checkpoint.h"
 #include "metrics/metrics_csv.h"
 #include "metrics/routing_report.h"
+#include "metrics/routing_summary.h"
 #include "model/model.h"
 #include "train/trainer.h"
 
@@ -140,24 +141,133 @@ std::string fmt_eta(double s) {
     return b;
 }
 
-int cmd_train(const Args& a) {
-    auto cfg = load_config(a);
-    if (!cfg) return fail(cfg.status.msg);
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// --steps, --batch, --seed and --corpus onto the loaded config, then the config check again.
+// 0, or the exit code of the bad value.
+int apply_train_flags(const Args& a, Config& cfg) {
     long long v;
     if (a.has("steps")) {
         if (!parse_int(a.opt.at("steps"), 0, 100000000, v)) return usage("--steps must be a non-negative integer");
-        cfg->train.steps = (int)v;
+        cfg.train.steps = (int)v;
     }
     if (a.has("batch")) {
         if (!parse_int(a.opt.at("batch"), 1, 4096, v)) return usage("--batch must be an integer in 1..4096");
-        cfg->train.batch_size = (int)v;
+        cfg.train.batch_size = (int)v;
     }
     if (a.has("seed")) {
         if (!parse_int(a.opt.at("seed"), 0, 4294967295LL, v)) return usage("--seed must be a non-negative integer");
-        cfg->train.seed = (unsigned)v;
+        cfg.train.seed = (unsigned)v;
     }
-    if (a.has("corpus")) cfg->data.corpus = a.opt.at("corpus");
-    if (Status s = config_validate(*cfg); !s) return fail(s.msg);
+    if (a.has("corpus")) cfg.data.corpus = a.opt.at("corpus");
+    if (Status s = config_validate(cfg); !s) return fail(s.msg);
+    return 0;
+}
+
+// Writes `text` to dir/name whole; false (after the message) when the disk refuses.
+bool write_file(const std::string& dir, const std::string& name, const std::string& text, const char* hint) {
+    std::ofstream f(dir + "/" + name);
+    f << text;
+    if (f) return true;
+    fail("cannot write '" + dir + "/" + name + "' (" + hint + ")");
+    return false;
+}
+
+// What the training loop leaves for the summary.
+struct TrainOutcome {
+    StepStats last;
+    std::vector<StepStats> tail;  // the final k_routing_summary_steps steps, oldest first
+    float val = NAN;              // validation loss at the last eval
+    double train_tokens = 0, seconds = 0;
+};
+
+void print_progress(const TrainState& s, const StepStats& st, float val, float tok_s, double elapsed, bool tty) {
+    const int steps = s.cfg.train.steps, width = 24, filled = width * st.step / std::max(1, steps);
+    const double eta = elapsed / st.step * (steps - st.step);
+    std::fprintf(stderr, "%s[%s%s] step %d/%d  loss %.4f  val %.4f  %.0f tok/s  ETA %s%s", tty ? "\r" : "",
+                 std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), st.step, steps, st.loss, val,
+                 tok_s, fmt_eta(eta).c_str(), tty ? "  " : "\n");
+}
+
+// Runs every step, one metrics.csv row each, with a progress line (always on a terminal, at evals
+// otherwise). 0, or 1 when the loss stops being finite.
+int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out) {
+    const bool tty = isatty(STDERR_FILENO);
+    const int steps = s.cfg.train.steps;
+    const auto t0 = std::chrono::steady_clock::now();
+    float ema_tok = 0;
+    for (int i = 0; i < steps; i++) {
+        StepStats& last = out.last = trainer_step(s);
+        if (last.step > steps - k_routing_summary_steps) out.tail.push_back(last);
+        out.train_tokens += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
+        ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
+        const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == steps;
+        if (eval_now) out.val = trainer_eval(s);
+        if (!std::isfinite(last.loss))
+            return fail("training diverged at step " + std::to_string(last.step) +
+                        " (loss is not finite); lower train.lr or raise train.warmup_steps");
+        csv << metrics_csv_row(last, eval_now ? std::optional<float>(out.val) : std::nullopt);
+        if (tty || eval_now) print_progress(s, last, out.val, ema_tok, seconds_since(t0), tty);
+    }
+    if (tty) std::fprintf(stderr, "\n");
+    out.seconds = seconds_since(t0);
+    if (steps == 0) out.val = trainer_eval(s);
+    return 0;
+}
+
+// The routing summary (MoH / MoE) and, for MoE, the specialization next to a random router:
+// printed, merged into summary, and the full tables written to specialization.json.
+void summarize_routing(const TrainState& s, const TrainOutcome& o, const std::string& out, nlohmann::json& summary) {
+    const RoutingSummary r = routing_summary_build(s.cfg.model, o.tail);
+    std::fputs(routing_summary_text(r).c_str(), stdout);
+    summary.update(routing_summary_to_json(r));
+    if (s.cfg.model.moe.kind == FfnRouting::dense) return;
+    constexpr int k_spec_tokens = 16 * 80 * 8;
+    const SpecializationBaseline b =
+        specialization_baseline_measure(s.model, s.data->tok, s.data->val, k_spec_tokens, s.cfg.train.seed + 99);
+    std::fputs(specialization_baseline_text(b).c_str(), stdout);
+    summary["specialization"] = specialization_baseline_to_json(b);
+    std::ofstream(out + "/specialization.json") << specialization_to_json(b.trained) << "\n";
+}
+
+// After training: the checkpoint, summary.json (with the routing summary) and the closing lines.
+int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& out, double setup_s) {
+    const std::string ckpt = out + "/checkpoint.safetensors";
+    if (Status sv = checkpoint_save(ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy}); !sv) return fail(sv.msg);
+    const double tok_s = o.seconds > 0 ? o.train_tokens / o.seconds : 0.0;
+    const double half_ln_v = 0.5 * std::log((double)s.cfg.model.vocab_size);
+    nlohmann::json summary = {
+        {"preset", s.cfg.name}, {"steps", s.step}, {"final_train_loss", o.last.loss}, {"final_val_loss", o.val},
+        {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", half_ln_v},
+        {"parameters", model_param_count(s.model)}, {"tokens_per_s", tok_s},
+        {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
+    summarize_routing(s, o, out, summary);
+    if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
+    std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
+                o.seconds, tok_s, o.last.loss, o.val, half_ln_v);
+    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,summary.json}\n", out.c_str());
+    return 0;
+}
+
+// --sample: the trained model answers a fixed prompt (skipped where generation is not available).
+void print_sample(const TrainState& s) {
+    if (!config_generation_blocker(s.cfg.model).empty()) return;
+    SampleOptions o;
+    o.temperature = 0.8f;
+    o.top_k = 40;
+    o.seed = s.cfg.train.seed;
+    const std::string prompt = "User: What is the capital of France? Assistant:";
+    auto ids = generate(s.model, s.data->tok.encode(prompt), 40, o, s.data->tok.eos_id(),
+                        model_window(s.cfg.model, s.cfg.model.seq_len, s.prev_entropy));
+    std::printf("sample: %s %s\n", prompt.c_str(), s.data->tok.decode(ids).c_str());
+}
+
+int cmd_train(const Args& a) {
+    auto cfg = load_config(a);
+    if (!cfg) return fail(cfg.status.msg);
+    if (int rc = apply_train_flags(a, *cfg); rc) return rc;
     const std::string out = a.has("out") ? a.opt.at("out") : "runs/" + (cfg->name.empty() ? "run" : cfg->name);
     std::error_code ec;
     fs::create_directories(out, ec);
@@ -168,147 +278,22 @@ int cmd_train(const Args& a) {
     auto st = trainer_create(*cfg);
     if (!st) return fail(st.status.msg);
     TrainState& s = **st;
-    const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    {
-        std::ofstream f(out + "/config.json");
-        f << config_to_json(s.cfg) << "\n";
-        if (!f) return fail("cannot write '" + out + "/config.json' (disk full or read-only? choose another --out)");
-    }
+    const double setup_s = seconds_since(t_start);
+    const char* hint = "disk full or read-only? choose another --out";
+    if (!write_file(out, "config.json", config_to_json(s.cfg) + "\n", hint)) return 1;
     std::ofstream csv(out + "/metrics.csv");
     csv << metrics_csv_header(s.cfg.model.n_layers);
-    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (disk full or read-only? choose another --out)");
+    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (" + hint + ")");
 
     std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, %d steps of %dx%d\n",
                  s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
                  s.data->val.ids.size(), s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
-    const bool tty = isatty(STDERR_FILENO);
-    const auto t0 = std::chrono::steady_clock::now();
-    float val = NAN, ema_tok = 0;
-    double train_tok = 0;
-    StepStats last;
-    const int tail = std::max(1, std::min(50, s.cfg.train.steps));  // routing summary: mean of the last steps
-    std::vector<StepStats> recent;
-    for (int i = 0; i < s.cfg.train.steps; i++) {
-        last = trainer_step(s);
-        if (last.step > s.cfg.train.steps - tail) recent.push_back(last);
-        train_tok += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
-        ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
-        const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == s.cfg.train.steps;
-        if (eval_now) val = trainer_eval(s);
-        if (!std::isfinite(last.loss))
-            return fail("training diverged at step " + std::to_string(last.step) +
-                        " (loss is not finite); lower train.lr or raise train.warmup_steps");
-        csv << metrics_csv_row(last, eval_now ? std::optional<float>(val) : std::nullopt);
-        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double eta = el / last.step * (s.cfg.train.steps - last.step);
-        if (tty || eval_now) {
-            const int width = 24, filled = width * last.step / std::max(1, s.cfg.train.steps);
-            std::fprintf(stderr, "%s[%s%s] step %d/%d  loss %.4f  val %.4f  %.0f tok/s  ETA %s%s", tty ? "\r" : "",
-                         std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), last.step,
-                         s.cfg.train.steps, last.loss, val, ema_tok, fmt_eta(eta).c_str(), tty ? "  " : "\n");
-        }
-    }
-    if (tty) std::fprintf(stderr, "\n");
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (s.cfg.train.steps == 0) val = trainer_eval(s);
+    TrainOutcome o;
+    if (int rc = train_steps(s, csv, o); rc) return rc;
     csv.flush();
     if (!csv) return fail("writing '" + out + "/metrics.csv' failed (disk full? free space or choose another --out)");
-
-    const std::string ckpt = out + "/checkpoint.safetensors";
-    if (Status sv = checkpoint_save(ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy}); !sv) return fail(sv.msg);
-    nlohmann::json summary = {
-        {"preset", s.cfg.name}, {"steps", s.step}, {"final_train_loss", last.loss}, {"final_val_loss", val},
-        {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", 0.5 * std::log((double)s.cfg.model.vocab_size)},
-        {"parameters", model_param_count(s.model)}, {"tokens_per_s", secs > 0 ? train_tok / secs : 0.0},
-        {"seconds", secs}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
-    // Routing summary: per layer, means over the last steps.
-    const bool moh = s.cfg.model.attention.heads.kind == HeadSelection::moh;
-    const bool moe = s.cfg.model.moe.kind != FfnRouting::dense;
-    if ((moh || moe) && !recent.empty()) {
-        nlohmann::json layers = nlohmann::json::array();
-        for (int l = 0; l < recent[0].n_layers; l++) {
-            double hcv = 0, lcv = 0, drop = 0, ent = 0, dead = 0, div = 0;
-            for (const auto& r : recent) {
-                const auto& x = r.layers[l];
-                hcv += x.head_cv, lcv += x.load_cv, drop += x.dropped_frac, ent += x.router_entropy, dead += x.dead_frac,
-                    div += x.diversity;
-            }
-            const double n = recent.size();
-            nlohmann::json jl;
-            if (moh) jl["head_load_cv"] = hcv / n;
-            if (moe) {
-                jl["expert_load_cv"] = lcv / n;
-                jl["dropped_frac"] = drop / n;
-                jl["router_entropy"] = ent / n;
-                jl["dead_expert_frac"] = dead / n;
-                jl["expert_diversity"] = div / n;
-            }
-            const auto& x = recent.back().layers[l];
-            if (moh) jl["head_load_f"] = std::vector<float>(x.head_f, x.head_f + x.n_routed_heads);
-            if (moe) jl["expert_load"] = std::vector<float>(x.expert_load, x.expert_load + x.n_experts);
-            layers.push_back(jl);
-            std::printf("routing layer %d:", l);
-            if (moh) std::printf("  head load CV %.3f", hcv / n);
-            if (moe)
-                std::printf("  expert load CV %.3f  dropped %.3f  router entropy %.3f  dead %.3f  diversity %.3f",
-                            lcv / n, drop / n, ent / n, dead / n, div / n);
-            std::printf("   (mean of the last %d steps)\n", (int)n);
-        }
-        summary["routing"] = layers;
-        if (moe)
-            summary["aux_convention"] = s.cfg.model.moe.aux_convention == AuxConvention::hf
-                                            ? "hf: E * sum_e f_e P_e with sum f = K (balanced value K)"
-                                            : "switch: E * sum_e f_e P_e with sum f = 1 (balanced value 1)";
-        summary["moh_balance_final"] = recent.back().moh_balance;
-        summary["moe_aux_final"] = recent.back().moe_aux;
-        summary["zloss_final"] = recent.back().zloss;
-    }
-    if (moe) {
-        auto spec = specialization_measure(s.model, s.data->tok, s.data->val, 16 * 80 * 8);
-        // The same model with a random router: how much of the structure is learned.
-        Model rnd;
-        model_create(rnd, s.model.cfg, 0, 0.02f);
-        std::copy(s.model.params.data.begin(), s.model.params.data.end(), rnd.params.data.begin());  // same weights
-        std::mt19937 g(s.cfg.train.seed + 99);
-        for (const TensorSpec& t : rnd.layout.specs())
-            if (t.name.find("moe.router") != std::string::npos) {
-                double ss = 0;
-                for (size_t i = 0; i < t.numel; i++) ss += (double)rnd.params.data[t.offset + i] * rnd.params.data[t.offset + i];
-                std::normal_distribution<float> nd(0.f, (float)std::sqrt(ss / t.numel));  // same scale as trained
-                for (size_t i = 0; i < t.numel; i++) rnd.params.data[t.offset + i] = nd(g);
-            }
-        auto spec_rnd = specialization_measure(rnd, s.data->tok, s.data->val, 16 * 80 * 8);
-        nlohmann::json nj = nlohmann::json::array();
-        for (size_t l = 0; l < spec.layers.size(); l++) {
-            nj.push_back({{"nmi_domain", spec.layers[l].nmi_domain},
-                          {"nmi_domain_random_router", spec_rnd.layers[l].nmi_domain},
-                          {"nmi_lexical", spec.layers[l].nmi_lex},
-                          {"nmi_lexical_random_router", spec_rnd.layers[l].nmi_lex}});
-            std::printf("specialization layer %zu: NMI(expert; domain) %.3f (random router %.3f), NMI(expert; lexical class) %.3f (random %.3f)\n",
-                        l, spec.layers[l].nmi_domain, spec_rnd.layers[l].nmi_domain, spec.layers[l].nmi_lex,
-                        spec_rnd.layers[l].nmi_lex);
-        }
-        summary["specialization"] = nj;
-        std::ofstream(out + "/specialization.json") << specialization_to_json(spec) << "\n";
-    }
-    {
-        std::ofstream f(out + "/summary.json");
-        f << summary.dump(2) << "\n";
-        if (!f) return fail("cannot write '" + out + "/summary.json' (disk full? choose another --out)");
-    }
-    std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
-                secs, secs > 0 ? train_tok / secs : 0.0, last.loss, val, 0.5 * std::log((double)s.cfg.model.vocab_size));
-    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,summary.json}\n", out.c_str());
-    if (a.flag("sample") && config_generation_blocker(s.cfg.model).empty()) {
-        SampleOptions o;
-        o.temperature = 0.8f;
-        o.top_k = 40;
-        o.seed = s.cfg.train.seed;
-        const std::string prompt = "User: What is the capital of France? Assistant:";
-        auto ids = generate(s.model, s.data->tok.encode(prompt), 40, o, s.data->tok.eos_id(),
-                            model_window(s.cfg.model, s.cfg.model.seq_len, s.prev_entropy));
-        std::printf("sample: %s %s\n", prompt.c_str(), s.data->tok.decode(ids).c_str());
-    }
+    if (int rc = finish_run(s, o, out, setup_s); rc) return rc;
+    if (a.flag("sample")) print_sample(s);
     return 0;
 }
 
