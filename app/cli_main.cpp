@@ -253,15 +253,13 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
 
 // --sample: the trained model answers a fixed prompt (skipped where generation is not available).
 void print_sample(const TrainState& s) {
-    if (!config_generation_blocker(s.cfg.model).empty()) return;
     SampleOptions o;
     o.temperature = 0.8f;
     o.top_k = 40;
     o.seed = s.cfg.train.seed;
     const std::string prompt = "User: What is the capital of France? Assistant:";
-    auto ids = generate(s.model, s.data->tok.encode(prompt), 40, o, s.data->tok.eos_id(),
-                        model_window(s.cfg.model, s.cfg.model.seq_len, s.prev_entropy));
-    std::printf("sample: %s %s\n", prompt.c_str(), s.data->tok.decode(ids).c_str());
+    const GenerationReport g = generate_report(s.model, s.data->tok, prompt, 40, o, s.prev_entropy);
+    if (g.error.empty()) std::printf("sample: %s %s\n", prompt.c_str(), g.new_text.c_str());
 }
 
 int cmd_train(const Args& a) {
@@ -323,11 +321,10 @@ int cmd_generate(const Args& a) {
     auto ck = checkpoint_load(a.opt.at("checkpoint"));
     if (!ck) return fail(ck.status.msg);
     LoadedCheckpoint& c = **ck;
-    if (std::string why = config_generation_blocker(c.model.cfg); !why.empty()) return fail(why);
     const std::string prompt = a.opt.at("prompt");
-    auto ids = generate(c.model, c.tok.encode(prompt), (int)n, o, c.tok.eos_id(),
-                        model_window(c.model.cfg, c.model.cfg.seq_len, c.info.attn_entropy));
-    std::printf("%s %s\n", prompt.c_str(), c.tok.decode(ids).c_str());
+    const GenerationReport g = generate_report(c.model, c.tok, prompt, (int)n, o, c.info.attn_entropy);
+    if (!g.error.empty()) return fail(g.error);
+    std::printf("%s %s\n", prompt.c_str(), g.new_text.c_str());
     return 0;
 }
 
