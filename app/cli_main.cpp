@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,9 @@
 #include "infer/generate.h"
 #include "infer/speed.h"
 #include "io/checkpoint.h"
+#include "metrics/metrics_csv.h"
 #include "metrics/routing_report.h"
+#include "metrics/routing_summary.h"
 #include "model/model.h"
 #include "train/trainer.h"
 
@@ -30,20 +33,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* k_usage = R"(routelab-cli — train and inspect RouteLab transformers from the terminal
-
-  routelab-cli presets
-  routelab-cli params   --preset P | --config F [--vocab-size N] [--json]
-  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]
-                        [--corpus PATH] [--out DIR] [--set key=value ...]
-  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]
-                        [--top-k K] [--top-p P] [--seed S]
-  routelab-cli probe    --checkpoint F --text TEXT [--json]
-  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]
-                        [--checkpoint F] [--set key=value ...]
-
---set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001
-)";
+const char* k_usage_head = "routelab-cli — train and inspect RouteLab transformers from the terminal\n\n";
+const char* k_usage_set = "--set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001\n";
+std::string usage_text();  // every command's usage, from the command table below
 
 struct Args {
     std::string cmd;
@@ -59,7 +51,7 @@ int fail(const std::string& msg) {
     return 1;
 }
 int usage(const std::string& msg) {
-    std::cerr << "error: " << msg << "\n\n" << k_usage;
+    std::cerr << "error: " << msg << "\n\n" << usage_text();
     return 2;
 }
 
@@ -149,24 +141,131 @@ std::string fmt_eta(double s) {
     return b;
 }
 
-int cmd_train(const Args& a) {
-    auto cfg = load_config(a);
-    if (!cfg) return fail(cfg.status.msg);
+double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// --steps, --batch, --seed and --corpus onto the loaded config, then the config check again.
+// 0, or the exit code of the bad value.
+int apply_train_flags(const Args& a, Config& cfg) {
     long long v;
     if (a.has("steps")) {
         if (!parse_int(a.opt.at("steps"), 0, 100000000, v)) return usage("--steps must be a non-negative integer");
-        cfg->train.steps = (int)v;
+        cfg.train.steps = (int)v;
     }
     if (a.has("batch")) {
         if (!parse_int(a.opt.at("batch"), 1, 4096, v)) return usage("--batch must be an integer in 1..4096");
-        cfg->train.batch_size = (int)v;
+        cfg.train.batch_size = (int)v;
     }
     if (a.has("seed")) {
         if (!parse_int(a.opt.at("seed"), 0, 4294967295LL, v)) return usage("--seed must be a non-negative integer");
-        cfg->train.seed = (unsigned)v;
+        cfg.train.seed = (unsigned)v;
     }
-    if (a.has("corpus")) cfg->data.corpus = a.opt.at("corpus");
-    if (Status s = config_validate(*cfg); !s) return fail(s.msg);
+    if (a.has("corpus")) cfg.data.corpus = a.opt.at("corpus");
+    if (Status s = config_validate(cfg); !s) return fail(s.msg);
+    return 0;
+}
+
+// Writes `text` to dir/name whole; false (after the message) when the disk refuses.
+bool write_file(const std::string& dir, const std::string& name, const std::string& text, const char* hint) {
+    std::ofstream f(dir + "/" + name);
+    f << text;
+    if (f) return true;
+    fail("cannot write '" + dir + "/" + name + "' (" + hint + ")");
+    return false;
+}
+
+// What the training loop leaves for the summary.
+struct TrainOutcome {
+    StepStats last;
+    std::vector<StepStats> tail;  // the final k_routing_summary_steps steps, oldest first
+    float val = NAN;              // validation loss at the last eval
+    double train_tokens = 0, seconds = 0;
+};
+
+void print_progress(const TrainState& s, const StepStats& st, float val, float tok_s, double elapsed, bool tty) {
+    const int steps = s.cfg.train.steps, width = 24, filled = width * st.step / std::max(1, steps);
+    const double eta = elapsed / st.step * (steps - st.step);
+    std::fprintf(stderr, "%s[%s%s] step %d/%d  loss %.4f  val %.4f  %.0f tok/s  ETA %s%s", tty ? "\r" : "",
+                 std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), st.step, steps, st.loss, val,
+                 tok_s, fmt_eta(eta).c_str(), tty ? "  " : "\n");
+}
+
+// Runs every step, one metrics.csv row each, with a progress line (always on a terminal, at evals
+// otherwise). 0, or 1 when the loss stops being finite.
+int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out) {
+    const bool tty = isatty(STDERR_FILENO);
+    const int steps = s.cfg.train.steps;
+    const auto t0 = std::chrono::steady_clock::now();
+    float ema_tok = 0;
+    for (int i = 0; i < steps; i++) {
+        StepStats& last = out.last = trainer_step(s);
+        if (last.step > steps - k_routing_summary_steps) out.tail.push_back(last);
+        out.train_tokens += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
+        ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
+        const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == steps;
+        if (eval_now) out.val = trainer_eval(s);
+        if (!std::isfinite(last.loss))
+            return fail("training diverged at step " + std::to_string(last.step) +
+                        " (loss is not finite); lower train.lr or raise train.warmup_steps");
+        csv << metrics_csv_row(last, eval_now ? std::optional<float>(out.val) : std::nullopt);
+        if (tty || eval_now) print_progress(s, last, out.val, ema_tok, seconds_since(t0), tty);
+    }
+    if (tty) std::fprintf(stderr, "\n");
+    out.seconds = seconds_since(t0);
+    if (steps == 0) out.val = trainer_eval(s);
+    return 0;
+}
+
+// The routing summary (MoH / MoE) and, for MoE, the specialization next to a random router:
+// printed, merged into summary, and the full tables written to specialization.json.
+void summarize_routing(const TrainState& s, const TrainOutcome& o, const std::string& out, nlohmann::json& summary) {
+    const RoutingSummary r = routing_summary_build(s.cfg.model, o.tail);
+    std::fputs(routing_summary_text(r).c_str(), stdout);
+    summary.update(routing_summary_to_json(r));
+    if (s.cfg.model.moe.kind == FfnRouting::dense) return;
+    constexpr int k_spec_tokens = 16 * 80 * 8;
+    const SpecializationBaseline b =
+        specialization_baseline_measure(s.model, s.data->tok, s.data->val, k_spec_tokens, s.cfg.train.seed + 99);
+    std::fputs(specialization_baseline_text(b).c_str(), stdout);
+    summary["specialization"] = specialization_baseline_to_json(b);
+    std::ofstream(out + "/specialization.json") << specialization_to_json(b.trained) << "\n";
+}
+
+// After training: the checkpoint, summary.json (with the routing summary) and the closing lines.
+int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& out, double setup_s) {
+    const std::string ckpt = out + "/checkpoint.safetensors";
+    if (Status sv = checkpoint_save(ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy}); !sv) return fail(sv.msg);
+    const double tok_s = o.seconds > 0 ? o.train_tokens / o.seconds : 0.0;
+    const double half_ln_v = 0.5 * std::log((double)s.cfg.model.vocab_size);
+    nlohmann::json summary = {
+        {"preset", s.cfg.name}, {"steps", s.step}, {"final_train_loss", o.last.loss}, {"final_val_loss", o.val},
+        {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", half_ln_v},
+        {"parameters", model_param_count(s.model)}, {"tokens_per_s", tok_s},
+        {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
+    summarize_routing(s, o, out, summary);
+    if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
+    std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
+                o.seconds, tok_s, o.last.loss, o.val, half_ln_v);
+    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,summary.json}\n", out.c_str());
+    return 0;
+}
+
+// --sample: the trained model answers a fixed prompt (skipped where generation is not available).
+void print_sample(const TrainState& s) {
+    SampleOptions o;
+    o.temperature = 0.8f;
+    o.top_k = 40;
+    o.seed = s.cfg.train.seed;
+    const std::string prompt = "User: What is the capital of France? Assistant:";
+    const GenerationReport g = generate_report(s.model, s.data->tok, prompt, 40, o, s.prev_entropy);
+    if (g.error.empty()) std::printf("sample: %s %s\n", prompt.c_str(), g.new_text.c_str());
+}
+
+int cmd_train(const Args& a) {
+    auto cfg = load_config(a);
+    if (!cfg) return fail(cfg.status.msg);
+    if (int rc = apply_train_flags(a, *cfg); rc) return rc;
     const std::string out = a.has("out") ? a.opt.at("out") : "runs/" + (cfg->name.empty() ? "run" : cfg->name);
     std::error_code ec;
     fs::create_directories(out, ec);
@@ -177,158 +276,22 @@ int cmd_train(const Args& a) {
     auto st = trainer_create(*cfg);
     if (!st) return fail(st.status.msg);
     TrainState& s = **st;
-    const double setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    {
-        std::ofstream f(out + "/config.json");
-        f << config_to_json(s.cfg) << "\n";
-        if (!f) return fail("cannot write '" + out + "/config.json' (disk full or read-only? choose another --out)");
-    }
+    const double setup_s = seconds_since(t_start);
+    const char* hint = "disk full or read-only? choose another --out";
+    if (!write_file(out, "config.json", config_to_json(s.cfg) + "\n", hint)) return 1;
     std::ofstream csv(out + "/metrics.csv");
-    csv << "step,loss,val_loss,ce,moh_balance,moe_aux,zloss,lr,grad_norm,tok_per_s,window";
-    for (int l = 0; l < std::min(s.cfg.model.n_layers, k_stats_layers); l++)
-        csv << ",head_cv_l" << l << ",load_cv_l" << l << ",dropped_l" << l << ",router_entropy_l" << l << ",dead_l" << l;
-    csv << "\n";
-    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (disk full or read-only? choose another --out)");
+    csv << metrics_csv_header(s.cfg.model.n_layers);
+    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (" + hint + ")");
 
     std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, %d steps of %dx%d\n",
                  s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
                  s.data->val.ids.size(), s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
-    const bool tty = isatty(STDERR_FILENO);
-    const auto t0 = std::chrono::steady_clock::now();
-    float val = NAN, ema_tok = 0;
-    double train_tok = 0;
-    StepStats last;
-    const int tail = std::max(1, std::min(50, s.cfg.train.steps));  // routing summary: mean of the last steps
-    std::vector<StepStats> recent;
-    for (int i = 0; i < s.cfg.train.steps; i++) {
-        last = trainer_step(s);
-        if (last.step > s.cfg.train.steps - tail) recent.push_back(last);
-        train_tok += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
-        ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
-        const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == s.cfg.train.steps;
-        if (eval_now) val = trainer_eval(s);
-        if (!std::isfinite(last.loss))
-            return fail("training diverged at step " + std::to_string(last.step) +
-                        " (loss is not finite); lower train.lr or raise train.warmup_steps");
-        csv << last.step << ',' << last.loss << ',' << (eval_now ? std::to_string(val) : "") << ',' << last.ce << ','
-            << last.moh_balance << ',' << last.moe_aux << ',' << last.zloss << ',' << last.lr << ',' << last.grad_norm
-            << ',' << last.tok_per_s << ',' << last.window;
-        for (int l = 0; l < last.n_layers; l++) {
-            const LayerRouteStats& r = last.layers[l];
-            csv << ',' << r.head_cv << ',' << r.load_cv << ',' << r.dropped_frac << ',' << r.router_entropy << ','
-                << r.dead_frac;
-        }
-        csv << '\n';
-        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double eta = el / last.step * (s.cfg.train.steps - last.step);
-        if (tty || eval_now) {
-            const int width = 24, filled = width * last.step / std::max(1, s.cfg.train.steps);
-            std::fprintf(stderr, "%s[%s%s] step %d/%d  loss %.4f  val %.4f  %.0f tok/s  ETA %s%s", tty ? "\r" : "",
-                         std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), last.step,
-                         s.cfg.train.steps, last.loss, val, ema_tok, fmt_eta(eta).c_str(), tty ? "  " : "\n");
-        }
-    }
-    if (tty) std::fprintf(stderr, "\n");
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (s.cfg.train.steps == 0) val = trainer_eval(s);
+    TrainOutcome o;
+    if (int rc = train_steps(s, csv, o); rc) return rc;
     csv.flush();
     if (!csv) return fail("writing '" + out + "/metrics.csv' failed (disk full? free space or choose another --out)");
-
-    const std::string ckpt = out + "/checkpoint.safetensors";
-    if (Status sv = checkpoint_save(ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy}); !sv) return fail(sv.msg);
-    nlohmann::json summary = {
-        {"preset", s.cfg.name}, {"steps", s.step}, {"final_train_loss", last.loss}, {"final_val_loss", val},
-        {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", 0.5 * std::log((double)s.cfg.model.vocab_size)},
-        {"parameters", model_param_count(s.model)}, {"tokens_per_s", secs > 0 ? train_tok / secs : 0.0},
-        {"seconds", secs}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
-    // Routing summary: per layer, means over the last steps.
-    const bool moh = s.cfg.model.attention.heads.kind == HeadSelection::moh;
-    const bool moe = s.cfg.model.moe.kind != FfnRouting::dense;
-    if ((moh || moe) && !recent.empty()) {
-        nlohmann::json layers = nlohmann::json::array();
-        for (int l = 0; l < recent[0].n_layers; l++) {
-            double hcv = 0, lcv = 0, drop = 0, ent = 0, dead = 0, div = 0;
-            for (const auto& r : recent) {
-                const auto& x = r.layers[l];
-                hcv += x.head_cv, lcv += x.load_cv, drop += x.dropped_frac, ent += x.router_entropy, dead += x.dead_frac,
-                    div += x.diversity;
-            }
-            const double n = recent.size();
-            nlohmann::json jl;
-            if (moh) jl["head_load_cv"] = hcv / n;
-            if (moe) {
-                jl["expert_load_cv"] = lcv / n;
-                jl["dropped_frac"] = drop / n;
-                jl["router_entropy"] = ent / n;
-                jl["dead_expert_frac"] = dead / n;
-                jl["expert_diversity"] = div / n;
-            }
-            const auto& x = recent.back().layers[l];
-            if (moh) jl["head_load_f"] = std::vector<float>(x.head_f, x.head_f + x.n_routed_heads);
-            if (moe) jl["expert_load"] = std::vector<float>(x.expert_load, x.expert_load + x.n_experts);
-            layers.push_back(jl);
-            std::printf("routing layer %d:", l);
-            if (moh) std::printf("  head load CV %.3f", hcv / n);
-            if (moe)
-                std::printf("  expert load CV %.3f  dropped %.3f  router entropy %.3f  dead %.3f  diversity %.3f",
-                            lcv / n, drop / n, ent / n, dead / n, div / n);
-            std::printf("   (mean of the last %d steps)\n", (int)n);
-        }
-        summary["routing"] = layers;
-        if (moe)
-            summary["aux_convention"] = s.cfg.model.moe.aux_convention == AuxConvention::hf
-                                            ? "hf: E * sum_e f_e P_e with sum f = K (balanced value K)"
-                                            : "switch: E * sum_e f_e P_e with sum f = 1 (balanced value 1)";
-        summary["moh_balance_final"] = recent.back().moh_balance;
-        summary["moe_aux_final"] = recent.back().moe_aux;
-        summary["zloss_final"] = recent.back().zloss;
-    }
-    if (moe) {
-        auto spec = specialization_measure(s.model, s.data->tok, s.data->val, 16 * 80 * 8);
-        // The same model with a random router: how much of the structure is learned.
-        Model rnd;
-        model_create(rnd, s.model.cfg, 0, 0.02f);
-        std::copy(s.model.params.data.begin(), s.model.params.data.end(), rnd.params.data.begin());  // same weights
-        std::mt19937 g(s.cfg.train.seed + 99);
-        for (const TensorSpec& t : rnd.layout.specs())
-            if (t.name.find("moe.router") != std::string::npos) {
-                double ss = 0;
-                for (size_t i = 0; i < t.numel; i++) ss += (double)rnd.params.data[t.offset + i] * rnd.params.data[t.offset + i];
-                std::normal_distribution<float> nd(0.f, (float)std::sqrt(ss / t.numel));  // same scale as trained
-                for (size_t i = 0; i < t.numel; i++) rnd.params.data[t.offset + i] = nd(g);
-            }
-        auto spec_rnd = specialization_measure(rnd, s.data->tok, s.data->val, 16 * 80 * 8);
-        nlohmann::json nj = nlohmann::json::array();
-        for (size_t l = 0; l < spec.layers.size(); l++) {
-            nj.push_back({{"nmi_domain", spec.layers[l].nmi_domain},
-                          {"nmi_domain_random_router", spec_rnd.layers[l].nmi_domain},
-                          {"nmi_lexical", spec.layers[l].nmi_lex},
-                          {"nmi_lexical_random_router", spec_rnd.layers[l].nmi_lex}});
-            std::printf("specialization layer %zu: NMI(expert; domain) %.3f (random router %.3f), NMI(expert; lexical class) %.3f (random %.3f)\n",
-                        l, spec.layers[l].nmi_domain, spec_rnd.layers[l].nmi_domain, spec.layers[l].nmi_lex,
-                        spec_rnd.layers[l].nmi_lex);
-        }
-        summary["specialization"] = nj;
-        std::ofstream(out + "/specialization.json") << specialization_to_json(spec) << "\n";
-    }
-    {
-        std::ofstream f(out + "/summary.json");
-        f << summary.dump(2) << "\n";
-        if (!f) return fail("cannot write '" + out + "/summary.json' (disk full? choose another --out)");
-    }
-    std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
-                secs, secs > 0 ? train_tok / secs : 0.0, last.loss, val, 0.5 * std::log((double)s.cfg.model.vocab_size));
-    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,summary.json}\n", out.c_str());
-    if (a.flag("sample") && config_generation_blocker(s.cfg.model).empty()) {
-        SampleOptions o;
-        o.temperature = 0.8f;
-        o.top_k = 40;
-        o.seed = s.cfg.train.seed;
-        const std::string prompt = "User: What is the capital of France? Assistant:";
-        auto ids = generate(s.model, s.data->tok.encode(prompt), 40, o, s.data->tok.eos_id(),
-                            model_window(s.cfg.model, s.cfg.model.seq_len, s.prev_entropy));
-        std::printf("sample: %s %s\n", prompt.c_str(), s.data->tok.decode(ids).c_str());
-    }
+    if (int rc = finish_run(s, o, out, setup_s); rc) return rc;
+    if (a.flag("sample")) print_sample(s);
     return 0;
 }
 
@@ -358,11 +321,10 @@ int cmd_generate(const Args& a) {
     auto ck = checkpoint_load(a.opt.at("checkpoint"));
     if (!ck) return fail(ck.status.msg);
     LoadedCheckpoint& c = **ck;
-    if (std::string why = config_generation_blocker(c.model.cfg); !why.empty()) return fail(why);
     const std::string prompt = a.opt.at("prompt");
-    auto ids = generate(c.model, c.tok.encode(prompt), (int)n, o, c.tok.eos_id(),
-                        model_window(c.model.cfg, c.model.cfg.seq_len, c.info.attn_entropy));
-    std::printf("%s %s\n", prompt.c_str(), c.tok.decode(ids).c_str());
+    const GenerationReport g = generate_report(c.model, c.tok, prompt, (int)n, o, c.info.attn_entropy);
+    if (!g.error.empty()) return fail(g.error);
+    std::printf("%s %s\n", prompt.c_str(), g.new_text.c_str());
     return 0;
 }
 
@@ -478,6 +440,53 @@ int cmd_bench(const Args& a) {
     return 0;
 }
 
+// One row per command: its usage lines, the options that take a value, and what runs it.
+struct Command {
+    const char* name;
+    const char* usage;
+    std::vector<std::string> options;
+    int (*run)(const Args&);
+};
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> c = {
+        {"presets", "  routelab-cli presets\n", {}, [](const Args&) { return cmd_presets(); }},
+        {"params", "  routelab-cli params   --preset P | --config F [--vocab-size N] [--json]\n",
+         {"preset", "config", "vocab-size", "set"}, cmd_params},
+        {"train",
+         "  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]\n"
+         "                        [--corpus PATH] [--out DIR] [--set key=value ...]\n",
+         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}, cmd_train},
+        {"generate",
+         "  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]\n"
+         "                        [--top-k K] [--top-p P] [--seed S]\n",
+         {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
+        {"probe", "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n", {"checkpoint", "text"}, cmd_probe},
+        {"bench",
+         "  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]\n"
+         "                        [--checkpoint F] [--set key=value ...]\n",
+         {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint"}, cmd_bench},
+    };
+    return c;
+}
+
+bool takes(const Command& c, const std::string& option) {
+    return std::find(c.options.begin(), c.options.end(), option) != c.options.end();
+}
+
+std::string usage_text() {
+    std::string u = k_usage_head;
+    for (const Command& c : commands()) u += c.usage;
+    return u + "\n" + k_usage_set;
+}
+
+// `<command> --help`: that command's lines (and the --set note where it takes --set), exit 0.
+int command_help(const Command& c) {
+    std::cout << c.usage;
+    if (takes(c, "set")) std::cout << "\n" << k_usage_set;
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -485,16 +494,19 @@ int main(int argc, char** argv) {
     Args a;
     a.cmd = argv[1];
     if (a.cmd == "--help" || a.cmd == "-h" || a.cmd == "help") {
-        std::cout << k_usage;
+        std::cout << usage_text();
         return 0;
     }
+    const auto& table = commands();
+    auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
+    if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
     const std::vector<std::string> bool_flags = {"json", "sample"};
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
+        if (k == "--help" || k == "-h") return command_help(*it);
         if (k.rfind("--", 0) != 0) return usage("unexpected argument '" + k + "'");
         k = k.substr(2);
-        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() &&
-            !(a.cmd == "bench" && k == "json")) {
+        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() && !takes(*it, k)) {
             a.flags.push_back(k);
             continue;
         }
@@ -502,24 +514,8 @@ int main(int argc, char** argv) {
         if (k == "set") a.sets.push_back(argv[++i]);
         else a.opt[k] = argv[++i];
     }
-    static const std::map<std::string, std::vector<std::string>> allowed = {
-        {"presets", {}},
-        {"params", {"preset", "config", "vocab-size", "set"}},
-        {"train", {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}},
-        {"generate", {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}},
-        {"bench", {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint"}},
-        {"probe", {"checkpoint", "text"}}};
-    auto it = allowed.find(a.cmd);
-    if (it == allowed.end()) return usage("unknown command '" + a.cmd + "'");
     for (const auto& [k, _] : a.opt)
-        if (std::find(it->second.begin(), it->second.end(), k) == it->second.end())
-            return usage("'" + a.cmd + "' has no option --" + k);
-    if (!a.sets.empty() && std::find(it->second.begin(), it->second.end(), "set") == it->second.end())
-        return usage("'" + a.cmd + "' has no option --set");
-    if (a.cmd == "presets") return cmd_presets();
-    if (a.cmd == "params") return cmd_params(a);
-    if (a.cmd == "train") return cmd_train(a);
-    if (a.cmd == "generate") return cmd_generate(a);
-    if (a.cmd == "probe") return cmd_probe(a);
-    return cmd_bench(a);
+        if (!takes(*it, k)) return usage("'" + a.cmd + "' has no option --" + k);
+    if (!a.sets.empty() && !takes(*it, "set")) return usage("'" + a.cmd + "' has no option --set");
+    return it->run(a);
 }

@@ -37,18 +37,8 @@ const QMap<QString, QString>& tips() {
     return t;
 }
 
-bool liveKey(const QString& k, rl::LiveKey* out) {
-    static const QMap<QString, rl::LiveKey> m = {{"train.lr", rl::LiveKey::lr},
-                                                 {"model.attention.heads.beta", rl::LiveKey::beta},
-                                                 {"model.moe.aux_weight", rl::LiveKey::aux_weight},
-                                                 {"model.moe.z_loss_weight", rl::LiveKey::z_loss_weight},
-                                                 {"model.moe.capacity_factor", rl::LiveKey::capacity_factor},
-                                                 {"model.moe.jitter", rl::LiveKey::jitter}};
-    auto it = m.find(k);
-    if (it == m.end()) return false;
-    *out = it.value();
-    return true;
-}
+// Live keys come from the core's list, so the form marks and sends exactly what the trainer applies.
+bool liveKey(const QString& k, rl::LiveKey* out) { return rl::live_key_from_name(k.toStdString(), *out); }
 
 QString groupOf(const QString& key) {
     if (key.startsWith("model.attention.")) return "Attention + heads";
@@ -58,7 +48,6 @@ QString groupOf(const QString& key) {
     if (key.startsWith("data.")) return "Data";
     return "Run";
 }
-
 
 }  // namespace
 

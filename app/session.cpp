@@ -135,22 +135,15 @@ void Session::serveRequests(bool& probeDue) {
         ckpt.swap(checkpointRequest_);
     }
     if (gen) {
+        const GenerationReport g = generate_report(s.model, s.data->tok, gen->prompt, std::clamp(gen->maxNew, 1, 1000),
+                                                   gen->sample, s.prev_entropy);
         GenerateResult r;
         r.prompt = gen->prompt;
-        const ModelConfig& mc = s.model.cfg;
-        r.error = config_generation_blocker(mc);
+        r.error = g.error;
         if (r.error.empty()) {
-            std::vector<int> ids = s.data->tok.encode(gen->prompt);
-            if (ids.empty()) ids.push_back(s.data->tok.eos_id());
-            auto out = generate(s.model, ids, std::clamp(gen->maxNew, 1, 1000), gen->sample, s.data->tok.eos_id(),
-                                model_window(mc, mc.seq_len, s.prev_entropy));
-            std::vector<int> all = ids;
-            all.insert(all.end(), out.begin(), out.end());
-            // The probe sees the last seq_len tokens; count how many of those are the prompt's.
-            const int keep = std::min((int)all.size(), mc.seq_len);
-            r.text = s.data->tok.decode(all);
-            r.promptTokens = std::max(0, (int)ids.size() - ((int)all.size() - keep));
-            r.probe = probe_run_ids(s.model, s.data->tok, std::vector<int>(all.end() - keep, all.end()), s.step, false);
+            r.text = g.text;
+            r.promptTokens = g.window_prompt_tokens;
+            r.probe = probe_run_ids(s.model, s.data->tok, g.window_ids, s.step, false);
         }
         {
             std::lock_guard<std::mutex> lock(requestMutex_);

@@ -2,6 +2,7 @@
 // merged onto them key by key, so an unknown key or a wrong type is caught with its full path.
 #include "config/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -101,104 +102,132 @@ Status merge_checked(json& base, const json& user, const std::string& path) {
     return Status::ok();
 }
 
+// Every config key, once: its path and its place in Config. Writing and reading both walk this list,
+// so a key cannot be written and not read, or read from another path than it was written to.
+// `visit(path, field)` for plain values, `visit(path, field, names)` for enums. C is Config or const Config.
+template <class C, class Visit>
+void config_fields(C& c, Visit&& visit) {
+    auto& m = c.model;
+    auto& a = m.attention;
+    auto& w = a.window;
+    auto& h = a.heads;
+    auto& e = m.moe;
+    auto& t = c.train;
+    auto& d = c.data;
+    visit("name", c.name);
+    visit("description", c.description);
+    visit("model.d_model", m.d_model);
+    visit("model.n_layers", m.n_layers);
+    visit("model.n_heads", m.n_heads);
+    visit("model.n_kv_heads", m.n_kv_heads);
+    visit("model.head_dim", m.head_dim);
+    visit("model.seq_len", m.seq_len);
+    visit("model.vocab_size", m.vocab_size);
+    visit("model.norm", m.norm, k_norms);
+    visit("model.norm_position", m.norm_position, k_norm_pos);
+    visit("model.norm_eps", m.norm_eps);
+    visit("model.final_norm", m.final_norm);
+    visit("model.tie_embeddings", m.tie_embeddings);
+    visit("model.lm_head_bias", m.lm_head_bias);
+    visit("model.attention.use_wo", a.use_wo);
+    visit("model.attention.positional", a.positional, k_pos);
+    visit("model.attention.cope_npos", a.cope_npos);
+    visit("model.attention.cope_shared", a.cope_shared);
+    visit("model.attention.rope_theta", a.rope_theta);
+    visit("model.attention.window.kind", w.kind, k_windows);
+    visit("model.attention.window.size", w.size);
+    visit("model.attention.window.strategy", w.strategy, k_strategies);
+    visit("model.attention.window.min", w.min);
+    visit("model.attention.window.max", w.max);
+    visit("model.attention.heads.kind", h.kind, k_heads);
+    visit("model.attention.heads.n_active", h.n_active);
+    visit("model.attention.heads.n_shared", h.n_shared);
+    visit("model.attention.heads.n_active_routed", h.n_active_routed);
+    visit("model.attention.heads.beta", h.beta);
+    visit("model.attention.heads.gate_scaling", h.gate_scaling, k_scalings);
+    visit("model.ffn.kind", m.ffn.kind, k_ffns);
+    visit("model.ffn.d_ff", m.ffn.d_ff);
+    visit("model.moe.kind", e.kind, k_ffn_routing);
+    visit("model.moe.n_experts", e.n_experts);
+    visit("model.moe.top_k", e.top_k);
+    visit("model.moe.routing", e.routing, k_moe_routing);
+    visit("model.moe.capacity_factor", e.capacity_factor);
+    visit("model.moe.n_shared_experts", e.n_shared_experts);
+    visit("model.moe.d_ff_expert", e.d_ff_expert);
+    visit("model.moe.aux_weight", e.aux_weight);
+    visit("model.moe.aux_convention", e.aux_convention, k_aux);
+    visit("model.moe.z_loss_weight", e.z_loss_weight);
+    visit("model.moe.jitter", e.jitter);
+    visit("model.moe.n_heads", e.n_heads);
+    visit("train.steps", t.steps);
+    visit("train.batch_size", t.batch_size);
+    visit("train.lr", t.lr);
+    visit("train.min_lr", t.min_lr);
+    visit("train.warmup_steps", t.warmup_steps);
+    visit("train.weight_decay", t.weight_decay);
+    visit("train.beta1", t.beta1);
+    visit("train.beta2", t.beta2);
+    visit("train.eps", t.eps);
+    visit("train.grad_clip", t.grad_clip);
+    visit("train.eval_every", t.eval_every);
+    visit("train.eval_batches", t.eval_batches);
+    visit("train.seed", t.seed);
+    visit("train.init_std", t.init_std);
+    visit("data.tokenizer", d.tokenizer);
+    visit("data.vocab_size", d.vocab_size);
+    visit("data.corpus", d.corpus);
+    visit("data.synthetic_docs", d.synthetic_docs);
+    visit("data.val_fraction", d.val_fraction);
+    visit("data.corpus_seed", d.corpus_seed);
+}
+
+// "model.attention.use_wo" -> /model/attention/use_wo
+json::json_pointer key_pointer(const char* key) {
+    std::string p = std::string("/") + key;
+    std::replace(p.begin(), p.end(), '.', '/');
+    return json::json_pointer(p);
+}
+
+struct FieldWriter {
+    json& j;
+    template <class T>
+    void operator()(const char* key, const T& v) { j[key_pointer(key)] = v; }
+    template <class E, size_t N>
+    void operator()(const char* key, const E& v, const EnumName<E> (&names)[N]) { j[key_pointer(key)] = enum_name(names, v); }
+};
+
+// Reads every field from a tree that has them all (the defaults with the user's keys merged in);
+// stops at the first bad value.
+struct FieldReader {
+    const json& j;
+    Status status;
+    template <class T>
+    void operator()(const char* key, T& v) {
+        if (status) v = j.at(key_pointer(key)).get<T>();
+    }
+    void operator()(const char* key, unsigned& v) {  // seeds: JSON has no unsigned, so refuse negatives by name
+        if (!status) return;
+        const long long x = j.at(key_pointer(key)).get<long long>();
+        if (x < 0) status = Status::error("config: '" + std::string(key) + "' must be >= 0, got " + std::to_string(x));
+        else v = static_cast<unsigned>(x);
+    }
+    template <class E, size_t N>
+    void operator()(const char* key, E& v, const EnumName<E> (&names)[N]) {
+        if (status) status = enum_parse(names, key, j.at(key_pointer(key)).get<std::string>(), v);
+    }
+};
+
 json to_json_obj(const Config& c) {
-    const auto& m = c.model;
-    const auto& a = m.attention;
-    const auto& w = a.window;
-    const auto& t = c.train;
-    const auto& d = c.data;
-    json j;
-    j["name"] = c.name;
-    j["description"] = c.description;
-    j["model"] = {
-        {"d_model", m.d_model}, {"n_layers", m.n_layers}, {"n_heads", m.n_heads},
-        {"n_kv_heads", m.n_kv_heads}, {"head_dim", m.head_dim}, {"seq_len", m.seq_len},
-        {"vocab_size", m.vocab_size}, {"norm", enum_name(k_norms, m.norm)},
-        {"norm_position", enum_name(k_norm_pos, m.norm_position)}, {"norm_eps", m.norm_eps},
-        {"final_norm", m.final_norm}, {"tie_embeddings", m.tie_embeddings}, {"lm_head_bias", m.lm_head_bias},
-        {"attention",
-         {{"use_wo", a.use_wo}, {"positional", enum_name(k_pos, a.positional)}, {"cope_npos", a.cope_npos},
-          {"cope_shared", a.cope_shared}, {"rope_theta", a.rope_theta},
-          {"window",
-           {{"kind", enum_name(k_windows, w.kind)}, {"size", w.size},
-            {"strategy", enum_name(k_strategies, w.strategy)}, {"min", w.min}, {"max", w.max}}},
-          {"heads",
-           {{"kind", enum_name(k_heads, a.heads.kind)}, {"n_active", a.heads.n_active},
-            {"n_shared", a.heads.n_shared}, {"n_active_routed", a.heads.n_active_routed},
-            {"beta", a.heads.beta}, {"gate_scaling", enum_name(k_scalings, a.heads.gate_scaling)}}}}},
-        {"ffn", {{"kind", enum_name(k_ffns, m.ffn.kind)}, {"d_ff", m.ffn.d_ff}}},
-        {"moe",
-         {{"kind", enum_name(k_ffn_routing, m.moe.kind)}, {"n_experts", m.moe.n_experts}, {"top_k", m.moe.top_k},
-          {"routing", enum_name(k_moe_routing, m.moe.routing)}, {"capacity_factor", m.moe.capacity_factor},
-          {"n_shared_experts", m.moe.n_shared_experts}, {"d_ff_expert", m.moe.d_ff_expert},
-          {"aux_weight", m.moe.aux_weight}, {"aux_convention", enum_name(k_aux, m.moe.aux_convention)},
-          {"z_loss_weight", m.moe.z_loss_weight}, {"jitter", m.moe.jitter}, {"n_heads", m.moe.n_heads}}}};
-    j["train"] = {{"steps", t.steps}, {"batch_size", t.batch_size}, {"lr", t.lr}, {"min_lr", t.min_lr},
-                  {"warmup_steps", t.warmup_steps}, {"weight_decay", t.weight_decay}, {"beta1", t.beta1},
-                  {"beta2", t.beta2}, {"eps", t.eps}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
-                  {"eval_batches", t.eval_batches}, {"seed", t.seed}, {"init_std", t.init_std}};
-    j["data"] = {{"tokenizer", d.tokenizer}, {"vocab_size", d.vocab_size}, {"corpus", d.corpus},
-                 {"synthetic_docs", d.synthetic_docs}, {"val_fraction", d.val_fraction},
-                 {"corpus_seed", d.corpus_seed}};
+    json j = json::object();
+    config_fields(c, FieldWriter{j});
     return j;
 }
 
 Result<Config> from_json_obj(const json& j) {
     Config c;
-    auto& m = c.model;
-    auto& a = m.attention;
-    auto& w = a.window;
-    auto& t = c.train;
-    auto& d = c.data;
-    c.name = j["name"];
-    c.description = j["description"];
-    const json& jm = j["model"];
-    m.d_model = jm["d_model"]; m.n_layers = jm["n_layers"]; m.n_heads = jm["n_heads"];
-    m.n_kv_heads = jm["n_kv_heads"]; m.head_dim = jm["head_dim"]; m.seq_len = jm["seq_len"];
-    m.vocab_size = jm["vocab_size"]; m.norm_eps = jm["norm_eps"]; m.final_norm = jm["final_norm"];
-    m.tie_embeddings = jm["tie_embeddings"]; m.lm_head_bias = jm["lm_head_bias"];
-    Status s;
-    if (!(s = enum_parse(k_norms, "model.norm", jm["norm"], m.norm))) return s;
-    if (!(s = enum_parse(k_norm_pos, "model.norm_position", jm["norm_position"], m.norm_position))) return s;
-    const json& ja = jm["attention"];
-    a.use_wo = ja["use_wo"]; a.cope_npos = ja["cope_npos"]; a.cope_shared = ja["cope_shared"];
-    a.rope_theta = ja["rope_theta"];
-    if (!(s = enum_parse(k_pos, "model.attention.positional", ja["positional"], a.positional))) return s;
-    const json& jw = ja["window"];
-    w.size = jw["size"]; w.min = jw["min"]; w.max = jw["max"];
-    if (!(s = enum_parse(k_windows, "model.attention.window.kind", jw["kind"], w.kind))) return s;
-    if (!(s = enum_parse(k_strategies, "model.attention.window.strategy", jw["strategy"], w.strategy))) return s;
-    const json& jh = ja["heads"];
-    auto& h = a.heads;
-    h.n_active = jh["n_active"]; h.n_shared = jh["n_shared"]; h.n_active_routed = jh["n_active_routed"];
-    h.beta = jh["beta"];
-    if (!(s = enum_parse(k_heads, "model.attention.heads.kind", jh["kind"], h.kind))) return s;
-    if (!(s = enum_parse(k_scalings, "model.attention.heads.gate_scaling", jh["gate_scaling"], h.gate_scaling))) return s;
-    const json& jf = jm["ffn"];
-    m.ffn.d_ff = jf["d_ff"];
-    if (!(s = enum_parse(k_ffns, "model.ffn.kind", jf["kind"], m.ffn.kind))) return s;
-    const json& je = jm["moe"];
-    auto& e = m.moe;
-    e.n_experts = je["n_experts"]; e.top_k = je["top_k"]; e.capacity_factor = je["capacity_factor"];
-    e.n_shared_experts = je["n_shared_experts"]; e.d_ff_expert = je["d_ff_expert"]; e.aux_weight = je["aux_weight"];
-    e.z_loss_weight = je["z_loss_weight"]; e.jitter = je["jitter"]; e.n_heads = je["n_heads"];
-    if (!(s = enum_parse(k_ffn_routing, "model.moe.kind", je["kind"], e.kind))) return s;
-    if (!(s = enum_parse(k_moe_routing, "model.moe.routing", je["routing"], e.routing))) return s;
-    if (!(s = enum_parse(k_aux, "model.moe.aux_convention", je["aux_convention"], e.aux_convention))) return s;
-    const json& jt = j["train"];
-    t.steps = jt["steps"]; t.batch_size = jt["batch_size"]; t.lr = jt["lr"]; t.min_lr = jt["min_lr"];
-    t.warmup_steps = jt["warmup_steps"]; t.weight_decay = jt["weight_decay"]; t.beta1 = jt["beta1"];
-    t.beta2 = jt["beta2"]; t.eps = jt["eps"]; t.grad_clip = jt["grad_clip"]; t.eval_every = jt["eval_every"];
-    t.eval_batches = jt["eval_batches"]; t.init_std = jt["init_std"];
-    long long seed = jt["seed"];
-    if (seed < 0) return Status::error("config: 'train.seed' must be >= 0, got " + std::to_string(seed));
-    t.seed = static_cast<unsigned>(seed);
-    const json& jd = j["data"];
-    d.tokenizer = jd["tokenizer"]; d.vocab_size = jd["vocab_size"]; d.corpus = jd["corpus"];
-    d.synthetic_docs = jd["synthetic_docs"]; d.val_fraction = jd["val_fraction"];
-    long long cseed = jd["corpus_seed"];
-    if (cseed < 0) return Status::error("config: 'data.corpus_seed' must be >= 0");
-    d.corpus_seed = static_cast<unsigned>(cseed);
+    FieldReader r{j, Status::ok()};
+    config_fields(c, r);
+    if (!r.status) return r.status;
     return c;
 }
 
@@ -206,6 +235,8 @@ Result<Config> from_json_obj(const json& j) {
 
 const char* pos_kind_name(PosKind k) { return enum_name(k_pos, k); }
 const char* ffn_kind_name(FfnKind k) { return enum_name(k_ffns, k); }
+const char* head_selection_name(HeadSelection k) { return enum_name(k_heads, k); }
+const char* ffn_routing_name(FfnRouting k) { return enum_name(k_ffn_routing, k); }
 const char* moe_routing_name(MoeRouting k) { return enum_name(k_moe_routing, k); }
 const char* aux_convention_name(AuxConvention k) { return enum_name(k_aux, k); }
 
@@ -306,11 +337,13 @@ std::string config_generation_blocker(const ModelConfig& m) {
     return {};
 }
 
-Status config_validate(const Config& c) {
-    const auto& m = c.model;
+namespace {
+
+bool in(long long v, long long lo, long long hi) { return v >= lo && v <= hi; }
+
+// Sizes and the divisibility rules between them (C % H, H % G, H*D = C without W_O).
+Status validate_dims(const ModelConfig& m) {
     const auto& a = m.attention;
-    const auto& t = c.train;
-    auto in = [](long long v, long long lo, long long hi) { return v >= lo && v <= hi; };
     if (!in(m.d_model, 1, 8192)) return bad("model.d_model", "must be in 1..8192, got " + std::to_string(m.d_model));
     if (!in(m.n_layers, 1, 64)) return bad("model.n_layers", "must be in 1..64, got " + std::to_string(m.n_layers));
     if (!in(m.n_heads, 1, 128)) return bad("model.n_heads", "must be in 1..128, got " + std::to_string(m.n_heads));
@@ -330,6 +363,12 @@ Status config_validate(const Config& c) {
     if (!in(m.seq_len, 2, 4096)) return bad("model.seq_len", "must be in 2..4096, got " + std::to_string(m.seq_len));
     if (m.vocab_size < 0 || m.vocab_size > 1000000) return bad("model.vocab_size", "must be 0 (from tokenizer) or 1..1000000");
     if (!(m.norm_eps > 0 && m.norm_eps < 1)) return bad("model.norm_eps", "must be in (0, 1)");
+    if (!in(m.ffn.d_ff, 1, 65536)) return bad("model.ffn.d_ff", "must be in 1..65536, got " + std::to_string(m.ffn.d_ff));
+    return Status::ok();
+}
+
+Status validate_positions_and_window(const ModelConfig& m) {
+    const auto& a = m.attention;
     if (a.positional == PosKind::rope && m.head_dim % 2 != 0)
         return bad("model.head_dim", "must be even for RoPE (pairs i, i+D/2 rotate together), got " + std::to_string(m.head_dim));
     if (a.positional == PosKind::rope && !(a.rope_theta > 1)) return bad("model.attention.rope_theta", "must be > 1");
@@ -346,8 +385,11 @@ Status config_validate(const Config& c) {
         if (w.strategy == WindowStrategy::fixed && !in(w.size, w.min, w.max))
             return bad("model.attention.window.size", "must be in window.min..window.max for the fixed strategy");
     }
-    if (!in(m.ffn.d_ff, 1, 65536)) return bad("model.ffn.d_ff", "must be in 1..65536, got " + std::to_string(m.ffn.d_ff));
-    const auto& h = a.heads;
+    return Status::ok();
+}
+
+Status validate_heads(const ModelConfig& m) {
+    const auto& h = m.attention.heads;
     if (h.kind == HeadSelection::static_pruning && !in(h.n_active, 1, m.n_heads))
         return bad("model.attention.heads.n_active", "must be in 1..n_heads (" + std::to_string(m.n_heads) + "), got " + std::to_string(h.n_active));
     if (h.kind == HeadSelection::moh) {
@@ -360,6 +402,10 @@ Status config_validate(const Config& c) {
     // Weights and factors are range-checked whatever the routing kind: they are live-changeable, and
     // a value that could never be right is refused even where it has no effect yet.
     if (!(h.beta >= 0 && h.beta < 10)) return bad("model.attention.heads.beta", "must be in [0, 10)");
+    return Status::ok();
+}
+
+Status validate_moe(const ModelConfig& m) {
     const auto& e = m.moe;
     if (e.kind != FfnRouting::dense) {
         if (m.ffn.kind != FfnKind::swiglu) return bad("model.ffn.kind", "must be swiglu with a sparse FFN (experts are SwiGLU FFNs)");
@@ -378,6 +424,10 @@ Status config_validate(const Config& c) {
     if (!(e.aux_weight >= 0 && e.aux_weight < 10)) return bad("model.moe.aux_weight", "must be in [0, 10)");
     if (!(e.z_loss_weight >= 0 && e.z_loss_weight < 10)) return bad("model.moe.z_loss_weight", "must be in [0, 10)");
     if (!(e.jitter >= 0 && e.jitter < 10)) return bad("model.moe.jitter", "must be in [0, 10)");
+    return Status::ok();
+}
+
+Status validate_train(const TrainConfig& t) {
     if (!in(t.steps, 0, 100000000)) return bad("train.steps", "must be >= 0");
     if (!in(t.batch_size, 1, 4096)) return bad("train.batch_size", "must be in 1..4096, got " + std::to_string(t.batch_size));
     if (!(t.lr > 0 && t.lr < 10)) return bad("train.lr", "must be in (0, 10)");
@@ -391,7 +441,10 @@ Status config_validate(const Config& c) {
     if (t.eval_every < 1) return bad("train.eval_every", "must be >= 1");
     if (t.eval_batches < 1) return bad("train.eval_batches", "must be >= 1");
     if (!(t.init_std > 0 && t.init_std < 1)) return bad("train.init_std", "must be in (0, 1)");
-    const auto& d = c.data;
+    return Status::ok();
+}
+
+Status validate_data(const DataConfig& d) {
     if (d.tokenizer != "word" && d.tokenizer != "bpe" && d.tokenizer != "unigram")
         return bad("data.tokenizer", "is \"" + d.tokenizer + "\"; allowed: word, bpe, unigram");
     if (d.tokenizer != "word" && !in(d.vocab_size, 16, 1000000)) return bad("data.vocab_size", "must be in 16..1000000 for subword tokenizers");
@@ -399,6 +452,19 @@ Status config_validate(const Config& c) {
     if (!in(d.synthetic_docs, 0, 10000000)) return bad("data.synthetic_docs", "must be >= 0");
     if (!(d.val_fraction > 0 && d.val_fraction < 0.5f)) return bad("data.val_fraction", "must be in (0, 0.5)");
     return Status::ok();
+}
+
+}  // namespace
+
+// In order, each part only when the ones before passed (later rules divide by earlier sizes).
+Status config_validate(const Config& c) {
+    Status s = validate_dims(c.model);
+    if (s) s = validate_positions_and_window(c.model);
+    if (s) s = validate_heads(c.model);
+    if (s) s = validate_moe(c.model);
+    if (s) s = validate_train(c.train);
+    if (s) s = validate_data(c.data);
+    return s;
 }
 
 }  // namespace rl

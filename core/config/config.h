@@ -137,8 +137,12 @@ std::string config_generation_blocker(const ModelConfig& m);
 // Applies "a.b.c=value" overrides (CLI --set); value is parsed as JSON, falling back to a string.
 Status config_apply_override(Config& cfg, const std::string& assignment);
 
+// The config's own names of these values ("moh", "top1_capacity"): reports and views use these,
+// never a copy of the list.
 const char* pos_kind_name(PosKind k);
 const char* ffn_kind_name(FfnKind k);
+const char* head_selection_name(HeadSelection k);
+const char* ffn_routing_name(FfnRouting k);
 const char* moe_routing_name(MoeRouting k);
 const char* aux_convention_name(AuxConvention k);
 

@@ -1,6 +1,6 @@
 #include "config/presets.h"
 
-#include "train/assets.h"
+#include "util/assets.h"
 
 namespace rl {
 

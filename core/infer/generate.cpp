@@ -65,4 +65,23 @@ std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int ma
     return out;
 }
 
+GenerationReport generate_report(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_new,
+                                 const SampleOptions& o, float attn_entropy) {
+    GenerationReport r;
+    const ModelConfig& c = m.cfg;
+    r.error = config_generation_blocker(c);
+    if (!r.error.empty()) return r;
+    r.prompt_ids = tok.encode(prompt);
+    if (r.prompt_ids.empty()) r.prompt_ids.push_back(tok.eos_id());  // what generate() would start from anyway
+    r.new_ids = generate(m, r.prompt_ids, max_new, o, tok.eos_id(), model_window(c, c.seq_len, attn_entropy));
+    r.new_text = tok.decode(r.new_ids);
+    std::vector<int> all = r.prompt_ids;  // (P+N)
+    all.insert(all.end(), r.new_ids.begin(), r.new_ids.end());
+    r.text = tok.decode(all);
+    const int keep = std::min((int)all.size(), c.seq_len);
+    r.window_ids.assign(all.end() - keep, all.end());
+    r.window_prompt_tokens = std::max(0, (int)r.prompt_ids.size() - ((int)all.size() - keep));
+    return r;
+}
+
 }  // namespace rl

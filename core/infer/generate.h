@@ -2,9 +2,11 @@
 #pragma once
 #include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
+#include "train/tokenizer.h"
 
 namespace rl {
 
@@ -25,5 +27,21 @@ int sample_token(const float* logits, int V, const SampleOptions& o, std::mt1993
 // (identical output, less work; see model_decode_step).
 std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int max_new, const SampleOptions& o,
                           int eos_id, int window, const std::function<void(int)>& on_token = {}, bool skip = true);
+
+// One generation from a text prompt, and the bookkeeping every caller reports (the CLI prints
+// new_text, the window shows text and probes window_ids).
+struct GenerationReport {
+    std::string error;             // why nothing was generated (config_generation_blocker), else empty
+    std::vector<int> prompt_ids;   // (P) the encoded prompt; eos alone when it encodes to nothing
+    std::vector<int> new_ids;      // (N) generated tokens, with the eos that ended them
+    std::string new_text;          // decode(new_ids)
+    std::string text;              // decode(prompt_ids + new_ids)
+    std::vector<int> window_ids;   // (min(P+N, seq_len)) the last seq_len tokens: what a probe of the text sees
+    int window_prompt_tokens = 0;  // how many of window_ids are the prompt's
+};
+// Up to max_new tokens after prompt, stopping at eos, with the context window the model uses at
+// attention entropy attn_entropy (the adaptive window's input).
+GenerationReport generate_report(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_new,
+                                 const SampleOptions& o, float attn_entropy);
 
 }  // namespace rl

@@ -85,16 +85,50 @@ CurvePoint curve_point(const StepStats& s) {
     return p;
 }
 
+namespace {
+
+// Every stored curve column after `step`, once: the CSV header, the plot picker, the table schema,
+// the INSERT and the SELECT are all built from this list.
+struct CurveColumn {
+    const char* name;
+    float CurvePoint::*field;
+};
+const CurveColumn k_curve_columns[] = {
+    {"loss", &CurvePoint::loss},       {"ce", &CurvePoint::ce},           {"moh_balance", &CurvePoint::moh_balance},
+    {"moe_aux", &CurvePoint::moe_aux}, {"zloss", &CurvePoint::zloss},     {"lr", &CurvePoint::lr},
+    {"grad_norm", &CurvePoint::grad_norm}, {"tok_per_s", &CurvePoint::tok_per_s}, {"head_cv", &CurvePoint::head_cv},
+    {"load_cv", &CurvePoint::load_cv}, {"dropped", &CurvePoint::dropped}, {"entropy", &CurvePoint::entropy},
+};
+constexpr int k_n_curve_values = sizeof k_curve_columns / sizeof k_curve_columns[0];
+
+// CREATE TABLE curves(run ..., step INTEGER, loss REAL, ..., PRIMARY KEY(run, step))
+std::string curves_schema() {
+    std::string sql = "CREATE TABLE curves(run INTEGER REFERENCES runs(id) ON DELETE CASCADE, step INTEGER";
+    for (const CurveColumn& c : k_curve_columns) sql += std::string(", ") + c.name + " REAL";
+    return sql + ", PRIMARY KEY(run, step));";
+}
+
+// INSERT OR REPLACE INTO curves VALUES(?,?,...): run, step, then one per column.
+std::string curves_insert() {
+    std::string sql = "INSERT OR REPLACE INTO curves VALUES(?,?";
+    for (int c = 0; c < k_n_curve_values; c++) sql += ",?";
+    return sql + ")";
+}
+
+}  // namespace
+
 const std::vector<std::string>& curve_columns() {
-    static const std::vector<std::string> c = {"step",  "loss",     "ce",      "moh_balance", "moe_aux", "zloss", "lr",
-                                               "grad_norm", "tok_per_s", "head_cv", "load_cv", "dropped", "entropy"};
+    static const std::vector<std::string> c = [] {
+        std::vector<std::string> v = {"step"};
+        for (const CurveColumn& col : k_curve_columns) v.push_back(col.name);
+        return v;
+    }();
     return c;
 }
 
 float curve_value(const CurvePoint& p, int c) {
-    const float v[] = {(float)p.step, p.loss,    p.ce,      p.moh_balance, p.moe_aux, p.zloss,  p.lr,
-                       p.grad_norm,   p.tok_per_s, p.head_cv, p.load_cv,   p.dropped, p.entropy};
-    return c >= 0 && c < (int)(sizeof v / sizeof v[0]) ? v[c] : 0.f;
+    if (c == 0) return (float)p.step;
+    return c > 0 && c <= k_n_curve_values ? p.*k_curve_columns[c - 1].field : 0.f;
 }
 
 Result<RunStore> run_store_open(const std::string& path) {
@@ -120,16 +154,13 @@ Result<RunStore> run_store_open(const std::string& path) {
                                  "move it away or pick another workspace");
         return RunStore{d};
     }
-    Status s = exec(*d,
-                    "BEGIN;"
-                    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
-                    "CREATE TABLE runs(id INTEGER PRIMARY KEY, name TEXT, created TEXT, config TEXT, steps INTEGER DEFAULT 0,"
-                    " final_loss REAL DEFAULT 0, val_loss REAL DEFAULT -1, checkpoint TEXT DEFAULT '');"
-                    "CREATE TABLE curves(run INTEGER REFERENCES runs(id) ON DELETE CASCADE, step INTEGER, loss REAL, ce REAL,"
-                    " moh_balance REAL, moe_aux REAL, zloss REAL, lr REAL, grad_norm REAL, tok_per_s REAL, head_cv REAL,"
-                    " load_cv REAL, dropped REAL, entropy REAL, PRIMARY KEY(run, step));"
-                    "INSERT INTO meta VALUES('format','routelab-runs-1');"
-                    "COMMIT;");
+    const std::string create = std::string("BEGIN;"
+                                           "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+                                           "CREATE TABLE runs(id INTEGER PRIMARY KEY, name TEXT, created TEXT, config TEXT,"
+                                           " steps INTEGER DEFAULT 0, final_loss REAL DEFAULT 0, val_loss REAL DEFAULT -1,"
+                                           " checkpoint TEXT DEFAULT '');") +
+                               curves_schema() + "INSERT INTO meta VALUES('format','" + k_format + "');COMMIT;";
+    Status s = exec(*d, create.c_str());
     if (!s) return s;
     return RunStore{d};
 }
@@ -151,7 +182,7 @@ Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>&
     RunStoreDb& d = *s.db;
     if (Status b = exec(d, "BEGIN"); !b) return b;
     {
-        Stmt q(d, "INSERT OR REPLACE INTO curves VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        Stmt q(d, curves_insert().c_str());
         if (!q) {
             Status e = db_error(d, "storing curves");  // the message before ROLLBACK resets it
             exec(d, "ROLLBACK");
@@ -161,7 +192,7 @@ Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>&
             sqlite3_reset(q.s);
             sqlite3_bind_int64(q.s, 1, run);
             sqlite3_bind_int(q.s, 2, p.step);
-            for (int c = 1; c < (int)curve_columns().size(); c++) sqlite3_bind_double(q.s, c + 2, curve_value(p, c));
+            for (int c = 0; c < k_n_curve_values; c++) sqlite3_bind_double(q.s, c + 3, p.*k_curve_columns[c].field);
             if (sqlite3_step(q.s) != SQLITE_DONE) {
                 Status e = db_error(d, "storing curves");
                 exec(d, "ROLLBACK");
@@ -246,11 +277,9 @@ Result<std::vector<CurvePoint>> run_store_curve(RunStore& s, int64_t run) {
     std::vector<CurvePoint> out;
     int rc;
     while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-        CurvePoint p;
-        float* f[] = {&p.loss,    &p.ce,      &p.moh_balance, &p.moe_aux, &p.zloss,  &p.lr,
-                      &p.grad_norm, &p.tok_per_s, &p.head_cv,   &p.load_cv, &p.dropped, &p.entropy};
+        CurvePoint p;  // columns: run, step, then k_curve_columns in order
         p.step = sqlite3_column_int(q.s, 1);
-        for (int c = 0; c < 12; c++) *f[c] = (float)sqlite3_column_double(q.s, c + 2);
+        for (int c = 0; c < k_n_curve_values; c++) p.*k_curve_columns[c].field = (float)sqlite3_column_double(q.s, c + 2);
         out.push_back(p);
     }
     if (rc != SQLITE_DONE) return db_error(d, "reading a curve");

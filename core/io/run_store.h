@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "metrics/stats.h"
+#include "train/step_stats.h"
 #include "util/status.h"
 
 struct sqlite3;

@@ -148,129 +148,160 @@ struct FileCloser {
 
 struct TooDeep {};
 
-Result<SafetensorsFile> read_impl(const std::string& path) {
-    const std::string pre = prefix(path);
-    auto fail = [&](const std::string& what) { return Status::error(pre + what); };
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
+// Each tensor's byte range in the data section, for the coverage check and the read.
+struct Span {
+    uint64_t begin, end;
+    std::string name;
+    StoredTensor* tensor;
+};
+
+// Reading one file: every failure is "checkpoint '<path>': <what>".
+struct Reader {
+    std::string pre;
+    Status fail(const std::string& what) const { return Status::error(pre + what); }
+};
+
+// A regular file that opens, and its size.
+Status open_file(const Reader& r, const std::string& path, FilePtr& f, uint64_t& size) {
     std::error_code ec;
     const std::filesystem::file_status fs = std::filesystem::status(path, ec);
     if (fs.type() == std::filesystem::file_type::not_found)
-        return fail("file not found; check the path, or train a model first with routelab-cli train");
-    if (ec) return fail("cannot access the file (" + ec.message() + "); check the path and its permissions");
-    if (!std::filesystem::is_regular_file(fs)) return fail("not a regular file; pass the path of a .safetensors file");
-    std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-    if (!f) return fail(std::string("cannot open the file (") + std::strerror(errno) + "); check its permissions");
-    const uint64_t size = std::filesystem::file_size(path, ec);
-    if (ec) return fail("cannot get the file size (" + ec.message() + "); check the path and its permissions");
+        return r.fail("file not found; check the path, or train a model first with routelab-cli train");
+    if (ec) return r.fail("cannot access the file (" + ec.message() + "); check the path and its permissions");
+    if (!std::filesystem::is_regular_file(fs)) return r.fail("not a regular file; pass the path of a .safetensors file");
+    f.reset(std::fopen(path.c_str(), "rb"));
+    if (!f) return r.fail(std::string("cannot open the file (") + std::strerror(errno) + "); check its permissions");
+    size = std::filesystem::file_size(path, ec);
+    if (ec) return r.fail("cannot get the file size (" + ec.message() + "); check the path and its permissions");
+    return Status::ok();
+}
 
-    if (size == 0) return fail(std::string("the file is empty") + k_not_checkpoint);
-    if (size < 8) return fail("the file is only " + std::to_string(size) + " bytes" + k_not_checkpoint);
+// The u64 length prefix and the JSON header it announces, parsed with a depth cap.
+Status read_header(const Reader& r, std::FILE* f, uint64_t size, uint64_t& header_len, json& header) {
+    if (size == 0) return r.fail(std::string("the file is empty") + k_not_checkpoint);
+    if (size < 8) return r.fail("the file is only " + std::to_string(size) + " bytes" + k_not_checkpoint);
     unsigned char len_bytes[8];
-    if (std::fread(len_bytes, 1, 8, f.get()) != 8) return fail(std::string("cannot read the header length") + k_not_checkpoint);
-    uint64_t header_len = 0;
+    if (std::fread(len_bytes, 1, 8, f) != 8) return r.fail(std::string("cannot read the header length") + k_not_checkpoint);
+    header_len = 0;
     for (int i = 0; i < 8; ++i) header_len |= uint64_t{len_bytes[i]} << (8 * i);
     if (header_len > k_max_header_bytes)
-        return fail("header length " + std::to_string(header_len) + " exceeds the 100 MB limit" + k_not_checkpoint);
+        return r.fail("header length " + std::to_string(header_len) + " exceeds the 100 MB limit" + k_not_checkpoint);
     if (header_len > size - 8)
-        return fail("header length " + std::to_string(header_len) + " is larger than the rest of the file (" +
-                    std::to_string(size - 8) + " bytes)" + k_not_checkpoint);
+        return r.fail("header length " + std::to_string(header_len) + " is larger than the rest of the file (" +
+                      std::to_string(size - 8) + " bytes)" + k_not_checkpoint);
     std::string text(header_len, '\0');
-    if (std::fread(text.data(), 1, text.size(), f.get()) != text.size())
-        return fail(std::string("cannot read the header") + k_not_checkpoint);
-
-    json header;
+    if (std::fread(text.data(), 1, text.size(), f) != text.size())
+        return r.fail(std::string("cannot read the header") + k_not_checkpoint);
     try {
         header = json::parse(text, [](int depth, json::parse_event_t, json&) {
             if (depth > k_max_json_depth) throw TooDeep{};
             return true;
         });
     } catch (const TooDeep&) {
-        return fail(std::string("the header JSON is nested too deeply") + k_not_checkpoint);
+        return r.fail(std::string("the header JSON is nested too deeply") + k_not_checkpoint);
     } catch (const json::exception&) {
-        return fail(std::string("the header is not valid JSON") + k_not_checkpoint);
+        return r.fail(std::string("the header is not valid JSON") + k_not_checkpoint);
     }
-    if (!header.is_object()) return fail(std::string("the header is not a JSON object") + k_not_checkpoint);
+    if (!header.is_object()) return r.fail(std::string("the header is not a JSON object") + k_not_checkpoint);
+    return Status::ok();
+}
 
-    // Each tensor's byte range in the data section, for the coverage check and the read below.
-    struct Span {
-        uint64_t begin, end;
-        std::string name;
-        StoredTensor* tensor;
-    };
-    std::vector<Span> spans;
-    const uint64_t data_size = size - 8 - header_len;
-    SafetensorsFile out;
-    for (auto it = header.begin(); it != header.end(); ++it) {
-        const json& v = it.value();
-        if (it.key() == "__metadata__") {
-            if (!v.is_object()) return fail(std::string("\"__metadata__\" is not a JSON object") + k_corrupt);
-            for (auto m = v.begin(); m != v.end(); ++m) {
-                if (!m->is_string())
-                    return fail("metadata entry " + quoted(m.key()) + " is not a string" + k_corrupt);
-                out.metadata[m.key()] = m->get<std::string>();
-            }
-            continue;
-        }
-        const std::string what = "tensor " + quoted(it.key()) + " ";
-        if (!v.is_object()) return fail(what + "is not a JSON object" + k_corrupt);
-        const auto dtype = v.find("dtype");
-        if (dtype == v.end() || !dtype->is_string()) return fail(what + "has no dtype string" + k_corrupt);
-        if (dtype->get<std::string>() != "F32")
-            return fail(what + "has dtype " + quoted(dtype->get<std::string>()) +
-                        " but RouteLab reads only F32; convert it to F32 or re-save it with routelab-cli train");
-
-        const auto shape_it = v.find("shape");
-        if (shape_it == v.end() || !shape_it->is_array())
-            return fail(what + "has no shape list" + k_corrupt);
-        std::vector<int64_t> shape;
-        for (const json& d : *shape_it) {
-            if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()})
-                return fail(what + "has shape " + shape_it->dump() + "; dims must be non-negative integers" +
-                            k_corrupt);
-            shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
-        }
-        uint64_t numel = 0;
-        if (!checked_numel(shape, numel)) return fail(what + "has a too large shape " + shape_text(shape) + k_corrupt);
-
-        const auto offs = v.find("data_offsets");
-        if (offs == v.end() || !offs->is_array() || offs->size() != 2 || !(*offs)[0].is_number_unsigned() ||
-            !(*offs)[1].is_number_unsigned())
-            return fail(what + "needs data_offsets [begin, end] of non-negative integers" + k_corrupt);
-        const uint64_t begin = (*offs)[0].get<uint64_t>();
-        const uint64_t end = (*offs)[1].get<uint64_t>();
-        const std::string range = "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "]";
-        if (begin > end) return fail(what + "has " + range + " with begin after end" + k_corrupt);
-        if (end > data_size)
-            return fail(what + "has " + range + " past the end of the data section (" + std::to_string(data_size) +
-                        " bytes)" + k_not_checkpoint);
-        if (end - begin != 4 * numel)
-            return fail(what + "has " + range + " spanning " + std::to_string(end - begin) + " bytes but shape " +
-                        shape_text(shape) + " needs " + std::to_string(4 * numel) + " bytes" + k_corrupt);
-        StoredTensor& t = out.tensors[it.key()];
-        t.shape = std::move(shape);
-        spans.push_back({begin, end, it.key(), &t});
+Status read_metadata(const Reader& r, const json& v, std::map<std::string, std::string>& out) {
+    if (!v.is_object()) return r.fail(std::string("\"__metadata__\" is not a JSON object") + k_corrupt);
+    for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m->is_string()) return r.fail("metadata entry " + quoted(m.key()) + " is not a string" + k_corrupt);
+        out[m.key()] = m->get<std::string>();
     }
+    return Status::ok();
+}
 
-    // As in the reference implementation, tensors must tile the data section exactly: a gap,
-    // overlap or trailing bytes mean the header and data do not belong together.
+// One tensor entry: F32, a shape of non-negative dims, data_offsets inside the data section whose
+// length matches the shape.
+Status read_tensor_entry(const Reader& r, const std::string& name, const json& v, uint64_t data_size,
+                         std::vector<int64_t>& shape, uint64_t& begin, uint64_t& end) {
+    const std::string what = "tensor " + quoted(name) + " ";
+    if (!v.is_object()) return r.fail(what + "is not a JSON object" + k_corrupt);
+    const auto dtype = v.find("dtype");
+    if (dtype == v.end() || !dtype->is_string()) return r.fail(what + "has no dtype string" + k_corrupt);
+    if (dtype->get<std::string>() != "F32")
+        return r.fail(what + "has dtype " + quoted(dtype->get<std::string>()) +
+                      " but RouteLab reads only F32; convert it to F32 or re-save it with routelab-cli train");
+    const auto shape_it = v.find("shape");
+    if (shape_it == v.end() || !shape_it->is_array()) return r.fail(what + "has no shape list" + k_corrupt);
+    for (const json& d : *shape_it) {
+        if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()})
+            return r.fail(what + "has shape " + shape_it->dump() + "; dims must be non-negative integers" + k_corrupt);
+        shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+    }
+    uint64_t numel = 0;
+    if (!checked_numel(shape, numel)) return r.fail(what + "has a too large shape " + shape_text(shape) + k_corrupt);
+    const auto offs = v.find("data_offsets");
+    if (offs == v.end() || !offs->is_array() || offs->size() != 2 || !(*offs)[0].is_number_unsigned() ||
+        !(*offs)[1].is_number_unsigned())
+        return r.fail(what + "needs data_offsets [begin, end] of non-negative integers" + k_corrupt);
+    begin = (*offs)[0].get<uint64_t>();
+    end = (*offs)[1].get<uint64_t>();
+    const std::string range = "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+    if (begin > end) return r.fail(what + "has " + range + " with begin after end" + k_corrupt);
+    if (end > data_size)
+        return r.fail(what + "has " + range + " past the end of the data section (" + std::to_string(data_size) +
+                      " bytes)" + k_not_checkpoint);
+    if (end - begin != 4 * numel)
+        return r.fail(what + "has " + range + " spanning " + std::to_string(end - begin) + " bytes but shape " +
+                      shape_text(shape) + " needs " + std::to_string(4 * numel) + " bytes" + k_corrupt);
+    return Status::ok();
+}
+
+// As in the reference implementation, tensors must tile the data section exactly: a gap,
+// overlap or trailing bytes mean the header and data do not belong together. Sorts spans.
+Status check_tiling(const Reader& r, std::vector<Span>& spans, uint64_t data_size) {
     std::sort(spans.begin(), spans.end(),
               [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
     uint64_t pos = 0;
     for (const Span& s : spans) {
         if (s.begin != pos)
-            return fail("tensor " + quoted(s.name) + " data starts at byte " + std::to_string(s.begin) +
-                        " but the previous tensor ends at " + std::to_string(pos) + " (gap or overlap)" + k_corrupt);
+            return r.fail("tensor " + quoted(s.name) + " data starts at byte " + std::to_string(s.begin) +
+                          " but the previous tensor ends at " + std::to_string(pos) + " (gap or overlap)" + k_corrupt);
         pos = s.end;
     }
     if (pos != data_size)
-        return fail("the data section has " + std::to_string(data_size) + " bytes but the tensors cover only " +
-                    std::to_string(pos) + k_corrupt);
+        return r.fail("the data section has " + std::to_string(data_size) + " bytes but the tensors cover only " +
+                      std::to_string(pos) + k_corrupt);
+    return Status::ok();
+}
 
-    for (const Span& s : spans) {
+Result<SafetensorsFile> read_impl(const std::string& path) {
+    const Reader r{prefix(path)};
+    FilePtr f;
+    uint64_t size = 0, header_len = 0;
+    json header;
+    if (Status s = open_file(r, path, f, size); !s) return s;
+    if (Status s = read_header(r, f.get(), size, header_len, header); !s) return s;
+
+    const uint64_t data_size = size - 8 - header_len;
+    SafetensorsFile out;
+    std::vector<Span> spans;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+        if (it.key() == "__metadata__") {
+            if (Status s = read_metadata(r, it.value(), out.metadata); !s) return s;
+            continue;
+        }
+        std::vector<int64_t> shape;
+        uint64_t begin = 0, end = 0;
+        if (Status s = read_tensor_entry(r, it.key(), it.value(), data_size, shape, begin, end); !s) return s;
+        StoredTensor& t = out.tensors[it.key()];
+        t.shape = std::move(shape);
+        spans.push_back({begin, end, it.key(), &t});
+    }
+    if (Status s = check_tiling(r, spans, data_size); !s) return s;
+
+    for (const Span& s : spans) {  // in file order after the sort
         if (s.end == s.begin) continue;
         s.tensor->data.resize((s.end - s.begin) / 4);
         if (std::fread(s.tensor->data.data(), 1, s.end - s.begin, f.get()) != s.end - s.begin)
-            return fail("reading the data of tensor " + quoted(s.name) + " failed" + k_not_checkpoint);
+            return r.fail("reading the data of tensor " + quoted(s.name) + " failed" + k_not_checkpoint);
     }
     return out;
 }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <map>
+#include <random>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -41,10 +43,9 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
     const bool moh = c.attention.heads.kind == HeadSelection::moh;
     p.head_top_k = moh ? c.attention.heads.n_active_routed : 0;
     p.head_paper_scaling = moh && c.attention.heads.gate_scaling == GateScaling::paper;
-    p.head_kind = c.attention.heads.kind == HeadSelection::all_heads ? "all" : moh ? "moh" : "static_pruning";
+    p.head_kind = head_selection_name(c.attention.heads.kind);
     if (p.n_experts) {
-        static const char* routing[] = {"topk", "top1_capacity", "noisy_topk", "expert_choice"};
-        p.expert_kind = c.moe.kind == FfnRouting::mh_moe ? "mh_moe" : routing[(int)c.moe.routing];
+        p.expert_kind = c.moe.kind == FfnRouting::mh_moe ? ffn_routing_name(c.moe.kind) : moe_routing_name(c.moe.routing);
         p.expert_top_k = c.moe.routing == MoeRouting::expert_choice ? 0 : c.moe.routing == MoeRouting::top1_capacity ? 1 : c.moe.top_k;
         p.n_shared_experts = c.moe.n_shared_experts;
     }
@@ -231,6 +232,54 @@ std::string specialization_to_json(const Specialization& s) {
         j["layers"].push_back(jl);
     }
     return j.dump(1);
+}
+
+Model specialization_random_router(const Model& m, unsigned seed) {
+    Model rnd;
+    model_create(rnd, m.cfg, 0, 0.02f);
+    std::copy(m.params.data.begin(), m.params.data.end(), rnd.params.data.begin());  // same weights, in place
+    std::mt19937 g(seed);
+    for (const TensorSpec& t : rnd.layout.specs())
+        if (t.name.find("moe.router") != std::string::npos) {
+            float* w = rnd.params.data.data() + t.offset;  // (numel) this router's weights
+            double ss = 0;
+            for (size_t i = 0; i < t.numel; i++) ss += (double)w[i] * w[i];
+            std::normal_distribution<float> nd(0.f, (float)std::sqrt(ss / t.numel));  // same scale as trained
+            for (size_t i = 0; i < t.numel; i++) w[i] = nd(g);
+        }
+    return rnd;
+}
+
+SpecializationBaseline specialization_baseline_measure(const Model& m, const Tokenizer& tok, const TokenStream& val,
+                                                       int n_tokens, unsigned seed) {
+    SpecializationBaseline b;
+    b.trained = specialization_measure(m, tok, val, n_tokens);
+    b.random_router = specialization_measure(specialization_random_router(m, seed), tok, val, n_tokens);
+    return b;
+}
+
+nlohmann::json specialization_baseline_to_json(const SpecializationBaseline& b) {
+    nlohmann::json j = nlohmann::json::array();
+    for (size_t l = 0; l < b.trained.layers.size(); l++)
+        j.push_back({{"nmi_domain", b.trained.layers[l].nmi_domain},
+                     {"nmi_domain_random_router", b.random_router.layers[l].nmi_domain},
+                     {"nmi_lexical", b.trained.layers[l].nmi_lex},
+                     {"nmi_lexical_random_router", b.random_router.layers[l].nmi_lex}});
+    return j;
+}
+
+std::string specialization_baseline_text(const SpecializationBaseline& b) {
+    std::string out;
+    char line[256];
+    for (size_t l = 0; l < b.trained.layers.size(); l++) {
+        const LayerSpecialization &t = b.trained.layers[l], &r = b.random_router.layers[l];
+        std::snprintf(line, sizeof line,
+                      "specialization layer %zu: NMI(expert; domain) %.3f (random router %.3f), NMI(expert; lexical "
+                      "class) %.3f (random %.3f)\n",
+                      l, t.nmi_domain, r.nmi_domain, t.nmi_lex, r.nmi_lex);
+        out += line;
+    }
+    return out;
 }
 
 }  // namespace rl

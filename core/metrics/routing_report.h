@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "model/model.h"
 #include "train/corpus.h"
 #include "train/tokenizer.h"
@@ -34,7 +36,8 @@ struct ProbeSnapshot {
     int expert_top_k = 0;      // experts per token (top-k routings; 0 for expert choice)
     int n_shared_experts = 0;  // always-on experts added to the routed sum
     bool head_paper_scaling = false;
-    std::string head_kind, expert_kind;  // config names, e.g. "moh", "topk"
+    std::string head_kind;    // model.attention.heads.kind, e.g. "moh"
+    std::string expert_kind;  // model.moe.routing (e.g. "topk"), or "mh_moe"; empty for a dense FFN
 };
 // Runs the probe text (truncated to seq_len tokens) through the model, inference mode.
 // with_attention: also keep every head's attention rows (T*T floats per head and layer).
@@ -64,6 +67,20 @@ struct Specialization {
 // expert against its domain and lexical class. Empty layers for a dense FFN.
 Specialization specialization_measure(const Model& m, const Tokenizer& tok, const TokenStream& val, int n_tokens);
 std::string specialization_to_json(const Specialization& s);
+
+// ---- Random-router baseline: how much of the specialization the trained routers learned ----
+// A copy of m whose expert-router weights are redrawn from N(0, rms of the trained ones); every
+// other weight is m's. Routing text through it shows what an untrained router would score.
+Model specialization_random_router(const Model& m, unsigned seed);
+struct SpecializationBaseline {
+    Specialization trained, random_router;  // the same validation tokens through each
+};
+SpecializationBaseline specialization_baseline_measure(const Model& m, const Tokenizer& tok, const TokenStream& val,
+                                                       int n_tokens, unsigned seed);
+// Per layer: nmi_domain, nmi_domain_random_router, nmi_lexical, nmi_lexical_random_router.
+nlohmann::json specialization_baseline_to_json(const SpecializationBaseline& b);
+// One "specialization layer l: NMI(expert; domain) ..." line per layer, as routelab-cli train prints them.
+std::string specialization_baseline_text(const SpecializationBaseline& b);
 // Normalised mutual information I(X;Y) / ((H(X)+H(Y))/2) of a count table.
 double nmi(const std::vector<std::vector<double>>& counts);
 

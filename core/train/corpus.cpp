@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "train/assets.h"
+#include "util/assets.h"
 
 namespace rl {
 

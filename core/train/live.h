@@ -1,6 +1,10 @@
 // Live changes (DESIGN.md §4): values the GUI may change while training runs, applied by the
 // trainer thread at a step boundary. Each is validated; a bad value is refused with a message.
 #pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "train/trainer.h"
 #include "util/status.h"
 
@@ -13,7 +17,11 @@ struct LiveCommand {
     float value = 0;
 };
 
+// Every live key, in enum order. The config form marks and sends exactly these.
+const std::vector<LiveKey>& live_keys();
 const char* live_key_name(LiveKey k);  // the config key it changes, e.g. "train.lr"
+// The live key that changes config key `name` ("train.lr"); false for a key that is not live.
+bool live_key_from_name(const std::string& name, LiveKey& out);
 // Applies to both the run's config and the model's (the forward reads the model's).
 Status trainer_apply(TrainState& s, const LiveCommand& c);
 

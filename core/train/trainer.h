@@ -6,13 +6,12 @@
 #include <vector>
 
 #include "config/config.h"
-#include "metrics/stats.h"
 #include "model/model.h"
 #include "train/corpus.h"
+#include "train/step_stats.h"
 #include "util/status.h"
 
 namespace rl {
-
 
 struct TrainState {
     Config cfg;

@@ -4,6 +4,7 @@
 
 #include <QApplication>
 #include <QElapsedTimer>
+#include <QLabel>
 #include <QLineEdit>
 #include <QThread>
 #include <cstdlib>
@@ -67,6 +68,27 @@ TEST(ConfigDock, LiveLrEditReachesTheTrainer) {
     session.stop();
     EXPECT_TRUE(seen) << "no StepStats with the new lr";
     EXPECT_NEAR(st.lr, 1e-3f, 1e-5f);
+}
+
+TEST(ConfigDock, MarksAndSendsExactlyTheCoresLiveKeys) {
+    ConfigDock dock;
+    dock.setConfig(*rl::preset_load("moh-moe"));
+    std::vector<rl::LiveCommand> sent;
+    dock.setLiveSink([&](const rl::LiveCommand& c) { sent.push_back(c); });
+    for (rl::LiveKey k : rl::live_keys()) {
+        sent.clear();
+        ASSERT_TRUE(dock.setField(QString::fromStdString(rl::live_key_name(k)), "0.5")) << rl::live_key_name(k);
+        ASSERT_EQ(sent.size(), 1u) << rl::live_key_name(k) << ": " << dock.message().toStdString();
+        EXPECT_EQ(sent[0].key, k);
+        EXPECT_FLOAT_EQ(sent[0].value, 0.5f);
+    }
+    sent.clear();
+    ASSERT_TRUE(dock.setField("model.moe.top_k", "1"));
+    EXPECT_TRUE(sent.empty()) << "a key that is not live is not sent";
+    int marked = 0;
+    for (QLabel* l : dock.findChildren<QLabel*>())
+        if (l->text().endsWith(" (live)")) marked++;
+    EXPECT_EQ(marked, (int)rl::live_keys().size());
 }
 
 int main(int argc, char** argv) {

@@ -151,3 +151,18 @@ TEST_F(Cli, RoutedPresetsParamsProbeAndBenchJson) {
                             "\"speedup_flops\"", "\"speedup_measured\"", "\"decode\"", "\"attention\"", "\"ffn\""})
         EXPECT_NE(j.find(key), std::string::npos) << key;
 }
+
+TEST_F(Cli, EveryCommandPrintsItsUsageOnHelp) {
+    for (const char* cmd : {"presets", "params", "train", "generate", "probe", "bench"})
+        for (const char* help : {"--help", "-h"}) {
+            CliRun r = run_cli(std::string(cmd) + " " + help);
+            EXPECT_EQ(r.code, 0) << cmd << " " << help << ": " << r.out;
+            EXPECT_EQ(r.out.find("error"), std::string::npos) << cmd << " " << help << ": " << r.out;
+            EXPECT_EQ(r.out.rfind("  routelab-cli " + std::string(cmd), 0), 0u) << cmd << " " << help << ": " << r.out;
+        }
+    // After other options too, and before anything runs: no training happens here.
+    CliRun t = run_cli("train --preset tiny --out " + path("never") + " --help");
+    EXPECT_EQ(t.code, 0) << t.out;
+    EXPECT_FALSE(fs::exists(dir / "never"));
+    EXPECT_NE(t.out.find("--set takes any config key"), std::string::npos) << t.out;
+}

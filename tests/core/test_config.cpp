@@ -1,8 +1,11 @@
 // Config parsing and validation: unknown keys and bad values are rejected, naming the key.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config.h"
 #include "config/presets.h"
+#include "util/json_leaves.h"
 
 using namespace rl;
 
@@ -88,4 +91,53 @@ TEST(Config, EveryPresetIsValid) {
         EXPECT_TRUE(cfg.is_ok()) << n << ": " << cfg.status.msg;
     }
     EXPECT_NE(preset_load("nope").status.msg.find("known: "), std::string::npos);
+}
+
+namespace {
+
+// A value of the same JSON type as v but different from it (enum strings: another allowed name).
+nlohmann::json other_value(const std::string& key, const nlohmann::json& v) {
+    if (v.is_boolean()) return !v.get<bool>();
+    if (v.is_number_integer()) return v.get<long long>() + 1;
+    if (v.is_number()) return v.get<double>() == 0 ? 0.5 : v.get<double>() * 2;  // survives 7-digit rounding
+    // An enum answers a bogus name with its allowed names; a free string takes anything.
+    Config probe;
+    Status s = config_apply_override(probe, key + "=\"no-such-name\"");
+    if (s.is_ok()) return v.get<std::string>() + "-changed";
+    const std::string allowed = s.msg.substr(s.msg.find("allowed: ") + 9);
+    for (size_t start = 0; start < allowed.size();) {
+        size_t end = allowed.find(", ", start);
+        if (end == std::string::npos) end = allowed.size();
+        const std::string name = allowed.substr(start, end - start);
+        if (name != v.get<std::string>()) return name;
+        start = end + 2;
+    }
+    return v;
+}
+
+}  // namespace
+
+TEST(Config, EveryWrittenKeyIsReadBackToTheSameValue) {
+    const Config base = *preset_load("moh-moe");
+    std::vector<std::pair<std::string, nlohmann::json>> leaves;
+    json_leaves(nlohmann::json::parse(config_to_json(base)), leaves);
+    ASSERT_GT(leaves.size(), 60u);
+    for (const auto& [key, value] : leaves) {
+        const nlohmann::json changed = other_value(key, value);
+        ASSERT_NE(changed, value) << key;
+        nlohmann::json j = nlohmann::json::parse(config_to_json(base));
+        nlohmann::json* node = &j;
+        for (size_t start = 0;;) {
+            const size_t dot = key.find('.', start);
+            if (dot == std::string::npos) {
+                (*node)[key.substr(start)] = changed;
+                break;
+            }
+            node = &(*node)[key.substr(start, dot - start)];
+            start = dot + 1;
+        }
+        auto read = config_from_json(j.dump());
+        ASSERT_TRUE(read.is_ok()) << key << ": " << read.status.msg;
+        EXPECT_EQ(nlohmann::json::parse(config_to_json(*read)), j) << key << " did not come back as " << changed.dump();
+    }
 }

@@ -13,7 +13,7 @@
 #include "layers/moe.h"
 #include "config/presets.h"
 #include "metrics/routing_report.h"
-#include "metrics/stats.h"
+#include "train/step_stats.h"
 #include "model/model.h"
 
 using namespace rl;
@@ -456,4 +456,36 @@ TEST(Probe, RouterInternalsReproduceGatesWeightsAndAttention) {
             }
     }
     EXPECT_TRUE(probe_run(fx.m, fx.ds->tok, "Blue.", 0, false).layers[0].attention.empty());
+}
+
+// The probe names its routing with the config's own names: each reads back as a config value.
+TEST(Probe, RoutingKindsAreConfigNames) {
+    ProbeFixture fx(1, 0.02f);
+    ASSERT_TRUE(fx.ds);
+    for (HeadSelection h : {HeadSelection::all_heads, HeadSelection::static_pruning, HeadSelection::moh})
+        for (FfnRouting f : {FfnRouting::dense, FfnRouting::moe, FfnRouting::mh_moe})
+            for (MoeRouting r : {MoeRouting::topk, MoeRouting::top1_capacity, MoeRouting::noisy_topk, MoeRouting::expert_choice}) {
+                Config cfg;
+                cfg.model = fx.m.cfg;
+                cfg.model.attention.heads.kind = h;
+                cfg.model.moe.kind = f;
+                cfg.model.moe.routing = r;
+                cfg.model.moe.top_k = r == MoeRouting::top1_capacity ? 1 : 2;
+                ASSERT_TRUE(config_validate(cfg).is_ok()) << config_validate(cfg).msg;
+                Model m;
+                model_create(m, cfg.model, 1, 0.02f);
+                const ProbeSnapshot p = probe_run(m, fx.ds->tok, "User: hi", 0, false);
+                Config back;
+                ASSERT_TRUE(config_apply_override(back, "model.attention.heads.kind=" + p.head_kind).is_ok()) << p.head_kind;
+                EXPECT_EQ(back.model.attention.heads.kind, h) << p.head_kind;
+                if (f == FfnRouting::dense) {
+                    EXPECT_EQ(p.expert_kind, "");
+                } else if (f == FfnRouting::mh_moe) {
+                    ASSERT_TRUE(config_apply_override(back, "model.moe.kind=" + p.expert_kind).is_ok()) << p.expert_kind;
+                    EXPECT_EQ(back.model.moe.kind, f);
+                } else {
+                    ASSERT_TRUE(config_apply_override(back, "model.moe.routing=" + p.expert_kind).is_ok()) << p.expert_kind;
+                    EXPECT_EQ(back.model.moe.routing, r);
+                }
+            }
 }

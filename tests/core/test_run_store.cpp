@@ -101,6 +101,34 @@ TEST(RunStore, CsvHasHeaderAndEveryValue) {
     for (size_t c = 0; c < v.size(); c++) EXPECT_FLOAT_EQ(v[c], curve_value(pts[1], (int)c)) << curve_columns()[c];
 }
 
+// Each column comes back into its own field, and the table's columns carry curve_columns() names.
+TEST(RunStore, EveryCurveColumnIsStoredUnderItsName) {
+    const fs::path db = temp_path("columns.sqlite");
+    auto s = run_store_open(db.string());
+    ASSERT_TRUE(s) << s.status.msg;
+    auto id = run_store_begin(*s, "columns", "{}");
+    ASSERT_TRUE(id);
+    const CurvePoint p{7, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f, 8.5f, 9.5f, 10.5f, 11.5f, 12.5f};
+    const int n = (int)curve_columns().size();
+    for (int c = 1; c < n; c++) ASSERT_FLOAT_EQ(curve_value(p, c), c + 0.5f) << "fixture covers " << curve_columns()[c];
+    ASSERT_TRUE(run_store_append(*s, *id, {p}));
+    auto back = run_store_curve(*s, *id);
+    ASSERT_TRUE(back && back->size() == 1u);
+    for (int c = 0; c < n; c++) EXPECT_FLOAT_EQ(curve_value((*back)[0], c), curve_value(p, c)) << curve_columns()[c];
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.string().c_str(), &h), SQLITE_OK);
+    for (int c = 0; c < n; c++) {
+        sqlite3_stmt* q = nullptr;
+        const std::string sql = "SELECT " + curve_columns()[c] + " FROM curves";
+        ASSERT_EQ(sqlite3_prepare_v2(h, sql.c_str(), -1, &q, nullptr), SQLITE_OK) << sql;
+        ASSERT_EQ(sqlite3_step(q), SQLITE_ROW) << sql;
+        EXPECT_FLOAT_EQ((float)sqlite3_column_double(q, 0), curve_value(p, c)) << sql;
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(h);
+    fs::remove(db);
+}
+
 TEST(RunStore, ConfigDiffNamesChangedKeys) {
     auto a = preset_load("seed-baseline"), b = preset_load("seed-moh");
     ASSERT_TRUE(a && b);

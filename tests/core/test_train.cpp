@@ -191,3 +191,51 @@ TEST(Generate, SamplingRespectsTopKTopPAndSeed) {
     std::mt19937_64 r1(9), r2(9);
     for (int i = 0; i < 20; i++) EXPECT_EQ(sample_token(logits.data(), 5, s1, r1), sample_token(logits.data(), 5, s1, r2));
 }
+
+// The generation report the CLI and the window share: text, new tokens and the probe window agree.
+TEST(Generate, ReportKeepsPromptNewTokensAndProbeWindowTogether) {
+    auto cfg = preset_load("tiny");
+    auto st = trainer_create(*cfg);
+    ASSERT_TRUE(st.is_ok()) << st.status.msg;
+    const TrainState& s = **st;
+    const Tokenizer& tok = s.data->tok;
+    SampleOptions o;
+    o.seed = 5;
+    const std::string prompt = "User: What is the sky? Assistant:";
+    const GenerationReport g = generate_report(s.model, tok, prompt, 12, o, s.prev_entropy);
+    ASSERT_TRUE(g.error.empty()) << g.error;
+    EXPECT_EQ(g.prompt_ids, tok.encode(prompt));
+    const int W = model_window(s.model.cfg, s.model.cfg.seq_len, s.prev_entropy);
+    EXPECT_EQ(g.new_ids, generate(s.model, g.prompt_ids, 12, o, tok.eos_id(), W));
+    EXPECT_EQ(g.new_text, tok.decode(g.new_ids));
+    std::vector<int> all = g.prompt_ids;
+    all.insert(all.end(), g.new_ids.begin(), g.new_ids.end());
+    EXPECT_EQ(g.text, tok.decode(all));
+    EXPECT_EQ(g.window_ids, all);  // shorter than seq_len: the whole text
+    EXPECT_EQ(g.window_prompt_tokens, (int)g.prompt_ids.size());
+
+    // A prompt longer than seq_len: the window is the last seq_len tokens, prompt tokens counted.
+    std::string long_prompt;
+    for (int i = 0; i < 20; i++) long_prompt += "The sky is blue. ";
+    const GenerationReport l = generate_report(s.model, tok, long_prompt, 5, o, s.prev_entropy);
+    const int T = s.model.cfg.seq_len;
+    ASSERT_GT((int)l.prompt_ids.size(), T);
+    ASSERT_EQ((int)l.window_ids.size(), T);
+    EXPECT_EQ(l.window_prompt_tokens, T - (int)l.new_ids.size());
+    EXPECT_EQ(l.window_ids.back(), l.new_ids.back());
+
+    // Nothing to encode: generation starts from eos, as generate() does.
+    EXPECT_EQ(generate_report(s.model, tok, "", 3, o, s.prev_entropy).prompt_ids, std::vector<int>{tok.eos_id()});
+
+    // Expert choice is not causal: a reason, and nothing generated.
+    Model ec;
+    ModelConfig mc = s.model.cfg;
+    mc.moe.kind = FfnRouting::moe;
+    mc.moe.routing = MoeRouting::expert_choice;
+    mc.moe.n_experts = 4;
+    mc.moe.d_ff_expert = 16;
+    model_create(ec, mc, 1, 0.02f);
+    const GenerationReport e = generate_report(ec, tok, prompt, 5, o, 0.f);
+    EXPECT_NE(e.error.find("expert_choice"), std::string::npos) << e.error;
+    EXPECT_TRUE(e.new_ids.empty() && e.text.empty());
+}

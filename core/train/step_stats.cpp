@@ -1,4 +1,4 @@
-#include "metrics/stats.h"
+#include "train/step_stats.h"
 
 #include <algorithm>
 #include <cmath>

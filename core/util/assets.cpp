@@ -1,4 +1,4 @@
-#include "train/assets.h"
+#include "util/assets.h"
 
 #include <cstring>
 

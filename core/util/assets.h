@@ -1,4 +1,5 @@
-// Files from assets/ compiled into the core (scripts/embed_assets.cmake).
+// Files from assets/ compiled into the core (scripts/embed_assets.cmake). Lowest layer: the
+// presets (config) and the corpus (train) both read from it.
 #pragma once
 #include <cstddef>
 #include <string>

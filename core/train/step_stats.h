@@ -1,0 +1,48 @@
+// StepStats (DESIGN.md §3): what one training step reports, fixed size so it can travel through a
+// lock-free ring to the GUI. Per layer: the MoH head load f_i and mean gate P_i, the expert load and
+// the balance numbers (CV, dropped, entropy, dead experts, diversity). It lives with the trainer
+// that fills it; metrics, io and the views only read it.
+#pragma once
+#include <cstdint>
+
+namespace rl {
+
+struct Activations;
+struct ModelConfig;
+
+constexpr int k_stats_layers = 16;
+constexpr int k_stats_heads = 32;
+constexpr int k_stats_experts = 64;
+
+struct LayerRouteStats {
+    int n_routed_heads = 0;                 // 0 without MoH
+    float head_f[k_stats_heads] = {};       // fraction of tokens that chose routed head i
+    float head_P[k_stats_heads] = {};       // mean router probability of routed head i
+    float head_cv = 0;                      // std/mean of head_f
+    int n_experts = 0;                      // 0 with a dense FFN
+    float expert_load[k_stats_experts] = {};  // fraction of expert rows that went to expert e
+    float load_cv = 0;                      // std/mean of expert_load (0 = perfectly balanced)
+    float dropped_frac = 0;                 // tokens that reached no expert (capacity)
+    float router_entropy = 0;               // mean entropy of the expert router (nats)
+    float dead_frac = 0;                    // experts that got no row this step
+    float diversity = 0;                    // exp(H(load)) / E (1 = uniform)
+};
+
+struct StepStats {
+    int step = 0;          // 1-based, after the update
+    float loss = 0;        // total training loss of this step's batch
+    float ce = 0, moh_balance = 0, moe_aux = 0, zloss = 0;  // parts (routing losses: unweighted layer means)
+    float lr = 0;
+    float grad_norm = 0;   // before clipping
+    float tok_per_s = 0;   // this step's B*T / wall time
+    int window = 0;        // attention window used
+    int n_layers = 0;
+    LayerRouteStats layers[k_stats_layers];
+};
+
+// Fills the routing part of st from the last forward's activations.
+void stats_collect(StepStats& st, const ModelConfig& c, const Activations& a);
+// Coefficient of variation std/mean of n values (0 when the mean is 0).
+float stats_cv(const float* v, int n);
+
+}  // namespace rl
