@@ -1,4 +1,4 @@
-// Config dock (DESIGN.md §5): a Qt form for every config key, grouped (Model, Attention + heads,
+// Config dock (docs/architecture.md §6): a Qt form for every config key, grouped (Model, Attention + heads,
 // FFN + experts, Training, Data), built from the config's own JSON so no key is missed. Invalid
 // values are explained inline and block Retrain; live keys are sent to the running trainer.
 #pragma once

@@ -1,4 +1,4 @@
-// Session: owns the training thread, its model and optimizer (DESIGN.md §4). The GUI thread talks
+// Session: owns the training thread, its model and optimizer (docs/architecture.md §2). The GUI thread talks
 // to it only through atomics (pause/stop/step), an SPSC command ring for live changes, an SPSC
 // ring of StepStats and triple buffers of snapshots; rare requests (generate, save a checkpoint)
 // go through a mutex-guarded slot and their results come back as queued signals. After the last

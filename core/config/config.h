@@ -28,7 +28,7 @@ struct WindowConfig {
     int max = 64;
 };
 
-// Which heads run for each token (spec §1). Gates scale each head's output before W_O.
+// Which heads run for each token (docs/routing-math.md §3). Gates scale each head's output before W_O.
 struct HeadsConfig {
     HeadSelection kind = HeadSelection::all_heads;
     int n_active = 8;             // static_pruning: heads 0..n_active-1 on for every token
@@ -42,7 +42,7 @@ struct AttentionConfig {
     bool use_wo = false;          // output projection W_O (C x H*D)
     PosKind positional = PosKind::cope;
     int cope_npos = 64;           // CoPE integer positions
-    bool cope_shared = false;     // one table per layer shared by its heads (spec §4) vs one per head
+    bool cope_shared = false;     // one table per layer shared by its heads (docs/routing-math.md §1.5) vs one per head
     float rope_theta = 10000.f;
     WindowConfig window;
     HeadsConfig heads;
@@ -53,7 +53,7 @@ struct FfnConfig {
     int d_ff = 256;
 };
 
-// Sparse FFN (spec §2-3). Experts are SwiGLU FFNs of width d_ff_expert; with mh_moe each token is
+// Sparse FFN (docs/routing-math.md §2, §4). Experts are SwiGLU FFNs of width d_ff_expert; with mh_moe each token is
 // split into n_heads sub-tokens of width d_model/n_heads between a head and a merge layer.
 struct MoeConfig {
     FfnRouting kind = FfnRouting::dense;
@@ -147,7 +147,7 @@ const char* moe_routing_name(MoeRouting k);
 const char* aux_convention_name(AuxConvention k);
 
 // MH-MoE FLOPs parity with an SMoE of E experts of width d_ff, top-k, c = 3 matrices per
-// SwiGLU expert (spec §3): d_ff' = d_ff - 2d/(k c), E' = round(h E d_ff / d_ff').
+// SwiGLU expert (docs/routing-math.md §4.2): d_ff' = d_ff - 2d/(k c), E' = round(h E d_ff / d_ff').
 struct MhMoeMatch {
     int d_ff_expert;
     int n_experts;

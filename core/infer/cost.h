@@ -1,5 +1,5 @@
-// CostReport (DESIGN.md §3): what routing costs and saves, per component, three ways:
-//   naive    - the notes' arithmetic (seeds/000 §3.2, seeds/001): active fraction x the component's
+// CostReport (docs/architecture.md §5): what routing costs and saves, per component, three ways:
+//   naive    - the notes' arithmetic (docs/routing-math.md §9.1): active fraction x the component's
 //              share of a dense model (all heads, one dense FFN of width ffn.d_ff);
 //   flops    - the FLOP model on the real routing of a forward: dense (the same weights computed
 //              without skipping: every head, every expert on every token) over routed;

@@ -1,4 +1,4 @@
-// Checkpoints: safetensors with DESIGN.md §2 names, weights (out, in), and the config, tokenizer
+// Checkpoints: safetensors with docs/architecture.md §4.1 names, weights (out, in), and the config, tokenizer
 // and training facts in __metadata__, so a file is self-contained and loads in PyTorch as is.
 #pragma once
 #include <memory>

@@ -1,4 +1,4 @@
-// Run store (DESIGN.md §5, §7): one SQLite database per workspace keeps every run's config, curves,
+// Run store (docs/architecture.md §6, §7): one SQLite database per workspace keeps every run's config, curves,
 // final metrics and checkpoint path, so runs can be overlaid, diffed and exported later.
 #pragma once
 #include <cstdint>

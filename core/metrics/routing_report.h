@@ -1,4 +1,4 @@
-// ProbeSnapshot and Specialization (DESIGN.md §3): how a trained model routes real text.
+// ProbeSnapshot and Specialization (docs/architecture.md §5): how a trained model routes real text.
 #pragma once
 #include <string>
 #include <vector>
@@ -18,7 +18,7 @@ struct ProbeToken {
 };
 struct ProbeLayer {
     std::vector<std::vector<float>> head_gates;             // [token][head]; empty with all_heads
-    // MoH router internals (routing diagram; empty unless heads.kind = moh), routing-math.md §MoH:
+    // MoH router internals (routing diagram; empty unless heads.kind = moh), docs/routing-math.md §3.1-3.2:
     std::vector<std::vector<float>> head_probs;             // [token][R] softmax over the routed heads
     std::vector<std::vector<float>> shared_probs;           // [token][S] softmax over the shared heads
     std::vector<std::vector<float>> head_type;              // [token][2] alpha: shared vs routed weight

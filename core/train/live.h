@@ -1,4 +1,4 @@
-// Live changes (DESIGN.md §4): values the GUI may change while training runs, applied by the
+// Live changes (docs/architecture.md §2): values the GUI may change while training runs, applied by the
 // trainer thread at a step boundary. Each is validated; a bad value is refused with a message.
 #pragma once
 #include <cstdint>

@@ -129,7 +129,7 @@ TEST_F(Cli, BadUsageExitsWithTwo) {
 
 TEST_F(Cli, RoutedPresetsParamsProbeAndBenchJson) {
     CliRun p = run_cli("params --preset seed-moh --vocab-size 605");
-    EXPECT_NE(p.out.find("\ntotal: 577280\n"), std::string::npos) << p.out;  // seeds/001: 573,440 + 3 x 1,280
+    EXPECT_NE(p.out.find("\ntotal: 577280\n"), std::string::npos) << p.out;  // docs/architecture.md §4.3: 573,440 + 3 x 1,280
     const std::string sets =
         " --set model.attention.heads.kind=moh --set model.attention.heads.n_shared=1"
         " --set model.attention.heads.n_active_routed=2 --set model.moe.kind=moe --set model.moe.n_experts=4"
