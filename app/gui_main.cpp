@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     w.selectPreset(QString::fromStdString(cfg->name));
     w.configDock()->setConfig(*cfg);
     if (!probe.isEmpty()) w.setProbeText(probe);
-    if (!prompt.isEmpty()) std::snprintf(w.viewData().prompt, sizeof w.viewData().prompt, "%s", qPrintable(prompt));
+    if (!prompt.isEmpty()) std::snprintf(w.viewStates().generate.prompt, sizeof w.viewStates().generate.prompt, "%s", qPrintable(prompt));
     if (!shot.isEmpty()) w.setGeometry(0, 0, 1600, 1000);  // screenshots: the same size whatever QSettings kept
     w.show();
     w.showView(view);
@@ -107,10 +107,10 @@ int main(int argc, char** argv) {
                 QObject::connect(&w, &MainWindow::generationReady, &wait, &QEventLoop::quit);
                 w.requestGenerate();
                 wait.exec();
-                const auto& g = w.viewData().generation;
+                const auto& g = w.runData().generation;
                 std::string text;
                 for (const auto& t : g.tokens) text += t.text + " ";
-                std::printf("generated: %s%s\n", text.c_str(), w.viewData().generationError.c_str());
+                std::printf("generated: %s%s\n", text.c_str(), w.runData().generationError.c_str());
             }
             if (overlay) w.overlayAllRuns();
             w.showView(view);
@@ -122,17 +122,17 @@ int main(int argc, char** argv) {
                     QMouseEvent move(QEvent::MouseMove, at, w.views()->mapToGlobal(at), Qt::NoButton, Qt::NoButton, Qt::NoModifier);
                     // ImGui resolves the hovered window a frame after the move: feed the move and draw
                     // until the view reports the hover (a few frames at most).
-                    for (int k = 0; k < 20 && w.viewData().hoverText.empty(); k++) {
+                    for (int k = 0; k < 20 && w.viewOutbox().hoverText.empty(); k++) {
                         QApplication::sendEvent(w.views(), &move);
                         w.views()->repaint();
                         QApplication::processEvents();
                         QThread::msleep(20);
                     }
-                    std::printf("hover: %s\n", w.viewData().hoverText.c_str());
+                    std::printf("hover: %s\n", w.viewOutbox().hoverText.c_str());
                 }
                 {  // throughput with the window open, and what a frame costs
                     double tok = 0;
-                    const auto& st = w.viewData().stats;
+                    const auto& st = w.runData().stats;
                     for (const auto& x : st) tok += x.tok_per_s;
                     std::printf("window run: %d steps, mean %.0f tok/s, %d frames, last frame %.2f ms, first step shown %.2f s after "
                                 "Train (%.2f s after launch)\n",

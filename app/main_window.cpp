@@ -89,16 +89,16 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     setCentralWidget(central);
     imgui_->setDrawFunction([this] {
         const QString v = tabs_->tabText(tabs_->currentIndex());
-        if (v == "heads") drawHeadsView(data_);
-        else if (v == "experts") drawExpertsView(data_);
-        else if (v == "routing") drawRoutingView(data_);
-        else if (v == "attention") drawAttentionView(data_);
-        else if (v == "speedup") drawSpeedupView(data_);
-        else if (v == "generate") drawGenerateView(data_);
-        else drawCurvesView(data_);
-        if (v == "routing" && data_.animating) imgui_->requestAnotherFrame();  // the diagram's replay, at most 15 fps
-        if (data_.generateRequested) {
-            data_.generateRequested = false;
+        if (v == "heads") drawHeadsView(run_, viewStates_.heads, outbox_);
+        else if (v == "experts") drawExpertsView(run_, viewStates_.layer, outbox_);
+        else if (v == "routing") drawRoutingView(run_, viewStates_.routing, viewStates_.layer, outbox_);
+        else if (v == "attention") drawAttentionView(run_, viewStates_.attention, viewStates_.layer, outbox_);
+        else if (v == "speedup") drawSpeedupView(run_);
+        else if (v == "generate") drawGenerateView(run_, viewStates_.generate, viewStates_.layer, outbox_);
+        else drawCurvesView(run_, viewStates_.curves, viewStates_.layer, outbox_);
+        if (v == "routing" && viewStates_.routing.animating) imgui_->requestAnotherFrame();  // the diagram's replay, at most 15 fps
+        if (outbox_.generateRequested) {
+            outbox_.generateRequested = false;
             // Leave ImGui's frame before touching the session: queue it.
             QMetaObject::invokeMethod(this, [this] { requestGenerate(); }, Qt::QueuedConnection);
         }
@@ -118,10 +118,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { message(m); });
     connect(&session_, &Session::generated, this, [this] {
         GenerateResult r = session_.takeGeneration();
-        data_.generating = false;
-        data_.generation = std::move(r.probe);
-        data_.generationPromptTokens = r.promptTokens;
-        data_.generationError = r.error;
+        run_.generating = false;
+        run_.generation = std::move(r.probe);
+        run_.generationPromptTokens = r.promptTokens;
+        run_.generationError = r.error;
         imgui_->markDirty();
         emit generationReady();
     });
@@ -176,6 +176,14 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
 }
 
 void MainWindow::message(const QString& m) { statusBar()->showMessage(m); }
+
+// A new run: its data starts empty and the views start as at launch.
+void MainWindow::clearViews(const std::string& runName) {
+    run_ = RunData{};
+    run_.runName = runName;
+    viewStates_ = ViewStates{};
+    outbox_ = ViewOutbox{};
+}
 QString MainWindow::statusMessage() const { return statusBar()->currentMessage(); }
 
 QStringList MainWindow::presetNames() const {
@@ -273,7 +281,7 @@ void MainWindow::refreshRuns() {
 
 void MainWindow::updateOverlays() {
     QSignalBlocker block(runs_);  // colouring the ticked items must not call this again
-    data_.overlays.clear();
+    run_.overlays.clear();
     if (!store_) return;
     int colour = 0;
     for (int i = 0; i < runs_->topLevelItemCount(); i++) {
@@ -289,7 +297,7 @@ void MainWindow::updateOverlays() {
         }
         const unsigned col = overlayColour(colour++);  // ImU32 keeps red in the low byte
         it->setForeground(0, QColor(col & 0xff, (col >> 8) & 0xff, (col >> 16) & 0xff));
-        data_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
+        run_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
     }
     imgui_->markDirty();
 }
@@ -432,13 +440,12 @@ bool MainWindow::openCheckpoint(const QString& path) {
     session_.stop();
     poll();
     session_.launch(std::move(*st), true);
-    data_ = ViewData{};
-    data_.runName = session_.config().name + " (checkpoint)";
+    clearViews(session_.config().name + " (checkpoint)");
     config_->setConfig(session_.config());
     storedPoints_ = 0;
     runId_ = 0;
     if (store_) {
-        auto id = rl::run_store_begin(*store_, data_.runName, rl::config_to_json(session_.config()));
+        auto id = rl::run_store_begin(*store_, run_.runName, rl::config_to_json(session_.config()));
         rl::Status s = id ? rl::run_store_set_checkpoint(*store_, *id, path.toStdString()) : id.status;
         if (id) runId_ = *id;
         if (!s) message(QString::fromStdString(s.msg));
@@ -456,7 +463,7 @@ void MainWindow::saveCheckpoint(const QString& path) {
 }
 
 bool MainWindow::exportCsv(const QString& path) {
-    const QString err = writeWhole(path, rl::curve_to_csv(data_.curve));
+    const QString err = writeWhole(path, rl::curve_to_csv(run_.curve));
     message(err.isEmpty() ? "wrote " + path : err);
     return err.isEmpty();
 }
@@ -464,26 +471,27 @@ bool MainWindow::exportCsv(const QString& path) {
 void MainWindow::setProbeText(const QString& text) {
     if (probeEdit_->text() != text) probeEdit_->setText(text);
     session_.setProbeText(text.toStdString());
-    data_.history.clear();  // earlier snapshots show another text
-    data_.scrub = -1;
+    run_.history.clear();  // earlier snapshots show another text
+    run_.historyEpoch++;
     message("probe text applied");
 }
 
 void MainWindow::requestGenerate() {
     if (!session_.active()) {
-        data_.generationError = "Train a model (or open a checkpoint) first: generation runs on its weights.";
+        run_.generationError = "Train a model (or open a checkpoint) first: generation runs on its weights.";
         imgui_->markDirty();
         return;
     }
     GenerateRequest r;
-    r.prompt = data_.prompt;
-    r.sample.temperature = data_.temperature;
-    r.sample.top_k = data_.topK;
-    r.sample.top_p = data_.topP;
+    const GenerateState& g = viewStates_.generate;
+    r.prompt = g.prompt;
+    r.sample.temperature = g.temperature;
+    r.sample.top_k = g.topK;
+    r.sample.top_p = g.topP;
     r.sample.seed = (unsigned long long)lastStep() + 1;
-    r.maxNew = data_.maxNew;
-    data_.generating = true;
-    data_.generationError.clear();
+    r.maxNew = g.maxNew;
+    run_.generating = true;
+    run_.generationError.clear();
     session_.requestGenerate(r);
     imgui_->markDirty();
 }
@@ -570,8 +578,7 @@ bool MainWindow::startRun(const rl::Config& cfg) {
     session_.stop();
     poll();  // the previous run's last steps reach the store before its data goes
     session_.launch(std::move(*st));
-    data_ = ViewData{};
-    data_.runName = cfg.name;
+    clearViews(cfg.name);
     session_.setProbeText(probeEdit_->text().toStdString());
     storedPoints_ = 0;
     runId_ = 0;
@@ -602,9 +609,9 @@ void MainWindow::showView(const QString& name) {
 }
 
 void MainWindow::updateLiveLabel() {
-    if (data_.curve.empty()) return;
+    if (run_.curve.empty()) return;
     labelClock_.start();
-    const auto& s = data_.curve.back();
+    const auto& s = run_.curve.back();
     live_->setText(QString("step %1  loss %2  tok/s %3").arg(s.step).arg(s.loss, 0, 'f', 4).arg(emaTok_, 0, 'f', 0));
 }
 
@@ -614,21 +621,21 @@ void MainWindow::poll() {
     bool stats = false, probe = false, spec = false, cost = false;
     rl::StepStats st;
     while (session_.pollStats(st)) {
-        if (data_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
-        data_.stats.push_back(st);
-        data_.curve.push_back(rl::curve_point(st));
+        if (run_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
+        run_.stats.push_back(st);
+        run_.curve.push_back(rl::curve_point(st));
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
         stats = true;
     }
-    thinWhenOver(data_.stats, k_maxStats);
-    if (store_ && runId_ && storedPoints_ < data_.curve.size()) {
-        std::vector<rl::CurvePoint> fresh(data_.curve.begin() + storedPoints_, data_.curve.end());
-        if (rl::Status s = rl::run_store_append(*store_, runId_, fresh); s) storedPoints_ = data_.curve.size();
+    thinWhenOver(run_.stats, k_maxStats);
+    if (store_ && runId_ && storedPoints_ < run_.curve.size()) {
+        std::vector<rl::CurvePoint> fresh(run_.curve.begin() + storedPoints_, run_.curve.end());
+        if (rl::Status s = rl::run_store_append(*store_, runId_, fresh); s) storedPoints_ = run_.curve.size();
         else message(QString::fromStdString(s.msg));
     }
     if (session_.acquireProbe()) {
-        data_.probe = session_.probe();
-        rl::ProbeSnapshot past = data_.probe;
+        run_.probe = session_.probe();
+        rl::ProbeSnapshot past = run_.probe;
         for (auto& l : past.layers) {  // the scrubber replays gates and experts; the rest stays with the newest only
             l.attention.clear();
             l.head_probs.clear();
@@ -636,21 +643,21 @@ void MainWindow::poll() {
             l.head_type.clear();
             l.expert_probs.clear();
         }
-        data_.history.push_back(std::move(past));
-        if (data_.history.size() > k_maxHistory) {
-            thinWhenOver(data_.history, k_maxHistory);
-            data_.scrub = -1;  // indices moved
+        run_.history.push_back(std::move(past));
+        if (run_.history.size() > k_maxHistory) {
+            thinWhenOver(run_.history, k_maxHistory);
+            run_.historyEpoch++;  // indices moved
         }
         probe = true;
     }
     if (session_.acquireSpecialization()) {
-        data_.spec = session_.specialization();
-        data_.hasSpec = true;
+        run_.spec = session_.specialization();
+        run_.hasSpec = true;
         spec = true;
     }
     if (session_.acquireCost()) {
-        data_.cost = session_.cost();
-        data_.hasCost = true;
+        run_.cost = session_.cost();
+        run_.hasCost = true;
         cost = true;
     }
     // The live label once a second: with a QOpenGLWidget in the window every widget repaint recomposes

@@ -1,4 +1,4 @@
-// The main window (DESIGN.md §5): menus, toolbar (preset picker, Train / Pause / Step / Retrain,
+// The main window: menus, toolbar (preset picker, Train / Pause / Step / Retrain,
 // live step / loss / tok/s), the ImGui views in the centre (heads, experts, routing, attention,
 // curves, speedup, generate) and docks for the config form, the probe text and the stored runs.
 #pragma once
@@ -42,9 +42,11 @@ public:
     Session& session() { return session_; }
     ConfigDock* configDock() { return config_; }
     ImGuiWidget* views() { return imgui_; }
-    ViewData& viewData() { return data_; }
+    const RunData& runData() const { return run_; }
+    ViewStates& viewStates() { return viewStates_; }
+    const ViewOutbox& viewOutbox() const { return outbox_; }
     QString workspace() const { return workspace_; }
-    int lastStep() const { return data_.curve.empty() ? 0 : data_.curve.back().step; }
+    int lastStep() const { return run_.curve.empty() ? 0 : run_.curve.back().step; }
     static const QStringList& viewNames();
     // Seconds from Train to the first step's numbers in the window (-1 before).
     double firstStepSeconds() const { return firstStepSeconds_; }
@@ -73,8 +75,11 @@ private:
     void exportSelectedRun();
     void deleteSelectedRun();
     void message(const QString& m);
+    void clearViews(const std::string& runName);
     Session session_;
-    ViewData data_;
+    RunData run_;  // written here only; the views read it
+    ViewStates viewStates_;
+    ViewOutbox outbox_;
     ImGuiWidget* imgui_ = nullptr;
     QComboBox* presets_ = nullptr;
     QLabel* live_ = nullptr;
@@ -91,7 +96,7 @@ private:
     QString workspace_;
     std::optional<rl::RunStore> store_;  // empty when the workspace database cannot be opened (said in the status bar)
     int64_t runId_ = 0;
-    size_t storedPoints_ = 0;  // data_.curve rows already in the store
+    size_t storedPoints_ = 0;  // run_.curve rows already in the store
     QElapsedTimer runClock_;
     QElapsedTimer labelClock_;  // live label refresh
     double firstStepSeconds_ = -1;

@@ -33,61 +33,61 @@ int column(const char* name) {
 
 }  // namespace
 
-void drawCurvesView(ViewData& d) {
-    if (d.curve.empty() && d.overlays.empty()) {
+void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutbox& out) {
+    if (run.curve.empty() && run.overlays.empty()) {
         ImGui::Text("Curves: waiting for the first training step...");
         return;
     }
     ImGui::SetNextItemWidth(200);
-    ImGui::SliderFloat("EMA smoothing", &d.ema, 0.f, 0.99f, "%.2f", k_clamp);
+    ImGui::SliderFloat("EMA smoothing", &state.ema, 0.f, 0.99f, "%.2f", k_clamp);
     ImGui::SameLine();
-    ImGui::Checkbox("log y", &d.logY);
+    ImGui::Checkbox("log y", &state.logY);
     ImGui::SameLine();
     ImGui::TextDisabled("  hover a plot for exact values; tick runs in the Runs dock to overlay them");
-    const bool routedHeads = !d.stats.empty() && d.stats.back().n_layers && d.stats.back().layers[0].n_routed_heads;
-    const bool routedExperts = !d.stats.empty() && d.stats.back().n_layers && d.stats.back().layers[0].n_experts;
+    const bool routedHeads = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_routed_heads;
+    const bool routedExperts = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_experts;
     const float h = std::max(120.f, (ImGui::GetContentRegionAvail().y - 10) / 3 - 6);
-    const std::string me = d.runName.empty() ? "this run" : d.runName;
+    const std::string me = run.runName.empty() ? "this run" : run.runName;
     // 1. Loss and its parts, runs overlaid (each run's loss in its colour).
-    std::vector<Series> loss = {curveSeries(me + " loss", IM_COL32(240, 240, 240, 255), d.curve, column("loss"), d.ema),
-                                curveSeries("cross-entropy", IM_COL32(80, 160, 230, 255), d.curve, column("ce"), d.ema)};
-    for (const auto& r : d.overlays) loss.push_back(curveSeries(r.name, r.colour, r.curve, column("loss"), d.ema));
-    plot(d, "loss", loss, h, d.logY);
+    std::vector<Series> loss = {curveSeries(me + " loss", IM_COL32(240, 240, 240, 255), run.curve, column("loss"), state.ema),
+                                curveSeries("cross-entropy", IM_COL32(80, 160, 230, 255), run.curve, column("ce"), state.ema)};
+    for (const auto& r : run.overlays) loss.push_back(curveSeries(r.name, r.colour, r.curve, column("loss"), state.ema));
+    plot(out, "loss", loss, h, state.logY);
     // 2. Routing losses and balance.
     std::vector<Series> bal;
-    if (routedHeads) bal.push_back(curveSeries("head load CV", IM_COL32(230, 180, 60, 255), d.curve, column("head_cv"), d.ema));
+    if (routedHeads) bal.push_back(curveSeries("head load CV", IM_COL32(230, 180, 60, 255), run.curve, column("head_cv"), state.ema));
     if (routedExperts) {
-        bal.push_back(curveSeries("expert load CV", IM_COL32(230, 85, 80, 255), d.curve, column("load_cv"), d.ema));
-        bal.push_back(curveSeries("dropped", IM_COL32(170, 110, 220, 255), d.curve, column("dropped"), d.ema));
-        bal.push_back(curveSeries("router entropy", IM_COL32(60, 200, 190, 255), d.curve, column("entropy"), d.ema));
-        bal.push_back(curveSeries("aux loss", IM_COL32(120, 200, 90, 255), d.curve, column("moe_aux"), d.ema));
-        bal.push_back(curveSeries("z-loss", IM_COL32(160, 160, 160, 255), d.curve, column("zloss"), d.ema));
+        bal.push_back(curveSeries("expert load CV", IM_COL32(230, 85, 80, 255), run.curve, column("load_cv"), state.ema));
+        bal.push_back(curveSeries("dropped", IM_COL32(170, 110, 220, 255), run.curve, column("dropped"), state.ema));
+        bal.push_back(curveSeries("router entropy", IM_COL32(60, 200, 190, 255), run.curve, column("entropy"), state.ema));
+        bal.push_back(curveSeries("aux loss", IM_COL32(120, 200, 90, 255), run.curve, column("moe_aux"), state.ema));
+        bal.push_back(curveSeries("z-loss", IM_COL32(160, 160, 160, 255), run.curve, column("zloss"), state.ema));
     }
-    if (routedHeads) bal.push_back(curveSeries("MoH balance", IM_COL32(230, 120, 190, 255), d.curve, column("moh_balance"), d.ema));
-    for (const auto& r : d.overlays)
+    if (routedHeads) bal.push_back(curveSeries("MoH balance", IM_COL32(230, 120, 190, 255), run.curve, column("moh_balance"), state.ema));
+    for (const auto& r : run.overlays)
         if (routedExperts || routedHeads)
             bal.push_back(curveSeries(r.name + (routedExperts ? " expert CV" : " head CV"), r.colour, r.curve,
-                                      column(routedExperts ? "load_cv" : "head_cv"), d.ema));
-    if (bal.empty()) bal.push_back(curveSeries("grad norm", IM_COL32(230, 180, 60, 255), d.curve, column("grad_norm"), d.ema));
-    plot(d, routedHeads || routedExperts ? "balance (layer means)" : "gradient norm (no routers in this model)", bal, h, d.logY);
+                                      column(routedExperts ? "load_cv" : "head_cv"), state.ema));
+    if (bal.empty()) bal.push_back(curveSeries("grad norm", IM_COL32(230, 180, 60, 255), run.curve, column("grad_norm"), state.ema));
+    plot(out, routedHeads || routedExperts ? "balance (layer means)" : "gradient norm (no routers in this model)", bal, h, state.logY);
     // 3. Per-head or per-expert load of one layer.
-    if (!d.stats.empty() && (routedHeads || routedExperts)) {
-        const int nl = d.stats.back().n_layers;
-        d.layer = std::clamp(d.layer, 0, nl - 1);
+    if (!run.stats.empty() && (routedHeads || routedExperts)) {
+        const int nl = run.stats.back().n_layers;
+        layer = std::clamp(layer, 0, nl - 1);
         std::vector<Series> load;
-        const int n = routedExperts ? d.stats.back().layers[d.layer].n_experts : d.stats.back().layers[d.layer].n_routed_heads;
+        const int n = routedExperts ? run.stats.back().layers[layer].n_experts : run.stats.back().layers[layer].n_routed_heads;
         for (int i = 0; i < n; i++) {
             Series s{numbered(routedExperts ? "e" : "h", i), viewColour(i), {}, {}};
-            for (const auto& st : d.stats) {
+            for (const auto& st : run.stats) {
                 s.x.push_back((float)st.step);
-                s.y.push_back(routedExperts ? st.layers[d.layer].expert_load[i] : st.layers[d.layer].head_f[i]);
+                s.y.push_back(routedExperts ? st.layers[layer].expert_load[i] : st.layers[layer].head_f[i]);
             }
-            if (d.ema > 0) s.y = smooth(s.y, d.ema);
+            if (state.ema > 0) s.y = smooth(s.y, state.ema);
             load.push_back(std::move(s));
         }
         char t[96];
-        std::snprintf(t, sizeof t, routedExperts ? "expert load, layer %d (fair share 1/%d)" : "head load f, layer %d (of %d routed)", d.layer, n);
-        plot(d, t, load, h - 26, false);
-        layerPicker(d, nl);
+        std::snprintf(t, sizeof t, routedExperts ? "expert load, layer %d (fair share 1/%d)" : "head load f, layer %d (of %d routed)", layer, n);
+        plot(out, t, load, h - 26, false);
+        layerPicker(layer, nl);
     }
 }

@@ -14,8 +14,8 @@ const std::vector<int>* rowExperts(const rl::ProbeLayer& L, size_t row) { return
 
 }  // namespace
 
-void drawExpertsView(ViewData& d) {
-    const rl::ProbeSnapshot& p = d.probe;
+void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
+    const rl::ProbeSnapshot& p = run.probe;
     if (p.n_experts == 0) {
         ImGui::TextWrapped("Experts: this model has a dense FFN. Pick an MoE preset such as moe-top2-8.");
         return;
@@ -45,13 +45,13 @@ void drawExpertsView(ViewData& d) {
                         tip += b;
                     }
                 }
-                tooltip(d, tip);
+                tooltip(out, tip);
             }
         }
     }
     ImGui::Separator();
-    if (!d.stats.empty()) {
-        const auto& s = d.stats.back();
+    if (!run.stats.empty()) {
+        const auto& s = run.stats.back();
         ImGui::Text("Load this step: the share of expert rows each expert received (balanced = all bars at 1/E).");
         for (int l = 0; l < s.n_layers; l++) {
             const auto& L = s.layers[l];
@@ -69,14 +69,14 @@ void drawExpertsView(ViewData& d) {
         }
         ImGui::Separator();
     }
-    if (!d.hasSpec || d.spec.layers.empty()) {
+    if (!run.hasSpec || run.spec.layers.empty()) {
         ImGui::TextDisabled("Specialization: measured on validation text every 100 steps and at the end of the run.");
         return;
     }
-    layerPicker(d, (int)d.spec.layers.size());
-    const rl::LayerSpecialization& S = d.spec.layers[d.layer];
+    layerPicker(layer, (int)run.spec.layers.size());
+    const rl::LayerSpecialization& S = run.spec.layers[layer];
     ImGui::SameLine();
-    ImGui::Text("  %d validation tokens, top-1 expert.  NMI(expert; domain) %.3f   NMI(expert; lexical class) %.3f", d.spec.tokens,
+    ImGui::Text("  %d validation tokens, top-1 expert.  NMI(expert; domain) %.3f   NMI(expert; lexical class) %.3f", run.spec.tokens,
                 S.nmi_domain, S.nmi_lex);
     // Domains absent from the validation text (e.g. the embedded corpus has no "user" domain) get no column.
     std::vector<std::string> domains, lex;
@@ -89,9 +89,9 @@ void drawExpertsView(ViewData& d) {
         for (size_t e = 0; e < S.by_domain.size(); e++) byDomain[e].push_back(S.by_domain[e][c]);
     }
     for (int c = 0; c < rl::lex_count; c++) lex.push_back(rl::lex_class_name(c));
-    drawMatrix(d, "expert x domain (share of the expert's tokens)", byDomain, domains, "e");
+    drawMatrix(out, "expert x domain (share of the expert's tokens)", byDomain, domains, "e");
     ImGui::SameLine(0, 30);
-    drawMatrix(d, "expert x lexical class", S.by_lex, lex, "e");
+    drawMatrix(out, "expert x lexical class", S.by_lex, lex, "e");
     ImGui::BeginGroup();
     ImGui::TextUnformatted("top tokens per expert (count)");
     for (size_t e = 0; e < S.top_tokens.size(); e++) {

@@ -6,17 +6,19 @@
 
 #include "widgets.h"
 
-void drawHeadsView(ViewData& d) {
-    const rl::ProbeSnapshot& p = d.scrub >= 0 && d.scrub < (int)d.history.size() ? d.history[d.scrub] : d.probe;
+void drawHeadsView(const RunData& run, HeadsState& state, ViewOutbox& out) {
+    if (state.epoch != run.historyEpoch) state = {-1, run.historyEpoch};  // the snapshots moved: back to the newest
+    const rl::ProbeSnapshot& p = state.scrub >= 0 && state.scrub < (int)run.history.size() ? run.history[state.scrub] : run.probe;
     if (p.layers.empty() || p.layers[0].head_gates.empty()) {
         ImGui::TextWrapped("Heads: this model has no head selection (all heads are always on). "
                            "Pick a MoH preset such as seed-moh to see which heads each token switches on.");
         return;
     }
-    if (!d.history.empty()) {
-        int s = d.scrub < 0 ? (int)d.history.size() - 1 : d.scrub;
+    if (!run.history.empty()) {
+        int s = state.scrub < 0 ? (int)run.history.size() - 1 : state.scrub;
         ImGui::SetNextItemWidth(300);
-        if (ImGui::SliderInt("snapshot", &s, 0, (int)d.history.size() - 1, "", k_clamp)) d.scrub = s == (int)d.history.size() - 1 ? -1 : s;
+        if (ImGui::SliderInt("snapshot", &s, 0, (int)run.history.size() - 1, "", k_clamp))
+            state.scrub = s == (int)run.history.size() - 1 ? -1 : s;
         ImGui::SameLine();
         ImGui::Text("step %d   (dark = head off for that token; S = shared head, always on)", p.step);
     }
@@ -52,7 +54,7 @@ void drawHeadsView(ViewData& d) {
                     char tip[160];
                     std::snprintf(tip, sizeof tip, "token '%s' (#%d)  head %d%s  gate %.4f  rank %d of %d", p.tokens[t].text.c_str(), t, h,
                                   h < p.n_shared_heads ? " (shared)" : "", g, rank, H);
-                    tooltip(d, tip);
+                    tooltip(out, tip);
                 }
             }
         }

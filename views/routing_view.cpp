@@ -25,13 +25,13 @@ void flow(ImVec2 a, ImVec2 b, float weight, ImU32 c, float progress = 1.f) {
 }
 
 // Animation phase of the routing diagram: 0 -> 1 over 0.9 s after the token or layer changed.
-float routingPhase(ViewData& d) {
-    if (d.token != d.animToken || d.layer != d.animLayer) {
-        d.animToken = d.token, d.animLayer = d.layer;
-        d.animStart = ImGui::GetTime();
+float routingPhase(RoutingState& state, int layer) {
+    if (state.token != state.animToken || layer != state.animLayer) {
+        state.animToken = state.token, state.animLayer = layer;
+        state.animStart = ImGui::GetTime();
     }
-    const float ph = std::clamp((float)(ImGui::GetTime() - d.animStart) / 0.9f, 0.f, 1.f);
-    d.animating = ph < 1.f;
+    const float ph = std::clamp((float)(ImGui::GetTime() - state.animStart) / 0.9f, 0.f, 1.f);
+    state.animating = ph < 1.f;
     return ph;
 }
 // Stage k of 3 (bars, flows to the middle column, flows to the sum) as 0..1.
@@ -55,29 +55,28 @@ void sumNode(ImVec2 sum) {
 }
 
 // The probe tokens as buttons; the one under the cursor (or clicked) becomes the diagram's token.
-void tokenPicker(ViewData& d, const rl::ProbeSnapshot& p) {
+void tokenPicker(const rl::ProbeSnapshot& p, int& token) {
     const int T = (int)p.tokens.size();
-    if (d.token < 0 || d.token >= T) d.token = T - 1;
+    if (token < 0 || token >= T) token = T - 1;
     ImGui::TextWrapped("Point at a token of the probe text: the diagram follows that token through one layer's routers, on "
                        "the model's real numbers (step %d).", p.step);
     for (int t = 0; t < T; t++) {
         ImGui::PushID(t);
-        if (t == d.token) ImGui::PushStyleColor(ImGuiCol_Button, IM_COL32(200, 140, 40, 255));
-        if (ImGui::SmallButton(p.tokens[t].text.c_str()) || ImGui::IsItemHovered()) d.token = t;  // the token under the cursor
-        if (t == d.token) ImGui::PopStyleColor();
+        if (t == token) ImGui::PushStyleColor(ImGuiCol_Button, IM_COL32(200, 140, 40, 255));
+        if (ImGui::SmallButton(p.tokens[t].text.c_str()) || ImGui::IsItemHovered()) token = t;  // the token under the cursor
+        if (t == token) ImGui::PopStyleColor();
         ImGui::PopID();
         if (t + 1 < T && ImGui::GetItemRectMax().x - ImGui::GetWindowPos().x < ImGui::GetWindowWidth() - 100) ImGui::SameLine();
     }
 }
 
 // MoH: the routed heads' router softmax -> top-k -> the gate of every head -> the weighted sum.
-void drawHeadsDiagram(ViewData& d, const rl::ProbeSnapshot& p, float ph) {
-    const rl::ProbeLayer& L = p.layers[d.layer];
-    const int t = d.token;
+void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, ViewOutbox& out) {
+    const rl::ProbeLayer& L = p.layers[layer];
     const int S = p.n_shared_heads, H = p.n_heads, R = H - S;
     ImGui::TextWrapped("Heads (MoH, layer %d, token '%s'): routed-head router softmax -> top-%d -> gates -> "
                        "attention output = sum over heads of gate x head output",
-                       d.layer, p.tokens[t].text.c_str(), p.head_top_k);
+                       layer, p.tokens[t].text.c_str(), p.head_top_k);
     const ImVec2 o = ImGui::GetCursorScreenPos();
     std::vector<float> probs = L.head_probs[t], gates = L.head_gates[t];
     std::vector<std::string> pl, gl;
@@ -98,8 +97,8 @@ void drawHeadsDiagram(ViewData& d, const rl::ProbeSnapshot& p, float ph) {
     columnTitles(o, "router softmax (routed heads)", "gate of every head");
     const float top = o.y + 20;
     // Routed probabilities sit level with their gates (shared heads take the top S rows).
-    auto pe = barColumn(d, ImVec2(o.x, top + S * 21), k_colW, probs, pl, pon, 1.f, pc, "router p of head", stage(ph, 0));
-    auto ge = barColumn(d, ImVec2(o.x + k_colW + k_gap, top), k_colW, gates, gl, gon, gmax, gc, "gate of head", stage(ph, 1));
+    auto pe = barColumn(out, ImVec2(o.x, top + S * 21), k_colW, probs, pl, pon, 1.f, pc, "router p of head", stage(ph, 0));
+    auto ge = barColumn(out, ImVec2(o.x + k_colW + k_gap, top), k_colW, gates, gl, gon, gmax, gc, "gate of head", stage(ph, 1));
     for (int i = 0; i < R; i++)
         if (pon[i]) flow(pe[i], ImVec2(ge[S + i].x - k_colW - 34, ge[S + i].y), probs[i], IM_COL32(120, 200, 90, 255), stage(ph, 1));
     const ImVec2 sum(o.x + 2 * k_colW + 2 * k_gap + 60, top + H * 21 / 2.f);
@@ -120,17 +119,16 @@ void drawHeadsDiagram(ViewData& d, const rl::ProbeSnapshot& p, float ph) {
 }
 
 // MoE: the expert router's softmax -> the experts it keeps -> combine weights -> the weighted sum.
-void drawExpertsDiagram(ViewData& d, const rl::ProbeSnapshot& p, float ph) {
-    const rl::ProbeLayer& L = p.layers[d.layer];
-    const int t = d.token;
+void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subToken, float ph, ViewOutbox& out) {
+    const rl::ProbeLayer& L = p.layers[layer];
     const int E = p.n_experts;
     if (p.mh_heads > 1) {
-        d.subToken = std::clamp(d.subToken, 0, p.mh_heads - 1);
+        subToken = std::clamp(subToken, 0, p.mh_heads - 1);
         ImGui::SetNextItemWidth(160);
-        ImGui::SliderInt("sub-token (MH-MoE)", &d.subToken, 0, p.mh_heads - 1, "%d", k_clamp);
-        d.subToken = std::clamp(d.subToken, 0, p.mh_heads - 1);
+        ImGui::SliderInt("sub-token (MH-MoE)", &subToken, 0, p.mh_heads - 1, "%d", k_clamp);
+        subToken = std::clamp(subToken, 0, p.mh_heads - 1);
     }
-    const size_t r = (size_t)t * p.mh_heads + (p.mh_heads > 1 ? d.subToken : 0);
+    const size_t r = (size_t)t * p.mh_heads + (p.mh_heads > 1 ? subToken : 0);
     const std::vector<int>& ex = L.experts[r];
     const std::vector<float>& w = L.expert_weights[r];
     std::string rule = p.expert_kind == "expert_choice" ? "each expert picks its top tokens"
@@ -138,7 +136,7 @@ void drawExpertsDiagram(ViewData& d, const rl::ProbeSnapshot& p, float ph) {
                                                           : "top-" + std::to_string(p.expert_top_k);
     ImGui::TextWrapped("Experts (%s, layer %d, token '%s'): router softmax -> %s -> combine weights -> "
                        "FFN output = sum of weight x expert(x)%s",
-                       p.expert_kind.c_str(), d.layer, p.tokens[t].text.c_str(), rule.c_str(), p.n_shared_experts ? " + shared experts" : "");
+                       p.expert_kind.c_str(), layer, p.tokens[t].text.c_str(), rule.c_str(), p.n_shared_experts ? " + shared experts" : "");
     const ImVec2 o = ImGui::GetCursorScreenPos();
     std::vector<float> probs = L.expert_probs[r], cw(E, 0.f);
     std::vector<std::string> lab;
@@ -148,8 +146,8 @@ void drawExpertsDiagram(ViewData& d, const rl::ProbeSnapshot& p, float ph) {
     for (int e = 0; e < E; e++) lab.push_back(numbered("e", e)), col.push_back(viewColour(e));
     columnTitles(o, "router softmax", "combine weight");
     const float top = o.y + 20;
-    auto pe = barColumn(d, ImVec2(o.x, top), k_colW, probs, lab, on, 1.f, col, "router p of expert", stage(ph, 0));
-    auto we = barColumn(d, ImVec2(o.x + k_colW + k_gap, top), k_colW, cw, lab, on, 1.f, col, "combine weight of expert", stage(ph, 1));
+    auto pe = barColumn(out, ImVec2(o.x, top), k_colW, probs, lab, on, 1.f, col, "router p of expert", stage(ph, 0));
+    auto we = barColumn(out, ImVec2(o.x + k_colW + k_gap, top), k_colW, cw, lab, on, 1.f, col, "combine weight of expert", stage(ph, 1));
     const ImVec2 sum(o.x + 2 * k_colW + 2 * k_gap + 60, top + E * 21 / 2.f);
     for (int e = 0; e < E; e++)
         if (on[e]) {
@@ -166,8 +164,8 @@ void drawExpertsDiagram(ViewData& d, const rl::ProbeSnapshot& p, float ph) {
 
 }  // namespace
 
-void drawRoutingView(ViewData& d) {
-    const rl::ProbeSnapshot& p = d.probe;
+void drawRoutingView(const RunData& run, RoutingState& state, int& layer, ViewOutbox& out) {
+    const rl::ProbeSnapshot& p = run.probe;
     if (p.layers.empty()) {
         ImGui::Text("Routing: waiting for the first probe snapshot...");
         return;
@@ -178,13 +176,13 @@ void drawRoutingView(ViewData& d) {
                            "moh-moe to see how one token's router picks heads and experts.");
         return;
     }
-    tokenPicker(d, p);
-    layerPicker(d, (int)p.layers.size());
-    const float ph = routingPhase(d);
+    tokenPicker(p, state.token);
+    layerPicker(layer, (int)p.layers.size());
+    const float ph = routingPhase(state, layer);
     ImGui::Separator();
     if (heads) {
-        drawHeadsDiagram(d, p, ph);
+        drawHeadsDiagram(p, layer, state.token, ph, out);
         ImGui::Separator();
     }
-    if (experts) drawExpertsDiagram(d, p, ph);
+    if (experts) drawExpertsDiagram(p, layer, state.token, state.subToken, ph, out);
 }

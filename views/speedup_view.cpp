@@ -6,8 +6,8 @@
 
 #include "widgets.h"
 
-void drawSpeedupView(ViewData& d) {
-    if (!d.hasCost) {
+void drawSpeedupView(const RunData& run) {
+    if (!run.hasCost) {
         ImGui::TextWrapped("Speedup: measured when a run of a routed model (MoH or MoE) finishes: the same weights run "
                            "densely (every head, every expert) and routed, back to back. Train a routed preset such as "
                            "seed-moh or moh-moe to completion.");
@@ -23,13 +23,13 @@ void drawSpeedupView(ViewData& d) {
     }
     ImGui::Separator();
     float vmax = 1.f;
-    for (const rl::CostSide* side : {&d.cost.forward, &d.cost.decode})
+    for (const rl::CostSide* side : {&run.cost.forward, &run.cost.decode})
         for (const auto& c : side->components)
             vmax = std::max({vmax, (float)c.speedup_naive(), (float)c.speedup_flops(), (float)c.speedup_measured()});
     const float barW = std::max(200.f, ImGui::GetContentRegionAvail().x * 0.45f);
     for (int s = 0; s < 2; s++) {
-        const rl::CostSide& side = s == 0 ? d.cost.forward : d.cost.decode;
-        ImGui::Text(s == 0 ? "Forward (B=16, T=%d)" : "KV-cache decode (%d tokens)", d.cost.seq_len);
+        const rl::CostSide& side = s == 0 ? run.cost.forward : run.cost.decode;
+        ImGui::Text(s == 0 ? "Forward (B=16, T=%d)" : "KV-cache decode (%d tokens)", run.cost.seq_len);
         for (const auto& c : side.components) {
             const double v[3] = {c.speedup_naive(), c.speedup_flops(), c.speedup_measured()};
             ImGui::Text("%-10s", c.name.c_str());
@@ -48,7 +48,7 @@ void drawSpeedupView(ViewData& d) {
         }
         ImGui::Spacing();
     }
-    ImGui::Text("active heads %.0f%%, expert rows %.1f%% of tokens x experts", 100 * d.cost.active_head_fraction,
-                100 * d.cost.active_expert_fraction);
-    ImGui::TextWrapped("%s", d.cost.explanation.c_str());
+    ImGui::Text("active heads %.0f%%, expert rows %.1f%% of tokens x experts", 100 * run.cost.active_head_fraction,
+                100 * run.cost.active_expert_fraction);
+    ImGui::TextWrapped("%s", run.cost.explanation.c_str());
 }

@@ -11,9 +11,9 @@ ImU32 ramp(float v) {
     return IM_COL32((int)(r * 255), (int)(g * 255), (int)(b * 255), 255);
 }
 
-void tooltip(ViewData& d, const std::string& s) {
+void tooltip(ViewOutbox& out, const std::string& s) {
     ImGui::SetTooltip("%s", s.c_str());
-    d.hoverText = s;
+    out.hoverText = s;
 }
 
 std::string numbered(const char* prefix, int i) {
@@ -24,12 +24,12 @@ std::string numbered(const char* prefix, int i) {
 
 std::string shortText(const std::string& s, size_t n) { return s.size() > n ? s.substr(0, n - 1) + "~" : s; }
 
-void layerPicker(ViewData& d, int n_layers) {
+void layerPicker(int& layer, int n_layers) {
     if (n_layers <= 0) return;
-    d.layer = std::clamp(d.layer, 0, n_layers - 1);
+    layer = std::clamp(layer, 0, n_layers - 1);
     ImGui::SetNextItemWidth(160);
-    ImGui::SliderInt("layer", &d.layer, 0, n_layers - 1, "%d", k_clamp);
-    d.layer = std::clamp(d.layer, 0, n_layers - 1);
+    ImGui::SliderInt("layer", &layer, 0, n_layers - 1, "%d", k_clamp);
+    layer = std::clamp(layer, 0, n_layers - 1);
 }
 
 bool tokenChip(const std::string& text, ImU32 bg, bool outline, bool underline, bool more) {
@@ -49,7 +49,7 @@ bool tokenChip(const std::string& text, ImU32 bg, bool outline, bool underline, 
     return hovered;
 }
 
-void drawMatrix(ViewData& d, const char* title, const std::vector<std::vector<double>>& m, const std::vector<std::string>& colNames,
+void drawMatrix(ViewOutbox& out, const char* title, const std::vector<std::vector<double>>& m, const std::vector<std::string>& colNames,
                 const char* rowPrefix) {
     ImGui::BeginGroup();
     ImGui::TextUnformatted(title);
@@ -79,7 +79,7 @@ void drawMatrix(ViewData& d, const char* title, const std::vector<std::vector<do
                 char tip[160];
                 std::snprintf(tip, sizeof tip, "%s%zu x %s: %.0f tokens, %.1f%% of this expert's top-1 tokens", rowPrefix, r,
                               colNames[c].c_str(), m[r][c], 100 * share);
-                tooltip(d, tip);
+                tooltip(out, tip);
             }
         }
     }
@@ -87,7 +87,7 @@ void drawMatrix(ViewData& d, const char* title, const std::vector<std::vector<do
     ImGui::EndGroup();
 }
 
-std::vector<ImVec2> barColumn(ViewData& d, ImVec2 o, float w, const std::vector<float>& v, const std::vector<std::string>& labels,
+std::vector<ImVec2> barColumn(ViewOutbox& out, ImVec2 o, float w, const std::vector<float>& v, const std::vector<std::string>& labels,
                               const std::vector<bool>& on, float vmax, const std::vector<ImU32>& colours, const char* what,
                               float grow) {
     ImDrawList* dl = ImGui::GetWindowDrawList();
@@ -106,14 +106,14 @@ std::vector<ImVec2> barColumn(ViewData& d, ImVec2 o, float w, const std::vector<
         if (ImGui::IsMouseHoveringRect(ImVec2(o.x, y), b)) {
             char tip[120];
             std::snprintf(tip, sizeof tip, "%s %s: %.4f%s", what, labels[i].c_str(), v[i], on[i] ? " (selected)" : " (not selected)");
-            tooltip(d, tip);
+            tooltip(out, tip);
         }
         ends.push_back(ImVec2(b.x, (a.y + b.y) / 2));
     }
     return ends;
 }
 
-void plot(ViewData& d, const char* title, std::vector<Series> series, float height, bool logY) {
+void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float height, bool logY) {
     const float w = ImGui::GetContentRegionAvail().x;
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 o = ImGui::GetCursorScreenPos();
@@ -177,7 +177,7 @@ void plot(ViewData& d, const char* title, std::vector<Series> series, float heig
             tip += line;
             dl->AddCircleFilled(ImVec2(px(s.x[i]), py(s.y[i])), 3.5f, s.colour);
         }
-        tooltip(d, tip);
+        tooltip(out, tip);
     }
     ImGui::Dummy(ImVec2(w, height));
 }
