@@ -54,8 +54,12 @@ QString writeWhole(const QString& path, const std::string& bytes) {
 }  // namespace
 
 const QStringList& MainWindow::viewNames() {
-    static const QStringList v = {"heads", "experts", "routing", "attention", "curves", "speedup", "generate"};
-    return v;
+    static const QStringList names = [] {
+        QStringList n;
+        for (const ViewEntry& v : viewTable()) n << v.name;
+        return n;
+    }();
+    return names;
 }
 
 MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent) {
@@ -82,21 +86,13 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     auto* lay = new QVBoxLayout(central);
     lay->setContentsMargins(0, 0, 0, 0);
     tabs_ = new QTabBar(central);
-    for (const QString& v : viewNames()) tabs_->addTab(v);
+    for (const ViewEntry& v : viewTable()) tabs_->addTab(v.name);
     lay->addWidget(tabs_);
     imgui_ = new ImGuiWidget(central);
     lay->addWidget(imgui_, 1);
     setCentralWidget(central);
     imgui_->setDrawFunction([this] {
-        const QString v = tabs_->tabText(tabs_->currentIndex());
-        if (v == "heads") drawHeadsView(run_, viewStates_.heads, outbox_);
-        else if (v == "experts") drawExpertsView(run_, viewStates_.layer, outbox_);
-        else if (v == "routing") drawRoutingView(run_, viewStates_.routing, viewStates_.layer, outbox_);
-        else if (v == "attention") drawAttentionView(run_, viewStates_.attention, viewStates_.layer, outbox_);
-        else if (v == "speedup") drawSpeedupView(run_);
-        else if (v == "generate") drawGenerateView(run_, viewStates_.generate, viewStates_.layer, outbox_);
-        else drawCurvesView(run_, viewStates_.curves, viewStates_.layer, outbox_);
-        if (v == "routing" && viewStates_.routing.animating) imgui_->requestAnotherFrame();  // the diagram's replay, at most 15 fps
+        if (currentView().draw(run_, viewStates_, outbox_)) imgui_->requestAnotherFrame();  // an animation, at most 15 fps
         if (outbox_.generateRequested) {
             outbox_.generateRequested = false;
             // Leave ImGui's frame before touching the session: queue it.
@@ -122,7 +118,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         run_.generation = std::move(r.probe);
         run_.generationPromptTokens = r.promptTokens;
         run_.generationError = r.error;
-        imgui_->markDirty();
+        redrawIfShown(Arrival::Generation);
         emit generationReady();
     });
     connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step, bool currentRun) {
@@ -183,6 +179,13 @@ void MainWindow::clearViews(const std::string& runName) {
     run_.runName = runName;
     viewStates_ = ViewStates{};
     outbox_ = ViewOutbox{};
+    imgui_->markDirty();  // whichever view is up, its data changed
+}
+
+const ViewEntry& MainWindow::currentView() const { return viewTable()[tabs_->currentIndex()]; }
+
+void MainWindow::redrawIfShown(unsigned arrived) {
+    if (currentView().redrawOn & arrived) imgui_->markDirty();
 }
 QString MainWindow::statusMessage() const { return statusBar()->currentMessage(); }
 
@@ -299,7 +302,7 @@ void MainWindow::updateOverlays() {
         it->setForeground(0, QColor(col & 0xff, (col >> 8) & 0xff, (col >> 16) & 0xff));
         run_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
     }
-    imgui_->markDirty();
+    redrawIfShown(Arrival::Overlays);
 }
 
 void MainWindow::overlayAllRuns() {
@@ -453,7 +456,6 @@ bool MainWindow::openCheckpoint(const QString& path) {
     refreshRuns();
     updateOverlays();
     message("opened " + path + ": paused; Step or Pause continues training (fresh optimizer state)");
-    imgui_->markDirty();
     return true;
 }
 
@@ -479,7 +481,7 @@ void MainWindow::setProbeText(const QString& text) {
 void MainWindow::requestGenerate() {
     if (!session_.active()) {
         run_.generationError = "Train a model (or open a checkpoint) first: generation runs on its weights.";
-        imgui_->markDirty();
+        redrawIfShown(Arrival::Generation);
         return;
     }
     GenerateRequest r;
@@ -493,7 +495,7 @@ void MainWindow::requestGenerate() {
     run_.generating = true;
     run_.generationError.clear();
     session_.requestGenerate(r);
-    imgui_->markDirty();
+    redrawIfShown(Arrival::Generation);
 }
 
 void MainWindow::buildMenus() {
@@ -539,9 +541,9 @@ void MainWindow::buildMenus() {
     view->addAction(probeDock_->toggleViewAction());
     view->addAction(runsDock_->toggleViewAction());
     view->addSeparator();
-    for (int i = 0; i < viewNames().size(); i++) {
-        const QString v = viewNames()[i];
-        view->addAction(v, QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, v] { showView(v); });
+    for (size_t i = 0; i < viewTable().size(); i++) {
+        const QString name = viewTable()[i].name;
+        view->addAction(name, QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, name] { showView(name); });
     }
     QMenu* help = menuBar()->addMenu("&Help");
     help->addAction("What am I looking at?", this, [this] {
@@ -603,8 +605,7 @@ void MainWindow::train() {
 }
 
 void MainWindow::showView(const QString& name) {
-    for (int i = 0; i < tabs_->count(); i++)
-        if (tabs_->tabText(i) == name) tabs_->setCurrentIndex(i);
+    if (const qsizetype i = viewNames().indexOf(name); i >= 0) tabs_->setCurrentIndex((int)i);
     imgui_->markDirty();
 }
 
@@ -618,14 +619,14 @@ void MainWindow::updateLiveLabel() {
 void MainWindow::poll() {
     // Which data arrived: the view is redrawn only when it shows some of it (software GL makes
     // every frame, and the window composition after it, cost the trainer).
-    bool stats = false, probe = false, spec = false, cost = false;
+    unsigned arrived = 0;
     rl::StepStats st;
     while (session_.pollStats(st)) {
         if (run_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
         run_.stats.push_back(st);
         run_.curve.push_back(rl::curve_point(st));
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
-        stats = true;
+        arrived |= Arrival::Stats;
     }
     thinWhenOver(run_.stats, k_maxStats);
     if (store_ && runId_ && storedPoints_ < run_.curve.size()) {
@@ -648,24 +649,20 @@ void MainWindow::poll() {
             thinWhenOver(run_.history, k_maxHistory);
             run_.historyEpoch++;  // indices moved
         }
-        probe = true;
+        arrived |= Arrival::Probe;
     }
     if (session_.acquireSpecialization()) {
         run_.spec = session_.specialization();
         run_.hasSpec = true;
-        spec = true;
+        arrived |= Arrival::Specialization;
     }
     if (session_.acquireCost()) {
         run_.cost = session_.cost();
         run_.hasCost = true;
-        cost = true;
+        arrived |= Arrival::Cost;
     }
     // The live label once a second: with a QOpenGLWidget in the window every widget repaint recomposes
     // the whole window in software GL; at 4 Hz the label alone cost training 8-10% of its tok/s here.
-    if (stats && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000)) updateLiveLabel();
-    const QString v = tabs_->tabText(tabs_->currentIndex());
-    const bool shown = v == "curves" ? stats : v == "experts" ? stats || probe || spec : v == "speedup" ? cost
-                     : v == "generate"                          ? false
-                                                                : probe;  // heads, routing, attention
-    if (shown) imgui_->markDirty();
+    if ((arrived & Arrival::Stats) && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000)) updateLiveLabel();
+    redrawIfShown(arrived);
 }

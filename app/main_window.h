@@ -76,6 +76,9 @@ private:
     void deleteSelectedRun();
     void message(const QString& m);
     void clearViews(const std::string& runName);
+    const ViewEntry& currentView() const;
+    // Redraws the current view when it shows some of what arrived (Arrival bits).
+    void redrawIfShown(unsigned arrived);
     Session session_;
     RunData run_;  // written here only; the views read it
     ViewStates viewStates_;

@@ -2,6 +2,7 @@
 // trainer sent, which only the window writes) and keeps its UI state in a struct of its own; what it
 // asks of the window (a generation) it leaves in the out-box.
 #pragma once
+#include <span>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,30 @@ struct ViewOutbox {
     bool generateRequested = false;  // the Generate button; the window sends the request and clears it
     std::string hoverText;           // last tooltip text (tests read it)
 };
+
+// What reaches the window, from the trainer or the runs dock. A view is redrawn only when something
+// it shows arrived: with software GL every frame is taken from the trainer.
+namespace Arrival {
+enum : unsigned {
+    Stats = 1u << 0,           // step stats and their curve points
+    Probe = 1u << 1,           // a probe snapshot
+    Specialization = 1u << 2,  // expert x class counts on validation text
+    Cost = 1u << 3,            // the speedup measurement
+    Generation = 1u << 4,      // a generation sent, refused or returned
+    Overlays = 1u << 5,        // runs ticked or unticked in the runs dock
+};
+}
+
+// One view. The table of them is the window's only list of views: its tabs, the View menu and
+// the Ctrl+1... shortcuts, the view drawn, and when it is redrawn.
+struct ViewEntry {
+    const char* name;  // tab text and --view name
+    // Draws the view into the current ImGui window; true = it animates and wants another frame.
+    bool (*draw)(const RunData& run, ViewStates& states, ViewOutbox& out);
+    unsigned redrawOn;  // the Arrival bits it shows
+};
+// The views, in tab order.
+std::span<const ViewEntry> viewTable();
 
 // Heads: per layer, tokens x heads heatmap of the gates on the probe text; shared heads marked.
 void drawHeadsView(const RunData& run, HeadsState& s, ViewOutbox& out);
