@@ -1,5 +1,6 @@
 #include "main_window.h"
 
+#include <QAction>
 #include <QCloseEvent>
 #include <QDialog>
 #include <QDir>
@@ -65,20 +66,13 @@ const QStringList& MainWindow::viewNames() {
 MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent) {
     setWindowTitle("RouteLab");
     workspace_ = workspace.isEmpty() ? QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) : workspace;
+    createActions();
     auto* tb = addToolBar("Run");
     tb->setObjectName("runToolbar");
     presets_ = new QComboBox(this);
     presets_->setToolTip("Preset: loads into the config form; press Train to run it.");
     tb->addWidget(presets_);
-    trainAction_ = tb->addAction("Train", this, [this] { train(); });
-    trainAction_->setShortcut(QKeySequence("F5"));
-    tb->addAction("Pause", this, [this] { session_.setPaused(!session_.paused()); });
-    tb->addAction("Step", this, [this] {
-        session_.setPaused(true);
-        session_.stepOnce();
-    });
-    retrainAction_ = tb->addAction("Retrain", this, [this] { train(); });
-    retrainAction_->setToolTip("Start over from fresh weights with the form's config.");
+    tb->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_});
     live_ = new QLabel("step -  loss -  tok/s -", this);
     tb->addWidget(live_);
 
@@ -169,6 +163,24 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     QSettings st("RouteLab", "RouteLab");
     restoreGeometry(st.value("geometry").toByteArray());
     restoreState(st.value("windowState").toByteArray());
+}
+
+// Each run action is made once and shown both in the toolbar and in the Run menu.
+void MainWindow::createActions() {
+    trainAction_ = new QAction("Train", this);
+    trainAction_->setShortcut(QKeySequence("F5"));
+    connect(trainAction_, &QAction::triggered, this, [this] { train(); });
+    pauseAction_ = new QAction("Pause / resume", this);
+    pauseAction_->setIconText("Pause");  // the toolbar's label
+    connect(pauseAction_, &QAction::triggered, this, [this] { session_.setPaused(!session_.paused()); });
+    stepAction_ = new QAction("Step", this);
+    connect(stepAction_, &QAction::triggered, this, [this] {
+        session_.setPaused(true);
+        session_.stepOnce();
+    });
+    retrainAction_ = new QAction("Retrain", this);
+    retrainAction_->setToolTip("Start over from fresh weights with the form's config.");
+    connect(retrainAction_, &QAction::triggered, this, [this] { train(); });
 }
 
 void MainWindow::message(const QString& m) { statusBar()->showMessage(m); }
@@ -529,13 +541,7 @@ void MainWindow::buildMenus() {
     file->addSeparator();
     file->addAction("Quit", QKeySequence::Quit, this, [this] { close(); });
     QMenu* run = menuBar()->addMenu("&Run");
-    run->addAction(trainAction_);
-    run->addAction("Pause / resume", this, [this] { session_.setPaused(!session_.paused()); });
-    run->addAction("Step", this, [this] {
-        session_.setPaused(true);
-        session_.stepOnce();
-    });
-    run->addAction(retrainAction_);
+    run->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_});
     QMenu* view = menuBar()->addMenu("&View");
     view->addAction(config_->toggleViewAction());
     view->addAction(probeDock_->toggleViewAction());

@@ -63,6 +63,7 @@ private:
     void poll();
     void updateLiveLabel();
     void train();
+    void createActions();
     void buildMenus();
     void buildDocks();
     void loadPresetList();
@@ -95,6 +96,8 @@ private:
     QDockWidget* runsDock_ = nullptr;
     QTreeWidget* runs_ = nullptr;
     QAction* trainAction_ = nullptr;
+    QAction* pauseAction_ = nullptr;
+    QAction* stepAction_ = nullptr;
     QAction* retrainAction_ = nullptr;
     QString workspace_;
     std::optional<rl::RunStore> store_;  // empty when the workspace database cannot be opened (said in the status bar)
