@@ -67,6 +67,21 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     setWindowTitle("RouteLab");
     workspace_ = workspace.isEmpty() ? QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) : workspace;
     createActions();
+    buildToolbar();
+    buildViewArea();
+    connectSession();
+    startPolling();
+    buildConfigDock();
+    openRunStore();
+    buildDocks();
+    loadPresetList();
+    presets_->setCurrentText("default");
+    buildMenus();
+    refreshRuns();
+    restoreLayout();
+}
+
+void MainWindow::buildToolbar() {
     auto* tb = addToolBar("Run");
     tb->setObjectName("runToolbar");
     presets_ = new QComboBox(this);
@@ -75,7 +90,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     tb->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_});
     live_ = new QLabel("step -  loss -  tok/s -", this);
     tb->addWidget(live_);
+}
 
+// The centre: a tab per view above the ImGui widget that draws the current one.
+void MainWindow::buildViewArea() {
     auto* central = new QWidget(this);
     auto* lay = new QVBoxLayout(central);
     lay->setContentsMargins(0, 0, 0, 0);
@@ -94,6 +112,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         }
     });
     connect(tabs_, &QTabBar::currentChanged, this, [this] { imgui_->markDirty(); });
+}
+
+void MainWindow::connectSession() {
     connect(&session_, &Session::finished, this, [this](int step, float val) {
         poll();
         updateLiveLabel();  // the last step, whatever the once-a-second throttle skipped
@@ -122,12 +143,17 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
         emit checkpointSaved(path);
     });
-    // The GUI polls the channels 4 times a second and redraws only when something arrived: on two
-    // cores with software GL every frame is taken from the trainer (input still redraws at up to 15 fps).
+}
+
+// The GUI polls the channels 4 times a second and redraws only when something arrived: on two
+// cores with software GL every frame is taken from the trainer (input still redraws at up to 15 fps).
+void MainWindow::startPolling() {
     poll_.setInterval(250);
     connect(&poll_, &QTimer::timeout, this, [this] { poll(); });
     poll_.start();
+}
 
+void MainWindow::buildConfigDock() {
     config_ = new ConfigDock(this);
     addDockWidget(Qt::LeftDockWidgetArea, config_);
     config_->setLiveSink([this](const rl::LiveCommand& c) {
@@ -145,7 +171,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         if (cfg) config_->setConfig(*cfg);
         else message(QString::fromStdString(cfg.status.msg));
     });
+}
 
+void MainWindow::openRunStore() {
     if (!QDir().mkpath(workspace_)) {
         message("cannot create the workspace folder " + workspace_ + "; runs will not be stored (start with --workspace DIR)");
     } else {
@@ -153,11 +181,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         if (st) store_ = std::move(*st);
         else message(QString::fromStdString(st.status.msg) + "; runs will not be stored this session");
     }
-    buildDocks();
-    loadPresetList();
-    presets_->setCurrentText("default");
-    buildMenus();
-    refreshRuns();
+}
+
+// The default size and dock widths, then whatever the user left last time.
+void MainWindow::restoreLayout() {
     resize(1600, 1000);
     resizeDocks({config_, runsDock_}, {330, 250}, Qt::Horizontal);
     QSettings st("RouteLab", "RouteLab");

@@ -64,6 +64,13 @@ private:
     void updateLiveLabel();
     void train();
     void createActions();
+    void buildToolbar();
+    void buildViewArea();
+    void connectSession();
+    void startPolling();
+    void buildConfigDock();
+    void openRunStore();
+    void restoreLayout();
     void buildMenus();
     void buildDocks();
     void loadPresetList();
