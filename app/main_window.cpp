@@ -584,10 +584,10 @@ void MainWindow::buildMenus() {
             this, "RouteLab views",
             "Heads: for the probe text, each row is a token and each column a head; colour is the head's gate "
             "(dark = switched off for that token). S marks shared heads, always on. The slider replays earlier steps.\n\n"
-            "Experts: each token of the probe text in the colour of the expert it was sent to first (struck through = "
+            "Experts: each token of the probe text in the colour of the expert it was sent to first (framed in red = "
             "dropped over capacity); load bars per expert; expert x domain and expert x lexical-class matrices on "
             "validation text, with NMI; each expert's most frequent tokens.\n\n"
-            "Routing: click a token; the diagram follows it through one layer: the router's softmax, the top-k it keeps, "
+            "Routing: point at a token; the diagram follows it through one layer: the router's softmax, the top-k it keeps, "
             "the gates or combine weights, and the weighted sum, for heads and for experts.\n\n"
             "Attention: every head's attention pattern on the probe text (row = query, column = key); hatched rows are "
             "queries for which MoH switched the head off.\n\n"
