@@ -32,7 +32,7 @@ public:
     bool exportCsv(const QString& path);
     void setProbeText(const QString& text);
     void requestGenerate();                    // the generate view's prompt and settings
-    void showView(const QString& name);        // heads, experts, routing, attention, curves, speedup, generate
+    void showView(const QString& name);        // a name in viewTable()
     void selectPreset(const QString& name) { presets_->setCurrentText(name); }
     QStringList presetNames() const;
     // Saves the form as a user preset in the workspace (the Save-as dialog ends here).
