@@ -1,5 +1,6 @@
 #include "main_window.h"
 
+#include <QAction>
 #include <QCloseEvent>
 #include <QDialog>
 #include <QDir>
@@ -54,56 +55,66 @@ QString writeWhole(const QString& path, const std::string& bytes) {
 }  // namespace
 
 const QStringList& MainWindow::viewNames() {
-    static const QStringList v = {"heads", "experts", "routing", "attention", "curves", "speedup", "generate"};
-    return v;
+    static const QStringList names = [] {
+        QStringList n;
+        for (const ViewEntry& v : viewTable()) n << v.name;
+        return n;
+    }();
+    return names;
 }
 
 MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent) {
     setWindowTitle("RouteLab");
     workspace_ = workspace.isEmpty() ? QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) : workspace;
+    createActions();
+    buildToolbar();
+    buildViewArea();
+    connectSession();
+    startPolling();
+    buildConfigDock();
+    openRunStore();
+    buildDocks();
+    loadPresetList();
+    presets_->setCurrentText("default");
+    buildMenus();
+    refreshRuns();
+    restoreLayout();
+}
+
+void MainWindow::buildToolbar() {
     auto* tb = addToolBar("Run");
     tb->setObjectName("runToolbar");
     presets_ = new QComboBox(this);
     presets_->setToolTip("Preset: loads into the config form; press Train to run it.");
     tb->addWidget(presets_);
-    trainAction_ = tb->addAction("Train", this, [this] { train(); });
-    trainAction_->setShortcut(QKeySequence("F5"));
-    tb->addAction("Pause", this, [this] { session_.setPaused(!session_.paused()); });
-    tb->addAction("Step", this, [this] {
-        session_.setPaused(true);
-        session_.stepOnce();
-    });
-    retrainAction_ = tb->addAction("Retrain", this, [this] { train(); });
-    retrainAction_->setToolTip("Start over from fresh weights with the form's config.");
+    tb->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_});
     live_ = new QLabel("step -  loss -  tok/s -", this);
     tb->addWidget(live_);
+}
 
+// The centre: a tab per view above the ImGui widget that draws the current one.
+void MainWindow::buildViewArea() {
     auto* central = new QWidget(this);
     auto* lay = new QVBoxLayout(central);
     lay->setContentsMargins(0, 0, 0, 0);
     tabs_ = new QTabBar(central);
-    for (const QString& v : viewNames()) tabs_->addTab(v);
+    for (const ViewEntry& v : viewTable()) tabs_->addTab(v.name);
     lay->addWidget(tabs_);
     imgui_ = new ImGuiWidget(central);
     lay->addWidget(imgui_, 1);
     setCentralWidget(central);
     imgui_->setDrawFunction([this] {
-        const QString v = tabs_->tabText(tabs_->currentIndex());
-        if (v == "heads") drawHeadsView(data_);
-        else if (v == "experts") drawExpertsView(data_);
-        else if (v == "routing") drawRoutingView(data_);
-        else if (v == "attention") drawAttentionView(data_);
-        else if (v == "speedup") drawSpeedupView(data_);
-        else if (v == "generate") drawGenerateView(data_);
-        else drawCurvesView(data_);
-        if (v == "routing" && data_.animating) imgui_->requestAnotherFrame();  // the diagram's replay, at most 15 fps
-        if (data_.generateRequested) {
-            data_.generateRequested = false;
+        if (currentView().draw(run_, viewStates_, outbox_)) imgui_->requestAnotherFrame();  // an animation, at most 15 fps
+        if (outbox_.generateRequested) {
+            outbox_.generateRequested = false;
             // Leave ImGui's frame before touching the session: queue it.
             QMetaObject::invokeMethod(this, [this] { requestGenerate(); }, Qt::QueuedConnection);
         }
     });
     connect(tabs_, &QTabBar::currentChanged, this, [this] { imgui_->markDirty(); });
+}
+
+void MainWindow::connectSession() {
     connect(&session_, &Session::finished, this, [this](int step, float val) {
         poll();
         updateLiveLabel();  // the last step, whatever the once-a-second throttle skipped
@@ -118,11 +129,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { message(m); });
     connect(&session_, &Session::generated, this, [this] {
         GenerateResult r = session_.takeGeneration();
-        data_.generating = false;
-        data_.generation = std::move(r.probe);
-        data_.generationPromptTokens = r.promptTokens;
-        data_.generationError = r.error;
-        imgui_->markDirty();
+        run_.generating = false;
+        run_.generation = std::move(r.probe);
+        run_.generationPromptTokens = r.promptTokens;
+        run_.generationError = r.error;
+        redrawIfShown(Arrival::Generation);
         emit generationReady();
     });
     connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step, bool currentRun) {
@@ -132,12 +143,17 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
         emit checkpointSaved(path);
     });
-    // The GUI polls the channels 4 times a second and redraws only when something arrived: on two
-    // cores with software GL every frame is taken from the trainer (input still redraws at up to 15 fps).
+}
+
+// The GUI polls the channels 4 times a second and redraws only when something arrived: on two
+// cores with software GL every frame is taken from the trainer (input still redraws at up to 15 fps).
+void MainWindow::startPolling() {
     poll_.setInterval(250);
     connect(&poll_, &QTimer::timeout, this, [this] { poll(); });
     poll_.start();
+}
 
+void MainWindow::buildConfigDock() {
     config_ = new ConfigDock(this);
     addDockWidget(Qt::LeftDockWidgetArea, config_);
     config_->setLiveSink([this](const rl::LiveCommand& c) {
@@ -155,7 +171,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         if (cfg) config_->setConfig(*cfg);
         else message(QString::fromStdString(cfg.status.msg));
     });
+}
 
+void MainWindow::openRunStore() {
     if (!QDir().mkpath(workspace_)) {
         message("cannot create the workspace folder " + workspace_ + "; runs will not be stored (start with --workspace DIR)");
     } else {
@@ -163,11 +181,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
         if (st) store_ = std::move(*st);
         else message(QString::fromStdString(st.status.msg) + "; runs will not be stored this session");
     }
-    buildDocks();
-    loadPresetList();
-    presets_->setCurrentText("default");
-    buildMenus();
-    refreshRuns();
+}
+
+// The default size and dock widths, then whatever the user left last time.
+void MainWindow::restoreLayout() {
     resize(1600, 1000);
     resizeDocks({config_, runsDock_}, {330, 250}, Qt::Horizontal);
     QSettings st("RouteLab", "RouteLab");
@@ -175,7 +192,40 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     restoreState(st.value("windowState").toByteArray());
 }
 
+// Each run action is made once and shown both in the toolbar and in the Run menu.
+void MainWindow::createActions() {
+    trainAction_ = new QAction("Train", this);
+    trainAction_->setShortcut(QKeySequence("F5"));
+    connect(trainAction_, &QAction::triggered, this, [this] { train(); });
+    pauseAction_ = new QAction("Pause / resume", this);
+    pauseAction_->setIconText("Pause");  // the toolbar's label
+    connect(pauseAction_, &QAction::triggered, this, [this] { session_.setPaused(!session_.paused()); });
+    stepAction_ = new QAction("Step", this);
+    connect(stepAction_, &QAction::triggered, this, [this] {
+        session_.setPaused(true);
+        session_.stepOnce();
+    });
+    retrainAction_ = new QAction("Retrain", this);
+    retrainAction_->setToolTip("Start over from fresh weights with the form's config.");
+    connect(retrainAction_, &QAction::triggered, this, [this] { train(); });
+}
+
 void MainWindow::message(const QString& m) { statusBar()->showMessage(m); }
+
+// A new run: its data starts empty and the views start as at launch.
+void MainWindow::clearViews(const std::string& runName) {
+    run_ = RunData{};
+    run_.runName = runName;
+    viewStates_ = ViewStates{};
+    outbox_ = ViewOutbox{};
+    imgui_->markDirty();  // whichever view is up, its data changed
+}
+
+const ViewEntry& MainWindow::currentView() const { return viewTable()[tabs_->currentIndex()]; }
+
+void MainWindow::redrawIfShown(unsigned arrived) {
+    if (currentView().redrawOn & arrived) imgui_->markDirty();
+}
 QString MainWindow::statusMessage() const { return statusBar()->currentMessage(); }
 
 QStringList MainWindow::presetNames() const {
@@ -273,7 +323,7 @@ void MainWindow::refreshRuns() {
 
 void MainWindow::updateOverlays() {
     QSignalBlocker block(runs_);  // colouring the ticked items must not call this again
-    data_.overlays.clear();
+    run_.overlays.clear();
     if (!store_) return;
     int colour = 0;
     for (int i = 0; i < runs_->topLevelItemCount(); i++) {
@@ -289,9 +339,9 @@ void MainWindow::updateOverlays() {
         }
         const unsigned col = overlayColour(colour++);  // ImU32 keeps red in the low byte
         it->setForeground(0, QColor(col & 0xff, (col >> 8) & 0xff, (col >> 16) & 0xff));
-        data_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
+        run_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
     }
-    imgui_->markDirty();
+    redrawIfShown(Arrival::Overlays);
 }
 
 void MainWindow::overlayAllRuns() {
@@ -432,13 +482,12 @@ bool MainWindow::openCheckpoint(const QString& path) {
     session_.stop();
     poll();
     session_.launch(std::move(*st), true);
-    data_ = ViewData{};
-    data_.runName = session_.config().name + " (checkpoint)";
+    clearViews(session_.config().name + " (checkpoint)");
     config_->setConfig(session_.config());
     storedPoints_ = 0;
     runId_ = 0;
     if (store_) {
-        auto id = rl::run_store_begin(*store_, data_.runName, rl::config_to_json(session_.config()));
+        auto id = rl::run_store_begin(*store_, run_.runName, rl::config_to_json(session_.config()));
         rl::Status s = id ? rl::run_store_set_checkpoint(*store_, *id, path.toStdString()) : id.status;
         if (id) runId_ = *id;
         if (!s) message(QString::fromStdString(s.msg));
@@ -446,7 +495,6 @@ bool MainWindow::openCheckpoint(const QString& path) {
     refreshRuns();
     updateOverlays();
     message("opened " + path + ": paused; Step or Pause continues training (fresh optimizer state)");
-    imgui_->markDirty();
     return true;
 }
 
@@ -456,7 +504,7 @@ void MainWindow::saveCheckpoint(const QString& path) {
 }
 
 bool MainWindow::exportCsv(const QString& path) {
-    const QString err = writeWhole(path, rl::curve_to_csv(data_.curve));
+    const QString err = writeWhole(path, rl::curve_to_csv(run_.curve));
     message(err.isEmpty() ? "wrote " + path : err);
     return err.isEmpty();
 }
@@ -464,28 +512,29 @@ bool MainWindow::exportCsv(const QString& path) {
 void MainWindow::setProbeText(const QString& text) {
     if (probeEdit_->text() != text) probeEdit_->setText(text);
     session_.setProbeText(text.toStdString());
-    data_.history.clear();  // earlier snapshots show another text
-    data_.scrub = -1;
+    run_.history.clear();  // earlier snapshots show another text
+    run_.historyEpoch++;
     message("probe text applied");
 }
 
 void MainWindow::requestGenerate() {
     if (!session_.active()) {
-        data_.generationError = "Train a model (or open a checkpoint) first: generation runs on its weights.";
-        imgui_->markDirty();
+        run_.generationError = "Train a model (or open a checkpoint) first: generation runs on its weights.";
+        redrawIfShown(Arrival::Generation);
         return;
     }
     GenerateRequest r;
-    r.prompt = data_.prompt;
-    r.sample.temperature = data_.temperature;
-    r.sample.top_k = data_.topK;
-    r.sample.top_p = data_.topP;
+    const GenerateState& g = viewStates_.generate;
+    r.prompt = g.prompt;
+    r.sample.temperature = g.temperature;
+    r.sample.top_k = g.topK;
+    r.sample.top_p = g.topP;
     r.sample.seed = (unsigned long long)lastStep() + 1;
-    r.maxNew = data_.maxNew;
-    data_.generating = true;
-    data_.generationError.clear();
+    r.maxNew = g.maxNew;
+    run_.generating = true;
+    run_.generationError.clear();
     session_.requestGenerate(r);
-    imgui_->markDirty();
+    redrawIfShown(Arrival::Generation);
 }
 
 void MainWindow::buildMenus() {
@@ -519,21 +568,15 @@ void MainWindow::buildMenus() {
     file->addSeparator();
     file->addAction("Quit", QKeySequence::Quit, this, [this] { close(); });
     QMenu* run = menuBar()->addMenu("&Run");
-    run->addAction(trainAction_);
-    run->addAction("Pause / resume", this, [this] { session_.setPaused(!session_.paused()); });
-    run->addAction("Step", this, [this] {
-        session_.setPaused(true);
-        session_.stepOnce();
-    });
-    run->addAction(retrainAction_);
+    run->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_});
     QMenu* view = menuBar()->addMenu("&View");
     view->addAction(config_->toggleViewAction());
     view->addAction(probeDock_->toggleViewAction());
     view->addAction(runsDock_->toggleViewAction());
     view->addSeparator();
-    for (int i = 0; i < viewNames().size(); i++) {
-        const QString v = viewNames()[i];
-        view->addAction(v, QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, v] { showView(v); });
+    for (size_t i = 0; i < viewTable().size(); i++) {
+        const QString name = viewTable()[i].name;
+        view->addAction(name, QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, name] { showView(name); });
     }
     QMenu* help = menuBar()->addMenu("&Help");
     help->addAction("What am I looking at?", this, [this] {
@@ -541,10 +584,10 @@ void MainWindow::buildMenus() {
             this, "RouteLab views",
             "Heads: for the probe text, each row is a token and each column a head; colour is the head's gate "
             "(dark = switched off for that token). S marks shared heads, always on. The slider replays earlier steps.\n\n"
-            "Experts: each token of the probe text in the colour of the expert it was sent to first (struck through = "
+            "Experts: each token of the probe text in the colour of the expert it was sent to first (framed in red = "
             "dropped over capacity); load bars per expert; expert x domain and expert x lexical-class matrices on "
             "validation text, with NMI; each expert's most frequent tokens.\n\n"
-            "Routing: click a token; the diagram follows it through one layer: the router's softmax, the top-k it keeps, "
+            "Routing: point at a token; the diagram follows it through one layer: the router's softmax, the top-k it keeps, "
             "the gates or combine weights, and the weighted sum, for heads and for experts.\n\n"
             "Attention: every head's attention pattern on the probe text (row = query, column = key); hatched rows are "
             "queries for which MoH switched the head off.\n\n"
@@ -570,8 +613,7 @@ bool MainWindow::startRun(const rl::Config& cfg) {
     session_.stop();
     poll();  // the previous run's last steps reach the store before its data goes
     session_.launch(std::move(*st));
-    data_ = ViewData{};
-    data_.runName = cfg.name;
+    clearViews(cfg.name);
     session_.setProbeText(probeEdit_->text().toStdString());
     storedPoints_ = 0;
     runId_ = 0;
@@ -596,39 +638,38 @@ void MainWindow::train() {
 }
 
 void MainWindow::showView(const QString& name) {
-    for (int i = 0; i < tabs_->count(); i++)
-        if (tabs_->tabText(i) == name) tabs_->setCurrentIndex(i);
+    if (const qsizetype i = viewNames().indexOf(name); i >= 0) tabs_->setCurrentIndex((int)i);
     imgui_->markDirty();
 }
 
 void MainWindow::updateLiveLabel() {
-    if (data_.curve.empty()) return;
+    if (run_.curve.empty()) return;
     labelClock_.start();
-    const auto& s = data_.curve.back();
+    const auto& s = run_.curve.back();
     live_->setText(QString("step %1  loss %2  tok/s %3").arg(s.step).arg(s.loss, 0, 'f', 4).arg(emaTok_, 0, 'f', 0));
 }
 
 void MainWindow::poll() {
     // Which data arrived: the view is redrawn only when it shows some of it (software GL makes
     // every frame, and the window composition after it, cost the trainer).
-    bool stats = false, probe = false, spec = false, cost = false;
+    unsigned arrived = 0;
     rl::StepStats st;
     while (session_.pollStats(st)) {
-        if (data_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
-        data_.stats.push_back(st);
-        data_.curve.push_back(rl::curve_point(st));
+        if (run_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
+        run_.stats.push_back(st);
+        run_.curve.push_back(rl::curve_point(st));
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
-        stats = true;
+        arrived |= Arrival::Stats;
     }
-    thinWhenOver(data_.stats, k_maxStats);
-    if (store_ && runId_ && storedPoints_ < data_.curve.size()) {
-        std::vector<rl::CurvePoint> fresh(data_.curve.begin() + storedPoints_, data_.curve.end());
-        if (rl::Status s = rl::run_store_append(*store_, runId_, fresh); s) storedPoints_ = data_.curve.size();
+    thinWhenOver(run_.stats, k_maxStats);
+    if (store_ && runId_ && storedPoints_ < run_.curve.size()) {
+        std::vector<rl::CurvePoint> fresh(run_.curve.begin() + storedPoints_, run_.curve.end());
+        if (rl::Status s = rl::run_store_append(*store_, runId_, fresh); s) storedPoints_ = run_.curve.size();
         else message(QString::fromStdString(s.msg));
     }
     if (session_.acquireProbe()) {
-        data_.probe = session_.probe();
-        rl::ProbeSnapshot past = data_.probe;
+        run_.probe = session_.probe();
+        rl::ProbeSnapshot past = run_.probe;
         for (auto& l : past.layers) {  // the scrubber replays gates and experts; the rest stays with the newest only
             l.attention.clear();
             l.head_probs.clear();
@@ -636,29 +677,25 @@ void MainWindow::poll() {
             l.head_type.clear();
             l.expert_probs.clear();
         }
-        data_.history.push_back(std::move(past));
-        if (data_.history.size() > k_maxHistory) {
-            thinWhenOver(data_.history, k_maxHistory);
-            data_.scrub = -1;  // indices moved
+        run_.history.push_back(std::move(past));
+        if (run_.history.size() > k_maxHistory) {
+            thinWhenOver(run_.history, k_maxHistory);
+            run_.historyEpoch++;  // indices moved
         }
-        probe = true;
+        arrived |= Arrival::Probe;
     }
     if (session_.acquireSpecialization()) {
-        data_.spec = session_.specialization();
-        data_.hasSpec = true;
-        spec = true;
+        run_.spec = session_.specialization();
+        run_.hasSpec = true;
+        arrived |= Arrival::Specialization;
     }
     if (session_.acquireCost()) {
-        data_.cost = session_.cost();
-        data_.hasCost = true;
-        cost = true;
+        run_.cost = session_.cost();
+        run_.hasCost = true;
+        arrived |= Arrival::Cost;
     }
     // The live label once a second: with a QOpenGLWidget in the window every widget repaint recomposes
     // the whole window in software GL; at 4 Hz the label alone cost training 8-10% of its tok/s here.
-    if (stats && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000)) updateLiveLabel();
-    const QString v = tabs_->tabText(tabs_->currentIndex());
-    const bool shown = v == "curves" ? stats : v == "experts" ? stats || probe || spec : v == "speedup" ? cost
-                     : v == "generate"                          ? false
-                                                                : probe;  // heads, routing, attention
-    if (shown) imgui_->markDirty();
+    if ((arrived & Arrival::Stats) && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000)) updateLiveLabel();
+    redrawIfShown(arrived);
 }

@@ -1,4 +1,4 @@
-// The main window (DESIGN.md §5): menus, toolbar (preset picker, Train / Pause / Step / Retrain,
+// The main window: menus, toolbar (preset picker, Train / Pause / Step / Retrain,
 // live step / loss / tok/s), the ImGui views in the centre (heads, experts, routing, attention,
 // curves, speedup, generate) and docks for the config form, the probe text and the stored runs.
 #pragma once
@@ -32,7 +32,7 @@ public:
     bool exportCsv(const QString& path);
     void setProbeText(const QString& text);
     void requestGenerate();                    // the generate view's prompt and settings
-    void showView(const QString& name);        // heads, experts, routing, attention, curves, speedup, generate
+    void showView(const QString& name);        // a name in viewTable()
     void selectPreset(const QString& name) { presets_->setCurrentText(name); }
     QStringList presetNames() const;
     // Saves the form as a user preset in the workspace (the Save-as dialog ends here).
@@ -42,9 +42,11 @@ public:
     Session& session() { return session_; }
     ConfigDock* configDock() { return config_; }
     ImGuiWidget* views() { return imgui_; }
-    ViewData& viewData() { return data_; }
+    const RunData& runData() const { return run_; }
+    ViewStates& viewStates() { return viewStates_; }
+    const ViewOutbox& viewOutbox() const { return outbox_; }
     QString workspace() const { return workspace_; }
-    int lastStep() const { return data_.curve.empty() ? 0 : data_.curve.back().step; }
+    int lastStep() const { return run_.curve.empty() ? 0 : run_.curve.back().step; }
     static const QStringList& viewNames();
     // Seconds from Train to the first step's numbers in the window (-1 before).
     double firstStepSeconds() const { return firstStepSeconds_; }
@@ -61,6 +63,14 @@ private:
     void poll();
     void updateLiveLabel();
     void train();
+    void createActions();
+    void buildToolbar();
+    void buildViewArea();
+    void connectSession();
+    void startPolling();
+    void buildConfigDock();
+    void openRunStore();
+    void restoreLayout();
     void buildMenus();
     void buildDocks();
     void loadPresetList();
@@ -73,8 +83,14 @@ private:
     void exportSelectedRun();
     void deleteSelectedRun();
     void message(const QString& m);
+    void clearViews(const std::string& runName);
+    const ViewEntry& currentView() const;
+    // Redraws the current view when it shows some of what arrived (Arrival bits).
+    void redrawIfShown(unsigned arrived);
     Session session_;
-    ViewData data_;
+    RunData run_;  // written here only; the views read it
+    ViewStates viewStates_;
+    ViewOutbox outbox_;
     ImGuiWidget* imgui_ = nullptr;
     QComboBox* presets_ = nullptr;
     QLabel* live_ = nullptr;
@@ -87,11 +103,13 @@ private:
     QDockWidget* runsDock_ = nullptr;
     QTreeWidget* runs_ = nullptr;
     QAction* trainAction_ = nullptr;
+    QAction* pauseAction_ = nullptr;
+    QAction* stepAction_ = nullptr;
     QAction* retrainAction_ = nullptr;
     QString workspace_;
     std::optional<rl::RunStore> store_;  // empty when the workspace database cannot be opened (said in the status bar)
     int64_t runId_ = 0;
-    size_t storedPoints_ = 0;  // data_.curve rows already in the store
+    size_t storedPoints_ = 0;  // run_.curve rows already in the store
     QElapsedTimer runClock_;
     QElapsedTimer labelClock_;  // live label refresh
     double firstStepSeconds_ = -1;

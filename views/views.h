@@ -1,6 +1,8 @@
-// Dear ImGui views. They read the GUI thread's copy of the data (ViewData) and nothing else; what
-// they ask of the trainer (a generation) they leave in ViewData for the window to send.
+// Dear ImGui views of a training run. A view reads the run data (the GUI thread's copy of what the
+// trainer sent, which only the window writes) and keeps its UI state in a struct of its own; what it
+// asks of the window (a generation) it leaves in the out-box.
 #pragma once
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,9 +18,11 @@ struct OverlayRun {
     std::vector<rl::CurvePoint> curve;
 };
 
-struct ViewData {
+// The run as the window received it. The views get it read-only.
+struct RunData {
     rl::ProbeSnapshot probe;                 // newest probe snapshot (with attention rows)
     std::vector<rl::ProbeSnapshot> history;  // earlier snapshots for the step scrubber (no attention rows)
+    int historyEpoch = 0;                    // bumped when history is thinned or cleared: positions into it are stale
     std::vector<rl::StepStats> stats;        // recent steps, thinned to every 2nd, 4th... when long
     std::vector<rl::CurvePoint> curve;       // every step received, for the curves and the run store
     std::string runName;
@@ -27,46 +31,94 @@ struct ViewData {
     bool hasSpec = false;
     rl::CostReport cost;                     // measured when a routed run finishes
     bool hasCost = false;
-    std::string hoverText;                   // last tooltip text (tests read it)
-
-    int scrub = -1;       // heads view: history index, -1 = newest
-    int layer = 0;        // layer shown by the experts, routing and attention views
-    int token = -1;       // routing diagram: selected probe token (-1 = the last)
-    int subToken = 0;     // routing diagram: MH-MoE sub-token
-    int head = 0;         // attention view: enlarged head
-    // routing diagram animation: replays router -> top-k -> sum when the token or layer changes
-    int animToken = -2, animLayer = -1;
-    double animStart = 0;
-    bool animating = false;  // the view wants another frame
-    // curves
-    float ema = 0.6f;     // smoothing weight of the previous value (0 = raw)
-    bool logY = false;
-    // generate
-    char prompt[256] = "User: What is the capital of France? Assistant:";
-    float temperature = 0.8f, topP = 0.95f;
-    int topK = 20, maxNew = 40;
-    int tint = 0;                            // 0 = top expert, 1 = active-head gate mass
-    bool generateRequested = false;          // set by the Generate button; the window sends it and clears it
-    bool generating = false;
+    bool generating = false;                 // a generation was sent and has not come back
     rl::ProbeSnapshot generation;            // routing of prompt + output
     int generationPromptTokens = 0;
     std::string generationError;
 };
 
+// Each view's own UI state, written by that view.
+struct HeadsState {
+    int scrub = -1;  // history index, -1 = newest
+    int epoch = 0;   // the RunData::historyEpoch that scrub indexes
+};
+struct RoutingState {
+    int token = -1;    // selected probe token (-1 = the last)
+    int subToken = 0;  // MH-MoE sub-token
+    // The diagram replays router -> top-k -> sum when the token or layer changes.
+    int animToken = -2, animLayer = -1;
+    double animStart = 0;
+    bool animating = false;  // the view wants another frame
+};
+struct AttentionState {
+    int head = 0;  // the enlarged head
+};
+struct CurvesState {
+    float ema = 0.6f;  // smoothing weight of the previous value (0 = raw)
+    bool logY = false;
+};
+struct GenerateState {
+    char prompt[256] = "User: What is the capital of France? Assistant:";
+    float temperature = 0.8f, topP = 0.95f;
+    int topK = 20, maxNew = 40;
+    int tint = 0;  // 0 = top expert, 1 = active-head gate mass
+};
+
+// The states of all the views. The experts, routing, attention, curves and generate views show one
+// layer at a time, the same one: switching between them keeps it.
+struct ViewStates {
+    int layer = 0;
+    HeadsState heads;
+    RoutingState routing;
+    AttentionState attention;
+    CurvesState curves;
+    GenerateState generate;
+};
+
+// What the views hand back to the window.
+struct ViewOutbox {
+    bool generateRequested = false;  // the Generate button; the window sends the request and clears it
+    std::string hoverText;           // last tooltip text (tests read it)
+};
+
+// What reaches the window, from the trainer or the runs dock. A view is redrawn only when something
+// it shows arrived: with software GL every frame is taken from the trainer.
+namespace Arrival {
+enum : unsigned {
+    Stats = 1u << 0,           // step stats and their curve points
+    Probe = 1u << 1,           // a probe snapshot
+    Specialization = 1u << 2,  // expert x class counts on validation text
+    Cost = 1u << 3,            // the speedup measurement
+    Generation = 1u << 4,      // a generation sent, refused or returned
+    Overlays = 1u << 5,        // runs ticked or unticked in the runs dock
+};
+}
+
+// One view. The table of them is the window's only list of views: its tabs, the View menu and
+// the Ctrl+1... shortcuts, the view drawn, and when it is redrawn.
+struct ViewEntry {
+    const char* name;  // tab text and --view name
+    // Draws the view into the current ImGui window; true = it animates and wants another frame.
+    bool (*draw)(const RunData& run, ViewStates& states, ViewOutbox& out);
+    unsigned redrawOn;  // the Arrival bits it shows
+};
+// The views, in tab order.
+std::span<const ViewEntry> viewTable();
+
 // Heads: per layer, tokens x heads heatmap of the gates on the probe text; shared heads marked.
-void drawHeadsView(ViewData& d);
+void drawHeadsView(const RunData& run, HeadsState& s, ViewOutbox& out);
 // Experts: probe text coloured by top expert, load bars, expert x domain / lexical-class matrices, top tokens.
-void drawExpertsView(ViewData& d);
+void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out);
 // Routing diagram: for one token, router probabilities -> top-k -> weights -> weighted sum.
-void drawRoutingView(ViewData& d);
+void drawRoutingView(const RunData& run, RoutingState& s, int& layer, ViewOutbox& out);
 // Attention: per layer and head, the attention pattern on the probe text.
-void drawAttentionView(ViewData& d);
+void drawAttentionView(const RunData& run, AttentionState& s, int& layer, ViewOutbox& out);
 // Curves: loss parts and routing balance over steps, EMA, log-y, hover values, runs overlaid.
-void drawCurvesView(ViewData& d);
+void drawCurvesView(const RunData& run, CurvesState& s, int& layer, ViewOutbox& out);
 // Speedup: naive, FLOP-model and measured speedups per component, forward and decode, with why.
-void drawSpeedupView(ViewData& d);
+void drawSpeedupView(const RunData& run);
 // Generate: prompt and sampling settings; the output tinted by its routing.
-void drawGenerateView(ViewData& d);
+void drawGenerateView(const RunData& run, GenerateState& s, int& layer, ViewOutbox& out);
 
 // Distinct colour of expert / head i (ImU32).
 unsigned viewColour(int i);

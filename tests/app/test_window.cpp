@@ -138,13 +138,13 @@ TEST(Window, TickedRunIsOverlaid) {
     QTreeWidgetItem* it = list->topLevelItem(0);
     EXPECT_TRUE(it->text(0).contains("earlier-run"));
     EXPECT_EQ(it->text(1), "25");
-    EXPECT_TRUE(w.viewData().overlays.empty());
+    EXPECT_TRUE(w.runData().overlays.empty());
     it->setCheckState(0, Qt::Checked);
-    ASSERT_EQ(w.viewData().overlays.size(), 1u);
-    EXPECT_EQ(w.viewData().overlays[0].curve.size(), 25u);
-    EXPECT_FLOAT_EQ(w.viewData().overlays[0].curve[9].loss, 3.f);
+    ASSERT_EQ(w.runData().overlays.size(), 1u);
+    EXPECT_EQ(w.runData().overlays[0].curve.size(), 25u);
+    EXPECT_FLOAT_EQ(w.runData().overlays[0].curve[9].loss, 3.f);
     it->setCheckState(0, Qt::Unchecked);
-    EXPECT_TRUE(w.viewData().overlays.empty());
+    EXPECT_TRUE(w.runData().overlays.empty());
 }
 
 // Retrain with a config that cannot build a run (missing corpus): the message says what to fix and

@@ -74,7 +74,7 @@ TEST_P(GuiView, RendersContent) {
     // Only the ImGui view's pixels: the docks around it must not make a blank view pass.
     std::set<QRgb> colours;
     long bright = 0, total = 0;
-    // The speedup view's three bar colours (naive, FLOP model, measured; views.cpp): its bars must be drawn.
+    // The speedup view's three bar colours (naive, FLOP model, measured; speedup_view.cpp): its bars must be drawn.
     const QRgb bars[3] = {qRgb(150, 150, 160), qRgb(80, 160, 230), qRgb(120, 200, 90)};
     long barPixels[3] = {0, 0, 0};
     for (int y = r.y; y < r.y + r.h && y < img.height(); y += 2)
@@ -105,7 +105,7 @@ INSTANTIATE_TEST_SUITE_P(Views, GuiView,
 
 TEST(GuiHover, HeatmapTooltipThroughTheBridge) {
     int code = 0;
-    // A cell of layer 0: label column 110 px, cells start below the header (see views.cpp).
+    // A cell of layer 0: label column 110 px, cells start below the header (see heads_view.cpp).
     const std::string out = run("--preset seed-moh --demo-steps 10 --view heads --hover 160,140 --quit", &code);
     ASSERT_EQ(code, 0) << out;
     const auto pos = out.find("hover: token '");

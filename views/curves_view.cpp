@@ -1,0 +1,93 @@
+#include "views.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "widgets.h"
+
+namespace {
+
+std::vector<float> smooth(const std::vector<float>& v, float a) {
+    std::vector<float> out(v.size());
+    float s = 0, wsum = 0;
+    for (size_t i = 0; i < v.size(); i++) {  // bias-corrected EMA (TensorBoard's smoothing)
+        s = a * s + (1 - a) * v[i];
+        wsum = a * wsum + (1 - a);
+        out[i] = wsum > 0 ? s / wsum : v[i];
+    }
+    return out;
+}
+
+Series curveSeries(const std::string& name, ImU32 colour, const std::vector<rl::CurvePoint>& c, int column, float ema) {
+    Series s{name, colour, {}, {}};
+    for (const auto& p : c) s.x.push_back((float)p.step), s.y.push_back(rl::curve_value(p, column));
+    if (ema > 0) s.y = smooth(s.y, ema);
+    return s;
+}
+
+int column(const char* name) {
+    const auto& cols = rl::curve_columns();
+    return (int)(std::find(cols.begin(), cols.end(), name) - cols.begin());
+}
+
+}  // namespace
+
+void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutbox& out) {
+    if (run.curve.empty() && run.overlays.empty()) {
+        ImGui::Text("Curves: waiting for the first training step...");
+        return;
+    }
+    ImGui::SetNextItemWidth(200);
+    ImGui::SliderFloat("EMA smoothing", &state.ema, 0.f, 0.99f, "%.2f", k_clamp);
+    ImGui::SameLine();
+    ImGui::Checkbox("log y", &state.logY);
+    ImGui::SameLine();
+    ImGui::TextDisabled("  hover a plot for exact values; tick runs in the Runs dock to overlay them");
+    const bool routedHeads = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_routed_heads;
+    const bool routedExperts = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_experts;
+    const float h = std::max(120.f, (ImGui::GetContentRegionAvail().y - 10) / 3 - 6);
+    const std::string me = run.runName.empty() ? "this run" : run.runName;
+    // 1. Loss and its parts, runs overlaid (each run's loss in its colour).
+    std::vector<Series> loss = {curveSeries(me + " loss", IM_COL32(240, 240, 240, 255), run.curve, column("loss"), state.ema),
+                                curveSeries("cross-entropy", IM_COL32(80, 160, 230, 255), run.curve, column("ce"), state.ema)};
+    for (const auto& r : run.overlays) loss.push_back(curveSeries(r.name, r.colour, r.curve, column("loss"), state.ema));
+    plot(out, "loss", loss, h, state.logY);
+    // 2. Routing losses and balance.
+    std::vector<Series> bal;
+    if (routedHeads) bal.push_back(curveSeries("head load CV", IM_COL32(230, 180, 60, 255), run.curve, column("head_cv"), state.ema));
+    if (routedExperts) {
+        bal.push_back(curveSeries("expert load CV", IM_COL32(230, 85, 80, 255), run.curve, column("load_cv"), state.ema));
+        bal.push_back(curveSeries("dropped", IM_COL32(170, 110, 220, 255), run.curve, column("dropped"), state.ema));
+        bal.push_back(curveSeries("router entropy", IM_COL32(60, 200, 190, 255), run.curve, column("entropy"), state.ema));
+        bal.push_back(curveSeries("aux loss", IM_COL32(120, 200, 90, 255), run.curve, column("moe_aux"), state.ema));
+        bal.push_back(curveSeries("z-loss", IM_COL32(160, 160, 160, 255), run.curve, column("zloss"), state.ema));
+    }
+    if (routedHeads) bal.push_back(curveSeries("MoH balance", IM_COL32(230, 120, 190, 255), run.curve, column("moh_balance"), state.ema));
+    for (const auto& r : run.overlays)
+        if (routedExperts || routedHeads)
+            bal.push_back(curveSeries(r.name + (routedExperts ? " expert CV" : " head CV"), r.colour, r.curve,
+                                      column(routedExperts ? "load_cv" : "head_cv"), state.ema));
+    if (bal.empty()) bal.push_back(curveSeries("grad norm", IM_COL32(230, 180, 60, 255), run.curve, column("grad_norm"), state.ema));
+    plot(out, routedHeads || routedExperts ? "balance (layer means)" : "gradient norm (no routers in this model)", bal, h, state.logY);
+    // 3. Per-head or per-expert load of one layer.
+    if (!run.stats.empty() && (routedHeads || routedExperts)) {
+        const int nl = run.stats.back().n_layers;
+        layer = std::clamp(layer, 0, nl - 1);
+        std::vector<Series> load;
+        const int n = routedExperts ? run.stats.back().layers[layer].n_experts : run.stats.back().layers[layer].n_routed_heads;
+        for (int i = 0; i < n; i++) {
+            Series s{numbered(routedExperts ? "e" : "h", i), viewColour(i), {}, {}};
+            for (const auto& st : run.stats) {
+                s.x.push_back((float)st.step);
+                s.y.push_back(routedExperts ? st.layers[layer].expert_load[i] : st.layers[layer].head_f[i]);
+            }
+            if (state.ema > 0) s.y = smooth(s.y, state.ema);
+            load.push_back(std::move(s));
+        }
+        char t[96];
+        std::snprintf(t, sizeof t, routedExperts ? "expert load, layer %d (fair share 1/%d)" : "head load f, layer %d (of %d routed)", layer, n);
+        plot(out, t, load, h - 26, false);
+        layerPicker(layer, nl);
+    }
+}

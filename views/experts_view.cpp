@@ -1,0 +1,108 @@
+#include "views.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "train/corpus.h"
+#include "widgets.h"
+
+namespace {
+
+// Experts a token (row) reached, or empty when capacity dropped it.
+const std::vector<int>* rowExperts(const rl::ProbeLayer& L, size_t row) { return row < L.experts.size() ? &L.experts[row] : nullptr; }
+
+}  // namespace
+
+void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
+    const rl::ProbeSnapshot& p = run.probe;
+    if (p.n_experts == 0) {
+        ImGui::TextWrapped("Experts: this model has a dense FFN. Pick an MoE preset such as moe-top2-8.");
+        return;
+    }
+    ImGui::TextWrapped("Each token of the probe text in the colour of its first expert (hover for all experts and weights); "
+                       "red-framed tokens were dropped (over capacity: they skip the FFN). Step %d.", p.step);
+    for (size_t l = 0; l < p.layers.size(); l++) {
+        ImGui::Text("layer %zu:", l);
+        ImGui::SameLine();
+        const auto& L = p.layers[l];
+        for (size_t t = 0; t < p.tokens.size(); t++) {
+            const size_t r = t * p.mh_heads;
+            const std::vector<int>* ex = rowExperts(L, r);
+            const bool dropped = ex && ex->empty();
+            const int e = ex && !ex->empty() ? (*ex)[0] : -1;
+            const ImU32 bg = e < 0 ? IM_COL32(45, 45, 50, 255) : withAlpha(viewColour(e), 170);
+            if (tokenChip(p.tokens[t].text, bg, dropped, false, t + 1 < p.tokens.size()) && ex) {
+                std::string tip = "token '" + p.tokens[t].text + "' layer " + std::to_string(l);
+                for (int s = 0; s < p.mh_heads; s++) {
+                    const auto& xs = L.experts[r + s];
+                    if (p.mh_heads > 1) tip += "\n sub-token " + std::to_string(s) + ":";
+                    if (xs.empty()) tip += " dropped (no expert had room)";
+                    else tip += " experts";
+                    for (size_t k = 0; k < xs.size(); k++) {
+                        char b[40];
+                        std::snprintf(b, sizeof b, " %d (%.2f)", xs[k], L.expert_weights[r + s][k]);
+                        tip += b;
+                    }
+                }
+                tooltip(out, tip);
+            }
+        }
+    }
+    ImGui::Separator();
+    if (!run.stats.empty()) {
+        const auto& s = run.stats.back();
+        ImGui::Text("Load this step: the share of expert rows each expert received (balanced = all bars at 1/E).");
+        for (int l = 0; l < s.n_layers; l++) {
+            const auto& L = s.layers[l];
+            ImGui::Text("layer %d  CV %.2f  dropped %.1f%%  entropy %.2f", l, L.load_cv, 100 * L.dropped_frac, L.router_entropy);
+            const int perRow = std::min(L.n_experts, 8);
+            const float bw = std::max(60.f, (ImGui::GetContentRegionAvail().x - 8 * perRow) / perRow);
+            for (int e = 0; e < L.n_experts; e++) {
+                ImGui::PushStyleColor(ImGuiCol_PlotHistogram, viewColour(e));
+                char b[24];
+                std::snprintf(b, sizeof b, "e%d %.0f%%", e, 100 * L.expert_load[e]);
+                ImGui::ProgressBar(L.expert_load[e] * L.n_experts / 2.f, ImVec2(bw, 14), b);  // full bar = twice the fair share
+                ImGui::PopStyleColor();
+                if (e + 1 < L.n_experts && e % perRow != perRow - 1) ImGui::SameLine();
+            }
+        }
+        ImGui::Separator();
+    }
+    if (!run.hasSpec || run.spec.layers.empty()) {
+        ImGui::TextDisabled("Specialization: measured on validation text every 100 steps and at the end of the run.");
+        return;
+    }
+    layerPicker(layer, (int)run.spec.layers.size());
+    const rl::LayerSpecialization& S = run.spec.layers[layer];
+    ImGui::SameLine();
+    ImGui::Text("  %d validation tokens, top-1 expert.  NMI(expert; domain) %.3f   NMI(expert; lexical class) %.3f", run.spec.tokens,
+                S.nmi_domain, S.nmi_lex);
+    // Domains absent from the validation text (e.g. the embedded corpus has no "user" domain) get no column.
+    std::vector<std::string> domains, lex;
+    std::vector<std::vector<double>> byDomain(S.by_domain.size());
+    for (size_t c = 0; c < (S.by_domain.empty() ? 0 : S.by_domain[0].size()); c++) {
+        double col = 0;
+        for (const auto& row : S.by_domain) col += row[c];
+        if (col == 0) continue;
+        domains.push_back(rl::domain_name((int)c));
+        for (size_t e = 0; e < S.by_domain.size(); e++) byDomain[e].push_back(S.by_domain[e][c]);
+    }
+    for (int c = 0; c < rl::lex_count; c++) lex.push_back(rl::lex_class_name(c));
+    drawMatrix(out, "expert x domain (share of the expert's tokens)", byDomain, domains, "e");
+    ImGui::SameLine(0, 30);
+    drawMatrix(out, "expert x lexical class", S.by_lex, lex, "e");
+    ImGui::BeginGroup();
+    ImGui::TextUnformatted("top tokens per expert (count)");
+    for (size_t e = 0; e < S.top_tokens.size(); e++) {
+        std::string line;
+        for (size_t k = 0; k < S.top_tokens[e].size() && k < 8; k++)
+            line += "'" + S.top_tokens[e][k].first + "' " + std::to_string(S.top_tokens[e][k].second) + "  ";
+        ImGui::PushStyleColor(ImGuiCol_Text, viewColour((int)e));
+        ImGui::Text("e%zu", e);
+        ImGui::PopStyleColor();
+        ImGui::SameLine();
+        ImGui::TextUnformatted(line.c_str());
+    }
+    ImGui::EndGroup();
+}

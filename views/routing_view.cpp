@@ -1,0 +1,188 @@
+#include "views.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "widgets.h"
+
+namespace {
+
+// A flow line whose thickness is the weight it carries; while progress < 1 it fades in and a dot
+// travels along it (the animation replays the routing when the token or layer changes).
+void flow(ImVec2 a, ImVec2 b, float weight, ImU32 c, float progress = 1.f) {
+    if (progress <= 0) return;
+    const float mx = (a.x + b.x) / 2;
+    const ImVec2 c1(mx, a.y), c2(mx, b.y);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->AddBezierCubic(a, c1, c2, b, withAlpha(c, (int)(200 * std::min(1.f, progress))), 1.f + 5.f * std::clamp(weight, 0.f, 1.f));
+    if (progress < 1) {
+        const float t = progress, u = 1 - t;  // cubic Bezier point at t
+        const ImVec2 p(u * u * u * a.x + 3 * u * u * t * c1.x + 3 * u * t * t * c2.x + t * t * t * b.x,
+                       u * u * u * a.y + 3 * u * u * t * c1.y + 3 * u * t * t * c2.y + t * t * t * b.y);
+        dl->AddCircleFilled(p, 4.f, IM_COL32(255, 255, 255, 230));
+    }
+}
+
+// Animation phase of the routing diagram: 0 -> 1 over 0.9 s after the token or layer changed.
+float routingPhase(RoutingState& state, int layer) {
+    if (state.token != state.animToken || layer != state.animLayer) {
+        state.animToken = state.token, state.animLayer = layer;
+        state.animStart = ImGui::GetTime();
+    }
+    const float ph = std::clamp((float)(ImGui::GetTime() - state.animStart) / 0.9f, 0.f, 1.f);
+    state.animating = ph < 1.f;
+    return ph;
+}
+// Stage k of 3 (bars, flows to the middle column, flows to the sum) as 0..1.
+float stage(float phase, int k) { return std::clamp(phase * 3.f - k, 0.f, 1.f); }
+
+constexpr float k_colW = 130, k_gap = 90;  // bar width, space for the flow lines
+
+// The titles over a diagram's columns: the router, the column it feeds, the sum.
+void columnTitles(ImVec2 o, const char* router, const char* middle) {
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->AddText(o, k_dim, router);
+    dl->AddText(ImVec2(o.x + k_colW + k_gap, o.y), k_dim, middle);
+    dl->AddText(ImVec2(o.x + 2 * k_colW + 2 * k_gap + 20, o.y), k_dim, "weighted sum");
+}
+
+// The node the weighted flows end in.
+void sumNode(ImVec2 sum) {
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->AddCircleFilled(sum, 22, IM_COL32(60, 60, 80, 255));
+    dl->AddText(ImVec2(sum.x - 5, sum.y - 8), k_text, "+");
+}
+
+// The probe tokens as buttons; the one under the cursor (or clicked) becomes the diagram's token.
+void tokenPicker(const rl::ProbeSnapshot& p, int& token) {
+    const int T = (int)p.tokens.size();
+    if (token < 0 || token >= T) token = T - 1;
+    ImGui::TextWrapped("Point at a token of the probe text: the diagram follows that token through one layer's routers, on "
+                       "the model's real numbers (step %d).", p.step);
+    for (int t = 0; t < T; t++) {
+        ImGui::PushID(t);
+        if (t == token) ImGui::PushStyleColor(ImGuiCol_Button, IM_COL32(200, 140, 40, 255));
+        if (ImGui::SmallButton(p.tokens[t].text.c_str()) || ImGui::IsItemHovered()) token = t;  // the token under the cursor
+        if (t == token) ImGui::PopStyleColor();
+        ImGui::PopID();
+        if (t + 1 < T && ImGui::GetItemRectMax().x - ImGui::GetWindowPos().x < ImGui::GetWindowWidth() - 100) ImGui::SameLine();
+    }
+}
+
+// MoH: the routed heads' router softmax -> top-k -> the gate of every head -> the weighted sum.
+void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, ViewOutbox& out) {
+    const rl::ProbeLayer& L = p.layers[layer];
+    const int S = p.n_shared_heads, H = p.n_heads, R = H - S;
+    ImGui::TextWrapped("Heads (MoH, layer %d, token '%s'): routed-head router softmax -> top-%d -> gates -> "
+                       "attention output = sum over heads of gate x head output",
+                       layer, p.tokens[t].text.c_str(), p.head_top_k);
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    std::vector<float> probs = L.head_probs[t], gates = L.head_gates[t];
+    std::vector<std::string> pl, gl;
+    std::vector<bool> pon, gon;
+    std::vector<ImU32> pc, gc;
+    for (int i = 0; i < R; i++) {
+        pl.push_back(numbered("h", S + i));
+        pon.push_back(gates[S + i] != 0.f);
+        pc.push_back(IM_COL32(80, 160, 230, 255));
+    }
+    float gmax = 1e-6f;
+    for (int h = 0; h < H; h++) {
+        gl.push_back(numbered(h < S ? "S" : "h", h));
+        gon.push_back(gates[h] != 0.f);
+        gc.push_back(h < S ? IM_COL32(230, 180, 60, 255) : IM_COL32(120, 200, 90, 255));
+        gmax = std::max(gmax, gates[h]);
+    }
+    columnTitles(o, "router softmax (routed heads)", "gate of every head");
+    const float top = o.y + 20;
+    // Routed probabilities sit level with their gates (shared heads take the top S rows).
+    auto pe = barColumn(out, ImVec2(o.x, top + S * 21), k_colW, probs, pl, pon, 1.f, pc, "router p of head", stage(ph, 0));
+    auto ge = barColumn(out, ImVec2(o.x + k_colW + k_gap, top), k_colW, gates, gl, gon, gmax, gc, "gate of head", stage(ph, 1));
+    for (int i = 0; i < R; i++)
+        if (pon[i]) flow(pe[i], ImVec2(ge[S + i].x - k_colW - 34, ge[S + i].y), probs[i], IM_COL32(120, 200, 90, 255), stage(ph, 1));
+    const ImVec2 sum(o.x + 2 * k_colW + 2 * k_gap + 60, top + H * 21 / 2.f);
+    for (int h = 0; h < H; h++)
+        if (gon[h])
+            flow(ge[h], ImVec2(sum.x - 24, sum.y), gates[h] / gmax, h < S ? IM_COL32(230, 180, 60, 255) : IM_COL32(120, 200, 90, 255),
+                 stage(ph, 2));
+    sumNode(sum);
+    char b[200];
+    if (S > 0)
+        std::snprintf(b, sizeof b, "alpha: shared %.3f  routed %.3f\n%s scaling:\n shared g = %s\n routed g = %s", L.head_type[t][0],
+                      L.head_type[t][1], p.head_paper_scaling ? "paper" : "official",
+                      p.head_paper_scaling ? "a1*p" : "2*a1*S*p", p.head_paper_scaling ? "a2*p" : "2*a2*K*p/sum(top-K p)");
+    else
+        std::snprintf(b, sizeof b, "no shared heads: routed g = K*p/sum(top-K p)");
+    ImGui::GetWindowDrawList()->AddText(ImVec2(sum.x - 40, sum.y + 30), k_text, b);
+    ImGui::Dummy(ImVec2(2 * k_colW + 2 * k_gap + 300, std::max(24 + H * 21.f, sum.y + 70 - o.y)));
+}
+
+// MoE: the expert router's softmax -> the experts it keeps -> combine weights -> the weighted sum.
+void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subToken, float ph, ViewOutbox& out) {
+    const rl::ProbeLayer& L = p.layers[layer];
+    const int E = p.n_experts;
+    if (p.mh_heads > 1) {
+        subToken = std::clamp(subToken, 0, p.mh_heads - 1);
+        ImGui::SetNextItemWidth(160);
+        ImGui::SliderInt("sub-token (MH-MoE)", &subToken, 0, p.mh_heads - 1, "%d", k_clamp);
+        subToken = std::clamp(subToken, 0, p.mh_heads - 1);
+    }
+    const size_t r = (size_t)t * p.mh_heads + (p.mh_heads > 1 ? subToken : 0);
+    const std::vector<int>& ex = L.experts[r];
+    const std::vector<float>& w = L.expert_weights[r];
+    std::string rule = p.expert_kind == "expert_choice" ? "each expert picks its top tokens"
+                       : p.expert_kind == "top1_capacity" ? "top-1, within capacity"
+                                                          : "top-" + std::to_string(p.expert_top_k);
+    ImGui::TextWrapped("Experts (%s, layer %d, token '%s'): router softmax -> %s -> combine weights -> "
+                       "FFN output = sum of weight x expert(x)%s",
+                       p.expert_kind.c_str(), layer, p.tokens[t].text.c_str(), rule.c_str(), p.n_shared_experts ? " + shared experts" : "");
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    std::vector<float> probs = L.expert_probs[r], cw(E, 0.f);
+    std::vector<std::string> lab;
+    std::vector<bool> on(E, false);
+    std::vector<ImU32> col;
+    for (size_t k = 0; k < ex.size(); k++) cw[ex[k]] = w[k], on[ex[k]] = true;
+    for (int e = 0; e < E; e++) lab.push_back(numbered("e", e)), col.push_back(viewColour(e));
+    columnTitles(o, "router softmax", "combine weight");
+    const float top = o.y + 20;
+    auto pe = barColumn(out, ImVec2(o.x, top), k_colW, probs, lab, on, 1.f, col, "router p of expert", stage(ph, 0));
+    auto we = barColumn(out, ImVec2(o.x + k_colW + k_gap, top), k_colW, cw, lab, on, 1.f, col, "combine weight of expert", stage(ph, 1));
+    const ImVec2 sum(o.x + 2 * k_colW + 2 * k_gap + 60, top + E * 21 / 2.f);
+    for (int e = 0; e < E; e++)
+        if (on[e]) {
+            flow(pe[e], ImVec2(we[e].x - k_colW - 34, we[e].y), probs[e], viewColour(e), stage(ph, 1));
+            flow(we[e], ImVec2(sum.x - 24, sum.y), cw[e], viewColour(e), stage(ph, 2));
+        }
+    sumNode(sum);
+    std::string note = ex.empty() ? "dropped: no expert had room, the token skips this FFN (residual only)"
+                                  : std::to_string(ex.size()) + " expert(s) run for this token";
+    if (p.n_shared_experts) note += "\n+ " + std::to_string(p.n_shared_experts) + " shared expert(s), weight 1";
+    ImGui::GetWindowDrawList()->AddText(ImVec2(sum.x - 40, sum.y + 30), ex.empty() ? IM_COL32(255, 90, 90, 255) : k_text, note.c_str());
+    ImGui::Dummy(ImVec2(2 * k_colW + 2 * k_gap + 300, std::max(24 + E * 21.f, sum.y + 70 - o.y)));
+}
+
+}  // namespace
+
+void drawRoutingView(const RunData& run, RoutingState& state, int& layer, ViewOutbox& out) {
+    const rl::ProbeSnapshot& p = run.probe;
+    if (p.layers.empty()) {
+        ImGui::Text("Routing: waiting for the first probe snapshot...");
+        return;
+    }
+    const bool heads = !p.layers[0].head_probs.empty(), experts = p.n_experts > 0;
+    if (!heads && !experts) {
+        ImGui::TextWrapped("Routing diagram: this model routes nothing (all heads on, dense FFN). Pick seed-moh, moe-top2-8 or "
+                           "moh-moe to see how one token's router picks heads and experts.");
+        return;
+    }
+    tokenPicker(p, state.token);
+    layerPicker(layer, (int)p.layers.size());
+    const float ph = routingPhase(state, layer);
+    ImGui::Separator();
+    if (heads) {
+        drawHeadsDiagram(p, layer, state.token, ph, out);
+        ImGui::Separator();
+    }
+    if (experts) drawExpertsDiagram(p, layer, state.token, state.subToken, ph, out);
+}

@@ -1,0 +1,28 @@
+#include "views.h"
+
+namespace {
+
+// Each entry hands its view the run, that view's own state and the out-box.
+const ViewEntry k_views[] = {
+    {"heads", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawHeadsView(run, s.heads, out); return false; },
+     Arrival::Probe},
+    {"experts", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawExpertsView(run, s.layer, out); return false; },
+     Arrival::Stats | Arrival::Probe | Arrival::Specialization},
+    {"routing",
+     [](const RunData& run, ViewStates& s, ViewOutbox& out) {
+         drawRoutingView(run, s.routing, s.layer, out);
+         return s.routing.animating;  // the diagram's replay
+     },
+     Arrival::Probe},
+    {"attention", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawAttentionView(run, s.attention, s.layer, out); return false; },
+     Arrival::Probe},
+    {"curves", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawCurvesView(run, s.curves, s.layer, out); return false; },
+     Arrival::Stats | Arrival::Overlays},
+    {"speedup", [](const RunData& run, ViewStates&, ViewOutbox&) { drawSpeedupView(run); return false; }, Arrival::Cost},
+    {"generate", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawGenerateView(run, s.generate, s.layer, out); return false; },
+     Arrival::Generation},
+};
+
+}  // namespace
+
+std::span<const ViewEntry> viewTable() { return k_views; }
