@@ -216,7 +216,12 @@ void MainWindow::message(const QString& m) { statusBar()->showMessage(m); }
 void MainWindow::clearViews(const std::string& runName) {
     run_ = RunData{};
     run_.runName = runName;
-    viewStates_ = ViewStates{};
+    // A new run starts the views over; the user's own settings (the prompt and sampling settings,
+    // the curves' smoothing and scale) carry over.
+    ViewStates fresh;
+    fresh.curves = viewStates_.curves;
+    fresh.generate = viewStates_.generate;
+    viewStates_ = fresh;
     outbox_ = ViewOutbox{};
     imgui_->markDirty();  // whichever view is up, its data changed
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "config/config.h"
 #include "widgets.h"
 
 namespace {
@@ -131,9 +132,11 @@ void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subTo
     const size_t r = (size_t)t * p.mh_heads + (p.mh_heads > 1 ? subToken : 0);
     const std::vector<int>& ex = L.experts[r];
     const std::vector<float>& w = L.expert_weights[r];
-    std::string rule = p.expert_kind == "expert_choice" ? "each expert picks its top tokens"
-                       : p.expert_kind == "top1_capacity" ? "top-1, within capacity"
-                                                          : "top-" + std::to_string(p.expert_top_k);
+    const bool choice = p.expert_kind == rl::moe_routing_name(rl::MoeRouting::expert_choice);
+    const bool capacity = p.expert_kind == rl::moe_routing_name(rl::MoeRouting::top1_capacity);
+    std::string rule = choice     ? "each expert picks its top tokens"
+                       : capacity ? "top-1, within capacity"
+                                  : "top-" + std::to_string(p.expert_top_k);
     ImGui::TextWrapped("Experts (%s, layer %d, token '%s'): router softmax -> %s -> combine weights -> "
                        "FFN output = sum of weight x expert(x)%s",
                        p.expert_kind.c_str(), layer, p.tokens[t].text.c_str(), rule.c_str(), p.n_shared_experts ? " + shared experts" : "");

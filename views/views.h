@@ -9,7 +9,7 @@
 #include "infer/cost.h"
 #include "io/run_store.h"
 #include "metrics/routing_report.h"
-#include "metrics/stats.h"
+#include "train/step_stats.h"
 
 // A stored run drawn next to the current one in the curves view.
 struct OverlayRun {
