@@ -212,6 +212,20 @@ TEST(Window, AdaptivePresetBindsAtT80AndBackwardReusesIt) {
     for (int i = 0; i < 40 * 50; i++) ASSERT_NEAR(windowed[i], a.logits[i], 1e-5) << "rows within the window are unchanged";
 }
 
+// Batch-1 decoding state: activations for one token and a KV cache of `capacity` positions.
+struct Decoder {
+    Activations a;
+    KVCache kv;
+    Decoder(const ModelConfig& c, int capacity) {
+        activations_create(a, c, 1, 1);
+        kvcache_create(kv, c, capacity);
+    }
+    const float* step(const Model& m, int token, const ForwardOptions& o) {
+        model_decode_step(m, a, kv, token, o);
+        return a.logits;
+    }
+};
+
 class KvCache : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
@@ -227,15 +241,11 @@ TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
     Activations full;
     activations_create(full, c, 1, T);
     model_forward(m, full, b.tok.data(), nullptr, 1, T, {.window = W});
-    Activations one;
-    activations_create(one, c, 1, 1);
-    KVCache kv;
-    kvcache_create(kv, c, T);
+    Decoder one(c, T);
     double max_diff = 0;
     for (int t = 0; t < T; t++) {
-        model_decode_step(m, one, kv, b.tok[t], {.window = W});
-        for (int v = 0; v < V; v++)
-            max_diff = std::max(max_diff, (double)std::fabs(one.logits[v] - full.logits[t * V + v]));
+        const float* logits = one.step(m, b.tok[t], {.window = W});
+        for (int v = 0; v < V; v++) max_diff = std::max(max_diff, (double)std::fabs(logits[v] - full.logits[t * V + v]));
     }
     RecordProperty("max_abs_diff", std::to_string(max_diff));
     std::printf("[kv-cache] %s: max |decode - full| over %d positions x %d logits = %.3g\n", GetParam().c_str(), T, V,
@@ -256,17 +266,12 @@ TEST(KvCacheWindow, ZeroMeansTheModelWindowOfTheCache) {
     const int T = c.seq_len, V = c.vocab_size, W = model_window(c, T, 0.f);
     ASSERT_LT(W, T);
     Batch b = make_batch(1, T, V, 7);
-    Activations given, zero;
-    activations_create(given, c, 1, 1);
-    activations_create(zero, c, 1, 1);
-    KVCache kg, kz;
-    kvcache_create(kg, c, T);
-    kvcache_create(kz, c, T);
+    Decoder given(c, T), zero(c, T);
     for (int t = 0; t < T; t++) {
-        model_decode_step(m, given, kg, b.tok[t], {.window = W});
-        model_decode_step(m, zero, kz, b.tok[t], {.window = 0});
-        EXPECT_EQ(zero.window, W);
-        for (int v = 0; v < V; v++) ASSERT_EQ(zero.logits[v], given.logits[v]) << "position " << t;
+        const float* lg = given.step(m, b.tok[t], {.window = W});
+        const float* lz = zero.step(m, b.tok[t], {.window = 0});
+        EXPECT_EQ(zero.a.window, W);
+        for (int v = 0; v < V; v++) ASSERT_EQ(lz[v], lg[v]) << "position " << t;
     }
 }
 INSTANTIATE_TEST_SUITE_P(AllPresets, KvCache, ::testing::ValuesIn(preset_names()),
@@ -325,19 +330,14 @@ TEST_P(SkipPath, FullForwardAndDecodeEqualDenseMasked) {
     for (int i = 0; i < B * T * c.n_heads; i++) off += skip.layers[0].head_gates[i] == 0.f;
     EXPECT_GT(off, 0);
 
-    Activations one_d, one_s;
-    activations_create(one_d, c, 1, 1);
-    activations_create(one_s, c, 1, 1);
-    KVCache kd, ks;
-    kvcache_create(kd, c, T);
-    kvcache_create(ks, c, T);
+    Decoder one_d(c, T), one_s(c, T);
     double dec_diff = 0;
     for (int t = 0; t < T; t++) {
-        model_decode_step(m, one_d, kd, b.tok[t], {.window = W});
-        model_decode_step(m, one_s, ks, b.tok[t], {.window = W, .skip = true});
+        const float* ld = one_d.step(m, b.tok[t], {.window = W});
+        const float* ls = one_s.step(m, b.tok[t], {.window = W, .skip = true});
         for (int v = 0; v < V; v++) {
-            dec_diff = std::max(dec_diff, (double)std::fabs(one_d.logits[v] - one_s.logits[v]));
-            dec_diff = std::max(dec_diff, (double)std::fabs(one_s.logits[v] - dense.logits[t * V + v]));
+            dec_diff = std::max(dec_diff, (double)std::fabs(ld[v] - ls[v]));
+            dec_diff = std::max(dec_diff, (double)std::fabs(ls[v] - dense.logits[t * V + v]));
         }
     }
     double lmax = 0;
@@ -351,8 +351,8 @@ TEST_P(SkipPath, FullForwardAndDecodeEqualDenseMasked) {
     // those of heads that are on for their query.
     EXPECT_GT(dense.entropy, 0.f);
     EXPECT_NEAR(skip.entropy, dense.entropy, 1e-5);
-    EXPECT_GT(one_d.entropy, 0.f);
-    EXPECT_NEAR(one_s.entropy, one_d.entropy, 1e-5);
+    EXPECT_GT(one_d.a.entropy, 0.f);
+    EXPECT_NEAR(one_s.a.entropy, one_d.a.entropy, 1e-5);
 }
 INSTANTIATE_TEST_SUITE_P(
     HeadSelection, SkipPath,
