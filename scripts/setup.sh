@@ -9,7 +9,7 @@ PKGS=(
   libsentencepiece-dev
   libsqlite3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  qt6-base-dev qt6-charts-dev libqt6opengl6-dev libimgui-dev libgl-dev
+  qt6-base-dev libqt6opengl6-dev libimgui-dev libgl-dev
   xvfb xauth libgl1-mesa-dri imagemagick
 )
 
