@@ -381,11 +381,13 @@ int cmd_bench(const Args& a) {
                         {"forward_tok_s_b16", r.forward_tok_s_b16},
                         {"decode_ms_per_token", r.decode_ms_per_token},
                         {"achieved_gflops", r.achieved_gflops},
+                        {"peak_gflops", r.peak_gflops},
                         {"flops_per_token_forward", r.flops_per_token_fwd}};
     std::printf("bench %s (V %d, W_O %s, %d threads; medians of 3)\n", cfg->name.c_str(), *v,
                 cfg->model.attention.use_wo ? "on" : "off", r.threads);
     std::printf("  train  B=1   %10.0f tok/s\n", r.train_tok_s_b1);
-    std::printf("  train  B=16  %10.0f tok/s   (%.1f GFLOP/s achieved)\n", r.train_tok_s_b16, r.achieved_gflops);
+    std::printf("  train  B=16  %10.0f tok/s   (%.1f GFLOP/s achieved, %.0f%% of the FMA peak %.0f GFLOP/s)\n",
+                r.train_tok_s_b16, r.achieved_gflops, 100.0 * r.achieved_gflops / r.peak_gflops, r.peak_gflops);
     std::printf("  forward B=16 %10.0f tok/s\n", r.forward_tok_s_b16);
     std::printf("  decode       %10.3f ms/token (KV cache)\n", r.decode_ms_per_token);
     const bool routed = cfg->model.attention.heads.kind != HeadSelection::all_heads ||

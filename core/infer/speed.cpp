@@ -85,7 +85,44 @@ SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
     }
     rep.flops_per_token_fwd = model_flops_per_token(c, T).total();
     rep.achieved_gflops = 3.0 * rep.flops_per_token_fwd * rep.train_tok_s_b16 / 1e9;
+    rep.peak_gflops = speed_peak_gflops(std::min(seconds, 0.3), repeats);
     return rep;
+}
+
+namespace {
+
+// 64-byte vectors: one zmm register with AVX-512, two ymm with AVX2 (GCC splits them).
+typedef float v16f __attribute__((vector_size(64)));
+constexpr int k_chains = 12;  // independent accumulators: enough to cover the FMA latency on 2 ports
+
+// Runs `iters` rounds of k_chains vector FMAs; returns a value so the work is not optimised away.
+__attribute__((noinline)) float fma_chains(long iters, float seed) {
+    v16f acc[k_chains];
+    for (int i = 0; i < k_chains; i++) acc[i] = v16f{} + seed * (i + 1);
+    const v16f a = v16f{} + 0.999999f, b = v16f{} + 1e-7f;
+    for (long n = 0; n < iters; n++)
+        for (int i = 0; i < k_chains; i++) acc[i] = acc[i] * a + b;  // contracted to one FMA (-ffp-contract=fast)
+    float s = 0.f;
+    for (int i = 0; i < k_chains; i++)
+        for (int j = 0; j < 16; j++) s += acc[i][j];
+    return s;
+}
+
+}  // namespace
+
+double speed_peak_gflops(double seconds, int repeats) {
+    const long iters = 1 << 20;  // 12 x 16 x 2 x 2^20 = 403 MFLOP per call per thread
+    const double flops_per_call = 2.0 * 16 * k_chains * iters * thread_count();
+    volatile float sink = 0.f;
+    const double calls_per_s = rate(
+        [&] {
+            float s = 0.f;
+#pragma omp parallel reduction(+ : s)
+            s += fma_chains(iters, 1.f + thread_index());
+            sink = sink + s;
+        },
+        seconds, repeats);
+    return calls_per_s * flops_per_call / 1e9;
 }
 
 }  // namespace rl

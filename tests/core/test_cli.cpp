@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -150,6 +152,9 @@ TEST_F(Cli, RoutedPresetsParamsProbeAndBenchJson) {
                             "\"achieved_gflops\"", "\"flops_dense\"", "\"flops_routed\"", "\"speedup_naive\"",
                             "\"speedup_flops\"", "\"speedup_measured\"", "\"decode\"", "\"attention\"", "\"ffn\""})
         EXPECT_NE(j.find(key), std::string::npos) << key;
+    const nlohmann::json bj = nlohmann::json::parse(j);
+    EXPECT_GT(bj["peak_gflops"].get<double>(), bj["achieved_gflops"].get<double>())
+        << "the FMA peak bounds what a training step achieves";
 }
 
 TEST_F(Cli, EveryCommandPrintsItsUsageOnHelp) {
