@@ -25,9 +25,15 @@ std::string workspace() {
     return w.string();
 }
 
+// Runs the window under its own X server. The X authority file is ours (-f): without it xvfb-run
+// makes a temporary folder whose removal can race a window that exits at once, and then reports
+// its own exit code 5 instead of the window's.
 std::string run(const std::string& args, int* code) {
-    const std::string cmd = "xvfb-run -a -s '-screen 0 1600x1000x24' " + std::string(ROUTELAB_GUI_BIN) + " --workspace " + workspace() +
-                            " " + args + " 2>&1";
+    static int runs = 0;
+    const fs::path auth = fs::temp_directory_path() / ("routelab_e2e_xauth_" + std::to_string(getpid()) + "_" +
+                                                       std::to_string(runs++));
+    const std::string cmd = "xvfb-run -a -f " + auth.string() + " -s '-screen 0 1600x1000x24' " +
+                            std::string(ROUTELAB_GUI_BIN) + " --workspace " + workspace() + " " + args + " 2>&1";
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");
     char buf[4096];
@@ -35,6 +41,7 @@ std::string run(const std::string& args, int* code) {
     while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
     const int st = pclose(p);
     *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    fs::remove(auth);
     return out;
 }
 
