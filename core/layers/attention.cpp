@@ -66,11 +66,11 @@ float row_softmax(float* row, float* g_row, const float* z, int j0, int i, int r
 
 inline int first_key(int i, int window) { return std::max(0, i - window + 1); }
 
-const float* cope_table(const float* e, const AttnDims& d, int h) {
-    return d.cope_shared ? e : e + (size_t)h * d.npos * d.D;
-}
-
 }  // namespace
+
+const float* attention_cope_table(const float* cope_e, const AttnDims& d, int h) {
+    return d.cope_shared || !cope_e ? cope_e : cope_e + (size_t)h * d.npos * d.D;
+}
 
 void rope_forward(float* x, int B, int T, int nh, int D, float theta, int pos_offset) {
     const int half = D / 2;
@@ -152,7 +152,7 @@ void attention_forward(float* y, float* att, float* gates, float* entropy_mean, 
             float* grow = cope ? gates + ((size_t)b * H + h) * T * T : nullptr;
             if (cope) {
                 MapR Z(zbuf, T, P);                                              // (T,P)
-                Z.noalias() = Q * CMapR(cope_table(cope_e, d, h), P, D).transpose();
+                Z.noalias() = Q * CMapR(attention_cope_table(cope_e, d, h), P, D).transpose();
             }
             for (int i = 0; i < T; i++) {
                 const float ent = row_softmax(&A(i, 0), grow ? grow + (size_t)i * T : nullptr,
@@ -205,7 +205,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
             dV.noalias() += A.transpose() * dY;
             if (cope) {
                 MapR Z(zbuf, T, P);
-                Z.noalias() = Q * CMapR(cope_table(cope_e, d, h), P, D).transpose();
+                Z.noalias() = Q * CMapR(attention_cope_table(cope_e, d, h), P, D).transpose();
                 std::fill_n(dzbuf, (size_t)T * P, 0.f);
             }
             for (int i = 0; i < T; i++) {
@@ -245,7 +245,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
             dK.noalias() += dS.transpose() * Q;
             if (cope) {
                 CMapR dZ(dzbuf, T, P);
-                dQ.noalias() += dZ * CMapR(cope_table(cope_e, d, h), P, D);
+                dQ.noalias() += dZ * CMapR(attention_cope_table(cope_e, d, h), P, D);
                 MapR dE(d.cope_shared ? de_local : de_local + (size_t)h * P * D, P, D);
                 dE.noalias() += dZ.transpose() * Q;
             }
@@ -278,7 +278,7 @@ void attention_decode_row(float* y_row, float* scratch, const float* q_row, cons
         CMapRS V(vc + g * D, len, D, Strided(G * D));
         Eigen::Map<Eigen::RowVectorXf> s(row, len);
         s.noalias() = qh * K.transpose();
-        if (P > 0) Eigen::Map<Eigen::RowVectorXf>(z, P).noalias() = qh * CMapR(cope_table(cope_e, d, h), P, D).transpose();
+        if (P > 0) Eigen::Map<Eigen::RowVectorXf>(z, P).noalias() = qh * CMapR(attention_cope_table(cope_e, d, h), P, D).transpose();
         const float ent = row_softmax(row, P > 0 ? grow : nullptr, P > 0 ? z : nullptr, j0, i, len, P, scale);
         if (!head_on || head_on[h] != 0.f) ent_total += ent, ent_rows++;
         Eigen::Map<Eigen::RowVectorXf>(y_row + h * D, D).noalias() = s * V;

@@ -23,6 +23,9 @@ void rope_backward(float* dx, int B, int T, int nh, int D, float theta, int pos_
 // RoPE on n rows of one head each (row stride `stride`), row r at position pos[r].
 void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, float theta);
 
+// Head h's CoPE table (P, D) inside cope_e ((H|1), P, D); null without CoPE.
+const float* attention_cope_table(const float* cope_e, const AttnDims& d, int h);
+
 // Floats of scratch attention_forward/backward need (per OpenMP thread, all threads together).
 size_t attention_scratch_floats(const AttnDims& d);
 

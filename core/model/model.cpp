@@ -46,11 +46,6 @@ HeadRouterDims router_dims(const ModelConfig& c, int N) {
 }
 
 int cope_npos(const ModelConfig& c) { return c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0; }
-// Head h's CoPE table (P,D), or null without CoPE.
-const float* cope_table(const ModelConfig& c, const LayerWeights& w, int h) {
-    if (!cope_npos(c)) return nullptr;
-    return c.attention.cope_shared ? w.cope_pos : w.cope_pos + (size_t)h * c.attention.cope_npos * c.head_dim;
-}
 
 // Where an attention block's keys and values go and come from: the one thing the full forward and
 // KV-cache decode do differently. The call writes the K/V rows of its T tokens at positions
@@ -149,6 +144,7 @@ double attn_sequence_skip(const ModelConfig& c, const LayerWeights& w, const Lay
     int* pos = idx + T;                                       // (n) position within the sequence
     const float* kb = kv.k + (size_t)b * kv.stride * GD;      // (len, G*D) this sequence's keys
     const float* vb = kv.v + (size_t)b * kv.stride * GD;
+    const AttnDims ad = model_attn_dims(c, 1, T, window);
     double ent = 0.0;
     for (int h = 0; h < H; h++) {
         int n = 0;
@@ -165,7 +161,7 @@ double attn_sequence_skip(const ModelConfig& c, const LayerWeights& w, const Lay
         if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
         const int g = h / group;
         ent += attention_rows(yh, D, rows, qh, D, pos, n, kb + g * D, vb + g * D, GD, kv.pos0 + T,
-                              cope_table(c, w, h), cope_npos(c), D, window, gsel);
+                              attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window, gsel);
         *rows_on += n;
         if (w.wo) {
             // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
