@@ -365,4 +365,220 @@ void attention_forward_ref(float* y, float* att, const float* q, const float* k,
         }
 }
 
+
+// ---- the skip path in training: rows with their probabilities saved, and their backward ----
+
+double attention_rows_forward(float* y, int y_stride, float* att, float* gates, float* zbuf, const float* q,
+                              int q_stride, const int* pos, int n, const float* k, const float* v, int kv_stride,
+                              const float* cope_e, int npos, int D, int window) {
+    if (n == 0) return 0.0;
+    const float scale = 1.f / std::sqrt((float)D);
+    const int keys = pos[n - 1] + 1;  // no row looks past the last given query
+    MapR S(att, n, keys);             // (n, keys) scores, then probabilities
+    CMapRS Q(q, n, D, Strided(q_stride));
+    CMapRS K(k, keys, D, Strided(kv_stride));
+    CMapRS V(v, keys, D, Strided(kv_stride));
+    S.noalias() = Q * K.transpose();
+    if (npos > 0) MapR(zbuf, n, npos).noalias() = Q * CMapR(cope_e, npos, D).transpose();
+    double ent = 0.0;
+    for (int r = 0; r < n; r++)
+        ent += row_softmax(att + (size_t)r * keys, npos > 0 ? gates + (size_t)r * keys : nullptr,
+                           npos > 0 ? zbuf + (size_t)r * npos : nullptr, first_key(pos[r], window), pos[r], keys, npos,
+                           scale);
+    MapRS(y, n, D, Strided(y_stride)).noalias() = S * V;
+    return ent;
+}
+
+size_t attention_rows_backward_scratch_floats(int n, int keys, int npos) {
+    return (size_t)n * keys + 2 * (size_t)n * npos + keys;
+}
+
+void attention_rows_backward(float* dq, int dq_stride, float* dk, float* dv, int dkv_stride, float* dcope_e,
+                             float* scratch, const float* dy, int dy_stride, const float* q, int q_stride,
+                             const int* pos, int n, const float* k, const float* v, int kv_stride, const float* att,
+                             const float* gates, const float* cope_e, int npos, int D, int window) {
+    if (n == 0) return;
+    const float scale = 1.f / std::sqrt((float)D);
+    const int keys = pos[n - 1] + 1, P = npos;
+    const bool cope = P > 0;
+    float* ds_buf = scratch;                          // (n, keys)
+    float* zbuf = ds_buf + (size_t)n * keys;          // (n, P)
+    float* dzbuf = zbuf + (size_t)n * P;              // (n, P)
+    float* dp_row = dzbuf + (size_t)n * P;            // (keys)
+    CMapRS Q(q, n, D, Strided(q_stride));
+    CMapRS K(k, keys, D, Strided(kv_stride));
+    CMapRS V(v, keys, D, Strided(kv_stride));
+    CMapRS dY(dy, n, D, Strided(dy_stride));
+    CMapR A(att, n, keys);
+    MapR dS(ds_buf, n, keys);
+    dS.noalias() = dY * V.transpose();  // dP
+    MapRS(dv, keys, D, Strided(dkv_stride)).noalias() += A.transpose() * dY;
+    if (cope) {
+        MapR(zbuf, n, P).noalias() = Q * CMapR(cope_e, P, D).transpose();
+        std::fill_n(dzbuf, (size_t)n * P, 0.f);
+    }
+    for (int r = 0; r < n; r++) {
+        const int i = pos[r], j0 = first_key(i, window);
+        const float* a = att + (size_t)r * keys;
+        float* row = ds_buf + (size_t)r * keys;
+        // softmax backward, then logit = (s + pl) * scale; masked keys get 0
+        Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
+        Eigen::Map<Eigen::ArrayXf> rv(row + j0, i - j0 + 1);
+        const float dot = (av * rv).sum();
+        rv = av * (rv - dot) * scale;
+        std::fill(row, row + j0, 0.f);
+        std::fill(row + i + 1, row + keys, 0.f);
+        if (!cope) continue;
+        const float* grow = gates + (size_t)r * keys;
+        const float* z = zbuf + (size_t)r * P;
+        float* dz = dzbuf + (size_t)r * P;
+        // As attention_backward: walk the keys downward recomputing p_ij as the forward did, scatter
+        // dpl into dz, keep dp_ij; then dg_it is the prefix sum of dp, through the sigmoid.
+        float suffix = 0.f;
+        for (int j = i; j >= j0; j--) {
+            suffix += grow[j];
+            CopePos cp = cope_pos(suffix, P);
+            const float dpl = row[j];
+            dz[cp.f] += (1.f - cp.w) * dpl;
+            dz[cp.c] += cp.w * dpl;
+            dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
+        }
+        float prefix = 0.f;
+        for (int t = j0; t <= i; t++) {
+            prefix += dp_row[t];
+            row[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
+        }
+    }
+    MapRS dQ(dq, n, D, Strided(dq_stride));
+    dQ.noalias() += dS * K;
+    MapRS(dk, keys, D, Strided(dkv_stride)).noalias() += dS.transpose() * Q;
+    if (cope) {
+        CMapR dZ(dzbuf, n, P);
+        dQ.noalias() += dZ * CMapR(cope_e, P, D);
+        MapR(dcope_e, P, D).noalias() += dZ.transpose() * Q;
+    }
+}
+
+void rope_backward_rows(float* dx, int n, int stride, const int* pos, int D, float theta) {
+    const int half = D / 2;
+    for (int r = 0; r < n; r++) {
+        float* p = dx + (size_t)r * stride;
+        for (int i = 0; i < half; i++) {
+            const float ang = (float)pos[r] * std::pow(theta, -2.f * i / D);
+            const float cs = std::cos(ang), sn = std::sin(ang);
+            const float g1 = p[i], g2 = p[i + half];
+            p[i] = g1 * cs + g2 * sn;
+            p[i + half] = g2 * cs - g1 * sn;
+        }
+    }
+}
+
+namespace {
+
+// One row of the references: q (D) at position i against keys j0..i. Fills the logits' pieces.
+struct RefRow {
+    std::vector<double> s, g, p, pl, a;  // indexed by key j (0..i)
+    std::vector<double> z;                // (P)
+};
+RefRow ref_row(const float* q, int i, const float* k, const float* cope_e, int P, int D, int window) {
+    const double scale = 1.0 / std::sqrt((double)D);
+    const int j0 = std::max(0, i - window + 1);
+    RefRow R;
+    R.s.assign(i + 1, 0), R.g.assign(i + 1, 0), R.p.assign(i + 1, 0), R.pl.assign(i + 1, 0), R.a.assign(i + 1, 0);
+    R.z.assign(P, 0);
+    for (int j = j0; j <= i; j++)
+        for (int c = 0; c < D; c++) R.s[j] += (double)q[c] * k[(size_t)j * D + c];
+    for (int n = 0; n < P; n++)
+        for (int c = 0; c < D; c++) R.z[n] += (double)q[c] * cope_e[(size_t)n * D + c];
+    double mx = -1e300;
+    std::vector<double> logit(i + 1, 0);
+    for (int j = j0; j <= i; j++) {
+        if (P > 0) {
+            R.g[j] = 1.0 / (1.0 + std::exp(-R.s[j] * scale));
+            double p = 0;
+            for (int t = j; t <= i; t++) p += 1.0 / (1.0 + std::exp(-R.s[t] * scale));
+            R.p[j] = p;
+            const double pc = std::min(p, (double)(P - 1));
+            const double f = std::floor(pc), w = pc - f;
+            R.pl[j] = (1 - w) * R.z[(int)f] + w * R.z[(int)std::ceil(pc)];
+        }
+        logit[j] = (R.s[j] + R.pl[j]) * scale;
+        mx = std::max(mx, logit[j]);
+    }
+    double sum = 0;
+    for (int j = j0; j <= i; j++) sum += std::exp(logit[j] - mx);
+    for (int j = j0; j <= i; j++) R.a[j] = std::exp(logit[j] - mx) / sum;
+    return R;
+}
+
+}  // namespace
+
+void attention_rows_forward_ref(float* y, float* att, const float* q, const int* pos, int n, const float* k,
+                                const float* v, const float* cope_e, int npos, int D, int window) {
+    if (n == 0) return;
+    const int keys = pos[n - 1] + 1;
+    for (int r = 0; r < n; r++) {
+        const int i = pos[r];
+        const RefRow R = ref_row(q + (size_t)r * D, i, k, cope_e, npos, D, window);
+        if (att)
+            for (int j = 0; j < keys; j++) att[(size_t)r * keys + j] = j <= i ? (float)R.a[j] : 0.f;
+        for (int c = 0; c < D; c++) {
+            double acc = 0;
+            for (int j = 0; j <= i; j++) acc += R.a[j] * v[(size_t)j * D + c];
+            y[(size_t)r * D + c] = (float)acc;
+        }
+    }
+}
+
+void attention_rows_backward_ref(float* dq, float* dk, float* dv, float* dcope_e, const float* dy, const float* q,
+                                 const int* pos, int n, const float* k, const float* v, const float* cope_e, int npos,
+                                 int D, int window) {
+    const int P = npos;
+    const double scale = 1.0 / std::sqrt((double)D);
+    for (int r = 0; r < n; r++) {
+        const int i = pos[r], j0 = std::max(0, i - window + 1);
+        const float* qr = q + (size_t)r * D;
+        const float* dyr = dy + (size_t)r * D;
+        const RefRow R = ref_row(qr, i, k, cope_e, P, D, window);
+        // y = sum_j a_j v_j: da_j = dy . v_j, dv_j += a_j dy; softmax: dl_j = a_j (da_j - sum a da).
+        std::vector<double> dl(i + 1, 0), ds(i + 1, 0), dz(P, 0);
+        double ada = 0;
+        for (int j = j0; j <= i; j++) {
+            double da = 0;
+            for (int c = 0; c < D; c++) {
+                da += (double)dyr[c] * v[(size_t)j * D + c];
+                dv[(size_t)j * D + c] += (float)(R.a[j] * dyr[c]);
+            }
+            dl[j] = da;
+            ada += R.a[j] * da;
+        }
+        for (int j = j0; j <= i; j++) dl[j] = R.a[j] * (dl[j] - ada);
+        // logit_j = (s_j + pl_j) * scale, pl_j = interp(z, p_j), p_j = sum_{t=j..i} sigmoid(s_t * scale).
+        for (int j = j0; j <= i; j++) {
+            ds[j] += dl[j] * scale;
+            if (P == 0) continue;
+            const double dpl = dl[j] * scale;
+            const bool clamped = R.p[j] > (double)(P - 1);
+            const double pc = std::min(R.p[j], (double)(P - 1));
+            const int f = (int)std::floor(pc), cc = (int)std::ceil(pc);
+            const double w = pc - f;
+            dz[f] += (1 - w) * dpl;
+            dz[cc] += w * dpl;
+            if (clamped) continue;
+            const double dp = dpl * (R.z[cc] - R.z[f]);
+            for (int t = j; t <= i; t++) ds[t] += dp * R.g[t] * (1 - R.g[t]) * scale;
+        }
+        for (int c = 0; c < D; c++) {
+            double acc = 0;
+            for (int j = j0; j <= i; j++) acc += ds[j] * k[(size_t)j * D + c];
+            for (int m = 0; m < P; m++) acc += dz[m] * cope_e[(size_t)m * D + c];
+            dq[(size_t)r * D + c] += (float)acc;
+        }
+        for (int j = j0; j <= i; j++)
+            for (int c = 0; c < D; c++) dk[(size_t)j * D + c] += (float)(ds[j] * qr[c]);
+        for (int m = 0; m < P; m++)
+            for (int c = 0; c < D; c++) dcope_e[(size_t)m * D + c] += (float)(dz[m] * qr[c]);
+    }
+}
+
 }  // namespace rl

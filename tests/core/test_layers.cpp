@@ -246,3 +246,133 @@ TEST(Attention, DecodeRowMatchesFullForwardLastRow) {
         for (int c = 0; c < 16; c++) EXPECT_NEAR(row[c], y[(len - 1) * 16 + c], 1e-5) << "len " << len;
     }
 }
+
+// ---- attention rows of the training skip path: fast vs ref, vs the full kernels, finite differences ----
+
+struct RowsCase {
+    const char* name;
+    int npos, window;
+    std::vector<int> pos;  // the given rows (ascending) of a T = 9 sequence
+};
+class AttentionRows : public ::testing::TestWithParam<RowsCase> {};
+
+TEST_P(AttentionRows, MatchRefFullKernelsAndFiniteDifferences) {
+    const RowsCase& c = GetParam();
+    const int T = 9, D = 4, P = c.npos, n = (int)c.pos.size(), keys = c.pos.back() + 1;
+    // The head reads kv group 1 of 2: keys and values (T, 2D), the group's D columns at offset D.
+    auto q_all = randn((size_t)T * D, 31), kv_k = randn((size_t)T * 2 * D, 32), kv_v = randn((size_t)T * 2 * D, 33);
+    auto e = randn(P ? (size_t)P * D : 1, 34, 0.5f), R = randn((size_t)n * D, 35);
+    const float* ep = P ? e.data() : nullptr;
+    std::vector<float> q((size_t)n * D);
+    for (int r = 0; r < n; r++) std::copy_n(q_all.data() + (size_t)c.pos[r] * D, D, q.data() + (size_t)r * D);
+    std::vector<float> kc((size_t)T * D), vc((size_t)T * D);  // the group's columns, contiguous
+    for (int j = 0; j < T; j++)
+        for (int d = 0; d < D; d++) kc[j * D + d] = kv_k[j * 2 * D + D + d], vc[j * D + d] = kv_v[j * 2 * D + D + d];
+
+    std::vector<float> y((size_t)n * D), att((size_t)n * keys), gates((size_t)n * keys), z((size_t)n * std::max(P, 1));
+    const double ent = attention_rows_forward(y.data(), D, att.data(), gates.data(), z.data(), q.data(), D, c.pos.data(),
+                                              n, kv_k.data() + D, kv_v.data() + D, 2 * D, ep, P, D, c.window);
+    EXPECT_GT(ent, 0.0);
+    std::vector<float> yr(y.size()), attr(att.size());
+    attention_rows_forward_ref(yr.data(), attr.data(), q.data(), c.pos.data(), n, kc.data(), vc.data(), ep, P, D, c.window);
+    EXPECT_LT(max_abs_diff(y, yr), 1e-5) << "fast vs ref forward";
+    EXPECT_LT(max_abs_diff(att, attr), 1e-5) << "fast vs ref probabilities";
+
+    // The same rows of the full kernel (one sequence, one head, the group's keys).
+    AttnDims d;
+    d.B = 1; d.T = T; d.H = 1; d.G = 1; d.D = D; d.npos = P; d.window = c.window;
+    std::vector<float> yf((size_t)T * D), attf((size_t)T * T), gf(attf.size()), scratch(attention_scratch_floats(d));
+    attention_forward(yf.data(), attf.data(), gf.data(), nullptr, scratch.data(), q_all.data(), kc.data(), vc.data(), ep, d);
+    for (int r = 0; r < n; r++) {
+        for (int dd = 0; dd < D; dd++) EXPECT_NEAR(y[r * D + dd], yf[c.pos[r] * D + dd], 1e-5) << "row " << r;
+        for (int j = 0; j < keys; j++) {
+            EXPECT_NEAR(att[r * keys + j], attf[c.pos[r] * T + j], 1e-6) << "row " << r << " key " << j;
+            if (P) EXPECT_NEAR(gates[r * keys + j], gf[c.pos[r] * T + j], 1e-6) << "gate row " << r << " key " << j;
+        }
+    }
+
+    // Backward: fast vs ref, and vs the full kernel with dy zero on the rows not given.
+    std::vector<float> dq((size_t)n * D), dk((size_t)T * 2 * D), dv(dk.size()), de(e.size());
+    std::vector<float> bscr(attention_rows_backward_scratch_floats(n, keys, P));
+    attention_rows_backward(dq.data(), D, dk.data() + D, dv.data() + D, 2 * D, de.data(), bscr.data(), R.data(), D, q.data(),
+                            D, c.pos.data(), n, kv_k.data() + D, kv_v.data() + D, 2 * D, att.data(), gates.data(), ep, P,
+                            D, c.window);
+    for (int j = 0; j < T; j++)
+        for (int dd = 0; dd < D; dd++) {
+            EXPECT_EQ(dk[j * 2 * D + dd], 0.f) << "the other group's columns are untouched";
+            if (j >= keys) EXPECT_EQ(dk[j * 2 * D + D + dd], 0.f) << "keys after the last row get nothing";
+        }
+    std::vector<float> dkc((size_t)T * D), dvc((size_t)T * D);
+    for (int j = 0; j < T; j++)
+        for (int dd = 0; dd < D; dd++) dkc[j * D + dd] = dk[j * 2 * D + D + dd], dvc[j * D + dd] = dv[j * 2 * D + D + dd];
+    std::vector<float> dqr(dq.size()), dkr(dkc.size()), dvr(dvc.size()), der(de.size());
+    attention_rows_backward_ref(dqr.data(), dkr.data(), dvr.data(), der.data(), R.data(), q.data(), c.pos.data(), n,
+                                kc.data(), vc.data(), ep, P, D, c.window);
+    EXPECT_LT(max_abs_diff(dq, dqr), 1e-4) << "fast vs ref dq";
+    EXPECT_LT(max_abs_diff(dkc, dkr), 1e-4) << "fast vs ref dk";
+    EXPECT_LT(max_abs_diff(dvc, dvr), 1e-4) << "fast vs ref dv";
+    if (P) EXPECT_LT(max_abs_diff(de, der), 1e-4) << "fast vs ref dcope_e";
+
+    std::vector<float> dyf((size_t)T * D, 0.f), dqf((size_t)T * D), dkf((size_t)T * D), dvf((size_t)T * D), def(e.size());
+    for (int r = 0; r < n; r++) std::copy_n(R.data() + (size_t)r * D, D, dyf.data() + (size_t)c.pos[r] * D);
+    attention_backward(dqf.data(), dkf.data(), dvf.data(), def.data(), scratch.data(), dyf.data(), q_all.data(), kc.data(),
+                       vc.data(), attf.data(), gf.data(), ep, d);
+    EXPECT_LT(max_abs_diff(dkc, dkf), 1e-5) << "rows vs full dk";
+    EXPECT_LT(max_abs_diff(dvc, dvf), 1e-5) << "rows vs full dv";
+    if (P) EXPECT_LT(max_abs_diff(de, def), 1e-5) << "rows vs full dcope_e";
+    for (int r = 0; r < n; r++)
+        for (int dd = 0; dd < D; dd++) EXPECT_NEAR(dq[r * D + dd], dqf[c.pos[r] * D + dd], 1e-5) << "rows vs full dq";
+
+    // Finite differences of L = sum(y * R) through the fast forward.
+    auto loss = [&] {
+        attention_rows_forward(y.data(), D, att.data(), gates.data(), z.data(), q.data(), D, c.pos.data(), n,
+                               kv_k.data() + D, kv_v.data() + D, 2 * D, ep, P, D, c.window);
+        return dot(y, R);
+    };
+    auto piece = [&] {  // floor of every position p_ij (and the clamp), from the saved gates
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (int r = 0; r < n && P; r++) {
+            float p = 0.f;
+            for (int j = c.pos[r]; j >= std::max(0, c.pos[r] - c.window + 1); j--) {
+                p += gates[r * keys + j];
+                h = hash_mix(h, p > (float)(P - 1) ? 1000003u : (uint64_t)std::floor(p));
+            }
+        }
+        return h;
+    };
+    for (auto [name, p, g] : {std::tuple{"q", q.data(), dq.data()}, {"k", kv_k.data() + D, dk.data() + D},
+                              {"v", kv_v.data() + D, dv.data() + D}}) {
+        // k and v: the group's columns only, i.e. every other D-block of the (T, 2D) buffer
+        const size_t len = std::string(name) == "q" ? q.size() : (size_t)T * 2 * D - D;
+        auto r = gradcheck(loss, p, g, len, 0, 1e-2f, 1, piece);
+        EXPECT_LT(r.max_err, k_tol) << r.describe(std::string(c.name) + " d" + name);
+    }
+    if (P) {
+        auto r = gradcheck(loss, e.data(), de.data(), e.size(), 0, 1e-2f, 1, piece);
+        EXPECT_LT(r.max_err, k_tol) << r.describe(std::string(c.name) + " dcope_e");
+    }
+}
+INSTANTIATE_TEST_SUITE_P(
+    Variants, AttentionRows,
+    ::testing::Values(RowsCase{"plain", 0, 1 << 30, {0, 2, 3, 6, 7}}, RowsCase{"sliding3", 0, 3, {1, 4, 5, 8}},
+                      RowsCase{"cope", 8, 1 << 30, {0, 2, 3, 6, 7}}, RowsCase{"cope_clamped_npos3", 3, 1 << 30, {2, 5, 8}},
+                      RowsCase{"cope_sliding4_all_rows", 8, 4, {0, 1, 2, 3, 4, 5, 6, 7, 8}},
+                      RowsCase{"one_row", 8, 1 << 30, {4}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Rope, RowsBackwardIsTheAdjoint) {
+    const int n = 4, D = 8, stride = 12;
+    const int pos[n] = {0, 3, 4, 9};
+    auto x = randn((size_t)n * stride, 41), R = randn((size_t)n * stride, 42);
+    auto g = R;
+    rope_backward_rows(g.data(), n, stride, pos, D, 10000.f);
+    auto y = x;
+    auto loss = [&] {
+        y = x;
+        rope_forward_rows(y.data(), n, stride, pos, D, 10000.f);
+        return dot(y, R);
+    };
+    // Columns D..stride are outside the rotated head: identity, so g there stays R.
+    auto r = gradcheck(loss, x.data(), g.data(), x.size());
+    EXPECT_LT(r.max_err, k_tol) << r.describe("rope rows dx");
+}
