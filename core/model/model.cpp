@@ -77,21 +77,25 @@ void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
     }
 }
 
+// The kv groups some head with a non-zero gate reads, for any token of the N rows: need (G) 0/1.
+// Returns how many.
+int kv_groups_needed(const ModelConfig& c, const LayerActs& L, int N, std::vector<char>& need) {
+    const int H = c.n_heads, G = c.n_kv_heads;
+    std::fill(need.begin(), need.end(), 0);
+    for (int t = 0; t < N; t++)
+        for (int h = 0; h < H; h++)
+            if (L.head_gates[(size_t)t * H + h] != 0.f) need[h / (H / G)] = 1;
+    return (int)std::count(need.begin(), need.end(), 1);
+}
+
 // K and V rows of this call (contiguous: B sequences of T, or one token of the cache), RoPE on the
 // keys. With skip and no cache, only the kv groups some active head of the batch reads.
 void kv_forward(const ModelConfig& c, const LayerWeights& w, Activations& s, const LayerActs& L, const float* in,
                 int B, int T, const KvSource& kv, bool skip) {
-    const int N = B * T, C = c.d_model, G = c.n_kv_heads, D = c.head_dim, GD = G * D, H = c.n_heads;
+    const int N = B * T, C = c.d_model, G = c.n_kv_heads, D = c.head_dim, GD = G * D;
     float* kd = kv.k + (size_t)kv.pos0 * GD;  // (N, G*D)
     float* vd = kv.v + (size_t)kv.pos0 * GD;  // (N, G*D)
-    int needed = G;
-    if (skip && !kv.cached) {
-        std::fill(s.kv_need.begin(), s.kv_need.end(), 0);
-        for (int t = 0; t < N; t++)
-            for (int h = 0; h < H; h++)
-                if (L.head_gates[(size_t)t * H + h] != 0.f) s.kv_need[h / (H / G)] = 1;
-        needed = (int)std::count(s.kv_need.begin(), s.kv_need.end(), 1);
-    }
+    const int needed = skip && !kv.cached ? kv_groups_needed(c, L, N, s.kv_need) : G;
     if (needed == G) {  // one GEMM each, as dense
         linear_forward(kd, in, w.wk, nullptr, N, C, GD);
         linear_forward(vd, in, w.wv, nullptr, N, C, GD);
@@ -126,77 +130,261 @@ void attn_heads_dense(const ModelConfig& c, const LayerWeights& w, LayerActs& L,
     if (w.wo) linear_forward(L.attn_out, L.atty, w.wo, nullptr, N, HD, C);
 }
 
-// Only the (token, head) pairs of sequence b whose gate is non-zero (inference): per head, its
-// active rows are gathered, then their query rows, score and softmax rows, A.V rows and W_O slice,
-// added into out. work: this thread's model_skip_scratch_floats. Returns the rows' entropy sum and
-// counts them in *rows_on.
-double attn_sequence_skip(const ModelConfig& c, const LayerWeights& w, const LayerActs& L, Activations& s,
-                          const float* in, int b, int T, int window, const KvSource& kv, float* out, float* work,
-                          long* rows_on) {
+// ---- the skip path: only the (token, head) pairs whose gate is non-zero (docs/routing-math.md §3.8) ----
+
+// One thread's block of Activations::skip_scratch (model_skip_scratch_floats), for T rows of one
+// (sequence, head) at a time; the dW blocks hold this thread's share of a backward's weight gradients.
+struct SkipWork {
+    float* xa;     // (T,C) gathered input rows
+    float* proj;   // (T,C) W_O slice output; backward: gathered output-gradient rows
+    float* dxa;    // (T,C) gradient of the gathered input rows
+    float* qh;     // (T,D) decode: the rows' queries
+    float* yh;     // (T,D) the rows' head outputs
+    float* dyh;    // (T,D) their gradient
+    float* dqh;    // (T,D) their queries' gradient
+    float* gsel;   // (T) decode: the rows' gates
+    float* rows;   // attention_rows / attention_rows_forward / attention_rows_backward scratch for T rows
+    float* dwq;    // (H*D, C) this thread's dW_q
+    float* dwo;    // (C, H*D) this thread's dW_O (use_wo)
+    float* dcope;  // ((H|1), P, D) this thread's dE (CoPE)
+};
+
+size_t skip_grad_floats(const ModelConfig& c) {
+    const size_t HD = (size_t)c.n_heads * c.head_dim, P = cope_npos(c);
+    return HD * c.d_model * (c.attention.use_wo ? 2 : 1) + (c.attention.cope_shared ? 1 : c.n_heads) * P * c.head_dim;
+}
+
+// The attention-rows scratch of T rows: attention_rows, or attention_rows_forward's z, or the backward's.
+size_t skip_rows_floats(const ModelConfig& c, int T) {
+    const int P = cope_npos(c);
+    return std::max({attention_rows_scratch_floats(T, T, P), attention_rows_backward_scratch_floats(T, T, P),
+                     (size_t)T * std::max(P, 1)});
+}
+
+SkipWork skip_work(const ModelConfig& c, float* base, int T) {
+    const size_t C = c.d_model, D = c.head_dim, HD = (size_t)c.n_heads * D;
+    const size_t rows = skip_rows_floats(c, T);
+    SkipWork w;
+    w.xa = base;
+    w.proj = w.xa + T * C;
+    w.dxa = w.proj + T * C;
+    w.qh = w.dxa + T * C;
+    w.yh = w.qh + T * D;
+    w.dyh = w.yh + T * D;
+    w.dqh = w.dyh + T * D;
+    w.gsel = w.dqh + T * D;
+    w.rows = w.gsel + T;
+    w.dwq = w.rows + rows;
+    w.dwo = w.dwq + HD * C;
+    w.dcope = w.dwo + (c.attention.use_wo ? HD * C : 0);
+    return w;
+}
+
+SkipWork thread_skip_work(const ModelConfig& c, const Activations& s, int thread, int T) {
+    return skip_work(c, s.skip_scratch + model_skip_scratch_floats(c, s.T) * thread, T);
+}
+
+// Rows pos[0..n) of the (T, width) block src, contiguous in dst; src itself when all T rows are asked.
+const float* gather_rows(float* dst, const float* src, const int* pos, int n, int T, int width) {
+    if (n == T) return src;
+    for (int r = 0; r < n; r++) std::memcpy(dst + (size_t)r * width, src + (size_t)pos[r] * width, sizeof(float) * width);
+    return dst;
+}
+
+// Decode with the cache, sequence b (B = T = 1 in practice): per head with a non-zero gate, its
+// query row, score and softmax row against the cache, A.V row (scaled by the gate) and W_O slice,
+// added into out. Returns the rows' entropy sum and counts them in *rows_on.
+double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, const LayerActs& L, const float* in,
+                                 int b, int T, int window, const KvSource& kv, float* out, const SkipWork& sw,
+                                 long* rows_on) {
     const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
-    float* xa = work;                                         // (n,C) gathered rows
-    float* qh = xa + (size_t)T * C;                           // (n,D)
-    float* yh = qh + (size_t)T * D;                           // (n,D)
-    float* proj = yh + (size_t)T * D;                         // (n,C) W_O slice output
-    float* gsel = proj + (size_t)T * C;                       // (n) gates of the rows
-    float* rows = kv.cached ? kv.rows_scratch : gsel + T;     // attention_rows scratch
-    int* idx = s.skip_idx.data() + (size_t)b * 2 * T;         // (n) token index
-    int* pos = idx + T;                                       // (n) position within the sequence
-    const float* kb = kv.k + (size_t)b * kv.stride * GD;      // (len, G*D) this sequence's keys
+    int pos[1], idx[1];
+    const float* kb = kv.k + (size_t)b * kv.stride * GD;  // (len, G*D) this sequence's keys
     const float* vb = kv.v + (size_t)b * kv.stride * GD;
     const AttnDims ad = model_attn_dims(c, 1, T, window);
     double ent = 0.0;
-    for (int h = 0; h < H; h++) {
-        int n = 0;
-        for (int i = 0; i < T; i++) {
-            const int t = b * T + i;
+    for (int i = 0; i < T; i++) {
+        const int t = b * T + i;
+        for (int h = 0; h < H; h++) {
             const float gt = L.head_gates[(size_t)t * H + h];
             if (gt == 0.f) continue;
-            idx[n] = t, pos[n] = kv.pos0 + i, gsel[n] = gt;
-            std::memcpy(xa + (size_t)n * C, in + (size_t)t * C, sizeof(float) * C);
-            n++;
+            idx[0] = t, pos[0] = kv.pos0 + i, sw.gsel[0] = gt;
+            MapR(sw.qh, 1, D).noalias() = CMapR(in + (size_t)t * C, 1, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
+            if (c.attention.positional == PosKind::rope) rope_forward_rows(sw.qh, 1, D, pos, D, c.attention.rope_theta);
+            const int g = h / group;
+            ent += attention_rows(sw.yh, D, kv.rows_scratch, sw.qh, D, pos, 1, kb + g * D, vb + g * D, GD, kv.pos0 + T,
+                                  attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window, sw.gsel);
+            *rows_on += 1;
+            if (w.wo) {
+                // (1,D) x W_O[:, hD:(h+1)D]^T -> (1,C), added to the row
+                MapR(out + (size_t)idx[0] * C, 1, C).noalias() +=
+                    CMapR(sw.yh, 1, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
+            } else {
+                std::memcpy(out + (size_t)idx[0] * HD + h * D, sw.yh, sizeof(float) * D);
+            }
         }
+    }
+    return ent;
+}
+
+// A full forward's skip path, sequence b, everything its backward needs saved. Per head, the rows
+// whose gate is non-zero are listed (L.skip_rows), their input rows gathered (not when all T are
+// active: the shared heads), their queries projected and rotated into L.skip_q, their attention rows
+// computed with the probabilities and CoPE gates kept (L.skip_att, L.skip_gates); each row's output
+// goes raw into atty_raw (the gate's backward reads it) and gated into atty (no W_O) or through the
+// head's slice of W_O into attn_out. Inactive pairs stay 0. Returns the rows' entropy sum, counts them.
+double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, LayerActs& L, const float* in, int b,
+                               int T, int window, const SkipWork& sw, long* rows_on) {
+    const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
+    const AttnDims ad = model_attn_dims(c, 1, T, window);
+    const float* xb = in + (size_t)b * T * C;          // (T,C) this sequence's rows
+    const float* kb = L.k + (size_t)b * T * GD;        // (T,G*D)
+    const float* vb = L.v + (size_t)b * T * GD;
+    const float* gb = L.head_gates + (size_t)b * T * H;  // (T,H)
+    float* raw = L.atty_raw + (size_t)b * T * HD;      // (T,H*D)
+    float* out = w.wo ? L.attn_out + (size_t)b * T * C : L.atty + (size_t)b * T * HD;
+    zero(raw, (size_t)T * HD);
+    zero(out, (size_t)T * (w.wo ? C : HD));
+    double ent = 0.0;
+    for (int h = 0; h < H; h++) {
+        int* rows = L.skip_rows.data() + ((size_t)b * H + h) * (T + 1);
+        int* pos = rows + 1;
+        int n = 0;
+        for (int i = 0; i < T; i++)
+            if (gb[(size_t)i * H + h] != 0.f) pos[n++] = i;
+        rows[0] = n;
         if (n == 0) continue;
+        const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
+        float* qh = L.skip_q + ((size_t)b * H + h) * T * D;  // (n,D)
         MapR(qh, n, D).noalias() = CMapR(xa, n, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
         if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
+        const size_t blk = ((size_t)b * H + h) * T * T;
         const int g = h / group;
-        ent += attention_rows(yh, D, rows, qh, D, pos, n, kb + g * D, vb + g * D, GD, kv.pos0 + T,
-                              attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window, gsel);
+        ent += attention_rows_forward(sw.yh, D, L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr, sw.rows,
+                                      qh, D, pos, n, kb + g * D, vb + g * D, GD, attention_cope_table(w.cope_pos, ad, h),
+                                      ad.npos, D, window);
         *rows_on += n;
-        if (w.wo) {
-            // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
-            MapR(proj, n, C).noalias() = CMapR(yh, n, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
-            for (int r = 0; r < n; r++) {
-                float* o = out + (size_t)idx[r] * C;
-                const float* pr = proj + (size_t)r * C;
-                for (int k = 0; k < C; k++) o[k] += pr[k];
+        for (int r = 0; r < n; r++) {
+            const float gt = gb[(size_t)pos[r] * H + h];
+            float* y = sw.yh + (size_t)r * D;
+            std::memcpy(raw + (size_t)pos[r] * HD + h * D, y, sizeof(float) * D);
+            if (w.wo) {
+                for (int d = 0; d < D; d++) y[d] *= gt;
+            } else {
+                float* o = out + (size_t)pos[r] * HD + h * D;
+                for (int d = 0; d < D; d++) o[d] = gt * y[d];
             }
-        } else {
-            for (int r = 0; r < n; r++)
-                std::memcpy(out + (size_t)idx[r] * HD + h * D, yh + (size_t)r * D, sizeof(float) * D);
+        }
+        if (!w.wo) continue;
+        // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
+        const CMapRS Wo(w.wo + h * D, C, D, Strided(HD));
+        if (n == T) {
+            MapR(out, T, C).noalias() += CMapR(sw.yh, T, D) * Wo.transpose();
+            continue;
+        }
+        MapR(sw.proj, n, C).noalias() = CMapR(sw.yh, n, D) * Wo.transpose();
+        for (int r = 0; r < n; r++) {
+            float* o = out + (size_t)pos[r] * C;
+            const float* pr = sw.proj + (size_t)r * C;
+            for (int k = 0; k < C; k++) o[k] += pr[k];
         }
     }
     return ent;
 }
 
 // The skip path over B sequences: one sequence per OpenMP iteration (rows of different sequences never
-// share an output row; each thread has its scratch), no parallel region for one (decode).
+// share an output row; each thread has its scratch), no parallel region for one sequence.
 void attn_heads_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
                      int B, int T, int window, const KvSource& kv, float* entropy) {
-    float* out = w.wo ? L.attn_out : L.atty;
-    zero(out, (size_t)B * T * (w.wo ? c.d_model : c.n_heads * c.head_dim));
-    const size_t per_thread = model_skip_scratch_floats(c, T);
     double ent = 0.0;
     long rows_on = 0;
-    if (B == 1) {
-        ent = attn_sequence_skip(c, w, L, s, in, 0, T, window, kv, out, s.skip_scratch, &rows_on);
+    if (kv.cached) {
+        float* out = w.wo ? L.attn_out : L.atty;
+        zero(out, (size_t)B * T * (w.wo ? c.d_model : c.n_heads * c.head_dim));
+        for (int b = 0; b < B; b++)
+            ent += attn_sequence_skip_cached(c, w, L, in, b, T, window, kv, out, thread_skip_work(c, s, 0, T), &rows_on);
+    } else if (B == 1) {
+        ent = attn_sequence_skip_full(c, w, L, in, 0, T, window, thread_skip_work(c, s, 0, T), &rows_on);
     } else {
 #pragma omp parallel for schedule(static) reduction(+ : ent, rows_on)
         for (int b = 0; b < B; b++)
-            ent += attn_sequence_skip(c, w, L, s, in, b, T, window, kv, out,
-                                      s.skip_scratch + per_thread * thread_index(), &rows_on);
+            ent += attn_sequence_skip_full(c, w, L, in, b, T, window, thread_skip_work(c, s, thread_index(), T), &rows_on);
     }
     if (entropy) *entropy = rows_on ? (float)(ent / rows_on) : 0.f;
+}
+
+// Backward of attn_sequence_skip_full for sequence b, over the same rows: dout (the block output's
+// gradient) -> the gates' gradient (s.dgates, pairs that are on), the rows' attention backward into
+// s.dk, s.dv (this sequence's rows) and the thread's dE, the queries' backward into the thread's dW_q
+// and din (this sequence's rows), W_O's into the thread's dW_O.
+void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, const LayerActs& L, Activations& s,
+                                 float* din, const float* dout, const float* in, int b, int T, int window,
+                                 const SkipWork& sw) {
+    const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
+    const AttnDims ad = model_attn_dims(c, 1, T, window);
+    const float* xb = in + (size_t)b * T * C;
+    float* dxb = din + (size_t)b * T * C;
+    const float* kb = L.k + (size_t)b * T * GD;
+    const float* vb = L.v + (size_t)b * T * GD;
+    float* dkb = s.dk + (size_t)b * T * GD;
+    float* dvb = s.dv + (size_t)b * T * GD;
+    const float* gb = L.head_gates + (size_t)b * T * H;
+    const float* raw = L.atty_raw + (size_t)b * T * HD;
+    const float* dob = dout + (size_t)b * T * (w.wo ? C : HD);
+    float* dgb = s.dgates + (size_t)b * T * H;
+    for (int h = 0; h < H; h++) {
+        const int* rows = L.skip_rows.data() + ((size_t)b * H + h) * (T + 1);
+        const int n = rows[0];
+        const int* pos = rows + 1;
+        if (n == 0) continue;
+        // dY of the gated rows (n,D)
+        if (w.wo) {
+            const float* dor = gather_rows(sw.proj, dob, pos, n, T, C);  // (n,C)
+            for (int r = 0; r < n; r++) {
+                const float gt = gb[(size_t)pos[r] * H + h];
+                const float* y = raw + (size_t)pos[r] * HD + h * D;
+                for (int d = 0; d < D; d++) sw.yh[(size_t)r * D + d] = gt * y[d];
+            }
+            const CMapRS Wo(w.wo + h * D, C, D, Strided(HD));
+            MapR(sw.dyh, n, D).noalias() = CMapR(dor, n, C) * Wo;
+            MapRS(sw.dwo + h * D, C, D, Strided(HD)).noalias() += CMapR(dor, n, C).transpose() * CMapR(sw.yh, n, D);
+        } else {
+            for (int r = 0; r < n; r++)
+                std::memcpy(sw.dyh + (size_t)r * D, dob + (size_t)pos[r] * HD + h * D, sizeof(float) * D);
+        }
+        // The gate: dg = dY . y_raw, dy_raw = g dY.
+        for (int r = 0; r < n; r++) {
+            const float gt = gb[(size_t)pos[r] * H + h];
+            const float* y = raw + (size_t)pos[r] * HD + h * D;
+            float* dy = sw.dyh + (size_t)r * D;
+            float acc = 0.f;
+            for (int d = 0; d < D; d++) acc += dy[d] * y[d], dy[d] *= gt;
+            dgb[(size_t)pos[r] * H + h] = acc;
+        }
+        const int g = h / group;
+        const size_t blk = ((size_t)b * H + h) * T * T;
+        float* dcope = ad.npos ? sw.dcope + (c.attention.cope_shared ? 0 : (size_t)h * ad.npos * D) : nullptr;
+        zero(sw.dqh, (size_t)n * D);
+        attention_rows_backward(sw.dqh, D, dkb + g * D, dvb + g * D, GD, dcope, sw.rows, sw.dyh, D,
+                                L.skip_q + ((size_t)b * H + h) * T * D, D, pos, n, kb + g * D, vb + g * D, GD,
+                                L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr,
+                                attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window);
+        if (c.attention.positional == PosKind::rope) rope_backward_rows(sw.dqh, n, D, pos, D, c.attention.rope_theta);
+        // q = x W_q[h]^T: dW_q[h] += dq^T x, dx += dq W_q[h]
+        const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
+        const CMapR Wq(w.wq + (size_t)h * D * C, D, C);
+        MapR(sw.dwq + (size_t)h * D * C, D, C).noalias() += CMapR(sw.dqh, n, D).transpose() * CMapR(xa, n, C);
+        if (n == T) {
+            MapR(dxb, T, C).noalias() += CMapR(sw.dqh, T, D) * Wq;
+            continue;
+        }
+        MapR(sw.dxa, n, C).noalias() = CMapR(sw.dqh, n, D) * Wq;
+        for (int r = 0; r < n; r++) {
+            float* o = dxb + (size_t)pos[r] * C;
+            const float* dr = sw.dxa + (size_t)r * C;
+            for (int k = 0; k < C; k++) o[k] += dr[k];
+        }
+    }
 }
 
 // ---- attention block: in (N,C) -> attn_out (N,C) ----
@@ -213,11 +401,69 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
     else attn_heads_dense(c, w, L, s, in, B, T, window, kv, entropy);
 }
 
+// The skip path's backward over B sequences (the forward was attn_heads_skip on the activations):
+// the rows' gradients per sequence in parallel, each thread's weight gradients summed in a fixed
+// order (deterministic for a thread count), then the router and the K/V projections of the groups
+// the forward computed.
+void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
+                        Activations& s, float* din, const float* dout, const float* in, int B, int T, int window,
+                        float dbalance) {
+    const int N = B * T, C = c.d_model, H = c.n_heads, D = c.head_dim, G = c.n_kv_heads, GD = G * D;
+    const bool moh = c.attention.heads.kind == HeadSelection::moh;
+    const int nthreads = B == 1 ? 1 : thread_count();
+    const size_t grads = skip_grad_floats(c);
+    for (int t = 0; t < nthreads; t++) zero(thread_skip_work(c, s, t, T).dwq, grads);
+    zero(s.dgates, (size_t)N * H);  // pairs that are off keep 0
+    zero(s.dk, (size_t)N * GD);
+    zero(s.dv, (size_t)N * GD);
+    if (B == 1) {
+        attn_sequence_skip_backward(c, w, a, s, din, dout, in, 0, T, window, thread_skip_work(c, s, 0, T));
+    } else {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            attn_sequence_skip_backward(c, w, a, s, din, dout, in, b, T, window, thread_skip_work(c, s, thread_index(), T));
+    }
+    const size_t HDC = (size_t)H * D * C;
+    const size_t ne = c.attention.positional == PosKind::cope
+                          ? (size_t)(c.attention.cope_shared ? 1 : H) * c.attention.cope_npos * D : 0;
+    for (int t = 0; t < nthreads; t++) {  // fixed order: deterministic for a thread count
+        const SkipWork sw = thread_skip_work(c, s, t, T);
+        for (size_t i = 0; i < HDC; i++) g.wq[i] += sw.dwq[i];
+        if (w.wo)
+            for (size_t i = 0; i < HDC; i++) g.wo[i] += sw.dwo[i];
+        for (size_t i = 0; i < ne; i++) g.cope_pos[i] += sw.dcope[i];
+    }
+    if (moh)
+        head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates, dbalance,
+                             a.head_f.data(), a.hr, in, w.router_shared, w.router_routed, w.router_type,
+                             router_dims(c, N));
+    if (c.attention.positional == PosKind::rope) rope_backward(s.dk, B, T, G, D, c.attention.rope_theta);
+    if (kv_groups_needed(c, a, N, s.kv_need) == G) {
+        linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);
+        linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
+        return;
+    }
+    CMapR X(in, N, C);
+    MapR dX(din, N, C);
+    for (int k = 0; k < G; k++) {
+        if (!s.kv_need[k]) continue;
+        for (auto [dkv, wkv, gkv] : {std::tuple{s.dk, w.wk, g.wk}, {s.dv, w.wv, g.wv}}) {
+            const CMapRS dY(dkv + k * D, N, D, Strided(GD));
+            const CMapR W(wkv + (size_t)k * D * C, D, C);
+            dX.noalias() += dY * W;
+            MapR(gkv + (size_t)k * D * C, D, C).noalias() += dY.transpose() * X;
+        }
+    }
+}
+
 // Accumulates dL/d in into din (full forward only). dbalance: dLoss/dL_b of this layer (beta / L).
+// skip: the forward took the skip path (Activations::skip), so the backward differentiates its rows.
 void attn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
                          Activations& s, float* din, const float* dout, const float* in, int B, int T, int window,
-                         float dbalance) {
+                         float dbalance, bool skip) {
     const int N = B * T, C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
+    if (skip && c.attention.heads.kind != HeadSelection::all_heads)
+        return attn_skip_backward(c, w, g, a, s, din, dout, in, B, T, window, dbalance);
     const float* datty = dout;
     if (w.wo) {
         zero(s.datty, (size_t)N * HD);
@@ -329,29 +575,41 @@ void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Ac
 }
 
 // dres: dL/d out on entry, dL/d x_in on return; dtmp is scratch. daux/dzl/dbal: the routing losses' weights / L.
+// With Activations::timing the FFN and attention parts' seconds are added to time_ffn / time_attn.
 void block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& L,
                     Activations& a, float* dres, float* dtmp, uint64_t seed, float dbal, float daux, float dzl) {
     const int B = a.cur_B, T = a.cur_T, N = B * T;
     const size_t NC = (size_t)N * c.d_model;
+    double t0 = a.timing ? now_seconds() : 0;
+    auto lap = [&](double& into) {
+        if (!a.timing) return;
+        const double t1 = now_seconds();
+        into += t1 - t0;
+        t0 = t1;
+    };
     if (c.norm_position == NormPosition::pre) {
         // dres = dL/d res2. Its identity branch is dL/d res1 already; the FFN branch adds through norm2.
         zero(dtmp, NC);
         ffn_block_backward(c, w, g, L, a, dtmp, dres, L.ln2, N, a.training, seed, daux, dzl);
         norm_backward(c, dres, g.ffn_norm, g.ffn_norm_bias, dtmp, L.res1, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
+        lap(a.time_ffn);
         zero(dtmp, NC);
-        attn_block_backward(c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window, dbal);
+        attn_block_backward(c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window, dbal, a.skip);
         norm_backward(c, dres, g.attn_norm, g.attn_norm_bias, dtmp, L.x_in, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
+        lap(a.time_attn);
     } else {
         zero(dtmp, NC);  // dL/d res2
         norm_backward(c, dtmp, g.ffn_norm, g.ffn_norm_bias, dres, L.res2, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
         zero(dres, NC);  // dL/d ln1 = residual + FFN branches of dL/d res2
         residual_backward(dres, dtmp, NC);
         ffn_block_backward(c, w, g, L, a, dres, dtmp, L.ln1, N, a.training, seed, daux, dzl);
+        lap(a.time_ffn);
         zero(dtmp, NC);  // dL/d res1
         norm_backward(c, dtmp, g.attn_norm, g.attn_norm_bias, dres, L.res1, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
         zero(dres, NC);  // dL/d x_in = residual + attention branches of dL/d res1
         residual_backward(dres, dtmp, NC);
-        attn_block_backward(c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window, dbal);
+        attn_block_backward(c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window, dbal, a.skip);
+        lap(a.time_attn);
     }
 }
 
@@ -413,7 +671,7 @@ AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window) {
 }
 
 size_t model_skip_scratch_floats(const ModelConfig& c, int T) {
-    return (size_t)T * c.d_model * 2 + (size_t)T * c.head_dim * 2 + T + attention_rows_scratch_floats(T, T, cope_npos(c));
+    return (size_t)T * c.d_model * 3 + (size_t)T * c.head_dim * 4 + T + skip_rows_floats(c, T) + skip_grad_floats(c);
 }
 
 MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed) {
@@ -460,6 +718,8 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
     a.window = o.window > 0 ? o.window : model_window(c, T, o.prev_entropy);
     a.training = o.training;
     a.seed = o.seed;
+    a.skip = o.skip && c.attention.heads.kind != HeadSelection::all_heads;
+    a.timing = o.timing;
     embedding_forward(a.x0, tokens, m.w.tok_emb, m.w.pos_emb, B, T, c.d_model);
     stack_forward(m, a, B, T, o, [&](int l) { return kv_of_activations(a.layers[l], T); });
     a.moh_balance = a.moe_aux = a.zloss = 0;
@@ -496,8 +756,10 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
     int n_valid = 0;
     for (int i = 0; i < N; i++) n_valid += targets[i] >= 0;
     if (n_valid == 0) return;
+    const double th = a.timing ? now_seconds() : 0;
     crossentropy_backward(a.dlogits, a.logits, targets, N, c.vocab_size, 1.f / n_valid);
     lm_head_backward(m, a, a.dres, a.dtmp, N);  // a.dres: dL/d (current block output), flows down the stack
+    if (a.timing) a.time_head += now_seconds() - th;
     // The routing losses are means over layers: each layer's gets its weight / L.
     const float dbal = c.attention.heads.beta / c.n_layers;
     const float daux = c.moe.aux_weight / c.n_layers, dzl = c.moe.z_loss_weight / c.n_layers;

@@ -85,7 +85,13 @@ struct LayerActs {
     float* out = nullptr;               // (N,C) block output (res2 pre-norm, ln2 post-norm)
     // head selection (null with all_heads)
     float* head_gates = nullptr;        // (N,H) gate of every head
-    float* atty_raw = nullptr;          // (N,H*D) heads before their gates
+    float* atty_raw = nullptr;          // (N,H*D) heads before their gates (the skip path: 0 for pairs that are off)
+    // the skip path of a full forward (head selection), saved for its backward: block (b, h) holds the
+    // n rows of sequence b whose gate for head h is non-zero, packed at its start
+    float* skip_q = nullptr;            // (B,H,T,D) the rows' queries after RoPE, (n, D); the memory of q
+    float* skip_att = nullptr;          // (B,H,T,T) the rows' probabilities, (n, keys), keys = last row's position + 1; the memory of att
+    float* skip_gates = nullptr;        // (B,H,T,T) the rows' CoPE gates, (n, keys); the memory of gates (CoPE only)
+    std::vector<int> skip_rows;         // (B,H,T+1) block (b, h): n, then the rows' positions, ascending
     HeadRouterSaved hr;                 // MoH router state: r (N,R), mask (N,R), ss (N,S), alpha (N,2)
     std::vector<float> head_f, head_P;  // (R) balance-loss f and P of the last forward
     float head_balance = 0;             // L_b of this layer
@@ -104,6 +110,8 @@ struct Activations {
     float entropy = 0.f;                // mean attention-row entropy of the last forward (adaptive window)
     double time_attn = 0, time_ffn = 0, time_head = 0; // seconds, accumulated when ForwardOptions::timing
     bool training = false;              // options of the last forward (backward replays them)
+    bool skip = false;                  // the last forward took the skip path (head selection only)
+    bool timing = false;                // ForwardOptions::timing of the last forward: its backward is timed too
     uint64_t seed = 0;
     Layout layout;
     Arena arena, scratch_arena;
@@ -125,9 +133,8 @@ struct Activations {
     float* router_scratch = nullptr;    // head_router_scratch_floats
     float* moe_scratch = nullptr;       // moe_scratch_floats
     float* dxh = nullptr; float* dym = nullptr; // (N,C) MH-MoE
-    // skip path (inference with head selection)
-    float* skip_scratch = nullptr;      // gathered rows, per-head q and outputs, attention_rows scratch
-    std::vector<int> skip_idx;          // (B, 2, T) per sequence: active rows of one head, then their positions
+    // skip path (head selection)
+    float* skip_scratch = nullptr;      // per thread, model_skip_scratch_floats: gathered rows, one head's rows, attention rows, the thread's dW_q, dW_O, dE
     std::vector<char> kv_need;          // (G) skip path: kv groups some active head reads
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);
@@ -141,9 +148,10 @@ struct ForwardOptions {
     float prev_entropy = 0.f;
     bool training = false;     // router noise and jitter are drawn only while training
     uint64_t seed = 0;         // noise seed (the trainer passes the step): equal seeds, equal noise
-    bool skip = false;         // inference: compute a (token, head) pair only when its gate is non-zero
+    bool skip = false;         // compute a (token, head) pair only when its gate is non-zero (same result);
+                               // in training the backward then differentiates only those pairs
     bool moe_all_experts = false;  // cost probe: every expert on every token, masked (the dense equivalent)
-    bool timing = false;       // accumulate per-component seconds into Activations::time_*
+    bool timing = false;       // accumulate per-component seconds into Activations::time_* (and in the backward)
 };
 // Forward over tokens (B,T). With targets (B,T) (entries < 0 are padding), returns the training
 // loss: cross-entropy + beta * mean_l L_b + alpha * mean_l L_aux + w_z * mean_l L_z (parts in a.ce,
@@ -156,7 +164,8 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
 // Backward of the last forward (which must have had targets): accumulates into m.grads.
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);
 
-// Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows.
+// Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows
+// (forward and backward, with the thread's share of dW_q, dW_O and the CoPE tables' gradient).
 AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window);
 size_t model_skip_scratch_floats(const ModelConfig& c, int T);
 

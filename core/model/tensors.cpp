@@ -142,6 +142,7 @@ void attn_acts_declare(const ModelConfig& c, int l, int B, int T, LayerActs& a, 
     if (hc.kind != HeadSelection::all_heads) {
         b.add(a.head_gates, lname(l, "head_gates"), {N, H});
         b.add(a.atty_raw, lname(l, "atty_raw"), {N, HD});
+        a.skip_rows.assign((size_t)B * H * (T + 1), 0);  // the skip path's row lists (n, positions) per (b, h)
     }
     if (hc.kind == HeadSelection::moh) {
         const int S = hc.n_shared, R = H - S;
@@ -236,7 +237,6 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
         b.add(a.dgates, "dgates", {N, H});
         b.add(a.datty_raw, "datty_raw", {N, HD});
         b.add(a.skip_scratch, "skip_scratch", {(int)(model_skip_scratch_floats(c, T) * thread_count())});
-        a.skip_idx.assign((size_t)2 * N, 0);
         a.kv_need.assign(c.n_kv_heads, 0);
     }
     if (hc.kind == HeadSelection::moh)
@@ -308,6 +308,8 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         LayerActs& la = a.layers[l];
         la.x_in = l == 0 ? a.x0 : a.layers[l - 1].out;
         if (!c.attention.use_wo) la.attn_out = la.atty;  // H*D == C without W_O
+        // The skip path saves its rows where the dense path keeps q, att and gates: one forward uses one set.
+        la.skip_q = la.q, la.skip_att = la.att, la.skip_gates = la.gates;
         la.out = c.norm_position == NormPosition::pre ? la.res2 : la.ln2;
     }
     Binder s;

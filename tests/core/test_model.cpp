@@ -57,6 +57,25 @@ Batch make_batch(int B, int T, int V, unsigned seed) {
     return b;
 }
 
+// cope_piece for the skip path's saved rows: block (b, h) holds n rows of (n, keys) gates.
+uint64_t skip_cope_piece(const LayerActs& L, int B, int H, int T, int npos, uint64_t h) {
+    for (int bh = 0; bh < B * H; bh++) {
+        const int* rows = L.skip_rows.data() + (size_t)bh * (T + 1);
+        const int n = rows[0];
+        if (n == 0) continue;
+        const int keys = rows[n] + 1;
+        for (int r = 0; r < n; r++) {
+            const float* g = L.skip_gates + (size_t)bh * T * T + (size_t)r * keys;
+            float p = 0.f;
+            for (int j = rows[1 + r]; j >= 0 && g[j] != 0.f; j--) {  // a gate of 0: outside the window
+                p += g[j];
+                h = hash_mix(h, p > (float)(npos - 1) ? 1000003u : (uint64_t)std::floor(p));
+            }
+        }
+    }
+    return h;
+}
+
 // Checks 8 random coordinates of every parameter tensor, h = 3e-3. Routing decisions (top-k head
 // masks, expert choices, capacity drops) are part of the piece signature, so a difference that
 // would flip a selection is measured one-sided on the unperturbed selection's side (gradcheck.h):
@@ -65,7 +84,8 @@ Batch make_batch(int B, int T, int V, unsigned seed) {
 // |a - fd| <= 5e-2 * max(|a|, |fd|, 2e-3), i.e. 5% relative or 1e-4 absolute: it checks the wiring
 // (residuals, norms, heads, tying), where a missing path or a sign error is large (err ~1-2); the
 // layer tests check each op's gradient to 2e-2 relative without the absolute term.
-void check_model_grads(const ModelConfig& c, const std::string& label, int window = 0) {
+// skip: train on the skip path (only the pairs with a non-zero gate, forward and backward).
+void check_model_grads(const ModelConfig& c, const std::string& label, int window = 0, bool skip = false) {
     Model m;
     model_create(m, c, 3, 0.02f);
     randomize(m, 11);
@@ -75,7 +95,7 @@ void check_model_grads(const ModelConfig& c, const std::string& label, int windo
     Batch b = make_batch(B, T, c.vocab_size, 5);
     model_zero_grad(m);
     // Training mode (capacity, noise and jitter on), with a fixed noise seed.
-    const ForwardOptions o{.window = window, .training = true, .seed = 42};
+    const ForwardOptions o{.window = window, .training = true, .seed = 42, .skip = skip};
     model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, o);
     model_backward(m, a, b.tok.data(), b.tgt.data());
     auto loss = [&] { return (double)model_forward(m, a, b.tok.data(), b.tgt.data(), B, T, o); };
@@ -84,7 +104,8 @@ void check_model_grads(const ModelConfig& c, const std::string& label, int windo
         uint64_t h = 0xcbf29ce484222325ULL;
         for (const LayerActs& L : a.layers) {
             if (c.ffn.kind == FfnKind::relu) h = relu_piece(L.fa, (size_t)B * T * c.ffn.d_ff, h);
-            if (L.gates) h = cope_piece(L.gates, B * c.n_heads, T, c.attention.cope_npos, h);
+            if (L.gates && a.skip) h = skip_cope_piece(L, B, c.n_heads, T, c.attention.cope_npos, h);
+            else if (L.gates) h = cope_piece(L.gates, B * c.n_heads, T, c.attention.cope_npos, h);
             if (c.attention.heads.kind == HeadSelection::moh) h = mask_piece(L.hr.mask, (size_t)B * T * (c.n_heads - c.attention.heads.n_shared), h);
             if (c.moe.kind != FfnRouting::dense) h = moe_piece(L.ms, L.moe_int.size(), h);
         }
@@ -371,4 +392,121 @@ INSTANTIATE_TEST_SUITE_P(
             c.attention.use_wo = true;
             c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 4; }},
         SkipCase{"moh_moe", "moh-moe", [](ModelConfig&) {}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// ---- training on the skip path: the same loss and gradients as dense-masked training ----
+
+class SkipTrain : public ::testing::TestWithParam<SkipCase> {};
+
+TEST_P(SkipTrain, LossAndGradientsEqualDenseMasked) {
+    auto cfg = preset_load(GetParam().preset);
+    ASSERT_TRUE(cfg.is_ok());
+    ModelConfig c = cfg->model;
+    c.vocab_size = 50;
+    GetParam().apply(c);
+    ASSERT_TRUE(config_validate(Config{"", "", c, cfg->train, cfg->data}).is_ok())
+        << config_validate(Config{"", "", c, cfg->train, cfg->data}).msg;
+    Model m;
+    model_create(m, c, 5, 0.08f);
+    auto r = randn(m.params.data.size(), 8, 0.3f);
+    for (const TensorSpec& t : m.layout.specs())
+        if (t.name.find("cope_pos") != std::string::npos || t.name.find("router") != std::string::npos)
+            for (size_t i = 0; i < t.numel; i++) m.params.data[t.offset + i] = r[t.offset + i];
+    const int B = 3, T = c.seq_len;
+    Batch b = make_batch(B, T, c.vocab_size, 9);
+    Activations dense, skip;
+    activations_create(dense, c, B, T);
+    activations_create(skip, c, B, T);
+    const ForwardOptions od{.training = true, .seed = 7}, os{.training = true, .seed = 7, .skip = true};
+    model_zero_grad(m);
+    const double ld = model_forward(m, dense, b.tok.data(), b.tgt.data(), B, T, od);
+    model_backward(m, dense, b.tok.data(), b.tgt.data());
+    const std::vector<float> gd = m.grads.data;
+    model_zero_grad(m);
+    const double ls = model_forward(m, skip, b.tok.data(), b.tgt.data(), B, T, os);
+    model_backward(m, skip, b.tok.data(), b.tgt.data());
+    EXPECT_TRUE(skip.skip);
+    EXPECT_FALSE(dense.skip);
+    int off = 0;
+    for (int i = 0; i < B * T * c.n_heads; i++) off += skip.layers[0].head_gates[i] == 0.f;
+    EXPECT_GT(off, 0) << "the gates switch pairs off";
+    EXPECT_NEAR(ls, ld, 1e-5 * std::fabs(ld)) << "loss";
+    EXPECT_NEAR(skip.moh_balance, dense.moh_balance, 1e-6 * std::max(1.0, std::fabs(dense.moh_balance)));
+    EXPECT_NEAR(skip.entropy, dense.entropy, 1e-5);
+    // Every tensor's gradient: ||g_skip - g_dense|| <= 1e-4 ||g_dense|| (float rounding, other summation order).
+    double worst = 0;
+    std::string worst_name;
+    for (const TensorSpec& t : m.layout.specs()) {
+        double dd = 0, nd = 0;
+        for (size_t i = 0; i < t.numel; i++) {
+            const double x = gd[t.offset + i], y = m.grads.data[t.offset + i];
+            dd += (x - y) * (x - y), nd += x * x;
+        }
+        const double rel = std::sqrt(dd) / std::max(std::sqrt(nd), 1e-12);
+        if (nd > 0) EXPECT_LT(rel, 1e-4) << t.name << " |g_dense| " << std::sqrt(nd);
+        else EXPECT_EQ(dd, 0.0) << t.name;
+        if (rel > worst && nd > 0) worst = rel, worst_name = t.name;
+    }
+    std::printf("[skip-train] %s: loss dense %.7f skip %.7f, worst gradient rel diff %.3g (%s), %d of %d layer-0 pairs off\n",
+                GetParam().name, ld, ls, worst, worst_name.c_str(), off, B * T * c.n_heads);
+    // The skip path is deterministic: the same step again gives bit-identical gradients.
+    const std::vector<float> g1 = m.grads.data;
+    model_zero_grad(m);
+    model_forward(m, skip, b.tok.data(), b.tgt.data(), B, T, os);
+    model_backward(m, skip, b.tok.data(), b.tgt.data());
+    EXPECT_EQ(g1, m.grads.data);
+}
+INSTANTIATE_TEST_SUITE_P(
+    HeadSelection, SkipTrain,
+    ::testing::Values(
+        SkipCase{"seed_moh", "seed-moh", [](ModelConfig&) {}},
+        SkipCase{"moh_50", "moh-50", [](ModelConfig&) {}},
+        SkipCase{"moh_wo_rope_paper", "seed-moh", [](ModelConfig& c) {
+            c.attention.use_wo = true; c.attention.positional = PosKind::rope;
+            c.attention.heads.gate_scaling = GateScaling::paper; }},
+        SkipCase{"moh_wo_cope_shared", "seed-moh", [](ModelConfig& c) {
+            c.attention.use_wo = true; c.attention.cope_shared = true; }},
+        SkipCase{"moh_mqa_sliding_no_shared", "seed-moh", [](ModelConfig& c) {
+            c.n_kv_heads = 1; c.attention.window = {WindowKind::sliding, 24, WindowStrategy::seq_len, 16, 64};
+            c.attention.heads.n_shared = 0; c.attention.heads.n_active_routed = 3; }},
+        SkipCase{"moh_learned_mha_post", "moh-50", [](ModelConfig& c) {
+            c.attention.positional = PosKind::learned; c.n_kv_heads = c.n_heads; c.norm_position = NormPosition::post; }},
+        SkipCase{"static_pruning_5_of_8", "seed-baseline", [](ModelConfig& c) {
+            c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 5; }},
+        SkipCase{"static_pruning_kv_group_off_wo", "seed-baseline", [](ModelConfig& c) {
+            c.attention.use_wo = true;
+            c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 4; }},
+        SkipCase{"moh_moe", "moh-moe", [](ModelConfig&) {}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// Finite differences through training on the skip path: every parameter of MoH / static pruning
+// configs, with CoPE (per head and shared), RoPE, learned positions, GQA / MQA, W_O on and off,
+// sliding windows, S = 0.
+class SkipGrad : public ::testing::TestWithParam<Variant> {};
+
+TEST_P(SkipGrad, EveryParameterMatchesFiniteDifferences) {
+    ModelConfig c = shrink(preset_load("seed-moh")->model);
+    GetParam().apply(c);
+    ASSERT_TRUE(config_validate(Config{"", "", c, {}, {}}).is_ok()) << config_validate(Config{"", "", c, {}, {}}).msg;
+    check_model_grads(c, std::string("skip ") + GetParam().name, 0, true);
+}
+INSTANTIATE_TEST_SUITE_P(
+    HeadSelection, SkipGrad,
+    ::testing::Values(
+        Variant{"seed_moh", [](ModelConfig&) {}},
+        Variant{"moh_50", [](ModelConfig& c) { c.attention.heads.n_active_routed = 2; }},
+        Variant{"moh_rope_wo_paper", [](ModelConfig& c) {
+            c.attention.positional = PosKind::rope; c.attention.use_wo = true; c.head_dim = 4;
+            c.attention.heads.gate_scaling = GateScaling::paper; }},
+        Variant{"moh_cope_shared_wo", [](ModelConfig& c) {
+            c.attention.cope_shared = true; c.attention.use_wo = true; c.head_dim = 4; }},
+        Variant{"moh_learned_sliding_noshared_mqa", [](ModelConfig& c) {
+            c.attention.positional = PosKind::learned; c.attention.window.kind = WindowKind::sliding;
+            c.attention.window.size = 3; c.n_kv_heads = 1;
+            c.attention.heads = {HeadSelection::moh, 8, 0, 3, 0.5f, GateScaling::official}; }},
+        Variant{"moh_cope_sliding", [](ModelConfig& c) {
+            c.attention.window.kind = WindowKind::sliding; c.attention.window.size = 4; }},
+        Variant{"static_pruning_wo", [](ModelConfig& c) {
+            c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 3;
+            c.attention.use_wo = true; c.head_dim = 4; }}),
     [](const auto& info) { return std::string(info.param.name); });
