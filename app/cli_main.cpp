@@ -403,7 +403,7 @@ int cmd_bench(const Args& a) {
             m = std::move((*ck)->model);
         }
         CostReport r = cost_measure(m, secs / 2, 5);
-        auto side_json = [](const CostSide& s) {
+        auto side_json = [&r](const CostSide& s) {
             nlohmann::json out, comps;
             for (const auto& c : s.components) {
                 nlohmann::json x = {{"flops_baseline", c.flops_baseline}, {"flops_dense", c.flops_dense},
@@ -411,6 +411,11 @@ int cmd_bench(const Args& a) {
                                     {"speedup_flops", c.speedup_flops()}, {"speedup_measured", c.speedup_measured()},
                                     {"speedup_vs_baseline_flops", c.speedup_vs_baseline_flops()},
                                     {"us_per_token_dense", c.sec_dense * 1e6}, {"us_per_token_routed", c.sec_routed * 1e6}};
+                if (r.heads_gated)
+                    x.update({{"flops_all_heads", c.flops_all_heads},
+                              {"speedup_vs_all_heads_flops", c.speedup_vs_all_heads_flops()},
+                              {"speedup_vs_all_heads", c.speedup_vs_all_heads()},
+                              {"us_per_token_all_heads", c.sec_all_heads * 1e6}});
                 if (c.name == "total") out.update(x);
                 else comps[c.name] = x;
             }
@@ -419,18 +424,46 @@ int cmd_bench(const Args& a) {
         };
         j.update(side_json(r.forward));
         j["decode"] = side_json(r.decode);
+        j["train"] = side_json(r.train);
+        // The training side (same weights, dense-masked vs skip) and, with head selection, the plain
+        // model of the same shape (every head, no router) against the routed one.
+        j["train_speedup_flops"] = r.train.total().speedup_flops();
+        j["train_speedup_measured"] = r.train.total().speedup_measured();
+        if (r.heads_gated) {
+            j["forward_speedup_vs_all_heads"] = r.forward.total().speedup_vs_all_heads();
+            j["decode_speedup_vs_all_heads"] = r.decode.total().speedup_vs_all_heads();
+            j["train_speedup_vs_all_heads"] = r.train.total().speedup_vs_all_heads();
+            j["forward_speedup_vs_all_heads_flops"] = r.forward.total().speedup_vs_all_heads_flops();
+            j["train_speedup_vs_all_heads_flops"] = r.train.total().speedup_vs_all_heads_flops();
+        }
         j["active_head_fraction"] = r.active_head_fraction;
         j["active_expert_fraction"] = r.active_expert_fraction;
         j["explanation"] = r.explanation;
         std::printf("routing (same weights, dense path vs routed path; medians of 5):\n");
-        std::printf("  %-10s %12s %12s %8s %8s %9s  | decode %8s %8s %9s\n", "component", "GFLOP dense", "GFLOP routed",
-                    "naive", "flops", "measured", "naive", "flops", "measured");
+        std::printf("  %-10s %12s %12s %8s %8s %9s  | decode %8s %8s %9s  | train %8s %9s\n", "component",
+                    "GFLOP dense", "GFLOP routed", "naive", "flops", "measured", "naive", "flops", "measured", "flops",
+                    "measured");
         for (size_t i = 0; i < r.forward.components.size(); i++) {
             const auto& f = r.forward.components[i];
             const auto& d = r.decode.components[i];
-            std::printf("  %-10s %12.6f %12.6f %7.3fx %7.3fx %8.3fx  | %15.3fx %7.3fx %8.3fx\n", f.name.c_str(),
-                        f.flops_dense * 1e-9, f.flops_routed * 1e-9, f.speedup_naive(), f.speedup_flops(),
-                        f.speedup_measured(), d.speedup_naive(), d.speedup_flops(), d.speedup_measured());
+            const auto& t = r.train.components[i];
+            std::printf("  %-10s %12.6f %12.6f %7.3fx %7.3fx %8.3fx  | %15.3fx %7.3fx %8.3fx  | %14.3fx %8.3fx\n",
+                        f.name.c_str(), f.flops_dense * 1e-9, f.flops_routed * 1e-9, f.speedup_naive(), f.speedup_flops(),
+                        f.speedup_measured(), d.speedup_naive(), d.speedup_flops(), d.speedup_measured(),
+                        t.speedup_flops(), t.speedup_measured());
+        }
+        if (r.heads_gated) {
+            std::printf("vs the plain model (same shape, every head, no router):\n");
+            std::printf("  %-10s %8s %9s  | decode %9s  | train %8s %9s\n", "component", "flops", "measured",
+                        "measured", "flops", "measured");
+            for (size_t i = 0; i < r.forward.components.size(); i++) {
+                const auto& f = r.forward.components[i];
+                const auto& t = r.train.components[i];
+                std::printf("  %-10s %7.3fx %8.3fx  | %15.3fx  | %14.3fx %8.3fx\n", f.name.c_str(),
+                            f.speedup_vs_all_heads_flops(), f.speedup_vs_all_heads(),
+                            r.decode.components[i].speedup_vs_all_heads(), t.speedup_vs_all_heads_flops(),
+                            t.speedup_vs_all_heads());
+            }
         }
         std::printf("  %s\n", r.explanation.c_str());
     }

@@ -4,6 +4,11 @@
 //   flops    - the FLOP model on the real routing of a forward: dense (the same weights computed
 //              without skipping: every head, every expert on every token) over routed;
 //   measured - wall time of the same weights, dense path over routed path (medians).
+// Three sides: the forward, KV-cache decode and a training step (forward + backward; for MoH and
+// static pruning the dense side is dense-masked training, every head computed and masked as the
+// official MoH code does, and the routed side the skip path). With head selection each side also
+// compares the routed path with the plain model of the same shape, every head and no router
+// (heads.kind = all_heads): what a user would run instead of MoH.
 #pragma once
 #include <string>
 #include <vector>
@@ -24,6 +29,14 @@ struct CostComponent {
     double speedup_flops() const { return flops_routed > 0 ? flops_dense / flops_routed : 1; }
     double speedup_measured() const { return measured_ratio > 0 ? measured_ratio : sec_routed > 0 ? sec_dense / sec_routed : 1; }
     double speedup_vs_baseline_flops() const { return flops_routed > 0 ? flops_baseline / flops_routed : 1; }
+    // The same shape with every head and no router (heads.kind = all_heads), head selection only.
+    double flops_all_heads = 0;       // per token
+    double sec_all_heads = 0;         // measured seconds per token (median)
+    double ratio_vs_all_heads = 0;    // median over interleaved (all-heads, routed) calls of their time ratio
+    double speedup_vs_all_heads_flops() const { return flops_routed > 0 ? flops_all_heads / flops_routed : 1; }
+    double speedup_vs_all_heads() const {
+        return ratio_vs_all_heads > 0 ? ratio_vs_all_heads : sec_routed > 0 ? sec_all_heads / sec_routed : 1;
+    }
 };
 
 struct CostSide {
@@ -34,6 +47,8 @@ struct CostSide {
 struct CostReport {
     CostSide forward;        // B = 16, T = seq_len
     CostSide decode;         // KV-cache decode of seq_len tokens
+    CostSide train;          // one training step (forward with targets + backward) at B = 16, T = seq_len
+    bool heads_gated = false;           // MoH or static pruning: the all-heads comparison is filled
     int seq_len = 0;                    // T of the forward and the decoded length
     double active_head_fraction = 1;    // (token, head) pairs with a non-zero gate
     double active_expert_fraction = 1;  // expert rows run / (tokens x experts)
@@ -42,9 +57,10 @@ struct CostReport {
 
 // FLOP side only (no timing), from one forward of `tokens` (B,T).
 CostReport cost_flops(const Model& m, const int* tokens, int B, int T);
-// FLOPs plus measured times: forward at B = 16, T = seq_len and decode of seq_len tokens. Dense and
-// routed calls alternate back to back for at least `seconds` per side and repeat, and the measured
-// speedup is the median of the per-pair time ratios, so drift on a shared machine hits both sides.
+// FLOPs plus measured times: forward at B = 16, T = seq_len, decode of seq_len tokens and a training
+// step at B = 16, T = seq_len. Dense, routed (and, with head selection, all-heads) calls alternate
+// back to back for at least `seconds` per side and repeat, and each measured speedup is the median of
+// the per-round time ratios, so drift on a shared machine hits every variant alike.
 CostReport cost_measure(const Model& m, double seconds, int repeats);
 
 }  // namespace rl

@@ -155,6 +155,20 @@ TEST_F(Cli, RoutedPresetsParamsProbeAndBenchJson) {
     const nlohmann::json bj = nlohmann::json::parse(j);
     EXPECT_GT(bj["peak_gflops"].get<double>(), bj["achieved_gflops"].get<double>())
         << "the FMA peak bounds what a training step achieves";
+    // The training side (same weights, dense-masked vs skip) and the plain all-heads model next to it.
+    for (const char* key : {"train_speedup_flops", "train_speedup_measured", "forward_speedup_vs_all_heads",
+                            "decode_speedup_vs_all_heads", "train_speedup_vs_all_heads",
+                            "forward_speedup_vs_all_heads_flops", "train_speedup_vs_all_heads_flops"})
+        ASSERT_TRUE(bj.contains(key) && bj[key].get<double>() > 0) << key;
+    ASSERT_TRUE(bj.contains("train") && bj["train"].contains("components"));
+    for (const char* key : {"flops_dense", "flops_routed", "flops_all_heads", "speedup_measured", "speedup_vs_all_heads"})
+        EXPECT_TRUE(bj["train"].contains(key)) << "train." << key;
+    // With heads on and off the FLOP model saves in training (1 of 2 routed heads active + 1 shared).
+    EXPECT_GT(bj["train_speedup_flops"].get<double>(), 1.0);
+    EXPECT_NEAR(bj["train"]["flops_routed"].get<double>(), 3 * bj["flops_routed"].get<double>(),
+                1e-9 * bj["flops_routed"].get<double>())
+        << "the step costs the forward and a backward of twice its FLOPs";
+    EXPECT_NE(b.out.find("vs the plain model"), std::string::npos) << b.out;
 }
 
 TEST_F(Cli, EveryCommandPrintsItsUsageOnHelp) {
