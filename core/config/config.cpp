@@ -33,6 +33,7 @@ const EnumName<HeadSelection> k_heads[] = {{HeadSelection::all_heads, "all_heads
                                            {HeadSelection::static_pruning, "static_pruning"},
                                            {HeadSelection::moh, "moh"}};
 const EnumName<GateScaling> k_scalings[] = {{GateScaling::official, "official"}, {GateScaling::paper, "paper"}};
+const EnumName<HeadsPath> k_heads_paths[] = {{HeadsPath::skip, "skip"}, {HeadsPath::dense_masked, "dense_masked"}};
 const EnumName<FfnRouting> k_ffn_routing[] = {{FfnRouting::dense, "dense"}, {FfnRouting::moe, "moe"},
                                               {FfnRouting::mh_moe, "mh_moe"}};
 const EnumName<MoeRouting> k_moe_routing[] = {{MoeRouting::topk, "topk"}, {MoeRouting::top1_capacity, "top1_capacity"},
@@ -173,6 +174,7 @@ void config_fields(C& c, Visit&& visit) {
     visit("train.eval_batches", t.eval_batches);
     visit("train.seed", t.seed);
     visit("train.init_std", t.init_std);
+    visit("train.heads_path", t.heads_path, k_heads_paths);
     visit("data.tokenizer", d.tokenizer);
     visit("data.vocab_size", d.vocab_size);
     visit("data.corpus", d.corpus);

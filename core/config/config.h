@@ -16,6 +16,7 @@ enum class WindowStrategy { fixed, seq_len, entropy };
 enum class FfnKind { swiglu, relu, gelu };
 enum class HeadSelection { all_heads, static_pruning, moh };
 enum class GateScaling { official, paper };
+enum class HeadsPath { skip, dense_masked };
 enum class FfnRouting { dense, moe, mh_moe };
 enum class MoeRouting { topk, top1_capacity, noisy_topk, expert_choice };
 enum class AuxConvention { switch_t, hf };
@@ -104,6 +105,10 @@ struct TrainConfig {
     int eval_batches = 8;
     unsigned seed = 1234;
     float init_std = 0.02f;
+    // Head selection (MoH, static pruning): skip computes only the (token, head) pairs with a non-zero
+    // gate, forward and backward; dense_masked computes every head and masks, as the official MoH code
+    // does (docs/routing-math.md §3.8). Same loss and gradients; skip is faster.
+    HeadsPath heads_path = HeadsPath::skip;
 };
 
 struct DataConfig {

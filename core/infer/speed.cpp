@@ -48,6 +48,8 @@ SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
     std::vector<float> am(m.params.data.size()), av(m.params.data.size());
     std::vector<unsigned char> mask(m.params.data.size(), 1);
     std::mt19937_64 rng(1);
+    // Training as the trainer runs it (train.heads_path); the forward as inference runs it (skipping).
+    const bool train_skip = cfg.train.heads_path == HeadsPath::skip;
     auto train_rate = [&](int B) {
         Activations a;
         activations_create(a, c, B, T);
@@ -57,7 +59,7 @@ SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
         // A full optimizer step, as the trainer does it (AdamW at a tiny lr keeps the weights put).
         return B * T * rate([&] {
             model_zero_grad(m);
-            model_forward(m, a, tok.data(), tgt.data(), B, T);
+            model_forward(m, a, tok.data(), tgt.data(), B, T, {.skip = train_skip});
             model_backward(m, a, tok.data(), tgt.data());
             grad_clip(m.grads.data.data(), m.grads.data.size(), 1.f);
             adamw_update(m.params.data.data(), m.grads.data.data(), am.data(), av.data(), mask.data(),
@@ -72,7 +74,8 @@ SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
         activations_create(a, c, B, T);
         std::vector<int> tok((size_t)B * T);
         for (auto& x : tok) x = (int)(rng() % V);
-        rep.forward_tok_s_b16 = B * T * rate([&] { model_forward(m, a, tok.data(), nullptr, B, T); }, seconds, repeats);
+        rep.forward_tok_s_b16 =
+            B * T * rate([&] { model_forward(m, a, tok.data(), nullptr, B, T, {.skip = true}); }, seconds, repeats);
     }
     {
         // Decode: a one-token prompt, then seq_len-1 cached steps (greedy, no early stop).

@@ -51,7 +51,8 @@ StepStats trainer_step(TrainState& s) {
     model_zero_grad(s.model);
     StepStats st;
     st.loss = model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T,
-                            {.prev_entropy = s.prev_entropy, .training = true, .seed = (uint64_t)s.step + 1});
+                            {.prev_entropy = s.prev_entropy, .training = true, .seed = (uint64_t)s.step + 1,
+                             .skip = tc.heads_path == HeadsPath::skip});
     stats_collect(st, s.model.cfg, s.acts);
     model_backward(s.model, s.acts, s.tokens.data(), s.targets.data());
     s.prev_entropy = s.acts.entropy;
@@ -74,7 +75,8 @@ float trainer_eval(TrainState& s) {
     for (int k = 0; k < n; k++) {
         batch_fixed(s.data->val, B, T, k, n, s.tokens.data(), s.targets.data());
         {
-            model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T, {.prev_entropy = s.prev_entropy});
+            model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T,
+                          {.prev_entropy = s.prev_entropy, .skip = s.cfg.train.heads_path == HeadsPath::skip});
             total += s.acts.ce;  // validation reports the cross-entropy alone
         }
     }

@@ -77,6 +77,28 @@ TEST(Train, SameSeedGivesIdenticalLossCurve) {
     EXPECT_NE(trainer_step(**s).loss, curves[0][0]) << "a different seed gives a different run";
 }
 
+TEST(Train, HeadsPathSkipAndDenseMaskedGiveTheSameRun) {
+    // MoH on the tiny preset: the trainer's default skip path and dense-masked training (the official
+    // code's way) take the same steps, up to float rounding that the optimizer carries along.
+    auto cfg = preset_load("tiny");
+    cfg->model.attention.heads.kind = HeadSelection::moh;
+    cfg->model.attention.heads.n_shared = 1;
+    cfg->model.attention.heads.n_active_routed = 1;
+    cfg->train.steps = 10;
+    ASSERT_EQ(cfg->train.heads_path, HeadsPath::skip) << "skip is the default";
+    std::vector<float> curves[2], val(2);
+    for (int run = 0; run < 2; run++) {
+        cfg->train.heads_path = run == 0 ? HeadsPath::skip : HeadsPath::dense_masked;
+        auto s = trainer_create(*cfg);
+        ASSERT_TRUE(s.is_ok()) << s.status.msg;
+        for (int i = 0; i < cfg->train.steps; i++) curves[run].push_back(trainer_step(**s).loss);
+        EXPECT_EQ((*s)->acts.skip, run == 0);
+        val[run] = trainer_eval(**s);
+    }
+    for (int i = 0; i < cfg->train.steps; i++) EXPECT_NEAR(curves[0][i], curves[1][i], 1e-4 * curves[1][i]) << "step " << i + 1;
+    EXPECT_NEAR(val[0], val[1], 1e-4 * val[1]);
+}
+
 TEST(Checkpoint, RoundTripGivesIdenticalLogitsAndTokenizer) {
     auto cfg = preset_load("tiny");
     cfg->train.steps = 5;
