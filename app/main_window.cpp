@@ -598,8 +598,10 @@ void MainWindow::buildMenus() {
             "queries for which MoH switched the head off.\n\n"
             "Curves: loss and its parts, load imbalance (CV), dropped tokens, router entropy, and per-head or per-expert "
             "load; EMA smoothing, log-y, values on hover; runs ticked in the Runs dock are overlaid.\n\n"
-            "Speedup: when a routed run finishes, the same weights run dense and routed: the notes' naive estimate, the "
-            "FLOP model and the measured speedup per component, and why they differ.\n\n"
+            "Speedup: when a routed run finishes, the same weights run dense and routed, forward, KV-cache decode and "
+            "a training step (dense-masked vs skipping the switched-off heads): the notes' naive estimate, the FLOP "
+            "model and the measured speedup per component, and why they differ. With MoH or head pruning, next to it "
+            "the routed model against the plain model of the same shape (every head, no router).\n\n"
             "Generate: the model continues a prompt; each token is tinted by its top expert or by its routed-head gate mass.");
     });
     help->addAction("About RouteLab", this, [this] {

@@ -6,49 +6,89 @@
 
 #include "widgets.h"
 
+namespace {
+
+// Bar colours: the same weights (naive, FLOP model, measured), then against the plain model
+// (FLOP model, measured). tests/e2e/test_gui.cpp samples the first three.
+const ImU32 k_colours[5] = {IM_COL32(150, 150, 160, 255), IM_COL32(80, 160, 230, 255), IM_COL32(120, 200, 90, 255),
+                            IM_COL32(230, 160, 60, 255), IM_COL32(215, 105, 170, 255)};
+constexpr float k_barH = 12.f, k_rowH = 14.f, k_label = 90.f;
+
+// n bars under each other from o, each its value times scale px wide, a tick at 1.0x (no saving).
+void drawBars(ImDrawList* dl, ImVec2 o, const double* v, const int* colour, int n, float scale) {
+    for (int k = 0; k < n; k++) {
+        const float y = o.y + k * k_rowH, w = scale * (float)v[k];
+        dl->AddRectFilled(ImVec2(o.x, y), ImVec2(o.x + w, y + k_barH), k_colours[colour[k]]);
+        dl->AddLine(ImVec2(o.x + scale, y - 2), ImVec2(o.x + scale, y + k_barH + 2), IM_COL32(255, 255, 255, 120));
+        char b[32];
+        std::snprintf(b, sizeof b, "%.3fx", v[k]);
+        dl->AddText(ImVec2(o.x + w + 6, y - 1), IM_COL32(230, 230, 230, 255), b);
+    }
+}
+
+}  // namespace
+
 void drawSpeedupView(const RunData& run) {
     if (!run.hasCost) {
-        ImGui::TextWrapped("Speedup: measured when a run of a routed model (MoH or MoE) finishes: the same weights run "
-                           "densely (every head, every expert) and routed, back to back. Train a routed preset such as "
-                           "seed-moh or moh-moe to completion.");
+        ImGui::TextWrapped("Speedup: measured when a run of a routed model (MoH, head pruning or MoE) finishes: the same "
+                           "weights run densely (every head, every expert) and routed, forward, KV-cache decode and a "
+                           "training step, back to back; with head selection also against the plain model of the same "
+                           "shape (every head, no router). Train a routed preset such as seed-moh or moh-moe to "
+                           "completion.");
         return;
     }
-    const ImU32 colours[3] = {IM_COL32(150, 150, 160, 255), IM_COL32(80, 160, 230, 255), IM_COL32(120, 200, 90, 255)};
-    const char* names[3] = {"naive (the notes)", "FLOP model", "measured"};
-    for (int k = 0; k < 3; k++) {
+    const rl::CostReport& r = run.cost;
+    const bool plain = r.heads_gated;  // the plain-model comparison exists
+    const char* names[5] = {"naive (the notes)", "FLOP model", "measured", "vs plain: FLOP model", "vs plain: measured"};
+    for (int k = 0; k < (plain ? 5 : 3); k++) {
         if (k) ImGui::SameLine();
-        ImGui::PushStyleColor(ImGuiCol_Text, colours[k]);
+        ImGui::PushStyleColor(ImGuiCol_Text, k_colours[k]);
         ImGui::Text("%s  ", names[k]);
         ImGui::PopStyleColor();
     }
     ImGui::Separator();
+    const rl::CostSide* sides[3] = {&r.forward, &r.decode, &r.train};
+    const int n_sides = plain ? 3 : 2;  // without head selection training compares a path with itself
     float vmax = 1.f;
-    for (const rl::CostSide* side : {&run.cost.forward, &run.cost.decode})
-        for (const auto& c : side->components)
+    for (int s = 0; s < n_sides; s++)
+        for (const auto& c : sides[s]->components) {
             vmax = std::max({vmax, (float)c.speedup_naive(), (float)c.speedup_flops(), (float)c.speedup_measured()});
-    const float barW = std::max(200.f, ImGui::GetContentRegionAvail().x * 0.45f);
-    for (int s = 0; s < 2; s++) {
-        const rl::CostSide& side = s == 0 ? run.cost.forward : run.cost.decode;
-        ImGui::Text(s == 0 ? "Forward (B=16, T=%d)" : "KV-cache decode (%d tokens)", run.cost.seq_len);
+            if (plain) vmax = std::max({vmax, (float)c.speedup_vs_all_heads_flops(), (float)c.speedup_vs_all_heads()});
+        }
+    // Two columns: the same weights (dense path vs routed), and the plain model vs routed.
+    const float avail = ImGui::GetContentRegionAvail().x;
+    const float col = plain ? std::max(330.f, (avail - 20.f) / 2.f) : std::max(330.f, avail);
+    const float scale = std::max(120.f, col - k_label - 70.f) / vmax;  // px per 1.0x
+    const ImVec2 head = ImGui::GetCursorScreenPos();
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->AddText(ImVec2(head.x, head.y), IM_COL32(200, 200, 200, 255), "same weights: dense path / routed path");
+    if (plain)
+        dl->AddText(ImVec2(head.x + col + 20.f, head.y), IM_COL32(200, 200, 200, 255),
+                    "plain model (every head, no router) / routed path");
+    ImGui::Dummy(ImVec2(avail, k_rowH + 4));
+    for (int s = 0; s < n_sides; s++) {
+        const rl::CostSide& side = *sides[s];
+        if (s == 0) ImGui::Text("Forward (B=16, T=%d)", r.seq_len);
+        else if (s == 1) ImGui::Text("KV-cache decode (%d tokens)", r.seq_len);
+        else ImGui::Text("Training step (B=16, T=%d: forward and backward; dense-masked vs skip)", r.seq_len);
         for (const auto& c : side.components) {
-            const double v[3] = {c.speedup_naive(), c.speedup_flops(), c.speedup_measured()};
-            ImGui::Text("%-10s", c.name.c_str());
-            ImDrawList* dl = ImGui::GetWindowDrawList();
-            for (int k = 0; k < 3; k++) {
-                const ImVec2 o = ImGui::GetCursorScreenPos();
-                const float w = barW * (float)v[k] / vmax;
-                dl->AddRectFilled(ImVec2(o.x + 90, o.y), ImVec2(o.x + 90 + w, o.y + 12), colours[k]);
-                dl->AddLine(ImVec2(o.x + 90 + barW / vmax, o.y - 2), ImVec2(o.x + 90 + barW / vmax, o.y + 14),
-                            IM_COL32(255, 255, 255, 120));  // 1.0x: no saving
-                char b[32];
-                std::snprintf(b, sizeof b, "%.3fx", v[k]);
-                dl->AddText(ImVec2(o.x + 96 + w, o.y - 1), IM_COL32(230, 230, 230, 255), b);
-                ImGui::Dummy(ImVec2(barW + 160, 14));
+            const ImVec2 o = ImGui::GetCursorScreenPos();
+            dl->AddText(ImVec2(o.x, o.y - 1), IM_COL32(230, 230, 230, 255), c.name.c_str());
+            const double same[3] = {c.speedup_naive(), c.speedup_flops(), c.speedup_measured()};
+            const int same_c[3] = {0, 1, 2};
+            drawBars(dl, ImVec2(o.x + k_label, o.y), same, same_c, 3, scale);
+            if (plain) {
+                const double vs[2] = {c.speedup_vs_all_heads_flops(), c.speedup_vs_all_heads()};
+                const int vs_c[2] = {3, 4};
+                drawBars(dl, ImVec2(o.x + col + 20.f + k_label, o.y + k_rowH), vs, vs_c, 2, scale);
             }
+            ImGui::Dummy(ImVec2(avail, 3 * k_rowH + 2));
         }
         ImGui::Spacing();
     }
-    ImGui::Text("active heads %.0f%%, expert rows %.1f%% of tokens x experts", 100 * run.cost.active_head_fraction,
-                100 * run.cost.active_expert_fraction);
-    ImGui::TextWrapped("%s", run.cost.explanation.c_str());
+    if (!plain)
+        ImGui::TextDisabled("Training: the experts run routed on both sides (only the forward has a dense-experts path).");
+    ImGui::Text("active heads %.0f%%, expert rows %.1f%% of tokens x experts", 100 * r.active_head_fraction,
+                100 * r.active_expert_fraction);
+    ImGui::TextWrapped("%s", r.explanation.c_str());
 }
