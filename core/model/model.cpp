@@ -230,9 +230,9 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
 // A full forward's skip path, sequence b, everything its backward needs saved. Per head, the rows
 // whose gate is non-zero are listed (L.skip_rows), their input rows gathered (not when all T are
 // active: the shared heads), their queries projected and rotated into L.skip_q, their attention rows
-// computed with the probabilities and CoPE gates kept (L.skip_att, L.skip_gates); each row's output
-// goes raw into atty_raw (the gate's backward reads it) and gated into atty (no W_O) or through the
-// head's slice of W_O into attn_out. Inactive pairs stay 0. Returns the rows' entropy sum, counts them.
+// computed with the probabilities and CoPE gates kept (L.skip_att, L.skip_gates) and their outputs
+// (L.skip_y: the gate's backward reads them); each output row goes gated into atty (no W_O) or through
+// the head's slice of W_O into attn_out. Inactive pairs stay 0. Returns the rows' entropy sum, counts them.
 double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, LayerActs& L, const float* in, int b,
                                int T, int window, const SkipWork& sw, long* rows_on) {
     const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
@@ -241,9 +241,7 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
     const float* kb = L.k + (size_t)b * T * GD;        // (T,G*D)
     const float* vb = L.v + (size_t)b * T * GD;
     const float* gb = L.head_gates + (size_t)b * T * H;  // (T,H)
-    float* raw = L.atty_raw + (size_t)b * T * HD;      // (T,H*D)
     float* out = w.wo ? L.attn_out + (size_t)b * T * C : L.atty + (size_t)b * T * HD;
-    zero(raw, (size_t)T * HD);
     zero(out, (size_t)T * (w.wo ? C : HD));
     double ent = 0.0;
     for (int h = 0; h < H; h++) {
@@ -260,20 +258,16 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
         if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
         const size_t blk = ((size_t)b * H + h) * T * T;
         const int g = h / group;
-        ent += attention_rows_forward(sw.yh, D, L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr, sw.rows,
+        float* yb = L.skip_y + ((size_t)b * H + h) * T * D;  // (n,D)
+        ent += attention_rows_forward(yb, D, L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr, sw.rows,
                                       qh, D, pos, n, kb + g * D, vb + g * D, GD, attention_cope_table(w.cope_pos, ad, h),
                                       ad.npos, D, window);
         *rows_on += n;
         for (int r = 0; r < n; r++) {
             const float gt = gb[(size_t)pos[r] * H + h];
-            float* y = sw.yh + (size_t)r * D;
-            std::memcpy(raw + (size_t)pos[r] * HD + h * D, y, sizeof(float) * D);
-            if (w.wo) {
-                for (int d = 0; d < D; d++) y[d] *= gt;
-            } else {
-                float* o = out + (size_t)pos[r] * HD + h * D;
-                for (int d = 0; d < D; d++) o[d] = gt * y[d];
-            }
+            const float* y = yb + (size_t)r * D;
+            float* o = w.wo ? sw.yh + (size_t)r * D : out + (size_t)pos[r] * HD + h * D;
+            for (int d = 0; d < D; d++) o[d] = gt * y[d];
         }
         if (!w.wo) continue;
         // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
@@ -329,7 +323,6 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
     float* dkb = s.dk + (size_t)b * T * GD;
     float* dvb = s.dv + (size_t)b * T * GD;
     const float* gb = L.head_gates + (size_t)b * T * H;
-    const float* raw = L.atty_raw + (size_t)b * T * HD;
     const float* dob = dout + (size_t)b * T * (w.wo ? C : HD);
     float* dgb = s.dgates + (size_t)b * T * H;
     for (int h = 0; h < H; h++) {
@@ -337,12 +330,13 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
         const int n = rows[0];
         const int* pos = rows + 1;
         if (n == 0) continue;
+        const float* yb = L.skip_y + ((size_t)b * H + h) * T * D;  // (n,D) the rows' outputs before the gate
         // dY of the gated rows (n,D)
         if (w.wo) {
             const float* dor = gather_rows(sw.proj, dob, pos, n, T, C);  // (n,C)
             for (int r = 0; r < n; r++) {
                 const float gt = gb[(size_t)pos[r] * H + h];
-                const float* y = raw + (size_t)pos[r] * HD + h * D;
+                const float* y = yb + (size_t)r * D;
                 for (int d = 0; d < D; d++) sw.yh[(size_t)r * D + d] = gt * y[d];
             }
             const CMapRS Wo(w.wo + h * D, C, D, Strided(HD));
@@ -355,7 +349,7 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
         // The gate: dg = dY . y_raw, dy_raw = g dY.
         for (int r = 0; r < n; r++) {
             const float gt = gb[(size_t)pos[r] * H + h];
-            const float* y = raw + (size_t)pos[r] * HD + h * D;
+            const float* y = yb + (size_t)r * D;
             float* dy = sw.dyh + (size_t)r * D;
             float acc = 0.f;
             for (int d = 0; d < D; d++) acc += dy[d] * y[d], dy[d] *= gt;

@@ -85,12 +85,13 @@ struct LayerActs {
     float* out = nullptr;               // (N,C) block output (res2 pre-norm, ln2 post-norm)
     // head selection (null with all_heads)
     float* head_gates = nullptr;        // (N,H) gate of every head
-    float* atty_raw = nullptr;          // (N,H*D) heads before their gates (the skip path: 0 for pairs that are off)
+    float* atty_raw = nullptr;          // (N,H*D) heads before their gates
     // the skip path of a full forward (head selection), saved for its backward: block (b, h) holds the
     // n rows of sequence b whose gate for head h is non-zero, packed at its start
     float* skip_q = nullptr;            // (B,H,T,D) the rows' queries after RoPE, (n, D); the memory of q
     float* skip_att = nullptr;          // (B,H,T,T) the rows' probabilities, (n, keys), keys = last row's position + 1; the memory of att
     float* skip_gates = nullptr;        // (B,H,T,T) the rows' CoPE gates, (n, keys); the memory of gates (CoPE only)
+    float* skip_y = nullptr;            // (B,H,T,D) the rows' head outputs before their gates, (n, D); the memory of atty_raw
     std::vector<int> skip_rows;         // (B,H,T+1) block (b, h): n, then the rows' positions, ascending
     HeadRouterSaved hr;                 // MoH router state: r (N,R), mask (N,R), ss (N,S), alpha (N,2)
     std::vector<float> head_f, head_P;  // (R) balance-loss f and P of the last forward

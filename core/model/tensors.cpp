@@ -308,8 +308,9 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         LayerActs& la = a.layers[l];
         la.x_in = l == 0 ? a.x0 : a.layers[l - 1].out;
         if (!c.attention.use_wo) la.attn_out = la.atty;  // H*D == C without W_O
-        // The skip path saves its rows where the dense path keeps q, att and gates: one forward uses one set.
-        la.skip_q = la.q, la.skip_att = la.att, la.skip_gates = la.gates;
+        // The skip path saves its rows where the dense path keeps q, att, gates and atty_raw: one forward
+        // uses one set.
+        la.skip_q = la.q, la.skip_att = la.att, la.skip_gates = la.gates, la.skip_y = la.atty_raw;
         la.out = c.norm_position == NormPosition::pre ? la.res2 : la.ln2;
     }
     Binder s;
