@@ -11,11 +11,8 @@ namespace rl {
 namespace {
 
 constexpr float k_eps = 1e-9f;
-constexpr int k_max_heads = 128;  // config_validate: n_heads <= 128
-constexpr int k_parallel_rows = 256;  // fewer rows (decode) run on one thread: a parallel region costs more
 
 void softmax_rows(float* x, int N, int n) {
-#pragma omp parallel for schedule(static) if (N >= k_parallel_rows)
     for (int t = 0; t < N; t++) {
         float* r = x + (size_t)t * n;
         const float mx = *std::max_element(r, r + n);
@@ -58,10 +55,8 @@ void head_router_forward(float* gates, const HeadRouterSaved& sv, const float* x
         linear_forward(sv.alpha, x, w_type, nullptr, N, C, 2);
         softmax_rows(sv.alpha, N, 2);
     }
-    // Tokens are independent: each writes its own rows.
-#pragma omp parallel for schedule(static) if (N >= k_parallel_rows)
+    int idx[256];
     for (int t = 0; t < N; t++) {
-        int idx[k_max_heads];
         const float* r = sv.r + (size_t)t * R;
         float* m = sv.mask + (size_t)t * R;
         float* g = gates + (size_t)t * H;
@@ -94,8 +89,8 @@ float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const H
     return d.paper ? loss : R * loss;
 }
 
-// dz rows (N, R+S+2).
-int head_router_scratch_floats(const HeadRouterDims& d) { return d.N * (d.R() + d.S + 2); }
+// dz rows (N, R+S+2), then one row of dr (R) and one of tmp, which holds R routed or S shared values.
+int head_router_scratch_floats(const HeadRouterDims& d) { return d.N * (d.R() + d.S + 2) + d.R() + std::max(d.R(), d.S); }
 
 void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* dw_type, float* scratch,
                           const float* dgates, float dbalance, const float* f, const HeadRouterSaved& sv,
@@ -105,11 +100,10 @@ void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* 
     float* dzr = scratch;                      // (N,R)
     float* dzs = dzr + (size_t)N * R;          // (N,S)
     float* dzh = dzs + (size_t)N * S;          // (N,2)
+    float* dr = dzh + (size_t)N * 2;           // (R) one row
+    float* tmp = dr + R;                       // (max(R,S)) one row
     const float bal = dbalance * (d.paper ? 1.f : (float)R) / N;  // d L_b / d r_ti = scale f_i / N
-    // Tokens are independent: each writes its own dz rows.
-#pragma omp parallel for schedule(static) if (N >= k_parallel_rows)
     for (int t = 0; t < N; t++) {
-        float dr[k_max_heads], tmp[k_max_heads];  // one row of dr (R) and of R routed or S shared values
         const float* r = sv.r + (size_t)t * R;
         const float* m = sv.mask + (size_t)t * R;
         const float* dg = dgates + (size_t)t * H;
