@@ -6,6 +6,7 @@
 
 #include "config/presets.h"
 #include "gradcheck.h"
+#include "infer/cost.h"
 #include "model/model.h"
 
 using namespace rl;
@@ -510,3 +511,57 @@ INSTANTIATE_TEST_SUITE_P(
             c.attention.heads.kind = HeadSelection::static_pruning; c.attention.heads.n_active = 3;
             c.attention.use_wo = true; c.head_dim = 4; }}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// ---- the cost report's training side and the plain-model comparison ----
+
+TEST(Cost, TrainingSideAndPlainModel) {
+    auto cfg = preset_load("seed-moh");
+    ASSERT_TRUE(cfg.is_ok());
+    ModelConfig c = cfg->model;
+    c.vocab_size = 50;
+    c.seq_len = 24;
+    Model m;
+    model_create(m, c, 5, 0.08f);
+    Batch b = make_batch(2, c.seq_len, c.vocab_size, 9);
+    CostReport r = cost_flops(m, b.tok.data(), 2, c.seq_len);
+    ASSERT_TRUE(r.heads_gated);
+    const double C = c.d_model, H = c.n_heads, S = c.attention.heads.n_shared;
+    for (const CostSide* side : {&r.forward, &r.decode, &r.train}) {
+        const double mul = side == &r.train ? 3 : 1;
+        const CostComponent& at = side->components[0];
+        // The plain model: the dense-masked attention without the router (2C(R + S + 2) per layer and token).
+        EXPECT_NEAR(at.flops_all_heads, at.flops_dense - mul * c.n_layers * 2 * C * (H - S + S + 2), 1e-6 * at.flops_dense);
+        EXPECT_LT(at.flops_routed, at.flops_all_heads) << "25% of the pairs are off";
+        EXPECT_GT(side->total().speedup_vs_all_heads_flops(), 1.0);
+        EXPECT_GT(side->total().speedup_flops(), side->total().speedup_vs_all_heads_flops());
+    }
+    for (int i = 0; i < 4; i++) {  // a training step costs 3 forwards, on every side of the comparison
+        EXPECT_NEAR(r.train.components[i].flops_routed, 3 * r.forward.components[i].flops_routed,
+                    1e-9 * r.forward.components[i].flops_routed);
+        EXPECT_NEAR(r.train.components[i].flops_dense, 3 * r.forward.components[i].flops_dense,
+                    1e-9 * r.forward.components[i].flops_dense);
+    }
+    // Measured: every variant timed on every side.
+    CostReport t = cost_measure(m, 0.005, 1);
+    for (const CostSide* side : {&t.forward, &t.decode, &t.train})
+        for (const CostComponent& x : side->components) {
+            EXPECT_GT(x.sec_dense, 0) << x.name;
+            EXPECT_GT(x.sec_routed, 0) << x.name;
+            EXPECT_GT(x.sec_all_heads, 0) << x.name;
+            EXPECT_GT(x.measured_ratio, 0) << x.name;
+            EXPECT_GT(x.ratio_vs_all_heads, 0) << x.name;
+        }
+    EXPECT_GT(t.train.total().sec_routed, t.forward.total().sec_routed) << "a step is a forward and a backward";
+    EXPECT_NE(t.explanation.find("plain model"), std::string::npos);
+
+    // Without head selection there is no plain-model comparison, and training compares a path with itself.
+    ModelConfig e = shrink(preset_load("moe-top2-8")->model);
+    Model me;
+    model_create(me, e, 5, 0.08f);
+    Batch be = make_batch(2, e.seq_len, e.vocab_size, 9);
+    CostReport re = cost_flops(me, be.tok.data(), 2, e.seq_len);
+    EXPECT_FALSE(re.heads_gated);
+    EXPECT_DOUBLE_EQ(re.train.total().speedup_flops(), 1.0);
+    EXPECT_GT(re.forward.components[1].flops_dense, re.forward.components[1].flops_routed) << "every expert, masked";
+    EXPECT_DOUBLE_EQ(re.train.components[1].flops_dense, re.train.components[1].flops_routed) << "training routes both";
+}
