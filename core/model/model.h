@@ -163,8 +163,8 @@ size_t model_skip_scratch_floats(const ModelConfig& c, int T);
 // KV cache for batch 1 generation: per layer (capacity, G*D) keys (after RoPE) and values.
 struct KVCache {
     int capacity = 0, len = 0;
-    std::vector<std::vector<float>> k, v;  // [L] (capacity, G*D)
-    std::vector<float> scratch;            // attention_decode_scratch_floats
+    std::vector<FloatBuffer> k, v;         // [L] (capacity, G*D)
+    FloatBuffer scratch;                   // attention_decode_scratch_floats
 };
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity);
 // Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in

@@ -318,8 +318,8 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity) {
     kv.capacity = capacity;
     kv.len = 0;
-    kv.k.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
-    kv.v.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
+    kv.k.assign(c.n_layers, FloatBuffer((size_t)capacity * c.n_kv_heads * c.head_dim));
+    kv.v.assign(c.n_layers, FloatBuffer((size_t)capacity * c.n_kv_heads * c.head_dim));
     const AttnDims d = model_attn_dims(c, 1, 1, capacity);
     kv.scratch.assign(std::max(attention_decode_scratch_floats(d, capacity), attention_rows_scratch_floats(1, capacity, d.npos)),
                       0.f);
