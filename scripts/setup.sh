@@ -8,6 +8,7 @@ PKGS=(
   libeigen3-dev nlohmann-json3-dev
   libsentencepiece-dev
   libsqlite3-dev
+  libxsmm-dev libdnnl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   qt6-base-dev libqt6opengl6-dev libimgui-dev libgl-dev
   xvfb xauth libgl1-mesa-dri imagemagick
