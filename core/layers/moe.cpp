@@ -27,10 +27,16 @@ int MoeDims::max_assign() const {
 
 namespace {
 
+// Worth a parallel region: more than one expert and at least ~1 MFLOP of expert work in all.
+bool experts_in_parallel(const MoeDims& d, int A) { return d.E > 1 && 6.0 * A * d.C * d.F > 1e6; }
+
 // 3. Experts: gather each expert's rows, one SwiGLU GEMM chain per expert, weighted scatter-add.
 void moe_experts_forward(float* out, const MoeSaved& sv, const float* x, const MoeWeights& w, const MoeDims& d) {
     const int C = d.C, F = d.F, A = *sv.n_assign;
     for (int r = 0; r < A; r++) std::memcpy(sv.xg + (size_t)r * C, x + (size_t)sv.a_token[r] * C, sizeof(float) * C);
+    // Threads over experts: each writes only its own gathered rows. An expert's GEMMs then run on
+    // one thread (they are a few rows each), which beats splitting each small GEMM over threads.
+#pragma omp parallel for schedule(dynamic) if (experts_in_parallel(d, A))
     for (int e = 0; e < d.E; e++) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
         if (n == 0) continue;
@@ -108,6 +114,8 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
         b.dw[r] = acc;
     }
     std::memset(b.dxg, 0, sizeof(float) * A * C);
+    // Threads over experts: each writes its own weight gradients and gathered rows' dx.
+#pragma omp parallel for schedule(dynamic) if (experts_in_parallel(d, A))
     for (int e = 0; e < d.E; e++) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
         if (n == 0) continue;
