@@ -5,6 +5,7 @@
 
 #include "layers/linear.h"
 #include "tensor/eigen.h"
+#include "util/threads.h"
 
 #include <cmath>
 #include <cstddef>
@@ -16,19 +17,17 @@ constexpr int k_block = 4096;
 
 void swiglu_forward(float* h, const float* gate, const float* up, int n) {
     const int nb = (n + k_block - 1) / k_block;
-#pragma omp parallel for schedule(static) if (nb >= 8)
-    for (int b = 0; b < nb; b++) {
+    parallel_for(nb, nb >= 8, [&](int b) {
         const int i0 = b * k_block, len = std::min(k_block, n - i0);
         Eigen::Map<const Eigen::ArrayXf> g(gate + i0, len), u(up + i0, len);
         Eigen::Map<Eigen::ArrayXf>(h + i0, len) = g / (1.f + (-g).exp()) * u;
-    }
+    });
 }
 
 // silu'(g) = s (1 + g (1 - s)), s = sigmoid(g)
 void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int n) {
     const int nb = (n + k_block - 1) / k_block;
-#pragma omp parallel for schedule(static) if (nb >= 8)
-    for (int b = 0; b < nb; b++) {
+    parallel_for(nb, nb >= 8, [&](int b) {
         const int i0 = b * k_block, len = std::min(k_block, n - i0);
         Eigen::Map<const Eigen::ArrayXf> g(gate + i0, len), u(up + i0, len), d(dh + i0, len);
         float sbuf[k_block];  // on the stack: no allocation in a step
@@ -36,7 +35,7 @@ void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gat
         s = 1.f / (1.f + (-g).exp());
         Eigen::Map<Eigen::ArrayXf>(dgate + i0, len) += d * u * s * (1.f + g * (1.f - s));
         Eigen::Map<Eigen::ArrayXf>(dup + i0, len) += d * g * s;
-    }
+    });
 }
 
 static constexpr float k_gelu_scale = 0.7978845608028654f;  // sqrt(2/pi)

@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "tensor/eigen.h"
+#include "util/threads.h"
 
 namespace rl {
 
@@ -12,8 +13,7 @@ namespace rl {
 // the total summed afterwards in row order so it does not depend on the thread count.
 double crossentropy_forward(float* losses, float* probs, const float* logits, const int* targets, int N, int V,
                             int* n_valid) {
-#pragma omp parallel for schedule(static) if (N >= 8)
-    for (int n = 0; n < N; n++) {
+    parallel_for(N, N >= 8, [&](int n) {
         Eigen::Map<const Eigen::ArrayXf> l(logits + (size_t)n * V, V);
         Eigen::Map<Eigen::ArrayXf> p(probs + (size_t)n * V, V);
         const float mx = l.maxCoeff();
@@ -23,7 +23,7 @@ double crossentropy_forward(float* losses, float* probs, const float* logits, co
         // The row loss from the logits directly (log-sum-exp), not from a rounded p.
         losses[n] = targets[n] < 0 ? 0.f : (float)(std::log(sum) - lt);
         p *= (float)(1.0 / sum);
-    }
+    });
     double total = 0.0;
     int valid = 0;
     for (int n = 0; n < N; n++) {
@@ -36,17 +36,16 @@ double crossentropy_forward(float* losses, float* probs, const float* logits, co
 }
 
 void crossentropy_backward(float* dlogits, const float* probs, const int* targets, int N, int V, float scale) {
-#pragma omp parallel for schedule(static) if (N >= 8)
-    for (int n = 0; n < N; n++) {
+    parallel_for(N, N >= 8, [&](int n) {
         float* d = dlogits + (size_t)n * V;
         const float* p = probs + (size_t)n * V;
         if (targets[n] < 0) {
             std::fill_n(d, V, 0.f);
-            continue;
+            return;
         }
         for (int v = 0; v < V; v++) d[v] = scale * p[v];
         d[targets[n]] -= scale;
-    }
+    });
 }
 
 float crossentropy_forward_ref(const float* logits, const int* targets, int N, int V) {

@@ -1,8 +1,7 @@
 // The transformer, top to bottom (nanoGPT's shape, llm.c's buffers): embeddings, L blocks of
 // attention + FFN with pre- or post-norm residuals, optional final norm, LM head, cross-entropy.
 // Backward walks the same path in reverse. Every buffer is a view into an arena made in
-// activations_create (model/tensors.cpp); nothing here allocates (Eigen's GEMM packing buffers
-// aside: docs/architecture.md §3).
+// activations_create (model/tensors.cpp); nothing here allocates (tests/alloc).
 #include "model/model.h"
 
 #include <algorithm>

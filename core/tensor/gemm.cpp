@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tensor/arena.h"
 #include "tensor/eigen.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -37,48 +38,104 @@ void gemm_eigen(bool ta, bool tb, int M, int N, int K, float alpha, const float*
     else run(a, b);
 }
 
+// A few rows (a decoded token, an expert that got one token): matrix-vector loops. Eigen's GEMV
+// would copy a strided operand into a heap temporary; these touch no heap.
+void gemm_small(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                float beta, float* C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float* c = C + (size_t)i * ldc;
+        if (beta == 0.f) std::fill_n(c, N, 0.f);
+        else if (beta != 1.f)
+            for (int j = 0; j < N; j++) c[j] *= beta;
+        if (tb) {  // c[j] += alpha * sum_k a[i,k] B[j,k]: contiguous dot products when !ta
+            for (int j = 0; j < N; j++) {
+                const float* b = B + (size_t)j * ldb;
+                float acc = 0.f;
+                if (!ta) {
+                    const float* a = A + (size_t)i * lda;
+#pragma omp simd reduction(+ : acc)
+                    for (int k = 0; k < K; k++) acc += a[k] * b[k];
+                } else {
+                    for (int k = 0; k < K; k++) acc += A[(size_t)k * lda + i] * b[k];
+                }
+                c[j] += alpha * acc;
+            }
+        } else {  // c += alpha * a[i,k] B[k,:]: one axpy per k over a contiguous row of B
+            for (int k = 0; k < K; k++) {
+                const float a = alpha * (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+                const float* b = B + (size_t)k * ldb;
+#pragma omp simd
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        }
+    }
+}
+
 #ifdef ROUTELAB_HAVE_XSMM
 // libxsmm's JIT kernels are column-major with a transpose only on the second operand. A row-major
 // C = op(A) B is the column-major C^T = B^T op(A)^T: B's buffer read column-major is B^T as is, and
-// A's is op(A)^T when ta is false and needs the kernel's transpose when ta is true. So libxsmm
-// serves every case with tb false, at alpha 1 and beta 0 or 1 (what its JIT generates).
-// Rows of C are split over the threads for large products outside a parallel region.
-void gemm_xsmm_rows(bool ta, int M, int N, int K, float beta, const float* A, int lda, const float* B, int ldb,
-                    float* C, int ldc) {
-    const libxsmm_blasint m = N, n = M, k = K, xa = ldb, xb = lda, xc = ldc;
+// A's is op(A)^T when ta is false and needs the kernel's transpose when ta is true. A transposed B
+// (x W^T, the forward of every linear layer) is first transposed into a per-thread buffer: the
+// same O x I pass oneDNN's packing makes, without its malloc per call. Kernels are generated at
+// alpha 1, beta 0 or 1; the dispatch caches one per shape.
+constexpr int k_xsmm_kblock = 256;  // the kernels do not block K: longer reductions go in chunks
+
+void gemm_xsmm_nn(bool ta, int M, int N, int K, float beta, const float* A, int lda, const float* B, int ldb,
+                  float* C, int ldc) {
     const float one = 1.f;
-    const int flags = (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (beta == 0.f ? LIBXSMM_GEMM_FLAG_BETA_0 : 0);
     const int prefetch = LIBXSMM_PREFETCH_NONE;
-    libxsmm_smmfunction f = libxsmm_smmdispatch(m, n, k, &xa, &xb, &xc, &one, &beta, &flags, &prefetch);
-    if (!f) return gemm_eigen(ta, false, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
-    f(B, A, C);
+    for (int k0 = 0; k0 < K; k0 += k_xsmm_kblock) {
+        const int kb = std::min(k_xsmm_kblock, K - k0);
+        const bool first = k0 == 0;
+        const int flags = (ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0) | (first && beta == 0.f ? LIBXSMM_GEMM_FLAG_BETA_0 : 0);
+        const libxsmm_blasint m = N, n = M, k = kb, xa = ldb, xb = lda, xc = ldc;
+        libxsmm_smmfunction f = libxsmm_smmdispatch(m, n, k, &xa, &xb, &xc, &one, first ? &beta : &one, &flags, &prefetch);
+        const float* ak = ta ? A + (size_t)k0 * lda : A + k0;  // op(A) columns k0.. (rows of A when ta)
+        const float* bk = B + (size_t)k0 * ldb;                 // rows k0.. of B
+        if (f) f(bk, ak, C);
+        else gemm_eigen(ta, false, M, N, kb, 1.f, ak, lda, bk, ldb, first ? beta : 1.f, C, ldc);
+    }
 }
 
-void gemm_xsmm(bool ta, int M, int N, int K, float beta, const float* A, int lda, const float* B, int ldb, float* C,
-               int ldc) {
+// One thread's share: rows m0..m1 of C. bt: B^T (K,N) when the caller transposed B.
+void gemm_xsmm_rows(bool ta, int m0, int m1, int N, int K, float beta, const float* A, int lda, const float* B,
+                    int ldb, float* C, int ldc) {
+    if (m1 <= m0) return;
+    const float* a = ta ? A + m0 : A + (size_t)m0 * lda;
+    gemm_xsmm_nn(ta, m1 - m0, N, K, beta, a, lda, B, ldb, C + (size_t)m0 * ldc, ldc);
+}
+
+// Grows once to the largest B seen, then is reused: no allocation in a step after the first.
+float* xsmm_transpose_buffer(size_t n) {
+    thread_local FloatBuffer buf;
+    if (buf.size() < n) buf.resize(n);
+    return buf.data();
+}
+
+void gemm_xsmm(bool ta, bool tb, int M, int N, int K, float beta, const float* A, int lda, const float* B, int ldb,
+               float* C, int ldc) {
     const double flops = 2.0 * M * N * K;
 #ifdef _OPENMP
     const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();  // (tensor sits below util: no threads.h)
 #else
     const int nt = 1;
 #endif
-    if (nt == 1 || flops < 4e6 || M < 2 * nt) {
-        gemm_xsmm_rows(ta, M, N, K, beta, A, lda, B, ldb, C, ldc);
-        return;
+    const bool split = nt > 1 && flops >= 4e6 && M >= 2 * nt;
+    if (tb) {  // B (N,K) -> B^T (K,N), row stride N
+        float* bt = xsmm_transpose_buffer((size_t)K * N);
+        libxsmm_otrans(bt, B, sizeof(float), K, N, ldb, N);
+        B = bt, ldb = N;
     }
-    // Rows in multiples of 16 so the kernels stay few (the dispatch caches one per shape).
+    if (!split) return gemm_xsmm_rows(ta, 0, M, N, K, beta, A, lda, B, ldb, C, ldc);
+    // Rows in multiples of 16 so the kernels stay few.
     const int per = ((M + nt - 1) / nt + 15) / 16 * 16;
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < nt; t++) {
-        const int m0 = std::min(M, t * per), m1 = std::min(M, m0 + per);
-        if (m1 <= m0) continue;
-        const float* a = ta ? A + m0 : A + (size_t)m0 * lda;
-        gemm_xsmm_rows(ta, m1 - m0, N, K, beta, a, lda, B, ldb, C + (size_t)m0 * ldc, ldc);
-    }
+    for (int t = 0; t < nt; t++)
+        gemm_xsmm_rows(ta, std::min(M, t * per), std::min(M, (t + 1) * per), N, K, beta, A, lda, B, ldb, C, ldc);
 }
 #endif
 
-bool xsmm_can(bool tb, float alpha, float beta) { return !tb && alpha == 1.f && (beta == 0.f || beta == 1.f); }
+bool xsmm_can(float alpha, float beta) { return alpha == 1.f && (beta == 0.f || beta == 1.f); }
 
 }  // namespace
 
@@ -103,17 +160,15 @@ const char* gemm_lib_name(GemmLib lib) {
     }
 }
 
-// Measured with `routelab_bench --benchmark_filter=Gemm` at the shapes of a step (bench_ops.cpp):
-// libxsmm is fastest where it applies (x.W^T needs a transpose it lacks), oneDNN next, Eigen last.
-// A product of a few rows (one decoded token) is a matrix-vector product, where the libraries' call
-// overhead outweighs their kernels: Eigen's inline GEMV wins there.
+// Measured with `routelab_bench --benchmark_filter=gemm/` at the shapes of a step (bench_ops.cpp),
+// one thread: libxsmm 250-280 GFLOP/s on every product but x W^T, Eigen 100-185; oneDNN matches
+// libxsmm there and beats it on x W^T at 80 rows (223-235 against 167-200 with the transpose), but it
+// mallocs its packing buffers on every call, and a training step must not allocate. So gemm() uses
+// libxsmm wherever it is built in; oneDNN stays a benchmark candidate. A product of a few rows (one
+// decoded token) is a matrix-vector product, where a library call costs more than it saves: Eigen.
 GemmLib gemm_choice(bool ta, bool tb, int M, int N, int K, float alpha, float beta) {
-    if (M <= 4 || (double)M * N * K < 4096) return GemmLib::eigen;
-    // A long reduction (dW over 1280 rows at B = 16): libxsmm's kernel does not block K, oneDNN does
-    // (at 1280 rows, one thread: 176-230 against 260-280 GFLOP/s).
-    const bool long_k = ta && K > 512 && gemm_available(GemmLib::dnnl);
-    if (gemm_available(GemmLib::xsmm) && xsmm_can(tb, alpha, beta) && !long_k) return GemmLib::xsmm;
-    if (gemm_available(GemmLib::dnnl)) return GemmLib::dnnl;
+    if (M <= 4 || (double)M * N * K < 4096) return GemmLib::eigen;  // gemm_with: the small loops
+    if (gemm_available(GemmLib::xsmm) && xsmm_can(alpha, beta)) return GemmLib::xsmm;
     return GemmLib::eigen;
 }
 
@@ -126,15 +181,16 @@ void gemm_with(GemmLib lib, bool ta, bool tb, int M, int N, int K, float alpha, 
         return;
     }
 #ifdef ROUTELAB_HAVE_XSMM
-    if (lib == GemmLib::xsmm && xsmm_can(tb, alpha, beta)) return gemm_xsmm(ta, M, N, K, beta, A, lda, B, ldb, C, ldc);
+    if (lib == GemmLib::xsmm && xsmm_can(alpha, beta)) return gemm_xsmm(ta, tb, M, N, K, beta, A, lda, B, ldb, C, ldc);
 #endif
 #ifdef ROUTELAB_HAVE_DNNL
     // oneDNN threads over OpenMP itself and runs on the calling thread inside a parallel region.
-    if (lib == GemmLib::dnnl || lib == GemmLib::xsmm) {
+    if (lib == GemmLib::dnnl) {
         dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #endif
+    if (M <= 4) return gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     gemm_eigen(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 

@@ -23,6 +23,28 @@ inline int thread_index() {
 #endif
 }
 
+// Inside an OpenMP parallel region. A nested `omp parallel` there runs on one thread anyway but
+// still allocates a team in libgomp (even under a false `if` clause), so ops that may be called
+// from a parallel region (an expert's FFN) go through parallel_for.
+inline bool in_parallel() {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return false;
+#endif
+}
+
+// for (i in [0, n)) body(i): over the threads when `wide` and not already in a parallel region.
+template <class Body>
+void parallel_for(int n, bool wide, Body&& body) {
+    if (wide && n > 1 && !in_parallel()) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < n; i++) body(i);
+    } else {
+        for (int i = 0; i < n; i++) body(i);
+    }
+}
+
 inline double now_seconds() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }

@@ -30,7 +30,7 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 // beta 0 / 1 / other and alpha != 1 (the cases libxsmm cannot take must reach another library).
 TEST(Gemm, EveryLibraryAndCaseMatchesRef) {
     struct Shape { int M, N, K; };
-    for (Shape sh : {Shape{80, 128, 128}, Shape{16, 80, 16}, Shape{3, 5, 7}, Shape{1280, 64, 128}, Shape{80, 605, 128}})
+    for (Shape sh : {Shape{80, 128, 128}, Shape{16, 80, 16}, Shape{3, 5, 7}, Shape{1, 128, 605}, Shape{4, 300, 20}, Shape{1280, 64, 128}, Shape{80, 605, 128}, Shape{64, 48, 1300}})
         for (GemmLib lib : {GemmLib::eigen, GemmLib::xsmm, GemmLib::dnnl})
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++)
@@ -49,13 +49,15 @@ TEST(Gemm, EveryLibraryAndCaseMatchesRef) {
                                 // padding columns must be left alone
                                 worst = std::max(worst, (double)std::fabs(c[at] - cr[at]) / (1.0 + std::fabs(cr[at])));
                             }
-                        EXPECT_LT(worst, 1e-5) << gemm_lib_name(lib) << " ta " << ta << " tb " << tb << " beta " << beta
+                        EXPECT_LT(worst, 1e-5 + 6e-8 * K)  /* fp32 sums: error grows with K */ << gemm_lib_name(lib) << " ta " << ta << " tb " << tb << " beta " << beta
                                                << " " << M << "x" << N << "x" << K;
                     }
-    // the choice: tiny products stay in Eigen, and libxsmm is never asked for x.W^T
+    // the choice: tiny products stay in Eigen; libxsmm takes every case at alpha 1, beta 0/1
     EXPECT_EQ(gemm_choice(false, false, 1, 128, 128, 1.f, 0.f), GemmLib::eigen);
-    if (gemm_available(GemmLib::xsmm)) EXPECT_EQ(gemm_choice(true, false, 128, 128, 80, 1.f, 1.f), GemmLib::xsmm);
-    EXPECT_NE(gemm_choice(false, true, 80, 128, 128, 1.f, 0.f), GemmLib::xsmm);
+    EXPECT_EQ(gemm_choice(true, false, 128, 128, 80, 1.f, 0.5f), GemmLib::eigen);
+    if (gemm_available(GemmLib::xsmm))
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) EXPECT_EQ(gemm_choice(ta, tb, 80, 128, 1280, 1.f, 1.f), GemmLib::xsmm);
 }
 
 TEST(Linear, FastMatchesRefAndFiniteDifferences) {
