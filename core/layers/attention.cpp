@@ -157,12 +157,13 @@ void attention_forward(float* y, float* att, float* gates, float* entropy_mean, 
     const float scale = 1.f / std::sqrt((float)D);
     const bool cope = P > 0;
     const size_t per_thread = per_thread_floats(d);
-    double ent_total = 0.0;
-    long ent_rows = 0;
-#pragma omp parallel for schedule(static) reduction(+ : ent_total, ent_rows) if (B * G > 1)
-    for (int bg = 0; bg < B * G; bg++) {
-        const int b = bg / G, g = bg % G;
-        float* base = scratch + per_thread * thread_index();
+    double ent_part[k_max_threads] = {};  // per-thread sums, added in thread order
+    long rows_part[k_max_threads] = {};
+    parallel_for(B * G, true, [&](int bg) {
+        const int b = bg / G, g = bg % G, tid = thread_index();
+        double& ent_total = ent_part[tid];
+        long& ent_rows = rows_part[tid];
+        float* base = scratch + per_thread * tid;
         float* zbuf = base + (size_t)T * T;                                     // (T,P)
         float* kt = base + (size_t)T * T + 2 * (size_t)T * P + T + (size_t)(d.cope_shared ? 1 : H) * P * D;  // (D,T)
         float* et = kt + (size_t)D * T;                                         // (D,P)
@@ -194,7 +195,10 @@ void attention_forward(float* y, float* att, float* gates, float* entropy_mean, 
                      Y + (size_t)r0 * HD, HD);                                 // Y = A V
             }
         }
-    }
+    });
+    double ent_total = 0.0;
+    long ent_rows = 0;
+    for (int t = 0; t < k_max_threads; t++) ent_total += ent_part[t], ent_rows += rows_part[t];
     if (entropy_mean) *entropy_mean = ent_rows ? (float)(ent_total / ent_rows) : 0.f;
 }
 
@@ -211,8 +215,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
     if (cope)
         for (int t = 0; t < nthreads; t++)
             std::fill_n(scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T, (size_t)he * P * D, 0.f);
-#pragma omp parallel for schedule(static) if (B * G > 1)
-    for (int bg = 0; bg < B * G; bg++) {
+    parallel_for(B * G, true, [&](int bg) {
         const int b = bg / G, g = bg % G;
         float* base = scratch + per_thread * thread_index();
         float* ds_buf = base;                                  // (T,T)
@@ -291,7 +294,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
                 gemm(true, false, P, D, T, 1.f, dzbuf, P, Q, HD, 1.f, dE, D);   // dE += dZ^T Q
             }
         }
-    }
+    });
     if (cope)  // fixed-order reduction over threads: deterministic for a given thread count
         for (int t = 0; t < nthreads; t++) {
             const float* de_local = scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T;

@@ -9,6 +9,7 @@
 
 #include "layers/ffn.h"
 #include "layers/moe_router.h"
+#include "util/threads.h"
 
 namespace rl {
 
@@ -36,13 +37,12 @@ void moe_experts_forward(float* out, const MoeSaved& sv, const float* x, const M
     for (int r = 0; r < A; r++) std::memcpy(sv.xg + (size_t)r * C, x + (size_t)sv.a_token[r] * C, sizeof(float) * C);
     // Threads over experts: each writes only its own gathered rows. An expert's GEMMs then run on
     // one thread (they are a few rows each), which beats splitting each small GEMM over threads.
-#pragma omp parallel for schedule(dynamic) if (experts_in_parallel(d, A))
-    for (int e = 0; e < d.E; e++) {
+    parallel_for(d.E, experts_in_parallel(d, A), [&](int e) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
-        if (n == 0) continue;
+        if (n == 0) return;
         swiglu_ffn_forward(sv.ye + (size_t)r0 * C, sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F,
                            sv.fh + (size_t)r0 * F, sv.xg + (size_t)r0 * C, w.experts[e], n, C, F);
-    }
+    }, /*dynamic=*/true);
     for (int r = 0; r < A; r++) {
         float* o = out + (size_t)sv.a_token[r] * C;
         const float* y = sv.ye + (size_t)r * C;
@@ -115,15 +115,14 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
     }
     std::memset(b.dxg, 0, sizeof(float) * A * C);
     // Threads over experts: each writes its own weight gradients and gathered rows' dx.
-#pragma omp parallel for schedule(dynamic) if (experts_in_parallel(d, A))
-    for (int e = 0; e < d.E; e++) {
+    parallel_for(d.E, experts_in_parallel(d, A), [&](int e) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
-        if (n == 0) continue;
+        if (n == 0) return;
         swiglu_ffn_backward(b.dxg + (size_t)r0 * C, g.experts[e], b.dfa + (size_t)r0 * F, b.dfb + (size_t)r0 * F,
                             b.dfh + (size_t)r0 * F, b.dye + (size_t)r0 * C, sv.xg + (size_t)r0 * C,
                             sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F, sv.fh + (size_t)r0 * F, w.experts[e], n, C,
                             F);
-    }
+    }, /*dynamic=*/true);
     for (int r = 0; r < A; r++) {  // scatter the gathered rows' gradients back
         float* o = dx + (size_t)sv.a_token[r] * C;
         const float* gi = b.dxg + (size_t)r * C;

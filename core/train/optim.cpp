@@ -1,45 +1,55 @@
 #include "train/optim.h"
 
+#include "util/threads.h"
+
 #include <algorithm>
 #include <cmath>
 
 namespace rl {
 
+// Both loops run over 64 fixed slices of the parameters (vectorised within a slice), so results
+// do not depend on the thread count.
+constexpr int k_slices = 64;
+
 void adamw_update(float* params, const float* grads, float* m, float* v, const unsigned char* decay_mask, size_t n,
                   const AdamWParams& p) {
     const float bc1 = 1.f - std::pow(p.beta1, (float)p.t);
     const float bc2 = 1.f - std::pow(p.beta2, (float)p.t);
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
-        const float g = grads[i];
-        m[i] = p.beta1 * m[i] + (1.f - p.beta1) * g;
-        v[i] = p.beta2 * v[i] + (1.f - p.beta2) * g * g;
-        const float mhat = m[i] / bc1, vhat = v[i] / bc2;
-        const float wd = decay_mask[i] ? p.weight_decay * params[i] : 0.f;
-        params[i] -= p.lr * (mhat / (std::sqrt(vhat) + p.eps) + wd);
-    }
+    const size_t per = (n + k_slices - 1) / k_slices;
+    parallel_for(k_slices, n >= 65536, [&](int b) {
+        const size_t i1 = std::min(n, (b + 1) * per);
+#pragma omp simd
+        for (size_t i = b * per; i < i1; i++) {
+            const float g = grads[i];
+            m[i] = p.beta1 * m[i] + (1.f - p.beta1) * g;
+            v[i] = p.beta2 * v[i] + (1.f - p.beta2) * g * g;
+            const float mhat = m[i] / bc1, vhat = v[i] / bc2;
+            const float wd = decay_mask[i] ? p.weight_decay * params[i] : 0.f;
+            params[i] -= p.lr * (mhat / (std::sqrt(vhat) + p.eps) + wd);
+        }
+    });
 }
 
 float grad_clip(float* grads, size_t n, float max_norm) {
-    // 64 fixed slices summed in order: the norm does not depend on the thread count.
-    constexpr long k_slices = 64;
     const size_t per = (n + k_slices - 1) / k_slices;
     double part[k_slices];
-#pragma omp parallel for schedule(static) if (n >= 65536)
-    for (long b = 0; b < k_slices; b++) {
+    parallel_for(k_slices, n >= 65536, [&](int b) {
         double s = 0.0;
         const size_t i1 = std::min(n, (b + 1) * per);
 #pragma omp simd reduction(+ : s)  // a vectorised sum: fixed at compile time, so still reproducible
         for (size_t i = b * per; i < i1; i++) s += (double)grads[i] * grads[i];
         part[b] = s;
-    }
+    });
     double ss = 0.0;
     for (double s : part) ss += s;
     const float norm = (float)std::sqrt(ss);
     if (max_norm > 0.f && norm > max_norm) {
         const float s = max_norm / (norm + 1e-6f);
-#pragma omp parallel for simd schedule(static) if (n >= 65536)
-        for (size_t i = 0; i < n; i++) grads[i] *= s;
+        parallel_for(k_slices, n >= 65536, [&](int b) {
+            const size_t i1 = std::min(n, (b + 1) * per);
+#pragma omp simd
+            for (size_t i = b * per; i < i1; i++) grads[i] *= s;
+        });
     }
     return norm;
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config/presets.h"
@@ -14,6 +15,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "train/trainer.h"
+#include "util/threads.h"
 
 using namespace rl;
 namespace fs = std::filesystem;
@@ -238,4 +240,59 @@ TEST(Generate, ReportKeepsPromptNewTokensAndProbeWindowTogether) {
     const GenerationReport e = generate_report(ec, tok, prompt, 5, o, 0.f);
     EXPECT_NE(e.error.find("expert_choice"), std::string::npos) << e.error;
     EXPECT_TRUE(e.new_ids.empty() && e.text.empty());
+}
+
+// The thread governor on made-up step times: it must settle on the faster count, keep
+// re-measuring the other, and follow the machine when the slower one becomes the faster.
+TEST(ThreadGovernor, RunsTheFasterCountAndFollowsTheMachine) {
+    const int saved = thread_count();
+    ThreadGovernor g;
+    g.max_threads = g.current = 2;
+    g.use_load = false;  // the timing fallback
+    double us_one = 4, us_all = 10;  // a contended machine: one thread is faster
+    auto run = [&](int steps) {
+        int on_one = 0;
+        for (int i = 0; i < steps; i++) {
+            const int n = governor_begin(g);
+            EXPECT_EQ(thread_count(), n);
+            on_one += n == 1;
+            governor_end(g, (n == 1 ? us_one : us_all) * 1e-6 * 1000, 1000);
+            EXPECT_EQ(thread_count(), 2) << "between steps every thread is back";
+        }
+        return on_one;
+    };
+    run(40);                       // measures both
+    const int one = run(340);      // then mostly one thread (2.5x ahead: a 2-step probe every 128)
+    EXPECT_GT(one, 340 - 340 / 128 * ThreadGovernor::k_probe_steps - 4);
+    EXPECT_LT(one, 340);
+    us_one = 8, us_all = 4;        // the other process ends: all threads are faster now
+    run(260);                      // by the next probe it notices
+    EXPECT_LT(run(100), 100 / 32 * ThreadGovernor::k_probe_steps + 2);
+    set_thread_count(saved);
+}
+
+// cpu_load sees another process's busy core and not our own work.
+TEST(CpuLoad, CountsOtherProcessesNotOurs) {
+    CpuLoad l;
+    ASSERT_TRUE(cpu_load_update(l)) << "/proc/stat must be readable on Linux";
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {  // another process, busy for 0.8 s
+        const double t0 = now_seconds();
+        volatile double x = 0;
+        while (now_seconds() - t0 < 0.8) x = x + 1;
+        _exit(0);
+    }
+    usleep(400 * 1000);
+    ASSERT_TRUE(cpu_load_update(l, 0.1));
+    EXPECT_GT(l.others, 0.5) << "a busy child process is another process's core";
+    int status = 0;
+    waitpid(child, &status, 0);
+    // now our own busy loop: counted as ours, so it does not raise `others` by a whole core
+    cpu_load_update(l, 0.0);
+    const double t0 = now_seconds();
+    volatile double x = 0;
+    while (now_seconds() - t0 < 0.4) x = x + 1;
+    ASSERT_TRUE(cpu_load_update(l, 0.1));
+    EXPECT_LT(l.others, 0.9);
 }
