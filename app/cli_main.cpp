@@ -505,6 +505,8 @@ int cmd_bench(const Args& a) {
                         {"decode_ms_per_token", r.decode_ms_per_token},
                         {"achieved_gflops", r.achieved_gflops},
                         {"peak_gflops", r.peak_gflops},
+                        {"lm_head_gflops", r.lm_head_gflops},
+                        {"lm_head_fraction_of_peak", r.lm_head_gflops / r.peak_gflops},
                         {"flops_per_token_forward", r.flops_per_token_fwd}};
     std::printf("bench %s (V %d, W_O %s, %d threads; medians of 3)\n", cfg->name.c_str(), *v,
                 cfg->model.attention.use_wo ? "on" : "off", r.threads);
@@ -513,6 +515,8 @@ int cmd_bench(const Args& a) {
                 r.train_tok_s_b16, r.achieved_gflops, 100.0 * r.achieved_gflops / r.peak_gflops, r.peak_gflops);
     std::printf("  forward B=16 %10.0f tok/s\n", r.forward_tok_s_b16);
     std::printf("  decode       %10.3f ms/token (KV cache)\n", r.decode_ms_per_token);
+    std::printf("  LM head + cross-entropy, B=16, forward and backward: %.1f GFLOP/s (%.0f%% of the peak)\n",
+                r.lm_head_gflops, 100.0 * r.lm_head_gflops / r.peak_gflops);
     if (a.has("peer") && bench_torch_peer(*cfg, r, secs, j) != 0) return 1;
     const bool routed = cfg->model.attention.heads.kind != HeadSelection::all_heads ||
                         cfg->model.moe.kind != FfnRouting::dense;
