@@ -34,10 +34,17 @@ float grad_clip(float* grads, size_t n, float max_norm) {
     const size_t per = (n + k_slices - 1) / k_slices;
     double part[k_slices];
     parallel_for(k_slices, n >= 65536, [&](int b) {
+        // fp32 vector sums over runs of 1024 (exact enough for a norm), added up in double; the
+        // lane order is fixed at compile time, so the result is reproducible.
         double s = 0.0;
         const size_t i1 = std::min(n, (b + 1) * per);
-#pragma omp simd reduction(+ : s)  // a vectorised sum: fixed at compile time, so still reproducible
-        for (size_t i = b * per; i < i1; i++) s += (double)grads[i] * grads[i];
+        for (size_t j = b * per; j < i1; j += 1024) {
+            const size_t j1 = std::min(i1, j + 1024);
+            float f = 0.f;
+#pragma omp simd reduction(+ : f)
+            for (size_t i = j; i < j1; i++) f += grads[i] * grads[i];
+            s += f;
+        }
         part[b] = s;
     });
     double ss = 0.0;
