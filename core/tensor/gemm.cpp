@@ -11,9 +11,6 @@
 #ifdef ROUTELAB_HAVE_XSMM
 #include <libxsmm.h>
 #endif
-#ifdef ROUTELAB_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
-#endif
 
 namespace rl {
 
@@ -145,9 +142,6 @@ bool gemm_available(GemmLib lib) {
 #ifdef ROUTELAB_HAVE_XSMM
         case GemmLib::xsmm: return true;
 #endif
-#ifdef ROUTELAB_HAVE_DNNL
-        case GemmLib::dnnl: return true;
-#endif
         default: return false;
     }
 }
@@ -155,7 +149,6 @@ bool gemm_available(GemmLib lib) {
 const char* gemm_lib_name(GemmLib lib) {
     switch (lib) {
         case GemmLib::xsmm: return "xsmm";
-        case GemmLib::dnnl: return "dnnl";
         default: return "eigen";
     }
 }
@@ -163,8 +156,9 @@ const char* gemm_lib_name(GemmLib lib) {
 // Measured with `routelab_bench --benchmark_filter=gemm/` at the shapes of a step (bench_ops.cpp),
 // one thread: libxsmm 250-280 GFLOP/s on every product but x W^T, Eigen 100-185; oneDNN matches
 // libxsmm there and beats it on x W^T at 80 rows (223-235 against 167-200 with the transpose), but it
-// mallocs its packing buffers on every call, and a training step must not allocate. So gemm() uses
-// libxsmm wherever it is built in; oneDNN stays a benchmark candidate. A product of a few rows (one
+// mallocs its packing buffers on every call (a training step must not allocate) and its library
+// adds ~14 MB to the resident set. So gemm() uses libxsmm wherever it is built in; oneDNN is only a
+// candidate in the benchmark, which calls it directly. A product of a few rows (one
 // decoded token) is a matrix-vector product, where a library call costs more than it saves: Eigen.
 GemmLib gemm_choice(bool ta, bool tb, int M, int N, int K, float alpha, float beta) {
     if (M <= 4 || (double)M * N * K < 4096) return GemmLib::eigen;  // gemm_with: the small loops
@@ -182,13 +176,6 @@ void gemm_with(GemmLib lib, bool ta, bool tb, int M, int N, int K, float alpha, 
     }
 #ifdef ROUTELAB_HAVE_XSMM
     if (lib == GemmLib::xsmm && xsmm_can(alpha, beta)) return gemm_xsmm(ta, tb, M, N, K, beta, A, lda, B, ldb, C, ldc);
-#endif
-#ifdef ROUTELAB_HAVE_DNNL
-    // oneDNN threads over OpenMP itself and runs on the calling thread inside a parallel region.
-    if (lib == GemmLib::dnnl) {
-        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
 #endif
     if (M <= 4) return gemm_small(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     gemm_eigen(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -6,7 +6,7 @@
 
 namespace rl {
 
-enum class GemmLib { eigen, xsmm, dnnl };
+enum class GemmLib { eigen, xsmm };
 
 // Calls made inside an OpenMP parallel region run on the calling thread only; calls outside one
 // may use every thread (large products only).
@@ -18,7 +18,7 @@ void gemm_with(GemmLib lib, bool ta, bool tb, int M, int N, int K, float alpha, 
                const float* B, int ldb, float beta, float* C, int ldc);
 bool gemm_available(GemmLib lib);
 const char* gemm_lib_name(GemmLib lib);
-// Which library gemm() uses for this case ("xsmm", "dnnl" or "eigen").
+// Which library gemm() uses for this case.
 GemmLib gemm_choice(bool ta, bool tb, int M, int N, int K, float alpha, float beta);
 
 void gemm_ref(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
