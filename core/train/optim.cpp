@@ -34,16 +34,18 @@ float grad_clip(float* grads, size_t n, float max_norm) {
     const size_t per = (n + k_slices - 1) / k_slices;
     double part[k_slices];
     parallel_for(k_slices, n >= 65536, [&](int b) {
-        // fp32 vector sums over runs of 1024 (exact enough for a norm), added up in double; the
-        // lane order is fixed at compile time, so the result is reproducible.
+        // 16 fp32 lanes (one AVX-512 vector; the compiler keeps them in registers) over runs of
+        // 1024, added up in double in a fixed order: fast, and reproducible.
         double s = 0.0;
-        const size_t i1 = std::min(n, (b + 1) * per);
-        for (size_t j = b * per; j < i1; j += 1024) {
+        const size_t i0 = std::min(n, b * per), i1 = std::min(n, (b + 1) * per);
+        for (size_t j = i0; j < i1; j += 1024) {
             const size_t j1 = std::min(i1, j + 1024);
-            float f = 0.f;
-#pragma omp simd reduction(+ : f)
-            for (size_t i = j; i < j1; i++) f += grads[i] * grads[i];
-            s += f;
+            float lane[16] = {};
+            size_t i = j;
+            for (; i + 16 <= j1; i += 16)
+                for (int l = 0; l < 16; l++) lane[l] += grads[i + l] * grads[i + l];
+            for (; i < j1; i++) lane[0] += grads[i] * grads[i];
+            for (int l = 0; l < 16; l++) s += lane[l];
         }
         part[b] = s;
     });

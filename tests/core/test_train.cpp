@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "train/optim.h"
 #include "train/trainer.h"
 #include "util/threads.h"
 
@@ -295,4 +297,33 @@ TEST(CpuLoad, CountsOtherProcessesNotOurs) {
     while (now_seconds() - t0 < 0.4) x = x + 1;
     ASSERT_TRUE(cpu_load_update(l, 0.1));
     EXPECT_LT(l.others, 0.9);
+}
+
+// The optimizer's fast loops (fixed slices over the threads, vector lanes) against plain loops.
+TEST(Optim, GradClipAndAdamWMatchPlainLoops) {
+    for (size_t n : {size_t(1), size_t(1000), size_t(65536 * 3 + 17)}) {
+        std::mt19937 rng(7);
+        std::normal_distribution<float> nd(0.f, 0.05f);
+        std::vector<float> g(n), p(n), m(n, 0.f), v(n, 0.f);
+        std::vector<unsigned char> mask(n);
+        for (size_t i = 0; i < n; i++) g[i] = nd(rng), p[i] = nd(rng), mask[i] = i % 3 != 0;
+        double ss = 0;
+        for (float x : g) ss += (double)x * x;
+        const double norm = std::sqrt(ss);
+        auto gc = g;
+        const float got = grad_clip(gc.data(), n, 1.f);
+        EXPECT_NEAR(got, norm, 1e-5 * norm) << n;
+        const double scale = norm > 1.0 ? 1.0 / (norm + 1e-6) : 1.0;
+        for (size_t i = 0; i < n; i += 97) EXPECT_NEAR(gc[i], g[i] * scale, 1e-6) << n;
+        auto pr = p, mr = m, vr = v;
+        const AdamWParams ap{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3};
+        adamw_update(p.data(), gc.data(), m.data(), v.data(), mask.data(), n, ap);
+        const float bc1 = 1.f - std::pow(ap.beta1, 3.f), bc2 = 1.f - std::pow(ap.beta2, 3.f);
+        for (size_t i = 0; i < n; i++) {
+            mr[i] = ap.beta1 * mr[i] + (1 - ap.beta1) * gc[i];
+            vr[i] = ap.beta2 * vr[i] + (1 - ap.beta2) * gc[i] * gc[i];
+            pr[i] -= ap.lr * ((mr[i] / bc1) / (std::sqrt(vr[i] / bc2) + ap.eps) + (mask[i] ? ap.weight_decay * pr[i] : 0.f));
+        }
+        for (size_t i = 0; i < n; i++) ASSERT_NEAR(p[i], pr[i], 1e-6) << n << " at " << i;
+    }
 }
