@@ -215,7 +215,7 @@ void layer_acts_declare(const ModelConfig& c, int l, int B, int T, LayerActs& a,
 
 // Backward scratch, shared by all layers (and the skip path's per-thread buffers).
 void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder& b) {
-    const int N = B * T, C = c.d_model, F = c.ffn.d_ff, H = c.n_heads, V = c.vocab_size;
+    const int N = B * T, C = c.d_model, F = c.ffn.d_ff, H = c.n_heads;
     const int HD = H * c.head_dim, GD = c.n_kv_heads * c.head_dim;
     const HeadsConfig& hc = c.attention.heads;
     const bool gated = hc.kind != HeadSelection::all_heads, sparse = c.moe.kind != FfnRouting::dense;
@@ -230,7 +230,6 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
         b.add(a.dfb, "dfb", {N, F});
         b.add(a.dfh, "dfh", {N, F});
     }
-    b.add(a.dlogits, "dlogits", {N, V});
     b.add(a.attn_scratch, "attn_scratch", {(int)attention_scratch_floats(model_attn_dims(c, B, T, T))});
     if (gated) {
         b.add(a.dgates, "dgates", {N, H});
