@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package RouteLab needs to build, test and benchmark.
 # Idempotent: packages already present are skipped; apt runs only when something is missing.
+# --with-torch adds PyTorch on OpenBLAS for the PyTorch peer of the bench (tests/bench/torch_peer.py,
+# docs/benchmarks.md); without it the package list is unchanged.
 set -euo pipefail
+
+with_torch=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-torch) with_torch=1 ;;
+    *) echo "setup: unknown option '$arg' (the one option is --with-torch)" >&2; exit 2 ;;
+  esac
+done
 
 PKGS=(
   build-essential cmake pkg-config git
   libeigen3-dev nlohmann-json3-dev
   libsentencepiece-dev
   libsqlite3-dev
+  libxsmm-dev libdnnl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   qt6-base-dev libqt6opengl6-dev libimgui-dev libgl-dev
   xvfb xauth libgl1-mesa-dri imagemagick
 )
+if [ "$with_torch" -eq 1 ]; then
+  PKGS+=(python3-torch libopenblas0-openmp)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

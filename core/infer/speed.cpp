@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "infer/generate.h"
+#include "layers/linear.h"
+#include "layers/loss.h"
 #include "model/model.h"
 #include "train/optim.h"
 #include "util/threads.h"
@@ -85,6 +87,23 @@ SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
         o.temperature = 0.f;
         const double per_s = rate([&] { generate(m, {1}, n, o, -1, window); }, seconds, repeats);
         rep.decode_ms_per_token = 1000.0 / (per_s * T);
+    }
+    {
+        const int N = 16 * T, C = c.d_model;
+        std::vector<float> x((size_t)N * C), w((size_t)V * C), dx((size_t)N * C), dw((size_t)V * C),
+            logits((size_t)N * V), losses(N);
+        std::vector<int> tgt(N);
+        for (auto& t : tgt) t = (int)(rng() % V);
+        std::normal_distribution<float> nd(0.f, 0.02f);
+        for (auto& v : x) v = nd(rng) * 50.f;
+        for (auto& v : w) v = nd(rng);
+        const double per_s = rate([&] {
+            linear_forward(logits.data(), x.data(), w.data(), nullptr, N, C, V);
+            crossentropy_forward(losses.data(), logits.data(), logits.data(), tgt.data(), N, V, nullptr);
+            crossentropy_backward(logits.data(), logits.data(), tgt.data(), N, V, 1.f / N);  // in place, as dlogits
+            linear_backward(dx.data(), dw.data(), nullptr, logits.data(), x.data(), w.data(), N, C, V);
+        }, seconds, repeats);
+        rep.lm_head_gflops = per_s * 3.0 * 2.0 * N * C * V / 1e9;
     }
     rep.flops_per_token_fwd = model_flops_per_token(c, T).total();
     rep.achieved_gflops = 3.0 * rep.flops_per_token_fwd * rep.train_tok_s_b16 / 1e9;

@@ -10,6 +10,9 @@ struct SpeedReport {
     double achieved_gflops = 0;       // training FLOP model (3x forward) at B=16 / time
     double peak_gflops = 0;           // the FMA microkernel on the same threads (speed_peak_gflops)
     double flops_per_token_fwd = 0;   // FLOP model, forward, at T = seq_len
+    // The LM head alone at B = 16 as a training step runs it: logits = x W^T, cross-entropy and its
+    // backward, dx and dW (3 GEMMs of 2 N C V FLOPs); large vocabularies make it most of a step.
+    double lm_head_gflops = 0;
     int threads = 1;
 };
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tensor/eigen.h"
+#include "tensor/gemm.h"
 #include "util/threads.h"
 
 namespace rl {
@@ -122,56 +123,89 @@ void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, float
     }
 }
 
-// Per thread: dP / dS (T,T), Z and dZ (T,P), a dp row (T), and a private dE ((H|1),P,D) so threads never share a write.
+// Per thread: dP / dS (T,T), Z and dZ (T,P), a dp row (T), a private dE ((H|1),P,D) so threads never
+// share a write, and K^T or V^T (D,T) and E^T (D,P) so every product is a plain or A^T-times-B GEMM.
 static size_t per_thread_floats(const AttnDims& d) {
     size_t he = d.cope_shared ? 1 : d.H;
-    return (size_t)d.T * d.T + 2 * (size_t)d.T * d.npos + d.T + he * d.npos * d.D;
+    return (size_t)d.T * d.T + 2 * (size_t)d.T * d.npos + d.T + he * d.npos * d.D + (size_t)d.D * d.T +
+           (size_t)d.D * d.npos;
 }
 
 size_t attention_scratch_floats(const AttnDims& d) { return per_thread_floats(d) * thread_count(); }
 
+namespace {
+
+// Causal attention in blocks of query rows: rows r0..r1-1 see keys kb0..r1-1 at most, so the score,
+// A.V and backward products of a block skip the keys no row of it can see (about 40% of the T x T
+// work at T = 80). Sliding windows start each block at the first key of its first row.
+constexpr int k_row_block = 16;
+
+// dst (cols, rows) = src^T for a (rows, cols) block of a row-major buffer with row stride ld.
+void transpose_to(float* dst, const float* src, int rows, int cols, int ld) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * ld + c];
+}
+
+}  // namespace
+
+// Threads over (sequence, kv group): the heads of a group share K and V (one transpose) and, in the
+// backward, their dK/dV rows, so no two threads write the same row. B = 1 still uses every thread.
 void attention_forward(float* y, float* att, float* gates, float* entropy_mean, float* scratch, const float* q,
                        const float* k, const float* v, const float* cope_e, const AttnDims& d, const float* head_on) {
-    const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos;
+    const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos, HD = H * D, GD = G * D;
     const int group = H / G;
     const float scale = 1.f / std::sqrt((float)D);
     const bool cope = P > 0;
     const size_t per_thread = per_thread_floats(d);
-    double ent_total = 0.0;
-    long ent_rows = 0;
-#pragma omp parallel for schedule(static) reduction(+ : ent_total, ent_rows)
-    for (int b = 0; b < B; b++) {
-        float* zbuf = scratch + per_thread * thread_index() + (size_t)T * T;  // (T,P)
-        for (int h = 0; h < H; h++) {
-            const int g = h / group;
-            CMapRS Q(q + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));   // (T,D)
-            CMapRS K(k + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));   // (T,D)
-            CMapRS V(v + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));   // (T,D)
-            MapR A(att + ((size_t)b * H + h) * T * T, T, T);                    // (T,T)
-            A.noalias() = Q * K.transpose();
+    double ent_part[k_max_threads] = {};  // per-thread sums, added in thread order
+    long rows_part[k_max_threads] = {};
+    parallel_for(B * G, true, [&](int bg) {
+        const int b = bg / G, g = bg % G, tid = thread_index();
+        double& ent_total = ent_part[tid];
+        long& ent_rows = rows_part[tid];
+        float* base = scratch + per_thread * tid;
+        float* zbuf = base + (size_t)T * T;                                     // (T,P)
+        float* kt = base + (size_t)T * T + 2 * (size_t)T * P + T + (size_t)(d.cope_shared ? 1 : H) * P * D;  // (D,T)
+        float* et = kt + (size_t)D * T;                                         // (D,P)
+        const float* K = k + (size_t)b * T * GD + g * D;                        // (T,D) row stride GD
+        const float* V = v + (size_t)b * T * GD + g * D;                        // (T,D) row stride GD
+        transpose_to(kt, K, T, D, GD);
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            const float* Q = q + (size_t)b * T * HD + h * D;                    // (T,D) row stride HD
+            float* Y = y + (size_t)b * T * HD + h * D;                          // (T,D) row stride HD
+            float* A = att + ((size_t)b * H + h) * T * T;                       // (T,T)
             float* grow = cope ? gates + ((size_t)b * H + h) * T * T : nullptr;
             if (cope) {
-                MapR Z(zbuf, T, P);                                              // (T,P)
-                Z.noalias() = Q * CMapR(attention_cope_table(cope_e, d, h), P, D).transpose();
+                transpose_to(et, attention_cope_table(cope_e, d, h), P, D, D);
+                gemm(false, false, T, P, D, 1.f, Q, HD, et, P, 0.f, zbuf, P);  // Z = Q E^T (T,P)
             }
-            for (int i = 0; i < T; i++) {
-                const float ent = row_softmax(&A(i, 0), grow ? grow + (size_t)i * T : nullptr,
-                                              cope ? zbuf + (size_t)i * P : nullptr, first_key(i, d.window), i, T, P, scale);
-                if (head_on && head_on[((size_t)b * T + i) * H + h] == 0.f) continue;
-                ent_total += ent;
-                ent_rows++;
+            for (int r0 = 0; r0 < T; r0 += k_row_block) {
+                const int r1 = std::min(T, r0 + k_row_block), kb0 = first_key(r0, d.window), nk = r1 - kb0;
+                gemm(false, false, r1 - r0, nk, D, 1.f, Q + (size_t)r0 * HD, HD, kt + kb0, T, 0.f,
+                     A + (size_t)r0 * T + kb0, T);                             // S = Q K^T
+                for (int i = r0; i < r1; i++) {
+                    const float ent = row_softmax(A + (size_t)i * T, grow ? grow + (size_t)i * T : nullptr,
+                                                  cope ? zbuf + (size_t)i * P : nullptr, first_key(i, d.window), i, T,
+                                                  P, scale);
+                    if (head_on && head_on[((size_t)b * T + i) * H + h] == 0.f) continue;
+                    ent_total += ent;
+                    ent_rows++;
+                }
+                gemm(false, false, r1 - r0, D, nk, 1.f, A + (size_t)r0 * T + kb0, T, V + (size_t)kb0 * GD, GD, 0.f,
+                     Y + (size_t)r0 * HD, HD);                                 // Y = A V
             }
-            MapRS Y(y + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));   // (T,D)
-            Y.noalias() = A * V;
         }
-    }
+    });
+    double ent_total = 0.0;
+    long ent_rows = 0;
+    for (int t = 0; t < k_max_threads; t++) ent_total += ent_part[t], ent_rows += rows_part[t];
     if (entropy_mean) *entropy_mean = ent_rows ? (float)(ent_total / ent_rows) : 0.f;
 }
 
 void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* scratch, const float* dy,
                         const float* q, const float* k, const float* v, const float* att, const float* gates,
                         const float* cope_e, const AttnDims& d) {
-    const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos;
+    const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos, HD = H * D, GD = G * D;
     const int group = H / G;
     const float scale = 1.f / std::sqrt((float)D);
     const bool cope = P > 0;
@@ -181,76 +215,86 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
     if (cope)
         for (int t = 0; t < nthreads; t++)
             std::fill_n(scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T, (size_t)he * P * D, 0.f);
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
+    parallel_for(B * G, true, [&](int bg) {
+        const int b = bg / G, g = bg % G;
         float* base = scratch + per_thread * thread_index();
         float* ds_buf = base;                                  // (T,T)
         float* zbuf = base + (size_t)T * T;                    // (T,P)
         float* dzbuf = zbuf + (size_t)T * P;                   // (T,P)
         float* dp_row = dzbuf + (size_t)T * P;                 // (T)
         float* de_local = dp_row + T;                          // (he,P,D)
-        for (int h = 0; h < H; h++) {
-            const int g = h / group;
-            CMapRS Q(q + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));
-            CMapRS K(k + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
-            CMapRS V(v + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
-            CMapRS dY(dy + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));
-            MapRS dQ(dq + (size_t)b * T * H * D + h * D, T, D, Strided(H * D));
-            MapRS dK(dk + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
-            MapRS dV(dv + (size_t)b * T * G * D + g * D, T, D, Strided(G * D));
-            CMapR A(att + ((size_t)b * H + h) * T * T, T, T);
+        float* vt = de_local + (size_t)he * P * D;             // (D,T)
+        float* et = vt + (size_t)D * T;                        // (D,P)
+        const float* K = k + (size_t)b * T * GD + g * D;       // (T,D) row stride GD
+        const float* V = v + (size_t)b * T * GD + g * D;
+        float* dK = dk + (size_t)b * T * GD + g * D;
+        float* dV = dv + (size_t)b * T * GD + g * D;
+        transpose_to(vt, V, T, D, GD);
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            const float* Q = q + (size_t)b * T * HD + h * D;   // (T,D) row stride HD
+            const float* dY = dy + (size_t)b * T * HD + h * D;
+            float* dQ = dq + (size_t)b * T * HD + h * D;
+            const float* A = att + ((size_t)b * H + h) * T * T;  // (T,T)
             const float* grow_all = cope ? gates + ((size_t)b * H + h) * T * T : nullptr;
-            MapR dS(ds_buf, T, T);
-            dS.noalias() = dY * V.transpose();        // dP
-            dV.noalias() += A.transpose() * dY;
+            const float* E = attention_cope_table(cope_e, d, h);  // (P,D)
             if (cope) {
-                MapR Z(zbuf, T, P);
-                Z.noalias() = Q * CMapR(attention_cope_table(cope_e, d, h), P, D).transpose();
+                transpose_to(et, E, P, D, D);
+                gemm(false, false, T, P, D, 1.f, Q, HD, et, P, 0.f, zbuf, P);  // Z = Q E^T
                 std::fill_n(dzbuf, (size_t)T * P, 0.f);
             }
-            for (int i = 0; i < T; i++) {
-                const int j0 = first_key(i, d.window);
-                const float* a = A.data() + (size_t)i * T;
-                float* r = &dS(i, 0);
-                // softmax backward, then logit = (s + pl) * scale; masked keys get 0
-                Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
-                Eigen::Map<Eigen::ArrayXf> rv(r + j0, i - j0 + 1);
-                const float dot = (av * rv).sum();
-                rv = av * (rv - dot) * scale;
-                std::fill(r, r + j0, 0.f);
-                std::fill(r + i + 1, r + T, 0.f);
-                if (!cope) continue;
-                const float* grow = grow_all + (size_t)i * T;
-                const float* z = zbuf + (size_t)i * P;
-                float* dz = dzbuf + (size_t)i * P;
-                // r[j] is both ds_ij (direct path) and dpl_ij. Positions are suffix sums of g, so walk
-                // j downward recomputing p_ij exactly as the forward did; scatter dpl into dz; keep dp_ij.
-                float suffix = 0.f;
-                for (int j = i; j >= j0; j--) {
-                    suffix += grow[j];
-                    CopePos cp = cope_pos(suffix, P);
-                    const float dpl = r[j];
-                    dz[cp.f] += (1.f - cp.w) * dpl;
-                    dz[cp.c] += cp.w * dpl;
-                    dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
+            for (int r0 = 0; r0 < T; r0 += k_row_block) {
+                const int r1 = std::min(T, r0 + k_row_block), rb = r1 - r0, kb0 = first_key(r0, d.window),
+                          nk = r1 - kb0;
+                float* dSb = ds_buf + (size_t)r0 * T + kb0;      // (rb, nk) block, row stride T
+                const float* Ab = A + (size_t)r0 * T + kb0;
+                gemm(false, false, rb, nk, D, 1.f, dY + (size_t)r0 * HD, HD, vt + kb0, T, 0.f, dSb, T);  // dP = dY V^T
+                gemm(true, false, nk, D, rb, 1.f, Ab, T, dY + (size_t)r0 * HD, HD, 1.f, dV + (size_t)kb0 * GD,
+                     GD);                                                                               // dV += A^T dY
+                for (int i = r0; i < r1; i++) {
+                    const int j0 = first_key(i, d.window);
+                    const float* a = A + (size_t)i * T;
+                    float* r = ds_buf + (size_t)i * T;
+                    // softmax backward, then logit = (s + pl) * scale; masked keys of the block get 0
+                    Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
+                    Eigen::Map<Eigen::ArrayXf> rv(r + j0, i - j0 + 1);
+                    const float dot = (av * rv).sum();
+                    rv = av * (rv - dot) * scale;
+                    std::fill(r + kb0, r + j0, 0.f);
+                    std::fill(r + i + 1, r + r1, 0.f);
+                    if (!cope) continue;
+                    const float* grow = grow_all + (size_t)i * T;
+                    const float* z = zbuf + (size_t)i * P;
+                    float* dz = dzbuf + (size_t)i * P;
+                    // r[j] is both ds_ij (direct path) and dpl_ij. Positions are suffix sums of g, so walk
+                    // j downward recomputing p_ij exactly as the forward did; scatter dpl into dz; keep dp_ij.
+                    float suffix = 0.f;
+                    for (int j = i; j >= j0; j--) {
+                        suffix += grow[j];
+                        CopePos cp = cope_pos(suffix, P);
+                        const float dpl = r[j];
+                        dz[cp.f] += (1.f - cp.w) * dpl;
+                        dz[cp.c] += cp.w * dpl;
+                        dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
+                    }
+                    // p_ij = sum_{t=j..i} g_it  =>  dg_it = sum_{j0<=j<=t} dp_ij (prefix sum), then sigmoid'.
+                    float prefix = 0.f;
+                    for (int t = j0; t <= i; t++) {
+                        prefix += dp_row[t];
+                        r[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
+                    }
                 }
-                // p_ij = sum_{t=j..i} g_it  =>  dg_it = sum_{j0<=j<=t} dp_ij (prefix sum), then sigmoid'.
-                float prefix = 0.f;
-                for (int t = j0; t <= i; t++) {
-                    prefix += dp_row[t];
-                    r[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
-                }
+                gemm(false, false, rb, D, nk, 1.f, dSb, T, K + (size_t)kb0 * GD, GD, 1.f, dQ + (size_t)r0 * HD,
+                     HD);                                                                               // dQ += dS K
+                gemm(true, false, nk, D, rb, 1.f, dSb, T, Q + (size_t)r0 * HD, HD, 1.f, dK + (size_t)kb0 * GD,
+                     GD);                                                                               // dK += dS^T Q
             }
-            dQ.noalias() += dS * K;
-            dK.noalias() += dS.transpose() * Q;
             if (cope) {
-                CMapR dZ(dzbuf, T, P);
-                dQ.noalias() += dZ * CMapR(attention_cope_table(cope_e, d, h), P, D);
-                MapR dE(d.cope_shared ? de_local : de_local + (size_t)h * P * D, P, D);
-                dE.noalias() += dZ.transpose() * Q;
+                gemm(false, false, T, D, P, 1.f, dzbuf, P, E, D, 1.f, dQ, HD);  // dQ += dZ E
+                float* dE = d.cope_shared ? de_local : de_local + (size_t)h * P * D;
+                gemm(true, false, P, D, T, 1.f, dzbuf, P, Q, HD, 1.f, dE, D);   // dE += dZ^T Q
             }
         }
-    }
+    });
     if (cope)  // fixed-order reduction over threads: deterministic for a given thread count
         for (int t = 0; t < nthreads; t++) {
             const float* de_local = scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T;

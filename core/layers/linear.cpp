@@ -1,25 +1,20 @@
 #include "layers/linear.h"
 
 #include "tensor/eigen.h"
+#include "tensor/gemm.h"
 
 namespace rl {
 
 void linear_forward(float* out, const float* inp, const float* w, const float* bias, int N, int I, int O) {
-    MapR y(out, N, O);                 // (N,O)
-    CMapR x(inp, N, I);                // (N,I)
-    CMapR W(w, O, I);                  // (O,I)
-    y.noalias() = x * W.transpose();
-    if (bias) y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias, O);
+    gemm(false, true, N, O, I, 1.f, inp, I, w, I, 0.f, out, O);  // (N,O) = (N,I) (O,I)^T
+    if (bias) MapR(out, N, O).rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias, O);
 }
 
 void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
                      int N, int I, int O) {
-    CMapR dy(dout, N, O);              // (N,O)
-    CMapR x(inp, N, I);                // (N,I)
-    CMapR W(w, O, I);                  // (O,I)
-    if (dinp) MapR(dinp, N, I).noalias() += dy * W;
-    MapR(dw, O, I).noalias() += dy.transpose() * x;
-    if (dbias) Eigen::Map<Eigen::RowVectorXf>(dbias, O) += dy.colwise().sum();
+    if (dinp) gemm(false, false, N, I, O, 1.f, dout, O, w, I, 1.f, dinp, I);  // (N,I) += (N,O) (O,I)
+    gemm(true, false, O, I, N, 1.f, dout, O, inp, I, 1.f, dw, I);              // (O,I) += (N,O)^T (N,I)
+    if (dbias) Eigen::Map<Eigen::RowVectorXf>(dbias, O) += CMapR(dout, N, O).colwise().sum();
 }
 
 void linear_forward_ref(float* out, const float* inp, const float* w, const float* bias, int N, int I, int O) {

@@ -9,6 +9,7 @@
 
 #include "layers/ffn.h"
 #include "layers/moe_router.h"
+#include "util/threads.h"
 
 namespace rl {
 
@@ -27,16 +28,21 @@ int MoeDims::max_assign() const {
 
 namespace {
 
+// Worth a parallel region: more than one expert and at least ~1 MFLOP of expert work in all.
+bool experts_in_parallel(const MoeDims& d, int A) { return d.E > 1 && 6.0 * A * d.C * d.F > 1e6; }
+
 // 3. Experts: gather each expert's rows, one SwiGLU GEMM chain per expert, weighted scatter-add.
 void moe_experts_forward(float* out, const MoeSaved& sv, const float* x, const MoeWeights& w, const MoeDims& d) {
     const int C = d.C, F = d.F, A = *sv.n_assign;
     for (int r = 0; r < A; r++) std::memcpy(sv.xg + (size_t)r * C, x + (size_t)sv.a_token[r] * C, sizeof(float) * C);
-    for (int e = 0; e < d.E; e++) {
+    // Threads over experts: each writes only its own gathered rows. An expert's GEMMs then run on
+    // one thread (they are a few rows each), which beats splitting each small GEMM over threads.
+    parallel_for(d.E, experts_in_parallel(d, A), [&](int e) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
-        if (n == 0) continue;
+        if (n == 0) return;
         swiglu_ffn_forward(sv.ye + (size_t)r0 * C, sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F,
                            sv.fh + (size_t)r0 * F, sv.xg + (size_t)r0 * C, w.experts[e], n, C, F);
-    }
+    }, /*dynamic=*/true);
     for (int r = 0; r < A; r++) {
         float* o = out + (size_t)sv.a_token[r] * C;
         const float* y = sv.ye + (size_t)r * C;
@@ -108,14 +114,15 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
         b.dw[r] = acc;
     }
     std::memset(b.dxg, 0, sizeof(float) * A * C);
-    for (int e = 0; e < d.E; e++) {
+    // Threads over experts: each writes its own weight gradients and gathered rows' dx.
+    parallel_for(d.E, experts_in_parallel(d, A), [&](int e) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
-        if (n == 0) continue;
+        if (n == 0) return;
         swiglu_ffn_backward(b.dxg + (size_t)r0 * C, g.experts[e], b.dfa + (size_t)r0 * F, b.dfb + (size_t)r0 * F,
                             b.dfh + (size_t)r0 * F, b.dye + (size_t)r0 * C, sv.xg + (size_t)r0 * C,
                             sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F, sv.fh + (size_t)r0 * F, w.experts[e], n, C,
                             F);
-    }
+    }, /*dynamic=*/true);
     for (int r = 0; r < A; r++) {  // scatter the gathered rows' gradients back
         float* o = dx + (size_t)sv.a_token[r] * C;
         const float* gi = b.dxg + (size_t)r * C;

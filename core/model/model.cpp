@@ -1,8 +1,7 @@
 // The transformer, top to bottom (nanoGPT's shape, llm.c's buffers): embeddings, L blocks of
 // attention + FFN with pre- or post-norm residuals, optional final norm, LM head, cross-entropy.
 // Backward walks the same path in reverse. Every buffer is a view into an arena made in
-// activations_create (model/tensors.cpp); nothing here allocates (Eigen's GEMM packing buffers
-// aside: docs/architecture.md §3).
+// activations_create (model/tensors.cpp); nothing here allocates (tests/alloc).
 #include "model/model.h"
 
 #include <algorithm>
@@ -620,7 +619,7 @@ void lm_head_forward(const Model& m, Activations& a, int N) {
     linear_forward(a.logits, head_in, w_head, m.w.lm_head_bias, N, c.d_model, c.vocab_size);
 }
 
-// a.dlogits -> dres = dL/d (last block output); dtmp is scratch.
+// a.logits (holding dL/d logits by now) -> dres = dL/d (last block output); dtmp is scratch.
 void lm_head_backward(Model& m, Activations& a, float* dres, float* dtmp, int N) {
     const ModelConfig& c = m.cfg;
     const float* xf = a.layers.back().out;
@@ -630,7 +629,7 @@ void lm_head_backward(Model& m, Activations& a, float* dres, float* dtmp, int N)
     const size_t NC = (size_t)N * c.d_model;
     float* dhead_in = c.final_norm ? dtmp : dres;  // (N,C)
     zero(dhead_in, NC);
-    linear_backward(dhead_in, dw_head, m.g.lm_head_bias, a.dlogits, head_in, w_head, N, c.d_model, c.vocab_size);
+    linear_backward(dhead_in, dw_head, m.g.lm_head_bias, a.logits, head_in, w_head, N, c.d_model, c.vocab_size);
     if (!c.final_norm) return;
     zero(dres, NC);
     norm_backward(c, dres, m.g.final_norm, m.g.final_norm_bias, dtmp, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd, N);
@@ -751,7 +750,8 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
     for (int i = 0; i < N; i++) n_valid += targets[i] >= 0;
     if (n_valid == 0) return;
     const double th = a.timing ? now_seconds() : 0;
-    crossentropy_backward(a.dlogits, a.logits, targets, N, c.vocab_size, 1.f / n_valid);
+    // In place: the probabilities become dL/d logits (one (N,V) buffer fewer, 3 MB at B=16, V=605).
+    crossentropy_backward(a.logits, a.logits, targets, N, c.vocab_size, 1.f / n_valid);
     lm_head_backward(m, a, a.dres, a.dtmp, N);  // a.dres: dL/d (current block output), flows down the stack
     if (a.timing) a.time_head += now_seconds() - th;
     // The routing losses are means over layers: each layer's gets its weight / L.

@@ -127,7 +127,6 @@ struct Activations {
     float* dres = nullptr; float* dtmp = nullptr; // (N,C)
     float* datty = nullptr; float* dq = nullptr; float* dk = nullptr; float* dv = nullptr; // (N,H*D), (N,H*D), (N,G*D), (N,G*D)
     float* dfa = nullptr; float* dfb = nullptr; float* dfh = nullptr; // (N,F)
-    float* dlogits = nullptr;           // (N,V)
     float* attn_scratch = nullptr;      // attention_scratch_floats
     float* dgates = nullptr;            // (N,H)
     float* datty_raw = nullptr;         // (N,H*D)
@@ -163,6 +162,7 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
 // MoE dims of layer stacks for a batch of N tokens (sub-tokens for MH-MoE).
 MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed);
 // Backward of the last forward (which must have had targets): accumulates into m.grads.
+// a.logits holds dL/d logits afterwards (the probabilities are overwritten in place).
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);
 
 // Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows
@@ -173,8 +173,8 @@ size_t model_skip_scratch_floats(const ModelConfig& c, int T);
 // KV cache for batch 1 generation: per layer (capacity, G*D) keys (after RoPE) and values.
 struct KVCache {
     int capacity = 0, len = 0;
-    std::vector<std::vector<float>> k, v;  // [L] (capacity, G*D)
-    std::vector<float> scratch;            // attention_decode_scratch_floats
+    std::vector<FloatBuffer> k, v;         // [L] (capacity, G*D)
+    FloatBuffer scratch;                   // attention_decode_scratch_floats
 };
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity);
 // Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in

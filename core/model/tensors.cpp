@@ -216,7 +216,7 @@ void layer_acts_declare(const ModelConfig& c, int l, int B, int T, LayerActs& a,
 
 // Backward scratch, shared by all layers (and the skip path's per-thread buffers).
 void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder& b) {
-    const int N = B * T, C = c.d_model, F = c.ffn.d_ff, H = c.n_heads, V = c.vocab_size;
+    const int N = B * T, C = c.d_model, F = c.ffn.d_ff, H = c.n_heads;
     const int HD = H * c.head_dim, GD = c.n_kv_heads * c.head_dim;
     const HeadsConfig& hc = c.attention.heads;
     const bool gated = hc.kind != HeadSelection::all_heads, sparse = c.moe.kind != FfnRouting::dense;
@@ -231,7 +231,6 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
         b.add(a.dfb, "dfb", {N, F});
         b.add(a.dfh, "dfh", {N, F});
     }
-    b.add(a.dlogits, "dlogits", {N, V});
     b.add(a.attn_scratch, "attn_scratch", {(int)attention_scratch_floats(model_attn_dims(c, B, T, T))});
     if (gated) {
         b.add(a.dgates, "dgates", {N, H});
@@ -321,8 +320,8 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity) {
     kv.capacity = capacity;
     kv.len = 0;
-    kv.k.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
-    kv.v.assign(c.n_layers, std::vector<float>((size_t)capacity * c.n_kv_heads * c.head_dim));
+    kv.k.assign(c.n_layers, FloatBuffer((size_t)capacity * c.n_kv_heads * c.head_dim));
+    kv.v.assign(c.n_layers, FloatBuffer((size_t)capacity * c.n_kv_heads * c.head_dim));
     const AttnDims d = model_attn_dims(c, 1, 1, capacity);
     kv.scratch.assign(std::max(attention_decode_scratch_floats(d, capacity), attention_rows_scratch_floats(1, capacity, d.npos)),
                       0.f);

@@ -35,6 +35,7 @@ struct StepStats {
     float lr = 0;
     float grad_norm = 0;   // before clipping
     float tok_per_s = 0;   // this step's B*T / wall time
+    int threads = 0;       // threads the step ran on (ThreadGovernor)
     int window = 0;        // attention window used
     int n_layers = 0;
     LayerRouteStats layers[k_stats_layers];

@@ -1,11 +1,57 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "train/optim.h"
+#include "util/threads.h"
 
 namespace rl {
+
+namespace {
+// Probing the slower count costs its slowdown for k_probe_steps: when one count is far ahead
+// (1.5x or more), look again four times less often.
+int probe_interval(const ThreadGovernor& g) {
+    const double a = g.sec_per_tok[0], b = g.sec_per_tok[1];
+    const bool far = a > 0 && b > 0 && std::max(a, b) > 1.5 * std::min(a, b);
+    return far ? 4 * ThreadGovernor::k_probe_every : ThreadGovernor::k_probe_every;
+}
+}  // namespace
+
+int governor_begin(ThreadGovernor& g) {
+    int want = g.max_threads;
+    if (g.max_threads > 1 && g.use_load && cpu_load_update(g.load)) {
+        if (g.load.others >= 0) {  // free cores, rounded: a process using 0.6 of a core already costs a barrier
+            const int free_cores = (int)(g.cores - g.load.others + 0.5);
+            want = std::clamp(free_cores, 1, g.max_threads);
+        }
+    } else if (g.max_threads > 1) {
+        const int best = g.sec_per_tok[0] > 0 && g.sec_per_tok[1] > 0 && g.sec_per_tok[0] < g.sec_per_tok[1] ? 0 : 1;
+        int use = best;
+        if (g.probe_left > 0) use = 1 - best;                        // re-measuring the other count
+        else if (g.sec_per_tok[0] == 0 && g.since_probe >= 2) use = 0;  // first look at one thread
+        want = use == 0 ? 1 : g.max_threads;
+    }
+    g.current = want;
+    set_thread_count(want);
+    return want;
+}
+
+void governor_end(ThreadGovernor& g, double secs, int tokens) {
+    set_thread_count(g.max_threads);
+    if (g.max_threads <= 1 || tokens <= 0) return;
+    const int slot = g.current == 1 ? 0 : 1;
+    const double x = secs / tokens;
+    double& avg = g.sec_per_tok[slot];
+    avg = avg == 0 ? x : 0.7 * avg + 0.3 * x;
+    if (g.probe_left > 0) {
+        g.probe_left--;
+    } else if (++g.since_probe >= probe_interval(g)) {
+        g.since_probe = 0;
+        g.probe_left = ThreadGovernor::k_probe_steps;
+    }
+}
 
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg) {
     if (Status s = config_validate(cfg); !s) return s;
@@ -40,11 +86,14 @@ Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::uniqu
     s->targets.resize((size_t)B * T);
     s->rng.seed(cfg.train.seed);
     s->prev_entropy = std::log((float)T);  // as if attention were uniform: the widest adaptive window
+    s->threads.max_threads = s->threads.current = thread_count();
+    s->threads.cores = cpu_count();
     return s;
 }
 
 StepStats trainer_step(TrainState& s) {
     const auto t0 = std::chrono::steady_clock::now();
+    governor_begin(s.threads);
     const TrainConfig& tc = s.cfg.train;
     const int B = tc.batch_size, T = s.cfg.model.seq_len;
     batch_sample(s.data->train, B, T, s.rng, s.tokens.data(), s.targets.data());
@@ -65,7 +114,9 @@ StepStats trainer_step(TrainState& s) {
     st.step = s.step;
     st.window = s.acts.window;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    governor_end(s.threads, secs, B * T);
     st.tok_per_s = (float)(B * T / std::max(secs, 1e-9));
+    st.threads = s.threads.current;
     return st;
 }
 

@@ -9,9 +9,32 @@
 #include "model/model.h"
 #include "train/corpus.h"
 #include "train/step_stats.h"
+#include "util/cpu_load.h"
 #include "util/status.h"
 
 namespace rl {
+
+// Threads per training step. Beside another CPU-bound process (a sweep, a browser, a second
+// trainer) a step on every core waits at each of its parallel regions for a thread the OS has
+// descheduled (2 threads fell to 2.2k tok/s where one thread ran 23k); on an idle machine every
+// core is faster. The governor runs on the cores other processes leave free, read from /proc/stat
+// less our own CPU time (cpu_load.h). Where that cannot be read it times both counts instead: an
+// average time per token for 1 thread and for all of them, runs the faster, and re-measures the
+// other for k_probe_steps every k_probe_every steps (4x less often while one is 1.5x ahead).
+struct ThreadGovernor {
+    static constexpr int k_probe_every = 32, k_probe_steps = 2;
+    int max_threads = 1;            // what the arenas were sized for (thread_count() at creation)
+    int current = 1;                // threads of the step in progress
+    double sec_per_tok[2] = {0, 0}; // moving averages: [0] one thread, [1] max_threads (0: unmeasured)
+    int since_probe = 0, probe_left = 0;
+    bool use_load = true;           // false: the timing fallback only (tests; no /proc/stat)
+    CpuLoad load;
+    int cores = 1;                  // online CPUs
+};
+// Threads for the next step (and sets them for this thread's parallel regions).
+int governor_begin(ThreadGovernor& g);
+// Records the step's time; restores max_threads for whatever runs between steps.
+void governor_end(ThreadGovernor& g, double secs, int tokens);
 
 struct TrainState {
     Config cfg;
@@ -24,6 +47,7 @@ struct TrainState {
     std::mt19937_64 rng;
     int step = 0;
     float prev_entropy = 0.f;                   // feeds the adaptive "entropy" window
+    ThreadGovernor threads;
 };
 
 // Validates the config, builds the dataset (tokenizer trained on it) and the model. Every user

@@ -3,13 +3,20 @@
 // fast/ref ratio printed in one run, not absolute times (the machine is shared).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "config/presets.h"
 #include "layers/attention.h"
 #include "layers/linear.h"
 #include "layers/norm.h"
+#include "tensor/gemm.h"
+#ifdef ROUTELAB_BENCH_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 #include "model/model.h"
 
 using namespace rl;
@@ -91,3 +98,71 @@ BENCHMARK(BM_train_step)->Name("forward+backward/seed-baseline B16 T80 V605")->U
 }  // namespace
 
 BENCHMARK_MAIN();
+
+// Every GEMM shape of a seed-baseline step (W_O on, V 605) at B = 1 (80 rows) and B = 16 (1280 rows),
+// forward y = x W^T and the two backward products dx += dy W, dW += dy^T x, through each library
+// gemm.cpp can use. The fastest per case is what gemm_choice() picks (one thread: the bench pins
+// none; run with OMP_NUM_THREADS=1 to compare kernels, 2 to see the threaded split).
+namespace {
+struct GemmCase {
+    const char* name;
+    bool ta, tb;
+    int M, N, K;
+};
+// lib: "eigen", "xsmm" (through gemm_with) or "dnnl" (oneDNN's sgemm called here directly).
+void BM_gemm(benchmark::State& st, std::string lib, GemmCase g) {
+    const bool dnnl = lib == "dnnl";
+    const GemmLib gl = lib == "xsmm" ? GemmLib::xsmm : GemmLib::eigen;
+#ifndef ROUTELAB_BENCH_DNNL
+    if (dnnl) {
+        st.SkipWithError("oneDNN not found at configure time (apt install libdnnl-dev)");
+        return;
+    }
+#endif
+    if (!dnnl && !gemm_available(gl)) {
+        st.SkipWithError("library not built in");
+        return;
+    }
+    const int lda = g.ta ? g.M : g.K, ldb = g.tb ? g.K : g.N;
+    auto a = randn((size_t)g.M * g.K, 11), b = randn((size_t)g.K * g.N, 12);
+    std::vector<float> c((size_t)g.M * g.N);
+    const float beta = g.ta ? 1.f : 0.f;
+    for (auto _ : st) {
+#ifdef ROUTELAB_BENCH_DNNL
+        if (dnnl)
+            dnnl_sgemm(g.ta ? 'T' : 'N', g.tb ? 'T' : 'N', g.M, g.N, g.K, 1.f, a.data(), lda, b.data(), ldb, beta,
+                       c.data(), g.N);
+        else
+#endif
+            gemm_with(gl, g.ta, g.tb, g.M, g.N, g.K, 1.f, a.data(), lda, b.data(), ldb, beta, c.data(), g.N);
+        benchmark::DoNotOptimize(c.data());
+    }
+    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * g.M * g.N * g.K * st.iterations(), benchmark::Counter::kIsRate,
+                                                benchmark::Counter::kIs1000);
+}
+const int k_gemm_registered = [] {
+    std::vector<GemmCase> cases;
+    // linear layers: (in, out) pairs of q, k/v, W_O, SwiGLU gate/up, down, LM head
+    const int io[][2] = {{128, 128}, {128, 64}, {128, 256}, {256, 128}, {128, 605}};
+    for (int rows : {80, 1280})
+        for (auto [I, O] : io) {
+            char buf[3][64];
+            std::snprintf(buf[0], 64, "fwd_%dx%d.(%dx%d)^T", rows, I, O, I);
+            std::snprintf(buf[1], 64, "dx_%dx%d.%dx%d", rows, O, O, I);
+            std::snprintf(buf[2], 64, "dW_(%dx%d)^T.%dx%d", rows, O, rows, I);
+            cases.push_back({strdup(buf[0]), false, true, rows, O, I});
+            cases.push_back({strdup(buf[1]), false, false, rows, I, O});
+            cases.push_back({strdup(buf[2]), true, false, O, I, rows});
+        }
+    // attention blocks: 16 query rows against up to 80 keys, head dim 16, CoPE 64 positions
+    cases.push_back({"scores_16x16.16x80", false, false, 16, 80, 16});
+    cases.push_back({"A.V_16x80.80x16", false, false, 16, 16, 80});
+    cases.push_back({"dK_(16x80)^T.16x16", true, false, 80, 16, 16});
+    cases.push_back({"copeZ_80x16.16x64", false, false, 80, 64, 16});
+    for (const GemmCase& g : cases)
+        for (std::string lib : {"eigen", "xsmm", "dnnl"})
+            benchmark::RegisterBenchmark(("gemm/" + lib + "/" + g.name).c_str(),
+                                         [lib, g](benchmark::State& st) { BM_gemm(st, lib, g); });
+    return 0;
+}();
+}  // namespace

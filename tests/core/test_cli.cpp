@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -169,6 +170,51 @@ TEST_F(Cli, RoutedPresetsParamsProbeAndBenchJson) {
                 1e-9 * bj["flops_routed"].get<double>())
         << "the step costs the forward and a backward of twice its FLOPs";
     EXPECT_NE(b.out.find("vs the plain model"), std::string::npos) << b.out;
+}
+
+// `bench --peer torch` without torch: told how to install it, before any timing runs.
+TEST_F(Cli, BenchPeerTorchWithoutTorchSaysHowToInstall) {
+    const char* was = std::getenv("ROUTELAB_PYTHON");
+    const std::string saved = was ? was : "";
+    ::setenv("ROUTELAB_PYTHON", path("no-such-python3").c_str(), 1);
+    CliRun r = run_cli("bench --preset tiny --seconds 0.01 --peer torch");
+    if (was) ::setenv("ROUTELAB_PYTHON", saved.c_str(), 1);
+    else ::unsetenv("ROUTELAB_PYTHON");
+    expect_one_line_error(r, "scripts/setup.sh --with-torch");
+    EXPECT_EQ(run_cli("bench --preset tiny --peer jax").code, 2);
+}
+
+// The PyTorch peer in the bench: its first-step loss matches RouteLab's and its figures and the
+// ratios land in the JSON (tests/core/test_torch_peer.cpp checks the peer on random weights).
+TEST_F(Cli, BenchPeerTorchLossCheckPassesAndReports) {
+    const char* py = std::getenv("ROUTELAB_PYTHON");
+    const std::string python = py && *py ? py : "/usr/bin/python3";
+    if (std::system(("'" + python + "' -c 'import torch' >/dev/null 2>&1").c_str()) != 0)
+        GTEST_SKIP() << python << " cannot import torch (scripts/setup.sh --with-torch installs it)";
+    for (const char* preset : {"seed-baseline", "moe-top2-8"}) {
+        CliRun b = run_cli(std::string("bench --preset ") + preset + " --vocab-size 605 --seconds 0.02 --peer torch --json " +
+                           path("p.json"));
+        ASSERT_EQ(b.code, 0) << preset << ": " << b.out;
+        EXPECT_NE(b.out.find("loss routelab "), std::string::npos) << b.out;
+        std::ifstream f(dir / "p.json");
+        const nlohmann::json j = nlohmann::json::parse(f, nullptr, false);
+        ASSERT_FALSE(j.is_discarded()) << preset;
+        const nlohmann::json& chk = j["torch_loss_check"];
+        EXPECT_TRUE(chk.value("passed", false)) << preset << ": " << chk.dump();
+        EXPECT_LE(chk.value("diff", 1.0), 1e-4) << preset;
+        EXPECT_GT(chk.value("routelab", 0.0), 1.0) << preset;
+        for (const char* key : {"torch_train_tok_s_b1", "torch_train_tok_s_b16", "torch_forward_tok_s_b16",
+                                "torch_decode_ms_per_token", "vs_torch_train_b1", "vs_torch_train_b16",
+                                "vs_torch_forward_b16", "vs_torch_decode"})
+            EXPECT_GT(j.value(key, 0.0), 0.0) << preset << " " << key;
+        EXPECT_FALSE(j.value("torch_blas", std::string()).empty()) << preset;
+        EXPECT_TRUE(j.contains("torch_blas_kernel")) << preset;
+        if (j.contains("torch_blas_kernel_no_coretype")) {  // a second set of figures, labelled
+            EXPECT_NE(j["torch_blas_kernel_no_coretype"], j["torch_blas_kernel"]) << preset;
+            EXPECT_GT(j.value("torch_train_tok_s_b16_no_coretype", 0.0), 0.0) << preset;
+            EXPECT_GT(j.value("vs_torch_decode_no_coretype", 0.0), 0.0) << preset;
+        }
+    }
 }
 
 TEST_F(Cli, EveryCommandPrintsItsUsageOnHelp) {

@@ -11,6 +11,7 @@
 #include "layers/linear.h"
 #include "layers/norm.h"
 #include "layers/loss.h"
+#include "tensor/gemm.h"
 
 using namespace rl;
 using namespace rl::test;
@@ -24,6 +25,40 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     return m;
 }
 }  // namespace
+
+// Every library gemm() can pick, every transpose case, sub-blocks of wider buffers (ld > width),
+// beta 0 / 1 / other and alpha != 1 (the cases libxsmm cannot take must reach another library).
+TEST(Gemm, EveryLibraryAndCaseMatchesRef) {
+    struct Shape { int M, N, K; };
+    for (Shape sh : {Shape{80, 128, 128}, Shape{16, 80, 16}, Shape{3, 5, 7}, Shape{1, 128, 605}, Shape{4, 300, 20}, Shape{1280, 64, 128}, Shape{80, 605, 128}, Shape{64, 48, 1300}})
+        for (GemmLib lib : {GemmLib::eigen, GemmLib::xsmm})
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++)
+                    for (float beta : {0.f, 1.f, 0.5f}) {
+                        const int M = sh.M, N = sh.N, K = sh.K, pad = 3;
+                        const int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+                        const float alpha = beta == 0.5f ? -0.75f : 1.f;
+                        auto a = randn((size_t)(ta ? K : M) * lda, 1), b = randn((size_t)(tb ? N : K) * ldb, 2);
+                        auto c = randn((size_t)M * ldc, 3), cr = c;
+                        gemm_with(lib, ta, tb, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+                        gemm_ref(ta, tb, M, N, K, alpha, a.data(), lda, b.data(), ldb, beta, cr.data(), ldc);
+                        double worst = 0;
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < ldc; j++) {
+                                const size_t at = (size_t)i * ldc + j;
+                                // padding columns must be left alone
+                                worst = std::max(worst, (double)std::fabs(c[at] - cr[at]) / (1.0 + std::fabs(cr[at])));
+                            }
+                        EXPECT_LT(worst, 1e-5 + 6e-8 * K)  /* fp32 sums: error grows with K */ << gemm_lib_name(lib) << " ta " << ta << " tb " << tb << " beta " << beta
+                                               << " " << M << "x" << N << "x" << K;
+                    }
+    // the choice: tiny products stay in Eigen; libxsmm takes every case at alpha 1, beta 0/1
+    EXPECT_EQ(gemm_choice(false, false, 1, 128, 128, 1.f, 0.f), GemmLib::eigen);
+    EXPECT_EQ(gemm_choice(true, false, 128, 128, 80, 1.f, 0.5f), GemmLib::eigen);
+    if (gemm_available(GemmLib::xsmm))
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) EXPECT_EQ(gemm_choice(ta, tb, 80, 128, 1280, 1.f, 1.f), GemmLib::xsmm);
+}
 
 TEST(Linear, FastMatchesRefAndFiniteDifferences) {
     const int N = 7, I = 5, O = 6;

@@ -422,7 +422,7 @@ TEST_P(SkipTrain, LossAndGradientsEqualDenseMasked) {
     model_zero_grad(m);
     const double ld = model_forward(m, dense, b.tok.data(), b.tgt.data(), B, T, od);
     model_backward(m, dense, b.tok.data(), b.tgt.data());
-    const std::vector<float> gd = m.grads.data;
+    const auto gd = m.grads.data;
     model_zero_grad(m);
     const double ls = model_forward(m, skip, b.tok.data(), b.tgt.data(), B, T, os);
     model_backward(m, skip, b.tok.data(), b.tgt.data());
@@ -451,7 +451,7 @@ TEST_P(SkipTrain, LossAndGradientsEqualDenseMasked) {
     std::printf("[skip-train] %s: loss dense %.7f skip %.7f, worst gradient rel diff %.3g (%s), %d of %d layer-0 pairs off\n",
                 GetParam().name, ld, ls, worst, worst_name.c_str(), off, B * T * c.n_heads);
     // The skip path is deterministic: the same step again gives bit-identical gradients.
-    const std::vector<float> g1 = m.grads.data;
+    const auto g1 = m.grads.data;
     model_zero_grad(m);
     model_forward(m, skip, b.tok.data(), b.tgt.data(), B, T, os);
     model_backward(m, skip, b.tok.data(), b.tgt.data());

@@ -5,15 +5,19 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config/presets.h"
 #include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "train/optim.h"
 #include "train/trainer.h"
+#include "util/threads.h"
 
 using namespace rl;
 namespace fs = std::filesystem;
@@ -260,4 +264,90 @@ TEST(Generate, ReportKeepsPromptNewTokensAndProbeWindowTogether) {
     const GenerationReport e = generate_report(ec, tok, prompt, 5, o, 0.f);
     EXPECT_NE(e.error.find("expert_choice"), std::string::npos) << e.error;
     EXPECT_TRUE(e.new_ids.empty() && e.text.empty());
+}
+
+// The thread governor on made-up step times: it must settle on the faster count, keep
+// re-measuring the other, and follow the machine when the slower one becomes the faster.
+TEST(ThreadGovernor, RunsTheFasterCountAndFollowsTheMachine) {
+    const int saved = thread_count();
+    ThreadGovernor g;
+    g.max_threads = g.current = 2;
+    g.use_load = false;  // the timing fallback
+    double us_one = 4, us_all = 10;  // a contended machine: one thread is faster
+    auto run = [&](int steps) {
+        int on_one = 0;
+        for (int i = 0; i < steps; i++) {
+            const int n = governor_begin(g);
+            EXPECT_EQ(thread_count(), n);
+            on_one += n == 1;
+            governor_end(g, (n == 1 ? us_one : us_all) * 1e-6 * 1000, 1000);
+            EXPECT_EQ(thread_count(), 2) << "between steps every thread is back";
+        }
+        return on_one;
+    };
+    run(40);                       // measures both
+    const int one = run(340);      // then mostly one thread (2.5x ahead: a 2-step probe every 128)
+    EXPECT_GT(one, 340 - 340 / 128 * ThreadGovernor::k_probe_steps - 4);
+    EXPECT_LT(one, 340);
+    us_one = 8, us_all = 4;        // the other process ends: all threads are faster now
+    run(260);                      // by the next probe it notices
+    EXPECT_LT(run(100), 100 / 32 * ThreadGovernor::k_probe_steps + 2);
+    set_thread_count(saved);
+}
+
+// cpu_load sees another process's busy core and not our own work.
+TEST(CpuLoad, CountsOtherProcessesNotOurs) {
+    CpuLoad l;
+    ASSERT_TRUE(cpu_load_update(l)) << "/proc/stat must be readable on Linux";
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {  // another process, busy for 0.8 s
+        const double t0 = now_seconds();
+        volatile double x = 0;
+        while (now_seconds() - t0 < 0.8) x = x + 1;
+        _exit(0);
+    }
+    usleep(400 * 1000);
+    ASSERT_TRUE(cpu_load_update(l, 0.1));
+    EXPECT_GT(l.others, 0.5) << "a busy child process is another process's core";
+    int status = 0;
+    waitpid(child, &status, 0);
+    // our own busy loop is our CPU time, which is taken out of the machine's busy time (the
+    // machine may be busy with other tests, so `others` itself has no upper bound to check here)
+    cpu_load_update(l, 0.0);
+    const double own0 = l.own, t0 = now_seconds();
+    volatile double x = 0;
+    while (now_seconds() - t0 < 0.4) x = x + 1;
+    ASSERT_TRUE(cpu_load_update(l, 0.1));
+    EXPECT_GT(l.own - own0, 0.3) << "our busy 0.4 s must show as our own CPU time";
+    EXPECT_GE(l.others, 0.0);
+}
+
+// The optimizer's fast loops (fixed slices over the threads, vector lanes) against plain loops.
+TEST(Optim, GradClipAndAdamWMatchPlainLoops) {
+    for (size_t n : {size_t(1), size_t(1000), size_t(65536 * 3 + 17)}) {
+        std::mt19937 rng(7);
+        std::normal_distribution<float> nd(0.f, 0.05f);
+        std::vector<float> g(n), p(n), m(n, 0.f), v(n, 0.f);
+        std::vector<unsigned char> mask(n);
+        for (size_t i = 0; i < n; i++) g[i] = nd(rng), p[i] = nd(rng), mask[i] = i % 3 != 0;
+        double ss = 0;
+        for (float x : g) ss += (double)x * x;
+        const double norm = std::sqrt(ss);
+        auto gc = g;
+        const float got = grad_clip(gc.data(), n, 1.f);
+        EXPECT_NEAR(got, norm, 1e-5 * norm) << n;
+        const double scale = norm > 1.0 ? 1.0 / (norm + 1e-6) : 1.0;
+        for (size_t i = 0; i < n; i += 97) EXPECT_NEAR(gc[i], g[i] * scale, 1e-6) << n;
+        auto pr = p, mr = m, vr = v;
+        const AdamWParams ap{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 3};
+        adamw_update(p.data(), gc.data(), m.data(), v.data(), mask.data(), n, ap);
+        const float bc1 = 1.f - std::pow(ap.beta1, 3.f), bc2 = 1.f - std::pow(ap.beta2, 3.f);
+        for (size_t i = 0; i < n; i++) {
+            mr[i] = ap.beta1 * mr[i] + (1 - ap.beta1) * gc[i];
+            vr[i] = ap.beta2 * vr[i] + (1 - ap.beta2) * gc[i] * gc[i];
+            pr[i] -= ap.lr * ((mr[i] / bc1) / (std::sqrt(vr[i] / bc2) + ap.eps) + (mask[i] ? ap.weight_decay * pr[i] : 0.f));
+        }
+        for (size_t i = 0; i < n; i++) ASSERT_NEAR(p[i], pr[i], 1e-6) << n << " at " << i;
+    }
 }
