@@ -412,94 +412,137 @@ void attention_forward_ref(float* y, float* att, const float* q, const float* k,
 
 // ---- the skip path in training: rows with their probabilities saved, and their backward ----
 
-double attention_rows_forward(float* y, int y_stride, float* att, float* gates, float* zbuf, const float* q,
+size_t attention_rows_forward_scratch_floats(int n, int len, int npos, int D) {
+    return (size_t)n * npos + (size_t)D * len + (size_t)D * npos;
+}
+
+namespace {
+
+// The keys [kb0, kend) a block of given rows r0..r1-1 computes: from the first key its first row sees
+// to the last row's position, widened to multiples of k_row_block within len, so the products come
+// in few shapes (the GEMM library generates a kernel per shape; the widened keys are masked anyway).
+struct RowBlock {
+    int r1, kb0, kend;
+};
+RowBlock row_block(const int* pos, int n, int r0, int len, int window) {
+    RowBlock b;
+    b.r1 = std::min(n, r0 + k_row_block);
+    b.kb0 = first_key(pos[r0], window) / k_row_block * k_row_block;
+    b.kend = std::min(len, (pos[b.r1 - 1] + k_row_block) / k_row_block * k_row_block);
+    return b;
+}
+
+}  // namespace
+
+// Causal in blocks of k_row_block given rows, as attention_forward: rows r0..r1-1 (ascending
+// positions) see keys first_key(pos[r0])..pos[r1-1] at most, so a block's score and A.V products
+// skip the keys none of its rows can see. K^T and E^T are made once per call.
+double attention_rows_forward(float* y, int y_stride, float* att, float* gates, float* scratch, const float* q,
                               int q_stride, const int* pos, int n, const float* k, const float* v, int kv_stride,
-                              const float* cope_e, int npos, int D, int window) {
+                              int len, const float* cope_e, int npos, int D, int window) {
     if (n == 0) return 0.0;
+    assert(pos[n - 1] < len && "a query row cannot see keys that are not there yet");
     const float scale = 1.f / std::sqrt((float)D);
-    const int keys = pos[n - 1] + 1;  // no row looks past the last given query
-    MapR S(att, n, keys);             // (n, keys) scores, then probabilities
-    CMapRS Q(q, n, D, Strided(q_stride));
-    CMapRS K(k, keys, D, Strided(kv_stride));
-    CMapRS V(v, keys, D, Strided(kv_stride));
-    S.noalias() = Q * K.transpose();
-    if (npos > 0) MapR(zbuf, n, npos).noalias() = Q * CMapR(cope_e, npos, D).transpose();
+    const int P = npos;
+    float* zbuf = scratch;                       // (n, P)
+    float* kt = zbuf + (size_t)n * P;            // (D, len)
+    float* et = kt + (size_t)D * len;            // (D, P)
+    transpose_to(kt, k, len, D, kv_stride);
+    if (P > 0) {
+        transpose_to(et, cope_e, P, D, D);
+        gemm(false, false, n, P, D, 1.f, q, q_stride, et, P, 0.f, zbuf, P);  // Z = Q E^T
+    }
     double ent = 0.0;
-    for (int r = 0; r < n; r++)
-        ent += row_softmax(att + (size_t)r * keys, npos > 0 ? gates + (size_t)r * keys : nullptr,
-                           npos > 0 ? zbuf + (size_t)r * npos : nullptr, first_key(pos[r], window), pos[r], keys, npos,
-                           scale);
-    MapRS(y, n, D, Strided(y_stride)).noalias() = S * V;
+    for (int r0 = 0, next = 0; r0 < n; r0 = next) {
+        const RowBlock rb = row_block(pos, n, r0, len, window);
+        next = rb.r1;
+        const int nk = rb.kend - rb.kb0;
+        float* Ab = att + (size_t)r0 * len + rb.kb0;  // (rows, nk), row stride len
+        gemm(false, false, rb.r1 - r0, nk, D, 1.f, q + (size_t)r0 * q_stride, q_stride, kt + rb.kb0, len, 0.f, Ab,
+             len);  // S = Q K^T
+        for (int r = r0; r < rb.r1; r++)
+            ent += row_softmax(att + (size_t)r * len, P > 0 ? gates + (size_t)r * len : nullptr,
+                               P > 0 ? zbuf + (size_t)r * P : nullptr, first_key(pos[r], window), pos[r], len, P, scale);
+        gemm(false, false, rb.r1 - r0, D, nk, 1.f, Ab, len, v + (size_t)rb.kb0 * kv_stride, kv_stride, 0.f,
+             y + (size_t)r0 * y_stride, y_stride);  // Y = A V
+    }
     return ent;
 }
 
-size_t attention_rows_backward_scratch_floats(int n, int keys, int npos) {
-    return (size_t)n * keys + 2 * (size_t)n * npos + keys;
+size_t attention_rows_backward_scratch_floats(int n, int len, int npos, int D) {
+    return (size_t)n * len + 2 * (size_t)n * npos + len + (size_t)D * len + (size_t)D * npos;
 }
 
 void attention_rows_backward(float* dq, int dq_stride, float* dk, float* dv, int dkv_stride, float* dcope_e,
                              float* scratch, const float* dy, int dy_stride, const float* q, int q_stride,
-                             const int* pos, int n, const float* k, const float* v, int kv_stride, const float* att,
-                             const float* gates, const float* cope_e, int npos, int D, int window) {
+                             const int* pos, int n, const float* k, const float* v, int kv_stride, int len,
+                             const float* att, const float* gates, const float* cope_e, int npos, int D, int window) {
     if (n == 0) return;
     const float scale = 1.f / std::sqrt((float)D);
-    const int keys = pos[n - 1] + 1, P = npos;
+    const int P = npos;
     const bool cope = P > 0;
-    float* ds_buf = scratch;                          // (n, keys)
-    float* zbuf = ds_buf + (size_t)n * keys;          // (n, P)
+    float* ds_buf = scratch;                          // (n, len)
+    float* zbuf = ds_buf + (size_t)n * len;           // (n, P)
     float* dzbuf = zbuf + (size_t)n * P;              // (n, P)
-    float* dp_row = dzbuf + (size_t)n * P;            // (keys)
-    CMapRS Q(q, n, D, Strided(q_stride));
-    CMapRS K(k, keys, D, Strided(kv_stride));
-    CMapRS V(v, keys, D, Strided(kv_stride));
-    CMapRS dY(dy, n, D, Strided(dy_stride));
-    CMapR A(att, n, keys);
-    MapR dS(ds_buf, n, keys);
-    dS.noalias() = dY * V.transpose();  // dP
-    MapRS(dv, keys, D, Strided(dkv_stride)).noalias() += A.transpose() * dY;
+    float* dp_row = dzbuf + (size_t)n * P;            // (len)
+    float* vt = dp_row + len;                         // (D, len)
+    float* et = vt + (size_t)D * len;                 // (D, P)
+    transpose_to(vt, v, len, D, kv_stride);
     if (cope) {
-        MapR(zbuf, n, P).noalias() = Q * CMapR(cope_e, P, D).transpose();
+        transpose_to(et, cope_e, P, D, D);
+        gemm(false, false, n, P, D, 1.f, q, q_stride, et, P, 0.f, zbuf, P);  // Z = Q E^T
         std::fill_n(dzbuf, (size_t)n * P, 0.f);
     }
-    for (int r = 0; r < n; r++) {
-        const int i = pos[r], j0 = first_key(i, window);
-        const float* a = att + (size_t)r * keys;
-        float* row = ds_buf + (size_t)r * keys;
-        // softmax backward, then logit = (s + pl) * scale; masked keys get 0
-        Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
-        Eigen::Map<Eigen::ArrayXf> rv(row + j0, i - j0 + 1);
-        const float dot = (av * rv).sum();
-        rv = av * (rv - dot) * scale;
-        std::fill(row, row + j0, 0.f);
-        std::fill(row + i + 1, row + keys, 0.f);
-        if (!cope) continue;
-        const float* grow = gates + (size_t)r * keys;
-        const float* z = zbuf + (size_t)r * P;
-        float* dz = dzbuf + (size_t)r * P;
-        // As attention_backward: walk the keys downward recomputing p_ij as the forward did, scatter
-        // dpl into dz, keep dp_ij; then dg_it is the prefix sum of dp, through the sigmoid.
-        float suffix = 0.f;
-        for (int j = i; j >= j0; j--) {
-            suffix += grow[j];
-            CopePos cp = cope_pos(suffix, P);
-            const float dpl = row[j];
-            dz[cp.f] += (1.f - cp.w) * dpl;
-            dz[cp.c] += cp.w * dpl;
-            dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
+    for (int r0 = 0, next = 0; r0 < n; r0 = next) {
+        const RowBlock rb = row_block(pos, n, r0, len, window);
+        next = rb.r1;
+        const int rows = rb.r1 - r0, kb0 = rb.kb0, kend = rb.kend, nk = kend - kb0;
+        float* dSb = ds_buf + (size_t)r0 * len + kb0;  // (rows, nk) block, row stride len
+        const float* Ab = att + (size_t)r0 * len + kb0;
+        const float* dYb = dy + (size_t)r0 * dy_stride;
+        gemm(false, false, rows, nk, D, 1.f, dYb, dy_stride, vt + kb0, len, 0.f, dSb, len);  // dP = dY V^T
+        gemm(true, false, nk, D, rows, 1.f, Ab, len, dYb, dy_stride, 1.f, dv + (size_t)kb0 * dkv_stride,
+             dkv_stride);                                                                  // dV += A^T dY
+        for (int r = r0; r < rb.r1; r++) {
+            const int i = pos[r], j0 = first_key(i, window);
+            const float* a = att + (size_t)r * len;
+            float* row = ds_buf + (size_t)r * len;
+            // softmax backward, then logit = (s + pl) * scale; masked keys of the block get 0
+            Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
+            Eigen::Map<Eigen::ArrayXf> rv(row + j0, i - j0 + 1);
+            const float dot = (av * rv).sum();
+            rv = av * (rv - dot) * scale;
+            std::fill(row + kb0, row + j0, 0.f);
+            std::fill(row + i + 1, row + kend, 0.f);
+            if (!cope) continue;
+            const float* grow = gates + (size_t)r * len;
+            const float* z = zbuf + (size_t)r * P;
+            float* dz = dzbuf + (size_t)r * P;
+            // As attention_backward: walk the keys downward recomputing p_ij as the forward did, scatter
+            // dpl into dz, keep dp_ij; then dg_it is the prefix sum of dp, through the sigmoid.
+            float suffix = 0.f;
+            for (int j = i; j >= j0; j--) {
+                suffix += grow[j];
+                CopePos cp = cope_pos(suffix, P);
+                const float dpl = row[j];
+                dz[cp.f] += (1.f - cp.w) * dpl;
+                dz[cp.c] += cp.w * dpl;
+                dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
+            }
+            float prefix = 0.f;
+            for (int t = j0; t <= i; t++) {
+                prefix += dp_row[t];
+                row[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
+            }
         }
-        float prefix = 0.f;
-        for (int t = j0; t <= i; t++) {
-            prefix += dp_row[t];
-            row[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
-        }
+        gemm(false, false, rows, D, nk, 1.f, dSb, len, k + (size_t)kb0 * kv_stride, kv_stride, 1.f,
+             dq + (size_t)r0 * dq_stride, dq_stride);                                     // dQ += dS K
+        gemm(true, false, nk, D, rows, 1.f, dSb, len, q + (size_t)r0 * q_stride, q_stride, 1.f,
+             dk + (size_t)kb0 * dkv_stride, dkv_stride);                                  // dK += dS^T Q
     }
-    MapRS dQ(dq, n, D, Strided(dq_stride));
-    dQ.noalias() += dS * K;
-    MapRS(dk, keys, D, Strided(dkv_stride)).noalias() += dS.transpose() * Q;
     if (cope) {
-        CMapR dZ(dzbuf, n, P);
-        dQ.noalias() += dZ * CMapR(cope_e, P, D);
-        MapR(dcope_e, P, D).noalias() += dZ.transpose() * Q;
+        gemm(false, false, n, D, P, 1.f, dzbuf, P, cope_e, D, 1.f, dq, dq_stride);  // dQ += dZ E
+        gemm(true, false, P, D, n, 1.f, dzbuf, P, q, q_stride, 1.f, dcope_e, D);    // dE += dZ^T Q
     }
 }
 

@@ -62,22 +62,24 @@ double attention_rows(float* y, int y_stride, float* scratch, const float* q, in
                       int window, const float* scale_out);
 
 // Skip path in training (docs/routing-math.md §3.8): attention_rows with what the backward needs
-// saved. Same rows, conventions and math as attention_rows, with keys = pos[n-1] + 1: att (n, keys)
-// receives the rows' softmax probabilities and, with CoPE, gates (n, keys) the gates
+// saved. Same rows, conventions and math as attention_rows, len keys available (k, v (len, D)):
+// att (n, len) receives the rows' softmax probabilities and, with CoPE, gates (n, len) the gates
 // sigmoid(s/sqrt(D)) (both 0 where masked). y (n, D), row stride y_stride: the unscaled head output.
-// zbuf: (n, npos) scratch (unused without CoPE). Returns the sum of the rows' entropies (nats).
-double attention_rows_forward(float* y, int y_stride, float* att, float* gates, float* zbuf, const float* q,
+// Causal in blocks of rows, as attention_forward. scratch: attention_rows_forward_scratch_floats.
+// Returns the sum of the rows' entropies (nats).
+size_t attention_rows_forward_scratch_floats(int n, int len, int npos, int D);
+double attention_rows_forward(float* y, int y_stride, float* att, float* gates, float* scratch, const float* q,
                               int q_stride, const int* pos, int n, const float* k, const float* v, int kv_stride,
-                              const float* cope_e, int npos, int D, int window);
+                              int len, const float* cope_e, int npos, int D, int window);
 // Backward of attention_rows_forward for the same rows: from dy (n, D) accumulates dq (n, D), dk and
-// dv (keys, D) of the head's kv group (row stride dkv_stride) and, with CoPE, dcope_e (npos, D). Keys
+// dv (len, D) of the head's kv group (row stride dkv_stride) and, with CoPE, dcope_e (npos, D). Keys
 // after pos[n-1] get nothing (no given row sees them). att, gates: as saved by the forward.
-// scratch: attention_rows_backward_scratch_floats(n, keys, npos).
-size_t attention_rows_backward_scratch_floats(int n, int keys, int npos);
+// scratch: attention_rows_backward_scratch_floats(n, len, npos, D).
+size_t attention_rows_backward_scratch_floats(int n, int len, int npos, int D);
 void attention_rows_backward(float* dq, int dq_stride, float* dk, float* dv, int dkv_stride, float* dcope_e,
                              float* scratch, const float* dy, int dy_stride, const float* q, int q_stride,
-                             const int* pos, int n, const float* k, const float* v, int kv_stride, const float* att,
-                             const float* gates, const float* cope_e, int npos, int D, int window);
+                             const int* pos, int n, const float* k, const float* v, int kv_stride, int len,
+                             const float* att, const float* gates, const float* cope_e, int npos, int D, int window);
 // The adjoint of rope_forward_rows: rotates n gradient rows by their negative angles, in place.
 void rope_backward_rows(float* dx, int n, int stride, const int* pos, int D, float theta);
 

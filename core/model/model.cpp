@@ -16,7 +16,7 @@
 #include "layers/loss.h"
 #include "layers/norm.h"
 #include "layers/residual.h"
-#include "tensor/eigen.h"
+#include "tensor/gemm.h"
 #include "util/threads.h"
 
 namespace rl {
@@ -99,11 +99,10 @@ void kv_forward(const ModelConfig& c, const LayerWeights& w, Activations& s, con
         linear_forward(kd, in, w.wk, nullptr, N, C, GD);
         linear_forward(vd, in, w.wv, nullptr, N, C, GD);
     } else {
-        CMapR X(in, N, C);
         for (int g = 0; g < G; g++) {
             if (!s.kv_need[g]) continue;
-            MapRS(kd + g * D, N, D, Strided(GD)).noalias() = X * CMapR(w.wk + (size_t)g * D * C, D, C).transpose();
-            MapRS(vd + g * D, N, D, Strided(GD)).noalias() = X * CMapR(w.wv + (size_t)g * D * C, D, C).transpose();
+            gemm(false, true, N, D, C, 1.f, in, C, w.wk + (size_t)g * D * C, C, 0.f, kd + g * D, GD);
+            gemm(false, true, N, D, C, 1.f, in, C, w.wv + (size_t)g * D * C, C, 0.f, vd + g * D, GD);
         }
     }
     if (c.attention.positional == PosKind::rope) rope_forward(kd, B, T, G, D, c.attention.rope_theta, kv.pos0);
@@ -156,8 +155,8 @@ size_t skip_grad_floats(const ModelConfig& c) {
 // The attention-rows scratch of T rows: attention_rows, or attention_rows_forward's z, or the backward's.
 size_t skip_rows_floats(const ModelConfig& c, int T) {
     const int P = cope_npos(c);
-    return std::max({attention_rows_scratch_floats(T, T, P), attention_rows_backward_scratch_floats(T, T, P),
-                     (size_t)T * std::max(P, 1)});
+    return std::max({attention_rows_scratch_floats(T, T, P), attention_rows_backward_scratch_floats(T, T, P, c.head_dim),
+                     attention_rows_forward_scratch_floats(T, T, P, c.head_dim)});
 }
 
 SkipWork skip_work(const ModelConfig& c, float* base, int T) {
@@ -208,7 +207,7 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
             const float gt = L.head_gates[(size_t)t * H + h];
             if (gt == 0.f) continue;
             idx[0] = t, pos[0] = kv.pos0 + i, sw.gsel[0] = gt;
-            MapR(sw.qh, 1, D).noalias() = CMapR(in + (size_t)t * C, 1, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
+            gemm(false, true, 1, D, C, 1.f, in + (size_t)t * C, C, w.wq + (size_t)h * D * C, C, 0.f, sw.qh, D);
             if (c.attention.positional == PosKind::rope) rope_forward_rows(sw.qh, 1, D, pos, D, c.attention.rope_theta);
             const int g = h / group;
             ent += attention_rows(sw.yh, D, kv.rows_scratch, sw.qh, D, pos, 1, kb + g * D, vb + g * D, GD, kv.pos0 + T,
@@ -216,8 +215,7 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
             *rows_on += 1;
             if (w.wo) {
                 // (1,D) x W_O[:, hD:(h+1)D]^T -> (1,C), added to the row
-                MapR(out + (size_t)idx[0] * C, 1, C).noalias() +=
-                    CMapR(sw.yh, 1, D) * CMapRS(w.wo + h * D, C, D, Strided(HD)).transpose();
+                gemm(false, true, 1, C, D, 1.f, sw.yh, D, w.wo + h * D, HD, 1.f, out + (size_t)idx[0] * C, C);
             } else {
                 std::memcpy(out + (size_t)idx[0] * HD + h * D, sw.yh, sizeof(float) * D);
             }
@@ -253,14 +251,14 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
         if (n == 0) continue;
         const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
         float* qh = L.skip_q + ((size_t)b * H + h) * T * D;  // (n,D)
-        MapR(qh, n, D).noalias() = CMapR(xa, n, C) * CMapR(w.wq + (size_t)h * D * C, D, C).transpose();
+        gemm(false, true, n, D, C, 1.f, xa, C, w.wq + (size_t)h * D * C, C, 0.f, qh, D);
         if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
         const size_t blk = ((size_t)b * H + h) * T * T;
         const int g = h / group;
         float* yb = L.skip_y + ((size_t)b * H + h) * T * D;  // (n,D)
         ent += attention_rows_forward(yb, D, L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr, sw.rows,
-                                      qh, D, pos, n, kb + g * D, vb + g * D, GD, attention_cope_table(w.cope_pos, ad, h),
-                                      ad.npos, D, window);
+                                      qh, D, pos, n, kb + g * D, vb + g * D, GD, T,
+                                      attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window);
         *rows_on += n;
         for (int r = 0; r < n; r++) {
             const float gt = gb[(size_t)pos[r] * H + h];
@@ -270,12 +268,11 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
         }
         if (!w.wo) continue;
         // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
-        const CMapRS Wo(w.wo + h * D, C, D, Strided(HD));
         if (n == T) {
-            MapR(out, T, C).noalias() += CMapR(sw.yh, T, D) * Wo.transpose();
+            gemm(false, true, T, C, D, 1.f, sw.yh, D, w.wo + h * D, HD, 1.f, out, C);
             continue;
         }
-        MapR(sw.proj, n, C).noalias() = CMapR(sw.yh, n, D) * Wo.transpose();
+        gemm(false, true, n, C, D, 1.f, sw.yh, D, w.wo + h * D, HD, 0.f, sw.proj, C);
         for (int r = 0; r < n; r++) {
             float* o = out + (size_t)pos[r] * C;
             const float* pr = sw.proj + (size_t)r * C;
@@ -296,12 +293,15 @@ void attn_heads_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& L, 
         zero(out, (size_t)B * T * (w.wo ? c.d_model : c.n_heads * c.head_dim));
         for (int b = 0; b < B; b++)
             ent += attn_sequence_skip_cached(c, w, L, in, b, T, window, kv, out, thread_skip_work(c, s, 0, T), &rows_on);
-    } else if (B == 1) {
-        ent = attn_sequence_skip_full(c, w, L, in, 0, T, window, thread_skip_work(c, s, 0, T), &rows_on);
     } else {
-#pragma omp parallel for schedule(static) reduction(+ : ent, rows_on)
-        for (int b = 0; b < B; b++)
-            ent += attn_sequence_skip_full(c, w, L, in, b, T, window, thread_skip_work(c, s, thread_index(), T), &rows_on);
+        double ent_part[k_max_threads] = {};  // per-thread sums, added in thread order
+        long rows_part[k_max_threads] = {};
+        parallel_for(B, true, [&](int b) {
+            const int tid = thread_index();
+            ent_part[tid] += attn_sequence_skip_full(c, w, L, in, b, T, window, thread_skip_work(c, s, tid, T),
+                                                     &rows_part[tid]);
+        });
+        for (int t = 0; t < k_max_threads; t++) ent += ent_part[t], rows_on += rows_part[t];
     }
     if (entropy) *entropy = rows_on ? (float)(ent / rows_on) : 0.f;
 }
@@ -338,9 +338,8 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
                 const float* y = yb + (size_t)r * D;
                 for (int d = 0; d < D; d++) sw.yh[(size_t)r * D + d] = gt * y[d];
             }
-            const CMapRS Wo(w.wo + h * D, C, D, Strided(HD));
-            MapR(sw.dyh, n, D).noalias() = CMapR(dor, n, C) * Wo;
-            MapRS(sw.dwo + h * D, C, D, Strided(HD)).noalias() += CMapR(dor, n, C).transpose() * CMapR(sw.yh, n, D);
+            gemm(false, false, n, D, C, 1.f, dor, C, w.wo + h * D, HD, 0.f, sw.dyh, D);      // dY = dO W_O[h]
+            gemm(true, false, C, D, n, 1.f, dor, C, sw.yh, D, 1.f, sw.dwo + h * D, HD);      // dW_O[h] += dO^T (g y)
         } else {
             for (int r = 0; r < n; r++)
                 std::memcpy(sw.dyh + (size_t)r * D, dob + (size_t)pos[r] * HD + h * D, sizeof(float) * D);
@@ -359,19 +358,19 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
         float* dcope = ad.npos ? sw.dcope + (c.attention.cope_shared ? 0 : (size_t)h * ad.npos * D) : nullptr;
         zero(sw.dqh, (size_t)n * D);
         attention_rows_backward(sw.dqh, D, dkb + g * D, dvb + g * D, GD, dcope, sw.rows, sw.dyh, D,
-                                L.skip_q + ((size_t)b * H + h) * T * D, D, pos, n, kb + g * D, vb + g * D, GD,
+                                L.skip_q + ((size_t)b * H + h) * T * D, D, pos, n, kb + g * D, vb + g * D, GD, T,
                                 L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr,
                                 attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window);
         if (c.attention.positional == PosKind::rope) rope_backward_rows(sw.dqh, n, D, pos, D, c.attention.rope_theta);
         // q = x W_q[h]^T: dW_q[h] += dq^T x, dx += dq W_q[h]
         const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
-        const CMapR Wq(w.wq + (size_t)h * D * C, D, C);
-        MapR(sw.dwq + (size_t)h * D * C, D, C).noalias() += CMapR(sw.dqh, n, D).transpose() * CMapR(xa, n, C);
+        const float* Wq = w.wq + (size_t)h * D * C;  // (D,C)
+        gemm(true, false, D, C, n, 1.f, sw.dqh, D, xa, C, 1.f, sw.dwq + (size_t)h * D * C, C);
         if (n == T) {
-            MapR(dxb, T, C).noalias() += CMapR(sw.dqh, T, D) * Wq;
+            gemm(false, false, T, C, D, 1.f, sw.dqh, D, Wq, C, 1.f, dxb, C);
             continue;
         }
-        MapR(sw.dxa, n, C).noalias() = CMapR(sw.dqh, n, D) * Wq;
+        gemm(false, false, n, C, D, 1.f, sw.dqh, D, Wq, C, 0.f, sw.dxa, C);
         for (int r = 0; r < n; r++) {
             float* o = dxb + (size_t)pos[r] * C;
             const float* dr = sw.dxa + (size_t)r * C;
@@ -403,19 +402,15 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
                         float dbalance) {
     const int N = B * T, C = c.d_model, H = c.n_heads, D = c.head_dim, G = c.n_kv_heads, GD = G * D;
     const bool moh = c.attention.heads.kind == HeadSelection::moh;
-    const int nthreads = B == 1 ? 1 : thread_count();
+    const int nthreads = thread_count();  // parallel_for's threads: thread_index() < thread_count()
     const size_t grads = skip_grad_floats(c);
     for (int t = 0; t < nthreads; t++) zero(thread_skip_work(c, s, t, T).dwq, grads);
     zero(s.dgates, (size_t)N * H);  // pairs that are off keep 0
     zero(s.dk, (size_t)N * GD);
     zero(s.dv, (size_t)N * GD);
-    if (B == 1) {
-        attn_sequence_skip_backward(c, w, a, s, din, dout, in, 0, T, window, thread_skip_work(c, s, 0, T));
-    } else {
-#pragma omp parallel for schedule(static)
-        for (int b = 0; b < B; b++)
-            attn_sequence_skip_backward(c, w, a, s, din, dout, in, b, T, window, thread_skip_work(c, s, thread_index(), T));
-    }
+    parallel_for(B, true, [&](int b) {
+        attn_sequence_skip_backward(c, w, a, s, din, dout, in, b, T, window, thread_skip_work(c, s, thread_index(), T));
+    });
     const size_t HDC = (size_t)H * D * C;
     const size_t ne = c.attention.positional == PosKind::cope
                           ? (size_t)(c.attention.cope_shared ? 1 : H) * c.attention.cope_npos * D : 0;
@@ -436,15 +431,11 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
         linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
         return;
     }
-    CMapR X(in, N, C);
-    MapR dX(din, N, C);
     for (int k = 0; k < G; k++) {
         if (!s.kv_need[k]) continue;
         for (auto [dkv, wkv, gkv] : {std::tuple{s.dk, w.wk, g.wk}, {s.dv, w.wv, g.wv}}) {
-            const CMapRS dY(dkv + k * D, N, D, Strided(GD));
-            const CMapR W(wkv + (size_t)k * D * C, D, C);
-            dX.noalias() += dY * W;
-            MapR(gkv + (size_t)k * D * C, D, C).noalias() += dY.transpose() * X;
+            gemm(false, false, N, C, D, 1.f, dkv + k * D, GD, wkv + (size_t)k * D * C, C, 1.f, din, C);  // dX += dY W
+            gemm(true, false, D, C, N, 1.f, dkv + k * D, GD, in, C, 1.f, gkv + (size_t)k * D * C, C);    // dW += dY^T X
         }
     }
 }

@@ -89,8 +89,8 @@ struct LayerActs {
     // the skip path of a full forward (head selection), saved for its backward: block (b, h) holds the
     // n rows of sequence b whose gate for head h is non-zero, packed at its start
     float* skip_q = nullptr;            // (B,H,T,D) the rows' queries after RoPE, (n, D); the memory of q
-    float* skip_att = nullptr;          // (B,H,T,T) the rows' probabilities, (n, keys), keys = last row's position + 1; the memory of att
-    float* skip_gates = nullptr;        // (B,H,T,T) the rows' CoPE gates, (n, keys); the memory of gates (CoPE only)
+    float* skip_att = nullptr;          // (B,H,T,T) the rows' probabilities, (n, T); the memory of att
+    float* skip_gates = nullptr;        // (B,H,T,T) the rows' CoPE gates, (n, T); the memory of gates (CoPE only)
     float* skip_y = nullptr;            // (B,H,T,D) the rows' head outputs before their gates, (n, D); the memory of atty_raw
     std::vector<int> skip_rows;         // (B,H,T+1) block (b, h): n, then the rows' positions, ascending
     HeadRouterSaved hr;                 // MoH router state: r (N,R), mask (N,R), ss (N,S), alpha (N,2)

@@ -287,13 +287,14 @@ TEST(Attention, DecodeRowMatchesFullForwardLastRow) {
 struct RowsCase {
     const char* name;
     int npos, window;
-    std::vector<int> pos;  // the given rows (ascending) of a T = 9 sequence
+    std::vector<int> pos;  // the given rows (ascending)
+    int T = 9;             // of a sequence of T (more than 16 given rows: several causal row blocks)
 };
 class AttentionRows : public ::testing::TestWithParam<RowsCase> {};
 
 TEST_P(AttentionRows, MatchRefFullKernelsAndFiniteDifferences) {
     const RowsCase& c = GetParam();
-    const int T = 9, D = 4, P = c.npos, n = (int)c.pos.size(), keys = c.pos.back() + 1;
+    const int T = c.T, D = 4, P = c.npos, n = (int)c.pos.size(), keys = c.pos.back() + 1;
     // The head reads kv group 1 of 2: keys and values (T, 2D), the group's D columns at offset D.
     auto q_all = randn((size_t)T * D, 31), kv_k = randn((size_t)T * 2 * D, 32), kv_v = randn((size_t)T * 2 * D, 33);
     auto e = randn(P ? (size_t)P * D : 1, 34, 0.5f), R = randn((size_t)n * D, 35);
@@ -304,14 +305,18 @@ TEST_P(AttentionRows, MatchRefFullKernelsAndFiniteDifferences) {
     for (int j = 0; j < T; j++)
         for (int d = 0; d < D; d++) kc[j * D + d] = kv_k[j * 2 * D + D + d], vc[j * D + d] = kv_v[j * 2 * D + D + d];
 
-    std::vector<float> y((size_t)n * D), att((size_t)n * keys), gates((size_t)n * keys), z((size_t)n * std::max(P, 1));
+    // The fast kernel's rows have all T keys (0 where masked); the reference's the keys up to the last row.
+    std::vector<float> y((size_t)n * D), att((size_t)n * T), gates((size_t)n * T),
+        z(attention_rows_forward_scratch_floats(n, T, P, D));
     const double ent = attention_rows_forward(y.data(), D, att.data(), gates.data(), z.data(), q.data(), D, c.pos.data(),
-                                              n, kv_k.data() + D, kv_v.data() + D, 2 * D, ep, P, D, c.window);
+                                              n, kv_k.data() + D, kv_v.data() + D, 2 * D, T, ep, P, D, c.window);
     EXPECT_GT(ent, 0.0);
-    std::vector<float> yr(y.size()), attr(att.size());
+    std::vector<float> yr(y.size()), attr((size_t)n * keys);
     attention_rows_forward_ref(yr.data(), attr.data(), q.data(), c.pos.data(), n, kc.data(), vc.data(), ep, P, D, c.window);
     EXPECT_LT(max_abs_diff(y, yr), 1e-5) << "fast vs ref forward";
-    EXPECT_LT(max_abs_diff(att, attr), 1e-5) << "fast vs ref probabilities";
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < T; j++)
+            EXPECT_NEAR(att[r * T + j], j < keys ? attr[r * keys + j] : 0.f, 1e-5) << "fast vs ref probabilities";
 
     // The same rows of the full kernel (one sequence, one head, the group's keys).
     AttnDims d;
@@ -320,18 +325,18 @@ TEST_P(AttentionRows, MatchRefFullKernelsAndFiniteDifferences) {
     attention_forward(yf.data(), attf.data(), gf.data(), nullptr, scratch.data(), q_all.data(), kc.data(), vc.data(), ep, d);
     for (int r = 0; r < n; r++) {
         for (int dd = 0; dd < D; dd++) EXPECT_NEAR(y[r * D + dd], yf[c.pos[r] * D + dd], 1e-5) << "row " << r;
-        for (int j = 0; j < keys; j++) {
-            EXPECT_NEAR(att[r * keys + j], attf[c.pos[r] * T + j], 1e-6) << "row " << r << " key " << j;
-            if (P) EXPECT_NEAR(gates[r * keys + j], gf[c.pos[r] * T + j], 1e-6) << "gate row " << r << " key " << j;
+        for (int j = 0; j < T; j++) {
+            EXPECT_NEAR(att[r * T + j], attf[c.pos[r] * T + j], 1e-6) << "row " << r << " key " << j;
+            if (P) EXPECT_NEAR(gates[r * T + j], gf[c.pos[r] * T + j], 1e-6) << "gate row " << r << " key " << j;
         }
     }
 
     // Backward: fast vs ref, and vs the full kernel with dy zero on the rows not given.
     std::vector<float> dq((size_t)n * D), dk((size_t)T * 2 * D), dv(dk.size()), de(e.size());
-    std::vector<float> bscr(attention_rows_backward_scratch_floats(n, keys, P));
+    std::vector<float> bscr(attention_rows_backward_scratch_floats(n, T, P, D));
     attention_rows_backward(dq.data(), D, dk.data() + D, dv.data() + D, 2 * D, de.data(), bscr.data(), R.data(), D, q.data(),
-                            D, c.pos.data(), n, kv_k.data() + D, kv_v.data() + D, 2 * D, att.data(), gates.data(), ep, P,
-                            D, c.window);
+                            D, c.pos.data(), n, kv_k.data() + D, kv_v.data() + D, 2 * D, T, att.data(), gates.data(), ep,
+                            P, D, c.window);
     for (int j = 0; j < T; j++)
         for (int dd = 0; dd < D; dd++) {
             EXPECT_EQ(dk[j * 2 * D + dd], 0.f) << "the other group's columns are untouched";
@@ -361,7 +366,7 @@ TEST_P(AttentionRows, MatchRefFullKernelsAndFiniteDifferences) {
     // Finite differences of L = sum(y * R) through the fast forward.
     auto loss = [&] {
         attention_rows_forward(y.data(), D, att.data(), gates.data(), z.data(), q.data(), D, c.pos.data(), n,
-                               kv_k.data() + D, kv_v.data() + D, 2 * D, ep, P, D, c.window);
+                               kv_k.data() + D, kv_v.data() + D, 2 * D, T, ep, P, D, c.window);
         return dot(y, R);
     };
     auto piece = [&] {  // floor of every position p_ij (and the clamp), from the saved gates
@@ -369,7 +374,7 @@ TEST_P(AttentionRows, MatchRefFullKernelsAndFiniteDifferences) {
         for (int r = 0; r < n && P; r++) {
             float p = 0.f;
             for (int j = c.pos[r]; j >= std::max(0, c.pos[r] - c.window + 1); j--) {
-                p += gates[r * keys + j];
+                p += gates[r * T + j];
                 h = hash_mix(h, p > (float)(P - 1) ? 1000003u : (uint64_t)std::floor(p));
             }
         }
@@ -392,7 +397,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(RowsCase{"plain", 0, 1 << 30, {0, 2, 3, 6, 7}}, RowsCase{"sliding3", 0, 3, {1, 4, 5, 8}},
                       RowsCase{"cope", 8, 1 << 30, {0, 2, 3, 6, 7}}, RowsCase{"cope_clamped_npos3", 3, 1 << 30, {2, 5, 8}},
                       RowsCase{"cope_sliding4_all_rows", 8, 4, {0, 1, 2, 3, 4, 5, 6, 7, 8}},
-                      RowsCase{"one_row", 8, 1 << 30, {4}}),
+                      RowsCase{"one_row", 8, 1 << 30, {4}},
+                      RowsCase{"blocks_cope_sliding7", 8, 7, {0, 1, 3, 4, 5, 7, 8, 9, 11, 12, 13, 14, 16, 17, 18, 20, 21,
+                                                               22, 23, 25, 27, 28, 29, 31, 33, 34, 35, 37}, 40},
+                      RowsCase{"blocks_all_rows", 0, 1 << 30, [] { std::vector<int> p(37); for (int i = 0; i < 37; i++) p[i] = i; return p; }(), 37}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Rope, RowsBackwardIsTheAdjoint) {

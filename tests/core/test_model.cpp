@@ -64,9 +64,8 @@ uint64_t skip_cope_piece(const LayerActs& L, int B, int H, int T, int npos, uint
         const int* rows = L.skip_rows.data() + (size_t)bh * (T + 1);
         const int n = rows[0];
         if (n == 0) continue;
-        const int keys = rows[n] + 1;
         for (int r = 0; r < n; r++) {
-            const float* g = L.skip_gates + (size_t)bh * T * T + (size_t)r * keys;
+            const float* g = L.skip_gates + (size_t)bh * T * T + (size_t)r * T;
             float p = 0.f;
             for (int j = rows[1 + r]; j >= 0 && g[j] != 0.f; j--) {  // a gate of 0: outside the window
                 p += g[j];
