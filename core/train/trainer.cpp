@@ -1,6 +1,8 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <malloc.h>
+
 #include <chrono>
 #include <cmath>
 
@@ -57,6 +59,9 @@ Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg) {
     if (Status s = config_validate(cfg); !s) return s;
     auto data = dataset_build(cfg.data);
     if (!data) return data.status;
+    // Training the tokenizer leaves freed heap that glibc keeps mapped; hand it back before the
+    // arenas are made, so the resident set is the run's, not the tokenizer trainer's peak.
+    malloc_trim(0);
     return trainer_create(cfg, std::make_unique<Dataset>(std::move(*data)));
 }
 
