@@ -136,15 +136,19 @@ double speed_peak_gflops(double seconds, int repeats) {
     const long iters = 1 << 20;  // 12 x 16 x 2 x 2^20 = 403 MFLOP per call per thread
     const double flops_per_call = 2.0 * 16 * k_chains * iters * thread_count();
     volatile float sink = 0.f;
-    const double calls_per_s = rate(
-        [&] {
-            float s = 0.f;
+    // The best of the measurements, not their median: a ceiling, which other work on the machine
+    // can only lower.
+    double best = 0;
+    for (int k = 0; k < repeats; k++)
+        best = std::max(best, rate(
+                                  [&] {
+                                      float s = 0.f;
 #pragma omp parallel reduction(+ : s)
-            s += fma_chains(iters, 1.f + thread_index());
-            sink = sink + s;
-        },
-        seconds, repeats);
-    return calls_per_s * flops_per_call / 1e9;
+                                      s += fma_chains(iters, 1.f + thread_index());
+                                      sink = sink + s;
+                                  },
+                                  seconds / repeats, 1));
+    return best * flops_per_call / 1e9;
 }
 
 }  // namespace rl

@@ -21,7 +21,7 @@ struct SpeedReport {
 SpeedReport speed_measure(const Config& cfg, double seconds = 1.0, int repeats = 3);
 // fp32 FMA peak of this machine on thread_count() threads: each thread runs independent chains of
 // vector multiply-adds on registers (no memory traffic), the ceiling a GEMM can approach.
-// Median over `repeats` measurements of at least `seconds`.
+// The best of `repeats` measurements (a ceiling: other work only lowers it), `seconds` in all.
 double speed_peak_gflops(double seconds = 0.3, int repeats = 3);
 
 }  // namespace rl

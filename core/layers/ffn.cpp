@@ -29,12 +29,12 @@ void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gat
     const int nb = (n + k_block - 1) / k_block;
     parallel_for(nb, nb >= 8, [&](int b) {
         const int i0 = b * k_block, len = std::min(k_block, n - i0);
-        Eigen::Map<const Eigen::ArrayXf> g(gate + i0, len), u(up + i0, len), d(dh + i0, len);
+        Eigen::Map<const Eigen::ArrayXf> g(gate + i0, len), u(up + i0, len), d(dh + i0, len);  // d may be dgate
         float sbuf[k_block];  // on the stack: no allocation in a step
         Eigen::Map<Eigen::ArrayXf> s(sbuf, len);
         s = 1.f / (1.f + (-g).exp());
-        Eigen::Map<Eigen::ArrayXf>(dgate + i0, len) += d * u * s * (1.f + g * (1.f - s));
-        Eigen::Map<Eigen::ArrayXf>(dup + i0, len) += d * g * s;
+        Eigen::Map<Eigen::ArrayXf>(dup + i0, len) = d * g * s;                         // before dgate may overwrite d
+        Eigen::Map<Eigen::ArrayXf>(dgate + i0, len) = d * u * s * (1.f + g * (1.f - s));
     });
 }
 
@@ -74,13 +74,12 @@ void swiglu_ffn_forward(float* y, float* fa, float* fb, float* fh, const float* 
     linear_forward(y, fh, w.w_down, nullptr, n, F, C);
 }
 
-void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfa, float* dfb, float* dfh, const float* dy,
+void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfb, float* dfh, const float* dy,
                          const float* x, const float* fa, const float* fb, const float* fh, const SwigluWeights& w,
                          int n, int C, int F) {
     std::memset(dfh, 0, sizeof(float) * n * F);
     linear_backward(dfh, g.w_down, nullptr, dy, fh, w.w_down, n, F, C);
-    std::memset(dfa, 0, sizeof(float) * n * F);
-    std::memset(dfb, 0, sizeof(float) * n * F);
+    float* dfa = dfh;  // d gate overwrites d hidden in place
     swiglu_backward(dfa, dfb, dfh, fa, fb, n * F);
     linear_backward(dx, g.w_gate, nullptr, dfa, x, w.w_gate, n, C, F);
     linear_backward(dx, g.w_up, nullptr, dfb, x, w.w_up, n, C, F);

@@ -8,7 +8,7 @@ namespace rl {
 
 // SwiGLU (Shazeer 2020): h = silu(gate) * up
 void swiglu_forward(float* h, const float* gate, const float* up, int n);
-// Accumulates dgate, dup.
+// Overwrites dgate, dup; dgate may be dh itself (each element reads dh before writing dgate).
 void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int n);
 // GELU, tanh approximation (GPT-2, llm.c)
 void gelu_forward(float* out, const float* x, int n);
@@ -24,8 +24,9 @@ struct SwigluWeights {
 // y (n,C) = W_down (silu(W_gate x) * W_up x); saves fa, fb (n,F) pre-activations and fh (n,F) hidden.
 void swiglu_ffn_forward(float* y, float* fa, float* fb, float* fh, const float* x, const SwigluWeights& w, int n,
                         int C, int F);
-// Accumulates dx (n,C) and the weight gradients in g. dfa/dfb/dfh (n,F) are scratch.
-void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfa, float* dfb, float* dfh, const float* dy,
+// Accumulates dx (n,C) and the weight gradients in g. dfb, dfh (n,F) are scratch (dfh holds d hidden,
+// then d gate in place: one (n,F) buffer fewer than three).
+void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfb, float* dfh, const float* dy,
                          const float* x, const float* fa, const float* fb, const float* fh, const SwigluWeights& w,
                          int n, int C, int F);
 

@@ -81,17 +81,17 @@ void moe_shared_forward(float* out, const MoeSaved& sv, const float* x, const Mo
 // Expert backward scratch, one named view each; the router's scratch follows it.
 struct ExpertScratch {
     float *dye, *dxg;        // (A,C) d expert outputs, d gathered rows
-    float *dfa, *dfb, *dfh;  // (A,F) routed experts' SwiGLU scratch
-    float *sfa, *sfb, *sfh;  // (N,F) shared experts' SwiGLU scratch
+    float *dfb, *dfh;        // (A,F) routed experts' SwiGLU scratch (d gate overwrites dfh)
+    float *sfb, *sfh;        // (N,F) shared experts' SwiGLU scratch
     float *dw, *router;      // (A) d combine weight; moe_router_scratch_floats
     ExpertScratch(float* s, const MoeDims& d) {
         const size_t N = d.N, C = d.C, F = d.F, A = d.max_assign();
-        dye = s, dxg = dye + A * C, dfa = dxg + A * C, dfb = dfa + A * F, dfh = dfb + A * F;
-        sfa = dfh + A * F, sfb = sfa + N * F, sfh = sfb + N * F, dw = sfh + N * F, router = dw + A;
+        dye = s, dxg = dye + A * C, dfb = dxg + A * C, dfh = dfb + A * F;
+        sfb = dfh + A * F, sfh = sfb + N * F, dw = sfh + N * F, router = dw + A;
     }
     static size_t floats(const MoeDims& d) {
         const size_t N = d.N, C = d.C, F = d.F, A = d.max_assign();
-        return A * C * 2 + A * F * 3 + N * F * 3 + A + moe_router_scratch_floats(d);
+        return A * C * 2 + A * F * 2 + N * F * 2 + A + moe_router_scratch_floats(d);
     }
 };
 
@@ -100,7 +100,7 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
                           const MoeSaved& sv, const MoeWeights& w, const MoeDims& d) {
     const int N = d.N, C = d.C, F = d.F, A = *sv.n_assign;
     for (int s = 0; s < d.n_shared; s++)
-        swiglu_ffn_backward(dx, g.shared[s], b.sfa, b.sfb, b.sfh, dout, x, sv.sfa + (size_t)s * N * F,
+        swiglu_ffn_backward(dx, g.shared[s], b.sfb, b.sfh, dout, x, sv.sfa + (size_t)s * N * F,
                             sv.sfb + (size_t)s * N * F, sv.sfh + (size_t)s * N * F, w.shared[s], N, C, F);
     for (int r = 0; r < A; r++) {  // dye = w * dout[t], dw = dout[t] . ye
         const float* go = dout + (size_t)sv.a_token[r] * C;
@@ -118,8 +118,7 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
     parallel_for(d.E, experts_in_parallel(d, A), [&](int e) {
         const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
         if (n == 0) return;
-        swiglu_ffn_backward(b.dxg + (size_t)r0 * C, g.experts[e], b.dfa + (size_t)r0 * F, b.dfb + (size_t)r0 * F,
-                            b.dfh + (size_t)r0 * F, b.dye + (size_t)r0 * C, sv.xg + (size_t)r0 * C,
+        swiglu_ffn_backward(b.dxg + (size_t)r0 * C, g.experts[e], b.dfb + (size_t)r0 * F, b.dfh + (size_t)r0 * F, b.dye + (size_t)r0 * C, sv.xg + (size_t)r0 * C,
                             sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F, sv.fh + (size_t)r0 * F, w.experts[e], n, C,
                             F);
     }, /*dynamic=*/true);

@@ -521,7 +521,7 @@ void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
         return;
     }
     if (c.ffn.kind == FfnKind::swiglu)
-        return swiglu_ffn_backward(din, {g.w_gate, g.w_up, g.w_down}, s.dfa, s.dfb, s.dfh, dout, in, a.fa, a.fb, a.fh,
+        return swiglu_ffn_backward(din, {g.w_gate, g.w_up, g.w_down}, s.dfb, s.dfh, dout, in, a.fa, a.fb, a.fh,
                                    {w.w_gate, w.w_up, w.w_down}, N, C, F);
     zero(s.dfh, (size_t)N * F);
     linear_backward(s.dfh, g.w_down, g.b_down, dout, a.fh, w.w_down, N, F, C);

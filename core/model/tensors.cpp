@@ -226,8 +226,8 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
     b.add(a.dq, "dq", {N, HD});
     b.add(a.dk, "dk", {N, GD});
     b.add(a.dv, "dv", {N, GD});
-    if (!sparse) {
-        b.add(a.dfa, "dfa", {N, F});
+    if (!sparse) {  // SwiGLU's d gate overwrites dfh in place; ReLU/GELU need dfa
+        if (c.ffn.kind != FfnKind::swiglu) b.add(a.dfa, "dfa", {N, F});
         b.add(a.dfb, "dfb", {N, F});
         b.add(a.dfh, "dfh", {N, F});
     }

