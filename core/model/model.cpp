@@ -64,11 +64,13 @@ KvSource kv_of_cache(KVCache& kv, int l) {
 }
 
 // Gates (N,H) of every head for the block input `in`: the MoH router, or static pruning's 1/0.
-void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N) {
+void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s, const float* in,
+                        int N) {
     const HeadsConfig& h = c.attention.heads;
     if (h.kind == HeadSelection::moh) {
         HeadRouterDims rd = router_dims(c, N);
-        head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd);
+        head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
+                            s.router_scratch);
         a.head_balance = head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
     } else {
         for (int t = 0; t < N; t++)
@@ -387,7 +389,7 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
                         int B, int T, int window, const KvSource& kv, bool skip, float* entropy) {
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     skip = skip && gated;
-    if (gated) head_gates_forward(c, w, L, in, B * T);
+    if (gated) head_gates_forward(c, w, L, s, in, B * T);
     kv_forward(c, w, s, L, in, B, T, kv, skip);
     if (skip) attn_heads_skip(c, w, L, s, in, B, T, window, kv, entropy);
     else attn_heads_dense(c, w, L, s, in, B, T, window, kv, entropy);
