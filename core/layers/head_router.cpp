@@ -4,23 +4,15 @@
 #include <cmath>
 #include <vector>
 
-#include "layers/linear.h"
+#include "tensor/gemm.h"
+#include "util/threads.h"
 
 namespace rl {
 
 namespace {
 
 constexpr float k_eps = 1e-9f;
-
-void softmax_rows(float* x, int N, int n) {
-    for (int t = 0; t < N; t++) {
-        float* r = x + (size_t)t * n;
-        const float mx = *std::max_element(r, r + n);
-        float sum = 0.f;
-        for (int i = 0; i < n; i++) sum += r[i] = std::exp(r[i] - mx);
-        for (int i = 0; i < n; i++) r[i] /= sum;
-    }
-}
+constexpr int k_max_heads = 128;  // config_validate: n_heads <= 128
 
 // dz = p * (dp - sum(p * dp)) over one row of n
 void softmax_row_backward(float* dz, const float* p, const float* dp, int n) {
@@ -44,20 +36,51 @@ void topk_indices(int* out, const float* v, int n, int k) {
     }
 }
 
+namespace {
+
+// The router's logits per token, routed then shared then type (S > 0): Z = R + S + 2, or R.
+int logit_count(const HeadRouterDims& d) { return d.R() + (d.S > 0 ? d.S + 2 : 0); }
+
+// [W_r; W_s; W_h] (Z, C) in one buffer: one product computes every logit.
+void stack_weights(float* wcat, const float* w_shared, const float* w_routed, const float* w_type,
+                   const HeadRouterDims& d) {
+    const size_t C = d.C, R = d.R(), S = d.S;
+    std::copy_n(w_routed, R * C, wcat);
+    if (S == 0) return;
+    std::copy_n(w_shared, S * C, wcat + R * C);
+    std::copy_n(w_type, 2 * C, wcat + (R + S) * C);
+}
+
+// Tokens are independent; from 256 rows up they run on the threads (not for decode's one row).
+constexpr int k_parallel_rows = 256;
+
+void softmax_into(float* out, const float* z, int n) {
+    const float mx = *std::max_element(z, z + n);
+    float sum = 0.f;
+    for (int i = 0; i < n; i++) sum += out[i] = std::exp(z[i] - mx);
+    for (int i = 0; i < n; i++) out[i] /= sum;
+}
+
+}  // namespace
+
+int head_router_forward_scratch_floats(const HeadRouterDims& d) { return logit_count(d) * (d.N + d.C); }
+
 void head_router_forward(float* gates, const HeadRouterSaved& sv, const float* x, const float* w_shared,
-                         const float* w_routed, const float* w_type, const HeadRouterDims& d) {
-    const int N = d.N, C = d.C, H = d.H, S = d.S, R = d.R(), K = d.K;
-    linear_forward(sv.r, x, w_routed, nullptr, N, C, R);
-    softmax_rows(sv.r, N, R);
-    if (S > 0) {
-        linear_forward(sv.ss, x, w_shared, nullptr, N, C, S);
-        softmax_rows(sv.ss, N, S);
-        linear_forward(sv.alpha, x, w_type, nullptr, N, C, 2);
-        softmax_rows(sv.alpha, N, 2);
-    }
-    int idx[256];
-    for (int t = 0; t < N; t++) {
-        const float* r = sv.r + (size_t)t * R;
+                         const float* w_routed, const float* w_type, const HeadRouterDims& d, float* scratch) {
+    const int N = d.N, C = d.C, H = d.H, S = d.S, R = d.R(), K = d.K, Z = logit_count(d);
+    float* wcat = scratch;                   // (Z,C)
+    float* z = wcat + (size_t)Z * C;         // (N,Z) logits
+    stack_weights(wcat, w_shared, w_routed, w_type, d);
+    gemm(false, true, N, Z, C, 1.f, x, C, wcat, C, 0.f, z, Z);
+    parallel_for(N, N >= k_parallel_rows, [&](int t) {
+        const float* zt = z + (size_t)t * Z;
+        float* r = sv.r + (size_t)t * R;
+        softmax_into(r, zt, R);
+        if (S > 0) {
+            softmax_into(sv.ss + (size_t)t * S, zt + R, S);
+            softmax_into(sv.alpha + 2 * (size_t)t, zt + R + S, 2);
+        }
+        int idx[k_max_heads];
         float* m = sv.mask + (size_t)t * R;
         float* g = gates + (size_t)t * H;
         std::fill(m, m + R, 0.f);
@@ -71,7 +94,7 @@ void head_router_forward(float* gates, const HeadRouterSaved& sv, const float* x
             if (d.paper) g[S + i] = a2 * r[i] * m[i];
             else g[S + i] = (S > 0 ? 2.f * a2 * K : (float)K) * r[i] * m[i] / sel;
         }
-    }
+    });
 }
 
 float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const HeadRouterDims& d) {
@@ -89,26 +112,25 @@ float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const H
     return d.paper ? loss : R * loss;
 }
 
-// dz rows (N, R+S+2), then one row of dr (R) and one of tmp, which holds R routed or S shared values.
-int head_router_scratch_floats(const HeadRouterDims& d) { return d.N * (d.R() + d.S + 2) + d.R() + std::max(d.R(), d.S); }
+// dz (N, Z) in the order of the logits, then [W_r; W_s; W_h] (Z, C) and its gradient (Z, C).
+int head_router_scratch_floats(const HeadRouterDims& d) { return logit_count(d) * (d.N + 2 * d.C); }
 
 void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* dw_type, float* scratch,
                           const float* dgates, float dbalance, const float* f, const HeadRouterSaved& sv,
                           const float* x, const float* w_shared, const float* w_routed, const float* w_type,
                           const HeadRouterDims& d) {
-    const int N = d.N, C = d.C, H = d.H, S = d.S, R = d.R(), K = d.K;
-    float* dzr = scratch;                      // (N,R)
-    float* dzs = dzr + (size_t)N * R;          // (N,S)
-    float* dzh = dzs + (size_t)N * S;          // (N,2)
-    float* dr = dzh + (size_t)N * 2;           // (R) one row
-    float* tmp = dr + R;                       // (max(R,S)) one row
+    const int N = d.N, C = d.C, H = d.H, S = d.S, R = d.R(), K = d.K, Z = logit_count(d);
+    float* dzall = scratch;                       // (N,Z): routed, shared, type logits' gradients per token
+    float* wcat = dzall + (size_t)N * Z;          // (Z,C)
+    float* dwcat = wcat + (size_t)Z * C;          // (Z,C)
     const float bal = dbalance * (d.paper ? 1.f : (float)R) / N;  // d L_b / d r_ti = scale f_i / N
-    for (int t = 0; t < N; t++) {
+    parallel_for(N, N >= k_parallel_rows, [&](int t) {
+        float dr[k_max_heads], tmp[k_max_heads];  // one row of dr (R), and R routed or S shared values
         const float* r = sv.r + (size_t)t * R;
         const float* m = sv.mask + (size_t)t * R;
         const float* dg = dgates + (size_t)t * H;
         const float a1 = S > 0 ? sv.alpha[2 * t] : 0.f, a2 = S > 0 ? sv.alpha[2 * t + 1] : 1.f;
-        float* dz = dzr + (size_t)t * R;
+        float* dz = dzall + (size_t)t * Z;
         float da1 = 0.f, da2 = 0.f;
         for (int i = 0; i < R; i++) dr[i] = bal * f[i];
         if (d.paper) {
@@ -145,16 +167,20 @@ void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* 
                 da1 += dg[i] * ss[i];
             }
             if (!d.paper) da1 *= 2.f * S;
-            softmax_row_backward(dzs + (size_t)t * S, ss, tmp, S);
+            softmax_row_backward(dz + R, ss, tmp, S);
             const float da[2] = {da1, da2};
-            softmax_row_backward(dzh + (size_t)t * 2, sv.alpha + 2 * t, da, 2);
+            softmax_row_backward(dz + R + S, sv.alpha + 2 * t, da, 2);
         }
-    }
-    linear_backward(dx, dw_routed, nullptr, dzr, x, w_routed, N, C, R);
-    if (S > 0) {
-        linear_backward(dx, dw_shared, nullptr, dzs, x, w_shared, N, C, S);
-        linear_backward(dx, dw_type, nullptr, dzh, x, w_type, N, C, 2);
-    }
+    });
+    // Every logit at once: dx += dz [W_r; W_s; W_h], d[W_r; W_s; W_h] = dz^T x, split into the three.
+    stack_weights(wcat, w_shared, w_routed, w_type, d);
+    gemm(false, false, N, C, Z, 1.f, dzall, Z, wcat, C, 1.f, dx, C);
+    gemm(true, false, Z, C, N, 1.f, dzall, Z, x, C, 0.f, dwcat, C);
+    const size_t RC = (size_t)R * C, SC = (size_t)S * C;
+    for (size_t i = 0; i < RC; i++) dw_routed[i] += dwcat[i];
+    if (S == 0) return;
+    for (size_t i = 0; i < SC; i++) dw_shared[i] += dwcat[RC + i];
+    for (size_t i = 0; i < 2 * (size_t)C; i++) dw_type[i] += dwcat[RC + SC + i];
 }
 
 void head_router_forward_ref(float* gates, float* mask, const float* x, const float* w_shared, const float* w_routed,

@@ -27,12 +27,15 @@ struct HeadRouterSaved {
 };
 
 // gates (N,H). w_shared (S,C), w_routed (R,C), w_type (2,C); w_shared/w_type null when S = 0.
+// scratch: head_router_forward_scratch_floats (the stacked weights and every logit, one product).
+int head_router_forward_scratch_floats(const HeadRouterDims& d);
 void head_router_forward(float* gates, const HeadRouterSaved& sv, const float* x, const float* w_shared,
-                         const float* w_routed, const float* w_type, const HeadRouterDims& d);
+                         const float* w_routed, const float* w_type, const HeadRouterDims& d, float* scratch);
 // f, P (R) from the saved r and mask; returns the balance loss L_b.
 float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const HeadRouterDims& d);
 // dgates (N,H) -> accumulates dx (N,C), dw_shared, dw_routed, dw_type. dbalance = dLoss/dL_b (beta / L);
-// f is the balance's f (held fixed: it carries no gradient). scratch: head_router_scratch_floats.
+// f is the balance's f (held fixed: it carries no gradient). scratch: head_router_scratch_floats
+// (at least head_router_forward_scratch_floats, so one buffer serves both).
 int head_router_scratch_floats(const HeadRouterDims& d);
 void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* dw_type, float* scratch,
                           const float* dgates, float dbalance, const float* f, const HeadRouterSaved& sv,

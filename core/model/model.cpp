@@ -64,11 +64,13 @@ KvSource kv_of_cache(KVCache& kv, int l) {
 }
 
 // Gates (N,H) of every head for the block input `in`: the MoH router, or static pruning's 1/0.
-void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N) {
+void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s, const float* in,
+                        int N) {
     const HeadsConfig& h = c.attention.heads;
     if (h.kind == HeadSelection::moh) {
         HeadRouterDims rd = router_dims(c, N);
-        head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd);
+        head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
+                            s.router_scratch);
         a.head_balance = head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
     } else {
         for (int t = 0; t < N; t++)
@@ -182,6 +184,12 @@ SkipWork thread_skip_work(const ModelConfig& c, const Activations& s, int thread
     return skip_work(c, s.skip_scratch + model_skip_scratch_floats(c, s.T) * thread, T);
 }
 
+// dst (cols, rows) = src^T for a row-major (rows, cols) src.
+void transpose(float* dst, const float* src, int rows, int cols) {
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < cols; k++) dst[(size_t)k * rows + r] = src[(size_t)r * cols + k];
+}
+
 // Rows pos[0..n) of the (T, width) block src, contiguous in dst; src itself when all T rows are asked.
 const float* gather_rows(float* dst, const float* src, const int* pos, int n, int T, int width) {
     if (n == T) return src;
@@ -230,8 +238,9 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
 // computed with the probabilities and CoPE gates kept (L.skip_att, L.skip_gates) and their outputs
 // (L.skip_y: the gate's backward reads them); each output row goes gated into atty (no W_O) or through
 // the head's slice of W_O into attn_out. Inactive pairs stay 0. Returns the rows' entropy sum, counts them.
+// wt: W_q^T (C, H*D), then with W_O W_O^T (H*D, C) (Activations::skip_wt, made once per call of attn_heads_skip).
 double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, LayerActs& L, const float* in, int b,
-                               int T, int window, const SkipWork& sw, long* rows_on) {
+                               int T, int window, const float* wt, const SkipWork& sw, long* rows_on) {
     const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
     const AttnDims ad = model_attn_dims(c, 1, T, window);
     const float* xb = in + (size_t)b * T * C;          // (T,C) this sequence's rows
@@ -251,7 +260,7 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
         if (n == 0) continue;
         const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
         float* qh = L.skip_q + ((size_t)b * H + h) * T * D;  // (n,D)
-        gemm(false, true, n, D, C, 1.f, xa, C, w.wq + (size_t)h * D * C, C, 0.f, qh, D);
+        gemm(false, false, n, D, C, 1.f, xa, C, wt + h * D, HD, 0.f, qh, D);  // x W_q[h]^T
         if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
         const size_t blk = ((size_t)b * H + h) * T * T;
         const int g = h / group;
@@ -268,11 +277,12 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
         }
         if (!w.wo) continue;
         // (n,D) x W_O[:, hD:(h+1)D]^T -> (n,C), added to the rows
+        const float* wot = wt + (size_t)C * HD + (size_t)h * D * C;  // W_O[:, hD:(h+1)D]^T (D,C)
         if (n == T) {
-            gemm(false, true, T, C, D, 1.f, sw.yh, D, w.wo + h * D, HD, 1.f, out, C);
+            gemm(false, false, T, C, D, 1.f, sw.yh, D, wot, C, 1.f, out, C);
             continue;
         }
-        gemm(false, true, n, C, D, 1.f, sw.yh, D, w.wo + h * D, HD, 0.f, sw.proj, C);
+        gemm(false, false, n, C, D, 1.f, sw.yh, D, wot, C, 0.f, sw.proj, C);
         for (int r = 0; r < n; r++) {
             float* o = out + (size_t)pos[r] * C;
             const float* pr = sw.proj + (size_t)r * C;
@@ -294,12 +304,16 @@ void attn_heads_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& L, 
         for (int b = 0; b < B; b++)
             ent += attn_sequence_skip_cached(c, w, L, in, b, T, window, kv, out, thread_skip_work(c, s, 0, T), &rows_on);
     } else {
+        // The weights transposed once, so every sequence's and head's x W^T is a plain product.
+        const int C = c.d_model, HD = c.n_heads * c.head_dim;
+        transpose(s.skip_wt, w.wq, HD, C);
+        if (w.wo) transpose(s.skip_wt + (size_t)C * HD, w.wo, C, HD);
         double ent_part[k_max_threads] = {};  // per-thread sums, added in thread order
         long rows_part[k_max_threads] = {};
         parallel_for(B, true, [&](int b) {
             const int tid = thread_index();
-            ent_part[tid] += attn_sequence_skip_full(c, w, L, in, b, T, window, thread_skip_work(c, s, tid, T),
-                                                     &rows_part[tid]);
+            ent_part[tid] += attn_sequence_skip_full(c, w, L, in, b, T, window, s.skip_wt,
+                                                     thread_skip_work(c, s, tid, T), &rows_part[tid]);
         });
         for (int t = 0; t < k_max_threads; t++) ent += ent_part[t], rows_on += rows_part[t];
     }
@@ -387,7 +401,7 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
                         int B, int T, int window, const KvSource& kv, bool skip, float* entropy) {
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     skip = skip && gated;
-    if (gated) head_gates_forward(c, w, L, in, B * T);
+    if (gated) head_gates_forward(c, w, L, s, in, B * T);
     kv_forward(c, w, s, L, in, B, T, kv, skip);
     if (skip) attn_heads_skip(c, w, L, s, in, B, T, window, kv, entropy);
     else attn_heads_dense(c, w, L, s, in, B, T, window, kv, entropy);

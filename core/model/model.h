@@ -135,6 +135,7 @@ struct Activations {
     float* dxh = nullptr; float* dym = nullptr; // (N,C) MH-MoE
     // skip path (head selection)
     float* skip_scratch = nullptr;      // per thread, model_skip_scratch_floats: gathered rows, one head's rows, attention rows, the thread's dW_q, dW_O, dE
+    float* skip_wt = nullptr;           // (C, H*D) W_q^T, then (H*D, C) W_O^T with W_O: a full forward's skip path
     std::vector<char> kv_need;          // (G) skip path: kv groups some active head reads
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);

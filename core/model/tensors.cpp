@@ -236,6 +236,7 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
         b.add(a.dgates, "dgates", {N, H});
         b.add(a.datty_raw, "datty_raw", {N, HD});
         b.add(a.skip_scratch, "skip_scratch", {(int)(model_skip_scratch_floats(c, T) * thread_count())});
+        b.add(a.skip_wt, "skip_wt", {(c.attention.use_wo ? 2 : 1) * C, HD});
         a.kv_need.assign(c.n_kv_heads, 0);
     }
     if (hc.kind == HeadSelection::moh)

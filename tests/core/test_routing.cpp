@@ -55,7 +55,8 @@ TEST_P(HeadRouter, MatchesRefAndFiniteDifferences) {
     HeadRouterSaved sv{r.data(), mask.data(), ss.data(), alpha.data()};
     const float* wsp = S ? ws.data() : nullptr;
     const float* wtp = S ? wt.data() : nullptr;
-    head_router_forward(gates.data(), sv, x.data(), wsp, wr.data(), wtp, d);
+    std::vector<float> fscratch(head_router_forward_scratch_floats(d));
+    head_router_forward(gates.data(), sv, x.data(), wsp, wr.data(), wtp, d, fscratch.data());
     head_router_forward_ref(gref.data(), mref.data(), x.data(), wsp, wr.data(), wtp, d);
     EXPECT_LT(max_abs_diff(gates.data(), gref.data(), gates.size()), 1e-5);
     EXPECT_EQ(mask, mref);
@@ -74,7 +75,7 @@ TEST_P(HeadRouter, MatchesRefAndFiniteDifferences) {
     const float lambda = 5.f;  // weight of the balance loss in the test loss (large: K = 1 learns only through it)
     std::vector<float> f(R), P(R);
     auto loss = [&] {
-        head_router_forward(gates.data(), sv, x.data(), wsp, wr.data(), wtp, d);
+        head_router_forward(gates.data(), sv, x.data(), wsp, wr.data(), wtp, d, fscratch.data());
         return dot(gates, Rg) + lambda * head_router_balance(f.data(), P.data(), sv, d);
     };
     loss();
@@ -112,7 +113,8 @@ TEST(HeadRouter, BackwardStaysInsideItsScratchWithMoreSharedThanRoutedHeads) {
         std::vector<float> gates((size_t)N * H), r((size_t)N * R), mask((size_t)N * R), ss((size_t)N * S), alpha(2 * N);
         std::vector<float> f(R), P(R), dx((size_t)N * C), dws(ws.size()), dwr(wr.size()), dwt(wt.size());
         HeadRouterSaved sv{r.data(), mask.data(), ss.data(), alpha.data()};
-        head_router_forward(gates.data(), sv, x.data(), ws.data(), wr.data(), wt.data(), d);
+        std::vector<float> fscratch(head_router_forward_scratch_floats(d));
+        head_router_forward(gates.data(), sv, x.data(), ws.data(), wr.data(), wt.data(), d, fscratch.data());
         head_router_balance(f.data(), P.data(), sv, d);
         const size_t n = head_router_scratch_floats(d), guard = 64;
         std::vector<float> scratch(n + guard, 12345.f);
@@ -129,7 +131,7 @@ TEST(HeadRouter, KEqualsOneGivesTheRouterNoTaskGradient) {
     auto x = randn(20, 1), wr = randn(16, 2), Rg = randn(20, 3);
     std::vector<float> gates(20), r(20), mask(20), f(4), P(4), dx(20), dwr(16), scratch(head_router_scratch_floats(d));
     HeadRouterSaved sv{r.data(), mask.data(), nullptr, nullptr};
-    head_router_forward(gates.data(), sv, x.data(), nullptr, wr.data(), nullptr, d);
+    head_router_forward(gates.data(), sv, x.data(), nullptr, wr.data(), nullptr, d, scratch.data());
     head_router_balance(f.data(), P.data(), sv, d);
     head_router_backward(dx.data(), nullptr, dwr.data(), nullptr, scratch.data(), Rg.data(), 0.f, f.data(), sv, x.data(),
                          nullptr, wr.data(), nullptr, d);
