@@ -7,8 +7,6 @@
 
 namespace rl {
 
-
-
 constexpr int k_max_threads = 64;  // per-thread partial sums live in arrays of this size
 
 inline int thread_count() {
