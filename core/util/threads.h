@@ -1,4 +1,4 @@
-// OpenMP thread index/count (1 and 0 without OpenMP) and a monotonic clock in seconds.
+// OpenMP thread index/count (1 and 0 without OpenMP), parallel_for, and a monotonic clock in seconds.
 #pragma once
 #include <chrono>
 #ifdef _OPENMP
