@@ -65,6 +65,36 @@ float row_softmax(float* row, float* g_row, const float* z, int j0, int i, int r
     return ent;
 }
 
+// Backward of one row of row_softmax, in place: r[j0..i] holds dL/dP on entry and dL/dS on return
+// (the block's other keys kb0..kend-1 get 0). With CoPE (grow non-null: the row's gates, z = q.e):
+// r[j] is both ds_ij and dpl_ij; positions are suffix sums of g, so walk j downward recomputing
+// p_ij as the forward did, scatter dpl into dz and keep dp_ij; then dg_it is the prefix sum of dp,
+// through the sigmoid. dp_row: scratch of the row's length.
+void softmax_row_backward(float* r, const float* a, const float* grow, const float* z, float* dz, float* dp_row,
+                          int j0, int i, int kb0, int kend, int npos, float scale) {
+    Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
+    Eigen::Map<Eigen::ArrayXf> rv(r + j0, i - j0 + 1);
+    const float dot = (av * rv).sum();
+    rv = av * (rv - dot) * scale;
+    std::fill(r + kb0, r + j0, 0.f);
+    std::fill(r + i + 1, r + kend, 0.f);
+    if (!grow) return;
+    float suffix = 0.f;
+    for (int j = i; j >= j0; j--) {
+        suffix += grow[j];
+        CopePos cp = cope_pos(suffix, npos);
+        const float dpl = r[j];
+        dz[cp.f] += (1.f - cp.w) * dpl;
+        dz[cp.c] += cp.w * dpl;
+        dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
+    }
+    float prefix = 0.f;  // p_ij = sum_{t=j..i} g_it  =>  dg_it = sum_{j0<=j<=t} dp_ij
+    for (int t = j0; t <= i; t++) {
+        prefix += dp_row[t];
+        r[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
+    }
+}
+
 inline int first_key(int i, int window) { return std::max(0, i - window + 1); }
 
 }  // namespace
@@ -250,39 +280,10 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
                 gemm(false, false, rb, nk, D, 1.f, dY + (size_t)r0 * HD, HD, vt + kb0, T, 0.f, dSb, T);  // dP = dY V^T
                 gemm(true, false, nk, D, rb, 1.f, Ab, T, dY + (size_t)r0 * HD, HD, 1.f, dV + (size_t)kb0 * GD,
                      GD);                                                                               // dV += A^T dY
-                for (int i = r0; i < r1; i++) {
-                    const int j0 = first_key(i, d.window);
-                    const float* a = A + (size_t)i * T;
-                    float* r = ds_buf + (size_t)i * T;
-                    // softmax backward, then logit = (s + pl) * scale; masked keys of the block get 0
-                    Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
-                    Eigen::Map<Eigen::ArrayXf> rv(r + j0, i - j0 + 1);
-                    const float dot = (av * rv).sum();
-                    rv = av * (rv - dot) * scale;
-                    std::fill(r + kb0, r + j0, 0.f);
-                    std::fill(r + i + 1, r + r1, 0.f);
-                    if (!cope) continue;
-                    const float* grow = grow_all + (size_t)i * T;
-                    const float* z = zbuf + (size_t)i * P;
-                    float* dz = dzbuf + (size_t)i * P;
-                    // r[j] is both ds_ij (direct path) and dpl_ij. Positions are suffix sums of g, so walk
-                    // j downward recomputing p_ij exactly as the forward did; scatter dpl into dz; keep dp_ij.
-                    float suffix = 0.f;
-                    for (int j = i; j >= j0; j--) {
-                        suffix += grow[j];
-                        CopePos cp = cope_pos(suffix, P);
-                        const float dpl = r[j];
-                        dz[cp.f] += (1.f - cp.w) * dpl;
-                        dz[cp.c] += cp.w * dpl;
-                        dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
-                    }
-                    // p_ij = sum_{t=j..i} g_it  =>  dg_it = sum_{j0<=j<=t} dp_ij (prefix sum), then sigmoid'.
-                    float prefix = 0.f;
-                    for (int t = j0; t <= i; t++) {
-                        prefix += dp_row[t];
-                        r[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
-                    }
-                }
+                for (int i = r0; i < r1; i++)
+                    softmax_row_backward(ds_buf + (size_t)i * T, A + (size_t)i * T,
+                                         cope ? grow_all + (size_t)i * T : nullptr, zbuf + (size_t)i * P,
+                                         dzbuf + (size_t)i * P, dp_row, first_key(i, d.window), i, kb0, r1, P, scale);
                 gemm(false, false, rb, D, nk, 1.f, dSb, T, K + (size_t)kb0 * GD, GD, 1.f, dQ + (size_t)r0 * HD,
                      HD);                                                                               // dQ += dS K
                 gemm(true, false, nk, D, rb, 1.f, dSb, T, Q + (size_t)r0 * HD, HD, 1.f, dK + (size_t)kb0 * GD,
@@ -503,38 +504,10 @@ void attention_rows_backward(float* dq, int dq_stride, float* dk, float* dv, int
         gemm(false, false, rows, nk, D, 1.f, dYb, dy_stride, vt + kb0, len, 0.f, dSb, len);  // dP = dY V^T
         gemm(true, false, nk, D, rows, 1.f, Ab, len, dYb, dy_stride, 1.f, dv + (size_t)kb0 * dkv_stride,
              dkv_stride);                                                                  // dV += A^T dY
-        for (int r = r0; r < rb.r1; r++) {
-            const int i = pos[r], j0 = first_key(i, window);
-            const float* a = att + (size_t)r * len;
-            float* row = ds_buf + (size_t)r * len;
-            // softmax backward, then logit = (s + pl) * scale; masked keys of the block get 0
-            Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
-            Eigen::Map<Eigen::ArrayXf> rv(row + j0, i - j0 + 1);
-            const float dot = (av * rv).sum();
-            rv = av * (rv - dot) * scale;
-            std::fill(row + kb0, row + j0, 0.f);
-            std::fill(row + i + 1, row + kend, 0.f);
-            if (!cope) continue;
-            const float* grow = gates + (size_t)r * len;
-            const float* z = zbuf + (size_t)r * P;
-            float* dz = dzbuf + (size_t)r * P;
-            // As attention_backward: walk the keys downward recomputing p_ij as the forward did, scatter
-            // dpl into dz, keep dp_ij; then dg_it is the prefix sum of dp, through the sigmoid.
-            float suffix = 0.f;
-            for (int j = i; j >= j0; j--) {
-                suffix += grow[j];
-                CopePos cp = cope_pos(suffix, P);
-                const float dpl = row[j];
-                dz[cp.f] += (1.f - cp.w) * dpl;
-                dz[cp.c] += cp.w * dpl;
-                dp_row[j] = cp.clamped ? 0.f : dpl * (z[cp.c] - z[cp.f]);
-            }
-            float prefix = 0.f;
-            for (int t = j0; t <= i; t++) {
-                prefix += dp_row[t];
-                row[t] += prefix * grow[t] * (1.f - grow[t]) * scale;
-            }
-        }
+        for (int r = r0; r < rb.r1; r++)
+            softmax_row_backward(ds_buf + (size_t)r * len, att + (size_t)r * len,
+                                 cope ? gates + (size_t)r * len : nullptr, zbuf + (size_t)r * P, dzbuf + (size_t)r * P,
+                                 dp_row, first_key(pos[r], window), pos[r], kb0, kend, P, scale);
         gemm(false, false, rows, D, nk, 1.f, dSb, len, k + (size_t)kb0 * kv_stride, kv_stride, 1.f,
              dq + (size_t)r0 * dq_stride, dq_stride);                                     // dQ += dS K
         gemm(true, false, nk, D, rows, 1.f, dSb, len, q + (size_t)r0 * q_stride, q_stride, 1.f,
