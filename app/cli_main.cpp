@@ -24,6 +24,7 @@
 #include "infer/generate.h"
 #include "infer/speed.h"
 #include "io/checkpoint.h"
+#include "io/export.h"
 #include "metrics/metrics_csv.h"
 #include "metrics/routing_report.h"
 #include "metrics/routing_summary.h"
@@ -603,6 +604,69 @@ int cmd_bench(const Args& a) {
     return 0;
 }
 
+// export: the routing of a preset, config or checkpoint as Megatron-Core arguments or a Hugging Face
+// config.json (+ model.safetensors with --weights); docs/export.md.
+int cmd_export(const Args& a) {
+    if (!a.has("format") || (a.opt.at("format") != "hf" && a.opt.at("format") != "megatron"))
+        return usage("export needs --format hf or --format megatron");
+    const bool hf = a.opt.at("format") == "hf", weights = a.flag("weights");
+    if (weights && !hf) return usage("--weights goes with --format hf (Megatron-Core takes its own checkpoints)");
+    if (weights && !a.has("out")) return usage("--weights needs --out DIR (config.json and model.safetensors go there)");
+    if (a.has("checkpoint") && (a.has("preset") || a.has("config")))
+        return usage("give --checkpoint, --preset or --config, not two");
+    Config cfg;
+    std::unique_ptr<LoadedCheckpoint> ck;
+    if (a.has("checkpoint")) {
+        auto loaded = checkpoint_load(a.opt.at("checkpoint"));
+        if (!loaded) return fail(loaded.status.msg);
+        ck = std::move(*loaded);
+        cfg = ck->cfg;
+    } else {
+        auto c = load_config(a);
+        if (!c) return fail(c.status.msg);
+        cfg = *c;
+        auto v = resolve_vocab(cfg);
+        if (!v) return fail(v.status.msg);
+        cfg.model.vocab_size = *v;
+    }
+    std::string text;
+    if (hf) text = export_hf_config(cfg).dump(2) + "\n";
+    else text = export_megatron(cfg);
+    if (!a.has("out")) {
+        std::cout << text;
+        return 0;
+    }
+    std::string path = a.opt.at("out");
+    if (hf) {  // a directory, as Hugging Face loads it
+        std::error_code ec;
+        std::filesystem::create_directories(path, ec);
+        if (ec) return fail("cannot create '" + path + "': " + ec.message());
+        path = (std::filesystem::path(path) / "config.json").string();
+    }
+    {
+        std::ofstream f(path + ".tmp");
+        f << text;
+        f.close();
+        if (!f) return fail("cannot write '" + path + "' (is the disk full or the folder read-only?)");
+    }
+    std::error_code ec;
+    std::filesystem::rename(path + ".tmp", path, ec);
+    if (ec) return fail("cannot write '" + path + "': " + ec.message());
+    std::cerr << "wrote " << path << "\n";
+    if (!weights) return 0;
+    Model fresh;
+    if (!ck) {
+        model_create(fresh, cfg.model, cfg.train.seed, cfg.train.init_std);
+        std::cerr << "note: no --checkpoint, so the weights are the initial ones of train.seed " << cfg.train.seed << "\n";
+    }
+    const Model& m = ck ? ck->model : fresh;
+    if (Status s = export_hf_weights(a.opt.at("out"), m); !s) return fail(s.msg);
+    std::cerr << "wrote " << (std::filesystem::path(a.opt.at("out")) / "model.safetensors").string();
+    if (!cfg.model.attention.use_wo) std::cerr << " (o_proj added as the identity: this model has no W_O)";
+    std::cerr << "\n";
+    return 0;
+}
+
 // One row per command: its usage lines, the options that take a value, and what runs it.
 struct Command {
     const char* name;
@@ -629,6 +693,11 @@ const std::vector<Command>& commands() {
          "  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]\n"
          "                        [--checkpoint F] [--peer torch] [--set key=value ...]\n",
          {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint", "peer"}, cmd_bench},
+        {"export",
+         "  routelab-cli export   --preset P | --config F | --checkpoint F --format hf|megatron\n"
+         "                        [--out F] [--weights] [--set key=value ...]\n"
+         "                        (hf: --out is a folder for config.json, and model.safetensors with --weights)\n",
+         {"preset", "config", "checkpoint", "format", "out", "set"}, cmd_export},
     };
     return c;
 }
@@ -663,7 +732,7 @@ int main(int argc, char** argv) {
     const auto& table = commands();
     auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
     if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
-    const std::vector<std::string> bool_flags = {"json", "sample"};
+    const std::vector<std::string> bool_flags = {"json", "sample", "weights"};
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--help" || k == "-h") return command_help(*it);

@@ -37,9 +37,9 @@ Result<std::unique_ptr<TrainState>> Session::prepareFromCheckpoint(const std::st
     if (s.data->tok.to_json() != c.tok.to_json())
         return Status::error("checkpoint " + path + " was trained with another vocabulary than its corpus (" + cfg.data.corpus +
                              ") gives now; open that corpus or retrain");
-    if (s.model.params.data.size() != c.model.params.data.size())
+    if (s.model.params.data.size() != c.model.params.data.size() || s.model.buffers.data.size() != c.model.buffers.data.size())
         return Status::error("checkpoint " + path + ": parameter count differs from its config; the file is damaged");
-    s.model.params.data = c.model.params.data;
+    model_copy_state(s.model, c.model);
     s.step = c.info.step;
     s.prev_entropy = c.info.attn_entropy;
     return st;

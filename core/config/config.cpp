@@ -40,6 +40,12 @@ const EnumName<MoeRouting> k_moe_routing[] = {{MoeRouting::topk, "topk"}, {MoeRo
                                               {MoeRouting::noisy_topk, "noisy_topk"},
                                               {MoeRouting::expert_choice, "expert_choice"}};
 const EnumName<AuxConvention> k_aux[] = {{AuxConvention::switch_t, "switch"}, {AuxConvention::hf, "hf"}};
+const EnumName<ScoreFunction> k_scores[] = {{ScoreFunction::softmax, "softmax"}, {ScoreFunction::sigmoid, "sigmoid"}};
+const EnumName<LoadBalancing> k_balancing[] = {{LoadBalancing::aux_loss, "aux_loss"},
+                                               {LoadBalancing::seq_aux_loss, "seq_aux_loss"},
+                                               {LoadBalancing::global_aux_loss, "global_aux_loss"},
+                                               {LoadBalancing::none, "none"}};
+const EnumName<TokenDropPolicy> k_drop[] = {{TokenDropPolicy::position, "position"}, {TokenDropPolicy::probs, "probs"}};
 
 template <class E, size_t N>
 const char* enum_name(const EnumName<E> (&table)[N], E v) {
@@ -146,6 +152,8 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.attention.heads.n_active_routed", h.n_active_routed);
     visit("model.attention.heads.beta", h.beta);
     visit("model.attention.heads.gate_scaling", h.gate_scaling, k_scalings);
+    visit("model.attention.heads.head_bias", h.head_bias);
+    visit("model.attention.heads.bias_update_rate", h.bias_update_rate);
     visit("model.ffn.kind", m.ffn.kind, k_ffns);
     visit("model.ffn.d_ff", m.ffn.d_ff);
     visit("model.moe.kind", e.kind, k_ffn_routing);
@@ -160,6 +168,15 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.moe.z_loss_weight", e.z_loss_weight);
     visit("model.moe.jitter", e.jitter);
     visit("model.moe.n_heads", e.n_heads);
+    visit("model.moe.score_function", e.score_function, k_scores);
+    visit("model.moe.expert_bias", e.expert_bias);
+    visit("model.moe.bias_update_rate", e.bias_update_rate);
+    visit("model.moe.load_balancing", e.load_balancing, k_balancing);
+    visit("model.moe.global_aux_window", e.global_aux_window);
+    visit("model.moe.topk_scaling_factor", e.topk_scaling_factor);
+    visit("model.moe.n_groups", e.n_groups);
+    visit("model.moe.group_topk", e.group_topk);
+    visit("model.moe.token_drop_policy", e.token_drop_policy, k_drop);
     visit("train.steps", t.steps);
     visit("train.batch_size", t.batch_size);
     visit("train.lr", t.lr);
@@ -241,6 +258,9 @@ const char* head_selection_name(HeadSelection k) { return enum_name(k_heads, k);
 const char* ffn_routing_name(FfnRouting k) { return enum_name(k_ffn_routing, k); }
 const char* moe_routing_name(MoeRouting k) { return enum_name(k_moe_routing, k); }
 const char* aux_convention_name(AuxConvention k) { return enum_name(k_aux, k); }
+const char* score_function_name(ScoreFunction k) { return enum_name(k_scores, k); }
+const char* load_balancing_name(LoadBalancing k) { return enum_name(k_balancing, k); }
+const char* token_drop_policy_name(TokenDropPolicy k) { return enum_name(k_drop, k); }
 
 MhMoeMatch mh_moe_match_flops(int d_model, int n_heads, int smoe_experts, int smoe_d_ff, int top_k) {
     const int c = 3;  // SwiGLU: gate, up, down
@@ -404,6 +424,46 @@ Status validate_heads(const ModelConfig& m) {
     // Weights and factors are range-checked whatever the routing kind: they are live-changeable, and
     // a value that could never be right is refused even where it has no effect yet.
     if (!(h.beta >= 0 && h.beta < 10)) return bad("model.attention.heads.beta", "must be in [0, 10)");
+    if (h.head_bias && h.kind != HeadSelection::moh)
+        return bad("model.attention.heads.head_bias", "needs routed heads (heads.kind=moh); it balances the head router");
+    if (!(h.bias_update_rate >= 0 && h.bias_update_rate < 1))
+        return bad("model.attention.heads.bias_update_rate", "must be in [0, 1)");
+    return Status::ok();
+}
+
+// The engine-routing keys (docs/routing-math.md §12): which routings each one applies to.
+Status validate_engine_routing(const MoeConfig& e) {
+    const bool token_choice = e.routing == MoeRouting::topk || e.routing == MoeRouting::top1_capacity;
+    if (e.score_function == ScoreFunction::sigmoid && !token_choice)
+        return bad("model.moe.score_function", "sigmoid needs routing topk or top1_capacity, got " +
+                                                   std::string(moe_routing_name(e.routing)));
+    if (e.expert_bias && !token_choice)
+        return bad("model.moe.expert_bias", "needs routing topk or top1_capacity (expert choice is balanced by "
+                                            "construction; noisy top-k balances with its noise), got " +
+                                                std::string(moe_routing_name(e.routing)));
+    if (e.load_balancing != LoadBalancing::aux_loss && e.load_balancing != LoadBalancing::none &&
+        e.routing == MoeRouting::expert_choice)
+        return bad("model.moe.load_balancing", "expert_choice takes aux_loss or none (its load is fixed)");
+    if (!in(e.global_aux_window, 1, 4096)) return bad("model.moe.global_aux_window", "must be in 1..4096 steps");
+    if (!in(e.n_groups, 1, e.n_experts) || e.n_experts % e.n_groups != 0)
+        return bad("model.moe.n_groups", "must divide n_experts (" + std::to_string(e.n_experts) + "), got " +
+                                             std::to_string(e.n_groups));
+    if (e.group_topk != 0) {
+        if (!token_choice) return bad("model.moe.group_topk", "needs routing topk or top1_capacity");
+        if (e.n_groups < 2) return bad("model.moe.group_topk", "needs model.moe.n_groups >= 2 (experts in groups)");
+        if (!in(e.group_topk, 1, e.n_groups))
+            return bad("model.moe.group_topk", "must be 0 (off) or in 1..n_groups (" + std::to_string(e.n_groups) +
+                                                   "), got " + std::to_string(e.group_topk));
+        const int per_group = e.n_experts / e.n_groups, K = e.routing == MoeRouting::top1_capacity ? 1 : e.top_k;
+        if (K % e.group_topk != 0 || K > e.group_topk * per_group)
+            return bad("model.moe.group_topk", "must divide top_k (" + std::to_string(K) +
+                                                   ": each kept group scores its top top_k/group_topk experts) and "
+                                                   "the kept groups must hold top_k experts, got " +
+                                                   std::to_string(e.group_topk));
+    }
+    if (!(e.topk_scaling_factor > 0 && e.topk_scaling_factor <= 100))
+        return bad("model.moe.topk_scaling_factor", "must be in (0, 100] (1 = off)");
+    if (!(e.bias_update_rate >= 0 && e.bias_update_rate < 1)) return bad("model.moe.bias_update_rate", "must be in [0, 1)");
     return Status::ok();
 }
 
@@ -421,6 +481,7 @@ Status validate_moe(const ModelConfig& m) {
         if (!in(e.d_ff_expert, 1, 65536)) return bad("model.moe.d_ff_expert", "must be in 1..65536, got " + std::to_string(e.d_ff_expert));
         if (e.kind == FfnRouting::mh_moe && (!in(e.n_heads, 1, m.d_model) || m.d_model % e.n_heads != 0))
             return bad("model.moe.n_heads", "must divide d_model (" + std::to_string(m.d_model) + "), got " + std::to_string(e.n_heads));
+        if (Status s = validate_engine_routing(e); !s) return s;
     }
     if (!(e.capacity_factor > 0 && e.capacity_factor <= 64)) return bad("model.moe.capacity_factor", "must be in (0, 64]");
     if (!(e.aux_weight >= 0 && e.aux_weight < 10)) return bad("model.moe.aux_weight", "must be in [0, 10)");

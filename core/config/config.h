@@ -20,6 +20,9 @@ enum class HeadsPath { skip, dense_masked };
 enum class FfnRouting { dense, moe, mh_moe };
 enum class MoeRouting { topk, top1_capacity, noisy_topk, expert_choice };
 enum class AuxConvention { switch_t, hf };
+enum class ScoreFunction { softmax, sigmoid };
+enum class LoadBalancing { aux_loss, seq_aux_loss, global_aux_loss, none };
+enum class TokenDropPolicy { position, probs };
 
 struct WindowConfig {
     WindowKind kind = WindowKind::full;
@@ -37,6 +40,11 @@ struct HeadsConfig {
     int n_active_routed = 4;      // moh: K of the n_heads - n_shared routed heads per token
     float beta = 0.01f;           // moh: balance-loss weight (live)
     GateScaling gate_scaling = GateScaling::official;
+    // Aux-loss-free head balancing: a per-routed-head bias added to r for the top-K choice only (the
+    // gates use r), moved after each step by bias_update_rate * sign(mean f - f_i). A buffer, not a
+    // parameter (docs/routing-math.md §12.5).
+    bool head_bias = false;
+    float bias_update_rate = 1e-3f;
 };
 
 struct AttentionConfig {
@@ -69,6 +77,16 @@ struct MoeConfig {
     float z_loss_weight = 1e-3f;          // ST-MoE router z-loss (live)
     float jitter = 0.f;                   // noisy_topk noise scale / Switch input jitter (live)
     int n_heads = 2;                      // mh_moe sub-tokens per token
+    // Engine routing (docs/routing-math.md §12; names are Megatron-Core's TransformerConfig fields).
+    ScoreFunction score_function = ScoreFunction::softmax;  // sigmoid: s = sigma(z), top-K weights s / sum s (DeepSeek-V3)
+    bool expert_bias = false;             // aux-loss-free balancing: per-expert bias on the selection scores only
+    float bias_update_rate = 1e-3f;       // u: b_i += u * sign(mean load - load_i) after each step (live)
+    LoadBalancing load_balancing = LoadBalancing::aux_loss;  // what aux_weight multiplies
+    int global_aux_window = 8;            // global_aux_loss: f counts over this many steps (this one included)
+    float topk_scaling_factor = 1.f;      // gamma: every routed combine weight times gamma (routed_scaling_factor)
+    int n_groups = 1;                     // experts in n_groups contiguous groups
+    int group_topk = 0;                   // > 0: a token first keeps its best group_topk groups (group-limited routing)
+    TokenDropPolicy token_drop_policy = TokenDropPolicy::position;  // over capacity: latest tokens or lowest weights lose
 };
 
 struct ModelConfig {
@@ -150,6 +168,9 @@ const char* head_selection_name(HeadSelection k);
 const char* ffn_routing_name(FfnRouting k);
 const char* moe_routing_name(MoeRouting k);
 const char* aux_convention_name(AuxConvention k);
+const char* score_function_name(ScoreFunction k);
+const char* load_balancing_name(LoadBalancing k);
+const char* token_drop_policy_name(TokenDropPolicy k);
 
 // MH-MoE FLOPs parity with an SMoE of E experts of width d_ff, top-k, c = 3 matrices per
 // SwiGLU expert (docs/routing-math.md §4.2): d_ff' = d_ff - 2d/(k c), E' = round(h E d_ff / d_ff').

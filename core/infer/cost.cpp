@@ -273,6 +273,9 @@ void copy_weights(Model& dst, const ModelConfig& cfg, const Model& src) {
         assert(from && from->numel == t.numel);
         std::copy_n(src.params.data.data() + from->offset, t.numel, dst.params.data.data() + t.offset);
     }
+    for (const TensorSpec& t : dst.buffer_layout.specs())  // selection biases, where both have them
+        if (const TensorSpec* from = src.buffer_layout.find(t.name))
+            std::copy_n(src.buffers.data.data() + from->offset, t.numel, dst.buffers.data.data() + t.offset);
 }
 
 }  // namespace

@@ -21,6 +21,8 @@ Status checkpoint_save(const std::string& path, const Model& m, const Config& cf
     std::vector<TensorView> views;
     for (const TensorSpec& s : m.layout.specs())
         views.push_back({s.name, std::vector<int64_t>(s.shape.begin(), s.shape.end()), m.params.data.data() + s.offset});
+    for (const TensorSpec& s : m.buffer_layout.specs())  // selection biases: state, no gradient
+        views.push_back({s.name, std::vector<int64_t>(s.shape.begin(), s.shape.end()), m.buffers.data.data() + s.offset});
     Config stored = cfg;
     stored.model = m.cfg;  // vocab_size resolved
     std::map<std::string, std::string> meta = {
@@ -55,19 +57,25 @@ Result<std::unique_ptr<LoadedCheckpoint>> checkpoint_load(const std::string& pat
                              " does not match the tokenizer's " + std::to_string(tok->vocab_size()));
     auto out = std::make_unique<LoadedCheckpoint>(LoadedCheckpoint{*cfg, *tok, Model{}, {}});
     model_create(out->model, cfg->model, 0, cfg->train.init_std);
-    for (const TensorSpec& s : out->model.layout.specs()) {
-        auto it = file->tensors.find(s.name);
-        std::vector<int64_t> want(s.shape.begin(), s.shape.end());
-        if (it == file->tensors.end())
-            return Status::error(where + "tensor '" + s.name + "' " + shape_str(want) +
-                                 " is missing (the file does not match its own config; re-save it)");
-        if (it->second.shape != want)
-            return Status::error(where + "tensor '" + s.name + "' has shape " + shape_str(it->second.shape) +
-                                 " but the config needs " + shape_str(want) + " (re-save the checkpoint)");
-        std::memcpy(out->model.params.data.data() + s.offset, it->second.data.data(), s.numel * sizeof(float));
-    }
+    // Parameters, then buffers: every tensor the config has must be there with its shape.
+    auto load_all = [&](const Layout& layout, Arena& into) -> Status {
+        for (const TensorSpec& s : layout.specs()) {
+            auto it = file->tensors.find(s.name);
+            std::vector<int64_t> want(s.shape.begin(), s.shape.end());
+            if (it == file->tensors.end())
+                return Status::error(where + "tensor '" + s.name + "' " + shape_str(want) +
+                                     " is missing (the file does not match its own config; re-save it)");
+            if (it->second.shape != want)
+                return Status::error(where + "tensor '" + s.name + "' has shape " + shape_str(it->second.shape) +
+                                     " but the config needs " + shape_str(want) + " (re-save the checkpoint)");
+            std::memcpy(into.data.data() + s.offset, it->second.data.data(), s.numel * sizeof(float));
+        }
+        return Status::ok();
+    };
+    if (Status s = load_all(out->model.layout, out->model.params); !s) return s;
+    if (Status s = load_all(out->model.buffer_layout, out->model.buffers); !s) return s;
     for (const auto& [name, t] : file->tensors)
-        if (!out->model.layout.find(name))
+        if (!out->model.layout.find(name) && !out->model.buffer_layout.find(name))
             return Status::error(where + "unexpected tensor '" + name + "' that the config does not have");
     if (const std::string* st = meta("routelab_step")) out->info.step = std::atoi(st->c_str());
     if (const std::string* en = meta("routelab_attn_entropy")) out->info.attn_entropy = (float)std::atof(en->c_str());

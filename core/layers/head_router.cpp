@@ -36,6 +36,16 @@ void topk_indices(int* out, const float* v, int n, int k) {
     }
 }
 
+void route_bias_update(float* bias, const float* counts, int n, float rate) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += counts[i];
+    // Compare n * count with the sum: exact for whole counts, so sign(0) is 0 and not round-off.
+    for (int i = 0; i < n; i++) {
+        const double c = (double)counts[i] * n;
+        bias[i] += rate * (float)((sum > c) - (sum < c));
+    }
+}
+
 namespace {
 
 // The router's logits per token, routed then shared then type (S > 0): Z = R + S + 2, or R.
@@ -84,7 +94,13 @@ void head_router_forward(float* gates, const HeadRouterSaved& sv, const float* x
         float* m = sv.mask + (size_t)t * R;
         float* g = gates + (size_t)t * H;
         std::fill(m, m + R, 0.f);
-        topk_indices(idx, r, R, K);
+        if (d.bias) {  // head_bias: the choice reads r + b, the gates below read r
+            float key[k_max_heads];
+            for (int i = 0; i < R; i++) key[i] = r[i] + d.bias[i];
+            topk_indices(idx, key, R, K);
+        } else {
+            topk_indices(idx, r, R, K);
+        }
         float sel = 0.f;
         for (int k = 0; k < K; k++) m[idx[k]] = 1.f, sel += r[idx[k]];
         sel = std::max(sel, k_eps);
@@ -202,7 +218,8 @@ void head_router_forward_ref(float* gates, float* mask, const float* x, const fl
         auto r = softmax(w_routed, R, xt);
         std::vector<int> order(R);
         for (int i = 0; i < R; i++) order[i] = i;
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r[a] > r[b]; });
+        auto key = [&](int i) { return r[i] + (d.bias ? d.bias[i] : 0.0); };  // head_bias: choice only
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) > key(b); });
         std::vector<double> m(R, 0.0);
         double sel = 0;
         for (int k = 0; k < K; k++) m[order[k]] = 1, sel += r[order[k]];

@@ -15,6 +15,7 @@ namespace rl {
 struct HeadRouterDims {
     int N = 1, C = 1, H = 1, S = 0, K = 1;
     bool paper = false;
+    const float* bias = nullptr;  // (R) head_bias: added to r for the top-K choice only; null = none
     int R() const { return H - S; }
 };
 
@@ -54,5 +55,10 @@ void head_gate_backward(float* din, float* dgates, const float* dout, const floa
 // Top-k of v[0..n) by value, ties to the lowest index (deterministic routing); writes k indices
 // in rank order. Shared by head and expert routing.
 void topk_indices(int* out, const float* v, int n, int k);
+
+// Aux-loss-free balancing (DeepSeek-V3; Megatron-Core's get_updated_expert_bias), for experts and
+// routed heads alike: bias_i += rate * sign(mean count - count_i), sign(0) = 0. counts: (n) the last
+// step's choices per expert or head, whole numbers (so a count equal to the mean moves nothing).
+void route_bias_update(float* bias, const float* counts, int n, float rate);
 
 }  // namespace rl

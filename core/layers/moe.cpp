@@ -154,15 +154,18 @@ void moe_backward(float* dx, const MoeWeights& g, float* scratch, const float* d
 
 void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeDims& d) {
     const int N = d.N, C = d.C, E = d.E, K = d.K, F = d.F;
-    std::vector<double> p((size_t)N * E, 0.0);  // (N,E) router probabilities
+    const bool sig = d.score == ScoreFunction::sigmoid;
+    std::vector<double> z((size_t)N * E, 0.0), p((size_t)N * E, 0.0);  // (N,E) router logits, scores
     for (int t = 0; t < N; t++) {
+        double* zt = &z[(size_t)t * E];
         double* pt = &p[(size_t)t * E];
         for (int e = 0; e < E; e++)
-            for (int c = 0; c < C; c++) pt[e] += (double)w.router[(size_t)e * C + c] * x[(size_t)t * C + c];
-        const double mx = *std::max_element(pt, pt + E);
+            for (int c = 0; c < C; c++) zt[e] += (double)w.router[(size_t)e * C + c] * x[(size_t)t * C + c];
+        const double mx = *std::max_element(zt, zt + E);
         double s = 0;
-        for (int e = 0; e < E; e++) s += pt[e] = std::exp(pt[e] - mx);
-        for (int e = 0; e < E; e++) pt[e] /= s;
+        for (int e = 0; e < E; e++) s += pt[e] = sig ? 1 / (1 + std::exp(-zt[e])) : std::exp(zt[e] - mx);
+        if (!sig)
+            for (int e = 0; e < E; e++) pt[e] /= s;
     }
     auto expert = [&](const ExpertWeights& ew, int t, std::vector<double>& y) {
         std::vector<double> h(F);
@@ -190,25 +193,56 @@ void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeD
             std::vector<int> order(N);
             std::iota(order.begin(), order.end(), 0);
             std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[(size_t)a * E + e] > p[(size_t)b * E + e]; });
-            for (int k = 0; k < cap; k++) add(order[k], e, p[(size_t)order[k] * E + e]);
+            for (int k = 0; k < cap; k++) add(order[k], e, d.topk_scale * p[(size_t)order[k] * E + e]);
         }
     } else {
-        std::vector<int> taken(E, 0);
+        // Token choice: key = logits (renormalised softmax) or scores, + bias; group limit; top-K.
+        const bool renorm = moe_renormalised(d);
         const int cap = d.capacity();
+        struct Pick { int t, e; double w; };
+        std::vector<Pick> picks;  // every choice, token order, with its weight before capacity
         for (int t = 0; t < N; t++) {
+            std::vector<double> key(E);
+            for (int e = 0; e < E; e++) key[e] = (renorm ? z : p)[(size_t)t * E + e] + (d.bias ? d.bias[e] : 0.0);
+            if (d.group_topk > 0) {
+                const int per = E / d.n_groups, take = K / d.group_topk;
+                std::vector<std::pair<double, int>> gs;
+                for (int g = 0; g < d.n_groups; g++) {
+                    std::vector<double> in(key.begin() + g * per, key.begin() + (g + 1) * per);
+                    std::sort(in.rbegin(), in.rend());
+                    gs.push_back({-std::accumulate(in.begin(), in.begin() + take, 0.0), g});
+                }
+                std::stable_sort(gs.begin(), gs.end(), [](auto& a, auto& b) { return a.first < b.first; });
+                for (int j = d.group_topk; j < d.n_groups; j++)
+                    for (int e = gs[j].second * per; e < (gs[j].second + 1) * per; e++) key[e] = -INFINITY;
+            }
             std::vector<int> order(E);
             std::iota(order.begin(), order.end(), 0);
-            std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[(size_t)t * E + a] > p[(size_t)t * E + b]; });
-            double sel = 0;
-            for (int k = 0; k < K; k++) sel += p[(size_t)t * E + order[k]];
+            std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key[a] > key[b]; });
+            double sel = 0, zsel = 0;
+            for (int k = 0; k < K; k++) sel += p[(size_t)t * E + order[k]], zsel += std::exp(z[(size_t)t * E + order[k]]);
             for (int k = 0; k < K; k++) {
                 const int e = order[k];
-                if (taken[e] >= cap) continue;
-                taken[e]++;
                 const double pe = p[(size_t)t * E + e];
-                add(t, e, moe_renormalised(d) ? pe / sel : pe);
+                double wt = renorm ? std::exp(z[(size_t)t * E + e]) / zsel : sig && K > 1 ? pe / sel : pe;
+                picks.push_back({t, e, d.topk_scale * wt});
             }
         }
+        std::vector<int> taken(E, 0);
+        std::vector<char> keep(picks.size(), 1);
+        if (d.drop == TokenDropPolicy::probs) {  // per expert, the cap highest weights (earlier token on ties)
+            for (int e = 0; e < E; e++) {
+                std::vector<int> mine;
+                for (size_t i = 0; i < picks.size(); i++)
+                    if (picks[i].e == e) mine.push_back((int)i);
+                std::stable_sort(mine.begin(), mine.end(), [&](int a, int b) { return picks[a].w > picks[b].w; });
+                for (size_t j = cap; j < mine.size(); j++) keep[mine[j]] = 0;
+            }
+        } else {
+            for (size_t i = 0; i < picks.size(); i++) keep[i] = taken[picks[i].e]++ < cap;
+        }
+        for (size_t i = 0; i < picks.size(); i++)
+            if (keep[i]) add(picks[i].t, picks[i].e, picks[i].w);
     }
     for (int s = 0; s < d.n_shared; s++)
         for (int t = 0; t < N; t++) {

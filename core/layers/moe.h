@@ -18,6 +18,7 @@ using ExpertWeights = SwigluWeights;  // each expert is a SwiGLU FFN of width F
 
 struct MoeWeights {
     float* router = nullptr;           // (E, C)
+    float* bias = nullptr;             // (E) expert_bias: selection-only bias, a buffer (null in gradients)
     float* noise = nullptr;            // (E, C) noisy_topk only
     std::vector<ExpertWeights> experts;  // [E]
     std::vector<ExpertWeights> shared;   // [n_shared]
@@ -32,6 +33,16 @@ struct MoeDims {
     bool training = true;              // noise and jitter only while training
     uint64_t noise_seed = 0;           // the step's seed: the same forward twice draws the same noise
     bool all_experts = false;          // cost probe (inference): run every expert on every row and mask
+    // Engine routing (docs/routing-math.md §12)
+    ScoreFunction score = ScoreFunction::softmax;  // sigmoid: s = sigma(z), weights s / sum of the selected s
+    LoadBalancing balance = LoadBalancing::aux_loss;
+    TokenDropPolicy drop = TokenDropPolicy::position;  // over capacity: latest tokens lose, or lowest weights
+    const float* bias = nullptr;       // (E) added to the selection key only (expert_bias); null = none
+    float topk_scale = 1.f;            // gamma on every routed combine weight
+    int n_groups = 1, group_topk = 0;  // group-limited routing when group_topk > 0
+    int seq_rows = 0;                  // seq_aux_loss: rows per sequence (T, or T*h sub-tokens)
+    const float* global_counts = nullptr;  // global_aux_loss: (E) choice counts of the earlier steps in the window
+    double global_rows = 0;            // rows those counts came from
     int capacity() const;              // top1_capacity (training): ceil(N/E*cf); expert_choice: ceil(N*cf/E); else N
     int max_assign() const;            // rows the gather buffers must hold
 };
@@ -53,6 +64,7 @@ struct MoeSaved {
     int* a_token = nullptr;       // (A) token of each assignment
     int* a_expert = nullptr;      // (A) expert of each assignment
     float* a_w = nullptr;         // (A) combine weight
+    float* cw = nullptr;          // (N,K) combine weight of each choice, before capacity (token choice)
     int* offset = nullptr;        // (E+1) rows of expert e are [offset[e], offset[e+1])
     int* choice = nullptr;        // (N,K) routing choice per token before capacity (-1 none): f counts these
     int* n_assign = nullptr;      // (1) A actually used
@@ -66,7 +78,11 @@ struct MoeStats {
     float dropped_frac = 0;             // tokens that reached no expert
     float entropy = 0;                  // mean router entropy (nats)
     std::vector<float> load;            // (E) assignments per expert / A
-    std::vector<float> f, P;            // (E) the aux loss's f (choice fraction) and mean prob
+    std::vector<float> f, P;            // (E) choice fraction (before capacity) and mean normalised score
+    std::vector<float> counts;          // (E) choices per expert (before capacity), whole numbers
+    std::vector<float> f_bal;           // (rows,E) the balance loss's f: the batch's f, one row per sequence
+                                        // (seq_aux_loss) or the window's (global_aux_loss); empty with none
+    std::vector<float> P_rows;          // (rows,E) sums of p^ per f_bal row (working memory of moe_stats)
 };
 
 size_t moe_scratch_floats(const MoeDims& d);

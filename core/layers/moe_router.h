@@ -10,9 +10,15 @@
 
 namespace rl {
 
-// Combine weights renormalised over the selected logits (Mixtral top-k, noisy top-k), or the plain
-// softmax probability (Switch top-1, DeepSeek shared experts, expert choice).
+// Softmax combine weights renormalised over the selected logits (Mixtral top-k, noisy top-k), rather
+// than the plain softmax probability (Switch top-1, DeepSeek shared experts, expert choice) or the
+// sigmoid rule (s, or s / sum of the selected s when K > 1).
 bool moe_renormalised(const MoeDims& d);
+
+// The key (E) one token's top-K reads (docs/routing-math.md §12.2): the logits z (renormalised softmax)
+// or the scores s, plus the selection bias, with the experts outside the token's best group_topk
+// groups at -inf under group-limited routing. The views use it to show biased vs unbiased choice.
+void moe_selection_key(float* key, const float* z, const float* s, const MoeDims& d);
 
 // Route and select: fills sv's logits, probs (and noise), choice (N,K), the assignment lists
 // a_token, a_expert, a_w (A) grouped by expert with offset (E+1), and n_assign; st.entropy.

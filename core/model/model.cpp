@@ -69,6 +69,7 @@ void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
     const HeadsConfig& h = c.attention.heads;
     if (h.kind == HeadSelection::moh) {
         HeadRouterDims rd = router_dims(c, N);
+        rd.bias = w.head_bias;
         head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
                             s.router_scratch);
         a.head_balance = head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
@@ -491,11 +492,25 @@ void attn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeigh
     linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
 }
 
+// The layer's MoE dims for a forward over sequences of T tokens: the config's, plus this layer's
+// selection bias, sequence length (seq_aux_loss) and window counts (global_aux_loss, training only).
+MoeDims layer_moe_dims(const ModelConfig& c, const LayerWeights& w, const LayerActs& a, int N, int T, bool training,
+                       uint64_t seed) {
+    MoeDims md = model_moe_dims(c, N, training, seed);
+    md.bias = w.moe.bias;
+    md.seq_rows = T * (md.N / N);
+    if (training && !a.moe_ring_sum.empty()) {
+        md.global_counts = a.moe_ring_sum.data();
+        for (double r : a.moe_ring_rows) md.global_rows += r;
+    }
+    return md;
+}
+
 // ---- FFN block: in (N,C) -> ffn_out (N,C): dense, MoE, or MH-MoE (head -> split -> MoE -> merge) ----
-void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N,
+void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N, int T,
                        bool training, uint64_t seed, bool all_experts) {
     const int C = c.d_model, F = c.ffn.d_ff;
-    MoeDims md = model_moe_dims(c, N, training, seed);
+    MoeDims md = layer_moe_dims(c, w, a, N, T, training, seed);
     md.all_experts = all_experts;
     if (c.moe.kind == FfnRouting::moe) {
         moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, md);
@@ -517,20 +532,19 @@ void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a
 }
 
 void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
-                        Activations& s, float* din, const float* dout, const float* in, int N, bool training,
+                        Activations& s, float* din, const float* dout, const float* in, int N, int T, bool training,
                         uint64_t seed, float daux, float dzl) {
     const int C = c.d_model, F = c.ffn.d_ff;
+    const MoeDims md = c.moe.kind != FfnRouting::dense ? layer_moe_dims(c, w, a, N, T, training, seed) : MoeDims{};
     if (c.moe.kind == FfnRouting::moe) {
-        moe_backward(din, g.moe, s.moe_scratch, dout, in, a.mst, a.ms, w.moe, model_moe_dims(c, N, training, seed),
-                     daux, dzl);
+        moe_backward(din, g.moe, s.moe_scratch, dout, in, a.mst, a.ms, w.moe, md, daux, dzl);
         return;
     }
     if (c.moe.kind == FfnRouting::mh_moe) {
         zero(s.dym, (size_t)N * C);
         linear_backward(s.dym, g.w_merge, g.b_merge, dout, a.ym, w.w_merge, N, C, C);
         zero(s.dxh, (size_t)N * C);
-        moe_backward(s.dxh, g.moe, s.moe_scratch, s.dym, a.xh, a.mst, a.ms, w.moe,
-                     model_moe_dims(c, N, training, seed), daux, dzl);
+        moe_backward(s.dxh, g.moe, s.moe_scratch, s.dym, a.xh, a.mst, a.ms, w.moe, md, daux, dzl);
         linear_backward(din, g.w_head, g.b_head, s.dxh, in, w.w_head, N, C, C);
         return;
     }
@@ -561,11 +575,11 @@ void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Ac
     if (o.timing) t0 = now_seconds();
     if (pre) {
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln2, N, o.training, seed, o.moe_all_experts);
+        ffn_block_forward(c, w, L, L.ln2, N, T, o.training, seed, o.moe_all_experts);
         residual_forward(L.res2, L.res1, L.ffn_out, NC);
     } else {
         norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.res1, w.attn_norm, w.attn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln1, N, o.training, seed, o.moe_all_experts);
+        ffn_block_forward(c, w, L, L.ln1, N, T, o.training, seed, o.moe_all_experts);
         residual_forward(L.res2, L.ln1, L.ffn_out, NC);
         norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
     }
@@ -588,7 +602,7 @@ void block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g
     if (c.norm_position == NormPosition::pre) {
         // dres = dL/d res2. Its identity branch is dL/d res1 already; the FFN branch adds through norm2.
         zero(dtmp, NC);
-        ffn_block_backward(c, w, g, L, a, dtmp, dres, L.ln2, N, a.training, seed, daux, dzl);
+        ffn_block_backward(c, w, g, L, a, dtmp, dres, L.ln2, N, T, a.training, seed, daux, dzl);
         norm_backward(c, dres, g.ffn_norm, g.ffn_norm_bias, dtmp, L.res1, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
         lap(a.time_ffn);
         zero(dtmp, NC);
@@ -600,7 +614,7 @@ void block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g
         norm_backward(c, dtmp, g.ffn_norm, g.ffn_norm_bias, dres, L.res2, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
         zero(dres, NC);  // dL/d ln1 = residual + FFN branches of dL/d res2
         residual_backward(dres, dtmp, NC);
-        ffn_block_backward(c, w, g, L, a, dres, dtmp, L.ln1, N, a.training, seed, daux, dzl);
+        ffn_block_backward(c, w, g, L, a, dres, dtmp, L.ln1, N, T, a.training, seed, daux, dzl);
         lap(a.time_ffn);
         zero(dtmp, NC);  // dL/d res1
         norm_backward(c, dtmp, g.attn_norm, g.attn_norm_bias, dres, L.res1, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
@@ -688,7 +702,44 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
     d.jitter = mc.jitter;
     d.training = training;
     d.noise_seed = seed;
+    d.score = mc.score_function;
+    d.balance = mc.load_balancing;
+    d.drop = mc.token_drop_policy;
+    d.topk_scale = mc.topk_scaling_factor;
+    d.n_groups = mc.n_groups;
+    d.group_topk = mc.group_topk;
     return d;
+}
+
+constexpr int k_max_routed_heads = 128;  // config_validate: n_heads <= 128
+
+void model_route_update(Model& m, Activations& a) {
+    const ModelConfig& c = m.cfg;
+    const bool moe = c.moe.kind != FfnRouting::dense;
+    for (int l = 0; l < c.n_layers; l++) {
+        LayerWeights& w = m.w.layers[l];
+        LayerActs& L = a.layers[l];
+        if (w.head_bias) {  // head_f is a fraction of the step's N tokens: back to whole counts
+            const int R = (int)L.head_f.size(), N = a.cur_B * a.cur_T;
+            float counts[k_max_routed_heads];
+            for (int i = 0; i < R; i++) counts[i] = (float)std::lround(L.head_f[i] * N);
+            route_bias_update(w.head_bias, counts, R, c.attention.heads.bias_update_rate);
+        }
+        if (!moe) continue;
+        const int E = c.moe.n_experts;
+        if (w.moe.bias) route_bias_update(w.moe.bias, L.mst.counts.data(), E, c.moe.bias_update_rate);
+        if (L.moe_ring_rows.empty()) continue;  // global_aux_loss over one step (window 1), or off
+        // The ring drops its oldest step and takes this one's counts (f is a fraction of N*K choices).
+        const MoeDims md = model_moe_dims(c, a.cur_B * a.cur_T, true, 0);
+        float* slot = L.moe_ring.data() + (size_t)L.moe_ring_pos * E;
+        for (int e = 0; e < E; e++) {
+            const float n = L.mst.counts[e];
+            L.moe_ring_sum[e] += n - slot[e];
+            slot[e] = n;
+        }
+        L.moe_ring_rows[L.moe_ring_pos] = md.N;
+        L.moe_ring_pos = (L.moe_ring_pos + 1) % (int)L.moe_ring_rows.size();
+    }
 }
 
 int model_window(const ModelConfig& c, int T, float prev_entropy) {

@@ -33,6 +33,7 @@ struct LayerWeights {
     float* router_shared = nullptr;   // (S, C) MoH W_s
     float* router_routed = nullptr;   // (R, C) MoH W_r
     float* router_type = nullptr;     // (2, C) MoH W_h
+    float* head_bias = nullptr;       // (R) MoH head_bias: a buffer (null in the gradients)
     MoeWeights moe;                   // sparse FFN: router (E, C'), experts, shared experts
     float* w_head = nullptr;          // (C, C) MH-MoE head layer
     float* b_head = nullptr;          // (C)
@@ -59,6 +60,10 @@ struct Model {
     Layout layout;                    // parameter names and shapes, docs/architecture.md §4.1 naming
     Arena params, grads;
     Weights w, g;                     // views into params and grads
+    // Buffers: state the model reads but no gradient moves (the routers' selection biases), saved in
+    // checkpoints by name beside the parameters; views in w (g's stay null).
+    Layout buffer_layout;
+    Arena buffers;
 };
 
 // Parameter layout for a validated config with vocab_size > 0.
@@ -67,6 +72,8 @@ Layout model_param_layout(const ModelConfig& c);
 // biases and CoPE tables 0). Deterministic for a seed.
 void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std);
 size_t model_param_count(const Model& m);
+// Copies parameters and buffers of a model with the same config (the GUI's snapshots).
+void model_copy_state(Model& dst, const Model& src);
 void model_zero_grad(Model& m);
 
 // Per-layer saved-for-backward views (activations arena).
@@ -102,6 +109,11 @@ struct LayerActs {
     std::vector<int> moe_int;           // backing store of ms's int buffers
     float* xh = nullptr;                // (N,C) MH-MoE head-layer output
     float* ym = nullptr;                // (N,C) MH-MoE merged-back sub-token outputs, before W_merge
+    // global_aux_loss: the choice counts of the last global_aux_window - 1 training steps, a ring
+    std::vector<float> moe_ring;        // (W-1, E) counts per step
+    std::vector<double> moe_ring_rows;  // (W-1) rows routed that step (0: slot unused)
+    std::vector<float> moe_ring_sum;    // (E) sum over the ring
+    int moe_ring_pos = 0;
 };
 struct Activations {
     int B = 0, T = 0;                   // capacity; a forward may use any B' <= B, T' <= T
@@ -162,6 +174,9 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
                      const ForwardOptions& o = {});
 // MoE dims of layer stacks for a batch of N tokens (sub-tokens for MH-MoE).
 MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed);
+// After a training step's update: moves the selection biases (expert_bias, head_bias) by the step's
+// load (docs/routing-math.md §12.4) and records its expert counts for global_aux_loss.
+void model_route_update(Model& m, Activations& a);
 // Backward of the last forward (which must have had targets): accumulates into m.grads.
 // a.logits holds dL/d logits afterwards (the probabilities are overwritten in place).
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);

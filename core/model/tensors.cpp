@@ -155,7 +155,7 @@ void attn_acts_declare(const ModelConfig& c, int l, int B, int T, LayerActs& a, 
     }
 }
 
-void moe_acts_declare(const ModelConfig& c, int l, int N, const MoeDims& md, LayerActs& a, Binder& b) {
+void moe_acts_declare(const ModelConfig& c, int l, int B, int N, const MoeDims& md, LayerActs& a, Binder& b) {
     const int A = md.max_assign(), Nm = md.N, Cm = md.C, E = md.E, Fe = md.F, ns = md.n_shared;
     MoeSaved& ms = a.ms;
     b.add(ms.xr, lname(l, "ms.xr"), {Nm, Cm});
@@ -173,6 +173,7 @@ void moe_acts_declare(const ModelConfig& c, int l, int N, const MoeDims& md, Lay
     b.add(ms.fh, lname(l, "ms.fh"), {A, Fe});
     b.add(ms.ye, lname(l, "ms.ye"), {A, Cm});
     b.add(ms.a_w, lname(l, "ms.a_w"), {A});
+    b.add(ms.cw, lname(l, "ms.cw"), {Nm, md.K});
     if (ns > 0) {
         b.add(ms.sfa, lname(l, "ms.sfa"), {ns, Nm, Fe});
         b.add(ms.sfb, lname(l, "ms.sfb"), {ns, Nm, Fe});
@@ -194,6 +195,16 @@ void moe_acts_declare(const ModelConfig& c, int l, int N, const MoeDims& md, Lay
     a.mst.load.assign(E, 0.f);
     a.mst.f.assign(E, 0.f);
     a.mst.P.assign(E, 0.f);
+    a.mst.counts.assign(E, 0.f);
+    // The balance rows and their P sums at their largest (one per sequence), so no step allocates.
+    a.mst.f_bal.reserve((size_t)B * E);
+    a.mst.P_rows.reserve((size_t)B * E);
+    if (c.moe.load_balancing == LoadBalancing::global_aux_loss) {
+        const int W = c.moe.global_aux_window - 1;
+        a.moe_ring.assign((size_t)std::max(W, 0) * E, 0.f);
+        a.moe_ring_rows.assign(std::max(W, 0), 0.0);
+        a.moe_ring_sum.assign(E, 0.f);
+    }
 }
 
 void layer_acts_declare(const ModelConfig& c, int l, int B, int T, LayerActs& a, Binder& b) {
@@ -210,7 +221,7 @@ void layer_acts_declare(const ModelConfig& c, int l, int B, int T, LayerActs& a,
         b.add(a.fb, lname(l, "fb"), {N, F});
         b.add(a.fh, lname(l, "fh"), {N, F});
     } else {
-        moe_acts_declare(c, l, N, model_moe_dims(c, N, true, 0), a, b);
+        moe_acts_declare(c, l, B, N, model_moe_dims(c, N, true, 0), a, b);
     }
 }
 
@@ -249,6 +260,18 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
     }
 }
 
+// Buffers (no gradient): the selection biases of aux-loss-free balancing, 0 at the start.
+void buffers_declare(const ModelConfig& c, Weights& w, Binder& b) {
+    const HeadsConfig& hc = c.attention.heads;
+    for (int l = 0; l < c.n_layers; l++) {
+        LayerWeights& lw = w.layers[l];
+        if (hc.kind == HeadSelection::moh && hc.head_bias)
+            b.add(lw.head_bias, lname(l, "attn.router.head_bias"), {c.n_heads - hc.n_shared}, Init::zeros, false, 1.f);
+        if (c.moe.kind != FfnRouting::dense && c.moe.expert_bias)
+            b.add(lw.moe.bias, lname(l, "moe.expert_bias"), {c.moe.n_experts}, Init::zeros, false, 1.f);
+    }
+}
+
 }  // namespace
 
 Layout model_param_layout(const ModelConfig& c) {
@@ -266,6 +289,11 @@ void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std)
     bw.bind(m.params);
     bg.bind(m.grads);
     m.layout = bw.layout;
+    Binder bb;
+    buffers_declare(c, m.w, bb);
+    bb.bind(m.buffers);
+    m.buffer_layout = bb.layout;
+    std::fill(m.buffers.data.begin(), m.buffers.data.end(), 0.f);
     std::mt19937_64 rng(seed);
     // Box-Muller on our own uniform draws: the same numbers on every standard library.
     auto normal = [&rng]() {
@@ -284,6 +312,12 @@ size_t model_param_count(const Model& m) {
     size_t n = 0;
     for (const TensorSpec& s : m.layout.specs()) n += s.numel;
     return n;
+}
+
+void model_copy_state(Model& dst, const Model& src) {
+    assert(dst.params.data.size() == src.params.data.size() && dst.buffers.data.size() == src.buffers.data.size());
+    std::copy(src.params.data.begin(), src.params.data.end(), dst.params.data.begin());
+    std::copy(src.buffers.data.begin(), src.buffers.data.end(), dst.buffers.data.begin());
 }
 
 void model_zero_grad(Model& m) { std::fill(m.grads.data.begin(), m.grads.data.end(), 0.f); }

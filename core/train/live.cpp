@@ -21,6 +21,10 @@ const LiveKeyRow k_live[] = {
     {LiveKey::capacity_factor, "model.moe.capacity_factor",
      [](Config& c) -> float& { return c.model.moe.capacity_factor; }},
     {LiveKey::jitter, "model.moe.jitter", [](Config& c) -> float& { return c.model.moe.jitter; }},
+    {LiveKey::bias_update_rate, "model.moe.bias_update_rate",
+     [](Config& c) -> float& { return c.model.moe.bias_update_rate; }},
+    {LiveKey::head_bias_update_rate, "model.attention.heads.bias_update_rate",
+     [](Config& c) -> float& { return c.model.attention.heads.bias_update_rate; }},
 };
 
 const LiveKeyRow* row_of(LiveKey k) {

@@ -10,7 +10,7 @@
 
 namespace rl {
 
-enum class LiveKey : uint8_t { lr, beta, aux_weight, z_loss_weight, capacity_factor, jitter };
+enum class LiveKey : uint8_t { lr, beta, aux_weight, z_loss_weight, capacity_factor, jitter, bias_update_rate, head_bias_update_rate };
 
 struct LiveCommand {
     LiveKey key = LiveKey::lr;

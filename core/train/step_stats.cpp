@@ -52,4 +52,13 @@ void stats_collect(StepStats& st, const ModelConfig& c, const Activations& a) {
     }
 }
 
+void stats_collect_bias(StepStats& st, const Model& m) {
+    for (int l = 0; l < st.n_layers; l++) {
+        const LayerWeights& w = m.w.layers[l];
+        LayerRouteStats& r = st.layers[l];
+        if ((r.has_head_bias = w.head_bias != nullptr)) std::copy_n(w.head_bias, r.n_routed_heads, r.head_bias);
+        if ((r.has_expert_bias = w.moe.bias != nullptr)) std::copy_n(w.moe.bias, r.n_experts, r.expert_bias);
+    }
+}
+
 }  // namespace rl

@@ -26,6 +26,9 @@ struct LayerRouteStats {
     float router_entropy = 0;               // mean entropy of the expert router (nats)
     float dead_frac = 0;                    // experts that got no row this step
     float diversity = 0;                    // exp(H(load)) / E (1 = uniform)
+    bool has_head_bias = false, has_expert_bias = false;  // aux-loss-free balancing on
+    float head_bias[k_stats_heads] = {};    // routed head i's selection bias after this step's update
+    float expert_bias[k_stats_experts] = {};  // expert e's selection bias after this step's update
 };
 
 struct StepStats {
@@ -43,6 +46,9 @@ struct StepStats {
 
 // Fills the routing part of st from the last forward's activations.
 void stats_collect(StepStats& st, const ModelConfig& c, const Activations& a);
+struct Model;
+// The selection biases (expert_bias, head_bias) of each layer, read after the step's update.
+void stats_collect_bias(StepStats& st, const Model& m);
 // Coefficient of variation std/mean of n values (0 when the mean is 0).
 float stats_cv(const float* v, int n);
 

@@ -64,6 +64,10 @@ KNOWN_KEYS = {
     "attention.heads.gate_scaling", "ffn.kind", "ffn.d_ff", "moe.kind", "moe.n_experts", "moe.top_k",
     "moe.routing", "moe.capacity_factor", "moe.n_shared_experts", "moe.d_ff_expert", "moe.aux_weight",
     "moe.aux_convention", "moe.z_loss_weight", "moe.jitter", "moe.n_heads",
+    # engine routing: the peer implements only the values that leave today's router as it is
+    "attention.heads.head_bias", "attention.heads.bias_update_rate", "moe.score_function", "moe.expert_bias",
+    "moe.bias_update_rate", "moe.load_balancing", "moe.global_aux_window", "moe.topk_scaling_factor",
+    "moe.n_groups", "moe.group_topk", "moe.token_drop_policy",
 }
 KNOWN_VALUES = {
     "norm": {"rmsnorm", "layernorm"}, "norm_position": {"pre", "post"},
@@ -78,6 +82,8 @@ KNOWN_VALUES = {
     # so these three reduce to a top-k selection (docs/benchmarks.md).
     "moe.routing": {"topk", "top1_capacity", "noisy_topk"},
     "moe.aux_convention": {"switch", "hf"},
+    "attention.heads.head_bias": {False}, "moe.expert_bias": {False}, "moe.score_function": {"softmax"},
+    "moe.load_balancing": {"aux_loss"}, "moe.topk_scaling_factor": {1.0}, "moe.group_topk": {0},
 }
 
 

@@ -36,7 +36,7 @@ TEST(Live, EveryLiveKeyChangesTheConfigKeyItIsNamedAfter) {
     auto st = trainer_create(*cfg);
     ASSERT_TRUE(st.is_ok()) << st.status.msg;
     TrainState& s = **st;
-    ASSERT_EQ(live_keys().size(), 6u);
+    ASSERT_EQ(live_keys().size(), 8u);
     std::set<std::string> names;
     for (LiveKey k : live_keys()) {
         const std::string name = live_key_name(k);

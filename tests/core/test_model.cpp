@@ -26,6 +26,7 @@ ModelConfig shrink(ModelConfig c) {
         c.moe.d_ff_expert = 8;
         c.moe.n_experts = std::min(c.moe.n_experts, 6);
         c.moe.top_k = std::min(c.moe.top_k, 3);
+        if (c.moe.group_topk > 0) c.moe.n_experts = 2 * c.moe.n_groups, c.moe.top_k = c.moe.group_topk;  // valid groups
     }
     c.seq_len = 10;
     c.vocab_size = 29;
@@ -198,7 +199,24 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"moe_shared_hf_jitter", [](ModelConfig& c) {
             c.moe = MoeConfig{}; c.moe.kind = FfnRouting::moe; c.moe.n_experts = 5; c.moe.d_ff_expert = 8;
             c.moe.n_shared_experts = 1; c.moe.aux_convention = AuxConvention::hf; c.moe.jitter = 0.1f;
-            c.moe.aux_weight = 0.5f; }}),
+            c.moe.aux_weight = 0.5f; }},
+        // engine routing (docs/routing-math.md §12): sigmoid + per-sequence aux + gamma, and the
+        // sub-token sequences of MH-MoE under seq_aux_loss
+        Variant{"moe_sigmoid_seq_aux_scaled", [](ModelConfig& c) {
+            c.moe = MoeConfig{}; c.moe.kind = FfnRouting::moe; c.moe.n_experts = 6; c.moe.d_ff_expert = 8;
+            c.moe.score_function = ScoreFunction::sigmoid; c.moe.load_balancing = LoadBalancing::seq_aux_loss;
+            c.moe.topk_scaling_factor = 2.f; c.moe.aux_weight = 0.5f; c.moe.z_loss_weight = 0.1f; }},
+        Variant{"mh_moe_seq_aux_probs_drop", [](ModelConfig& c) {
+            c.moe = MoeConfig{}; c.moe.kind = FfnRouting::mh_moe; c.moe.n_heads = 2; c.moe.n_experts = 4;
+            c.moe.d_ff_expert = 8; c.moe.routing = MoeRouting::top1_capacity; c.moe.top_k = 1;
+            c.moe.token_drop_policy = TokenDropPolicy::probs; c.moe.capacity_factor = 0.8f;
+            c.moe.load_balancing = LoadBalancing::seq_aux_loss; c.moe.aux_weight = 0.5f; }},
+        Variant{"moe_global_aux_groups_bias", [](ModelConfig& c) {
+            c.moe = MoeConfig{}; c.moe.kind = FfnRouting::moe; c.moe.n_experts = 6; c.moe.top_k = 2;
+            c.moe.d_ff_expert = 8; c.moe.n_groups = 3; c.moe.group_topk = 2; c.moe.expert_bias = true;
+            c.moe.load_balancing = LoadBalancing::global_aux_loss; c.moe.aux_weight = 0.5f; }},
+        Variant{"moh_head_bias", [](ModelConfig& c) {
+            c.attention.heads = {HeadSelection::moh, 8, 2, 2, 0.f, GateScaling::official, true}; }}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Window, AdaptivePresetBindsAtT80AndBackwardReusesIt) {

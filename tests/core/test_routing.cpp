@@ -7,10 +7,12 @@
 #include <cmath>
 #include <numeric>
 #include <optional>
+#include <set>
 
 #include "gradcheck.h"
 #include "layers/head_router.h"
 #include "layers/moe.h"
+#include "layers/moe_router.h"
 #include "config/presets.h"
 #include "metrics/routing_report.h"
 #include "train/step_stats.h"
@@ -157,6 +159,9 @@ struct MoeCase {
     MoeRouting routing;
     int E, K, n_shared;
     float cf, jitter;
+    void (*engine)(MoeDims&) = nullptr;  // engine-routing options (docs/routing-math.md §12)
+    bool bias = false;                   // a random selection bias
+    bool global = false;                 // global_aux_loss window counts
 };
 
 struct MoeFixture {
@@ -167,6 +172,7 @@ struct MoeFixture {
     std::vector<std::vector<float>> gw;
     std::vector<float> gr, gn;
     std::vector<float> bufs;
+    std::vector<float> bias, gcounts;    // (E) selection bias, window counts of earlier steps
     std::vector<int> ints;
     MoeSaved sv{};
     MoeStats st;
@@ -193,13 +199,16 @@ struct MoeFixture {
             (e < E ? g.experts : g.shared).push_back(b);
         }
         const size_t N = d.N, A = d.max_assign(), ns = d.n_shared;
+        bias = randn(E, 13, 0.3f);
+        gcounts.assign(E, 0.f);
+        for (int e = 0; e < E; e++) gcounts[e] = (float)(3 * e + 1);
         const size_t sizes[] = {N * C, N * C, N * E, N * E, N * E, N * E, N * E, A * C, A * F, A * F, A * F, A * C,
-                                ns * N * F, ns * N * F, ns * N * F, ns * N * C, A};
+                                ns * N * F, ns * N * F, ns * N * F, ns * N * C, A, N * (size_t)d.K};
         bufs.assign(std::accumulate(std::begin(sizes), std::end(sizes), (size_t)0) + 16, 0.f);
         float* p = bufs.data();
         float** slots[] = {&sv.xr, &sv.jit, &sv.logits, &sv.probs, &sv.noisy, &sv.eps, &sv.noise_pre, &sv.xg, &sv.fa,
-                           &sv.fb, &sv.fh, &sv.ye, &sv.sfa, &sv.sfb, &sv.sfh, &sv.sye, &sv.a_w};
-        for (int i = 0; i < 17; i++) *slots[i] = p, p += sizes[i];
+                           &sv.fb, &sv.fh, &sv.ye, &sv.sfa, &sv.sfb, &sv.sfh, &sv.sye, &sv.a_w, &sv.cw};
+        for (int i = 0; i < 18; i++) *slots[i] = p, p += sizes[i];
         ints.assign(2 * A + E + 1 + N * d.K + 1 + moe_work_ints(d), 0);
         sv.a_token = ints.data();
         sv.a_expert = sv.a_token + A;
@@ -217,7 +226,11 @@ TEST_P(Moe, MatchesRefAndFiniteDifferences) {
     MoeDims d;
     d.N = 12; d.C = 6; d.E = mc.E; d.K = mc.K; d.F = 5; d.n_shared = mc.n_shared;
     d.routing = mc.routing; d.capacity_factor = mc.cf; d.jitter = mc.jitter; d.training = true; d.noise_seed = 9;
+    d.seq_rows = 4;
+    if (mc.engine) mc.engine(d);
     MoeFixture fx(d);
+    if (mc.bias) d.bias = fx.bias.data();
+    if (mc.global) d.global_counts = fx.gcounts.data(), d.global_rows = 30;
     auto x = randn((size_t)d.N * d.C, 21), R = randn((size_t)d.N * d.C, 22);
     std::vector<float> out((size_t)d.N * d.C), ref(out.size());
     moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
@@ -266,7 +279,34 @@ INSTANTIATE_TEST_SUITE_P(
                       MoeCase{"noisy_topk", MoeRouting::noisy_topk, 4, 2, 0, 1.25f, 1.f},
                       MoeCase{"expert_choice", MoeRouting::expert_choice, 4, 2, 0, 1.5f, 0.f},
                       MoeCase{"shared_unnormalised", MoeRouting::topk, 5, 2, 2, 1.25f, 0.f},
-                      MoeCase{"topk_input_jitter", MoeRouting::topk, 4, 2, 0, 1.25f, 0.1f}),
+                      MoeCase{"topk_input_jitter", MoeRouting::topk, 4, 2, 0, 1.25f, 0.1f},
+                      // engine routing: sigmoid scores, balance variants, gamma, groups, drop policy, bias
+                      MoeCase{"sigmoid_top2", MoeRouting::topk, 6, 2, 0, 1.25f, 0.f,
+                              [](MoeDims& d) { d.score = ScoreFunction::sigmoid; }},
+                      MoeCase{"sigmoid_top1_capacity_probs", MoeRouting::top1_capacity, 4, 1, 0, 0.7f, 0.f,
+                              [](MoeDims& d) { d.score = ScoreFunction::sigmoid, d.drop = TokenDropPolicy::probs; }},
+                      MoeCase{"softmax_top1_capacity_probs", MoeRouting::top1_capacity, 4, 1, 0, 0.7f, 0.f,
+                              [](MoeDims& d) { d.drop = TokenDropPolicy::probs; }},
+                      MoeCase{"seq_aux", MoeRouting::topk, 4, 2, 0, 1.25f, 0.f,
+                              [](MoeDims& d) { d.balance = LoadBalancing::seq_aux_loss; }},
+                      MoeCase{"sigmoid_seq_aux_hf", MoeRouting::topk, 5, 2, 0, 1.25f, 0.f,
+                              [](MoeDims& d) {
+                                  d.score = ScoreFunction::sigmoid, d.balance = LoadBalancing::seq_aux_loss;
+                                  d.aux = AuxConvention::hf;
+                              }},
+                      MoeCase{"global_aux", MoeRouting::topk, 4, 2, 0, 1.25f, 0.f,
+                              [](MoeDims& d) { d.balance = LoadBalancing::global_aux_loss; }, false, true},
+                      MoeCase{"no_balance_scaled", MoeRouting::topk, 4, 2, 1, 1.25f, 0.f,
+                              [](MoeDims& d) { d.balance = LoadBalancing::none, d.topk_scale = 2.5f; }},
+                      MoeCase{"softmax_bias_renormalised", MoeRouting::topk, 4, 2, 0, 1.25f, 0.f, nullptr, true},
+                      MoeCase{"deepseek_v3_style", MoeRouting::topk, 8, 2, 1, 1.25f, 0.f,
+                              [](MoeDims& d) {
+                                  d.score = ScoreFunction::sigmoid, d.n_groups = 4, d.group_topk = 2;
+                                  d.topk_scale = 2.5f, d.balance = LoadBalancing::seq_aux_loss;
+                              },
+                              true},
+                      MoeCase{"groups_softmax_top4", MoeRouting::topk, 8, 4, 0, 1.25f, 0.f,
+                              [](MoeDims& d) { d.n_groups = 4, d.group_topk = 2; }}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Moe, CapacityDropsTheLatestTokensAndCountsThem) {
@@ -306,6 +346,124 @@ TEST(Moe, BalancedRouterGivesAuxOfOne) {
     EXPECT_NEAR(fx.st.aux, 1.f, 1e-6);
     EXPECT_NEAR(fx.st.zloss, std::pow(std::log(4.f), 2.f), 1e-5);
     EXPECT_NEAR(fx.st.entropy, std::log(4.f), 1e-5);
+}
+
+// ---- engine routing (docs/routing-math.md §12) ----
+
+// The selection bias moves which experts a token takes, never the weights of the ones it takes:
+// each kept weight is the rule's weight of the unbiased scores (DeepSeek-V3's gate).
+TEST(EngineRouting, BiasChangesSelectionNotWeights) {
+    MoeDims d;
+    d.N = 12; d.C = 6; d.E = 6; d.K = 2; d.F = 4; d.score = ScoreFunction::sigmoid; d.topk_scale = 1.5f;
+    MoeFixture fx(d);
+    auto x = randn((size_t)d.N * d.C, 31);
+    std::vector<float> out((size_t)d.N * d.C);
+    moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    const std::vector<int> before(fx.sv.choice, fx.sv.choice + d.N * d.K);
+    // An expert no token picked as its first choice gets a bias larger than any score gap.
+    std::vector<int> first(d.E, 0);
+    for (int t = 0; t < d.N; t++) first[before[(size_t)t * d.K]]++;
+    const int boosted = (int)(std::min_element(first.begin(), first.end()) - first.begin());
+    std::vector<float> bias(d.E, 0.f);
+    bias[boosted] = 2.f;
+    d.bias = bias.data();
+    moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    int changed = 0;
+    for (int t = 0; t < d.N; t++) {
+        const int* ch = fx.sv.choice + (size_t)t * d.K;
+        EXPECT_EQ(ch[0], boosted) << "token " << t << ": the bias puts the boosted expert first";
+        changed += ch[0] != before[(size_t)t * d.K] || ch[1] != before[(size_t)t * d.K + 1];
+        const float* s = fx.sv.probs + (size_t)t * d.E;  // sigmoid scores: the bias is not in them
+        const float S = s[ch[0]] + s[ch[1]];
+        for (int k = 0; k < d.K; k++) EXPECT_NEAR(fx.sv.cw[(size_t)t * d.K + k], 1.5f * s[ch[k]] / S, 1e-6);
+    }
+    EXPECT_EQ(changed, d.N) << "every token's selection moved";
+    std::vector<float> ref(out.size());
+    moe_forward_ref(ref.data(), x.data(), fx.w, d);
+    EXPECT_LT(max_abs_diff(out.data(), ref.data(), out.size()), 1e-4);
+}
+
+// Over capacity the probs policy keeps an expert's highest-weight tokens, position its earliest.
+TEST(EngineRouting, DropPolicyProbsKeepsTheHighestWeights) {
+    MoeDims d;
+    d.N = 12; d.C = 6; d.E = 4; d.K = 1; d.F = 5; d.routing = MoeRouting::top1_capacity; d.capacity_factor = 0.5f;
+    MoeFixture fx(d);
+    std::fill(fx.router.begin(), fx.router.end(), 0.f);
+    fx.router[2 * d.C] = 1.f;  // logit of expert 2 = x_t0: every token picks 2, later tokens more surely
+    std::vector<float> x((size_t)d.N * d.C, 0.f), out(x.size());
+    for (int t = 0; t < d.N; t++) x[(size_t)t * d.C] = 1.f + 0.25f * t;
+    for (TokenDropPolicy pol : {TokenDropPolicy::position, TokenDropPolicy::probs}) {
+        d.drop = pol;
+        moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+        ASSERT_EQ(*fx.sv.n_assign, 2);
+        const bool probs = pol == TokenDropPolicy::probs;
+        EXPECT_EQ(fx.sv.a_token[0], probs ? 10 : 0) << token_drop_policy_name(pol);
+        EXPECT_EQ(fx.sv.a_token[1], probs ? 11 : 1) << token_drop_policy_name(pol);
+        std::vector<float> ref(out.size());
+        moe_forward_ref(ref.data(), x.data(), fx.w, d);
+        EXPECT_LT(max_abs_diff(out.data(), ref.data(), out.size()), 1e-4) << token_drop_policy_name(pol);
+    }
+}
+
+// Group-limited routing: a token's experts come from at most group_topk groups, and those are the
+// groups whose best K/group_topk keys sum highest.
+TEST(EngineRouting, GroupLimitedChoicesStayInTheirBestGroups) {
+    MoeDims d;
+    d.N = 40; d.C = 6; d.E = 8; d.K = 4; d.F = 3; d.n_groups = 4; d.group_topk = 2;
+    MoeFixture fx(d);
+    auto x = randn((size_t)d.N * d.C, 41);
+    std::vector<float> out((size_t)d.N * d.C);
+    moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    int crossed = 0;  // tokens whose plain top-4 would have used more than 2 groups
+    for (int t = 0; t < d.N; t++) {
+        const float* z = fx.sv.logits + (size_t)t * d.E;
+        std::vector<std::pair<float, int>> g;
+        for (int k = 0; k < 4; k++) g.push_back({-(std::max(z[2 * k], z[2 * k + 1]) + std::min(z[2 * k], z[2 * k + 1])), k});
+        std::sort(g.begin(), g.end());
+        std::set<int> allowed = {g[0].second, g[1].second}, used;
+        for (int k = 0; k < d.K; k++) used.insert(fx.sv.choice[(size_t)t * d.K + k] / 2);
+        EXPECT_EQ(used, allowed) << "token " << t;
+        std::vector<int> plain(d.K);
+        topk_indices(plain.data(), z, d.E, d.K);
+        std::set<int> pg;
+        for (int e : plain) pg.insert(e / 2);
+        crossed += pg.size() > 2;
+    }
+    EXPECT_GT(crossed, 0) << "the test needs tokens the group limit changes";
+}
+
+TEST(EngineRouting, BiasUpdateMovesAgainstTheLoad) {
+    std::vector<float> b = {0.f, 0.f, 0.f, 0.f};
+    const float load[] = {8.f, 5.f, 5.f, 2.f};  // choices per expert, mean 5
+    route_bias_update(b.data(), load, 4, 1e-3f);
+    EXPECT_FLOAT_EQ(b[0], -1e-3f);
+    EXPECT_FLOAT_EQ(b[1], 0.f) << "sign(0) = 0";
+    EXPECT_FLOAT_EQ(b[3], 1e-3f);
+}
+
+// head_bias: the routed-head mask follows r + b, the gates r; the reference agrees.
+TEST(EngineRouting, HeadBiasChangesTheMaskNotTheGates) {
+    HeadRouterDims d{10, 8, 6, 2, 2};
+    auto x = randn((size_t)d.N * d.C, 51), ws = randn((size_t)d.S * d.C, 52), wr = randn((size_t)d.R() * d.C, 53),
+         wt = randn((size_t)2 * d.C, 54);
+    std::vector<float> gates((size_t)d.N * d.H), r((size_t)d.N * d.R()), mask(r.size()), ss((size_t)d.N * d.S),
+        alpha((size_t)d.N * 2), scratch(head_router_scratch_floats(d));
+    HeadRouterSaved sv{r.data(), mask.data(), ss.data(), alpha.data()};
+    std::vector<float> bias = {0.f, 0.f, 0.f, 5.f};  // routed head 3 always chosen
+    d.bias = bias.data();
+    head_router_forward(gates.data(), sv, x.data(), ws.data(), wr.data(), wt.data(), d, scratch.data());
+    std::vector<float> gref(gates.size()), mref(mask.size());
+    head_router_forward_ref(gref.data(), mref.data(), x.data(), ws.data(), wr.data(), wt.data(), d);
+    EXPECT_LT(max_abs_diff(gates.data(), gref.data(), gates.size()), 1e-5);
+    EXPECT_EQ(mask, mref);
+    for (int t = 0; t < d.N; t++) {
+        EXPECT_EQ(mask[(size_t)t * d.R() + 3], 1.f);
+        // official scaling: routed gate = 2 a2 K r_i m_i / sum r m, from the unbiased r
+        float sel = 0.f;
+        for (int i = 0; i < d.R(); i++) sel += r[(size_t)t * d.R() + i] * mask[(size_t)t * d.R() + i];
+        const float a2 = alpha[2 * t + 1];
+        EXPECT_NEAR(gates[(size_t)t * d.H + d.S + 3], 2.f * a2 * d.K * r[(size_t)t * d.R() + 3] / sel, 1e-5);
+    }
 }
 
 TEST(MhMoe, FlopsMatchHelperFollowsTheSpec) {
