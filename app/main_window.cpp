@@ -2,6 +2,7 @@
 
 #include <QAction>
 #include <QCloseEvent>
+#include <QCoreApplication>
 #include <QDialog>
 #include <QDir>
 #include <QDockWidget>
@@ -27,6 +28,8 @@
 #include <QVBoxLayout>
 
 #include "config/presets.h"
+#include "io/checkpoint.h"
+#include "io/export.h"
 #include "imgui_widget.h"
 
 namespace {
@@ -140,6 +143,7 @@ void MainWindow::connectSession() {
         if (store_ && runId_ && currentRun)
             if (rl::Status s = rl::run_store_set_checkpoint(*store_, runId_, path.toStdString()); !s) message(QString::fromStdString(s.msg));
         refreshRuns();
+        if (!exportCheckpoint_.isEmpty() && path == exportCheckpoint_) return finishExport(path);
         message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
         emit checkpointSaved(path);
     });
@@ -508,6 +512,44 @@ void MainWindow::saveCheckpoint(const QString& path) {
     session_.requestCheckpoint(path.toStdString());
 }
 
+void MainWindow::exportRouting(const QString& path, const QString& format) {
+    if (!session_.active()) {
+        message("nothing to export yet: train or open a checkpoint first");
+        emit exportFinished(statusMessage());
+        return;
+    }
+    exportPath_ = path, exportFormat_ = format;
+    exportCheckpoint_ = QDir(QDir::tempPath()).filePath(QString("routelab-export-%1.safetensors").arg(QCoreApplication::applicationPid()));
+    session_.requestCheckpoint(exportCheckpoint_.toStdString());
+}
+
+// The checkpoint of an export arrived: write the target's files from it (this thread only reads the file).
+void MainWindow::finishExport(const QString& checkpoint) {
+    exportCheckpoint_.clear();
+    auto ck = rl::checkpoint_load(checkpoint.toStdString());
+    QFile::remove(checkpoint);
+    QString msg;
+    if (!ck) {
+        msg = "export failed: " + QString::fromStdString(ck.status.msg);
+    } else if (exportFormat_ == "megatron") {
+        const QString err = writeWhole(exportPath_, rl::export_megatron((*ck)->cfg));
+        msg = err.isEmpty() ? "wrote Megatron-Core arguments to " + exportPath_ : err;
+    } else {
+        const QString cfgFile = QDir(exportPath_).filePath("config.json");
+        QString err = QDir().mkpath(exportPath_) ? writeWhole(cfgFile, rl::export_hf_config((*ck)->cfg).dump(2) + "\n")
+                                                 : "cannot create the folder " + exportPath_;
+        msg = err.isEmpty() ? "wrote " + cfgFile : err;
+        if (err.isEmpty() && exportFormat_ == "hf-weights") {
+            if (rl::Status s = rl::export_hf_weights(exportPath_.toStdString(), (*ck)->model); !s)
+                msg += "; weights not written: " + QString::fromStdString(s.msg);
+            else
+                msg += " and model.safetensors";
+        }
+    }
+    message(msg);
+    emit exportFinished(msg);
+}
+
 bool MainWindow::exportCsv(const QString& path) {
     const QString err = writeWhole(path, rl::curve_to_csv(run_.curve));
     message(err.isEmpty() ? "wrote " + path : err);
@@ -569,6 +611,20 @@ void MainWindow::buildMenus() {
     file->addAction("Export curves as CSV...", this, [this] {
         const QString f = QFileDialog::getSaveFileName(this, "Export curves as CSV", "routelab-curves.csv", "CSV (*.csv)");
         if (!f.isEmpty()) exportCsv(f);
+    });
+    file->addSeparator();
+    file->addSeparator();
+    file->addAction("Export routing for Megatron-Core...", this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Megatron-Core arguments", "routelab-megatron-args.txt", "Text (*.txt)");
+        if (!f.isEmpty()) exportRouting(f, "megatron");
+    });
+    file->addAction("Export as Hugging Face config...", this, [this] {
+        const QString d = QFileDialog::getExistingDirectory(this, "Folder for config.json");
+        if (!d.isEmpty()) exportRouting(d, "hf");
+    });
+    file->addAction("Export as Hugging Face config + weights...", this, [this] {
+        const QString d = QFileDialog::getExistingDirectory(this, "Folder for config.json and model.safetensors");
+        if (!d.isEmpty()) exportRouting(d, "hf-weights");
     });
     file->addSeparator();
     file->addAction("Quit", QKeySequence::Quit, this, [this] { close(); });

@@ -30,6 +30,11 @@ public:
     bool openCheckpoint(const QString& path);
     void saveCheckpoint(const QString& path);  // written by the trainer thread; checkpointSaved follows
     bool exportCsv(const QString& path);
+    // File > Export routing (docs/export.md): the current run's routing as Megatron-Core arguments
+    // (format "megatron", a file) or a Hugging Face folder ("hf": config.json; "hf-weights": also
+    // model.safetensors where it maps exactly). The weights and the resolved config come from a
+    // checkpoint the trainer writes first; exportFinished follows with the message shown.
+    void exportRouting(const QString& path, const QString& format);
     void setProbeText(const QString& text);
     void requestGenerate();                    // the generate view's prompt and settings
     void showView(const QString& name);        // a name in viewTable()
@@ -55,6 +60,7 @@ signals:
     void runFinished(int step);
     void generationReady();
     void checkpointSaved(QString path);
+    void exportFinished(QString message);
 
 protected:
     void closeEvent(QCloseEvent* e) override;
@@ -83,6 +89,7 @@ private:
     void exportSelectedRun();
     void deleteSelectedRun();
     void message(const QString& m);
+    void finishExport(const QString& checkpoint);
     void clearViews(const std::string& runName);
     const ViewEntry& currentView() const;
     // Redraws the current view when it shows some of what arrived (Arrival bits).
@@ -113,4 +120,5 @@ private:
     QElapsedTimer runClock_;
     QElapsedTimer labelClock_;  // live label refresh
     double firstStepSeconds_ = -1;
+    QString exportPath_, exportFormat_, exportCheckpoint_;  // an export waiting for its checkpoint
 };

@@ -46,7 +46,9 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
     ImGui::TextDisabled("  hover a plot for exact values; tick runs in the Runs dock to overlay them");
     const bool routedHeads = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_routed_heads;
     const bool routedExperts = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_experts;
-    const float h = std::max(120.f, (ImGui::GetContentRegionAvail().y - 10) / 3 - 6);
+    const bool biased = !run.stats.empty() && run.stats.back().n_layers &&
+                        (run.stats.back().layers[0].has_expert_bias || run.stats.back().layers[0].has_head_bias);
+    const float h = std::max(120.f, (ImGui::GetContentRegionAvail().y - 10) / (biased ? 4 : 3) - 6);
     const std::string me = run.runName.empty() ? "this run" : run.runName;
     // 1. Loss and its parts, runs overlaid (each run's loss in its colour).
     std::vector<Series> loss = {curveSeries(me + " loss", IM_COL32(240, 240, 240, 255), run.curve, column("loss"), state.ema),
@@ -87,7 +89,24 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
         }
         char t[96];
         std::snprintf(t, sizeof t, routedExperts ? "expert load, layer %d (fair share 1/%d)" : "head load f, layer %d (of %d routed)", layer, n);
-        plot(out, t, load, h - 26, false);
+        plot(out, t, load, biased ? h : h - 26, false);
+        // 4. Aux-loss-free balancing: each one's selection bias, in the same colours as its load above.
+        const rl::LayerRouteStats& last = run.stats.back().layers[layer];
+        const bool expertBias = routedExperts && last.has_expert_bias, headBias = !routedExperts && last.has_head_bias;
+        if (expertBias || headBias) {
+            std::vector<Series> bias;
+            for (int i = 0; i < n; i++) {
+                Series s{numbered(expertBias ? "b e" : "b h", i), viewColour(i), {}, {}};
+                for (const auto& st : run.stats) {
+                    s.x.push_back((float)st.step);
+                    s.y.push_back(expertBias ? st.layers[layer].expert_bias[i] : st.layers[layer].head_bias[i]);
+                }
+                bias.push_back(std::move(s));
+            }
+            std::snprintf(t, sizeof t, "%s bias b, layer %d (selection only: b += u sign(mean load - load) each step)",
+                          expertBias ? "expert" : "head", layer);
+            plot(out, t, bias, h - 26, false);
+        }
         layerPicker(layer, nl);
     }
 }

@@ -12,6 +12,31 @@ namespace {
 // Experts a token (row) reached, or empty when capacity dropped it.
 const std::vector<int>* rowExperts(const rl::ProbeLayer& L, size_t row) { return row < L.experts.size() ? &L.experts[row] : nullptr; }
 
+// Aux-loss-free balancing: the choice with the expert bias (what ran) next to the one without it.
+std::string biasNote(const rl::ProbeLayer& L, size_t row) {
+    std::vector<int> with, without = L.experts_unbiased[row];
+    // The choice with the bias is the top-k of the biased key (a capacity may have dropped some of it).
+    std::vector<int> order(L.expert_keys[row].size());
+    for (size_t e = 0; e < order.size(); e++) order[e] = (int)e;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return L.expert_keys[row][a] > L.expert_keys[row][b]; });
+    with.assign(order.begin(), order.begin() + std::min(order.size(), without.size()));
+    auto list = [](std::vector<int> v) {
+        std::sort(v.begin(), v.end());
+        std::string s;
+        for (int e : v) s += " " + std::to_string(e);
+        return s;
+    };
+    std::string t = "\n  biased choice (score + b):" + list(with) + "\n  unbiased choice (score):" + list(without);
+    t += list(with) == list(without) ? "  (same)" : "  <- the bias moved this token";
+    t += "\n  b:";
+    for (int e : with) {
+        char b[32];
+        std::snprintf(b, sizeof b, " e%d %+.3f", e, L.expert_bias[e]);
+        t += b;
+    }
+    return t + "  (weights use the unbiased scores)";
+}
+
 }  // namespace
 
 void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
@@ -44,6 +69,7 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
                         std::snprintf(b, sizeof b, " %d (%.2f)", xs[k], L.expert_weights[r + s][k]);
                         tip += b;
                     }
+                    if (!L.expert_bias.empty() && r + s < L.experts_unbiased.size()) tip += biasNote(L, r + s);
                 }
                 tooltip(out, tip);
             }

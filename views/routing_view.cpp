@@ -95,7 +95,8 @@ void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, Vi
         gc.push_back(h < S ? IM_COL32(230, 180, 60, 255) : IM_COL32(120, 200, 90, 255));
         gmax = std::max(gmax, gates[h]);
     }
-    columnTitles(o, "router softmax (routed heads)", "gate of every head");
+    columnTitles(o, L.head_bias.empty() ? "router softmax (routed heads)" : "router softmax; top-k reads p + b",
+                 "gate of every head");
     const float top = o.y + 20;
     // Routed probabilities sit level with their gates (shared heads take the top S rows).
     auto pe = barColumn(out, ImVec2(o.x, top + S * 21), k_colW, probs, pl, pon, 1.f, pc, "router p of head", stage(ph, 0));
@@ -115,8 +116,17 @@ void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, Vi
                       p.head_paper_scaling ? "a1*p" : "2*a1*S*p", p.head_paper_scaling ? "a2*p" : "2*a2*K*p/sum(top-K p)");
     else
         std::snprintf(b, sizeof b, "no shared heads: routed g = K*p/sum(top-K p)");
-    ImGui::GetWindowDrawList()->AddText(ImVec2(sum.x - 40, sum.y + 30), k_text, b);
-    ImGui::Dummy(ImVec2(2 * k_colW + 2 * k_gap + 300, std::max(24 + H * 21.f, sum.y + 70 - o.y)));
+    std::string text = b;
+    if (!L.head_bias.empty()) {  // aux-loss-free head balancing (docs/routing-math.md §12.5)
+        text += "\nhead bias b (choice only):";
+        for (int i = 0; i < R; i++) {
+            char t[24];
+            std::snprintf(t, sizeof t, "%s h%d %+.3f", i % 3 == 0 ? "\n " : "", S + i, L.head_bias[i]);
+            text += t;
+        }
+    }
+    ImGui::GetWindowDrawList()->AddText(ImVec2(sum.x - 40, sum.y + 30), k_text, text.c_str());
+    ImGui::Dummy(ImVec2(2 * k_colW + 2 * k_gap + 300, std::max(24 + H * 21.f, sum.y + 70 + (L.head_bias.empty() ? 0 : 16 * (2 + R / 3)) - o.y)));
 }
 
 // MoE: the expert router's softmax -> the experts it keeps -> combine weights -> the weighted sum.
@@ -137,9 +147,11 @@ void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subTo
     std::string rule = choice     ? "each expert picks its top tokens"
                        : capacity ? "top-1, within capacity"
                                   : "top-" + std::to_string(p.expert_top_k);
-    ImGui::TextWrapped("Experts (%s, layer %d, token '%s'): router softmax -> %s -> combine weights -> "
+    const bool biasStep = r < L.expert_keys.size() && !L.expert_bias.empty();
+    ImGui::TextWrapped("Experts (%s, layer %d, token '%s'): router %s -> %s%s -> combine weights -> "
                        "FFN output = sum of weight x expert(x)%s",
-                       p.expert_kind.c_str(), layer, p.tokens[t].text.c_str(), rule.c_str(), p.n_shared_experts ? " + shared experts" : "");
+                       p.expert_kind.c_str(), layer, p.tokens[t].text.c_str(), p.expert_score.c_str(),
+                       biasStep ? "+ expert bias -> " : "", rule.c_str(), p.n_shared_experts ? " + shared experts" : "");
     const ImVec2 o = ImGui::GetCursorScreenPos();
     std::vector<float> probs = L.expert_probs[r], cw(E, 0.f);
     std::vector<std::string> lab;
@@ -147,22 +159,58 @@ void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subTo
     std::vector<ImU32> col;
     for (size_t k = 0; k < ex.size(); k++) cw[ex[k]] = w[k], on[ex[k]] = true;
     for (int e = 0; e < E; e++) lab.push_back(numbered("e", e)), col.push_back(viewColour(e));
-    columnTitles(o, "router softmax", "combine weight");
+    // With an expert bias or a group limit the top-k reads a key of its own: one more column, between
+    // the scores and the weights (docs/routing-math.md §12.2). The weights still come from the scores.
+    const bool keyed = r < L.expert_keys.size();
+    const float shift = keyed ? k_colW + k_gap : 0;
+    const std::string scores = "router " + p.expert_score;
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    dl->AddText(o, k_dim, scores.c_str());
+    if (keyed)
+        dl->AddText(ImVec2(o.x + k_colW + k_gap, o.y), k_dim, L.expert_bias.empty() ? "group-limited key" : "score + bias b (choice)");
+    dl->AddText(ImVec2(o.x + shift + k_colW + k_gap, o.y), k_dim, "combine weight");
+    dl->AddText(ImVec2(o.x + shift + 2 * k_colW + 2 * k_gap + 20, o.y), k_dim, "weighted sum");
     const float top = o.y + 20;
-    auto pe = barColumn(out, ImVec2(o.x, top), k_colW, probs, lab, on, 1.f, col, "router p of expert", stage(ph, 0));
-    auto we = barColumn(out, ImVec2(o.x + k_colW + k_gap, top), k_colW, cw, lab, on, 1.f, col, "combine weight of expert", stage(ph, 1));
-    const ImVec2 sum(o.x + 2 * k_colW + 2 * k_gap + 60, top + E * 21 / 2.f);
+    auto pe = barColumn(out, ImVec2(o.x, top), k_colW, probs, lab, on, 1.f, col, "router score of expert", stage(ph, 0));
+    std::vector<ImVec2> ke;
+    if (keyed) {  // the key's own values; experts outside the kept groups (key -inf) show 0
+        std::vector<float> key = L.expert_keys[r], shown(E, 0.f);
+        float hi = -INFINITY;
+        for (float k : key)
+            if (std::isfinite(k)) hi = std::max(hi, k);
+        for (int e = 0; e < E; e++) shown[e] = std::isfinite(key[e]) ? key[e] : 0.f;
+        ke = barColumn(out, ImVec2(o.x + k_colW + k_gap, top), k_colW, shown, lab, on, std::max(hi, 1e-6f), col,
+                       "selection key of expert", stage(ph, 1));
+        for (int e = 0; e < E; e++)
+            flow(pe[e], ImVec2(ke[e].x - k_colW - 34, ke[e].y), on[e] ? probs[e] : 0.05f, viewColour(e), stage(ph, 1));
+    }
+    auto we = barColumn(out, ImVec2(o.x + shift + k_colW + k_gap, top), k_colW, cw, lab, on, 1.f, col, "combine weight of expert",
+                        stage(ph, keyed ? 2 : 1));
+    const ImVec2 sum(o.x + shift + 2 * k_colW + 2 * k_gap + 60, top + E * 21 / 2.f);
     for (int e = 0; e < E; e++)
         if (on[e]) {
-            flow(pe[e], ImVec2(we[e].x - k_colW - 34, we[e].y), probs[e], viewColour(e), stage(ph, 1));
+            const ImVec2 from = keyed ? ke[e] : pe[e];
+            flow(from, ImVec2(we[e].x - k_colW - 34, we[e].y), probs[e], viewColour(e), stage(ph, keyed ? 2 : 1));
             flow(we[e], ImVec2(sum.x - 24, sum.y), cw[e], viewColour(e), stage(ph, 2));
         }
+    if (keyed && !L.expert_bias.empty()) {
+        std::string b = "b:";
+        for (int e = 0; e < E; e++) {
+            char t[24];
+            std::snprintf(t, sizeof t, "%s e%d %+.3f", e % 4 == 0 && e ? "\n  " : "", e, L.expert_bias[e]);
+            b += t;
+        }
+        b += "\nthe bias picks the experts;\nthe weights use the scores";
+        dl->AddText(ImVec2(o.x + k_colW + k_gap, top + E * 21 + 6), k_dim, b.c_str());
+    }
     sumNode(sum);
     std::string note = ex.empty() ? "dropped: no expert had room, the token skips this FFN (residual only)"
                                   : std::to_string(ex.size()) + " expert(s) run for this token";
     if (p.n_shared_experts) note += "\n+ " + std::to_string(p.n_shared_experts) + " shared expert(s), weight 1";
-    ImGui::GetWindowDrawList()->AddText(ImVec2(sum.x - 40, sum.y + 30), ex.empty() ? IM_COL32(255, 90, 90, 255) : k_text, note.c_str());
-    ImGui::Dummy(ImVec2(2 * k_colW + 2 * k_gap + 300, std::max(24 + E * 21.f, sum.y + 70 - o.y)));
+    const ImVec2 at = keyed ? ImVec2(we[0].x - k_colW - 34, top + E * 21 + 6) : ImVec2(sum.x - 40, sum.y + 30);
+    ImGui::GetWindowDrawList()->AddText(at, ex.empty() ? IM_COL32(255, 90, 90, 255) : k_text, note.c_str());
+    const float below = keyed && !L.expert_bias.empty() ? 24 + E * 21.f + 20 + 16 * (2 + (E + 3) / 4) : 24 + E * 21.f;
+    ImGui::Dummy(ImVec2(shift + 2 * k_colW + 2 * k_gap + 300, std::max(below, sum.y + 70 - o.y)));
 }
 
 }  // namespace

@@ -10,6 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "layers/head_router.h"
+#include "layers/moe_router.h"
+
 namespace rl {
 
 namespace {
@@ -48,6 +51,7 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
         p.expert_kind = c.moe.kind == FfnRouting::mh_moe ? ffn_routing_name(c.moe.kind) : moe_routing_name(c.moe.routing);
         p.expert_top_k = c.moe.routing == MoeRouting::expert_choice ? 0 : c.moe.routing == MoeRouting::top1_capacity ? 1 : c.moe.top_k;
         p.n_shared_experts = c.moe.n_shared_experts;
+        p.expert_score = score_function_name(c.moe.score_function);
     }
     const int S = p.n_shared_heads, R = c.n_heads - S, E = p.n_experts;
     auto rows = [](const float* base, int n, int width) {
@@ -69,8 +73,28 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
             const float* att = L.att;  // (1,H,T,T): batch 1, so head h's rows start at h*T*T
             for (int h = 0; h < c.n_heads; h++) pl.attention.emplace_back(att + (size_t)h * T * T, att + (size_t)(h + 1) * T * T);
         }
+        const LayerWeights& lw = m.w.layers[&L - a.layers.data()];
+        if (lw.head_bias) pl.head_bias.assign(lw.head_bias, lw.head_bias + R);
         if (E) {
             pl.expert_probs = rows(L.ms.probs, T * p.mh_heads, E);
+            MoeDims md = model_moe_dims(c, T, false, 0);
+            if (lw.moe.bias || md.group_topk > 0) {  // the key top-k read, and the choice without the bias
+                md.bias = lw.moe.bias;
+                MoeDims plain = md;
+                plain.bias = nullptr;
+                std::vector<float> key(E);
+                for (int r = 0; r < md.N; r++) {
+                    const float* z = L.ms.logits + (size_t)r * E;
+                    const float* s = L.ms.probs + (size_t)r * E;
+                    moe_selection_key(key.data(), z, s, md);
+                    pl.expert_keys.push_back(key);
+                    moe_selection_key(key.data(), z, s, plain);
+                    std::vector<int> idx(md.K);
+                    topk_indices(idx.data(), key.data(), E, md.K);
+                    pl.experts_unbiased.push_back(idx);
+                }
+                if (lw.moe.bias) pl.expert_bias.assign(lw.moe.bias, lw.moe.bias + E);
+            }
             std::vector<std::vector<std::pair<float, int>>> te;
             token_experts(L, T * p.mh_heads, te);
             for (auto& v : te) {
@@ -105,6 +129,9 @@ std::string probe_to_json(const ProbeSnapshot& p) {
         jl["shared_probs"] = l.shared_probs;
         jl["head_type"] = l.head_type;
         jl["expert_probs"] = l.expert_probs;
+        if (!l.expert_bias.empty()) jl["expert_bias"] = l.expert_bias;
+        if (!l.experts_unbiased.empty()) jl["experts_unbiased"] = l.experts_unbiased;
+        if (!l.head_bias.empty()) jl["head_bias"] = l.head_bias;
         j["layers"].push_back(jl);
     }
     return j.dump(1);

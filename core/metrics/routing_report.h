@@ -24,7 +24,13 @@ struct ProbeLayer {
     std::vector<std::vector<float>> head_type;              // [token][2] alpha: shared vs routed weight
     std::vector<std::vector<int>> experts;                  // [row] chosen experts (rank order by weight)
     std::vector<std::vector<float>> expert_weights;         // [row] their combine weights
-    std::vector<std::vector<float>> expert_probs;           // [row][E] router softmax (before top-k)
+    std::vector<std::vector<float>> expert_probs;           // [row][E] router scores (softmax or sigmoid), before top-k
+    // Engine routing (docs/routing-math.md §12): with a selection bias or group limit, the key the
+    // top-k read ([row][E], -inf outside the kept groups) and the experts it would take without the bias.
+    std::vector<float> expert_bias;                         // (E) empty without expert_bias
+    std::vector<std::vector<float>> expert_keys;            // [row][E] empty without bias or groups
+    std::vector<std::vector<int>> experts_unbiased;         // [row] top-k of the key without the bias
+    std::vector<float> head_bias;                           // (R) MoH head_bias, empty without
     std::vector<std::vector<float>> attention;              // [head][T*T] causal softmax rows (row = query)
 };
 struct ProbeSnapshot {
@@ -38,6 +44,7 @@ struct ProbeSnapshot {
     bool head_paper_scaling = false;
     std::string head_kind;    // model.attention.heads.kind, e.g. "moh"
     std::string expert_kind;  // model.moe.routing (e.g. "topk"), or "mh_moe"; empty for a dense FFN
+    std::string expert_score = "softmax";  // model.moe.score_function
 };
 // Runs the probe text (truncated to seq_len tokens) through the model, inference mode.
 // with_attention: also keep every head's attention rows (T*T floats per head and layer).

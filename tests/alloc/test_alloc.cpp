@@ -85,7 +85,8 @@ TEST_P(AllocFree, TrainingStepsTouchNoHeap) {
 }
 INSTANTIATE_TEST_SUITE_P(Presets, AllocFree,
                          ::testing::Values("seed-baseline", "seed-moh", "moe-top2-8", "switch-top1", "deepseek-shared",
-                                           "mh-moe-h2", "moh-moe", "rustgpt-upstream"),
+                                           "mh-moe-h2", "moh-moe", "rustgpt-upstream", "deepseek-v3-style",
+                                           "qwen-global-balance", "moh-head-bias"),
                          [](const auto& info) {
                              std::string n = info.param;
                              for (auto& ch : n) if (ch == '-') ch = '_';

@@ -6,6 +6,7 @@
 #include <QApplication>
 #include <QDir>
 #include <QElapsedTimer>
+#include <QFile>
 #include <QTemporaryDir>
 #include <QThread>
 #include <QTreeWidget>
@@ -163,5 +164,39 @@ TEST(Window, FailedRetrainLeavesTheRunGoing) {
     EXPECT_TRUE(w.session().running());
     const int before = w.lastStep();
     ASSERT_TRUE(waitFor([&] { return w.lastStep() > before; }));  // still training, still polled
+    w.session().stop();
+}
+
+// File > Export: the running model's routing as Megatron-Core arguments and a Hugging Face folder,
+// through a checkpoint the trainer writes (the window never reads the trainer's model).
+TEST(Window, ExportsTheRunsRoutingThroughACheckpoint) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    auto cfg = *rl::preset_load("tiny");
+    cfg.model.moe.kind = rl::FfnRouting::moe;
+    cfg.model.moe.n_experts = 4;
+    cfg.model.moe.d_ff_expert = 16;
+    cfg.model.moe.score_function = rl::ScoreFunction::sigmoid;
+    cfg.model.moe.expert_bias = true;
+    cfg.train.steps = 100000;
+    ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
+    ASSERT_TRUE(waitFor([&] { return w.lastStep() > 0; }));
+    QString done;
+    QObject::connect(&w, &MainWindow::exportFinished, [&](const QString& m) { done = m; });
+    const QString args = QDir(ws.path()).filePath("megatron.txt");
+    w.exportRouting(args, "megatron");
+    ASSERT_TRUE(waitFor([&] { return !done.isEmpty(); })) << w.statusMessage().toStdString();
+    EXPECT_TRUE(done.contains("wrote")) << done.toStdString();
+    QFile f(args);
+    ASSERT_TRUE(f.open(QIODevice::ReadOnly));
+    const QString text = f.readAll();
+    EXPECT_TRUE(text.contains("--moe-router-enable-expert-bias\n")) << text.toStdString();
+    EXPECT_TRUE(text.contains("--moe-router-score-function sigmoid\n")) << text.toStdString();
+    done.clear();
+    const QString dir = QDir(ws.path()).filePath("hf");
+    w.exportRouting(dir, "hf-weights");
+    ASSERT_TRUE(waitFor([&] { return !done.isEmpty(); }));
+    EXPECT_TRUE(QFile::exists(QDir(dir).filePath("config.json"))) << done.toStdString();
+    EXPECT_TRUE(done.contains("weights not written")) << "sigmoid + bias has no exact weight mapping: " << done.toStdString();
     w.session().stop();
 }
