@@ -75,9 +75,9 @@ void tokenPicker(const rl::ProbeSnapshot& p, int& token) {
 void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, ViewOutbox& out) {
     const rl::ProbeLayer& L = p.layers[layer];
     const int S = p.n_shared_heads, H = p.n_heads, R = H - S;
-    ImGui::TextWrapped("Heads (MoH, layer %d, token '%s'): routed-head router softmax -> top-%d -> gates -> "
+    ImGui::TextWrapped("Heads (MoH, layer %d, token '%s'): routed-head router softmax -> %stop-%d -> gates -> "
                        "attention output = sum over heads of gate x head output",
-                       layer, p.tokens[t].text.c_str(), p.head_top_k);
+                       layer, p.tokens[t].text.c_str(), L.head_bias.empty() ? "" : "+ head bias -> ", p.head_top_k);
     const ImVec2 o = ImGui::GetCursorScreenPos();
     std::vector<float> probs = L.head_probs[t], gates = L.head_gates[t];
     std::vector<std::string> pl, gl;
@@ -95,7 +95,7 @@ void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, Vi
         gc.push_back(h < S ? IM_COL32(230, 180, 60, 255) : IM_COL32(120, 200, 90, 255));
         gmax = std::max(gmax, gates[h]);
     }
-    columnTitles(o, L.head_bias.empty() ? "router softmax (routed heads)" : "router softmax; top-k reads p + b",
+    columnTitles(o, L.head_bias.empty() ? "router softmax (routed heads)" : "router p; top-k reads p+b",
                  "gate of every head");
     const float top = o.y + 20;
     // Routed probabilities sit level with their gates (shared heads take the top S rows).

@@ -22,6 +22,8 @@ std::string num(double v) {
     s << v;
     return s.str();
 }
+// A float config value as the decimal a user wrote (1e-05, not 9.999999747378752e-06) for JSON.
+double dec(float v) { return std::stod(num(v)); }
 
 }  // namespace
 
@@ -180,11 +182,12 @@ nlohmann::json export_hf_config(const Config& cfg) {
     j["num_attention_heads"] = m.n_heads;
     j["num_key_value_heads"] = m.n_kv_heads;
     j["head_dim"] = m.head_dim;
-    j["intermediate_size"] = sparse(m) ? e.d_ff_expert : m.ffn.d_ff;
+    // Mixtral's intermediate_size is its experts' width; Llama's, Qwen2-MoE's and DeepSeek-V3's the dense FFN's.
+    j["intermediate_size"] = arch == "MixtralForCausalLM" ? e.d_ff_expert : m.ffn.d_ff;
     j["hidden_act"] = "silu";
     j["max_position_embeddings"] = m.seq_len;
-    j["rms_norm_eps"] = m.norm_eps;
-    j["rope_theta"] = m.attention.rope_theta;
+    j["rms_norm_eps"] = dec(m.norm_eps);
+    j["rope_theta"] = dec(m.attention.rope_theta);
     j["tie_word_embeddings"] = m.tie_embeddings;
     j["attention_dropout"] = 0.0;
     j["torch_dtype"] = "float32";
@@ -197,8 +200,8 @@ nlohmann::json export_hf_config(const Config& cfg) {
         j["model_type"] = "mixtral";
         j["num_local_experts"] = e.n_experts;
         j["num_experts_per_tok"] = K;
-        j["router_aux_loss_coef"] = e.aux_weight;
-        j["router_jitter_noise"] = e.routing == MoeRouting::noisy_topk ? 0.f : e.jitter;
+        j["router_aux_loss_coef"] = dec(e.aux_weight);
+        j["router_jitter_noise"] = e.routing == MoeRouting::noisy_topk ? 0.0 : dec(e.jitter);
         j["output_router_logits"] = e.aux_weight > 0;
         j["sliding_window"] = nullptr;
     } else if (arch == "Qwen2MoeForCausalLM") {
@@ -208,7 +211,7 @@ nlohmann::json export_hf_config(const Config& cfg) {
         j["moe_intermediate_size"] = e.d_ff_expert;
         j["shared_expert_intermediate_size"] = e.n_shared_experts * e.d_ff_expert;
         j["norm_topk_prob"] = renormalised(e);
-        j["router_aux_loss_coef"] = e.aux_weight;
+        j["router_aux_loss_coef"] = dec(e.aux_weight);
         j["decoder_sparse_step"] = 1;
         j["mlp_only_layers"] = nlohmann::json::array();
         j["output_router_logits"] = e.aux_weight > 0;
@@ -219,7 +222,7 @@ nlohmann::json export_hf_config(const Config& cfg) {
         j["num_experts_per_tok"] = K;
         j["moe_intermediate_size"] = e.d_ff_expert;
         j["n_shared_experts"] = e.n_shared_experts;
-        j["routed_scaling_factor"] = e.topk_scaling_factor;
+        j["routed_scaling_factor"] = dec(e.topk_scaling_factor);
         j["n_group"] = e.n_groups;
         j["topk_group"] = e.group_topk > 0 ? e.group_topk : e.n_groups;
         j["norm_topk_prob"] = K > 1;
@@ -227,7 +230,7 @@ nlohmann::json export_hf_config(const Config& cfg) {
         j["topk_method"] = e.expert_bias ? "noaux_tc" : "greedy";
         j["first_k_dense_replace"] = 0;
         j["moe_layer_freq"] = 1;
-        j["aux_loss_alpha"] = e.load_balancing == LoadBalancing::none ? 0.f : e.aux_weight;
+        j["aux_loss_alpha"] = e.load_balancing == LoadBalancing::none ? 0.0 : dec(e.aux_weight);
         j["seq_aux"] = e.load_balancing == LoadBalancing::seq_aux_loss;
     }
     j["_routelab_source"] = "routelab-cli export --format hf of config '" + cfg.name + "'";
