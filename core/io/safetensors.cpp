@@ -2,6 +2,11 @@
 // of 8), then the data section; header offsets are relative to the data section.
 #include "io/safetensors.h"
 
+#if __has_include(<unistd.h>)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -139,6 +144,14 @@ Status write_impl(const std::string& path, const std::vector<TensorView>& tensor
         return Status::error(prefix(path) + "cannot replace it with '" + tmp + "' (" + why +
                              "); check that the path is not a directory and is writable, or choose another --out");
     }
+#if __has_include(<unistd.h>)
+    // The rename itself on disk: fsync the folder that holds the new name.
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    if (const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY); fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+#endif
     return Status::ok();
 }
 

@@ -39,6 +39,7 @@ struct StepStats {
     float grad_norm = 0;   // before clipping
     float tok_per_s = 0;   // this step's B*T / wall time
     int threads = 0;       // threads the step ran on (ThreadGovernor)
+    float wall_s = 0;      // seconds of training steps since the run started, this one included
     int window = 0;        // attention window used
     int n_layers = 0;
     LayerRouteStats layers[k_stats_layers];

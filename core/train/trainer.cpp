@@ -123,6 +123,8 @@ StepStats trainer_step(TrainState& s) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     governor_end(s.threads, secs, B * T);
     st.tok_per_s = (float)(B * T / std::max(secs, 1e-9));
+    s.wall_s += secs;
+    st.wall_s = (float)s.wall_s;
     st.threads = s.threads.current;
     return st;
 }

@@ -47,6 +47,7 @@ struct TrainState {
     std::mt19937_64 rng;
     int step = 0;
     float prev_entropy = 0.f;                   // feeds the adaptive "entropy" window
+    double wall_s = 0;                          // seconds spent in trainer_step so far (resumes carry it)
     ThreadGovernor threads;
 };
 

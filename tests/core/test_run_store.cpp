@@ -91,7 +91,7 @@ TEST(RunStore, CsvHasHeaderAndEveryValue) {
     std::istringstream in(curve_to_csv(pts));
     std::string header, row;
     std::getline(in, header);
-    EXPECT_EQ(header, "step,loss,ce,moh_balance,moe_aux,zloss,lr,grad_norm,tok_per_s,head_cv,load_cv,dropped,entropy");
+    EXPECT_EQ(header, "step,loss,ce,moh_balance,moe_aux,zloss,lr,grad_norm,tok_per_s,head_cv,load_cv,dropped,entropy,wall_s");
     std::getline(in, row);
     std::getline(in, row);  // step 2
     std::vector<float> v;
@@ -108,7 +108,7 @@ TEST(RunStore, EveryCurveColumnIsStoredUnderItsName) {
     ASSERT_TRUE(s) << s.status.msg;
     auto id = run_store_begin(*s, "columns", "{}");
     ASSERT_TRUE(id);
-    const CurvePoint p{7, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f, 8.5f, 9.5f, 10.5f, 11.5f, 12.5f};
+    const CurvePoint p{7, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f, 8.5f, 9.5f, 10.5f, 11.5f, 12.5f, 13.5f};
     const int n = (int)curve_columns().size();
     for (int c = 1; c < n; c++) ASSERT_FLOAT_EQ(curve_value(p, c), c + 0.5f) << "fixture covers " << curve_columns()[c];
     ASSERT_TRUE(run_store_append(*s, *id, {p}));
