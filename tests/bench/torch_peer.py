@@ -9,8 +9,15 @@ forward, loss, backward, clip 1.0, AdamW), the forward at B = 16 under no_grad, 
 with a KV cache (a one-token prompt, then seq_len - 1 cached steps). docs/benchmarks.md explains
 what it runs and how to read the figures.
 
-Exit codes: 0 ok, 1 the loss check failed, 2 a config this peer does not implement (or bad
-usage), 3 torch cannot be imported, 4 any other error (a file it cannot read; the message says).
+`torch_peer.py --logits CHECKPOINT CASE.json` instead loads the checkpoint into the peer by tensor
+name and shape alone, runs its forward in float64 on CASE's tokens and compares the logits with
+RouteLab's: CASE.json is {"tokens": [[...], ...] (B sequences of T ids), "logits": [B*T*V floats,
+RouteLab's model_forward without targets], "tol": 1e-4 (absolute; optional)}. It prints
+`torch_peer logits: max|diff| X ...` (tests/core/test_checkpoint_torch.cpp runs it).
+
+Exit codes: 0 ok, 1 the loss (or logits) check failed, 2 a config this peer does not implement,
+a checkpoint tensor it cannot place by name and shape in --logits mode (the message names it), or
+bad usage, 3 torch cannot be imported, 4 any other error (a file it cannot read; the message says).
 """
 import argparse
 import ctypes
@@ -36,6 +43,10 @@ INSTALL_HINT = "install python3-torch with scripts/setup.sh --with-torch"
 
 class Unsupported(Exception):
     pass
+
+
+class WeightMismatch(ValueError):
+    """A checkpoint tensor missing, of the wrong shape or dtype, or with no place in the model."""
 
 
 # ---- the checkpoint ----
@@ -194,8 +205,8 @@ def define_model(torch):
 
     def rope(x, pos0, theta):  # x (B, heads, T, D): rotate-half RoPE at positions pos0..pos0+T-1
         D, T = x.shape[-1], x.shape[-2]
-        inv = theta ** (-2.0 * torch.arange(D // 2, dtype=torch.float32) / D)
-        ang = torch.arange(pos0, pos0 + T, dtype=torch.float32)[:, None] * inv
+        inv = theta ** (-2.0 * torch.arange(D // 2, dtype=x.dtype) / D)
+        ang = torch.arange(pos0, pos0 + T, dtype=x.dtype)[:, None] * inv
         cos, sin = ang.cos(), ang.sin()
         x1, x2 = x[..., :D // 2], x[..., D // 2:]
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
@@ -434,22 +445,24 @@ def routelab_name(key):
 
 
 def load_weights(torch, model, header, data):
-    """Copies every checkpoint tensor into the model; every name and shape must match both ways."""
+    """Copies every checkpoint tensor into the model (converting to the model's dtype); every name
+    and shape must match both ways, or WeightMismatch names the tensor."""
     used = set()
     with torch.no_grad():
         for key, p in model.named_parameters():
             name = routelab_name(key)
             info = header.get(name)
             if info is None:
-                raise ValueError(f"the checkpoint has no tensor '{name}' (torch parameter {key})")
+                raise WeightMismatch(f"the checkpoint has no tensor '{name}' (torch parameter {key})")
             if info["dtype"] != "F32" or list(info["shape"]) != list(p.shape):
-                raise ValueError(f"tensor '{name}' is {info['dtype']} {info['shape']}, the peer needs F32 {list(p.shape)}")
+                raise WeightMismatch(f"tensor '{name}' is {info['dtype']} {info['shape']}, "
+                                     f"the peer needs F32 {list(p.shape)}")
             a, b = info["data_offsets"]
             p.copy_(torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).view(p.shape))
             used.add(name)
     extra = sorted(set(header) - used)
     if extra:
-        raise ValueError(f"checkpoint tensors the peer has no place for: {', '.join(extra)}")
+        raise WeightMismatch(f"checkpoint tensors the peer has no place for: {', '.join(extra)}")
 
 
 # ---- BLAS: which library and which OpenBLAS kernel ----
@@ -657,6 +670,56 @@ def run_cases(args):
     return code
 
 
+def run_logits(args):
+    """--logits CHECKPOINT CASE: the peer's float64 logits against RouteLab's, max |difference|."""
+    checkpoint, case_path = args.logits
+    with open(case_path) as f:
+        case = json.load(f)
+    try:
+        load_case(None, None, checkpoint)  # refuse an unknown config before importing torch
+    except Unsupported as e:
+        print(f"torch_peer: {e}; refusing to compare logits of a different model", file=sys.stderr)
+        return EXIT_UNSUPPORTED
+    torch = import_torch()
+    torch.set_num_threads(args.threads)
+    torch.set_default_dtype(torch.float64)  # the parameters and every intermediate in float64
+    try:
+        _, model = load_case(torch, define_model(torch), checkpoint)
+    except WeightMismatch as e:
+        print(f"torch_peer: {e}; refusing to compare logits", file=sys.stderr)
+        return EXIT_UNSUPPORTED
+    c = model.c
+    tokens = case.get("tokens")
+    if (not isinstance(tokens, list) or not tokens or not all(isinstance(r, list) for r in tokens)
+            or len({len(r) for r in tokens}) != 1 or not tokens[0]):
+        raise ValueError(f"'{case_path}': tokens must be a non-empty list of equally long token lists")
+    B, T, V = len(tokens), len(tokens[0]), c["vocab_size"]
+    if T > c["seq_len"] and c["attention"]["positional"] == "learned":
+        raise ValueError(f"'{case_path}': sequences of {T} tokens, but learned positions stop at seq_len {c['seq_len']}")
+    ids = torch.tensor(tokens, dtype=torch.long)
+    if int(ids.min()) < 0 or int(ids.max()) >= V:
+        raise ValueError(f"'{case_path}': token ids must be in 0..{V - 1}")
+    ref = torch.tensor(case.get("logits", []), dtype=torch.float64)
+    if ref.numel() != B * T * V:
+        raise ValueError(f"'{case_path}' holds {ref.numel()} logits, expected B x T x V = {B}x{T}x{V} = {B * T * V}")
+    tol = float(case.get("tol", TOLERANCE))
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(ids)
+    diff = (logits.reshape(-1) - ref).abs()
+    worst = int(diff.nan_to_num(float("inf")).argmax())
+    mx = float(diff[worst])
+    passed = mx <= tol  # False for NaN
+    b, t, v = worst // (T * V), worst // V % T, worst % V
+    print(f"torch_peer logits: max|diff| {mx:.3e} (sequence {b}, position {t}, token {v}; {B}x{T}x{V} logits, "
+          f"peer in float64, tolerance {tol:g}){'' if passed else '  FAILED'}", flush=True)
+    if args.json_out:
+        write_json(args.json_out, {"max_abs_diff": mx, "at": [b, t, v], "tolerance": tol, "passed": passed,
+                                   "batch": B, "seq": T, "vocab": V, "max_abs_logit": float(ref.abs().max()),
+                                   "torch_version": torch.__version__})
+    return 0 if passed else EXIT_CHECK_FAILED
+
+
 def write_json(path, obj):
     text = json.dumps(obj, indent=2)
     if path:
@@ -678,8 +741,12 @@ def main():
     ap.add_argument("--json-out", help="write the report here (default: stdout)")
     ap.add_argument("--check-only", action="store_true", help="the loss check alone, no timing")
     ap.add_argument("--check-cases", help="JSON list of {checkpoint, tokens, batch, loss_routelab[, grads]}: checks only")
+    ap.add_argument("--logits", nargs=2, metavar=("CHECKPOINT", "CASE"),
+                    help="compare the float64 logits on CASE's tokens with CASE's (RouteLab's); no timing")
     ap.add_argument("--no-coretype-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.logits:
+        return run_logits(args)
     if args.check_cases:
         return run_cases(args)
     if not args.checkpoint:
