@@ -3,8 +3,11 @@
 #include <QMetaObject>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 
 #include "io/checkpoint.h"
+#include "io/resume.h"
 
 using namespace rl;
 
@@ -63,8 +66,10 @@ void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
     cfg_ = state_->cfg;
     stop_ = false;
     finished_ = false;
+    diverged_ = false;
     paused_ = paused;
     stepRequests_ = 0;
+    extendBy_ = 0;
     probeDirty_ = false;
     {
         std::lock_guard<std::mutex> lock(requestMutex_);
@@ -97,9 +102,19 @@ void Session::requestGenerate(const GenerateRequest& r) {
     generateRequest_ = r;
 }
 
-void Session::requestCheckpoint(const std::string& path) {
+void Session::requestCheckpoint(const std::string& path, bool withState) {
     std::lock_guard<std::mutex> lock(requestMutex_);
-    checkpointRequest_ = path;
+    checkpointRequest_ = CheckpointRequest{path, withState};
+}
+
+bool Session::extend(int n) {
+    if (n <= 0 || !thread_.joinable() || !finished_ || diverged_) return false;
+    // The trainer is idle after its last step (finished_ is set before it idles): it takes extendBy_
+    // at its next boundary. cfg_ is the GUI's copy; the trainer changes its own.
+    cfg_.train.steps += n;
+    finished_ = false;
+    extendBy_ += n;
+    return true;
 }
 
 GenerateResult Session::takeGeneration() {
@@ -128,7 +143,7 @@ void Session::serveRequests(bool& probeDue) {
     }
     if (probeDirty_.exchange(false)) probeDue = true;
     std::optional<GenerateRequest> gen;
-    std::optional<std::string> ckpt;
+    std::optional<CheckpointRequest> ckpt;
     {
         std::lock_guard<std::mutex> lock(requestMutex_);
         gen.swap(generateRequest_);
@@ -154,16 +169,18 @@ void Session::serveRequests(bool& probeDue) {
     if (ckpt) saveCheckpoint(*ckpt);
 }
 
-void Session::saveCheckpoint(const std::string& path) {
+void Session::saveCheckpoint(const CheckpointRequest& r) {
     TrainState& s = *state_;
-    Status sv = checkpoint_save(path, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
+    // With the companion (AdamW moments, sampler RNG, ...) a Continue from this file takes the very
+    // step this run would have taken next.
+    Status sv = r.withState ? run_save(s, r.path) : checkpoint_save(r.path, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
     // Not through post(): the outcome is news even when another run has started since.
     QMetaObject::invokeMethod(
         this,
-        [this, ok = sv.is_ok(), m = QString::fromStdString(sv.msg), p = QString::fromStdString(path), st = s.step,
+        [this, ok = sv.is_ok(), m = QString::fromStdString(sv.msg), p = QString::fromStdString(r.path), st = s.step,
          run = run_.load()] {
             if (ok) emit checkpointSaved(p, st, run == run_.load());
-            else emit failed(m);
+            else emit checkpointFailed(m);
         },
         Qt::QueuedConnection);
 }
@@ -171,7 +188,7 @@ void Session::saveCheckpoint(const std::string& path) {
 void Session::finishRun() {
     TrainState& s = *state_;
     const ModelConfig& mc = s.model.cfg;
-    if (mc.attention.heads.kind != HeadSelection::all_heads || mc.moe.kind != FfnRouting::dense) {
+    if (measureCost_ && (mc.attention.heads.kind != HeadSelection::all_heads || mc.moe.kind != FfnRouting::dense)) {
         // The trainer thread owns the weights: measure naive / FLOP-model / measured speedups here.
         costs_.write_slot() = cost_measure(s.model, 0.25, 3);
         costs_.publish();
@@ -192,6 +209,10 @@ void Session::loop() {
     while (!stop_) {
         bool probeDue = false;
         serveRequests(probeDue);
+        if (const int more = extendBy_.exchange(0); more > 0 && done && !diverged_) {  // Continue
+            s.cfg.train.steps += more;
+            done = false;
+        }
         if (done || (paused_ && stepRequests_ == 0)) {
             if (probeDue) publishProbe();
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -200,6 +221,18 @@ void Session::loop() {
         if (stepRequests_ > 0) stepRequests_--;
         StepStats st = trainer_step(s);
         stats_.push(st);  // never waits; a slow GUI loses samples, counted in droppedStats()
+        if (!std::isfinite(st.loss)) {
+            // Every later step would be NaN too: stop here and say so (a sweep records the point as failed).
+            publishProbe();
+            diverged_ = true;
+            finished_ = true;
+            done = true;
+            char m[160];
+            std::snprintf(m, sizeof m, "training diverged at step %d: the loss is %s (try a lower train.lr or grad_clip > 0)", st.step,
+                          std::isnan(st.loss) ? "NaN" : "infinite");
+            post([this, msg = QString(m)] { emit failed(msg); });
+            continue;
+        }
         const bool last = st.step >= s.cfg.train.steps;
         if (probeDue || st.step % probeEvery_ == 0 || last) publishProbe();
         if (st.step % specEvery_ == 0 && !last) publishSpecialization();
@@ -209,7 +242,7 @@ void Session::loop() {
         }
     }
     // A checkpoint asked for just before stop() is still written (the user expects the file).
-    std::optional<std::string> ckpt;
+    std::optional<CheckpointRequest> ckpt;
     {
         std::lock_guard<std::mutex> lock(requestMutex_);
         ckpt.swap(checkpointRequest_);

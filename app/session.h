@@ -45,6 +45,12 @@ public:
     // Stops the current run and starts this one; paused = wait for resume or Step. Call from the
     // thread that polls: it empties what the previous run left in the channels.
     void launch(std::unique_ptr<rl::TrainState> state, bool paused = false);
+    // Continue: after the last step (the thread still holds the trained state), n more steps; the
+    // schedule's length becomes step + n, as a resume from a checkpoint with run_resume(ckpt, step + n)
+    // would have it. False when the run has not finished (or failed).
+    bool extend(int n);
+    // Cost measurement at the end of routed runs (the speedup view); a sweep's points skip it.
+    void setMeasureCost(bool on) { measureCost_ = on; }
     // prepare + launch; checkpoints open paused.
     rl::Status start(const rl::Config& cfg, bool paused = false);
     rl::Status startFromCheckpoint(const std::string& path);
@@ -53,6 +59,7 @@ public:
     bool paused() const { return paused_; }
     void stepOnce() { stepRequests_++; }
     bool running() const { return thread_.joinable() && !finished_; }
+    bool diverged() const { return diverged_; }  // training stopped on a non-finite loss (failed was emitted)
     bool active() const { return thread_.joinable(); }  // a model exists (training or finished)
     // Live change: applied by the trainer at the next step boundary.
     bool send(const rl::LiveCommand& c) { return commands_.push(c); }
@@ -60,7 +67,9 @@ public:
     void setProbeText(const std::string& t);
     std::string probeText();
     void requestGenerate(const GenerateRequest& r);
-    void requestCheckpoint(const std::string& path);
+    // withState: also the companion training state (run_save), so a later Continue is exact; an
+    // export only needs the weights.
+    void requestCheckpoint(const std::string& path, bool withState = true);
     GenerateResult takeGeneration();
     // GUI thread: newest stats / snapshots.
     bool pollStats(rl::StepStats& out) { return stats_.pop(out); }
@@ -77,7 +86,10 @@ public:
 
 signals:
     void finished(int step, float valLoss);
+    // The run cannot go on (its loss became non-finite): training stopped, the thread stays up.
     void failed(QString message);
+    // A checkpoint could not be written; the run goes on.
+    void checkpointFailed(QString message);
     void liveChangeRefused(QString message);
     void generated();
     // Also for a run that was replaced meanwhile (the file is written all the same): currentRun says which.
@@ -99,14 +111,15 @@ private:
             },
             Qt::QueuedConnection);
     }
-    void saveCheckpoint(const std::string& path);
     std::atomic<int> run_{0};  // launches so far; stamped on posted signals
 
     rl::Config cfg_;
     std::unique_ptr<rl::TrainState> state_;
     std::thread thread_;
-    std::atomic<bool> stop_{false}, paused_{false}, finished_{false}, probeDirty_{false};
+    std::atomic<bool> stop_{false}, paused_{false}, finished_{false}, probeDirty_{false}, diverged_{false};
+    std::atomic<bool> measureCost_{true};
     std::atomic<int> stepRequests_{0};
+    std::atomic<int> extendBy_{0};  // Continue: steps to add, taken by the trainer at its next boundary
     rl::SpscRing<rl::StepStats, 256> stats_;
     rl::SpscRing<rl::LiveCommand, 64> commands_;
     rl::TripleBuffer<rl::ProbeSnapshot> probes_;
@@ -115,7 +128,12 @@ private:
     std::mutex requestMutex_;  // rare: probe text, generate and checkpoint requests, generation result
     std::string probeText_ = "User: What is the capital of France? Assistant: Paris. 12 + 7 = 19.";
     std::optional<GenerateRequest> generateRequest_;
-    std::optional<std::string> checkpointRequest_;
+    struct CheckpointRequest {
+        std::string path;
+        bool withState = true;
+    };
+    std::optional<CheckpointRequest> checkpointRequest_;
+    void saveCheckpoint(const CheckpointRequest& r);
     GenerateResult generation_;
     int probeEvery_ = 10;
     int specEvery_ = 100;
