@@ -4,7 +4,8 @@
 // and, for tests and docs: --workspace DIR (run store and user presets), --probe TEXT, --prompt TEXT
 // (generate after the run, before the screenshot), --checkpoint F (open instead of training),
 // --save-checkpoint F, --csv F (curves after the run), --overlay-runs (tick every stored run),
-// --hover x,y (print the tooltip there).
+// --hover x,y (print the tooltip there), --sweep F (run every point of a sweep file, then the view:
+// tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run).
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
@@ -23,9 +24,10 @@ namespace {
 
 // What a scripted run was asked to do.
 struct Script {
-    QString preset = "default", config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint, saveCkpt, csv;
+    QString preset = "default", config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint, saveCkpt, csv, sweep;
     int demo = 0;
-    bool quit = false, overlay = false;
+    qint64 highlight = 0;
+    bool quit = false, overlay = false, viewGiven = false;
 };
 
 // Reads the arguments; false once it has said what is wrong with them.
@@ -43,7 +45,7 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--config") s.config = next();
         else if (a == "--corpus") s.corpus = next();
         else if (a == "--demo-steps") s.demo = next().toInt();
-        else if (a == "--view") s.view = next();
+        else if (a == "--view") s.view = next(), s.viewGiven = true;
         else if (a == "--screenshot") s.shot = next();
         else if (a == "--quit") s.quit = true;
         else if (a == "--hover") s.hover = next();  // "x,y" in the view's pixels: prints the tooltip (tests)
@@ -54,11 +56,14 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--save-checkpoint") s.saveCkpt = next();
         else if (a == "--csv") s.csv = next();
         else if (a == "--overlay-runs") s.overlay = true;
+        else if (a == "--sweep") s.sweep = next();
+        else if (a == "--highlight-run") s.highlight = next().toLongLong();
         else {
             std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
             return false;
         }
     }
+    if (!s.sweep.isEmpty() && !s.viewGiven) s.view = "tuning";  // a sweep's result is the ranking
     if (!MainWindow::viewNames().contains(s.view)) {
         std::fprintf(stderr, "error: unknown view '%s' (views: %s)\n", qPrintable(s.view), qPrintable(MainWindow::viewNames().join(", ")));
         return false;
@@ -70,6 +75,7 @@ bool parseArguments(const QStringList& args, Script& s) {
 void saveCheckpointAndWait(MainWindow& w, const QString& path) {
     QEventLoop wait;
     QObject::connect(&w, &MainWindow::checkpointSaved, &wait, &QEventLoop::quit);
+    QObject::connect(&w.session(), &Session::checkpointFailed, &wait, &QEventLoop::quit);
     QObject::connect(&w.session(), &Session::failed, &wait, &QEventLoop::quit);
     w.saveCheckpoint(path);
     wait.exec();
@@ -167,6 +173,7 @@ int main(int argc, char** argv) {
     if (!s.probe.isEmpty()) w.setProbeText(s.probe);
     GenerateState& g = w.viewStates().generate;
     if (!s.prompt.isEmpty()) std::snprintf(g.prompt, sizeof g.prompt, "%s", qPrintable(s.prompt));
+    w.viewStates().tuning.pinned = s.highlight;
     if (!s.shot.isEmpty()) w.setGeometry(0, 0, 1600, 1000);  // screenshots: the same size whatever QSettings kept
     w.show();
     w.showView(s.view);
@@ -175,6 +182,23 @@ int main(int argc, char** argv) {
         return 1;
     }
     const double windowUpSeconds = launch.nsecsElapsed() / 1e9;
+    if (!s.sweep.isEmpty()) {
+        // Every point to its end (--demo-steps and --corpus apply to the base, before each point's
+        // own keys), then the view, the hover and the screenshot.
+        QObject::connect(&w, &MainWindow::sweepFinished, &app, [&app, &w, &s, windowUpSeconds](int finished, int failed) {
+            std::printf("sweep: %d finished, %d failed\n", finished, failed);
+            afterRun(app, w, s, w.lastStep(), windowUpSeconds);
+        });
+        const bool ok = w.startSweepFile(s.sweep, [&s](rl::Config& c) {
+            if (!s.corpus.isEmpty()) c.data.corpus = s.corpus.toStdString();
+            if (s.demo > 0) c.train.steps = s.demo;
+        });
+        if (!ok) {
+            std::fprintf(stderr, "error: %s\n", qPrintable(w.statusBar()->currentMessage()));
+            return 1;
+        }
+        return app.exec();
+    }
     if (s.checkpoint.isEmpty() && !w.startRun(*cfg)) {
         std::fprintf(stderr, "error: %s\n", qPrintable(w.statusBar()->currentMessage()));
         return 1;

@@ -1,17 +1,22 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QCheckBox>
 #include <QCloseEvent>
+#include <QColorDialog>
 #include <QCoreApplication>
 #include <QDialog>
 #include <QDir>
 #include <QDockWidget>
 #include <QFile>
 #include <QFileDialog>
+#include <QFileInfo>
+#include <QGridLayout>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QInputDialog>
 #include <QLineEdit>
+#include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPushButton>
@@ -20,17 +25,24 @@
 #include <QSet>
 #include <QSignalBlocker>
 #include <QSettings>
+#include <QShortcut>
 #include <QStandardPaths>
 #include <QStatusBar>
 #include <QTableWidget>
 #include <QToolBar>
 #include <QTreeWidget>
 #include <QVBoxLayout>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
 
 #include "config/presets.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
+#include "io/resume.h"
 #include "imgui_widget.h"
+#include "run_table.h"
+#include "util/json_leaves.h"
 
 namespace {
 constexpr size_t k_maxStats = 4000;  // StepStats kept for per-head/expert curves (about 9 KB each); thinned beyond
@@ -54,6 +66,41 @@ QString writeWhole(const QString& path, const std::string& bytes) {
     if (!out.open(QIODevice::WriteOnly) || out.write(bytes.data(), (qint64)bytes.size()) != (qint64)bytes.size() || !out.commit())
         return "could not write " + path + ": " + out.errorString();
     return {};
+}
+
+// Runs dock columns.
+enum RunColumn { ColRun, ColStatus, ColSteps, ColLoss, ColVal, ColStarted, ColCorpus, ColSweep, ColTags, ColCount };
+
+// "#rrggbb" as the views' ImU32 (red in the low byte); false when empty or malformed.
+bool parseColour(const std::string& hex, unsigned& out) {
+    const QColor c(QString::fromStdString(hex));
+    if (hex.empty() || !c.isValid()) return false;
+    out = 0xff000000u | ((unsigned)c.blue() << 16) | ((unsigned)c.green() << 8) | (unsigned)c.red();
+    return true;
+}
+
+// The fields the dock and the tuning view show: a re-list that changes none of them redraws nothing.
+bool sameShown(const rl::RunRecord& a, const rl::RunRecord& b) {
+    return a.id == b.id && a.name == b.name && a.status == b.status && a.status_message == b.status_message && a.steps == b.steps &&
+           a.final_loss == b.final_loss && a.val_loss == b.val_loss && a.tags == b.tags && a.colour == b.colour && a.sweep == b.sweep &&
+           a.checkpoint == b.checkpoint && a.ended == b.ended && a.load_cv == b.load_cv && a.head_cv == b.head_cv &&
+           a.dropped == b.dropped && a.tok_per_s == b.tok_per_s && a.corpus == b.corpus;
+}
+
+// A sweep point's run name: the sweep and the grid values, keys by their last part
+// ("beta-aux beta=0.01 aux_weight=0.001"); the full keys stay in the label and the stored config.
+std::string pointName(const QString& sweep, const std::string& label) {
+    std::string out = sweep.toStdString();
+    size_t at = 0;
+    while (at < label.size()) {
+        size_t end = label.find(' ', at);
+        if (end == std::string::npos) end = label.size();
+        const std::string kv = label.substr(at, end - at);
+        const size_t eq = kv.find('='), dot = kv.rfind('.', eq);
+        out += " " + (dot == std::string::npos ? kv : kv.substr(dot + 1));
+        at = end + 1;
+    }
+    return out;
 }
 }  // namespace
 
@@ -82,7 +129,14 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     buildMenus();
     refreshRuns();
     restoreLayout();
+    // A CLI (routelab-cli train/sweep) may write the same store meanwhile: re-list every 3 s. One
+    // SELECT; the dock and the tuning view change only when a run's shown fields did.
+    runsRefresh_.setInterval(3000);
+    connect(&runsRefresh_, &QTimer::timeout, this, [this] { refreshRuns(); });
+    runsRefresh_.start();
 }
+
+MainWindow::~MainWindow() { shutdown(); }
 
 void MainWindow::buildToolbar() {
     auto* tb = addToolBar("Run");
@@ -90,7 +144,7 @@ void MainWindow::buildToolbar() {
     presets_ = new QComboBox(this);
     presets_->setToolTip("Preset: loads into the config form; press Train to run it.");
     tb->addWidget(presets_);
-    tb->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_});
+    tb->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_, continueAction_});
     live_ = new QLabel("step -  loss -  tok/s -", this);
     tb->addWidget(live_);
 }
@@ -113,6 +167,13 @@ void MainWindow::buildViewArea() {
             // Leave ImGui's frame before touching the session: queue it.
             QMetaObject::invokeMethod(this, [this] { requestGenerate(); }, Qt::QueuedConnection);
         }
+        if (const int64_t id = outbox_.toggleOverlay) {  // a run clicked in the tuning view
+            outbox_.toggleOverlay = 0;
+            QMetaObject::invokeMethod(this, [this, id] {
+                const bool on = std::none_of(run_.overlays.begin(), run_.overlays.end(), [id](const OverlayRun& o) { return o.id == id; });
+                setOverlayTicked(id, on);
+            }, Qt::QueuedConnection);
+        }
     });
     connect(tabs_, &QTabBar::currentChanged, this, [this] { imgui_->markDirty(); });
 }
@@ -121,14 +182,35 @@ void MainWindow::connectSession() {
     connect(&session_, &Session::finished, this, [this](int step, float val) {
         poll();
         updateLiveLabel();  // the last step, whatever the once-a-second throttle skipped
-        if (store_ && runId_) {
+        if (store_ && runId_ && runStatus_ == rl::RunStatus::running) {
             if (rl::Status s = rl::run_store_finish(*store_, runId_, val); !s) message(QString::fromStdString(s.msg));
+            runStatus_ = rl::RunStatus::finished;
             refreshRuns();
         }
         message(QString("run finished at step %1, validation loss %2").arg(step).arg(val, 0, 'f', 4));
         emit runFinished(step);
+        if (sweep_) {
+            sweep_->finished++;
+            QTimer::singleShot(0, this, [this] { runNextSweepPoint(); });  // leave this signal before the next launch
+        }
     });
-    connect(&session_, &Session::failed, this, [this](const QString& m) { message(m); });
+    connect(&session_, &Session::failed, this, [this](const QString& m) {
+        poll();  // its last steps, the non-finite one included, reach the store first
+        endCurrentRun(rl::RunStatus::failed, m);
+        message(m);
+        emit runFailed(m);
+        if (sweep_) {
+            sweep_->failed++;
+            QTimer::singleShot(0, this, [this] { runNextSweepPoint(); });
+        }
+    });
+    connect(&session_, &Session::checkpointFailed, this, [this](const QString& m) {
+        message(m);
+        if (!exportCheckpoint_.isEmpty()) {
+            exportCheckpoint_.clear();
+            emit exportFinished("export failed: " + m);
+        }
+    });
     connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { message(m); });
     connect(&session_, &Session::generated, this, [this] {
         GenerateResult r = session_.takeGeneration();
@@ -140,10 +222,12 @@ void MainWindow::connectSession() {
         emit generationReady();
     });
     connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step, bool currentRun) {
-        if (store_ && runId_ && currentRun)
-            if (rl::Status s = rl::run_store_set_checkpoint(*store_, runId_, path.toStdString()); !s) message(QString::fromStdString(s.msg));
+        const bool exporting = !exportCheckpoint_.isEmpty() && path == exportCheckpoint_;  // a temporary file, not the run's
+        if (store_ && runId_ && currentRun && !exporting)
+            if (rl::Status s = rl::run_store_set_checkpoint(*store_, runId_, path.toStdString(), step); !s)
+                message(QString::fromStdString(s.msg));
         refreshRuns();
-        if (!exportCheckpoint_.isEmpty() && path == exportCheckpoint_) return finishExport(path);
+        if (exporting) return finishExport(path);
         message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
         emit checkpointSaved(path);
     });
@@ -212,19 +296,32 @@ void MainWindow::createActions() {
     retrainAction_ = new QAction("Retrain", this);
     retrainAction_->setToolTip("Start over from fresh weights with the form's config.");
     connect(retrainAction_, &QAction::triggered, this, [this] { train(); });
+    continueAction_ = new QAction("Continue N steps...", this);
+    continueAction_->setIconText("Continue");
+    continueAction_->setToolTip("After the run finished: train N more steps on the same weights and optimizer, in the same stored run.");
+    connect(continueAction_, &QAction::triggered, this, [this] { continueDialog(); });
+    sweepAction_ = new QAction("Sweep...", this);
+    sweepAction_->setToolTip("Pick keys of the form and values for each; every combination trains as its own run.");
+    connect(sweepAction_, &QAction::triggered, this, [this] { sweepDialog(); });
+    stopSweepAction_ = new QAction("Stop sweep", this);
+    stopSweepAction_->setEnabled(false);
+    connect(stopSweepAction_, &QAction::triggered, this, [this] { stopSweep(); });
 }
 
 void MainWindow::message(const QString& m) { statusBar()->showMessage(m); }
 
 // A new run: its data starts empty and the views start as at launch.
 void MainWindow::clearViews(const std::string& runName) {
+    std::vector<rl::RunRecord> runs = std::move(run_.runs);  // the workspace's runs are not the run's data
     run_ = RunData{};
+    run_.runs = std::move(runs);
     run_.runName = runName;
     // A new run starts the views over; the user's own settings (the prompt and sampling settings,
     // the curves' smoothing and scale) carry over.
     ViewStates fresh;
     fresh.curves = viewStates_.curves;
     fresh.generate = viewStates_.generate;
+    fresh.tuning = viewStates_.tuning;  // it shows the workspace's runs, not this run's
     viewStates_ = fresh;
     outbox_ = ViewOutbox{};
     imgui_->markDirty();  // whichever view is up, its data changed
@@ -247,9 +344,33 @@ void MainWindow::closeEvent(QCloseEvent* e) {
     QSettings st("RouteLab", "RouteLab");
     st.setValue("geometry", saveGeometry());
     st.setValue("windowState", saveState());
+    shutdown();
+    QMainWindow::closeEvent(e);
+}
+
+// Closing the window (or destroying it without a close, as scripted runs and tests do) ends the run
+// in the store: a run still training is interrupted at the step it reached.
+void MainWindow::shutdown() {
+    if (shutDown_) return;
+    shutDown_ = true;
+    runsRefresh_.stop();
+    sweep_.reset();  // the points not started yet are not runs
     session_.stop();
     poll();  // the last steps reach the run store
-    QMainWindow::closeEvent(e);
+    endCurrentRun(rl::RunStatus::interrupted, QString("the window was closed at step %1").arg(lastStep()));
+}
+
+void MainWindow::endCurrentRun(rl::RunStatus status, const QString& why) {
+    if (!store_ || !runId_ || runStatus_ != rl::RunStatus::running) return;
+    runStatus_ = status;
+    if (rl::Status s = rl::run_store_end(*store_, runId_, status, why.toStdString()); !s) message(QString::fromStdString(s.msg));
+}
+
+// Before another run takes the session: the current one, if it was still training, is interrupted.
+void MainWindow::replaceCurrentRun() {
+    session_.stop();
+    poll();  // the previous run's last steps reach the store before its data goes
+    endCurrentRun(rl::RunStatus::interrupted, QString("replaced by a new run at step %1").arg(lastStep()));
 }
 
 // ------------------------------------------------------------------------------------------ docks
@@ -275,60 +396,188 @@ void MainWindow::buildDocks() {
     runsDock_->setObjectName("runsDock");
     auto* rw = new QWidget(runsDock_);
     auto* rlay = new QVBoxLayout(rw);
+    runsFilter_ = new QLineEdit(rw);
+    runsFilter_->setObjectName("runsFilter");
+    runsFilter_->setPlaceholderText("filter: name, tag, sweep or status");
+    runsFilter_->setClearButtonEnabled(true);
+    connect(runsFilter_, &QLineEdit::textChanged, this, [this] { applyRunsFilter(); });
+    rlay->addWidget(runsFilter_);
     runs_ = new QTreeWidget(rw);
     runs_->setObjectName("runsList");
-    runs_->setHeaderLabels({"run", "steps", "loss", "val", "started"});
+    runs_->setHeaderLabels({"run", "status", "steps", "loss", "val", "started", "corpus", "sweep", "tags"});
     runs_->setRootIsDecorated(false);
     runs_->setSelectionMode(QAbstractItemView::ExtendedSelection);
-    runs_->setToolTip("Every run is stored in the workspace. Tick runs to overlay their curves; select two to compare configs.");
+    runs_->setToolTip("Every run is stored in the workspace. Tick runs to overlay their curves; select two to compare configs; "
+                      "right-click to rename, tag, colour, continue or export a comparison table.");
     runs_->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    runs_->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(runs_, &QTreeWidget::customContextMenuRequested, this, [this](const QPoint& at) { runsContextMenu(at); });
+    // Double-click: the tags cell edits tags, any other cell renames; F2 renames too.
+    connect(runs_, &QTreeWidget::itemDoubleClicked, this, [this](QTreeWidgetItem* it, int column) {
+        const qint64 id = it->data(0, Qt::UserRole).toLongLong();
+        const rl::RunRecord* r = storedRun(id);
+        if (!r) return;
+        bool ok = false;
+        if (column == ColTags) {
+            QString tags;
+            for (const auto& t : r->tags) tags += (tags.isEmpty() ? "" : ", ") + QString::fromStdString(t);
+            const QString t = QInputDialog::getText(this, "Tags", "Tags (comma-separated):", QLineEdit::Normal, tags, &ok);
+            if (ok) setRunTags(id, t);
+        } else {
+            const QString n = QInputDialog::getText(this, "Rename run", "Name:", QLineEdit::Normal, QString::fromStdString(r->name), &ok);
+            if (ok && !n.trimmed().isEmpty()) renameRun(id, n.trimmed());
+        }
+    });
+    auto* f2 = new QShortcut(QKeySequence(Qt::Key_F2), runs_, nullptr, nullptr, Qt::WidgetShortcut);
+    connect(f2, &QShortcut::activated, this, [this] {
+        if (QTreeWidgetItem* it = runs_->currentItem()) emit runs_->itemDoubleClicked(it, ColRun);
+    });
     rlay->addWidget(runs_, 1);
-    auto* buttons = new QHBoxLayout();
-    auto add = [&](const char* text, auto fn) {
+    // How ticked runs are overlaid in the curves view.
+    auto* opts = new QHBoxLayout();
+    wallTime_ = new QCheckBox("x: wall time", rw);
+    wallTime_->setObjectName("overlayWallTime");
+    wallTime_->setToolTip("Curves over seconds of training instead of steps: runs of different speed side by side.");
+    band_ = new QCheckBox("min/max band", rw);
+    band_->setObjectName("overlayBand");
+    band_->setToolTip("With EMA smoothing: shade the raw min..max of each run's loss over the window the EMA averages "
+                      "(round(1/(1-EMA)) steps).");
+    connect(wallTime_, &QCheckBox::toggled, this, [this](bool on) {
+        viewStates_.curves.wallTime = on;
+        redrawIfShown(Arrival::Overlays);
+    });
+    connect(band_, &QCheckBox::toggled, this, [this](bool on) {
+        viewStates_.curves.band = on;
+        redrawIfShown(Arrival::Overlays);
+    });
+    opts->addWidget(wallTime_);
+    opts->addWidget(band_);
+    opts->addStretch(1);
+    rlay->addLayout(opts);
+    auto* buttons = new QGridLayout();  // two rows: the dock stays narrow, the views keep their width
+    int nButtons = 0;
+    auto add = [&](const char* text, const char* tip, auto fn) {
         auto* b = new QPushButton(text, rw);
+        b->setToolTip(tip);
         connect(b, &QPushButton::clicked, this, fn);
-        buttons->addWidget(b);
+        buttons->addWidget(b, nButtons / 3, nButtons % 3);
+        nButtons++;
     };
-    add("Compare", [this] { compareRuns(); });
-    add("Load config", [this] {
+    add("Compare", "Config diff of two selected runs (one: against the form).", [this] { compareRuns(); });
+    add("Load config", "Put the selected run's config in the form.", [this] {
         auto items = runs_->selectedItems();
         if (items.isEmpty()) return message("select a run first");
         auto cfg = rl::config_from_json(items[0]->data(0, Qt::UserRole + 1).toString().toStdString());
         if (cfg) config_->setConfig(*cfg);
         else message(QString::fromStdString(cfg.status.msg));
     });
-    add("CSV...", [this] { exportSelectedRun(); });
-    add("Delete", [this] { deleteSelectedRun(); });
+    add("CSV...", "The selected run's curves as CSV.", [this] { exportSelectedRun(); });
+    add("Table...", "The selected runs side by side (status, metrics, the config keys that differ) as CSV or Markdown.", [this] {
+        const QList<qint64> ids = selectedRunIds();
+        if (ids.isEmpty()) return message("select the runs to compare first");
+        const QString f = QFileDialog::getSaveFileName(this, "Export comparison table", "runs.csv", "CSV (*.csv);;Markdown (*.md)");
+        if (!f.isEmpty()) exportComparison(ids, f);
+    });
+    add("Delete", "Delete the selected run and its curves from the workspace.", [this] { deleteSelectedRun(); });
     rlay->addLayout(buttons);
     runsDock_->setWidget(rw);
     addDockWidget(Qt::RightDockWidgetArea, runsDock_);
     connect(runs_, &QTreeWidget::itemChanged, this, [this] { updateOverlays(); });
 }
 
+const rl::RunRecord* MainWindow::storedRun(qint64 id) const {
+    for (const auto& r : run_.runs)
+        if (r.id == id) return &r;
+    return nullptr;
+}
+
+void MainWindow::syncRunItem(QTreeWidgetItem* it, const rl::RunRecord& r) {
+    it->setText(ColRun, QString("#%1 %2%3").arg(r.id).arg(QString::fromStdString(r.name)).arg(r.id == runId_ ? " (current)" : ""));
+    it->setText(ColStatus, rl::run_status_name(r.status));
+    it->setToolTip(ColStatus, r.status_message.empty() ? QString(rl::run_status_name(r.status)) + (r.ended.empty() ? "" : " at " + QString::fromStdString(r.ended))
+                                                       : QString::fromStdString(r.status_message));
+    static const QMap<rl::RunStatus, QColor> colours = {{rl::RunStatus::running, QColor(40, 110, 200)},
+                                                        {rl::RunStatus::finished, QColor(40, 140, 60)},
+                                                        {rl::RunStatus::interrupted, QColor(190, 130, 20)},
+                                                        {rl::RunStatus::failed, QColor(190, 50, 40)}};
+    it->setForeground(ColStatus, colours.value(r.status));
+    it->setText(ColSteps, QString::number(r.steps));
+    it->setText(ColLoss, r.steps > 0 ? QString::number(r.final_loss, 'f', 3) : "-");
+    it->setText(ColVal, r.val_loss < 0 ? "-" : QString::number(r.val_loss, 'f', 3));
+    it->setText(ColStarted, QString::fromStdString(r.created).replace('T', ' ').left(16));
+    it->setText(ColCorpus, QString::fromStdString(r.corpus));
+    it->setText(ColSweep, QString::fromStdString(r.sweep));
+    QStringList tags;
+    for (const auto& t : r.tags) tags << QString::fromStdString(t);
+    it->setText(ColTags, tags.join(", "));
+    it->setToolTip(ColRun, r.checkpoint.empty() ? "no checkpoint saved" : "checkpoint: " + QString::fromStdString(r.checkpoint));
+    unsigned col = 0;
+    if (parseColour(r.colour, col)) {  // the run's own colour, also its overlay's
+        QPixmap swatch(10, 10);
+        swatch.fill(QColor(QString::fromStdString(r.colour)));
+        it->setIcon(ColRun, QIcon(swatch));
+    } else {
+        it->setIcon(ColRun, QIcon());
+    }
+    it->setData(0, Qt::UserRole, (qlonglong)r.id);
+    it->setData(0, Qt::UserRole + 1, QString::fromStdString(r.config_json));
+    it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
+}
+
+// Re-lists the store and updates the dock in place (selection, ticks and scrolling stay), and the
+// tuning view's copy; nothing is touched when no shown field changed (the 3-second refresh).
 void MainWindow::refreshRuns() {
-    if (!runs_) return;
-    QSignalBlocker block(runs_);
-    QSet<qint64> ticked;
-    for (int i = 0; i < runs_->topLevelItemCount(); i++)
-        if (runs_->topLevelItem(i)->checkState(0) == Qt::Checked) ticked.insert(runs_->topLevelItem(i)->data(0, Qt::UserRole).toLongLong());
-    runs_->clear();
-    if (!store_) return;
+    if (!runs_ || !store_) return;
     auto list = rl::run_store_list(*store_);
     if (!list) return message(QString::fromStdString(list.status.msg));
-    for (const rl::RunRecord& r : *list) {
-        auto* it = new QTreeWidgetItem(runs_);
-        it->setText(0, QString("#%1 %2%3").arg(r.id).arg(QString::fromStdString(r.name)).arg(r.id == runId_ ? " (current)" : ""));
-        it->setText(1, QString::number(r.steps));
-        it->setText(2, QString::number(r.final_loss, 'f', 3));
-        it->setText(3, r.val_loss < 0 ? "-" : QString::number(r.val_loss, 'f', 3));
-        it->setText(4, QString::fromStdString(r.created).replace('T', ' ').left(16));
-        it->setToolTip(0, r.checkpoint.empty() ? "no checkpoint saved" : "checkpoint: " + QString::fromStdString(r.checkpoint));
-        it->setData(0, Qt::UserRole, (qlonglong)r.id);
-        it->setData(0, Qt::UserRole + 1, QString::fromStdString(r.config_json));
-        it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
-        it->setCheckState(0, ticked.contains(r.id) ? Qt::Checked : Qt::Unchecked);
+    const bool same = list->size() == run_.runs.size() && run_.currentRunId == runId_ &&
+                      std::equal(list->begin(), list->end(), run_.runs.begin(), sameShown) && runs_->topLevelItemCount() == (int)list->size();
+    if (same) return;
+    QSignalBlocker block(runs_);
+    QHash<qint64, QTreeWidgetItem*> items;
+    for (int i = 0; i < runs_->topLevelItemCount(); i++) items[runs_->topLevelItem(i)->data(0, Qt::UserRole).toLongLong()] = runs_->topLevelItem(i);
+    QSet<qint64> listed;
+    for (const auto& r : *list) listed.insert(r.id);
+    for (auto it = items.begin(); it != items.end();)  // deleted meanwhile (here or by a CLI)
+        if (!listed.contains(it.key())) delete it.value(), it = items.erase(it);
+        else ++it;
+    for (int i = 0; i < (int)list->size(); i++) {
+        const rl::RunRecord& r = (*list)[i];
+        QTreeWidgetItem* it = items.value(r.id);
+        if (!it) {
+            it = new QTreeWidgetItem();
+            it->setCheckState(0, Qt::Unchecked);
+            runs_->insertTopLevelItem(i, it);
+        } else if (runs_->indexOfTopLevelItem(it) != i) {
+            const bool sel = it->isSelected();
+            runs_->takeTopLevelItem(runs_->indexOfTopLevelItem(it));
+            runs_->insertTopLevelItem(i, it);
+            it->setSelected(sel);
+        }
+        syncRunItem(it, r);
+    }
+    run_.runs = std::move(*list);
+    run_.currentRunId = runId_;
+    applyRunsFilter();
+    redrawIfShown(Arrival::Runs);
+}
+
+void MainWindow::applyRunsFilter() {
+    const QString f = runsFilter_ ? runsFilter_->text().trimmed() : QString();
+    for (int i = 0; i < runs_->topLevelItemCount(); i++) {
+        QTreeWidgetItem* it = runs_->topLevelItem(i);
+        const rl::RunRecord* r = storedRun(it->data(0, Qt::UserRole).toLongLong());
+        bool show = f.isEmpty();
+        if (!show && r) {
+            QStringList hay = {QString::fromStdString(r->name), QString::fromStdString(r->sweep), rl::run_status_name(r->status)};
+            for (const auto& t : r->tags) hay << QString::fromStdString(t);
+            for (const QString& h : hay) show = show || h.contains(f, Qt::CaseInsensitive);
+        }
+        it->setHidden(!show);
     }
 }
+
+void MainWindow::setRunsFilter(const QString& text) { runsFilter_->setText(text); }
 
 void MainWindow::updateOverlays() {
     QSignalBlocker block(runs_);  // colouring the ticked items must not call this again
@@ -341,16 +590,123 @@ void MainWindow::updateOverlays() {
             it->setForeground(0, QBrush());
             continue;
         }
-        auto c = rl::run_store_curve(*store_, it->data(0, Qt::UserRole).toLongLong());
+        const qint64 id = it->data(0, Qt::UserRole).toLongLong();
+        auto c = rl::run_store_curve(*store_, id);
         if (!c) {
             message(QString::fromStdString(c.status.msg));
             continue;
         }
-        const unsigned col = overlayColour(colour++);  // ImU32 keeps red in the low byte
+        unsigned col = overlayColour(colour++);  // ImU32 keeps red in the low byte
+        if (const rl::RunRecord* r = storedRun(id)) parseColour(r->colour, col);  // the run's own colour wins
         it->setForeground(0, QColor(col & 0xff, (col >> 8) & 0xff, (col >> 16) & 0xff));
-        run_.overlays.push_back({it->text(0).toStdString(), col, std::move(*c)});
+        std::string name = it->text(0).toStdString();
+        if (const auto cut = name.find(" (current)"); cut != std::string::npos) name.erase(cut);
+        run_.overlays.push_back({id, name, col, std::move(*c)});
     }
     redrawIfShown(Arrival::Overlays);
+}
+
+void MainWindow::setOverlayTicked(qint64 id, bool on) {
+    for (int i = 0; i < runs_->topLevelItemCount(); i++)
+        if (QTreeWidgetItem* it = runs_->topLevelItem(i); it->data(0, Qt::UserRole).toLongLong() == id)
+            it->setCheckState(0, on ? Qt::Checked : Qt::Unchecked);  // itemChanged -> updateOverlays
+}
+
+QList<qint64> MainWindow::selectedRunIds() const {
+    QList<qint64> ids;
+    for (int i = 0; i < runs_->topLevelItemCount(); i++)  // in the dock's order, not the click order
+        if (runs_->topLevelItem(i)->isSelected()) ids << runs_->topLevelItem(i)->data(0, Qt::UserRole).toLongLong();
+    return ids;
+}
+
+bool MainWindow::renameRun(qint64 id, const QString& name) {
+    if (!store_) return false;
+    if (rl::Status s = rl::run_store_rename(*store_, id, name.toStdString()); !s) {
+        message(QString::fromStdString(s.msg));
+        return false;
+    }
+    if (id == runId_) run_.runName = name.toStdString();
+    refreshRuns();
+    updateOverlays();  // a ticked run's legend follows
+    return true;
+}
+
+bool MainWindow::setRunTags(qint64 id, const QString& commaSeparated) {
+    if (!store_) return false;
+    std::vector<std::string> tags;
+    for (const QString& t : commaSeparated.split(',', Qt::SkipEmptyParts))
+        if (!t.trimmed().isEmpty()) tags.push_back(t.trimmed().toStdString());
+    if (rl::Status s = rl::run_store_set_tags(*store_, id, tags); !s) {
+        message(QString::fromStdString(s.msg));
+        return false;
+    }
+    refreshRuns();
+    return true;
+}
+
+bool MainWindow::setRunColour(qint64 id, const QColor& colour) {
+    if (!store_) return false;
+    const std::string hex = colour.isValid() ? colour.name(QColor::HexRgb).toStdString() : std::string();
+    if (rl::Status s = rl::run_store_set_colour(*store_, id, hex); !s) {
+        message(QString::fromStdString(s.msg));
+        return false;
+    }
+    refreshRuns();
+    updateOverlays();
+    return true;
+}
+
+QString MainWindow::comparisonTable(const QList<qint64>& ids, bool markdown) const {
+    std::vector<rl::RunRecord> runs;
+    for (qint64 id : ids)
+        if (const rl::RunRecord* r = storedRun(id)) runs.push_back(*r);
+    return QString::fromStdString(markdown ? comparisonMarkdown(runs) : comparisonCsv(runs));
+}
+
+bool MainWindow::exportComparison(const QList<qint64>& ids, const QString& path) {
+    const bool md = path.endsWith(".md", Qt::CaseInsensitive) || path.endsWith(".markdown", Qt::CaseInsensitive);
+    const QString err = writeWhole(path, comparisonTable(ids, md).toStdString());
+    message(err.isEmpty() ? QString("wrote the comparison of %1 runs to %2").arg(ids.size()).arg(path) : err);
+    return err.isEmpty();
+}
+
+void MainWindow::runsContextMenu(const QPoint& at) {
+    QTreeWidgetItem* it = runs_->itemAt(at);
+    if (!it) return;
+    if (!it->isSelected()) {
+        runs_->clearSelection();
+        it->setSelected(true);
+    }
+    runs_->setCurrentItem(it);
+    const qint64 id = it->data(0, Qt::UserRole).toLongLong();
+    const rl::RunRecord* r = storedRun(id);
+    if (!r) return;
+    QMenu menu(this);
+    menu.addAction("Rename...", this, [this, it] { emit runs_->itemDoubleClicked(it, ColRun); });
+    menu.addAction("Tags...", this, [this, it] { emit runs_->itemDoubleClicked(it, ColTags); });
+    menu.addAction("Colour...", this, [this, id, hex = r->colour] {
+        const QColor c = QColorDialog::getColor(hex.empty() ? QColor(255, 110, 255) : QColor(QString::fromStdString(hex)), this, "Run colour");
+        if (c.isValid()) setRunColour(id, c);
+    });
+    if (!r->colour.empty()) menu.addAction("Palette colour", this, [this, id] { setRunColour(id, QColor()); });
+    menu.addSeparator();
+    QAction* cont = menu.addAction("Continue from checkpoint...", this, [this, id] {
+        bool ok = false;
+        const int n = QInputDialog::getInt(this, "Continue from checkpoint", "More steps:", 200, 1, 1000000, 1, &ok);
+        if (ok) continueFromCheckpoint(id, n);
+    });
+    cont->setEnabled(!r->checkpoint.empty());
+    if (r->checkpoint.empty()) cont->setToolTip("this run has no checkpoint (File > Save checkpoint writes one)");
+    menu.addSeparator();
+    menu.addAction("Compare", this, [this] { compareRuns(); });
+    menu.addAction("Export comparison table...", this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Export comparison table", "runs.csv", "CSV (*.csv);;Markdown (*.md)");
+        if (!f.isEmpty()) exportComparison(selectedRunIds(), f);
+    });
+    menu.addAction("Export curves as CSV...", this, [this] { exportSelectedRun(); });
+    menu.addSeparator();
+    menu.addAction("Delete", this, [this] { deleteSelectedRun(); });
+    menu.exec(runs_->viewport()->mapToGlobal(at));
 }
 
 void MainWindow::overlayAllRuns() {
@@ -488,8 +844,9 @@ bool MainWindow::openCheckpoint(const QString& path) {
         message(QString::fromStdString(st.status.msg));
         return false;
     }
-    session_.stop();
-    poll();
+    if (sweep_) stopSweep();
+    replaceCurrentRun();
+    session_.setMeasureCost(true);
     session_.launch(std::move(*st), true);
     clearViews(session_.config().name + " (checkpoint)");
     config_->setConfig(session_.config());
@@ -498,7 +855,7 @@ bool MainWindow::openCheckpoint(const QString& path) {
     if (store_) {
         auto id = rl::run_store_begin(*store_, run_.runName, rl::config_to_json(session_.config()));
         rl::Status s = id ? rl::run_store_set_checkpoint(*store_, *id, path.toStdString()) : id.status;
-        if (id) runId_ = *id;
+        if (id) runId_ = *id, runStatus_ = rl::RunStatus::running;
         if (!s) message(QString::fromStdString(s.msg));
     }
     refreshRuns();
@@ -520,7 +877,7 @@ void MainWindow::exportRouting(const QString& path, const QString& format) {
     }
     exportPath_ = path, exportFormat_ = format;
     exportCheckpoint_ = QDir(QDir::tempPath()).filePath(QString("routelab-export-%1.safetensors").arg(QCoreApplication::applicationPid()));
-    session_.requestCheckpoint(exportCheckpoint_.toStdString());
+    session_.requestCheckpoint(exportCheckpoint_.toStdString(), false);  // the weights only: no companion state
 }
 
 // The checkpoint of an export arrived: write the target's files from it (this thread only reads the file).
@@ -629,7 +986,9 @@ void MainWindow::buildMenus() {
     file->addSeparator();
     file->addAction("Quit", QKeySequence::Quit, this, [this] { close(); });
     QMenu* run = menuBar()->addMenu("&Run");
-    run->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_});
+    run->addActions({trainAction_, pauseAction_, stepAction_, retrainAction_, continueAction_});
+    run->addSeparator();
+    run->addActions({sweepAction_, stopSweepAction_});
     QMenu* view = menuBar()->addMenu("&View");
     view->addAction(config_->toggleViewAction());
     view->addAction(probeDock_->toggleViewAction());
@@ -667,28 +1026,32 @@ void MainWindow::buildMenus() {
 }
 
 bool MainWindow::startRun(const rl::Config& cfg) {
+    if (sweep_) stopSweep();  // the user's run takes over
+    rl::Status st = beginRun(cfg, {});
+    if (!st) message(QString::fromStdString(st.msg));  // a bad config or corpus: say so; the current run (if any) goes on
+    return st.is_ok();
+}
+
+rl::Status MainWindow::beginRun(const rl::Config& cfg, const rl::RunStart& start) {
     runClock_.start();  // Train -> first numbers on screen, tokenizing and allocating included
     auto st = Session::prepare(cfg);
-    if (!st) {  // a bad config or corpus: say so; the current run (if any) goes on
-        message(QString::fromStdString(st.status.msg));
-        return false;
-    }
-    session_.stop();
-    poll();  // the previous run's last steps reach the store before its data goes
+    if (!st) return st.status;
+    replaceCurrentRun();
+    session_.setMeasureCost(!sweep_);  // a sweep's points skip the speedup measurement: the table ranks losses
     session_.launch(std::move(*st));
     clearViews(cfg.name);
     session_.setProbeText(probeEdit_->text().toStdString());
     storedPoints_ = 0;
     runId_ = 0;
     if (store_) {
-        auto id = rl::run_store_begin(*store_, cfg.name, rl::config_to_json(session_.config()));
-        if (id) runId_ = *id;
+        auto id = rl::run_store_begin(*store_, cfg.name, rl::config_to_json(session_.config()), start);
+        if (id) runId_ = *id, runStatus_ = rl::RunStatus::running;
         else message(QString::fromStdString(id.status.msg));
     }
     refreshRuns();
     updateOverlays();
     message(QString("training %1").arg(QString::fromStdString(cfg.name)));
-    return true;
+    return rl::Status::ok();
 }
 
 void MainWindow::train() {
@@ -761,4 +1124,350 @@ void MainWindow::poll() {
     // the whole window in software GL; at 4 Hz the label alone cost training 8-10% of its tok/s here.
     if ((arrived & Arrival::Stats) && (!labelClock_.isValid() || labelClock_.elapsed() >= 1000)) updateLiveLabel();
     redrawIfShown(arrived);
+}
+
+// ------------------------------------------------------------------------------------ continue
+void MainWindow::continueDialog() {
+    if (!session_.active() || runStatus_ != rl::RunStatus::finished || session_.diverged())
+        return message("Continue needs a finished run in the window; a stored run continues from its checkpoint "
+                       "(Runs dock: right-click > Continue from checkpoint)");
+    bool ok = false;
+    const int n = QInputDialog::getInt(this, "Continue", "More steps:", std::max(1, session_.config().train.steps / 2), 1, 1000000, 1, &ok);
+    if (ok) continueRun(n);
+}
+
+bool MainWindow::continueRun(int n) {
+    if (sweep_) {
+        message("a sweep is running; Continue after it (or Run > Stop sweep)");
+        return false;
+    }
+    if (!session_.active() || runStatus_ != rl::RunStatus::finished || session_.diverged()) {
+        message("Continue needs a finished run in the window; a stored run continues from its checkpoint");
+        return false;
+    }
+    const int from = lastStep();
+    if (!session_.extend(n)) {
+        message("the run cannot be continued (it did not finish)");
+        return false;
+    }
+    if (store_ && runId_) {
+        if (rl::Status s = rl::run_store_reopen(*store_, runId_); !s) message(QString::fromStdString(s.msg));
+        else runStatus_ = rl::RunStatus::running;
+    }
+    refreshRuns();
+    message(QString("continuing run #%1 from step %2 for %3 more steps (same weights and optimizer)").arg(runId_).arg(from).arg(n));
+    return true;
+}
+
+bool MainWindow::continueFromCheckpoint(qint64 id, int n) {
+    if (!store_) return false;
+    auto rec = rl::run_store_get(*store_, id);
+    if (!rec) {
+        message(QString::fromStdString(rec.status.msg));
+        return false;
+    }
+    if (id == runId_ && runStatus_ == rl::RunStatus::running) {
+        message("this run is training now; Continue extends it once it finished");
+        return false;
+    }
+    // The newest checkpoint still on disk, with the step it was written at.
+    int step = -1;
+    std::string path;
+    if (auto cks = rl::run_store_checkpoints(*store_, id); cks)
+        for (const auto& [st, p] : *cks)
+            if (QFileInfo::exists(QString::fromStdString(p))) step = st, path = p;
+    if (path.empty()) {
+        message(QString("run #%1 has no checkpoint on disk to continue from (File > Save checkpoint writes one)").arg(id));
+        return false;
+    }
+    auto resumed = rl::run_resume(path, step + n);
+    if (!resumed) {
+        message(QString::fromStdString(resumed.status.msg));
+        return false;
+    }
+    auto curve = rl::run_store_curve(*store_, id);
+    std::vector<rl::CurvePoint> history;
+    if (curve)
+        for (const auto& p : *curve)
+            if (p.step <= step) history.push_back(p);
+    if (!resumed->exact && !history.empty() && history.back().step == step)
+        resumed->state->wall_s = history.back().wall_s;  // wall time keeps rising (x by wall time)
+    // The same row when nothing was stored past the checkpoint; else the row's later steps are another
+    // history, and the continuation is a new row that starts with the steps up to the checkpoint.
+    const bool sameRow = rec->steps == step;
+    if (sweep_) stopSweep();
+    replaceCurrentRun();
+    session_.setMeasureCost(true);
+    const std::string name = sameRow ? rec->name : rec->name + " (from #" + std::to_string(id) + " at step " + std::to_string(step) + ")";
+    session_.launch(std::move(resumed->state));
+    clearViews(name);
+    session_.setProbeText(probeEdit_->text().toStdString());
+    config_->setConfig(session_.config());
+    run_.curve = history;
+    runId_ = 0;
+    storedPoints_ = sameRow ? history.size() : 0;  // a new row gets the history at the next poll
+    if (sameRow) {
+        if (rl::Status s = rl::run_store_reopen(*store_, id); s) runId_ = id, runStatus_ = rl::RunStatus::running;
+        else message(QString::fromStdString(s.msg));
+    } else {
+        auto nid = rl::run_store_begin(*store_, name, rl::config_to_json(session_.config()), rl::RunStart{"", rec->tags});
+        if (nid) runId_ = *nid, runStatus_ = rl::RunStatus::running;
+        else message(QString::fromStdString(nid.status.msg));
+    }
+    poll();
+    refreshRuns();
+    updateOverlays();
+    message(QString("continuing run #%1 from its checkpoint at step %2 for %3 more steps%4: %5")
+                .arg(id)
+                .arg(step)
+                .arg(n)
+                .arg(sameRow ? QString() : QString(" as run #%1").arg(runId_))
+                .arg(resumed->exact ? "exact (optimizer moments, sampler and step restored from the companion file)"
+                                    : "not exact, fresh optimizer: " + QString::fromStdString(resumed->note)));
+    return true;
+}
+
+// -------------------------------------------------------------------------------------- sweeps
+bool MainWindow::startSweepFile(const QString& path, const std::function<void(rl::Config&)>& adjustBase) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) {
+        message("cannot read the sweep " + path + ": " + f.errorString());
+        return false;
+    }
+    const QFileInfo info(path);
+    return startSweep(QString::fromUtf8(f.readAll()), info.completeBaseName(), info.absolutePath(), adjustBase);
+}
+
+bool MainWindow::startSweep(const QString& json, const QString& defaultName, const QString& baseDir,
+                            const std::function<void(rl::Config&)>& adjustBase) {
+    auto sw = rl::sweep_parse(json.toStdString(), defaultName.toStdString());
+    if (!sw) {
+        message(QString::fromStdString(sw.status.msg));
+        return false;
+    }
+    rl::Result<rl::Config> base = rl::Status::error("");
+    if (!sw->config_path.empty()) {
+        QString p = QString::fromStdString(sw->config_path);
+        if (QFileInfo(p).isRelative() && !baseDir.isEmpty() && !QFileInfo::exists(p)) p = QDir(baseDir).filePath(p);
+        base = rl::config_load(p.toStdString());
+    } else {
+        base = rl::preset_load(sw->preset);
+        const QString mine = QDir(workspace_).filePath("presets/" + QString::fromStdString(sw->preset) + ".json");
+        if (!base && QFileInfo::exists(mine)) base = rl::config_load(mine.toStdString());  // one of the user's presets
+    }
+    if (!base) {
+        message("sweep " + QString::fromStdString(sw->name) + ": " + QString::fromStdString(base.status.msg));
+        return false;
+    }
+    if (sw->points.empty()) {
+        message("sweep " + QString::fromStdString(sw->name) + " has no points");
+        return false;
+    }
+    if (sweep_) stopSweep();
+    if (adjustBase) adjustBase(*base);
+    SweepQueue q;
+    q.name = QString::fromStdString(sw->name);
+    q.base = *base;
+    q.points = sw->points;
+    sweep_ = std::move(q);
+    stopSweepAction_->setEnabled(true);
+    runNextSweepPoint();
+    return true;
+}
+
+// Starts the next point that builds a run; points that do not are stored as failed on the way.
+void MainWindow::runNextSweepPoint() {
+    if (!sweep_) return;
+    SweepQueue& q = *sweep_;
+    const rl::RunStart start{q.name.toStdString(), {}};
+    while (q.next < q.points.size()) {
+        const size_t i = q.next++;
+        const rl::SweepPoint& p = q.points[i];
+        rl::Config cfg = q.base;
+        rl::Status st = rl::Status::ok();
+        for (const auto& set : p.sets)
+            if (st = rl::config_apply_override(cfg, set); !st) break;
+        cfg.name = pointName(q.name, p.label);
+        updateSweepLabel(QString::fromStdString(p.label));
+        if (st) st = beginRun(cfg, start);
+        if (st) {
+            q.pointRun = runId_;
+            return;  // finished or failed from the session moves on
+        }
+        // Invalid: a row of its own, failed with the reason, so the sweep's table shows every point.
+        q.failed++;
+        message(QString("sweep %1: point %2/%3 failed: %4").arg(q.name).arg(i + 1).arg(q.points.size()).arg(QString::fromStdString(st.msg)));
+        if (store_) {
+            auto id = rl::run_store_begin(*store_, cfg.name, rl::config_to_json(cfg), start);
+            rl::Status e = id ? rl::run_store_end(*store_, *id, rl::RunStatus::failed, st.msg) : id.status;
+            if (!e) message(QString::fromStdString(e.msg));
+        }
+        refreshRuns();
+    }
+    // Every point ran.
+    const QString name = q.name;
+    const int done = q.finished, failed = q.failed, total = (int)q.points.size();
+    sweep_.reset();
+    stopSweepAction_->setEnabled(false);
+    session_.setMeasureCost(true);
+    updateSweepLabel({});
+    refreshRuns();
+    message(QString("sweep %1 done: %2 of %3 points finished, %4 failed; the tuning view ranks them").arg(name).arg(done).arg(total).arg(failed));
+    emit sweepFinished(done, failed);
+}
+
+void MainWindow::stopSweep() {
+    if (!sweep_) return;
+    const QString name = sweep_->name;
+    const size_t at = sweep_->next, total = sweep_->points.size();
+    const bool pointTraining = sweep_->pointRun && sweep_->pointRun == runId_ && runStatus_ == rl::RunStatus::running;
+    sweep_.reset();
+    stopSweepAction_->setEnabled(false);
+    session_.setMeasureCost(true);
+    updateSweepLabel({});
+    if (pointTraining) {  // its point ends here too
+        session_.stop();
+        poll();
+        endCurrentRun(rl::RunStatus::interrupted, QString("the sweep was stopped at step %1").arg(lastStep()));
+    }
+    refreshRuns();
+    message(QString("sweep %1 stopped at point %2/%3").arg(name).arg(at).arg(total));
+}
+
+void MainWindow::updateSweepLabel(const QString& point) {
+    if (!sweepLabel_) {
+        sweepLabel_ = new QLabel(this);
+        sweepLabel_->setObjectName("sweepProgress");
+        statusBar()->addPermanentWidget(sweepLabel_);
+    }
+    if (!sweep_) {
+        sweepLabel_->clear();
+        sweepLabel_->hide();
+        return;
+    }
+    QString t = QString("sweep %1: point %2/%3  %4").arg(sweep_->name).arg(sweep_->next).arg(sweep_->points.size()).arg(point);
+    if (sweep_->failed) t += QString("  (%1 failed)").arg(sweep_->failed);
+    sweepLabel_->setText(t);
+    sweepLabel_->show();
+}
+
+QString MainWindow::sweepFromForm(const QString& name, const QList<QPair<QString, QString>>& keyValues, QString* error) {
+    using ojson = nlohmann::ordered_json;  // the grid keeps the order the keys were picked in
+    auto fail = [&](const QString& m) {
+        if (error) *error = m;
+        return QString();
+    };
+    auto form = config_->config();
+    if (!form) return fail("fix the form first: " + QString::fromStdString(form.status.msg));
+    if (!QRegularExpression("^[A-Za-z0-9_.-]+$").match(name).hasMatch()) return fail("sweep names use letters, digits, '.', '-' and '_' only");
+    std::vector<std::pair<std::string, nlohmann::json>> leaves;
+    rl::json_leaves(nlohmann::json::parse(rl::config_to_json(*form)), leaves);
+    ojson grid = ojson::object();
+    for (const auto& [key, text] : keyValues) {
+        const std::string k = key.toStdString();
+        auto leaf = std::find_if(leaves.begin(), leaves.end(), [&](const auto& l) { return l.first == k; });
+        if (leaf == leaves.end()) return fail("the form has no key " + key);
+        ojson values = ojson::array();
+        for (const QString& raw : text.split(',', Qt::SkipEmptyParts)) {
+            const QString v = raw.trimmed();
+            if (v.isEmpty()) continue;
+            if (leaf->second.is_number()) {
+                const ojson n = ojson::parse(v.toStdString(), nullptr, false);
+                if (n.is_discarded() || !n.is_number()) return fail(key + ": '" + v + "' is not a number");
+                values.push_back(n);
+            } else if (leaf->second.is_boolean()) {
+                if (v != "true" && v != "false") return fail(key + ": '" + v + "' is not true or false");
+                values.push_back(v == "true");
+            } else {
+                values.push_back(v.toStdString());
+            }
+        }
+        if (values.empty()) return fail(key + ": give at least one value");
+        grid[k] = values;
+    }
+    if (grid.empty()) return fail("pick at least one key and give it values");
+    const QString dir = QDir(workspace_).filePath("sweeps"), cfgFile = QDir(dir).filePath(name + ".config.json");
+    if (!QDir().mkpath(dir)) return fail("cannot create the folder " + dir);
+    if (QString e = writeWhole(cfgFile, rl::config_to_json(*form)); !e.isEmpty()) return fail(e);
+    const ojson sweep = {{"name", name.toStdString()}, {"config", cfgFile.toStdString()}, {"grid", grid}};
+    const QString text = QString::fromStdString(sweep.dump(2) + "\n");
+    if (QString e = writeWhole(QDir(dir).filePath(name + ".json"), text.toStdString()); !e.isEmpty()) return fail(e);
+    return text;
+}
+
+// Run > Sweep...: every numeric, boolean or choice key of the form with a cell for its values.
+void MainWindow::sweepDialog() {
+    auto form = config_->config();
+    if (!form) return message("fix the form first: " + QString::fromStdString(form.status.msg));
+    std::vector<std::pair<std::string, nlohmann::json>> leaves;
+    rl::json_leaves(nlohmann::json::parse(rl::config_to_json(*form)), leaves);
+    QDialog dlg(this);
+    dlg.setWindowTitle("Sweep over the form's config");
+    auto* l = new QVBoxLayout(&dlg);
+    auto* intro = new QLabel("Give values (comma-separated) to the keys to sweep; every combination trains as its own run, one "
+                             "after another, tagged with the sweep. The other keys keep the form's values.", &dlg);
+    intro->setWordWrap(true);
+    l->addWidget(intro);
+    auto* nameRow = new QHBoxLayout();
+    auto* name = new QLineEdit(QString::fromStdString(form->name) + "-sweep", &dlg);
+    name->setObjectName("sweepName");
+    nameRow->addWidget(new QLabel("name:", &dlg));
+    nameRow->addWidget(name, 1);
+    auto* find = new QLineEdit(&dlg);
+    find->setPlaceholderText("find a key");
+    nameRow->addWidget(find, 1);
+    l->addLayout(nameRow);
+    auto* table = new QTableWidget(0, 3, &dlg);
+    table->setHorizontalHeaderLabels({"key", "form", "values to sweep"});
+    for (const auto& [k, v] : leaves) {
+        if (k == "name" || k == "description" || k == "data.corpus" || !(v.is_number() || v.is_boolean() || v.is_string())) continue;
+        const int r = table->rowCount();
+        table->insertRow(r);
+        auto* key = new QTableWidgetItem(QString::fromStdString(k));
+        key->setFlags(key->flags() & ~Qt::ItemIsEditable);
+        auto* cur = new QTableWidgetItem(QString::fromStdString(v.is_string() ? v.get<std::string>() : v.dump()));
+        cur->setFlags(cur->flags() & ~Qt::ItemIsEditable);
+        table->setItem(r, 0, key);
+        table->setItem(r, 1, cur);
+        table->setItem(r, 2, new QTableWidgetItem());
+    }
+    table->resizeColumnsToContents();
+    table->horizontalHeader()->setStretchLastSection(true);
+    l->addWidget(table, 1);
+    connect(find, &QLineEdit::textChanged, &dlg, [table](const QString& f) {
+        for (int r = 0; r < table->rowCount(); r++) table->setRowHidden(r, !table->item(r, 0)->text().contains(f, Qt::CaseInsensitive));
+    });
+    auto* status = new QLabel(&dlg);
+    status->setWordWrap(true);
+    l->addWidget(status);
+    auto* buttons = new QHBoxLayout();
+    auto* run = new QPushButton("Run sweep", &dlg);
+    auto* cancel = new QPushButton("Cancel", &dlg);
+    buttons->addStretch(1);
+    buttons->addWidget(run);
+    buttons->addWidget(cancel);
+    l->addLayout(buttons);
+    auto picked = [table] {
+        QList<QPair<QString, QString>> kv;
+        for (int r = 0; r < table->rowCount(); r++)
+            if (!table->item(r, 2)->text().trimmed().isEmpty()) kv << qMakePair(table->item(r, 0)->text(), table->item(r, 2)->text());
+        return kv;
+    };
+    // The point count as the values are typed (the values' own checks run on Run sweep).
+    connect(table, &QTableWidget::itemChanged, &dlg, [=] {
+        long points = 1;
+        QStringList keys;
+        for (const auto& [k, v] : picked()) points *= std::max<qsizetype>(1, v.split(',', Qt::SkipEmptyParts).size()), keys << k.section('.', -1);
+        status->setText(keys.isEmpty() ? "no key picked yet" : QString("%1 points over %2").arg(points).arg(keys.join(" x ")));
+    });
+    connect(cancel, &QPushButton::clicked, &dlg, &QDialog::reject);
+    connect(run, &QPushButton::clicked, &dlg, [&] {
+        QString err;
+        const QString json = sweepFromForm(name->text().trimmed(), picked(), &err);
+        if (json.isEmpty()) return status->setText("<span style='color:#c0392b'>" + err.toHtmlEscaped() + "</span>");
+        if (startSweep(json, name->text().trimmed(), workspace_)) dlg.accept();
+        else status->setText("<span style='color:#c0392b'>" + statusMessage().toHtmlEscaped() + "</span>");
+    });
+    dlg.resize(720, 560);
+    dlg.exec();
 }

@@ -1,15 +1,19 @@
-// The main window: menus, toolbar (preset picker, Train / Pause / Step / Retrain,
+// The main window: menus, toolbar (preset picker, Train / Pause / Step / Retrain / Continue,
 // live step / loss / tok/s), the ImGui views in the centre (heads, experts, routing, attention,
-// curves, speedup, generate) and docks for the config form, the probe text and the stored runs.
+// curves, speedup, generate, tuning) and docks for the config form, the probe text and the stored
+// runs. It keeps each run's status in the store (docs/architecture.md §13) and runs sweeps.
 #pragma once
+#include <QColor>
 #include <QComboBox>
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QMainWindow>
 #include <QTabBar>
 #include <QTimer>
+#include <functional>
 #include <optional>
 
+#include "config/sweep.h"
 #include "config_dock.h"
 #include "io/run_store.h"
 #include "session.h"
@@ -17,16 +21,54 @@
 
 class ImGuiWidget;
 class QAction;
+class QCheckBox;
 class QLineEdit;
 class QTreeWidget;
+class QTreeWidgetItem;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
     // workspace: folder of the run store (runs.sqlite) and the user's presets; empty = the platform's app-data folder.
     explicit MainWindow(const QString& workspace = {}, QWidget* parent = nullptr);
-    // Starts a run of the given config (also used by scripted runs).
+    ~MainWindow() override;
+    // Starts a run of the given config (also used by scripted runs); a run in progress is marked
+    // interrupted ("replaced by a new run at step N"), a sweep in progress stops.
     bool startRun(const rl::Config& cfg);
+    // Continue: the finished run trains n more steps in the same store row (run_store_reopen).
+    bool continueRun(int n);
+    // Continue after a restart: the stored run's latest checkpoint through run_resume (exact with
+    // its companion file, else a fresh optimizer; the message says which), n more steps. The same
+    // store row when the checkpoint is at the run's last stored step, else a new row that starts
+    // with the stored curve up to the checkpoint.
+    bool continueFromCheckpoint(qint64 runId, int n);
+    // Sweeps (core/config/sweep.h): the points run one after another, each a run with RunStart{sweep};
+    // a point whose config is invalid or whose run fails is stored as failed and the sweep goes on.
+    // baseDir resolves a relative "config"; adjustBase edits the base config before each point's
+    // overrides (scripted runs: --demo-steps, --corpus).
+    bool startSweep(const QString& json, const QString& defaultName, const QString& baseDir = {},
+                    const std::function<void(rl::Config&)>& adjustBase = {});
+    bool startSweepFile(const QString& path, const std::function<void(rl::Config&)>& adjustBase = {});
+    // Run > Stop sweep: the point in progress ends interrupted, the rest do not run.
+    void stopSweep();
+    bool sweepActive() const { return sweep_.has_value(); }
+    // The Sweep dialog's product: writes the form's config to <workspace>/sweeps/<name>.config.json and
+    // returns the sweep JSON over it (also saved, as <name>.json, for routelab-cli sweep); each pair is
+    // a key of the form and its comma-separated values. Empty with *error set when a value is wrong.
+    QString sweepFromForm(const QString& name, const QList<QPair<QString, QString>>& keyValues, QString* error);
+    // Runs dock edits, stored at once (a CLI sees them too).
+    bool renameRun(qint64 id, const QString& name);
+    bool setRunTags(qint64 id, const QString& commaSeparated);
+    bool setRunColour(qint64 id, const QColor& colour);  // an invalid colour = the palette's
+    void setRunsFilter(const QString& text);               // matches name, tag, sweep, status
+    void setOverlayTicked(qint64 id, bool on);
+    // The comparison table of these runs: id, name, status, steps, losses, final metrics and the config
+    // keys that differ among them (views/run_table.h). A path ending in .md is Markdown, else CSV.
+    QString comparisonTable(const QList<qint64>& ids, bool markdown) const;
+    bool exportComparison(const QList<qint64>& ids, const QString& path);
+    QList<qint64> selectedRunIds() const;
+    void refreshRuns();  // re-lists the store (also every 3 s: a CLI may write the same workspace)
+    qint64 currentRunId() const { return runId_; }
     bool openCheckpoint(const QString& path);
     void saveCheckpoint(const QString& path);  // written by the trainer thread; checkpointSaved follows
     bool exportCsv(const QString& path);
@@ -58,6 +100,8 @@ public:
 
 signals:
     void runFinished(int step);
+    void runFailed(QString message);
+    void sweepFinished(int finished, int failed);
     void generationReady();
     void checkpointSaved(QString path);
     void exportFinished(QString message);
@@ -69,6 +113,20 @@ private:
     void poll();
     void updateLiveLabel();
     void train();
+    // prepare + launch without touching a sweep (its points start here); a Status on failure.
+    rl::Status beginRun(const rl::Config& cfg, const rl::RunStart& start);
+    // The current run's end in the store, once: a no-op unless the window's run is still running there.
+    void endCurrentRun(rl::RunStatus status, const QString& why);
+    void replaceCurrentRun();  // stop the session; its run, if still training, is interrupted
+    void shutdown();           // close or destroy: the run training now is interrupted
+    void runNextSweepPoint();
+    void updateSweepLabel(const QString& point);
+    void sweepDialog();
+    void continueDialog();
+    void runsContextMenu(const QPoint& at);
+    void applyRunsFilter();
+    void syncRunItem(QTreeWidgetItem* it, const rl::RunRecord& r);
+    const rl::RunRecord* storedRun(qint64 id) const;
     void createActions();
     void buildToolbar();
     void buildViewArea();
@@ -83,7 +141,6 @@ private:
     void savePreset();
     void openConfig();
     void openCorpus();
-    void refreshRuns();
     void updateOverlays();
     void compareRuns();
     void exportSelectedRun();
@@ -113,9 +170,29 @@ private:
     QAction* pauseAction_ = nullptr;
     QAction* stepAction_ = nullptr;
     QAction* retrainAction_ = nullptr;
+    QAction* continueAction_ = nullptr;
+    QAction* sweepAction_ = nullptr;
+    QAction* stopSweepAction_ = nullptr;
+    QLineEdit* runsFilter_ = nullptr;
+    QCheckBox* wallTime_ = nullptr;
+    QCheckBox* band_ = nullptr;
+    QLabel* sweepLabel_ = nullptr;
+    QTimer runsRefresh_;
     QString workspace_;
     std::optional<rl::RunStore> store_;  // empty when the workspace database cannot be opened (said in the status bar)
     int64_t runId_ = 0;
+    rl::RunStatus runStatus_ = rl::RunStatus::finished;  // runId_'s status as this window last wrote it
+    bool shutDown_ = false;
+    // A sweep in progress: its points, the next one to start, and how they went.
+    struct SweepQueue {
+        QString name;
+        rl::Config base;
+        std::vector<rl::SweepPoint> points;
+        size_t next = 0;
+        int finished = 0, failed = 0;
+        int64_t pointRun = 0;  // the store row of the point training now
+    };
+    std::optional<SweepQueue> sweep_;
     size_t storedPoints_ = 0;  // run_.curve rows already in the store
     QElapsedTimer runClock_;
     QElapsedTimer labelClock_;  // live label refresh

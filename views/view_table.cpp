@@ -21,6 +21,8 @@ const ViewEntry k_views[] = {
     {"speedup", [](const RunData& run, ViewStates&, ViewOutbox&) { drawSpeedupView(run); return false; }, Arrival::Cost},
     {"generate", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawGenerateView(run, s.generate, s.layer, out); return false; },
      Arrival::Generation},
+    {"tuning", [](const RunData& run, ViewStates& s, ViewOutbox& out) { return drawTuningView(run, s.tuning, out); },
+     Arrival::Runs | Arrival::Overlays},
 };
 
 }  // namespace

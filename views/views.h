@@ -2,6 +2,8 @@
 // trainer sent, which only the window writes) and keeps its UI state in a struct of its own; what it
 // asks of the window (a generation) it leaves in the out-box.
 #pragma once
+#include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 
 // A stored run drawn next to the current one in the curves view.
 struct OverlayRun {
+    int64_t id = 0;
     std::string name;
     unsigned colour = 0;  // ImU32
     std::vector<rl::CurvePoint> curve;
@@ -27,6 +30,8 @@ struct RunData {
     std::vector<rl::CurvePoint> curve;       // every step received, for the curves and the run store
     std::string runName;
     std::vector<OverlayRun> overlays;        // runs ticked in the runs dock
+    std::vector<rl::RunRecord> runs;         // every stored run of the workspace, newest first (the tuning view)
+    int64_t currentRunId = 0;                // the store's id of the run being trained (0 = none)
     rl::Specialization spec;                 // expert x class counts on validation text
     bool hasSpec = false;
     rl::CostReport cost;                     // measured when a routed run finishes
@@ -56,6 +61,19 @@ struct AttentionState {
 struct CurvesState {
     float ema = 0.6f;  // smoothing weight of the previous value (0 = raw)
     bool logY = false;
+    // Set from the Runs dock: x = seconds of training instead of steps, and the raw min/max band
+    // around each run's smoothed loss (the span the EMA averages over).
+    bool wallTime = false;
+    bool band = false;
+};
+// The tuning view: filters, the parallel plot's axes, and the run under the mouse.
+struct TuningState {
+    std::string sweep;                 // only this sweep's runs ("" = all)
+    char tag[64] = "";                 // only runs with a tag containing this ("" = all)
+    std::map<std::string, bool> axes;  // differing key -> an axis of the plot; absent = default (numeric keys)
+    int64_t hovered = 0;               // run under the mouse in the plot or the table (0 = none)
+    bool hoverFromPlot = false;        // the table scrolls to a run hovered in the plot
+    int64_t pinned = 0;                // highlighted without a mouse (--highlight-run)
 };
 struct GenerateState {
     char prompt[256] = "User: What is the capital of France? Assistant:";
@@ -73,12 +91,14 @@ struct ViewStates {
     AttentionState attention;
     CurvesState curves;
     GenerateState generate;
+    TuningState tuning;
 };
 
 // What the views hand back to the window.
 struct ViewOutbox {
     bool generateRequested = false;  // the Generate button; the window sends the request and clears it
     std::string hoverText;           // last tooltip text (tests read it)
+    int64_t toggleOverlay = 0;       // a run clicked in the tuning view: the window ticks or unticks it in the Runs dock
 };
 
 // What reaches the window, from the trainer or the runs dock. A view is redrawn only when something
@@ -91,6 +111,7 @@ enum : unsigned {
     Cost = 1u << 3,            // the speedup measurement
     Generation = 1u << 4,      // a generation sent, refused or returned
     Overlays = 1u << 5,        // runs ticked or unticked in the runs dock
+    Runs = 1u << 6,            // the stored runs list changed (a run began, ended, was renamed; a CLI wrote one)
 };
 }
 
@@ -119,6 +140,9 @@ void drawCurvesView(const RunData& run, CurvesState& s, int& layer, ViewOutbox& 
 void drawSpeedupView(const RunData& run);
 // Generate: prompt and sampling settings; the output tinted by its routing.
 void drawGenerateView(const RunData& run, GenerateState& s, int& layer, ViewOutbox& out);
+// Tuning: the stored runs ranked, their differing config keys and final metrics, a parallel-coordinates
+// plot of chosen keys against validation loss; true = the highlight moved and wants one more frame.
+bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out);
 
 // Distinct colour of expert / head i (ImU32).
 unsigned viewColour(int i);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 ImU32 ramp(float v) {
     v = std::clamp(v, 0.f, 1.f);
@@ -113,7 +114,8 @@ std::vector<ImVec2> barColumn(ViewOutbox& out, ImVec2 o, float w, const std::vec
     return ends;
 }
 
-void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float height, bool logY) {
+void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float height, bool logY, const char* xUnit) {
+    const bool seconds = std::string(xUnit) == "s";
     const float w = ImGui::GetContentRegionAvail().x;
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 o = ImGui::GetCursorScreenPos();
@@ -128,6 +130,8 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
             if (!std::isfinite(s.y[i])) continue;
             x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]);
             y0 = std::min(y0, ty(s.y[i])), y1 = std::max(y1, ty(s.y[i]));
+            if (i < s.lo.size() && std::isfinite(s.lo[i]) && std::isfinite(s.hi[i]))
+                y0 = std::min(y0, ty(s.lo[i])), y1 = std::max(y1, ty(s.hi[i]));
         }
     if (x0 > x1) {
         ImGui::Dummy(ImVec2(w, height));
@@ -135,7 +139,7 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
     }
     if (!logY) y0 = std::min(y0, 0.f);
     if (y1 - y0 < 1e-6f) y1 = y0 + 1;
-    if (x1 - x0 < 1) x1 = x0 + 1;
+    if (x1 - x0 < (seconds ? 1e-3f : 1.f)) x1 = x0 + (seconds ? 1e-3f : 1.f);
     auto px = [&](float x) { return a.x + (b.x - a.x) * (x - x0) / (x1 - x0); };
     auto py = [&](float y) { return b.y - (b.y - a.y) * (ty(y) - y0) / (y1 - y0); };
     for (int k = 0; k <= 4; k++) {  // y grid
@@ -146,8 +150,9 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
         dl->AddText(ImVec2(o.x, yy - 7), k_dim, lab);
     }
     char xl[48];
-    std::snprintf(xl, sizeof xl, "step %.0f .. %.0f", x0, x1);
-    dl->AddText(ImVec2(b.x - 110, b.y + 1), k_dim, xl);
+    if (seconds) std::snprintf(xl, sizeof xl, "%.1f .. %.1f s of training", x0, x1);
+    else std::snprintf(xl, sizeof xl, "step %.0f .. %.0f", x0, x1);
+    dl->AddText(ImVec2(b.x - ImGui::CalcTextSize(xl).x - 4, b.y + 1), k_dim, xl);
     float lx = o.x + 10 + ImGui::CalcTextSize(title).x + 20;
     for (const auto& s : series) {  // legend
         dl->AddRectFilled(ImVec2(lx, o.y + 4), ImVec2(lx + 10, o.y + 14), s.colour);
@@ -155,6 +160,17 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
         lx += 30 + ImGui::CalcTextSize(s.name.c_str()).x;
     }
     dl->PushClipRect(a, b, true);
+    for (const auto& s : series) {  // bands first, under every line
+        if (s.lo.size() != s.x.size() || s.hi.size() != s.x.size()) continue;
+        const size_t stride = std::max<size_t>(1, s.x.size() / (size_t)std::max(1.f, b.x - a.x));
+        for (size_t i = 0; i + stride < s.x.size(); i += stride) {
+            const size_t k = i + stride;
+            if (!std::isfinite(s.lo[i]) || !std::isfinite(s.hi[i]) || !std::isfinite(s.lo[k]) || !std::isfinite(s.hi[k])) continue;
+            // One quad per x step: (x_i, hi_i) (x_k, hi_k) (x_k, lo_k) (x_i, lo_i), convex for a rising x.
+            dl->AddQuadFilled(ImVec2(px(s.x[i]), py(s.hi[i])), ImVec2(px(s.x[k]), py(s.hi[k])), ImVec2(px(s.x[k]), py(s.lo[k])),
+                              ImVec2(px(s.x[i]), py(s.lo[i])), withAlpha(s.colour, 45));
+        }
+    }
     for (const auto& s : series) {
         std::vector<ImVec2> pts;
         const size_t stride = std::max<size_t>(1, s.x.size() / (size_t)std::max(1.f, b.x - a.x));
@@ -166,20 +182,39 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
     if (ImGui::IsMouseHoveringRect(a, b)) {
         const float mx = ImGui::GetIO().MousePos.x, step = x0 + (mx - a.x) / (b.x - a.x) * (x1 - x0);
         dl->AddLine(ImVec2(mx, a.y), ImVec2(mx, b.y), IM_COL32(255, 255, 255, 90));
-        char head[48];
-        std::snprintf(head, sizeof head, "%s at step %.0f", title, step);
+        char head[120];
+        if (seconds) std::snprintf(head, sizeof head, "%s at %.2f s", title, step);
+        else std::snprintf(head, sizeof head, "%s at step %.0f", title, step);
         std::string tip = head;
         for (const auto& s : series) {
             if (s.x.empty()) continue;
             const size_t i = std::min<size_t>(std::lower_bound(s.x.begin(), s.x.end(), step) - s.x.begin(), s.x.size() - 1);
-            char line[96];
-            std::snprintf(line, sizeof line, "\n%s: %.5g (step %.0f)", s.name.c_str(), s.y[i], s.x[i]);
+            char line[160];
+            if (seconds) std::snprintf(line, sizeof line, "\n%s: %.5g (%.2f s)", s.name.c_str(), s.y[i], s.x[i]);
+            else std::snprintf(line, sizeof line, "\n%s: %.5g (step %.0f)", s.name.c_str(), s.y[i], s.x[i]);
+            if (i < s.lo.size() && i < s.hi.size()) {
+                char band[64];
+                std::snprintf(band, sizeof band, ", raw %.4g..%.4g", s.lo[i], s.hi[i]);
+                std::strncat(line, band, sizeof line - std::strlen(line) - 1);
+            }
             tip += line;
             dl->AddCircleFilled(ImVec2(px(s.x[i]), py(s.y[i])), 3.5f, s.colour);
         }
         tooltip(out, tip);
     }
     ImGui::Dummy(ImVec2(w, height));
+}
+
+void drawStar(ImDrawList* dl, ImVec2 c, float r, ImU32 colour) {
+    // Not convex: a pentagon for the middle and a triangle per point.
+    ImVec2 outer[5], inner[5];
+    for (int k = 0; k < 5; k++) {
+        const float ao = -1.5707964f + k * 1.2566371f, ai = ao + 0.6283185f;
+        outer[k] = ImVec2(c.x + r * std::cos(ao), c.y + r * std::sin(ao));
+        inner[k] = ImVec2(c.x + 0.42f * r * std::cos(ai), c.y + 0.42f * r * std::sin(ai));
+    }
+    dl->AddConvexPolyFilled(inner, 5, colour);
+    for (int k = 0; k < 5; k++) dl->AddTriangleFilled(outer[k], inner[k], inner[(k + 4) % 5], colour);
 }
 
 unsigned viewColour(int e) {

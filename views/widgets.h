@@ -40,6 +40,10 @@ struct Series {
     std::string name;
     ImU32 colour;
     std::vector<float> x, y;
+    std::vector<float> lo, hi;  // optional band around y (same length), shaded in the series' colour
 };
-// A line plot of several series over steps with axes, legend, log-y and values on hover.
-void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float height, bool logY);
+// A line plot of several series with axes, legend, log-y and values on hover; x is in xUnit
+// ("step", or "s" for seconds of training), so x must rise along each series.
+void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float height, bool logY, const char* xUnit = "step");
+// A filled five-pointed star (the tuning view's best run of a sweep).
+void drawStar(ImDrawList* dl, ImVec2 centre, float radius, ImU32 colour);

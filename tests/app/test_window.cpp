@@ -138,7 +138,7 @@ TEST(Window, TickedRunIsOverlaid) {
     ASSERT_EQ(list->topLevelItemCount(), 1);
     QTreeWidgetItem* it = list->topLevelItem(0);
     EXPECT_TRUE(it->text(0).contains("earlier-run"));
-    EXPECT_EQ(it->text(1), "25");
+    EXPECT_EQ(it->text(2), "25");  // steps (after run, status)
     EXPECT_TRUE(w.runData().overlays.empty());
     it->setCheckState(0, Qt::Checked);
     ASSERT_EQ(w.runData().overlays.size(), 1u);
