@@ -5,7 +5,8 @@
 // (generate after the run, before the screenshot), --checkpoint F (open instead of training),
 // --save-checkpoint F, --csv F (curves after the run), --overlay-runs (tick every stored run),
 // --hover x,y (print the tooltip there), --sweep F (run every point of a sweep file, then the view:
-// tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run).
+// tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run),
+// --wall-time and --band (the Runs dock's curve toggles: x by seconds of training, min/max band).
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
@@ -27,7 +28,7 @@ struct Script {
     QString preset = "default", config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint, saveCkpt, csv, sweep;
     int demo = 0;
     qint64 highlight = 0;
-    bool quit = false, overlay = false, viewGiven = false;
+    bool quit = false, overlay = false, viewGiven = false, wallTime = false, band = false;
 };
 
 // Reads the arguments; false once it has said what is wrong with them.
@@ -58,6 +59,8 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--overlay-runs") s.overlay = true;
         else if (a == "--sweep") s.sweep = next();
         else if (a == "--highlight-run") s.highlight = next().toLongLong();
+        else if (a == "--wall-time") s.wallTime = true;
+        else if (a == "--band") s.band = true;
         else {
             std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
             return false;
@@ -174,6 +177,7 @@ int main(int argc, char** argv) {
     GenerateState& g = w.viewStates().generate;
     if (!s.prompt.isEmpty()) std::snprintf(g.prompt, sizeof g.prompt, "%s", qPrintable(s.prompt));
     w.viewStates().tuning.pinned = s.highlight;
+    w.setCurveOptions(s.wallTime, s.band);
     if (!s.shot.isEmpty()) w.setGeometry(0, 0, 1600, 1000);  // screenshots: the same size whatever QSettings kept
     w.show();
     w.showView(s.view);

@@ -579,6 +579,11 @@ void MainWindow::applyRunsFilter() {
 
 void MainWindow::setRunsFilter(const QString& text) { runsFilter_->setText(text); }
 
+void MainWindow::setCurveOptions(bool wallTime, bool band) {
+    wallTime_->setChecked(wallTime);  // toggled -> the curves state and a redraw
+    band_->setChecked(band);
+}
+
 void MainWindow::updateOverlays() {
     QSignalBlocker block(runs_);  // colouring the ticked items must not call this again
     run_.overlays.clear();

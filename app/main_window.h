@@ -67,6 +67,8 @@ public:
     QString comparisonTable(const QList<qint64>& ids, bool markdown) const;
     bool exportComparison(const QList<qint64>& ids, const QString& path);
     QList<qint64> selectedRunIds() const;
+    // The Runs dock's toggles: curves over seconds of training, the raw min/max band around smoothed losses.
+    void setCurveOptions(bool wallTime, bool band);
     void refreshRuns();  // re-lists the store (also every 3 s: a CLI may write the same workspace)
     qint64 currentRunId() const { return runId_; }
     bool openCheckpoint(const QString& path);

@@ -1,4 +1,5 @@
-// End to end: the real window under Xvfb. Trains a few steps, screenshots every view, checks the
+// End to end: the real window under Xvfb. Trains a few steps (a small sweep for the tuning view),
+// screenshots every view, checks the
 // ImGui view's own region has rendered content (not blank or black; varied colours in heatmaps),
 // hovers cells through the Qt -> ImGui bridge to read tooltips, generates text, saves and reopens
 // a checkpoint, exports the curves as CSV and finds the run in the workspace's run store.
@@ -70,6 +71,12 @@ TEST_P(GuiView, RendersContent) {
     int code = 0;
     std::string args = "--preset moh-moe --demo-steps 20 --view " + view + " --screenshot " + png + " --quit";
     if (view == "generate") args += " --prompt 'The capital of'";  // not the default prompt: --prompt must reach it
+    const std::string sweep = temp_file("sweep.json");
+    if (view == "tuning") {  // something to rank: a 2 x 2 sweep, one run highlighted as if hovered
+        std::ofstream(sweep) << R"({"name": "e2e", "preset": "moh-moe", "grid": {"model.attention.heads.beta": [0.001, 0.1],
+                                   "model.moe.aux_weight": [0.001, 0.01]}})";
+        args = "--sweep " + sweep + " --demo-steps 8 --highlight-run 2 --view tuning --screenshot " + png + " --quit";
+    }
     const std::string out = run(args, &code);
     ASSERT_EQ(code, 0) << out;
     QImage img(QString::fromStdString(png));
@@ -102,12 +109,28 @@ TEST_P(GuiView, RendersContent) {
     if (view == "generate") {
         EXPECT_NE(out.find("generated: The capital of "), std::string::npos) << out;
     }
+    if (view == "tuning") {
+        EXPECT_NE(out.find("sweep: 4 finished, 0 failed"), std::string::npos) << out;
+        // The highlighted run: its line in the plot is drawn white, 3.5 px wide (no other pixel of the plot's
+        // middle is pure white), and its table row has the highlight's background (tuning_view.cpp).
+        long white = 0, row = 0;
+        for (int y = r.y; y < r.y + r.h && y < img.height(); y++)
+            for (int x = r.x; x < r.x + r.w && x < img.width(); x++) {
+                const QRgb c = img.pixel(x, y) & 0xFFFFFF;
+                white += c == 0xFFFFFF && y > r.y + r.h * 12 / 100 && y < r.y + r.h * 40 / 100;
+                row += c == (qRgb(120, 110, 40) & 0xFFFFFF);
+            }
+        std::printf("[e2e] tuning: %ld white pixels in the plot, %ld of the highlighted row\n", white, row);
+        EXPECT_GT(white, 300) << "no highlighted line";
+        EXPECT_GT(row, 2000) << "no highlighted row";
+        fs::remove(sweep);
+    }
     fs::remove(png);
 }
 INSTANTIATE_TEST_SUITE_P(Views, GuiView,
                          ::testing::Values(std::pair{"heads", 30}, std::pair{"experts", 20}, std::pair{"routing", 20},
                                            std::pair{"attention", 30}, std::pair{"curves", 20}, std::pair{"speedup", 6},
-                                           std::pair{"generate", 12}),
+                                           std::pair{"generate", 12}, std::pair{"tuning", 60}),
                          [](const auto& info) { return std::string(info.param.first); });
 
 TEST(GuiHover, HeatmapTooltipThroughTheBridge) {
@@ -129,6 +152,22 @@ TEST(GuiHover, CurvesShowValuesAtTheStep) {
     const auto pos = out.find("hover: loss at step ");
     ASSERT_NE(pos, std::string::npos) << out;
     EXPECT_NE(out.find("cross-entropy: ", pos), std::string::npos) << out;
+}
+
+// The Runs dock's toggles: x in seconds of training, and the raw min/max band around the smoothed loss.
+TEST(GuiHover, CurvesByWallTimeWithTheRawBand) {
+    int code = 0;
+    const std::string out = run("--preset tiny --demo-steps 30 --view curves --wall-time --band --hover 400,120 --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    const auto pos = out.find("hover: loss at ");
+    ASSERT_NE(pos, std::string::npos) << out;
+    double at = -1;
+    ASSERT_EQ(std::sscanf(out.c_str() + pos, "hover: loss at %lf s", &at), 1) << out.substr(pos, 80);
+    EXPECT_GT(at, 0.0);
+    EXPECT_LT(at, 120.0) << "seconds, not steps";
+    const auto line = out.find(" loss: ", pos);
+    ASSERT_NE(line, std::string::npos) << out;
+    EXPECT_NE(out.find(" s), raw ", line), std::string::npos) << "the smoothed loss with its raw band: " << out.substr(line, 120);
 }
 
 // Train with a custom probe text, save a checkpoint and the curves; the run lands in the store;

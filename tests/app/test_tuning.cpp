@@ -1,0 +1,448 @@
+// Offscreen tests of tuning in the window (docs/architecture.md §13): each run's status in the store
+// as the window ends it (finished, replaced, closed, failed), Continue in the same row and from a
+// checkpoint after a restart, the sweep queue, the Runs dock's edits and the comparison table.
+#include <gtest/gtest.h>
+
+#include <QApplication>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QTemporaryDir>
+#include <QThread>
+#include <QTreeWidget>
+
+#include "config/presets.h"
+#include "io/resume.h"
+#include "main_window.h"
+#include "run_table.h"
+
+namespace {
+
+template <class P>
+bool waitFor(P pred, int ms = 300000) {
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < ms) {
+        if (pred()) return true;
+        QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
+        QThread::msleep(2);
+    }
+    return false;
+}
+
+rl::RunRecord stored(const QString& ws, int64_t id) {
+    auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
+    EXPECT_TRUE(store) << store.status.msg;
+    auto r = rl::run_store_get(*store, id);
+    EXPECT_TRUE(r) << r.status.msg;
+    return r ? *r : rl::RunRecord{};
+}
+
+std::vector<rl::RunRecord> storedRuns(const QString& ws) {
+    auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
+    auto l = rl::run_store_list(*store);
+    return l ? *l : std::vector<rl::RunRecord>{};
+}
+
+std::vector<rl::CurvePoint> storedCurve(const QString& ws, int64_t id) {
+    auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
+    auto c = rl::run_store_curve(*store, id);
+    return c ? *c : std::vector<rl::CurvePoint>{};
+}
+
+rl::Config tiny(int steps) {
+    auto c = *rl::preset_load("tiny");
+    c.train.steps = steps;
+    return c;
+}
+
+// "... at step N": N, or -1.
+int stepIn(const std::string& message) {
+    const auto p = message.rfind("at step ");
+    return p == std::string::npos ? -1 : std::atoi(message.c_str() + p + 8);
+}
+
+}  // namespace
+
+// Replaced by another Train: interrupted at the step it reached; a run to its last step: finished;
+// the window closed while training: interrupted, saying so.
+TEST(Window, RunStatusFollowsHowTheRunEnded) {
+    QTemporaryDir ws;
+    int64_t replaced = 0, finished = 0, closed = 0;
+    {
+        MainWindow w(ws.path());
+        ASSERT_TRUE(w.startRun(tiny(100000))) << w.statusMessage().toStdString();
+        replaced = w.currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 3; }));
+        EXPECT_EQ(stored(ws.path(), replaced).status, rl::RunStatus::running);
+        bool done = false;
+        QObject::connect(&w, &MainWindow::runFinished, [&] { done = true; });
+        ASSERT_TRUE(w.startRun(tiny(6)));
+        finished = w.currentRunId();
+        ASSERT_NE(finished, replaced);
+        const rl::RunRecord r = stored(ws.path(), replaced);
+        EXPECT_EQ(r.status, rl::RunStatus::interrupted);
+        EXPECT_EQ(r.status_message.rfind("replaced by a new run at step ", 0), 0u) << r.status_message;
+        EXPECT_EQ(stepIn(r.status_message), r.steps) << "the message names the last stored step";
+        EXPECT_GE(r.steps, 3);
+        EXPECT_FALSE(r.ended.empty());
+        ASSERT_TRUE(waitFor([&] { return done; }));
+        const rl::RunRecord f = stored(ws.path(), finished);
+        EXPECT_EQ(f.status, rl::RunStatus::finished);
+        EXPECT_EQ(f.steps, 6);
+        EXPECT_GT(f.val_loss, 0.f);
+        EXPECT_TRUE(f.status_message.empty());
+        ASSERT_TRUE(w.startRun(tiny(100000)));
+        closed = w.currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
+        EXPECT_EQ(stored(ws.path(), finished).status, rl::RunStatus::finished) << "a finished run is not interrupted by the next";
+        w.close();
+    }
+    const rl::RunRecord c = stored(ws.path(), closed);
+    EXPECT_EQ(c.status, rl::RunStatus::interrupted);
+    EXPECT_EQ(c.status_message.rfind("the window was closed at step ", 0), 0u) << c.status_message;
+    EXPECT_EQ(stepIn(c.status_message), c.steps);
+    EXPECT_GE(c.steps, 2);
+    // A window destroyed without a close (scripted runs, tests) ends its run the same way.
+    int64_t dropped = 0;
+    {
+        MainWindow w(ws.path());
+        ASSERT_TRUE(w.startRun(tiny(100000)));
+        dropped = w.currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 1; }));
+    }
+    EXPECT_EQ(stored(ws.path(), dropped).status, rl::RunStatus::interrupted);
+}
+
+// The session's failed signal (a non-finite loss) marks the run failed with the message.
+TEST(Window, FailedRunIsStoredFailedWithItsMessage) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    ASSERT_TRUE(w.startRun(tiny(100000)));
+    const int64_t id = w.currentRunId();
+    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
+    QString said;
+    QObject::connect(&w, &MainWindow::runFailed, [&](const QString& m) { said = m; });
+    emit w.session().failed("training diverged at step 2: the loss is NaN");
+    w.session().stop();
+    EXPECT_TRUE(said.contains("diverged"));
+    const rl::RunRecord r = stored(ws.path(), id);
+    EXPECT_EQ(r.status, rl::RunStatus::failed);
+    EXPECT_EQ(r.status_message, "training diverged at step 2: the loss is NaN");
+    w.close();
+    EXPECT_EQ(stored(ws.path(), id).status, rl::RunStatus::failed) << "closing does not overwrite how it ended";
+}
+
+// Continue after the last step: N more steps on the same weights and optimizer, in the same store row.
+TEST(Window, ContinueTrainsMoreStepsInTheSameRow) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    int finishedAt = 0;
+    QObject::connect(&w, &MainWindow::runFinished, [&](int step) { finishedAt = step; });
+    EXPECT_FALSE(w.continueRun(5)) << "nothing has finished yet";
+    ASSERT_TRUE(w.startRun(tiny(6)));
+    const int64_t id = w.currentRunId();
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 6; }));
+    ASSERT_EQ(stored(ws.path(), id).status, rl::RunStatus::finished);
+    ASSERT_TRUE(w.continueRun(4)) << w.statusMessage().toStdString();
+    EXPECT_EQ(stored(ws.path(), id).status, rl::RunStatus::running);
+    EXPECT_FALSE(w.continueRun(4)) << "only a finished run continues";
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 10; }));
+    EXPECT_EQ(w.currentRunId(), id);
+    const rl::RunRecord r = stored(ws.path(), id);
+    EXPECT_EQ(r.status, rl::RunStatus::finished);
+    EXPECT_EQ(r.steps, 10);
+    EXPECT_GT(r.val_loss, 0.f);
+    const auto curve = storedCurve(ws.path(), id);
+    ASSERT_EQ(curve.size(), 10u);
+    for (int i = 0; i < 10; i++) EXPECT_EQ(curve[i].step, i + 1);
+    EXPECT_GT(curve[9].wall_s, curve[5].wall_s);
+    EXPECT_EQ(storedRuns(ws.path()).size(), 1u) << "no second row";
+    EXPECT_EQ(w.runData().curve.size(), 10u);
+}
+
+// After a restart: Continue from the stored run's checkpoint (written with its companion by the
+// window) takes the steps the in-window Continue took, bit for bit; the row is the same when the
+// checkpoint is its last step, else a new row that starts with the run's steps up to the checkpoint.
+TEST(Window, ContinueFromCheckpointAfterARestartIsExact) {
+    QTemporaryDir ws;
+    auto cfg = tiny(8);
+    cfg.model.attention.positional = rl::PosKind::rope;  // CoPE's table gradient depends on the thread count
+    int64_t straight = 0, later = 0;
+    const QString ckA = QDir(ws.path()).filePath("a.safetensors"), ckB = QDir(ws.path()).filePath("b.safetensors");
+    {
+        MainWindow w(ws.path());
+        int finishedAt = 0;
+        QString saved;
+        QObject::connect(&w, &MainWindow::runFinished, [&](int step) { finishedAt = step; });
+        QObject::connect(&w, &MainWindow::checkpointSaved, [&](const QString& p) { saved = p; });
+        ASSERT_TRUE(w.startRun(cfg));
+        straight = w.currentRunId();
+        ASSERT_TRUE(waitFor([&] { return finishedAt == 8; }));
+        w.saveCheckpoint(ckA);
+        ASSERT_TRUE(waitFor([&] { return saved == ckA; })) << w.statusMessage().toStdString();
+        EXPECT_TRUE(QFile::exists(QString::fromStdString(rl::run_state_path(ckA.toStdString())))) << "the companion state";
+        ASSERT_TRUE(w.continueRun(5));
+        ASSERT_TRUE(waitFor([&] { return finishedAt == 13; }));
+        finishedAt = 0;
+        ASSERT_TRUE(w.startRun(cfg));
+        later = w.currentRunId();
+        ASSERT_TRUE(waitFor([&] { return finishedAt == 8; }));
+        w.saveCheckpoint(ckB);
+        ASSERT_TRUE(waitFor([&] { return saved == ckB; }));
+        auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
+        auto cks = rl::run_store_checkpoints(*store, later);
+        ASSERT_TRUE(cks && cks->size() == 1u);
+        EXPECT_EQ((*cks)[0].first, 8) << "recorded with its step";
+        EXPECT_EQ((*cks)[0].second, ckB.toStdString());
+    }
+    const auto reference = storedCurve(ws.path(), straight);
+    ASSERT_EQ(reference.size(), 13u);
+    MainWindow w(ws.path());  // the restart
+    int finishedAt = 0;
+    QObject::connect(&w, &MainWindow::runFinished, [&](int step) { finishedAt = step; });
+    ASSERT_TRUE(w.continueFromCheckpoint(later, 5)) << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.statusMessage().contains("exact")) << w.statusMessage().toStdString();
+    EXPECT_FALSE(w.statusMessage().contains("not exact")) << w.statusMessage().toStdString();
+    EXPECT_EQ(w.currentRunId(), later) << "the checkpoint is its last step: the same row";
+    EXPECT_EQ(stored(ws.path(), later).status, rl::RunStatus::running);
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 13; }));
+    const auto resumed = storedCurve(ws.path(), later);
+    ASSERT_EQ(resumed.size(), 13u);
+    for (int i = 0; i < 13; i++) EXPECT_EQ(resumed[i].loss, reference[i].loss) << "step " << i + 1;
+    EXPECT_EQ(stored(ws.path(), later).status, rl::RunStatus::finished);
+
+    // The first run went on past its checkpoint (to 13): continuing from step 8 is a new row.
+    finishedAt = 0;
+    ASSERT_TRUE(w.continueFromCheckpoint(straight, 2)) << w.statusMessage().toStdString();
+    const int64_t branch = w.currentRunId();
+    EXPECT_NE(branch, straight);
+    EXPECT_NE(stored(ws.path(), branch).name.find("(from #" + std::to_string(straight) + " at step 8)"), std::string::npos);
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 10; }));
+    const auto b = storedCurve(ws.path(), branch);
+    ASSERT_EQ(b.size(), 10u) << "the steps up to the checkpoint, then its own";
+    for (int i = 0; i < 10; i++) EXPECT_EQ(b[i].loss, reference[i].loss) << "step " << i + 1;
+    EXPECT_EQ(storedCurve(ws.path(), straight).size(), 13u) << "the original row is untouched";
+    // Without the companion the message says the optimizer starts fresh.
+    ASSERT_TRUE(QFile::remove(QString::fromStdString(rl::run_state_path(ckB.toStdString()))));
+    ASSERT_TRUE(w.continueFromCheckpoint(later, 1)) << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.statusMessage().contains("not exact, fresh optimizer")) << w.statusMessage().toStdString();
+    EXPECT_FALSE(w.continueFromCheckpoint(12345, 1));
+}
+
+// Three points, the second invalid: two finished and one failed, in order, each tagged with the sweep.
+TEST(Window, SweepRunsEveryPointAndStoresTheInvalidOneFailed) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    int finished = -1, failed = -1;
+    QObject::connect(&w, &MainWindow::sweepFinished, [&](int f, int x) { finished = f, failed = x; });
+    EXPECT_FALSE(w.startSweep("{\"grid\": {\"train.lr\": []}}", "bad"));
+    EXPECT_TRUE(w.statusMessage().contains("empty list")) << w.statusMessage().toStdString();
+    const QString json = R"({"name": "kv3", "preset": "tiny", "set": {"train.steps": 4},
+                             "grid": {"model.n_kv_heads": [1, 3, 2]}})";
+    ASSERT_TRUE(w.startSweep(json, "unused")) << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.sweepActive());
+    auto* progress = w.findChild<QLabel*>("sweepProgress");
+    ASSERT_NE(progress, nullptr);
+    EXPECT_TRUE(progress->text().contains("sweep kv3: point 1/3")) << progress->text().toStdString();
+    ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
+    EXPECT_EQ(finished, 2);
+    EXPECT_EQ(failed, 1);
+    EXPECT_FALSE(w.sweepActive());
+    EXPECT_TRUE(w.statusMessage().contains("sweep kv3 done")) << w.statusMessage().toStdString();
+    std::vector<rl::RunRecord> runs = storedRuns(ws.path());
+    ASSERT_EQ(runs.size(), 3u);
+    std::reverse(runs.begin(), runs.end());  // oldest first: the points' order
+    const char* kv[] = {"n_kv_heads=1", "n_kv_heads=3", "n_kv_heads=2"};
+    const rl::RunStatus want[] = {rl::RunStatus::finished, rl::RunStatus::failed, rl::RunStatus::finished};
+    for (int i = 0; i < 3; i++) {
+        EXPECT_EQ(runs[i].sweep, "kv3");
+        EXPECT_NE(runs[i].name.find(kv[i]), std::string::npos) << runs[i].name;
+        EXPECT_EQ(runs[i].status, want[i]) << runs[i].name;
+    }
+    EXPECT_NE(runs[1].status_message.find("n_kv_heads"), std::string::npos) << runs[1].status_message;
+    EXPECT_EQ(runs[0].steps, 4);
+    EXPECT_EQ(runs[2].steps, 4);
+    EXPECT_GT(runs[2].val_loss, 0.f);
+    // The tuning view's copy of the list is the store's.
+    EXPECT_EQ(w.runData().runs.size(), 3u);
+}
+
+// A point whose run fails while training is stored failed and the sweep goes on; Stop sweep ends
+// the point training then, interrupted, and starts no more.
+TEST(Window, SweepGoesOnAfterAFailedRunAndStops) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    int finished = -1, failed = -1;
+    QObject::connect(&w, &MainWindow::sweepFinished, [&](int f, int x) { finished = f, failed = x; });
+    ASSERT_TRUE(w.startSweep(R"({"name": "f", "preset": "tiny", "grid": {"train.steps": [100000, 3]}})", "f"));
+    const int64_t first = w.currentRunId();
+    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
+    emit w.session().failed("training diverged at step 2: the loss is NaN");  // what Session sends on a non-finite loss
+    ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
+    EXPECT_EQ(finished, 1);
+    EXPECT_EQ(failed, 1);
+    EXPECT_EQ(stored(ws.path(), first).status, rl::RunStatus::failed);
+    EXPECT_EQ(stored(ws.path(), w.currentRunId()).status, rl::RunStatus::finished);
+
+    ASSERT_TRUE(w.startSweep(R"({"name": "g", "preset": "tiny", "grid": {"train.steps": [100000, 3]}})", "g"));
+    const int64_t point = w.currentRunId();
+    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 1; }));
+    w.stopSweep();
+    EXPECT_FALSE(w.sweepActive());
+    const rl::RunRecord r = stored(ws.path(), point);
+    EXPECT_EQ(r.status, rl::RunStatus::interrupted);
+    EXPECT_EQ(r.status_message.rfind("the sweep was stopped at step ", 0), 0u) << r.status_message;
+    EXPECT_EQ(storedRuns(ws.path()).size(), 3u) << "the second point of g never started";
+}
+
+// The Sweep dialog's JSON: the form's config as the base, the picked keys as the grid, values checked.
+TEST(Window, SweepFromTheFormBuildsTheGrid) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    w.selectPreset("tiny");
+    QString err;
+    EXPECT_TRUE(w.sweepFromForm("s", {{"train.lr", "0.001, fast"}}, &err).isEmpty());
+    EXPECT_TRUE(err.contains("'fast' is not a number")) << err.toStdString();
+    EXPECT_TRUE(w.sweepFromForm("s", {{"model.nope", "1"}}, &err).isEmpty());
+    const QString json = w.sweepFromForm("lr-norm", {{"train.lr", "0.001, 0.003"}, {"model.norm", "rmsnorm, layernorm"}}, &err);
+    ASSERT_FALSE(json.isEmpty()) << err.toStdString();
+    auto sw = rl::sweep_parse(json.toStdString(), "x");
+    ASSERT_TRUE(sw) << sw.status.msg;
+    EXPECT_EQ(sw->name, "lr-norm");
+    ASSERT_EQ(sw->points.size(), 4u);
+    EXPECT_EQ(sw->points[1].label, "train.lr=0.001 model.norm=\"layernorm\"");
+    auto base = rl::config_load(sw->config_path);
+    ASSERT_TRUE(base) << base.status.msg;
+    EXPECT_EQ(base->name, "tiny") << "the form's config is the base";
+    EXPECT_TRUE(QFile::exists(QDir(ws.path()).filePath("sweeps/lr-norm.json")));
+}
+
+// Rename, tags, colour (the overlay takes it) and the filter, from the Runs dock's API.
+TEST(Window, RunsDockEditsReachTheStore) {
+    QTemporaryDir ws;
+    int64_t a = 0, b = 0;
+    {
+        auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
+        ASSERT_TRUE(store);
+        a = *rl::run_store_begin(*store, "alpha", rl::config_to_json(tiny(5)));
+        b = *rl::run_store_begin(*store, "beta", rl::config_to_json(tiny(5)), rl::RunStart{"lr-sweep", {}});
+        std::vector<rl::CurvePoint> pts;
+        for (int i = 1; i <= 5; i++) pts.push_back({i, 3.f});
+        ASSERT_TRUE(rl::run_store_append(*store, a, pts));
+        ASSERT_TRUE(rl::run_store_finish(*store, a, 2.5f));
+        ASSERT_TRUE(rl::run_store_end(*store, b, rl::RunStatus::failed, "config: bad"));
+    }
+    MainWindow w(ws.path());
+    auto* list = w.findChild<QTreeWidget*>("runsList");
+    ASSERT_EQ(list->topLevelItemCount(), 2);
+    QTreeWidgetItem* itB = list->topLevelItem(0);  // newest first
+    EXPECT_EQ(itB->text(1), "failed");
+    EXPECT_EQ(itB->toolTip(1), "config: bad");
+    EXPECT_EQ(itB->text(7), "lr-sweep");
+    ASSERT_TRUE(w.renameRun(a, "alpha-2"));
+    ASSERT_TRUE(w.setRunTags(a, " good , baseline,"));
+    ASSERT_TRUE(w.setRunColour(a, QColor("#ff0000")));
+    const rl::RunRecord r = stored(ws.path(), a);
+    EXPECT_EQ(r.name, "alpha-2");
+    EXPECT_EQ(r.tags, (std::vector<std::string>{"good", "baseline"}));
+    EXPECT_EQ(r.colour, "#ff0000");
+    QTreeWidgetItem* itA = list->topLevelItem(1);
+    EXPECT_TRUE(itA->text(0).contains("alpha-2"));
+    EXPECT_EQ(itA->text(8), "good, baseline");
+    w.setOverlayTicked(a, true);
+    ASSERT_EQ(w.runData().overlays.size(), 1u);
+    EXPECT_EQ(w.runData().overlays[0].colour, 0xff0000ffu) << "the run's colour (ImU32, red in the low byte)";
+    EXPECT_EQ(w.runData().overlays[0].id, a);
+    w.setRunsFilter("BASE");  // a tag, any case
+    EXPECT_FALSE(itA->isHidden());
+    EXPECT_TRUE(itB->isHidden());
+    w.setRunsFilter("failed");  // a status
+    EXPECT_TRUE(itA->isHidden());
+    EXPECT_FALSE(itB->isHidden());
+    w.setRunsFilter("lr-sw");  // a sweep
+    EXPECT_FALSE(itB->isHidden());
+    w.setRunsFilter("");
+    EXPECT_FALSE(itA->isHidden());
+    // A run written by another process (a CLI) shows up at the next refresh; ticks and selection stay.
+    itA->setSelected(true);
+    {
+        auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
+        ASSERT_TRUE(rl::run_store_begin(*store, "from-cli", rl::config_to_json(tiny(5))));
+    }
+    w.refreshRuns();
+    ASSERT_EQ(list->topLevelItemCount(), 3);
+    EXPECT_TRUE(list->topLevelItem(0)->text(0).contains("from-cli"));
+    EXPECT_TRUE(itA->isSelected());
+    EXPECT_EQ(itA->checkState(0), Qt::Checked);
+    EXPECT_EQ(w.runData().runs.size(), 3u);
+}
+
+// The comparison table of selected runs: status, metrics and only the keys that differ, as CSV and Markdown.
+TEST(Window, ComparisonTableHasTheKeysThatDiffer) {
+    QTemporaryDir ws;
+    QList<qint64> ids;
+    {
+        auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
+        const float lrs[] = {0.001f, 0.003f, 0.003f};
+        const float aux[] = {0.01f, 0.01f, 0.1f};
+        for (int i = 0; i < 3; i++) {
+            auto c = tiny(5);
+            c.train.lr = lrs[i];
+            c.model.moe.aux_weight = aux[i];
+            auto id = rl::run_store_begin(*store, "run" + std::to_string(i), rl::config_to_json(c), rl::RunStart{"s", {}});
+            ASSERT_TRUE(id);
+            std::vector<rl::CurvePoint> pts;
+            for (int k = 1; k <= 5; k++) pts.push_back({k, 3.f + i});
+            ASSERT_TRUE(rl::run_store_append(*store, *id, pts));
+            ASSERT_TRUE(rl::run_store_finish(*store, *id, 2.f + i));
+            ids << *id;
+        }
+    }
+    MainWindow w(ws.path());
+    const QString csv = w.comparisonTable(ids, false);
+    const QStringList lines = csv.split('\n', Qt::SkipEmptyParts);
+    ASSERT_EQ(lines.size(), 4);
+    EXPECT_EQ(lines[0], "id,name,status,steps,final_loss,val_loss,load_cv,head_cv,dropped,tok_per_s,model.moe.aux_weight,train.lr");
+    EXPECT_EQ(lines[1].section(',', 0, 9), QString("%1,run0,finished,5,3,2,,,,0").arg(ids[0]));
+    EXPECT_TRUE(lines[1].endsWith(",0.01,0.001")) << lines[1].toStdString();
+    EXPECT_TRUE(lines[3].endsWith(",0.1,0.003")) << lines[3].toStdString();
+    EXPECT_FALSE(csv.contains("d_model")) << "a key all runs share is no column";
+    const QString md = w.comparisonTable(ids, true);
+    EXPECT_TRUE(md.startsWith("| id | name | status | steps |")) << md.toStdString();
+    EXPECT_TRUE(md.contains("| model.moe.aux_weight | train.lr |"));
+    EXPECT_TRUE(md.contains("\n| --- |"));
+    // tiny has no routers: their balance metrics are blank, not the 0 the store keeps; tok/s was never measured (0)
+    EXPECT_TRUE(md.contains("| run2 | finished | 5 | 5 | 4 | - | - | - | 0 |")) << md.toStdString();
+    const QString mdFile = QDir(ws.path()).filePath("t.md"), csvFile = QDir(ws.path()).filePath("t.csv");
+    ASSERT_TRUE(w.exportComparison(ids, mdFile));
+    ASSERT_TRUE(w.exportComparison(ids.mid(0, 2), csvFile));
+    QFile m(mdFile), c(csvFile);
+    ASSERT_TRUE(m.open(QIODevice::ReadOnly) && c.open(QIODevice::ReadOnly));
+    EXPECT_EQ(QString::fromUtf8(m.readAll()), md);
+    const QString two = QString::fromUtf8(c.readAll());
+    EXPECT_TRUE(two.contains(",train.lr\n")) << "between runs 0 and 1 only the lr differs: " << two.toStdString();
+    EXPECT_FALSE(two.contains("aux_weight"));
+}
+
+// The table the tuning view and the export share.
+TEST(Views, RunTableKeepsOnlyDifferingKeys) {
+    std::vector<rl::RunRecord> runs(2);
+    runs[0].config_json = R"({"name": "a", "model": {"norm": "rmsnorm", "d": 1}, "train": {"lr": 0.0010000000474974513}})";
+    runs[1].config_json = R"({"name": "b", "model": {"norm": "layernorm", "d": 1}, "train": {"lr": 0.003}, "extra": true})";
+    const RunTable t = runTable(runs);
+    ASSERT_EQ(t.keys, (std::vector<std::string>{"extra", "model.norm", "train.lr"}));
+    EXPECT_EQ(t.numeric, (std::vector<bool>{false, false, true}));
+    EXPECT_EQ(t.text[0][2], "0.001") << "floats as people write them";
+    EXPECT_EQ(t.text[0][0], "") << "absent";
+    EXPECT_EQ(t.text[1][0], "true");
+    EXPECT_EQ(t.text[1][1], "layernorm");
+    EXPECT_DOUBLE_EQ(t.number[1][2], 0.003);
+    EXPECT_TRUE(std::isnan(t.number[0][1]));
+    EXPECT_TRUE(runTable({runs[0]}).keys.empty()) << "one run differs from nothing";
+    EXPECT_EQ(t.routedExperts, (std::vector<bool>{false, false})) << "moe.kind left out: dense";
+    runs[1].config_json = R"({"model": {"moe": {"kind": "moe"}, "attention": {"heads": {"kind": "moh"}}}})";
+    const RunTable r = runTable(runs);
+    EXPECT_EQ(r.routedExperts, (std::vector<bool>{false, true}));
+    EXPECT_EQ(r.routedHeads, (std::vector<bool>{false, true}));
+}
