@@ -8,7 +8,13 @@
 #include <QElapsedTimer>
 #include <QFile>
 #include <QTemporaryDir>
+#include <QAction>
+#include <QDialog>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QTableWidget>
 #include <QThread>
+#include <QTimer>
 #include <QTreeWidget>
 
 #include "config/presets.h"
@@ -316,6 +322,50 @@ TEST(Window, SweepFromTheFormBuildsTheGrid) {
     ASSERT_TRUE(base) << base.status.msg;
     EXPECT_EQ(base->name, "tiny") << "the form's config is the base";
     EXPECT_TRUE(QFile::exists(QDir(ws.path()).filePath("sweeps/lr-norm.json")));
+}
+
+// Run > Sweep...: values typed into the dialog's table start the sweep over the form's config.
+TEST(Window, SweepDialogStartsTheSweep) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    w.selectPreset("tiny");
+    ASSERT_TRUE(w.configDock()->setField("train.steps", "3"));
+    QAction* sweep = nullptr;
+    for (QAction* a : w.findChildren<QAction*>())
+        if (a->text() == "Sweep...") sweep = a;
+    ASSERT_NE(sweep, nullptr);
+    int points = 0, cells = 0;
+    QString shown;
+    QTimer::singleShot(0, [&] {  // inside the dialog's own event loop
+        auto* dlg = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+        ASSERT_NE(dlg, nullptr);
+        dlg->findChild<QLineEdit*>("sweepName")->setText("dlg");
+        auto* table = dlg->findChild<QTableWidget*>();
+        for (int r = 0; r < table->rowCount(); r++) {
+            const QString key = table->item(r, 0)->text();
+            if (key == "train.lr") table->item(r, 2)->setText("0.001, 0.01"), cells++;
+            if (key == "model.norm") table->item(r, 2)->setText("rmsnorm,layernorm"), cells++;
+            EXPECT_NE(key, "data.corpus") << "a path is not swept";
+        }
+        for (QLabel* l : dlg->findChildren<QLabel*>())
+            if (l->text().contains("points over")) shown = l->text();
+        for (QPushButton* b : dlg->findChildren<QPushButton*>())
+            if (b->text() == "Run sweep") b->click();
+    });
+    QObject::connect(&w, &MainWindow::runFinished, [&] { points++; });
+    sweep->trigger();
+    EXPECT_EQ(cells, 2);
+    EXPECT_EQ(shown.toStdString(), "4 points over norm x lr") << "keys in the form's order";
+    ASSERT_TRUE(w.sweepActive()) << w.statusMessage().toStdString();
+    int done = -1;
+    QObject::connect(&w, &MainWindow::sweepFinished, [&](int f, int) { done = f; });
+    ASSERT_TRUE(waitFor([&] { return done >= 0; }));
+    EXPECT_EQ(done, 4);
+    EXPECT_EQ(points, 4);
+    const auto runs = storedRuns(ws.path());
+    ASSERT_EQ(runs.size(), 4u);
+    for (const auto& r : runs) EXPECT_EQ(r.sweep, "dlg");
+    EXPECT_EQ(runs[0].steps, 3) << "the form's train.steps";
 }
 
 // Rename, tags, colour (the overlay takes it) and the filter, from the Runs dock's API.
