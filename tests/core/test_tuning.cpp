@@ -271,3 +271,39 @@ TEST(Tuning, KilledCliRunResumesInItsRowWithTheUninterruptedLosses) {
     EXPECT_EQ(run_store_curve(*st, (*runs)[0].id)->size(), 60u);
     fs::remove_all(dir);
 }
+
+// The window and a CLI sweep write one store at once: two processes appending to their own runs
+// never lose a row or fail on the lock.
+TEST(Tuning, TwoProcessesWriteOneStoreAtOnce) {
+    const fs::path dir = fresh_dir("two"), db = dir / "runs.sqlite";
+    ASSERT_TRUE(run_store_open(db.string()));
+    auto write_run = [&](const char* name) {
+        auto st = run_store_open(db.string());
+        if (!st) return 10;
+        auto id = run_store_begin(*st, name, "{}");
+        if (!id) return 11;
+        for (int b = 0; b < 100; b++) {
+            std::vector<CurvePoint> pts;
+            for (int i = 0; i < 5; i++) pts.push_back(CurvePoint{b * 5 + i + 1, 1.f});
+            if (!run_store_append(*st, *id, pts)) return 12;
+        }
+        return run_store_finish(*st, *id, 1.f) ? 0 : 13;
+    };
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) _exit(write_run("child"));
+    const int mine = write_run("parent");
+    int wst = 0;
+    waitpid(pid, &wst, 0);
+    EXPECT_EQ(mine, 0);
+    ASSERT_TRUE(WIFEXITED(wst));
+    EXPECT_EQ(WEXITSTATUS(wst), 0);
+    auto st = run_store_open(db.string());
+    auto runs = run_store_list(*st);
+    ASSERT_EQ(runs->size(), 2u);
+    for (const auto& r : *runs) {
+        EXPECT_EQ(r.status, RunStatus::finished) << r.name;
+        EXPECT_EQ(run_store_curve(*st, r.id)->size(), 500u) << r.name;
+    }
+    fs::remove_all(dir);
+}
