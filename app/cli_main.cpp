@@ -334,7 +334,7 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
     if (quiet) return 0;
     std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
                 o.seconds, tok_s, o.last.loss, o.val, half_ln_v);
-    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,checkpoint.train.safetensors,summary.json}\n",
+    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,checkpoint.train-STEP.safetensors,summary.json}\n",
                 out.c_str());
     if (link.store) std::printf("stored as run %lld in %s\n", (long long)link.id, link.path.c_str());
     return 0;

@@ -56,7 +56,7 @@ TEST_P(Resume, TwentyStepsPlusResumePlusTwentyEqualFortyBitForBit) {
         for (int i = 0; i < 20; i++) resumed.push_back(trainer_step(**b).loss);
         ASSERT_TRUE(run_save(**b, ck).is_ok());
     }  // the first process is gone
-    ASSERT_TRUE(fs::exists(run_state_path(ck)));
+    ASSERT_TRUE(fs::exists(run_state_path(ck, 20)));
     auto r = run_resume(ck);
     ASSERT_TRUE(r.is_ok()) << r.status.msg;
     EXPECT_TRUE(r->exact) << r->note;
@@ -70,7 +70,7 @@ TEST_P(Resume, TwentyStepsPlusResumePlusTwentyEqualFortyBitForBit) {
     EXPECT_EQ(trainer_eval(s), val_straight);
 
     // Without the companion: the weights, a fresh optimizer, and a note saying so.
-    fs::remove(run_state_path(ck));
+    fs::remove(run_state_path(ck, 20));
     auto fresh = run_resume(ck);
     ASSERT_TRUE(fresh.is_ok()) << fresh.status.msg;
     EXPECT_FALSE(fresh->exact);

@@ -242,7 +242,7 @@ TEST(Tuning, KilledCliRunResumesInItsRowWithTheUninterruptedLosses) {
     bool saved = false;
     for (int i = 0; i < 2000 && !saved; i++) {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        saved = fs::exists(dir / "cut" / "checkpoint.train.safetensors");
+        saved = fs::exists(dir / "cut" / "checkpoint.train-10.safetensors") && fs::exists(dir / "cut" / "checkpoint.safetensors");
     }
     kill(pid, SIGKILL);  // the shell, and with it ...
     int wst = 0;
