@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,14 @@
 
 #include "config/config.h"
 #include "config/presets.h"
+#include "config/sweep.h"
 #include "infer/cost.h"
 #include "infer/generate.h"
 #include "infer/speed.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
+#include "io/resume.h"
+#include "io/run_store.h"
 #include "metrics/metrics_csv.h"
 #include "metrics/routing_report.h"
 #include "metrics/routing_summary.h"
@@ -45,6 +49,7 @@ struct Args {
     std::map<std::string, std::string> opt;
     std::vector<std::string> sets;
     std::vector<std::string> flags;
+    std::vector<std::string> pos;  // positional words (runs: the subcommand and its id)
     bool has(const std::string& k) const { return opt.count(k) > 0; }
     bool flag(const std::string& k) const { return std::find(flags.begin(), flags.end(), k) != flags.end(); }
 };
@@ -186,37 +191,109 @@ struct TrainOutcome {
     double train_tokens = 0, seconds = 0;
 };
 
-void print_progress(const TrainState& s, const StepStats& st, float val, float tok_s, double elapsed, bool tty) {
+// The run's row in the workspace's run store (docs/architecture.md §12): begun with the run, its curve
+// stored every few steps, each checkpoint recorded, its status set at the end. A store that cannot
+// be opened or written is a warning: the run itself and its files in --out go on.
+struct StoreLink {
+    std::optional<RunStore> store;
+    std::string path;
+    int64_t id = 0;
+    std::vector<CurvePoint> pending;
+    void warn(const Status& s) {
+        std::fprintf(stderr, "warning: %s\n", s.msg.c_str());
+        store.reset();  // one warning, then the run goes on without the store
+    }
+    void add(const StepStats& st) {
+        if (store) pending.push_back(curve_point(st));
+    }
+    void flush() {
+        if (!store || pending.empty()) return;
+        if (Status s = run_store_append(*store, id, pending); !s) return warn(s);
+        pending.clear();
+    }
+    void checkpoint(const std::string& file, int step) {
+        flush();
+        if (store)
+            if (Status s = run_store_set_checkpoint(*store, id, fs::absolute(file).string(), step); !s) warn(s);
+    }
+    void end(RunStatus status, const std::string& message, float val) {
+        flush();
+        if (!store) return;
+        Status s = status == RunStatus::finished ? run_store_finish(*store, id, val) : run_store_end(*store, id, status, message, val);
+        if (!s) warn(s);
+    }
+};
+
+// --workspace DIR (default: the per-user workspace the window uses) -> DIR/runs.sqlite, opened.
+StoreLink store_open(const Args& a) {
+    StoreLink l;
+    const std::string ws = a.has("workspace") ? a.opt.at("workspace") : default_workspace();
+    std::error_code ec;
+    fs::create_directories(ws, ec);
+    l.path = (fs::path(ws) / "runs.sqlite").string();
+    auto st = run_store_open(l.path);
+    if (!st) {
+        std::fprintf(stderr, "warning: %s; this run is not stored (its files in --out are written)\n", st.status.msg.c_str());
+        return l;
+    }
+    l.store = std::move(*st);
+    return l;
+}
+
+// A new row for the run, and out/run_store naming it, so --resume continues the same row.
+void store_begin(StoreLink& l, const TrainState& s, const std::string& out, const RunStart& start) {
+    if (!l.store) return;
+    auto id = run_store_begin(*l.store, s.cfg.name, config_to_json(s.cfg), start);
+    if (!id) return l.warn(id.status);
+    l.id = *id;
+    std::ofstream(out + "/run_store") << l.path << "\n" << l.id << "\n";
+}
+
+void print_progress(const TrainState& s, const StepStats& st, float val, float tok_s, double elapsed, int first, bool tty) {
     const int steps = s.cfg.train.steps, width = 24, filled = width * st.step / std::max(1, steps);
-    const double eta = elapsed / st.step * (steps - st.step);
+    const double eta = elapsed / std::max(1, st.step - first) * (steps - st.step);
     std::fprintf(stderr, "%s[%s%s] step %d/%d  loss %.4f  val %.4f  %.0f tok/s  ETA %s%s", tty ? "\r" : "",
                  std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(), st.step, steps, st.loss, val,
                  tok_s, fmt_eta(eta).c_str(), tty ? "  " : "\n");
 }
 
-// Runs every step, one metrics.csv row each, with a progress line (always on a terminal, at evals
-// otherwise). 0, or 1 when the loss stops being finite.
-int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out) {
-    const bool tty = isatty(STDERR_FILENO);
-    const int steps = s.cfg.train.steps;
+constexpr int k_store_every = 10;  // steps between curve writes to the store (a killed run keeps all but these)
+
+// Runs the steps left (from s.step to train.steps), one metrics.csv row each, with a progress line
+// (always on a terminal, at evals otherwise; none when quiet). Every eval also saves the run
+// (checkpoint + training state, so --resume continues it exactly). 0, or 1 when the loss stops being finite.
+int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out, StoreLink& link, const std::string& dir, bool quiet) {
+    const bool tty = !quiet && isatty(STDERR_FILENO);
+    const int steps = s.cfg.train.steps, first = s.step;
     const auto t0 = std::chrono::steady_clock::now();
     float ema_tok = 0;
-    for (int i = 0; i < steps; i++) {
+    while (s.step < steps) {
         StepStats& last = out.last = trainer_step(s);
         if (last.step > steps - k_routing_summary_steps) out.tail.push_back(last);
         out.train_tokens += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
         ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
         const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == steps;
         if (eval_now) out.val = trainer_eval(s);
-        if (!std::isfinite(last.loss))
-            return fail("training diverged at step " + std::to_string(last.step) +
-                        " (loss is not finite); lower train.lr or raise train.warmup_steps");
+        link.add(last);
+        if (!std::isfinite(last.loss)) {
+            const std::string why = "training diverged at step " + std::to_string(last.step) +
+                                    " (loss is not finite); lower train.lr or raise train.warmup_steps";
+            link.end(RunStatus::failed, why, -1);
+            return fail(why);
+        }
         csv << metrics_csv_row(last, eval_now ? std::optional<float>(out.val) : std::nullopt);
-        if (tty || eval_now) print_progress(s, last, out.val, ema_tok, seconds_since(t0), tty);
+        if (last.step % k_store_every == 0) link.flush();
+        if (eval_now && last.step < steps) {  // the final save is finish_run's
+            csv.flush();  // a killed run's metrics.csv holds every row up to its last save
+            const std::string ck = dir + "/checkpoint.safetensors";
+            if (Status sv = run_save(s, ck); !sv) std::fprintf(stderr, "warning: %s\n", sv.msg.c_str());
+            else link.checkpoint(ck, last.step);
+        }
+        if (tty || (eval_now && !quiet)) print_progress(s, last, out.val, ema_tok, seconds_since(t0), first, tty);
     }
     if (tty) std::fprintf(stderr, "\n");
     out.seconds = seconds_since(t0);
-    if (steps == 0) out.val = trainer_eval(s);
+    if (s.step == first) out.val = trainer_eval(s);
     return 0;
 }
 
@@ -235,10 +312,15 @@ void summarize_routing(const TrainState& s, const TrainOutcome& o, const std::st
     std::ofstream(out + "/specialization.json") << specialization_to_json(b.trained) << "\n";
 }
 
-// After training: the checkpoint, summary.json (with the routing summary) and the closing lines.
-int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& out, double setup_s) {
+// After training: the checkpoint and training state, summary.json (with the routing summary unless
+// quiet) and the closing lines; the store row finished.
+int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& out, double setup_s, StoreLink& link, bool quiet) {
     const std::string ckpt = out + "/checkpoint.safetensors";
-    if (Status sv = checkpoint_save(ckpt, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy}); !sv) return fail(sv.msg);
+    if (Status sv = run_save(s, ckpt); !sv) {
+        link.end(RunStatus::failed, sv.msg, o.val);
+        return fail(sv.msg);
+    }
+    link.checkpoint(ckpt, s.step);
     const double tok_s = o.seconds > 0 ? o.train_tokens / o.seconds : 0.0;
     const double half_ln_v = 0.5 * std::log((double)s.cfg.model.vocab_size);
     nlohmann::json summary = {
@@ -246,11 +328,15 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
         {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", half_ln_v},
         {"parameters", model_param_count(s.model)}, {"tokens_per_s", tok_s},
         {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
-    summarize_routing(s, o, out, summary);
+    if (!quiet) summarize_routing(s, o, out, summary);
+    link.end(RunStatus::finished, "", o.val);
     if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
+    if (quiet) return 0;
     std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,
                 o.seconds, tok_s, o.last.loss, o.val, half_ln_v);
-    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,summary.json}\n", out.c_str());
+    std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,checkpoint.train-STEP.safetensors,summary.json}\n",
+                out.c_str());
+    if (link.store) std::printf("stored as run %lld in %s\n", (long long)link.id, link.path.c_str());
     return 0;
 }
 
@@ -265,7 +351,76 @@ void print_sample(const TrainState& s) {
     if (g.error.empty()) std::printf("sample: %s %s\n", prompt.c_str(), g.new_text.c_str());
 }
 
+// One run into `out`: config.json, metrics.csv (resumed: its rows up to the resumed step kept),
+// the steps, the final files; the store row follows it.
+int run_training(TrainState& s, const std::string& out, StoreLink& link, double setup_s, bool quiet, TrainOutcome& o) {
+    const char* hint = "disk full or read-only? choose another --out";
+    if (!write_file(out, "config.json", config_to_json(s.cfg) + "\n", hint)) return 1;
+    std::vector<std::string> kept;  // a resumed run's rows up to its step (a killed run may have written more)
+    if (s.step > 0) {
+        std::ifstream old(out + "/metrics.csv");
+        std::string line;
+        std::getline(old, line);
+        while (std::getline(old, line))
+            if (std::atoi(line.c_str()) <= s.step) kept.push_back(line);
+    }
+    std::ofstream csv(out + "/metrics.csv");
+    csv << metrics_csv_header(s.cfg.model.n_layers);
+    for (const auto& l : kept) csv << l << "\n";
+    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (" + hint + ")");
+    if (!quiet)
+        std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, steps %d..%d of %dx%d\n",
+                     s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
+                     s.data->val.ids.size(), s.step + 1, s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
+    if (int rc = train_steps(s, csv, o, link, out, quiet); rc) return rc;
+    csv.flush();
+    if (!csv) {
+        const std::string why = "writing '" + out + "/metrics.csv' failed (disk full? free space or choose another --out)";
+        link.end(RunStatus::failed, why, o.val);
+        return fail(why);
+    }
+    return finish_run(s, o, out, setup_s, link, quiet);
+}
+
+// --resume DIR: the run in DIR picks up at its last saved step (exactly, with its training state),
+// to train.steps, or for --steps N more steps; its store row (DIR/run_store) continues.
+int cmd_resume(const Args& a) {
+    if (a.has("preset") || a.has("config") || !a.sets.empty() || a.has("corpus") || a.has("batch") || a.has("seed"))
+        return usage("--resume takes the run's own config; only --steps N (N more steps) and --workspace go with it");
+    const std::string dir = a.opt.at("resume"), ck = dir + "/checkpoint.safetensors";
+    if (!fs::exists(ck)) return fail("nothing to resume in '" + dir + "': no checkpoint.safetensors there (a run saves one at every eval)");
+    const auto t_start = std::chrono::steady_clock::now();
+    auto r = run_resume(ck);
+    if (!r) return fail(r.status.msg);
+    TrainState& s = *r->state;
+    if (a.has("steps")) {
+        long long v;
+        if (!parse_int(a.opt.at("steps"), 1, 100000000, v)) return usage("--steps must be a positive integer (more steps)");
+        s.cfg.train.steps = s.step + (int)v;
+    }
+    if (s.step >= s.cfg.train.steps)
+        return fail("the run in '" + dir + "' already reached step " + std::to_string(s.step) + " of " +
+                    std::to_string(s.cfg.train.steps) + "; --steps N trains N more");
+    std::fprintf(stderr, "resuming %s at step %d of %d: %s\n", s.cfg.name.c_str(), s.step, s.cfg.train.steps,
+                 r->exact ? "weights, AdamW moments, sampler RNG and window state restored (exact)" : r->note.c_str());
+    StoreLink link;
+    std::ifstream rs(dir + "/run_store");
+    std::string db;
+    long long id = 0;
+    if (std::getline(rs, db) && rs >> id && !a.has("workspace")) {
+        link.path = db;
+        if (auto st = run_store_open(db); st && run_store_reopen(*st, id)) link.store = std::move(*st), link.id = id;
+    }
+    if (!link.store) {  // no row to continue (or another workspace asked for): a new row
+        link = store_open(a);
+        store_begin(link, s, dir, {});
+    }
+    TrainOutcome o;
+    return run_training(s, dir, link, seconds_since(t_start), false, o);
+}
+
 int cmd_train(const Args& a) {
+    if (a.has("resume")) return cmd_resume(a);
     auto cfg = load_config(a);
     if (!cfg) return fail(cfg.status.msg);
     if (int rc = apply_train_flags(a, *cfg); rc) return rc;
@@ -279,23 +434,156 @@ int cmd_train(const Args& a) {
     auto st = trainer_create(*cfg);
     if (!st) return fail(st.status.msg);
     TrainState& s = **st;
-    const double setup_s = seconds_since(t_start);
-    const char* hint = "disk full or read-only? choose another --out";
-    if (!write_file(out, "config.json", config_to_json(s.cfg) + "\n", hint)) return 1;
-    std::ofstream csv(out + "/metrics.csv");
-    csv << metrics_csv_header(s.cfg.model.n_layers);
-    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (" + hint + ")");
-
-    std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, %d steps of %dx%d\n",
-                 s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
-                 s.data->val.ids.size(), s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
+    StoreLink link = store_open(a);
+    store_begin(link, s, out, {});
     TrainOutcome o;
-    if (int rc = train_steps(s, csv, o); rc) return rc;
-    csv.flush();
-    if (!csv) return fail("writing '" + out + "/metrics.csv' failed (disk full? free space or choose another --out)");
-    if (int rc = finish_run(s, o, out, setup_s); rc) return rc;
+    if (int rc = run_training(s, out, link, seconds_since(t_start), false, o); rc) return rc;
     if (a.flag("sample")) print_sample(s);
     return 0;
+}
+
+// ---- sweep: the points of a grid or random search, one run each ----
+
+int cmd_sweep(const Args& a) {
+    if (!a.has("grid")) return usage("sweep needs --grid F (a JSON sweep: {\"preset\": P, \"set\": {...}, \"grid\": {...}})");
+    std::ifstream in(a.opt.at("grid"));
+    if (!in) return fail("cannot read sweep file '" + a.opt.at("grid") + "'");
+    std::stringstream text;
+    text << in.rdbuf();
+    auto sw = sweep_parse(text.str(), fs::path(a.opt.at("grid")).stem().string());
+    if (!sw) return fail(sw.status.msg + " (in " + a.opt.at("grid") + ")");
+    const std::string base = a.has("out") ? a.opt.at("out") : "runs/sweep-" + sw->name;
+    StoreLink link = store_open(a);
+    const int n = (int)sw->points.size();
+    int failed = 0;
+    std::fprintf(stderr, "sweep %s: %d points%s\n", sw->name.c_str(), n,
+                 link.store ? (", stored in " + link.path).c_str() : "");
+    for (int i = 0; i < n; i++) {
+        const SweepPoint& p = sw->points[i];
+        const auto t0 = std::chrono::steady_clock::now();
+        auto cfg = sw->config_path.empty() ? preset_load(sw->preset) : config_load(sw->config_path);
+        Status err = cfg ? Status::ok() : cfg.status;
+        for (size_t k = 0; err && k < p.sets.size(); k++) err = config_apply_override(*cfg, p.sets[k]);
+        if (err) err = config_validate(*cfg);
+        std::unique_ptr<TrainState> state;
+        if (err) {
+            auto st = trainer_create(*cfg);
+            if (st) state = std::move(*st);
+            else err = st.status;
+        }
+        const std::string out = base + "/" + std::to_string(i + 1);
+        std::error_code ec;
+        fs::create_directories(out, ec);
+        StoreLink point = link;  // each point its own row in the one store
+        point.pending.clear();
+        const RunStart start{sw->name, {}};
+        if (!err) {  // a point that cannot run is a failed run in the store, and the sweep goes on
+            failed++;
+            if (point.store) {
+                auto id = run_store_begin(*point.store, (cfg ? cfg->name : sw->preset), cfg ? config_to_json(*cfg) : "{}", start);
+                if (id) point.id = *id, point.end(RunStatus::failed, err.msg, -1);
+            }
+            std::fprintf(stderr, "[%d/%d] %s: failed: %s\n", i + 1, n, p.label.c_str(), err.msg.c_str());
+            continue;
+        }
+        TrainState& s = *state;
+        store_begin(point, s, out, start);
+        TrainOutcome o;
+        if (run_training(s, out, point, seconds_since(t0), true, o) != 0) {
+            failed++;
+            std::fprintf(stderr, "[%d/%d] %s: failed (see above)\n", i + 1, n, p.label.c_str());
+            continue;
+        }
+        std::fprintf(stderr, "[%d/%d] %s: finished, %d steps, loss %.4f, val %.4f, %.2f s%s\n", i + 1, n, p.label.c_str(),
+                     s.step, o.last.loss, o.val, seconds_since(t0),
+                     point.store ? (", run " + std::to_string(point.id)).c_str() : "");
+    }
+    std::fprintf(stderr, "sweep %s: %d of %d points finished%s\n", sw->name.c_str(), n - failed, n,
+                 failed ? "; the failed ones are stored with their reason (routelab-cli runs list)" : "");
+    return failed ? 1 : 0;
+}
+
+// ---- runs: the workspace's stored runs ----
+
+std::string fmt_loss(float v) {
+    char b[24];
+    if (v < 0 || !std::isfinite(v)) return "-";
+    std::snprintf(b, sizeof b, "%.4f", v);
+    return b;
+}
+
+nlohmann::json run_json(const RunRecord& r) {
+    return {{"id", r.id}, {"name", r.name}, {"status", run_status_name(r.status)}, {"status_message", r.status_message},
+            {"steps", r.steps}, {"final_loss", r.final_loss}, {"val_loss", r.val_loss}, {"started", r.created},
+            {"ended", r.ended}, {"corpus", r.corpus}, {"seed", r.seed}, {"sweep", r.sweep}, {"tags", r.tags},
+            {"colour", r.colour}, {"checkpoint", r.checkpoint}, {"load_cv", r.load_cv}, {"head_cv", r.head_cv},
+            {"dropped", r.dropped}, {"tok_per_s", r.tok_per_s}, {"wall_s", r.wall_s}};
+}
+
+int cmd_runs(const Args& a) {
+    if (a.pos.empty()) return usage("runs needs list, show ID, export ID --csv F or delete ID");
+    const std::string sub = a.pos[0];
+    const std::string ws = a.has("workspace") ? a.opt.at("workspace") : default_workspace();
+    const std::string db = (fs::path(ws) / "runs.sqlite").string();
+    if (!fs::exists(db)) return fail("no run store in '" + ws + "' (runs.sqlite); train a run first or pass --workspace DIR");
+    auto st = run_store_open(db);
+    if (!st) return fail(st.status.msg);
+    if (sub == "list") {
+        if (a.pos.size() > 1) return usage("runs list takes no id");
+        auto runs = run_store_list(*st);
+        if (!runs) return fail(runs.status.msg);
+        if (a.flag("json")) {
+            nlohmann::json j = nlohmann::json::array();
+            for (const auto& r : *runs) j.push_back(run_json(r));
+            std::cout << j.dump(2) << "\n";
+            return 0;
+        }
+        std::printf("%5s  %-24s %-12s %7s %10s %10s  %-20s %s\n", "id", "name", "status", "steps", "final", "val", "started", "sweep");
+        for (const auto& r : *runs)
+            std::printf("%5lld  %-24s %-12s %7d %10s %10s  %-20s %s\n", (long long)r.id, r.name.substr(0, 24).c_str(),
+                        run_status_name(r.status), r.steps, fmt_loss(r.final_loss).c_str(), fmt_loss(r.val_loss).c_str(),
+                        r.created.c_str(), r.sweep.c_str());
+        return 0;
+    }
+    if (a.pos.size() != 2) return usage("runs " + sub + " needs a run id (routelab-cli runs list shows them)");
+    long long id;
+    if (!parse_int(a.pos[1], 1, (1LL << 62), id)) return usage("'" + a.pos[1] + "' is not a run id");
+    auto r = run_store_get(*st, id);
+    if (!r) return fail(r.status.msg);
+    if (sub == "show") {
+        nlohmann::json j = run_json(*r);
+        j["config"] = nlohmann::json::parse(r->config_json, nullptr, false);
+        auto cks = run_store_checkpoints(*st, id);
+        if (cks)
+            for (const auto& [step, path] : *cks) j["checkpoints"].push_back({{"step", step}, {"path", path}});
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    if (sub == "export") {
+        if (!a.has("csv")) return usage("runs export ID needs --csv F");
+        auto c = run_store_curve(*st, id);
+        if (!c) return fail(c.status.msg);
+        const std::string f = a.opt.at("csv"), tmp = f + ".tmp";
+        {
+            std::ofstream o(tmp);
+            o << curve_to_csv(*c);
+            o.close();
+            if (!o) return fail("cannot write '" + f + "' (disk full or read-only?)");
+        }
+        std::error_code ec;
+        fs::rename(tmp, f, ec);
+        if (ec) return fail("cannot write '" + f + "': " + ec.message());
+        std::fprintf(stderr, "wrote %s: %zu steps of run %lld\n", f.c_str(), c->size(), id);
+        return 0;
+    }
+    if (sub == "delete") {
+        if (r->status == RunStatus::running)
+            return fail("run " + std::to_string(id) + " is running; stop it first (or it reads interrupted once its process is gone)");
+        if (Status s = run_store_delete(*st, id); !s) return fail(s.msg);
+        std::fprintf(stderr, "deleted run %lld (%s); its files on disk are kept\n", id, r->name.c_str());
+        return 0;
+    }
+    return usage("runs has list, show, export and delete, not '" + sub + "'");
 }
 
 int cmd_generate(const Args& a) {
@@ -673,6 +961,7 @@ struct Command {
     const char* usage;
     std::vector<std::string> options;
     int (*run)(const Args&);
+    int positionals = 0;  // words that are not --options (runs: list | show ID ...)
 };
 
 const std::vector<Command>& commands() {
@@ -682,8 +971,14 @@ const std::vector<Command>& commands() {
          {"preset", "config", "vocab-size", "set"}, cmd_params},
         {"train",
          "  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]\n"
-         "                        [--corpus PATH] [--out DIR] [--set key=value ...]\n",
-         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set"}, cmd_train},
+         "                        [--corpus PATH] [--out DIR] [--workspace DIR] [--set key=value ...]\n"
+         "  routelab-cli train    --resume DIR [--steps N]   (go on from DIR's last save; N more steps)\n",
+         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume"}, cmd_train},
+        {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]\n",
+         {"grid", "out", "workspace"}, cmd_sweep},
+        {"runs",
+         "  routelab-cli runs     list [--json] | show ID | export ID --csv F | delete ID   [--workspace DIR]\n",
+         {"workspace", "csv"}, cmd_runs, 2},
         {"generate",
          "  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]\n"
          "                        [--top-k K] [--top-p P] [--seed S]\n",
@@ -736,7 +1031,11 @@ int main(int argc, char** argv) {
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--help" || k == "-h") return command_help(*it);
-        if (k.rfind("--", 0) != 0) return usage("unexpected argument '" + k + "'");
+        if (k.rfind("--", 0) != 0) {
+            if ((int)a.pos.size() >= it->positionals) return usage("unexpected argument '" + k + "'");
+            a.pos.push_back(k);
+            continue;
+        }
         k = k.substr(2);
         if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() && !takes(*it, k)) {
             a.flags.push_back(k);

@@ -32,6 +32,7 @@ Status checkpoint_save(const std::string& path, const Model& m, const Config& cf
         {"routelab_step", std::to_string(info.step)},
         {"routelab_attn_entropy", std::to_string(info.attn_entropy)},
     };
+    if (!info.train_state.empty()) meta["routelab_train_state"] = info.train_state;
     return safetensors_write(path, views, meta);
 }
 
@@ -79,6 +80,7 @@ Result<std::unique_ptr<LoadedCheckpoint>> checkpoint_load(const std::string& pat
             return Status::error(where + "unexpected tensor '" + name + "' that the config does not have");
     if (const std::string* st = meta("routelab_step")) out->info.step = std::atoi(st->c_str());
     if (const std::string* en = meta("routelab_attn_entropy")) out->info.attn_entropy = (float)std::atof(en->c_str());
+    if (const std::string* ts = meta("routelab_train_state")) out->info.train_state = *ts;
     return out;
 }
 

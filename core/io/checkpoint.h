@@ -14,6 +14,7 @@ namespace rl {
 struct CheckpointInfo {
     int step = 0;
     float attn_entropy = 0.f;  // last mean attention entropy (adaptive "entropy" window at inference)
+    std::string train_state;   // file name (same folder) of the training state saved with it, "" = none
 };
 
 Status checkpoint_save(const std::string& path, const Model& m, const Config& cfg, const Tokenizer& tok,

@@ -26,10 +26,17 @@ std::string exact(double v, bool is_float) {
 
 }  // namespace
 
-std::string run_state_path(const std::string& checkpoint) {
+namespace {
+// dir/name.safetensors -> dir/name
+std::string stem_of(const std::string& checkpoint) {
     const std::string ext = ".safetensors";
     const bool has = checkpoint.size() > ext.size() && checkpoint.compare(checkpoint.size() - ext.size(), ext.size(), ext) == 0;
-    return (has ? checkpoint.substr(0, checkpoint.size() - ext.size()) : checkpoint) + ".train.safetensors";
+    return has ? checkpoint.substr(0, checkpoint.size() - ext.size()) : checkpoint;
+}
+}  // namespace
+
+std::string run_state_path(const std::string& checkpoint, int step) {
+    return stem_of(checkpoint) + ".train-" + std::to_string(step) + ".safetensors";
 }
 
 Status run_save(const TrainState& s, const std::string& checkpoint) {
@@ -60,10 +67,21 @@ Status run_save(const TrainState& s, const std::string& checkpoint) {
         {"routelab_wall_s", exact(s.wall_s, false)},
         {"routelab_ring_pos", ring_pos},
     };
-    // Companion first: a crash between the two leaves the old checkpoint with a newer companion, which
-    // run_resume refuses by step, never a new checkpoint with a stale companion taken as exact.
-    if (Status st = safetensors_write(run_state_path(checkpoint), t, meta); !st) return st;
-    return checkpoint_save(checkpoint, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
+    // Companion, then the checkpoint that names it, then the older companions: whenever a save is cut
+    // short, the checkpoint on disk and the companion it names are a pair from one step.
+    const std::string state = run_state_path(checkpoint, s.step);
+    if (Status st = safetensors_write(state, t, meta); !st) return st;
+    const std::string name = std::filesystem::path(state).filename().string();
+    if (Status st = checkpoint_save(checkpoint, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy, name}); !st) return st;
+    const std::filesystem::path dir = std::filesystem::path(checkpoint).parent_path();
+    const std::string prefix = std::filesystem::path(stem_of(checkpoint)).filename().string() + ".train-";
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
+        const std::string f = e.path().filename().string();
+        if (f != name && f.rfind(prefix, 0) == 0 && f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0)
+            std::filesystem::remove(e.path(), ec);
+    }
+    return Status::ok();
 }
 
 Result<Resumed> run_resume(const std::string& checkpoint, int total_steps) {
@@ -82,9 +100,11 @@ Result<Resumed> run_resume(const std::string& checkpoint, int total_steps) {
     s.step = c.info.step;
     s.prev_entropy = c.info.attn_entropy;
     Resumed r;
-    const std::string companion = run_state_path(checkpoint);
-    if (!std::filesystem::exists(companion)) {
-        r.note = "no " + companion + ": the weights are the checkpoint's, the optimizer starts fresh";
+    const std::filesystem::path dir = std::filesystem::path(checkpoint).parent_path();
+    const std::string companion = c.info.train_state.empty() ? "" : (dir / c.info.train_state).string();
+    if (companion.empty() || !std::filesystem::exists(companion)) {
+        r.note = (companion.empty() ? std::string("the checkpoint names no training state")
+                                    : "no " + companion) + ": the weights are the checkpoint's, the optimizer starts fresh";
         r.state = std::move(*st);
         return r;
     }

@@ -3,6 +3,8 @@
 // AdamW's moments, the step, the batch sampler's RNG, the adaptive window's entropy, the seconds
 // trained and the global-balance window. The companion is safetensors too, loadable in PyTorch by
 // name: `adam_m.<parameter>` and `adam_v.<parameter>`, `ring.<layer>.counts` and `ring.<layer>.rows`.
+// It is named after its step (checkpoint.train-20.safetensors) and the checkpoint names it, so a
+// save cut short at any point leaves the previous pair whole.
 #pragma once
 #include <memory>
 #include <string>
@@ -12,11 +14,11 @@
 
 namespace rl {
 
-// dir/checkpoint.safetensors -> dir/checkpoint.train.safetensors
-std::string run_state_path(const std::string& checkpoint);
+// dir/checkpoint.safetensors at step 20 -> dir/checkpoint.train-20.safetensors
+std::string run_state_path(const std::string& checkpoint, int step);
 
-// Writes the checkpoint and its companion, each atomically (temp file, fsync, rename). The
-// companion goes first, so a checkpoint on disk never pairs with an older companion.
+// Writes the companion, then the checkpoint naming it, each atomically (temp file, fsync, rename),
+// then removes the companions of earlier saves.
 Status run_save(const TrainState& s, const std::string& checkpoint);
 
 struct Resumed {

@@ -161,7 +161,16 @@ static size_t per_thread_floats(const AttnDims& d) {
            (size_t)d.D * d.npos;
 }
 
-size_t attention_scratch_floats(const AttnDims& d) { return per_thread_floats(d) * thread_count(); }
+// The backward's CoPE table gradient per (sequence, kv group), summed in that order afterwards: the
+// result does not depend on how many threads ran (a resumed run matches the straight one bit for bit
+// whatever threads each step got).
+static size_t pair_de_floats(const AttnDims& d) {
+    return (size_t)(d.cope_shared ? 1 : d.H / d.G) * d.npos * d.D;
+}
+
+size_t attention_scratch_floats(const AttnDims& d) {
+    return per_thread_floats(d) * thread_count() + (d.npos ? (size_t)d.B * d.G * pair_de_floats(d) : 0);
+}
 
 namespace {
 
@@ -240,11 +249,9 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
     const float scale = 1.f / std::sqrt((float)D);
     const bool cope = P > 0;
     const size_t per_thread = per_thread_floats(d);
-    const int he = d.cope_shared ? 1 : H;
-    const int nthreads = thread_count();
-    if (cope)
-        for (int t = 0; t < nthreads; t++)
-            std::fill_n(scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T, (size_t)he * P * D, 0.f);
+    const size_t pair = pair_de_floats(d);
+    float* de_pairs = scratch + per_thread * thread_count();  // (B*G, pair) each pair's share of dE
+    if (cope) std::fill_n(de_pairs, (size_t)B * G * pair, 0.f);
     parallel_for(B * G, true, [&](int bg) {
         const int b = bg / G, g = bg % G;
         float* base = scratch + per_thread * thread_index();
@@ -252,8 +259,8 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
         float* zbuf = base + (size_t)T * T;                    // (T,P)
         float* dzbuf = zbuf + (size_t)T * P;                   // (T,P)
         float* dp_row = dzbuf + (size_t)T * P;                 // (T)
-        float* de_local = dp_row + T;                          // (he,P,D)
-        float* vt = de_local + (size_t)he * P * D;             // (D,T)
+        float* vt = dp_row + T + (size_t)(d.cope_shared ? 1 : H) * P * D;  // (D,T), after the forward's (he,P,D) slot
+        float* de_pair = de_pairs + (size_t)bg * pair;         // (group|1, P, D) this pair's dE
         float* et = vt + (size_t)D * T;                        // (D,P)
         const float* K = k + (size_t)b * T * GD + g * D;       // (T,D) row stride GD
         const float* V = v + (size_t)b * T * GD + g * D;
@@ -291,15 +298,16 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
             }
             if (cope) {
                 gemm(false, false, T, D, P, 1.f, dzbuf, P, E, D, 1.f, dQ, HD);  // dQ += dZ E
-                float* dE = d.cope_shared ? de_local : de_local + (size_t)h * P * D;
+                float* dE = d.cope_shared ? de_pair : de_pair + (size_t)(h - g * group) * P * D;
                 gemm(true, false, P, D, T, 1.f, dzbuf, P, Q, HD, 1.f, dE, D);   // dE += dZ^T Q
             }
         }
     });
-    if (cope)  // fixed-order reduction over threads: deterministic for a given thread count
-        for (int t = 0; t < nthreads; t++) {
-            const float* de_local = scratch + per_thread * t + (size_t)T * T + 2 * (size_t)T * P + T;
-            for (size_t n = 0; n < (size_t)he * P * D; n++) dcope_e[n] += de_local[n];
+    if (cope)  // pairs in (sequence, group) order: the same sums for any thread count
+        for (int bg = 0; bg < B * G; bg++) {
+            const int g = bg % G;
+            float* into = d.cope_shared ? dcope_e : dcope_e + (size_t)g * group * P * D;
+            for (size_t n = 0; n < pair; n++) into[n] += de_pairs[(size_t)bg * pair + n];
         }
 }
 

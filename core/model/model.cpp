@@ -145,15 +145,19 @@ struct SkipWork {
     float* dqh;    // (T,D) their queries' gradient
     float* gsel;   // (T) decode: the rows' gates
     float* rows;   // attention_rows / attention_rows_forward / attention_rows_backward scratch for T rows
-    float* dwq;    // (H*D, C) this thread's dW_q
-    float* dwo;    // (C, H*D) this thread's dW_O (use_wo)
-    float* dcope;  // ((H|1), P, D) this thread's dE (CoPE)
+    float* dwq;    // (H*D, C) the sequence's dW_q (backward only: a block of Activations::skip_seq_grads)
+    float* dwo;    // (C, H*D) its dW_O (use_wo)
+    float* dcope;  // ((H|1), P, D) its dE (CoPE)
 };
 
-size_t skip_grad_floats(const ModelConfig& c) {
+}  // namespace
+
+size_t model_skip_grad_floats(const ModelConfig& c) {
     const size_t HD = (size_t)c.n_heads * c.head_dim, P = cope_npos(c);
     return HD * c.d_model * (c.attention.use_wo ? 2 : 1) + (c.attention.cope_shared ? 1 : c.n_heads) * P * c.head_dim;
 }
+
+namespace {
 
 // The attention-rows scratch of T rows: attention_rows, or attention_rows_forward's z, or the backward's.
 size_t skip_rows_floats(const ModelConfig& c, int T) {
@@ -163,7 +167,7 @@ size_t skip_rows_floats(const ModelConfig& c, int T) {
 }
 
 SkipWork skip_work(const ModelConfig& c, float* base, int T) {
-    const size_t C = c.d_model, D = c.head_dim, HD = (size_t)c.n_heads * D;
+    const size_t C = c.d_model, D = c.head_dim;
     const size_t rows = skip_rows_floats(c, T);
     SkipWork w;
     w.xa = base;
@@ -175,9 +179,7 @@ SkipWork skip_work(const ModelConfig& c, float* base, int T) {
     w.dqh = w.dyh + T * D;
     w.gsel = w.dqh + T * D;
     w.rows = w.gsel + T;
-    w.dwq = w.rows + rows;
-    w.dwo = w.dwq + HD * C;
-    w.dcope = w.dwo + (c.attention.use_wo ? HD * C : 0);
+    w.dwq = w.dwo = w.dcope = nullptr;  // the backward points them at its sequence's block (attn_skip_backward)
     return w;
 }
 
@@ -409,28 +411,34 @@ void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& 
 }
 
 // The skip path's backward over B sequences (the forward was attn_heads_skip on the activations):
-// the rows' gradients per sequence in parallel, each thread's weight gradients summed in a fixed
-// order (deterministic for a thread count), then the router and the K/V projections of the groups
-// the forward computed.
+// the rows' gradients per sequence in parallel, each sequence's share of dW_q, dW_O and dE in a block
+// of its own, summed in sequence order (the same for any thread count), then the router and the K/V
+// projections of the groups the forward computed.
 void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
                         Activations& s, float* din, const float* dout, const float* in, int B, int T, int window,
                         float dbalance) {
     const int N = B * T, C = c.d_model, H = c.n_heads, D = c.head_dim, G = c.n_kv_heads, GD = G * D;
     const bool moh = c.attention.heads.kind == HeadSelection::moh;
-    const int nthreads = thread_count();  // parallel_for's threads: thread_index() < thread_count()
-    const size_t grads = skip_grad_floats(c);
-    for (int t = 0; t < nthreads; t++) zero(thread_skip_work(c, s, t, T).dwq, grads);
+    const size_t grads = model_skip_grad_floats(c);
+    zero(s.skip_seq_grads, (size_t)B * grads);
     zero(s.dgates, (size_t)N * H);  // pairs that are off keep 0
     zero(s.dk, (size_t)N * GD);
     zero(s.dv, (size_t)N * GD);
-    parallel_for(B, true, [&](int b) {
-        attn_sequence_skip_backward(c, w, a, s, din, dout, in, b, T, window, thread_skip_work(c, s, thread_index(), T));
-    });
     const size_t HDC = (size_t)H * D * C;
+    auto seq_grads = [&](SkipWork sw, int b) {  // sequence b's block: dW_q, dW_O, dE as in skip_work
+        sw.dwq = s.skip_seq_grads + (size_t)b * grads;
+        sw.dwo = sw.dwq + HDC;
+        sw.dcope = sw.dwo + (c.attention.use_wo ? HDC : 0);
+        return sw;
+    };
+    parallel_for(B, true, [&](int b) {
+        attn_sequence_skip_backward(c, w, a, s, din, dout, in, b, T, window,
+                                    seq_grads(thread_skip_work(c, s, thread_index(), T), b));
+    });
     const size_t ne = c.attention.positional == PosKind::cope
                           ? (size_t)(c.attention.cope_shared ? 1 : H) * c.attention.cope_npos * D : 0;
-    for (int t = 0; t < nthreads; t++) {  // fixed order: deterministic for a thread count
-        const SkipWork sw = thread_skip_work(c, s, t, T);
+    for (int b = 0; b < B; b++) {  // sequence order: the same sums for any thread count
+        const SkipWork sw = seq_grads(SkipWork{}, b);
         for (size_t i = 0; i < HDC; i++) g.wq[i] += sw.dwq[i];
         if (w.wo)
             for (size_t i = 0; i < HDC; i++) g.wo[i] += sw.dwo[i];
@@ -683,7 +691,7 @@ AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window) {
 }
 
 size_t model_skip_scratch_floats(const ModelConfig& c, int T) {
-    return (size_t)T * c.d_model * 3 + (size_t)T * c.head_dim * 4 + T + skip_rows_floats(c, T) + skip_grad_floats(c);
+    return (size_t)T * c.d_model * 3 + (size_t)T * c.head_dim * 4 + T + skip_rows_floats(c, T);
 }
 
 MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed) {

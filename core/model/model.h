@@ -146,8 +146,9 @@ struct Activations {
     float* moe_scratch = nullptr;       // moe_scratch_floats
     float* dxh = nullptr; float* dym = nullptr; // (N,C) MH-MoE
     // skip path (head selection)
-    float* skip_scratch = nullptr;      // per thread, model_skip_scratch_floats: gathered rows, one head's rows, attention rows, the thread's dW_q, dW_O, dE
+    float* skip_scratch = nullptr;      // per thread, model_skip_scratch_floats: gathered rows, one head's rows, attention rows
     float* skip_wt = nullptr;           // (C, H*D) W_q^T, then (H*D, C) W_O^T with W_O: a full forward's skip path
+    float* skip_seq_grads = nullptr;    // (B, skip grads) each sequence's dW_q, dW_O, dE in the skip backward
     std::vector<char> kv_need;          // (G) skip path: kv groups some active head reads
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);
@@ -182,9 +183,11 @@ void model_route_update(Model& m, Activations& a);
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets);
 
 // Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows
-// (forward and backward, with the thread's share of dW_q, dW_O and the CoPE tables' gradient).
+// (forward and backward).
 AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window);
 size_t model_skip_scratch_floats(const ModelConfig& c, int T);
+// One sequence's share of the skip backward's weight gradients: dW_q, dW_O (with W_O), the CoPE tables.
+size_t model_skip_grad_floats(const ModelConfig& c);
 
 // KV cache for batch 1 generation: per layer (capacity, G*D) keys (after RoPE) and values.
 struct KVCache {

@@ -248,6 +248,7 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
         b.add(a.datty_raw, "datty_raw", {N, HD});
         b.add(a.skip_scratch, "skip_scratch", {(int)(model_skip_scratch_floats(c, T) * thread_count())});
         b.add(a.skip_wt, "skip_wt", {(c.attention.use_wo ? 2 : 1) * C, HD});
+        b.add(a.skip_seq_grads, "skip_seq_grads", {B, (int)model_skip_grad_floats(c)});
         a.kv_need.assign(c.n_kv_heads, 0);
     }
     if (hc.kind == HeadSelection::moh)

@@ -76,6 +76,7 @@ void gemm_small(bool ta, bool tb, int M, int N, int K, float alpha, const float*
 // same O x I pass oneDNN's packing makes, without its malloc per call. Kernels are generated at
 // alpha 1, beta 0 or 1; the dispatch caches one per shape.
 constexpr int k_xsmm_kblock = 256;  // the kernels do not block K: longer reductions go in chunks
+constexpr int k_split_rows = 64;    // rows of C per block of a large product (a multiple of 16: few kernels)
 
 void gemm_xsmm_nn(bool ta, int M, int N, int K, float beta, const float* A, int lda, const float* B, int ldb,
                   float* C, int ldc) {
@@ -117,18 +118,26 @@ void gemm_xsmm(bool ta, bool tb, int M, int N, int K, float beta, const float* A
 #else
     const int nt = 1;
 #endif
-    const bool split = nt > 1 && flops >= 4e6 && M >= 2 * nt;
     if (tb) {  // B (N,K) -> B^T (K,N), row stride N
         float* bt = xsmm_transpose_buffer((size_t)K * N);
         libxsmm_otrans(bt, B, sizeof(float), K, N, ldb, N);
         B = bt, ldb = N;
     }
-    if (!split) return gemm_xsmm_rows(ta, 0, M, N, K, beta, A, lda, B, ldb, C, ldc);
-    // Rows in multiples of 16 so the kernels stay few.
-    const int per = ((M + nt - 1) / nt + 15) / 16 * 16;
+    // Large products run in blocks of k_split_rows rows of C, over the threads when there are several.
+    // The blocks do not depend on the thread count, so neither do the results: each element of C comes
+    // from the same kernel call on one thread or many (a step's numbers are the same whatever threads
+    // the governor gave it, and a resumed run matches the straight one bit for bit).
+    if (flops < 4e6 || M < 2 * k_split_rows) return gemm_xsmm_rows(ta, 0, M, N, K, beta, A, lda, B, ldb, C, ldc);
+    const int blocks = (M + k_split_rows - 1) / k_split_rows;
+    auto block = [&](int b) {
+        gemm_xsmm_rows(ta, b * k_split_rows, std::min(M, (b + 1) * k_split_rows), N, K, beta, A, lda, B, ldb, C, ldc);
+    };
+    if (nt == 1) {  // no OpenMP region for one thread (libgomp allocates a team for it)
+        for (int b = 0; b < blocks; b++) block(b);
+        return;
+    }
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < nt; t++)
-        gemm_xsmm_rows(ta, std::min(M, t * per), std::min(M, (t + 1) * per), N, K, beta, A, lda, B, ldb, C, ldc);
+    for (int b = 0; b < blocks; b++) block(b);
 }
 #endif
 

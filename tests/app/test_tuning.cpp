@@ -187,7 +187,7 @@ TEST(Window, ContinueFromCheckpointAfterARestartIsExact) {
         ASSERT_TRUE(waitFor([&] { return finishedAt == 8; }));
         w.saveCheckpoint(ckA);
         ASSERT_TRUE(waitFor([&] { return saved == ckA; })) << w.statusMessage().toStdString();
-        EXPECT_TRUE(QFile::exists(QString::fromStdString(rl::run_state_path(ckA.toStdString())))) << "the companion state";
+        EXPECT_TRUE(QFile::exists(QString::fromStdString(rl::run_state_path(ckA.toStdString(), 8)))) << "the companion state";
         ASSERT_TRUE(w.continueRun(5));
         ASSERT_TRUE(waitFor([&] { return finishedAt == 13; }));
         finishedAt = 0;
@@ -230,7 +230,7 @@ TEST(Window, ContinueFromCheckpointAfterARestartIsExact) {
     for (int i = 0; i < 10; i++) EXPECT_EQ(b[i].loss, reference[i].loss) << "step " << i + 1;
     EXPECT_EQ(storedCurve(ws.path(), straight).size(), 13u) << "the original row is untouched";
     // Without the companion the message says the optimizer starts fresh.
-    ASSERT_TRUE(QFile::remove(QString::fromStdString(rl::run_state_path(ckB.toStdString()))));
+    ASSERT_TRUE(QFile::remove(QString::fromStdString(rl::run_state_path(ckB.toStdString(), 8))));
     ASSERT_TRUE(w.continueFromCheckpoint(later, 1)) << w.statusMessage().toStdString();
     EXPECT_TRUE(w.statusMessage().contains("not exact, fresh optimizer")) << w.statusMessage().toStdString();
     EXPECT_FALSE(w.continueFromCheckpoint(12345, 1));

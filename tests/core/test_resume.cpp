@@ -9,6 +9,7 @@
 #include "config/presets.h"
 #include "io/resume.h"
 #include "train/trainer.h"
+#include "util/threads.h"
 
 using namespace rl;
 namespace fs = std::filesystem;
@@ -55,7 +56,7 @@ TEST_P(Resume, TwentyStepsPlusResumePlusTwentyEqualFortyBitForBit) {
         for (int i = 0; i < 20; i++) resumed.push_back(trainer_step(**b).loss);
         ASSERT_TRUE(run_save(**b, ck).is_ok());
     }  // the first process is gone
-    ASSERT_TRUE(fs::exists(run_state_path(ck)));
+    ASSERT_TRUE(fs::exists(run_state_path(ck, 20)));
     auto r = run_resume(ck);
     ASSERT_TRUE(r.is_ok()) << r.status.msg;
     EXPECT_TRUE(r->exact) << r->note;
@@ -69,7 +70,7 @@ TEST_P(Resume, TwentyStepsPlusResumePlusTwentyEqualFortyBitForBit) {
     EXPECT_EQ(trainer_eval(s), val_straight);
 
     // Without the companion: the weights, a fresh optimizer, and a note saying so.
-    fs::remove(run_state_path(ck));
+    fs::remove(run_state_path(ck, 20));
     auto fresh = run_resume(ck);
     ASSERT_TRUE(fresh.is_ok()) << fresh.status.msg;
     EXPECT_FALSE(fresh->exact);
@@ -78,3 +79,28 @@ TEST_P(Resume, TwentyStepsPlusResumePlusTwentyEqualFortyBitForBit) {
 }
 INSTANTIATE_TEST_SUITE_P(Configs, Resume, ::testing::Bool(),
                          [](const auto& info) { return std::string(info.param ? "routed" : "dense"); });
+
+// The same run on one thread and on every core takes bit-identical steps: no sum depends on how the
+// work was split (per-thread partial sums were; the governor changes the count between steps, so a
+// resumed run could drift from the straight one).
+TEST(Determinism, OneThreadAndAllThreadsTakeTheSameSteps) {
+    if (cpu_count() < 2) GTEST_SKIP() << "one core: nothing to compare";
+    for (const char* preset : {"tiny", "seed-baseline", "seed-moh", "moe-top2-8"}) {
+        Config c = *preset_load(preset);
+        c.train.batch_size = 4;
+        c.data.synthetic_docs = 100;
+        std::vector<float> curve[2];
+        FloatBuffer weights[2];
+        for (int run = 0; run < 2; run++) {
+            set_thread_count(run == 0 ? 1 : cpu_count());
+            auto s = trainer_create(c);
+            ASSERT_TRUE(s.is_ok()) << s.status.msg;
+            (*s)->threads.use_load = false;  // the timing fallback: it switches between 1 and all threads as it probes
+            for (int i = 0; i < 6; i++) curve[run].push_back(trainer_step(**s).loss);
+            weights[run] = (*s)->model.params.data;  // the updates too, not only the losses
+        }
+        set_thread_count(cpu_count());
+        for (int i = 0; i < 6; i++) EXPECT_EQ(curve[0][i], curve[1][i]) << preset << " step " << i + 1;
+        EXPECT_TRUE(weights[0] == weights[1]) << preset << ": the weights after 6 steps differ";
+    }
+}

@@ -1,0 +1,309 @@
+// The run store as a tuning record (docs/architecture.md §12): a CLI run killed with SIGKILL reads
+// interrupted with its steps on the next open while earlier runs stay intact; a sweep lands one
+// finished run per point, a failed point recorded as failed; a database made by the schema-1 code
+// (a stored copy) opens upgraded with its runs and curves; sweep files expand as documented.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <fcntl.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config/sweep.h"
+#include "io/run_store.h"
+
+using namespace rl;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+    const fs::path d = fs::temp_directory_path() / ("rl_tuning_" + std::to_string(getpid()) + "_" + name);
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+}
+
+std::pair<int, std::string> cli(const std::string& args) {
+    std::string out;
+    FILE* p = popen((std::string("'") + ROUTELAB_CLI + "' " + args + " 2>&1").c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while (p && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    const int st = p ? pclose(p) : -1;
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+}  // namespace
+
+TEST(Tuning, SigkilledCliRunReadsInterruptedWithItsStepsAndEarlierRunsAreIntact) {
+    const fs::path dir = fresh_dir("kill"), ws = dir / "ws";
+    auto [code, out] = cli("train --preset tiny --steps 15 --workspace '" + ws.string() + "' --out '" + (dir / "a").string() + "'");
+    ASSERT_EQ(code, 0) << out;
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        const int null = ::open("/dev/null", O_WRONLY);
+        dup2(null, 1), dup2(null, 2);
+        execl(ROUTELAB_CLI, ROUTELAB_CLI, "train", "--preset", "tiny", "--steps", "1000000", "--workspace", ws.c_str(),
+              "--out", (dir / "b").c_str(), (char*)nullptr);
+        _exit(127);
+    }
+    // Wait until the second run has stored some steps, then kill it where it stands.
+    int stored = 0;
+    for (int i = 0; i < 600 && stored < 30; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        auto st = run_store_open((ws / "runs.sqlite").string());
+        if (!st) continue;
+        auto runs = run_store_list(*st);
+        if (runs && runs->size() == 2 && (*runs)[0].status == RunStatus::running) stored = (*runs)[0].steps;
+    }
+    ASSERT_GE(stored, 30) << "the CLI run never stored its steps";
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    int wst = 0;
+    waitpid(pid, &wst, 0);
+    ASSERT_TRUE(WIFSIGNALED(wst));
+    auto st = run_store_open((ws / "runs.sqlite").string());
+    ASSERT_TRUE(st) << st.status.msg;
+    auto runs = run_store_list(*st);
+    ASSERT_TRUE(runs && runs->size() == 2u);
+    const RunRecord& killed = (*runs)[0];
+    const RunRecord& earlier = (*runs)[1];
+    EXPECT_EQ(killed.status, RunStatus::interrupted) << killed.status_message;
+    EXPECT_NE(killed.status_message.find("ended without finishing"), std::string::npos) << killed.status_message;
+    EXPECT_GE(killed.steps, stored);
+    EXPECT_EQ(run_store_curve(*st, killed.id)->size(), (size_t)killed.steps) << "every stored step kept";
+    EXPECT_GE(killed.load_cv, -1.f);
+    EXPECT_EQ(earlier.status, RunStatus::finished);
+    EXPECT_EQ(earlier.steps, 15);
+    EXPECT_EQ(run_store_curve(*st, earlier.id)->size(), 15u);
+    EXPECT_GT(earlier.val_loss, 0.f);
+    EXPECT_FALSE(earlier.checkpoint.empty());
+    // The CLI reads the same store: it lists both with their status, and resumes the killed run.
+    auto [lc, list] = cli("runs list --workspace '" + ws.string() + "'");
+    EXPECT_EQ(lc, 0) << list;
+    EXPECT_NE(list.find("interrupted"), std::string::npos) << list;
+    EXPECT_NE(list.find("finished"), std::string::npos) << list;
+    fs::remove_all(dir);
+}
+
+TEST(Tuning, SweepLandsOneFinishedRunPerPointAndRecordsAFailedOne) {
+    const fs::path dir = fresh_dir("sweep"), ws = dir / "ws";
+    std::ofstream(dir / "lr.json") << R"({"preset":"tiny","set":{"train.steps":20},"grid":{"train.lr":[0.001,0.003,0.01]}})";
+    auto [code, out] = cli("sweep --grid '" + (dir / "lr.json").string() + "' --workspace '" + ws.string() + "' --out '" +
+                           (dir / "out").string() + "'");
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("[3/3] train.lr=0.01: finished"), std::string::npos) << out;
+    auto [lc, list] = cli("runs list --json --workspace '" + ws.string() + "'");
+    ASSERT_EQ(lc, 0) << list;
+    const auto j = nlohmann::json::parse(list);
+    ASSERT_EQ(j.size(), 3u);
+    std::set<double> lrs;
+    for (const auto& r : j) {
+        EXPECT_EQ(r["status"], "finished");
+        EXPECT_EQ(r["steps"], 20);
+        EXPECT_EQ(r["sweep"], "lr");
+        EXPECT_GT(r["val_loss"].get<double>(), 0.0);
+        auto [sc, show] = cli("runs show " + std::to_string(r["id"].get<int>()) + " --workspace '" + ws.string() + "'");
+        lrs.insert(nlohmann::json::parse(show)["config"]["train"]["lr"].get<double>());
+    }
+    EXPECT_EQ(lrs.size(), 3u) << "one run per point";
+    // A point whose config is invalid is a failed run with the reason, and the sweep goes on.
+    std::ofstream(dir / "bad.json") << R"({"preset":"tiny","set":{"train.steps":5},"grid":{"train.lr":[20, 0.001]}})";
+    auto [bc, bad] = cli("sweep --grid '" + (dir / "bad.json").string() + "' --workspace '" + ws.string() + "' --out '" +
+                         (dir / "out2").string() + "'");
+    EXPECT_EQ(bc, 1) << bad;
+    EXPECT_NE(bad.find("[2/2] train.lr=0.001: finished"), std::string::npos) << bad;
+    auto st = run_store_open((ws / "runs.sqlite").string());
+    ASSERT_TRUE(st);
+    auto runs = run_store_list(*st);
+    ASSERT_EQ(runs->size(), 5u);
+    EXPECT_EQ((*runs)[1].status, RunStatus::failed);
+    EXPECT_NE((*runs)[1].status_message.find("train.lr"), std::string::npos) << (*runs)[1].status_message;
+    EXPECT_EQ((*runs)[0].status, RunStatus::finished);
+    // export and delete
+    const std::string csv = (dir / "c.csv").string();
+    auto [ec, eout] = cli("runs export " + std::to_string((*runs)[0].id) + " --csv '" + csv + "' --workspace '" + ws.string() + "'");
+    EXPECT_EQ(ec, 0) << eout;
+    std::ifstream f(csv);
+    std::string header;
+    std::getline(f, header);
+    EXPECT_EQ(header.rfind("step,loss,", 0), 0u) << header;
+    auto [dc, dout] = cli("runs delete " + std::to_string((*runs)[1].id) + " --workspace '" + ws.string() + "'");
+    EXPECT_EQ(dc, 0) << dout;
+    EXPECT_EQ(run_store_list(*st)->size(), 4u);
+    auto [nc, nout] = cli("runs show 999 --workspace '" + ws.string() + "'");
+    EXPECT_EQ(nc, 1);
+    EXPECT_NE(nout.find("no run 999"), std::string::npos) << nout;
+    fs::remove_all(dir);
+}
+
+// tests/data/runs-v1.sqlite was written by the window of the schema-1 code: two finished runs with
+// checkpoints and a third killed mid-run (no validation loss).
+TEST(Tuning, SchemaOneDatabaseOpensUpgradedWithItsRunsAndCurves) {
+    const fs::path dir = fresh_dir("v1"), db = dir / "runs.sqlite";
+    fs::copy_file(fs::path(ROUTELAB_SOURCE_DIR) / "tests/data/runs-v1.sqlite", db);
+    auto st = run_store_open(db.string());
+    ASSERT_TRUE(st) << st.status.msg;
+    EXPECT_EQ(run_store_schema_version(*st), k_run_store_schema);
+    auto runs = run_store_list(*st);
+    ASSERT_TRUE(runs && runs->size() == 3u);
+    const RunRecord &killed = (*runs)[0], &moh = (*runs)[1], &tiny = (*runs)[2];
+    EXPECT_EQ(tiny.name, "tiny");
+    EXPECT_EQ(tiny.status, RunStatus::finished);
+    EXPECT_EQ(tiny.steps, 12);
+    EXPECT_NEAR(tiny.val_loss, 6.7076, 1e-3);
+    EXPECT_EQ(tiny.corpus, "embedded");
+    EXPECT_EQ(tiny.seed, 1234);
+    EXPECT_GE(tiny.tok_per_s, 0.f) << "final metrics computed from the stored curve";
+    EXPECT_EQ(moh.name, "seed-moh");
+    EXPECT_GE(moh.head_cv, 0.f);
+    EXPECT_EQ(run_store_checkpoints(*st, moh.id)->size(), 1u);
+    EXPECT_EQ(killed.status, RunStatus::interrupted);
+    EXPECT_NE(killed.status_message.find("never reported an end"), std::string::npos);
+    EXPECT_EQ(run_store_curve(*st, killed.id)->size(), 5650u);
+    EXPECT_EQ(run_store_curve(*st, tiny.id)->size(), 12u);
+    // The upgraded store takes new runs with the new fields, and reopening does not upgrade twice.
+    auto id = run_store_begin(*st, "after", "{\"data\":{\"corpus\":\"x.txt\"},\"train\":{\"seed\":5}}", {"s1", {"a", "b"}});
+    ASSERT_TRUE(id);
+    ASSERT_TRUE(run_store_finish(*st, *id, 1.5f));
+    auto again = run_store_open(db.string());
+    ASSERT_TRUE(again);
+    auto r = run_store_get(*again, *id);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, RunStatus::finished);
+    EXPECT_EQ(r->corpus, "x.txt");
+    EXPECT_EQ(r->seed, 5);
+    EXPECT_EQ(r->sweep, "s1");
+    EXPECT_EQ(r->tags, (std::vector<std::string>{"a", "b"}));
+    EXPECT_EQ(run_store_list(*again)->size(), 4u);
+    fs::remove_all(dir);
+}
+
+TEST(Tuning, SweepFilesExpandAsDocumented) {
+    auto g = sweep_parse(R"({"preset":"moh-moe","set":{"train.steps":30},
+                            "grid":{"model.attention.heads.beta":[0.001,0.01,0.1],"model.moe.aux_weight":[0.001,0.01]}})", "x");
+    ASSERT_TRUE(g) << g.status.msg;
+    EXPECT_EQ(g->name, "x");
+    EXPECT_EQ(g->preset, "moh-moe");
+    ASSERT_EQ(g->points.size(), 6u);
+    EXPECT_EQ(g->points[0].sets, (std::vector<std::string>{"train.steps=30", "model.attention.heads.beta=0.001",
+                                                             "model.moe.aux_weight=0.001"}));
+    EXPECT_EQ(g->points[1].label, "model.attention.heads.beta=0.001 model.moe.aux_weight=0.01");
+    EXPECT_EQ(g->points[5].label, "model.attention.heads.beta=0.1 model.moe.aux_weight=0.01");
+    auto r = sweep_parse(R"({"name":"rnd","random":5,"seed":3,"grid":{"train.lr":{"min":1e-4,"max":1e-2,"log":true},
+                            "model.moe.top_k":[1,2]}})", "x");
+    ASSERT_TRUE(r) << r.status.msg;
+    EXPECT_EQ(r->name, "rnd");
+    EXPECT_EQ(r->preset, "default");
+    ASSERT_EQ(r->points.size(), 5u);
+    for (const auto& p : r->points) {
+        const double lr = std::stod(p.sets[0].substr(p.sets[0].find('=') + 1));
+        EXPECT_GE(lr, 1e-4);
+        EXPECT_LE(lr, 1e-2);
+    }
+    auto again = sweep_parse(R"({"name":"rnd","random":5,"seed":3,"grid":{"train.lr":{"min":1e-4,"max":1e-2,"log":true},
+                                "model.moe.top_k":[1,2]}})", "x");
+    EXPECT_EQ(again->points[4].sets, r->points[4].sets) << "the same seed draws the same points";
+    for (const char* bad : {R"({"grid":{"train.lr":{"min":1,"max":2}}})", R"({"grid":{"train.lr":[]}})",
+                            R"({"grid":{"train.lr":3}})", R"({"sweep":{}})", R"({"random":0})", "[1]"}) {
+        auto b = sweep_parse(bad, "x");
+        EXPECT_FALSE(b) << bad;
+        if (!b) EXPECT_NE(b.status.msg.find("sweep"), std::string::npos) << b.status.msg;
+    }
+}
+
+// A CLI run killed mid-way goes on with `train --resume DIR` in the same store row, and its losses
+// are the uninterrupted run's, step for step.
+TEST(Tuning, KilledCliRunResumesInItsRowWithTheUninterruptedLosses) {
+    const fs::path dir = fresh_dir("resume"), ws = dir / "ws";
+    const std::string common = "train --preset tiny --steps 60 --set train.eval_every=10 --workspace '" + ws.string() + "' --out ";
+    auto [code, out] = cli(common + "'" + (dir / "straight").string() + "'");
+    ASSERT_EQ(code, 0) << out;
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        const int null = ::open("/dev/null", O_WRONLY);
+        dup2(null, 1), dup2(null, 2);
+        // 60 steps but slowed by a larger batch, so it is still running when killed
+        execl("/bin/sh", "sh", "-c", (std::string("'") + ROUTELAB_CLI + "' " + common + "'" + (dir / "cut").string() + "'").c_str(),
+              (char*)nullptr);
+        _exit(127);
+    }
+    bool saved = false;
+    for (int i = 0; i < 2000 && !saved; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        saved = fs::exists(dir / "cut" / "checkpoint.train-10.safetensors") && fs::exists(dir / "cut" / "checkpoint.safetensors");
+    }
+    kill(pid, SIGKILL);  // the shell, and with it ...
+    int wst = 0;
+    waitpid(pid, &wst, 0);
+    std::system(("pkill -9 -f '" + (dir / "cut").string() + "' 2>/dev/null").c_str());  // ... the CLI under it
+    ASSERT_TRUE(saved) << "no save before the kill";
+    auto [rc, rout] = cli("train --resume '" + (dir / "cut").string() + "'");
+    ASSERT_EQ(rc, 0) << rout;
+    EXPECT_NE(rout.find("(exact)"), std::string::npos) << rout;
+    auto losses = [](const fs::path& csv) {
+        std::ifstream f(csv);
+        std::string line;
+        std::getline(f, line);
+        std::vector<std::string> v;  // step,loss as written
+        while (std::getline(f, line)) v.push_back(line.substr(0, line.find(',', line.find(',') + 1)));
+        return v;
+    };
+    EXPECT_EQ(losses(dir / "cut" / "metrics.csv"), losses(dir / "straight" / "metrics.csv"));
+    auto st = run_store_open((ws / "runs.sqlite").string());
+    ASSERT_TRUE(st);
+    auto runs = run_store_list(*st);
+    ASSERT_EQ(runs->size(), 2u) << "the resumed run kept its row";
+    EXPECT_EQ((*runs)[0].status, RunStatus::finished);
+    EXPECT_EQ((*runs)[0].steps, 60);
+    EXPECT_EQ((*runs)[0].final_loss, (*runs)[1].final_loss);
+    EXPECT_EQ(run_store_curve(*st, (*runs)[0].id)->size(), 60u);
+    fs::remove_all(dir);
+}
+
+// The window and a CLI sweep write one store at once: two processes appending to their own runs
+// never lose a row or fail on the lock.
+TEST(Tuning, TwoProcessesWriteOneStoreAtOnce) {
+    const fs::path dir = fresh_dir("two"), db = dir / "runs.sqlite";
+    ASSERT_TRUE(run_store_open(db.string()));
+    auto write_run = [&](const char* name) {
+        auto st = run_store_open(db.string());
+        if (!st) return 10;
+        auto id = run_store_begin(*st, name, "{}");
+        if (!id) return 11;
+        for (int b = 0; b < 100; b++) {
+            std::vector<CurvePoint> pts;
+            for (int i = 0; i < 5; i++) pts.push_back(CurvePoint{b * 5 + i + 1, 1.f});
+            if (!run_store_append(*st, *id, pts)) return 12;
+        }
+        return run_store_finish(*st, *id, 1.f) ? 0 : 13;
+    };
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) _exit(write_run("child"));
+    const int mine = write_run("parent");
+    int wst = 0;
+    waitpid(pid, &wst, 0);
+    EXPECT_EQ(mine, 0);
+    ASSERT_TRUE(WIFEXITED(wst));
+    EXPECT_EQ(WEXITSTATUS(wst), 0);
+    auto st = run_store_open(db.string());
+    auto runs = run_store_list(*st);
+    ASSERT_EQ(runs->size(), 2u);
+    for (const auto& r : *runs) {
+        EXPECT_EQ(r.status, RunStatus::finished) << r.name;
+        EXPECT_EQ(run_store_curve(*st, r.id)->size(), 500u) << r.name;
+    }
+    fs::remove_all(dir);
+}
