@@ -82,8 +82,12 @@ RunTable runTable(const std::vector<rl::RunRecord>& runs) {
             leaves[i][k] = std::move(v);
         }
     }
+    // A run stored without a config (the CLI stores "{}" for a sweep point whose config would not
+    // parse) has no say in which keys differ: it would make every key a column.
+    int withConfig = 0;
+    for (const auto& l : leaves) withConfig += !l.empty();
     for (const auto& [k, n] : present) {  // std::map: key order
-        bool differs = n != (int)runs.size(), numeric = true;
+        bool differs = n != withConfig, numeric = true;
         const json* first = nullptr;
         for (const auto& l : leaves) {
             auto it = l.find(k);

@@ -490,6 +490,9 @@ TEST(Views, RunTableKeepsOnlyDifferingKeys) {
     EXPECT_DOUBLE_EQ(t.number[1][2], 0.003);
     EXPECT_TRUE(std::isnan(t.number[0][1]));
     EXPECT_TRUE(runTable({runs[0]}).keys.empty()) << "one run differs from nothing";
+    rl::RunRecord empty;
+    empty.config_json = "{}";  // the CLI's failed point without a config
+    EXPECT_EQ(runTable({runs[0], runs[1], empty}).keys, t.keys) << "a run without a config makes no key differ";
     EXPECT_EQ(t.routedExperts, (std::vector<bool>{false, false})) << "moe.kind left out: dense";
     runs[1].config_json = R"({"model": {"moe": {"kind": "moe"}, "attention": {"heads": {"kind": "moh"}}}})";
     const RunTable r = runTable(runs);
