@@ -464,7 +464,7 @@ TEST(Window, ComparisonTableHasTheKeysThatDiffer) {
     EXPECT_TRUE(md.contains("\n| --- |"));
     // tiny has no routers: their balance metrics are blank, not the 0 the store keeps; tok/s was never measured (0)
     EXPECT_TRUE(md.contains("| run2 | finished | 5 | 5 | 4 | - | - | - | 0 |")) << md.toStdString();
-    const QString mdFile = QDir(ws.path()).filePath("t.md"), csvFile = QDir(ws.path()).filePath("t.csv");
+    const QString mdFile = QDir(ws.path()).filePath("table.markdown"), csvFile = QDir(ws.path()).filePath("t.csv");
     ASSERT_TRUE(w.exportComparison(ids, mdFile));
     ASSERT_TRUE(w.exportComparison(ids.mid(0, 2), csvFile));
     QFile m(mdFile), c(csvFile);
