@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 
+#include "io/resume.h"
 #include "io/run_store.h"
 
 namespace fs = std::filesystem;
@@ -206,6 +207,8 @@ TEST(GuiFiles, CheckpointCsvAndRunStore) {
     out = run("--checkpoint /nonexistent/x.safetensors --quit", &code);
     EXPECT_EQ(code, 1);
     EXPECT_NE(out.find("error: "), std::string::npos) << out;
+    EXPECT_TRUE(fs::exists(rl::run_state_path(ckpt, 15))) << "the window saves with the training state (Continue is exact)";
     fs::remove(ckpt);
+    fs::remove(rl::run_state_path(ckpt, 15));
     fs::remove(csv);
 }
