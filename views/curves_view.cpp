@@ -58,13 +58,13 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
         ImGui::Text("Curves: waiting for the first training step...");
         return;
     }
+    viewHint("The loss falling while the load CVs (heads, experts) stay low: routing that learns without collapsing onto a few.");
     ImGui::SetNextItemWidth(200);
     ImGui::SliderFloat("EMA smoothing", &state.ema, 0.f, 0.99f, "%.2f", k_clamp);
     ImGui::SameLine();
     ImGui::Checkbox("log y", &state.logY);
     ImGui::SameLine();
-    ImGui::TextDisabled(state.wallTime ? "  x: seconds of training; hover for exact values; Runs dock: overlay, x axis, band"
-                                       : "  hover a plot for exact values; Runs dock: overlay runs, x by wall time, min/max band");
+    ImGui::TextDisabled(state.wallTime ? "  x: seconds of training; hover for values" : "  hover for values; overlays: Runs dock");
     const char* xUnit = state.wallTime ? "s" : "step";
     const bool routedHeads = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_routed_heads;
     const bool routedExperts = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_experts;
@@ -73,7 +73,7 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
     const float h = std::max(120.f, (ImGui::GetContentRegionAvail().y - 10) / (biased ? 4 : 3) - 6);
     const std::string me = run.runName.empty() ? "this run" : run.runName;
     // 1. Loss and its parts, runs overlaid (each run's loss in its colour).
-    std::vector<Series> loss = {curveSeries(me + " loss", IM_COL32(240, 240, 240, 255), run.curve, column("loss"), state, true),
+    std::vector<Series> loss = {curveSeries(me + " loss", look().light ? IM_COL32(30, 30, 30, 255) : IM_COL32(240, 240, 240, 255), run.curve, column("loss"), state, true),
                                 curveSeries("cross-entropy", IM_COL32(80, 160, 230, 255), run.curve, column("ce"), state)};
     for (const auto& r : run.overlays) loss.push_back(curveSeries(r.name, r.colour, r.curve, column("loss"), state, true));
     plot(out, "loss", loss, h, state.logY, xUnit);

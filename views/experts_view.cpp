@@ -45,6 +45,7 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
         ImGui::TextWrapped("Experts: this model has a dense FFN. Pick an MoE preset such as moe-top2-8.");
         return;
     }
+    viewHint("Which expert takes which kind of token (the colours, the matrices below), and whether the load stays near 1/E.");
     ImGui::TextWrapped("Each token of the probe text in the colour of its first expert (hover for all experts and weights); "
                        "red-framed tokens were dropped (over capacity: they skip the FFN). Step %d.", p.step);
     for (size_t l = 0; l < p.layers.size(); l++) {
@@ -56,7 +57,7 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
             const std::vector<int>* ex = rowExperts(L, r);
             const bool dropped = ex && ex->empty();
             const int e = ex && !ex->empty() ? (*ex)[0] : -1;
-            const ImU32 bg = e < 0 ? IM_COL32(45, 45, 50, 255) : withAlpha(viewColour(e), 170);
+            const ImU32 bg = e < 0 ? look().chip : withAlpha(viewColour(e), 170);
             if (tokenChip(p.tokens[t].text, bg, dropped, false, t + 1 < p.tokens.size()) && ex) {
                 std::string tip = "token '" + p.tokens[t].text + "' layer " + std::to_string(l);
                 for (int s = 0; s < p.mh_heads; s++) {
@@ -88,7 +89,7 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
                 ImGui::PushStyleColor(ImGuiCol_PlotHistogram, viewColour(e));
                 char b[24];
                 std::snprintf(b, sizeof b, "e%d %.0f%%", e, 100 * L.expert_load[e]);
-                ImGui::ProgressBar(L.expert_load[e] * L.n_experts / 2.f, ImVec2(bw, 14), b);  // full bar = twice the fair share
+                ImGui::ProgressBar(L.expert_load[e] * L.n_experts / 2.f, ImVec2(bw, ImGui::GetTextLineHeight()), b);  // full bar = twice the fair share
                 ImGui::PopStyleColor();
                 if (e + 1 < L.n_experts && e % perRow != perRow - 1) ImGui::SameLine();
             }
@@ -101,9 +102,8 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
     }
     layerPicker(layer, (int)run.spec.layers.size());
     const rl::LayerSpecialization& S = run.spec.layers[layer];
-    ImGui::SameLine();
-    ImGui::Text("  %d validation tokens, top-1 expert.  NMI(expert; domain) %.3f   NMI(expert; lexical class) %.3f", run.spec.tokens,
-                S.nmi_domain, S.nmi_lex);
+    ImGui::TextWrapped("%d validation tokens, top-1 expert.  NMI(expert; domain) %.3f   NMI(expert; lexical class) %.3f",
+                       run.spec.tokens, S.nmi_domain, S.nmi_lex);
     // Domains absent from the validation text (e.g. the embedded corpus has no "user" domain) get no column.
     std::vector<std::string> domains, lex;
     std::vector<std::vector<double>> byDomain(S.by_domain.size());
@@ -115,9 +115,17 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
         for (size_t e = 0; e < S.by_domain.size(); e++) byDomain[e].push_back(S.by_domain[e][c]);
     }
     for (int c = 0; c < rl::lex_count; c++) lex.push_back(rl::lex_class_name(c));
-    drawMatrix(out, "expert x domain (share of the expert's tokens)", byDomain, domains, "e");
-    ImGui::SameLine(0, 30);
-    drawMatrix(out, "expert x lexical class", S.by_lex, lex, "e");
+    // Side by side when both fit with their labels whole; else side by side in half the width each
+    // (labels on two rows, shortened only when still too long); stacked when even that is too narrow.
+    const float gap = 30, avail = ImGui::GetContentRegionAvail().x;
+    const float wd = matrixWidth(domains, byDomain.size()), wl = matrixWidth(lex, S.by_lex.size());
+    const float half = (avail - gap) / 2;
+    const bool sideBySide = wd + wl + gap <= avail ||
+                            half >= std::max(matrixWidth(domains, byDomain.size(), true), matrixWidth(lex, S.by_lex.size(), true));
+    const float limit = wd + wl + gap <= avail ? 0 : sideBySide ? half : avail;
+    drawMatrix(out, "expert x domain (share of the expert's tokens)", byDomain, domains, "e", limit);
+    if (sideBySide) ImGui::SameLine(0, gap);
+    drawMatrix(out, "expert x lexical class", S.by_lex, lex, "e", limit);
     ImGui::BeginGroup();
     ImGui::TextUnformatted("top tokens per expert (count)");
     for (size_t e = 0; e < S.top_tokens.size(); e++) {

@@ -7,18 +7,23 @@
 #include "widgets.h"
 
 void drawGenerateView(const RunData& run, GenerateState& state, int& layer, ViewOutbox& out) {
+    viewHint("Whether the text reads as English yet, and which expert (or how much routed-head gate mass) each token took.");
     ImGui::SetNextItemWidth(std::max(300.f, ImGui::GetContentRegionAvail().x - 320));
     ImGui::InputText("prompt", state.prompt, sizeof state.prompt);
-    ImGui::SetNextItemWidth(140);
+    // Four sliders on one line with their labels, as wide as the line allows (up to 140 px each).
+    const ImGuiStyle& st = ImGui::GetStyle();
+    const float labels = ImGui::CalcTextSize("temperaturetop-ktop-pmax tokens").x + 4 * st.ItemInnerSpacing.x + 3 * st.ItemSpacing.x;
+    const float sw = std::clamp((ImGui::GetContentRegionAvail().x - labels - 4) / 4, 70.f, 140.f);
+    ImGui::SetNextItemWidth(sw);
     ImGui::SliderFloat("temperature", &state.temperature, 0.f, 2.f, "%.2f", k_clamp);
     ImGui::SameLine();
-    ImGui::SetNextItemWidth(140);
+    ImGui::SetNextItemWidth(sw);
     ImGui::SliderInt("top-k", &state.topK, 0, 100, "%d", k_clamp);
     ImGui::SameLine();
-    ImGui::SetNextItemWidth(140);
+    ImGui::SetNextItemWidth(sw);
     ImGui::SliderFloat("top-p", &state.topP, 0.05f, 1.f, "%.2f", k_clamp);
     ImGui::SameLine();
-    ImGui::SetNextItemWidth(140);
+    ImGui::SetNextItemWidth(sw);
     ImGui::SliderInt("max tokens", &state.maxNew, 1, 200, "%d", k_clamp);
     if (ImGui::Button(run.generating ? "generating..." : "Generate") && !run.generating) out.generateRequested = true;
     ImGui::SameLine();
@@ -48,7 +53,7 @@ void drawGenerateView(const RunData& run, GenerateState& state, int& layer, View
     const rl::ProbeLayer& L = g.layers[std::clamp(layer, 0, (int)g.layers.size() - 1)];
     for (size_t t = 0; t < g.tokens.size(); t++) {
         const bool prompt = (int)t < run.generationPromptTokens;
-        ImU32 bg = IM_COL32(50, 50, 58, 255);
+        ImU32 bg = look().chip;
         bool dropped = false;
         std::string tip = std::string(prompt ? "prompt" : "generated") + " token '" + g.tokens[t].text + "'";
         if (byExpert && canExperts) {
@@ -68,6 +73,7 @@ void drawGenerateView(const RunData& run, GenerateState& state, int& layer, View
         if (tokenChip(g.tokens[t].text, bg, dropped, prompt, t + 1 < g.tokens.size())) tooltip(out, tip);
     }
     ImGui::Spacing();
+    if (!byExpert && canHeads) colourLegend("routed heads' share of the gate mass", "0%", "50%", "100%", 150);
     ImGui::TextDisabled("underlined = prompt; red frame = dropped by capacity. Routing shown for the last %d tokens (the model's context).",
                         (int)g.tokens.size());
 }

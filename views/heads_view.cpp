@@ -14,21 +14,28 @@ void drawHeadsView(const RunData& run, HeadsState& state, ViewOutbox& out) {
                            "Pick a MoH preset such as seed-moh to see which heads each token switches on.");
         return;
     }
+    viewHint("Dark cells: heads this token switched off. Compare the shared heads (S, always on) with the routed ones.");
     if (!run.history.empty()) {
         int s = state.scrub < 0 ? (int)run.history.size() - 1 : state.scrub;
         ImGui::SetNextItemWidth(300);
         if (ImGui::SliderInt("snapshot", &s, 0, (int)run.history.size() - 1, "", k_clamp))
             state.scrub = s == (int)run.history.size() - 1 ? -1 : s;
         ImGui::SameLine();
-        ImGui::Text("step %d   (dark = head off for that token; S = shared head, always on)", p.step);
+        ImGui::Text("step %d   (slide to replay earlier steps)", p.step);
     }
     const int H = p.n_heads, T = (int)p.tokens.size();
-    const float labelW = 84.f;  // token labels; the cells share what is left of the width and height
+    const float lh = ImGui::GetTextLineHeight();
+    // Token labels as wide as the longest (up to 12 characters), then the cells share what is left.
+    float labelW = 40.f;
+    for (const auto& t : p.tokens) labelW = std::max(labelW, ImGui::CalcTextSize(shortText(t.text, 12).c_str()).x + 10);
+    labelW = std::min(labelW, 120.f);
     const float nl = (float)p.layers.size();
+    const float legendH = 2 * lh + 16;  // each layer's colour scale under its map
     const float byWidth = (ImGui::GetContentRegionAvail().x - nl * (labelW + 14.f)) / (nl * std::max(H, 1));
-    const float cell = std::clamp(std::min((ImGui::GetContentRegionAvail().y - 60.f) / std::max(T, 1), byWidth), 8.f, 22.f);
+    const float byHeight = (ImGui::GetContentRegionAvail().y - 2 * lh - legendH - 16) / std::max(T, 1);
+    const float cell = std::clamp(std::min(byHeight, byWidth), 8.f, 24.f);
     for (size_t l = 0; l < p.layers.size(); l++) {
-        if (l) ImGui::SameLine();
+        if (l) ImGui::SameLine(0, 14);
         ImGui::BeginGroup();
         ImGui::Text("layer %zu", l);
         ImDrawList* dl = ImGui::GetWindowDrawList();
@@ -36,18 +43,27 @@ void drawHeadsView(const RunData& run, HeadsState& state, ViewOutbox& out) {
         float gmax = 1e-6f;
         for (auto& row : p.layers[l].head_gates)
             for (float g : row) gmax = std::max(gmax, g);
-        for (int h = 0; h < H; h++) {  // header: S = shared head
+        for (int h = 0; h < H; h++) {  // header: S = shared head, centred over its column
             char b[8];
             std::snprintf(b, sizeof b, h < p.n_shared_heads ? "S%d" : "%d", h);
-            dl->AddText(ImVec2(o.x + labelW + h * cell + 2, o.y), h < p.n_shared_heads ? IM_COL32(255, 200, 80, 255) : IM_COL32(200, 200, 200, 255), b);
+            const float tw = ImGui::CalcTextSize(b).x;
+            dl->AddText(ImVec2(o.x + labelW + h * cell + std::max(0.f, (cell - 1 - tw) / 2), o.y),
+                        h < p.n_shared_heads ? look().gold : look().text, b);
         }
+        const float top = o.y + lh + 2;
         for (int t = 0; t < T; t++) {
-            const float y = o.y + 16 + t * cell;
-            dl->AddText(ImVec2(o.x, y), k_text, shortText(p.tokens[t].text, 10).c_str());
+            const float y = top + t * cell;
+            if (cell >= lh * 0.7f || t % 2 == 0)  // small cells: every other label, so they do not overlap
+                dl->AddText(ImVec2(o.x, y + cell / 2 - halfLine()), look().text, shortText(p.tokens[t].text, 12).c_str());
             for (int h = 0; h < H; h++) {
                 const float g = p.layers[l].head_gates[t][h];
                 const ImVec2 a(o.x + labelW + h * cell, y), b(a.x + cell - 1, a.y + cell - 1);
-                dl->AddRectFilled(a, b, g == 0.f ? k_off : ramp(g / gmax));
+                if (g == 0.f) {  // off: dark, outlined so it reads as a cell and not as the background
+                    dl->AddRectFilled(a, b, look().off);
+                    dl->AddRect(a, b, look().grid);
+                } else {
+                    dl->AddRectFilled(a, b, ramp(g / gmax));
+                }
                 if (ImGui::IsMouseHoveringRect(a, b)) {
                     int rank = 1;
                     for (int k = 0; k < H; k++) rank += p.layers[l].head_gates[t][k] > g;
@@ -58,7 +74,15 @@ void drawHeadsView(const RunData& run, HeadsState& state, ViewOutbox& out) {
                 }
             }
         }
-        ImGui::Dummy(ImVec2(labelW + H * cell + 8, 16 + T * cell));
+        ImGui::Dummy(ImVec2(labelW + H * cell + 8, lh + 2 + T * cell + 6));
+        // The scale of this layer's gates (each layer's colours run from 0 to its own largest gate).
+        ImGui::SetCursorScreenPos(ImVec2(o.x + labelW, ImGui::GetCursorScreenPos().y));
+        ImGui::BeginGroup();
+        ImGui::PushStyleColor(ImGuiCol_Text, look().dim);
+        ImGui::TextUnformatted("gate");
+        ImGui::PopStyleColor();
+        colourLegend("", "0", legendNumber(gmax / 2), legendNumber(gmax), std::max(60.f, H * cell - 70), "off");
+        ImGui::EndGroup();
         ImGui::EndGroup();
     }
 }

@@ -21,7 +21,7 @@ void flow(ImVec2 a, ImVec2 b, float weight, ImU32 c, float progress = 1.f) {
         const float t = progress, u = 1 - t;  // cubic Bezier point at t
         const ImVec2 p(u * u * u * a.x + 3 * u * u * t * c1.x + 3 * u * t * t * c2.x + t * t * t * b.x,
                        u * u * u * a.y + 3 * u * u * t * c1.y + 3 * u * t * t * c2.y + t * t * t * b.y);
-        dl->AddCircleFilled(p, 4.f, IM_COL32(255, 255, 255, 230));
+        dl->AddCircleFilled(p, 4.f, withAlpha(look().strong, 230));
     }
 }
 
@@ -40,19 +40,25 @@ float stage(float phase, int k) { return std::clamp(phase * 3.f - k, 0.f, 1.f); 
 
 constexpr float k_colW = 130, k_gap = 90;  // bar width, space for the flow lines
 
-// The titles over a diagram's columns: the router, the column it feeds, the sum.
-void columnTitles(ImVec2 o, const char* router, const char* middle) {
-    ImDrawList* dl = ImGui::GetWindowDrawList();
-    dl->AddText(o, k_dim, router);
-    dl->AddText(ImVec2(o.x + k_colW + k_gap, o.y), k_dim, middle);
-    dl->AddText(ImVec2(o.x + 2 * k_colW + 2 * k_gap + 20, o.y), k_dim, "weighted sum");
+// A column title, wrapped to the column's width and gap; returns its height.
+float columnTitle(ImVec2 at, const char* text, float width) {
+    ImGui::GetWindowDrawList()->AddText(ImGui::GetFont(), ImGui::GetFontSize(), at, look().dim, text, nullptr, width);
+    return ImGui::CalcTextSize(text, nullptr, false, width).y;
+}
+
+// The titles over a diagram's columns: the router, the column it feeds, the sum; returns their height.
+float columnTitles(ImVec2 o, const char* router, const char* middle) {
+    const float w = k_colW + k_gap - 12;
+    return std::max({columnTitle(o, router, w), columnTitle(ImVec2(o.x + k_colW + k_gap, o.y), middle, w),
+                     columnTitle(ImVec2(o.x + 2 * k_colW + 2 * k_gap + 20, o.y), "weighted sum", w)}) + 3;
 }
 
 // The node the weighted flows end in.
 void sumNode(ImVec2 sum) {
     ImDrawList* dl = ImGui::GetWindowDrawList();
-    dl->AddCircleFilled(sum, 22, IM_COL32(60, 60, 80, 255));
-    dl->AddText(ImVec2(sum.x - 5, sum.y - 8), k_text, "+");
+    dl->AddCircleFilled(sum, 22, look().node);
+    const ImVec2 ts = ImGui::CalcTextSize("+");
+    dl->AddText(ImVec2(sum.x - ts.x / 2, sum.y - ts.y / 2), look().text, "+");
 }
 
 // The probe tokens as buttons; the one under the cursor (or clicked) becomes the diagram's token.
@@ -95,9 +101,8 @@ void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, Vi
         gc.push_back(h < S ? IM_COL32(230, 180, 60, 255) : IM_COL32(120, 200, 90, 255));
         gmax = std::max(gmax, gates[h]);
     }
-    columnTitles(o, L.head_bias.empty() ? "router softmax (routed heads)" : "router p; top-k reads p+b",
-                 "gate of every head");
-    const float top = o.y + 20;
+    const float top = o.y + columnTitles(o, L.head_bias.empty() ? "router softmax (routed heads)" : "router p; top-k reads p+b",
+                                         "gate of every head");
     // Routed probabilities sit level with their gates (shared heads take the top S rows).
     auto pe = barColumn(out, ImVec2(o.x, top + S * 21), k_colW, probs, pl, pon, 1.f, pc, "router p of head", stage(ph, 0));
     auto ge = barColumn(out, ImVec2(o.x + k_colW + k_gap, top), k_colW, gates, gl, gon, gmax, gc, "gate of head", stage(ph, 1));
@@ -125,8 +130,9 @@ void drawHeadsDiagram(const rl::ProbeSnapshot& p, int layer, int t, float ph, Vi
             text += t;
         }
     }
-    ImGui::GetWindowDrawList()->AddText(ImVec2(sum.x - 40, sum.y + 30), k_text, text.c_str());
-    ImGui::Dummy(ImVec2(2 * k_colW + 2 * k_gap + 300, std::max(24 + H * 21.f, sum.y + 70 + (L.head_bias.empty() ? 0 : 16 * (2 + R / 3)) - o.y)));
+    ImGui::GetWindowDrawList()->AddText(ImVec2(sum.x - 40, sum.y + 30), look().text, text.c_str());
+    ImGui::Dummy(ImVec2(2 * k_colW + 2 * k_gap + 300,
+                        std::max(top - o.y + H * 21.f + 4, sum.y + 30 + ImGui::CalcTextSize(text.c_str()).y + 6 - o.y)));
 }
 
 // MoE: the expert router's softmax -> the experts it keeps -> combine weights -> the weighted sum.
@@ -165,12 +171,14 @@ void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subTo
     const float shift = keyed ? k_colW + k_gap : 0;
     const std::string scores = "router " + p.expert_score;
     ImDrawList* dl = ImGui::GetWindowDrawList();
-    dl->AddText(o, k_dim, scores.c_str());
+    const float tw = k_colW + k_gap - 12;
+    float titles = columnTitle(o, scores.c_str(), tw);
     if (keyed)
-        dl->AddText(ImVec2(o.x + k_colW + k_gap, o.y), k_dim, L.expert_bias.empty() ? "group-limited key" : "score + bias b (choice)");
-    dl->AddText(ImVec2(o.x + shift + k_colW + k_gap, o.y), k_dim, "combine weight");
-    dl->AddText(ImVec2(o.x + shift + 2 * k_colW + 2 * k_gap + 20, o.y), k_dim, "weighted sum");
-    const float top = o.y + 20;
+        titles = std::max(titles, columnTitle(ImVec2(o.x + k_colW + k_gap, o.y),
+                                              L.expert_bias.empty() ? "group-limited key" : "score + bias b (choice)", tw));
+    titles = std::max(titles, columnTitle(ImVec2(o.x + shift + k_colW + k_gap, o.y), "combine weight", tw));
+    titles = std::max(titles, columnTitle(ImVec2(o.x + shift + 2 * k_colW + 2 * k_gap + 20, o.y), "weighted sum", tw));
+    const float top = o.y + titles + 3;
     auto pe = barColumn(out, ImVec2(o.x, top), k_colW, probs, lab, on, 1.f, col, "router score of expert", stage(ph, 0));
     std::vector<ImVec2> ke;
     if (keyed) {  // the key's own values; experts outside the kept groups (key -inf) show 0
@@ -193,6 +201,7 @@ void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subTo
             flow(from, ImVec2(we[e].x - k_colW - 34, we[e].y), probs[e], viewColour(e), stage(ph, keyed ? 2 : 1));
             flow(we[e], ImVec2(sum.x - 24, sum.y), cw[e], viewColour(e), stage(ph, 2));
         }
+    float biasH = 0;  // the bias list under the key column
     if (keyed && !L.expert_bias.empty()) {
         std::string b = "b:";
         for (int e = 0; e < E; e++) {
@@ -201,16 +210,18 @@ void drawExpertsDiagram(const rl::ProbeSnapshot& p, int layer, int t, int& subTo
             b += t;
         }
         b += "\nthe bias picks the experts;\nthe weights use the scores";
-        dl->AddText(ImVec2(o.x + k_colW + k_gap, top + E * 21 + 6), k_dim, b.c_str());
+        dl->AddText(ImVec2(o.x + k_colW + k_gap, top + E * 21 + 6), look().dim, b.c_str());
+        biasH = ImGui::CalcTextSize(b.c_str()).y;
     }
     sumNode(sum);
     std::string note = ex.empty() ? "dropped: no expert had room, the token skips this FFN (residual only)"
                                   : std::to_string(ex.size()) + " expert(s) run for this token";
     if (p.n_shared_experts) note += "\n+ " + std::to_string(p.n_shared_experts) + " shared expert(s), weight 1";
     const ImVec2 at = keyed ? ImVec2(we[0].x - k_colW - 34, top + E * 21 + 6) : ImVec2(sum.x - 40, sum.y + 30);
-    ImGui::GetWindowDrawList()->AddText(at, ex.empty() ? IM_COL32(255, 90, 90, 255) : k_text, note.c_str());
-    const float below = keyed && !L.expert_bias.empty() ? 24 + E * 21.f + 20 + 16 * (2 + (E + 3) / 4) : 24 + E * 21.f;
-    ImGui::Dummy(ImVec2(shift + 2 * k_colW + 2 * k_gap + 300, std::max(below, sum.y + 70 - o.y)));
+    ImGui::GetWindowDrawList()->AddText(at, ex.empty() ? IM_COL32(255, 90, 90, 255) : look().text, note.c_str());
+    const float noteH = ImGui::CalcTextSize(note.c_str()).y;
+    const float below = top - o.y + E * 21.f + 6 + std::max(biasH, keyed ? noteH : 0.f) + 4;
+    ImGui::Dummy(ImVec2(shift + 2 * k_colW + 2 * k_gap + 300, std::max(below, keyed ? 0.f : sum.y + 30 + noteH + 6 - o.y)));
 }
 
 }  // namespace
@@ -227,6 +238,7 @@ void drawRoutingView(const RunData& run, RoutingState& state, int& layer, ViewOu
                            "moh-moe to see how one token's router picks heads and experts.");
         return;
     }
+    viewHint("Follow one token: the router's scores become the few heads and experts it uses, and the weights they get.");
     tokenPicker(p, state.token);
     layerPicker(layer, (int)p.layers.size());
     const float ph = routingPhase(state, layer);

@@ -12,17 +12,19 @@ namespace {
 // (FLOP model, measured). tests/e2e/test_gui.cpp samples the first three.
 const ImU32 k_colours[5] = {IM_COL32(150, 150, 160, 255), IM_COL32(80, 160, 230, 255), IM_COL32(120, 200, 90, 255),
                             IM_COL32(230, 160, 60, 255), IM_COL32(215, 105, 170, 255)};
-constexpr float k_barH = 12.f, k_rowH = 14.f, k_label = 90.f;
+constexpr float k_barH = 12.f, k_label = 90.f;
+// A bar's row: its bar and its value written beside it.
+float rowH() { return std::max(14.f, ImGui::GetTextLineHeight()); }
 
 // n bars under each other from o, each its value times scale px wide, a tick at 1.0x (no saving).
 void drawBars(ImDrawList* dl, ImVec2 o, const double* v, const int* colour, int n, float scale) {
     for (int k = 0; k < n; k++) {
-        const float y = o.y + k * k_rowH, w = scale * (float)v[k];
+        const float y = o.y + k * rowH(), w = scale * (float)v[k];
         dl->AddRectFilled(ImVec2(o.x, y), ImVec2(o.x + w, y + k_barH), k_colours[colour[k]]);
-        dl->AddLine(ImVec2(o.x + scale, y - 2), ImVec2(o.x + scale, y + k_barH + 2), IM_COL32(255, 255, 255, 120));
+        dl->AddLine(ImVec2(o.x + scale, y - 2), ImVec2(o.x + scale, y + k_barH + 2), withAlpha(look().strong, 120));
         char b[32];
         std::snprintf(b, sizeof b, "%.3fx", v[k]);
-        dl->AddText(ImVec2(o.x + w + 6, y - 1), IM_COL32(230, 230, 230, 255), b);
+        dl->AddText(ImVec2(o.x + w + 6, y + k_barH / 2 - halfLine()), look().text, b);
     }
 }
 
@@ -37,6 +39,7 @@ void drawSpeedupView(const RunData& run) {
                            "completion.");
         return;
     }
+    viewHint("The measured bars against the estimates: how much of the compute routing skips turns into time saved.");
     const rl::CostReport& r = run.cost;
     const bool plain = r.heads_gated;  // the plain-model comparison exists
     const char* names[5] = {"naive (the notes)", "FLOP model", "measured", "vs plain: FLOP model", "vs plain: measured"};
@@ -61,11 +64,11 @@ void drawSpeedupView(const RunData& run) {
     const float scale = std::max(120.f, col - k_label - 70.f) / vmax;  // px per 1.0x
     const ImVec2 head = ImGui::GetCursorScreenPos();
     ImDrawList* dl = ImGui::GetWindowDrawList();
-    dl->AddText(ImVec2(head.x, head.y), IM_COL32(200, 200, 200, 255), "same weights: dense path / routed path");
+    dl->AddText(ImVec2(head.x, head.y), look().text, "same weights: dense path / routed path");
     if (plain)
-        dl->AddText(ImVec2(head.x + col + 20.f, head.y), IM_COL32(200, 200, 200, 255),
+        dl->AddText(ImVec2(head.x + col + 20.f, head.y), look().text,
                     "plain model (every head, no router) / routed path");
-    ImGui::Dummy(ImVec2(avail, k_rowH + 4));
+    ImGui::Dummy(ImVec2(avail, rowH() + 4));
     for (int s = 0; s < n_sides; s++) {
         const rl::CostSide& side = *sides[s];
         if (s == 0) ImGui::Text("Forward (B=16, T=%d)", r.seq_len);
@@ -73,16 +76,16 @@ void drawSpeedupView(const RunData& run) {
         else ImGui::Text("Training step (B=16, T=%d: forward and backward; dense-masked vs skip)", r.seq_len);
         for (const auto& c : side.components) {
             const ImVec2 o = ImGui::GetCursorScreenPos();
-            dl->AddText(ImVec2(o.x, o.y - 1), IM_COL32(230, 230, 230, 255), c.name.c_str());
+            dl->AddText(ImVec2(o.x, o.y + k_barH / 2 - halfLine()), look().text, c.name.c_str());
             const double same[3] = {c.speedup_naive(), c.speedup_flops(), c.speedup_measured()};
             const int same_c[3] = {0, 1, 2};
             drawBars(dl, ImVec2(o.x + k_label, o.y), same, same_c, 3, scale);
             if (plain) {
                 const double vs[2] = {c.speedup_vs_all_heads_flops(), c.speedup_vs_all_heads()};
                 const int vs_c[2] = {3, 4};
-                drawBars(dl, ImVec2(o.x + col + 20.f + k_label, o.y + k_rowH), vs, vs_c, 2, scale);
+                drawBars(dl, ImVec2(o.x + col + 20.f + k_label, o.y + rowH()), vs, vs_c, 2, scale);
             }
-            ImGui::Dummy(ImVec2(avail, 3 * k_rowH + 2));
+            ImGui::Dummy(ImVec2(avail, 3 * rowH() + 2));
         }
         ImGui::Spacing();
     }

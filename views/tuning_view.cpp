@@ -15,7 +15,9 @@
 
 namespace {
 
-constexpr ImU32 k_gold = IM_COL32(255, 205, 60, 255), k_highlight = IM_COL32(255, 255, 255, 255);
+// The best run's star and the highlighted run (white on the dark theme, black on the light one).
+ImU32 gold() { return look().light ? IM_COL32(200, 140, 0, 255) : IM_COL32(255, 205, 60, 255); }
+ImU32 highlightColour() { return look().strong; }
 
 std::string lastPart(const std::string& key) {
     const size_t p = key.rfind('.');
@@ -42,7 +44,7 @@ ImU32 statusColour(rl::RunStatus s) {
         case rl::RunStatus::interrupted: return IM_COL32(230, 180, 60, 255);
         case rl::RunStatus::failed: return IM_COL32(230, 85, 80, 255);
     }
-    return k_text;
+    return look().text;
 }
 
 // One vertical axis: a differing key (numeric, log when it spans 20x or more of positive values, or
@@ -99,6 +101,7 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     for (const auto& r : run.runs)
         if (!r.sweep.empty()) sweeps.insert(r.sweep);
     if (!s.sweep.empty() && !sweeps.count(s.sweep)) s.sweep.clear();  // that sweep's runs were deleted
+    viewHint("Which settings reach the lowest validation loss (yellow lines, the star); click a run to overlay its curves.");
     ImGui::Text("Tuning: %zu stored runs", run.runs.size());
     ImGui::SameLine(0, 20);
     ImGui::SetNextItemWidth(200);
@@ -111,8 +114,6 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     ImGui::SameLine(0, 20);
     ImGui::SetNextItemWidth(140);
     ImGui::InputText("tag", s.tag, sizeof s.tag);
-    ImGui::SameLine(0, 20);
-    ImGui::TextDisabled("click a line or row: overlay in curves");
 
     std::vector<rl::RunRecord> rows;
     for (const auto& r : run.runs)
@@ -184,12 +185,19 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     const float h = std::max(220.f, ImGui::GetContentRegionAvail().y * 0.46f);
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 o = ImGui::GetCursorScreenPos();
-    const ImVec2 a(o.x + 70, o.y + 48), b(o.x + w - 150, o.y + h - 24);
-    dl->AddRectFilled(ImVec2(o.x, o.y), ImVec2(o.x + w, o.y + h), IM_COL32(22, 22, 28, 255));
+    const float lh = ImGui::GetTextLineHeight();
+    // Title and colour scale (its values under it) on top, two rows of axis titles, then the axes.
+    const ImVec2 a(o.x + 70, o.y + 4 * lh + 24), b(o.x + w - 150, o.y + h - 24);
+    dl->AddRectFilled(ImVec2(o.x, o.y), ImVec2(o.x + w, o.y + h), look().panel);
     char title[160];
-    std::snprintf(title, sizeof title, "%zu runs with a validation loss; colour: validation loss (yellow = lowest)%s", plotted.size(),
-                  bestOf.empty() ? "" : "; star: the best of its sweep");
-    dl->AddText(ImVec2(o.x + 8, o.y + 4), k_text, title);
+    std::snprintf(title, sizeof title, "%zu runs with a validation loss%s; colour:", plotted.size(),
+                  bestOf.empty() ? "" : " (star: the best of its sweep)");
+    dl->AddText(ImVec2(o.x + 8, o.y + 4), look().text, title);
+    if (std::isfinite(valAxis.lo)) {  // lowest loss = the ramp's top (yellow)
+        const ImVec2 at(o.x + 16 + ImGui::CalcTextSize(title).x, o.y + 4 + lh * 0.2f);
+        colourLegend("val loss", legendNumber(valAxis.hi), legendNumber((valAxis.lo + valAxis.hi) / 2), legendNumber(valAxis.lo), 120,
+                     nullptr, &at);
+    }
     auto axisX = [&](size_t i) { return axes.size() < 2 ? (a.x + b.x) / 2 : a.x + (b.x - a.x) * float(i) / float(axes.size() - 1); };
     auto yOf = [&](double p) { return b.y - (b.y - a.y) * (float)p; };
     // Narrow spacing (many axes): titles alternate between two rows and the middle tick goes.
@@ -198,23 +206,23 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     for (size_t i = 0; i < axes.size(); i++) {
         const Axis& ax = axes[i];
         const float x = axisX(i);
-        dl->AddLine(ImVec2(x, a.y), ImVec2(x, b.y), IM_COL32(110, 110, 125, 255), 1.5f);
+        dl->AddLine(ImVec2(x, a.y), ImVec2(x, b.y), look().axis, 1.5f);
         std::string name = ax.key.empty() ? "val loss" : lastPart(ax.key) + (ax.log ? " (log)" : "");
         const ImVec2 ts = ImGui::CalcTextSize(name.c_str());
-        const float ty = narrow && i % 2 ? a.y - 16 : a.y - 30;
-        dl->AddText(ImVec2(x - ts.x / 2, ty), ax.key.empty() ? k_gold : k_text, name.c_str());
-        if (ImGui::IsMouseHoveringRect(ImVec2(x - ts.x / 2, ty), ImVec2(x + ts.x / 2, ty + 14)))
+        const float ty = narrow && i % 2 ? a.y - lh - 4 : a.y - 2 * lh - 4;
+        dl->AddText(ImVec2(x - ts.x / 2, ty), ax.key.empty() ? gold() : look().text, name.c_str());
+        if (ImGui::IsMouseHoveringRect(ImVec2(x - ts.x / 2, ty), ImVec2(x + ts.x / 2, ty + lh)))
             ImGui::SetTooltip("%s", ax.key.empty() ? "validation cross-entropy at the end of the run" : ax.key.c_str());
         if (plotted.empty()) continue;
         if (!ax.numeric) {
-            for (const auto& c : ax.categories) dl->AddText(ImVec2(x + 5, yOf(ax.pos(0, c)) - 7), k_dim, shortText(c, 14).c_str());
+            for (const auto& c : ax.categories) dl->AddText(ImVec2(x + 5, yOf(ax.pos(0, c)) - halfLine()), look().dim, shortText(c, 14).c_str());
         } else if (std::isfinite(ax.lo)) {
             std::vector<double> ticks = {ax.lo, ax.hi};
             if (ax.hi > ax.lo && !narrow) ticks.push_back(ax.log ? std::sqrt(ax.lo * ax.hi) : (ax.lo + ax.hi) / 2);
             for (double v : ticks) {
                 const float y = yOf(ax.pos(v, ""));
-                dl->AddLine(ImVec2(x - 4, y), ImVec2(x + 4, y), IM_COL32(110, 110, 125, 255));
-                dl->AddText(ImVec2(x + 6, y - 7), k_dim, tableNumber(v).c_str());
+                dl->AddLine(ImVec2(x - 4, y), ImVec2(x + 4, y), look().axis);
+                dl->AddText(ImVec2(x + 6, y - halfLine()), look().dim, tableNumber(v).c_str());
             }
         }
     }
@@ -248,24 +256,24 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
                 }
     }
     for (size_t i : plotted)
-        if (best.count(rows[i].id) && std::isfinite(lines[i].back().x)) drawStar(dl, lines[i].back(), 7, k_gold);
+        if (best.count(rows[i].id) && std::isfinite(lines[i].back().x)) drawStar(dl, lines[i].back(), 7, gold());
     if (highlightRow < rows.size()) {  // on top, with its values written at each axis
         const auto& r = rows[highlightRow];
-        drawLine(highlightRow, k_highlight, 3.5f);
+        drawLine(highlightRow, highlightColour(), 3.5f);
         for (size_t k = 0; k < axes.size(); k++) {
             const ImVec2 p = lines[highlightRow][k];
             if (!std::isfinite(p.x)) continue;
-            dl->AddCircleFilled(p, 4.5f, k_highlight);
+            dl->AddCircleFilled(p, 4.5f, highlightColour());
             const std::string v = axes[k].key.empty() ? metricText(r.val_loss) : t.text[highlightRow][axes[k].column];
             const ImVec2 ts = ImGui::CalcTextSize(v.c_str());
             const bool below = p.y - ts.y - 4 < a.y;  // near the top: under the point, clear of the axis titles
             const ImVec2 at(p.x - ts.x - 8, below ? p.y + 4 : p.y - ts.y - 4);
-            dl->AddRectFilled(ImVec2(at.x - 2, at.y - 1), ImVec2(at.x + ts.x + 2, at.y + ts.y + 1), IM_COL32(0, 0, 0, 200), 3);
-            dl->AddText(at, k_highlight, v.c_str());
+            dl->AddRectFilled(ImVec2(at.x - 2, at.y - 1), ImVec2(at.x + ts.x + 2, at.y + ts.y + 1), look().backdrop, 3);
+            dl->AddText(at, highlightColour(), v.c_str());
         }
         char lab[32];
         std::snprintf(lab, sizeof lab, "#%lld", (long long)r.id);
-        dl->AddText(ImVec2(b.x + 60, lines[highlightRow].back().y - 7), k_highlight, lab);
+        dl->AddText(ImVec2(b.x + 60, lines[highlightRow].back().y - halfLine()), highlightColour(), lab);
     }
     dl->PopClipRect();
     if (hoveredNow && nowFromPlot) {
@@ -354,7 +362,7 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
         for (size_t i : order) {
             const auto& r = rows[i];
             ImGui::TableNextRow();
-            if (r.id == highlight) ImGui::TableSetBgColor(ImGuiTableBgTarget_RowBg1, IM_COL32(120, 110, 40, 255));
+            if (r.id == highlight) ImGui::TableSetBgColor(ImGuiTableBgTarget_RowBg1, look().rowHighlight);
             ImGui::TableSetColumnIndex(Tick);
             ImGui::PushID((int)r.id);
             if (ImGui::Selectable("##row", ticked.count(r.id) > 0, ImGuiSelectableFlags_SpanAllColumns | ImGuiSelectableFlags_AllowItemOverlap))
@@ -365,7 +373,7 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
             ImDrawList* cell = ImGui::GetWindowDrawList();  // the table's own scrolling window
             if (auto c = overlayColours.find(r.id); c != overlayColours.end())
                 cell->AddRectFilled(ImVec2(p.x + 2, p.y + 3), ImVec2(p.x + 10, q.y - 3), c->second);
-            if (best.count(r.id)) drawStar(cell, ImVec2(p.x + 22, (p.y + q.y) / 2), 6, k_gold);
+            if (best.count(r.id)) drawStar(cell, ImVec2(p.x + 22, (p.y + q.y) / 2), 6, gold());
             ImGui::TableSetColumnIndex(Id);
             ImGui::Text("%lld", (long long)r.id);
             ImGui::TableSetColumnIndex(Name);
@@ -382,7 +390,7 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
                 ImGui::TextUnformatted(t.text[i][k].empty() ? "-" : t.text[i][k].c_str());
             }
             ImGui::TableSetColumnIndex(cVal);
-            if (best.count(r.id)) ImGui::PushStyleColor(ImGuiCol_Text, k_gold);
+            if (best.count(r.id)) ImGui::PushStyleColor(ImGuiCol_Text, gold());
             ImGui::TextUnformatted(metricText(r.val_loss).c_str());
             if (best.count(r.id)) ImGui::PopStyleColor();
             ImGui::TableSetColumnIndex(cVal + 1);

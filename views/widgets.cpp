@@ -5,6 +5,92 @@
 #include <cstdio>
 #include <cstring>
 
+namespace {
+
+Look makeLook(bool light) {
+    Look k;
+    k.light = light;
+    if (!light) {  // the colours the views always had
+        k.text = IM_COL32(225, 225, 225, 255), k.dim = IM_COL32(130, 130, 140, 255), k.off = IM_COL32(25, 25, 30, 255);
+        k.panel = IM_COL32(22, 22, 28, 255), k.grid = IM_COL32(60, 60, 70, 255), k.axis = IM_COL32(110, 110, 125, 255);
+        k.track = IM_COL32(40, 40, 48, 255), k.strong = IM_COL32(255, 255, 255, 255), k.chip = IM_COL32(50, 50, 58, 255);
+        k.masked = IM_COL32(18, 18, 22, 255), k.node = IM_COL32(60, 60, 80, 255), k.backdrop = IM_COL32(0, 0, 0, 200);
+        k.gold = IM_COL32(255, 200, 80, 255), k.rowHighlight = IM_COL32(120, 110, 40, 255);
+    } else {
+        k.text = IM_COL32(25, 25, 30, 255), k.dim = IM_COL32(100, 100, 112, 255), k.off = IM_COL32(45, 45, 52, 255);
+        k.panel = IM_COL32(252, 252, 253, 255), k.grid = IM_COL32(214, 214, 222, 255), k.axis = IM_COL32(140, 140, 152, 255);
+        k.track = IM_COL32(222, 222, 228, 255), k.strong = IM_COL32(0, 0, 0, 255), k.chip = IM_COL32(215, 215, 222, 255);
+        k.masked = IM_COL32(232, 232, 236, 255), k.node = IM_COL32(200, 200, 215, 255), k.backdrop = IM_COL32(255, 255, 255, 225);
+        k.gold = IM_COL32(190, 130, 0, 255), k.rowHighlight = IM_COL32(250, 228, 130, 255);
+    }
+    return k;
+}
+
+Look g_look = makeLook(false);
+
+}  // namespace
+
+const Look& look() { return g_look; }
+void setViewTheme(bool light) { g_look = makeLook(light); }
+
+ImU32 inkOn(ImU32 bg) {
+    const float r = (bg & 0xff) / 255.f, g = ((bg >> 8) & 0xff) / 255.f, b = ((bg >> 16) & 0xff) / 255.f;
+    return 0.299f * r + 0.587f * g + 0.114f * b > 0.55f ? IM_COL32(20, 20, 20, 255) : IM_COL32(235, 235, 235, 255);
+}
+
+void viewHint(const char* text) {
+    ImGui::PushStyleColor(ImGuiCol_Text, look().dim);
+    ImGui::TextUnformatted(text);
+    ImGui::PopStyleColor();
+}
+
+std::string legendNumber(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3g", v);
+    return b;
+}
+
+ImVec2 colourLegend(const char* what, const std::string& lo, const std::string& mid, const std::string& hi, float barWidth,
+                    const char* offLabel, const ImVec2* at) {
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 o = at ? *at : ImGui::GetCursorScreenPos();
+    const float lh = ImGui::GetTextLineHeight(), barH = std::max(8.f, lh * 0.6f);
+    float x = o.x;
+    if (what && *what) {
+        dl->AddText(ImVec2(x, o.y + barH / 2 - halfLine()), look().dim, what);
+        x += ImGui::CalcTextSize(what).x + 8;
+    }
+    // The ramp in 24 steps, each a gradient between its ends.
+    const int n = 24;
+    for (int k = 0; k < n; k++) {
+        const float x0 = x + barWidth * k / n, x1 = x + barWidth * (k + 1) / n;
+        const ImU32 c0 = ramp((float)k / n), c1 = ramp((float)(k + 1) / n);
+        dl->AddRectFilledMultiColor(ImVec2(x0, o.y), ImVec2(x1, o.y + barH), c0, c1, c1, c0);
+    }
+    dl->AddRect(ImVec2(x - 1, o.y - 1), ImVec2(x + barWidth + 1, o.y + barH + 1), look().axis);
+    const float ty = o.y + barH + 1;
+    for (int k = 0; k < 3; k++) {  // ticks at 0, 1/2, 1
+        const float tx = x + barWidth * k / 2.f;
+        dl->AddLine(ImVec2(tx, o.y + barH), ImVec2(tx, o.y + barH + 3), look().axis);
+    }
+    const float wl = ImGui::CalcTextSize(lo.c_str()).x, wm = ImGui::CalcTextSize(mid.c_str()).x, wh = ImGui::CalcTextSize(hi.c_str()).x;
+    dl->AddText(ImVec2(x - std::min(wl / 2, 4.f), ty + 2), look().text, lo.c_str());
+    dl->AddText(ImVec2(x + barWidth / 2 - wm / 2, ty + 2), look().text, mid.c_str());
+    dl->AddText(ImVec2(x + barWidth - wh + std::min(wh / 2, 4.f), ty + 2), look().text, hi.c_str());
+    x += barWidth + std::min(wh / 2, 4.f);
+    if (offLabel) {
+        x += 14;
+        dl->AddRectFilled(ImVec2(x, o.y), ImVec2(x + barH * 1.6f, o.y + barH), look().off);
+        dl->AddRect(ImVec2(x, o.y), ImVec2(x + barH * 1.6f, o.y + barH), look().axis);
+        x += barH * 1.6f + 5;
+        dl->AddText(ImVec2(x, o.y + barH / 2 - halfLine()), look().dim, offLabel);
+        x += ImGui::CalcTextSize(offLabel).x;
+    }
+    const ImVec2 size(x - o.x, barH + 3 + lh);
+    if (!at) ImGui::Dummy(size);
+    return size;
+}
+
 ImU32 ramp(float v) {
     v = std::clamp(v, 0.f, 1.f);
     const float r = std::clamp(1.5f * v - 0.25f, 0.f, 1.f), g = std::clamp(0.15f + 0.85f * v, 0.f, 1.f),
@@ -39,7 +125,7 @@ bool tokenChip(const std::string& text, ImU32 bg, bool outline, bool underline, 
     const ImVec2 p0 = ImGui::GetCursorScreenPos(), p1(p0.x + sz.x + 6, p0.y + sz.y + 2);
     dl->AddRectFilled(p0, p1, bg, 3);
     if (outline) dl->AddRect(p0, p1, IM_COL32(255, 60, 60, 255), 3, 0, 2);
-    if (underline) dl->AddLine(ImVec2(p0.x, p1.y + 1), ImVec2(p1.x, p1.y + 1), IM_COL32(255, 255, 255, 200), 2);
+    if (underline) dl->AddLine(ImVec2(p0.x, p1.y + 1), ImVec2(p1.x, p1.y + 1), withAlpha(look().strong, 200), 2);
     ImGui::SetCursorScreenPos(ImVec2(p0.x + 3, p0.y + 1));
     ImGui::TextUnformatted(text.c_str());
     const bool hovered = ImGui::IsMouseHoveringRect(p0, p1);
@@ -50,8 +136,30 @@ bool tokenChip(const std::string& text, ImU32 bg, bool outline, bool underline, 
     return hovered;
 }
 
+namespace {
+// drawMatrix's pieces: row label width, the narrowest column (a "100%" cell), a label's natural column.
+float matrixLabelWidth(size_t rows, const char* prefix) { return ImGui::CalcTextSize(numbered(prefix, (int)std::max<size_t>(rows, 1) - 1).c_str()).x + 10; }
+float matrixMinColumn() { return ImGui::CalcTextSize("100%").x + 10; }
+float matrixColumn(const std::string& label) { return std::max(matrixMinColumn(), ImGui::CalcTextSize(label.c_str()).x + 10); }
+// The longest start of s (whole UTF-8 characters) that, with a final ".", fits in w pixels.
+std::string abbreviate(const std::string& s, float w) {
+    for (size_t n = s.size(); n > 1; n--) {
+        if ((s[n] & 0xC0) == 0x80) continue;  // inside a character
+        const std::string t = s.substr(0, n) + ".";
+        if (ImGui::CalcTextSize(t.c_str()).x <= w) return t;
+    }
+    return s.substr(0, 1);
+}
+}  // namespace
+
+float matrixWidth(const std::vector<std::string>& colNames, size_t rows, bool narrowest) {
+    float w = matrixLabelWidth(rows, "e");
+    for (const auto& c : colNames) w += narrowest ? matrixMinColumn() : matrixColumn(c);
+    return w;
+}
+
 void drawMatrix(ViewOutbox& out, const char* title, const std::vector<std::vector<double>>& m, const std::vector<std::string>& colNames,
-                const char* rowPrefix) {
+                const char* rowPrefix, float maxWidth) {
     ImGui::BeginGroup();
     ImGui::TextUnformatted(title);
     if (m.empty()) {
@@ -59,23 +167,52 @@ void drawMatrix(ViewOutbox& out, const char* title, const std::vector<std::vecto
         ImGui::EndGroup();
         return;
     }
-    const float cw = 72, ch = 16, lw = 34;
+    const float lh = ImGui::GetTextLineHeight(), ch = std::max(16.f, lh + 3), lw = matrixLabelWidth(m.size(), rowPrefix);
+    const size_t nc = colNames.size();
+    // Columns as wide as their labels; with too little room all share it equally (never below a "100%").
+    std::vector<float> cw(nc);
+    float natural = lw;
+    for (size_t c = 0; c < nc; c++) natural += cw[c] = matrixColumn(colNames[c]);
+    if (maxWidth > 0 && natural > maxWidth && nc)
+        std::fill(cw.begin(), cw.end(), std::max(matrixMinColumn(), (maxWidth - lw) / nc));
+    std::vector<float> cx(nc + 1, lw);
+    for (size_t c = 0; c < nc; c++) cx[c + 1] = cx[c] + cw[c];
+    bool twoRows = false;  // a label wider than its column: the labels alternate between two rows
+    for (size_t c = 0; c < nc; c++) twoRows |= ImGui::CalcTextSize(colNames[c].c_str()).x > cw[c] - 4;
+    const float header = (twoRows ? 2 : 1) * lh + 2;
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 o = ImGui::GetCursorScreenPos();
-    for (size_t c = 0; c < colNames.size(); c++)
-        dl->AddText(ImVec2(o.x + lw + c * cw + 2, o.y), k_dim, shortText(colNames[c], 9).c_str());
+    for (size_t c = 0; c < nc; c++) {
+        // On two rows a label may use its neighbour's width too (the neighbours sit on the other row).
+        const float room = twoRows ? cw[c] + (c + 1 < nc ? cw[c + 1] : 0) - 8 : cw[c] - 4;
+        const bool fits = ImGui::CalcTextSize(colNames[c].c_str()).x <= room;
+        const std::string label = fits ? colNames[c] : abbreviate(colNames[c], room);
+        const ImVec2 at(o.x + cx[c] + 2, o.y + (twoRows && c % 2 ? lh : 0));
+        dl->AddText(at, look().dim, label.c_str());
+        const ImVec2 ts = ImGui::CalcTextSize(label.c_str());
+        if (twoRows && c % 2 == 0)  // a tick from an upper-row label down to its column
+            dl->AddLine(ImVec2(at.x + 2, at.y + lh), ImVec2(at.x + 2, o.y + header - 1), look().grid);
+        if (ImGui::IsMouseHoveringRect(at, ImVec2(at.x + ts.x, at.y + ts.y))) {
+            char tip[120];
+            std::snprintf(tip, sizeof tip, "column: %s", colNames[c].c_str());
+            tooltip(out, tip);
+        }
+    }
+    bool emptyRow = false;
     for (size_t r = 0; r < m.size(); r++) {
         double tot = 0;
         for (double v : m[r]) tot += v;
-        const float y = o.y + 16 + r * ch;
-        dl->AddText(ImVec2(o.x, y), viewColour((int)r), numbered(rowPrefix, (int)r).c_str());
-        for (size_t c = 0; c < m[r].size(); c++) {
+        emptyRow |= tot <= 0;
+        const float y = o.y + header + r * ch;
+        dl->AddText(ImVec2(o.x, y + (ch - 2) / 2 - halfLine()), viewColour((int)r), numbered(rowPrefix, (int)r).c_str());
+        for (size_t c = 0; c < m[r].size() && c < nc; c++) {
             const float share = tot > 0 ? (float)(m[r][c] / tot) : 0.f;
-            const ImVec2 a(o.x + lw + c * cw, y), b(a.x + cw - 2, a.y + ch - 2);
-            dl->AddRectFilled(a, b, tot > 0 ? ramp(share) : k_off);
+            const ImVec2 a(o.x + cx[c], y), b(o.x + cx[c + 1] - 2, a.y + ch - 2);
+            const ImU32 fill = tot > 0 ? ramp(share) : look().off;
+            dl->AddRectFilled(a, b, fill);
             char v[16];
             std::snprintf(v, sizeof v, "%.0f%%", 100 * share);
-            dl->AddText(ImVec2(a.x + 4, a.y), share > 0.55f ? IM_COL32(20, 20, 20, 255) : k_text, v);
+            dl->AddText(ImVec2(a.x + 4, a.y + (ch - 2) / 2 - halfLine()), inkOn(fill), v);
             if (ImGui::IsMouseHoveringRect(a, b)) {
                 char tip[160];
                 std::snprintf(tip, sizeof tip, "%s%zu x %s: %.0f tokens, %.1f%% of this expert's top-1 tokens", rowPrefix, r,
@@ -84,7 +221,8 @@ void drawMatrix(ViewOutbox& out, const char* title, const std::vector<std::vecto
             }
         }
     }
-    ImGui::Dummy(ImVec2(lw + colNames.size() * cw, 18 + m.size() * ch));
+    ImGui::Dummy(ImVec2(cx[nc], header + m.size() * ch + 4));
+    colourLegend("share of the row", "0%", "50%", "100%", 120, emptyRow ? "no tokens" : nullptr);
     ImGui::EndGroup();
 }
 
@@ -96,14 +234,14 @@ std::vector<ImVec2> barColumn(ViewOutbox& out, ImVec2 o, float w, const std::vec
     const float h = 18;
     for (size_t i = 0; i < v.size(); i++) {
         const float y = o.y + i * (h + 3);
-        dl->AddText(ImVec2(o.x, y + 1), on[i] ? k_text : k_dim, labels[i].c_str());
+        dl->AddText(ImVec2(o.x, y + h / 2 - halfLine()), on[i] ? look().text : look().dim, labels[i].c_str());
         const ImVec2 a(o.x + 34, y), b(o.x + 34 + w, y + h);
-        dl->AddRectFilled(a, b, IM_COL32(40, 40, 48, 255));
+        dl->AddRectFilled(a, b, look().track);
         const float bw = vmax > 0 ? grow * w * std::clamp(v[i] / vmax, 0.f, 1.f) : 0;
         dl->AddRectFilled(a, ImVec2(a.x + bw, b.y), on[i] ? colours[i] : withAlpha(colours[i], 70));
         char t[24];
         std::snprintf(t, sizeof t, "%.3f", v[i]);
-        dl->AddText(ImVec2(a.x + 4, y + 1), on[i] ? IM_COL32(255, 255, 255, 255) : k_dim, t);
+        dl->AddText(ImVec2(a.x + 4, y + h / 2 - halfLine()), on[i] ? (bw > 40 ? inkOn(colours[i]) : look().text) : look().dim, t);
         if (ImGui::IsMouseHoveringRect(ImVec2(o.x, y), b)) {
             char tip[120];
             std::snprintf(tip, sizeof tip, "%s %s: %.4f%s", what, labels[i].c_str(), v[i], on[i] ? " (selected)" : " (not selected)");
@@ -119,10 +257,25 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
     const float w = ImGui::GetContentRegionAvail().x;
     ImDrawList* dl = ImGui::GetWindowDrawList();
     const ImVec2 o = ImGui::GetCursorScreenPos();
-    const float left = 56, top = 18, bottom = 16;
+    const float lh = ImGui::GetTextLineHeight();
+    // The title, then the legend's entries, wrapping onto more lines when they pass the right edge.
+    std::vector<ImVec2> entry(series.size());
+    float lx = o.x + ImGui::CalcTextSize(title).x + 24, ly = o.y;
+    for (size_t i = 0; i < series.size(); i++) {
+        const float ew = 14 + ImGui::CalcTextSize(series[i].name.c_str()).x;
+        if (lx + ew > o.x + w - 10 && lx > o.x + 60) lx = o.x + 56, ly += lh;
+        entry[i] = ImVec2(lx, ly);
+        lx += ew + 16;
+    }
+    const float left = 56, top = ly - o.y + lh + 2, bottom = lh + 1;
     const ImVec2 a(o.x + left, o.y + top), b(o.x + w - 10, o.y + height - bottom);
-    dl->AddRectFilled(a, b, IM_COL32(22, 22, 28, 255));
-    dl->AddText(o, k_text, title);
+    dl->AddRectFilled(a, b, look().panel);
+    dl->AddText(o, look().text, title);
+    for (size_t i = 0; i < series.size(); i++) {  // legend
+        const ImVec2 e = entry[i];
+        dl->AddRectFilled(ImVec2(e.x, e.y + lh / 2 - 5), ImVec2(e.x + 10, e.y + lh / 2 + 5), series[i].colour);
+        dl->AddText(ImVec2(e.x + 14, e.y), look().text, series[i].name.c_str());
+    }
     float x0 = 1e30f, x1 = -1e30f, y0 = 1e30f, y1 = -1e30f;
     auto ty = [&](float v) { return logY ? std::log10(std::max(v, 1e-6f)) : v; };
     for (const auto& s : series)
@@ -144,21 +297,16 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
     auto py = [&](float y) { return b.y - (b.y - a.y) * (ty(y) - y0) / (y1 - y0); };
     for (int k = 0; k <= 4; k++) {  // y grid
         const float yv = y0 + (y1 - y0) * k / 4, yy = b.y - (b.y - a.y) * k / 4;
-        dl->AddLine(ImVec2(a.x, yy), ImVec2(b.x, yy), IM_COL32(60, 60, 70, 255));
+        dl->AddLine(ImVec2(a.x, yy), ImVec2(b.x, yy), look().grid);
         char lab[24];
         std::snprintf(lab, sizeof lab, "%.3g", logY ? std::pow(10.f, yv) : yv);
-        dl->AddText(ImVec2(o.x, yy - 7), k_dim, lab);
+        const float tw = ImGui::CalcTextSize(lab).x;  // right-aligned against the plot
+        dl->AddText(ImVec2(std::max(o.x, a.x - 6 - tw), std::clamp(yy - halfLine(), a.y - 2, b.y - lh + 2)), look().dim, lab);
     }
     char xl[48];
     if (seconds) std::snprintf(xl, sizeof xl, "%.1f .. %.1f s of training", x0, x1);
     else std::snprintf(xl, sizeof xl, "step %.0f .. %.0f", x0, x1);
-    dl->AddText(ImVec2(b.x - ImGui::CalcTextSize(xl).x - 4, b.y + 1), k_dim, xl);
-    float lx = o.x + 10 + ImGui::CalcTextSize(title).x + 20;
-    for (const auto& s : series) {  // legend
-        dl->AddRectFilled(ImVec2(lx, o.y + 4), ImVec2(lx + 10, o.y + 14), s.colour);
-        dl->AddText(ImVec2(lx + 14, o.y), k_text, s.name.c_str());
-        lx += 30 + ImGui::CalcTextSize(s.name.c_str()).x;
-    }
+    dl->AddText(ImVec2(b.x - ImGui::CalcTextSize(xl).x - 4, b.y + 1), look().dim, xl);
     dl->PushClipRect(a, b, true);
     for (const auto& s : series) {  // bands first, under every line
         if (s.lo.size() != s.x.size() || s.hi.size() != s.x.size()) continue;
@@ -181,7 +329,7 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
     dl->PopClipRect();
     if (ImGui::IsMouseHoveringRect(a, b)) {
         const float mx = ImGui::GetIO().MousePos.x, step = x0 + (mx - a.x) / (b.x - a.x) * (x1 - x0);
-        dl->AddLine(ImVec2(mx, a.y), ImVec2(mx, b.y), IM_COL32(255, 255, 255, 90));
+        dl->AddLine(ImVec2(mx, a.y), ImVec2(mx, b.y), withAlpha(look().strong, 90));
         char head[120];
         if (seconds) std::snprintf(head, sizeof head, "%s at %.2f s", title, step);
         else std::snprintf(head, sizeof head, "%s at step %.0f", title, step);
