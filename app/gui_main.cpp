@@ -6,7 +6,10 @@
 // --save-checkpoint F, --csv F (curves after the run), --overlay-runs (tick every stored run),
 // --hover x,y (print the tooltip there), --sweep F (run every point of a sweep file, then the view:
 // tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run),
-// --wall-time and --band (the Runs dock's curve toggles: x by seconds of training, min/max band).
+// --wall-time and --band (the Runs dock's curve toggles: x by seconds of training, min/max band),
+// --theme dark|light (View > Theme, kept for the next launch), --screenshot-2x FILE (File > Export
+// view as PNG (2x): the view alone at twice its size). Without --preset or --config the window opens
+// on MainWindow::k_firstRunPreset (moh-moe: it routes heads and experts) and trains it.
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
@@ -25,7 +28,8 @@ namespace {
 
 // What a scripted run was asked to do.
 struct Script {
-    QString preset = "default", config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint, saveCkpt, csv, sweep;
+    QString preset = MainWindow::k_firstRunPreset, config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint,
+            saveCkpt, csv, sweep, theme, shot2x;
     int demo = 0;
     qint64 highlight = 0;
     bool quit = false, overlay = false, viewGiven = false, wallTime = false, band = false;
@@ -61,12 +65,18 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--highlight-run") s.highlight = next().toLongLong();
         else if (a == "--wall-time") s.wallTime = true;
         else if (a == "--band") s.band = true;
+        else if (a == "--theme") s.theme = next();
+        else if (a == "--screenshot-2x") s.shot2x = next();
         else {
             std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
             return false;
         }
     }
     if (!s.sweep.isEmpty() && !s.viewGiven) s.view = "tuning";  // a sweep's result is the ranking
+    if (!s.theme.isEmpty() && s.theme != "dark" && s.theme != "light") {
+        std::fprintf(stderr, "error: unknown theme '%s' (themes: dark, light)\n", qPrintable(s.theme));
+        return false;
+    }
     if (!MainWindow::viewNames().contains(s.view)) {
         std::fprintf(stderr, "error: unknown view '%s' (views: %s)\n", qPrintable(s.view), qPrintable(MainWindow::viewNames().join(", ")));
         return false;
@@ -123,6 +133,18 @@ void printWindowRun(MainWindow& w, int step, double windowUpSeconds) {
                 windowUpSeconds + w.firstStepSeconds());
 }
 
+// What the probe text's routing shows (tests: a first run routes heads and experts): head gates on
+// and off over every layer, token and head, and the experts each token takes.
+void printProbe(MainWindow& w) {
+    const rl::ProbeSnapshot& p = w.runData().probe;
+    long on = 0, off = 0;
+    for (const auto& L : p.layers)
+        for (const auto& row : L.head_gates)
+            for (float g : row) (g == 0.f ? off : on)++;
+    std::printf("probe: %zu tokens, %zu layers, head gates %ld on / %ld off, experts top-%d of %d\n", p.tokens.size(), p.layers.size(), on,
+                off, p.expert_top_k, p.n_experts);
+}
+
 void saveScreenshot(MainWindow& w, const QString& path, int step) {
     if (!w.grab().save(path)) {
         std::fprintf(stderr, "error: cannot write screenshot '%s'\n", qPrintable(path));
@@ -131,6 +153,17 @@ void saveScreenshot(MainWindow& w, const QString& path, int step) {
     const QPoint at = w.views()->mapTo(&w, QPoint(0, 0));  // where the ImGui view sits in the PNG
     std::printf("screenshot %s after %d steps (%d frames drawn), view rect %d,%d,%d,%d\n", qPrintable(path), step, w.views()->framesDrawn(),
                 at.x(), at.y(), w.views()->width(), w.views()->height());
+}
+
+// The view alone at twice its size (File > Export view as PNG (2x)).
+void saveScreenshot2x(MainWindow& w, const QString& path) {
+    QSize size;
+    if (!w.exportView2x(path, &size)) {
+        std::fprintf(stderr, "error: %s\n", qPrintable(w.statusMessage()));
+        return;
+    }
+    std::printf("view png %s %dx%d (the view is %dx%d)\n", qPrintable(path), size.width(), size.height(), w.views()->width(),
+                w.views()->height());
 }
 
 // After the run (or once the checkpoint is open): optional CSV, checkpoint and generation, then
@@ -146,7 +179,10 @@ void afterRun(QApplication& app, MainWindow& w, const Script& s, int step, doubl
         w.views()->repaint();
         if (!s.hover.isEmpty()) hoverAndPrint(w, s.hover);
         printWindowRun(w, step, windowUpSeconds);
+        printProbe(w);
+        std::printf("look: theme %s, font %s\n", qPrintable(w.theme()), qPrintable(w.views()->fontDescription()));
         if (!s.shot.isEmpty()) saveScreenshot(w, s.shot, step);
+        if (!s.shot2x.isEmpty()) saveScreenshot2x(w, s.shot2x);
         if (s.quit) app.quit();
     });
 }
@@ -178,7 +214,8 @@ int main(int argc, char** argv) {
     if (!s.prompt.isEmpty()) std::snprintf(g.prompt, sizeof g.prompt, "%s", qPrintable(s.prompt));
     w.viewStates().tuning.pinned = s.highlight;
     w.setCurveOptions(s.wallTime, s.band);
-    if (!s.shot.isEmpty()) w.setGeometry(0, 0, 1600, 1000);  // screenshots: the same size whatever QSettings kept
+    if (!s.theme.isEmpty()) w.setTheme(s.theme);  // as View > Theme does: kept for the next launch
+    if (!s.shot.isEmpty() || !s.shot2x.isEmpty()) w.setGeometry(0, 0, 1600, 1000);  // screenshots: the same size whatever QSettings kept
     w.show();
     w.showView(s.view);
     if (!s.checkpoint.isEmpty() && !w.openCheckpoint(s.checkpoint)) {

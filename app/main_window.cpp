@@ -1,6 +1,7 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QCheckBox>
 #include <QCloseEvent>
 #include <QColorDialog>
@@ -125,10 +126,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     openRunStore();
     buildDocks();
     loadPresetList();
-    presets_->setCurrentText("default");
+    presets_->setCurrentText(k_firstRunPreset);
     buildMenus();
     refreshRuns();
     restoreLayout();
+    applyTheme(QSettings("RouteLab", "RouteLab").value("theme").toString() == "light");  // what View > Theme chose last
     // A CLI (routelab-cli train/sweep) may write the same store meanwhile: re-list every 3 s. One
     // SELECT; the dock and the tuning view change only when a run's shown fields did.
     runsRefresh_.setInterval(3000);
@@ -966,6 +968,11 @@ void MainWindow::buildMenus() {
         const QString f = QFileDialog::getSaveFileName(this, "Export view as PNG", "routelab-view.png", "PNG (*.png)");
         if (!f.isEmpty() && !imgui_->grabFramebuffer().save(f)) message("could not write " + f);
     });
+    file->addAction("Export view as PNG (2x)...", this, [this] {
+        const QString f = QFileDialog::getSaveFileName(this, "Export view as PNG (2x)", "routelab-view@2x.png", "PNG (*.png)");
+        QSize size;
+        if (!f.isEmpty() && exportView2x(f, &size)) message(QString("wrote %1 (%2 x %3 px)").arg(f).arg(size.width()).arg(size.height()));
+    });
     file->addAction("Export window as PNG...", this, [this] {
         const QString f = QFileDialog::getSaveFileName(this, "Export window as PNG", "routelab.png", "PNG (*.png)");
         if (!f.isEmpty() && !grab().save(f)) message("could not write " + f);
@@ -998,6 +1005,12 @@ void MainWindow::buildMenus() {
     view->addAction(config_->toggleViewAction());
     view->addAction(probeDock_->toggleViewAction());
     view->addAction(runsDock_->toggleViewAction());
+    QMenu* theme = view->addMenu("Theme");
+    auto* themes = new QActionGroup(this);
+    darkAction_ = theme->addAction("Dark", this, [this] { setTheme("dark"); });
+    lightAction_ = theme->addAction("Light", this, [this] { setTheme("light"); });
+    for (QAction* a : {darkAction_, lightAction_}) a->setCheckable(true), themes->addAction(a);
+    darkAction_->setChecked(true);
     view->addSeparator();
     for (size_t i = 0; i < viewTable().size(); i++) {
         const QString name = viewTable()[i].name;
@@ -1071,6 +1084,33 @@ void MainWindow::train() {
 void MainWindow::showView(const QString& name) {
     if (const qsizetype i = viewNames().indexOf(name); i >= 0) tabs_->setCurrentIndex((int)i);
     imgui_->markDirty();
+}
+
+void MainWindow::applyTheme(bool light) {
+    imgui_->setLightTheme(light);
+    if (lightAction_) (light ? lightAction_ : darkAction_)->setChecked(true);
+}
+
+void MainWindow::setTheme(const QString& name) {
+    const bool light = name == "light";
+    applyTheme(light);
+    QSettings("RouteLab", "RouteLab").setValue("theme", light ? "light" : "dark");
+}
+
+QString MainWindow::theme() const { return imgui_->lightTheme() ? "light" : "dark"; }
+
+bool MainWindow::exportView2x(const QString& path, QSize* size) {
+    const QImage img = imgui_->renderImage(2);
+    if (img.isNull()) {
+        message("could not render the view at 2x (no OpenGL context yet)");
+        return false;
+    }
+    if (!img.save(path, "PNG")) {
+        message("could not write " + path);
+        return false;
+    }
+    if (size) *size = img.size();
+    return true;
 }
 
 void MainWindow::updateLiveLabel() {

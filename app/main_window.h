@@ -82,6 +82,14 @@ public:
     void setProbeText(const QString& text);
     void requestGenerate();                    // the generate view's prompt and settings
     void showView(const QString& name);        // a name in viewTable()
+    // The views' theme, "dark" or "light" (View > Theme), kept in QSettings ("theme") for the next launch.
+    void setTheme(const QString& name);
+    QString theme() const;
+    // File > Export view as PNG (2x): the view rendered at twice its size (sharp text, not scaled up).
+    // The image's size in *size; false with the reason in the status bar.
+    bool exportView2x(const QString& path, QSize* size = nullptr);
+    // The preset the window opens on when none is given: it routes heads and experts.
+    static constexpr const char* k_firstRunPreset = "moh-moe";
     void selectPreset(const QString& name) { presets_->setCurrentText(name); }
     QStringList presetNames() const;
     // Saves the form as a user preset in the workspace (the Save-as dialog ends here).
@@ -148,6 +156,7 @@ private:
     void exportSelectedRun();
     void deleteSelectedRun();
     void message(const QString& m);
+    void applyTheme(bool light);  // setTheme without storing it
     void finishExport(const QString& checkpoint);
     void clearViews(const std::string& runName);
     const ViewEntry& currentView() const;
@@ -175,6 +184,8 @@ private:
     QAction* continueAction_ = nullptr;
     QAction* sweepAction_ = nullptr;
     QAction* stopSweepAction_ = nullptr;
+    QAction* darkAction_ = nullptr;
+    QAction* lightAction_ = nullptr;
     QLineEdit* runsFilter_ = nullptr;
     QCheckBox* wallTime_ = nullptr;
     QCheckBox* band_ = nullptr;
