@@ -2,7 +2,9 @@
 // screenshots every view, checks the
 // ImGui view's own region has rendered content (not blank or black; varied colours in heatmaps),
 // hovers cells through the Qt -> ImGui bridge to read tooltips, generates text, saves and reopens
-// a checkpoint, exports the curves as CSV and finds the run in the workspace's run store.
+// a checkpoint, exports the curves as CSV and finds the run in the workspace's run store; the first
+// run without a preset routes heads and experts, the 2x PNG export, the theme kept across launches
+// and the font (docs/architecture.md §14).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +12,9 @@
 #include <QImage>
 #include <cstdio>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 
@@ -27,15 +31,23 @@ std::string workspace() {
     return w.string();
 }
 
+// The window's QSettings (layout, View > Theme) live under XDG_CONFIG_HOME: each test process has
+// its own, so a user's settings never change what the tests see, and the tests never change them.
+std::string settings_home() {
+    static const fs::path d = fs::temp_directory_path() / ("routelab_e2e_cfg_" + std::to_string(getpid()));
+    return d.string();
+}
+
 // Runs the window under its own X server. The X authority file is ours (-f): without it xvfb-run
 // makes a temporary folder whose removal can race a window that exits at once, and then reports
-// its own exit code 5 instead of the window's.
-std::string run(const std::string& args, int* code) {
+// its own exit code 5 instead of the window's. env: more "NAME=value " settings for the window.
+std::string run(const std::string& args, int* code, const std::string& env = "") {
     static int runs = 0;
     const fs::path auth = fs::temp_directory_path() / ("routelab_e2e_xauth_" + std::to_string(getpid()) + "_" +
                                                        std::to_string(runs++));
-    const std::string cmd = "xvfb-run -a -f " + auth.string() + " -s '-screen 0 1600x1000x24' " +
-                            std::string(ROUTELAB_GUI_BIN) + " --workspace " + workspace() + " " + args + " 2>&1";
+    const std::string cmd = "XDG_CONFIG_HOME=" + settings_home() + " " + env + " xvfb-run -a -f " + auth.string() +
+                            " -s '-screen 0 1600x1000x24' " + std::string(ROUTELAB_GUI_BIN) + " --workspace " + workspace() + " " +
+                            args + " 2>&1";
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");
     char buf[4096];
@@ -211,4 +223,177 @@ TEST(GuiFiles, CheckpointCsvAndRunStore) {
     fs::remove(ckpt);
     fs::remove(rl::run_state_path(ckpt, 15));
     fs::remove(csv);
+}
+
+namespace {
+
+// Mean grey level of the view's pixels (every 4th in each direction).
+double mean_grey(const QImage& img, const Rect& r) {
+    double sum = 0;
+    long n = 0;
+    for (int y = r.y; y < r.y + r.h && y < img.height(); y += 4)
+        for (int x = r.x; x < r.x + r.w && x < img.width(); x += 4) sum += qGray(img.pixel(x, y)), n++;
+    return n ? sum / n : 0;
+}
+
+// "probe: T tokens, L layers, head gates ON on / OFF off, experts top-K of E" printed by the scripted run.
+struct ProbeLine {
+    long on = -1, off = -1;
+    int top_k = -1, experts = -1;
+};
+bool probe_line(const std::string& out, ProbeLine& p) {
+    const auto at = out.find("probe: ");
+    if (at == std::string::npos) return false;
+    const auto g = out.find("head gates ", at), e = out.find("experts top-", at);
+    return g != std::string::npos && e != std::string::npos &&
+           std::sscanf(out.c_str() + g, "head gates %ld on / %ld off", &p.on, &p.off) == 2 &&
+           std::sscanf(out.c_str() + e, "experts top-%d of %d", &p.top_k, &p.experts) == 2;
+}
+
+}  // namespace
+
+// The first run: no preset given, the window trains a model that routes heads and experts (moh-moe),
+// and both views show it: the heads heatmap has gates on and off (and draws the off ones), the
+// experts view colours the probe text by expert.
+TEST(GuiFirstRun, NoPresetRoutesHeadsAndExperts) {
+    const std::string heads = temp_file("first-heads.png"), experts = temp_file("first-experts.png");
+    int code = 0;
+    std::string out = run("--demo-steps 30 --view heads --screenshot " + heads + " --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    ProbeLine p;
+    ASSERT_TRUE(probe_line(out, p)) << out;
+    EXPECT_GT(p.on, 0) << out;
+    EXPECT_GT(p.off, 0) << "no head switched off: the first run does not route heads\n" << out;
+    EXPECT_EQ(p.top_k, 2) << out;
+    EXPECT_EQ(p.experts, 8) << out;
+    auto store = rl::run_store_open(workspace() + "/runs.sqlite");
+    ASSERT_TRUE(store) << store.status.msg;
+    auto runs = rl::run_store_list(*store);
+    ASSERT_TRUE(runs && !runs->empty());
+    EXPECT_EQ((*runs)[0].name, "moh-moe");
+    // The picture: off cells (look().off, dark theme) and many shades of on cells.
+    QImage img(QString::fromStdString(heads));
+    ASSERT_FALSE(img.isNull()) << out;
+    Rect r;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    long offPixels = 0;
+    std::set<QRgb> shades;
+    for (int y = r.y; y < r.y + r.h && y < img.height(); y++)
+        for (int x = r.x; x < r.x + r.w && x < img.width(); x++) {
+            const QRgb c = img.pixel(x, y) & 0xFFFFFF;
+            offPixels += c == (qRgb(25, 25, 30) & 0xFFFFFF);
+            if (qBlue(c) > qRed(c) + 60) shades.insert(c & 0xF8F8F8);  // the ramp's blue half: gates that are on
+        }
+    std::printf("[e2e] first run heads: %ld off-cell pixels, %zu shades of on cells\n", offPixels, shades.size());
+    EXPECT_GT(offPixels, 500) << "no off cells drawn";
+    EXPECT_GE(shades.size(), 10u) << "no on cells drawn";
+
+    out = run("--demo-steps 30 --view experts --screenshot " + experts + " --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    ASSERT_TRUE(probe_line(out, p)) << out;
+    EXPECT_EQ(p.experts, 8) << out;
+    QImage ex(QString::fromStdString(experts));
+    ASSERT_FALSE(ex.isNull());
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    std::set<QRgb> colours;
+    for (int y = r.y; y < r.y + r.h / 3 && y < ex.height(); y += 2)  // the probe text, coloured by expert, is at the top
+        for (int x = r.x; x < r.x + r.w && x < ex.width(); x += 2) colours.insert(ex.pixel(x, y) & 0xF0F0F0);
+    EXPECT_GE(colours.size(), 20u) << "the probe text is not coloured by expert";
+    fs::remove(heads);
+    fs::remove(experts);
+}
+
+// File > Export view as PNG (2x), scripted: the view alone at twice its size, drawn at that size (not
+// the 1x picture scaled up) and showing what the window shows.
+TEST(GuiExport, ViewPngAtTwiceTheViewSize) {
+    const std::string shot = temp_file("x1.png"), twice = temp_file("x2.png");
+    int code = 0;
+    const std::string out = run("--preset moh-moe --demo-steps 20 --view experts --screenshot " + shot + " --screenshot-2x " + twice +
+                                    " --quit",
+                                &code);
+    ASSERT_EQ(code, 0) << out;
+    Rect r;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    QImage one(QString::fromStdString(shot)), two(QString::fromStdString(twice));
+    ASSERT_FALSE(one.isNull());
+    ASSERT_FALSE(two.isNull()) << out;
+    EXPECT_EQ(two.width(), 2 * r.w) << out;
+    EXPECT_EQ(two.height(), 2 * r.h) << out;
+    EXPECT_NE(out.find("view png " + twice + " " + std::to_string(2 * r.w) + "x" + std::to_string(2 * r.h)), std::string::npos) << out;
+    // Drawn at 2x: many 2x2 blocks are not one colour (a picture scaled up by 2 has none).
+    long mixed = 0, blocks = 0;
+    for (int y = 0; y + 1 < two.height(); y += 2)
+        for (int x = 0; x + 1 < two.width(); x += 2) {
+            const QRgb c = two.pixel(x, y);
+            mixed += two.pixel(x + 1, y) != c || two.pixel(x, y + 1) != c || two.pixel(x + 1, y + 1) != c;
+            blocks++;
+        }
+    // The same view: shrunk back to 1x it is close to the window's own picture of the view.
+    const QImage view = one.copy(r.x, r.y, r.w, r.h), back = two.scaled(r.w, r.h, Qt::IgnoreAspectRatio, Qt::SmoothTransformation);
+    double diff = 0;
+    std::set<QRgb> colours;
+    for (int y = 0; y < r.h; y += 2)
+        for (int x = 0; x < r.w; x += 2) {
+            const QRgb a = view.pixel(x, y), b = back.pixel(x, y);
+            diff += std::abs(qRed(a) - qRed(b)) + std::abs(qGreen(a) - qGreen(b)) + std::abs(qBlue(a) - qBlue(b));
+            colours.insert(b & 0xF8F8F8);
+        }
+    diff /= 3.0 * ((r.h + 1) / 2) * ((r.w + 1) / 2);
+    std::printf("[e2e] 2x export: %.1f%% mixed 2x2 blocks, mean difference to the 1x view %.2f, %zu colours\n", 100.0 * mixed / blocks,
+                diff, colours.size());
+    EXPECT_GT(mixed, blocks / 50) << "the 2x picture looks like the 1x one scaled up";
+    EXPECT_LT(diff, 12.0) << "the 2x export does not show the view";
+    EXPECT_GE(colours.size(), 20u) << "blank export";
+    fs::remove(shot);
+    fs::remove(twice);
+}
+
+// View > Theme is kept in QSettings: a launch after choosing light opens light, and after dark, dark.
+TEST(GuiTheme, ChoiceIsKeptForTheNextLaunch) {
+    const std::string home = temp_file("theme-cfg"), png = temp_file("theme.png");
+    const std::string env = "XDG_CONFIG_HOME=" + home;  // its own settings: the test's other windows stay dark
+    int code = 0;
+    std::string out = run("--preset tiny --demo-steps 2 --theme light --quit", &code, env);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("look: theme light"), std::string::npos) << out;
+    std::ifstream conf(home + "/RouteLab/RouteLab.conf");
+    std::string text((std::istreambuf_iterator<char>(conf)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("theme=light"), std::string::npos) << text;
+    out = run("--preset tiny --demo-steps 2 --view curves --screenshot " + png + " --quit", &code, env);  // no --theme
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("look: theme light"), std::string::npos) << out;
+    Rect r;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    const double light = mean_grey(QImage(QString::fromStdString(png)), r);
+    out = run("--preset tiny --demo-steps 2 --theme dark --quit", &code, env);
+    ASSERT_EQ(code, 0) << out;
+    out = run("--preset tiny --demo-steps 2 --view curves --screenshot " + png + " --quit", &code, env);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("look: theme dark"), std::string::npos) << out;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    const double dark = mean_grey(QImage(QString::fromStdString(png)), r);
+    std::printf("[e2e] theme: mean grey %.0f light, %.0f dark\n", light, dark);
+    EXPECT_GT(light, 170) << "the light theme's view is not light";
+    EXPECT_LT(dark, 80) << "the dark theme's view is not dark";
+    out = run("--preset tiny --demo-steps 2 --theme purple --quit", &code, env);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("unknown theme 'purple'"), std::string::npos) << out;
+    fs::remove_all(home);
+    fs::remove(png);
+}
+
+// The views' font: DejaVu Sans at 15 px (96 dpi under Xvfb); without the file, ImGui's own font and
+// one warning, and the window still works.
+TEST(GuiFont, DejaVuSansOrTheDefaultWithAWarning) {
+    int code = 0;
+    std::string out = run("--preset tiny --demo-steps 2 --view curves --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    if (fs::exists("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")) {
+        EXPECT_NE(out.find("font DejaVu Sans 15 px"), std::string::npos) << out;
+        EXPECT_EQ(out.find("warning: font"), std::string::npos) << out;
+    }
+    out = run("--preset tiny --demo-steps 2 --view curves --quit", &code, "ROUTELAB_FONT=/nonexistent/font.ttf");
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("warning: font /nonexistent/font.ttf not found; the views use ImGui's default font"), std::string::npos) << out;
+    EXPECT_NE(out.find("font ImGui default font 13 px"), std::string::npos) << out;
 }
