@@ -14,11 +14,12 @@ configure: setup
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The window on the default preset; without a display, the CLI trains it and prints a sample.
+# The window on its first-run model (moh-moe: heads and experts routed), training at once; without a
+# display, the CLI trains the same preset, prints its routing balance and a sample.
 run: build
-	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -x $(BUILD)/app/routelab ]; then $(BUILD)/app/routelab --preset default; \
-	else echo "no display: training with routelab-cli instead of the window"; \
-	$(CLI) train --preset default --out runs/default --sample; fi
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] && [ -x $(BUILD)/app/routelab ]; then $(BUILD)/app/routelab; \
+	else echo "no display: training moh-moe with routelab-cli instead of the window"; \
+	$(CLI) train --preset moh-moe --out runs/moh-moe --sample; fi
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

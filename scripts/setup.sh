@@ -20,7 +20,7 @@ PKGS=(
   libsqlite3-dev
   libxsmm-dev libdnnl-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  qt6-base-dev libqt6opengl6-dev libimgui-dev libgl-dev
+  qt6-base-dev libqt6opengl6-dev libimgui-dev libgl-dev fonts-dejavu-core
   xvfb xauth libgl1-mesa-dri imagemagick
 )
 if [ "$with_torch" -eq 1 ]; then
