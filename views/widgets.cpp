@@ -141,12 +141,16 @@ namespace {
 float matrixLabelWidth(size_t rows, const char* prefix) { return ImGui::CalcTextSize(numbered(prefix, (int)std::max<size_t>(rows, 1) - 1).c_str()).x + 10; }
 float matrixMinColumn() { return ImGui::CalcTextSize("100%").x + 10; }
 float matrixColumn(const std::string& label) { return std::max(matrixMinColumn(), ImGui::CalcTextSize(label.c_str()).x + 10); }
-// The longest start of s (whole UTF-8 characters) that, with a final ".", fits in w pixels.
+// The longest start of s (whole UTF-8 characters) that, with a final ".", fits in w pixels; a start
+// that ends inside a later word stops at the word before ("function word" -> "function.").
 std::string abbreviate(const std::string& s, float w) {
     for (size_t n = s.size(); n > 1; n--) {
         if ((s[n] & 0xC0) == 0x80) continue;  // inside a character
-        const std::string t = s.substr(0, n) + ".";
-        if (ImGui::CalcTextSize(t.c_str()).x <= w) return t;
+        std::string t = s.substr(0, n);
+        if (ImGui::CalcTextSize((t + ".").c_str()).x > w) continue;
+        if (const size_t sp = t.rfind(' '); sp != std::string::npos && sp > 0 && n < s.size() && s[n] != ' ') t.resize(sp);
+        while (!t.empty() && t.back() == ' ') t.pop_back();
+        return t + ".";
     }
     return s.substr(0, 1);
 }
@@ -190,8 +194,6 @@ void drawMatrix(ViewOutbox& out, const char* title, const std::vector<std::vecto
         const ImVec2 at(o.x + cx[c] + 2, o.y + (twoRows && c % 2 ? lh : 0));
         dl->AddText(at, look().dim, label.c_str());
         const ImVec2 ts = ImGui::CalcTextSize(label.c_str());
-        if (twoRows && c % 2 == 0)  // a tick from an upper-row label down to its column
-            dl->AddLine(ImVec2(at.x + 2, at.y + lh), ImVec2(at.x + 2, o.y + header - 1), look().grid);
         if (ImGui::IsMouseHoveringRect(at, ImVec2(at.x + ts.x, at.y + ts.y))) {
             char tip[120];
             std::snprintf(tip, sizeof tip, "column: %s", colNames[c].c_str());
