@@ -327,7 +327,8 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
         {"preset", s.cfg.name}, {"steps", s.step}, {"final_train_loss", o.last.loss}, {"final_val_loss", o.val},
         {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", half_ln_v},
         {"parameters", model_param_count(s.model)}, {"tokens_per_s", tok_s},
-        {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
+        {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt},
+        {"tokenizer", s.data->tokenizer_note}};
     if (!quiet) summarize_routing(s, o, out, summary);
     link.end(RunStatus::finished, "", o.val);
     if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
@@ -372,6 +373,7 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
         std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, steps %d..%d of %dx%d\n",
                      s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
                      s.data->val.ids.size(), s.step + 1, s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
+    if (!quiet && !s.data->tokenizer_note.empty()) std::fprintf(stderr, "%s\n", s.data->tokenizer_note.c_str());
     if (int rc = train_steps(s, csv, o, link, out, quiet); rc) return rc;
     csv.flush();
     if (!csv) {

@@ -508,9 +508,10 @@ Status validate_train(const TrainConfig& t) {
 }
 
 Status validate_data(const DataConfig& d) {
-    if (d.tokenizer != "word" && d.tokenizer != "bpe" && d.tokenizer != "unigram")
-        return bad("data.tokenizer", "is \"" + d.tokenizer + "\"; allowed: word, bpe, unigram");
-    if (d.tokenizer != "word" && !in(d.vocab_size, 16, 1000000)) return bad("data.vocab_size", "must be in 16..1000000 for subword tokenizers");
+    if (d.tokenizer != "auto" && d.tokenizer != "word" && d.tokenizer != "bpe" && d.tokenizer != "unigram")
+        return bad("data.tokenizer", "is \"" + d.tokenizer + "\"; allowed: auto, word, bpe, unigram");
+    if (d.vocab_size != 0 && !in(d.vocab_size, 16, 1000000))
+        return bad("data.vocab_size", "must be 0 (sized to the text) or in 16..1000000, got " + std::to_string(d.vocab_size));
     if (d.corpus.empty()) return bad("data.corpus", "must be \"embedded\" or a path to a .txt or .json file");
     if (!in(d.synthetic_docs, 0, 10000000)) return bad("data.synthetic_docs", "must be >= 0");
     if (!(d.val_fraction > 0 && d.val_fraction < 0.5f)) return bad("data.val_fraction", "must be in (0, 0.5)");
