@@ -146,8 +146,8 @@ TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes) {
         c.why = std::string("data.tokenizer auto: ") + (embedded ? "the embedded corpus" : std::string("the text is ") + size) +
                 (c.kind == "bpe" ? " (over 200 KB: subwords)" : "");
     }
-    if (c.kind == "word") {
-        c.vocab_size = d.vocab_size > 0 ? d.vocab_size : embedded ? 0 : k_word_cap;
+    if (c.kind == "word") {  // the embedded corpus is ours and small: never capped
+        c.vocab_size = embedded ? 0 : d.vocab_size > 0 ? d.vocab_size : k_word_cap;
     } else {
         c.vocab_size = d.vocab_size > 0 ? d.vocab_size
                                         : std::clamp(1000 * (int)std::lround(2.0 * std::sqrt(mb)), 2000, 8000);
@@ -158,7 +158,7 @@ TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes) {
     return c;
 }
 
-Result<Dataset> dataset_build(const DataConfig& d) {
+Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given) {
     std::vector<Document> docs;
     if (d.corpus == "embedded") {
         docs = corpus_embedded(d.synthetic_docs, d.corpus_seed);
@@ -189,11 +189,15 @@ Result<Dataset> dataset_build(const DataConfig& d) {
     const TokenizerKind kind = choice.kind == "bpe" ? TokenizerKind::bpe
                                : choice.kind == "unigram" ? TokenizerKind::unigram : TokenizerKind::word;
     std::string cut;
-    auto tok = Tokenizer::train(kind, texts, choice.vocab_size, &cut);
+    auto tok = given ? Result<Tokenizer>(*given) : Tokenizer::train(kind, texts, choice.vocab_size, &cut);
     if (!tok) return tok.status;
     Dataset ds{*tok, {}, {}, {}, {}};
-    ds.tokenizer_note = "tokenizer: " + choice.kind + ", vocabulary " + std::to_string(tok->vocab_size()) +
-                        (choice.why.empty() ? "" : " (" + choice.why + ")") + (cut.empty() ? "" : "; " + cut);
+    if (given)
+        ds.tokenizer_note = std::string("tokenizer: the checkpoint's own (") + tokenizer_kind_name(given->kind()) +
+                            ", vocabulary " + std::to_string(given->vocab_size()) + ")";
+    else
+        ds.tokenizer_note = "tokenizer: " + choice.kind + ", vocabulary " + std::to_string(tok->vocab_size()) +
+                            (choice.why.empty() ? "" : " (" + choice.why + ")") + (cut.empty() ? "" : "; " + cut);
     auto fill = [&](TokenStream& s, const std::vector<const Document*>& list) {
         for (const Document* doc : list) {
             std::vector<int> ids = ds.tok.encode(doc->text);

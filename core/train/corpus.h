@@ -54,7 +54,10 @@ struct TokenizerChoice {
     std::string why;
 };
 TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes);
-Result<Dataset> dataset_build(const DataConfig& d);
+// Splits the corpus and tokenizes it: with the tokenizer trained on the training split as
+// data.tokenizer / vocab_size say, or with `given` (a checkpoint's own, so a resumed run reads its
+// corpus exactly as it was trained, whatever the tokenizer rules are today).
+Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given = nullptr);
 
 // Fills tokens and targets (B,T) with random windows of the stream (targets shifted by one).
 // domains (B,T) may be null. Requires stream.ids.size() > T.
