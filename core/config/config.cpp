@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -250,7 +251,30 @@ Result<Config> from_json_obj(const json& j) {
     return c;
 }
 
+// Collects the allowed names of every enum key (the form's drop-downs).
+struct ChoiceCollector {
+    std::map<std::string, std::vector<std::string>> out;
+    template <class T>
+    void operator()(const char*, const T&) {}
+    template <class E, size_t N>
+    void operator()(const char* key, const E&, const EnumName<E> (&names)[N]) {
+        for (const auto& n : names) out[key].push_back(n.name);
+    }
+};
+
 }  // namespace
+
+std::vector<std::string> config_key_choices(const std::string& key) {
+    static const std::map<std::string, std::vector<std::string>> choices = [] {
+        ChoiceCollector c;
+        const Config cfg;
+        config_fields(cfg, c);
+        c.out["data.tokenizer"] = {"auto", "word", "bpe", "unigram"};  // a string key, validated by name
+        return c.out;
+    }();
+    auto it = choices.find(key);
+    return it == choices.end() ? std::vector<std::string>{} : it->second;
+}
 
 const char* pos_kind_name(PosKind k) { return enum_name(k_pos, k); }
 const char* ffn_kind_name(FfnKind k) { return enum_name(k_ffns, k); }

@@ -161,6 +161,8 @@ Status config_validate(const Config& cfg);
 std::vector<std::string> config_warnings(const Config& cfg);
 // Why generation is unavailable for this config (expert choice is not causal), or empty.
 std::string config_generation_blocker(const ModelConfig& m);
+// The allowed values of an enum key ("model.moe.routing" -> topk, top1_capacity, ...), empty for others.
+std::vector<std::string> config_key_choices(const std::string& key);
 // Applies "a.b.c=value" overrides (CLI --set); value is parsed as JSON, falling back to a string.
 Status config_apply_override(Config& cfg, const std::string& assignment);
 
