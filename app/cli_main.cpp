@@ -27,6 +27,7 @@
 #include "infer/speed.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
+#include "lessons/lessons.h"
 #include "io/resume.h"
 #include "io/run_store.h"
 #include "metrics/metrics_csv.h"
@@ -327,7 +328,8 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
         {"preset", s.cfg.name}, {"steps", s.step}, {"final_train_loss", o.last.loss}, {"final_val_loss", o.val},
         {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", half_ln_v},
         {"parameters", model_param_count(s.model)}, {"tokens_per_s", tok_s},
-        {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt}};
+        {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt},
+        {"tokenizer", s.data->tokenizer_note}};
     if (!quiet) summarize_routing(s, o, out, summary);
     link.end(RunStatus::finished, "", o.val);
     if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
@@ -372,6 +374,7 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
         std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, steps %d..%d of %dx%d\n",
                      s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
                      s.data->val.ids.size(), s.step + 1, s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
+    if (!quiet && !s.data->tokenizer_note.empty()) std::fprintf(stderr, "%s\n", s.data->tokenizer_note.c_str());
     if (int rc = train_steps(s, csv, o, link, out, quiet); rc) return rc;
     csv.flush();
     if (!csv) {
@@ -501,6 +504,37 @@ int cmd_sweep(const Args& a) {
     std::fprintf(stderr, "sweep %s: %d of %d points finished%s\n", sw->name.c_str(), n - failed, n,
                  failed ? "; the failed ones are stored with their reason (routelab-cli runs list)" : "");
     return failed ? 1 : 0;
+}
+
+// ---- lesson: a guided experiment, concluded from the user's own run ----
+
+int cmd_lesson(const Args& a) {
+    if (a.pos.empty() || a.pos[0] == "list") {
+        for (const Lesson& l : lessons()) std::printf("%-15s %s\n", l.name.c_str(), l.title.c_str());
+        return 0;
+    }
+    const Lesson* l = lesson_find(a.pos[0]);
+    if (!l) {
+        std::string names;
+        for (const Lesson& x : lessons()) names += (names.empty() ? "" : ", ") + x.name;
+        return fail("no lesson '" + a.pos[0] + "' (there are: " + names + ")");
+    }
+    std::printf("# %s\n\n%s\n\n", l->title.c_str(), l->text.c_str());
+    const bool tty = isatty(STDERR_FILENO);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = lesson_run(*l, [&](int run, int step, int steps) {
+        if (tty && (step % 10 == 0 || step == steps))
+            std::fprintf(stderr, "\r  run %d/%zu (%s): step %d/%d   ", run + 1, l->runs.size(), l->runs[run].label.c_str(), step, steps);
+    });
+    if (tty) std::fprintf(stderr, "\n");
+    if (!r) return fail(r.status.msg);
+    for (const LessonResult& x : *r)
+        std::printf("run %-24s %d steps, val loss %.3f, %.0f tok/s, %.1f s\n", x.spec.label.c_str(), x.steps, x.val_loss,
+                    x.tok_per_s, x.seconds);
+    std::printf("\nIn the window: the %s view; look at %s.\n\nConclusion: %s\n", l->view.c_str(), l->look_at.c_str(),
+                l->conclude(*r).c_str());
+    std::fprintf(stderr, "lesson %s: %.1f s\n", l->name.c_str(), seconds_since(t0));
+    return 0;
 }
 
 // ---- runs: the workspace's stored runs ----
@@ -976,6 +1010,7 @@ const std::vector<Command>& commands() {
          {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume"}, cmd_train},
         {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]\n",
          {"grid", "out", "workspace"}, cmd_sweep},
+        {"lesson", "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n", {}, cmd_lesson, 1},
         {"runs",
          "  routelab-cli runs     list [--json] | show ID | export ID --csv F | delete ID   [--workspace DIR]\n",
          {"workspace", "csv"}, cmd_runs, 2},

@@ -1,13 +1,17 @@
 #include "config_dock.h"
 
 #include <QCheckBox>
+#include <QComboBox>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QScrollArea>
+#include <QSpinBox>
 #include <QVBoxLayout>
+
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +43,14 @@ const QMap<QString, QString>& tips() {
 
 // Live keys come from the core's list, so the form marks and sends exactly what the trainer applies.
 bool liveKey(const QString& k, rl::LiveKey* out) { return rl::live_key_from_name(k.toStdString(), *out); }
+
+// The label says which block a key belongs to: "heads.kind", "moe.kind" and "window.kind" are three
+// keys, not one; the group box already names the part before.
+QString labelOf(const QString& key) {
+    for (const char* p : {"model.attention.", "model.", "train.", "data."})
+        if (key.startsWith(p)) return key.mid((int)std::strlen(p));
+    return key;
+}
 
 QString groupOf(const QString& key) {
     if (key.startsWith("model.attention.")) return "Attention + heads";
@@ -76,7 +88,7 @@ ConfigDock::ConfigDock(QWidget* parent) : QDockWidget("Config", parent) {
     buttons->addWidget(open);
     lay->addLayout(buttons);
     setWidget(outer);
-    setMinimumWidth(340);  // key names and values readable without scrolling sideways
+    setMinimumWidth(380);  // block-qualified key names and values readable without scrolling sideways
 }
 
 void ConfigDock::setConfig(const rl::Config& cfg) {
@@ -89,6 +101,8 @@ void ConfigDock::rebuild() {
     for (QObject* c : body_->children()) delete c;
     edits_.clear();
     checks_.clear();
+    combos_.clear();
+    spins_.clear();
     auto* lay = new QVBoxLayout(body_);
     std::vector<std::pair<std::string, json>> leaves;
     rl::json_leaves(json::parse(rl::config_to_json(base_)), leaves);
@@ -101,12 +115,28 @@ void ConfigDock::rebuild() {
     for (const auto& [k, v] : leaves) {
         const QString key = QString::fromStdString(k);
         QWidget* w;
+        const std::vector<std::string> choices = rl::config_key_choices(k);
         if (v.is_boolean()) {
             auto* cb = new QCheckBox(body_);
             cb->setChecked(v.get<bool>());
             connect(cb, &QCheckBox::toggled, this, [this, key] { edited(key); });
             checks_[key] = cb;
             w = cb;
+        } else if (!choices.empty() && v.is_string()) {  // a drop-down of the allowed values, not their spelling
+            auto* co = new QComboBox(body_);
+            for (const auto& c : choices) co->addItem(QString::fromStdString(c));
+            co->setCurrentText(QString::fromStdString(v.get<std::string>()));
+            connect(co, &QComboBox::currentTextChanged, this, [this, key] { edited(key); });
+            combos_[key] = co;
+            w = co;
+        } else if (v.is_number_integer()) {  // validation says the rule; the box keeps it a whole number
+            auto* sp = new QSpinBox(body_);
+            sp->setRange(0, 100000000);
+            sp->setValue((int)v.get<long long>());
+            sp->setKeyboardTracking(false);  // one edit when the user is done typing, not one per digit
+            connect(sp, qOverload<int>(&QSpinBox::valueChanged), this, [this, key] { edited(key); });
+            spins_[key] = sp;
+            w = sp;
         } else {
             auto* le = new QLineEdit(QString::fromStdString(v.is_string() ? v.get<std::string>() : v.dump()), body_);
             connect(le, &QLineEdit::textEdited, this, [this, key] { edited(key); });
@@ -116,7 +146,7 @@ void ConfigDock::rebuild() {
         w->setObjectName(key);
         rl::LiveKey lk;
         w->setToolTip(tips().value(key, key));
-        QString label = key.section('.', -1);
+        QString label = labelOf(key);
         if (liveKey(key, &lk)) label += " (live)";
         groups[groupOf(key)]->addRow(label, w);
     }
@@ -139,6 +169,8 @@ rl::Result<rl::Config> ConfigDock::config() const {
         set(it.key(), parsed.is_discarded() || parsed.is_string() ? json(text) : parsed);
     }
     for (auto it = checks_.begin(); it != checks_.end(); ++it) set(it.key(), it.value()->isChecked());
+    for (auto it = combos_.begin(); it != combos_.end(); ++it) set(it.key(), it.value()->currentText().toStdString());
+    for (auto it = spins_.begin(); it != spins_.end(); ++it) set(it.key(), it.value()->value());
     auto cfg = rl::config_from_json(j.dump());
     if (!cfg) return cfg.status;
     if (rl::Status s = rl::config_validate(*cfg); !s) return s;
@@ -153,10 +185,13 @@ void ConfigDock::edited(const QString& key) {
         // The message names the key and the rule; the field itself is outlined.
         message_->setText(QString::fromStdString(cfg.status.msg));
         for (auto* e : edits_) e->setStyleSheet("");
+        for (auto* e : spins_) e->setStyleSheet("");
         if (edits_.contains(key)) edits_[key]->setStyleSheet("border: 1px solid #c0392b;");
+        if (spins_.contains(key)) spins_[key]->setStyleSheet("border: 1px solid #c0392b;");
     } else {
         message_->clear();
         for (auto* e : edits_) e->setStyleSheet("");
+        for (auto* e : spins_) e->setStyleSheet("");
         std::vector<std::string> warnings = rl::config_warnings(*cfg);
         if (!warnings.empty()) message_->setText(QString::fromStdString("warning: " + warnings[0]));
         rl::LiveKey lk;
@@ -176,6 +211,21 @@ bool ConfigDock::setField(const QString& key, const QString& value) {
     }
     if (checks_.contains(key)) {
         checks_[key]->setChecked(value == "true");
+        return true;
+    }
+    if (combos_.contains(key)) {  // a value the list does not hold is refused, as a user cannot pick it
+        const int i = combos_[key]->findText(value);
+        if (i < 0) return false;
+        combos_[key]->setCurrentIndex(i);
+        edited(key);
+        return true;
+    }
+    if (spins_.contains(key)) {
+        bool ok = false;
+        const int v = value.toInt(&ok);
+        if (!ok) return false;
+        spins_[key]->setValue(v);
+        edited(key);
         return true;
     }
     return false;

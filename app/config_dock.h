@@ -1,6 +1,8 @@
 // Config dock (docs/architecture.md §6): a Qt form for every config key, grouped (Model, Attention + heads,
-// FFN + experts, Training, Data), built from the config's own JSON so no key is missed. Invalid
-// values are explained inline and block Retrain; live keys are sent to the running trainer.
+// FFN + experts, Training, Data), built from the config's own JSON so no key is missed. Enum keys are
+// drop-downs of their allowed values (config_key_choices), integers spin boxes, labels name their
+// block ("heads.kind", "moe.kind"). Invalid values are explained inline and block Retrain; live keys
+// are sent to the running trainer.
 #pragma once
 #include <QDockWidget>
 #include <QLabel>
@@ -12,6 +14,8 @@
 
 class QLineEdit;
 class QCheckBox;
+class QComboBox;
+class QSpinBox;
 
 class ConfigDock : public QDockWidget {
     Q_OBJECT
@@ -35,8 +39,10 @@ signals:
 private:
     void rebuild();
     void edited(const QString& key);
-    QMap<QString, QLineEdit*> edits_;
-    QMap<QString, QCheckBox*> checks_;
+    QMap<QString, QLineEdit*> edits_;    // decimals and free text
+    QMap<QString, QCheckBox*> checks_;   // booleans
+    QMap<QString, QComboBox*> combos_;   // enum keys: their allowed values
+    QMap<QString, QSpinBox*> spins_;     // integer keys
     QLabel* message_ = nullptr;
     QWidget* body_ = nullptr;
     rl::Config base_;

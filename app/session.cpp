@@ -8,6 +8,7 @@
 
 #include "io/checkpoint.h"
 #include "io/resume.h"
+#include "train/corpus.h"
 
 using namespace rl;
 
@@ -34,12 +35,12 @@ Result<std::unique_ptr<TrainState>> Session::prepareFromCheckpoint(const std::st
     // Rebuild the run around the checkpoint's config: the corpus gives the batches, the file the weights.
     Config cfg = c.cfg;
     cfg.train.steps = c.info.step + c.cfg.train.steps;
-    auto st = trainer_create(cfg);
+    // The corpus read with the checkpoint's own tokenizer, whatever data.tokenizer would train today.
+    auto data = dataset_build(cfg.data, &c.tok);
+    if (!data) return Status::error("checkpoint " + path + ": its corpus (" + cfg.data.corpus + ") cannot be read: " + data.status.msg);
+    auto st = trainer_create(cfg, std::make_unique<Dataset>(std::move(*data)));
     if (!st) return Status::error("checkpoint " + path + ": its config no longer builds a run: " + st.status.msg);
     TrainState& s = **st;
-    if (s.data->tok.to_json() != c.tok.to_json())
-        return Status::error("checkpoint " + path + " was trained with another vocabulary than its corpus (" + cfg.data.corpus +
-                             ") gives now; open that corpus or retrain");
     if (s.model.params.data.size() != c.model.params.data.size() || s.model.buffers.data.size() != c.model.buffers.data.size())
         return Status::error("checkpoint " + path + ": parameter count differs from its config; the file is damaged");
     model_copy_state(s.model, c.model);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -250,7 +251,30 @@ Result<Config> from_json_obj(const json& j) {
     return c;
 }
 
+// Collects the allowed names of every enum key (the form's drop-downs).
+struct ChoiceCollector {
+    std::map<std::string, std::vector<std::string>> out;
+    template <class T>
+    void operator()(const char*, const T&) {}
+    template <class E, size_t N>
+    void operator()(const char* key, const E&, const EnumName<E> (&names)[N]) {
+        for (const auto& n : names) out[key].push_back(n.name);
+    }
+};
+
 }  // namespace
+
+std::vector<std::string> config_key_choices(const std::string& key) {
+    static const std::map<std::string, std::vector<std::string>> choices = [] {
+        ChoiceCollector c;
+        const Config cfg;
+        config_fields(cfg, c);
+        c.out["data.tokenizer"] = {"auto", "word", "bpe", "unigram"};  // a string key, validated by name
+        return c.out;
+    }();
+    auto it = choices.find(key);
+    return it == choices.end() ? std::vector<std::string>{} : it->second;
+}
 
 const char* pos_kind_name(PosKind k) { return enum_name(k_pos, k); }
 const char* ffn_kind_name(FfnKind k) { return enum_name(k_ffns, k); }
@@ -508,9 +532,10 @@ Status validate_train(const TrainConfig& t) {
 }
 
 Status validate_data(const DataConfig& d) {
-    if (d.tokenizer != "word" && d.tokenizer != "bpe" && d.tokenizer != "unigram")
-        return bad("data.tokenizer", "is \"" + d.tokenizer + "\"; allowed: word, bpe, unigram");
-    if (d.tokenizer != "word" && !in(d.vocab_size, 16, 1000000)) return bad("data.vocab_size", "must be in 16..1000000 for subword tokenizers");
+    if (d.tokenizer != "auto" && d.tokenizer != "word" && d.tokenizer != "bpe" && d.tokenizer != "unigram")
+        return bad("data.tokenizer", "is \"" + d.tokenizer + "\"; allowed: auto, word, bpe, unigram");
+    if (d.vocab_size != 0 && !in(d.vocab_size, 16, 1000000))
+        return bad("data.vocab_size", "must be 0 (sized to the text) or in 16..1000000, got " + std::to_string(d.vocab_size));
     if (d.corpus.empty()) return bad("data.corpus", "must be \"embedded\" or a path to a .txt or .json file");
     if (!in(d.synthetic_docs, 0, 10000000)) return bad("data.synthetic_docs", "must be >= 0");
     if (!(d.val_fraction > 0 && d.val_fraction < 0.5f)) return bad("data.val_fraction", "must be in (0, 0.5)");

@@ -130,8 +130,12 @@ struct TrainConfig {
 };
 
 struct DataConfig {
-    std::string tokenizer = "word";   // word | bpe | unigram
-    int vocab_size = 1000;            // subword tokenizers only
+    // auto: word for the embedded corpus and files up to 200 KB, bpe above (a closed word vocabulary
+    // of a large text is mostly rare words); word | bpe | unigram
+    std::string tokenizer = "auto";
+    // 0 = sized to the text: bpe/unigram 2000..8000 by corpus size, word capped at 8000 for files
+    // (the embedded corpus is never capped). > 0: the subword target, or the word cap.
+    int vocab_size = 0;
     std::string corpus = "embedded";  // "embedded" or a path (.txt, or RustGPT .json array)
     int synthetic_docs = 1500;        // procedural documents per synthetic domain (arithmetic, code)
     float val_fraction = 0.1f;
@@ -157,6 +161,8 @@ Status config_validate(const Config& cfg);
 std::vector<std::string> config_warnings(const Config& cfg);
 // Why generation is unavailable for this config (expert choice is not causal), or empty.
 std::string config_generation_blocker(const ModelConfig& m);
+// The allowed values of an enum key ("model.moe.routing" -> topk, top1_capacity, ...), empty for others.
+std::vector<std::string> config_key_choices(const std::string& key);
 // Applies "a.b.c=value" overrides (CLI --set); value is parsed as JSON, falling back to a string.
 Status config_apply_override(Config& cfg, const std::string& assignment);
 

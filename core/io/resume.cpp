@@ -8,6 +8,7 @@
 
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "train/corpus.h"
 
 namespace rl {
 
@@ -90,12 +91,12 @@ Result<Resumed> run_resume(const std::string& checkpoint, int total_steps) {
     LoadedCheckpoint& c = **ck;
     Config cfg = c.cfg;
     if (total_steps > 0) cfg.train.steps = total_steps;
-    auto st = trainer_create(cfg);
+    // The corpus read with the checkpoint's own tokenizer: the same token stream the run trained on.
+    auto data = dataset_build(cfg.data, &c.tok);
+    if (!data) return Status::error("checkpoint " + checkpoint + ": its corpus (" + cfg.data.corpus + ") cannot be read: " + data.status.msg);
+    auto st = trainer_create(cfg, std::make_unique<Dataset>(std::move(*data)));
     if (!st) return Status::error("checkpoint " + checkpoint + ": its config no longer builds a run: " + st.status.msg);
     TrainState& s = **st;
-    if (s.data->tok.to_json() != c.tok.to_json())
-        return Status::error("checkpoint " + checkpoint + " was trained with another vocabulary than its corpus (" +
-                             cfg.data.corpus + ") gives now; resume needs the same corpus");
     model_copy_state(s.model, c.model);
     s.step = c.info.step;
     s.prev_entropy = c.info.attn_entropy;

@@ -1,6 +1,8 @@
 #include "train/corpus.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -130,7 +132,33 @@ Result<std::vector<Document>> corpus_load_file(const std::string& path) {
     return docs;
 }
 
-Result<Dataset> dataset_build(const DataConfig& d) {
+TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes) {
+    constexpr size_t k_auto_bpe_bytes = 200 * 1000;
+    constexpr int k_word_cap = 8000;
+    const bool embedded = d.corpus == "embedded";
+    const double mb = text_bytes / 1e6;
+    char size[32];
+    std::snprintf(size, sizeof size, mb >= 1 ? "%.1f MB" : "%.0f KB", mb >= 1 ? mb : text_bytes / 1e3);
+    TokenizerChoice c;
+    c.kind = d.tokenizer;
+    if (c.kind == "auto") {
+        c.kind = !embedded && text_bytes > k_auto_bpe_bytes ? "bpe" : "word";
+        c.why = std::string("data.tokenizer auto: ") + (embedded ? "the embedded corpus" : std::string("the text is ") + size) +
+                (c.kind == "bpe" ? " (over 200 KB: subwords)" : "");
+    }
+    if (c.kind == "word") {  // the embedded corpus is ours and small: never capped
+        c.vocab_size = embedded ? 0 : d.vocab_size > 0 ? d.vocab_size : k_word_cap;
+    } else {
+        c.vocab_size = d.vocab_size > 0 ? d.vocab_size
+                                        : std::clamp(1000 * (int)std::lround(2.0 * std::sqrt(mb)), 2000, 8000);
+        if (d.vocab_size == 0)
+            c.why += std::string(c.why.empty() ? "" : "; ") + "data.vocab_size 0: " + std::to_string(c.vocab_size) +
+                     " pieces for " + size + " of text";
+    }
+    return c;
+}
+
+Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given) {
     std::vector<Document> docs;
     if (d.corpus == "embedded") {
         docs = corpus_embedded(d.synthetic_docs, d.corpus_seed);
@@ -154,12 +182,22 @@ Result<Dataset> dataset_build(const DataConfig& d) {
         return Status::error("corpus: too small to split into training and validation (add more lines)");
 
     std::vector<std::string> texts;
-    for (const Document* doc : train_docs) texts.push_back(doc->text);
-    const TokenizerKind kind = d.tokenizer == "bpe" ? TokenizerKind::bpe
-                               : d.tokenizer == "unigram" ? TokenizerKind::unigram : TokenizerKind::word;
-    auto tok = Tokenizer::train(kind, texts, d.vocab_size);
+    size_t bytes = 0;
+    for (const Document* doc : train_docs) texts.push_back(doc->text), bytes += doc->text.size();
+    for (const Document* doc : val_docs) bytes += doc->text.size();
+    const TokenizerChoice choice = tokenizer_choose(d, bytes);
+    const TokenizerKind kind = choice.kind == "bpe" ? TokenizerKind::bpe
+                               : choice.kind == "unigram" ? TokenizerKind::unigram : TokenizerKind::word;
+    std::string cut;
+    auto tok = given ? Result<Tokenizer>(*given) : Tokenizer::train(kind, texts, choice.vocab_size, &cut);
     if (!tok) return tok.status;
-    Dataset ds{*tok, {}, {}, {}};
+    Dataset ds{*tok, {}, {}, {}, {}};
+    if (given)
+        ds.tokenizer_note = std::string("tokenizer: the checkpoint's own (") + tokenizer_kind_name(given->kind()) +
+                            ", vocabulary " + std::to_string(given->vocab_size()) + ")";
+    else
+        ds.tokenizer_note = "tokenizer: " + choice.kind + ", vocabulary " + std::to_string(tok->vocab_size()) +
+                            (choice.why.empty() ? "" : " (" + choice.why + ")") + (cut.empty() ? "" : "; " + cut);
     auto fill = [&](TokenStream& s, const std::vector<const Document*>& list) {
         for (const Document* doc : list) {
             std::vector<int> ids = ds.tok.encode(doc->text);

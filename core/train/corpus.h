@@ -42,8 +42,22 @@ struct Dataset {
     Tokenizer tok;
     TokenStream train, val;
     std::vector<int> domains_present;
+    std::string tokenizer_note;  // which tokenizer and vocabulary data.tokenizer / vocab_size "auto" chose, and why
 };
-Result<Dataset> dataset_build(const DataConfig& d);
+
+// The tokenizer and vocabulary a corpus of `text_bytes` gets (README, "Config keys"): data.tokenizer
+// "auto" is word for the embedded corpus and files up to 200 KB, bpe above; data.vocab_size 0 is
+// 1000 * round(2 sqrt(MB)) clamped to 2000..8000 for subwords, and for word a cap of 8000 on files.
+struct TokenizerChoice {
+    std::string kind;  // word | bpe | unigram
+    int vocab_size = 0;  // subword target, or the word cap (0 = none)
+    std::string why;
+};
+TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes);
+// Splits the corpus and tokenizes it: with the tokenizer trained on the training split as
+// data.tokenizer / vocab_size say, or with `given` (a checkpoint's own, so a resumed run reads its
+// corpus exactly as it was trained, whatever the tokenizer rules are today).
+Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given = nullptr);
 
 // Fills tokens and targets (B,T) with random windows of the stream (targets shifted by one).
 // domains (B,T) may be null. Requires stream.ids.size() > T.

@@ -1,6 +1,8 @@
 #include "train/tokenizer.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -195,18 +197,43 @@ Result<Tokenizer> Tokenizer::from_model_proto(TokenizerKind kind, const std::str
     return t;
 }
 
-Result<Tokenizer> Tokenizer::train(TokenizerKind kind, const std::vector<std::string>& docs, int vocab_size) {
+Result<Tokenizer> Tokenizer::train(TokenizerKind kind, const std::vector<std::string>& docs, int vocab_size,
+                                   std::string* note) {
     if (kind == TokenizerKind::word) {
         Tokenizer t(TokenizerKind::word);
         for (const char* s : k_specials) t.add_word(s);
+        std::vector<long> count;  // per id, occurrences in the corpus
+        long total = 0;
         for (const std::string& doc : docs)
             split_words(doc, [&](std::string_view w) {
-                if (t.index_.find(w) == t.index_.end()) t.add_word(w);
+                auto it = t.index_.find(w);
+                if (it == t.index_.end()) t.add_word(w), it = t.index_.find(w);
+                if ((size_t)it->second >= count.size()) count.resize(it->second + 1, 0);
+                count[it->second]++, total++;
             });
         if (t.tokens_.size() == 3)
             return Status::error("tokenizer: the corpus has no words to build a vocabulary from "
                                  "(check data paths and that the files are not empty)");
-        return t;
+        if (vocab_size <= 0 || (int)t.tokens_.size() <= vocab_size) return t;
+        // A capped vocabulary: the most frequent words (a long tail of rare words would take most of
+        // the embedding and LM head while each is seen a handful of times).
+        count.resize(t.tokens_.size(), 0);
+        std::vector<int> ids;
+        for (int i = 3; i < (int)t.tokens_.size(); i++) ids.push_back(i);
+        std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return count[a] > count[b]; });
+        const int keep = std::max(1, vocab_size - 3);
+        long kept_tokens = 0;
+        std::vector<std::string> tokens(k_specials, k_specials + 3);
+        for (int k = 0; k < keep; k++) tokens.push_back(t.tokens_[ids[k]]), kept_tokens += count[ids[k]];
+        if (note) {
+            char b[256];
+            std::snprintf(b, sizeof b,
+                          "word tokenizer: kept the %d most frequent of %zu distinct words (data.vocab_size %d); the "
+                          "other %zu read <unk>, %.1f%% of the corpus's tokens",
+                          keep, t.tokens_.size() - 3, vocab_size, ids.size() - keep, 100.0 * (total - kept_tokens) / std::max(1L, total));
+            *note = b;
+        }
+        return from_word_tokens(std::move(tokens));
     }
 
     if (vocab_size < k_min_subword_vocab)

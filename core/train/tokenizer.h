@@ -36,9 +36,12 @@ const char* tokenizer_kind_name(TokenizerKind k);  // "word" | "bpe" | "unigram"
 class Tokenizer {
 public:
     // Builds the vocabulary from `docs`. word: every distinct token in first-seen order after
-    // the specials (vocab_size ignored). bpe/unigram: SentencePiece trained in memory with
+    // the specials; with vocab_size > 0 and more distinct words than that, only the vocab_size - 3
+    // most frequent (ties: first seen), the rest reading <unk>, and *note says how many were cut and
+    // the share of tokens that became <unk>. bpe/unigram: SentencePiece trained in memory with
     // vocab_size as a soft upper bound (small corpora yield fewer pieces instead of failing).
-    static Result<Tokenizer> train(TokenizerKind kind, const std::vector<std::string>& docs, int vocab_size);
+    static Result<Tokenizer> train(TokenizerKind kind, const std::vector<std::string>& docs, int vocab_size,
+                                   std::string* note = nullptr);
 
     // JSON string stored in checkpoint metadata:
     //   word:    {"kind":"word","tokens":[...]}

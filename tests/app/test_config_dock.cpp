@@ -5,7 +5,9 @@
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QLabel>
+#include <QComboBox>
 #include <QLineEdit>
+#include <QSpinBox>
 #include <QThread>
 #include <cstdlib>
 
@@ -26,9 +28,10 @@ TEST(ConfigDock, InvalidValueShowsItsMessageAndBlocksRetrain) {
     EXPECT_TRUE(dock.retrainAllowed());
     EXPECT_TRUE(dock.message().isEmpty());
     EXPECT_EQ(flips, 2);
-    // A typo in an enum names the allowed values.
-    dock.setField("model.attention.heads.gate_scaling", "offical");
-    EXPECT_TRUE(dock.message().contains("allowed: official, paper")) << dock.message().toStdString();
+    // An enum is a drop-down of its allowed values: a typo cannot be entered.
+    EXPECT_FALSE(dock.setField("model.attention.heads.gate_scaling", "offical"));
+    ASSERT_TRUE(dock.setField("model.attention.heads.gate_scaling", "paper"));
+    EXPECT_EQ(dock.config()->model.attention.heads.gate_scaling, rl::GateScaling::paper);
     dock.setField("model.attention.heads.gate_scaling", "official");
     // K = 1 is allowed but warned about.
     dock.setField("model.attention.heads.n_active_routed", "1");
@@ -96,4 +99,29 @@ int main(int argc, char** argv) {
     QApplication app(argc, argv);
     ::testing::InitGoogleTest(&argc, argv);
     return RUN_ALL_TESTS();
+}
+
+// Enum keys are drop-downs of exactly the config's allowed values, integers are spin boxes, and
+// labels say which block a key belongs to (heads.kind, moe.kind and window.kind are three keys).
+TEST(ConfigDock, EnumsAreDropDownsIntegersSpinBoxesAndLabelsNameTheirBlock) {
+    ConfigDock dock;
+    dock.setConfig(*rl::preset_load("moh-moe"));
+    auto* routing = dock.findChild<QComboBox*>("model.moe.routing");
+    ASSERT_NE(routing, nullptr);
+    QStringList items;
+    for (int i = 0; i < routing->count(); i++) items << routing->itemText(i);
+    EXPECT_EQ(items, (QStringList{"topk", "top1_capacity", "noisy_topk", "expert_choice"}));
+    for (const char* k : {"model.attention.heads.kind", "model.moe.kind", "model.attention.window.kind", "model.attention.positional",
+                          "model.moe.score_function", "data.tokenizer"})
+        EXPECT_NE(dock.findChild<QComboBox*>(k), nullptr) << k;
+    auto* heads = dock.findChild<QSpinBox*>("model.n_heads");
+    ASSERT_NE(heads, nullptr);
+    EXPECT_EQ(heads->value(), 8);
+    ASSERT_TRUE(dock.setField("model.moe.routing", "expert_choice"));
+    EXPECT_EQ(dock.config()->model.moe.routing, rl::MoeRouting::expert_choice);
+    QStringList labels;
+    for (QLabel* l : dock.findChildren<QLabel*>()) labels << l->text();
+    for (const char* want : {"heads.kind", "moe.kind", "window.kind", "moe.n_heads", "n_heads"})
+        EXPECT_TRUE(labels.contains(want)) << want << " in " << labels.join(", ").toStdString();
+    EXPECT_FALSE(labels.contains("kind")) << "no bare 'kind'";
 }

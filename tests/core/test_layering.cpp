@@ -12,9 +12,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Lower rank = lower layer. infer, metrics and io all build on train and do not use each other.
+// Lower rank = lower layer. infer, metrics and io all build on train and do not use each other;
+// lessons runs experiments with all of them.
 const std::map<std::string, int> k_rank = {{"util", 0},  {"tensor", 0},  {"config", 1}, {"layers", 2}, {"model", 3},
-                                           {"train", 4}, {"infer", 5},   {"metrics", 5}, {"io", 5}};
+                                           {"train", 4}, {"infer", 5},   {"metrics", 5}, {"io", 5},
+                                           {"lessons", 6}};
 
 }  // namespace
 

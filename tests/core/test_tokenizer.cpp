@@ -1,4 +1,5 @@
 #include "train/tokenizer.h"
+#include "train/corpus.h"
 
 #include <gtest/gtest.h>
 
@@ -200,3 +201,48 @@ TEST_P(TokenizerSubword, TrainingErrors) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, TokenizerSubword, ::testing::Values(TokenizerKind::bpe, TokenizerKind::unigram),
                          [](const auto& info) { return std::string(tokenizer_kind_name(info.param)); });
+
+// A capped word vocabulary keeps the most frequent words (ties: first seen), the rest read <unk>,
+// and the note says how many were cut and what share of tokens that is.
+TEST(TokenizerWord, CapKeepsTheMostFrequentWordsAndSaysSo) {
+    const std::vector<std::string> docs = {"a b c d e a b c a b a", "f g a"};  // a 5, b 3, c 2, then d e f g once
+    std::string note;
+    auto t = Tokenizer::train(TokenizerKind::word, docs, 3 + 3, &note);
+    ASSERT_TRUE(t) << t.status.msg;
+    EXPECT_EQ(t->vocab_size(), 6);
+    EXPECT_EQ(t->token_text(3), "a");
+    EXPECT_EQ(t->token_text(4), "b");
+    EXPECT_EQ(t->token_text(5), "c");
+    EXPECT_EQ(t->encode("a d c"), (std::vector<int>{3, t->unk_id(), 5}));
+    EXPECT_NE(note.find("kept the 3 most frequent of 7 distinct words"), std::string::npos) << note;
+    EXPECT_NE(note.find("28.6%"), std::string::npos) << note;  // 4 of 14 tokens
+    std::string none;
+    auto all = Tokenizer::train(TokenizerKind::word, docs, 0, &none);
+    EXPECT_EQ(all->vocab_size(), 10);
+    EXPECT_TRUE(none.empty()) << "no cap, no note";
+}
+
+// data.tokenizer / data.vocab_size "auto": word for the embedded corpus (never capped) and small
+// files, bpe sized to the text above 200 KB.
+TEST(TokenizerChoice, AutoFollowsTheCorpus) {
+    DataConfig d;
+    EXPECT_EQ(d.tokenizer, "auto");
+    EXPECT_EQ(d.vocab_size, 0);
+    auto c = tokenizer_choose(d, 300000);
+    EXPECT_EQ(c.kind, "word");
+    EXPECT_EQ(c.vocab_size, 0) << "the embedded corpus keeps every word";
+    d.corpus = "/some/file.txt";
+    c = tokenizer_choose(d, 150000);
+    EXPECT_EQ(c.kind, "word");
+    EXPECT_EQ(c.vocab_size, 8000);
+    c = tokenizer_choose(d, 2500000);
+    EXPECT_EQ(c.kind, "bpe");
+    EXPECT_EQ(c.vocab_size, 3000);  // 1000 * round(2 sqrt(2.5))
+    EXPECT_NE(c.why.find("2.5 MB"), std::string::npos) << c.why;
+    EXPECT_EQ(tokenizer_choose(d, 250000).vocab_size, 2000);
+    EXPECT_EQ(tokenizer_choose(d, 40000000).vocab_size, 8000);
+    d.vocab_size = 500;
+    EXPECT_EQ(tokenizer_choose(d, 2500000).vocab_size, 500) << "an explicit size wins";
+    d.tokenizer = "unigram";
+    EXPECT_EQ(tokenizer_choose(d, 2500000).kind, "unigram");
+}

@@ -18,7 +18,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/presets.h"
 #include "config/sweep.h"
+#include "lessons/lessons.h"
 #include "io/run_store.h"
 
 using namespace rl;
@@ -306,4 +308,32 @@ TEST(Tuning, TwoProcessesWriteOneStoreAtOnce) {
         EXPECT_EQ(run_store_curve(*st, r.id)->size(), 500u) << r.name;
     }
     fs::remove_all(dir);
+}
+
+// Every lesson names its view and runs presets that exist with overrides that validate; the shortest
+// one runs end to end and its conclusion quotes the run's own numbers.
+TEST(Lessons, EveryLessonIsValidAndTheHeadsLessonConcludesFromItsRun) {
+    ASSERT_EQ(lessons().size(), 7u);
+    for (const Lesson& l : lessons()) {
+        EXPECT_FALSE(l.text.empty() || l.look_at.empty()) << l.name;
+        EXPECT_TRUE(l.view == "heads" || l.view == "experts" || l.view == "curves" || l.view == "speedup") << l.name;
+        for (const auto& r : l.runs) {
+            auto cfg = preset_load(r.preset);
+            ASSERT_TRUE(cfg) << l.name << ": " << r.preset;
+            for (const auto& s : r.sets) ASSERT_TRUE(config_apply_override(*cfg, s)) << l.name << ": " << s;
+            EXPECT_TRUE(config_validate(*cfg)) << l.name << ": " << config_validate(*cfg).msg;
+            EXPECT_LE(cfg->train.steps, 300) << l.name << ": a lesson run stays under a minute";
+        }
+    }
+    Lesson quick = *lesson_find("heads");
+    quick.runs[0].sets = {"train.steps=20", "train.batch_size=4"};
+    auto r = lesson_run(quick);
+    ASSERT_TRUE(r) << r.status.msg;
+    ASSERT_EQ(r->size(), 1u);
+    const std::string c = quick.conclude(*r);
+    char val[16];
+    std::snprintf(val, sizeof val, "%.3f", (*r)[0].val_loss);
+    EXPECT_NE(c.find("After 20 steps"), std::string::npos) << c;
+    EXPECT_NE(c.find(val), std::string::npos) << "the conclusion quotes the run's validation loss: " << c;
+    EXPECT_EQ(lesson_find("nope"), nullptr);
 }
