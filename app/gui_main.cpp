@@ -6,6 +6,7 @@
 // --save-checkpoint F, --csv F (curves after the run), --overlay-runs (tick every stored run),
 // --hover x,y (print the tooltip there), --sweep F (run every point of a sweep file, then the view:
 // tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run),
+// --lesson NAME (run a lesson, print its conclusion, replay its last run and show its view),
 // --wall-time and --band (the Runs dock's curve toggles: x by seconds of training, min/max band),
 // --theme dark|light (View > Theme, kept for the next launch), --screenshot-2x FILE (File > Export
 // view as PNG (2x): the view alone at twice its size). Without --preset or --config the window opens
@@ -22,6 +23,7 @@
 
 #include "config/presets.h"
 #include "imgui_widget.h"
+#include "lessons_dock.h"
 #include "main_window.h"
 
 namespace {
@@ -29,7 +31,7 @@ namespace {
 // What a scripted run was asked to do.
 struct Script {
     QString preset = MainWindow::k_firstRunPreset, config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint,
-            saveCkpt, csv, sweep, theme, shot2x;
+            saveCkpt, csv, sweep, theme, shot2x, lesson;
     int demo = 0;
     qint64 highlight = 0;
     bool quit = false, overlay = false, viewGiven = false, wallTime = false, band = false;
@@ -62,6 +64,7 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--csv") s.csv = next();
         else if (a == "--overlay-runs") s.overlay = true;
         else if (a == "--sweep") s.sweep = next();
+        else if (a == "--lesson") s.lesson = next();
         else if (a == "--highlight-run") s.highlight = next().toLongLong();
         else if (a == "--wall-time") s.wallTime = true;
         else if (a == "--band") s.band = true;
@@ -223,6 +226,23 @@ int main(int argc, char** argv) {
         return 1;
     }
     const double windowUpSeconds = launch.nsecsElapsed() / 1e9;
+    if (!s.lesson.isEmpty()) {
+        // The lesson's runs (on the dock's thread), its conclusion printed, then its last run again in
+        // the window (the same run: same config and seed), its view and the screenshot.
+        if (!w.lessonsDock()->run(s.lesson)) {
+            std::fprintf(stderr, "error: no lesson '%s' (routelab-cli lesson list names them)\n", qPrintable(s.lesson));
+            return 2;
+        }
+        QObject::connect(w.lessonsDock(), &LessonsDock::finished, &app, [&app, &w, &s, windowUpSeconds](const QString& name, const QString& c) {
+            std::printf("lesson %s: %s\n", qPrintable(name), qPrintable(c));
+            if (c.startsWith("failed")) return app.exit(1);
+            if (!s.viewGiven) s.view = w.lessonsDock()->lastView();
+            QObject::connect(&w, &MainWindow::runFinished, &app,
+                             [&app, &w, &s, windowUpSeconds](int step) { afterRun(app, w, s, step, windowUpSeconds); });
+            emit w.lessonsDock()->showRequested(w.lessonsDock()->lastConfig(), w.lessonsDock()->lastView(), "");
+        });
+        return app.exec();
+    }
     if (!s.sweep.isEmpty()) {
         // Every point to its end (--demo-steps and --corpus apply to the base, before each point's
         // own keys), then the view, the hover and the screenshot.

@@ -42,6 +42,7 @@
 #include "io/export.h"
 #include "io/resume.h"
 #include "imgui_widget.h"
+#include "lessons_dock.h"
 #include "run_table.h"
 #include "util/json_leaves.h"
 
@@ -393,6 +394,24 @@ void MainWindow::buildDocks() {
     auto applyProbe = [this] { setProbeText(probeEdit_->text()); };
     connect(probeEdit_, &QLineEdit::returnPressed, this, applyProbe);
     connect(apply, &QPushButton::clicked, this, applyProbe);
+
+    // Lessons: a lesson trains on its own thread, so the window's run pauses; Show replays its last run here.
+    lessons_ = new LessonsDock(this);
+    addDockWidget(Qt::RightDockWidgetArea, lessons_);
+    connect(lessons_, &LessonsDock::aboutToRun, this, [this] {
+        if (session_.running()) session_.setPaused(true);
+        message("lesson running (the window's training is paused: two cores)");
+    });
+    connect(lessons_, &LessonsDock::finished, this, [this](const QString& name, const QString& c) {
+        message("lesson " + name + ": " + c.left(160) + (c.size() > 160 ? "..." : ""));
+    });
+    connect(lessons_, &LessonsDock::showRequested, this, [this](const rl::Config& cfg, const QString& view, const QString& lookAt) {
+        config_->setConfig(cfg);
+        if (startRun(cfg)) {
+            showView(view);
+            message("lesson: the same run again, in the window; in the " + view + " view, look at " + lookAt);
+        }
+    });
 
     runsDock_ = new QDockWidget("Runs", this);
     runsDock_->setObjectName("runsDock");
@@ -1005,6 +1024,7 @@ void MainWindow::buildMenus() {
     view->addAction(config_->toggleViewAction());
     view->addAction(probeDock_->toggleViewAction());
     view->addAction(runsDock_->toggleViewAction());
+    view->addAction(lessons_->toggleViewAction());
     QMenu* theme = view->addMenu("Theme");
     auto* themes = new QActionGroup(this);
     darkAction_ = theme->addAction("Dark", this, [this] { setTheme("dark"); });

@@ -26,6 +26,8 @@ class QLineEdit;
 class QTreeWidget;
 class QTreeWidgetItem;
 
+class LessonsDock;
+
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
@@ -98,6 +100,7 @@ public:
     void overlayAllRuns();  // ticks every stored run other than the current one
     Session& session() { return session_; }
     ConfigDock* configDock() { return config_; }
+    LessonsDock* lessonsDock() { return lessons_; }
     ImGuiWidget* views() { return imgui_; }
     const RunData& runData() const { return run_; }
     ViewStates& viewStates() { return viewStates_; }
@@ -176,6 +179,7 @@ private:
     QDockWidget* probeDock_ = nullptr;
     QLineEdit* probeEdit_ = nullptr;
     QDockWidget* runsDock_ = nullptr;
+    LessonsDock* lessons_ = nullptr;
     QTreeWidget* runs_ = nullptr;
     QAction* trainAction_ = nullptr;
     QAction* pauseAction_ = nullptr;
