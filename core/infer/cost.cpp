@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cassert>
-#include <cstdarg>
 #include <cstdio>
 #include <functional>
 #include <random>
 
 #include "util/threads.h"
+#include "util/strfmt.h"
 
 namespace rl {
 
@@ -168,22 +168,13 @@ void time_rounds(CostSide& side, const std::vector<Timed>& v, double seconds, in
     }
 }
 
-std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
-std::string fmt(const char* f, ...) {
-    char b[1024];
-    va_list ap;
-    va_start(ap, f);
-    std::vsnprintf(b, sizeof b, f, ap);
-    va_end(ap);
-    return b;
-}
 
 void explain(CostReport& r, const ModelConfig& c) {
     const CostSide& f = r.forward;
     const double share_attn = f.components[0].flops_baseline / f.total().flops_baseline;
     const double share_ffn = f.components[1].flops_baseline / f.total().flops_baseline;
     const double share_head = f.components[2].flops_baseline / f.total().flops_baseline;
-    std::string e = fmt(
+    std::string e = str_printf(
         "The naive estimate takes the active fraction of each routed component (heads %.0f%%, experts %.0f%%) "
         "times its share of the dense model's compute. Here attention is %.0f%%, the FFN %.0f%% and the LM head "
         "%.0f%% of forward FLOPs at T=%d, so the naive total is %.3fx. The FLOP model counts what routing cannot "
@@ -194,9 +185,9 @@ void explain(CostReport& r, const ModelConfig& c) {
         c.moe.kind != FfnRouting::dense ? ", and expert FLOPs that grow with top-k and expert width" : "",
         f.total().speedup_flops());
     if (c.moe.kind != FfnRouting::dense)
-        e += fmt("; against one dense FFN (the notes' baseline) the routed model costs %.3fx, not a saving",
+        e += str_printf("; against one dense FFN (the notes' baseline) the routed model costs %.3fx, not a saving",
                  f.total().speedup_vs_baseline_flops());
-    e += fmt(". Measured time follows the FLOPs only as far as the skipped work was spending time: GEMMs on fewer "
+    e += str_printf(". Measured time follows the FLOPs only as far as the skipped work was spending time: GEMMs on fewer "
              "rows stay efficient, per-head gathers and softmax rows add or save overhead, so measured is %.3fx "
              "forward and %.3fx decode.",
              f.total().speedup_measured(), r.decode.total().speedup_measured());
@@ -207,14 +198,14 @@ void explain(CostReport& r, const ModelConfig& c) {
         return;
     }
     const CostComponent& tr = r.train.total();
-    e += fmt(" Training (forward and backward) skips too: dense-masked training computes every head and multiplies "
+    e += str_printf(" Training (forward and backward) skips too: dense-masked training computes every head and multiplies "
              "the inactive ones by 0, as the official MoH code does, while the skip path computes and "
              "differentiates only the (token, head) pairs with a non-zero gate; the FLOP model gives %.3fx "
              "(the backward costs twice the forward per matmul on both sides) and training measures %.3fx.",
              tr.speedup_flops(), tr.speedup_measured());
     const double fa = f.total().speedup_vs_all_heads(), da = r.decode.total().speedup_vs_all_heads(),
                  ta = tr.speedup_vs_all_heads();
-    e += fmt(" Against the plain model of the same shape with every head and no router (what one would run "
+    e += str_printf(" Against the plain model of the same shape with every head and no router (what one would run "
              "instead), routing runs %.3fx forward, %.3fx decode and %.3fx in training (FLOP model %.3fx, %.3fx "
              "training). The dense-masked path takes %.3fx the plain model's time forward and %.3fx in training "
              "(it adds the router and the gates to every head's work), which is why these figures are %s the "
@@ -223,7 +214,7 @@ void explain(CostReport& r, const ModelConfig& c) {
              f.total().speedup_measured() / fa, tr.speedup_measured() / ta,
              f.total().speedup_measured() > fa ? "below" : "not below");
     if (fa < 1 || da < 1 || ta < 1)
-        e += fmt(" Where this is below 1x the routed model is slower than the plain one: the router, the gates "
+        e += str_printf(" Where this is below 1x the routed model is slower than the plain one: the router, the gates "
                  "and the skip path's per-head gathers, small GEMMs and scatters cost more than the %.0f%% of "
                  "(token, head) pairs it skips save.",
                  100 * (1 - r.active_head_fraction));

@@ -5,18 +5,17 @@
 #include <sstream>
 
 #include "io/safetensors.h"
+#include "layers/moe_router.h"
 
 namespace rl {
 
 namespace {
 
 bool sparse(const ModelConfig& m) { return m.moe.kind != FfnRouting::dense; }
-int routed_k(const MoeConfig& e) { return e.routing == MoeRouting::top1_capacity ? 1 : e.top_k; }
-// RouteLab's softmax weights: renormalised over the selected logits (moe_renormalised), else p.
-bool renormalised(const MoeConfig& e) {
-    return e.score_function == ScoreFunction::softmax &&
-           ((e.routing == MoeRouting::topk && e.n_shared_experts == 0) || e.routing == MoeRouting::noisy_topk);
-}
+// The router's own rules (model_moe_dims, moe_renormalised), not a copy: K per token, and whether the
+// softmax weights are renormalised over the selected logits (else the plain p).
+int routed_k(const ModelConfig& m) { return model_moe_dims(m, 1, false, 0).K; }
+bool renormalised(const ModelConfig& m) { return moe_renormalised(model_moe_dims(m, 1, false, 0)); }
 std::string num(double v) {
     std::ostringstream s;
     s << v;
@@ -130,14 +129,14 @@ std::string export_megatron(const Config& cfg) {
     flag("disable-bias-linear");
     if (!m.tie_embeddings) flag("untie-embeddings-and-output-weights");
     if (!sparse(m)) return o.str();
-    const int K = routed_k(e);
+    const int K = routed_k(m);
     const double L = m.n_layers;
     arg("num-experts", std::to_string(e.n_experts));
     arg("moe-router-topk", std::to_string(K));
     arg("moe-router-score-function", score_function_name(e.score_function));
     // Megatron's default softmax takes the top-k of the logits and softmaxes them (RouteLab's renormalised
     // weights); pre-softmax keeps p, RouteLab's weights with shared experts and for Switch.
-    if (e.score_function == ScoreFunction::softmax && !renormalised(e)) flag("moe-router-pre-softmax");
+    if (e.score_function == ScoreFunction::softmax && !renormalised(m)) flag("moe-router-pre-softmax");
     if (e.expert_bias) {
         flag("moe-router-enable-expert-bias");
         arg("moe-router-bias-update-rate", num(e.bias_update_rate));
@@ -191,7 +190,7 @@ nlohmann::json export_hf_config(const Config& cfg) {
     j["tie_word_embeddings"] = m.tie_embeddings;
     j["attention_dropout"] = 0.0;
     j["torch_dtype"] = "float32";
-    const int K = sparse(m) ? routed_k(e) : 0;
+    const int K = sparse(m) ? routed_k(m) : 0;
     if (arch == "LlamaForCausalLM") {
         j["model_type"] = "llama";
         j["attention_bias"] = false;
@@ -210,7 +209,7 @@ nlohmann::json export_hf_config(const Config& cfg) {
         j["num_experts_per_tok"] = K;
         j["moe_intermediate_size"] = e.d_ff_expert;
         j["shared_expert_intermediate_size"] = e.n_shared_experts * e.d_ff_expert;
-        j["norm_topk_prob"] = renormalised(e);
+        j["norm_topk_prob"] = renormalised(m);
         j["router_aux_loss_coef"] = dec(e.aux_weight);
         j["decoder_sparse_step"] = 1;
         j["mlp_only_layers"] = nlohmann::json::array();
@@ -256,7 +255,7 @@ std::string export_hf_weights_blocker(const ModelConfig& m) {
     if (!sparse(m)) return m.ffn.kind == FfnKind::swiglu ? "" : no("the dense FFN is not SwiGLU");
     if (e.kind != FfnRouting::moe || e.routing != MoeRouting::topk)
         return no(std::string("model.moe routing is ") + (e.kind == FfnRouting::mh_moe ? "mh_moe" : moe_routing_name(e.routing)));
-    if (!renormalised(e) || e.n_shared_experts > 0) return no("shared experts or unnormalised weights (Mixtral renormalises the top-k)");
+    if (!renormalised(m) || e.n_shared_experts > 0) return no("shared experts or unnormalised weights (Mixtral renormalises the top-k)");
     if (e.score_function != ScoreFunction::softmax || e.expert_bias || e.group_topk > 0 || e.topk_scaling_factor != 1.f)
         return no("sigmoid scores, an expert bias, group-limited routing or a top-k scaling factor");
     return "";

@@ -3,26 +3,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 
 #include "config/presets.h"
 #include "model/model.h"
 #include "train/trainer.h"
+#include "util/strfmt.h"
 
 namespace rl {
 
 namespace {
 
-std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
-std::string fmt(const char* f, ...) {
-    char b[1024];
-    va_list ap;
-    va_start(ap, f);
-    std::vsnprintf(b, sizeof b, f, ap);
-    va_end(ap);
-    return b;
-}
 
 // Layer means of the routing summary.
 double mean_expert_cv(const LessonResult& r) {
@@ -70,7 +61,7 @@ std::vector<Lesson> make_lessons() {
                      const auto& L = a.routing.layers.front();
                      const auto mm = std::minmax_element(L.head_load_f.begin(), L.head_load_f.end());
                      const int S = a.cfg.model.attention.heads.n_shared;
-                     return fmt("After %d steps (validation loss %.3f): in layer 0 the shared heads 0..%d ran for every token, while "
+                     return str_printf("After %d steps (validation loss %.3f): in layer 0 the shared heads 0..%d ran for every token, while "
                                 "routed head %d ran for %.0f%% of the tokens and routed head %d for %.0f%% (each token picks %d of %zu; "
                                 "a perfectly even split is %.0f%%). The head load CV is %.2f averaged over the layers: the router "
                                 "prefers some heads, and the balance loss (beta %.3g) keeps it from using only those.",
@@ -89,14 +80,14 @@ std::vector<Lesson> make_lessons() {
                  [](const std::vector<LessonResult>& r) {
                      const auto [peak, at] = peak_cv(r[0]);
                      const double gap = r[1].val_loss - r[0].val_loss;
-                     return fmt("Without a balance loss the expert load CV (layer mean, last 50 steps) ended at %.2f, peaking at %.2f "
+                     return str_printf("Without a balance loss the expert load CV (layer mean, last 50 steps) ended at %.2f, peaking at %.2f "
                                 "at step %d, with %.0f%% of the experts dead (no token in a step); with the aux loss it ended at %.2f "
                                 "with %.0f%% dead. Validation loss: %.3f without, %.3f with: %s",
                                 mean_expert_cv(r[0]), peak, at, 100 * mean_of(r[0], &LayerRoutingSummary::dead_expert_frac),
                                 mean_expert_cv(r[1]), 100 * mean_of(r[1], &LayerRoutingSummary::dead_expert_frac), r[0].val_loss,
                                 r[1].val_loss,
                                 gap <= 0 ? "the balanced run is no worse, and every expert keeps learning."
-                                         : fmt("balance cost %.3f nats here, the price of keeping every expert in use.", gap).c_str());
+                                         : str_printf("balance cost %.3f nats here, the price of keeping every expert in use.", gap).c_str());
                  }});
     v.push_back({"capacity", "Switch capacity: how many tokens are dropped",
                  "Switch Transformer routes each token to one expert and gives every expert room for capacity_factor x "
@@ -107,7 +98,7 @@ std::vector<Lesson> make_lessons() {
                   {"capacity 1.5", "switch-top1", {"train.steps=300", "model.moe.capacity_factor=1.5"}}},
                  [](const std::vector<LessonResult>& r) {
                      const double d0 = mean_of(r[0], &LayerRoutingSummary::dropped_frac), d1 = mean_of(r[1], &LayerRoutingSummary::dropped_frac);
-                     return fmt("At capacity factor 1.0, %.1f%% of the tokens were dropped per layer (mean of the last 50 steps); at "
+                     return str_printf("At capacity factor 1.0, %.1f%% of the tokens were dropped per layer (mean of the last 50 steps); at "
                                 "1.5, %.1f%%. Validation loss %.3f at 1.0 and %.3f at 1.5 (%s). A dropped token still reaches the "
                                 "next layer through the residual; the room an expert reserves costs memory and compute on a real "
                                 "accelerator, which is what the factor trades.",
@@ -125,7 +116,7 @@ std::vector<Lesson> make_lessons() {
                   {"top-2 of 8 same-size", "moe-top2-8", {"train.steps=200"}},
                   {"fine-grained", "deepseek-shared", {"train.steps=200"}}},
                  [](const std::vector<LessonResult>& r) {
-                     return fmt("FLOP model per token: the dense model %.2f MFLOP, top-2 of 8 same-size experts %.2f (%.2fx the dense), "
+                     return str_printf("FLOP model per token: the dense model %.2f MFLOP, top-2 of 8 same-size experts %.2f (%.2fx the dense), "
                                 "fine-grained %.2f (%.2fx). Measured training speed: dense %.0f tok/s, top-2 of 8 %.0f (%.2fx the dense "
                                 "speed), fine-grained %.0f (%.2fx). Validation loss after %d steps: %.3f, %.3f, %.3f. So top-2 of 8 "
                                 "same-size experts is %.0f%% %s than the dense model on this machine; what MoE buys is parameters "
@@ -146,7 +137,7 @@ std::vector<Lesson> make_lessons() {
                  [](const std::vector<LessonResult>& r) {
                      const CostReport& c = r[0].cost;
                      const CostComponent &f = c.forward.total(), &t = c.train.total(), &fa = component(c.forward, "attention");
-                     return fmt("%.0f%% of the (token, head) pairs were active. Forward: naive estimate %.2fx, FLOP model %.2fx, "
+                     return str_printf("%.0f%% of the (token, head) pairs were active. Forward: naive estimate %.2fx, FLOP model %.2fx, "
                                 "measured %.2fx (attention alone: FLOP model %.2fx, measured %.2fx). A training step: FLOP model "
                                 "%.2fx, measured %.2fx. Against the plain model of the same shape (every head, no router): forward "
                                 "%.2fx, training %.2fx. The naive estimate counts only the head work; the router, the untouched "
@@ -167,7 +158,7 @@ std::vector<Lesson> make_lessons() {
                                                             "model.moe.score_function=\"sigmoid\"", "model.moe.expert_bias=true",
                                                             "model.moe.bias_update_rate=0.003"}}},
                  [](const std::vector<LessonResult>& r) {
-                     return fmt("Expert load CV (layer mean, last 50 steps): %.2f without the bias, %.2f with it (%.0f%% lower), with "
+                     return str_printf("Expert load CV (layer mean, last 50 steps): %.2f without the bias, %.2f with it (%.0f%% lower), with "
                                 "%.0f%% and %.0f%% dead experts. Validation loss %.3f and %.3f. The bias balances the load without a "
                                 "loss term: the gradient only ever sees the language-modelling loss.",
                                 mean_expert_cv(r[0]), mean_expert_cv(r[1]), 100 * (1 - mean_expert_cv(r[1]) / std::max(1e-9, mean_expert_cv(r[0]))),
@@ -184,7 +175,7 @@ std::vector<Lesson> make_lessons() {
                      const SpecializationBaseline& b = r[0].spec_nmi;
                      std::string per;
                      for (size_t l = 0; l < b.trained.layers.size(); l++)
-                         per += fmt("%slayer %zu: %.3f (random router %.3f)", l ? ", " : "", l, b.trained.layers[l].nmi_domain,
+                         per += str_printf("%slayer %zu: %.3f (random router %.3f)", l ? ", " : "", l, b.trained.layers[l].nmi_domain,
                                     b.random_router.layers[l].nmi_domain);
                      // The most specialised expert: the largest share of one domain among its tokens.
                      int best_e = -1, best_d = 0, best_l = 0;
@@ -197,7 +188,7 @@ std::vector<Lesson> make_lessons() {
                              for (size_t d = 0; d < row.size(); d++)
                                  if (sum >= 20 && row[d] / sum > best) best = row[d] / sum, best_e = (int)e, best_d = (int)d, best_l = (int)l;
                          }
-                     return fmt("NMI between each token's top expert and its domain, %s: the trained router's experts are %s "
+                     return str_printf("NMI between each token's top expert and its domain, %s: the trained router's experts are %s "
                                 "than chance. The most specialised is expert %d of layer %d: %.0f%% of its tokens are %s.",
                                 per.c_str(),
                                 b.trained.layers.empty() || b.trained.layers[0].nmi_domain > b.random_router.layers[0].nmi_domain

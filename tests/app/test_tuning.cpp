@@ -20,21 +20,10 @@
 #include "config/presets.h"
 #include "io/resume.h"
 #include "main_window.h"
+#include "wait_for.h"
 #include "run_table.h"
 
 namespace {
-
-template <class P>
-bool waitFor(P pred, int ms = 300000) {
-    QElapsedTimer t;
-    t.start();
-    while (t.elapsed() < ms) {
-        if (pred()) return true;
-        QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
-        QThread::msleep(2);
-    }
-    return false;
-}
 
 rl::RunRecord stored(const QString& ws, int64_t id) {
     auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());

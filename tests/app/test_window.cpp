@@ -13,24 +13,9 @@
 
 #include "config/presets.h"
 #include "main_window.h"
+#include "wait_for.h"
 #include "session.h"
 
-namespace {
-
-// Processes queued signals until pred() is true (evaluated once per round: it may consume) or the timeout.
-template <class P>
-bool waitFor(P pred, int ms = 300000) {  // generous: ThreadSanitizer builds run these ~30x slower
-    QElapsedTimer t;
-    t.start();
-    while (t.elapsed() < ms) {
-        if (pred()) return true;
-        QCoreApplication::processEvents(QEventLoop::AllEvents, 20);
-        QThread::msleep(2);
-    }
-    return false;
-}
-
-}  // namespace
 
 TEST(Session, ServesGenerationAndProbeTextAfterTheLastStep) {
     auto cfg = *rl::preset_load("seed-moh");

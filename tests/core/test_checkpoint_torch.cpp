@@ -29,6 +29,7 @@
 #include "model/model.h"
 #include "train/corpus.h"
 #include "train/trainer.h"
+#include "subprocess.h"
 
 using namespace rl;
 namespace fs = std::filesystem;
@@ -37,20 +38,9 @@ namespace {
 
 const std::string k_peer = std::string(ROUTELAB_SOURCE_DIR) + "/tests/bench/torch_peer.py";
 
-std::string python() {
-    const char* p = std::getenv("ROUTELAB_PYTHON");
-    return p && *p ? p : "/usr/bin/python3";
-}
-
-// Shell-quoted, and appended piecewise: "'" + std::string trips GCC 12's false -Wrestrict.
-std::string quoted(const std::string& s) {
-    std::string q = "'";
-    q += s;
-    q += "'";
-    return q;
-}
-
-bool torch_importable() { return std::system((quoted(python()) += " -c 'import torch' >/dev/null 2>&1").c_str()) == 0; }
+using test::python;
+using test::torch_importable;
+using test::shell_quoted;
 
 struct PeerRun {
     int code = -1;
@@ -60,18 +50,13 @@ struct PeerRun {
 
 PeerRun run_logits(const fs::path& checkpoint, const fs::path& case_file) {
     PeerRun r;
-    std::string cmd = quoted(python());
+    std::string cmd = shell_quoted(python());
     for (const std::string& arg : {k_peer, std::string("--threads"), std::string("2"), std::string("--logits"),
                                    checkpoint.string(), case_file.string()})
-        (cmd += " ") += quoted(arg);
-    cmd += " 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        (cmd += " ") += shell_quoted(arg);
+    const test::Captured c = test::run_captured(cmd);
+    r.code = c.code;
+    r.out = c.out;
     const std::string key = "torch_peer logits: max|diff| ";
     if (const size_t at = r.out.find(key); at != std::string::npos) r.max_diff = std::strtod(r.out.c_str() + at + key.size(), nullptr);
     return r;

@@ -12,26 +12,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "subprocess.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-    int code = -1;       // exit status; -1 when killed by a signal
-    std::string out;     // stdout + stderr
-};
+using CliRun = rl::test::Captured;
 
 CliRun run_cli(const std::string& args) {
-    const std::string cmd = std::string(ROUTELAB_CLI) + " " + args + " 2>&1";
-    CliRun r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    int st = pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
+    return rl::test::run_captured(std::string(ROUTELAB_CLI) + " " + args);
 }
 
 class Cli : public ::testing::Test {

@@ -23,28 +23,16 @@
 #include "layers/moe_router.h"
 #include "model/model.h"
 #include "train/trainer.h"
+#include "subprocess.h"
 
 using namespace rl;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string python() {
-    const char* p = std::getenv("ROUTELAB_PYTHON");
-    return p && *p ? p : "/usr/bin/python3";
-}
-bool torch_importable() { return std::system(("'" + python() + "' -c 'import torch' >/dev/null 2>&1").c_str()) == 0; }
-
-std::pair<int, std::string> run(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) return {-1, out};
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using test::python;
+using test::torch_importable;
+test::Captured run(const std::string& cmd) { return test::run_captured(cmd); }
 
 Config small_moe(const std::string& preset) {
     auto cfg = preset_load(preset);

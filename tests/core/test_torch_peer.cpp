@@ -23,6 +23,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "subprocess.h"
 #include "train/tokenizer.h"
 
 using namespace rl;
@@ -32,29 +33,8 @@ namespace {
 
 const std::string k_peer = std::string(ROUTELAB_SOURCE_DIR) + "/tests/bench/torch_peer.py";
 
-std::string python() {
-    const char* p = std::getenv("ROUTELAB_PYTHON");
-    return p && *p ? p : "/usr/bin/python3";
-}
-
-bool torch_importable() { return std::system(("'" + python() + "' -c 'import torch' >/dev/null 2>&1").c_str()) == 0; }
-
-struct PeerRun {
-    int code = -1;
-    std::string out;
-};
-
-PeerRun run_peer(const std::string& cmd) {
-    PeerRun r;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = pclose(p);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-}
+using test::python;
+using test::torch_importable;
 
 struct PeerCase {
     std::string name;
@@ -179,7 +159,7 @@ TEST_F(TorchPeer, LossMatchesModelForwardOnRandomWeights) {
     for (const PeerCase& pc : cases) list.push_back(write_case(dir, pc, true));
     list.push_back(write_case(dir, {"wrong", preset("seed-baseline")}, false, 1e-3));  // must fail: the check can fail
     std::ofstream(dir / "cases.json") << list.dump();
-    const PeerRun r = run_peer("'" + python() + "' " + k_peer + " --threads 2 --check-cases " + (dir / "cases.json").string() +
+    const test::Captured r = test::run_captured("'" + python() + "' " + k_peer + " --threads 2 --check-cases " + (dir / "cases.json").string() +
                       " --json-out " + (dir / "out.json").string());
     std::printf("%s", r.out.c_str());
     EXPECT_EQ(r.code, 1) << "the wrong case fails the run: " << r.out;
@@ -201,7 +181,7 @@ TEST_F(TorchPeer, LossMatchesModelForwardOnRandomWeights) {
 
 TEST_F(TorchPeer, RefusesAConfigItDoesNotImplement) {
     const nlohmann::json c = write_case(dir, {"mh-moe", preset("mh-moe-h2")}, false);
-    const PeerRun r = run_peer("'" + python() + "' " + k_peer + " --checkpoint " + c["checkpoint"].get<std::string>() +
+    const test::Captured r = test::run_captured("'" + python() + "' " + k_peer + " --checkpoint " + c["checkpoint"].get<std::string>() +
                       " --check-only");
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("model.moe.kind = 'mh_moe' is not implemented by the torch peer"), std::string::npos) << r.out;

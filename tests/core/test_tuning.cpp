@@ -21,6 +21,7 @@
 #include "config/presets.h"
 #include "config/sweep.h"
 #include "lessons/lessons.h"
+#include "subprocess.h"
 #include "io/run_store.h"
 
 using namespace rl;
@@ -35,15 +36,7 @@ fs::path fresh_dir(const std::string& name) {
     return d;
 }
 
-std::pair<int, std::string> cli(const std::string& args) {
-    std::string out;
-    FILE* p = popen((std::string("'") + ROUTELAB_CLI + "' " + args + " 2>&1").c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while (p && (n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    const int st = p ? pclose(p) : -1;
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+test::Captured cli(const std::string& args) { return test::run_captured(test::shell_quoted(ROUTELAB_CLI) + " " + args); }
 
 }  // namespace
 
