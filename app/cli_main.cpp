@@ -434,7 +434,14 @@ int cmd_train(const Args& a) {
 
     for (const auto& w : config_warnings(*cfg)) std::fprintf(stderr, "warning: %s\n", w.c_str());
     const auto t_start = std::chrono::steady_clock::now();
-    auto st = trainer_create(*cfg);
+    // A user's text takes seconds to tokenize (SentencePiece on megabytes): say so while it does. The
+    // other stages are quick, and a file that cannot be read gets its one-line error only.
+    DataProgress say;
+    if (cfg->data.corpus != "embedded")
+        say = [](const std::string& stage, double) {
+            if (stage.rfind("training the ", 0) == 0) std::fprintf(stderr, "%s...\n", stage.c_str());
+        };
+    auto st = trainer_create(*cfg, say);
     if (!st) return fail(st.status.msg);
     TrainState& s = **st;
     StoreLink link = store_open(a);

@@ -156,6 +156,9 @@ void saveScreenshot(MainWindow& w, const QString& path, int step) {
     const QPoint at = w.views()->mapTo(&w, QPoint(0, 0));  // where the ImGui view sits in the PNG
     std::printf("screenshot %s after %d steps (%d frames drawn), view rect %d,%d,%d,%d\n", qPrintable(path), step, w.views()->framesDrawn(),
                 at.x(), at.y(), w.views()->width(), w.views()->height());
+    if (const ViewOutbox& o = w.viewOutbox(); !o.spotlit.empty())  // a lesson's frame, in the PNG's pixels
+        std::printf("spotlight %s %d,%d,%d,%d\n", o.spotlit.c_str(), at.x() + (int)o.spotlitRect[0], at.y() + (int)o.spotlitRect[1],
+                    (int)o.spotlitRect[2], (int)o.spotlitRect[3]);
 }
 
 // The view alone at twice its size (File > Export view as PNG (2x)).
@@ -182,6 +185,7 @@ void afterRun(QApplication& app, MainWindow& w, const Script& s, int step, doubl
         w.views()->repaint();
         if (!s.hover.isEmpty()) hoverAndPrint(w, s.hover);
         printWindowRun(w, step, windowUpSeconds);
+        if (!w.prepareStages().isEmpty()) std::printf("prepared: %s\n", qPrintable(w.prepareStages().join("; ")));
         printProbe(w);
         std::printf("look: theme %s, font %s\n", qPrintable(w.theme()), qPrintable(w.views()->fontDescription()));
         if (!s.shot.isEmpty()) saveScreenshot(w, s.shot, step);
@@ -229,6 +233,7 @@ int main(int argc, char** argv) {
     if (!s.lesson.isEmpty()) {
         // The lesson's runs (on the dock's thread), its conclusion printed, then its last run again in
         // the window (the same run: same config and seed), its view and the screenshot.
+        if (s.demo > 0) w.lessonsDock()->setStepsForTests(s.demo);  // --demo-steps: every run of the lesson this long
         if (!w.lessonsDock()->run(s.lesson)) {
             std::fprintf(stderr, "error: no lesson '%s' (routelab-cli lesson list names them)\n", qPrintable(s.lesson));
             return 2;
@@ -239,7 +244,8 @@ int main(int argc, char** argv) {
             if (!s.viewGiven) s.view = w.lessonsDock()->lastView();
             QObject::connect(&w, &MainWindow::runFinished, &app,
                              [&app, &w, &s, windowUpSeconds](int step) { afterRun(app, w, s, step, windowUpSeconds); });
-            emit w.lessonsDock()->showRequested(w.lessonsDock()->lastConfig(), w.lessonsDock()->lastView(), "");
+            emit w.lessonsDock()->showRequested(w.lessonsDock()->lastConfig(), w.lessonsDock()->lastView(), w.lessonsDock()->lastLookAt(),
+                                                w.lessonsDock()->lastSpotlight());
         });
         return app.exec();
     }

@@ -37,7 +37,7 @@ LessonsDock::LessonsDock(QWidget* parent) : QDockWidget("Lessons", parent) {
         if (list_->currentRow() >= 0) run(QString::fromStdString(rl::lessons()[list_->currentRow()].name));
     });
     connect(showButton_, &QPushButton::clicked, this, [this] {
-        if (lesson_) emit showRequested(last_, view_, QString::fromStdString(lesson_->look_at));
+        if (lesson_) emit showRequested(last_, view_, lastLookAt(), lastSpotlight());
     });
     poll_.setInterval(250);
     connect(&poll_, &QTimer::timeout, this, [this] {
@@ -108,9 +108,10 @@ void LessonsDock::done(std::vector<rl::LessonResult> results, QString error) {
     }
     conclusion_ = QString::fromStdString(lesson_->conclude(results));
     last_ = results.back().cfg;
+    results_ = std::move(results);
     view_ = QString::fromStdString(lesson_->view);
     QString times;
-    for (const auto& r : results) times += QString("%1 %2 s  ").arg(QString::fromStdString(r.spec.label)).arg(r.seconds, 0, 'f', 1);
+    for (const auto& r : results_) times += QString("%1 %2 s  ").arg(QString::fromStdString(r.spec.label)).arg(r.seconds, 0, 'f', 1);
     progress_->setText("done: " + times);
     showButton_->setEnabled(true);
     select(list_->currentRow());

@@ -31,11 +31,17 @@ public:
     // The lesson's last run, as trained (what Show replays), and its view; empty before a lesson ran.
     const rl::Config& lastConfig() const { return last_; }
     QString lastView() const { return view_; }
+    // Every run of the last lesson, as trained (the window stores the ones before the replayed last one).
+    const std::vector<rl::LessonResult>& lastResults() const { return results_; }
+    QString lastName() const { return lesson_ ? QString::fromStdString(lesson_->name) : QString(); }
+    // What to look at in that view, and the region the window frames there (views/widgets.h Spotlight).
+    QString lastLookAt() const { return lesson_ ? QString::fromStdString(lesson_->look_at) : QString(); }
+    QString lastSpotlight() const { return lesson_ ? QString::fromStdString(lesson_->spotlight) : QString(); }
 
 signals:
     void aboutToRun();                                    // the window pauses its training
     void finished(QString name, QString conclusion);      // the conclusion, or "failed: ..."
-    void showRequested(rl::Config cfg, QString view, QString lookAt);
+    void showRequested(rl::Config cfg, QString view, QString lookAt, QString spotlight);
 
 private:
     void select(int row);
@@ -53,4 +59,5 @@ private:
     int testSteps_ = 0;
     QString conclusion_, view_;
     rl::Config last_;
+    std::vector<rl::LessonResult> results_;
 };

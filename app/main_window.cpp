@@ -9,6 +9,7 @@
 #include <QDialog>
 #include <QDir>
 #include <QDockWidget>
+#include <QEventLoop>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -20,6 +21,7 @@
 #include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QProgressDialog>
 #include <QPushButton>
 #include <QRegularExpression>
 #include <QSaveFile>
@@ -37,6 +39,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
+#include <thread>
+
 #include "config/presets.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
@@ -44,6 +49,7 @@
 #include "imgui_widget.h"
 #include "lessons_dock.h"
 #include "run_table.h"
+#include "widgets.h"
 #include "util/json_leaves.h"
 
 namespace {
@@ -164,6 +170,8 @@ void MainWindow::buildViewArea() {
     lay->addWidget(imgui_, 1);
     setCentralWidget(central);
     imgui_->setDrawFunction([this] {
+        setSpotlight(spotlight_, spotlightCaption_);  // this window's, for the frame being drawn
+        outbox_.spotlit.clear();
         if (currentView().draw(run_, viewStates_, outbox_)) imgui_->requestAnotherFrame();  // an animation, at most 15 fps
         if (outbox_.generateRequested) {
             outbox_.generateRequested = false;
@@ -344,6 +352,11 @@ QStringList MainWindow::presetNames() const {
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {
+    if (preparing_) {  // prepareRun's worker and dialog live on this window's stack: close once it is done
+        e->ignore();
+        message("a run is being prepared (its text tokenized): close again when it is done");
+        return;
+    }
     QSettings st("RouteLab", "RouteLab");
     st.setValue("geometry", saveGeometry());
     st.setValue("windowState", saveState());
@@ -404,10 +417,24 @@ void MainWindow::buildDocks() {
     });
     connect(lessons_, &LessonsDock::finished, this, [this](const QString& name, const QString& c) {
         message("lesson " + name + ": " + c.left(160) + (c.size() > 160 ? "..." : ""));
+        if (!c.startsWith("failed")) storeLessonRuns();
     });
-    connect(lessons_, &LessonsDock::showRequested, this, [this](const rl::Config& cfg, const QString& view, const QString& lookAt) {
+    connect(lessons_, &LessonsDock::showRequested, this,
+            [this](const rl::Config& cfg, const QString& view, const QString& lookAt, const QString& spotlight) {
         config_->setConfig(cfg);
+        {
+            QSignalBlocker block(presets_);  // the picker names the lesson's preset without loading it over the form
+            presets_->setCurrentText(QString::fromStdString(cfg.name));
+        }
         if (startRun(cfg)) {
+            // Framed in the view until another run starts (beginRun clears it).
+            spotlight_ = spotlight.toStdString(), spotlightCaption_ = lookAt.toStdString();
+            const auto& results = lessons_->lastResults();
+            if (runId_ && !results.empty()) {  // named and tagged like the lesson's other runs
+                renameRun(runId_, QString::fromStdString(results.back().spec.label));
+                setRunTags(runId_, "lesson:" + lessons_->lastName());
+            }
+            for (qint64 id : lessonRunIds_) setOverlayTicked(id, true);  // the lesson's other runs, next to this one
             showView(view);
             message("lesson: the same run again, in the window; in the " + view + " view, look at " + lookAt);
         }
@@ -603,6 +630,26 @@ void MainWindow::setRunsFilter(const QString& text) { runsFilter_->setText(text)
 void MainWindow::setCurveOptions(bool wallTime, bool band) {
     wallTime_->setChecked(wallTime);  // toggled -> the curves state and a redraw
     band_->setChecked(band);
+}
+
+// A lesson's runs before its last (the last is replayed by Show) go to the run store, tagged with the
+// lesson, so that the window can draw them next to the replay and the user can find them later.
+void MainWindow::storeLessonRuns() {
+    lessonRunIds_.clear();
+    if (!store_) return;
+    const auto& results = lessons_->lastResults();
+    const std::string tag = "lesson:" + lessons_->lastName().toStdString();
+    for (size_t i = 0; i + 1 < results.size(); i++) {
+        const rl::LessonResult& r = results[i];
+        auto id = rl::run_store_begin(*store_, r.spec.label, rl::config_to_json(r.cfg), rl::RunStart{"", {tag}});
+        std::vector<rl::CurvePoint> curve;
+        for (const auto& st : r.curve) curve.push_back(rl::curve_point(st));
+        rl::Status s = id ? rl::run_store_append(*store_, *id, curve) : id.status;
+        if (s) s = rl::run_store_finish(*store_, *id, r.val_loss);
+        if (!s) return message(QString::fromStdString(s.msg));
+        lessonRunIds_ << *id;
+    }
+    refreshRuns();
 }
 
 void MainWindow::updateOverlays() {
@@ -1071,8 +1118,10 @@ bool MainWindow::startRun(const rl::Config& cfg) {
 }
 
 rl::Status MainWindow::beginRun(const rl::Config& cfg, const rl::RunStart& start) {
+    if (preparing_) return rl::Status::error("a run is being prepared (its text tokenized): wait for it, then try again");
     runClock_.start();  // Train -> first numbers on screen, tokenizing and allocating included
-    auto st = Session::prepare(cfg);
+    spotlight_.clear(), spotlightCaption_.clear();  // a lesson's frame belongs to the lesson's run
+    auto st = prepareRun(cfg);
     if (!st) return st.status;
     replaceCurrentRun();
     session_.setMeasureCost(!sweep_);  // a sweep's points skip the speedup measurement: the table ranks losses
@@ -1090,6 +1139,39 @@ rl::Status MainWindow::beginRun(const rl::Config& cfg, const rl::RunStart& start
     updateOverlays();
     message(QString("training %1").arg(QString::fromStdString(cfg.name)));
     return rl::Status::ok();
+}
+
+// Tokenizing a user's text takes seconds (SentencePiece on megabytes; architecture §15), so a file
+// corpus is prepared on a thread of its own behind a progress dialog: the window keeps painting and
+// the current run keeps training. The embedded corpus takes milliseconds and is prepared here.
+rl::Result<std::unique_ptr<rl::TrainState>> MainWindow::prepareRun(const rl::Config& cfg) {
+    prepareStages_.clear();
+    if (cfg.data.corpus == "embedded") return Session::prepare(cfg);
+    QProgressDialog dialog("Preparing " + QString::fromStdString(cfg.data.corpus) + "...", QString(), 0, 0, this);
+    dialog.setWindowTitle("Preparing the run");
+    dialog.setWindowModality(Qt::WindowModal);  // no second Train while this one tokenizes
+    dialog.setMinimumDuration(400);             // a small file is done before it would show
+    dialog.setMinimumWidth(520);
+    QEventLoop loop;
+    std::optional<rl::Result<std::unique_ptr<rl::TrainState>>> result;
+    preparing_ = true;
+    std::thread worker([&] {
+        result.emplace(Session::prepare(cfg, [this, &dialog](const std::string& stage, double fraction) {
+            // Queued to the dialog: dropped if it is gone (it outlives the worker, but be safe).
+            QMetaObject::invokeMethod(&dialog, [this, &dialog, s = QString::fromStdString(stage), fraction] {
+                if (prepareStages_.isEmpty() || prepareStages_.back() != s) prepareStages_ << s;
+                dialog.setLabelText(s + (fraction >= 0 ? QString(" (%1%)").arg((int)(100 * fraction)) : QString("...")));
+                if (fraction < 0) dialog.setRange(0, 0);  // busy: SentencePiece does not say how far it is
+                else dialog.setRange(0, 100), dialog.setValue((int)(100 * fraction));
+            }, Qt::QueuedConnection);
+        }));
+        QMetaObject::invokeMethod(&loop, "quit", Qt::QueuedConnection);
+    });
+    loop.exec();
+    worker.join();
+    QCoreApplication::sendPostedEvents(&dialog);  // the last stages reach prepareStages_
+    preparing_ = false;
+    return std::move(*result);
 }
 
 void MainWindow::train() {

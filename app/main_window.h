@@ -101,6 +101,9 @@ public:
     Session& session() { return session_; }
     ConfigDock* configDock() { return config_; }
     LessonsDock* lessonsDock() { return lessons_; }
+    // The stages the last run's preparation went through ("training the bpe tokenizer ...", ...);
+    // empty for the embedded corpus, which is prepared without a dialog.
+    const QStringList& prepareStages() const { return prepareStages_; }
     ImGuiWidget* views() { return imgui_; }
     const RunData& runData() const { return run_; }
     ViewStates& viewStates() { return viewStates_; }
@@ -155,6 +158,8 @@ private:
     void openConfig();
     void openCorpus();
     void updateOverlays();
+    void storeLessonRuns();
+    rl::Result<std::unique_ptr<rl::TrainState>> prepareRun(const rl::Config& cfg);
     void compareRuns();
     void exportSelectedRun();
     void deleteSelectedRun();
@@ -169,6 +174,10 @@ private:
     RunData run_;  // written here only; the views read it
     ViewStates viewStates_;
     ViewOutbox outbox_;
+    std::string spotlight_, spotlightCaption_;  // a lesson's region to frame in its view, and its words
+    QList<qint64> lessonRunIds_;
+    bool preparing_ = false;      // prepareRun's dialog is up (its event loop runs): no second run meanwhile
+    QStringList prepareStages_;   // what the last preparation said it was doing, in order                // the last lesson's stored runs, overlaid when it is shown
     ImGuiWidget* imgui_ = nullptr;
     QComboBox* presets_ = nullptr;
     QLabel* live_ = nullptr;

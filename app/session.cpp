@@ -26,7 +26,9 @@ Status Session::startFromCheckpoint(const std::string& path) {
     return Status::ok();
 }
 
-Result<std::unique_ptr<TrainState>> Session::prepare(const Config& cfg) { return trainer_create(cfg); }
+Result<std::unique_ptr<TrainState>> Session::prepare(const Config& cfg, const DataProgress& progress) {
+    return trainer_create(cfg, progress);
+}
 
 Result<std::unique_ptr<TrainState>> Session::prepareFromCheckpoint(const std::string& path) {
     auto ck = checkpoint_load(path);

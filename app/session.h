@@ -38,7 +38,8 @@ public:
     ~Session() override { stop(); }
     // Builds a run (validates, tokenizes the corpus, allocates); nothing running is touched, so on an
     // error the current run goes on.
-    static rl::Result<std::unique_ptr<rl::TrainState>> prepare(const rl::Config& cfg);
+    // progress: what is being done (trainer_create's); may be called from the thread that prepares.
+    static rl::Result<std::unique_ptr<rl::TrainState>> prepare(const rl::Config& cfg, const rl::DataProgress& progress = {});
     // A run around a checkpoint: its config and weights at its step; training continues for another
     // train.steps steps (fresh optimizer moments: the file holds weights only).
     static rl::Result<std::unique_ptr<rl::TrainState>> prepareFromCheckpoint(const std::string& path);

@@ -93,8 +93,11 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
             bal.push_back(curveSeries(r.name + (routedExperts ? " expert CV" : " head CV"), r.colour, r.curve,
                                       column(routedExperts ? "load_cv" : "head_cv"), state, true));
     if (bal.empty()) bal.push_back(curveSeries("grad norm", IM_COL32(230, 180, 60, 255), run.curve, column("grad_norm"), state));
-    plot(out, routedHeads || routedExperts ? "balance (layer means)" : "gradient norm (no routers in this model)", bal, h, state.logY,
-         xUnit);
+    {
+        Spotlight look_here("curves.balance", out);
+        plot(out, routedHeads || routedExperts ? "balance (layer means)" : "gradient norm (no routers in this model)", bal, h,
+             state.logY, xUnit);
+    }
     // 3. Per-head or per-expert load of one layer.
     if (!run.stats.empty() && (routedHeads || routedExperts)) {
         const int nl = run.stats.back().n_layers;
@@ -110,6 +113,7 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
             if (state.ema > 0) s.y = smooth(s.y, state.ema);
             load.push_back(std::move(s));
         }
+        Spotlight look_here("curves.bias", out);  // the load and, under it, the bias that moves it
         char t[96];
         std::snprintf(t, sizeof t, routedExperts ? "expert load, layer %d (fair share 1/%d)" : "head load f, layer %d (of %d routed)", layer, n);
         plot(out, t, load, biased ? h : h - 26, false, xUnit);

@@ -37,15 +37,9 @@ std::string biasNote(const rl::ProbeLayer& L, size_t row) {
     return t + "  (weights use the unbiased scores)";
 }
 
-}  // namespace
-
-void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
+// The probe text coloured by each token's first expert (dropped tokens framed), and this step's load bars.
+void drawProbeAndLoad(const RunData& run, ViewOutbox& out) {
     const rl::ProbeSnapshot& p = run.probe;
-    if (p.n_experts == 0) {
-        ImGui::TextWrapped("Experts: this model has a dense FFN. Pick an MoE preset such as moe-top2-8.");
-        return;
-    }
-    viewHint("Which expert takes which kind of token (the colours, the matrices below), and whether the load stays near 1/E.");
     ImGui::TextWrapped("Each token of the probe text in the colour of its first expert (hover for all experts and weights); "
                        "red-framed tokens were dropped (over capacity: they skip the FFN). Step %d.", p.step);
     for (size_t l = 0; l < p.layers.size(); l++) {
@@ -94,13 +88,29 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
                 if (e + 1 < L.n_experts && e % perRow != perRow - 1) ImGui::SameLine();
             }
         }
-        ImGui::Separator();
     }
+}
+
+}  // namespace
+
+void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
+    const rl::ProbeSnapshot& p = run.probe;
+    if (p.n_experts == 0) {
+        ImGui::TextWrapped("Experts: this model has a dense FFN. Pick an MoE preset such as moe-top2-8.");
+        return;
+    }
+    viewHint("Which expert takes which kind of token (the colours, the matrices below), and whether the load stays near 1/E.");
+    {
+        Spotlight look_here("experts.load", out);
+        drawProbeAndLoad(run, out);
+    }
+    ImGui::Separator();
     if (!run.hasSpec || run.spec.layers.empty()) {
         ImGui::TextDisabled("Specialization: measured on validation text every 100 steps and at the end of the run.");
         return;
     }
     layerPicker(layer, (int)run.spec.layers.size());
+    Spotlight look_here("experts.matrix", out);  // the NMI line and the two matrices
     const rl::LayerSpecialization& S = run.spec.layers[layer];
     ImGui::TextWrapped("%d validation tokens, top-1 expert.  NMI(expert; domain) %.3f   NMI(expert; lexical class) %.3f",
                        run.spec.tokens, S.nmi_domain, S.nmi_lex);

@@ -34,6 +34,7 @@ void drawHeadsView(const RunData& run, HeadsState& state, ViewOutbox& out) {
     const float byWidth = (ImGui::GetContentRegionAvail().x - nl * (labelW + 14.f)) / (nl * std::max(H, 1));
     const float byHeight = (ImGui::GetContentRegionAvail().y - 2 * lh - legendH - 16) / std::max(T, 1);
     const float cell = std::clamp(std::min(byHeight, byWidth), 8.f, 24.f);
+    Spotlight look_here("heads.map", out);  // every layer's map
     for (size_t l = 0; l < p.layers.size(); l++) {
         if (l) ImGui::SameLine(0, 14);
         ImGui::BeginGroup();

@@ -30,7 +30,7 @@ void drawBars(ImDrawList* dl, ImVec2 o, const double* v, const int* colour, int 
 
 }  // namespace
 
-void drawSpeedupView(const RunData& run) {
+void drawSpeedupView(const RunData& run, ViewOutbox& out) {
     if (!run.hasCost) {
         ImGui::TextWrapped("Speedup: measured when a run of a routed model (MoH, head pruning or MoE) finishes: the same "
                            "weights run densely (every head, every expert) and routed, forward, KV-cache decode and a "
@@ -62,6 +62,7 @@ void drawSpeedupView(const RunData& run) {
     const float avail = ImGui::GetContentRegionAvail().x;
     const float col = plain ? std::max(330.f, (avail - 20.f) / 2.f) : std::max(330.f, avail);
     const float scale = std::max(120.f, col - k_label - 70.f) / vmax;  // px per 1.0x
+    Spotlight look_here("speedup.bars", out);  // the bars of every side and component
     const ImVec2 head = ImGui::GetCursorScreenPos();
     ImDrawList* dl = ImGui::GetWindowDrawList();
     dl->AddText(ImVec2(head.x, head.y), look().text, "same weights: dense path / routed path");

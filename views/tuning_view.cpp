@@ -37,12 +37,14 @@ bool tagMatches(const rl::RunRecord& r, const char* filter) {
     return false;
 }
 
+// Bright on the dark theme, deeper on the light one (the dark theme's green is 1.9:1 on white).
 ImU32 statusColour(rl::RunStatus s) {
+    const bool l = look().light;
     switch (s) {
-        case rl::RunStatus::finished: return IM_COL32(120, 200, 90, 255);
-        case rl::RunStatus::running: return IM_COL32(80, 160, 230, 255);
-        case rl::RunStatus::interrupted: return IM_COL32(230, 180, 60, 255);
-        case rl::RunStatus::failed: return IM_COL32(230, 85, 80, 255);
+        case rl::RunStatus::finished: return l ? IM_COL32(30, 125, 45, 255) : IM_COL32(120, 200, 90, 255);
+        case rl::RunStatus::running: return l ? IM_COL32(25, 95, 185, 255) : IM_COL32(80, 160, 230, 255);
+        case rl::RunStatus::interrupted: return l ? IM_COL32(165, 100, 0, 255) : IM_COL32(230, 180, 60, 255);
+        case rl::RunStatus::failed: return l ? IM_COL32(185, 35, 30, 255) : IM_COL32(230, 85, 80, 255);
     }
     return look().text;
 }
@@ -247,7 +249,12 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     for (size_t i : plotted) {
         const double shade = valAxis.hi > valAxis.lo ? 1.0 - (rows[i].val_loss - valAxis.lo) / (valAxis.hi - valAxis.lo) : 1.0;
         if (rows[i].id == highlight) highlightRow = i;
-        else drawLine(i, withAlpha(ramp((float)shade), 210), 1.6f);
+        else {
+            // On the light panel the ramp's yellow end (the best runs) all but vanishes: a grey casing
+            // under each line keeps it visible and the colour still matches the scale.
+            if (look().light) drawLine(i, IM_COL32(110, 110, 120, 200), 3.6f);
+            drawLine(i, withAlpha(ramp((float)shade), look().light ? 255 : 210), 1.8f);
+        }
         if (inPlot)
             for (size_t k = 0; k + 1 < lines[i].size(); k++)
                 if (std::isfinite(lines[i][k].x) && std::isfinite(lines[i][k + 1].x)) {

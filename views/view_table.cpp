@@ -18,7 +18,7 @@ const ViewEntry k_views[] = {
      Arrival::Probe},
     {"curves", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawCurvesView(run, s.curves, s.layer, out); return false; },
      Arrival::Stats | Arrival::Overlays},
-    {"speedup", [](const RunData& run, ViewStates&, ViewOutbox&) { drawSpeedupView(run); return false; }, Arrival::Cost},
+    {"speedup", [](const RunData& run, ViewStates&, ViewOutbox& out) { drawSpeedupView(run, out); return false; }, Arrival::Cost},
     {"generate", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawGenerateView(run, s.generate, s.layer, out); return false; },
      Arrival::Generation},
     {"tuning", [](const RunData& run, ViewStates& s, ViewOutbox& out) { return drawTuningView(run, s.tuning, out); },

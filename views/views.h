@@ -99,6 +99,8 @@ struct ViewOutbox {
     bool generateRequested = false;  // the Generate button; the window sends the request and clears it
     std::string hoverText;           // last tooltip text (tests read it)
     int64_t toggleOverlay = 0;       // a run clicked in the tuning view: the window ticks or unticks it in the Runs dock
+    std::string spotlit;             // the spotlight region drawn in the last frame ("" = none), and its rect
+    float spotlitRect[4] = {0, 0, 0, 0};  // x, y, w, h in the view's pixels
 };
 
 // What reaches the window, from the trainer or the runs dock. A view is redrawn only when something
@@ -137,7 +139,7 @@ void drawAttentionView(const RunData& run, AttentionState& s, int& layer, ViewOu
 // Curves: loss parts and routing balance over steps, EMA, log-y, hover values, runs overlaid.
 void drawCurvesView(const RunData& run, CurvesState& s, int& layer, ViewOutbox& out);
 // Speedup: naive, FLOP-model and measured speedups per component, forward and decode, with why.
-void drawSpeedupView(const RunData& run);
+void drawSpeedupView(const RunData& run, ViewOutbox& out);
 // Generate: prompt and sampling settings; the output tinted by its routing.
 void drawGenerateView(const RunData& run, GenerateState& s, int& layer, ViewOutbox& out);
 // Tuning: the stored runs ranked, their differing config keys and final metrics, a parallel-coordinates

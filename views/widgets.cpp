@@ -16,17 +16,20 @@ Look makeLook(bool light) {
         k.track = IM_COL32(40, 40, 48, 255), k.strong = IM_COL32(255, 255, 255, 255), k.chip = IM_COL32(50, 50, 58, 255);
         k.masked = IM_COL32(18, 18, 22, 255), k.node = IM_COL32(60, 60, 80, 255), k.backdrop = IM_COL32(0, 0, 0, 200);
         k.gold = IM_COL32(255, 200, 80, 255), k.rowHighlight = IM_COL32(120, 110, 40, 255);
+        k.spotlight = IM_COL32(255, 110, 30, 255);
     } else {
         k.text = IM_COL32(25, 25, 30, 255), k.dim = IM_COL32(100, 100, 112, 255), k.off = IM_COL32(45, 45, 52, 255);
         k.panel = IM_COL32(252, 252, 253, 255), k.grid = IM_COL32(214, 214, 222, 255), k.axis = IM_COL32(140, 140, 152, 255);
         k.track = IM_COL32(222, 222, 228, 255), k.strong = IM_COL32(0, 0, 0, 255), k.chip = IM_COL32(215, 215, 222, 255);
         k.masked = IM_COL32(232, 232, 236, 255), k.node = IM_COL32(200, 200, 215, 255), k.backdrop = IM_COL32(255, 255, 255, 225);
         k.gold = IM_COL32(190, 130, 0, 255), k.rowHighlight = IM_COL32(250, 228, 130, 255);
+        k.spotlight = IM_COL32(215, 60, 0, 255);
     }
     return k;
 }
 
 Look g_look = makeLook(false);
+std::string g_spotlight, g_spotlightCaption;  // the frame being drawn's spotlight (the window sets it)
 
 }  // namespace
 
@@ -36,6 +39,29 @@ void setViewTheme(bool light) { g_look = makeLook(light); }
 ImU32 inkOn(ImU32 bg) {
     const float r = (bg & 0xff) / 255.f, g = ((bg >> 8) & 0xff) / 255.f, b = ((bg >> 16) & 0xff) / 255.f;
     return 0.299f * r + 0.587f * g + 0.114f * b > 0.55f ? IM_COL32(20, 20, 20, 255) : IM_COL32(235, 235, 235, 255);
+}
+
+void setSpotlight(const std::string& id, const std::string& caption) { g_spotlight = id, g_spotlightCaption = caption; }
+
+Spotlight::Spotlight(const char* id, ViewOutbox& out) : out_(out), on_(!g_spotlight.empty() && g_spotlight == id) {
+    ImGui::BeginGroup();
+    if (!on_) return;
+    ImGui::PushStyleColor(ImGuiCol_Text, look().spotlight);
+    ImGui::TextWrapped("Look here: %s", g_spotlightCaption.c_str());
+    ImGui::PopStyleColor();
+}
+
+Spotlight::~Spotlight() {
+    ImGui::EndGroup();
+    if (!on_) return;
+    // The frame sits just outside the region, on top of what the region drew; a few pixels thick so
+    // it reads on a projector and in a scaled-down screenshot.
+    const ImVec2 a = ImGui::GetItemRectMin(), b = ImGui::GetItemRectMax();
+    ImGui::GetWindowDrawList()->AddRect(ImVec2(a.x - 4, a.y - 3), ImVec2(b.x + 4, b.y + 3), look().spotlight, 4.f, 0, 3.f);
+    const ImVec2 w = ImGui::GetWindowPos();
+    out_.spotlit = g_spotlight;
+    out_.spotlitRect[0] = a.x - 4 - w.x, out_.spotlitRect[1] = a.y - 3 - w.y;
+    out_.spotlitRect[2] = b.x - a.x + 8, out_.spotlitRect[3] = b.y - a.y + 6;
 }
 
 void viewHint(const char* text) {

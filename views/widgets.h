@@ -26,6 +26,7 @@ struct Look {
     ImU32 backdrop;       // behind a label written over lines
     ImU32 gold;           // shared heads, the best run, the selected head
     ImU32 rowHighlight;   // the tuning table's highlighted run
+    ImU32 spotlight;      // a lesson's "look here" frame and words (an accent no data colour uses)
 };
 const Look& look();
 void setViewTheme(bool light);
@@ -47,6 +48,23 @@ ImVec2 colourLegend(const char* what, const std::string& lo, const std::string& 
                     const char* offLabel = nullptr, const ImVec2* at = nullptr);
 // "%.3g" of v.
 std::string legendNumber(double v);
+
+// A lesson's "look here" (docs/architecture.md §15). The window names one region of one view by an
+// id such as "curves.bias", with the lesson's words for it, before each frame; the view wraps that
+// region in a Spotlight, which writes the words above it and frames it in look().spotlight. The
+// region's rect lands in the out-box (tests and --screenshot read it). "" = no spotlight.
+void setSpotlight(const std::string& id, const std::string& caption);
+class Spotlight {
+public:
+    Spotlight(const char* id, ViewOutbox& out);  // the region starts here
+    ~Spotlight();                                // and ends here: framed when it is the one named
+    Spotlight(const Spotlight&) = delete;
+    Spotlight& operator=(const Spotlight&) = delete;
+
+private:
+    ViewOutbox& out_;
+    bool on_;
+};
 
 // A tooltip that tests can read back.
 void tooltip(ViewOutbox& out, const std::string& s);

@@ -54,7 +54,7 @@ std::vector<Lesson> make_lessons() {
                  "MoH keeps a few shared heads on for every token and lets a router switch on K of the other (routed) "
                  "heads per token, scaling each head's output by its gate. Train seed-moh (2 shared + 4 of 6 routed heads) "
                  "and see which routed heads which tokens pick.",
-                 "heads", "dark cells: heads switched off for that token; the S columns (shared heads) never go dark",
+                 "heads", "dark cells: heads switched off for that token; the S columns (shared heads) never go dark", "heads.map",
                  {{"seed-moh", "seed-moh", {"train.steps=300"}}},
                  [](const std::vector<LessonResult>& r) {
                      const LessonResult& a = r[0];
@@ -74,7 +74,7 @@ std::vector<Lesson> make_lessons() {
                  "A router learns to send tokens to the experts that are already good, which makes them better still: "
                  "without a balance loss a few experts take most tokens and the rest starve. Train moe-top2-8 twice, with "
                  "the aux and z losses off and with the default aux loss 0.01.",
-                 "curves", "the expert load CV curve (balance plot) and the per-expert load of each run",
+                 "curves", "the expert load CV curve (balance plot) and the per-expert load of each run", "curves.balance",
                  {{"no balance loss", "moe-top2-8", {"train.steps=300", "model.moe.aux_weight=0", "model.moe.z_loss_weight=0"}},
                   {"aux loss 0.01", "moe-top2-8", {"train.steps=300"}}},
                  [](const std::vector<LessonResult>& r) {
@@ -93,7 +93,8 @@ std::vector<Lesson> make_lessons() {
                  "Switch Transformer routes each token to one expert and gives every expert room for capacity_factor x "
                  "T/E tokens; tokens over the room skip the FFN (only the residual carries them). Train switch-top1 at "
                  "capacity factor 1.0 and 1.5.",
-                 "experts", "red-framed tokens in the probe text are the dropped ones; the dropped share per layer under the load bars",
+                 "experts", "each layer's dropped share, on the line above its load bars (this is the capacity 1.5 run; an expert over "
+                 "its room drops the rest of its tokens in training, so the probe text, routed without a limit, has none framed)", "experts.load",
                  {{"capacity 1.0", "switch-top1", {"train.steps=300", "model.moe.capacity_factor=1.0"}},
                   {"capacity 1.5", "switch-top1", {"train.steps=300", "model.moe.capacity_factor=1.5"}}},
                  [](const std::vector<LessonResult>& r) {
@@ -111,7 +112,7 @@ std::vector<Lesson> make_lessons() {
                  "(moe-top2-8), top-2 computes two FFNs per token: twice the FFN work of the dense model. Fine-grained "
                  "experts (deepseek-shared: 2 shared + top-6 of 30 experts of a quarter the width) keep the parameters "
                  "and the active compute. Train the dense baseline and both.",
-                 "speedup", "the FLOP model and the measured columns for the FFN",
+                 "speedup", "the FLOP model and the measured columns for the FFN", "speedup.bars",
                  {{"dense", "seed-baseline", {"train.steps=200"}},
                   {"top-2 of 8 same-size", "moe-top2-8", {"train.steps=200"}},
                   {"fine-grained", "deepseek-shared", {"train.steps=200"}}},
@@ -132,7 +133,7 @@ std::vector<Lesson> make_lessons() {
                  "The notes estimate that running 75% of the heads makes a model 5-8% faster. moh-50 runs half its heads "
                  "per token. RouteLab skips the heads a token switched off, forward and backward, and measures the same "
                  "weights dense (every head computed and masked, as the official MoH code does) and routed.",
-                 "speedup", "naive, FLOP model and measured, per component, for the forward, decode and a training step",
+                 "speedup", "naive, FLOP model and measured, per component, for the forward, decode and a training step", "speedup.bars",
                  {{"moh-50", "moh-50", {"train.steps=300"}, true}},
                  [](const std::vector<LessonResult>& r) {
                      const CostReport& c = r[0].cost;
@@ -151,7 +152,7 @@ std::vector<Lesson> make_lessons() {
                  "the choice only, moved after each step against the expert's load; no balance loss pulls on the task "
                  "gradient. Train moe-top2-8 with sigmoid scores and no aux or z loss, with and without the bias (rate "
                  "0.003 so it shows in a short run).",
-                 "curves", "the expert bias plot under the per-expert load: over-chosen experts' biases fall, starved ones' rise",
+                 "curves", "the expert bias plot under the per-expert load: over-chosen experts' biases fall, starved ones' rise", "curves.bias",
                  {{"sigmoid, no bias", "moe-top2-8", {"train.steps=300", "model.moe.aux_weight=0", "model.moe.z_loss_weight=0",
                                                        "model.moe.score_function=\"sigmoid\""}},
                   {"sigmoid + expert bias", "moe-top2-8", {"train.steps=300", "model.moe.aux_weight=0", "model.moe.z_loss_weight=0",
@@ -169,7 +170,7 @@ std::vector<Lesson> make_lessons() {
                  "Do experts specialise? Train moe-top2-8 and route validation text: count which domain (stories, facts, "
                  "dialogue, arithmetic, code) each token's top expert sees, and compare with the same model whose router "
                  "weights are random.",
-                 "experts", "the expert x domain matrix and the NMI line above it",
+                 "experts", "the expert x domain matrix and the NMI line above it", "experts.matrix",
                  {{"moe-top2-8", "moe-top2-8", {"train.steps=300"}, false, true}},
                  [](const std::vector<LessonResult>& r) {
                      const SpecializationBaseline& b = r[0].spec_nmi;

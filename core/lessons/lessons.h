@@ -43,6 +43,7 @@ struct Lesson {
     std::string text;                 // what the lesson is about, a few sentences
     std::string view;                 // the window's view that shows it
     std::string look_at;              // what to look at there
+    std::string spotlight;            // the region of that view the window frames ("curves.bias"; views/widgets.h Spotlight)
     std::vector<LessonRunSpec> runs;
     std::function<std::string(const std::vector<LessonResult>&)> conclude;  // from the user's numbers
 };

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/assets.h"
+#include "util/strfmt.h"
 
 namespace rl {
 
@@ -158,8 +159,12 @@ TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes) {
     return c;
 }
 
-Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given) {
+Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given, const DataProgress& progress) {
+    auto say = [&](const std::string& stage, double fraction) {
+        if (progress) progress(stage, fraction);
+    };
     std::vector<Document> docs;
+    say("reading " + (d.corpus == "embedded" ? std::string("the embedded corpus") : d.corpus), -1);
     if (d.corpus == "embedded") {
         docs = corpus_embedded(d.synthetic_docs, d.corpus_seed);
     } else {
@@ -189,6 +194,13 @@ Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given) {
     const TokenizerKind kind = choice.kind == "bpe" ? TokenizerKind::bpe
                                : choice.kind == "unigram" ? TokenizerKind::unigram : TokenizerKind::word;
     std::string cut;
+    if (!given)
+        say(str_printf("training the %s tokenizer (%s) on %.1f MB of text", choice.kind.c_str(),
+                       choice.vocab_size ? (choice.kind == "word" ? "the " + std::to_string(choice.vocab_size) + " most frequent words"
+                                                                  : std::to_string(choice.vocab_size) + " pieces").c_str()
+                                         : "every word",
+                       bytes / 1e6),
+            -1);
     auto tok = given ? Result<Tokenizer>(*given) : Tokenizer::train(kind, texts, choice.vocab_size, &cut);
     if (!tok) return tok.status;
     Dataset ds{*tok, {}, {}, {}, {}};
@@ -198,16 +210,23 @@ Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given) {
     else
         ds.tokenizer_note = "tokenizer: " + choice.kind + ", vocabulary " + std::to_string(tok->vocab_size()) +
                             (choice.why.empty() ? "" : " (" + choice.why + ")") + (cut.empty() ? "" : "; " + cut);
+    // Encoding is most of the time for a word tokenizer and a fair part for subwords: told in steps of
+    // about 1% of the bytes.
+    size_t done = 0, told = 0;
     auto fill = [&](TokenStream& s, const std::vector<const Document*>& list) {
         for (const Document* doc : list) {
+            if (progress && (done - told) * 100 >= bytes) say("encoding the text", (double)done / std::max<size_t>(1, bytes)), told = done;
+            done += doc->text.size();
             std::vector<int> ids = ds.tok.encode(doc->text);
             ids.push_back(ds.tok.eos_id());
             s.ids.insert(s.ids.end(), ids.begin(), ids.end());
             s.domain.insert(s.domain.end(), ids.size(), doc->domain);
         }
     };
+    say("encoding the text", 0);
     fill(ds.train, train_docs);
     fill(ds.val, val_docs);
+    say("encoding the text", 1);
     for (int k = 0; k < dom_count; k++)
         if (per_domain[k]) ds.domains_present.push_back(k);
     return ds;

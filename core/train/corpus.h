@@ -4,6 +4,7 @@
 // any amount, from a seed.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -57,7 +58,10 @@ TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes);
 // Splits the corpus and tokenizes it: with the tokenizer trained on the training split as
 // data.tokenizer / vocab_size say, or with `given` (a checkpoint's own, so a resumed run reads its
 // corpus exactly as it was trained, whatever the tokenizer rules are today).
-Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given = nullptr);
+// progress (optional) is told what is being done, as it starts: a stage in words and how far along
+// it is, 0..1, or -1 where that is not known (SentencePiece's trainer says nothing until it is done).
+using DataProgress = std::function<void(const std::string& stage, double fraction)>;
+Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given = nullptr, const DataProgress& progress = nullptr);
 
 // Fills tokens and targets (B,T) with random windows of the stream (targets shifted by one).
 // domains (B,T) may be null. Requires stream.ids.size() > T.

@@ -55,10 +55,11 @@ void governor_end(ThreadGovernor& g, double secs, int tokens) {
     }
 }
 
-Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg) {
+Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const DataProgress& progress) {
     if (Status s = config_validate(cfg); !s) return s;
-    auto data = dataset_build(cfg.data);
+    auto data = dataset_build(cfg.data, nullptr, progress);
     if (!data) return data.status;
+    if (progress) progress("building the model", -1);
     // Training the tokenizer leaves freed heap that glibc keeps mapped; hand it back before the
     // arenas are made, so the resident set is the run's, not the tokenizer trainer's peak.
     malloc_trim(0);

@@ -53,7 +53,8 @@ struct TrainState {
 
 // Validates the config, builds the dataset (tokenizer trained on it) and the model. Every user
 // mistake comes back as a Status naming what to fix.
-Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg);
+// progress: as dataset_build's, then "building the model".
+Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const DataProgress& progress = {});
 // Same, over an already built dataset (tests and benches reuse one).
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::unique_ptr<Dataset> data);
 StepStats trainer_step(TrainState& s);

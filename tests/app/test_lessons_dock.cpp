@@ -35,8 +35,11 @@ TEST(LessonsDock, RunsALessonAndConcludesFromItsRun) {
     EXPECT_EQ(dock.lastView(), "heads");
     rl::Config shown;
     QString view;
-    QObject::connect(&dock, &LessonsDock::showRequested, [&](const rl::Config& c, const QString& v, const QString&) { shown = c, view = v; });
-    emit dock.showRequested(dock.lastConfig(), dock.lastView(), "");
+    QString spot;
+    QObject::connect(&dock, &LessonsDock::showRequested,
+                     [&](const rl::Config& c, const QString& v, const QString&, const QString& sp) { shown = c, view = v, spot = sp; });
+    emit dock.showRequested(dock.lastConfig(), dock.lastView(), dock.lastLookAt(), dock.lastSpotlight());
     EXPECT_EQ(view, "heads");
+    EXPECT_EQ(spot, "heads.map");
     EXPECT_EQ(shown.name, "seed-moh");
 }

@@ -9,12 +9,14 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QThread>
+#include <QTimer>
 #include <QTreeWidget>
 
 #include "config/presets.h"
 #include "main_window.h"
 #include "wait_for.h"
 #include "session.h"
+#include "train/corpus.h"
 
 
 TEST(Session, ServesGenerationAndProbeTextAfterTheLastStep) {
@@ -183,5 +185,42 @@ TEST(Window, ExportsTheRunsRoutingThroughACheckpoint) {
     ASSERT_TRUE(waitFor([&] { return !done.isEmpty(); }));
     EXPECT_TRUE(QFile::exists(QDir(dir).filePath("config.json"))) << done.toStdString();
     EXPECT_TRUE(done.contains("weights not written")) << "sigmoid + bias has no exact weight mapping: " << done.toStdString();
+    w.session().stop();
+}
+
+// A file corpus is tokenized on a thread of its own behind a progress dialog (architecture §15): the
+// run starts, the window went through the stages (SentencePiece for a file over 200 KB), and its
+// event loop kept running meanwhile (a timer fired during the preparation).
+TEST(Window, FileCorpusIsPreparedBehindAProgressDialog) {
+    QTemporaryDir ws;
+    const QString path = ws.filePath("corpus.txt");
+    {
+        QFile f(path);
+        ASSERT_TRUE(f.open(QIODevice::WriteOnly));
+        qint64 bytes = 0;
+        for (unsigned seed = 1; bytes < 260000; seed++)
+            for (const rl::Document& d : rl::corpus_embedded(200, seed)) bytes += f.write((d.text + "\n").c_str());
+    }
+    MainWindow w(ws.path());
+    auto cfg = *rl::preset_load("tiny");
+    cfg.data.corpus = path.toStdString();
+    cfg.train.steps = 3;
+    int ticks = 0;
+    QTimer tick;
+    QObject::connect(&tick, &QTimer::timeout, [&] { ticks++; });
+    tick.start(20);
+    ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
+    tick.stop();
+    const QStringList& stages = w.prepareStages();
+    ASSERT_GE(stages.size(), 4) << stages.join("; ").toStdString();
+    EXPECT_TRUE(stages[1].startsWith("training the bpe tokenizer")) << stages.join("; ").toStdString();
+    EXPECT_EQ(stages.back(), "building the model");
+    EXPECT_GT(ticks, 0) << "the window's event loop stood still while the text was tokenized";
+    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 3; }));
+    w.session().stop();
+    // The embedded corpus is prepared at once, with no dialog and no stages.
+    cfg.data.corpus = "embedded";
+    ASSERT_TRUE(w.startRun(cfg));
+    EXPECT_TRUE(w.prepareStages().isEmpty());
     w.session().stop();
 }

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <sstream>
 
 using namespace rl;
@@ -245,4 +247,37 @@ TEST(TokenizerChoice, AutoFollowsTheCorpus) {
     EXPECT_EQ(tokenizer_choose(d, 2500000).vocab_size, 500) << "an explicit size wins";
     d.tokenizer = "unigram";
     EXPECT_EQ(tokenizer_choose(d, 2500000).kind, "unigram");
+}
+
+// A file over 200 KB gets a SentencePiece tokenizer, and dataset_build says what it is doing as it
+// goes (the window's progress dialog shows it): reading, training the tokenizer (no fraction:
+// SentencePiece does not report one), then encoding with fractions that rise to 1.
+TEST(DatasetProgress, StagesOfAFileCorpus) {
+    const std::string path = ::testing::TempDir() + "routelab_progress_corpus.txt";
+    {
+        std::ofstream f(path);
+        size_t bytes = 0;
+        for (uint32_t seed = 1; bytes < 260000; seed++)
+            for (const Document& d : corpus_embedded(200, seed)) f << d.text << "\n", bytes += d.text.size() + 1;
+    }
+    DataConfig d;
+    d.corpus = path;
+    std::vector<std::pair<std::string, double>> said;
+    auto ds = dataset_build(d, nullptr, [&](const std::string& stage, double f) { said.emplace_back(stage, f); });
+    ASSERT_TRUE(ds) << ds.status.msg;
+    EXPECT_EQ(ds->tok.kind(), TokenizerKind::bpe);
+    ASSERT_GE(said.size(), 4u);
+    EXPECT_EQ(said[0].first, "reading " + path);
+    EXPECT_EQ(said[1].first.rfind("training the bpe tokenizer (2000 pieces) on 0.3 MB", 0), 0u) << said[1].first;
+    EXPECT_LT(said[1].second, 0);
+    double last = -1;
+    int encoding = 0;
+    for (size_t i = 2; i < said.size(); i++) {
+        EXPECT_EQ(said[i].first, "encoding the text");
+        EXPECT_GE(said[i].second, last) << "the fraction went back at report " << i;
+        last = said[i].second, encoding++;
+    }
+    EXPECT_EQ(last, 1.0);
+    EXPECT_GE(encoding, 20) << "encoding should be told in steps of about 1%";
+    std::remove(path.c_str());
 }

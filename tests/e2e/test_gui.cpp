@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <QImage>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
@@ -396,4 +397,46 @@ TEST(GuiFont, DejaVuSansOrTheDefaultWithAWarning) {
     ASSERT_EQ(code, 0) << out;
     EXPECT_NE(out.find("warning: font /nonexistent/font.ttf not found; the views use ImGui's default font"), std::string::npos) << out;
     EXPECT_NE(out.find("font ImGui default font 13 px"), std::string::npos) << out;
+}
+
+// A lesson shown in the window (docs/architecture.md §15): the lesson's runs train, its conclusion
+// is printed, its last run is replayed with the view open and the region to look at framed in the
+// spotlight colour, and its earlier run is stored (tagged with the lesson) and drawn next to it.
+TEST(GuiLesson, ShowFramesWhatToLookAtAndOverlaysTheOtherRun) {
+    const std::string shot = temp_file("lesson.png");
+    int code = 0;
+    const std::string out = run("--lesson collapse --demo-steps 20 --screenshot " + shot + " --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("lesson collapse: Without a balance loss the expert load CV"), std::string::npos) << out;
+    Rect view, spot;
+    ASSERT_TRUE(view_rect(out, view)) << out;
+    const auto at = out.find("spotlight curves.balance ");
+    ASSERT_NE(at, std::string::npos) << "the balance plot was not framed\n" << out;
+    ASSERT_EQ(std::sscanf(out.c_str() + at, "spotlight curves.balance %d,%d,%d,%d", &spot.x, &spot.y, &spot.w, &spot.h), 4);
+    EXPECT_GE(spot.x, view.x);
+    EXPECT_LE(spot.x + spot.w, view.x + view.w);
+    EXPECT_GT(spot.h, 100) << "the frame should hold the whole plot";
+    // The frame's top edge is drawn in look().spotlight (dark theme: 255,110,30), 3 px thick.
+    QImage img(QString::fromStdString(shot));
+    ASSERT_FALSE(img.isNull());
+    int accent = 0, samples = 0;
+    for (int x = spot.x + 10; x < spot.x + spot.w - 10; x += 5, samples++) {
+        bool hit = false;
+        for (int dy = -1; dy <= 2 && !hit; dy++) {
+            const QRgb c = img.pixel(x, spot.y + dy);
+            hit = std::abs(qRed(c) - 255) < 30 && std::abs(qGreen(c) - 110) < 40 && std::abs(qBlue(c) - 30) < 40;
+        }
+        accent += hit;
+    }
+    EXPECT_GT(accent, samples * 9 / 10) << accent << " of " << samples << " samples on the frame's top edge";
+    // The run without a balance loss is in the store, tagged, beside the replayed "aux loss 0.01".
+    auto store = rl::run_store_open(workspace() + "/runs.sqlite");
+    ASSERT_TRUE(store) << store.status.msg;
+    auto runs = rl::run_store_list(*store);
+    ASSERT_TRUE(runs);
+    std::set<std::string> lessonRuns;
+    for (const auto& r : *runs)
+        if (std::find(r.tags.begin(), r.tags.end(), "lesson:collapse") != r.tags.end()) lessonRuns.insert(r.name);
+    EXPECT_EQ(lessonRuns, (std::set<std::string>{"no balance loss", "aux loss 0.01"}));
+    fs::remove(shot);
 }
