@@ -24,7 +24,6 @@
 #include <QProgressDialog>
 #include <QPushButton>
 #include <QRegularExpression>
-#include <QSaveFile>
 #include <QSet>
 #include <QSignalBlocker>
 #include <QSettings>
@@ -43,6 +42,7 @@
 #include <thread>
 
 #include "config/presets.h"
+#include "util/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "io/resume.h"
@@ -67,13 +67,11 @@ void thinWhenOver(std::vector<T>& v, size_t bound) {
     v.resize(w);
 }
 
-// Writes the whole file or nothing: QSaveFile replaces the old file only after every byte is on
-// disk, so a full disk leaves a user's existing preset or CSV as it was. Empty string = written.
+// Writes the whole file or nothing (util/atomic_file.h, as the CLI and checkpoints): a full disk
+// leaves a user's existing preset or CSV as it was, and the message says why. Empty string = written.
 QString writeWhole(const QString& path, const std::string& bytes) {
-    QSaveFile out(path);
-    if (!out.open(QIODevice::WriteOnly) || out.write(bytes.data(), (qint64)bytes.size()) != (qint64)bytes.size() || !out.commit())
-        return "could not write " + path + ": " + out.errorString();
-    return {};
+    const rl::Status s = rl::atomic_file_write(QFile::encodeName(path).toStdString(), bytes);
+    return s ? QString() : QString::fromStdString(s.msg);
 }
 
 // Runs dock columns.
