@@ -232,8 +232,10 @@ void MainWindow::connectSession() {
     });
     connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step, bool currentRun) {
         const bool exporting = !exportCheckpoint_.isEmpty() && path == exportCheckpoint_;  // a temporary file, not the run's
-        if (store_ && runId_ && currentRun && !exporting)
-            if (rl::Status s = rl::run_store_set_checkpoint(*store_, runId_, path.toStdString(), step); !s)
+        // Kept with the run it was asked for, also when a Retrain replaced that run during the write.
+        const qint64 owner = checkpointRuns_.take(path), run = owner ? owner : (currentRun ? runId_ : 0);
+        if (store_ && run && !exporting)
+            if (rl::Status s = rl::run_store_set_checkpoint(*store_, run, path.toStdString(), step); !s)
                 message(QString::fromStdString(s.msg));
         refreshRuns();
         if (exporting) return finishExport(path);
@@ -937,6 +939,7 @@ bool MainWindow::openCheckpoint(const QString& path) {
 
 void MainWindow::saveCheckpoint(const QString& path) {
     if (!session_.active()) return message("nothing to save yet: train or open a checkpoint first");
+    if (runId_) checkpointRuns_[path] = runId_;
     session_.requestCheckpoint(path.toStdString());
 }
 

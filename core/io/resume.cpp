@@ -73,7 +73,8 @@ Status run_save(const TrainState& s, const std::string& checkpoint) {
     const std::string state = run_state_path(checkpoint, s.step);
     std::error_code ec;
     const bool state_existed = std::filesystem::exists(state, ec);
-    if (Status st = safetensors_write(state, t, meta); !st) return st;
+    if (Status st = safetensors_write(state, t, meta); !st)
+        return Status::error(st.msg + " (the training state saved with '" + checkpoint + "')");
     const std::string name = std::filesystem::path(state).filename().string();
     if (Status st = checkpoint_save(checkpoint, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy, name}); !st) {
         // The old checkpoint names its own companion: a new one no checkpoint names is not left behind.

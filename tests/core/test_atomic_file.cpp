@@ -11,6 +11,7 @@
 
 #include "config/presets.h"
 #include "file_limit.h"
+#include "subprocess.h"
 #include "io/resume.h"
 #include "io/run_store.h"
 #include "train/trainer.h"
@@ -185,4 +186,32 @@ TEST_F(AtomicFile, AFailedCheckpointLeavesNoCompanionBehind) {
     ASSERT_FALSE(s);
     EXPECT_HAS(s.msg, "a folder has that name");
     EXPECT_EQ(names(folder(dir_)), std::vector<std::string>{"checkpoint.safetensors"});
+}
+
+// routelab-cli on a full disk (sh's ulimit -f 0, SIGXFSZ ignored with trap, both inherited by the
+// CLI): a train into the folder of an earlier run and an export over an earlier file fail with the
+// reason, exit 1, and leave every earlier file whole.
+TEST_F(AtomicFile, FullDiskCliKeepsTheRunFolderAndTheExport) {
+    const std::string cli = ROUTELAB_CLI, ws = (dir_ / "ws").string(), run = (dir_ / "run").string();
+    auto limited = [&](const std::string& args) {
+        return rl::test::run_captured("sh -c " + rl::test::shell_quoted("trap \"\" XFSZ; ulimit -f 0; exec " + cli + " " + args));
+    };
+    rl::test::Captured t = rl::test::run_captured(cli + " train --preset tiny --steps 10 --out " + run + " --workspace " + ws);
+    ASSERT_EQ(t.code, 0) << t.out;
+    const auto before = folder(run);
+    ASSERT_TRUE(before.count("checkpoint.safetensors") && before.count("metrics.csv") && before.count("summary.json"));
+    t = limited("train --preset tiny --steps 10 --out " + run + " --workspace " + ws);
+    EXPECT_EQ(t.code, 1) << t.out;
+    EXPECT_HAS(t.out, "the disk is full (or the file size limit was reached): free space or choose another folder");
+    EXPECT_HAS(t.out, run + "/config.json");
+    EXPECT_HAS(t.out, "check the disk has space");  // the run store's warning names the disk, not a corrupt file
+    EXPECT_EQ(folder(run), before);
+
+    const std::string args = (dir_ / "megatron.txt").string();
+    ASSERT_TRUE(atomic_file_write(args, std::string("# earlier arguments\n")));
+    t = limited("export --preset tiny --format megatron --out " + args);
+    EXPECT_EQ(t.code, 1) << t.out;
+    EXPECT_HAS(t.out, "cannot write '" + args + "'");
+    EXPECT_EQ(read_bytes(args), "# earlier arguments\n");
+    EXPECT_TRUE(names(folder(dir_)) == (std::vector<std::string>{"megatron.txt", "run", "ws"})) << "no temporary left";
 }
