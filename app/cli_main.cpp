@@ -36,6 +36,7 @@
 #include "model/model.h"
 #include "train/memory.h"
 #include "train/trainer.h"
+#include "util/atomic_file.h"
 
 using namespace rl;
 namespace fs = std::filesystem;
@@ -185,13 +186,13 @@ int apply_train_flags(const Args& a, Config& cfg) {
     return 0;
 }
 
-// Writes `text` to dir/name whole; false (after the message) when the disk refuses.
+// Writes `text` to dir/name whole or not at all (the old file stays); false after the message.
 bool write_file(const std::string& dir, const std::string& name, const std::string& text, const char* hint) {
-    std::ofstream f(dir + "/" + name);
-    f << text;
-    if (f) return true;
-    fail("cannot write '" + dir + "/" + name + "' (" + hint + ")");
-    return false;
+    if (Status s = atomic_file_write(dir + "/" + name, text); !s) {
+        fail(s.msg + " (" + hint + ")");
+        return false;
+    }
+    return true;
 }
 
 // What the training loop leaves for the summary.
@@ -257,7 +258,8 @@ void store_begin(StoreLink& l, const TrainState& s, const std::string& out, cons
     auto id = run_store_begin(*l.store, s.cfg.name, config_to_json(s.cfg), start);
     if (!id) return l.warn(id.status);
     l.id = *id;
-    std::ofstream(out + "/run_store") << l.path << "\n" << l.id << "\n";
+    if (Status w = atomic_file_write(out + "/run_store", l.path + "\n" + std::to_string(l.id) + "\n"); !w)
+        std::fprintf(stderr, "warning: %s (--resume will start a new row)\n", w.msg.c_str());
 }
 
 void print_progress(const TrainState& s, const StepStats& st, float val, float tok_s, double elapsed, int first, bool tty) {
@@ -270,12 +272,11 @@ void print_progress(const TrainState& s, const StepStats& st, float val, float t
 
 constexpr int k_store_every = 10;  // steps between curve writes to the store (a killed run keeps all but these)
 
-// Runs the steps left (from s.step to train.steps), one metrics.csv row each, with a progress line
-// (always on a terminal, at evals otherwise; none when quiet). Every eval also saves the run
-// (checkpoint + training state, so --resume continues it exactly). 0, or 1 when the loss stops being finite.
-// A step whose loss or gradient went NaN or infinite was not applied (trainer_step): the weights of
-// the step before are saved as the run's checkpoint, and the run is stored failed, naming the step.
-int stop_non_finite(TrainState& s, const StepStats& bad, StoreLink& link, const std::string& dir) {
+// A step whose loss or gradient went NaN or infinite was not applied (trainer_step): the rows so far
+// go to metrics.csv, the weights of the step before are saved as the run's checkpoint, and the run is
+// stored failed, naming the step.
+int stop_non_finite(TrainState& s, const StepStats& bad, const std::ostringstream& csv, StoreLink& link, const std::string& dir) {
+    if (Status w = atomic_file_write(dir + "/metrics.csv", csv.str()); !w) std::fprintf(stderr, "warning: %s\n", w.msg.c_str());
     const std::string ck = dir + "/checkpoint.safetensors";
     const Status sv = run_save(s, ck);
     if (sv) link.checkpoint(ck, s.step);
@@ -288,14 +289,17 @@ int stop_non_finite(TrainState& s, const StepStats& bad, StoreLink& link, const 
     return fail(why);
 }
 
-int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out, StoreLink& link, const std::string& dir, bool quiet) {
+// Runs the steps left (from s.step to train.steps), one metrics.csv row each, with a progress line
+// (always on a terminal, at evals otherwise; none when quiet). Every eval also saves the run
+// (checkpoint + training state, so --resume continues it exactly). 0, or 1 when a step was not finite.
+int train_steps(TrainState& s, std::ostringstream& csv, TrainOutcome& out, StoreLink& link, const std::string& dir, bool quiet) {
     const bool tty = !quiet && isatty(STDERR_FILENO);
     const int steps = s.cfg.train.steps, first = s.step;
     const auto t0 = std::chrono::steady_clock::now();
     float ema_tok = 0;
     while (s.step < steps) {
         StepStats& last = out.last = trainer_step(s);
-        if (last.non_finite) return stop_non_finite(s, last, link, dir);
+        if (last.non_finite) return stop_non_finite(s, last, csv, link, dir);
         if (last.step > steps - k_routing_summary_steps) out.tail.push_back(last);
         out.train_tokens += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
         ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
@@ -305,7 +309,8 @@ int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out, StoreLink&
         csv << metrics_csv_row(last, eval_now ? std::optional<float>(out.val) : std::nullopt);
         if (last.step % k_store_every == 0) link.flush();
         if (eval_now && last.step < steps) {  // the final save is finish_run's
-            csv.flush();  // a killed run's metrics.csv holds every row up to its last save
+            // A killed run's metrics.csv holds every row up to its last save (rewritten whole each time).
+            if (Status w = atomic_file_write(dir + "/metrics.csv", csv.str()); !w) std::fprintf(stderr, "warning: %s\n", w.msg.c_str());
             const std::string ck = dir + "/checkpoint.safetensors";
             if (Status sv = run_save(s, ck); !sv) std::fprintf(stderr, "warning: %s\n", sv.msg.c_str());
             else link.checkpoint(ck, last.step);
@@ -330,7 +335,8 @@ void summarize_routing(const TrainState& s, const TrainOutcome& o, const std::st
         specialization_baseline_measure(s.model, s.data->tok, s.data->val, k_spec_tokens, s.cfg.train.seed + 99);
     std::fputs(specialization_baseline_text(b).c_str(), stdout);
     summary["specialization"] = specialization_baseline_to_json(b);
-    std::ofstream(out + "/specialization.json") << specialization_to_json(b.trained) << "\n";
+    if (Status w = atomic_file_write(out + "/specialization.json", specialization_to_json(b.trained) + "\n"); !w)
+        std::fprintf(stderr, "warning: %s\n", w.msg.c_str());
 }
 
 // After training: the checkpoint and training state, summary.json (with the routing summary unless
@@ -394,10 +400,11 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
         while (std::getline(old, line))
             if (std::atoi(line.c_str()) <= s.step) kept.push_back(line);
     }
-    std::ofstream csv(out + "/metrics.csv");
+    // Kept in memory and written whole at every save and at the end: a full disk never truncates it.
+    std::ostringstream csv;
     csv << metrics_csv_header(s.cfg.model.n_layers);
     for (const auto& l : kept) csv << l << "\n";
-    if (!csv) return fail("cannot write '" + out + "/metrics.csv' (" + hint + ")");
+    if (!write_file(out, "metrics.csv", csv.str(), hint)) return 1;
     if (!quiet)
         std::fprintf(stderr, "training %s: %zu parameters, vocab %d, %zu train / %zu val tokens, steps %d..%d of %dx%d\n",
                      s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
@@ -405,11 +412,9 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
     if (!quiet && !s.data->tokenizer_note.empty()) std::fprintf(stderr, "%s\n", s.data->tokenizer_note.c_str());
     if (!quiet) std::fprintf(stderr, "memory: %s\n", memory_estimate_text(s.memory).c_str());
     if (int rc = train_steps(s, csv, o, link, out, quiet); rc) return rc;
-    csv.flush();
-    if (!csv) {
-        const std::string why = "writing '" + out + "/metrics.csv' failed (disk full? free space or choose another --out)";
-        link.end(RunStatus::failed, why, o.val);
-        return fail(why);
+    if (Status w = atomic_file_write(out + "/metrics.csv", csv.str()); !w) {
+        link.end(RunStatus::failed, w.msg, o.val);
+        return fail(w.msg);
     }
     return finish_run(s, o, out, setup_s, link, quiet);
 }
@@ -638,16 +643,8 @@ int cmd_runs(const Args& a) {
         if (!a.has("csv")) return usage("runs export ID needs --csv F");
         auto c = run_store_curve(*st, id);
         if (!c) return fail(c.status.msg);
-        const std::string f = a.opt.at("csv"), tmp = f + ".tmp";
-        {
-            std::ofstream o(tmp);
-            o << curve_to_csv(*c);
-            o.close();
-            if (!o) return fail("cannot write '" + f + "' (disk full or read-only?)");
-        }
-        std::error_code ec;
-        fs::rename(tmp, f, ec);
-        if (ec) return fail("cannot write '" + f + "': " + ec.message());
+        const std::string f = a.opt.at("csv");
+        if (Status w = atomic_file_write(f, curve_to_csv(*c)); !w) return fail(w.msg);
         std::fprintf(stderr, "wrote %s: %zu steps of run %lld\n", f.c_str(), c->size(), id);
         return 0;
     }
@@ -960,9 +957,7 @@ int cmd_bench(const Args& a) {
         std::printf("  %s\n", r.explanation.c_str());
     }
     if (a.has("json")) {
-        std::ofstream f(a.opt.at("json"));
-        f << j.dump(2) << "\n";
-        if (!f) return fail("cannot write '" + a.opt.at("json") + "'");
+        if (Status w = atomic_file_write(a.opt.at("json"), j.dump(2) + "\n"); !w) return fail(w.msg);
     }
     return 0;
 }
@@ -1006,15 +1001,7 @@ int cmd_export(const Args& a) {
         if (ec) return fail("cannot create '" + path + "': " + ec.message());
         path = (std::filesystem::path(path) / "config.json").string();
     }
-    {
-        std::ofstream f(path + ".tmp");
-        f << text;
-        f.close();
-        if (!f) return fail("cannot write '" + path + "' (is the disk full or the folder read-only?)");
-    }
-    std::error_code ec;
-    std::filesystem::rename(path + ".tmp", path, ec);
-    if (ec) return fail("cannot write '" + path + "': " + ec.message());
+    if (Status w = atomic_file_write(path, text); !w) return fail(w.msg);
     std::cerr << "wrote " << path << "\n";
     if (!weights) return 0;
     Model fresh;

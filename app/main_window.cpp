@@ -24,7 +24,6 @@
 #include <QProgressDialog>
 #include <QPushButton>
 #include <QRegularExpression>
-#include <QSaveFile>
 #include <QSet>
 #include <QSignalBlocker>
 #include <QSettings>
@@ -43,6 +42,7 @@
 #include <thread>
 
 #include "config/presets.h"
+#include "util/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "io/resume.h"
@@ -68,13 +68,11 @@ void thinWhenOver(std::vector<T>& v, size_t bound) {
     v.resize(w);
 }
 
-// Writes the whole file or nothing: QSaveFile replaces the old file only after every byte is on
-// disk, so a full disk leaves a user's existing preset or CSV as it was. Empty string = written.
+// Writes the whole file or nothing (util/atomic_file.h, as the CLI and checkpoints): a full disk
+// leaves a user's existing preset or CSV as it was, and the message says why. Empty string = written.
 QString writeWhole(const QString& path, const std::string& bytes) {
-    QSaveFile out(path);
-    if (!out.open(QIODevice::WriteOnly) || out.write(bytes.data(), (qint64)bytes.size()) != (qint64)bytes.size() || !out.commit())
-        return "could not write " + path + ": " + out.errorString();
-    return {};
+    const rl::Status s = rl::atomic_file_write(QFile::encodeName(path).toStdString(), bytes);
+    return s ? QString() : QString::fromStdString(s.msg);
 }
 
 // Runs dock columns.
@@ -247,8 +245,10 @@ void MainWindow::connectSession() {
     });
     connect(&session_, &Session::checkpointSaved, this, [this](const QString& path, int step, bool currentRun) {
         const bool exporting = !exportCheckpoint_.isEmpty() && path == exportCheckpoint_;  // a temporary file, not the run's
-        if (store_ && runId_ && currentRun && !exporting)
-            if (rl::Status s = rl::run_store_set_checkpoint(*store_, runId_, path.toStdString(), step); !s)
+        // Kept with the run it was asked for, also when a Retrain replaced that run during the write.
+        const qint64 owner = checkpointRuns_.take(path), run = owner ? owner : (currentRun ? runId_ : 0);
+        if (store_ && run && !exporting)
+            if (rl::Status s = rl::run_store_set_checkpoint(*store_, run, path.toStdString(), step); !s)
                 message(QString::fromStdString(s.msg));
         refreshRuns();
         if (exporting) return finishExport(path);
@@ -953,6 +953,7 @@ bool MainWindow::openCheckpoint(const QString& path) {
 
 void MainWindow::saveCheckpoint(const QString& path) {
     if (!session_.active()) return message("nothing to save yet: train or open a checkpoint first");
+    if (runId_) checkpointRuns_[path] = runId_;
     session_.requestCheckpoint(path.toStdString());
 }
 

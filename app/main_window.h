@@ -7,6 +7,7 @@
 #include <QComboBox>
 #include <QElapsedTimer>
 #include <QLabel>
+#include <QHash>
 #include <QMainWindow>
 #include <QTabBar>
 #include <QTimer>
@@ -224,4 +225,5 @@ private:
     QElapsedTimer labelClock_;  // live label refresh
     double firstStepSeconds_ = -1;
     QString exportPath_, exportFormat_, exportCheckpoint_;  // an export waiting for its checkpoint
+    QHash<QString, qint64> checkpointRuns_;  // Save checkpoint...: the stored run each pending file belongs to
 };

@@ -1,6 +1,10 @@
 #include "io/checkpoint.h"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -78,9 +82,29 @@ Result<std::unique_ptr<LoadedCheckpoint>> checkpoint_load(const std::string& pat
     for (const auto& [name, t] : file->tensors)
         if (!out->model.layout.find(name) && !out->model.buffer_layout.find(name))
             return Status::error(where + "unexpected tensor '" + name + "' that the config does not have");
-    if (const std::string* st = meta("routelab_step")) out->info.step = std::atoi(st->c_str());
-    if (const std::string* en = meta("routelab_attn_entropy")) out->info.attn_entropy = (float)std::atof(en->c_str());
-    if (const std::string* ts = meta("routelab_train_state")) out->info.train_state = *ts;
+    // The facts in the metadata are untrusted too: a step that is a count, an entropy that is a
+    // number, and a companion that is a file beside the checkpoint (never a path elsewhere).
+    if (const std::string* st = meta("routelab_step")) {
+        char* end = nullptr;
+        errno = 0;
+        const long v = std::strtol(st->c_str(), &end, 10);
+        if (st->empty() || *end || errno || v < 0 || v > std::numeric_limits<int>::max())
+            return Status::error(where + "metadata routelab_step '" + st->substr(0, 40) + "' is not a step count (the file is corrupt; re-save it)");
+        out->info.step = (int)v;
+    }
+    if (const std::string* en = meta("routelab_attn_entropy")) {
+        char* end = nullptr;
+        const double v = std::strtod(en->c_str(), &end);
+        if (en->empty() || *end || !std::isfinite(v) || v < 0)
+            return Status::error(where + "metadata routelab_attn_entropy '" + en->substr(0, 40) + "' is not a non-negative number (the file is corrupt; re-save it)");
+        out->info.attn_entropy = (float)v;
+    }
+    if (const std::string* ts = meta("routelab_train_state")) {
+        if (ts->empty() || ts->find('/') != std::string::npos || ts->find('\\') != std::string::npos || *ts == "." || *ts == "..")
+            return Status::error(where + "metadata routelab_train_state must name a file in the checkpoint's folder, not '" +
+                                 ts->substr(0, 80) + "' (the file is corrupt; re-save it)");
+        out->info.train_state = *ts;
+    }
     return out;
 }
 

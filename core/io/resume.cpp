@@ -71,12 +71,18 @@ Status run_save(const TrainState& s, const std::string& checkpoint) {
     // Companion, then the checkpoint that names it, then the older companions: whenever a save is cut
     // short, the checkpoint on disk and the companion it names are a pair from one step.
     const std::string state = run_state_path(checkpoint, s.step);
-    if (Status st = safetensors_write(state, t, meta); !st) return st;
+    std::error_code ec;
+    const bool state_existed = std::filesystem::exists(state, ec);
+    if (Status st = safetensors_write(state, t, meta); !st)
+        return Status::error(st.msg + " (the training state saved with '" + checkpoint + "')");
     const std::string name = std::filesystem::path(state).filename().string();
-    if (Status st = checkpoint_save(checkpoint, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy, name}); !st) return st;
+    if (Status st = checkpoint_save(checkpoint, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy, name}); !st) {
+        // The old checkpoint names its own companion: a new one no checkpoint names is not left behind.
+        if (!state_existed) std::filesystem::remove(state, ec);
+        return st;
+    }
     const std::filesystem::path dir = std::filesystem::path(checkpoint).parent_path();
     const std::string prefix = std::filesystem::path(stem_of(checkpoint)).filename().string() + ".train-";
-    std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
         const std::string f = e.path().filename().string();
         if (f != name && f.rfind(prefix, 0) == 0 && f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0)
@@ -146,7 +152,12 @@ Result<Resumed> run_resume(const std::string& checkpoint, int total_steps) {
         }
         std::string p;
         std::getline(pos, p, ',');
-        L.moe_ring_pos = std::atoi(p.c_str()) % (int)W;
+        char* end = nullptr;
+        const long at = std::strtol(p.c_str(), &end, 10);
+        if (p.empty() || *end || at < 0 || at >= (long)W)  // an index into the window: checked, never wrapped
+            return Status::error(where + "routelab_ring_pos '" + p.substr(0, 40) + "' is not a position in layer " +
+                                 std::to_string(l) + "'s window of " + std::to_string(W) + "; delete it to resume with a fresh optimizer");
+        L.moe_ring_pos = (int)at;
     }
     std::istringstream rng(meta("routelab_rng"));
     rng >> s.rng;

@@ -41,6 +41,9 @@ Status exec(RunStoreDb& d, const char* sql) {
     if (sqlite3_exec(d.h, sql, nullptr, nullptr, &err) != SQLITE_OK) {
         std::string m = err ? err : "?";
         sqlite3_free(err);
+        const int code = sqlite3_errcode(d.h) & 0xff;  // a full or unwritable disk can first show at BEGIN or COMMIT
+        if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_READONLY || code == SQLITE_CANTOPEN)
+            m += " (check the disk has space and the folder is writable; the run itself is unaffected)";
         return Status::error("run store " + d.path + ": " + m);
     }
     return Status::ok();
@@ -307,9 +310,14 @@ Result<RunStore> run_store_open(const std::string& path) {
     int tables = -1;
     {
         Stmt q(*d, "SELECT count(*) FROM sqlite_master");
-        if (!q || sqlite3_step(q.s) != SQLITE_ROW)
+        if (!q || sqlite3_step(q.s) != SQLITE_ROW) {
+            const int code = sqlite3_errcode(d->h) & 0xff;  // the disk, not the file: a full or unwritable folder
+            if (code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_READONLY || code == SQLITE_CANTOPEN)
+                return Status::error("cannot open run store " + path + " (" + sqlite3_errmsg(d->h) +
+                                     "): check the disk has space and the folder is writable, or pick another workspace");
             return Status::error("run store " + path + " is not a SQLite database (" + sqlite3_errmsg(d->h) +
                                  "); move it away or pick another workspace");
+        }
         tables = sqlite3_column_int(q.s, 0);
     }
     // Readers never block the writer and the writer never blocks readers (the window reads while a CLI sweep writes).

@@ -2,11 +2,6 @@
 // of 8), then the data section; header offsets are relative to the data section.
 #include "io/safetensors.h"
 
-#if __has_include(<unistd.h>)
-#include <fcntl.h>
-#include <unistd.h>
-#endif
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -17,12 +12,9 @@
 #include <memory>
 #include <new>
 
-#if __has_include(<unistd.h>)
-#include <unistd.h>
-#endif
-
 #include <nlohmann/json.hpp>
 
+#include "util/atomic_file.h"
 #include "util/status.h"
 
 namespace rl {
@@ -100,58 +92,19 @@ Result<std::string> build_head(const std::string& path, const std::vector<Tensor
     return head + text;
 }
 
-Status write_error(const std::string& path, const std::string& tmp, int err) {
-    return Status::error(prefix(path) + "writing '" + tmp + "' failed (" + std::strerror(err) +
-                         "); free disk space or choose another --out (any existing checkpoint there is unchanged)");
-}
-
-// Writes the whole file to `tmp`; on failure the caller removes `tmp`.
-Status write_tmp(const std::string& path, const std::string& tmp, const std::string& head,
-                 const std::vector<TensorView>& tensors, const std::vector<uint64_t>& numels) {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f)
-        return Status::error(prefix(path) + "cannot create '" + tmp + "' (" + std::strerror(errno) +
-                             "); check that the directory exists and is writable, or choose another --out");
-    bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
-    for (size_t i = 0; ok && i < tensors.size(); ++i)
-        if (numels[i] > 0) ok = std::fwrite(tensors[i].data, sizeof(float), numels[i], f) == numels[i];
-    ok = ok && std::fflush(f) == 0;
-#if __has_include(<unistd.h>)
-    // On disk before the rename, so a power loss cannot leave the final name pointing at lost data.
-    ok = ok && ::fsync(::fileno(f)) == 0;
-#endif
-    const int err = errno;
-    // fclose flushes what is left, so a full disk can first show up here.
-    if (std::fclose(f) != 0 && ok) return write_error(path, tmp, errno);
-    return ok ? Status::ok() : write_error(path, tmp, err);
-}
-
 Status write_impl(const std::string& path, const std::vector<TensorView>& tensors,
                   const std::map<std::string, std::string>& metadata) {
     std::vector<uint64_t> numels;
     Result<std::string> head = build_head(path, tensors, metadata, numels);
     if (!head.is_ok()) return head.status;
-    const std::string tmp = path + ".tmp";
-    std::error_code ec;
-    if (Status s = write_tmp(path, tmp, *head, tensors, numels); !s) {
-        std::filesystem::remove(tmp, ec);
-        return s;
-    }
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        const std::string why = ec.message();
-        std::filesystem::remove(tmp, ec);
-        return Status::error(prefix(path) + "cannot replace it with '" + tmp + "' (" + why +
-                             "); check that the path is not a directory and is writable, or choose another --out");
-    }
-#if __has_include(<unistd.h>)
-    // The rename itself on disk: fsync the folder that holds the new name.
-    const std::string dir = std::filesystem::path(path).parent_path().string();
-    if (const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY); fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-    }
-#endif
+    // Temporary file, fsync, rename: a crash or a full disk never replaces a good checkpoint with a partial one.
+    Status s = atomic_file_write(path, [&](std::FILE* f) {
+        std::fwrite(head->data(), 1, head->size(), f);
+        for (size_t i = 0; i < tensors.size() && !std::ferror(f); ++i)
+            if (numels[i] > 0) std::fwrite(tensors[i].data, sizeof(float), numels[i], f);
+        return Status::ok();
+    });
+    if (!s) return Status::error("checkpoint not saved: " + s.msg);
     return Status::ok();
 }
 

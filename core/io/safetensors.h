@@ -28,8 +28,8 @@ struct SafetensorsFile {
     std::map<std::string, StoredTensor> tensors;
 };
 
-// Writes `tensors` (data laid out in the order given) and `metadata` to `path` via `path`.tmp and a
-// rename, so a crash or a full disk never replaces a good checkpoint with a partial one.
+// Writes `tensors` (data laid out in the order given) and `metadata` to `path` atomically
+// (util/atomic_file.h), so a crash or a full disk never replaces a good checkpoint with a partial one.
 Status safetensors_write(const std::string& path, const std::vector<TensorView>& tensors,
                          const std::map<std::string, std::string>& metadata);
 
