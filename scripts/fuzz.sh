@@ -18,6 +18,8 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DROUTELAB_GUI=OFF -DBUILD_TESTING=OFF -DROUTELAB_CUDA=OFF > build-fuzz.log 2>&1 || { cat build-fuzz.log; exit 1; }
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}" >> build-fuzz.log 2>&1 || { tail -50 build-fuzz.log; exit 1; }
 
+echo "fuzz: build done in ${SECONDS} s"
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 mkdir -p build-fuzz/artifacts

@@ -78,7 +78,7 @@ const char* json_type(const json& j) {
 
 Status out_of_range(const std::string& key, const json& v) {
     return Status::error("config: '" + key + "' is out of range: got " + v.dump() +
-                         " (whole-number keys take at most 2147483647; see the key's rule in the README)");
+                         " (a whole-number key takes -2147483648..2147483647; the README gives each key's own range)");
 }
 
 // Merges `user` onto `base` (the defaults); every user key must exist in base with the same type.
