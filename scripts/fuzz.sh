@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
   else
     failed=1
     echo "fuzz: $t: FINDING (exit $rc); log $log, input: $(sed -nE 's/.*Test unit written to (.*)$/\1/p' "$log" | tail -1)"
-    grep -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|contract broken' "$log" | head -5 || true
+    grep -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|contract broken|deadly signal' "$log" | head -5 || true
   fi
 done
 exit "$failed"
