@@ -34,6 +34,7 @@
 #include "metrics/routing_report.h"
 #include "metrics/routing_summary.h"
 #include "model/model.h"
+#include "train/memory.h"
 #include "train/trainer.h"
 
 using namespace rl;
@@ -130,8 +131,15 @@ int cmd_params(const Args& a) {
         total += s.numel;
         j.push_back({{"name", s.name}, {"shape", s.shape}, {"count", s.numel}});
     }
+    // What training this config would hold (train/memory.h); the tokens are not known without the corpus.
+    const MemoryEstimate mem = memory_estimate(*cfg);
+    const MemoryAvailable avail = memory_available();
     if (a.flag("json")) {
-        std::cout << nlohmann::json{{"tensors", j}, {"vocab_size", *v}, {"total", total}}.dump(2) << "\n";
+        const nlohmann::json m = {{"total_bytes", mem.total()},   {"parameters_bytes", mem.params},
+                                  {"gradients_bytes", mem.grads}, {"optimizer_bytes", mem.optimizer},
+                                  {"activations_bytes", mem.activations}, {"measure_bytes", mem.measure}, {"runtime_bytes", mem.runtime},
+                                  {"available_bytes", avail.bytes}, {"available_source", avail.source}};
+        std::cout << nlohmann::json{{"tensors", j}, {"vocab_size", *v}, {"memory", m}, {"total", total}}.dump(2) << "\n";
         return 0;
     }
     for (const auto& s : L.specs()) {
@@ -140,6 +148,8 @@ int cmd_params(const Args& a) {
         std::printf("%-34s %-12s %10zu\n", s.name.c_str(), shape.c_str(), s.numel);
     }
     std::printf("vocab_size: %d\n", *v);
+    std::printf("memory to train: %s; %s available (%s)\n", memory_estimate_text(mem).c_str(), memory_bytes_text(avail.bytes).c_str(),
+                avail.source.c_str());
     std::printf("total: %zu\n", total);
     return 0;
 }
@@ -263,6 +273,21 @@ constexpr int k_store_every = 10;  // steps between curve writes to the store (a
 // Runs the steps left (from s.step to train.steps), one metrics.csv row each, with a progress line
 // (always on a terminal, at evals otherwise; none when quiet). Every eval also saves the run
 // (checkpoint + training state, so --resume continues it exactly). 0, or 1 when the loss stops being finite.
+// A step whose loss or gradient went NaN or infinite was not applied (trainer_step): the weights of
+// the step before are saved as the run's checkpoint, and the run is stored failed, naming the step.
+int stop_non_finite(TrainState& s, const StepStats& bad, StoreLink& link, const std::string& dir) {
+    const std::string ck = dir + "/checkpoint.safetensors";
+    const Status sv = run_save(s, ck);
+    if (sv) link.checkpoint(ck, s.step);
+    const std::string why = non_finite_message(bad) + "; " +
+                            (sv ? "the weights of step " + std::to_string(s.step) + " are saved in " + ck
+                                : "saving the last good weights failed: " + sv.msg) +
+                            " (lower train.lr, raise train.warmup_steps or set train.grad_clip)";
+    if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");  // below the progress bar
+    link.end(RunStatus::failed, why, -1);
+    return fail(why);
+}
+
 int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out, StoreLink& link, const std::string& dir, bool quiet) {
     const bool tty = !quiet && isatty(STDERR_FILENO);
     const int steps = s.cfg.train.steps, first = s.step;
@@ -270,18 +295,13 @@ int train_steps(TrainState& s, std::ofstream& csv, TrainOutcome& out, StoreLink&
     float ema_tok = 0;
     while (s.step < steps) {
         StepStats& last = out.last = trainer_step(s);
+        if (last.non_finite) return stop_non_finite(s, last, link, dir);
         if (last.step > steps - k_routing_summary_steps) out.tail.push_back(last);
         out.train_tokens += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
         ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
         const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == steps;
         if (eval_now) out.val = trainer_eval(s);
         link.add(last);
-        if (!std::isfinite(last.loss)) {
-            const std::string why = "training diverged at step " + std::to_string(last.step) +
-                                    " (loss is not finite); lower train.lr or raise train.warmup_steps";
-            link.end(RunStatus::failed, why, -1);
-            return fail(why);
-        }
         csv << metrics_csv_row(last, eval_now ? std::optional<float>(out.val) : std::nullopt);
         if (last.step % k_store_every == 0) link.flush();
         if (eval_now && last.step < steps) {  // the final save is finish_run's
@@ -331,6 +351,11 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
         {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt},
         {"tokenizer", s.data->tokenizer_note}};
     if (!quiet) summarize_routing(s, o, out, summary);
+    // The estimate against what the run really took: the resident set before the model was made (the
+    // tokens are in it already) plus the rest of the estimate is the predicted peak.
+    const double predicted = s.rss_before + s.memory.total() - s.memory.data, peak = memory_peak_rss_bytes();
+    summary["memory"] = {{"estimate_bytes", s.memory.total()}, {"rss_before_bytes", s.rss_before},
+                         {"predicted_peak_bytes", predicted}, {"peak_rss_bytes", peak}};
     link.end(RunStatus::finished, "", o.val);
     if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
     if (quiet) return 0;
@@ -339,6 +364,9 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
     std::printf("wrote %s/{config.json,metrics.csv,checkpoint.safetensors,checkpoint.train-STEP.safetensors,summary.json}\n",
                 out.c_str());
     if (link.store) std::printf("stored as run %lld in %s\n", (long long)link.id, link.path.c_str());
+    std::printf("memory: estimate %s, with the %s resident before the model %s predicted; peak resident %s (%+.1f%%)\n",
+                memory_bytes_text(s.memory.total()).c_str(), memory_bytes_text(s.rss_before).c_str(),
+                memory_bytes_text(predicted).c_str(), memory_bytes_text(peak).c_str(), 100 * (predicted - peak) / std::max(1.0, peak));
     return 0;
 }
 
@@ -375,6 +403,7 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
                      s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
                      s.data->val.ids.size(), s.step + 1, s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
     if (!quiet && !s.data->tokenizer_note.empty()) std::fprintf(stderr, "%s\n", s.data->tokenizer_note.c_str());
+    if (!quiet) std::fprintf(stderr, "memory: %s\n", memory_estimate_text(s.memory).c_str());
     if (int rc = train_steps(s, csv, o, link, out, quiet); rc) return rc;
     csv.flush();
     if (!csv) {
@@ -444,6 +473,11 @@ int cmd_train(const Args& a) {
     auto st = trainer_create(*cfg, say);
     if (!st) return fail(st.status.msg);
     TrainState& s = **st;
+    if (a.has("inject-nan-at")) {
+        long long v;
+        if (!parse_int(a.opt.at("inject-nan-at"), 1, 100000000, v)) return usage("--inject-nan-at must be a step number (1 or more)");
+        s.inject_nan_at = (int)v;
+    }
     StoreLink link = store_open(a);
     store_begin(link, s, out, {});
     TrainOutcome o;
@@ -1013,8 +1047,9 @@ const std::vector<Command>& commands() {
         {"train",
          "  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]\n"
          "                        [--corpus PATH] [--out DIR] [--workspace DIR] [--set key=value ...]\n"
+         "                        [--inject-nan-at STEP]   (tests: that step's loss is NaN; the run fails there)\n"
          "  routelab-cli train    --resume DIR [--steps N]   (go on from DIR's last save; N more steps)\n",
-         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume"}, cmd_train},
+         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume", "inject-nan-at"}, cmd_train},
         {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]\n",
          {"grid", "out", "workspace"}, cmd_sweep},
         {"lesson", "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n", {}, cmd_lesson, 1},

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "train/memory.h"
 #include "util/json_leaves.h"
 
 using json = nlohmann::json;
@@ -71,6 +72,12 @@ ConfigDock::ConfigDock(QWidget* parent) : QDockWidget("Config", parent) {
     message_->setWordWrap(true);
     message_->setStyleSheet("color: #c0392b;");
     lay->addWidget(message_);
+    memory_ = new QLabel(outer);
+    memory_->setObjectName("memoryEstimate");
+    memory_->setWordWrap(true);
+    memory_->setToolTip("What training this config holds (weights, gradients, AdamW, activations, measurements), counted "
+                        "from the layouts the trainer allocates, against the memory this process may still take.");
+    lay->addWidget(memory_);
     auto* scroll = new QScrollArea(outer);
     scroll->setWidgetResizable(true);
     body_ = new QWidget(scroll);
@@ -94,6 +101,7 @@ ConfigDock::ConfigDock(QWidget* parent) : QDockWidget("Config", parent) {
 void ConfigDock::setConfig(const rl::Config& cfg) {
     base_ = cfg;
     rebuild();
+    emit validityChanged(valid_);  // a preset too large for this machine blocks Train at once
 }
 
 void ConfigDock::rebuild() {
@@ -152,7 +160,19 @@ void ConfigDock::rebuild() {
     }
     lay->addStretch(1);
     message_->clear();
-    valid_ = true;
+    auto cfg = config();
+    valid_ = cfg ? checkMemory(*cfg) : true;  // an invalid preset is explained at its first edit, as before
+}
+
+bool ConfigDock::checkMemory(const rl::Config& cfg) {
+    rl::MemoryEstimate e;
+    rl::MemoryAvailable a;
+    const rl::Status st = rl::memory_check_config(cfg, true, &e, &a);
+    memory_->setText(QString("memory to train: %1 of %2 available")
+                         .arg(QString::fromStdString(rl::memory_bytes_text(e.total())), QString::fromStdString(rl::memory_bytes_text(a.bytes))));
+    memory_->setStyleSheet(st ? "" : "color: #c0392b;");
+    if (!st) message_->setText(QString::fromStdString(st.msg));
+    return st.is_ok();
 }
 
 rl::Result<rl::Config> ConfigDock::config() const {
@@ -194,8 +214,9 @@ void ConfigDock::edited(const QString& key) {
         for (auto* e : spins_) e->setStyleSheet("");
         std::vector<std::string> warnings = rl::config_warnings(*cfg);
         if (!warnings.empty()) message_->setText(QString::fromStdString("warning: " + warnings[0]));
+        valid_ = checkMemory(*cfg);  // too large for this machine: refused like an invalid value
         rl::LiveKey lk;
-        if (live_ && liveKey(key, &lk)) {
+        if (valid_ && live_ && liveKey(key, &lk)) {
             const float v = edits_.contains(key) ? edits_[key]->text().toFloat() : 0.f;
             live_(rl::LiveCommand{lk, v});
         }

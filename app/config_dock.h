@@ -26,6 +26,9 @@ public:
     rl::Result<rl::Config> config() const;
     bool retrainAllowed() const { return valid_; }
     QString message() const { return message_->text(); }
+    // "memory to train: 274.0 MiB of 22.9 GiB available": the estimate of the form's config, live; a
+    // config that does not fit is refused like an invalid value (train/memory.h).
+    QString memoryText() const { return memory_->text(); }
     // Sets a field by key path as a user would (tests, scripted runs).
     bool setField(const QString& key, const QString& value);
     // Called for live keys whenever their value changes to a valid one.
@@ -44,6 +47,8 @@ private:
     QMap<QString, QComboBox*> combos_;   // enum keys: their allowed values
     QMap<QString, QSpinBox*> spins_;     // integer keys
     QLabel* message_ = nullptr;
+    QLabel* memory_ = nullptr;
+    bool checkMemory(const rl::Config& cfg);  // false (and the message) when the config does not fit
     QWidget* body_ = nullptr;
     rl::Config base_;
     bool valid_ = true;

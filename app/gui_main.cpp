@@ -7,6 +7,7 @@
 // --hover x,y (print the tooltip there), --sweep F (run every point of a sweep file, then the view:
 // tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run),
 // --lesson NAME (run a lesson, print its conclusion, replay its last run and show its view),
+// --inject-nan-at STEP (tests: that step's loss is NaN; the run fails there, exit code 1),
 // --wall-time and --band (the Runs dock's curve toggles: x by seconds of training, min/max band),
 // --theme dark|light (View > Theme, kept for the next launch), --screenshot-2x FILE (File > Export
 // view as PNG (2x): the view alone at twice its size). Without --preset or --config the window opens
@@ -32,7 +33,8 @@ namespace {
 struct Script {
     QString preset = MainWindow::k_firstRunPreset, config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint,
             saveCkpt, csv, sweep, theme, shot2x, lesson;
-    int demo = 0;
+    int demo = 0, injectNanAt = 0;
+    int exitCode = 0;  // a scripted run that failed (--inject-nan-at) quits with 1
     qint64 highlight = 0;
     bool quit = false, overlay = false, viewGiven = false, wallTime = false, band = false;
 };
@@ -65,6 +67,7 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--overlay-runs") s.overlay = true;
         else if (a == "--sweep") s.sweep = next();
         else if (a == "--lesson") s.lesson = next();
+        else if (a == "--inject-nan-at") s.injectNanAt = next().toInt();
         else if (a == "--highlight-run") s.highlight = next().toLongLong();
         else if (a == "--wall-time") s.wallTime = true;
         else if (a == "--band") s.band = true;
@@ -190,7 +193,7 @@ void afterRun(QApplication& app, MainWindow& w, const Script& s, int step, doubl
         std::printf("look: theme %s, font %s\n", qPrintable(w.theme()), qPrintable(w.views()->fontDescription()));
         if (!s.shot.isEmpty()) saveScreenshot(w, s.shot, step);
         if (!s.shot2x.isEmpty()) saveScreenshot2x(w, s.shot2x);
-        if (s.quit) app.quit();
+        if (s.quit) app.exit(s.exitCode);
     });
 }
 
@@ -266,8 +269,25 @@ int main(int argc, char** argv) {
         }
         return app.exec();
     }
+    if (s.injectNanAt > 0) {
+        // The run fails at that step: say so, then the view and the screenshot as after a finished run.
+        w.session().setInjectNanAt(s.injectNanAt);
+        QObject::connect(&w, &MainWindow::runFailed, &app, [&app, &w, &s, windowUpSeconds](const QString& m) {
+            std::printf("run failed: %s\n", qPrintable(m));
+            s.exitCode = 1;
+            // The last good weights are being written by the trainer thread: give it a moment.
+            QTimer::singleShot(500, &app, [&app, &w, &s, windowUpSeconds] { afterRun(app, w, s, w.lastStep(), windowUpSeconds); });
+        });
+    }
     if (s.checkpoint.isEmpty() && !w.startRun(*cfg)) {
         std::fprintf(stderr, "error: %s\n", qPrintable(w.statusBar()->currentMessage()));
+        if (!s.shot.isEmpty()) {  // the window as the user sees the refusal (the form's message, the status bar)
+            QTimer::singleShot(300, &app, [&app, &w, &s] {
+                saveScreenshot(w, s.shot, 0);
+                app.exit(1);
+            });
+            return app.exec();
+        }
         return 1;
     }
     if (s.demo > 0 || !s.checkpoint.isEmpty()) {

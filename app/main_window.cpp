@@ -49,6 +49,7 @@
 #include "imgui_widget.h"
 #include "lessons_dock.h"
 #include "run_table.h"
+#include "train/memory.h"
 #include "widgets.h"
 #include "util/json_leaves.h"
 
@@ -205,8 +206,20 @@ void MainWindow::connectSession() {
             QTimer::singleShot(0, this, [this] { runNextSweepPoint(); });  // leave this signal before the next launch
         }
     });
-    connect(&session_, &Session::failed, this, [this](const QString& m) {
-        poll();  // its last steps, the non-finite one included, reach the store first
+    connect(&session_, &Session::failed, this, [this](const QString& what, int goodStep) {
+        poll();  // its last good steps reach the store first
+        // The weights of the last good step become the run's checkpoint (written by the trainer thread,
+        // which still holds them; checkpointSaved records it on the run).
+        QString m = what;
+        if (store_ && runId_) {
+            const QString dir = QDir(workspace_).filePath("checkpoints");
+            const QString path = QDir(dir).filePath(QString("run-%1-step-%2.safetensors").arg(runId_).arg(goodStep));
+            if (QDir().mkpath(dir)) {
+                session_.requestCheckpoint(path.toStdString());
+                m += QString("; training stopped with the weights of step %1, saved to %2").arg(goodStep).arg(path);
+            }
+        }
+        m += " (Retrain, or lower train.lr / raise train.warmup_steps, to go on)";
         endCurrentRun(rl::RunStatus::failed, m);
         message(m);
         emit runFailed(m);
@@ -239,7 +252,8 @@ void MainWindow::connectSession() {
                 message(QString::fromStdString(s.msg));
         refreshRuns();
         if (exporting) return finishExport(path);
-        message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
+        // A failed run's last good weights: the failure message (which names the file) stays up.
+        if (!(currentRun && runStatus_ == rl::RunStatus::failed)) message(QString("checkpoint saved: %1 (step %2)").arg(path).arg(step));
         emit checkpointSaved(path);
     });
 }
@@ -259,8 +273,8 @@ void MainWindow::buildConfigDock() {
         if (session_.running()) session_.send(c);
     });
     connect(config_, &ConfigDock::validityChanged, this, [this](bool ok) {
-        trainAction_->setEnabled(ok);
-        retrainAction_->setEnabled(ok);
+        if (trainAction_) trainAction_->setEnabled(ok);  // null while the window is being built
+        if (retrainAction_) retrainAction_->setEnabled(ok);
     });
     connect(config_, &ConfigDock::savePresetRequested, this, [this] { savePreset(); });
     connect(config_, &ConfigDock::openConfigRequested, this, [this] { openConfig(); });
@@ -1121,6 +1135,10 @@ rl::Status MainWindow::beginRun(const rl::Config& cfg, const rl::RunStart& start
     if (preparing_) return rl::Status::error("a run is being prepared (its text tokenized): wait for it, then try again");
     runClock_.start();  // Train -> first numbers on screen, tokenizing and allocating included
     spotlight_.clear(), spotlightCaption_.clear();  // a lesson's frame belongs to the lesson's run
+    // Up front, before the corpus is read: the run with the window's speedup measurement at its end
+    // must fit (trainer_create checks again with the real vocabulary, the training alone).
+    if (rl::Status v = rl::config_validate(cfg); !v) return v;
+    if (rl::Status m = rl::memory_check_config(cfg, !sweep_); !m) return m;
     auto st = prepareRun(cfg);
     if (!st) return st.status;
     replaceCurrentRun();

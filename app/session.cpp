@@ -54,6 +54,7 @@ Result<std::unique_ptr<TrainState>> Session::prepareFromCheckpoint(const std::st
 void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
     stop();
     state_ = std::move(state);
+    if (injectNanAt_ > 0) state_->inject_nan_at = injectNanAt_;
     // The old thread is joined: this (the consumer's) thread empties what it left in the channels,
     // so none of it is taken for the new run's.
     StepStats old;
@@ -223,19 +224,18 @@ void Session::loop() {
         }
         if (stepRequests_ > 0) stepRequests_--;
         StepStats st = trainer_step(s);
-        stats_.push(st);  // never waits; a slow GUI loses samples, counted in droppedStats()
-        if (!std::isfinite(st.loss)) {
-            // Every later step would be NaN too: stop here and say so (a sweep records the point as failed).
+        if (st.non_finite) {
+            // trainer_step did not apply it: the model holds the weights of the step before. Stop here and
+            // say so; the thread stays up, so the window can still save those weights (a sweep records
+            // the point as failed).
             publishProbe();
             diverged_ = true;
             finished_ = true;
             done = true;
-            char m[160];
-            std::snprintf(m, sizeof m, "training diverged at step %d: the loss is %s (try a lower train.lr or grad_clip > 0)", st.step,
-                          std::isnan(st.loss) ? "NaN" : "infinite");
-            post([this, msg = QString(m)] { emit failed(msg); });
+            post([this, msg = QString::fromStdString(rl::non_finite_message(st)), good = s.step] { emit failed(msg, good); });
             continue;
         }
+        stats_.push(st);  // never waits; a slow GUI loses samples, counted in droppedStats()
         const bool last = st.step >= s.cfg.train.steps;
         if (probeDue || st.step % probeEvery_ == 0 || last) publishProbe();
         if (st.step % specEvery_ == 0 && !last) publishSpecialization();

@@ -54,6 +54,8 @@ public:
     void setMeasureCost(bool on) { measureCost_ = on; }
     // prepare + launch; checkpoints open paused.
     rl::Status start(const rl::Config& cfg, bool paused = false);
+    // Tests (--inject-nan-at): the next launched run's loss at this step is NaN (0 = never).
+    void setInjectNanAt(int step) { injectNanAt_ = step; }
     rl::Status startFromCheckpoint(const std::string& path);
     void stop();
     void setPaused(bool p) { paused_ = p; }
@@ -87,8 +89,10 @@ public:
 
 signals:
     void finished(int step, float valLoss);
-    // The run cannot go on (its loss became non-finite): training stopped, the thread stays up.
-    void failed(QString message);
+    // The run cannot go on: a step's loss or gradient norm was NaN or infinite ("step 25: the loss is
+    // NaN"). That step was not applied; training stopped with the weights of lastGoodStep, and the
+    // thread stays up (requestCheckpoint still saves them).
+    void failed(QString message, int lastGoodStep);
     // A checkpoint could not be written; the run goes on.
     void checkpointFailed(QString message);
     void liveChangeRefused(QString message);
@@ -120,6 +124,7 @@ private:
     std::atomic<bool> stop_{false}, paused_{false}, finished_{false}, probeDirty_{false}, diverged_{false};
     std::atomic<bool> measureCost_{true};
     std::atomic<int> stepRequests_{0};
+    int injectNanAt_ = 0;
     std::atomic<int> extendBy_{0};  // Continue: steps to add, taken by the trainer at its next boundary
     rl::SpscRing<rl::StepStats, 256> stats_;
     rl::SpscRing<rl::LiveCommand, 64> commands_;

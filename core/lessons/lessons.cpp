@@ -229,6 +229,9 @@ Result<std::vector<LessonResult>> lesson_run(const Lesson& l, const std::functio
         std::vector<StepStats> tail;
         while (s.step < s.cfg.train.steps) {
             r.curve.push_back(trainer_step(s));
+            if (r.curve.back().non_finite)
+                return Status::error("lesson " + l.name + ", run '" + spec.label + "': " + non_finite_message(r.curve.back()) +
+                                     " (the step was not applied; try the lesson again)");
             if (progress) progress((int)i, s.step, s.cfg.train.steps);
         }
         for (size_t k = r.curve.size() > (size_t)k_routing_summary_steps ? r.curve.size() - k_routing_summary_steps : 0;

@@ -152,6 +152,14 @@ struct Activations {
     std::vector<char> kv_need;          // (G) skip path: kv groups some active head reads
 };
 void activations_create(Activations& a, const ModelConfig& c, int B, int T);
+// What activations_create(a, c, B, T) allocates, counted without allocating it (the memory estimate).
+struct ActivationsBytes {
+    size_t saved = 0;    // the saved-for-backward arena
+    size_t scratch = 0;  // the backward scratch arena
+    size_t other = 0;    // the vectors beside them
+    size_t total() const { return saved + scratch + other; }
+};
+ActivationsBytes activations_bytes(const ModelConfig& c, int B, int T);
 
 // The attention window (keys visible incl. self) for a forward over T tokens (docs/routing-math.md §1.2).
 // prev_entropy: the previous step's mean attention-row entropy (adaptive "entropy" strategy).

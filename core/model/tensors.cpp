@@ -323,13 +323,16 @@ void model_copy_state(Model& dst, const Model& src) {
 
 void model_zero_grad(Model& m) { std::fill(m.grads.data.begin(), m.grads.data.end(), 0.f); }
 
-void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
+namespace {
+
+// Declares every view of a (B, T) activation set: b the saved-for-backward arena, s the backward
+// scratch. Nothing is allocated in the arenas until they are bound (activations_bytes only counts).
+void activations_declare(Activations& a, const ModelConfig& c, int B, int T, Binder& b, Binder& s) {
     a.B = B;
     a.T = T;
     const int N = B * T;
     a.moe_max_assign = c.moe.kind != FfnRouting::dense ? model_moe_dims(c, N, true, 0).max_assign() : 0;
     a.layers.assign(c.n_layers, LayerActs{});
-    Binder b;
     b.add(a.x0, "x0", {N, c.d_model});
     for (int l = 0; l < c.n_layers; l++) layer_acts_declare(c, l, B, T, a.layers[l], b);
     b.add(a.lnf, "lnf", {N, c.d_model});
@@ -337,6 +340,14 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
     b.add(a.lnf_rstd, "lnf_rstd", {N});
     b.add(a.logits, "logits", {N, c.vocab_size});
     b.add(a.losses, "losses", {N});
+    scratch_declare(c, B, T, a, s);
+}
+
+}  // namespace
+
+void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
+    Binder b, s;
+    activations_declare(a, c, B, T, b, s);
     b.bind(a.arena);
     a.layout = b.layout;
     for (int l = 0; l < c.n_layers; l++) {  // views that are other views
@@ -348,9 +359,21 @@ void activations_create(Activations& a, const ModelConfig& c, int B, int T) {
         la.skip_q = la.q, la.skip_att = la.att, la.skip_gates = la.gates, la.skip_y = la.atty_raw;
         la.out = c.norm_position == NormPosition::pre ? la.res2 : la.ln2;
     }
-    Binder s;
-    scratch_declare(c, B, T, a, s);
     s.bind(a.scratch_arena);
+}
+
+ActivationsBytes activations_bytes(const ModelConfig& c, int B, int T) {
+    Activations a;
+    Binder b, s;
+    activations_declare(a, c, B, T, b, s);
+    ActivationsBytes r;
+    r.saved = b.layout.total() * sizeof(float);
+    r.scratch = s.layout.total() * sizeof(float);
+    // The int and small float vectors beside the arenas (MoE assignment lists, skip-path row lists, ...).
+    for (const LayerActs& l : a.layers)
+        r.other += l.skip_rows.capacity() * sizeof(int) + l.moe_int.capacity() * sizeof(int) +
+                   (l.moe_ring.capacity() + l.moe_ring_sum.capacity()) * sizeof(float) + l.moe_ring_rows.capacity() * sizeof(double);
+    return r;
 }
 
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity) {

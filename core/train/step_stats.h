@@ -41,6 +41,10 @@ struct StepStats {
     int threads = 0;       // threads the step ran on (ThreadGovernor)
     float wall_s = 0;      // seconds of training steps since the run started, this one included
     int window = 0;        // attention window used
+    // A step whose loss or gradient norm was NaN or infinite is not applied: the weights stay those of
+    // the step before, step stays at that step's number + 1 (the one that failed), and this says which.
+    enum NonFinite : int { finite = 0, loss_non_finite = 1, grad_non_finite = 2 };
+    int non_finite = finite;
     int n_layers = 0;
     LayerRouteStats layers[k_stats_layers];
 };

@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "train/memory.h"
+
 #include <algorithm>
 #include <malloc.h>
 
@@ -79,6 +81,11 @@ Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::uniqu
         return Status::error("config: 'model.vocab_size' is " + std::to_string(cfg.model.vocab_size) +
                              " but the tokenizer has " + std::to_string(s->cfg.model.vocab_size) +
                              " tokens; set it to 0 to take the tokenizer's size");
+    // Before a byte of the model is allocated: a config too large for this machine is a message, not
+    // the kernel's OOM kill (docs/hardening.md, "Memory").
+    s->memory = memory_estimate(s->cfg, data->train.ids.size() + data->val.ids.size());
+    if (Status m = memory_check(s->memory, memory_available()); !m) return m;
+    s->rss_before = memory_rss_bytes();
     s->data = std::move(data);
     model_create(s->model, s->cfg.model, cfg.train.seed, cfg.train.init_std);
     activations_create(s->acts, s->cfg.model, B, T);
@@ -108,11 +115,24 @@ StepStats trainer_step(TrainState& s) {
     st.loss = model_forward(s.model, s.acts, s.tokens.data(), s.targets.data(), B, T,
                             {.prev_entropy = s.prev_entropy, .training = true, .seed = (uint64_t)s.step + 1,
                              .skip = tc.heads_path == HeadsPath::skip});
+    if (s.inject_nan_at > 0 && s.step + 1 == s.inject_nan_at) st.loss = std::nanf("");  // --inject-nan-at (tests)
     stats_collect(st, s.model.cfg, s.acts);
+    st.lr = lr_schedule(s.step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr);
+    // A non-finite loss or gradient would put NaN into every weight and both AdamW moments for good:
+    // stop before the update, so the model still holds the last good step's weights.
+    auto refuse = [&](int what) {
+        st.non_finite = what;
+        st.step = s.step + 1;
+        st.window = s.acts.window;
+        st.wall_s = (float)s.wall_s;
+        governor_end(s.threads, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), B * T);
+        return st;
+    };
+    if (!std::isfinite(st.loss)) return refuse(StepStats::loss_non_finite);
     model_backward(s.model, s.acts, s.tokens.data(), s.targets.data());
     s.prev_entropy = s.acts.entropy;
     st.grad_norm = grad_clip(s.model.grads.data.data(), s.model.grads.data.size(), tc.grad_clip);
-    st.lr = lr_schedule(s.step, tc.steps, tc.warmup_steps, tc.lr, tc.min_lr);
+    if (!std::isfinite(st.grad_norm)) return refuse(StepStats::grad_non_finite);
     AdamWParams p{st.lr, tc.beta1, tc.beta2, tc.eps, tc.weight_decay, s.step + 1};
     adamw_update(s.model.params.data.data(), s.model.grads.data.data(), s.adam_m.data(), s.adam_v.data(),
                  s.decay_mask.data(), s.model.params.data.size(), p);
@@ -128,6 +148,13 @@ StepStats trainer_step(TrainState& s) {
     st.wall_s = (float)s.wall_s;
     st.threads = s.threads.current;
     return st;
+}
+
+std::string non_finite_message(const StepStats& st) {
+    const bool loss = st.non_finite == StepStats::loss_non_finite;
+    const float v = loss ? st.loss : st.grad_norm;
+    return "step " + std::to_string(st.step) + ": the " + (loss ? "loss" : "gradient norm") + " is " +
+           (std::isnan(v) ? "NaN" : "infinite");
 }
 
 float trainer_eval(TrainState& s) {

@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "model/model.h"
 #include "train/corpus.h"
+#include "train/memory.h"
 #include "train/step_stats.h"
 #include "util/cpu_load.h"
 #include "util/status.h"
@@ -48,6 +49,9 @@ struct TrainState {
     int step = 0;
     float prev_entropy = 0.f;                   // feeds the adaptive "entropy" window
     double wall_s = 0;                          // seconds spent in trainer_step so far (resumes carry it)
+    MemoryEstimate memory;                      // what trainer_create counted before allocating (train/memory.h)
+    double rss_before = 0;                      // the process's resident bytes just before the model was made
+    int inject_nan_at = 0;                      // tests: the loss of this step is made NaN (0 = never)
     ThreadGovernor threads;
 };
 
@@ -57,7 +61,11 @@ struct TrainState {
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const DataProgress& progress = {});
 // Same, over an already built dataset (tests and benches reuse one).
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::unique_ptr<Dataset> data);
+// One step. A NaN or infinite loss or gradient norm is not applied: the returned stats say which
+// (non_finite), and s keeps the weights, moments and step count of the step before.
 StepStats trainer_step(TrainState& s);
+// "step 25: the loss is NaN" (or "the gradient norm is infinite") for a step trainer_step refused.
+std::string non_finite_message(const StepStats& st);
 // Mean validation cross-entropy over cfg.train.eval_batches fixed windows.
 float trainer_eval(TrainState& s);
 

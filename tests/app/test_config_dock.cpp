@@ -125,3 +125,31 @@ TEST(ConfigDock, EnumsAreDropDownsIntegersSpinBoxesAndLabelsNameTheirBlock) {
         EXPECT_TRUE(labels.contains(want)) << want << " in " << labels.join(", ").toStdString();
     EXPECT_FALSE(labels.contains("kind")) << "no bare 'kind'";
 }
+
+// The form shows what training its config holds, live, and a config too large for this machine is
+// refused like an invalid value: the message names the estimate and the keys to lower, Train and
+// Retrain are blocked, and shrinking it back lets them go again (train/memory.h).
+TEST(ConfigDock, MemoryEstimateIsLiveAndTooLargeBlocksTrain) {
+    ConfigDock dock;
+    bool valid = true;
+    QObject::connect(&dock, &ConfigDock::validityChanged, [&](bool ok) { valid = ok; });
+    dock.setConfig(*rl::preset_load("tiny"));
+    EXPECT_TRUE(dock.retrainAllowed());
+    EXPECT_TRUE(dock.memoryText().startsWith("memory to train: ")) << dock.memoryText().toStdString();
+    EXPECT_TRUE(dock.memoryText().contains(" MiB of ")) << dock.memoryText().toStdString();
+    const QString small = dock.memoryText();
+    ASSERT_TRUE(dock.setField("model.d_model", "8192"));
+    ASSERT_TRUE(dock.setField("model.head_dim", "1024"));
+    ASSERT_TRUE(dock.setField("model.ffn.d_ff", "65536"));
+    EXPECT_FALSE(dock.retrainAllowed());
+    EXPECT_FALSE(valid);
+    EXPECT_TRUE(dock.message().startsWith("this config needs ")) << dock.message().toStdString();
+    EXPECT_TRUE(dock.message().contains("lower model.d_model")) << dock.message().toStdString();
+    EXPECT_TRUE(dock.memoryText().contains(" GiB of ")) << dock.memoryText().toStdString();
+    ASSERT_TRUE(dock.setField("model.ffn.d_ff", "64"));  // back to tiny's
+    ASSERT_TRUE(dock.setField("model.head_dim", "8"));
+    ASSERT_TRUE(dock.setField("model.d_model", "32"));
+    EXPECT_TRUE(dock.retrainAllowed()) << dock.message().toStdString();
+    EXPECT_TRUE(valid);
+    EXPECT_EQ(dock.memoryText(), small);
+}

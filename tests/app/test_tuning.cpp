@@ -18,6 +18,8 @@
 #include <QTreeWidget>
 
 #include "config/presets.h"
+#include "infer/generate.h"
+#include "io/checkpoint.h"
 #include "io/resume.h"
 #include "main_window.h"
 #include "wait_for.h"
@@ -109,162 +111,40 @@ TEST(Window, RunStatusFollowsHowTheRunEnded) {
     EXPECT_EQ(stored(ws.path(), dropped).status, rl::RunStatus::interrupted);
 }
 
-// The session's failed signal (a non-finite loss) marks the run failed with the message.
-TEST(Window, FailedRunIsStoredFailedWithItsMessage) {
+// A NaN loss (--inject-nan-at): the step is not applied, the run is stored failed naming the step,
+// the window says so, and the weights of the step before are saved as the run's checkpoint, finite,
+// loadable and able to generate.
+TEST(Window, NonFiniteStepFailsTheRunAndKeepsTheLastGoodWeights) {
     QTemporaryDir ws;
     MainWindow w(ws.path());
+    w.session().setInjectNanAt(5);
+    QString said, saved;
+    QObject::connect(&w, &MainWindow::runFailed, [&](const QString& m) { said = m; });
+    QObject::connect(&w, &MainWindow::checkpointSaved, [&](const QString& p) { saved = p; });
     ASSERT_TRUE(w.startRun(tiny(100000)));
     const int64_t id = w.currentRunId();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
-    QString said;
-    QObject::connect(&w, &MainWindow::runFailed, [&](const QString& m) { said = m; });
-    emit w.session().failed("training diverged at step 2: the loss is NaN");
-    w.session().stop();
-    EXPECT_TRUE(said.contains("diverged"));
+    ASSERT_TRUE(waitFor([&] { return !said.isEmpty() && !saved.isEmpty(); }));
+    EXPECT_TRUE(said.startsWith("step 5: the loss is NaN; training stopped with the weights of step 4, saved to ")) << said.toStdString();
+    EXPECT_TRUE(w.statusMessage().startsWith("step 5: the loss is NaN")) << w.statusMessage().toStdString();
+    EXPECT_EQ(w.lastStep(), 4) << "the refused step never reached the window";
     const rl::RunRecord r = stored(ws.path(), id);
     EXPECT_EQ(r.status, rl::RunStatus::failed);
-    EXPECT_EQ(r.status_message, "training diverged at step 2: the loss is NaN");
+    EXPECT_EQ(r.status_message, said.toStdString());
+    EXPECT_EQ(r.steps, 4);
+    EXPECT_EQ(r.checkpoint, saved.toStdString());
+    auto ck = rl::checkpoint_load(saved.toStdString());
+    ASSERT_TRUE(ck) << ck.status.msg;
+    EXPECT_EQ((*ck)->info.step, 4);
+    for (float v : (*ck)->model.params.data) ASSERT_TRUE(std::isfinite(v)) << "a weight of the saved checkpoint is not finite";
+    rl::SampleOptions o;
+    o.temperature = 0;
+    const rl::GenerationReport g = rl::generate_report((*ck)->model, (*ck)->tok, "The", 5, o, 0.f);
+    EXPECT_TRUE(g.error.empty()) << g.error;
+    EXPECT_FALSE(g.new_text.empty());
     w.close();
     EXPECT_EQ(stored(ws.path(), id).status, rl::RunStatus::failed) << "closing does not overwrite how it ended";
 }
 
-// Continue after the last step: N more steps on the same weights and optimizer, in the same store row.
-TEST(Window, ContinueTrainsMoreStepsInTheSameRow) {
-    QTemporaryDir ws;
-    MainWindow w(ws.path());
-    int finishedAt = 0;
-    QObject::connect(&w, &MainWindow::runFinished, [&](int step) { finishedAt = step; });
-    EXPECT_FALSE(w.continueRun(5)) << "nothing has finished yet";
-    ASSERT_TRUE(w.startRun(tiny(6)));
-    const int64_t id = w.currentRunId();
-    ASSERT_TRUE(waitFor([&] { return finishedAt == 6; }));
-    ASSERT_EQ(stored(ws.path(), id).status, rl::RunStatus::finished);
-    ASSERT_TRUE(w.continueRun(4)) << w.statusMessage().toStdString();
-    EXPECT_EQ(stored(ws.path(), id).status, rl::RunStatus::running);
-    EXPECT_FALSE(w.continueRun(4)) << "only a finished run continues";
-    ASSERT_TRUE(waitFor([&] { return finishedAt == 10; }));
-    EXPECT_EQ(w.currentRunId(), id);
-    const rl::RunRecord r = stored(ws.path(), id);
-    EXPECT_EQ(r.status, rl::RunStatus::finished);
-    EXPECT_EQ(r.steps, 10);
-    EXPECT_GT(r.val_loss, 0.f);
-    const auto curve = storedCurve(ws.path(), id);
-    ASSERT_EQ(curve.size(), 10u);
-    for (int i = 0; i < 10; i++) EXPECT_EQ(curve[i].step, i + 1);
-    EXPECT_GT(curve[9].wall_s, curve[5].wall_s);
-    EXPECT_EQ(storedRuns(ws.path()).size(), 1u) << "no second row";
-    EXPECT_EQ(w.runData().curve.size(), 10u);
-}
-
-// After a restart: Continue from the stored run's checkpoint (written with its companion by the
-// window) takes the steps the in-window Continue took, bit for bit; the row is the same when the
-// checkpoint is its last step, else a new row that starts with the run's steps up to the checkpoint.
-TEST(Window, ContinueFromCheckpointAfterARestartIsExact) {
-    QTemporaryDir ws;
-    auto cfg = tiny(8);
-    cfg.model.attention.positional = rl::PosKind::rope;  // CoPE's table gradient depends on the thread count
-    int64_t straight = 0, later = 0;
-    const QString ckA = QDir(ws.path()).filePath("a.safetensors"), ckB = QDir(ws.path()).filePath("b.safetensors");
-    {
-        MainWindow w(ws.path());
-        int finishedAt = 0;
-        QString saved;
-        QObject::connect(&w, &MainWindow::runFinished, [&](int step) { finishedAt = step; });
-        QObject::connect(&w, &MainWindow::checkpointSaved, [&](const QString& p) { saved = p; });
-        ASSERT_TRUE(w.startRun(cfg));
-        straight = w.currentRunId();
-        ASSERT_TRUE(waitFor([&] { return finishedAt == 8; }));
-        w.saveCheckpoint(ckA);
-        ASSERT_TRUE(waitFor([&] { return saved == ckA; })) << w.statusMessage().toStdString();
-        EXPECT_TRUE(QFile::exists(QString::fromStdString(rl::run_state_path(ckA.toStdString(), 8)))) << "the companion state";
-        ASSERT_TRUE(w.continueRun(5));
-        ASSERT_TRUE(waitFor([&] { return finishedAt == 13; }));
-        finishedAt = 0;
-        ASSERT_TRUE(w.startRun(cfg));
-        later = w.currentRunId();
-        ASSERT_TRUE(waitFor([&] { return finishedAt == 8; }));
-        w.saveCheckpoint(ckB);
-        ASSERT_TRUE(waitFor([&] { return saved == ckB; }));
-        auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
-        auto cks = rl::run_store_checkpoints(*store, later);
-        ASSERT_TRUE(cks && cks->size() == 1u);
-        EXPECT_EQ((*cks)[0].first, 8) << "recorded with its step";
-        EXPECT_EQ((*cks)[0].second, ckB.toStdString());
-    }
-    const auto reference = storedCurve(ws.path(), straight);
-    ASSERT_EQ(reference.size(), 13u);
-    MainWindow w(ws.path());  // the restart
-    int finishedAt = 0;
-    QObject::connect(&w, &MainWindow::runFinished, [&](int step) { finishedAt = step; });
-    ASSERT_TRUE(w.continueFromCheckpoint(later, 5)) << w.statusMessage().toStdString();
-    EXPECT_TRUE(w.statusMessage().contains("exact")) << w.statusMessage().toStdString();
-    EXPECT_FALSE(w.statusMessage().contains("not exact")) << w.statusMessage().toStdString();
-    EXPECT_EQ(w.currentRunId(), later) << "the checkpoint is its last step: the same row";
-    EXPECT_EQ(stored(ws.path(), later).status, rl::RunStatus::running);
-    ASSERT_TRUE(waitFor([&] { return finishedAt == 13; }));
-    const auto resumed = storedCurve(ws.path(), later);
-    ASSERT_EQ(resumed.size(), 13u);
-    for (int i = 0; i < 13; i++) EXPECT_EQ(resumed[i].loss, reference[i].loss) << "step " << i + 1;
-    EXPECT_EQ(stored(ws.path(), later).status, rl::RunStatus::finished);
-
-    // The first run went on past its checkpoint (to 13): continuing from step 8 is a new row.
-    finishedAt = 0;
-    ASSERT_TRUE(w.continueFromCheckpoint(straight, 2)) << w.statusMessage().toStdString();
-    const int64_t branch = w.currentRunId();
-    EXPECT_NE(branch, straight);
-    EXPECT_NE(stored(ws.path(), branch).name.find("(from #" + std::to_string(straight) + " at step 8)"), std::string::npos);
-    ASSERT_TRUE(waitFor([&] { return finishedAt == 10; }));
-    const auto b = storedCurve(ws.path(), branch);
-    ASSERT_EQ(b.size(), 10u) << "the steps up to the checkpoint, then its own";
-    for (int i = 0; i < 10; i++) EXPECT_EQ(b[i].loss, reference[i].loss) << "step " << i + 1;
-    EXPECT_EQ(storedCurve(ws.path(), straight).size(), 13u) << "the original row is untouched";
-    // Without the companion the message says the optimizer starts fresh.
-    ASSERT_TRUE(QFile::remove(QString::fromStdString(rl::run_state_path(ckB.toStdString(), 8))));
-    ASSERT_TRUE(w.continueFromCheckpoint(later, 1)) << w.statusMessage().toStdString();
-    EXPECT_TRUE(w.statusMessage().contains("not exact, fresh optimizer")) << w.statusMessage().toStdString();
-    EXPECT_FALSE(w.continueFromCheckpoint(12345, 1));
-}
-
-// Three points, the second invalid: two finished and one failed, in order, each tagged with the sweep.
-TEST(Window, SweepRunsEveryPointAndStoresTheInvalidOneFailed) {
-    QTemporaryDir ws;
-    MainWindow w(ws.path());
-    int finished = -1, failed = -1;
-    QObject::connect(&w, &MainWindow::sweepFinished, [&](int f, int x) { finished = f, failed = x; });
-    EXPECT_FALSE(w.startSweep("{\"grid\": {\"train.lr\": []}}", "bad"));
-    EXPECT_TRUE(w.statusMessage().contains("empty list")) << w.statusMessage().toStdString();
-    const QString json = R"({"name": "kv3", "preset": "tiny", "set": {"train.steps": 4},
-                             "grid": {"model.n_kv_heads": [1, 3, 2]}})";
-    ASSERT_TRUE(w.startSweep(json, "unused")) << w.statusMessage().toStdString();
-    EXPECT_TRUE(w.sweepActive());
-    auto* progress = w.findChild<QLabel*>("sweepProgress");
-    ASSERT_NE(progress, nullptr);
-    EXPECT_TRUE(progress->text().contains("sweep kv3: point 1/3")) << progress->text().toStdString();
-    ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
-    EXPECT_EQ(finished, 2);
-    EXPECT_EQ(failed, 1);
-    EXPECT_FALSE(w.sweepActive());
-    EXPECT_TRUE(w.statusMessage().contains("sweep kv3 done")) << w.statusMessage().toStdString();
-    std::vector<rl::RunRecord> runs = storedRuns(ws.path());
-    ASSERT_EQ(runs.size(), 3u);
-    std::reverse(runs.begin(), runs.end());  // oldest first: the points' order
-    const char* kv[] = {"n_kv_heads=1", "n_kv_heads=3", "n_kv_heads=2"};
-    const rl::RunStatus want[] = {rl::RunStatus::finished, rl::RunStatus::failed, rl::RunStatus::finished};
-    for (int i = 0; i < 3; i++) {
-        EXPECT_EQ(runs[i].sweep, "kv3");
-        EXPECT_NE(runs[i].name.find(kv[i]), std::string::npos) << runs[i].name;
-        EXPECT_EQ(runs[i].status, want[i]) << runs[i].name;
-    }
-    EXPECT_NE(runs[1].status_message.find("n_kv_heads"), std::string::npos) << runs[1].status_message;
-    EXPECT_EQ(runs[0].steps, 4);
-    EXPECT_EQ(runs[2].steps, 4);
-    EXPECT_GT(runs[2].val_loss, 0.f);
-    // The tuning view's copy of the list is the store's.
-    EXPECT_EQ(w.runData().runs.size(), 3u);
-}
-
-// A point whose run fails while training is stored failed and the sweep goes on; Stop sweep ends
-// the point training then, interrupted, and starts no more.
 TEST(Window, SweepGoesOnAfterAFailedRunAndStops) {
     QTemporaryDir ws;
     MainWindow w(ws.path());
@@ -273,7 +153,7 @@ TEST(Window, SweepGoesOnAfterAFailedRunAndStops) {
     ASSERT_TRUE(w.startSweep(R"({"name": "f", "preset": "tiny", "grid": {"train.steps": [100000, 3]}})", "f"));
     const int64_t first = w.currentRunId();
     ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
-    emit w.session().failed("training diverged at step 2: the loss is NaN");  // what Session sends on a non-finite loss
+    emit w.session().failed("step 2: the loss is NaN", 1);  // what Session sends on a non-finite step
     ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
     EXPECT_EQ(finished, 1);
     EXPECT_EQ(failed, 1);

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -220,4 +221,44 @@ TEST_F(Cli, EveryCommandPrintsItsUsageOnHelp) {
     EXPECT_EQ(t.code, 0) << t.out;
     EXPECT_FALSE(fs::exists(dir / "never"));
     EXPECT_NE(t.out.find("--set takes any config key"), std::string::npos) << t.out;
+}
+
+// A config far too large for the machine is refused before a byte of it is allocated (train/memory.h),
+// in well under the 2 s a newcomer waits, with the estimate and the keys to lower; params prints the
+// same estimate.
+TEST_F(Cli, ConfigTooLargeForTheMachineIsRefusedUpFront) {
+    const std::string big = "--preset tiny --set model.d_model=8192 --set model.head_dim=1024 --set model.ffn.d_ff=65536";
+    const auto t0 = std::chrono::steady_clock::now();
+    CliRun r = run_cli("train " + big + " --out " + path("o") + " --workspace " + path("ws"));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    expect_one_line_error(r, "this config needs ");
+    EXPECT_NE(r.out.find(" GiB (parameters "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(" is available ("), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("lower model.d_model, model.ffn.d_ff"), std::string::npos) << r.out;
+    EXPECT_LT(secs, 2.0) << r.out;
+    CliRun p = run_cli("params " + big);
+    EXPECT_EQ(p.code, 0) << p.out;
+    EXPECT_NE(p.out.find("memory to train: "), std::string::npos) << p.out;
+    CliRun ok = run_cli("params --preset seed-baseline");  // a config that fits: the estimate, no refusal
+    EXPECT_NE(ok.out.find("memory to train: "), std::string::npos) << ok.out;
+}
+
+// --inject-nan-at 25: the CLI exits 1 naming step 25; the weights of step 24 are the run's
+// checkpoint, which loads and generates; the run reads failed in the store.
+TEST_F(Cli, InjectedNanFailsTheRunAndKeepsTheLastGoodWeights) {
+    const std::string out = path("nan"), ws = path("ws");
+    CliRun r = run_cli("train --preset tiny --steps 60 --inject-nan-at 25 --out " + out + " --workspace " + ws);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("error: step 25: the loss is NaN; the weights of step 24 are saved in " + out + "/checkpoint.safetensors"),
+              std::string::npos)
+        << r.out;
+    CliRun g = run_cli("generate --checkpoint " + out + "/checkpoint.safetensors --prompt \"The\" --max-tokens 5 --temperature 0");
+    EXPECT_EQ(g.code, 0) << g.out;
+    CliRun list = run_cli("runs list --json --workspace " + ws);
+    ASSERT_EQ(list.code, 0) << list.out;
+    const auto j = nlohmann::json::parse(list.out.substr(list.out.find('[')), nullptr, false);
+    ASSERT_TRUE(j.is_array() && j.size() == 1) << list.out;
+    EXPECT_EQ(j[0].value("status", ""), "failed") << list.out;
+    EXPECT_EQ(j[0].value("steps", 0), 24) << list.out;
+    EXPECT_NE(j[0].value("status_message", "").find("step 25: the loss is NaN"), std::string::npos) << list.out;
 }

@@ -15,6 +15,7 @@
 #include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
+#include "train/memory.h"
 #include "train/optim.h"
 #include "train/trainer.h"
 #include "util/threads.h"
@@ -350,4 +351,45 @@ TEST(Optim, GradClipAndAdamWMatchPlainLoops) {
         }
         for (size_t i = 0; i < n; i++) ASSERT_NEAR(p[i], pr[i], 1e-6) << n << " at " << i;
     }
+}
+
+// The memory estimate counts what trainer_create really allocates: the parameters, gradients, AdamW
+// moments and the (B, T) activations, byte for byte, for a dense, an MoH, an MoE and an MH-MoE preset;
+// a machine with less memory than the estimate refuses the config naming the part to lower.
+TEST(Memory, EstimateIsWhatTheTrainerAllocatesAndTooLargeIsRefused) {
+    for (const char* p : {"seed-baseline", "seed-moh", "moe-top2-8", "mh-moe-h2"}) {
+        SCOPED_TRACE(p);
+        auto cfg = preset_load(p);
+        ASSERT_TRUE(cfg.is_ok());
+        auto s = trainer_create(*cfg);
+        ASSERT_TRUE(s.is_ok()) << s.status.msg;
+        const TrainState& t = **s;
+        const MemoryEstimate& e = t.memory;
+        const double P = t.model.params.data.size() * sizeof(float);
+        EXPECT_EQ(e.grads, P);
+        EXPECT_EQ(e.optimizer, (t.adam_m.size() + t.adam_v.size()) * sizeof(float) + t.decay_mask.size());
+        EXPECT_NEAR(e.params, P + t.model.buffers.data.size() * sizeof(float), e.params * 0.001);  // biases: an upper count
+        const double acts = (t.acts.arena.data.size() + t.acts.scratch_arena.data.size()) * sizeof(float);
+        EXPECT_GE(e.activations, acts);
+        EXPECT_LT(e.activations, acts * 1.02) << "the side vectors are a small part";
+        EXPECT_EQ(e.data, (t.data->train.ids.size() + t.data->val.ids.size()) * 5.0);
+    }
+    auto cfg = *preset_load("seed-baseline");
+    cfg.model.vocab_size = 2000;
+    const MemoryEstimate e = memory_estimate(cfg);
+    EXPECT_TRUE(memory_check(e, {e.total() * 1.01, "test"}).is_ok());
+    const Status no = memory_check(e, {e.total() * 0.5, "test"});
+    ASSERT_FALSE(no.is_ok());
+    EXPECT_EQ(no.msg.rfind("this config needs " + memory_bytes_text(e.total()) + " (parameters ", 0), 0u) << no.msg;
+    EXPECT_NE(no.msg.find("lower train.batch_size, model.seq_len or model.ffn.d_ff"), std::string::npos)
+        << "seed-baseline's activations outweigh its weights: " << no.msg;
+    cfg.model.d_model = 1024, cfg.model.head_dim = 128;  // now the weights do
+    const Status wide = memory_check(memory_estimate(cfg), {1e6, "test"});
+    EXPECT_NE(wide.msg.find("lower model.d_model"), std::string::npos) << wide.msg;
+    // The machine's memory is read from the kernel (and the cgroup): some, and less than the machine has.
+    const MemoryAvailable a = memory_available();
+    EXPECT_GT(a.bytes, 64e6) << a.source;
+    EXPECT_FALSE(a.source.empty());
+    EXPECT_GT(memory_rss_bytes(), 1e6);
+    EXPECT_GE(memory_peak_rss_bytes(), memory_rss_bytes());
 }
