@@ -22,6 +22,7 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   qt6-base-dev libqt6opengl6-dev libimgui-dev libgl-dev fonts-dejavu-core
   xvfb xauth libgl1-mesa-dri imagemagick
+  clang libclang-rt-14-dev libomp-dev  # scripts/fuzz.sh: clang, libFuzzer + ASan/UBSan runtimes, OpenMP for clang
 )
 if [ "$with_torch" -eq 1 ]; then
   PKGS+=(python3-torch libopenblas0-openmp)

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROUTELAB_SANITIZE=ON -DROUTELAB_SANITIZER=thread > build-tsan.log
-cmake --build build-tsan -j "$(nproc)" --target routelab_core_tests >> build-tsan.log
+cmake --build build-tsan -j "$(nproc)" --target routelab_core_tests >> build-tsan.log 2>&1 ||
+  { tail -50 build-tsan.log; exit 1; }  # the compiler's warnings go to the log, not the CI output
 OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
   build-tsan/tests/routelab_core_tests --gtest_filter='Channel.*'
 if cmake --build build-tsan -j "$(nproc)" --target routelab_app_tests >> build-tsan.log 2>&1; then

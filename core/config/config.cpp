@@ -3,6 +3,7 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -75,6 +76,11 @@ const char* json_type(const json& j) {
     return "null";
 }
 
+Status out_of_range(const std::string& key, const json& v) {
+    return Status::error("config: '" + key + "' is out of range: got " + v.dump() +
+                         " (a whole-number key takes -2147483648..2147483647; the README gives each key's own range)");
+}
+
 // Merges `user` onto `base` (the defaults); every user key must exist in base with the same type.
 Status merge_checked(json& base, const json& user, const std::string& path) {
     if (!user.is_object())
@@ -102,6 +108,8 @@ Status merge_checked(json& base, const json& user, const std::string& path) {
         if (slot.is_number_integer() && !it.value().is_number_integer()) {
             double d = it.value().get<double>();
             if (d != std::floor(d)) return Status::error("config: '" + key + "' must be an integer, got " + it.value().dump());
+            // Converting a double beyond 64 bits is undefined behaviour (1e300 came from a fuzzed file).
+            if (!(std::fabs(d) < 0x1p62)) return out_of_range(key, it.value());
             slot = static_cast<long long>(d);
         } else {
             slot = it.value();
@@ -225,11 +233,27 @@ struct FieldReader {
     void operator()(const char* key, T& v) {
         if (status) v = j.at(key_pointer(key)).get<T>();
     }
+    // Whole numbers are read as int: a value beyond it would silently wrap (4294967304 read as 8).
+    void operator()(const char* key, int& v) {
+        if (!status) return;
+        const json& x = j.at(key_pointer(key));
+        if (!fits(x, INT_MIN, INT_MAX)) status = out_of_range(key, x);
+        else v = x.get<int>();
+    }
     void operator()(const char* key, unsigned& v) {  // seeds: JSON has no unsigned, so refuse negatives by name
         if (!status) return;
-        const long long x = j.at(key_pointer(key)).get<long long>();
-        if (x < 0) status = Status::error("config: '" + std::string(key) + "' must be >= 0, got " + std::to_string(x));
-        else v = static_cast<unsigned>(x);
+        const json& x = j.at(key_pointer(key));
+        if (x.is_number_integer() && !x.is_number_unsigned() && x.get<long long>() < 0)
+            status = Status::error("config: '" + std::string(key) + "' must be >= 0, got " + x.dump());
+        else if (!fits(x, 0, UINT_MAX))
+            status = Status::error("config: '" + std::string(key) + "' is out of range: got " + x.dump() +
+                                   " (a seed takes 0..4294967295)");
+        else v = static_cast<unsigned>(x.get<long long>());
+    }
+    static bool fits(const json& x, long long lo, long long hi) {
+        if (x.is_number_unsigned()) return x.get<unsigned long long>() <= (unsigned long long)hi;
+        const long long y = x.get<long long>();
+        return y >= lo && y <= hi;
     }
     template <class E, size_t N>
     void operator()(const char* key, E& v, const EnumName<E> (&names)[N]) {

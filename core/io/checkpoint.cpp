@@ -60,10 +60,8 @@ Result<std::unique_ptr<LoadedCheckpoint>> checkpoint_load(const std::string& pat
     if (cfg->model.vocab_size != tok->vocab_size())
         return Status::error(where + "config vocab_size " + std::to_string(cfg->model.vocab_size) +
                              " does not match the tokenizer's " + std::to_string(tok->vocab_size()));
-    auto out = std::make_unique<LoadedCheckpoint>(LoadedCheckpoint{*cfg, *tok, Model{}, {}});
-    model_create(out->model, cfg->model, 0, cfg->train.init_std);
-    // Parameters, then buffers: every tensor the config has must be there with its shape.
-    auto load_all = [&](const Layout& layout, Arena& into) -> Status {
+    // Every tensor the config has must be there with its shape.
+    auto check_all = [&](const Layout& layout) -> Status {
         for (const TensorSpec& s : layout.specs()) {
             auto it = file->tensors.find(s.name);
             std::vector<int64_t> want(s.shape.begin(), s.shape.end());
@@ -73,8 +71,18 @@ Result<std::unique_ptr<LoadedCheckpoint>> checkpoint_load(const std::string& pat
             if (it->second.shape != want)
                 return Status::error(where + "tensor '" + s.name + "' has shape " + shape_str(it->second.shape) +
                                      " but the config needs " + shape_str(want) + " (re-save the checkpoint)");
-            std::memcpy(into.data.data() + s.offset, it->second.data.data(), s.numel * sizeof(float));
         }
+        return Status::ok();
+    };
+    // Checked before the model is allocated: a stored config is only bounded by config_validate, so an
+    // edited or corrupt one could ask for terabytes (found by fuzzing); the file's own tensors are small.
+    if (Status s = check_all(model_param_layout(cfg->model)); !s) return s;
+    auto out = std::make_unique<LoadedCheckpoint>(LoadedCheckpoint{*cfg, *tok, Model{}, {}});
+    model_create(out->model, cfg->model, 0, cfg->train.init_std);
+    auto load_all = [&](const Layout& layout, Arena& into) -> Status {
+        if (Status s = check_all(layout); !s) return s;
+        for (const TensorSpec& s : layout.specs())
+            std::memcpy(into.data.data() + s.offset, file->tensors.find(s.name)->second.data.data(), s.numel * sizeof(float));
         return Status::ok();
     };
     if (Status s = load_all(out->model.layout, out->model.params); !s) return s;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the core and app test executables with g++, AddressSanitizer and UBSan in build-asan/ and
+# runs them, then the Session tests under ThreadSanitizer (scripts/tsan.sh). Exits non-zero on any
+# sanitizer report or failing test (docs/hardening.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DROUTELAB_SANITIZE=ON \
+  -DROUTELAB_SANITIZER=address,undefined -DROUTELAB_CUDA=OFF > build-asan.log 2>&1 || { cat build-asan.log; exit 1; }
+# routelab_core_tests depends on routelab-cli (its CLI tests run it), which is built with ASan too.
+cmake --build build-asan -j "$(nproc)" --target routelab_core_tests routelab_app_tests >> build-asan.log 2>&1 ||
+  { tail -50 build-asan.log; exit 1; }
+
+echo "sanitize: ASan + UBSan build done in ${SECONDS} s"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+build-asan/tests/routelab_core_tests --gtest_brief=1
+QT_QPA_PLATFORM=offscreen build-asan/tests/routelab_app_tests --gtest_brief=1
+echo "sanitize: ASan + UBSan tests passed (${SECONDS} s so far); ThreadSanitizer next"
+bash scripts/tsan.sh
+echo "sanitize: done in ${SECONDS} s"
