@@ -17,23 +17,10 @@
 #include "io/run_store.h"
 #include "main_window.h"
 #include "train/corpus.h"
+#include "stored_run.h"
 #include "wait_for.h"
 
 namespace {
-
-rl::Config tiny(int steps) {
-    auto c = *rl::preset_load("tiny");
-    c.train.steps = steps;
-    return c;
-}
-
-rl::RunRecord stored(const QString& ws, int64_t id) {
-    auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
-    EXPECT_TRUE(store) << store.status.msg;
-    auto r = rl::run_store_get(*store, id);
-    EXPECT_TRUE(r) << r.status.msg;
-    return r ? *r : rl::RunRecord{};
-}
 
 std::vector<rl::CurvePoint> storedCurve(const QString& ws, int64_t id) {
     auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());

@@ -22,35 +22,16 @@
 #include "io/checkpoint.h"
 #include "io/resume.h"
 #include "main_window.h"
+#include "stored_run.h"
 #include "wait_for.h"
 #include "run_table.h"
 
 namespace {
 
-rl::RunRecord stored(const QString& ws, int64_t id) {
-    auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
-    EXPECT_TRUE(store) << store.status.msg;
-    auto r = rl::run_store_get(*store, id);
-    EXPECT_TRUE(r) << r.status.msg;
-    return r ? *r : rl::RunRecord{};
-}
-
 std::vector<rl::RunRecord> storedRuns(const QString& ws) {
     auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
     auto l = rl::run_store_list(*store);
     return l ? *l : std::vector<rl::RunRecord>{};
-}
-
-std::vector<rl::CurvePoint> storedCurve(const QString& ws, int64_t id) {
-    auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
-    auto c = rl::run_store_curve(*store, id);
-    return c ? *c : std::vector<rl::CurvePoint>{};
-}
-
-rl::Config tiny(int steps) {
-    auto c = *rl::preset_load("tiny");
-    c.train.steps = steps;
-    return c;
 }
 
 // "... at step N": N, or -1.
