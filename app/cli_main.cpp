@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/device.h"
 #include "config/config.h"
 #include "config/presets.h"
 #include "config/sweep.h"
@@ -94,6 +95,8 @@ Result<Config> load_config(const Args& a) {
     if (!cfg) return cfg.status;
     for (const auto& s : a.sets)
         if (Status st = config_apply_override(*cfg, s); !st) return st;
+    if (a.has("device"))  // --device D is --set train.device=D
+        if (Status st = config_apply_override(*cfg, "train.device=" + a.opt.at("device")); !st) return st;
     if (Status st = config_validate(*cfg); !st) return st;
     return cfg;
 }
@@ -355,7 +358,7 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
         {"vocab_size", s.cfg.model.vocab_size}, {"half_ln_vocab", half_ln_v},
         {"parameters", model_param_count(s.model)}, {"tokens_per_s", tok_s},
         {"seconds", o.seconds}, {"setup_seconds", setup_s}, {"checkpoint", ckpt},
-        {"tokenizer", s.data->tokenizer_note}};
+        {"tokenizer", s.data->tokenizer_note}, {"device", s.model.ops->device}};
     if (!quiet) summarize_routing(s, o, out, summary);
     // The estimate against what the run really took: the resident set before the model was made (the
     // tokens are in it already) plus the rest of the estimate is the predicted peak.
@@ -410,6 +413,7 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
                      s.cfg.name.c_str(), model_param_count(s.model), s.cfg.model.vocab_size, s.data->train.ids.size(),
                      s.data->val.ids.size(), s.step + 1, s.cfg.train.steps, s.cfg.train.batch_size, s.cfg.model.seq_len);
     if (!quiet && !s.data->tokenizer_note.empty()) std::fprintf(stderr, "%s\n", s.data->tokenizer_note.c_str());
+    if (!quiet && !s.device_note.empty()) std::fprintf(stderr, "%s\n", s.device_note.c_str());
     if (!quiet) std::fprintf(stderr, "memory: %s\n", memory_estimate_text(s.memory).c_str());
     if (int rc = train_steps(s, csv, o, link, out, quiet); rc) return rc;
     if (Status w = atomic_file_write(out + "/metrics.csv", csv.str()); !w) {
@@ -852,11 +856,15 @@ int cmd_bench(const Args& a) {
         if (!parse_int(a.opt.at("vocab-size"), 1, 1000000, vs)) return usage("--vocab-size must be an integer in 1..1000000");
         cfg->model.vocab_size = (int)vs;
     }
+    auto device = device_select(cfg->train.device);  // the bench runs where training would
+    if (!device) return fail(device.status.msg);
+    if (!device->note.empty()) std::fprintf(stderr, "%s\n", device->note.c_str());
     auto v = resolve_vocab(*cfg);
     if (!v) return fail(v.status.msg);
     cfg->model.vocab_size = *v;
     SpeedReport r = speed_measure(*cfg, secs, 3);
     nlohmann::json j = {{"preset", cfg->name},
+                        {"device", device->ops->device},
                         {"vocab_size", *v},
                         {"threads", r.threads},
                         {"use_wo", cfg->model.attention.use_wo},
@@ -869,7 +877,7 @@ int cmd_bench(const Args& a) {
                         {"lm_head_gflops", r.lm_head_gflops},
                         {"lm_head_fraction_of_peak", r.lm_head_gflops / r.peak_gflops},
                         {"flops_per_token_forward", r.flops_per_token_fwd}};
-    std::printf("bench %s (V %d, W_O %s, %d threads; medians of 3)\n", cfg->name.c_str(), *v,
+    std::printf("bench %s on %s (V %d, W_O %s, %d threads; medians of 3)\n", cfg->name.c_str(), device->ops->device, *v,
                 cfg->model.attention.use_wo ? "on" : "off", r.threads);
     std::printf("  train  B=1   %10.0f tok/s\n", r.train_tok_s_b1);
     std::printf("  train  B=16  %10.0f tok/s   (%.1f GFLOP/s achieved, %.0f%% of the FMA peak %.0f GFLOP/s)\n",
@@ -1034,9 +1042,11 @@ const std::vector<Command>& commands() {
         {"train",
          "  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]\n"
          "                        [--corpus PATH] [--out DIR] [--workspace DIR] [--set key=value ...]\n"
+         "                        [--device cpu|cuda|auto]\n"
          "                        [--inject-nan-at STEP]   (tests: that step's loss is NaN; the run fails there)\n"
          "  routelab-cli train    --resume DIR [--steps N]   (go on from DIR's last save; N more steps)\n",
-         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume", "inject-nan-at"}, cmd_train},
+         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume", "inject-nan-at", "device"},
+         cmd_train},
         {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]\n",
          {"grid", "out", "workspace"}, cmd_sweep},
         {"lesson", "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n", {}, cmd_lesson, 1},
@@ -1050,8 +1060,8 @@ const std::vector<Command>& commands() {
         {"probe", "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n", {"checkpoint", "text"}, cmd_probe},
         {"bench",
          "  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]\n"
-         "                        [--checkpoint F] [--peer torch] [--set key=value ...]\n",
-         {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint", "peer"}, cmd_bench},
+         "                        [--checkpoint F] [--peer torch] [--set key=value ...] [--device cpu|cuda|auto]\n",
+         {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint", "peer", "device"}, cmd_bench},
         {"export",
          "  routelab-cli export   --preset P | --config F | --checkpoint F --format hf|megatron\n"
          "                        [--out F] [--weights] [--set key=value ...]\n"

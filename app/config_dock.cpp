@@ -38,6 +38,8 @@ const QMap<QString, QString>& tips() {
         {"model.moe.capacity_factor", "Switch capacity: overflow tokens are dropped. Live."},
         {"model.moe.jitter", "Router noise (noisy_topk) or input jitter. Live."},
         {"train.lr", "Peak learning rate. Live: the schedule rescales."},
+        {"train.device", "Where the model trains: cpu, cuda, or auto (a GPU when the build has CUDA kernels and one "
+                         "answers, else the CPU, saying why). The CUDA backend has no kernels yet: every run trains on the CPU."},
     };
     return t;
 }

@@ -41,6 +41,7 @@
 #include <optional>
 #include <thread>
 
+#include "backend/ops.h"
 #include "config/presets.h"
 #include "util/atomic_file.h"
 #include "io/checkpoint.h"
@@ -1143,6 +1144,11 @@ rl::Status MainWindow::beginRun(const rl::Config& cfg, const rl::RunStart& start
     auto st = prepareRun(cfg);
     if (!st) return st.status;
     replaceCurrentRun();
+    // What train.device = auto chose and why ("no NVIDIA driver ...; training on the CPU"): said on the
+    // first run of the window only, then the status line just names the device.
+    const QString device = QString::fromUtf8((*st)->model.ops->device);
+    QString deviceNote = deviceNoteShown_ ? QString() : QString::fromStdString((*st)->device_note);
+    if (!deviceNote.isEmpty()) deviceNoteShown_ = true;
     session_.setMeasureCost(!sweep_);  // a sweep's points skip the speedup measurement: the table ranks losses
     session_.launch(std::move(*st));
     clearViews(cfg.name);
@@ -1156,7 +1162,8 @@ rl::Status MainWindow::beginRun(const rl::Config& cfg, const rl::RunStart& start
     }
     refreshRuns();
     updateOverlays();
-    message(QString("training %1").arg(QString::fromStdString(cfg.name)));
+    message(QString("training %1 on the %2").arg(QString::fromStdString(cfg.name), device == "cpu" ? "CPU" : device) +
+            (deviceNote.isEmpty() ? QString() : " (" + deviceNote + ")"));
     return rl::Status::ok();
 }
 

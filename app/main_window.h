@@ -177,6 +177,7 @@ private:
     ViewOutbox outbox_;
     std::string spotlight_, spotlightCaption_;  // a lesson's region to frame in its view, and its words
     QList<qint64> lessonRunIds_;
+    bool deviceNoteShown_ = false;  // train.device = auto's note was shown (once per window)
     bool preparing_ = false;      // prepareRun's dialog is up (its event loop runs): no second run meanwhile
     QStringList prepareStages_;   // what the last preparation said it was doing, in order                // the last lesson's stored runs, overlaid when it is shown
     ImGuiWidget* imgui_ = nullptr;

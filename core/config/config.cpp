@@ -36,6 +36,7 @@ const EnumName<HeadSelection> k_heads[] = {{HeadSelection::all_heads, "all_heads
                                            {HeadSelection::moh, "moh"}};
 const EnumName<GateScaling> k_scalings[] = {{GateScaling::official, "official"}, {GateScaling::paper, "paper"}};
 const EnumName<HeadsPath> k_heads_paths[] = {{HeadsPath::skip, "skip"}, {HeadsPath::dense_masked, "dense_masked"}};
+const EnumName<DeviceKind> k_devices[] = {{DeviceKind::automatic, "auto"}, {DeviceKind::cpu, "cpu"}, {DeviceKind::cuda, "cuda"}};
 const EnumName<FfnRouting> k_ffn_routing[] = {{FfnRouting::dense, "dense"}, {FfnRouting::moe, "moe"},
                                               {FfnRouting::mh_moe, "mh_moe"}};
 const EnumName<MoeRouting> k_moe_routing[] = {{MoeRouting::topk, "topk"}, {MoeRouting::top1_capacity, "top1_capacity"},
@@ -201,6 +202,7 @@ void config_fields(C& c, Visit&& visit) {
     visit("train.seed", t.seed);
     visit("train.init_std", t.init_std);
     visit("train.heads_path", t.heads_path, k_heads_paths);
+    visit("train.device", t.device, k_devices);
     visit("data.tokenizer", d.tokenizer);
     visit("data.vocab_size", d.vocab_size);
     visit("data.corpus", d.corpus);
@@ -309,6 +311,7 @@ const char* aux_convention_name(AuxConvention k) { return enum_name(k_aux, k); }
 const char* score_function_name(ScoreFunction k) { return enum_name(k_scores, k); }
 const char* load_balancing_name(LoadBalancing k) { return enum_name(k_balancing, k); }
 const char* token_drop_policy_name(TokenDropPolicy k) { return enum_name(k_drop, k); }
+const char* device_kind_name(DeviceKind k) { return enum_name(k_devices, k); }
 
 MhMoeMatch mh_moe_match_flops(int d_model, int n_heads, int smoe_experts, int smoe_d_ff, int top_k) {
     const int c = 3;  // SwiGLU: gate, up, down

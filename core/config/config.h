@@ -17,6 +17,7 @@ enum class FfnKind { swiglu, relu, gelu };
 enum class HeadSelection { all_heads, static_pruning, moh };
 enum class GateScaling { official, paper };
 enum class HeadsPath { skip, dense_masked };
+enum class DeviceKind { automatic, cpu, cuda };
 enum class FfnRouting { dense, moe, mh_moe };
 enum class MoeRouting { topk, top1_capacity, noisy_topk, expert_choice };
 enum class AuxConvention { switch_t, hf };
@@ -127,6 +128,9 @@ struct TrainConfig {
     // gate, forward and backward; dense_masked computes every head and masks, as the official MoH code
     // does (docs/routing-math.md §3.8). Same loss and gradients; skip is faster.
     HeadsPath heads_path = HeadsPath::skip;
+    // Where the model lives and its ops run (backend/device.h): cpu, cuda, or auto (CUDA when this build
+    // has the backend and a GPU answers, else the CPU, said once).
+    DeviceKind device = DeviceKind::automatic;
 };
 
 struct DataConfig {
@@ -177,6 +181,7 @@ const char* aux_convention_name(AuxConvention k);
 const char* score_function_name(ScoreFunction k);
 const char* load_balancing_name(LoadBalancing k);
 const char* token_drop_policy_name(TokenDropPolicy k);
+const char* device_kind_name(DeviceKind k);
 
 // MH-MoE FLOPs parity with an SMoE of E experts of width d_ff, top-k, c = 3 matrices per
 // SwiGLU expert (docs/routing-math.md §4.2): d_ff' = d_ff - 2d/(k c), E' = round(h E d_ff / d_ff').

@@ -1,5 +1,7 @@
 #include "infer/speed.h"
 
+#include "backend/ops.h"
+
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -9,7 +11,7 @@
 #include "layers/linear.h"
 #include "layers/loss.h"
 #include "model/model.h"
-#include "train/optim.h"
+#include "optim/optim.h"
 #include "util/threads.h"
 
 namespace rl {
@@ -63,8 +65,8 @@ SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
             model_zero_grad(m);
             model_forward(m, a, tok.data(), tgt.data(), B, T, {.skip = train_skip});
             model_backward(m, a, tok.data(), tgt.data());
-            grad_clip(m.grads.data.data(), m.grads.data.size(), 1.f);
-            adamw_update(m.params.data.data(), m.grads.data.data(), am.data(), av.data(), mask.data(),
+            m.ops->grad_clip(m.grads.data.data(), m.grads.data.size(), 1.f);
+            m.ops->adamw_update(m.params.data.data(), m.grads.data.data(), am.data(), av.data(), mask.data(),
                          m.params.data.size(), AdamWParams{1e-9f, 0.9f, 0.95f, 1e-8f, 0.f, t++});
         }, seconds, repeats);
     };

@@ -239,6 +239,11 @@ void head_router_forward_ref(float* gates, float* mask, const float* x, const fl
     }
 }
 
+void head_gates_static(float* gates, int N, int H, int n_active) {
+    for (int t = 0; t < N; t++)
+        for (int i = 0; i < H; i++) gates[(size_t)t * H + i] = i < n_active ? 1.f : 0.f;
+}
+
 void head_gate_forward(float* out, const float* in, const float* gates, int N, int H, int D) {
     for (int t = 0; t < N; t++)
         for (int h = 0; h < H; h++) {

@@ -46,6 +46,8 @@ void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* 
 void head_router_forward_ref(float* gates, float* mask, const float* x, const float* w_shared, const float* w_routed,
                              const float* w_type, const HeadRouterDims& d);
 
+// Static pruning's gates (N,H): 1 for the first n_active heads, 0 for the rest (no router).
+void head_gates_static(float* gates, int N, int H, int n_active);
 // out (N,H*D) = in * gate per head block (scale each head's output before W_O).
 void head_gate_forward(float* out, const float* in, const float* gates, int N, int H, int D);
 // din (N,H*D) += dout * gate; dgates (N,H) = sum over the head's D of dout * in (overwrites).

@@ -16,6 +16,7 @@
 #include "layers/loss.h"
 #include "layers/norm.h"
 #include "layers/residual.h"
+#include "backend/ops.h"
 #include "tensor/gemm.h"
 #include "util/threads.h"
 
@@ -23,17 +24,15 @@ namespace rl {
 
 namespace {
 
-void zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
-
-void norm_forward(const ModelConfig& c, float* out, float* mean, float* rstd, const float* x, const float* w,
+void norm_forward(const Ops& op, const ModelConfig& c, float* out, float* mean, float* rstd, const float* x, const float* w,
                   const float* b, int N) {
-    if (c.norm == NormKind::rmsnorm) rmsnorm_forward(out, rstd, x, w, N, c.d_model, c.norm_eps);
-    else layernorm_forward(out, mean, rstd, x, w, b, N, c.d_model, c.norm_eps);
+    if (c.norm == NormKind::rmsnorm) op.rmsnorm_forward(out, rstd, x, w, N, c.d_model, c.norm_eps);
+    else op.layernorm_forward(out, mean, rstd, x, w, b, N, c.d_model, c.norm_eps);
 }
-void norm_backward(const ModelConfig& c, float* dx, float* dw, float* db, const float* dout, const float* x,
+void norm_backward(const Ops& op, const ModelConfig& c, float* dx, float* dw, float* db, const float* dout, const float* x,
                    const float* w, const float* mean, const float* rstd, int N) {
-    if (c.norm == NormKind::rmsnorm) rmsnorm_backward(dx, dw, dout, x, w, rstd, N, c.d_model);
-    else layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, c.d_model);
+    if (c.norm == NormKind::rmsnorm) op.rmsnorm_backward(dx, dw, dout, x, w, rstd, N, c.d_model);
+    else op.layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, c.d_model);
 }
 
 HeadRouterDims router_dims(const ModelConfig& c, int N) {
@@ -46,41 +45,29 @@ HeadRouterDims router_dims(const ModelConfig& c, int N) {
 
 int cope_npos(const ModelConfig& c) { return c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0; }
 
-// Where an attention block's keys and values go and come from: the one thing the full forward and
-// KV-cache decode do differently. The call writes the K/V rows of its T tokens at positions
-// pos0..pos0+T-1 of each sequence and its queries see positions 0..pos0+T-1.
-struct KvSource {
-    float* k;               // (B*stride, G*D) keys after RoPE
-    float* v;               // (B*stride, G*D) values
-    int stride;             // rows per sequence: T (the layer's activations) or the cache's capacity
-    int pos0;               // position of the first query: 0, or kv.len when decoding
-    bool cached;            // the KV cache: later tokens read every kv group, so all are computed
-    float* rows_scratch;    // cache only: attention_rows / attention_decode_row scratch for its length
-};
-
 KvSource kv_of_activations(LayerActs& L, int T) { return {L.k, L.v, T, 0, false, nullptr}; }
 KvSource kv_of_cache(KVCache& kv, int l) {
     return {kv.k[l].data(), kv.v[l].data(), kv.capacity, kv.len, true, kv.scratch.data()};
 }
 
 // Gates (N,H) of every head for the block input `in`: the MoH router, or static pruning's 1/0.
-void head_gates_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s, const float* in,
+void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s, const float* in,
                         int N) {
     const HeadsConfig& h = c.attention.heads;
     if (h.kind == HeadSelection::moh) {
         HeadRouterDims rd = router_dims(c, N);
         rd.bias = w.head_bias;
-        head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
+        op.head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
                             s.router_scratch);
-        a.head_balance = head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
+        a.head_balance = op.head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
     } else {
-        for (int t = 0; t < N; t++)
-            for (int i = 0; i < c.n_heads; i++) a.head_gates[(size_t)t * c.n_heads + i] = i < h.n_active ? 1.f : 0.f;
+        op.head_gates_static(a.head_gates, N, c.n_heads, h.n_active);
     }
 }
 
-// The kv groups some head with a non-zero gate reads, for any token of the N rows: need (G) 0/1.
-// Returns how many.
+}  // namespace
+
+// The CPU's kv_groups_needed (backend/ops.h).
 int kv_groups_needed(const ModelConfig& c, const LayerActs& L, int N, std::vector<char>& need) {
     const int H = c.n_heads, G = c.n_kv_heads;
     std::fill(need.begin(), need.end(), 0);
@@ -90,45 +77,47 @@ int kv_groups_needed(const ModelConfig& c, const LayerActs& L, int N, std::vecto
     return (int)std::count(need.begin(), need.end(), 1);
 }
 
+namespace {
+
 // K and V rows of this call (contiguous: B sequences of T, or one token of the cache), RoPE on the
 // keys. With skip and no cache, only the kv groups some active head of the batch reads.
-void kv_forward(const ModelConfig& c, const LayerWeights& w, Activations& s, const LayerActs& L, const float* in,
+void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Activations& s, const LayerActs& L, const float* in,
                 int B, int T, const KvSource& kv, bool skip) {
     const int N = B * T, C = c.d_model, G = c.n_kv_heads, D = c.head_dim, GD = G * D;
     float* kd = kv.k + (size_t)kv.pos0 * GD;  // (N, G*D)
     float* vd = kv.v + (size_t)kv.pos0 * GD;  // (N, G*D)
-    const int needed = skip && !kv.cached ? kv_groups_needed(c, L, N, s.kv_need) : G;
+    const int needed = skip && !kv.cached ? op.kv_groups_needed(c, L, N, s.kv_need) : G;
     if (needed == G) {  // one GEMM each, as dense
-        linear_forward(kd, in, w.wk, nullptr, N, C, GD);
-        linear_forward(vd, in, w.wv, nullptr, N, C, GD);
+        op.linear_forward(kd, in, w.wk, nullptr, N, C, GD);
+        op.linear_forward(vd, in, w.wv, nullptr, N, C, GD);
     } else {
         for (int g = 0; g < G; g++) {
             if (!s.kv_need[g]) continue;
-            gemm(false, true, N, D, C, 1.f, in, C, w.wk + (size_t)g * D * C, C, 0.f, kd + g * D, GD);
-            gemm(false, true, N, D, C, 1.f, in, C, w.wv + (size_t)g * D * C, C, 0.f, vd + g * D, GD);
+            op.gemm(false, true, N, D, C, 1.f, in, C, w.wk + (size_t)g * D * C, C, 0.f, kd + g * D, GD);
+            op.gemm(false, true, N, D, C, 1.f, in, C, w.wv + (size_t)g * D * C, C, 0.f, vd + g * D, GD);
         }
     }
-    if (c.attention.positional == PosKind::rope) rope_forward(kd, B, T, G, D, c.attention.rope_theta, kv.pos0);
+    if (c.attention.positional == PosKind::rope) op.rope_forward(kd, B, T, G, D, c.attention.rope_theta, kv.pos0);
 }
 
 // Every head over every query row (training's dense-masked MoH, as the official code computes it):
 // q (+RoPE), the causal softmax saved for backward (or one row against the cache), gates, W_O.
-void attn_heads_dense(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
+void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
                       int B, int T, int window, const KvSource& kv, float* entropy) {
     const int N = B * T, C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D;
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     float* y = gated ? L.atty_raw : L.atty;  // (N, H*D) heads before their gates
     const float* on = gated ? L.head_gates : nullptr;
-    linear_forward(L.q, in, w.wq, nullptr, N, C, HD);
-    if (c.attention.positional == PosKind::rope) rope_forward(L.q, B, T, H, D, c.attention.rope_theta, kv.pos0);
+    op.linear_forward(L.q, in, w.wq, nullptr, N, C, HD);
+    if (c.attention.positional == PosKind::rope) op.rope_forward(L.q, B, T, H, D, c.attention.rope_theta, kv.pos0);
     if (kv.cached)
-        attention_decode_row(y, kv.rows_scratch, L.q, kv.k, kv.v, kv.pos0 + 1, w.cope_pos,
+        op.attention_decode_row(y, kv.rows_scratch, L.q, kv.k, kv.v, kv.pos0 + 1, w.cope_pos,
                              model_attn_dims(c, 1, 1, window), on, entropy);
     else
-        attention_forward(y, L.att, L.gates, entropy, s.attn_scratch, L.q, kv.k, kv.v, w.cope_pos,
+        op.attention_forward(y, L.att, L.gates, entropy, s.attn_scratch, L.q, kv.k, kv.v, w.cope_pos,
                           model_attn_dims(c, B, T, window), on);
-    if (gated) head_gate_forward(L.atty, L.atty_raw, L.head_gates, N, H, D);
-    if (w.wo) linear_forward(L.attn_out, L.atty, w.wo, nullptr, N, HD, C);
+    if (gated) op.head_gate_forward(L.atty, L.atty_raw, L.head_gates, N, H, D);
+    if (w.wo) op.linear_forward(L.attn_out, L.atty, w.wo, nullptr, N, HD, C);
 }
 
 // ---- the skip path: only the (token, head) pairs whose gate is non-zero (docs/routing-math.md §3.8) ----
@@ -241,7 +230,7 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
 // computed with the probabilities and CoPE gates kept (L.skip_att, L.skip_gates) and their outputs
 // (L.skip_y: the gate's backward reads them); each output row goes gated into atty (no W_O) or through
 // the head's slice of W_O into attn_out. Inactive pairs stay 0. Returns the rows' entropy sum, counts them.
-// wt: W_q^T (C, H*D), then with W_O W_O^T (H*D, C) (Activations::skip_wt, made once per call of attn_heads_skip).
+// wt: W_q^T (C, H*D), then with W_O W_O^T (H*D, C) (Activations::skip_wt, made once per call of attn_skip_forward).
 double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, LayerActs& L, const float* in, int b,
                                int T, int window, const float* wt, const SkipWork& sw, long* rows_on) {
     const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
@@ -251,7 +240,7 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
     const float* vb = L.v + (size_t)b * T * GD;
     const float* gb = L.head_gates + (size_t)b * T * H;  // (T,H)
     float* out = w.wo ? L.attn_out + (size_t)b * T * C : L.atty + (size_t)b * T * HD;
-    zero(out, (size_t)T * (w.wo ? C : HD));
+    tensor_zero(out, (size_t)T * (w.wo ? C : HD));
     double ent = 0.0;
     for (int h = 0; h < H; h++) {
         int* rows = L.skip_rows.data() + ((size_t)b * H + h) * (T + 1);
@@ -295,15 +284,17 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
     return ent;
 }
 
-// The skip path over B sequences: one sequence per OpenMP iteration (rows of different sequences never
+}  // namespace
+
+// The CPU's attn_skip_forward (backend/ops.h) over B sequences: one sequence per OpenMP iteration (rows of different sequences never
 // share an output row; each thread has its scratch), no parallel region for one sequence.
-void attn_heads_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
+void attn_skip_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
                      int B, int T, int window, const KvSource& kv, float* entropy) {
     double ent = 0.0;
     long rows_on = 0;
     if (kv.cached) {
         float* out = w.wo ? L.attn_out : L.atty;
-        zero(out, (size_t)B * T * (w.wo ? c.d_model : c.n_heads * c.head_dim));
+        tensor_zero(out, (size_t)B * T * (w.wo ? c.d_model : c.n_heads * c.head_dim));
         for (int b = 0; b < B; b++)
             ent += attn_sequence_skip_cached(c, w, L, in, b, T, window, kv, out, thread_skip_work(c, s, 0, T), &rows_on);
     } else {
@@ -322,6 +313,8 @@ void attn_heads_skip(const ModelConfig& c, const LayerWeights& w, LayerActs& L, 
     }
     if (entropy) *entropy = rows_on ? (float)(ent / rows_on) : 0.f;
 }
+
+namespace {
 
 // Backward of attn_sequence_skip_full for sequence b, over the same rows: dout (the block output's
 // gradient) -> the gates' gradient (s.dgates, pairs that are on), the rows' attention backward into
@@ -373,7 +366,7 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
         const int g = h / group;
         const size_t blk = ((size_t)b * H + h) * T * T;
         float* dcope = ad.npos ? sw.dcope + (c.attention.cope_shared ? 0 : (size_t)h * ad.npos * D) : nullptr;
-        zero(sw.dqh, (size_t)n * D);
+        tensor_zero(sw.dqh, (size_t)n * D);
         attention_rows_backward(sw.dqh, D, dkb + g * D, dvb + g * D, GD, dcope, sw.rows, sw.dyh, D,
                                 L.skip_q + ((size_t)b * H + h) * T * D, D, pos, n, kb + g * D, vb + g * D, GD, T,
                                 L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr,
@@ -396,21 +389,9 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
     }
 }
 
-// ---- attention block: in (N,C) -> attn_out (N,C) ----
-// One path for the full forward, the skip path, decode and skip decode: the head gates first, then
-// the K/V rows into `kv`, then the heads, dense or skipping the pairs whose gate is 0 (same output).
-// entropy: mean attention-row entropy over the rows of heads that are on (every row without gates).
-void attn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
-                        int B, int T, int window, const KvSource& kv, bool skip, float* entropy) {
-    const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
-    skip = skip && gated;
-    if (gated) head_gates_forward(c, w, L, s, in, B * T);
-    kv_forward(c, w, s, L, in, B, T, kv, skip);
-    if (skip) attn_heads_skip(c, w, L, s, in, B, T, window, kv, entropy);
-    else attn_heads_dense(c, w, L, s, in, B, T, window, kv, entropy);
-}
+}  // namespace
 
-// The skip path's backward over B sequences (the forward was attn_heads_skip on the activations):
+// The skip path's backward over B sequences (the CPU's attn_skip_backward, backend/ops.h; the forward was attn_skip_forward on the activations):
 // the rows' gradients per sequence in parallel, each sequence's share of dW_q, dW_O and dE in a block
 // of its own, summed in sequence order (the same for any thread count), then the router and the K/V
 // projections of the groups the forward computed.
@@ -420,10 +401,10 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
     const int N = B * T, C = c.d_model, H = c.n_heads, D = c.head_dim, G = c.n_kv_heads, GD = G * D;
     const bool moh = c.attention.heads.kind == HeadSelection::moh;
     const size_t grads = model_skip_grad_floats(c);
-    zero(s.skip_seq_grads, (size_t)B * grads);
-    zero(s.dgates, (size_t)N * H);  // pairs that are off keep 0
-    zero(s.dk, (size_t)N * GD);
-    zero(s.dv, (size_t)N * GD);
+    tensor_zero(s.skip_seq_grads, (size_t)B * grads);
+    tensor_zero(s.dgates, (size_t)N * H);  // pairs that are off keep 0
+    tensor_zero(s.dk, (size_t)N * GD);
+    tensor_zero(s.dv, (size_t)N * GD);
     const size_t HDC = (size_t)H * D * C;
     auto seq_grads = [&](SkipWork sw, int b) {  // sequence b's block: dW_q, dW_O, dE as in skip_work
         sw.dwq = s.skip_seq_grads + (size_t)b * grads;
@@ -463,41 +444,57 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
     }
 }
 
+namespace {
+
+// ---- attention block: in (N,C) -> attn_out (N,C) ----
+// One path for the full forward, the skip path, decode and skip decode: the head gates first, then
+// the K/V rows into `kv`, then the heads, dense or skipping the pairs whose gate is 0 (same output).
+// entropy: mean attention-row entropy over the rows of heads that are on (every row without gates).
+void attn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
+                        int B, int T, int window, const KvSource& kv, bool skip, float* entropy) {
+    const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
+    skip = skip && gated;
+    if (gated) head_gates_forward(op, c, w, L, s, in, B * T);
+    kv_forward(op, c, w, s, L, in, B, T, kv, skip);
+    if (skip) op.attn_skip_forward(c, w, L, s, in, B, T, window, kv, entropy);
+    else attn_heads_dense(op, c, w, L, s, in, B, T, window, kv, entropy);
+}
+
 // Accumulates dL/d in into din (full forward only). dbalance: dLoss/dL_b of this layer (beta / L).
 // skip: the forward took the skip path (Activations::skip), so the backward differentiates its rows.
-void attn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
+void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
                          Activations& s, float* din, const float* dout, const float* in, int B, int T, int window,
                          float dbalance, bool skip) {
     const int N = B * T, C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
     if (skip && c.attention.heads.kind != HeadSelection::all_heads)
-        return attn_skip_backward(c, w, g, a, s, din, dout, in, B, T, window, dbalance);
+        return op.attn_skip_backward(c, w, g, a, s, din, dout, in, B, T, window, dbalance);
     const float* datty = dout;
     if (w.wo) {
-        zero(s.datty, (size_t)N * HD);
-        linear_backward(s.datty, g.wo, nullptr, dout, a.atty, w.wo, N, HD, C);
+        op.tensor_zero(s.datty, (size_t)N * HD);
+        op.linear_backward(s.datty, g.wo, nullptr, dout, a.atty, w.wo, N, HD, C);
         datty = s.datty;
     }
     if (c.attention.heads.kind != HeadSelection::all_heads) {
-        zero(s.datty_raw, (size_t)N * HD);
-        head_gate_backward(s.datty_raw, s.dgates, datty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
+        op.tensor_zero(s.datty_raw, (size_t)N * HD);
+        op.head_gate_backward(s.datty_raw, s.dgates, datty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
         if (c.attention.heads.kind == HeadSelection::moh)
-            head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates,
+            op.head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates,
                                  dbalance, a.head_f.data(), a.hr, in, w.router_shared, w.router_routed, w.router_type,
                                  router_dims(c, N));
         datty = s.datty_raw;
     }
-    zero(s.dq, (size_t)N * HD);
-    zero(s.dk, (size_t)N * GD);
-    zero(s.dv, (size_t)N * GD);
-    attention_backward(s.dq, s.dk, s.dv, g.cope_pos, s.attn_scratch, datty, a.q, a.k, a.v, a.att, a.gates, w.cope_pos,
+    op.tensor_zero(s.dq, (size_t)N * HD);
+    op.tensor_zero(s.dk, (size_t)N * GD);
+    op.tensor_zero(s.dv, (size_t)N * GD);
+    op.attention_backward(s.dq, s.dk, s.dv, g.cope_pos, s.attn_scratch, datty, a.q, a.k, a.v, a.att, a.gates, w.cope_pos,
                        model_attn_dims(c, B, T, window));
     if (c.attention.positional == PosKind::rope) {
-        rope_backward(s.dq, B, T, c.n_heads, c.head_dim, c.attention.rope_theta);
-        rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, c.attention.rope_theta);
+        op.rope_backward(s.dq, B, T, c.n_heads, c.head_dim, c.attention.rope_theta, 0);
+        op.rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, c.attention.rope_theta, 0);
     }
-    linear_backward(din, g.wq, nullptr, s.dq, in, w.wq, N, C, HD);
-    linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);
-    linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
+    op.linear_backward(din, g.wq, nullptr, s.dq, in, w.wq, N, C, HD);
+    op.linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);
+    op.linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
 }
 
 // The layer's MoE dims for a forward over sequences of T tokens: the config's, plus this layer's
@@ -515,88 +512,88 @@ MoeDims layer_moe_dims(const ModelConfig& c, const LayerWeights& w, const LayerA
 }
 
 // ---- FFN block: in (N,C) -> ffn_out (N,C): dense, MoE, or MH-MoE (head -> split -> MoE -> merge) ----
-void ffn_block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N, int T,
+void ffn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N, int T,
                        bool training, uint64_t seed, bool all_experts) {
     const int C = c.d_model, F = c.ffn.d_ff;
     MoeDims md = layer_moe_dims(c, w, a, N, T, training, seed);
     md.all_experts = all_experts;
     if (c.moe.kind == FfnRouting::moe) {
-        moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, md);
+        op.moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, md);
         return;
     }
     if (c.moe.kind == FfnRouting::mh_moe) {
         // (N,C) rows are N*h contiguous sub-tokens of width C/h: the split and merge are free views.
-        linear_forward(a.xh, in, w.w_head, w.b_head, N, C, C);
-        moe_forward(a.ym, a.mst, a.ms, a.xh, w.moe, md);
-        linear_forward(a.ffn_out, a.ym, w.w_merge, w.b_merge, N, C, C);
+        op.linear_forward(a.xh, in, w.w_head, w.b_head, N, C, C);
+        op.moe_forward(a.ym, a.mst, a.ms, a.xh, w.moe, md);
+        op.linear_forward(a.ffn_out, a.ym, w.w_merge, w.b_merge, N, C, C);
         return;
     }
     if (c.ffn.kind == FfnKind::swiglu)
-        return swiglu_ffn_forward(a.ffn_out, a.fa, a.fb, a.fh, in, {w.w_gate, w.w_up, w.w_down}, N, C, F);
-    linear_forward(a.fa, in, w.w_up, w.b_up, N, C, F);
-    if (c.ffn.kind == FfnKind::relu) relu_forward(a.fh, a.fa, N * F);
-    else gelu_forward(a.fh, a.fa, N * F);
-    linear_forward(a.ffn_out, a.fh, w.w_down, w.b_down, N, F, C);
+        return op.swiglu_ffn_forward(a.ffn_out, a.fa, a.fb, a.fh, in, {w.w_gate, w.w_up, w.w_down}, N, C, F);
+    op.linear_forward(a.fa, in, w.w_up, w.b_up, N, C, F);
+    if (c.ffn.kind == FfnKind::relu) op.relu_forward(a.fh, a.fa, N * F);
+    else op.gelu_forward(a.fh, a.fa, N * F);
+    op.linear_forward(a.ffn_out, a.fh, w.w_down, w.b_down, N, F, C);
 }
 
-void ffn_block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
+void ffn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
                         Activations& s, float* din, const float* dout, const float* in, int N, int T, bool training,
                         uint64_t seed, float daux, float dzl) {
     const int C = c.d_model, F = c.ffn.d_ff;
     const MoeDims md = c.moe.kind != FfnRouting::dense ? layer_moe_dims(c, w, a, N, T, training, seed) : MoeDims{};
     if (c.moe.kind == FfnRouting::moe) {
-        moe_backward(din, g.moe, s.moe_scratch, dout, in, a.mst, a.ms, w.moe, md, daux, dzl);
+        op.moe_backward(din, g.moe, s.moe_scratch, dout, in, a.mst, a.ms, w.moe, md, daux, dzl);
         return;
     }
     if (c.moe.kind == FfnRouting::mh_moe) {
-        zero(s.dym, (size_t)N * C);
-        linear_backward(s.dym, g.w_merge, g.b_merge, dout, a.ym, w.w_merge, N, C, C);
-        zero(s.dxh, (size_t)N * C);
-        moe_backward(s.dxh, g.moe, s.moe_scratch, s.dym, a.xh, a.mst, a.ms, w.moe, md, daux, dzl);
-        linear_backward(din, g.w_head, g.b_head, s.dxh, in, w.w_head, N, C, C);
+        op.tensor_zero(s.dym, (size_t)N * C);
+        op.linear_backward(s.dym, g.w_merge, g.b_merge, dout, a.ym, w.w_merge, N, C, C);
+        op.tensor_zero(s.dxh, (size_t)N * C);
+        op.moe_backward(s.dxh, g.moe, s.moe_scratch, s.dym, a.xh, a.mst, a.ms, w.moe, md, daux, dzl);
+        op.linear_backward(din, g.w_head, g.b_head, s.dxh, in, w.w_head, N, C, C);
         return;
     }
     if (c.ffn.kind == FfnKind::swiglu)
-        return swiglu_ffn_backward(din, {g.w_gate, g.w_up, g.w_down}, s.dfb, s.dfh, dout, in, a.fa, a.fb, a.fh,
+        return op.swiglu_ffn_backward(din, {g.w_gate, g.w_up, g.w_down}, s.dfb, s.dfh, dout, in, a.fa, a.fb, a.fh,
                                    {w.w_gate, w.w_up, w.w_down}, N, C, F);
-    zero(s.dfh, (size_t)N * F);
-    linear_backward(s.dfh, g.w_down, g.b_down, dout, a.fh, w.w_down, N, F, C);
-    zero(s.dfa, (size_t)N * F);
-    if (c.ffn.kind == FfnKind::relu) relu_backward(s.dfa, s.dfh, a.fa, N * F);
-    else gelu_backward(s.dfa, s.dfh, a.fa, N * F);
-    linear_backward(din, g.w_up, g.b_up, s.dfa, in, w.w_up, N, C, F);
+    op.tensor_zero(s.dfh, (size_t)N * F);
+    op.linear_backward(s.dfh, g.w_down, g.b_down, dout, a.fh, w.w_down, N, F, C);
+    op.tensor_zero(s.dfa, (size_t)N * F);
+    if (c.ffn.kind == FfnKind::relu) op.relu_backward(s.dfa, s.dfh, a.fa, N * F);
+    else op.gelu_backward(s.dfa, s.dfh, a.fa, N * F);
+    op.linear_backward(din, g.w_up, g.b_up, s.dfa, in, w.w_up, N, C, F);
 }
 
 // ---- one transformer block: x_in (N,C) -> out (N,C) ----
 // pre-norm:  res1 = x + attn(norm1(x));  res2 = res1 + ffn(norm2(res1))
 // post-norm: res1 = x + attn(x); h = norm1(res1); res2 = h + ffn(h); out = norm2(res2)
-void block_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& a, int B, int T,
+void block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& a, int B, int T,
                    const ForwardOptions& o, uint64_t seed, const KvSource& kv, float* entropy) {
     const int N = B * T;
     const size_t NC = (size_t)N * c.d_model;
     const bool pre = c.norm_position == NormPosition::pre;
     double t0 = o.timing ? now_seconds() : 0;
-    if (pre) norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
-    attn_block_forward(c, w, L, a, pre ? L.ln1 : L.x_in, B, T, a.window, kv, o.skip, entropy);
-    residual_forward(L.res1, L.x_in, L.attn_out, NC);
+    if (pre) norm_forward(op, c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
+    attn_block_forward(op, c, w, L, a, pre ? L.ln1 : L.x_in, B, T, a.window, kv, o.skip, entropy);
+    op.residual_forward(L.res1, L.x_in, L.attn_out, NC);
     if (o.timing) a.time_attn += now_seconds() - t0;
     if (o.timing) t0 = now_seconds();
     if (pre) {
-        norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln2, N, T, o.training, seed, o.moe_all_experts);
-        residual_forward(L.res2, L.res1, L.ffn_out, NC);
+        norm_forward(op, c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
+        ffn_block_forward(op, c, w, L, L.ln2, N, T, o.training, seed, o.moe_all_experts);
+        op.residual_forward(L.res2, L.res1, L.ffn_out, NC);
     } else {
-        norm_forward(c, L.ln1, L.ln1_mean, L.ln1_rstd, L.res1, w.attn_norm, w.attn_norm_bias, N);
-        ffn_block_forward(c, w, L, L.ln1, N, T, o.training, seed, o.moe_all_experts);
-        residual_forward(L.res2, L.ln1, L.ffn_out, NC);
-        norm_forward(c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
+        norm_forward(op, c, L.ln1, L.ln1_mean, L.ln1_rstd, L.res1, w.attn_norm, w.attn_norm_bias, N);
+        ffn_block_forward(op, c, w, L, L.ln1, N, T, o.training, seed, o.moe_all_experts);
+        op.residual_forward(L.res2, L.ln1, L.ffn_out, NC);
+        norm_forward(op, c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
     }
     if (o.timing) a.time_ffn += now_seconds() - t0;
 }
 
 // dres: dL/d out on entry, dL/d x_in on return; dtmp is scratch. daux/dzl/dbal: the routing losses' weights / L.
 // With Activations::timing the FFN and attention parts' seconds are added to time_ffn / time_attn.
-void block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& L,
+void block_backward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& L,
                     Activations& a, float* dres, float* dtmp, uint64_t seed, float dbal, float daux, float dzl) {
     const int B = a.cur_B, T = a.cur_T, N = B * T;
     const size_t NC = (size_t)N * c.d_model;
@@ -609,45 +606,47 @@ void block_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g
     };
     if (c.norm_position == NormPosition::pre) {
         // dres = dL/d res2. Its identity branch is dL/d res1 already; the FFN branch adds through norm2.
-        zero(dtmp, NC);
-        ffn_block_backward(c, w, g, L, a, dtmp, dres, L.ln2, N, T, a.training, seed, daux, dzl);
-        norm_backward(c, dres, g.ffn_norm, g.ffn_norm_bias, dtmp, L.res1, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
+        op.tensor_zero(dtmp, NC);
+        ffn_block_backward(op, c, w, g, L, a, dtmp, dres, L.ln2, N, T, a.training, seed, daux, dzl);
+        norm_backward(op, c, dres, g.ffn_norm, g.ffn_norm_bias, dtmp, L.res1, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
         lap(a.time_ffn);
-        zero(dtmp, NC);
-        attn_block_backward(c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window, dbal, a.skip);
-        norm_backward(c, dres, g.attn_norm, g.attn_norm_bias, dtmp, L.x_in, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
+        op.tensor_zero(dtmp, NC);
+        attn_block_backward(op, c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window, dbal, a.skip);
+        norm_backward(op, c, dres, g.attn_norm, g.attn_norm_bias, dtmp, L.x_in, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
         lap(a.time_attn);
     } else {
-        zero(dtmp, NC);  // dL/d res2
-        norm_backward(c, dtmp, g.ffn_norm, g.ffn_norm_bias, dres, L.res2, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
-        zero(dres, NC);  // dL/d ln1 = residual + FFN branches of dL/d res2
-        residual_backward(dres, dtmp, NC);
-        ffn_block_backward(c, w, g, L, a, dres, dtmp, L.ln1, N, T, a.training, seed, daux, dzl);
+        op.tensor_zero(dtmp, NC);  // dL/d res2
+        norm_backward(op, c, dtmp, g.ffn_norm, g.ffn_norm_bias, dres, L.res2, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
+        op.tensor_zero(dres, NC);  // dL/d ln1 = residual + FFN branches of dL/d res2
+        op.residual_backward(dres, dtmp, NC);
+        ffn_block_backward(op, c, w, g, L, a, dres, dtmp, L.ln1, N, T, a.training, seed, daux, dzl);
         lap(a.time_ffn);
-        zero(dtmp, NC);  // dL/d res1
-        norm_backward(c, dtmp, g.attn_norm, g.attn_norm_bias, dres, L.res1, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
-        zero(dres, NC);  // dL/d x_in = residual + attention branches of dL/d res1
-        residual_backward(dres, dtmp, NC);
-        attn_block_backward(c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window, dbal, a.skip);
+        op.tensor_zero(dtmp, NC);  // dL/d res1
+        norm_backward(op, c, dtmp, g.attn_norm, g.attn_norm_bias, dres, L.res1, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
+        op.tensor_zero(dres, NC);  // dL/d x_in = residual + attention branches of dL/d res1
+        op.residual_backward(dres, dtmp, NC);
+        attn_block_backward(op, c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window, dbal, a.skip);
         lap(a.time_attn);
     }
 }
 
 // Optional final norm, then logits (N,V) with the LM head (or the tied token embedding).
 void lm_head_forward(const Model& m, Activations& a, int N) {
+    const Ops& op = *m.ops;
     const ModelConfig& c = m.cfg;
     const float* xf = a.layers.back().out;
     const float* head_in = xf;
     if (c.final_norm) {
-        norm_forward(c, a.lnf, a.lnf_mean, a.lnf_rstd, xf, m.w.final_norm, m.w.final_norm_bias, N);
+        norm_forward(op, c, a.lnf, a.lnf_mean, a.lnf_rstd, xf, m.w.final_norm, m.w.final_norm_bias, N);
         head_in = a.lnf;
     }
     const float* w_head = c.tie_embeddings ? m.w.tok_emb : m.w.lm_head;
-    linear_forward(a.logits, head_in, w_head, m.w.lm_head_bias, N, c.d_model, c.vocab_size);
+    op.linear_forward(a.logits, head_in, w_head, m.w.lm_head_bias, N, c.d_model, c.vocab_size);
 }
 
 // a.logits (holding dL/d logits by now) -> dres = dL/d (last block output); dtmp is scratch.
 void lm_head_backward(Model& m, Activations& a, float* dres, float* dtmp, int N) {
+    const Ops& op = *m.ops;
     const ModelConfig& c = m.cfg;
     const float* xf = a.layers.back().out;
     const float* head_in = c.final_norm ? a.lnf : xf;
@@ -655,22 +654,23 @@ void lm_head_backward(Model& m, Activations& a, float* dres, float* dtmp, int N)
     float* dw_head = c.tie_embeddings ? m.g.tok_emb : m.g.lm_head;
     const size_t NC = (size_t)N * c.d_model;
     float* dhead_in = c.final_norm ? dtmp : dres;  // (N,C)
-    zero(dhead_in, NC);
-    linear_backward(dhead_in, dw_head, m.g.lm_head_bias, a.logits, head_in, w_head, N, c.d_model, c.vocab_size);
+    op.tensor_zero(dhead_in, NC);
+    op.linear_backward(dhead_in, dw_head, m.g.lm_head_bias, a.logits, head_in, w_head, N, c.d_model, c.vocab_size);
     if (!c.final_norm) return;
-    zero(dres, NC);
-    norm_backward(c, dres, m.g.final_norm, m.g.final_norm_bias, dtmp, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd, N);
+    op.tensor_zero(dres, NC);
+    norm_backward(op, c, dres, m.g.final_norm, m.g.final_norm_bias, dtmp, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd, N);
 }
 
 // The blocks over a.x0 and the LM head; kv_of(l) says where layer l's keys and values live. Each
 // layer's MoE noise gets its own stream: (seed, layer).
 template <class KvOf>
 void stack_forward(const Model& m, Activations& a, int B, int T, const ForwardOptions& o, KvOf&& kv_of) {
+    const Ops& op = *m.ops;
     const ModelConfig& c = m.cfg;
     float entropy_sum = 0.f;
     for (int l = 0; l < c.n_layers; l++) {
         float ent = 0.f;
-        block_forward(c, m.w.layers[l], a.layers[l], a, B, T, o, o.seed * 1000003ULL + l, kv_of(l), &ent);
+        block_forward(op, c, m.w.layers[l], a.layers[l], a, B, T, o, o.seed * 1000003ULL + l, kv_of(l), &ent);
         entropy_sum += ent;
     }
     a.entropy = entropy_sum / c.n_layers;
@@ -722,6 +722,7 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
 constexpr int k_max_routed_heads = 128;  // config_validate: n_heads <= 128
 
 void model_route_update(Model& m, Activations& a) {
+    const Ops& op = *m.ops;
     const ModelConfig& c = m.cfg;
     const bool moe = c.moe.kind != FfnRouting::dense;
     for (int l = 0; l < c.n_layers; l++) {
@@ -731,11 +732,11 @@ void model_route_update(Model& m, Activations& a) {
             const int R = (int)L.head_f.size(), N = a.cur_B * a.cur_T;
             float counts[k_max_routed_heads];
             for (int i = 0; i < R; i++) counts[i] = (float)std::lround(L.head_f[i] * N);
-            route_bias_update(w.head_bias, counts, R, c.attention.heads.bias_update_rate);
+            op.route_bias_update(w.head_bias, counts, R, c.attention.heads.bias_update_rate);
         }
         if (!moe) continue;
         const int E = c.moe.n_experts;
-        if (w.moe.bias) route_bias_update(w.moe.bias, L.mst.counts.data(), E, c.moe.bias_update_rate);
+        if (w.moe.bias) op.route_bias_update(w.moe.bias, L.mst.counts.data(), E, c.moe.bias_update_rate);
         if (L.moe_ring_rows.empty()) continue;  // global_aux_loss over one step (window 1), or off
         // The ring drops its oldest step and takes this one's counts (f is a fraction of N*K choices).
         const MoeDims md = model_moe_dims(c, a.cur_B * a.cur_T, true, 0);
@@ -768,6 +769,7 @@ int model_window(const ModelConfig& c, int T, float prev_entropy) {
 
 double model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T,
                      const ForwardOptions& o) {
+    const Ops& op = *m.ops;
     const ModelConfig& c = m.cfg;
     assert(B <= a.B && T <= a.T);
     a.cur_B = B;
@@ -777,7 +779,7 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
     a.seed = o.seed;
     a.skip = o.skip && c.attention.heads.kind != HeadSelection::all_heads;
     a.timing = o.timing;
-    embedding_forward(a.x0, tokens, m.w.tok_emb, m.w.pos_emb, B, T, c.d_model);
+    op.embedding_forward(a.x0, tokens, m.w.tok_emb, m.w.pos_emb, B, T, c.d_model, 0);
     stack_forward(m, a, B, T, o, [&](int l) { return kv_of_activations(a.layers[l], T); });
     a.moh_balance = a.moe_aux = a.zloss = 0;
     for (const LayerActs& L : a.layers) {
@@ -787,7 +789,7 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
     }
     if (!targets) return 0.0;
     int n_valid = 0;
-    a.ce = crossentropy_forward(a.losses, a.logits, a.logits, targets, B * T, c.vocab_size, &n_valid);
+    a.ce = op.crossentropy_forward(a.losses, a.logits, a.logits, targets, B * T, c.vocab_size, &n_valid);
     // Routing losses are computed per layer and averaged over layers (never pooled, HF #28255).
     double loss = a.ce;
     if (c.attention.heads.kind == HeadSelection::moh) loss += c.attention.heads.beta * a.moh_balance;
@@ -798,16 +800,18 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
 // One token at position kv.len through the same blocks as model_forward, with attention reading
 // the cache (the KV-cache path must equal the full forward). a: activations for B = T = 1.
 void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, const ForwardOptions& o) {
+    const Ops& op = *m.ops;
     const ModelConfig& c = m.cfg;
     assert(kv.len < kv.capacity && a.B >= 1 && a.T >= 1);
     a.cur_B = a.cur_T = 1;
     a.window = o.window > 0 ? o.window : model_window(c, kv.capacity, o.prev_entropy);
-    embedding_forward(a.x0, &token, m.w.tok_emb, m.w.pos_emb, 1, 1, c.d_model, kv.len);
+    op.embedding_forward(a.x0, &token, m.w.tok_emb, m.w.pos_emb, 1, 1, c.d_model, kv.len);
     stack_forward(m, a, 1, 1, o, [&](int l) { return kv_of_cache(kv, l); });
     kv.len++;
 }
 
 void model_backward(Model& m, Activations& a, const int* tokens, const int* targets) {
+    const Ops& op = *m.ops;
     const ModelConfig& c = m.cfg;
     const int N = a.cur_B * a.cur_T;
     int n_valid = 0;
@@ -815,16 +819,16 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
     if (n_valid == 0) return;
     const double th = a.timing ? now_seconds() : 0;
     // In place: the probabilities become dL/d logits (one (N,V) buffer fewer, 3 MB at B=16, V=605).
-    crossentropy_backward(a.logits, a.logits, targets, N, c.vocab_size, 1.f / n_valid);
+    op.crossentropy_backward(a.logits, a.logits, targets, N, c.vocab_size, 1.f / n_valid);
     lm_head_backward(m, a, a.dres, a.dtmp, N);  // a.dres: dL/d (current block output), flows down the stack
     if (a.timing) a.time_head += now_seconds() - th;
     // The routing losses are means over layers: each layer's gets its weight / L.
     const float dbal = c.attention.heads.beta / c.n_layers;
     const float daux = c.moe.aux_weight / c.n_layers, dzl = c.moe.z_loss_weight / c.n_layers;
     for (int l = c.n_layers - 1; l >= 0; l--)
-        block_backward(c, m.w.layers[l], m.g.layers[l], a.layers[l], a, a.dres, a.dtmp, a.seed * 1000003ULL + l, dbal,
+        block_backward(op, c, m.w.layers[l], m.g.layers[l], a.layers[l], a, a.dres, a.dtmp, a.seed * 1000003ULL + l, dbal,
                        daux, dzl);
-    embedding_backward(m.g.tok_emb, m.g.pos_emb, a.dres, tokens, a.cur_B, a.cur_T, c.d_model);
+    op.embedding_backward(m.g.tok_emb, m.g.pos_emb, a.dres, tokens, a.cur_B, a.cur_T, c.d_model);
 }
 
 FlopBreakdown model_flops_per_token(const ModelConfig& c, int T) {

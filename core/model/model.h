@@ -14,6 +14,9 @@
 
 namespace rl {
 
+struct Ops;              // backend/ops.h: the table every op is called through
+const Ops& ops_cpu();
+
 // Named views into a parameter-shaped arena (params or grads); null where the config has no such tensor.
 struct LayerWeights {
     float* attn_norm = nullptr;       // (C)
@@ -64,6 +67,9 @@ struct Model {
     // checkpoints by name beside the parameters; views in w (g's stay null).
     Layout buffer_layout;
     Arena buffers;
+    // The backend the arenas belong to and every op of a forward, backward and update runs on
+    // (backend/device.h chooses it from train.device).
+    const Ops* ops = &ops_cpu();
 };
 
 // Parameter layout for a validated config with vocab_size > 0.
@@ -204,6 +210,18 @@ struct KVCache {
     FloatBuffer scratch;                   // attention_decode_scratch_floats
 };
 void kvcache_create(KVCache& kv, const ModelConfig& c, int capacity);
+
+// Where an attention block's keys and values go and come from: the one thing the full forward and
+// KV-cache decode do differently. The call writes the K/V rows of its T tokens at positions
+// pos0..pos0+T-1 of each sequence and its queries see positions 0..pos0+T-1.
+struct KvSource {
+    float* k;               // (B*stride, G*D) keys after RoPE
+    float* v;               // (B*stride, G*D) values
+    int stride;             // rows per sequence: T (the layer's activations) or the cache's capacity
+    int pos0;               // position of the first query: 0, or kv.len when decoding
+    bool cached;            // the KV cache: later tokens read every kv group, so all are computed
+    float* rows_scratch;    // cache only: attention_rows / attention_decode_row scratch for its length
+};
 // Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in
 // a.logits. a must be made with activations_create(a, c, 1, 1). o.window: as for the full sequence
 // the cache stands for (<= 0: model_window(c, kv.capacity, o.prev_entropy)); o.skip computes only the heads whose gate is non-zero (their

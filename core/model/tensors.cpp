@@ -8,6 +8,8 @@
 
 #include "layers/attention.h"
 #include "model/model.h"
+
+#include "backend/ops.h"
 #include "util/threads.h"
 
 namespace rl {
@@ -321,7 +323,7 @@ void model_copy_state(Model& dst, const Model& src) {
     std::copy(src.buffers.data.begin(), src.buffers.data.end(), dst.buffers.data.begin());
 }
 
-void model_zero_grad(Model& m) { std::fill(m.grads.data.begin(), m.grads.data.end(), 0.f); }
+void model_zero_grad(Model& m) { m.ops->tensor_zero(m.grads.data.data(), m.grads.data.size()); }
 
 namespace {
 

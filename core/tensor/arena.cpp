@@ -1,8 +1,11 @@
 #include "tensor/arena.h"
 
 #include <cassert>
+#include <cstring>
 
 namespace rl {
+
+void tensor_zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
 
 size_t Layout::add(const std::string& name, std::vector<int> shape, Init init, bool decay, float init_scale) {
     assert(index_.find(name) == index_.end() && "duplicate tensor name");

@@ -29,6 +29,9 @@ using FloatBuffer = std::vector<float, AlignedAllocator<float>>;
 
 enum class Init { normal, zeros, ones };
 
+// p[0..n) = 0: the model's buffer clears, an op of their own so that a device backend clears its memory.
+void tensor_zero(float* p, size_t n);
+
 struct TensorSpec {
     std::string name;
     std::vector<int> shape;

@@ -8,7 +8,8 @@
 #include <chrono>
 #include <cmath>
 
-#include "train/optim.h"
+#include "backend/device.h"
+#include "optim/optim.h"
 #include "util/threads.h"
 
 namespace rl {
@@ -59,6 +60,7 @@ void governor_end(ThreadGovernor& g, double secs, int tokens) {
 
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const DataProgress& progress) {
     if (Status s = config_validate(cfg); !s) return s;
+    if (auto d = device_select(cfg.train.device); !d) return d.status;  // before the corpus is tokenized
     auto data = dataset_build(cfg.data, nullptr, progress);
     if (!data) return data.status;
     if (progress) progress("building the model", -1);
@@ -70,12 +72,15 @@ Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const Data
 
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::unique_ptr<Dataset> data) {
     if (Status s = config_validate(cfg); !s) return s;
+    auto device = device_select(cfg.train.device);
+    if (!device) return device.status;
     const int T = cfg.model.seq_len, B = cfg.train.batch_size;
     if (data->train.ids.size() <= (size_t)T + 1 || data->val.ids.size() <= (size_t)T + 1)
         return Status::error("corpus: the training or validation split has fewer than seq_len+2 (" +
                              std::to_string(T + 2) + ") tokens; use a larger corpus or a smaller model.seq_len");
     auto s = std::make_unique<TrainState>();
     s->cfg = cfg;
+    s->device_note = device->note;
     s->cfg.model.vocab_size = data->tok.vocab_size();
     if (cfg.model.vocab_size != 0 && cfg.model.vocab_size != s->cfg.model.vocab_size)
         return Status::error("config: 'model.vocab_size' is " + std::to_string(cfg.model.vocab_size) +
@@ -88,6 +93,7 @@ Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::uniqu
     s->rss_before = memory_rss_bytes();
     s->data = std::move(data);
     model_create(s->model, s->cfg.model, cfg.train.seed, cfg.train.init_std);
+    s->model.ops = device->ops;  // the CPU's while no other backend has kernels (device_select)
     activations_create(s->acts, s->cfg.model, B, T);
     const size_t n = s->model.params.data.size();
     s->adam_m.assign(n, 0.f);
@@ -131,10 +137,10 @@ StepStats trainer_step(TrainState& s) {
     if (!std::isfinite(st.loss)) return refuse(StepStats::loss_non_finite);
     model_backward(s.model, s.acts, s.tokens.data(), s.targets.data());
     s.prev_entropy = s.acts.entropy;
-    st.grad_norm = grad_clip(s.model.grads.data.data(), s.model.grads.data.size(), tc.grad_clip);
+    st.grad_norm = s.model.ops->grad_clip(s.model.grads.data.data(), s.model.grads.data.size(), tc.grad_clip);
     if (!std::isfinite(st.grad_norm)) return refuse(StepStats::grad_non_finite);
     AdamWParams p{st.lr, tc.beta1, tc.beta2, tc.eps, tc.weight_decay, s.step + 1};
-    adamw_update(s.model.params.data.data(), s.model.grads.data.data(), s.adam_m.data(), s.adam_v.data(),
+    s.model.ops->adamw_update(s.model.params.data.data(), s.model.grads.data.data(), s.adam_m.data(), s.adam_v.data(),
                  s.decay_mask.data(), s.model.params.data.size(), p);
     model_route_update(s.model, s.acts);  // aux-loss-free biases and the global-balance window
     stats_collect_bias(st, s.model);

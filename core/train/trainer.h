@@ -49,13 +49,14 @@ struct TrainState {
     int step = 0;
     float prev_entropy = 0.f;                   // feeds the adaptive "entropy" window
     double wall_s = 0;                          // seconds spent in trainer_step so far (resumes carry it)
+    std::string device_note;                    // what train.device = auto chose and why ("" otherwise), said once
     MemoryEstimate memory;                      // what trainer_create counted before allocating (train/memory.h)
     double rss_before = 0;                      // the process's resident bytes just before the model was made
     int inject_nan_at = 0;                      // tests: the loss of this step is made NaN (0 = never)
     ThreadGovernor threads;
 };
 
-// Validates the config, builds the dataset (tokenizer trained on it) and the model. Every user
+// Validates the config, picks the device (backend/device.h), builds the dataset (tokenizer trained on it) and the model. Every user
 // mistake comes back as a Status naming what to fix.
 // progress: as dataset_build's, then "building the model".
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const DataProgress& progress = {});

@@ -12,6 +12,7 @@
 #include <QTimer>
 #include <QTreeWidget>
 
+#include "backend/device.h"
 #include "config/presets.h"
 #include "main_window.h"
 #include "wait_for.h"
@@ -151,6 +152,32 @@ TEST(Window, FailedRetrainLeavesTheRunGoing) {
     EXPECT_TRUE(w.session().running());
     const int before = w.lastStep();
     ASSERT_TRUE(waitFor([&] { return w.lastStep() > before; }));  // still training, still polled
+    w.session().stop();
+}
+
+// train.device: a cuda run this machine cannot give is refused with what to do, the current run goes
+// on; auto says once, on the window's first run, where it trains and why.
+TEST(Window, DeviceIsNamedAndAutoExplainsItselfOnce) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    auto cfg = *rl::preset_load("tiny");
+    cfg.train.steps = 100000;
+    cfg.train.device = rl::DeviceKind::automatic;
+    const auto choice = rl::device_select(cfg.train.device);
+    ASSERT_TRUE(choice.is_ok());
+    ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
+    if (choice->ops == &rl::ops_cpu()) {  // no usable GPU (every machine until CUDA kernels exist)
+        EXPECT_TRUE(w.statusMessage().startsWith("training tiny on the CPU (device auto: ")) << w.statusMessage().toStdString();
+        EXPECT_TRUE(w.statusMessage().contains(QString::fromStdString(rl::cuda_probe().error)));
+        auto cuda = cfg;
+        cuda.train.device = rl::DeviceKind::cuda;
+        EXPECT_FALSE(w.startRun(cuda));
+        EXPECT_TRUE(w.statusMessage().contains("'train.device' is \"cuda\"")) << w.statusMessage().toStdString();
+        EXPECT_TRUE(w.session().running()) << "the run in progress goes on";
+    }
+    ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
+    EXPECT_FALSE(w.statusMessage().contains("device auto")) << "said once: " << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.statusMessage().startsWith("training tiny on the ")) << w.statusMessage().toStdString();
     w.session().stop();
 }
 

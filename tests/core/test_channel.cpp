@@ -9,7 +9,7 @@
 
 #include "config/presets.h"
 #include "train/live.h"
-#include "train/optim.h"
+#include "optim/optim.h"
 #include "util/channel.h"
 
 using namespace rl;

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/device.h"
 #include "subprocess.h"
 
 namespace fs = std::filesystem;
@@ -161,6 +162,14 @@ TEST_F(Cli, RoutedPresetsParamsProbeAndBenchJson) {
                 1e-9 * bj["flops_routed"].get<double>())
         << "the step costs the forward and a backward of twice its FLOPs";
     EXPECT_NE(b.out.find("vs the plain model"), std::string::npos) << b.out;
+    // It reports where it ran; --device cuda without a CUDA backend that can run is refused, timing nothing.
+    EXPECT_EQ(bj["device"], rl::ops_cuda() ? "cuda" : "cpu");
+    if (!rl::ops_cuda()) {
+        CliRun c = run_cli("bench --preset tiny --seconds 0.02 --device cuda");
+        EXPECT_EQ(c.code, 1) << c.out;
+        EXPECT_NE(c.out.find("'train.device' is \"cuda\""), std::string::npos) << c.out;
+        EXPECT_EQ(c.out.find("train  B=1"), std::string::npos) << "nothing was timed: " << c.out;
+    }
 }
 
 // `bench --peer torch` without torch: told how to install it, before any timing runs.

@@ -16,7 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "train/memory.h"
-#include "train/optim.h"
+#include "optim/optim.h"
 #include "train/trainer.h"
 #include "util/threads.h"
 
