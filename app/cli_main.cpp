@@ -1045,7 +1045,8 @@ const std::vector<Command>& commands() {
          "                        [--device cpu|cuda|auto]\n"
          "                        [--inject-nan-at STEP]   (tests: that step's loss is NaN; the run fails there)\n"
          "  routelab-cli train    --resume DIR [--steps N]   (go on from DIR's last save; N more steps)\n",
-         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume", "inject-nan-at", "device"},
+         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume", "inject-nan-at",
+          "device"},
          cmd_train},
         {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]\n",
          {"grid", "out", "workspace"}, cmd_sweep},

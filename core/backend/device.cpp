@@ -35,8 +35,7 @@ Result<DeviceChoice> device_select(DeviceKind want, const CudaProbe& probe, cons
     if (want == DeviceKind::cpu) return DeviceChoice{&ops_cpu(), ""};
     std::string why;  // why CUDA cannot be used ("" when it can)
     if (!probe.built || probe.devices == 0) why = probe.error.empty() ? "no CUDA device was found" : probe.error;
-    else if (!cuda_ops)
-        why = "found " + gpu_text(probe) + ", but this build's CUDA backend has no kernels yet";
+    else if (!cuda_ops) why = "found " + gpu_text(probe) + ", but this build's CUDA backend has no kernels yet";
     if (why.empty()) return DeviceChoice{cuda_ops, "device: " + gpu_text(probe)};
     if (want == DeviceKind::cuda) {
         std::string fix = "set train.device to cpu or auto";

@@ -32,8 +32,7 @@ CudaProbe cuda_probe_run() {
                   ver(p.runtime_version) + "; update the driver";
     else if (e == cudaSuccess || e == cudaErrorNoDevice)
         p.error = "the NVIDIA driver (CUDA " + ver(p.driver_version) + ") sees no CUDA device";
-    else
-        p.error = std::string("the CUDA runtime cannot use a GPU: ") + cudaGetErrorString(e);
+    else p.error = std::string("the CUDA runtime cannot use a GPU: ") + cudaGetErrorString(e);
     cudaGetLastError();  // clear the sticky error of the failed call
     return p;
 }

@@ -67,7 +67,7 @@ SpeedReport speed_measure(const Config& cfg, double seconds, int repeats) {
             model_backward(m, a, tok.data(), tgt.data());
             m.ops->grad_clip(m.grads.data.data(), m.grads.data.size(), 1.f);
             m.ops->adamw_update(m.params.data.data(), m.grads.data.data(), am.data(), av.data(), mask.data(),
-                         m.params.data.size(), AdamWParams{1e-9f, 0.9f, 0.95f, 1e-8f, 0.f, t++});
+                                m.params.data.size(), AdamWParams{1e-9f, 0.9f, 0.95f, 1e-8f, 0.f, t++});
         }, seconds, repeats);
     };
     rep.train_tok_s_b1 = train_rate(1);

@@ -24,13 +24,13 @@ namespace rl {
 
 namespace {
 
-void norm_forward(const Ops& op, const ModelConfig& c, float* out, float* mean, float* rstd, const float* x, const float* w,
-                  const float* b, int N) {
+void norm_forward(const Ops& op, const ModelConfig& c, float* out, float* mean, float* rstd, const float* x,
+                  const float* w, const float* b, int N) {
     if (c.norm == NormKind::rmsnorm) op.rmsnorm_forward(out, rstd, x, w, N, c.d_model, c.norm_eps);
     else op.layernorm_forward(out, mean, rstd, x, w, b, N, c.d_model, c.norm_eps);
 }
-void norm_backward(const Ops& op, const ModelConfig& c, float* dx, float* dw, float* db, const float* dout, const float* x,
-                   const float* w, const float* mean, const float* rstd, int N) {
+void norm_backward(const Ops& op, const ModelConfig& c, float* dx, float* dw, float* db, const float* dout,
+                   const float* x, const float* w, const float* mean, const float* rstd, int N) {
     if (c.norm == NormKind::rmsnorm) op.rmsnorm_backward(dx, dw, dout, x, w, rstd, N, c.d_model);
     else op.layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, c.d_model);
 }
@@ -51,14 +51,14 @@ KvSource kv_of_cache(KVCache& kv, int l) {
 }
 
 // Gates (N,H) of every head for the block input `in`: the MoH router, or static pruning's 1/0.
-void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s, const float* in,
-                        int N) {
+void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s,
+                        const float* in, int N) {
     const HeadsConfig& h = c.attention.heads;
     if (h.kind == HeadSelection::moh) {
         HeadRouterDims rd = router_dims(c, N);
         rd.bias = w.head_bias;
         op.head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
-                            s.router_scratch);
+                               s.router_scratch);
         a.head_balance = op.head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
     } else {
         op.head_gates_static(a.head_gates, N, c.n_heads, h.n_active);
@@ -81,8 +81,8 @@ namespace {
 
 // K and V rows of this call (contiguous: B sequences of T, or one token of the cache), RoPE on the
 // keys. With skip and no cache, only the kv groups some active head of the batch reads.
-void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Activations& s, const LayerActs& L, const float* in,
-                int B, int T, const KvSource& kv, bool skip) {
+void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Activations& s, const LayerActs& L,
+                const float* in, int B, int T, const KvSource& kv, bool skip) {
     const int N = B * T, C = c.d_model, G = c.n_kv_heads, D = c.head_dim, GD = G * D;
     float* kd = kv.k + (size_t)kv.pos0 * GD;  // (N, G*D)
     float* vd = kv.v + (size_t)kv.pos0 * GD;  // (N, G*D)
@@ -102,8 +102,8 @@ void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Acti
 
 // Every head over every query row (training's dense-masked MoH, as the official code computes it):
 // q (+RoPE), the causal softmax saved for backward (or one row against the cache), gates, W_O.
-void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
-                      int B, int T, int window, const KvSource& kv, float* entropy) {
+void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s,
+                      const float* in, int B, int T, int window, const KvSource& kv, float* entropy) {
     const int N = B * T, C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D;
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     float* y = gated ? L.atty_raw : L.atty;  // (N, H*D) heads before their gates
@@ -112,10 +112,10 @@ void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w
     if (c.attention.positional == PosKind::rope) op.rope_forward(L.q, B, T, H, D, c.attention.rope_theta, kv.pos0);
     if (kv.cached)
         op.attention_decode_row(y, kv.rows_scratch, L.q, kv.k, kv.v, kv.pos0 + 1, w.cope_pos,
-                             model_attn_dims(c, 1, 1, window), on, entropy);
+                                model_attn_dims(c, 1, 1, window), on, entropy);
     else
         op.attention_forward(y, L.att, L.gates, entropy, s.attn_scratch, L.q, kv.k, kv.v, w.cope_pos,
-                          model_attn_dims(c, B, T, window), on);
+                             model_attn_dims(c, B, T, window), on);
     if (gated) op.head_gate_forward(L.atty, L.atty_raw, L.head_gates, N, H, D);
     if (w.wo) op.linear_forward(L.attn_out, L.atty, w.wo, nullptr, N, HD, C);
 }
@@ -286,10 +286,11 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
 
 }  // namespace
 
-// The CPU's attn_skip_forward (backend/ops.h) over B sequences: one sequence per OpenMP iteration (rows of different sequences never
-// share an output row; each thread has its scratch), no parallel region for one sequence.
+// The CPU's attn_skip_forward (backend/ops.h) over B sequences: one sequence per OpenMP iteration
+// (rows of different sequences never share an output row; each thread has its scratch), no parallel
+// region for one sequence.
 void attn_skip_forward(const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
-                     int B, int T, int window, const KvSource& kv, float* entropy) {
+                       int B, int T, int window, const KvSource& kv, float* entropy) {
     double ent = 0.0;
     long rows_on = 0;
     if (kv.cached) {
@@ -391,9 +392,9 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
 
 }  // namespace
 
-// The skip path's backward over B sequences (the CPU's attn_skip_backward, backend/ops.h; the forward was attn_skip_forward on the activations):
-// the rows' gradients per sequence in parallel, each sequence's share of dW_q, dW_O and dE in a block
-// of its own, summed in sequence order (the same for any thread count), then the router and the K/V
+// The CPU's attn_skip_backward (backend/ops.h), over the B sequences attn_skip_forward ran on: the
+// rows' gradients per sequence in parallel, each sequence's share of dW_q, dW_O and dE in a block of
+// its own, summed in sequence order (the same for any thread count), then the router and the K/V
 // projections of the groups the forward computed.
 void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
                         Activations& s, float* din, const float* dout, const float* in, int B, int T, int window,
@@ -450,8 +451,8 @@ namespace {
 // One path for the full forward, the skip path, decode and skip decode: the head gates first, then
 // the K/V rows into `kv`, then the heads, dense or skipping the pairs whose gate is 0 (same output).
 // entropy: mean attention-row entropy over the rows of heads that are on (every row without gates).
-void attn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s, const float* in,
-                        int B, int T, int window, const KvSource& kv, bool skip, float* entropy) {
+void attn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s,
+                        const float* in, int B, int T, int window, const KvSource& kv, bool skip, float* entropy) {
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     skip = skip && gated;
     if (gated) head_gates_forward(op, c, w, L, s, in, B * T);
@@ -462,9 +463,9 @@ void attn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights&
 
 // Accumulates dL/d in into din (full forward only). dbalance: dLoss/dL_b of this layer (beta / L).
 // skip: the forward took the skip path (Activations::skip), so the backward differentiates its rows.
-void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerWeights& g, const LayerActs& a,
-                         Activations& s, float* din, const float* dout, const float* in, int B, int T, int window,
-                         float dbalance, bool skip) {
+void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerWeights& g,
+                         const LayerActs& a, Activations& s, float* din, const float* dout, const float* in, int B,
+                         int T, int window, float dbalance, bool skip) {
     const int N = B * T, C = c.d_model, HD = c.n_heads * c.head_dim, GD = c.n_kv_heads * c.head_dim;
     if (skip && c.attention.heads.kind != HeadSelection::all_heads)
         return op.attn_skip_backward(c, w, g, a, s, din, dout, in, B, T, window, dbalance);
@@ -479,15 +480,15 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
         op.head_gate_backward(s.datty_raw, s.dgates, datty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
         if (c.attention.heads.kind == HeadSelection::moh)
             op.head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates,
-                                 dbalance, a.head_f.data(), a.hr, in, w.router_shared, w.router_routed, w.router_type,
-                                 router_dims(c, N));
+                                    dbalance, a.head_f.data(), a.hr, in, w.router_shared, w.router_routed,
+                                    w.router_type, router_dims(c, N));
         datty = s.datty_raw;
     }
     op.tensor_zero(s.dq, (size_t)N * HD);
     op.tensor_zero(s.dk, (size_t)N * GD);
     op.tensor_zero(s.dv, (size_t)N * GD);
-    op.attention_backward(s.dq, s.dk, s.dv, g.cope_pos, s.attn_scratch, datty, a.q, a.k, a.v, a.att, a.gates, w.cope_pos,
-                       model_attn_dims(c, B, T, window));
+    op.attention_backward(s.dq, s.dk, s.dv, g.cope_pos, s.attn_scratch, datty, a.q, a.k, a.v, a.att, a.gates,
+                          w.cope_pos, model_attn_dims(c, B, T, window));
     if (c.attention.positional == PosKind::rope) {
         op.rope_backward(s.dq, B, T, c.n_heads, c.head_dim, c.attention.rope_theta, 0);
         op.rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, c.attention.rope_theta, 0);
@@ -512,8 +513,8 @@ MoeDims layer_moe_dims(const ModelConfig& c, const LayerWeights& w, const LayerA
 }
 
 // ---- FFN block: in (N,C) -> ffn_out (N,C): dense, MoE, or MH-MoE (head -> split -> MoE -> merge) ----
-void ffn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N, int T,
-                       bool training, uint64_t seed, bool all_experts) {
+void ffn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N,
+                       int T, bool training, uint64_t seed, bool all_experts) {
     const int C = c.d_model, F = c.ffn.d_ff;
     MoeDims md = layer_moe_dims(c, w, a, N, T, training, seed);
     md.all_experts = all_experts;
@@ -555,7 +556,7 @@ void ffn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights&
     }
     if (c.ffn.kind == FfnKind::swiglu)
         return op.swiglu_ffn_backward(din, {g.w_gate, g.w_up, g.w_down}, s.dfb, s.dfh, dout, in, a.fa, a.fb, a.fh,
-                                   {w.w_gate, w.w_up, w.w_down}, N, C, F);
+                                      {w.w_gate, w.w_up, w.w_down}, N, C, F);
     op.tensor_zero(s.dfh, (size_t)N * F);
     op.linear_backward(s.dfh, g.w_down, g.b_down, dout, a.fh, w.w_down, N, F, C);
     op.tensor_zero(s.dfa, (size_t)N * F);
@@ -567,8 +568,8 @@ void ffn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights&
 // ---- one transformer block: x_in (N,C) -> out (N,C) ----
 // pre-norm:  res1 = x + attn(norm1(x));  res2 = res1 + ffn(norm2(res1))
 // post-norm: res1 = x + attn(x); h = norm1(res1); res2 = h + ffn(h); out = norm2(res2)
-void block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& a, int B, int T,
-                   const ForwardOptions& o, uint64_t seed, const KvSource& kv, float* entropy) {
+void block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& a, int B,
+                   int T, const ForwardOptions& o, uint64_t seed, const KvSource& kv, float* entropy) {
     const int N = B * T;
     const size_t NC = (size_t)N * c.d_model;
     const bool pre = c.norm_position == NormPosition::pre;
@@ -658,7 +659,8 @@ void lm_head_backward(Model& m, Activations& a, float* dres, float* dtmp, int N)
     op.linear_backward(dhead_in, dw_head, m.g.lm_head_bias, a.logits, head_in, w_head, N, c.d_model, c.vocab_size);
     if (!c.final_norm) return;
     op.tensor_zero(dres, NC);
-    norm_backward(op, c, dres, m.g.final_norm, m.g.final_norm_bias, dtmp, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd, N);
+    norm_backward(op, c, dres, m.g.final_norm, m.g.final_norm_bias, dtmp, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd,
+                  N);
 }
 
 // The blocks over a.x0 and the LM head; kv_of(l) says where layer l's keys and values live. Each
@@ -826,8 +828,8 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
     const float dbal = c.attention.heads.beta / c.n_layers;
     const float daux = c.moe.aux_weight / c.n_layers, dzl = c.moe.z_loss_weight / c.n_layers;
     for (int l = c.n_layers - 1; l >= 0; l--)
-        block_backward(op, c, m.w.layers[l], m.g.layers[l], a.layers[l], a, a.dres, a.dtmp, a.seed * 1000003ULL + l, dbal,
-                       daux, dzl);
+        block_backward(op, c, m.w.layers[l], m.g.layers[l], a.layers[l], a, a.dres, a.dtmp, a.seed * 1000003ULL + l,
+                       dbal, daux, dzl);
     op.embedding_backward(m.g.tok_emb, m.g.pos_emb, a.dres, tokens, a.cur_B, a.cur_T, c.d_model);
 }
 

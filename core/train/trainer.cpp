@@ -141,7 +141,7 @@ StepStats trainer_step(TrainState& s) {
     if (!std::isfinite(st.grad_norm)) return refuse(StepStats::grad_non_finite);
     AdamWParams p{st.lr, tc.beta1, tc.beta2, tc.eps, tc.weight_decay, s.step + 1};
     s.model.ops->adamw_update(s.model.params.data.data(), s.model.grads.data.data(), s.adam_m.data(), s.adam_v.data(),
-                 s.decay_mask.data(), s.model.params.data.size(), p);
+                              s.decay_mask.data(), s.model.params.data.size(), p);
     model_route_update(s.model, s.acts);  // aux-loss-free biases and the global-balance window
     stats_collect_bias(st, s.model);
     s.step++;

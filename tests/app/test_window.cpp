@@ -167,7 +167,8 @@ TEST(Window, DeviceIsNamedAndAutoExplainsItselfOnce) {
     ASSERT_TRUE(choice.is_ok());
     ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
     if (choice->ops == &rl::ops_cpu()) {  // no usable GPU (every machine until CUDA kernels exist)
-        EXPECT_TRUE(w.statusMessage().startsWith("training tiny on the CPU (device auto: ")) << w.statusMessage().toStdString();
+        EXPECT_TRUE(w.statusMessage().startsWith("training tiny on the CPU (device auto: "))
+            << w.statusMessage().toStdString();
         EXPECT_TRUE(w.statusMessage().contains(QString::fromStdString(rl::cuda_probe().error)));
         auto cuda = cfg;
         cuda.train.device = rl::DeviceKind::cuda;

@@ -13,11 +13,11 @@ using namespace rl;
 namespace {
 
 // Skips the calling test, with the reason, unless a GPU answers.
-#define REQUIRE_GPU()                                                                                   \
-    do {                                                                                                \
-        const CudaProbe& p = cuda_probe();                                                              \
-        if (!p.built) GTEST_SKIP() << "no CUDA backend in this build: " << p.error;                     \
-        if (p.devices == 0) GTEST_SKIP() << "no CUDA device: " << p.error;                              \
+#define REQUIRE_GPU()                                                               \
+    do {                                                                            \
+        const CudaProbe& p = cuda_probe();                                          \
+        if (!p.built) GTEST_SKIP() << "no CUDA backend in this build: " << p.error; \
+        if (p.devices == 0) GTEST_SKIP() << "no CUDA device: " << p.error;          \
     } while (0)
 
 }  // namespace
