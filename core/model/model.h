@@ -74,6 +74,8 @@ struct Model {
 
 // Parameter layout for a validated config with vocab_size > 0.
 Layout model_param_layout(const ModelConfig& c);
+// Buffer layout (the selection biases) of the same config: what model_create puts in Model::buffers.
+Layout model_buffer_layout(const ModelConfig& c);
 // Allocates and initialises (GPT-2 style: N(0, std), residual projections scaled 1/sqrt(2L), norms 1,
 // biases and CoPE tables 0). Deterministic for a seed.
 void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std);

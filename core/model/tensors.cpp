@@ -284,6 +284,14 @@ Layout model_param_layout(const ModelConfig& c) {
     return b.layout;
 }
 
+Layout model_buffer_layout(const ModelConfig& c) {
+    Weights w;
+    w.layers.resize(c.n_layers);
+    Binder b;
+    buffers_declare(c, w, b);
+    return b.layout;
+}
+
 void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std) {
     m.cfg = c;
     Binder bw, bg;

@@ -17,9 +17,10 @@ namespace rl {
 
 namespace {
 
-// "VmRSS:    12345 kB" from /proc/self/status.
-double proc_status_kb(const char* key) {
-    std::ifstream f("/proc/self/status");
+// The bytes of a "Key:   12345 kB" line of a /proc file (/proc/self/status, /proc/meminfo), read a
+// line at a time, so a line without a unit cannot shift the ones after it; 0 when the key is absent.
+double proc_bytes(const char* path, const char* key) {
+    std::ifstream f(path);
     std::string line;
     const size_t n = std::strlen(key);
     while (std::getline(f, line))
@@ -58,9 +59,8 @@ MemoryEstimate memory_estimate(const Config& cfg, size_t tokens, bool with_cost)
     MemoryEstimate e;
     e.batch = B, e.seq_len = T, e.vocab = c.vocab_size;
     const double P = (double)model_param_layout(c).total() * sizeof(float);  // as laid out (64-byte aligned views)
-    // The selection biases are a few floats per layer; count them with the parameters.
-    const double biases = (double)c.n_layers * (c.n_heads + std::max(c.moe.n_experts, 0)) * sizeof(float);
-    e.params = P + biases;
+    // The selection biases (buffers beside the weights, no gradient) count with the parameters.
+    e.params = P + (double)model_buffer_layout(c).total() * sizeof(float);
     e.grads = P;
     e.optimizer = 2 * P + P / sizeof(float);  // AdamW m and v, the decay mask (a byte a parameter)
     e.activations = (double)activations_bytes(c, B, T).total();
@@ -91,15 +91,7 @@ int memory_vocab_guess(const Config& cfg) {
 
 MemoryAvailable memory_available() {
     MemoryAvailable a;
-    std::ifstream f("/proc/meminfo");
-    std::string key;
-    double kb = 0;
-    std::string unit;
-    while (f >> key >> kb >> unit)
-        if (key == "MemAvailable:") {
-            a.bytes = kb * 1024.0, a.source = "MemAvailable";
-            break;
-        }
+    if (const double b = proc_bytes("/proc/meminfo", "MemAvailable:"); b > 0) a.bytes = b, a.source = "MemAvailable";
     const std::string dir = cgroup_dir();
     if (!dir.empty()) {
         // v2: memory.max and memory.current; v1: memory.limit_in_bytes and memory.usage_in_bytes. A
@@ -115,8 +107,8 @@ MemoryAvailable memory_available() {
     return a;
 }
 
-double memory_rss_bytes() { return proc_status_kb("VmRSS:"); }
-double memory_peak_rss_bytes() { return proc_status_kb("VmHWM:"); }
+double memory_rss_bytes() { return proc_bytes("/proc/self/status", "VmRSS:"); }
+double memory_peak_rss_bytes() { return proc_bytes("/proc/self/status", "VmHWM:"); }
 
 std::string memory_bytes_text(double b) {
     if (b >= 1024.0 * 1024 * 1024) return str_printf("%.1f GiB", b / (1024.0 * 1024 * 1024));
