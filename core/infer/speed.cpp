@@ -1,12 +1,11 @@
 #include "infer/speed.h"
 
-#include "backend/ops.h"
-
 #include <algorithm>
 #include <chrono>
 #include <random>
 #include <vector>
 
+#include "backend/ops.h"
 #include "infer/generate.h"
 #include "layers/linear.h"
 #include "layers/loss.h"

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/ops.h"
 #include "layers/attention.h"
 #include "layers/embedding.h"
 #include "layers/ffn.h"
@@ -16,7 +17,6 @@
 #include "layers/loss.h"
 #include "layers/norm.h"
 #include "layers/residual.h"
-#include "backend/ops.h"
 #include "tensor/gemm.h"
 #include "util/threads.h"
 

@@ -224,6 +224,7 @@ struct KvSource {
     bool cached;            // the KV cache: later tokens read every kv group, so all are computed
     float* rows_scratch;    // cache only: attention_rows / attention_decode_row scratch for its length
 };
+
 // Runs token at position kv.len (learned positions need kv.len < seq_len); logits (V) land in
 // a.logits. a must be made with activations_create(a, c, 1, 1). o.window: as for the full sequence
 // the cache stands for (<= 0: model_window(c, kv.capacity, o.prev_entropy)); o.skip computes only the heads whose gate is non-zero (their

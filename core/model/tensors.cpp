@@ -6,10 +6,9 @@
 #include <cmath>
 #include <random>
 
+#include "backend/ops.h"
 #include "layers/attention.h"
 #include "model/model.h"
-
-#include "backend/ops.h"
 #include "util/threads.h"
 
 namespace rl {

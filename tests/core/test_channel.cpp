@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "config/presets.h"
-#include "train/live.h"
 #include "optim/optim.h"
+#include "train/live.h"
 #include "util/channel.h"
 
 using namespace rl;

@@ -15,8 +15,8 @@
 #include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
-#include "train/memory.h"
 #include "optim/optim.h"
+#include "train/memory.h"
 #include "train/trainer.h"
 #include "util/threads.h"
 
