@@ -151,5 +151,6 @@ TEST(ConfigDock, MemoryEstimateIsLiveAndTooLargeBlocksTrain) {
     ASSERT_TRUE(dock.setField("model.d_model", "32"));
     EXPECT_TRUE(dock.retrainAllowed()) << dock.message().toStdString();
     EXPECT_TRUE(valid);
-    EXPECT_EQ(dock.memoryText(), small);
+    // The estimate is back to the small one; the memory available beside it moves with the machine.
+    EXPECT_EQ(dock.memoryText().section(" of ", 0, 0), small.section(" of ", 0, 0)) << dock.memoryText().toStdString();
 }
