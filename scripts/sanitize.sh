@@ -4,10 +4,10 @@
 # sanitizer report or failing test (docs/hardening.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# -O1 -g1 (line tables: enough for a report's stack): ASan's advice, and a third of -O2 -g's compile
-# time on our test files under ASan + UBSan (17 s against 57 s for test_model.cpp), for tests that run
-# a little slower. NDEBUG as in the release build, so both run the same code.
-sanitize_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG")
+# -g1 (line tables: enough for a report's stack) instead of -g: about half the compile time under ASan +
+# UBSan (test_model.cpp: 31 s against 57 s). -O2 stays: at -O1 a float32 finite-difference check sat
+# just over its tolerance (the code rounds differently), and the numbers the tests were tuned on are -O2's.
+sanitize_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG")
 cmake -S . -B build-asan "${sanitize_flags[@]}" -DROUTELAB_SANITIZE=ON \
   -DROUTELAB_SANITIZER=address,undefined -DROUTELAB_CUDA=OFF > build-asan.log 2>&1 || { cat build-asan.log; exit 1; }
 # routelab_core_tests depends on routelab-cli (its CLI tests run it), which is built with ASan too.
