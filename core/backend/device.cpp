@@ -1,6 +1,6 @@
 #include "backend/device.h"
 
-#include <cstdio>
+#include "util/strfmt.h"
 
 namespace rl {
 
@@ -8,9 +8,7 @@ namespace {
 
 // "GPU NVIDIA H200 (139.8 GiB)" for the probe's device 0.
 std::string gpu_text(const CudaProbe& p) {
-    char b[64];
-    std::snprintf(b, sizeof b, " (%.1f GiB)", p.memory / (1024.0 * 1024 * 1024));
-    return "GPU " + p.name + (p.memory ? b : "");
+    return "GPU " + p.name + (p.memory ? str_printf(" (%.1f GiB)", p.memory / (1024.0 * 1024 * 1024)) : "");
 }
 
 }  // namespace
