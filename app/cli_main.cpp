@@ -907,7 +907,9 @@ int cmd_bench(const Args& a) {
                                     {"flops_routed", c.flops_routed}, {"speedup_naive", c.speedup_naive()},
                                     {"speedup_flops", c.speedup_flops()}, {"speedup_measured", c.speedup_measured()},
                                     {"speedup_vs_baseline_flops", c.speedup_vs_baseline_flops()},
-                                    {"us_per_token_dense", c.sec_dense * 1e6}, {"us_per_token_routed", c.sec_routed * 1e6}};
+                                    {"us_per_token_dense", c.sec_dense * 1e6}, {"us_per_token_routed", c.sec_routed * 1e6},
+                                    {"measured_q1", c.ratio_q1}, {"measured_q3", c.ratio_q3}, {"measured_spread", c.spread()},
+                                    {"measured_rounds", c.rounds}, {"measured_doubt", cost_doubt(c)}};
                 if (r.heads_gated)
                     x.update({{"flops_all_heads", c.flops_all_heads},
                               {"speedup_vs_all_heads_flops", c.speedup_vs_all_heads_flops()},
@@ -936,7 +938,11 @@ int cmd_bench(const Args& a) {
         j["active_head_fraction"] = r.active_head_fraction;
         j["active_expert_fraction"] = r.active_expert_fraction;
         j["explanation"] = r.explanation;
-        std::printf("routing (same weights, dense path vs routed path; medians of 5):\n");
+        j["measurement_threads"] = r.threads;
+        j["measurement_others_busy"] = r.others_busy;
+        const std::string doubts = cost_doubts(r);
+        j["measurement_doubts"] = doubts;
+        std::printf("routing (same weights, dense path vs routed path; medians of interleaved rounds on %d threads):\n", r.threads);
         std::printf("  %-10s %12s %12s %8s %8s %9s  | decode %8s %8s %9s  | train %8s %9s\n", "component",
                     "GFLOP dense", "GFLOP routed", "naive", "flops", "measured", "naive", "flops", "measured", "flops",
                     "measured");
@@ -949,6 +955,9 @@ int cmd_bench(const Args& a) {
                         f.speedup_measured(), d.speedup_naive(), d.speedup_flops(), d.speedup_measured(),
                         t.speedup_flops(), t.speedup_measured());
         }
+        if (!doubts.empty())
+            std::printf("measured under load: re-measure (other processes kept %.1f cores busy):\n%s\n", r.others_busy,
+                        doubts.c_str());
         if (r.heads_gated) {
             std::printf("vs the plain model (same shape, every head, no router):\n");
             std::printf("  %-10s %8s %9s  | decode %9s  | train %8s %9s\n", "component", "flops", "measured",

@@ -172,7 +172,13 @@ void MainWindow::buildViewArea() {
     imgui_->setDrawFunction([this] {
         setSpotlight(spotlight_, spotlightCaption_);  // this window's, for the frame being drawn
         outbox_.spotlit.clear();
+        outbox_.targets.clear();
         if (currentView().draw(run_, viewStates_, outbox_)) imgui_->requestAnotherFrame();  // an animation, at most 15 fps
+        if (outbox_.remeasureRequested) {
+            outbox_.remeasureRequested = false;
+            run_.measuring = true;
+            session_.requestCostMeasure();
+        }
         if (outbox_.generateRequested) {
             outbox_.generateRequested = false;
             // Leave ImGui's frame before touching the session: queue it.
@@ -1291,6 +1297,7 @@ void MainWindow::poll() {
     if (session_.acquireCost()) {
         run_.cost = session_.cost();
         run_.hasCost = true;
+        run_.measuring = false;
         arrived |= Arrival::Cost;
     }
     // The live label once a second: with a QOpenGLWidget in the window every widget repaint recomposes

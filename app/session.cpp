@@ -171,6 +171,7 @@ void Session::serveRequests(bool& probeDue) {
         post([this] { emit generated(); });
     }
     if (ckpt) saveCheckpoint(*ckpt);
+    if (costRequest_.exchange(false)) measureCost();
 }
 
 void Session::saveCheckpoint(const CheckpointRequest& r) {
@@ -189,14 +190,17 @@ void Session::saveCheckpoint(const CheckpointRequest& r) {
         Qt::QueuedConnection);
 }
 
+void Session::measureCost() {
+    const ModelConfig& mc = state_->model.cfg;
+    if (mc.attention.heads.kind == HeadSelection::all_heads && mc.moe.kind == FfnRouting::dense) return;
+    // The trainer thread owns the weights: measure naive / FLOP-model / measured speedups here.
+    costs_.write_slot() = cost_measure(state_->model, 0.25, 3);
+    costs_.publish();
+}
+
 void Session::finishRun() {
     TrainState& s = *state_;
-    const ModelConfig& mc = s.model.cfg;
-    if (measureCost_ && (mc.attention.heads.kind != HeadSelection::all_heads || mc.moe.kind != FfnRouting::dense)) {
-        // The trainer thread owns the weights: measure naive / FLOP-model / measured speedups here.
-        costs_.write_slot() = cost_measure(s.model, 0.25, 3);
-        costs_.publish();
-    }
+    if (measureCost_) measureCost();
     if (stop_) return;  // Retrain or close while measuring: the rest is not wanted
     publishSpecialization();
     if (stop_) return;

@@ -70,6 +70,8 @@ public:
     void setProbeText(const std::string& t);
     std::string probeText();
     void requestGenerate(const GenerateRequest& r);
+    // The speedup view's Re-measure: the cost measured again on the current weights (a routed model).
+    void requestCostMeasure() { costRequest_ = true; }
     // withState: also the companion training state (run_save), so a later Continue is exact; an
     // export only needs the weights.
     void requestCheckpoint(const std::string& path, bool withState = true);
@@ -106,6 +108,7 @@ private:
     void publishProbe();
     void publishSpecialization();
     void finishRun();
+    void measureCost();  // routed models only; publishes for acquireCost
     // Queued to the GUI thread, and dropped there if another run was launched in between: a late
     // "finished" or "generated" of the previous run must not land on the new one.
     template <class F>
@@ -134,6 +137,7 @@ private:
     std::mutex requestMutex_;  // rare: probe text, generate and checkpoint requests, generation result
     std::string probeText_ = "User: What is the capital of France? Assistant: Paris. 12 + 7 = 19.";
     std::optional<GenerateRequest> generateRequest_;
+    std::atomic<bool> costRequest_{false};
     struct CheckpointRequest {
         std::string path;
         bool withState = true;

@@ -41,6 +41,7 @@ void drawAttentionView(const RunData& run, AttentionState& state, int& layer, Vi
             }
         if (h == state.head) dl->AddRect(ImVec2(a.x - 2, a.y - 2), ImVec2(a.x + small + 2, a.y + small + 2), look().gold);
         if (ImGui::IsMouseHoveringRect(a, ImVec2(a.x + small, a.y + small)) && ImGui::IsMouseClicked(0)) state.head = h;
+        markTarget(out, "attention.thumb", h, a, ImVec2(a.x + small, a.y + small));
     }
     ImGui::Dummy(ImVec2(H * (small + 8), small + lh + 10));
     // The enlarged head with token labels, its colour scale to the right (or under it when narrow).

@@ -70,24 +70,22 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
     const bool routedExperts = !run.stats.empty() && run.stats.back().n_layers && run.stats.back().layers[0].n_experts;
     const bool biased = !run.stats.empty() && run.stats.back().n_layers &&
                         (run.stats.back().layers[0].has_expert_bias || run.stats.back().layers[0].has_head_bias);
-    const float h = std::max(120.f, (ImGui::GetContentRegionAvail().y - 10) / (biased ? 4 : 3) - 6);
+    const int panels = 2 + (routedHeads || routedExperts ? 2 : 0) + (biased ? 1 : 0);  // the window scrolls past what fits
+    const float h = std::max(120.f, (ImGui::GetContentRegionAvail().y - 10) / std::min(panels, 4) - 6);
     const std::string me = run.runName.empty() ? "this run" : run.runName;
     // 1. Loss and its parts, runs overlaid (each run's loss in its colour).
     std::vector<Series> loss = {curveSeries(me + " loss", look().light ? IM_COL32(30, 30, 30, 255) : IM_COL32(240, 240, 240, 255), run.curve, column("loss"), state, true),
                                 curveSeries("cross-entropy", IM_COL32(80, 160, 230, 255), run.curve, column("ce"), state)};
     for (const auto& r : run.overlays) loss.push_back(curveSeries(r.name, r.colour, r.curve, column("loss"), state, true));
     plot(out, "loss", loss, h, state.logY, xUnit);
-    // 2. Routing losses and balance.
+    // 2. Balance: the load CVs and the dropped share on an axis of their own (0 = perfectly even);
+    // the routing losses, whose scales differ by orders (z-loss ~10, MoH balance ~4), get panel 2b.
     std::vector<Series> bal;
     if (routedHeads) bal.push_back(curveSeries("head load CV", IM_COL32(230, 180, 60, 255), run.curve, column("head_cv"), state));
     if (routedExperts) {
         bal.push_back(curveSeries("expert load CV", IM_COL32(230, 85, 80, 255), run.curve, column("load_cv"), state));
         bal.push_back(curveSeries("dropped", IM_COL32(170, 110, 220, 255), run.curve, column("dropped"), state));
-        bal.push_back(curveSeries("router entropy", IM_COL32(60, 200, 190, 255), run.curve, column("entropy"), state));
-        bal.push_back(curveSeries("aux loss", IM_COL32(120, 200, 90, 255), run.curve, column("moe_aux"), state));
-        bal.push_back(curveSeries("z-loss", IM_COL32(160, 160, 160, 255), run.curve, column("zloss"), state));
     }
-    if (routedHeads) bal.push_back(curveSeries("MoH balance", IM_COL32(230, 120, 190, 255), run.curve, column("moh_balance"), state));
     for (const auto& r : run.overlays)
         if (routedExperts || routedHeads)
             bal.push_back(curveSeries(r.name + (routedExperts ? " expert CV" : " head CV"), r.colour, r.curve,
@@ -95,8 +93,26 @@ void drawCurvesView(const RunData& run, CurvesState& state, int& layer, ViewOutb
     if (bal.empty()) bal.push_back(curveSeries("grad norm", IM_COL32(230, 180, 60, 255), run.curve, column("grad_norm"), state));
     {
         Spotlight look_here("curves.balance", out);
-        plot(out, routedHeads || routedExperts ? "balance (layer means)" : "gradient norm (no routers in this model)", bal, h,
-             state.logY, xUnit);
+        plot(out, routedHeads || routedExperts ? "balance: load CV and dropped share (layer means)" : "gradient norm (no routers in this model)",
+             bal, h, state.logY, xUnit);
+    }
+    // 2b. The router's losses that the step's loss includes (weight > 0 now), unweighted, and its entropy.
+    if (routedHeads || routedExperts) {
+        const rl::StepStats* last = run.stats.empty() ? nullptr : &run.stats.back();
+        std::vector<Series> losses;
+        std::string hidden;
+        auto add = [&](const char* name, ImU32 colour, const char* col, float weight) {
+            if (weight > 0.f) losses.push_back(curveSeries(name, colour, run.curve, column(col), state));
+            else hidden += std::string(hidden.empty() ? "" : ", ") + name;
+        };
+        if (routedExperts) {
+            losses.push_back(curveSeries("router entropy", IM_COL32(60, 200, 190, 255), run.curve, column("entropy"), state));
+            add("aux loss", IM_COL32(120, 200, 90, 255), "moe_aux", last ? last->w_moe_aux : 1.f);
+            add("z-loss", IM_COL32(160, 160, 160, 255), "zloss", last ? last->w_zloss : 1.f);
+        }
+        if (routedHeads) add("MoH balance", IM_COL32(230, 120, 190, 255), "moh_balance", last ? last->w_moh_balance : 1.f);
+        const std::string title = "router losses (unweighted layer means)" + (hidden.empty() ? "" : "; weight 0, not shown: " + hidden);
+        if (!losses.empty()) plot(out, title.c_str(), losses, h, state.logY, xUnit);
     }
     // 3. Per-head or per-expert load of one layer.
     if (!run.stats.empty() && (routedHeads || routedExperts)) {

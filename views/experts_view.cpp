@@ -52,7 +52,10 @@ void drawProbeAndLoad(const RunData& run, ViewOutbox& out) {
             const bool dropped = ex && ex->empty();
             const int e = ex && !ex->empty() ? (*ex)[0] : -1;
             const ImU32 bg = e < 0 ? look().chip : withAlpha(viewColour(e), 170);
-            if (tokenChip(p.tokens[t].text, bg, dropped, false, t + 1 < p.tokens.size()) && ex) {
+            const ImVec2 chipAt = ImGui::GetCursorScreenPos();
+            const bool chipHovered = tokenChip(p.tokens[t].text, bg, dropped, false, t + 1 < p.tokens.size());
+            if (l == 0) markTarget(out, "experts.token", (int)t, chipAt, ImVec2(chipAt.x + ImGui::CalcTextSize(p.tokens[t].text.c_str()).x + 6, chipAt.y + ImGui::GetTextLineHeight() + 2));
+            if (chipHovered && ex) {
                 std::string tip = "token '" + p.tokens[t].text + "' layer " + std::to_string(l);
                 for (int s = 0; s < p.mh_heads; s++) {
                     const auto& xs = L.experts[r + s];

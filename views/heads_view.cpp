@@ -65,6 +65,7 @@ void drawHeadsView(const RunData& run, HeadsState& state, ViewOutbox& out) {
                 } else {
                     dl->AddRectFilled(a, b, ramp(g / gmax));
                 }
+                if (h == H - 1) markTarget(out, "heads.cell", t, a, b);  // one a token: its last head
                 if (ImGui::IsMouseHoveringRect(a, b)) {
                     int rank = 1;
                     for (int k = 0; k < H; k++) rank += p.layers[l].head_gates[t][k] > g;

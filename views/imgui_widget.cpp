@@ -185,12 +185,14 @@ void ImGuiWidget::paintGL() {
     t.start();
     makeImGuiCurrent();
     buildFonts();  // a no-op unless the screen's DPI or pixel ratio changed
+    applyInput();
     drawFrame((float)devicePixelRatioF(), font_);
     dirty_ = again_;  // an animating view asked for the next frame; otherwise idle until data or input
     again_ = false;
     if (dirty_ && !cap_.isActive()) cap_.start();
     frames_++;
     lastFrameMs_ = t.nsecsElapsed() / 1e6;
+    worstFrameMs_ = std::max(worstFrameMs_, lastFrameMs_);
 }
 
 QImage ImGuiWidget::renderImage(int scale) {
@@ -214,52 +216,101 @@ QImage ImGuiWidget::renderImage(int scale) {
     return img;
 }
 
-void ImGuiWidget::feedMouse(QMouseEvent* e, bool down) {
-    makeImGuiCurrent();
-    ImGuiIO& io = ImGui::GetIO();
-    io.MousePos = ImVec2((float)e->position().x(), (float)e->position().y());
-    const int b = e->button() == Qt::LeftButton ? 0 : e->button() == Qt::RightButton ? 1
-                  : e->button() == Qt::MiddleButton ? 2 : -1;
-    if (b >= 0) io.MouseDown[b] = down;
-    // Modifiers as they are now: a Ctrl released outside the view must not leave Ctrl+click on
-    // (which turns an ImGui slider into a text field).
-    io.KeyCtrl = e->modifiers() & Qt::ControlModifier;
-    io.KeyShift = e->modifiers() & Qt::ShiftModifier;
+void ImGuiWidget::enqueue(const Input& in) {
+    input_.push_back(in);
     markDirty();
 }
 
-void ImGuiWidget::mouseMoveEvent(QMouseEvent* e) { feedMouse(e, e->buttons() & Qt::LeftButton); }
-void ImGuiWidget::mousePressEvent(QMouseEvent* e) { feedMouse(e, true); }
-void ImGuiWidget::mouseReleaseEvent(QMouseEvent* e) { feedMouse(e, false); }
+void ImGuiWidget::applyInput() {
+    ImGuiIO& io = ImGui::GetIO();
+    bool buttonChanged[5] = {}, keyChanged[512] = {};
+    // ImGui settles over frames after input: a popup opened by a click is sized in the next frame
+    // and drawn in the one after, a tooltip follows a hover. Two more frames, or a combo opened by a
+    // click stays invisible until the mouse moves again.
+    if (!input_.empty()) settle_ = 2;
+    while (!input_.empty()) {
+        const Input& in = input_.front();
+        // A second change of the same button or key waits for the next frame: ImGui 1.86 reads
+        // MouseDown/KeysDown once a frame, so both changes in one frame would cancel out.
+        if (in.kind == Input::Button && buttonChanged[in.code]) break;
+        if (in.kind == Input::Key && keyChanged[in.code]) break;
+        switch (in.kind) {
+        case Input::Move: io.MousePos = ImVec2(in.x, in.y); break;
+        case Input::Button:
+            io.MousePos = ImVec2(in.x, in.y);
+            if (io.MouseDown[in.code] != in.down) buttonChanged[in.code] = true;
+            io.MouseDown[in.code] = in.down;
+            break;
+        case Input::Wheel: io.MouseWheel += in.y; break;
+        case Input::Key:
+            if (io.KeysDown[in.code] != in.down) keyChanged[in.code] = true;
+            io.KeysDown[in.code] = in.down;
+            break;
+        case Input::Char: io.AddInputCharacter((unsigned)in.code); break;
+        case Input::Leave: io.MousePos = ImVec2(-FLT_MAX, -FLT_MAX); break;
+        }
+        // Modifiers as they were with this event: a Ctrl released outside the view must not leave
+        // Ctrl+click on (which turns an ImGui slider into a text field).
+        if (in.kind != Input::Wheel && in.kind != Input::Char && in.kind != Input::Leave) io.KeyCtrl = in.ctrl, io.KeyShift = in.shift;
+        input_.pop_front();
+    }
+    if (!input_.empty()) again_ = true;  // the rest in the next frame
+    else if (settle_ > 0) settle_--, again_ = true;
+}
 
+void ImGuiWidget::feedMouse(QMouseEvent* e, int button, bool down) {
+    Input in;
+    in.kind = button >= 0 ? Input::Button : Input::Move;
+    in.x = (float)e->position().x(), in.y = (float)e->position().y();
+    in.code = button, in.down = down;
+    in.ctrl = e->modifiers() & Qt::ControlModifier;
+    in.shift = e->modifiers() & Qt::ShiftModifier;
+    enqueue(in);
+}
+
+namespace {
+int imguiButton(Qt::MouseButton b) {
+    return b == Qt::LeftButton ? 0 : b == Qt::RightButton ? 1 : b == Qt::MiddleButton ? 2 : -1;
+}
+}  // namespace
+
+void ImGuiWidget::mouseMoveEvent(QMouseEvent* e) { feedMouse(e, -1, false); }
+void ImGuiWidget::mousePressEvent(QMouseEvent* e) {
+    if (imguiButton(e->button()) >= 0) feedMouse(e, imguiButton(e->button()), true);
+}
+void ImGuiWidget::mouseReleaseEvent(QMouseEvent* e) {
+    if (imguiButton(e->button()) >= 0) feedMouse(e, imguiButton(e->button()), false);
+}
 void ImGuiWidget::wheelEvent(QWheelEvent* e) {
-    makeImGuiCurrent();
-    ImGui::GetIO().MouseWheel += e->angleDelta().y() / 120.f;
-    markDirty();
+    Input in;
+    in.kind = Input::Wheel;
+    in.y = e->angleDelta().y() / 120.f;
+    enqueue(in);
 }
 
-void ImGuiWidget::keyPressEvent(QKeyEvent* e) {
-    makeImGuiCurrent();
-    ImGuiIO& io = ImGui::GetIO();
-    io.KeysDown[e->key() & 0x1ff] = true;
-    io.KeyCtrl = e->modifiers() & Qt::ControlModifier;
-    io.KeyShift = e->modifiers() & Qt::ShiftModifier;
-    for (QChar c : e->text())
-        if (c.isPrint()) io.AddInputCharacter(c.unicode());
-    markDirty();
-}
+void ImGuiWidget::keyPressEvent(QKeyEvent* e) { feedKey(e, true); }
+void ImGuiWidget::keyReleaseEvent(QKeyEvent* e) { feedKey(e, false); }
 
-void ImGuiWidget::keyReleaseEvent(QKeyEvent* e) {
-    makeImGuiCurrent();
-    ImGuiIO& io = ImGui::GetIO();
-    io.KeysDown[e->key() & 0x1ff] = false;
-    io.KeyCtrl = (e->modifiers() & Qt::ControlModifier) && e->key() != Qt::Key_Control;
-    io.KeyShift = (e->modifiers() & Qt::ShiftModifier) && e->key() != Qt::Key_Shift;
-    markDirty();
+void ImGuiWidget::feedKey(QKeyEvent* e, bool down) {
+    Input in;
+    in.kind = Input::Key;
+    in.code = e->key() & 0x1ff, in.down = down;
+    in.ctrl = (e->modifiers() & Qt::ControlModifier) && !(!down && e->key() == Qt::Key_Control);
+    in.shift = (e->modifiers() & Qt::ShiftModifier) && !(!down && e->key() == Qt::Key_Shift);
+    // X's auto-repeat sends release + press pairs while a key is held: ImGui repeats held keys itself.
+    if (!e->isAutoRepeat()) enqueue(in);
+    if (!down) return;
+    for (QChar c : e->text()) {
+        if (!c.isPrint()) continue;
+        Input ch;
+        ch.kind = Input::Char;
+        ch.code = c.unicode();
+        enqueue(ch);
+    }
 }
 
 void ImGuiWidget::leaveEvent(QEvent*) {
-    makeImGuiCurrent();
-    ImGui::GetIO().MousePos = ImVec2(-FLT_MAX, -FLT_MAX);
-    markDirty();
+    Input in;
+    in.kind = Input::Leave;
+    enqueue(in);
 }

@@ -9,6 +9,7 @@
 #include <QOpenGLWidget>
 #include <QString>
 #include <QTimer>
+#include <deque>
 #include <functional>
 
 struct ImGuiContext;
@@ -26,7 +27,10 @@ public:
     // From inside a draw: one more frame after this one (an animation in progress), still capped.
     void requestAnotherFrame() { again_ = true; }
     int framesDrawn() const { return frames_; }
+    // Input events not yet given to ImGui (tests wait for 0).
+    int pendingInput() const { return (int)input_.size(); }
     double lastFrameMs() const { return lastFrameMs_; }
+    double worstFrameMs() const { return worstFrameMs_; }  // the slowest frame since the widget was made
     // Dark (the default) or light: ImGui's style and the views' own colours (widgets.h, Look).
     void setLightTheme(bool light);
     bool lightTheme() const { return light_; }
@@ -52,8 +56,21 @@ protected:
     void leaveEvent(QEvent* e) override;
 
 private:
+    // Input as it arrived, applied to ImGui at the start of each frame (1.86 has no input queue of
+    // its own). A frame takes events up to the second change of one button or key, so a press and
+    // its release that land between two frames are seen in two frames: no quick click is lost.
+    struct Input {
+        enum Kind { Move, Button, Wheel, Key, Char, Leave } kind;
+        float x = 0, y = 0;  // Move, Button: the cursor; Wheel: x unused, y the steps
+        int code = 0;        // Button: 0 left, 1 right, 2 middle; Key: KeysDown index; Char: the character
+        bool down = false;   // Button, Key
+        bool ctrl = false, shift = false;
+    };
+    void enqueue(const Input& in);
+    void applyInput();  // ImGui current; before NewFrame
     void makeImGuiCurrent();
-    void feedMouse(QMouseEvent* e, bool down);
+    void feedMouse(QMouseEvent* e, int button, bool down);
+    void feedKey(QKeyEvent* e, bool down);
     // (Re)builds the font atlas for the screen's DPI and pixel ratio, and for exportScale when > 0
     // (a second copy of the font for renderImage); GL current. Rebuilds the texture when it exists.
     void buildFonts(int exportScale = 0);
@@ -61,13 +78,15 @@ private:
     // One ImGui frame of the view into the bound framebuffer at fbScale device pixels per unit.
     void drawFrame(float fbScale, ImFont* font);
     ImGuiContext* ctx_ = nullptr;
+    std::deque<Input> input_;
+    int settle_ = 0;  // frames still to draw after the last input
     std::function<void()> draw_;
     QTimer cap_;
     QElapsedTimer clock_;
     bool dirty_ = true;
     bool again_ = false;
     int frames_ = 0;
-    double lastFrameMs_ = 0;
+    double lastFrameMs_ = 0, worstFrameMs_ = 0;
     bool glReady_ = false;
     bool light_ = false;
     ImFont* font_ = nullptr;        // the views' font at the screen's scale

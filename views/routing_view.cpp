@@ -62,16 +62,20 @@ void sumNode(ImVec2 sum) {
 }
 
 // The probe tokens as buttons; the one under the cursor (or clicked) becomes the diagram's token.
-void tokenPicker(const rl::ProbeSnapshot& p, int& token) {
+void tokenPicker(const rl::ProbeSnapshot& p, int& token, ViewOutbox& out) {
     const int T = (int)p.tokens.size();
     if (token < 0 || token >= T) token = T - 1;
     ImGui::TextWrapped("Point at a token of the probe text: the diagram follows that token through one layer's routers, on "
                        "the model's real numbers (step %d).", p.step);
     for (int t = 0; t < T; t++) {
         ImGui::PushID(t);
-        if (t == token) ImGui::PushStyleColor(ImGuiCol_Button, IM_COL32(200, 140, 40, 255));
+        // Pop what was pushed, not what `token` says after the hover below moved it (a pop without
+        // a push trips ImGui's assert).
+        const bool picked = t == token;
+        if (picked) ImGui::PushStyleColor(ImGuiCol_Button, IM_COL32(200, 140, 40, 255));
         if (ImGui::SmallButton(p.tokens[t].text.c_str()) || ImGui::IsItemHovered()) token = t;  // the token under the cursor
-        if (t == token) ImGui::PopStyleColor();
+        if (picked) ImGui::PopStyleColor();
+        markTarget(out, "routing.token", t, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
         ImGui::PopID();
         if (t + 1 < T && ImGui::GetItemRectMax().x - ImGui::GetWindowPos().x < ImGui::GetWindowWidth() - 100) ImGui::SameLine();
     }
@@ -239,7 +243,7 @@ void drawRoutingView(const RunData& run, RoutingState& state, int& layer, ViewOu
         return;
     }
     viewHint("Follow one token: the router's scores become the few heads and experts it uses, and the weights they get.");
-    tokenPicker(p, state.token);
+    tokenPicker(p, state.token, out);
     layerPicker(layer, (int)p.layers.size());
     const float ph = routingPhase(state, layer);
     ImGui::Separator();

@@ -16,16 +16,43 @@ constexpr float k_barH = 12.f, k_label = 90.f;
 // A bar's row: its bar and its value written beside it.
 float rowH() { return std::max(14.f, ImGui::GetTextLineHeight()); }
 
+constexpr ImU32 k_doubt = IM_COL32(235, 120, 40, 255);
+
 // n bars under each other from o, each its value times scale px wide, a tick at 1.0x (no saving).
-void drawBars(ImDrawList* dl, ImVec2 o, const double* v, const int* colour, int n, float scale) {
+// A doubtful bar (doubt[k]) is drawn as an outline with its value marked, not as a solid result.
+void drawBars(ImDrawList* dl, ImVec2 o, const double* v, const int* colour, const bool* doubt, int n, float scale) {
     for (int k = 0; k < n; k++) {
         const float y = o.y + k * rowH(), w = scale * (float)v[k];
-        dl->AddRectFilled(ImVec2(o.x, y), ImVec2(o.x + w, y + k_barH), k_colours[colour[k]]);
+        if (doubt[k]) dl->AddRect(ImVec2(o.x, y), ImVec2(o.x + w, y + k_barH), k_colours[colour[k]], 0, 0, 2);
+        else dl->AddRectFilled(ImVec2(o.x, y), ImVec2(o.x + w, y + k_barH), k_colours[colour[k]]);
         dl->AddLine(ImVec2(o.x + scale, y - 2), ImVec2(o.x + scale, y + k_barH + 2), withAlpha(look().strong, 120));
-        char b[32];
-        std::snprintf(b, sizeof b, "%.3fx", v[k]);
-        dl->AddText(ImVec2(o.x + w + 6, y + k_barH / 2 - halfLine()), look().text, b);
+        char b[48];
+        std::snprintf(b, sizeof b, doubt[k] ? "%.3fx  doubtful: re-measure" : "%.3fx", v[k]);
+        dl->AddText(ImVec2(o.x + w + 6, y + k_barH / 2 - halfLine()), doubt[k] ? k_doubt : look().text, b);
     }
+}
+
+// Above the bars: whether the measurement can be stood behind (rl::cost_doubt), and Re-measure.
+void measurementCheck(const RunData& run, ViewOutbox& out) {
+    const rl::CostReport& r = run.cost;
+    const std::string doubts = rl::cost_doubts(r);
+    char load[96] = "";
+    if (r.others_busy >= 0) std::snprintf(load, sizeof load, "; other processes kept %.1f cores busy meanwhile", r.others_busy);
+    if (doubts.empty()) {
+        ImGui::TextDisabled("Measured on %d thread%s, dense and routed calls interleaved, medians of per-round ratios%s.", r.threads,
+                            r.threads == 1 ? "" : "s", load);
+    } else {
+        ImGui::PushStyleColor(ImGuiCol_Text, k_doubt);
+        ImGui::TextWrapped("Measured under load: re-measure. Some measured speedups cannot be stood behind (their bars are "
+                           "outlined)%s:\n%s", load, doubts.c_str());
+        ImGui::PopStyleColor();
+    }
+    if (run.measuring) {
+        ImGui::TextDisabled("measuring again...");
+    } else if (ImGui::Button("Re-measure")) {
+        out.remeasureRequested = true;
+    }
+    markTarget(out, "speedup.remeasure", 0, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
 }
 
 }  // namespace
@@ -49,6 +76,7 @@ void drawSpeedupView(const RunData& run, ViewOutbox& out) {
         ImGui::Text("%s  ", names[k]);
         ImGui::PopStyleColor();
     }
+    measurementCheck(run, out);
     ImGui::Separator();
     const rl::CostSide* sides[3] = {&r.forward, &r.decode, &r.train};
     const int n_sides = plain ? 3 : 2;  // without head selection training compares a path with itself
@@ -80,11 +108,13 @@ void drawSpeedupView(const RunData& run, ViewOutbox& out) {
             dl->AddText(ImVec2(o.x, o.y + k_barH / 2 - halfLine()), look().text, c.name.c_str());
             const double same[3] = {c.speedup_naive(), c.speedup_flops(), c.speedup_measured()};
             const int same_c[3] = {0, 1, 2};
-            drawBars(dl, ImVec2(o.x + k_label, o.y), same, same_c, 3, scale);
+            const bool same_d[3] = {false, false, !rl::cost_doubt(c).empty()};
+            drawBars(dl, ImVec2(o.x + k_label, o.y), same, same_c, same_d, 3, scale);
             if (plain) {
                 const double vs[2] = {c.speedup_vs_all_heads_flops(), c.speedup_vs_all_heads()};
                 const int vs_c[2] = {3, 4};
-                drawBars(dl, ImVec2(o.x + col + 20.f + k_label, o.y + rowH()), vs, vs_c, 2, scale);
+                const bool vs_d[2] = {false, false};
+                drawBars(dl, ImVec2(o.x + col + 20.f + k_label, o.y + rowH()), vs, vs_c, vs_d, 2, scale);
             }
             ImGui::Dummy(ImVec2(avail, 3 * rowH() + 2));
         }

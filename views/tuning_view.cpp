@@ -107,12 +107,18 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     ImGui::Text("Tuning: %zu stored runs", run.runs.size());
     ImGui::SameLine(0, 20);
     ImGui::SetNextItemWidth(200);
+    const ImVec2 filterAt = ImGui::GetCursorScreenPos();
     if (ImGui::BeginCombo("sweep", s.sweep.empty() ? "(all runs)" : s.sweep.c_str())) {
+        int i = 0;
         if (ImGui::Selectable("(all runs)", s.sweep.empty())) s.sweep.clear();
-        for (const auto& w : sweeps)
+        markTarget(out, "tuning.sweep", i++, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
+        for (const auto& w : sweeps) {
             if (ImGui::Selectable(w.c_str(), s.sweep == w)) s.sweep = w;
+            markTarget(out, "tuning.sweep", i++, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
+        }
         ImGui::EndCombo();
     }
+    markTarget(out, "tuning.filter", 0, filterAt, ImVec2(filterAt.x + 200, filterAt.y + ImGui::GetFrameHeight()));
     ImGui::SameLine(0, 20);
     ImGui::SetNextItemWidth(140);
     ImGui::InputText("tag", s.tag, sizeof s.tag);
@@ -262,8 +268,14 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
                     if (d < nearest) nearest = d, hoveredNow = rows[i].id, nowFromPlot = true;
                 }
     }
-    for (size_t i : plotted)
+    for (size_t i : plotted) {
         if (best.count(rows[i].id) && std::isfinite(lines[i].back().x)) drawStar(dl, lines[i].back(), 7, gold());
+        const size_t n = lines[i].size();  // the middle of its last segment, into the val-loss axis
+        if (n >= 2 && std::isfinite(lines[i][n - 2].x) && std::isfinite(lines[i][n - 1].x)) {
+            const ImVec2 m((lines[i][n - 2].x + lines[i][n - 1].x) / 2, (lines[i][n - 2].y + lines[i][n - 1].y) / 2);
+            markTarget(out, "tuning.line", (int)rows[i].id, ImVec2(m.x - 1, m.y - 1), ImVec2(m.x + 1, m.y + 1));
+        }
+    }
     if (highlightRow < rows.size()) {  // on top, with its values written at each axis
         const auto& r = rows[highlightRow];
         drawLine(highlightRow, highlightColour(), 3.5f);
@@ -375,6 +387,7 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
             if (ImGui::Selectable("##row", ticked.count(r.id) > 0, ImGuiSelectableFlags_SpanAllColumns | ImGuiSelectableFlags_AllowItemOverlap))
                 out.toggleOverlay = r.id;
             if (ImGui::IsItemHovered()) hoveredNow = r.id, nowFromPlot = false;
+            markTarget(out, "tuning.row", (int)r.id, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
             if (r.id == highlight && s.hoverFromPlot && !ImGui::IsItemVisible()) ImGui::SetScrollHereY();
             const ImVec2 p = ImGui::GetItemRectMin(), q = ImGui::GetItemRectMax();
             ImDrawList* cell = ImGui::GetWindowDrawList();  // the table's own scrolling window

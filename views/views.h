@@ -36,6 +36,7 @@ struct RunData {
     bool hasSpec = false;
     rl::CostReport cost;                     // measured when a routed run finishes
     bool hasCost = false;
+    bool measuring = false;                  // a Re-measure was asked for and has not come back
     bool generating = false;                 // a generation was sent and has not come back
     rl::ProbeSnapshot generation;            // routing of prompt + output
     int generationPromptTokens = 0;
@@ -94,13 +95,23 @@ struct ViewStates {
     TuningState tuning;
 };
 
+// An interactive item the last frame drew, in the view's pixels: what the tests point at with real
+// input (tests/gui), and where the monkey test aims some of its events.
+struct ViewTarget {
+    std::string kind;  // "routing.token", "attention.thumb", ... (markTarget's callers)
+    int index = 0;
+    float x = 0, y = 0, w = 0, h = 0;
+};
+
 // What the views hand back to the window.
 struct ViewOutbox {
     bool generateRequested = false;  // the Generate button; the window sends the request and clears it
+    bool remeasureRequested = false;  // the speedup view's Re-measure button (the same way)
     std::string hoverText;           // last tooltip text (tests read it)
     int64_t toggleOverlay = 0;       // a run clicked in the tuning view: the window ticks or unticks it in the Runs dock
     std::string spotlit;             // the spotlight region drawn in the last frame ("" = none), and its rect
     float spotlitRect[4] = {0, 0, 0, 0};  // x, y, w, h in the view's pixels
+    std::vector<ViewTarget> targets;      // the frame's interactive items (cleared before each frame)
 };
 
 // What reaches the window, from the trainer or the runs dock. A view is redrawn only when something
@@ -146,7 +157,10 @@ void drawGenerateView(const RunData& run, GenerateState& s, int& layer, ViewOutb
 // plot of chosen keys against validation loss; true = the highlight moved and wants one more frame.
 bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out);
 
-// Distinct colour of expert / head i (ImU32).
+// Distinct colour of expert / head i (ImU32): k_viewColours of them, then they repeat.
+constexpr int k_viewColours = 64;
 unsigned viewColour(int i);
+// How far apart two of them look (CIELAB Delta-E 76; about 10 or more reads as another colour).
+float viewColourDistance(int a, int b);
 // Colour of the i-th overlaid run: a palette of its own, apart from the current run's series.
 unsigned overlayColour(int i);

@@ -1,6 +1,7 @@
 #include "widgets.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -127,6 +128,11 @@ ImU32 ramp(float v) {
 void tooltip(ViewOutbox& out, const std::string& s) {
     ImGui::SetTooltip("%s", s.c_str());
     out.hoverText = s;
+}
+
+void markTarget(ViewOutbox& out, const char* kind, int index, ImVec2 a, ImVec2 b) {
+    if (!ImGui::IsRectVisible(a, b)) return;  // scrolled away or clipped: nothing to point at
+    out.targets.push_back({kind, index, a.x, a.y, b.x - a.x, b.y - a.y});
 }
 
 std::string numbered(const char* prefix, int i) {
@@ -355,6 +361,7 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
         if (pts.size() > 1) dl->AddPolyline(pts.data(), (int)pts.size(), s.colour, 0, 1.6f);
     }
     dl->PopClipRect();
+    markTarget(out, "curves.plot", (int)std::count_if(out.targets.begin(), out.targets.end(), [](const ViewTarget& t) { return t.kind == "curves.plot"; }), a, b);
     if (ImGui::IsMouseHoveringRect(a, b)) {
         const float mx = ImGui::GetIO().MousePos.x, step = x0 + (mx - a.x) / (b.x - a.x) * (x1 - x0);
         dl->AddLine(ImVec2(mx, a.y), ImVec2(mx, b.y), withAlpha(look().strong, 90));
@@ -393,11 +400,61 @@ void drawStar(ImDrawList* dl, ImVec2 c, float r, ImU32 colour) {
     for (int k = 0; k < 5; k++) dl->AddTriangleFilled(outer[k], inner[k], inner[(k + 4) % 5], colour);
 }
 
+namespace {
+
+// CIELAB (D65) of an 8-bit sRGB colour: distances there are close to the differences people see.
+std::array<float, 3> lab(ImU32 c) {
+    auto lin = [](int u) {
+        const float x = u / 255.f;
+        return x > 0.04045f ? std::pow((x + 0.055f) / 1.055f, 2.4f) : x / 12.92f;
+    };
+    const float r = lin(c & 255), g = lin((c >> 8) & 255), b = lin((c >> 16) & 255);
+    const float X = (0.4124f * r + 0.3576f * g + 0.1805f * b) / 0.95047f, Y = 0.2126f * r + 0.7152f * g + 0.0722f * b,
+                Z = (0.0193f * r + 0.1192f * g + 0.9505f * b) / 1.08883f;
+    auto f = [](float t) { return t > 0.008856f ? std::cbrt(t) : 7.787f * t + 16.f / 116.f; };
+    return {116 * f(Y) - 16, 500 * (f(X) - f(Y)), 200 * (f(Y) - f(Z))};
+}
+
+float labDistance(const std::array<float, 3>& a, const std::array<float, 3>& b) {
+    return std::sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]));
+}
+
+// The first eight as they always were; each next colour is the candidate (72 hues x 7 levels of
+// saturation and brightness, none dark) farthest in CIELAB from every colour already taken, so 64
+// experts (DeepSeek-V3 style, real checkpoints) get 64 colours at least ~20 Delta-E apart.
+std::vector<ImU32> makePalette() {
+    std::vector<ImU32> p = {IM_COL32(230, 85, 80, 255),  IM_COL32(80, 160, 230, 255), IM_COL32(120, 200, 90, 255),
+                            IM_COL32(230, 180, 60, 255), IM_COL32(170, 110, 220, 255), IM_COL32(60, 200, 190, 255),
+                            IM_COL32(230, 120, 190, 255), IM_COL32(160, 160, 160, 255)};
+    const float levels[7][2] = {{0.35f, 1.f}, {0.6f, 1.f}, {0.85f, 0.95f}, {0.9f, 0.75f}, {0.6f, 0.8f}, {0.75f, 0.6f}, {0.45f, 0.7f}};
+    std::vector<ImU32> cand;
+    for (int h = 0; h < 72; h++)
+        for (const auto& l : levels) {
+            float r, g, b;
+            ImGui::ColorConvertHSVtoRGB(h / 72.f, l[0], l[1], r, g, b);
+            cand.push_back(IM_COL32((int)(r * 255), (int)(g * 255), (int)(b * 255), 255));
+        }
+    std::vector<float> nearest(cand.size(), 1e9f);
+    auto take = [&](ImU32 c) {
+        const auto lc = lab(c);
+        for (size_t i = 0; i < cand.size(); i++) nearest[i] = std::min(nearest[i], labDistance(lab(cand[i]), lc));
+    };
+    for (ImU32 c : p) take(c);
+    while ((int)p.size() < k_viewColours) {
+        const size_t k = (size_t)(std::max_element(nearest.begin(), nearest.end()) - nearest.begin());
+        p.push_back(cand[k]);
+        take(cand[k]);
+    }
+    return p;
+}
+
+}  // namespace
+
+float viewColourDistance(int a, int b) { return labDistance(lab(viewColour(a)), lab(viewColour(b))); }
+
 unsigned viewColour(int e) {
-    static const ImU32 palette[] = {IM_COL32(230, 85, 80, 255),  IM_COL32(80, 160, 230, 255), IM_COL32(120, 200, 90, 255),
-                                    IM_COL32(230, 180, 60, 255), IM_COL32(170, 110, 220, 255), IM_COL32(60, 200, 190, 255),
-                                    IM_COL32(230, 120, 190, 255), IM_COL32(160, 160, 160, 255)};
-    return palette[((e % 8) + 8) % 8];
+    static const std::vector<ImU32> palette = makePalette();
+    return palette[(size_t)(((e % k_viewColours) + k_viewColours) % k_viewColours)];
 }
 
 unsigned overlayColour(int i) {

@@ -68,6 +68,8 @@ private:
 
 // A tooltip that tests can read back.
 void tooltip(ViewOutbox& out, const std::string& s);
+// Records an interactive item at [a, b] (screen = view pixels) when it is visible in this frame.
+void markTarget(ViewOutbox& out, const char* kind, int index, ImVec2 a, ImVec2 b);
 // "h3", "e12": built with snprintf (g++ 12 warns falsely on "h" + std::to_string).
 std::string numbered(const char* prefix, int i);
 std::string shortText(const std::string& s, size_t n = 12);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 
+#include "util/cpu_load.h"
 #include "util/threads.h"
 #include "util/strfmt.h"
 
@@ -121,6 +122,15 @@ double median(std::vector<double> v) {
     return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// The q-quantile (0..1) by linear interpolation between order statistics.
+double quantile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const double at = q * (double)(v.size() - 1);
+    const size_t i = (size_t)at;
+    return i + 1 < v.size() ? v[i] + (at - (double)i) * (v[i + 1] - v[i]) : v[i];
+}
+
 // One variant to time: the activations its calls fill (per-component seconds) and the call.
 struct Timed {
     Activations* a;
@@ -163,6 +173,9 @@ void time_rounds(CostSide& side, const std::vector<Timed>& v, double seconds, in
         cc.sec_dense = median(d);
         cc.sec_routed = median(r);
         cc.measured_ratio = median(ratio);
+        cc.ratio_q1 = quantile(ratio, 0.25);
+        cc.ratio_q3 = quantile(ratio, 0.75);
+        cc.rounds = (int)ratio.size();
         cc.sec_all_heads = median(al);
         cc.ratio_vs_all_heads = median(ratio_all);
     }
@@ -329,14 +342,43 @@ CostReport cost_measure(const Model& m, double seconds, int repeats) {
         dc.push_back(decode(&ma, &a1, &ka, plain));
         tr.push_back(train(&ma, &aa, train_plain));
     }
-    // Warm up every variant, then time them in interleaved rounds so drift on a shared machine hits all.
+    // Warm up every variant, then time them in interleaved rounds so drift on a shared machine hits
+    // all, on one thread count throughout (a count that changed between rounds would be measured
+    // as a speedup).
+    r.threads = thread_count();
+    set_thread_count(r.threads);
+    CpuLoad load;
+    cpu_load_update(load, 0);
     for (auto* v : {&fw, &dc, &tr})
         for (const Timed& x : *v) x.fn();
     time_rounds(r.forward, fw, seconds, repeats, B * T);
     time_rounds(r.decode, dc, seconds, repeats, T);
     time_rounds(r.train, tr, seconds, repeats, B * T);
+    if (cpu_load_update(load, 0)) r.others_busy = load.others;
     explain(r, c);
     return r;
+}
+
+std::string cost_doubt(const CostComponent& c) {
+    if (c.rounds == 0) return {};  // FLOPs only: nothing was timed
+    const double flops = c.speedup_flops();
+    if (c.ratio_q1 > k_cost_beyond_flops * flops)
+        return str_printf("measured %.2fx beats its FLOP model %.2fx by %.1fx (lower quartile %.2fx): the dense path was "
+                          "slowed by something else, the machine was busy",
+                          c.speedup_measured(), flops, c.speedup_measured() / flops, c.ratio_q1);
+    if (c.spread() > k_cost_max_spread)
+        return str_printf("its %d rounds disagree: the middle half spans %.2fx to %.2fx (%.0f%% of the median)", c.rounds,
+                          c.ratio_q1, c.ratio_q3, 100 * c.spread());
+    return {};
+}
+
+std::string cost_doubts(const CostReport& r) {
+    std::string out;
+    const std::pair<const char*, const CostSide*> sides[] = {{"forward", &r.forward}, {"decode", &r.decode}, {"training", &r.train}};
+    for (const auto& [name, side] : sides)
+        for (const CostComponent& c : side->components)
+            if (std::string d = cost_doubt(c); !d.empty()) out += std::string(out.empty() ? "" : "\n") + name + " " + c.name + ": " + d;
+    return out;
 }
 
 }  // namespace rl

@@ -25,6 +25,10 @@ struct CostComponent {
     double naive_fraction = 1;        // the notes' active fraction for this component
     double sec_dense = 0, sec_routed = 0;  // measured seconds per token (medians)
     double measured_ratio = 0;        // median over back-to-back (dense, routed) pairs of their time ratio
+    double ratio_q1 = 0, ratio_q3 = 0;  // the quartiles of those per-round ratios: their spread
+    int rounds = 0;                   // interleaved rounds timed
+    // (q3 - q1) / median of the per-round ratios: 0.1 = the middle half of the rounds within 10%.
+    double spread() const { return measured_ratio > 0 ? (ratio_q3 - ratio_q1) / measured_ratio : 0; }
     double speedup_naive() const;     // baseline / (baseline x fraction), summed over components for total
     double speedup_flops() const { return flops_routed > 0 ? flops_dense / flops_routed : 1; }
     double speedup_measured() const { return measured_ratio > 0 ? measured_ratio : sec_routed > 0 ? sec_dense / sec_routed : 1; }
@@ -53,7 +57,19 @@ struct CostReport {
     double active_head_fraction = 1;    // (token, head) pairs with a non-zero gate
     double active_expert_fraction = 1;  // expert rows run / (tokens x experts)
     std::string explanation;            // why the three differ, from the numbers
+    int threads = 1;                    // threads every timed call ran on (fixed for the measurement)
+    double others_busy = -1;            // cores other processes kept busy while it was timed (-1: unknown)
 };
+
+// Whether a measured speedup can be stood behind. Timing noise makes the per-round ratios disagree
+// (a wide spread), and a routed path can only save the work it skips, so a measurement that beats
+// its FLOP model by half again, even at its lower quartile, was disturbed (the dense path preempted
+// by another process), not a real saving. Empty when the measurement is sound; else why, in words.
+constexpr double k_cost_max_spread = 0.25;     // (q3 - q1) / median of the per-round ratios
+constexpr double k_cost_beyond_flops = 1.5;    // lower quartile over the FLOP model's speedup
+std::string cost_doubt(const CostComponent& c);
+// Every doubtful component of a report ("forward ffn: ..."), one a line; empty when all are sound.
+std::string cost_doubts(const CostReport& r);
 
 // FLOP side only (no timing), from one forward of `tokens` (B,T).
 CostReport cost_flops(const Model& m, const int* tokens, int B, int T);
@@ -61,6 +77,7 @@ CostReport cost_flops(const Model& m, const int* tokens, int B, int T);
 // step at B = 16, T = seq_len. Dense, routed (and, with head selection, all-heads) calls alternate
 // back to back for at least `seconds` per side and repeat, and each measured speedup is the median of
 // the per-round time ratios, so drift on a shared machine hits every variant alike.
+// Runs on the calling thread's thread count, pinned for the whole measurement.
 CostReport cost_measure(const Model& m, double seconds, int repeats);
 
 }  // namespace rl

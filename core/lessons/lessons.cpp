@@ -138,6 +138,7 @@ std::vector<Lesson> make_lessons() {
                  [](const std::vector<LessonResult>& r) {
                      const CostReport& c = r[0].cost;
                      const CostComponent &f = c.forward.total(), &t = c.train.total(), &fa = component(c.forward, "attention");
+                     const std::string doubts = cost_doubts(c);
                      return str_printf("%.0f%% of the (token, head) pairs were active. Forward: naive estimate %.2fx, FLOP model %.2fx, "
                                 "measured %.2fx (attention alone: FLOP model %.2fx, measured %.2fx). A training step: FLOP model "
                                 "%.2fx, measured %.2fx. Against the plain model of the same shape (every head, no router): forward "
@@ -145,7 +146,8 @@ std::vector<Lesson> make_lessons() {
                                 "FFN and LM head, and the cost of gathering rows set what is really saved.",
                                 100 * c.active_head_fraction, f.speedup_naive(), f.speedup_flops(), f.speedup_measured(),
                                 fa.speedup_flops(), fa.speedup_measured(), t.speedup_flops(), t.speedup_measured(),
-                                f.speedup_vs_all_heads(), t.speedup_vs_all_heads());
+                                f.speedup_vs_all_heads(), t.speedup_vs_all_heads()) +
+                            (doubts.empty() ? "" : " Measured under load: re-measure before trusting these times (" + doubts + ").");
                  }});
     v.push_back({"aux-free", "Balancing without an aux loss: the expert bias",
                  "DeepSeek-V3 scores experts with a sigmoid and balances them with a per-expert bias added to the scores for "

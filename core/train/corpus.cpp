@@ -5,9 +5,11 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
+#include "train/memory.h"
 #include "util/assets.h"
 #include "util/strfmt.h"
 
@@ -103,18 +105,64 @@ std::vector<Document> corpus_embedded(int synthetic_docs, unsigned seed) {
     return docs;
 }
 
-Result<std::vector<Document>> corpus_load_file(const std::string& path) {
+Status corpus_check_file(const std::string& path, size_t* bytes) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return Status::error("corpus '" + path + "': cannot open the file (check the path, or use data.corpus=embedded)");
+    // Only a regular file has an end and a size: /dev/zero never ends, and opening a FIFO waits
+    // (forever) for a writer.
+    if (!S_ISREG(st.st_mode)) {
+        const char* what = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO (named pipe)"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket" : "not a file";
+        return Status::error("corpus '" + path + "': is " + what + ", not a text file; save the text to a file first " +
+                             "(for a stream: head -c 100M SOURCE > corpus.txt) and give that");
+    }
+    if (bytes) *bytes = (size_t)st.st_size;
+    return Status::ok();
+}
+
+namespace {
+
+// A .txt file a line at a time, straight into documents: the text is held once (not also whole).
+Status read_lines(const std::string& path, size_t bytes, std::vector<Document>& docs, const CorpusProgress& progress) {
     std::ifstream f(path, std::ios::binary);
-    if (!f) return Status::error("corpus '" + path + "': cannot open the file (check the path, or use data.corpus=embedded)");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    const std::string text = ss.str();
+    if (!f) return Status::error("corpus '" + path + "': cannot open the file (check the path and its permissions)");
+    std::string line;
+    size_t done = 0, told = 0;
+    for (int n = 1; std::getline(f, line); n++) {
+        done += line.size() + 1;
+        if (progress && (done - told) * 100 >= bytes) progress((double)done / std::max<size_t>(1, bytes)), told = done;
+        if (bad_utf8_line(line))
+            return Status::error("corpus '" + path + "': not valid UTF-8 at line " + std::to_string(n) + " (save the file as UTF-8)");
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        docs.push_back({line, dom_user});
+    }
+    if (f.bad()) return Status::error("corpus '" + path + "': reading failed after " + std::to_string(done) + " bytes");
+    return Status::ok();
+}
+
+}  // namespace
+
+Result<std::vector<Document>> corpus_load_file(const std::string& path, const CorpusProgress& progress) {
+    size_t bytes = 0;
+    if (Status s = corpus_check_file(path, &bytes); !s) return s;
+    std::vector<Document> docs;
+    const bool is_json = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+    if (!is_json) {
+        if (Status s = read_lines(path, bytes, docs, progress); !s) return s;
+        if (docs.empty()) return Status::error("corpus '" + path + "': no text found (the file is empty)");
+        return docs;
+    }
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return Status::error("corpus '" + path + "': cannot open the file (check the path and its permissions)");
+    std::string text(bytes, '\0');
+    f.read(text.data(), (std::streamsize)bytes);
+    text.resize((size_t)f.gcount());
     if (int line = bad_utf8_line(text))
         return Status::error("corpus '" + path + "': not valid UTF-8 at line " + std::to_string(line) +
                              " (save the file as UTF-8)");
-    std::vector<Document> docs;
-    const bool is_json = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
-    if (is_json) {
+    {
         auto j = nlohmann::json::parse(text, nullptr, false);
         if (j.is_discarded() || !j.is_array())
             return Status::error("corpus '" + path + "': expected a JSON array of strings (RustGPT format)");
@@ -126,8 +174,6 @@ Result<std::vector<Document>> corpus_load_file(const std::string& path) {
             for (size_t p; (p = s.find("</s>")) != std::string::npos;) s.erase(p, 4);
             if (s.find_first_not_of(" \t\r\n") != std::string::npos) docs.push_back({s, dom_user});
         }
-    } else {
-        add_lines(docs, text, dom_user);
     }
     if (docs.empty()) return Status::error("corpus '" + path + "': no text found (the file is empty)");
     return docs;
@@ -160,6 +206,24 @@ TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes) {
 }
 
 Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given, const DataProgress& progress) {
+    // What the estimate missed (an allocation the machine refuses) is a message too, never an abort.
+    try {
+        return dataset_build_unchecked(d, given, progress);
+    } catch (const std::bad_alloc&) {
+        return Status::error("corpus '" + d.corpus + "': out of memory while preparing it (" + memory_bytes_text(memory_available().bytes) +
+                             " available); use a smaller file (head -c 200M FILE > smaller.txt) or close other programs");
+    }
+}
+
+namespace {
+
+// Up to this much of the training text trains the tokenizer: a random sample (the documents are
+// shuffled) learns the same frequent words and pieces as the whole, in a fraction of the time and memory.
+constexpr size_t k_tokenizer_sample_bytes = 64u << 20;
+
+}  // namespace
+
+Result<Dataset> dataset_build_unchecked(const DataConfig& d, const Tokenizer* given, const DataProgress& progress) {
     auto say = [&](const std::string& stage, double fraction) {
         if (progress) progress(stage, fraction);
     };
@@ -168,7 +232,10 @@ Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given, const
     if (d.corpus == "embedded") {
         docs = corpus_embedded(d.synthetic_docs, d.corpus_seed);
     } else {
-        auto r = corpus_load_file(d.corpus);
+        // Refused up front when preparing it will not fit (before a byte is read).
+        if (Status s = memory_check_prepare(d); !s) return s;
+        const std::string stage = "reading " + d.corpus;
+        auto r = corpus_load_file(d.corpus, [&](double f) { say(stage, f); });
         if (!r) return r.status;
         docs = std::move(*r);
     }
@@ -177,8 +244,8 @@ Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given, const
     for (size_t i = docs.size(); i > 1; i--) std::swap(docs[i - 1], docs[rng() % i]);
     std::vector<int> per_domain(dom_count, 0), seen(dom_count, 0);
     for (const auto& doc : docs) per_domain[doc.domain]++;
-    std::vector<const Document*> train_docs, val_docs;
-    for (const auto& doc : docs) {
+    std::vector<Document*> train_docs, val_docs;
+    for (auto& doc : docs) {
         const int n = per_domain[doc.domain];
         const int n_val = n >= 2 ? std::max(1, (int)(n * d.val_fraction)) : 0;
         (seen[doc.domain]++ < n - n_val ? train_docs : val_docs).push_back(&doc);
@@ -187,8 +254,12 @@ Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given, const
         return Status::error("corpus: too small to split into training and validation (add more lines)");
 
     std::vector<std::string> texts;
-    size_t bytes = 0;
-    for (const Document* doc : train_docs) texts.push_back(doc->text), bytes += doc->text.size();
+    size_t bytes = 0, train_bytes = 0, sample_bytes = 0;
+    for (const Document* doc : train_docs) {
+        if (sample_bytes < k_tokenizer_sample_bytes) texts.push_back(doc->text), sample_bytes += doc->text.size();
+        train_bytes += doc->text.size();
+    }
+    bytes = train_bytes;
     for (const Document* doc : val_docs) bytes += doc->text.size();
     const TokenizerChoice choice = tokenizer_choose(d, bytes);
     const TokenizerKind kind = choice.kind == "bpe" ? TokenizerKind::bpe
@@ -209,18 +280,38 @@ Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given, const
                             ", vocabulary " + std::to_string(given->vocab_size()) + ")";
     else
         ds.tokenizer_note = "tokenizer: " + choice.kind + ", vocabulary " + std::to_string(tok->vocab_size()) +
-                            (choice.why.empty() ? "" : " (" + choice.why + ")") + (cut.empty() ? "" : "; " + cut);
+                            (choice.why.empty() ? "" : " (" + choice.why + ")") + (cut.empty() ? "" : "; " + cut) +
+                            (sample_bytes < train_bytes ? str_printf("; trained on a random %.0f MB of the %.0f MB of training text",
+                                                                     sample_bytes / 1e6, train_bytes / 1e6)
+                                                        : "");
+    std::vector<std::string>().swap(texts);
+    // The streams' size, from the tokens per byte of up to 1 MB of text: reserved once, so they are not
+    // grown by doubling (which holds the old and the new copy at once).
+    size_t probe_bytes = 0, probe_tokens = 0;
+    for (const Document* doc : train_docs) {
+        if (probe_bytes > (1u << 20)) break;
+        probe_bytes += doc->text.size() + 1, probe_tokens += ds.tok.encode(doc->text).size() + 1;
+    }
+    const double per_byte = probe_bytes ? (double)probe_tokens / probe_bytes : 0.3;
+    auto reserve = [&](TokenStream& s, size_t b) {
+        const size_t n = (size_t)(per_byte * 1.05 * (double)b) + 1024;
+        s.ids.reserve(n);
+        s.domain.reserve(n);
+    };
+    reserve(ds.train, train_bytes + train_docs.size());
+    reserve(ds.val, bytes - train_bytes + val_docs.size());
     // Encoding is most of the time for a word tokenizer and a fair part for subwords: told in steps of
     // about 1% of the bytes.
     size_t done = 0, told = 0;
-    auto fill = [&](TokenStream& s, const std::vector<const Document*>& list) {
-        for (const Document* doc : list) {
+    auto fill = [&](TokenStream& s, const std::vector<Document*>& list) {
+        for (Document* doc : list) {
             if (progress && (done - told) * 100 >= bytes) say("encoding the text", (double)done / std::max<size_t>(1, bytes)), told = done;
             done += doc->text.size();
             std::vector<int> ids = ds.tok.encode(doc->text);
             ids.push_back(ds.tok.eos_id());
             s.ids.insert(s.ids.end(), ids.begin(), ids.end());
             s.domain.insert(s.domain.end(), ids.size(), doc->domain);
+            std::string().swap(doc->text);  // encoded: its text is not needed again
         }
     };
     say("encoding the text", 0);

@@ -29,7 +29,12 @@ std::vector<Document> corpus_embedded(int synthetic_docs, unsigned seed);
 std::string corpus_gen_arithmetic(std::mt19937& rng);
 std::string corpus_gen_code(std::mt19937& rng);
 // A user file: UTF-8 .txt (one document per non-empty line) or RustGPT's JSON array of strings.
-Result<std::vector<Document>> corpus_load_file(const std::string& path);
+// progress (optional): the share of the file read so far, 0..1, about every 1%.
+using CorpusProgress = std::function<void(double fraction)>;
+Result<std::vector<Document>> corpus_load_file(const std::string& path, const CorpusProgress& progress = nullptr);
+// A corpus path must name a regular file (not a folder, a FIFO, a device such as /dev/zero): the
+// message says what it is and what to do. Its size in *bytes.
+Status corpus_check_file(const std::string& path, size_t* bytes = nullptr);
 
 struct TokenStream {
     std::vector<int> ids;          // documents concatenated, each followed by </s>
@@ -61,7 +66,10 @@ TokenizerChoice tokenizer_choose(const DataConfig& d, size_t text_bytes);
 // progress (optional) is told what is being done, as it starts: a stage in words and how far along
 // it is, 0..1, or -1 where that is not known (SentencePiece's trainer says nothing until it is done).
 using DataProgress = std::function<void(const std::string& stage, double fraction)>;
+// Never throws: running out of memory anyway (the estimate missed) comes back as a message.
 Result<Dataset> dataset_build(const DataConfig& d, const Tokenizer* given = nullptr, const DataProgress& progress = nullptr);
+// The same, letting std::bad_alloc through.
+Result<Dataset> dataset_build_unchecked(const DataConfig& d, const Tokenizer* given, const DataProgress& progress);
 
 // Fills tokens and targets (B,T) with random windows of the stream (targets shifted by one).
 // domains (B,T) may be null. Requires stream.ids.size() > T.

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "model/model.h"
 #include "train/corpus.h"
@@ -77,7 +79,63 @@ MemoryEstimate memory_estimate(const Config& cfg, size_t tokens, bool with_cost)
     // Measured on seed-baseline and moe-top2-8 (peak resident against the rest of this estimate): about
     // 4 MiB plus 3 MiB a thread for thread stacks, malloc arenas, GEMM packing and JIT code.
     e.runtime = (4.0 + 3.0 * thread_count()) * 1024 * 1024;
+    // Before the corpus is read (tokens 0): a text file's preparation, and the tokens it will make.
+    if (tokens == 0 && cfg.data.corpus != "embedded") {
+        std::error_code ec;
+        const auto bytes = std::filesystem::file_size(cfg.data.corpus, ec);
+        if (!ec) {
+            const PrepareEstimate p = memory_prepare_estimate(cfg.data, (double)bytes, memory_count_lines(cfg.data.corpus, (double)bytes));
+            e.prepare = p.bytes;
+            e.data = p.tokens * (sizeof(int) + sizeof(uint8_t));
+        }
+    }
     return e;
+}
+
+namespace {
+constexpr double k_line_overhead = 32 + 16 + 2 * 8;  // std::string, its malloc header, the split's two pointers
+constexpr double k_tokens_per_byte = 0.3;             // English text: ~0.27 (BPE 2-8k) and ~0.22 (words) measured
+constexpr double k_sample_bytes = 64.0 * 1024 * 1024; // dataset_build's tokenizer sample
+constexpr double k_tokenizer_factor = 6;              // a tokenizer's training peak over its sample (measured, BPE)
+}  // namespace
+
+double memory_count_lines(const std::string& path, double file_bytes) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return 0;
+    std::vector<char> buf(1 << 20);
+    const size_t n = std::fread(buf.data(), 1, buf.size(), f);
+    std::fclose(f);
+    if (n == 0) return 0;
+    const double nl = (double)std::count(buf.begin(), buf.begin() + (std::ptrdiff_t)n, '\n');
+    return std::max(1.0, nl) * file_bytes / (double)n;
+}
+
+PrepareEstimate memory_prepare_estimate(const DataConfig& d, double file_bytes, double lines) {
+    (void)d;
+    if (lines <= 0) lines = file_bytes / 100;
+    PrepareEstimate p;
+    p.tokens = k_tokens_per_byte * file_bytes + lines;  // and an end marker a document
+    const double docs = file_bytes + k_line_overhead * lines;
+    const double streams = p.tokens * (sizeof(int) + sizeof(uint8_t));
+    const double tokenizer = k_tokenizer_factor * std::min(file_bytes, k_sample_bytes);
+    p.bytes = docs + streams + tokenizer + 16.0 * 1024 * 1024;  // and the program itself
+    return p;
+}
+
+Status memory_check_prepare(const DataConfig& d) {
+    if (const char* off = std::getenv("ROUTELAB_MEMORY_CHECK"); off && std::string(off) == "0") return Status::ok();
+    if (d.corpus == "embedded") return Status::ok();
+    size_t bytes = 0;
+    if (Status s = corpus_check_file(d.corpus, &bytes); !s) return s;
+    const PrepareEstimate p = memory_prepare_estimate(d, (double)bytes, memory_count_lines(d.corpus, (double)bytes));
+    const MemoryAvailable a = memory_available();
+    if (a.bytes <= 0 || p.bytes <= a.bytes) return Status::ok();
+    const double fits = (double)bytes * a.bytes / p.bytes;  // the peak grows about linearly with the file
+    return Status::error(str_printf("corpus '%s' is %s: preparing it (reading, the tokenizer, encoding) needs about %s and %s is "
+                                    "available (%s); use the first %s of it (head -c %.0fM FILE > part.txt) or free memory",
+                                    d.corpus.c_str(), memory_bytes_text((double)bytes).c_str(), memory_bytes_text(p.bytes).c_str(),
+                                    memory_bytes_text(a.bytes).c_str(), a.source.c_str(), memory_bytes_text(fits).c_str(),
+                                    std::floor(fits / (1024.0 * 1024))));
 }
 
 int memory_vocab_guess(const Config& cfg) {
@@ -121,7 +179,8 @@ std::string memory_estimate_text(const MemoryEstimate& e) {
            memory_bytes_text(e.grads) + ", AdamW " + memory_bytes_text(e.optimizer) + ", activations " +
            memory_bytes_text(e.activations) + str_printf(" at batch %d x %d", e.batch, e.seq_len) +
            (e.data > 0 ? ", tokens " + memory_bytes_text(e.data) : std::string()) + ", measurements " +
-           memory_bytes_text(e.measure) + ", runtime " + memory_bytes_text(e.runtime) + ")";
+           memory_bytes_text(e.measure) + ", runtime " + memory_bytes_text(e.runtime) + ")" +
+           (e.prepare > 0 ? "; preparing the corpus first peaks at " + memory_bytes_text(e.prepare) : std::string());
 }
 
 Status memory_check(const MemoryEstimate& e, const MemoryAvailable& a) {
@@ -130,8 +189,9 @@ Status memory_check(const MemoryEstimate& e, const MemoryAvailable& a) {
     // Name the keys that shrink the biggest part: the weights (and their gradients and moments) or the
     // activations of the batch.
     const double weights = e.params + e.grads + e.optimizer;
-    const char* fix = weights > e.activations ? "lower model.d_model, model.ffn.d_ff, model.n_layers or model.moe.n_experts"
-                                              : "lower train.batch_size, model.seq_len or model.ffn.d_ff";
+    const char* fix = e.prepare > e.steady() ? "use a smaller corpus file (head -c 200M FILE > part.txt)"
+                      : weights > e.activations ? "lower model.d_model, model.ffn.d_ff, model.n_layers or model.moe.n_experts"
+                                                : "lower train.batch_size, model.seq_len or model.ffn.d_ff";
     return Status::error("this config needs " + memory_estimate_text(e) + "; " + memory_bytes_text(a.bytes) + " is available (" +
                          a.source + "): " + fix);
 }

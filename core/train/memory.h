@@ -3,6 +3,7 @@
 // still take, so that a config too large for the machine is refused with a message before a byte of
 // it is allocated, instead of the kernel killing the program (and the window with its runs).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <string>
 
@@ -21,8 +22,24 @@ struct MemoryEstimate {
     double data = 0;         // the token streams (train and validation)
     double measure = 0;      // measurements beside the step: the probe, a KV cache, the specialization, the speedup
     double runtime = 0;      // threads, GEMM packing buffers, JIT code: measured, a few MiB a thread
-    double total() const { return params + grads + optimizer + activations + data + measure + runtime; }
+    double prepare = 0;      // the peak while a text file is read, its tokenizer trained and the text encoded
+    double steady() const { return params + grads + optimizer + activations + data + measure + runtime; }
+    // Preparation comes first and ends before the model is made: the larger of the two is the peak.
+    double total() const { return std::max(steady(), prepare); }
 };
+
+// Preparing a text file of `file_bytes` (train/corpus.cpp dataset_build): its documents (the text
+// plus a string, a heap block and two pointers a line), the token streams (reserved at their size),
+// and the tokenizer trained on at most a 64 MiB sample. lines: the file's lines (0: a line a 100 bytes).
+struct PrepareEstimate {
+    double bytes = 0;   // the peak
+    double tokens = 0;  // the tokens the text will make (train and validation)
+};
+PrepareEstimate memory_prepare_estimate(const DataConfig& d, double file_bytes, double lines);
+// The lines of a file, from its first MiB; 0 when it cannot be read.
+double memory_count_lines(const std::string& path, double file_bytes);
+// Before a corpus file is read: refused when preparing it will not fit, naming its size and what to do.
+Status memory_check_prepare(const DataConfig& d);
 
 // For a validated config whose model.vocab_size is resolved (> 0); tokens: the corpus's token count
 // (train + validation), 0 when not known yet. with_cost: the run ends with the window's speedup

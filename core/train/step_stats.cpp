@@ -22,6 +22,10 @@ void stats_collect(StepStats& st, const ModelConfig& c, const Activations& a) {
     st.moh_balance = (float)a.moh_balance;
     st.moe_aux = (float)a.moe_aux;
     st.zloss = (float)a.zloss;
+    const bool moh = c.attention.heads.kind == HeadSelection::moh, moe = c.moe.kind != FfnRouting::dense;
+    st.w_moh_balance = moh ? c.attention.heads.beta : 0.f;
+    st.w_moe_aux = moe && c.moe.load_balancing != LoadBalancing::none ? c.moe.aux_weight : 0.f;
+    st.w_zloss = moe ? c.moe.z_loss_weight : 0.f;
     st.n_layers = std::min(c.n_layers, k_stats_layers);
     for (int l = 0; l < st.n_layers; l++) {
         const LayerActs& L = a.layers[l];

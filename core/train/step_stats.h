@@ -35,6 +35,7 @@ struct StepStats {
     int step = 0;          // 1-based, after the update
     float loss = 0;        // total training loss of this step's batch
     float ce = 0, moh_balance = 0, moe_aux = 0, zloss = 0;  // parts (routing losses: unweighted layer means)
+    float w_moh_balance = 0, w_moe_aux = 0, w_zloss = 0;    // their weights in force at this step (live keys; 0 = off)
     float lr = 0;
     float grad_norm = 0;   // before clipping
     float tok_per_s = 0;   // this step's B*T / wall time
