@@ -364,7 +364,9 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
     // tokens are in it already) plus the rest of the estimate is the predicted peak.
     const double predicted = s.rss_before + s.memory.total() - s.memory.data, peak = memory_peak_rss_bytes();
     summary["memory"] = {{"estimate_bytes", s.memory.total()}, {"rss_before_bytes", s.rss_before},
-                         {"predicted_peak_bytes", predicted}, {"peak_rss_bytes", peak}};
+                         {"predicted_peak_bytes", predicted}, {"peak_rss_bytes", peak},
+                         {"prepare_predicted_bytes", s.prepare_predicted}, {"prepare_peak_rss_bytes", s.prepare_peak},
+                         {"prepare_seconds", s.prepare_seconds}};
     link.end(RunStatus::finished, "", o.val);
     if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
     if (quiet) return 0;
@@ -376,6 +378,10 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
     std::printf("memory: estimate %s, with the %s resident before the model %s predicted; peak resident %s (%+.1f%%)\n",
                 memory_bytes_text(s.memory.total()).c_str(), memory_bytes_text(s.rss_before).c_str(),
                 memory_bytes_text(predicted).c_str(), memory_bytes_text(peak).c_str(), 100 * (predicted - peak) / std::max(1.0, peak));
+    if (s.prepare_predicted > 0)
+        std::printf("memory: preparing the corpus predicted %s, peak resident %s (%+.1f%%) in %.1f s\n",
+                    memory_bytes_text(s.prepare_predicted).c_str(), memory_bytes_text(s.prepare_peak).c_str(),
+                    100 * (s.prepare_predicted - s.prepare_peak) / std::max(1.0, s.prepare_peak), s.prepare_seconds);
     return 0;
 }
 
@@ -472,12 +478,17 @@ int cmd_train(const Args& a) {
 
     for (const auto& w : config_warnings(*cfg)) std::fprintf(stderr, "warning: %s\n", w.c_str());
     const auto t_start = std::chrono::steady_clock::now();
-    // A user's text takes seconds to tokenize (SentencePiece on megabytes): say so while it does. The
-    // other stages are quick, and a file that cannot be read gets its one-line error only.
+    // A user's text takes seconds to minutes to read, train a tokenizer on and encode: each stage is
+    // said as it starts, and reading and encoding every tenth of the way.
     DataProgress say;
     if (cfg->data.corpus != "embedded")
-        say = [](const std::string& stage, double) {
-            if (stage.rfind("training the ", 0) == 0) std::fprintf(stderr, "%s...\n", stage.c_str());
+        say = [last = std::string(), tenth = -1](const std::string& stage, double f) mutable {
+            if (f < 0 && stage.rfind("reading ", 0) == 0) return;  // said with its first fraction: a file that cannot be read says only why
+            const int t = f < 0 ? -1 : (int)(f * 10);
+            if (stage == last && t == tenth) return;
+            if (stage != last) std::fprintf(stderr, "%s...\n", stage.c_str());
+            else if (t > 0 && t < 10) std::fprintf(stderr, "  %d%%\n", 10 * t);
+            last = stage, tenth = t;
         };
     auto st = trainer_create(*cfg, say);
     if (!st) return fail(st.status.msg);
@@ -669,6 +680,10 @@ int cmd_generate(const Args& a) {
     long long n = 50, v;
     double f;
     if (a.has("max-tokens") && !parse_int(a.opt.at("max-tokens"), 1, 100000, n)) return usage("--max-tokens must be in 1..100000");
+    if (a.has("min-tokens")) {
+        if (!parse_int(a.opt.at("min-tokens"), 0, 100000, v)) return usage("--min-tokens must be in 0..100000");
+        o.min_new = (int)v;
+    }
     if (a.has("temperature")) {
         if (!parse_float(a.opt.at("temperature"), f) || f < 0) return usage("--temperature must be >= 0 (0 = greedy)");
         o.temperature = (float)f;
@@ -692,6 +707,8 @@ int cmd_generate(const Args& a) {
     const GenerationReport g = generate_report(c.model, c.tok, prompt, (int)n, o, c.info.attn_entropy);
     if (!g.error.empty()) return fail(g.error);
     std::printf("%s %s\n", prompt.c_str(), g.new_text.c_str());
+    if (const std::string note = g.note(); !note.empty())
+        std::fprintf(stderr, "note: %s%s\n", note.c_str(), g.new_ids.size() == 1 ? " (--min-tokens N)" : "");
     return 0;
 }
 
@@ -1066,7 +1083,7 @@ const std::vector<Command>& commands() {
         {"generate",
          "  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]\n"
          "                        [--top-k K] [--top-p P] [--seed S]\n",
-         {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
+         {"checkpoint", "prompt", "max-tokens", "min-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
         {"probe", "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n", {"checkpoint", "text"}, cmd_probe},
         {"bench",
          "  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]\n"

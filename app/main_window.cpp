@@ -241,12 +241,16 @@ void MainWindow::connectSession() {
         }
     });
     connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { message(m); });
+    connect(&session_, &Session::liveChangeApplied, this, [this](const QString& key, float value, int step) {
+        message(QString("live: %1 = %2 from step %3 on (the curves show its effect from there)").arg(key).arg(value).arg(step + 1));
+    });
     connect(&session_, &Session::generated, this, [this] {
         GenerateResult r = session_.takeGeneration();
         run_.generating = false;
         run_.generation = std::move(r.probe);
         run_.generationPromptTokens = r.promptTokens;
         run_.generationError = r.error;
+        run_.generationNote = r.note;
         redrawIfShown(Arrival::Generation);
         emit generationReady();
     });
@@ -306,7 +310,7 @@ void MainWindow::openRunStore() {
 // The default size and dock widths, then whatever the user left last time.
 void MainWindow::restoreLayout() {
     resize(1600, 1000);
-    resizeDocks({config_, runsDock_}, {330, 250}, Qt::Horizontal);
+    resizeDocks({config_, runsDock_}, {330, 340}, Qt::Horizontal);
     QSettings st("RouteLab", "RouteLab");
     restoreGeometry(st.value("geometry").toByteArray());
     restoreState(st.value("windowState").toByteArray());
@@ -478,7 +482,12 @@ void MainWindow::buildDocks() {
     runs_->setSelectionMode(QAbstractItemView::ExtendedSelection);
     runs_->setToolTip("Every run is stored in the workspace. Tick runs to overlay their curves; select two to compare configs; "
                       "right-click to rename, tag, colour, continue or export a comparison table.");
+    // Status, steps and losses sized to their text; the run's name takes what is left at the dock's
+    // default width and is elided in the middle (its #id and its end both tell runs apart).
     runs_->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
+    runs_->header()->setSectionResizeMode(ColRun, QHeaderView::Interactive);
+    runs_->header()->resizeSection(ColRun, 150);
+    runs_->setTextElideMode(Qt::ElideMiddle);
     runs_->setContextMenuPolicy(Qt::CustomContextMenu);
     connect(runs_, &QTreeWidget::customContextMenuRequested, this, [this](const QPoint& at) { runsContextMenu(at); });
     // Double-click: the tags cell edits tags, any other cell renames; F2 renames too.
@@ -1030,6 +1039,7 @@ void MainWindow::requestGenerate() {
     r.sample.top_p = g.topP;
     r.sample.seed = (unsigned long long)lastStep() + 1;
     r.maxNew = g.maxNew;
+    r.sample.min_new = std::min(g.minNew, g.maxNew);
     run_.generating = true;
     run_.generationError.clear();
     session_.requestGenerate(r);
@@ -1076,11 +1086,11 @@ void MainWindow::buildMenus() {
         if (!f.isEmpty()) exportRouting(f, "megatron");
     });
     file->addAction("Export as Hugging Face config...", this, [this] {
-        const QString d = QFileDialog::getExistingDirectory(this, "Folder for config.json");
+        const QString d = exportFolderDialog("Export as Hugging Face config: the folder for config.json");
         if (!d.isEmpty()) exportRouting(d, "hf");
     });
     file->addAction("Export as Hugging Face config + weights...", this, [this] {
-        const QString d = QFileDialog::getExistingDirectory(this, "Folder for config.json and model.safetensors");
+        const QString d = exportFolderDialog("Export as Hugging Face config + weights: the folder for config.json and model.safetensors");
         if (!d.isEmpty()) exportRouting(d, "hf-weights");
     });
     file->addSeparator();
@@ -1118,18 +1128,41 @@ void MainWindow::buildMenus() {
             "the gates or combine weights, and the weighted sum, for heads and for experts.\n\n"
             "Attention: every head's attention pattern on the probe text (row = query, column = key); hatched rows are "
             "queries for which MoH switched the head off.\n\n"
-            "Curves: loss and its parts, load imbalance (CV), dropped tokens, router entropy, and per-head or per-expert "
-            "load; EMA smoothing, log-y, values on hover; runs ticked in the Runs dock are overlaid.\n\n"
+            "Curves: loss and its parts; load imbalance (CV) and dropped tokens on their own axis; the router losses in "
+            "force (weight above 0) and router entropy; per-head or per-expert load; EMA smoothing, log-y, values on "
+            "hover; runs ticked in the Runs dock are overlaid.\n\n"
             "Speedup: when a routed run finishes, the same weights run dense and routed, forward, KV-cache decode and "
             "a training step (dense-masked vs skipping the switched-off heads): the notes' naive estimate, the FLOP "
             "model and the measured speedup per component, and why they differ. With MoH or head pruning, next to it "
-            "the routed model against the plain model of the same shape (every head, no router).\n\n"
-            "Generate: the model continues a prompt; each token is tinted by its top expert or by its routed-head gate mass.");
+            "the routed model against the plain model of the same shape (every head, no router). A measurement whose "
+            "rounds disagree, or that beats its own FLOP model, is flagged: Re-measure on a quiet machine.\n\n"
+            "Generate: the model continues a prompt; each token is tinted by its top expert or by its routed-head gate mass.\n\n"
+            "Tuning: every stored run ranked by validation loss, with the config keys that differ among them and their "
+            "final balance; a parallel-coordinates plot of chosen keys against validation loss (the best run starred); "
+            "filter by sweep or tag, point at a line or a row to highlight that run, click to overlay its curves.");
     });
     help->addAction("About RouteLab", this, [this] {
         QMessageBox::about(this, "RouteLab", "RouteLab trains a real transformer live and shows its Mixture-of-Heads and "
                                              "Mixture-of-Experts routing as it learns.\nWorkspace: " + workspace_);
     });
+}
+
+// A folder to export into, existing or new: a save dialog whose name is the folder's (created if
+// missing), since Qt's folder picker accepts only folders that already exist.
+QString MainWindow::exportFolderDialog(const QString& caption) {
+    QFileDialog dlg(this, caption, QDir(workspace_).filePath("export-" + QString::fromStdString(run_.runName)));
+    dlg.setAcceptMode(QFileDialog::AcceptSave);
+    dlg.setFileMode(QFileDialog::AnyFile);
+    dlg.setLabelText(QFileDialog::Accept, "Export here");
+    dlg.setLabelText(QFileDialog::FileName, "Folder:");
+    dlg.setOption(QFileDialog::DontConfirmOverwrite);
+    if (dlg.exec() != QDialog::Accepted || dlg.selectedFiles().isEmpty()) return {};
+    const QString d = dlg.selectedFiles().first();
+    if (!QDir().mkpath(d)) {
+        message("cannot create the folder " + d + ": choose another place");
+        return {};
+    }
+    return d;
 }
 
 bool MainWindow::startRun(const rl::Config& cfg) {

@@ -165,6 +165,7 @@ private:
     void exportSelectedRun();
     void deleteSelectedRun();
     void message(const QString& m);
+    QString exportFolderDialog(const QString& caption);
     void applyTheme(bool light);  // setTheme without storing it
     void finishExport(const QString& checkpoint);
     void clearViews(const std::string& runName);

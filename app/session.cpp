@@ -144,6 +144,7 @@ void Session::serveRequests(bool& probeDue) {
     while (commands_.pop(c)) {
         Status ok = trainer_apply(s, c);
         if (!ok) post([this, m = QString::fromStdString(ok.msg)] { emit liveChangeRefused(m); });
+        else post([this, k = QString(live_key_name(c.key)), v = c.value, step = s.step] { emit liveChangeApplied(k, v, step); });
     }
     if (probeDirty_.exchange(false)) probeDue = true;
     std::optional<GenerateRequest> gen;
@@ -159,6 +160,7 @@ void Session::serveRequests(bool& probeDue) {
         GenerateResult r;
         r.prompt = gen->prompt;
         r.error = g.error;
+        r.note = g.note();
         if (r.error.empty()) {
             r.text = g.text;
             r.promptTokens = g.window_prompt_tokens;

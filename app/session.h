@@ -29,6 +29,7 @@ struct GenerateResult {
     int promptTokens = 0;       // tokens of probe.tokens that came from the prompt
     rl::ProbeSnapshot probe;    // routing of the whole text (its last seq_len tokens)
     std::string error;          // why nothing was generated (e.g. expert-choice routing is not causal)
+    std::string note;           // how it ended, when the end token ended it (GenerationReport::note)
 };
 
 class Session : public QObject {
@@ -98,6 +99,8 @@ signals:
     // A checkpoint could not be written; the run goes on.
     void checkpointFailed(QString message);
     void liveChangeRefused(QString message);
+    // A live change took effect at the boundary after `step` (the window says so).
+    void liveChangeApplied(QString key, float value, int step);
     void generated();
     // Also for a run that was replaced meanwhile (the file is written all the same): currentRun says which.
     void checkpointSaved(QString path, int step, bool currentRun);

@@ -12,8 +12,9 @@ void drawGenerateView(const RunData& run, GenerateState& state, int& layer, View
     ImGui::InputText("prompt", state.prompt, sizeof state.prompt);
     // Four sliders on one line with their labels, as wide as the line allows (up to 140 px each).
     const ImGuiStyle& st = ImGui::GetStyle();
-    const float labels = ImGui::CalcTextSize("temperaturetop-ktop-pmax tokens").x + 4 * st.ItemInnerSpacing.x + 3 * st.ItemSpacing.x;
-    const float sw = std::clamp((ImGui::GetContentRegionAvail().x - labels - 4) / 4, 70.f, 140.f);
+    const float labels =
+        ImGui::CalcTextSize("temperaturetop-ktop-pmax tokensmin tokens").x + 5 * st.ItemInnerSpacing.x + 4 * st.ItemSpacing.x;
+    const float sw = std::clamp((ImGui::GetContentRegionAvail().x - labels - 4) / 5, 60.f, 140.f);
     ImGui::SetNextItemWidth(sw);
     ImGui::SliderFloat("temperature", &state.temperature, 0.f, 2.f, "%.2f", k_clamp);
     ImGui::SameLine();
@@ -25,6 +26,10 @@ void drawGenerateView(const RunData& run, GenerateState& state, int& layer, View
     ImGui::SameLine();
     ImGui::SetNextItemWidth(sw);
     ImGui::SliderInt("max tokens", &state.maxNew, 1, 200, "%d", k_clamp);
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(sw);
+    ImGui::SliderInt("min tokens", &state.minNew, 0, 200, "%d", k_clamp);
+    if (ImGui::IsItemHovered()) tooltip(out, "the end-of-text token cannot end the text before this many new tokens");
     if (ImGui::Button(run.generating ? "generating..." : "Generate") && !run.generating) out.generateRequested = true;
     ImGui::SameLine();
     ImGui::TextDisabled("temperature 0 = greedy; top-k 0 and top-p 1 = off. Runs on the trainer thread between steps.");
@@ -45,6 +50,11 @@ void drawGenerateView(const RunData& run, GenerateState& state, int& layer, View
     if (g.tokens.empty()) {
         ImGui::TextWrapped("Press Generate: the model continues the prompt; each token is tinted by how it was routed.");
         return;
+    }
+    if (!run.generationNote.empty()) {
+        ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(235, 150, 60, 255));
+        ImGui::TextWrapped("%s.", run.generationNote.c_str());
+        ImGui::PopStyleColor();
     }
     const bool byExpert = state.tint == 0 ? canExperts : !canHeads;
     if (state.tint == 0 && !canExperts) ImGui::TextDisabled("(dense FFN: tinting by head gates instead)");

@@ -67,11 +67,17 @@ void drawHeadsView(const RunData& run, HeadsState& state, ViewOutbox& out) {
                 }
                 if (h == H - 1) markTarget(out, "heads.cell", t, a, b);  // one a token: its last head
                 if (ImGui::IsMouseHoveringRect(a, b)) {
+                    // Shared heads are always on and not ranked: a routed head's rank is among the routed ones.
+                    const int S = p.n_shared_heads;
                     int rank = 1;
-                    for (int k = 0; k < H; k++) rank += p.layers[l].head_gates[t][k] > g;
+                    for (int k = S; k < H; k++) rank += p.layers[l].head_gates[t][k] > g;
                     char tip[160];
-                    std::snprintf(tip, sizeof tip, "token '%s' (#%d)  head %d%s  gate %.4f  rank %d of %d", p.tokens[t].text.c_str(), t, h,
-                                  h < p.n_shared_heads ? " (shared)" : "", g, rank, H);
+                    if (h < S)
+                        std::snprintf(tip, sizeof tip, "token '%s' (#%d)  head %d (shared, always on)  gate %.4f", p.tokens[t].text.c_str(), t,
+                                      h, g);
+                    else
+                        std::snprintf(tip, sizeof tip, "token '%s' (#%d)  head %d  gate %.4f  rank %d of the %d routed heads%s",
+                                      p.tokens[t].text.c_str(), t, h, g, rank, H - S, g == 0.f ? " (off)" : "");
                     tooltip(out, tip);
                 }
             }

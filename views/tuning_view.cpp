@@ -19,9 +19,21 @@ namespace {
 ImU32 gold() { return look().light ? IM_COL32(200, 140, 0, 255) : IM_COL32(255, 205, 60, 255); }
 ImU32 highlightColour() { return look().strong; }
 
-std::string lastPart(const std::string& key) {
-    const size_t p = key.rfind('.');
-    return p == std::string::npos ? key : key.substr(p + 1);
+// A key's shortest dotted tail that no other key of `keys` ends with: "beta", but "heads.kind" and
+// "moe.kind" where both differ (two checkboxes both labelled "kind" would be guesswork).
+std::string shortName(const std::string& key, const std::vector<std::string>& keys) {
+    auto tail = [](const std::string& k, int parts) {
+        size_t p = k.size();
+        for (int i = 0; i < parts && p != std::string::npos && p > 0; i++) p = k.rfind('.', p - 1);
+        return p == std::string::npos || p == 0 ? k : k.substr(p + 1);
+    };
+    for (int parts = 1;; parts++) {
+        const std::string mine = tail(key, parts);
+        if (mine == key) return key;
+        bool unique = true;
+        for (const auto& other : keys) unique &= other == key || tail(other, parts) != mine;
+        if (unique) return mine;
+    }
 }
 
 std::string lower(std::string s) {
@@ -154,8 +166,8 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
         for (size_t k = 0; k < t.keys.size(); k++) {
             auto it = s.axes.find(t.keys[k]);
             bool on = it != s.axes.end() ? it->second : (bool)t.numeric[k];
-            const std::string label = lastPart(t.keys[k]) + "##" + t.keys[k];
-            sameLineIfFits(ImGui::CalcTextSize(lastPart(t.keys[k]).c_str()).x + ImGui::GetFrameHeight() + 12);
+            const std::string label = shortName(t.keys[k], t.keys) + "##" + t.keys[k];
+            sameLineIfFits(ImGui::CalcTextSize(shortName(t.keys[k], t.keys).c_str()).x + ImGui::GetFrameHeight() + 12);
             if (ImGui::Checkbox(label.c_str(), &on)) s.axes[t.keys[k]] = on;
             if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", t.keys[k].c_str());
         }
@@ -210,12 +222,23 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     auto yOf = [&](double p) { return b.y - (b.y - a.y) * (float)p; };
     // Narrow spacing (many axes): titles alternate between two rows and the middle tick goes.
     const float spacing = axes.size() < 2 ? b.x - a.x : (b.x - a.x) / float(axes.size() - 1);
-    const bool narrow = spacing < 110;
+    // Titles that would run into their neighbours alternate rows too, and one still wider than the room
+    // two rows give it is shortened (its whole key on hover).
+    std::vector<std::string> names;
+    float widest = 0;
+    for (const Axis& ax : axes) {
+        names.push_back(ax.key.empty() ? "val loss" : shortName(ax.key, t.keys) + (ax.log ? " (log)" : ""));
+        widest = std::max(widest, ImGui::CalcTextSize(names.back().c_str()).x);
+    }
+    const bool narrow = spacing < 110 || widest > spacing - 10;
+    const float room = (narrow ? 2 * spacing : spacing) - 10;
     for (size_t i = 0; i < axes.size(); i++) {
         const Axis& ax = axes[i];
         const float x = axisX(i);
         dl->AddLine(ImVec2(x, a.y), ImVec2(x, b.y), look().axis, 1.5f);
-        std::string name = ax.key.empty() ? "val loss" : lastPart(ax.key) + (ax.log ? " (log)" : "");
+        std::string name = names[i];
+        if (const float wide = ImGui::CalcTextSize(name.c_str()).x; wide > room && axes.size() > 1)
+            name = shortText(name, std::max<size_t>(4, (size_t)(name.size() * room / wide)));
         const ImVec2 ts = ImGui::CalcTextSize(name.c_str());
         const float ty = narrow && i % 2 ? a.y - lh - 4 : a.y - 2 * lh - 4;
         dl->AddText(ImVec2(x - ts.x / 2, ty), ax.key.empty() ? gold() : look().text, name.c_str());
@@ -308,9 +331,11 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
 
     // ---------------------------------------------------------------- the table
     const size_t nKeys = std::min<size_t>(t.keys.size(), 48);  // ImGui tables hold 64 columns at most
-    enum Fixed { Tick, Id, Name, Status, Sweep, Keys };
-    const int nAfter = 7;  // val, load CV, head CV, dropped, tok/s, steps, tags
-    const int nCols = Keys + (int)nKeys + nAfter, cVal = Keys + (int)nKeys;
+    // The ranking (validation loss) first, beside the run's id and name, all three frozen when the
+    // table scrolls sideways; the differing keys, then the other metrics.
+    enum Fixed { Tick, Val, Id, Name, Status, Sweep, Keys };
+    const int nAfter = 6;  // load CV, head CV, dropped, tok/s, steps, tags
+    const int nCols = Keys + (int)nKeys + nAfter, cVal = Keys + (int)nKeys;  // cVal: the first metric after the keys
     const ImGuiTableFlags flags = ImGuiTableFlags_Sortable | ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV |
                                   ImGuiTableFlags_BordersOuter | ImGuiTableFlags_ScrollY | ImGuiTableFlags_ScrollX |
                                   ImGuiTableFlags_Resizable | ImGuiTableFlags_SizingFixedFit;
@@ -319,14 +344,14 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     std::string tableId = "runs";
     for (size_t k = 0; k < nKeys; k++) tableId += "|" + t.keys[k];
     if (ImGui::BeginTable(tableId.c_str(), nCols, flags, ImVec2(0, std::max(80.f, ImGui::GetContentRegionAvail().y - 4)))) {
-        ImGui::TableSetupScrollFreeze(3, 1);
+        ImGui::TableSetupScrollFreeze(Name + 1, 1);
         ImGui::TableSetupColumn("", ImGuiTableColumnFlags_NoSort | ImGuiTableColumnFlags_NoResize, 34);
+        ImGui::TableSetupColumn("val loss", ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortAscending);
         ImGui::TableSetupColumn("id");
         ImGui::TableSetupColumn("name");
         ImGui::TableSetupColumn("status");
         ImGui::TableSetupColumn("sweep");
-        for (size_t k = 0; k < nKeys; k++) ImGui::TableSetupColumn(lastPart(t.keys[k]).c_str());
-        ImGui::TableSetupColumn("val loss", ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortAscending);
+        for (size_t k = 0; k < nKeys; k++) ImGui::TableSetupColumn(shortName(t.keys[k], t.keys).c_str());
         ImGui::TableSetupColumn("load CV");
         ImGui::TableSetupColumn("head CV");
         ImGui::TableSetupColumn("dropped");
@@ -349,10 +374,11 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
             auto num = [&](size_t i) -> double {
                 const auto& r = rows[i];
                 if (col == Id) return (double)r.id;
+                if (col == Val) return r.val_loss < 0 ? NAN : r.val_loss;
                 if (col >= Keys && col < cVal) return t.number[i][col - Keys];
-                const float m[] = {r.val_loss, t.routedExperts[i] ? r.load_cv : -1, t.routedHeads[i] ? r.head_cv : -1,
+                const float m[] = {t.routedExperts[i] ? r.load_cv : -1, t.routedHeads[i] ? r.head_cv : -1,
                                    t.routedExperts[i] ? r.dropped : -1, r.tok_per_s, (float)r.steps};
-                if (col >= cVal && col < cVal + 6) return m[col - cVal] < 0 ? NAN : m[col - cVal];
+                if (col >= cVal && col < cVal + 5) return m[col - cVal] < 0 ? NAN : m[col - cVal];
                 return NAN;
             };
             auto str = [&](size_t i) -> std::string {
@@ -365,7 +391,7 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
                 for (const auto& g : r.tags) tags += g + ",";
                 return tags;
             };
-            const bool numeric = col == Id || (col >= Keys && col < cVal && t.numeric[col - Keys]) || (col >= cVal && col < cVal + 6);
+            const bool numeric = col == Id || col == Val || (col >= Keys && col < cVal && t.numeric[col - Keys]) || (col >= cVal && col < cVal + 5);
             std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
                 if (numeric) {
                     const double u = num(x), v = num(y);
@@ -394,6 +420,10 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
             if (auto c = overlayColours.find(r.id); c != overlayColours.end())
                 cell->AddRectFilled(ImVec2(p.x + 2, p.y + 3), ImVec2(p.x + 10, q.y - 3), c->second);
             if (best.count(r.id)) drawStar(cell, ImVec2(p.x + 22, (p.y + q.y) / 2), 6, gold());
+            ImGui::TableSetColumnIndex(Val);
+            if (best.count(r.id)) ImGui::PushStyleColor(ImGuiCol_Text, gold());
+            ImGui::TextUnformatted(metricText(r.val_loss).c_str());
+            if (best.count(r.id)) ImGui::PopStyleColor();
             ImGui::TableSetColumnIndex(Id);
             ImGui::Text("%lld", (long long)r.id);
             ImGui::TableSetColumnIndex(Name);
@@ -410,20 +440,16 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
                 ImGui::TextUnformatted(t.text[i][k].empty() ? "-" : t.text[i][k].c_str());
             }
             ImGui::TableSetColumnIndex(cVal);
-            if (best.count(r.id)) ImGui::PushStyleColor(ImGuiCol_Text, gold());
-            ImGui::TextUnformatted(metricText(r.val_loss).c_str());
-            if (best.count(r.id)) ImGui::PopStyleColor();
-            ImGui::TableSetColumnIndex(cVal + 1);
             ImGui::TextUnformatted(metricText(t.routedExperts[i] ? r.load_cv : -1, "%.3f").c_str());  // "-": no such router
-            ImGui::TableSetColumnIndex(cVal + 2);
+            ImGui::TableSetColumnIndex(cVal + 1);
             ImGui::TextUnformatted(metricText(t.routedHeads[i] ? r.head_cv : -1, "%.3f").c_str());
-            ImGui::TableSetColumnIndex(cVal + 3);
+            ImGui::TableSetColumnIndex(cVal + 2);
             ImGui::TextUnformatted(metricText(t.routedExperts[i] ? r.dropped : -1, "%.3f").c_str());
-            ImGui::TableSetColumnIndex(cVal + 4);
+            ImGui::TableSetColumnIndex(cVal + 3);
             ImGui::TextUnformatted(metricText(r.tok_per_s, "%.0f").c_str());
-            ImGui::TableSetColumnIndex(cVal + 5);
+            ImGui::TableSetColumnIndex(cVal + 4);
             ImGui::Text("%d", r.steps);
-            ImGui::TableSetColumnIndex(cVal + 6);
+            ImGui::TableSetColumnIndex(cVal + 5);
             std::string tags;
             for (const auto& g : r.tags) tags += (tags.empty() ? "" : ", ") + g;
             ImGui::TextUnformatted(tags.c_str());

@@ -41,6 +41,7 @@ struct RunData {
     rl::ProbeSnapshot generation;            // routing of prompt + output
     int generationPromptTokens = 0;
     std::string generationError;
+    std::string generationNote;              // how the generation ended, when the end token ended it
 };
 
 // Each view's own UI state, written by that view.
@@ -79,7 +80,7 @@ struct TuningState {
 struct GenerateState {
     char prompt[256] = "User: What is the capital of France? Assistant:";
     float temperature = 0.8f, topP = 0.95f;
-    int topK = 20, maxNew = 40;
+    int topK = 20, maxNew = 40, minNew = 0;
     int tint = 0;  // 0 = top expert, 1 = active-head gate mass
 };
 

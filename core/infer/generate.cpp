@@ -49,8 +49,15 @@ std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int ma
     if ((int)context.size() > c.seq_len) context.erase(context.begin(), context.end() - c.seq_len / 2);
     for (int t : context) model_decode_step(m, a, kv, t, o2);
     std::vector<int> out;
+    std::vector<float> masked;  // (V) the logits with the end token ruled out, while min_new is not reached
     for (int i = 0; i < max_new; i++) {
-        const int next = sample_token(a.logits, c.vocab_size, o, rng);
+        const float* logits = a.logits;
+        if (i < o.min_new && eos_id >= 0 && eos_id < c.vocab_size) {  // as HF's MinNewTokensLogitsProcessor
+            masked.assign(a.logits, a.logits + c.vocab_size);
+            masked[eos_id] = -INFINITY;
+            logits = masked.data();
+        }
+        const int next = sample_token(logits, c.vocab_size, o, rng);
         out.push_back(next);
         if (on_token) on_token(next);
         if (next == eos_id) break;
@@ -65,6 +72,14 @@ std::vector<int> generate(const Model& m, const std::vector<int>& prompt, int ma
     return out;
 }
 
+std::string GenerationReport::note() const {
+    if (!ended_at_eos) return {};
+    if (new_ids.size() == 1)
+        return "the end-of-text token came first: the model ended the text at once. Ask for a minimum length (min tokens) "
+               "to make it go on, or train longer";
+    return "stopped at the end-of-text token after " + std::to_string(new_ids.size() - 1) + " tokens";
+}
+
 GenerationReport generate_report(const Model& m, const Tokenizer& tok, const std::string& prompt, int max_new,
                                  const SampleOptions& o, float attn_entropy) {
     GenerationReport r;
@@ -75,6 +90,7 @@ GenerationReport generate_report(const Model& m, const Tokenizer& tok, const std
     if (r.prompt_ids.empty()) r.prompt_ids.push_back(tok.eos_id());  // what generate() would start from anyway
     r.new_ids = generate(m, r.prompt_ids, max_new, o, tok.eos_id(), model_window(c, c.seq_len, attn_entropy));
     r.new_text = tok.decode(r.new_ids);
+    r.ended_at_eos = !r.new_ids.empty() && r.new_ids.back() == tok.eos_id();
     std::vector<int> all = r.prompt_ids;  // (P+N)
     all.insert(all.end(), r.new_ids.begin(), r.new_ids.end());
     r.text = tok.decode(all);

@@ -15,6 +15,7 @@ struct SampleOptions {
     int top_k = 0;            // 0 = off
     float top_p = 1.f;        // nucleus; 1 = off
     unsigned long long seed = 1;
+    int min_new = 0;          // the end token cannot be picked before this many new tokens (HF's min_new_tokens)
 };
 
 // Picks a token from logits (V) after temperature, top-k and top-p (in that order, as HF does).
@@ -38,6 +39,9 @@ struct GenerationReport {
     std::string text;              // decode(prompt_ids + new_ids)
     std::vector<int> window_ids;   // (min(P+N, seq_len)) the last seq_len tokens: what a probe of the text sees
     int window_prompt_tokens = 0;  // how many of window_ids are the prompt's
+    bool ended_at_eos = false;     // the end token ended it (before max_new)
+    // The end token, which ended it, was the very first pick: nothing was generated. Words for it.
+    std::string note() const;
 };
 // Up to max_new tokens after prompt, stopping at eos, with the context window the model uses at
 // attention entropy attn_entropy (the adaptive window's input).

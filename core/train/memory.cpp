@@ -168,6 +168,13 @@ MemoryAvailable memory_available() {
 double memory_rss_bytes() { return proc_bytes("/proc/self/status", "VmRSS:"); }
 double memory_peak_rss_bytes() { return proc_bytes("/proc/self/status", "VmHWM:"); }
 
+bool memory_reset_peak() {
+    std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+    if (!f) return false;
+    const bool ok = std::fputs("5", f) >= 0;
+    return std::fclose(f) == 0 && ok;
+}
+
 std::string memory_bytes_text(double b) {
     if (b >= 1024.0 * 1024 * 1024) return str_printf("%.1f GiB", b / (1024.0 * 1024 * 1024));
     if (b >= 1024.0 * 1024) return str_printf("%.1f MiB", b / (1024.0 * 1024));

@@ -60,6 +60,9 @@ MemoryAvailable memory_available();
 // This process's resident set now and at its peak (VmRSS, VmHWM), in bytes; 0 when unknown.
 double memory_rss_bytes();
 double memory_peak_rss_bytes();
+// Starts the peak (VmHWM) again from the resident set now (/proc/self/clear_refs), so that a later
+// peak is the run's own and not the corpus preparation's; false where the kernel does not allow it.
+bool memory_reset_peak();
 
 // "412.3 MiB (parameters 2.2 MiB, gradients 2.2 MiB, AdamW 4.9 MiB, activations 38.6 GiB at batch 16 x 80, ...)".
 std::string memory_estimate_text(const MemoryEstimate& e);

@@ -61,13 +61,21 @@ void governor_end(ThreadGovernor& g, double secs, int tokens) {
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const DataProgress& progress) {
     if (Status s = config_validate(cfg); !s) return s;
     if (auto d = device_select(cfg.train.device); !d) return d.status;  // before the corpus is tokenized
+    Config guess = cfg;
+    guess.model.vocab_size = memory_vocab_guess(cfg);
+    const double predicted = memory_estimate(guess).prepare;
+    const double t0 = now_seconds();
     auto data = dataset_build(cfg.data, nullptr, progress);
     if (!data) return data.status;
+    const double peak = memory_peak_rss_bytes(), seconds = now_seconds() - t0;
     if (progress) progress("building the model", -1);
     // Training the tokenizer leaves freed heap that glibc keeps mapped; hand it back before the
     // arenas are made, so the resident set is the run's, not the tokenizer trainer's peak.
     malloc_trim(0);
-    return trainer_create(cfg, std::make_unique<Dataset>(std::move(*data)));
+    memory_reset_peak();  // the run's peak from here on is its own
+    auto s = trainer_create(cfg, std::make_unique<Dataset>(std::move(*data)));
+    if (s) (*s)->prepare_predicted = predicted, (*s)->prepare_peak = peak, (*s)->prepare_seconds = seconds;
+    return s;
 }
 
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::unique_ptr<Dataset> data) {

@@ -52,6 +52,9 @@ struct TrainState {
     std::string device_note;                    // what train.device = auto chose and why ("" otherwise), said once
     MemoryEstimate memory;                      // what trainer_create counted before allocating (train/memory.h)
     double rss_before = 0;                      // the process's resident bytes just before the model was made
+    // A text file's preparation (reading, the tokenizer, encoding): its predicted peak (memory_estimate
+    // before the corpus is read; 0 for the embedded corpus), the resident peak it reached, its seconds.
+    double prepare_predicted = 0, prepare_peak = 0, prepare_seconds = 0;
     int inject_nan_at = 0;                      // tests: the loss of this step is made NaN (0 = never)
     ThreadGovernor threads;
 };

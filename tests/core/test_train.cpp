@@ -8,6 +8,8 @@
 #include <random>
 #include <sstream>
 
+#include <malloc.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "optim/optim.h"
+#include "train/corpus.h"
 #include "train/memory.h"
 #include "train/trainer.h"
 #include "util/threads.h"
@@ -144,6 +147,73 @@ TEST(Checkpoint, RoundTripGivesIdenticalLogitsAndTokenizer) {
     fs::remove_all(dir);
 }
 
+// What is not a regular file is refused with what it is, before it is opened: /dev/zero never ends
+// (it used to end in std::bad_alloc), a FIFO would block the open until a writer came, forever.
+TEST(Corpus, NotAFileIsAMessageNotAHang) {
+    const fs::path dir = temp_dir("corpus_kinds");
+    const std::string fifo = (dir / "pipe").string();
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    const std::pair<std::string, const char*> cases[] = {{"/dev/zero", "is a device"}, {fifo, "is a FIFO"}, {dir.string(), "is a folder"}};
+    for (const auto& [path, what] : cases) {
+        DataConfig d;
+        d.corpus = path;
+        auto ds = dataset_build(d);
+        ASSERT_FALSE(ds.is_ok()) << path;
+        EXPECT_NE(ds.status.msg.find(what), std::string::npos) << ds.status.msg;
+        EXPECT_NE(ds.status.msg.find("head -c"), std::string::npos) << "says what to do: " << ds.status.msg;
+    }
+    fs::remove_all(dir);
+}
+
+// A corpus whose preparation cannot fit is refused before a byte of it is read, naming its size and
+// how much of it would fit; a 200 GiB sparse file costs no disk.
+TEST(Corpus, TooLargeToPrepareIsRefusedUpFront) {
+    const fs::path dir = temp_dir("corpus_huge");
+    const fs::path big = dir / "huge.txt";
+    std::ofstream(big) << "a line\n";
+    fs::resize_file(big, 200ull << 30);
+    DataConfig d;
+    d.corpus = big.string();
+    auto ds = dataset_build(d);
+    ASSERT_FALSE(ds.is_ok());
+    EXPECT_NE(ds.status.msg.find("is 200.0 GiB: preparing it"), std::string::npos) << ds.status.msg;
+    EXPECT_NE(ds.status.msg.find("use the first"), std::string::npos) << ds.status.msg;
+    // The window's form says it too, before Train (memory_check_config).
+    Config cfg = *preset_load("tiny");
+    cfg.data.corpus = big.string();
+    MemoryEstimate e;
+    EXPECT_FALSE(memory_check_config(cfg, false, &e).is_ok());
+    EXPECT_GT(e.prepare, 200.0 * (1ull << 30));
+    fs::remove_all(dir);
+}
+
+// The preparation estimate against a real preparation (BPE on a few MB): not below what it took.
+TEST(Corpus, PrepareEstimateCoversTheMeasuredPeak) {
+    const fs::path dir = temp_dir("corpus_peak");
+    const fs::path path = dir / "text.txt";
+    size_t bytes = 0;
+    {
+        std::ofstream f(path);
+        for (uint32_t seed = 1; bytes < (6u << 20); seed++)
+            for (const Document& doc : corpus_embedded(200, seed)) f << doc.text << "\n", bytes += doc.text.size() + 1;
+    }
+    DataConfig d;
+    d.corpus = path.string();
+    const PrepareEstimate p = memory_prepare_estimate(d, (double)bytes, memory_count_lines(d.corpus, (double)bytes));
+    malloc_trim(0);
+    const double before = memory_rss_bytes();
+    if (!memory_reset_peak()) GTEST_SKIP() << "no /proc/self/clear_refs: the peak cannot be measured here";
+    auto ds = dataset_build(d);
+    ASSERT_TRUE(ds.is_ok()) << ds.status.msg;
+    const double took = memory_peak_rss_bytes() - before, tokens = (double)(ds->train.ids.size() + ds->val.ids.size());
+    std::printf("prepare %.1f MB: predicted %.1f MiB, took %.1f MiB; tokens predicted %.0f, made %.0f\n", bytes / 1e6,
+                p.bytes / 1048576, took / 1048576, p.tokens, tokens);
+    EXPECT_GE(p.bytes, took);
+    EXPECT_LE(p.bytes, 6 * took + (64 << 20)) << "so far above it that it would refuse files that fit";
+    EXPECT_GE(p.tokens, tokens);
+    fs::remove_all(dir);
+}
+
 TEST(Corpus, UserFilesAndErrors) {
     const fs::path dir = temp_dir("corpus");
     {
@@ -217,6 +287,38 @@ TEST(Generate, SamplingRespectsTopKTopPAndSeed) {
     s1.seed = 9;
     std::mt19937_64 r1(9), r2(9);
     for (int i = 0; i < 20; i++) EXPECT_EQ(sample_token(logits.data(), 5, s1, r1), sample_token(logits.data(), 5, s1, r2));
+}
+
+// min_new (HF's min_new_tokens): the end token cannot be picked before that many new tokens. A
+// model whose LM-head bias makes the end token everyone's first pick shows it, and the report says
+// how the text ended.
+TEST(Generate, MinNewTokensHoldsOffTheEndToken) {
+    auto cfg = preset_load("tiny");
+    cfg->model.lm_head_bias = true;
+    auto st = trainer_create(*cfg);
+    ASSERT_TRUE(st.is_ok()) << st.status.msg;
+    TrainState& s = **st;
+    const Tokenizer& tok = s.data->tok;
+    const TensorSpec* bias = s.model.layout.find("lm_head_bias");
+    ASSERT_NE(bias, nullptr);
+    s.model.params.data[bias->offset + tok.eos_id()] = 100.f;  // eos wins every greedy pick
+    SampleOptions o;
+    o.temperature = 0;
+    const GenerationReport first = generate_report(s.model, tok, "The sky", 20, o, s.prev_entropy);
+    EXPECT_EQ(first.new_ids, std::vector<int>{tok.eos_id()});
+    EXPECT_TRUE(first.ended_at_eos);
+    EXPECT_NE(first.note().find("came first"), std::string::npos) << first.note();
+    o.min_new = 5;
+    const GenerationReport held = generate_report(s.model, tok, "The sky", 20, o, s.prev_entropy);
+    ASSERT_EQ(held.new_ids.size(), 6u);  // five others, then the end token as soon as it may come
+    for (int i = 0; i < 5; i++) EXPECT_NE(held.new_ids[i], tok.eos_id());
+    EXPECT_EQ(held.new_ids.back(), tok.eos_id());
+    EXPECT_NE(held.note().find("after 5 tokens"), std::string::npos) << held.note();
+    o.min_new = 30;  // past max_new: no end token at all
+    const GenerationReport none = generate_report(s.model, tok, "The sky", 20, o, s.prev_entropy);
+    EXPECT_EQ(none.new_ids.size(), 20u);
+    EXPECT_FALSE(none.ended_at_eos);
+    EXPECT_TRUE(none.note().empty());
 }
 
 // The generation report the CLI and the window share: text, new tokens and the probe window agree.
