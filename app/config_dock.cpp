@@ -106,6 +106,13 @@ void ConfigDock::setConfig(const rl::Config& cfg) {
     emit validityChanged(valid_);  // a preset too large for this machine blocks Train at once
 }
 
+bool ConfigDock::hasEditsBeyond(const rl::Config& trained) const {
+    auto cfg = config();
+    if (!cfg) return true;  // an invalid value being typed is an edit too
+    const std::string now = rl::config_to_json(*cfg);
+    return now != rl::config_to_json(base_) && now != rl::config_to_json(trained);
+}
+
 void ConfigDock::rebuild() {
     delete body_->layout();
     for (QObject* c : body_->children()) delete c;

@@ -25,6 +25,9 @@ public:
     // The form's config when valid; otherwise the Status names the key.
     rl::Result<rl::Config> config() const;
     bool retrainAllowed() const { return valid_; }
+    // The form differs from what setConfig gave it and from `trained` (the config of the run now in
+    // the window): edits that replacing the form would lose.
+    bool hasEditsBeyond(const rl::Config& trained) const;
     QString message() const { return message_->text(); }
     // "memory to train: 274.0 MiB of 22.9 GiB available": the estimate of the form's config, live; a
     // config that does not fit is refused like an invalid value (train/memory.h).

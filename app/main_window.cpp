@@ -446,6 +446,15 @@ void MainWindow::buildDocks() {
     });
     connect(lessons_, &LessonsDock::showRequested, this,
             [this](const rl::Config& cfg, const QString& view, const QString& lookAt, const QString& spotlight) {
+        if (config_->hasEditsBeyond(session_.config())) {  // the lesson's config would replace them unasked
+            const auto answer = QMessageBox::question(
+                this, "Show the lesson's run",
+                "The Config form has edits that are neither trained nor saved; the lesson's run replaces the form.\n"
+                "Save them as a preset first?",
+                QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Save);
+            if (answer == QMessageBox::Cancel) return;
+            if (answer == QMessageBox::Save) savePreset();
+        }
         config_->setConfig(cfg);
         {
             QSignalBlocker block(presets_);  // the picker names the lesson's preset without loading it over the form

@@ -14,6 +14,22 @@ namespace rl {
 
 namespace {
 
+// The rule of cost_doubt (infer/cost.h) for speeds measured in separate runs: a model can run faster
+// than another only as far as it computes less, so a speed ratio beyond the FLOP ratio by more than
+// k_cost_beyond_flops was measured while the machine was busy with something else. Empty when sound.
+std::string speed_doubt(const std::vector<LessonResult>& r, std::initializer_list<size_t> against_first) {
+    std::string out;
+    for (size_t k : against_first) {
+        if (k >= r.size() || r[0].tok_per_s <= 0 || r[k].tok_per_s <= 0 || r[k].flops_per_token <= 0) continue;
+        const double measured = r[k].tok_per_s / r[0].tok_per_s, flops = r[0].flops_per_token / r[k].flops_per_token;
+        if (measured > k_cost_beyond_flops * flops)
+            out += str_printf(" Measured under load: %s ran %.2fx the speed of %s while its FLOPs allow %.2fx; re-run this lesson on a "
+                              "quiet machine before trusting the speeds.",
+                              r[k].spec.label.c_str(), measured, r[0].spec.label.c_str(), flops);
+    }
+    return out;
+}
+
 
 // Layer means of the routing summary.
 double mean_expert_cv(const LessonResult& r) {
@@ -127,7 +143,8 @@ std::vector<Lesson> make_lessons() {
                                 r[1].tok_per_s / r[0].tok_per_s, r[2].tok_per_s, r[2].tok_per_s / r[0].tok_per_s, r[0].steps,
                                 r[0].val_loss, r[1].val_loss, r[2].val_loss,
                                 100 * std::abs(1 - r[1].tok_per_s / r[0].tok_per_s),
-                                r[1].tok_per_s < r[0].tok_per_s ? "slower" : "faster");
+                                r[1].tok_per_s < r[0].tok_per_s ? "slower" : "faster") +
+                            speed_doubt(r, {1, 2});
                  }});
     v.push_back({"moh-speed", "What skipping heads really saves",
                  "The notes estimate that running 75% of the heads makes a model 5-8% faster. moh-50 runs half its heads "

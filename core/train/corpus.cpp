@@ -11,6 +11,7 @@
 
 #include "train/memory.h"
 #include "util/assets.h"
+#include "util/threads.h"
 #include "util/strfmt.h"
 
 namespace rl {
@@ -303,15 +304,26 @@ Result<Dataset> dataset_build_unchecked(const DataConfig& d, const Tokenizer* gi
     // Encoding is most of the time for a word tokenizer and a fair part for subwords: told in steps of
     // about 1% of the bytes.
     size_t done = 0, told = 0;
+    // Blocks of documents encoded on every thread (the tokenizers are read-only), then appended in
+    // document order: the streams are the same as one thread makes, in half the time on two cores.
+    // A block is at most 2048 documents and at most 1/200 of them (progress every ~0.5%).
+    const size_t block = std::clamp<size_t>(docs.size() / 200, 16, 2048);
+    std::vector<std::vector<int>> encoded(block);  // (block) one block's documents' ids
     auto fill = [&](TokenStream& s, const std::vector<Document*>& list) {
-        for (Document* doc : list) {
+        for (size_t b = 0; b < list.size(); b += block) {
+            const int n = (int)std::min(block, list.size() - b);
+            parallel_for(n, true, [&](int i) { encoded[i] = ds.tok.encode(list[b + i]->text); }, true);
+            for (int i = 0; i < n; i++) {
+                Document* doc = list[b + i];
+                done += doc->text.size();
+                std::vector<int>& ids = encoded[i];
+                ids.push_back(ds.tok.eos_id());
+                s.ids.insert(s.ids.end(), ids.begin(), ids.end());
+                s.domain.insert(s.domain.end(), ids.size(), doc->domain);
+                std::vector<int>().swap(ids);
+                std::string().swap(doc->text);  // encoded: its text is not needed again
+            }
             if (progress && (done - told) * 100 >= bytes) say("encoding the text", (double)done / std::max<size_t>(1, bytes)), told = done;
-            done += doc->text.size();
-            std::vector<int> ids = ds.tok.encode(doc->text);
-            ids.push_back(ds.tok.eos_id());
-            s.ids.insert(s.ids.end(), ids.begin(), ids.end());
-            s.domain.insert(s.domain.end(), ids.size(), doc->domain);
-            std::string().swap(doc->text);  // encoded: its text is not needed again
         }
     };
     say("encoding the text", 0);

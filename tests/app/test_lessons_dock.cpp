@@ -5,9 +5,15 @@
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QListWidget>
+#include <QMessageBox>
+#include <QPushButton>
+#include <QTemporaryDir>
 #include <QThread>
+#include <QTimer>
 
+#include "config/presets.h"
 #include "lessons_dock.h"
+#include "main_window.h"
 
 TEST(LessonsDock, RunsALessonAndConcludesFromItsRun) {
     LessonsDock dock;
@@ -42,4 +48,33 @@ TEST(LessonsDock, RunsALessonAndConcludesFromItsRun) {
     EXPECT_EQ(view, "heads");
     EXPECT_EQ(spot, "heads.map");
     EXPECT_EQ(shown.name, "seed-moh");
+}
+
+// Show in the window with edits in the form: asked first (Cancel keeps the form as it was), instead
+// of replacing the user's edits unasked; an unedited form is replaced without a question.
+TEST(LessonsDock, ShowAsksBeforeReplacingAnEditedForm) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    w.configDock()->setConfig(*rl::preset_load("tiny"));
+    ASSERT_TRUE(w.configDock()->setField("model.d_model", "48"));
+    int asked = 0;
+    QTimer poll;  // the question is modal: answer it from the event loop it runs
+    QObject::connect(&poll, &QTimer::timeout, [&] {
+        if (auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget())) {
+            asked++;
+            box->button(QMessageBox::Cancel)->click();
+        }
+    });
+    poll.start(20);
+    auto lesson = *rl::preset_load("seed-moh");
+    lesson.train.steps = 2;
+    emit w.lessonsDock()->showRequested(lesson, "heads", "the heads", "heads.map");
+    EXPECT_EQ(asked, 1);
+    EXPECT_EQ(w.configDock()->config()->model.d_model, 48) << "Cancel must keep the edited form";
+    EXPECT_EQ(w.currentRunId(), 0) << "and start nothing";
+    w.configDock()->setConfig(*rl::preset_load("tiny"));  // no edits: replaced at once
+    emit w.lessonsDock()->showRequested(lesson, "heads", "the heads", "heads.map");
+    EXPECT_EQ(asked, 1);
+    EXPECT_EQ(w.configDock()->config()->name, "seed-moh");
+    poll.stop();
 }
