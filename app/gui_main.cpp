@@ -139,6 +139,19 @@ void printWindowRun(MainWindow& w, int step, double windowUpSeconds) {
                 windowUpSeconds + w.firstStepSeconds());
 }
 
+// The speedup view's figures (a routed run's end): forward FLOP model and measured per component, the
+// rounds' quartiles, the machine's other load and what the view flags.
+void printCost(MainWindow& w) {
+    const RunData& r = w.runData();
+    if (!r.hasCost) return;
+    std::printf("speedup (forward, dense/routed, %d threads, other processes %.1f cores):", r.cost.threads, r.cost.others_busy);
+    for (const auto& c : r.cost.forward.components)
+        std::printf(" %s FLOP %.2fx measured %.2fx [%.2f..%.2f];", c.name.c_str(), c.speedup_flops(), c.speedup_measured(), c.ratio_q1,
+                    c.ratio_q3);
+    const std::string doubts = rl::cost_doubts(r.cost);
+    std::printf("\nspeedup check: %s\n", doubts.empty() ? "sound" : ("measured under load: re-measure\n" + doubts).c_str());
+}
+
 // What the probe text's routing shows (tests: a first run routes heads and experts): head gates on
 // and off over every layer, token and head, and the experts each token takes.
 void printProbe(MainWindow& w) {
@@ -190,6 +203,7 @@ void afterRun(QApplication& app, MainWindow& w, const Script& s, int step, doubl
         printWindowRun(w, step, windowUpSeconds);
         if (!w.prepareStages().isEmpty()) std::printf("prepared: %s\n", qPrintable(w.prepareStages().join("; ")));
         printProbe(w);
+        printCost(w);
         std::printf("look: theme %s, font %s\n", qPrintable(w.theme()), qPrintable(w.views()->fontDescription()));
         if (!s.shot.isEmpty()) saveScreenshot(w, s.shot, step);
         if (!s.shot2x.isEmpty()) saveScreenshot2x(w, s.shot2x);

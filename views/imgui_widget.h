@@ -60,7 +60,7 @@ private:
     // its own). A frame takes events up to the second change of one button or key, so a press and
     // its release that land between two frames are seen in two frames: no quick click is lost.
     struct Input {
-        enum Kind { Move, Button, Wheel, Key, Char, Leave } kind;
+        enum Kind { Move, Button, Wheel, Key, Char, Leave } kind = Move;
         float x = 0, y = 0;  // Move, Button: the cursor; Wheel: x unused, y the steps
         int code = 0;        // Button: 0 left, 1 right, 2 middle; Key: KeysDown index; Char: the character
         bool down = false;   // Button, Key

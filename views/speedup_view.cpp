@@ -39,8 +39,10 @@ void measurementCheck(const RunData& run, ViewOutbox& out) {
     char load[96] = "";
     if (r.others_busy >= 0) std::snprintf(load, sizeof load, "; other processes kept %.1f cores busy meanwhile", r.others_busy);
     if (doubts.empty()) {
-        ImGui::TextDisabled("Measured on %d thread%s, dense and routed calls interleaved, medians of per-round ratios%s.", r.threads,
-                            r.threads == 1 ? "" : "s", load);
+        ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyleColorVec4(ImGuiCol_TextDisabled));
+        ImGui::TextWrapped("Measured on %d thread%s, dense and routed calls interleaved, medians of per-round ratios%s.", r.threads,
+                           r.threads == 1 ? "" : "s", load);
+        ImGui::PopStyleColor();
     } else {
         ImGui::PushStyleColor(ImGuiCol_Text, k_doubt);
         ImGui::TextWrapped("Measured under load: re-measure. Some measured speedups cannot be stood behind (their bars are "

@@ -572,6 +572,13 @@ TEST(Cost, TrainingSideAndPlainModel) {
     EXPECT_NEAR(t.train.total().flops_routed, 3 * t.forward.total().flops_routed, 1e-6 * t.forward.total().flops_routed)
         << "a step is a forward and a backward (2 forwards) in the FLOP model";
     EXPECT_NE(t.explanation.find("plain model"), std::string::npos);
+    for (const CostSide* side : {&t.forward, &t.decode, &t.train})
+        for (const CostComponent& x : side->components) {  // the rounds' spread is kept beside the median
+            EXPECT_GE(x.rounds, 5) << x.name;
+            EXPECT_LE(x.ratio_q1, x.measured_ratio) << x.name;
+            EXPECT_GE(x.ratio_q3, x.measured_ratio) << x.name;
+        }
+    EXPECT_GE(t.threads, 1);
 
     // Without head selection there is no plain-model comparison, and training compares a path with itself.
     ModelConfig e = shrink(preset_load("moe-top2-8")->model);
@@ -583,4 +590,27 @@ TEST(Cost, TrainingSideAndPlainModel) {
     EXPECT_DOUBLE_EQ(re.train.total().speedup_flops(), 1.0);
     EXPECT_GT(re.forward.components[1].flops_dense, re.forward.components[1].flops_routed) << "every expert, masked";
     EXPECT_DOUBLE_EQ(re.train.components[1].flops_dense, re.train.components[1].flops_routed) << "training routes both";
+}
+
+// Whether a measured speedup can be stood behind (cost_doubt): the 22.85x against a FLOP
+// model of 3.98x is flagged, a wide spread is flagged, agreeing rounds within the FLOP bound are not.
+TEST(Cost, DoubtfulMeasurementsAreFlagged) {
+    CostComponent c;
+    c.name = "ffn";
+    c.flops_dense = 3.98, c.flops_routed = 1;  // the FLOP model's speedup: 3.98x
+    c.rounds = 9;
+    c.measured_ratio = 2.64, c.ratio_q1 = 2.55, c.ratio_q3 = 2.70;  // the idle machine's figure
+    EXPECT_EQ(cost_doubt(c), "");
+    c.measured_ratio = 22.85, c.ratio_q1 = 20.1, c.ratio_q3 = 24.0;  // timed under load
+    EXPECT_NE(cost_doubt(c).find("beats its FLOP model 3.98x"), std::string::npos) << cost_doubt(c);
+    c.measured_ratio = 2.6, c.ratio_q1 = 1.9, c.ratio_q3 = 3.4;  // rounds that disagree
+    EXPECT_NE(cost_doubt(c).find("rounds disagree"), std::string::npos) << cost_doubt(c);
+    c.measured_ratio = 5.0, c.ratio_q1 = 4.9, c.ratio_q3 = 5.1;  // above the model, within the margin
+    EXPECT_EQ(cost_doubt(c), "");
+    c.rounds = 0;  // FLOPs only: nothing to doubt
+    EXPECT_EQ(cost_doubt(c), "");
+    CostReport r;
+    c.rounds = 9, c.measured_ratio = 22.85, c.ratio_q1 = 20.1, c.ratio_q3 = 24.0;
+    r.forward.components = {c};
+    EXPECT_EQ(cost_doubts(r).rfind("forward ffn: measured 22.85x", 0), 0u) << cost_doubts(r);
 }
