@@ -27,14 +27,16 @@ int uniform(std::mt19937& rng, int lo, int hi) {  // inclusive; independent of t
     return lo + (int)(rng() % (unsigned)(hi - lo + 1));
 }
 
+// One line of text as a document: a trailing CR dropped, a blank line skipped.
+void add_line(std::vector<Document>& out, std::string& line, uint8_t domain) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) out.push_back({line, domain});
+}
+
 void add_lines(std::vector<Document>& out, const std::string& text, uint8_t domain) {
     std::istringstream in(text);
     std::string line;
-    while (std::getline(in, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        out.push_back({line, domain});
-    }
+    while (std::getline(in, line)) add_line(out, line, domain);
 }
 
 // Checks UTF-8 well-formedness; returns the 1-based line of the first bad byte, or 0.
@@ -135,9 +137,7 @@ Status read_lines(const std::string& path, size_t bytes, std::vector<Document>& 
         if (progress && (done - told) * 100 >= bytes) progress((double)done / std::max<size_t>(1, bytes)), told = done;
         if (bad_utf8_line(line))
             return Status::error("corpus '" + path + "': not valid UTF-8 at line " + std::to_string(n) + " (save the file as UTF-8)");
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        docs.push_back({line, dom_user});
+        add_line(docs, line, dom_user);
     }
     if (f.bad()) return Status::error("corpus '" + path + "': reading failed after " + std::to_string(done) + " bytes");
     return Status::ok();

@@ -84,7 +84,7 @@ MemoryEstimate memory_estimate(const Config& cfg, size_t tokens, bool with_cost)
         std::error_code ec;
         const auto bytes = std::filesystem::file_size(cfg.data.corpus, ec);
         if (!ec) {
-            const PrepareEstimate p = memory_prepare_estimate(cfg.data, (double)bytes, memory_count_lines(cfg.data.corpus, (double)bytes));
+            const PrepareEstimate p = memory_prepare_file(cfg.data.corpus, (double)bytes);
             e.prepare = p.bytes;
             e.data = p.tokens * (sizeof(int) + sizeof(uint8_t));
         }
@@ -110,8 +110,7 @@ double memory_count_lines(const std::string& path, double file_bytes) {
     return std::max(1.0, nl) * file_bytes / (double)n;
 }
 
-PrepareEstimate memory_prepare_estimate(const DataConfig& d, double file_bytes, double lines) {
-    (void)d;
+PrepareEstimate memory_prepare_estimate(double file_bytes, double lines) {
     if (lines <= 0) lines = file_bytes / 100;
     PrepareEstimate p;
     p.tokens = k_tokens_per_byte * file_bytes + lines;  // and an end marker a document
@@ -122,12 +121,16 @@ PrepareEstimate memory_prepare_estimate(const DataConfig& d, double file_bytes, 
     return p;
 }
 
+PrepareEstimate memory_prepare_file(const std::string& path, double file_bytes) {
+    return memory_prepare_estimate(file_bytes, memory_count_lines(path, file_bytes));
+}
+
 Status memory_check_prepare(const DataConfig& d) {
     if (const char* off = std::getenv("ROUTELAB_MEMORY_CHECK"); off && std::string(off) == "0") return Status::ok();
     if (d.corpus == "embedded") return Status::ok();
     size_t bytes = 0;
     if (Status s = corpus_check_file(d.corpus, &bytes); !s) return s;
-    const PrepareEstimate p = memory_prepare_estimate(d, (double)bytes, memory_count_lines(d.corpus, (double)bytes));
+    const PrepareEstimate p = memory_prepare_file(d.corpus, (double)bytes);
     const MemoryAvailable a = memory_available();
     if (a.bytes <= 0 || p.bytes <= a.bytes) return Status::ok();
     const double fits = (double)bytes * a.bytes / p.bytes;  // the peak grows about linearly with the file

@@ -35,9 +35,11 @@ struct PrepareEstimate {
     double bytes = 0;   // the peak
     double tokens = 0;  // the tokens the text will make (train and validation)
 };
-PrepareEstimate memory_prepare_estimate(const DataConfig& d, double file_bytes, double lines);
+PrepareEstimate memory_prepare_estimate(double file_bytes, double lines);
 // The lines of a file, from its first MiB; 0 when it cannot be read.
 double memory_count_lines(const std::string& path, double file_bytes);
+// The estimate for the file at path, of file_bytes, its lines counted by memory_count_lines.
+PrepareEstimate memory_prepare_file(const std::string& path, double file_bytes);
 // Before a corpus file is read: refused when preparing it will not fit, naming its size and what to do.
 Status memory_check_prepare(const DataConfig& d);
 

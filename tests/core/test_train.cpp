@@ -202,7 +202,7 @@ TEST(Corpus, PrepareEstimateCoversTheMeasuredPeak) {
     }
     DataConfig d;
     d.corpus = path.string();
-    const PrepareEstimate p = memory_prepare_estimate(d, (double)bytes, memory_count_lines(d.corpus, (double)bytes));
+    const PrepareEstimate p = memory_prepare_file(d.corpus, (double)bytes);
     malloc_trim(0);
     const double before = memory_rss_bytes();
     if (!memory_reset_peak()) GTEST_SKIP() << "no /proc/self/clear_refs: the peak cannot be measured here";

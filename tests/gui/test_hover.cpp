@@ -23,6 +23,13 @@ protected:
         real::move(v(), TestWindow::centre(t));
         real::settle(v());
     }
+    // Each target backwards, then forwards: every step moves the choice away from the one drawn
+    // highlighted, whichever it was.
+    template <class F>
+    static void bothWays(const std::vector<ViewTarget>& ts, F each) {
+        for (size_t i = ts.size(); i-- > 0;) each(ts[i]);
+        for (const ViewTarget& t : ts) each(t);
+    }
 };
 TestWindow* Hover::win = nullptr;
 
@@ -30,13 +37,10 @@ TEST_F(Hover, RoutingTokensFollowTheMouse) {
     win->show("routing");
     const auto ts = win->targets("routing.token");
     ASSERT_GE(ts.size(), 4u);
-    // Backwards then forwards: each hover moves the picked token away from the one drawn highlighted.
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < ts.size(); i++) {
-            const ViewTarget& t = ts[pass ? i : ts.size() - 1 - i];
-            hover(t);
-            EXPECT_EQ(w().viewStates().routing.token, t.index);
-        }
+    bothWays(ts, [&](const ViewTarget& t) {
+        hover(t);
+        EXPECT_EQ(w().viewStates().routing.token, t.index);
+    });
 }
 
 TEST_F(Hover, HeadsCellsExplainThemselves) {
@@ -64,13 +68,11 @@ TEST_F(Hover, AttentionThumbnailsTakeQuickClicks) {
     win->show("attention");
     const auto ts = win->targets("attention.thumb");
     ASSERT_GE(ts.size(), 2u);
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < ts.size(); i++) {
-            const ViewTarget& t = ts[pass ? i : ts.size() - 1 - i];
-            real::click(v(), TestWindow::centre(t));  // no delay between press and release
-            real::settle(v());
-            EXPECT_EQ(w().viewStates().attention.head, t.index);
-        }
+    bothWays(ts, [&](const ViewTarget& t) {
+        real::click(v(), TestWindow::centre(t));  // no delay between press and release
+        real::settle(v());
+        EXPECT_EQ(w().viewStates().attention.head, t.index);
+    });
 }
 
 TEST_F(Hover, CurvesAnswerWithTheirValues) {
