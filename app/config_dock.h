@@ -1,4 +1,4 @@
-// Config dock (docs/architecture.md §6): a Qt form for every config key, grouped (Model, Attention + heads,
+// Config dock (docs/architecture.md §12): a Qt form for every config key, grouped (Model, Attention + heads,
 // FFN + experts, Training, Data), built from the config's own JSON so no key is missed. Enum keys are
 // drop-downs of their allowed values (config_key_choices), integers spin boxes, labels name their
 // block ("heads.kind", "moe.kind"). Invalid values are explained inline and block Retrain; live keys

@@ -5,7 +5,11 @@
 #  (b) no file outside docs/ cites a document that is not in the repo: the old design notes, the
 #      old spec sections or the research notes it came from, or the folder they live in; every
 #      "*.md" a file names exists; every relative link in README.md, CONTRIBUTING.md and docs/*.md
-#      points at a file or folder inside the repo.
+#      points at a file or folder inside the repo;
+#  (c) every citation of a section of docs/architecture.md in any file ("architecture.md §N",
+#      "architecture §N.M", and lists or ranges after it: "§6, §7", "§11.1–§11.4") names a section
+#      that exists: a heading "## N." or "### N.M" of that page. Its sections are numbered by
+#      structure, so a reorganisation renumbers them; this catches a citation left behind.
 # Prints one line per problem and exits 1 when there is any.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -152,6 +156,25 @@ for f in README.md CONTRIBUTING.md docs/*.md; do
     fi
   done < <(grep -noE '\]\([^)]+\)|^[[:space:]]*\[[^]]+\]:[[:space:]]+[^[:space:]]+' "$f")
 done
+
+# ---------------------------------------------------------------------------------------------- (c)
+if [ -f "$arch" ]; then
+  sections=$(sed -nE 's/^## ([0-9]+)\. .*/\1/p; s/^### ([0-9]+\.[0-9]+) .*/\1/p' "$arch")
+  # A citation and what follows it (spelled so that this file's own comments do not match).
+  # Multi-byte characters are grouped, so that "?" and "+" apply to the whole "§" under LC_ALL=C.
+  cite='architecture(\.md)? +(§)+[0-9]+(\.[0-9]+)?(( *, *| and )§[0-9]+(\.[0-9]+)?| *(-|–) *(§)?[0-9]+(\.[0-9]+)?)*'
+  # One grep over every file: "file:line:citation".
+  while IFS= read -r hit; do
+    f=${hit%%:*} hit=${hit#*:}
+    line=${hit%%:*} ref=${hit#*:}
+    for n in $(printf '%s\n' "${ref#architecture}" | grep -oE '[0-9]+(\.[0-9]+)?'); do
+      printf '%s\n' "$sections" | grep -qxF -- "$n" && continue
+      case "$n" in *.*) want="### $n" ;; *) want="## $n." ;; esac
+      fail "$f:$line cites '$ref': $arch has no section $n (no heading '$want')"
+    done
+  done < <(while IFS= read -r f; do [ "$f" != "$self" ] && [ -f "$f" ] && printf '%s\0' "$f"; done <<< "$files" |
+           LC_ALL=C xargs -0 grep -HInoE "$cite" 2> /dev/null)
+fi
 
 if [ "$problems" -gt 0 ]; then
   echo "check_docs: $problems problem(s)" >&2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package RouteLab needs to build, test and benchmark.
 # Idempotent: packages already present are skipped; apt runs only when something is missing.
-# --with-torch adds PyTorch on OpenBLAS for the PyTorch peer of the bench (tests/bench/torch_peer.py,
+# --with-torch adds PyTorch on OpenBLAS for the PyTorch peer of the bench (app/peer/torch_peer.py,
 # docs/benchmarks.md); without it the package list is unchanged.
 set -euo pipefail
 

@@ -1,6 +1,6 @@
 // A QOpenGLWidget that hosts one Dear ImGui context (1.86) and forwards Qt input to it.
 // Redraws only when data changed or input arrived, at most `maxFps` times a second: software GL
-// is expensive, so nothing free-runs. The look (docs/architecture.md §14): DejaVu Sans at 15 px
+// is expensive, so nothing free-runs. The look (docs/architecture.md §12.6): DejaVu Sans at 15 px
 // for 96 dpi, scaled with the screen's DPI and rasterised at its device pixel ratio, a dark or a
 // light theme, and the view rendered at twice its size for a PNG.
 #pragma once

@@ -1,4 +1,4 @@
-// The tuning view (docs/architecture.md §13): every stored run of the workspace in one sortable table
+// The tuning view (docs/architecture.md §12.5): every stored run of the workspace in one sortable table
 // with the config keys that differ among the listed runs and the final metrics, and a
 // parallel-coordinates plot of the chosen keys against validation loss. Hovering a line or a row
 // highlights the run in both; a click ticks it in the Runs dock (the curves view overlays it).
@@ -103,14 +103,21 @@ void sameLineIfFits(float w) {
     if (ImGui::GetItemRectMax().x + ImGui::GetStyle().ItemSpacing.x + w < right) ImGui::SameLine();
 }
 
-}  // namespace
+// What one frame of the view shares between its controls, its plot and its table.
+struct Frame {
+    std::vector<rl::RunRecord> rows;      // the runs the filters keep
+    RunTable t;                           // their differing keys (views/run_table.h)
+    std::vector<std::string> shortNames;  // [key] shortName(key, t.keys): computed once a frame
+    std::vector<size_t> plotted;          // rows with a validation loss
+    std::set<int64_t> best, ticked;       // the best run of each sweep; the runs ticked in the Runs dock
+    std::map<int64_t, ImU32> overlayColours;
+    int64_t highlight = 0;   // hovered, else pinned
+    int64_t hoveredNow = 0;  // under the mouse in this frame (plot or table)
+    bool nowFromPlot = false;
+};
 
-bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
-    if (run.runs.empty()) {
-        ImGui::Text("Tuning: no stored runs in this workspace yet. Train, or run a sweep (Run > Sweep...).");
-        return false;
-    }
-    // ---------------------------------------------------------------- filters
+// The sweep and tag filters; the runs they keep go to f.rows.
+void drawFilters(const RunData& run, TuningState& s, ViewOutbox& out, Frame& f) {
     std::set<std::string> sweeps;
     for (const auto& r : run.runs)
         if (!r.sweep.empty()) sweeps.insert(r.sweep);
@@ -134,151 +141,168 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
     ImGui::SameLine(0, 20);
     ImGui::SetNextItemWidth(140);
     ImGui::InputText("tag", s.tag, sizeof s.tag);
-
-    std::vector<rl::RunRecord> rows;
     for (const auto& r : run.runs)
-        if ((s.sweep.empty() || r.sweep == s.sweep) && tagMatches(r, s.tag)) rows.push_back(r);
-    if (rows.empty()) {
-        ImGui::TextDisabled("No stored run matches the filter.");
-        return false;
-    }
-    const RunTable t = runTable(rows);
+        if ((s.sweep.empty() || r.sweep == s.sweep) && tagMatches(r, s.tag)) f.rows.push_back(r);
+}
+
+// The table, the best of each sweep, the ticked runs and the highlight, for the kept rows.
+void prepareFrame(const RunData& run, const TuningState& s, Frame& f) {
+    f.t = runTable(f.rows);
+    for (const auto& k : f.t.keys) f.shortNames.push_back(shortName(k, f.t.keys));
     std::map<std::string, size_t> bestOf;  // sweep -> row with the lowest validation loss
-    for (size_t i = 0; i < rows.size(); i++) {
-        const auto& r = rows[i];
+    for (size_t i = 0; i < f.rows.size(); i++) {
+        const auto& r = f.rows[i];
+        if (r.val_loss >= 0) f.plotted.push_back(i);
         if (r.sweep.empty() || r.val_loss < 0) continue;
         auto it = bestOf.find(r.sweep);
-        if (it == bestOf.end() || r.val_loss < rows[it->second].val_loss) bestOf[r.sweep] = i;
+        if (it == bestOf.end() || r.val_loss < f.rows[it->second].val_loss) bestOf[r.sweep] = i;
     }
-    std::set<int64_t> best, ticked;
-    for (const auto& [w, i] : bestOf) best.insert(rows[i].id);
-    std::map<int64_t, ImU32> overlayColours;
-    for (const auto& o : run.overlays) ticked.insert(o.id), overlayColours[o.id] = o.colour;
-    const int64_t highlight = s.hovered ? s.hovered : s.pinned;
-    int64_t hoveredNow = 0;
-    bool nowFromPlot = false;
+    for (const auto& [w, i] : bestOf) f.best.insert(f.rows[i].id);
+    for (const auto& o : run.overlays) f.ticked.insert(o.id), f.overlayColours[o.id] = o.colour;
+    f.highlight = s.hovered ? s.hovered : s.pinned;
+}
 
-    // ---------------------------------------------------------------- axes of the plot
-    if (t.keys.empty()) {
+bool axisOn(const TuningState& s, const Frame& f, size_t k) {
+    auto it = s.axes.find(f.t.keys[k]);
+    return it != s.axes.end() ? it->second : (bool)f.t.numeric[k];
+}
+
+// A checkbox per differing key: which are axes of the plot.
+void drawAxisPicker(TuningState& s, const Frame& f) {
+    if (f.t.keys.empty()) {
         ImGui::TextDisabled("All listed runs share one config: the plot has the validation-loss axis only.");
-    } else {
-        ImGui::TextDisabled("axes:");
-        for (size_t k = 0; k < t.keys.size(); k++) {
-            auto it = s.axes.find(t.keys[k]);
-            bool on = it != s.axes.end() ? it->second : (bool)t.numeric[k];
-            const std::string label = shortName(t.keys[k], t.keys) + "##" + t.keys[k];
-            sameLineIfFits(ImGui::CalcTextSize(shortName(t.keys[k], t.keys).c_str()).x + ImGui::GetFrameHeight() + 12);
-            if (ImGui::Checkbox(label.c_str(), &on)) s.axes[t.keys[k]] = on;
-            if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", t.keys[k].c_str());
-        }
+        return;
     }
-    std::vector<size_t> plotted;  // rows with a validation loss
-    for (size_t i = 0; i < rows.size(); i++)
-        if (rows[i].val_loss >= 0) plotted.push_back(i);
+    ImGui::TextDisabled("axes:");
+    for (size_t k = 0; k < f.t.keys.size(); k++) {
+        bool on = axisOn(s, f, k);
+        const std::string label = f.shortNames[k] + "##" + f.t.keys[k];
+        sameLineIfFits(ImGui::CalcTextSize(f.shortNames[k].c_str()).x + ImGui::GetFrameHeight() + 12);
+        if (ImGui::Checkbox(label.c_str(), &on)) s.axes[f.t.keys[k]] = on;
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", f.t.keys[k].c_str());
+    }
+}
+
+// The ticked keys' axes over the plotted runs' values, then the validation loss's, last.
+std::vector<Axis> buildAxes(const TuningState& s, const Frame& f) {
     std::vector<Axis> axes;
-    for (size_t k = 0; k < t.keys.size(); k++) {
-        auto it = s.axes.find(t.keys[k]);
-        if (!(it != s.axes.end() ? it->second : (bool)t.numeric[k])) continue;
+    for (size_t k = 0; k < f.t.keys.size(); k++) {
+        if (!axisOn(s, f, k)) continue;
         Axis a;
-        a.key = t.keys[k], a.column = (int)k, a.numeric = t.numeric[k];
+        a.key = f.t.keys[k], a.column = (int)k, a.numeric = f.t.numeric[k];
         std::set<std::string> cats;
         double lo = INFINITY, hi = -INFINITY;
-        for (size_t i : plotted) {
-            if (!t.text[i][k].empty()) cats.insert(t.text[i][k]);
-            if (std::isfinite(t.number[i][k])) lo = std::min(lo, t.number[i][k]), hi = std::max(hi, t.number[i][k]);
+        for (size_t i : f.plotted) {
+            if (!f.t.text[i][k].empty()) cats.insert(f.t.text[i][k]);
+            if (std::isfinite(f.t.number[i][k])) lo = std::min(lo, f.t.number[i][k]), hi = std::max(hi, f.t.number[i][k]);
         }
         a.categories.assign(cats.begin(), cats.end());
         a.lo = lo, a.hi = hi;
         a.log = a.numeric && lo > 0 && hi / lo >= 20;
         axes.push_back(std::move(a));
     }
-    {
-        Axis v;
-        v.lo = INFINITY, v.hi = -INFINITY;
-        for (size_t i : plotted) v.lo = std::min(v.lo, (double)rows[i].val_loss), v.hi = std::max(v.hi, (double)rows[i].val_loss);
-        axes.push_back(v);
-    }
-    const Axis& valAxis = axes.back();
+    Axis v;
+    v.lo = INFINITY, v.hi = -INFINITY;
+    for (size_t i : f.plotted) v.lo = std::min(v.lo, (double)f.rows[i].val_loss), v.hi = std::max(v.hi, (double)f.rows[i].val_loss);
+    axes.push_back(v);
+    return axes;
+}
 
-    // ---------------------------------------------------------------- parallel coordinates
-    const float w = ImGui::GetContentRegionAvail().x;
-    const float h = std::max(220.f, ImGui::GetContentRegionAvail().y * 0.46f);
-    ImDrawList* dl = ImGui::GetWindowDrawList();
-    const ImVec2 o = ImGui::GetCursorScreenPos();
-    const float lh = ImGui::GetTextLineHeight();
-    // Title and colour scale (its values under it) on top, two rows of axis titles, then the axes.
-    const ImVec2 a(o.x + 70, o.y + 4 * lh + 24), b(o.x + w - 150, o.y + h - 24);
-    dl->AddRectFilled(ImVec2(o.x, o.y), ImVec2(o.x + w, o.y + h), look().panel);
-    char title[160];
-    std::snprintf(title, sizeof title, "%zu runs with a validation loss%s; colour:", plotted.size(),
-                  bestOf.empty() ? "" : " (star: the best of its sweep)");
-    dl->AddText(ImVec2(o.x + 8, o.y + 4), look().text, title);
-    if (std::isfinite(valAxis.lo)) {  // lowest loss = the ramp's top (yellow)
-        const ImVec2 at(o.x + 16 + ImGui::CalcTextSize(title).x, o.y + 4 + lh * 0.2f);
-        colourLegend("val loss", legendNumber(valAxis.hi), legendNumber((valAxis.lo + valAxis.hi) / 2), legendNumber(valAxis.lo), 120,
-                     nullptr, &at);
-    }
-    auto axisX = [&](size_t i) { return axes.size() < 2 ? (a.x + b.x) / 2 : a.x + (b.x - a.x) * float(i) / float(axes.size() - 1); };
-    auto yOf = [&](double p) { return b.y - (b.y - a.y) * (float)p; };
+// Where the plot is: its panel (o, w x h), the axes' box (a top left, b bottom right), its axes.
+struct Plot {
+    ImDrawList* dl = nullptr;
+    ImVec2 o, a, b;
+    float w = 0, h = 0, lh = 0;
+    std::vector<Axis> axes;
+    float axisX(size_t i) const { return axes.size() < 2 ? (a.x + b.x) / 2 : a.x + (b.x - a.x) * float(i) / float(axes.size() - 1); }
+    float yOf(double p) const { return b.y - (b.y - a.y) * (float)p; }
+};
+
+// Each axis: its line, its title (two rows when they would run into each other, shortened when still
+// too wide, the whole key on hover) and its ticks or categories.
+void drawAxes(const Plot& p, const Frame& f) {
     // Narrow spacing (many axes): titles alternate between two rows and the middle tick goes.
-    const float spacing = axes.size() < 2 ? b.x - a.x : (b.x - a.x) / float(axes.size() - 1);
-    // Titles that would run into their neighbours alternate rows too, and one still wider than the room
-    // two rows give it is shortened (its whole key on hover).
+    const float spacing = p.axes.size() < 2 ? p.b.x - p.a.x : (p.b.x - p.a.x) / float(p.axes.size() - 1);
     std::vector<std::string> names;
     float widest = 0;
-    for (const Axis& ax : axes) {
-        names.push_back(ax.key.empty() ? "val loss" : shortName(ax.key, t.keys) + (ax.log ? " (log)" : ""));
+    for (const Axis& ax : p.axes) {
+        names.push_back(ax.key.empty() ? "val loss" : f.shortNames[ax.column] + (ax.log ? " (log)" : ""));
         widest = std::max(widest, ImGui::CalcTextSize(names.back().c_str()).x);
     }
     const bool narrow = spacing < 110 || widest > spacing - 10;
     const float room = (narrow ? 2 * spacing : spacing) - 10;
-    for (size_t i = 0; i < axes.size(); i++) {
-        const Axis& ax = axes[i];
-        const float x = axisX(i);
-        dl->AddLine(ImVec2(x, a.y), ImVec2(x, b.y), look().axis, 1.5f);
+    for (size_t i = 0; i < p.axes.size(); i++) {
+        const Axis& ax = p.axes[i];
+        const float x = p.axisX(i);
+        p.dl->AddLine(ImVec2(x, p.a.y), ImVec2(x, p.b.y), look().axis, 1.5f);
         std::string name = names[i];
-        if (const float wide = ImGui::CalcTextSize(name.c_str()).x; wide > room && axes.size() > 1)
+        if (const float wide = ImGui::CalcTextSize(name.c_str()).x; wide > room && p.axes.size() > 1)
             name = shortText(name, std::max<size_t>(4, (size_t)(name.size() * room / wide)));
         const ImVec2 ts = ImGui::CalcTextSize(name.c_str());
-        const float ty = narrow && i % 2 ? a.y - lh - 4 : a.y - 2 * lh - 4;
-        dl->AddText(ImVec2(x - ts.x / 2, ty), ax.key.empty() ? gold() : look().text, name.c_str());
-        if (ImGui::IsMouseHoveringRect(ImVec2(x - ts.x / 2, ty), ImVec2(x + ts.x / 2, ty + lh)))
+        const float ty = narrow && i % 2 ? p.a.y - p.lh - 4 : p.a.y - 2 * p.lh - 4;
+        p.dl->AddText(ImVec2(x - ts.x / 2, ty), ax.key.empty() ? gold() : look().text, name.c_str());
+        if (ImGui::IsMouseHoveringRect(ImVec2(x - ts.x / 2, ty), ImVec2(x + ts.x / 2, ty + p.lh)))
             ImGui::SetTooltip("%s", ax.key.empty() ? "validation cross-entropy at the end of the run" : ax.key.c_str());
-        if (plotted.empty()) continue;
+        if (f.plotted.empty()) continue;
         if (!ax.numeric) {
-            for (const auto& c : ax.categories) dl->AddText(ImVec2(x + 5, yOf(ax.pos(0, c)) - halfLine()), look().dim, shortText(c, 14).c_str());
+            for (const auto& c : ax.categories) p.dl->AddText(ImVec2(x + 5, p.yOf(ax.pos(0, c)) - halfLine()), look().dim, shortText(c, 14).c_str());
         } else if (std::isfinite(ax.lo)) {
             std::vector<double> ticks = {ax.lo, ax.hi};
             if (ax.hi > ax.lo && !narrow) ticks.push_back(ax.log ? std::sqrt(ax.lo * ax.hi) : (ax.lo + ax.hi) / 2);
             for (double v : ticks) {
-                const float y = yOf(ax.pos(v, ""));
-                dl->AddLine(ImVec2(x - 4, y), ImVec2(x + 4, y), look().axis);
-                dl->AddText(ImVec2(x + 6, y - halfLine()), look().dim, tableNumber(v).c_str());
+                const float y = p.yOf(ax.pos(v, ""));
+                p.dl->AddLine(ImVec2(x - 4, y), ImVec2(x + 4, y), look().axis);
+                p.dl->AddText(ImVec2(x + 6, y - halfLine()), look().dim, tableNumber(v).c_str());
             }
         }
     }
-    // Each run's line through its value on every axis; a missing value breaks the line.
-    std::vector<std::vector<ImVec2>> lines(rows.size());
-    for (size_t i : plotted) {
-        for (size_t k = 0; k < axes.size(); k++) {
-            const Axis& ax = axes[k];
-            const double p = ax.key.empty() ? ax.pos(rows[i].val_loss, "") : ax.pos(t.number[i][ax.column], t.text[i][ax.column]);
-            lines[i].push_back(std::isfinite(p) ? ImVec2(axisX(k), yOf(p)) : ImVec2(NAN, NAN));
-        }
+}
+
+// The highlighted run's line on top, with its values written at each axis and its id at the end.
+void drawHighlight(const Plot& p, const Frame& f, size_t row, const std::vector<ImVec2>& line) {
+    const auto& r = f.rows[row];
+    for (size_t k = 0; k + 1 < line.size(); k++)
+        if (std::isfinite(line[k].x) && std::isfinite(line[k + 1].x)) p.dl->AddLine(line[k], line[k + 1], highlightColour(), 3.5f);
+    for (size_t k = 0; k < p.axes.size(); k++) {
+        const ImVec2 at = line[k];
+        if (!std::isfinite(at.x)) continue;
+        p.dl->AddCircleFilled(at, 4.5f, highlightColour());
+        const std::string v = p.axes[k].key.empty() ? metricText(r.val_loss) : f.t.text[row][p.axes[k].column];
+        const ImVec2 ts = ImGui::CalcTextSize(v.c_str());
+        const bool below = at.y - ts.y - 4 < p.a.y;  // near the top: under the point, clear of the axis titles
+        const ImVec2 tp(at.x - ts.x - 8, below ? at.y + 4 : at.y - ts.y - 4);
+        p.dl->AddRectFilled(ImVec2(tp.x - 2, tp.y - 1), ImVec2(tp.x + ts.x + 2, tp.y + ts.y + 1), look().backdrop, 3);
+        p.dl->AddText(tp, highlightColour(), v.c_str());
     }
+    char lab[32];
+    std::snprintf(lab, sizeof lab, "#%lld", (long long)r.id);
+    p.dl->AddText(ImVec2(p.b.x + 60, line.back().y - halfLine()), highlightColour(), lab);
+}
+
+// Each run's line through its value on every axis (a missing value breaks the line), coloured by
+// its validation loss; the run nearest the mouse becomes f.hoveredNow.
+void drawLines(const Plot& p, Frame& f, ViewOutbox& out) {
+    const Axis& valAxis = p.axes.back();
+    std::vector<std::vector<ImVec2>> lines(f.rows.size());
+    for (size_t i : f.plotted)
+        for (size_t k = 0; k < p.axes.size(); k++) {
+            const Axis& ax = p.axes[k];
+            const double v = ax.key.empty() ? ax.pos(f.rows[i].val_loss, "") : ax.pos(f.t.number[i][ax.column], f.t.text[i][ax.column]);
+            lines[i].push_back(std::isfinite(v) ? ImVec2(p.axisX(k), p.yOf(v)) : ImVec2(NAN, NAN));
+        }
     const ImVec2 mouse = ImGui::GetIO().MousePos;
-    const bool inPlot = ImGui::IsMouseHoveringRect(ImVec2(o.x, a.y - 4), ImVec2(o.x + w, b.y + 4)) && ImGui::IsWindowHovered();
+    const bool inPlot = ImGui::IsMouseHoveringRect(ImVec2(p.o.x, p.a.y - 4), ImVec2(p.o.x + p.w, p.b.y + 4)) && ImGui::IsWindowHovered();
     double nearest = 6.0;  // pixels
+    size_t highlightRow = f.rows.size();
     auto drawLine = [&](size_t i, ImU32 col, float thick) {
         for (size_t k = 0; k + 1 < lines[i].size(); k++)
-            if (std::isfinite(lines[i][k].x) && std::isfinite(lines[i][k + 1].x)) dl->AddLine(lines[i][k], lines[i][k + 1], col, thick);
+            if (std::isfinite(lines[i][k].x) && std::isfinite(lines[i][k + 1].x)) p.dl->AddLine(lines[i][k], lines[i][k + 1], col, thick);
     };
-    dl->PushClipRect(ImVec2(o.x, o.y), ImVec2(o.x + w, o.y + h), true);
-    size_t highlightRow = rows.size();
-    for (size_t i : plotted) {
-        const double shade = valAxis.hi > valAxis.lo ? 1.0 - (rows[i].val_loss - valAxis.lo) / (valAxis.hi - valAxis.lo) : 1.0;
-        if (rows[i].id == highlight) highlightRow = i;
-        else {
+    for (size_t i : f.plotted) {
+        const double shade = valAxis.hi > valAxis.lo ? 1.0 - (f.rows[i].val_loss - valAxis.lo) / (valAxis.hi - valAxis.lo) : 1.0;
+        if (f.rows[i].id == f.highlight) {
+            highlightRow = i;
+        } else {
             // On the light panel the ramp's yellow end (the best runs) all but vanishes: a grey casing
             // under each line keeps it visible and the colour still matches the scale.
             if (look().light) drawLine(i, IM_COL32(110, 110, 120, 200), 3.6f);
@@ -288,178 +312,218 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
             for (size_t k = 0; k + 1 < lines[i].size(); k++)
                 if (std::isfinite(lines[i][k].x) && std::isfinite(lines[i][k + 1].x)) {
                     const double d = distanceToSegment(mouse, lines[i][k], lines[i][k + 1]);
-                    if (d < nearest) nearest = d, hoveredNow = rows[i].id, nowFromPlot = true;
+                    if (d < nearest) nearest = d, f.hoveredNow = f.rows[i].id, f.nowFromPlot = true;
                 }
     }
-    for (size_t i : plotted) {
-        if (best.count(rows[i].id) && std::isfinite(lines[i].back().x)) drawStar(dl, lines[i].back(), 7, gold());
-        const size_t n = lines[i].size();  // the middle of its last segment, into the val-loss axis
-        if (n >= 2 && std::isfinite(lines[i][n - 2].x) && std::isfinite(lines[i][n - 1].x)) {
-            const ImVec2 m((lines[i][n - 2].x + lines[i][n - 1].x) / 2, (lines[i][n - 2].y + lines[i][n - 1].y) / 2);
-            markTarget(out, "tuning.line", (int)rows[i].id, ImVec2(m.x - 1, m.y - 1), ImVec2(m.x + 1, m.y + 1));
+    for (size_t i : f.plotted) {
+        const auto& L = lines[i];
+        if (f.best.count(f.rows[i].id) && std::isfinite(L.back().x)) drawStar(p.dl, L.back(), 7, gold());
+        const size_t n = L.size();  // the middle of its last segment, into the val-loss axis
+        if (n >= 2 && std::isfinite(L[n - 2].x) && std::isfinite(L[n - 1].x)) {
+            const ImVec2 m((L[n - 2].x + L[n - 1].x) / 2, (L[n - 2].y + L[n - 1].y) / 2);
+            markTarget(out, "tuning.line", (int)f.rows[i].id, ImVec2(m.x - 1, m.y - 1), ImVec2(m.x + 1, m.y + 1));
         }
     }
-    if (highlightRow < rows.size()) {  // on top, with its values written at each axis
-        const auto& r = rows[highlightRow];
-        drawLine(highlightRow, highlightColour(), 3.5f);
-        for (size_t k = 0; k < axes.size(); k++) {
-            const ImVec2 p = lines[highlightRow][k];
-            if (!std::isfinite(p.x)) continue;
-            dl->AddCircleFilled(p, 4.5f, highlightColour());
-            const std::string v = axes[k].key.empty() ? metricText(r.val_loss) : t.text[highlightRow][axes[k].column];
-            const ImVec2 ts = ImGui::CalcTextSize(v.c_str());
-            const bool below = p.y - ts.y - 4 < a.y;  // near the top: under the point, clear of the axis titles
-            const ImVec2 at(p.x - ts.x - 8, below ? p.y + 4 : p.y - ts.y - 4);
-            dl->AddRectFilled(ImVec2(at.x - 2, at.y - 1), ImVec2(at.x + ts.x + 2, at.y + ts.y + 1), look().backdrop, 3);
-            dl->AddText(at, highlightColour(), v.c_str());
-        }
-        char lab[32];
-        std::snprintf(lab, sizeof lab, "#%lld", (long long)r.id);
-        dl->AddText(ImVec2(b.x + 60, lines[highlightRow].back().y - halfLine()), highlightColour(), lab);
-    }
-    dl->PopClipRect();
-    if (hoveredNow && nowFromPlot) {
-        size_t i = 0;
-        while (rows[i].id != hoveredNow) i++;
-        std::string tip = "#" + std::to_string(rows[i].id) + " " + rows[i].name + " (" + rl::run_status_name(rows[i].status) + ")";
-        for (size_t k = 0; k < t.keys.size(); k++) tip += "\n" + t.keys[k] + " = " + (t.text[i][k].empty() ? "-" : t.text[i][k]);
-        tip += "\nval loss " + metricText(rows[i].val_loss) + (best.count(rows[i].id) ? "  (best of " + rows[i].sweep + ")" : "");
-        tooltip(out, tip);
-        if (ImGui::IsMouseClicked(0)) out.toggleOverlay = hoveredNow;
-    }
-    ImGui::Dummy(ImVec2(w, h));
+    if (highlightRow < f.rows.size()) drawHighlight(p, f, highlightRow, lines[highlightRow]);
+}
 
-    // ---------------------------------------------------------------- the table
-    const size_t nKeys = std::min<size_t>(t.keys.size(), 48);  // ImGui tables hold 64 columns at most
-    // The ranking (validation loss) first, beside the run's id and name, all three frozen when the
-    // table scrolls sideways; the differing keys, then the other metrics.
-    enum Fixed { Tick, Val, Id, Name, Status, Sweep, Keys };
-    const int nAfter = 6;  // load CV, head CV, dropped, tok/s, steps, tags
-    const int nCols = Keys + (int)nKeys + nAfter, cVal = Keys + (int)nKeys;  // cVal: the first metric after the keys
+// The parallel-coordinates plot: title and colour scale on top, two rows of axis titles, the axes,
+// each run's line; a hovered line's tooltip, a click ticks it in the Runs dock.
+void drawParallelCoordinates(const TuningState& s, Frame& f, ViewOutbox& out) {
+    Plot p;
+    p.axes = buildAxes(s, f);
+    const Axis& valAxis = p.axes.back();
+    p.w = ImGui::GetContentRegionAvail().x;
+    p.h = std::max(220.f, ImGui::GetContentRegionAvail().y * 0.46f);
+    p.dl = ImGui::GetWindowDrawList();
+    p.o = ImGui::GetCursorScreenPos();
+    p.lh = ImGui::GetTextLineHeight();
+    p.a = ImVec2(p.o.x + 70, p.o.y + 4 * p.lh + 24), p.b = ImVec2(p.o.x + p.w - 150, p.o.y + p.h - 24);
+    p.dl->AddRectFilled(p.o, ImVec2(p.o.x + p.w, p.o.y + p.h), look().panel);
+    char title[160];
+    std::snprintf(title, sizeof title, "%zu runs with a validation loss%s; colour:", f.plotted.size(),
+                  f.best.empty() ? "" : " (star: the best of its sweep)");
+    p.dl->AddText(ImVec2(p.o.x + 8, p.o.y + 4), look().text, title);
+    if (std::isfinite(valAxis.lo)) {  // lowest loss = the ramp's top (yellow)
+        const ImVec2 at(p.o.x + 16 + ImGui::CalcTextSize(title).x, p.o.y + 4 + p.lh * 0.2f);
+        colourLegend("val loss", legendNumber(valAxis.hi), legendNumber((valAxis.lo + valAxis.hi) / 2), legendNumber(valAxis.lo), 120,
+                     nullptr, &at);
+    }
+    drawAxes(p, f);
+    p.dl->PushClipRect(p.o, ImVec2(p.o.x + p.w, p.o.y + p.h), true);
+    drawLines(p, f, out);
+    p.dl->PopClipRect();
+    if (f.hoveredNow && f.nowFromPlot) {
+        size_t i = 0;
+        while (f.rows[i].id != f.hoveredNow) i++;
+        const auto& r = f.rows[i];
+        char id[32];
+        std::snprintf(id, sizeof id, "#%lld ", (long long)r.id);  // not "#" + to_string: GCC 12's -Wrestrict false positive
+        std::string tip = id;
+        tip.append(r.name).append(" (").append(rl::run_status_name(r.status)).append(")");
+        for (size_t k = 0; k < f.t.keys.size(); k++) tip += "\n" + f.t.keys[k] + " = " + (f.t.text[i][k].empty() ? "-" : f.t.text[i][k]);
+        tip += "\nval loss " + metricText(r.val_loss) + (f.best.count(r.id) ? "  (best of " + r.sweep + ")" : "");
+        tooltip(out, tip);
+        if (ImGui::IsMouseClicked(0)) out.toggleOverlay = f.hoveredNow;
+    }
+    ImGui::Dummy(ImVec2(p.w, p.h));
+}
+
+// The table's columns: the ranking (validation loss) first, beside the run's id and name, all three
+// frozen when the table scrolls sideways; the differing keys, then the other metrics.
+enum Fixed { Tick, Val, Id, Name, Status, Sweep, Keys };
+constexpr int k_metricsAfter = 6;  // load CV, head CV, dropped, tok/s, steps, tags
+
+void setUpColumns(const Frame& f, size_t nKeys) {
+    ImGui::TableSetupScrollFreeze(Name + 1, 1);
+    ImGui::TableSetupColumn("", ImGuiTableColumnFlags_NoSort | ImGuiTableColumnFlags_NoResize, 34);
+    ImGui::TableSetupColumn("val loss", ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortAscending);
+    for (const char* c : {"id", "name", "status", "sweep"}) ImGui::TableSetupColumn(c);
+    for (size_t k = 0; k < nKeys; k++) ImGui::TableSetupColumn(f.shortNames[k].c_str());
+    for (const char* c : {"load CV", "head CV", "dropped", "tok/s", "steps", "tags"}) ImGui::TableSetupColumn(c);
+    // Headers by hand: a key's column is its last part; hovering shows the whole key.
+    ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
+    const int cVal = Keys + (int)nKeys, nCols = cVal + k_metricsAfter;
+    for (int c = 0; c < nCols; c++) {
+        if (!ImGui::TableSetColumnIndex(c)) continue;
+        ImGui::TableHeader(ImGui::TableGetColumnName(c));
+        if (c >= Keys && c < cVal && ImGui::IsItemHovered()) ImGui::SetTooltip("%s", f.t.keys[c - Keys].c_str());
+    }
+}
+
+// The rows in the order of the header the user clicked (ImGui keeps the spec); unmeasured values
+// (-1, "") go last.
+std::vector<size_t> sortedRows(const Frame& f, size_t nKeys) {
+    std::vector<size_t> order(f.rows.size());
+    for (size_t i = 0; i < f.rows.size(); i++) order[i] = i;
+    ImGuiTableSortSpecs* spec = ImGui::TableGetSortSpecs();
+    if (!spec || spec->SpecsCount == 0) return order;
+    const int col = spec->Specs[0].ColumnIndex, cVal = Keys + (int)nKeys;
+    const bool asc = spec->Specs[0].SortDirection != ImGuiSortDirection_Descending;
+    auto num = [&](size_t i) -> double {
+        const auto& r = f.rows[i];
+        if (col == Id) return (double)r.id;
+        if (col == Val) return r.val_loss < 0 ? NAN : r.val_loss;
+        if (col >= Keys && col < cVal) return f.t.number[i][col - Keys];
+        const float m[] = {f.t.routedExperts[i] ? r.load_cv : -1, f.t.routedHeads[i] ? r.head_cv : -1,
+                           f.t.routedExperts[i] ? r.dropped : -1, r.tok_per_s, (float)r.steps};
+        if (col >= cVal && col < cVal + 5) return m[col - cVal] < 0 ? NAN : m[col - cVal];
+        return NAN;
+    };
+    auto str = [&](size_t i) -> std::string {
+        const auto& r = f.rows[i];
+        if (col == Name) return r.name;
+        if (col == Status) return rl::run_status_name(r.status);
+        if (col == Sweep) return r.sweep;
+        if (col >= Keys && col < cVal) return f.t.text[i][col - Keys];
+        std::string tags;
+        for (const auto& g : r.tags) tags += g + ",";
+        return tags;
+    };
+    const bool numeric = col == Id || col == Val || (col >= Keys && col < cVal && f.t.numeric[col - Keys]) || (col >= cVal && col < cVal + 5);
+    std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+        if (numeric) {
+            const double u = num(x), v = num(y);
+            if (std::isnan(u) || std::isnan(v)) return !std::isnan(u) && std::isnan(v);
+            return asc ? u < v : u > v;
+        }
+        const std::string u = str(x), v = str(y);
+        if (u.empty() || v.empty()) return !u.empty() && v.empty();
+        return asc ? u < v : u > v;
+    });
+    spec->SpecsDirty = false;
+    return order;
+}
+
+// One run's row: its tick (a click ticks it in the Runs dock), colour swatch and star, then its cells.
+void drawRow(const RunData& run, const TuningState& s, Frame& f, ViewOutbox& out, size_t i, size_t nKeys) {
+    const auto& r = f.rows[i];
+    ImGui::TableNextRow();
+    if (r.id == f.highlight) ImGui::TableSetBgColor(ImGuiTableBgTarget_RowBg1, look().rowHighlight);
+    ImGui::TableSetColumnIndex(Tick);
+    ImGui::PushID((int)r.id);
+    if (ImGui::Selectable("##row", f.ticked.count(r.id) > 0, ImGuiSelectableFlags_SpanAllColumns | ImGuiSelectableFlags_AllowItemOverlap))
+        out.toggleOverlay = r.id;
+    if (ImGui::IsItemHovered()) f.hoveredNow = r.id, f.nowFromPlot = false;
+    markTarget(out, "tuning.row", (int)r.id, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
+    if (r.id == f.highlight && s.hoverFromPlot && !ImGui::IsItemVisible()) ImGui::SetScrollHereY();
+    const ImVec2 p = ImGui::GetItemRectMin(), q = ImGui::GetItemRectMax();
+    ImDrawList* cell = ImGui::GetWindowDrawList();  // the table's own scrolling window
+    if (auto c = f.overlayColours.find(r.id); c != f.overlayColours.end())
+        cell->AddRectFilled(ImVec2(p.x + 2, p.y + 3), ImVec2(p.x + 10, q.y - 3), c->second);
+    const bool best = f.best.count(r.id) > 0;
+    if (best) drawStar(cell, ImVec2(p.x + 22, (p.y + q.y) / 2), 6, gold());
+    ImGui::TableSetColumnIndex(Val);
+    if (best) ImGui::PushStyleColor(ImGuiCol_Text, gold());
+    ImGui::TextUnformatted(metricText(r.val_loss).c_str());
+    if (best) ImGui::PopStyleColor();
+    ImGui::TableSetColumnIndex(Id);
+    ImGui::Text("%lld", (long long)r.id);
+    ImGui::TableSetColumnIndex(Name);
+    ImGui::TextUnformatted((shortText(r.name, 40) + (r.id == run.currentRunId ? " (current)" : "")).c_str());
+    ImGui::TableSetColumnIndex(Status);
+    ImGui::PushStyleColor(ImGuiCol_Text, statusColour(r.status));
+    ImGui::TextUnformatted(rl::run_status_name(r.status));
+    ImGui::PopStyleColor();
+    if (ImGui::IsItemHovered() && !r.status_message.empty()) tooltip(out, r.status_message);
+    ImGui::TableSetColumnIndex(Sweep);
+    ImGui::TextUnformatted(r.sweep.c_str());
+    for (size_t k = 0; k < nKeys; k++) {
+        ImGui::TableSetColumnIndex(Keys + (int)k);
+        ImGui::TextUnformatted(f.t.text[i][k].empty() ? "-" : f.t.text[i][k].c_str());
+    }
+    const int cVal = Keys + (int)nKeys;
+    const std::string metrics[] = {metricText(f.t.routedExperts[i] ? r.load_cv : -1, "%.3f"),  // "-": no such router
+                                   metricText(f.t.routedHeads[i] ? r.head_cv : -1, "%.3f"),
+                                   metricText(f.t.routedExperts[i] ? r.dropped : -1, "%.3f"), metricText(r.tok_per_s, "%.0f"),
+                                   std::to_string(r.steps)};
+    for (int m = 0; m < 5; m++) {
+        ImGui::TableSetColumnIndex(cVal + m);
+        ImGui::TextUnformatted(metrics[m].c_str());
+    }
+    ImGui::TableSetColumnIndex(cVal + 5);
+    std::string tags;
+    for (const auto& g : r.tags) tags += (tags.empty() ? "" : ", ") + g;
+    ImGui::TextUnformatted(tags.c_str());
+    ImGui::PopID();
+}
+
+void drawRunTable(const RunData& run, const TuningState& s, Frame& f, ViewOutbox& out) {
+    const size_t nKeys = std::min<size_t>(f.t.keys.size(), 48);  // ImGui tables hold 64 columns at most
+    const int nCols = Keys + (int)nKeys + k_metricsAfter;
     const ImGuiTableFlags flags = ImGuiTableFlags_Sortable | ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV |
                                   ImGuiTableFlags_BordersOuter | ImGuiTableFlags_ScrollY | ImGuiTableFlags_ScrollX |
                                   ImGuiTableFlags_Resizable | ImGuiTableFlags_SizingFixedFit;
     // One table per set of columns: ImGui keeps a table's sort column by index, and a new key would
     // shift it onto another column.
     std::string tableId = "runs";
-    for (size_t k = 0; k < nKeys; k++) tableId += "|" + t.keys[k];
-    if (ImGui::BeginTable(tableId.c_str(), nCols, flags, ImVec2(0, std::max(80.f, ImGui::GetContentRegionAvail().y - 4)))) {
-        ImGui::TableSetupScrollFreeze(Name + 1, 1);
-        ImGui::TableSetupColumn("", ImGuiTableColumnFlags_NoSort | ImGuiTableColumnFlags_NoResize, 34);
-        ImGui::TableSetupColumn("val loss", ImGuiTableColumnFlags_DefaultSort | ImGuiTableColumnFlags_PreferSortAscending);
-        ImGui::TableSetupColumn("id");
-        ImGui::TableSetupColumn("name");
-        ImGui::TableSetupColumn("status");
-        ImGui::TableSetupColumn("sweep");
-        for (size_t k = 0; k < nKeys; k++) ImGui::TableSetupColumn(shortName(t.keys[k], t.keys).c_str());
-        ImGui::TableSetupColumn("load CV");
-        ImGui::TableSetupColumn("head CV");
-        ImGui::TableSetupColumn("dropped");
-        ImGui::TableSetupColumn("tok/s");
-        ImGui::TableSetupColumn("steps");
-        ImGui::TableSetupColumn("tags");
-        // Headers by hand: a key's column is its last part; hovering shows the whole key.
-        ImGui::TableNextRow(ImGuiTableRowFlags_Headers);
-        for (int c = 0; c < nCols; c++) {
-            if (!ImGui::TableSetColumnIndex(c)) continue;
-            ImGui::TableHeader(ImGui::TableGetColumnName(c));
-            if (c >= Keys && c < cVal && ImGui::IsItemHovered()) ImGui::SetTooltip("%s", t.keys[c - Keys].c_str());
-        }
-        // Sort by the header the user clicked (ImGui keeps the spec); unmeasured values (-1, "") go last.
-        std::vector<size_t> order(rows.size());
-        for (size_t i = 0; i < rows.size(); i++) order[i] = i;
-        if (ImGuiTableSortSpecs* spec = ImGui::TableGetSortSpecs(); spec && spec->SpecsCount > 0) {
-            const int col = spec->Specs[0].ColumnIndex;
-            const bool asc = spec->Specs[0].SortDirection != ImGuiSortDirection_Descending;
-            auto num = [&](size_t i) -> double {
-                const auto& r = rows[i];
-                if (col == Id) return (double)r.id;
-                if (col == Val) return r.val_loss < 0 ? NAN : r.val_loss;
-                if (col >= Keys && col < cVal) return t.number[i][col - Keys];
-                const float m[] = {t.routedExperts[i] ? r.load_cv : -1, t.routedHeads[i] ? r.head_cv : -1,
-                                   t.routedExperts[i] ? r.dropped : -1, r.tok_per_s, (float)r.steps};
-                if (col >= cVal && col < cVal + 5) return m[col - cVal] < 0 ? NAN : m[col - cVal];
-                return NAN;
-            };
-            auto str = [&](size_t i) -> std::string {
-                const auto& r = rows[i];
-                if (col == Name) return r.name;
-                if (col == Status) return rl::run_status_name(r.status);
-                if (col == Sweep) return r.sweep;
-                if (col >= Keys && col < cVal) return t.text[i][col - Keys];
-                std::string tags;
-                for (const auto& g : r.tags) tags += g + ",";
-                return tags;
-            };
-            const bool numeric = col == Id || col == Val || (col >= Keys && col < cVal && t.numeric[col - Keys]) || (col >= cVal && col < cVal + 5);
-            std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-                if (numeric) {
-                    const double u = num(x), v = num(y);
-                    if (std::isnan(u) || std::isnan(v)) return !std::isnan(u) && std::isnan(v);
-                    return asc ? u < v : u > v;
-                }
-                const std::string u = str(x), v = str(y);
-                if (u.empty() || v.empty()) return !u.empty() && v.empty();
-                return asc ? u < v : u > v;
-            });
-            spec->SpecsDirty = false;
-        }
-        for (size_t i : order) {
-            const auto& r = rows[i];
-            ImGui::TableNextRow();
-            if (r.id == highlight) ImGui::TableSetBgColor(ImGuiTableBgTarget_RowBg1, look().rowHighlight);
-            ImGui::TableSetColumnIndex(Tick);
-            ImGui::PushID((int)r.id);
-            if (ImGui::Selectable("##row", ticked.count(r.id) > 0, ImGuiSelectableFlags_SpanAllColumns | ImGuiSelectableFlags_AllowItemOverlap))
-                out.toggleOverlay = r.id;
-            if (ImGui::IsItemHovered()) hoveredNow = r.id, nowFromPlot = false;
-            markTarget(out, "tuning.row", (int)r.id, ImGui::GetItemRectMin(), ImGui::GetItemRectMax());
-            if (r.id == highlight && s.hoverFromPlot && !ImGui::IsItemVisible()) ImGui::SetScrollHereY();
-            const ImVec2 p = ImGui::GetItemRectMin(), q = ImGui::GetItemRectMax();
-            ImDrawList* cell = ImGui::GetWindowDrawList();  // the table's own scrolling window
-            if (auto c = overlayColours.find(r.id); c != overlayColours.end())
-                cell->AddRectFilled(ImVec2(p.x + 2, p.y + 3), ImVec2(p.x + 10, q.y - 3), c->second);
-            if (best.count(r.id)) drawStar(cell, ImVec2(p.x + 22, (p.y + q.y) / 2), 6, gold());
-            ImGui::TableSetColumnIndex(Val);
-            if (best.count(r.id)) ImGui::PushStyleColor(ImGuiCol_Text, gold());
-            ImGui::TextUnformatted(metricText(r.val_loss).c_str());
-            if (best.count(r.id)) ImGui::PopStyleColor();
-            ImGui::TableSetColumnIndex(Id);
-            ImGui::Text("%lld", (long long)r.id);
-            ImGui::TableSetColumnIndex(Name);
-            ImGui::TextUnformatted((shortText(r.name, 40) + (r.id == run.currentRunId ? " (current)" : "")).c_str());
-            ImGui::TableSetColumnIndex(Status);
-            ImGui::PushStyleColor(ImGuiCol_Text, statusColour(r.status));
-            ImGui::TextUnformatted(rl::run_status_name(r.status));
-            ImGui::PopStyleColor();
-            if (ImGui::IsItemHovered() && !r.status_message.empty()) tooltip(out, r.status_message);
-            ImGui::TableSetColumnIndex(Sweep);
-            ImGui::TextUnformatted(r.sweep.c_str());
-            for (size_t k = 0; k < nKeys; k++) {
-                ImGui::TableSetColumnIndex(Keys + (int)k);
-                ImGui::TextUnformatted(t.text[i][k].empty() ? "-" : t.text[i][k].c_str());
-            }
-            ImGui::TableSetColumnIndex(cVal);
-            ImGui::TextUnformatted(metricText(t.routedExperts[i] ? r.load_cv : -1, "%.3f").c_str());  // "-": no such router
-            ImGui::TableSetColumnIndex(cVal + 1);
-            ImGui::TextUnformatted(metricText(t.routedHeads[i] ? r.head_cv : -1, "%.3f").c_str());
-            ImGui::TableSetColumnIndex(cVal + 2);
-            ImGui::TextUnformatted(metricText(t.routedExperts[i] ? r.dropped : -1, "%.3f").c_str());
-            ImGui::TableSetColumnIndex(cVal + 3);
-            ImGui::TextUnformatted(metricText(r.tok_per_s, "%.0f").c_str());
-            ImGui::TableSetColumnIndex(cVal + 4);
-            ImGui::Text("%d", r.steps);
-            ImGui::TableSetColumnIndex(cVal + 5);
-            std::string tags;
-            for (const auto& g : r.tags) tags += (tags.empty() ? "" : ", ") + g;
-            ImGui::TextUnformatted(tags.c_str());
-            ImGui::PopID();
-        }
-        ImGui::EndTable();
+    for (size_t k = 0; k < nKeys; k++) tableId += "|" + f.t.keys[k];
+    if (!ImGui::BeginTable(tableId.c_str(), nCols, flags, ImVec2(0, std::max(80.f, ImGui::GetContentRegionAvail().y - 4)))) return;
+    setUpColumns(f, nKeys);
+    for (size_t i : sortedRows(f, nKeys)) drawRow(run, s, f, out, i, nKeys);
+    ImGui::EndTable();
+}
+
+}  // namespace
+
+bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
+    if (run.runs.empty()) {
+        ImGui::Text("Tuning: no stored runs in this workspace yet. Train, or run a sweep (Run > Sweep...).");
+        return false;
     }
+    Frame f;
+    drawFilters(run, s, out, f);
+    if (f.rows.empty()) {
+        ImGui::TextDisabled("No stored run matches the filter.");
+        return false;
+    }
+    prepareFrame(run, s, f);
+    drawAxisPicker(s, f);
+    drawParallelCoordinates(s, f, out);
+    drawRunTable(run, s, f, out);
     // The highlight follows the mouse; a change needs one more frame to show in both the plot and the table.
-    const bool changed = hoveredNow != s.hovered;
-    s.hovered = hoveredNow;
-    if (hoveredNow) s.hoverFromPlot = nowFromPlot;
+    const bool changed = f.hoveredNow != s.hovered;
+    s.hovered = f.hoveredNow;
+    if (f.hoveredNow) s.hoverFromPlot = f.nowFromPlot;
     return changed;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 namespace {
 
@@ -286,6 +287,37 @@ std::vector<ImVec2> barColumn(ViewOutbox& out, ImVec2 o, float w, const std::vec
     return ends;
 }
 
+namespace {
+
+// The plot's hover: a cursor line, and every series' value at that step in a tooltip (with its raw
+// band), a dot on each line. at(x, y): the pixel of a value.
+void plotHover(ViewOutbox& out, ImDrawList* dl, const char* title, const std::vector<Series>& series, ImVec2 a, ImVec2 b, float x0,
+               float x1, bool seconds, const std::function<ImVec2(float, float)>& at) {
+    const float mx = ImGui::GetIO().MousePos.x, step = x0 + (mx - a.x) / (b.x - a.x) * (x1 - x0);
+    dl->AddLine(ImVec2(mx, a.y), ImVec2(mx, b.y), withAlpha(look().strong, 90));
+    char head[120];
+    if (seconds) std::snprintf(head, sizeof head, "%s at %.2f s", title, step);
+    else std::snprintf(head, sizeof head, "%s at step %.0f", title, step);
+    std::string tip = head;
+    for (const auto& s : series) {
+        if (s.x.empty()) continue;
+        const size_t i = std::min<size_t>(std::lower_bound(s.x.begin(), s.x.end(), step) - s.x.begin(), s.x.size() - 1);
+        char line[160];
+        if (seconds) std::snprintf(line, sizeof line, "\n%s: %.5g (%.2f s)", s.name.c_str(), s.y[i], s.x[i]);
+        else std::snprintf(line, sizeof line, "\n%s: %.5g (step %.0f)", s.name.c_str(), s.y[i], s.x[i]);
+        if (i < s.lo.size() && i < s.hi.size()) {
+            char band[64];
+            std::snprintf(band, sizeof band, ", raw %.4g..%.4g", s.lo[i], s.hi[i]);
+            std::strncat(line, band, sizeof line - std::strlen(line) - 1);
+        }
+        tip += line;
+        dl->AddCircleFilled(at(s.x[i], s.y[i]), 3.5f, s.colour);
+    }
+    tooltip(out, tip);
+}
+
+}  // namespace
+
 void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float height, bool logY, const char* xUnit) {
     const bool seconds = std::string(xUnit) == "s";
     const float w = ImGui::GetContentRegionAvail().x;
@@ -362,29 +394,7 @@ void plot(ViewOutbox& out, const char* title, std::vector<Series> series, float 
     }
     dl->PopClipRect();
     markTarget(out, "curves.plot", (int)std::count_if(out.targets.begin(), out.targets.end(), [](const ViewTarget& t) { return t.kind == "curves.plot"; }), a, b);
-    if (ImGui::IsMouseHoveringRect(a, b)) {
-        const float mx = ImGui::GetIO().MousePos.x, step = x0 + (mx - a.x) / (b.x - a.x) * (x1 - x0);
-        dl->AddLine(ImVec2(mx, a.y), ImVec2(mx, b.y), withAlpha(look().strong, 90));
-        char head[120];
-        if (seconds) std::snprintf(head, sizeof head, "%s at %.2f s", title, step);
-        else std::snprintf(head, sizeof head, "%s at step %.0f", title, step);
-        std::string tip = head;
-        for (const auto& s : series) {
-            if (s.x.empty()) continue;
-            const size_t i = std::min<size_t>(std::lower_bound(s.x.begin(), s.x.end(), step) - s.x.begin(), s.x.size() - 1);
-            char line[160];
-            if (seconds) std::snprintf(line, sizeof line, "\n%s: %.5g (%.2f s)", s.name.c_str(), s.y[i], s.x[i]);
-            else std::snprintf(line, sizeof line, "\n%s: %.5g (step %.0f)", s.name.c_str(), s.y[i], s.x[i]);
-            if (i < s.lo.size() && i < s.hi.size()) {
-                char band[64];
-                std::snprintf(band, sizeof band, ", raw %.4g..%.4g", s.lo[i], s.hi[i]);
-                std::strncat(line, band, sizeof line - std::strlen(line) - 1);
-            }
-            tip += line;
-            dl->AddCircleFilled(ImVec2(px(s.x[i]), py(s.y[i])), 3.5f, s.colour);
-        }
-        tooltip(out, tip);
-    }
+    if (ImGui::IsMouseHoveringRect(a, b)) plotHover(out, dl, title, series, a, b, x0, x1, seconds, [&](float x, float y) { return ImVec2(px(x), py(y)); });
     ImGui::Dummy(ImVec2(w, height));
 }
 

@@ -10,7 +10,7 @@
 // a typed layer 99 would index past the layers.
 constexpr ImGuiSliderFlags k_clamp = ImGuiSliderFlags_AlwaysClamp;
 
-// The views' neutral colours in the current theme (View > Theme; docs/architecture.md §14). The data
+// The views' neutral colours in the current theme (View > Theme; docs/architecture.md §12.6). The data
 // colours (ramp, expert palette, series) are the same in both themes.
 struct Look {
     bool light = false;
@@ -49,7 +49,7 @@ ImVec2 colourLegend(const char* what, const std::string& lo, const std::string& 
 // "%.3g" of v.
 std::string legendNumber(double v);
 
-// A lesson's "look here" (docs/architecture.md §15). The window names one region of one view by an
+// A lesson's "look here" (docs/architecture.md §13.2). The window names one region of one view by an
 // id such as "curves.bias", with the lesson's words for it, before each frame; the view wraps that
 // region in a Spotlight, which writes the words above it and frames it in look().spotlight. The
 // region's rect lands in the out-box (tests and --screenshot read it). "" = no spotlight.

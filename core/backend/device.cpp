@@ -26,7 +26,7 @@ const CudaProbe& cuda_probe() {
     return probe;
 }
 
-// No CUDA kernels are written yet: they come with a machine to run them on (docs/architecture.md §16).
+// No CUDA kernels are written yet: they come with a machine to run them on (docs/architecture.md §6).
 const Ops* ops_cuda() { return nullptr; }
 
 Result<DeviceChoice> device_select(DeviceKind want, const CudaProbe& probe, const Ops* cuda_ops) {

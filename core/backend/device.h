@@ -1,4 +1,4 @@
-// Which backend a run uses: train.device is cpu, cuda or auto (docs/architecture.md §16).
+// Which backend a run uses: train.device is cpu, cuda or auto (docs/architecture.md §6).
 //
 // This build has one backend with kernels, the CPU's. With ROUTELAB_CUDA on, the CUDA backend is a
 // device probe so far (core/cuda/cuda_probe.cpp): it finds the GPU and its driver, or says why there

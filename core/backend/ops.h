@@ -1,12 +1,12 @@
 // The backend seam: one dispatch point per op. The model, the trainer and the benches call every op
 // through a table of function pointers, Ops; a backend is one such table, and the buffers the ops
-// read and write live where that backend can reach them (docs/architecture.md §16).
+// read and write live where that backend can reach them (docs/architecture.md §6).
 //
 // The CPU table, ops_cpu(), names the layer functions themselves. A CUDA table would name kernels
 // with the same signatures over device pointers; this build has none (backend/device.h says why and
 // what `device` then means). The ops are the layer functions of core/layers, the optimizer's, and the
 // model's three fused steps that have no single layer function: which kv groups an active head reads,
-// and MoH's skip path forward and backward (model/model.cpp), each of which a GPU would run as one
+// and MoH's skip path forward and backward (model/skip_cpu.cpp), each of which a GPU would run as one
 // kernel sequence rather than as the CPU's per-(sequence, head) loops.
 #pragma once
 #include <cstddef>
@@ -33,7 +33,7 @@ struct LayerActs;
 struct Activations;
 struct KvSource;
 
-// The model's fused ops (their CPU versions are in model/model.cpp).
+// The model's fused ops (their CPU versions are in model/skip_cpu.cpp).
 // The kv groups (G) some head with a non-zero gate reads, for any of the N rows: need[g] = 0/1; returns how many.
 int kv_groups_needed(const ModelConfig& c, const LayerActs& L, int N, std::vector<char>& need);
 // MoH's skip path of one attention block (docs/routing-math.md §3.8): every (token, head) pair whose

@@ -1,9 +1,12 @@
 #include "config/sweep.h"
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include <nlohmann/json.hpp>
+
+#include "config/presets.h"
 
 namespace rl {
 
@@ -104,6 +107,36 @@ Result<Sweep> sweep_parse(const std::string& text, const std::string& default_na
         }
     }
     return s;
+}
+
+std::string sweep_point_name(const std::string& sweep, const std::string& label) {
+    std::string out = sweep;
+    size_t at = 0;
+    while (at < label.size()) {
+        size_t end = label.find(' ', at);
+        if (end == std::string::npos) end = label.size();
+        const std::string kv = label.substr(at, end - at);
+        const size_t eq = kv.find('='), dot = kv.rfind('.', eq);
+        out += " " + (dot == std::string::npos ? kv : kv.substr(dot + 1));
+        at = end + 1;
+    }
+    return out;
+}
+
+Result<Config> sweep_base_config(const Sweep& sw, const std::string& sweep_dir, const std::string& presets_dir) {
+    namespace fs = std::filesystem;
+    Result<Config> base = Status::error("");
+    if (!sw.config_path.empty()) {
+        fs::path p = sw.config_path;
+        if (p.is_relative() && !sweep_dir.empty() && fs::exists(fs::path(sweep_dir) / p)) p = fs::path(sweep_dir) / p;
+        base = config_load(p.string());
+    } else {
+        base = preset_load(sw.preset);
+        const fs::path mine = fs::path(presets_dir) / (sw.preset + ".json");
+        if (!base && !presets_dir.empty() && fs::exists(mine)) base = config_load(mine.string());  // one of the user's presets
+    }
+    if (!base) return Status::error("sweep " + sw.name + ": " + base.status.msg);
+    return base;
 }
 
 }  // namespace rl

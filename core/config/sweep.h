@@ -1,4 +1,4 @@
-// Sweeps (docs/architecture.md §12): a JSON grid or random search over config keys, expanded into
+// Sweeps (docs/architecture.md §11): a JSON grid or random search over config keys, expanded into
 // the --set overrides of each point. The CLI (`routelab-cli sweep`) and the window's Sweep dialog run
 // the points one after another, each a run in the store tagged with the sweep's name.
 //
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "util/status.h"
 
 namespace rl {
@@ -28,5 +29,14 @@ struct Sweep {
 // each key drawn from its list (uniformly) or its {"min", "max", "log", "int"} range, from `seed`.
 // Every mistake names the key: a range without "random", an empty list, a non-numeric bound.
 Result<Sweep> sweep_parse(const std::string& json_text, const std::string& default_name);
+
+// A point's run name: the sweep's and the grid values, keys by their last part
+// ("beta-aux beta=0.01 aux_weight=0.001"); the full keys stay in the label and the stored config.
+std::string sweep_point_name(const std::string& sweep, const std::string& label);
+
+// The config every point of the sweep starts from, the same for the CLI and the window. A relative
+// "config" is looked for next to the sweep file first (sweep_dir), then from the working folder; a
+// "preset" is a built-in one, else the user's <presets_dir>/<name>.json. The message names the sweep.
+Result<Config> sweep_base_config(const Sweep& sw, const std::string& sweep_dir, const std::string& presets_dir);
 
 }  // namespace rl

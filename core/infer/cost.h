@@ -1,4 +1,4 @@
-// CostReport (docs/architecture.md §5): what routing costs and saves, per component, three ways:
+// CostReport (docs/architecture.md §9): what routing costs and saves, per component, three ways:
 //   naive    - the notes' arithmetic (docs/routing-math.md §9.1): active fraction x the component's
 //              share of a dense model (all heads, one dense FFN of width ffn.d_ff);
 //   flops    - the FLOP model on the real routing of a forward: dense (the same weights computed

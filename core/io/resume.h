@@ -1,4 +1,4 @@
-// Saving a run so it can go on exactly where it stopped (docs/architecture.md §7): the checkpoint
+// Saving a run so it can go on exactly where it stopped (docs/architecture.md §10): the checkpoint
 // (weights, buffers, config, tokenizer) plus a companion file with the rest of the training state,
 // AdamW's moments, the step, the batch sampler's RNG, the adaptive window's entropy, the seconds
 // trained and the global-balance window. The companion is safetensors too, loadable in PyTorch by

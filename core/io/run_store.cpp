@@ -291,13 +291,6 @@ Status migrate(RunStoreDb& d, int from) {
 
 const char* run_status_name(RunStatus s) { return k_status_names[(int)s]; }
 
-std::string default_workspace() {
-    const char* x = std::getenv("XDG_DATA_HOME");
-    const char* home = std::getenv("HOME");
-    const std::string base = x && *x ? x : std::string(home && *home ? home : ".") + "/.local/share";
-    return base + "/RouteLab/RouteLab";
-}
-
 Result<RunStore> run_store_open(const std::string& path) {
     auto d = std::make_shared<RunStoreDb>();
     d->path = path;

@@ -1,4 +1,4 @@
-// Run store (docs/architecture.md §6, §7, §12): one SQLite database per workspace keeps every run's config,
+// Run store (docs/architecture.md §10, §11, §12): one SQLite database per workspace keeps every run's config,
 // status, curves, final metrics and checkpoints, so runs can be overlaid, diffed, ranked and exported
 // later. The window and the CLI write the same database at once (WAL, busy timeout); a schema version
 // in `meta` upgrades older databases in place when they are opened.
@@ -93,9 +93,6 @@ Result<std::vector<RunRecord>> run_store_list(RunStore& s);  // newest first
 Result<RunRecord> run_store_get(RunStore& s, int64_t run);
 Result<std::vector<CurvePoint>> run_store_curve(RunStore& s, int64_t run);
 int run_store_schema_version(RunStore& s);
-
-// The per-user workspace the window and the CLI share: $XDG_DATA_HOME (or ~/.local/share)/RouteLab/RouteLab.
-std::string default_workspace();
 
 // CSV of a curve: a header of curve_columns(), one row per point.
 std::string curve_to_csv(const std::vector<CurvePoint>& points);

@@ -7,13 +7,12 @@
 
 #include "tensor/eigen.h"
 #include "tensor/gemm.h"
+#include "layers/routing.h"
 #include "util/threads.h"
 
 namespace rl {
 
 namespace {
-
-inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
 // CoPE interpolation (docs/routing-math.md §1.5): p clamped to npos-1, w = p - floor(p).
 struct CopePos {
@@ -70,7 +69,7 @@ float row_softmax(float* row, float* g_row, const float* z, int j0, int i, int r
 // r[j] is both ds_ij and dpl_ij; positions are suffix sums of g, so walk j downward recomputing
 // p_ij as the forward did, scatter dpl into dz and keep dp_ij; then dg_it is the prefix sum of dp,
 // through the sigmoid. dp_row: scratch of the row's length.
-void softmax_row_backward(float* r, const float* a, const float* grow, const float* z, float* dz, float* dp_row,
+void row_softmax_backward(float* r, const float* a, const float* grow, const float* z, float* dz, float* dp_row,
                           int j0, int i, int kb0, int kend, int npos, float scale) {
     Eigen::Map<const Eigen::ArrayXf> av(a + j0, i - j0 + 1);
     Eigen::Map<Eigen::ArrayXf> rv(r + j0, i - j0 + 1);
@@ -288,7 +287,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
                 gemm(true, false, nk, D, rb, 1.f, Ab, T, dY + (size_t)r0 * HD, HD, 1.f, dV + (size_t)kb0 * GD,
                      GD);                                                                               // dV += A^T dY
                 for (int i = r0; i < r1; i++)
-                    softmax_row_backward(ds_buf + (size_t)i * T, A + (size_t)i * T,
+                    row_softmax_backward(ds_buf + (size_t)i * T, A + (size_t)i * T,
                                          cope ? grow_all + (size_t)i * T : nullptr, zbuf + (size_t)i * P,
                                          dzbuf + (size_t)i * P, dp_row, first_key(i, d.window), i, kb0, r1, P, scale);
                 gemm(false, false, rb, D, nk, 1.f, dSb, T, K + (size_t)kb0 * GD, GD, 1.f, dQ + (size_t)r0 * HD,
@@ -513,7 +512,7 @@ void attention_rows_backward(float* dq, int dq_stride, float* dk, float* dv, int
         gemm(true, false, nk, D, rows, 1.f, Ab, len, dYb, dy_stride, 1.f, dv + (size_t)kb0 * dkv_stride,
              dkv_stride);                                                                  // dV += A^T dY
         for (int r = r0; r < rb.r1; r++)
-            softmax_row_backward(ds_buf + (size_t)r * len, att + (size_t)r * len,
+            row_softmax_backward(ds_buf + (size_t)r * len, att + (size_t)r * len,
                                  cope ? gates + (size_t)r * len : nullptr, zbuf + (size_t)r * P, dzbuf + (size_t)r * P,
                                  dp_row, first_key(pos[r], window), pos[r], kb0, kend, P, scale);
         gemm(false, false, rows, D, nk, 1.f, dSb, len, k + (size_t)kb0 * kv_stride, kv_stride, 1.f,

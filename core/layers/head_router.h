@@ -9,6 +9,7 @@
 // S = 0: no W_s, W_h; official g_i = K r_i m_i / sum r m, paper g_i = r_i m_i.
 // Balance (training): f_i = mean_t m_ti, P_i = mean_t r_ti, L_b = R sum f P (official) or sum f P.
 #pragma once
+#include "layers/routing.h"
 
 namespace rl {
 
@@ -54,13 +55,5 @@ void head_gate_forward(float* out, const float* in, const float* gates, int N, i
 void head_gate_backward(float* din, float* dgates, const float* dout, const float* in, const float* gates, int N,
                         int H, int D);
 
-// Top-k of v[0..n) by value, ties to the lowest index (deterministic routing); writes k indices
-// in rank order. Shared by head and expert routing.
-void topk_indices(int* out, const float* v, int n, int k);
-
-// Aux-loss-free balancing (DeepSeek-V3; Megatron-Core's get_updated_expert_bias), for experts and
-// routed heads alike: bias_i += rate * sign(mean count - count_i), sign(0) = 0. counts: (n) the last
-// step's choices per expert or head, whole numbers (so a count equal to the mean moves nothing).
-void route_bias_update(float* bias, const float* counts, int n, float rate);
 
 }  // namespace rl

@@ -30,7 +30,6 @@ float std_normal(std::mt19937_64& g) {
     return (float)(std::sqrt(-2.0 * std::log(uniform01(g))) * std::cos(6.283185307179586 * uniform01(g)));
 }
 float softplus(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
-float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
 // How a selected expert's combine weight comes from its scores (before gamma):
 // softmax_selected: softmax over the K selected logits (Mixtral, noisy top-k); prob: p_e (Switch,

@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "layers/moe.h"
+#include "layers/routing.h"
 
 namespace rl {
 

@@ -1,4 +1,4 @@
-// ProbeSnapshot and Specialization (docs/architecture.md §5): how a trained model routes real text.
+// ProbeSnapshot and Specialization (docs/architecture.md §9): how a trained model routes real text.
 #pragma once
 #include <string>
 #include <vector>

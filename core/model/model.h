@@ -201,6 +201,7 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
 // Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows
 // (forward and backward).
 AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window);
+HeadRouterDims model_router_dims(const ModelConfig& c, int N);  // the MoH router's dims for N rows
 size_t model_skip_scratch_floats(const ModelConfig& c, int T);
 // One sequence's share of the skip backward's weight gradients: dW_q, dW_O (with W_O), the CoPE tables.
 size_t model_skip_grad_floats(const ModelConfig& c);

@@ -222,6 +222,77 @@ namespace {
 // shuffled) learns the same frequent words and pieces as the whole, in a fraction of the time and memory.
 constexpr size_t k_tokenizer_sample_bytes = 64u << 20;
 
+// Fixed split: shuffle once by corpus_seed, then the last val_fraction of each domain. Documents per domain.
+std::vector<int> split_documents(std::vector<Document>& docs, const DataConfig& d, std::vector<Document*>& train_docs,
+                                 std::vector<Document*>& val_docs) {
+    std::mt19937 rng(d.corpus_seed);
+    for (size_t i = docs.size(); i > 1; i--) std::swap(docs[i - 1], docs[rng() % i]);
+    std::vector<int> per_domain(dom_count, 0), seen(dom_count, 0);
+    for (const auto& doc : docs) per_domain[doc.domain]++;
+    for (auto& doc : docs) {
+        const int n = per_domain[doc.domain];
+        const int n_val = n >= 2 ? std::max(1, (int)(n * d.val_fraction)) : 0;
+        (seen[doc.domain]++ < n - n_val ? train_docs : val_docs).push_back(&doc);
+    }
+    return per_domain;
+}
+
+// The training and validation streams: each document's ids and an end token, in document order, its
+// domain beside each id. A document's text is freed once it is encoded.
+void encode_streams(Dataset& ds, const std::vector<Document*>& train_docs, const std::vector<Document*>& val_docs, size_t n_docs,
+                    size_t train_bytes, size_t bytes, const DataProgress& progress) {
+    auto say = [&](const std::string& stage, double fraction) {
+        if (progress) progress(stage, fraction);
+    };
+    // The streams' size, from the tokens per byte of up to 1 MB of text: reserved once, so they are not
+    // grown by doubling (which holds the old and the new copy at once).
+    size_t probe_bytes = 0, probe_tokens = 0;
+    for (const Document* doc : train_docs) {
+        if (probe_bytes > (1u << 20)) break;
+        probe_bytes += doc->text.size() + 1, probe_tokens += ds.tok.encode(doc->text).size() + 1;
+    }
+    const double per_byte = probe_bytes ? (double)probe_tokens / probe_bytes : 0.3;
+    auto reserve = [&](TokenStream& s, size_t b) {
+        const size_t n = (size_t)(per_byte * 1.05 * (double)b) + 1024;
+        s.ids.reserve(n);
+        s.domain.reserve(n);
+    };
+    reserve(ds.train, train_bytes + train_docs.size());
+    reserve(ds.val, bytes - train_bytes + val_docs.size());
+    // Encoding is most of the time for a word tokenizer and a fair part for subwords: told in steps of
+    // about 1% of the bytes.
+    size_t done = 0, told = 0;
+    // Blocks of documents encoded on every thread (the tokenizers are read-only), then appended in
+    // document order: the streams are the same as one thread makes, in half the time on two cores.
+    // A block is at most 2048 documents and at most 1/200 of them (progress every ~0.5%). Texts under
+    // 8 MiB are encoded on one thread: they take milliseconds, and idle OpenMP workers spinning after
+    // each block would cost more than they save (the corpus fuzz target ran 10x slower).
+    const size_t block = std::clamp<size_t>(n_docs / 200, 16, 2048);
+    const bool wide = bytes > (8u << 20);
+    std::vector<std::vector<int>> encoded(block);  // (block) one block's documents' ids
+    auto fill = [&](TokenStream& s, const std::vector<Document*>& list) {
+        for (size_t b = 0; b < list.size(); b += block) {
+            const int n = (int)std::min(block, list.size() - b);
+            parallel_for(n, wide, [&](int i) { encoded[i] = ds.tok.encode(list[b + i]->text); }, true);
+            for (int i = 0; i < n; i++) {
+                Document* doc = list[b + i];
+                done += doc->text.size();
+                std::vector<int>& ids = encoded[i];
+                ids.push_back(ds.tok.eos_id());
+                s.ids.insert(s.ids.end(), ids.begin(), ids.end());
+                s.domain.insert(s.domain.end(), ids.size(), doc->domain);
+                std::vector<int>().swap(ids);
+                std::string().swap(doc->text);  // encoded: its text is not needed again
+            }
+            if (progress && (done - told) * 100 >= bytes) say("encoding the text", (double)done / std::max<size_t>(1, bytes)), told = done;
+        }
+    };
+    say("encoding the text", 0);
+    fill(ds.train, train_docs);
+    fill(ds.val, val_docs);
+    say("encoding the text", 1);
+}
+
 }  // namespace
 
 Result<Dataset> dataset_build_unchecked(const DataConfig& d, const Tokenizer* given, const DataProgress& progress) {
@@ -240,17 +311,8 @@ Result<Dataset> dataset_build_unchecked(const DataConfig& d, const Tokenizer* gi
         if (!r) return r.status;
         docs = std::move(*r);
     }
-    // Fixed split: shuffle once by corpus_seed, then the last val_fraction of each domain.
-    std::mt19937 rng(d.corpus_seed);
-    for (size_t i = docs.size(); i > 1; i--) std::swap(docs[i - 1], docs[rng() % i]);
-    std::vector<int> per_domain(dom_count, 0), seen(dom_count, 0);
-    for (const auto& doc : docs) per_domain[doc.domain]++;
     std::vector<Document*> train_docs, val_docs;
-    for (auto& doc : docs) {
-        const int n = per_domain[doc.domain];
-        const int n_val = n >= 2 ? std::max(1, (int)(n * d.val_fraction)) : 0;
-        (seen[doc.domain]++ < n - n_val ? train_docs : val_docs).push_back(&doc);
-    }
+    const std::vector<int> per_domain = split_documents(docs, d, train_docs, val_docs);
     if (train_docs.empty() || val_docs.empty())
         return Status::error("corpus: too small to split into training and validation (add more lines)");
 
@@ -286,53 +348,7 @@ Result<Dataset> dataset_build_unchecked(const DataConfig& d, const Tokenizer* gi
                                                                      sample_bytes / 1e6, train_bytes / 1e6)
                                                         : "");
     std::vector<std::string>().swap(texts);
-    // The streams' size, from the tokens per byte of up to 1 MB of text: reserved once, so they are not
-    // grown by doubling (which holds the old and the new copy at once).
-    size_t probe_bytes = 0, probe_tokens = 0;
-    for (const Document* doc : train_docs) {
-        if (probe_bytes > (1u << 20)) break;
-        probe_bytes += doc->text.size() + 1, probe_tokens += ds.tok.encode(doc->text).size() + 1;
-    }
-    const double per_byte = probe_bytes ? (double)probe_tokens / probe_bytes : 0.3;
-    auto reserve = [&](TokenStream& s, size_t b) {
-        const size_t n = (size_t)(per_byte * 1.05 * (double)b) + 1024;
-        s.ids.reserve(n);
-        s.domain.reserve(n);
-    };
-    reserve(ds.train, train_bytes + train_docs.size());
-    reserve(ds.val, bytes - train_bytes + val_docs.size());
-    // Encoding is most of the time for a word tokenizer and a fair part for subwords: told in steps of
-    // about 1% of the bytes.
-    size_t done = 0, told = 0;
-    // Blocks of documents encoded on every thread (the tokenizers are read-only), then appended in
-    // document order: the streams are the same as one thread makes, in half the time on two cores.
-    // A block is at most 2048 documents and at most 1/200 of them (progress every ~0.5%). Texts under
-    // 8 MiB are encoded on one thread: they take milliseconds, and idle OpenMP workers spinning after
-    // each block would cost more than they save (the corpus fuzz target ran 10x slower).
-    const size_t block = std::clamp<size_t>(docs.size() / 200, 16, 2048);
-    const bool wide = bytes > (8u << 20);
-    std::vector<std::vector<int>> encoded(block);  // (block) one block's documents' ids
-    auto fill = [&](TokenStream& s, const std::vector<Document*>& list) {
-        for (size_t b = 0; b < list.size(); b += block) {
-            const int n = (int)std::min(block, list.size() - b);
-            parallel_for(n, wide, [&](int i) { encoded[i] = ds.tok.encode(list[b + i]->text); }, true);
-            for (int i = 0; i < n; i++) {
-                Document* doc = list[b + i];
-                done += doc->text.size();
-                std::vector<int>& ids = encoded[i];
-                ids.push_back(ds.tok.eos_id());
-                s.ids.insert(s.ids.end(), ids.begin(), ids.end());
-                s.domain.insert(s.domain.end(), ids.size(), doc->domain);
-                std::vector<int>().swap(ids);
-                std::string().swap(doc->text);  // encoded: its text is not needed again
-            }
-            if (progress && (done - told) * 100 >= bytes) say("encoding the text", (double)done / std::max<size_t>(1, bytes)), told = done;
-        }
-    };
-    say("encoding the text", 0);
-    fill(ds.train, train_docs);
-    fill(ds.val, val_docs);
-    say("encoding the text", 1);
+    encode_streams(ds, train_docs, val_docs, docs.size(), train_bytes, bytes, progress);
     for (int k = 0; k < dom_count; k++)
         if (per_domain[k]) ds.domains_present.push_back(k);
     return ds;

@@ -1,4 +1,4 @@
-// StepStats (docs/architecture.md §5): what one training step reports, fixed size so it can travel through a
+// StepStats (docs/architecture.md §9): what one training step reports, fixed size so it can travel through a
 // lock-free ring to the GUI. Per layer: the MoH head load f_i and mean gate P_i, the expert load and
 // the balance numbers (CV, dropped, entropy, dead experts, diversity). It lives with the trainer
 // that fills it; metrics, io and the views only read it.

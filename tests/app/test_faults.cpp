@@ -40,7 +40,7 @@ bool storedAllReceived(const std::vector<rl::CurvePoint>& stored, const std::vec
 
 std::vector<int> receivedSteps(const MainWindow& w) {
     std::vector<int> s;
-    for (const auto& p : w.runData().curve) s.push_back(p.step);
+    for (const auto& p : w.runs().data().curve) s.push_back(p.step);
     return s;
 }
 
@@ -100,11 +100,11 @@ TEST(Faults, ClosedDuringACheckpointWriteKeepsTheRunAndAWholeFile) {
     {
         MainWindow w(ws.path());
         ASSERT_TRUE(w.startRun(tiny(100000))) << w.statusMessage().toStdString();
-        id = w.currentRunId();
-        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 5; }));
-        w.saveCheckpoint(ck);
+        id = w.runs().currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 5; }));
+        w.runs().saveCheckpoint(ck);
         w.close();
-        last = w.lastStep();
+        last = w.runs().lastStep();
         received = receivedSteps(w);
     }
     const rl::RunRecord r = stored(ws.path(), id);
@@ -126,14 +126,14 @@ TEST(Faults, RetrainDuringACheckpointWrite) {
     MainWindow w(ws.path());
     ASSERT_TRUE(w.startRun(tiny(100000))) << w.statusMessage().toStdString();
     QStringList saved;
-    QObject::connect(&w, &MainWindow::checkpointSaved, [&](const QString& p) { saved << p; });
+    QObject::connect(&w.runs(), &RunController::checkpointSaved, [&](const QString& p) { saved << p; });
     for (int i = 0; i < 3; i++) {
-        const int64_t before = w.currentRunId();
-        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 3; }));
+        const int64_t before = w.runs().currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 3; }));
         const QString ck = QDir(ws.path()).filePath(QString("retrain-%1.safetensors").arg(i));
-        w.saveCheckpoint(ck);
+        w.runs().saveCheckpoint(ck);
         ASSERT_TRUE(w.startRun(tiny(100000))) << w.statusMessage().toStdString();  // Retrain
-        ASSERT_NE(w.currentRunId(), before);
+        ASSERT_NE(w.runs().currentRunId(), before);
         ASSERT_TRUE(waitFor([&] { return saved.contains(ck); })) << w.statusMessage().toStdString();
         auto l = rl::checkpoint_load(ck.toStdString());
         ASSERT_TRUE(l.is_ok()) << l.status.msg;
@@ -142,13 +142,13 @@ TEST(Faults, RetrainDuringACheckpointWrite) {
         EXPECT_EQ(old.status, rl::RunStatus::interrupted);
         EXPECT_TRUE(increasingTo(storedCurve(ws.path(), before), old.steps));
         EXPECT_EQ(old.checkpoint, ck.toStdString()) << "the checkpoint belongs to the run it was asked for";
-        EXPECT_TRUE(stored(ws.path(), w.currentRunId()).checkpoint.empty());
+        EXPECT_TRUE(stored(ws.path(), w.runs().currentRunId()).checkpoint.empty());
     }
-    const int now = w.lastStep();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() > now; })) << "the new run trains";
-    EXPECT_TRUE(w.session().running());
+    const int now = w.runs().lastStep();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() > now; })) << "the new run trains";
+    EXPECT_TRUE(w.runs().session().running());
     EXPECT_TRUE(temporaries(ws.path()).isEmpty()) << temporaries(ws.path()).join(", ").toStdString();
-    w.session().stop();
+    w.runs().session().stop();
 }
 
 // The corpus file deleted while it trains: the run goes on (its tokens are in memory); Retrain then
@@ -165,19 +165,19 @@ TEST(Faults, CorpusDeletedWhileTraining) {
     auto cfg = tiny(100000);
     cfg.data.corpus = path.toStdString();
     ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 2; }));
     ASSERT_TRUE(QFile::remove(path));
-    int before = w.lastStep();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= before + 3; })) << "training goes on without the file";
-    const int64_t id = w.currentRunId();
+    int before = w.runs().lastStep();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= before + 3; })) << "training goes on without the file";
+    const int64_t id = w.runs().currentRunId();
     EXPECT_FALSE(w.startRun(cfg));  // Retrain
     EXPECT_TRUE(w.statusMessage().contains(path)) << w.statusMessage().toStdString();
-    EXPECT_EQ(w.currentRunId(), id);
-    EXPECT_TRUE(w.session().running());
-    before = w.lastStep();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() > before; })) << "the current run keeps going";
+    EXPECT_EQ(w.runs().currentRunId(), id);
+    EXPECT_TRUE(w.runs().session().running());
+    before = w.runs().lastStep();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() > before; })) << "the current run keeps going";
     EXPECT_EQ(stored(ws.path(), id).status, rl::RunStatus::running);
-    w.session().stop();
+    w.runs().session().stop();
 }
 
 // The workspace's disk full while a run trains (a file-size limit: permission bits would not stop
@@ -187,32 +187,32 @@ TEST(Faults, FullWorkspaceWhileRunningLosesNoStep) {
     QTemporaryDir ws;
     MainWindow w(ws.path());
     ASSERT_TRUE(w.startRun(tiny(100000))) << w.statusMessage().toStdString();
-    const int64_t id = w.currentRunId();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 3; }));
+    const int64_t id = w.runs().currentRunId();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 3; }));
     QString failedSave;
-    QObject::connect(&w.session(), &Session::checkpointFailed, [&](const QString& m) { failedSave = m; });
+    QObject::connect(&w.runs().session(), &Session::checkpointFailed, [&](const QString& m) { failedSave = m; });
     const QString ck = QDir(ws.path()).filePath("full.safetensors");
     {
         FileLimit full(1);
         ASSERT_TRUE(full.ok());
-        const int at = w.lastStep();
+        const int at = w.runs().lastStep();
         ASSERT_TRUE(waitFor([&] { return w.statusMessage().contains("run store"); }, 60000)) << w.statusMessage().toStdString();
         EXPECT_TRUE(w.statusMessage().contains("the disk has space")) << w.statusMessage().toStdString();
-        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= at + 5; })) << "training goes on";
-        w.saveCheckpoint(ck);
+        ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= at + 5; })) << "training goes on";
+        w.runs().saveCheckpoint(ck);
         ASSERT_TRUE(waitFor([&] { return !failedSave.isEmpty(); }, 60000));
     }
     EXPECT_TRUE(failedSave.contains("the disk is full")) << failedSave.toStdString();
     EXPECT_TRUE(failedSave.contains("'" + ck + "'")) << failedSave.toStdString();
     EXPECT_FALSE(QFile::exists(ck));
     EXPECT_TRUE(temporaries(ws.path()).isEmpty()) << temporaries(ws.path()).join(", ").toStdString();
-    const int after = w.lastStep() + 3;
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= after; }));
+    const int after = w.runs().lastStep() + 3;
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= after; }));
     w.close();  // the last poll stores the rest
     const rl::RunRecord r = stored(ws.path(), id);
     EXPECT_EQ(r.status, rl::RunStatus::interrupted);
-    EXPECT_EQ(r.steps, w.lastStep());
-    EXPECT_TRUE(storedAllReceived(storedCurve(ws.path(), id), receivedSteps(w))) << w.session().droppedStats() << " dropped by the stats ring";
+    EXPECT_EQ(r.steps, w.runs().lastStep());
+    EXPECT_TRUE(storedAllReceived(storedCurve(ws.path(), id), receivedSteps(w))) << w.runs().session().droppedStats() << " dropped by the stats ring";
 }
 
 // Save as preset and Export curves as CSV on a full disk (a forked child with a file-size limit):
@@ -239,18 +239,18 @@ TEST(Faults, FullDiskPresetSaveAndCsvExportKeepTheOldFiles) {
     EXPECT_NE(bytesOf(preset), old);
 
     ASSERT_TRUE(w.startRun(tiny(40)));
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 40; }));
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 40; }));
     const QString csv = QDir(ws.path()).filePath("curves.csv");
     {
         QFile f(csv);
         ASSERT_TRUE(f.open(QIODevice::WriteOnly));
         f.write("step,loss\n1,4\n");
     }
-    r = write_with_file_limit(64, [&] { return w.exportCsv(csv) ? rl::Status::ok() : rl::Status::error(w.statusMessage().toStdString()); });
+    r = write_with_file_limit(64, [&] { return w.exports().exportCsv(csv) ? rl::Status::ok() : rl::Status::error(w.statusMessage().toStdString()); });
     ASSERT_TRUE(r.exited);
     EXPECT_FALSE(r.ok);
     EXPECT_NE(r.msg.find("the disk is full"), std::string::npos) << r.msg;
     EXPECT_EQ(bytesOf(csv), QByteArray("step,loss\n1,4\n"));
     EXPECT_TRUE(temporaries(ws.path()).isEmpty()) << temporaries(ws.path()).join(", ").toStdString();
-    w.session().stop();
+    w.runs().session().stop();
 }

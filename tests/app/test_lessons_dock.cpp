@@ -71,7 +71,7 @@ TEST(LessonsDock, ShowAsksBeforeReplacingAnEditedForm) {
     emit w.lessonsDock()->showRequested(lesson, "heads", "the heads", "heads.map");
     EXPECT_EQ(asked, 1);
     EXPECT_EQ(w.configDock()->config()->model.d_model, 48) << "Cancel must keep the edited form";
-    EXPECT_EQ(w.currentRunId(), 0) << "and start nothing";
+    EXPECT_EQ(w.runs().currentRunId(), 0) << "and start nothing";
     w.configDock()->setConfig(*rl::preset_load("tiny"));  // no edits: replaced at once
     emit w.lessonsDock()->showRequested(lesson, "heads", "the heads", "heads.map");
     EXPECT_EQ(asked, 1);

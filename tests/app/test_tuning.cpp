@@ -1,4 +1,4 @@
-// Offscreen tests of tuning in the window (docs/architecture.md §13): each run's status in the store
+// Offscreen tests of tuning in the window (docs/architecture.md §11): each run's status in the store
 // as the window ends it (finished, replaced, closed, failed), Continue in the same row and from a
 // checkpoint after a restart, the sweep queue, the Runs dock's edits and the comparison table.
 #include <gtest/gtest.h>
@@ -10,8 +10,10 @@
 #include <QTemporaryDir>
 #include <QAction>
 #include <QDialog>
+#include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QStatusBar>
 #include <QTableWidget>
 #include <QThread>
 #include <QTimer>
@@ -22,6 +24,7 @@
 #include "io/checkpoint.h"
 #include "io/resume.h"
 #include "main_window.h"
+#include "sweep_dialog.h"
 #include "stored_run.h"
 #include "wait_for.h"
 #include "run_table.h"
@@ -32,6 +35,24 @@ std::vector<rl::RunRecord> storedRuns(const QString& ws) {
     auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
     auto l = rl::run_store_list(*store);
     return l ? *l : std::vector<rl::RunRecord>{};
+}
+
+std::vector<rl::CurvePoint> storedCurve(const QString& ws, int64_t id) {
+    auto store = rl::run_store_open(QDir(ws).filePath("runs.sqlite").toStdString());
+    auto c = rl::run_store_curve(*store, id);
+    return c ? *c : std::vector<rl::CurvePoint>{};
+}
+
+// Continue as the window's dialogs do it: the run controller's, its refusal in the status bar.
+bool continueRun(MainWindow& w, int n) {
+    const rl::Status s = w.runs().continueRun(n);
+    if (!s) w.statusBar()->showMessage(QString::fromStdString(s.msg));
+    return s.is_ok();
+}
+bool continueFromCheckpoint(MainWindow& w, qint64 id, int n) {
+    const rl::Status s = w.runs().continueFromCheckpoint(id, n);
+    if (!s) w.statusBar()->showMessage(QString::fromStdString(s.msg));
+    return s.is_ok();
 }
 
 // "... at step N": N, or -1.
@@ -50,13 +71,13 @@ TEST(Window, RunStatusFollowsHowTheRunEnded) {
     {
         MainWindow w(ws.path());
         ASSERT_TRUE(w.startRun(tiny(100000))) << w.statusMessage().toStdString();
-        replaced = w.currentRunId();
-        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 3; }));
+        replaced = w.runs().currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 3; }));
         EXPECT_EQ(stored(ws.path(), replaced).status, rl::RunStatus::running);
         bool done = false;
-        QObject::connect(&w, &MainWindow::runFinished, [&] { done = true; });
+        QObject::connect(&w.runs(), &RunController::runFinished, [&] { done = true; });
         ASSERT_TRUE(w.startRun(tiny(6)));
-        finished = w.currentRunId();
+        finished = w.runs().currentRunId();
         ASSERT_NE(finished, replaced);
         const rl::RunRecord r = stored(ws.path(), replaced);
         EXPECT_EQ(r.status, rl::RunStatus::interrupted);
@@ -71,8 +92,8 @@ TEST(Window, RunStatusFollowsHowTheRunEnded) {
         EXPECT_GT(f.val_loss, 0.f);
         EXPECT_TRUE(f.status_message.empty());
         ASSERT_TRUE(w.startRun(tiny(100000)));
-        closed = w.currentRunId();
-        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
+        closed = w.runs().currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 2; }));
         EXPECT_EQ(stored(ws.path(), finished).status, rl::RunStatus::finished) << "a finished run is not interrupted by the next";
         w.close();
     }
@@ -86,8 +107,8 @@ TEST(Window, RunStatusFollowsHowTheRunEnded) {
     {
         MainWindow w(ws.path());
         ASSERT_TRUE(w.startRun(tiny(100000)));
-        dropped = w.currentRunId();
-        ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 1; }));
+        dropped = w.runs().currentRunId();
+        ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 1; }));
     }
     EXPECT_EQ(stored(ws.path(), dropped).status, rl::RunStatus::interrupted);
 }
@@ -98,16 +119,16 @@ TEST(Window, RunStatusFollowsHowTheRunEnded) {
 TEST(Window, NonFiniteStepFailsTheRunAndKeepsTheLastGoodWeights) {
     QTemporaryDir ws;
     MainWindow w(ws.path());
-    w.session().setInjectNanAt(5);
+    w.runs().session().setInjectNanAt(5);
     QString said, saved;
-    QObject::connect(&w, &MainWindow::runFailed, [&](const QString& m) { said = m; });
-    QObject::connect(&w, &MainWindow::checkpointSaved, [&](const QString& p) { saved = p; });
+    QObject::connect(&w.runs(), &RunController::runFailed, [&](const QString& m) { said = m; });
+    QObject::connect(&w.runs(), &RunController::checkpointSaved, [&](const QString& p) { saved = p; });
     ASSERT_TRUE(w.startRun(tiny(100000)));
-    const int64_t id = w.currentRunId();
+    const int64_t id = w.runs().currentRunId();
     ASSERT_TRUE(waitFor([&] { return !said.isEmpty() && !saved.isEmpty(); }));
     EXPECT_TRUE(said.startsWith("step 5: the loss is NaN; training stopped with the weights of step 4, saved to ")) << said.toStdString();
     EXPECT_TRUE(w.statusMessage().startsWith("step 5: the loss is NaN")) << w.statusMessage().toStdString();
-    EXPECT_EQ(w.lastStep(), 4) << "the refused step never reached the window";
+    EXPECT_EQ(w.runs().lastStep(), 4) << "the refused step never reached the window";
     const rl::RunRecord r = stored(ws.path(), id);
     EXPECT_EQ(r.status, rl::RunStatus::failed);
     EXPECT_EQ(r.status_message, said.toStdString());
@@ -126,26 +147,156 @@ TEST(Window, NonFiniteStepFailsTheRunAndKeepsTheLastGoodWeights) {
     EXPECT_EQ(stored(ws.path(), id).status, rl::RunStatus::failed) << "closing does not overwrite how it ended";
 }
 
+TEST(Window, ContinueTrainsMoreStepsInTheSameRow) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    int finishedAt = 0;
+    QObject::connect(&w.runs(), &RunController::runFinished, [&](int step) { finishedAt = step; });
+    EXPECT_FALSE(continueRun(w, 5)) << "nothing has finished yet";
+    ASSERT_TRUE(w.startRun(tiny(6)));
+    const int64_t id = w.runs().currentRunId();
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 6; }));
+    ASSERT_EQ(stored(ws.path(), id).status, rl::RunStatus::finished);
+    ASSERT_TRUE(continueRun(w, 4)) << w.statusMessage().toStdString();
+    EXPECT_EQ(stored(ws.path(), id).status, rl::RunStatus::running);
+    EXPECT_FALSE(continueRun(w, 4)) << "only a finished run continues";
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 10; }));
+    EXPECT_EQ(w.runs().currentRunId(), id);
+    const rl::RunRecord r = stored(ws.path(), id);
+    EXPECT_EQ(r.status, rl::RunStatus::finished);
+    EXPECT_EQ(r.steps, 10);
+    EXPECT_GT(r.val_loss, 0.f);
+    const auto curve = storedCurve(ws.path(), id);
+    ASSERT_EQ(curve.size(), 10u);
+    for (int i = 0; i < 10; i++) EXPECT_EQ(curve[i].step, i + 1);
+    EXPECT_GT(curve[9].wall_s, curve[5].wall_s);
+    EXPECT_EQ(storedRuns(ws.path()).size(), 1u) << "no second row";
+    EXPECT_EQ(w.runs().data().curve.size(), 10u);
+}
+
+TEST(Window, ContinueFromCheckpointAfterARestartIsExact) {
+    QTemporaryDir ws;
+    auto cfg = tiny(8);
+    cfg.model.attention.positional = rl::PosKind::rope;  // CoPE's table gradient depends on the thread count
+    int64_t straight = 0, later = 0;
+    const QString ckA = QDir(ws.path()).filePath("a.safetensors"), ckB = QDir(ws.path()).filePath("b.safetensors");
+    {
+        MainWindow w(ws.path());
+        int finishedAt = 0;
+        QString saved;
+        QObject::connect(&w.runs(), &RunController::runFinished, [&](int step) { finishedAt = step; });
+        QObject::connect(&w.runs(), &RunController::checkpointSaved, [&](const QString& p) { saved = p; });
+        ASSERT_TRUE(w.startRun(cfg));
+        straight = w.runs().currentRunId();
+        ASSERT_TRUE(waitFor([&] { return finishedAt == 8; }));
+        w.runs().saveCheckpoint(ckA);
+        ASSERT_TRUE(waitFor([&] { return saved == ckA; })) << w.statusMessage().toStdString();
+        EXPECT_TRUE(QFile::exists(QString::fromStdString(rl::run_state_path(ckA.toStdString(), 8)))) << "the companion state";
+        ASSERT_TRUE(continueRun(w, 5));
+        ASSERT_TRUE(waitFor([&] { return finishedAt == 13; }));
+        finishedAt = 0;
+        ASSERT_TRUE(w.startRun(cfg));
+        later = w.runs().currentRunId();
+        ASSERT_TRUE(waitFor([&] { return finishedAt == 8; }));
+        w.runs().saveCheckpoint(ckB);
+        ASSERT_TRUE(waitFor([&] { return saved == ckB; }));
+        auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
+        auto cks = rl::run_store_checkpoints(*store, later);
+        ASSERT_TRUE(cks && cks->size() == 1u);
+        EXPECT_EQ((*cks)[0].first, 8) << "recorded with its step";
+        EXPECT_EQ((*cks)[0].second, ckB.toStdString());
+    }
+    const auto reference = storedCurve(ws.path(), straight);
+    ASSERT_EQ(reference.size(), 13u);
+    MainWindow w(ws.path());  // the restart
+    int finishedAt = 0;
+    QObject::connect(&w.runs(), &RunController::runFinished, [&](int step) { finishedAt = step; });
+    ASSERT_TRUE(continueFromCheckpoint(w, later, 5)) << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.statusMessage().contains("exact")) << w.statusMessage().toStdString();
+    EXPECT_FALSE(w.statusMessage().contains("not exact")) << w.statusMessage().toStdString();
+    EXPECT_EQ(w.runs().currentRunId(), later) << "the checkpoint is its last step: the same row";
+    EXPECT_EQ(stored(ws.path(), later).status, rl::RunStatus::running);
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 13; }));
+    const auto resumed = storedCurve(ws.path(), later);
+    ASSERT_EQ(resumed.size(), 13u);
+    for (int i = 0; i < 13; i++) EXPECT_EQ(resumed[i].loss, reference[i].loss) << "step " << i + 1;
+    EXPECT_EQ(stored(ws.path(), later).status, rl::RunStatus::finished);
+
+    // The first run went on past its checkpoint (to 13): continuing from step 8 is a new row.
+    finishedAt = 0;
+    ASSERT_TRUE(continueFromCheckpoint(w, straight, 2)) << w.statusMessage().toStdString();
+    const int64_t branch = w.runs().currentRunId();
+    EXPECT_NE(branch, straight);
+    EXPECT_NE(stored(ws.path(), branch).name.find("(from #" + std::to_string(straight) + " at step 8)"), std::string::npos);
+    ASSERT_TRUE(waitFor([&] { return finishedAt == 10; }));
+    const auto b = storedCurve(ws.path(), branch);
+    ASSERT_EQ(b.size(), 10u) << "the steps up to the checkpoint, then its own";
+    for (int i = 0; i < 10; i++) EXPECT_EQ(b[i].loss, reference[i].loss) << "step " << i + 1;
+    EXPECT_EQ(storedCurve(ws.path(), straight).size(), 13u) << "the original row is untouched";
+    // Without the companion the message says the optimizer starts fresh.
+    ASSERT_TRUE(QFile::remove(QString::fromStdString(rl::run_state_path(ckB.toStdString(), 8))));
+    ASSERT_TRUE(continueFromCheckpoint(w, later, 1)) << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.statusMessage().contains("not exact, fresh optimizer")) << w.statusMessage().toStdString();
+    EXPECT_FALSE(continueFromCheckpoint(w, 12345, 1));
+}
+
+TEST(Window, SweepRunsEveryPointAndStoresTheInvalidOneFailed) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    int finished = -1, failed = -1;
+    QObject::connect(&w.sweeps(), &SweepRunner::finished, [&](int f, int x) { finished = f, failed = x; });
+    EXPECT_FALSE(w.sweeps().start("{\"grid\": {\"train.lr\": []}}", "bad"));
+    EXPECT_TRUE(w.statusMessage().contains("empty list")) << w.statusMessage().toStdString();
+    const QString json = R"({"name": "kv3", "preset": "tiny", "set": {"train.steps": 4},
+                             "grid": {"model.n_kv_heads": [1, 3, 2]}})";
+    ASSERT_TRUE(w.sweeps().start(json, "unused")) << w.statusMessage().toStdString();
+    EXPECT_TRUE(w.sweeps().active());
+    auto* progress = w.findChild<QLabel*>("sweepProgress");
+    ASSERT_NE(progress, nullptr);
+    EXPECT_TRUE(progress->text().contains("sweep kv3: point 1/3")) << progress->text().toStdString();
+    ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
+    EXPECT_EQ(finished, 2);
+    EXPECT_EQ(failed, 1);
+    EXPECT_FALSE(w.sweeps().active());
+    EXPECT_TRUE(w.statusMessage().contains("sweep kv3 done")) << w.statusMessage().toStdString();
+    std::vector<rl::RunRecord> runs = storedRuns(ws.path());
+    ASSERT_EQ(runs.size(), 3u);
+    std::reverse(runs.begin(), runs.end());  // oldest first: the points' order
+    const char* kv[] = {"n_kv_heads=1", "n_kv_heads=3", "n_kv_heads=2"};
+    const rl::RunStatus want[] = {rl::RunStatus::finished, rl::RunStatus::failed, rl::RunStatus::finished};
+    for (int i = 0; i < 3; i++) {
+        EXPECT_EQ(runs[i].sweep, "kv3");
+        EXPECT_NE(runs[i].name.find(kv[i]), std::string::npos) << runs[i].name;
+        EXPECT_EQ(runs[i].status, want[i]) << runs[i].name;
+    }
+    EXPECT_NE(runs[1].status_message.find("n_kv_heads"), std::string::npos) << runs[1].status_message;
+    EXPECT_EQ(runs[0].steps, 4);
+    EXPECT_EQ(runs[2].steps, 4);
+    EXPECT_GT(runs[2].val_loss, 0.f);
+    // The tuning view's copy of the list is the store's.
+    EXPECT_EQ(w.runs().data().runs.size(), 3u);
+}
+
 TEST(Window, SweepGoesOnAfterAFailedRunAndStops) {
     QTemporaryDir ws;
     MainWindow w(ws.path());
     int finished = -1, failed = -1;
-    QObject::connect(&w, &MainWindow::sweepFinished, [&](int f, int x) { finished = f, failed = x; });
-    ASSERT_TRUE(w.startSweep(R"({"name": "f", "preset": "tiny", "grid": {"train.steps": [100000, 3]}})", "f"));
-    const int64_t first = w.currentRunId();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 2; }));
-    emit w.session().failed("step 2: the loss is NaN", 1);  // what Session sends on a non-finite step
+    QObject::connect(&w.sweeps(), &SweepRunner::finished, [&](int f, int x) { finished = f, failed = x; });
+    ASSERT_TRUE(w.sweeps().start(R"({"name": "f", "preset": "tiny", "grid": {"train.steps": [100000, 3]}})", "f"));
+    const int64_t first = w.runs().currentRunId();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 2; }));
+    emit w.runs().session().failed("step 2: the loss is NaN", 1);  // what Session sends on a non-finite step
     ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
     EXPECT_EQ(finished, 1);
     EXPECT_EQ(failed, 1);
     EXPECT_EQ(stored(ws.path(), first).status, rl::RunStatus::failed);
-    EXPECT_EQ(stored(ws.path(), w.currentRunId()).status, rl::RunStatus::finished);
+    EXPECT_EQ(stored(ws.path(), w.runs().currentRunId()).status, rl::RunStatus::finished);
 
-    ASSERT_TRUE(w.startSweep(R"({"name": "g", "preset": "tiny", "grid": {"train.steps": [100000, 3]}})", "g"));
-    const int64_t point = w.currentRunId();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 1; }));
-    w.stopSweep();
-    EXPECT_FALSE(w.sweepActive());
+    ASSERT_TRUE(w.sweeps().start(R"({"name": "g", "preset": "tiny", "grid": {"train.steps": [100000, 3]}})", "g"));
+    const int64_t point = w.runs().currentRunId();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 1; }));
+    w.sweeps().stop();
+    EXPECT_FALSE(w.sweeps().active());
     const rl::RunRecord r = stored(ws.path(), point);
     EXPECT_EQ(r.status, rl::RunStatus::interrupted);
     EXPECT_EQ(r.status_message.rfind("the sweep was stopped at step ", 0), 0u) << r.status_message;
@@ -157,11 +308,15 @@ TEST(Window, SweepFromTheFormBuildsTheGrid) {
     QTemporaryDir ws;
     MainWindow w(ws.path());
     w.selectPreset("tiny");
+    const rl::Config form = *w.configDock()->config();
+    auto sweepFromForm = [&](const QString& name, const QList<QPair<QString, QString>>& kv, QString* err) {
+        return ::sweepFromForm(form, w.workspace(), name, kv, err);
+    };
     QString err;
-    EXPECT_TRUE(w.sweepFromForm("s", {{"train.lr", "0.001, fast"}}, &err).isEmpty());
+    EXPECT_TRUE(sweepFromForm("s", {{"train.lr", "0.001, fast"}}, &err).isEmpty());
     EXPECT_TRUE(err.contains("'fast' is not a number")) << err.toStdString();
-    EXPECT_TRUE(w.sweepFromForm("s", {{"model.nope", "1"}}, &err).isEmpty());
-    const QString json = w.sweepFromForm("lr-norm", {{"train.lr", "0.001, 0.003"}, {"model.norm", "rmsnorm, layernorm"}}, &err);
+    EXPECT_TRUE(sweepFromForm("s", {{"model.nope", "1"}}, &err).isEmpty());
+    const QString json = sweepFromForm("lr-norm", {{"train.lr", "0.001, 0.003"}, {"model.norm", "rmsnorm, layernorm"}}, &err);
     ASSERT_FALSE(json.isEmpty()) << err.toStdString();
     auto sw = rl::sweep_parse(json.toStdString(), "x");
     ASSERT_TRUE(sw) << sw.status.msg;
@@ -202,13 +357,13 @@ TEST(Window, SweepDialogStartsTheSweep) {
         for (QPushButton* b : dlg->findChildren<QPushButton*>())
             if (b->text() == "Run sweep") b->click();
     });
-    QObject::connect(&w, &MainWindow::runFinished, [&] { points++; });
+    QObject::connect(&w.runs(), &RunController::runFinished, [&] { points++; });
     sweep->trigger();
     EXPECT_EQ(cells, 2);
     EXPECT_EQ(shown.toStdString(), "4 points over norm x lr") << "keys in the form's order";
-    ASSERT_TRUE(w.sweepActive()) << w.statusMessage().toStdString();
+    ASSERT_TRUE(w.sweeps().active()) << w.statusMessage().toStdString();
     int done = -1;
-    QObject::connect(&w, &MainWindow::sweepFinished, [&](int f, int) { done = f; });
+    QObject::connect(&w.sweeps(), &SweepRunner::finished, [&](int f, int) { done = f; });
     ASSERT_TRUE(waitFor([&] { return done >= 0; }));
     EXPECT_EQ(done, 4);
     EXPECT_EQ(points, 4);
@@ -240,9 +395,9 @@ TEST(Window, RunsDockEditsReachTheStore) {
     EXPECT_EQ(itB->text(1), "failed");
     EXPECT_EQ(itB->toolTip(1), "config: bad");
     EXPECT_EQ(itB->text(7), "lr-sweep");
-    ASSERT_TRUE(w.renameRun(a, "alpha-2"));
-    ASSERT_TRUE(w.setRunTags(a, " good , baseline,"));
-    ASSERT_TRUE(w.setRunColour(a, QColor("#ff0000")));
+    ASSERT_TRUE(w.runsDock()->renameRun(a, "alpha-2"));
+    ASSERT_TRUE(w.runsDock()->setRunTags(a, " good , baseline,"));
+    ASSERT_TRUE(w.runsDock()->setRunColour(a, QColor("#ff0000")));
     const rl::RunRecord r = stored(ws.path(), a);
     EXPECT_EQ(r.name, "alpha-2");
     EXPECT_EQ(r.tags, (std::vector<std::string>{"good", "baseline"}));
@@ -250,19 +405,19 @@ TEST(Window, RunsDockEditsReachTheStore) {
     QTreeWidgetItem* itA = list->topLevelItem(1);
     EXPECT_TRUE(itA->text(0).contains("alpha-2"));
     EXPECT_EQ(itA->text(8), "good, baseline");
-    w.setOverlayTicked(a, true);
-    ASSERT_EQ(w.runData().overlays.size(), 1u);
-    EXPECT_EQ(w.runData().overlays[0].colour, 0xff0000ffu) << "the run's colour (ImU32, red in the low byte)";
-    EXPECT_EQ(w.runData().overlays[0].id, a);
-    w.setRunsFilter("BASE");  // a tag, any case
+    w.runsDock()->setOverlayTicked(a, true);
+    ASSERT_EQ(w.runs().data().overlays.size(), 1u);
+    EXPECT_EQ(w.runs().data().overlays[0].colour, 0xff0000ffu) << "the run's colour (ImU32, red in the low byte)";
+    EXPECT_EQ(w.runs().data().overlays[0].id, a);
+    w.runsDock()->setFilter("BASE");  // a tag, any case
     EXPECT_FALSE(itA->isHidden());
     EXPECT_TRUE(itB->isHidden());
-    w.setRunsFilter("failed");  // a status
+    w.runsDock()->setFilter("failed");  // a status
     EXPECT_TRUE(itA->isHidden());
     EXPECT_FALSE(itB->isHidden());
-    w.setRunsFilter("lr-sw");  // a sweep
+    w.runsDock()->setFilter("lr-sw");  // a sweep
     EXPECT_FALSE(itB->isHidden());
-    w.setRunsFilter("");
+    w.runsDock()->setFilter("");
     EXPECT_FALSE(itA->isHidden());
     // A run written by another process (a CLI) shows up at the next refresh; ticks and selection stay.
     itA->setSelected(true);
@@ -270,12 +425,12 @@ TEST(Window, RunsDockEditsReachTheStore) {
         auto store = rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString());
         ASSERT_TRUE(rl::run_store_begin(*store, "from-cli", rl::config_to_json(tiny(5))));
     }
-    w.refreshRuns();
+    w.runsDock()->refresh();
     ASSERT_EQ(list->topLevelItemCount(), 3);
     EXPECT_TRUE(list->topLevelItem(0)->text(0).contains("from-cli"));
     EXPECT_TRUE(itA->isSelected());
     EXPECT_EQ(itA->checkState(0), Qt::Checked);
-    EXPECT_EQ(w.runData().runs.size(), 3u);
+    EXPECT_EQ(w.runs().data().runs.size(), 3u);
 }
 
 // The comparison table of selected runs: status, metrics and only the keys that differ, as CSV and Markdown.
@@ -300,7 +455,7 @@ TEST(Window, ComparisonTableHasTheKeysThatDiffer) {
         }
     }
     MainWindow w(ws.path());
-    const QString csv = w.comparisonTable(ids, false);
+    const QString csv = w.runsDock()->comparisonTable(ids, false);
     const QStringList lines = csv.split('\n', Qt::SkipEmptyParts);
     ASSERT_EQ(lines.size(), 4);
     EXPECT_EQ(lines[0], "id,name,status,steps,final_loss,val_loss,load_cv,head_cv,dropped,tok_per_s,model.moe.aux_weight,train.lr");
@@ -308,15 +463,15 @@ TEST(Window, ComparisonTableHasTheKeysThatDiffer) {
     EXPECT_TRUE(lines[1].endsWith(",0.01,0.001")) << lines[1].toStdString();
     EXPECT_TRUE(lines[3].endsWith(",0.1,0.003")) << lines[3].toStdString();
     EXPECT_FALSE(csv.contains("d_model")) << "a key all runs share is no column";
-    const QString md = w.comparisonTable(ids, true);
+    const QString md = w.runsDock()->comparisonTable(ids, true);
     EXPECT_TRUE(md.startsWith("| id | name | status | steps |")) << md.toStdString();
     EXPECT_TRUE(md.contains("| model.moe.aux_weight | train.lr |"));
     EXPECT_TRUE(md.contains("\n| --- |"));
     // tiny has no routers: their balance metrics are blank, not the 0 the store keeps; tok/s was never measured (0)
     EXPECT_TRUE(md.contains("| run2 | finished | 5 | 5 | 4 | - | - | - | 0 |")) << md.toStdString();
     const QString mdFile = QDir(ws.path()).filePath("table.markdown"), csvFile = QDir(ws.path()).filePath("t.csv");
-    ASSERT_TRUE(w.exportComparison(ids, mdFile));
-    ASSERT_TRUE(w.exportComparison(ids.mid(0, 2), csvFile));
+    ASSERT_TRUE(w.runsDock()->exportComparison(ids, mdFile));
+    ASSERT_TRUE(w.runsDock()->exportComparison(ids.mid(0, 2), csvFile));
     QFile m(mdFile), c(csvFile);
     ASSERT_TRUE(m.open(QIODevice::ReadOnly) && c.open(QIODevice::ReadOnly));
     EXPECT_EQ(QString::fromUtf8(m.readAll()), md);

@@ -127,13 +127,13 @@ TEST(Window, TickedRunIsOverlaid) {
     QTreeWidgetItem* it = list->topLevelItem(0);
     EXPECT_TRUE(it->text(0).contains("earlier-run"));
     EXPECT_EQ(it->text(2), "25");  // steps (after run, status)
-    EXPECT_TRUE(w.runData().overlays.empty());
+    EXPECT_TRUE(w.runs().data().overlays.empty());
     it->setCheckState(0, Qt::Checked);
-    ASSERT_EQ(w.runData().overlays.size(), 1u);
-    EXPECT_EQ(w.runData().overlays[0].curve.size(), 25u);
-    EXPECT_FLOAT_EQ(w.runData().overlays[0].curve[9].loss, 3.f);
+    ASSERT_EQ(w.runs().data().overlays.size(), 1u);
+    EXPECT_EQ(w.runs().data().overlays[0].curve.size(), 25u);
+    EXPECT_FLOAT_EQ(w.runs().data().overlays[0].curve[9].loss, 3.f);
     it->setCheckState(0, Qt::Unchecked);
-    EXPECT_TRUE(w.runData().overlays.empty());
+    EXPECT_TRUE(w.runs().data().overlays.empty());
 }
 
 // Retrain with a config that cannot build a run (missing corpus): the message says what to fix and
@@ -144,15 +144,15 @@ TEST(Window, FailedRetrainLeavesTheRunGoing) {
     auto cfg = *rl::preset_load("tiny");
     cfg.train.steps = 100000;
     ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() > 0; }));  // the window polls on its timer inside waitFor
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() > 0; }));  // the window polls on its timer inside waitFor
     auto bad = cfg;
     bad.data.corpus = "/nonexistent/corpus.txt";
     EXPECT_FALSE(w.startRun(bad));
     EXPECT_TRUE(w.statusMessage().contains("/nonexistent/corpus.txt")) << w.statusMessage().toStdString();
-    EXPECT_TRUE(w.session().running());
-    const int before = w.lastStep();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() > before; }));  // still training, still polled
-    w.session().stop();
+    EXPECT_TRUE(w.runs().session().running());
+    const int before = w.runs().lastStep();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() > before; }));  // still training, still polled
+    w.runs().session().stop();
 }
 
 // train.device: a cuda run this machine cannot give is refused with what to do, the current run goes
@@ -174,12 +174,12 @@ TEST(Window, DeviceIsNamedAndAutoExplainsItselfOnce) {
         cuda.train.device = rl::DeviceKind::cuda;
         EXPECT_FALSE(w.startRun(cuda));
         EXPECT_TRUE(w.statusMessage().contains("'train.device' is \"cuda\"")) << w.statusMessage().toStdString();
-        EXPECT_TRUE(w.session().running()) << "the run in progress goes on";
+        EXPECT_TRUE(w.runs().session().running()) << "the run in progress goes on";
     }
     ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
     EXPECT_FALSE(w.statusMessage().contains("device auto")) << "said once: " << w.statusMessage().toStdString();
     EXPECT_TRUE(w.statusMessage().startsWith("training tiny on the ")) << w.statusMessage().toStdString();
-    w.session().stop();
+    w.runs().session().stop();
 }
 
 // File > Export: the running model's routing as Megatron-Core arguments and a Hugging Face folder,
@@ -195,11 +195,11 @@ TEST(Window, ExportsTheRunsRoutingThroughACheckpoint) {
     cfg.model.moe.expert_bias = true;
     cfg.train.steps = 100000;
     ASSERT_TRUE(w.startRun(cfg)) << w.statusMessage().toStdString();
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() > 0; }));
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() > 0; }));
     QString done;
-    QObject::connect(&w, &MainWindow::exportFinished, [&](const QString& m) { done = m; });
+    QObject::connect(&w.exports(), &Exports::finished, [&](const QString& m) { done = m; });
     const QString args = QDir(ws.path()).filePath("megatron.txt");
-    w.exportRouting(args, "megatron");
+    w.exports().exportRouting(args, "megatron");
     ASSERT_TRUE(waitFor([&] { return !done.isEmpty(); })) << w.statusMessage().toStdString();
     EXPECT_TRUE(done.contains("wrote")) << done.toStdString();
     QFile f(args);
@@ -209,14 +209,14 @@ TEST(Window, ExportsTheRunsRoutingThroughACheckpoint) {
     EXPECT_TRUE(text.contains("--moe-router-score-function sigmoid\n")) << text.toStdString();
     done.clear();
     const QString dir = QDir(ws.path()).filePath("hf");
-    w.exportRouting(dir, "hf-weights");
+    w.exports().exportRouting(dir, "hf-weights");
     ASSERT_TRUE(waitFor([&] { return !done.isEmpty(); }));
     EXPECT_TRUE(QFile::exists(QDir(dir).filePath("config.json"))) << done.toStdString();
     EXPECT_TRUE(done.contains("weights not written")) << "sigmoid + bias has no exact weight mapping: " << done.toStdString();
-    w.session().stop();
+    w.runs().session().stop();
 }
 
-// A file corpus is tokenized on a thread of its own behind a progress dialog (architecture §15): the
+// A file corpus is tokenized on a thread of its own behind a progress dialog (architecture §8): the
 // run starts, the window went through the stages (SentencePiece for a file over 200 KB), and its
 // event loop kept running meanwhile (a timer fired during the preparation).
 TEST(Window, FileCorpusIsPreparedBehindAProgressDialog) {
@@ -244,11 +244,11 @@ TEST(Window, FileCorpusIsPreparedBehindAProgressDialog) {
     EXPECT_TRUE(stages[1].startsWith("training the bpe tokenizer")) << stages.join("; ").toStdString();
     EXPECT_EQ(stages.back(), "building the model");
     EXPECT_GT(ticks, 0) << "the window's event loop stood still while the text was tokenized";
-    ASSERT_TRUE(waitFor([&] { return w.lastStep() >= 3; }));
-    w.session().stop();
+    ASSERT_TRUE(waitFor([&] { return w.runs().lastStep() >= 3; }));
+    w.runs().session().stop();
     // The embedded corpus is prepared at once, with no dialog and no stages.
     cfg.data.corpus = "embedded";
     ASSERT_TRUE(w.startRun(cfg));
     EXPECT_TRUE(w.prepareStages().isEmpty());
-    w.session().stop();
+    w.runs().session().stop();
 }

@@ -1,4 +1,4 @@
-// A RouteLab checkpoint read in PyTorch: tests/bench/torch_peer.py --logits builds the bench's peer
+// A RouteLab checkpoint read in PyTorch: app/peer/torch_peer.py --logits builds the bench's peer
 // model from the checkpoint's tensors by name and shape alone (no flat buffer, no order), runs its
 // forward in float64 and must reproduce RouteLab's logits (model_forward without targets) on two
 // fixed sequences to 1e-4 absolute. The weights are trained, not initial: a few trainer steps move
@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string k_peer = std::string(ROUTELAB_SOURCE_DIR) + "/tests/bench/torch_peer.py";
+const std::string k_peer = std::string(ROUTELAB_SOURCE_DIR) + "/app/peer/torch_peer.py";
 
 using test::python;
 using test::torch_importable;

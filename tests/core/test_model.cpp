@@ -292,6 +292,36 @@ TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
     EXPECT_LT(max_diff, 1e-4);
 }
 
+// The presets all use CoPE or learned positions; RoPE rotates each cached key at its own position
+// (kv.pos0 in kv_forward) and each query at the decoded one. Decoding a token at a time with the
+// cache must give the full forward's logits with RoPE too, on the dense path (every head) and
+// through an MoE FFN.
+TEST(KvCacheRope, DecodeEqualsFullForwardOnTheDensePath) {
+    for (const char* preset : {"seed-baseline", "moe-top2-8"}) {
+        auto cfg = preset_load(preset);
+        ASSERT_TRUE(cfg.is_ok());
+        ModelConfig c = shrink(cfg->model);
+        c.attention.positional = PosKind::rope;
+        ASSERT_TRUE(config_validate(Config{"rope", "", c, cfg->train, cfg->data}).is_ok());
+        ASSERT_EQ(c.attention.heads.kind, HeadSelection::all_heads);
+        Model m;
+        model_create(m, c, 4, 0.02f);
+        randomize(m, 6);
+        const int T = c.seq_len, V = c.vocab_size;
+        Batch b = make_batch(1, T, V, 7);
+        Activations full;
+        activations_create(full, c, 1, T);
+        model_forward(m, full, b.tok.data(), nullptr, 1, T, {.window = T});
+        Decoder one(c, T);
+        double max_diff = 0;
+        for (int t = 0; t < T; t++) {
+            const float* logits = one.step(m, b.tok[t], {.window = T});
+            for (int v = 0; v < V; v++) max_diff = std::max(max_diff, (double)std::fabs(logits[v] - full.logits[t * V + v]));
+        }
+        EXPECT_LT(max_diff, 1e-4) << preset << " with RoPE";
+    }
+}
+
 TEST(KvCacheWindow, ZeroMeansTheModelWindowOfTheCache) {
     // ForwardOptions::window <= 0 asks for model_window(c, capacity, prev_entropy), as the full forward does.
     auto cfg = preset_load("seed-adaptive");

@@ -334,6 +334,33 @@ TEST(Moe, CapacityDropsTheLatestTokensAndCountsThem) {
     EXPECT_EQ(*fx.sv.n_assign, d.N);
 }
 
+// Switch's capacity is ceil(N/E * cf). Where the product is a whole number every expert holds exactly
+// that many tokens: a floor(x) + 1 rule (the same as ceil at every fractional product, which is all
+// the test above uses) would keep one token too many.
+TEST(Moe, CapacityAtAWholeNumberProductKeepsExactlyThatMany) {
+    struct Case {
+        int N, E;
+        float cf;
+        int cap;
+    };
+    for (const Case k : {Case{16, 4, 1.0f, 4}, Case{16, 4, 1.25f, 5}, Case{12, 4, 0.5f, 2}, Case{8, 2, 1.5f, 6}, Case{12, 3, 2.0f, 8}}) {
+        MoeDims d;
+        d.N = k.N; d.C = 6; d.E = k.E; d.K = 1; d.F = 5; d.routing = MoeRouting::top1_capacity; d.capacity_factor = k.cf;
+        EXPECT_EQ(d.capacity(), k.cap) << k.N << "/" << k.E << " x " << k.cf;
+        MoeFixture fx(d);
+        for (int c = 0; c < d.C; c++) fx.router[(size_t)(k.E - 1) * d.C + c] = 0.f;
+        fx.router[(size_t)(k.E - 1) * d.C] = 50.f;  // every token to the last expert: it fills and drops the rest
+        std::vector<float> x((size_t)d.N * d.C, 0.f), out(x.size());
+        for (int t = 0; t < d.N; t++) x[(size_t)t * d.C] = 1.f;
+        moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+        EXPECT_EQ(*fx.sv.n_assign, k.cap) << k.N << "/" << k.E << " x " << k.cf;
+        EXPECT_NEAR(fx.st.dropped_frac, float(k.N - k.cap) / k.N, 1e-6);
+    }
+    MoeDims ec;  // expert choice: each expert takes ceil(N * cf / E), whole here too
+    ec.N = 16; ec.E = 4; ec.K = 1; ec.routing = MoeRouting::expert_choice; ec.capacity_factor = 2.0f;
+    EXPECT_EQ(ec.capacity(), 8);
+}
+
 TEST(Moe, BalancedRouterGivesAuxOfOne) {
     // Switch convention: uniform probabilities and uniform choices give L_aux = E * sum (1/E)(1/E) = 1.
     MoeDims d;

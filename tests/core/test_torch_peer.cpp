@@ -1,4 +1,4 @@
-// The PyTorch peer of `routelab-cli bench --peer torch` (tests/bench/torch_peer.py) against
+// The PyTorch peer of `routelab-cli bench --peer torch` (app/peer/torch_peer.py) against
 // model_forward and model_backward, on weights where every tensor is random: the CoPE tables (zero
 // at initialisation, so the bench's own loss check cannot see them), norm gains and biases
 // included. The loss must match to 1e-4 and every gradient tensor to 1e-2 of its largest entry,
@@ -31,7 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string k_peer = std::string(ROUTELAB_SOURCE_DIR) + "/tests/bench/torch_peer.py";
+const std::string k_peer = std::string(ROUTELAB_SOURCE_DIR) + "/app/peer/torch_peer.py";
 
 using test::python;
 using test::torch_importable;

@@ -1,4 +1,4 @@
-// The run store as a tuning record (docs/architecture.md §12): a CLI run killed with SIGKILL reads
+// The run store as a tuning record (docs/architecture.md §11): a CLI run killed with SIGKILL reads
 // interrupted with its steps on the next open while earlier runs stay intact; a sweep lands one
 // finished run per point, a failed point recorded as failed; a database made by the schema-1 code
 // (a stored copy) opens upgraded with its runs and curves; sweep files expand as documented.
@@ -139,6 +139,39 @@ TEST(Tuning, SweepLandsOneFinishedRunPerPointAndRecordsAFailedOne) {
     auto [nc, nout] = cli("runs show 999 --workspace '" + ws.string() + "'");
     EXPECT_EQ(nc, 1);
     EXPECT_NE(nout.find("no run 999"), std::string::npos) << nout;
+    fs::remove_all(dir);
+}
+
+// The CLI resolves a sweep's base as the window does (sweep_base_config): a relative "config" next to
+// the sweep file, wherever the CLI runs from, and a "preset" among the user's presets of the
+// workspace; its points are named by sweep_point_name, as the window names them.
+TEST(Tuning, SweepBaseAndPointNamesAreTheWindows) {
+    const fs::path dir = fresh_dir("base"), ws = dir / "ws", sweeps = dir / "sweeps";
+    fs::create_directories(sweeps);
+    fs::create_directories(ws / "presets");
+    auto tiny = preset_load("tiny");
+    ASSERT_TRUE(tiny);
+    tiny->name = "beside";
+    std::ofstream(sweeps / "base.json") << config_to_json(*tiny);
+    tiny->name = "mine";
+    std::ofstream(ws / "presets" / "mine.json") << config_to_json(*tiny);
+    std::ofstream(sweeps / "rel.json") << R"({"config":"base.json","set":{"train.steps":3},"grid":{"train.lr":[0.001]}})";
+    std::ofstream(sweeps / "user.json") << R"({"preset":"mine","set":{"train.steps":3},"grid":{"model.norm":["layernorm"]}})";
+    for (const char* f : {"rel.json", "user.json"}) {  // the working folder has no base.json: it is found beside the sweep
+        auto [code, out] = cli("sweep --grid '" + (sweeps / f).string() + "' --workspace '" + ws.string() + "' --out '" +
+                               (dir / "out").string() + "'");
+        ASSERT_EQ(code, 0) << f << ": " << out;
+    }
+    auto st = run_store_open((ws / "runs.sqlite").string());
+    ASSERT_TRUE(st);
+    auto runs = run_store_list(*st);
+    ASSERT_EQ(runs->size(), 2u);
+    EXPECT_EQ((*runs)[1].name, sweep_point_name("rel", "train.lr=0.001"));
+    EXPECT_EQ((*runs)[1].name, "rel lr=0.001");
+    EXPECT_EQ((*runs)[0].name, "user norm=\"layernorm\"");
+    auto base = sweep_base_config(*sweep_parse(R"({"preset":"mine","grid":{"train.lr":[1]}})", "x"), "", "");
+    EXPECT_FALSE(base) << "without the workspace's presets folder there is no preset 'mine'";
+    EXPECT_NE(base.status.msg.find("sweep x"), std::string::npos) << base.status.msg;
     fs::remove_all(dir);
 }
 

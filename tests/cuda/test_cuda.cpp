@@ -1,6 +1,6 @@
 // The CUDA backend on a real GPU. Without one (no CUDA backend in this build, no driver, no device)
 // every test here is skipped and says why; on a GPU they are what the backend must pass
-// (docs/architecture.md §16).
+// (docs/architecture.md §6).
 #include <gtest/gtest.h>
 
 #include <string>

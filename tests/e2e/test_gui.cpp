@@ -4,7 +4,7 @@
 // hovers cells through the Qt -> ImGui bridge to read tooltips, generates text, saves and reopens
 // a checkpoint, exports the curves as CSV and finds the run in the workspace's run store; the first
 // run without a preset routes heads and experts, the 2x PNG export, the theme kept across launches
-// and the font (docs/architecture.md §14).
+// and the font (docs/architecture.md §12.6).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,23 +39,29 @@ std::string settings_home() {
     return d.string();
 }
 
-// Runs the window under its own X server. The X authority file is ours (-f): without it xvfb-run
-// makes a temporary folder whose removal can race a window that exits at once, and then reports
-// its own exit code 5 instead of the window's. env: more "NAME=value " settings for the window.
-std::string run(const std::string& args, int* code, const std::string& env = "") {
-    static int runs = 0;
-    const fs::path auth = fs::temp_directory_path() / ("routelab_e2e_xauth_" + std::to_string(getpid()) + "_" +
-                                                       std::to_string(runs++));
-    const std::string cmd = "XDG_CONFIG_HOME=" + settings_home() + " " + env + " xvfb-run -a -f " + auth.string() +
-                            " -s '-screen 0 1600x1000x24' " + std::string(ROUTELAB_GUI_BIN) + " --workspace " + workspace() + " " +
-                            args + " 2>&1";
+// Runs a shell command; its stdout and stderr together, its exit code in *code.
+std::string capture(const std::string& cmd, int* code) {
     std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
     char buf[4096];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
     const int st = pclose(p);
     *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return out;
+}
+// Runs the window under its own X server. The X authority file is ours (-f): without it xvfb-run
+// makes a temporary folder whose removal can race a window that exits at once, and then reports
+// its own exit code 5 instead of the window's. env: more "NAME=value " settings for the window;
+// ownWorkspace false: no --workspace (the window's default).
+std::string run(const std::string& args, int* code, const std::string& env = "", bool ownWorkspace = true) {
+    static int runs = 0;
+    const fs::path auth = fs::temp_directory_path() / ("routelab_e2e_xauth_" + std::to_string(getpid()) + "_" +
+                                                       std::to_string(runs++));
+    const std::string cmd = "XDG_CONFIG_HOME=" + settings_home() + " " + env + " xvfb-run -a -f " + auth.string() +
+                            " -s '-screen 0 1600x1000x24' " + std::string(ROUTELAB_GUI_BIN) +
+                            (ownWorkspace ? " --workspace " + workspace() : std::string()) + " " + args;
+    const std::string out = capture(cmd, code);
     fs::remove(auth);
     return out;
 }
@@ -399,7 +405,7 @@ TEST(GuiFont, DejaVuSansOrTheDefaultWithAWarning) {
     EXPECT_NE(out.find("font ImGui default font 13 px"), std::string::npos) << out;
 }
 
-// A lesson shown in the window (docs/architecture.md §15): the lesson's runs train, its conclusion
+// A lesson shown in the window (docs/architecture.md §13): the lesson's runs train, its conclusion
 // is printed, its last run is replayed with the view open and the region to look at framed in the
 // spotlight colour, and its earlier run is stored (tagged with the lesson) and drawn next to it.
 TEST(GuiLesson, ShowFramesWhatToLookAtAndOverlaysTheOtherRun) {
@@ -439,4 +445,29 @@ TEST(GuiLesson, ShowFramesWhatToLookAtAndOverlaysTheOtherRun) {
         if (std::find(r.tags.begin(), r.tags.end(), "lesson:collapse") != r.tags.end()) lessonRuns.insert(r.name);
     EXPECT_EQ(lessonRuns, (std::set<std::string>{"no balance loss", "aux loss 0.01"}));
     fs::remove(shot);
+}
+
+// What a new user does: train with the CLI, then open the window, neither with --workspace. Both
+// keep runs in the same per-user workspace (rl::workspace_default(): $XDG_DATA_HOME, else
+// $HOME/.local/share, then RouteLab/RouteLab), so the CLI's run is in the window's list. Here HOME
+// is a fresh folder and XDG_DATA_HOME is empty.
+TEST(GuiWorkspace, TheCliRunIsListedByAWindowStartedWithoutWorkspace) {
+    const fs::path home = fs::temp_directory_path() / ("routelab_e2e_home_" + std::to_string(getpid()));
+    fs::remove_all(home);
+    fs::create_directories(home);
+    const std::string env = "HOME=" + home.string() + " XDG_DATA_HOME= ";
+    const std::string store = (home / ".local/share/RouteLab/RouteLab/runs.sqlite").string();
+    int code = 0;
+    const std::string cli = capture(env + ROUTELAB_CLI + " train --preset tiny --steps 3 --out " + (home / "cli-run").string(), &code);
+    ASSERT_EQ(code, 0) << cli;
+    EXPECT_NE(cli.find("stored as run 1 in " + store), std::string::npos) << cli;
+    const std::string out = run("--preset tiny --demo-steps 2 --quit", &code, env, false);
+    ASSERT_EQ(code, 0) << out;
+    const std::string listed = "workspace " + (home / ".local/share/RouteLab/RouteLab").string() + ":";
+    const auto at = out.find(listed);
+    ASSERT_NE(at, std::string::npos) << out;
+    const std::string runs = out.substr(at, out.find('\n', at) - at);
+    EXPECT_NE(runs.find("#1 tiny (finished)"), std::string::npos) << "the CLI's run, in the window's list: " << runs;
+    EXPECT_NE(runs.find("#2 tiny (finished)"), std::string::npos) << "the window's own run, in the same store: " << runs;
+    fs::remove_all(home);
 }

@@ -59,7 +59,7 @@ TEST_F(Hover, ExpertsTokensExplainThemselves) {
     ASSERT_GE(ts.size(), 4u);
     for (const ViewTarget& t : ts) {
         hover(t);
-        EXPECT_EQ(w().viewOutbox().hoverText.rfind("token '" + w().runData().probe.tokens[t.index].text + "'", 0), 0u)
+        EXPECT_EQ(w().viewOutbox().hoverText.rfind("token '" + w().runs().data().probe.tokens[t.index].text + "'", 0), 0u)
             << w().viewOutbox().hoverText;
     }
 }

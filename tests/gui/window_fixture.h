@@ -26,16 +26,16 @@ struct TestWindow {
         w->show();
         if (sweepSteps > 0) {
             bool done = false;
-            QObject::connect(w.get(), &MainWindow::sweepFinished, [&done] { done = true; });
+            QObject::connect(&w->sweeps(), &SweepRunner::finished, [&done] { done = true; });
             const QString json = R"({"name": "gui", "preset": "moh-moe", "grid": {"model.moe.aux_weight": [0.001, 0.01]}})";
-            ASSERT_TRUE(w->startSweep(json, "gui", {}, [sweepSteps](rl::Config& c) { c.train.steps = sweepSteps; }))
+            ASSERT_TRUE(w->sweeps().start(json, "gui", {}, [sweepSteps](rl::Config& c) { c.train.steps = sweepSteps; }))
                 << w->statusMessage().toStdString();
             ASSERT_TRUE(waitFor([&] { return done; }));
         }
         auto cfg = *rl::preset_load("moh-moe");
         cfg.train.steps = 100000;  // trains for the whole suite
         ASSERT_TRUE(w->startRun(cfg)) << w->statusMessage().toStdString();
-        ASSERT_TRUE(waitFor([&] { return !w->runData().probe.tokens.empty() && w->runData().curve.size() > 3; }));
+        ASSERT_TRUE(waitFor([&] { return !w->runs().data().probe.tokens.empty() && w->runs().data().curve.size() > 3; }));
     }
 
     // The view's targets of one kind, after it has drawn a settled frame.

@@ -114,7 +114,7 @@ def check_supported(model_cfg):
         allowed = KNOWN_VALUES.get(key)
         if allowed is not None and value not in allowed:
             raise Unsupported(f"model.{key} = {value!r} is not implemented by the torch peer "
-                              f"(it implements {', '.join(sorted(allowed))})")
+                              f"(it implements {', '.join(sorted(str(v) for v in allowed))})")
 
 
 def model_window(c, T, prev_entropy):
@@ -203,37 +203,53 @@ def define_model(torch):
             balance = (f * P).sum() * (1.0 if self.paper else self.R)
             return gates, balance
 
+    rope_tables = {}  # (D, theta, dtype) -> cos, sin of positions 0..n-1, grown when a call needs more
+
     def rope(x, pos0, theta):  # x (B, heads, T, D): rotate-half RoPE at positions pos0..pos0+T-1
         D, T = x.shape[-1], x.shape[-2]
-        inv = theta ** (-2.0 * torch.arange(D // 2, dtype=x.dtype) / D)
-        ang = torch.arange(pos0, pos0 + T, dtype=x.dtype)[:, None] * inv
-        cos, sin = ang.cos(), ang.sin()
+        key = (D, theta, x.dtype)
+        cos, sin = rope_tables.get(key, (None, None))
+        if cos is None or cos.shape[0] < pos0 + T:
+            n = max(pos0 + T, 2 * cos.shape[0] if cos is not None else 0)
+            inv = theta ** (-2.0 * torch.arange(D // 2, dtype=x.dtype) / D)
+            ang = torch.arange(n, dtype=x.dtype)[:, None] * inv
+            cos, sin = ang.cos(), ang.sin()
+            rope_tables[key] = cos, sin
+        cos, sin = cos[pos0:pos0 + T], sin[pos0:pos0 + T]
         x1, x2 = x[..., :D // 2], x[..., D // 2:]
         return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
 
     class KVCache:
-        """Per layer: keys (after RoPE) and values of the tokens so far, (B, G, capacity, D)."""
+        """Per layer: keys (after RoPE) and values of the tokens so far, (B, G, capacity, D), stored
+        latest first as attention reads them: position t at row capacity - 1 - t."""
 
-        def __init__(self, c, B, capacity):
+        def __init__(self, c, B, capacity, dtype):
             shape = (B, c["n_kv_heads"], capacity, c["head_dim"])
-            self.k = [torch.zeros(shape) for _ in range(c["n_layers"])]
-            self.v = [torch.zeros(shape) for _ in range(c["n_layers"])]
-            self.len = 0
+            self.k = [torch.zeros(shape, dtype=dtype) for _ in range(c["n_layers"])]
+            self.v = [torch.zeros(shape, dtype=dtype) for _ in range(c["n_layers"])]
+            self.capacity = capacity
 
-        def update(self, layer, k, v, pos0):  # writes rows pos0.., returns keys and values 0..end
-            end = pos0 + k.shape[2]
-            self.k[layer][:, :, pos0:end] = k
-            self.v[layer][:, :, pos0:end] = v
-            return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        def update(self, layer, k, v, pos0):  # k, v (B, G, T, D) of positions pos0..; returns 0..end, latest first
+            end, n = pos0 + k.shape[2], self.capacity
+            if k.shape[2] > 1:
+                k, v = k.flip(2), v.flip(2)
+            self.k[layer][:, :, n - end:n - pos0] = k
+            self.v[layer][:, :, n - end:n - pos0] = v
+            return self.k[layer][:, :, n - end:], self.v[layer][:, :, n - end:]
 
     class Attention(nn.Module):
-        """Causal GQA attention with CoPE / RoPE / none, windows, head gates and optional W_O."""
+        """Causal GQA attention with CoPE / RoPE / none, windows, head gates and optional W_O.
+
+        Keys and values are kept latest first, so CoPE's suffix sums over keys are a plain cumsum.
+        GQA copies no key or value: the R = H / G query heads of a kv head are stacked as R * T rows
+        of one matrix against that kv head's keys."""
 
         def __init__(self, c, layer):
             super().__init__()
             a = c["attention"]
             C, H, G, D = c["d_model"], c["n_heads"], c["n_kv_heads"], c["head_dim"]
             self.layer, self.H, self.G, self.D = layer, H, G, D
+            self.scale = 1.0 / math.sqrt(D)
             self.positional, self.theta = a["positional"], a["rope_theta"]
             self.heads = a["heads"]
             self.wq = nn.Linear(C, H * D, bias=False)
@@ -244,27 +260,39 @@ def define_model(torch):
                 P = a["cope_npos"]
                 self.cope_pos = nn.Parameter(torch.zeros((P, D) if a["cope_shared"] else (H, P, D)))
             self.router = HeadRouter(c) if self.heads["kind"] == "moh" else None
+            self.static_on = {}  # dtype -> static pruning's fixed gates (H,)
 
         def head_gates(self, x):
             if self.router is not None:
                 return self.router(x)
             if self.heads["kind"] == "static_pruning":
-                on = (torch.arange(self.H) < self.heads["n_active"]).to(x.dtype)
+                on = self.static_on.get(x.dtype)
+                if on is None:
+                    on = self.static_on[x.dtype] = (torch.arange(self.H) < self.heads["n_active"]).to(x.dtype)
                 return on.expand(*x.shape[:-1], self.H), None
             return None, None
 
-        def cope_logits(self, q, s, visible, scale):
-            """Position logits (routing-math §1.5): gates sigma(s/sqrt D), suffix sums, interpolation."""
+        def cope_logits(self, q, s):
+            """Position logits (routing-math §1.5) of the scaled queries q (B, H, T, D) for the scaled
+            scores s (B, H, T, L; keys latest first, -inf outside the window): gates sigma(s), suffix
+            sums p_ij = sum_{t=j..i} g_it (a cumsum, keys being latest first), clamped to P - 1, and
+            the linear interpolation between the floor and ceiling positions' logits."""
             e = self.cope_pos
             P = e.shape[-2]
-            g = torch.sigmoid(s * scale).masked_fill(~visible, 0.0)
-            p = g.flip(-1).cumsum(-1).flip(-1).clamp(max=P - 1)  # p_ij = sum_{t=j..i} g_it
-            z = q @ e.transpose(-1, -2) if e.dim() == 2 else torch.einsum("bhtd,hpd->bhtp", q, e)
-            lo, hi = p.detach().floor(), p.detach().ceil()
-            w = p - lo
-            return (1 - w) * z.gather(-1, lo.long()) + w * z.gather(-1, hi.long())
+            grad = torch.is_grad_enabled()  # without autograd, the temporaries are reused in place
+            g = torch.sigmoid(s)
+            p = g.cumsum(-1) if grad else g.cumsum_(-1)
+            p.clamp_(max=P - 1)
+            z = torch.matmul(q, e.transpose(-1, -2))  # (B, H, T, P); a per-head table broadcasts over B
+            pd = p.detach()  # >= 0: long() is the floor
+            lo, hi = pd.long(), pd.ceil().long()
+            w = p.frac() if grad else p.frac_()
+            z_lo, z_hi = z.gather(-1, lo), z.gather(-1, hi)
+            return torch.lerp(z_lo, z_hi, w) if grad else z_lo.lerp_(z_hi, w)
 
-        def forward(self, x, pos0, window, cache=None):
+        def forward(self, x, pos0, hidden, cache=None):
+            """hidden: (T, L) bool, True where a key (latest first) is outside the query's window,
+            or None when every key is visible (the model caches it per (pos0, T, window))."""
             B, T, _ = x.shape
             H, G, D = self.H, self.G, self.D
             gates, balance = self.head_gates(x)
@@ -275,19 +303,18 @@ def define_model(torch):
                 q, k = rope(q, pos0, self.theta), rope(k, pos0, self.theta)
             if cache is not None:
                 k, v = cache.update(self.layer, k, v, pos0)
+            else:
+                k, v = k.flip(2), v.flip(2)
             L = k.shape[2]
-            # GQA: query head h reads kv head h // (H / G)
-            k = k[:, :, None].expand(B, G, H // G, L, D).reshape(B, H, L, D)
-            v = v[:, :, None].expand(B, G, H // G, L, D).reshape(B, H, L, D)
-            i = torch.arange(pos0, pos0 + T)[:, None]
-            j = torch.arange(L)[None, :]
-            visible = (j <= i) & (j > i - window)
-            scale = 1.0 / math.sqrt(D)
-            s = q @ k.transpose(-1, -2)
+            # GQA: query head h = g R + r reads kv head g; rows (r, t) of group g are one matrix
+            q = q.reshape(B, G, H // G * T, D) * self.scale
+            s = torch.matmul(q, k.transpose(-1, -2)).view(B, H, T, L)  # scaled scores
+            if hidden is not None:
+                s.masked_fill_(hidden, float("-inf"))
             if self.positional == "cope":
-                s = s + self.cope_logits(q, s, visible, scale)
-            att = (s * scale).masked_fill(~visible, float("-inf")).softmax(-1)
-            y = att @ v  # (B, H, T, D)
+                s.add_(self.cope_logits(q.view(B, H, T, D), s))
+            att = s.softmax(-1)
+            y = torch.matmul(att.view(B, G, H // G * T, L), v).view(B, H, T, D)
             if gates is not None:
                 y = y * gates.transpose(1, 2).unsqueeze(-1)
             y = y.transpose(1, 2).reshape(B, T, H * D)
@@ -323,7 +350,7 @@ def define_model(torch):
                 if rows.numel() == 0:
                     continue
                 y = expert(x.index_select(0, rows)) * weights[rows, slot].unsqueeze(-1)
-                out = out.index_add(0, rows, y)
+                out.index_add_(0, rows, y)
             for expert in self.shared:
                 out = out + expert(x)
             f = torch.bincount(top.flatten(), minlength=self.E).to(x.dtype) / top.numel()
@@ -353,13 +380,13 @@ def define_model(torch):
             losses["z"].append(zloss)
             return y
 
-        def forward(self, x, pos0, window, cache, losses):
+        def forward(self, x, pos0, hidden, cache, losses):
             if self.pre:
-                a, bal = self.attn(self.attn_norm(x), pos0, window, cache)
+                a, bal = self.attn(self.attn_norm(x), pos0, hidden, cache)
                 x = x + a
                 x = x + self.feed_forward(self.ffn_norm(x), losses)
             else:
-                a, bal = self.attn(x, pos0, window, cache)
+                a, bal = self.attn(x, pos0, hidden, cache)
                 h = self.attn_norm(x + a)
                 x = self.ffn_norm(h + self.feed_forward(h, losses))
             if bal is not None:
@@ -381,6 +408,18 @@ def define_model(torch):
                 self.lm_head = nn.Linear(C, V, bias=False)
             if c["lm_head_bias"]:
                 self.lm_head_bias = nn.Parameter(torch.zeros(V))
+            self.hidden_masks = {}  # (pos0, T, window) -> hidden_keys()
+
+        def hidden_keys(self, pos0, T, window):
+            """(T, L = pos0 + T) bool: True where key j, keys latest first, is outside the window of
+            query pos0 + i (later than it, or window or more positions earlier); None when none is."""
+            key = (pos0, T, window)
+            if key not in self.hidden_masks:
+                i = torch.arange(pos0, pos0 + T)[:, None]
+                j = torch.arange(pos0 + T - 1, -1, -1)[None, :]
+                hidden = (j > i) | (j <= i - window)
+                self.hidden_masks[key] = hidden if bool(hidden.any()) else None
+            return self.hidden_masks[key]
 
         def forward(self, tokens, pos0=0, window=None, cache=None):
             """Logits (B, T, V) and the per-layer routing losses of this forward."""
@@ -389,10 +428,11 @@ def define_model(torch):
                 window = model_window(self.c, T, 0.0)
             x = self.tok_emb(tokens)
             if hasattr(self, "pos_emb"):
-                x = x + self.pos_emb(torch.arange(pos0, pos0 + T))
+                x = x + self.pos_emb.weight[pos0:pos0 + T]
+            hidden = self.hidden_keys(pos0, T, window)
             losses = {"balance": [], "aux": [], "z": []}
             for block in self.layers:
-                x = block(x, pos0, window, cache, losses)
+                x = block(x, pos0, hidden, cache, losses)
             if hasattr(self, "final_norm"):
                 x = self.final_norm(x)
             w = self.tok_emb.weight if self.c["tie_embeddings"] else self.lm_head.weight
@@ -419,14 +459,14 @@ def define_model(torch):
         @torch.no_grad()
         def generate_greedy(self, prompt_token, n_new, window):
             """As RouteLab's generate(): the prompt token, then n_new greedy tokens through the cache."""
-            cache = KVCache(self.c, 1, self.c["seq_len"])
+            cache = KVCache(self.c, 1, self.c["seq_len"], self.tok_emb.weight.dtype)
             logits, _ = self(torch.tensor([[prompt_token]]), 0, window, cache)
             out = []
             for i in range(n_new):
-                nxt = int(logits[0, -1].argmax())
+                nxt = logits[:, -1].argmax(-1, keepdim=True)  # (1, 1): the next step's tokens
                 out.append(nxt)
-                logits, _ = self(torch.tensor([[nxt]]), i + 1, window, cache)
-            return out
+                logits, _ = self(nxt, i + 1, window, cache)
+            return [int(t) for t in out]
 
     return RouteLabTransformer
 

@@ -1,0 +1,59 @@
+// routelab-cli's shared parts: the parsed command line, the messages and exit codes, the config
+// flags, and one entry point per command (each group of commands in a file of its own:
+// cli_train.cpp train/resume/sweep, cli_runs.cpp runs, cli_bench.cpp bench and its PyTorch peer,
+// cli_inspect.cpp presets/params/lesson/generate/probe/export; cli_main.cpp holds the table).
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "util/status.h"
+
+namespace cli {
+
+struct Args {
+    std::string cmd;
+    std::map<std::string, std::string> opt;
+    std::vector<std::string> sets;
+    std::vector<std::string> flags;
+    std::vector<std::string> pos;  // positional words (runs: the subcommand and its id)
+    bool has(const std::string& k) const { return opt.count(k) > 0; }
+    bool flag(const std::string& k) const { return std::find(flags.begin(), flags.end(), k) != flags.end(); }
+};
+
+// Exit codes: 0 ok, 1 a user error (message on stderr), 2 bad usage (with every command's usage).
+int fail(const std::string& msg);
+int usage(const std::string& msg);
+std::string usage_text();  // every command's usage, from the command table (cli_main.cpp)
+
+bool parse_int(const std::string& s, long long lo, long long hi, long long& out);
+bool parse_float(const std::string& s, double& out);
+// --preset / --config plus --set overrides (and --device); validated once, here.
+rl::Result<rl::Config> load_config(const Args& a);
+// vocab_size the way training will have it: from the tokenizer built on the configured corpus.
+rl::Result<int> resolve_vocab(const rl::Config& cfg);
+// --steps, --batch, --seed and --corpus onto the loaded config, then the config check again.
+// 0, or the exit code of the bad value.
+int apply_train_flags(const Args& a, rl::Config& cfg);
+// --workspace DIR, else the per-user workspace the window uses (io/run_recorder.h).
+std::string workspace_of(const Args& a);
+// Writes `text` to dir/name whole or not at all (the old file stays); false after the message.
+bool write_file(const std::string& dir, const std::string& name, const std::string& text, const char* hint);
+std::string fmt_eta(double s);
+double seconds_since(std::chrono::steady_clock::time_point t);
+
+int cmd_presets(const Args& a);
+int cmd_params(const Args& a);
+int cmd_train(const Args& a);
+int cmd_sweep(const Args& a);
+int cmd_lesson(const Args& a);
+int cmd_runs(const Args& a);
+int cmd_generate(const Args& a);
+int cmd_probe(const Args& a);
+int cmd_bench(const Args& a);
+int cmd_export(const Args& a);
+
+}  // namespace cli

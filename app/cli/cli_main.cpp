@@ -1,0 +1,120 @@
+// routelab-cli: presets, params, train, sweep, lesson, runs, generate, probe, bench, export. Command
+// and flag names are fixed (scripts and other tools call them). Exit codes: 0 ok, 1 a user error
+// (message on stderr), 2 bad usage. The commands live in cli_*.cpp, one file per group (cli.h).
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+
+namespace cli {
+
+namespace {
+
+const char* k_usage_head = "routelab-cli — train and inspect RouteLab transformers from the terminal\n\n";
+const char* k_usage_set = "--set takes any config key, e.g. --set model.attention.use_wo=true --set train.lr=0.001\n";
+
+// One row per command: its usage lines, the options that take a value, and what runs it.
+struct Command {
+    const char* name;
+    const char* usage;
+    std::vector<std::string> options;
+    int (*run)(const Args&);
+    int positionals = 0;  // words that are not --options (runs: list | show ID ...)
+};
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> c = {
+        {"presets", "  routelab-cli presets\n", {}, cmd_presets},
+        {"params", "  routelab-cli params   --preset P | --config F [--vocab-size N] [--json]\n",
+         {"preset", "config", "vocab-size", "set"}, cmd_params},
+        {"train",
+         "  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]\n"
+         "                        [--corpus PATH] [--out DIR] [--workspace DIR] [--set key=value ...]\n"
+         "                        [--device cpu|cuda|auto]\n"
+         "                        [--inject-nan-at STEP]   (tests: that step's loss is NaN; the run fails there)\n"
+         "  routelab-cli train    --resume DIR [--steps N]   (go on from DIR's last save; N more steps)\n",
+         {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume", "inject-nan-at",
+          "device"},
+         cmd_train},
+        {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]\n",
+         {"grid", "out", "workspace"}, cmd_sweep},
+        {"lesson", "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n", {}, cmd_lesson, 1},
+        {"runs",
+         "  routelab-cli runs     list [--json] | show ID | export ID --csv F | delete ID   [--workspace DIR]\n",
+         {"workspace", "csv"}, cmd_runs, 2},
+        {"generate",
+         "  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]\n"
+         "                        [--top-k K] [--top-p P] [--seed S]\n",
+         {"checkpoint", "prompt", "max-tokens", "min-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
+        {"probe", "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n", {"checkpoint", "text"}, cmd_probe},
+        {"bench",
+         "  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]\n"
+         "                        [--checkpoint F] [--peer torch] [--set key=value ...] [--device cpu|cuda|auto]\n",
+         {"preset", "config", "json", "seconds", "set", "vocab-size", "checkpoint", "peer", "device"}, cmd_bench},
+        {"export",
+         "  routelab-cli export   --preset P | --config F | --checkpoint F --format hf|megatron\n"
+         "                        [--out F] [--weights] [--set key=value ...]\n"
+         "                        (hf: --out is a folder for config.json, and model.safetensors with --weights)\n",
+         {"preset", "config", "checkpoint", "format", "out", "set"}, cmd_export},
+    };
+    return c;
+}
+
+bool takes(const Command& c, const std::string& option) {
+    return std::find(c.options.begin(), c.options.end(), option) != c.options.end();
+}
+
+
+// `<command> --help`: that command's lines (and the --set note where it takes --set), exit 0.
+int command_help(const Command& c) {
+    std::cout << c.usage;
+    if (takes(c, "set")) std::cout << "\n" << k_usage_set;
+    return 0;
+}
+
+}  // namespace
+
+std::string usage_text() {
+    std::string u = k_usage_head;
+    for (const Command& c : commands()) u += c.usage;
+    return u + "\n" + k_usage_set;
+}
+
+}  // namespace cli
+
+int main(int argc, char** argv) {
+    using namespace cli;
+    if (argc < 2) return usage("no command given");
+    Args a;
+    a.cmd = argv[1];
+    if (a.cmd == "--help" || a.cmd == "-h" || a.cmd == "help") {
+        std::cout << usage_text();
+        return 0;
+    }
+    const auto& table = commands();
+    auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
+    if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
+    const std::vector<std::string> bool_flags = {"json", "sample", "weights"};
+    for (int i = 2; i < argc; i++) {
+        std::string k = argv[i];
+        if (k == "--help" || k == "-h") return command_help(*it);
+        if (k.rfind("--", 0) != 0) {
+            if ((int)a.pos.size() >= it->positionals) return usage("unexpected argument '" + k + "'");
+            a.pos.push_back(k);
+            continue;
+        }
+        k = k.substr(2);
+        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() && !takes(*it, k)) {
+            a.flags.push_back(k);
+            continue;
+        }
+        if (i + 1 >= argc) return usage("--" + k + " needs a value");
+        if (k == "set") a.sets.push_back(argv[++i]);
+        else a.opt[k] = argv[++i];
+    }
+    for (const auto& [k, _] : a.opt)
+        if (!takes(*it, k)) return usage("'" + a.cmd + "' has no option --" + k);
+    if (!a.sets.empty() && !takes(*it, "set")) return usage("'" + a.cmd + "' has no option --set");
+    return it->run(a);
+}

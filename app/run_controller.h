@@ -1,0 +1,129 @@
+// The window's run, without widgets (docs/architecture.md §12): the Session (the trainer thread),
+// RunData (what the views read), the run's row in the workspace's store (io/run_recorder.h, the
+// recorder the CLI uses too) and the poll that moves the trainer's numbers across. Every way a run
+// starts in the window (Train, Retrain, open checkpoint, Continue from checkpoint, a sweep's point,
+// a lesson's replay) ends in adopt(); Continue trains the same session on.
+#pragma once
+#include <QElapsedTimer>
+#include <QHash>
+#include <QObject>
+#include <QSet>
+#include <QStringList>
+#include <QTimer>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "io/run_recorder.h"
+#include "session.h"
+#include "views.h"
+
+class RunController : public QObject {
+    Q_OBJECT
+public:
+    // Where a run comes from: a sweep's point neither stops the sweep nor measures its speedup.
+    enum class Origin { user, sweep };
+    // What adopt() takes over: a prepared state and how its store row starts.
+    struct NewRun {
+        std::unique_ptr<rl::TrainState> state;
+        std::string name;                     // the row's and the views' name
+        rl::RunStart start;                   // its sweep and tags
+        Origin origin = Origin::user;
+        bool paused = false;                  // an opened checkpoint waits for Step or Pause
+        int64_t sameRow = 0;                  // go on in this stored row instead of a new one
+        std::vector<rl::CurvePoint> history;  // the stored curve up to the start (a continued run)
+        std::string checkpoint;               // the file it was opened from, recorded on the row
+    };
+    // How a file corpus is prepared (the window: on a thread, behind a progress dialog).
+    using Preparer = std::function<rl::Result<std::unique_ptr<rl::TrainState>>(const rl::Config&)>;
+
+    // workspace: its runs.sqlite is opened (created) here; without it runs are not stored (said).
+    explicit RunController(const QString& workspace, QObject* parent = nullptr);
+    ~RunController() override;
+
+    // Validates, checks memory, prepares and adopts; on an error nothing running is touched.
+    rl::Status startRun(const rl::Config& cfg, const rl::RunStart& start = {}, Origin origin = Origin::user);
+    // A checkpoint's weights, paused, in a new row that records the file.
+    rl::Status openCheckpoint(const QString& path);
+    // The finished run trains n more steps in the same session and row (run_store_reopen).
+    rl::Status continueRun(int n);
+    // A stored run's newest checkpoint on disk through run_resume, n more steps: the same row when
+    // nothing was stored past the checkpoint, else a new row that starts with the curve up to it.
+    rl::Status continueFromCheckpoint(qint64 runId, int n);
+    // The one way a run takes the session: the current run, if still training, is interrupted
+    // ("replaced by a new run at step N"); the views start over; the new row begins.
+    void adopt(NewRun r);
+    // Stops training; the run, if still training, ends with status and why ("%1" in why: the step
+    // it reached, its last steps polled first).
+    void stopRun(rl::RunStatus status, const QString& why);
+    // Closing: the run still training is interrupted ("the window was closed at step N").
+    void shutdown();
+
+    void saveCheckpoint(const QString& path);  // recorded on the run it was asked for; checkpointSaved follows
+    // A weights-only file for an export: not recorded; exportCheckpointReady or checkpointFailed follows.
+    void requestExportCheckpoint(const QString& path);
+    void setProbeText(const QString& text);
+    void requestGenerate(GenerateRequest r);
+    void requestCostMeasure();
+    void setSweepActive(bool on) { sweepActive_ = on; }  // Continue waits for a sweep to end
+    void setPreparer(Preparer p) { preparer_ = std::move(p); }
+    bool preparing() const { return preparing_; }
+
+    Session& session() { return session_; }
+    RunData& data() { return run_; }  // the Runs dock writes its runs and overlays
+    const RunData& data() const { return run_; }
+    rl::RunStore* store() { return store_ ? &*store_ : nullptr; }
+    const QString& workspace() const { return workspace_; }
+    const QString& storeProblem() const { return storeProblem_; }  // why runs are not stored ("" = they are)
+    qint64 currentRunId() const { return rec_.id; }
+    bool currentRunTraining() const { return rec_.id && rec_.status == rl::RunStatus::running; }
+    rl::RunStatus currentRunStatus() const { return rec_.status; }
+    int lastStep() const { return run_.curve.empty() ? 0 : run_.curve.back().step; }
+    double firstStepSeconds() const { return firstStepSeconds_; }  // Train -> first numbers (-1 before)
+    float tokPerSecond() const { return emaTok_; }                 // smoothed over steps
+    void poll();
+
+signals:
+    void message(QString text);
+    void takingOver();                       // a user's run replaces whatever runs (a sweep stops)
+    void runReset();                         // a new run: RunData started over, the views start as at launch
+    void configAdopted(const rl::Config& cfg);  // a run's config the form should show (checkpoints)
+    void arrived(unsigned arrival);          // Arrival bits: data the views may show
+    void statsArrived();                     // the live label's step and loss
+    void runsChanged();                      // rows began, ended or changed: re-list the store
+    void runFinished(int step);
+    void runFailed(QString message);
+    void generationReady();
+    void checkpointSaved(QString path);
+    void exportCheckpointReady(QString path);
+    void checkpointFailed(QString message);
+
+private:
+    void connectSession();
+    void onFailed(const QString& what, int goodStep);
+    void onCheckpointSaved(const QString& path, int step, bool currentRun);
+    void storeNewPoints();
+    void takeProbe();
+    rl::Result<std::unique_ptr<rl::TrainState>> prepare(const rl::Config& cfg);
+    void say(const QString& m) { emit message(m); }
+    bool recorded(bool ok);  // a failed store write said; the next write tries again
+
+    Session session_;
+    RunData run_;
+    QString workspace_, storeProblem_;
+    QString probeText_;  // the probe dock's text, given to each new run
+    std::optional<rl::RunStore> store_;  // none when the workspace's database cannot be opened (said)
+    rl::RunRecorder rec_;                // the current run's row
+    size_t storedPoints_ = 0;            // run_.curve rows already in the store
+    QTimer poll_;
+    QElapsedTimer runClock_;
+    double firstStepSeconds_ = -1;
+    float emaTok_ = 0;
+    bool deviceNoteShown_ = false;  // train.device = auto's note was shown (once per window)
+    bool preparing_ = false;        // the preparer is working: no second run meanwhile
+    bool sweepActive_ = false;
+    bool shutDown_ = false;
+    Preparer preparer_;
+    QHash<QString, qint64> checkpointRuns_;  // Save checkpoint...: the stored run each pending file belongs to
+    QSet<QString> exportFiles_;              // checkpoints written for exports: not the run's
+};
