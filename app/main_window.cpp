@@ -90,10 +90,6 @@ void MainWindow::buildDocks() {
     addDockWidget(Qt::RightDockWidgetArea, lessons_);
     runsDock_ = new RunsDock(*runs_, [this] { return config_->config(); }, this);
     addDockWidget(Qt::RightDockWidgetArea, runsDock_);
-    sweepLabel_ = new QLabel(this);
-    sweepLabel_->setObjectName("sweepProgress");
-    sweepLabel_->hide();
-    statusBar()->addPermanentWidget(sweepLabel_);
 }
 
 void MainWindow::connectRooms() {
@@ -323,6 +319,11 @@ void MainWindow::updateLiveLabel() {
 }
 
 void MainWindow::showSweepProgress(const QString& text) {
+    if (!sweepLabel_) {
+        sweepLabel_ = new QLabel(this);
+        sweepLabel_->setObjectName("sweepProgress");
+        statusBar()->addPermanentWidget(sweepLabel_);
+    }
     sweepLabel_->setText(text);
     sweepLabel_->setVisible(!text.isEmpty());
 }

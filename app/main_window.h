@@ -103,7 +103,7 @@ private:
     ImGuiWidget* imgui_ = nullptr;
     QTabBar* tabs_ = nullptr;
     QLabel* live_ = nullptr;
-    QLabel* sweepLabel_ = nullptr;
+    QLabel* sweepLabel_ = nullptr;  // made at the first sweep: a hidden permanent widget still moves the docks by a pixel
     // Each made once; shown in the toolbar and the menus.
     struct Actions {
         QAction *train, *pause, *step, *retrain, *continueRun, *sweep, *stopSweep, *dark, *light;
