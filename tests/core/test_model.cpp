@@ -267,15 +267,13 @@ struct Decoder {
 
 class KvCache : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
-    auto cfg = preset_load(GetParam());
-    ASSERT_TRUE(cfg.is_ok());
-    ModelConfig c = shrink(cfg->model);
+// The largest |decode - full forward| over every position and logit of one random sequence, for
+// a random model of config c decoded one token at a time through the KV cache with window W.
+double decodeVersusFull(const ModelConfig& c, int W) {
     Model m;
     model_create(m, c, 4, 0.02f);
     randomize(m, 6);
     const int T = c.seq_len, V = c.vocab_size;
-    const int W = model_window(c, T, 1.f);
     Batch b = make_batch(1, T, V, 7);
     Activations full;
     activations_create(full, c, 1, T);
@@ -286,9 +284,17 @@ TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
         const float* logits = one.step(m, b.tok[t], {.window = W});
         for (int v = 0; v < V; v++) max_diff = std::max(max_diff, (double)std::fabs(logits[v] - full.logits[t * V + v]));
     }
+    return max_diff;
+}
+
+TEST_P(KvCache, DecodeEqualsFullForwardLogits) {
+    auto cfg = preset_load(GetParam());
+    ASSERT_TRUE(cfg.is_ok());
+    ModelConfig c = shrink(cfg->model);
+    const double max_diff = decodeVersusFull(c, model_window(c, c.seq_len, 1.f));
     RecordProperty("max_abs_diff", std::to_string(max_diff));
-    std::printf("[kv-cache] %s: max |decode - full| over %d positions x %d logits = %.3g\n", GetParam().c_str(), T, V,
-                max_diff);
+    std::printf("[kv-cache] %s: max |decode - full| over %d positions x %d logits = %.3g\n", GetParam().c_str(), c.seq_len,
+                c.vocab_size, max_diff);
     EXPECT_LT(max_diff, 1e-4);
 }
 
@@ -304,21 +310,7 @@ TEST(KvCacheRope, DecodeEqualsFullForwardOnTheDensePath) {
         c.attention.positional = PosKind::rope;
         ASSERT_TRUE(config_validate(Config{"rope", "", c, cfg->train, cfg->data}).is_ok());
         ASSERT_EQ(c.attention.heads.kind, HeadSelection::all_heads);
-        Model m;
-        model_create(m, c, 4, 0.02f);
-        randomize(m, 6);
-        const int T = c.seq_len, V = c.vocab_size;
-        Batch b = make_batch(1, T, V, 7);
-        Activations full;
-        activations_create(full, c, 1, T);
-        model_forward(m, full, b.tok.data(), nullptr, 1, T, {.window = T});
-        Decoder one(c, T);
-        double max_diff = 0;
-        for (int t = 0; t < T; t++) {
-            const float* logits = one.step(m, b.tok[t], {.window = T});
-            for (int v = 0; v < V; v++) max_diff = std::max(max_diff, (double)std::fabs(logits[v] - full.logits[t * V + v]));
-        }
-        EXPECT_LT(max_diff, 1e-4) << preset << " with RoPE";
+        EXPECT_LT(decodeVersusFull(c, c.seq_len), 1e-4) << preset << " with RoPE";
     }
 }
 
