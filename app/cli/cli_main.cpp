@@ -26,8 +26,8 @@ struct Command {
 const std::vector<Command>& commands() {
     static const std::vector<Command> c = {
         {"presets", "  routelab-cli presets\n", {}, cmd_presets},
-        {"params", "  routelab-cli params   --preset P | --config F [--vocab-size N] [--json]\n",
-         {"preset", "config", "vocab-size", "set"}, cmd_params},
+        {"params", "  routelab-cli params   --preset P | --config F | --model DIR [--vocab-size N] [--json]\n",
+         {"preset", "config", "vocab-size", "set", "model"}, cmd_params},
         {"train",
          "  routelab-cli train    --preset P | --config F [--steps N] [--batch B] [--seed S]\n"
          "                        [--corpus PATH] [--out DIR] [--workspace DIR] [--set key=value ...]\n"
@@ -47,7 +47,14 @@ const std::vector<Command>& commands() {
          "  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]\n"
          "                        [--top-k K] [--top-p P] [--seed S]\n",
          {"checkpoint", "prompt", "max-tokens", "min-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
-        {"probe", "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n", {"checkpoint", "text"}, cmd_probe},
+        {"probe",
+         "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n"
+         "  routelab-cli probe    --model DIR --ids 1,17,255,... --json F   (logits [T][V], moe_layers)\n",
+         {"checkpoint", "text", "model", "ids", "json"}, cmd_probe},
+        {"tokenize",
+         "  routelab-cli tokenize --model DIR | --tokenizer FILE --text-file F [--no-special] --json G\n"
+         "                        (ids of the whole file and of each line; FILE a tokenizer.json or tokenizer.model)\n",
+         {"model", "tokenizer", "text-file", "json"}, cmd_tokenize},
         {"bench",
          "  routelab-cli bench    [--preset P | --config F] [--json F] [--seconds S] [--vocab-size N]\n"
          "                        [--checkpoint F] [--peer torch] [--set key=value ...] [--device cpu|cuda|auto]\n",
@@ -95,7 +102,7 @@ int main(int argc, char** argv) {
     const auto& table = commands();
     auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
     if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
-    const std::vector<std::string> bool_flags = {"json", "sample", "weights"};
+    const std::vector<std::string> bool_flags = {"json", "sample", "weights", "no-special"};
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--help" || k == "-h") return command_help(*it);
@@ -105,7 +112,9 @@ int main(int argc, char** argv) {
             continue;
         }
         k = k.substr(2);
-        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() && !takes(*it, k)) {
+        // A flag word that the command also takes with a value ("probe --json F") is a flag when no value follows.
+        const bool no_value = i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0;
+        if (std::find(bool_flags.begin(), bool_flags.end(), k) != bool_flags.end() && (!takes(*it, k) || no_value)) {
             a.flags.push_back(k);
             continue;
         }

@@ -79,6 +79,9 @@ KNOWN_KEYS = {
     "attention.heads.head_bias", "attention.heads.bias_update_rate", "moe.score_function", "moe.expert_bias",
     "moe.bias_update_rate", "moe.load_balancing", "moe.global_aux_window", "moe.topk_scaling_factor",
     "moe.n_groups", "moe.group_topk", "moe.token_drop_policy",
+    # the settings of imported Hugging Face models (docs/hf-models.md): only their defaults
+    "embedding_multiplier", "residual_multiplier", "logits_scaling", "attention.scale", "attention.qkv_bias",
+    "attention.qk_norm", "moe.topk_weights", "moe.d_ff_shared", "moe.shared_expert_gate", "moe.dense_layers",
 }
 KNOWN_VALUES = {
     "norm": {"rmsnorm", "layernorm"}, "norm_position": {"pre", "post"},
@@ -95,6 +98,9 @@ KNOWN_VALUES = {
     "moe.aux_convention": {"switch", "hf"},
     "attention.heads.head_bias": {False}, "moe.expert_bias": {False}, "moe.score_function": {"softmax"},
     "moe.load_balancing": {"aux_loss"}, "moe.topk_scaling_factor": {1.0}, "moe.group_topk": {0},
+    "embedding_multiplier": {1.0}, "residual_multiplier": {1.0}, "logits_scaling": {1.0}, "attention.scale": {0.0},
+    "attention.qkv_bias": {False}, "attention.qk_norm": {"none"}, "moe.topk_weights": {"auto"},
+    "moe.d_ff_shared": {0}, "moe.shared_expert_gate": {False}, "moe.dense_layers": {""},
 }
 
 

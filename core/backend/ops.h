@@ -47,7 +47,7 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
 
 // Every op, once. X(name): a field `name` of the function's own type; ops_cpu() points it at rl::name.
 #define ROUTELAB_OPS(X)                                                                                      \
-    X(tensor_zero) X(gemm)                                                                                   \
+    X(tensor_zero) X(tensor_scale) X(gemm)                                                                   \
     X(embedding_forward) X(embedding_backward)                                                               \
     X(rmsnorm_forward) X(rmsnorm_backward) X(layernorm_forward) X(layernorm_backward)                        \
     X(linear_forward) X(linear_backward)                                                                     \

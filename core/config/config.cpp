@@ -3,6 +3,7 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -49,6 +50,10 @@ const EnumName<LoadBalancing> k_balancing[] = {{LoadBalancing::aux_loss, "aux_lo
                                                {LoadBalancing::global_aux_loss, "global_aux_loss"},
                                                {LoadBalancing::none, "none"}};
 const EnumName<TokenDropPolicy> k_drop[] = {{TokenDropPolicy::position, "position"}, {TokenDropPolicy::probs, "probs"}};
+const EnumName<QkNorm> k_qk_norm[] = {{QkNorm::none, "none"}, {QkNorm::full, "full"}, {QkNorm::head, "head"}};
+const EnumName<TopkWeights> k_topk_weights[] = {{TopkWeights::automatic, "auto"},
+                                                {TopkWeights::renormalised, "renormalised"},
+                                                {TopkWeights::probs, "probs"}};
 
 template <class E, size_t N>
 const char* enum_name(const EnumName<E> (&table)[N], E v) {
@@ -146,11 +151,17 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.final_norm", m.final_norm);
     visit("model.tie_embeddings", m.tie_embeddings);
     visit("model.lm_head_bias", m.lm_head_bias);
+    visit("model.embedding_multiplier", m.embedding_multiplier);
+    visit("model.residual_multiplier", m.residual_multiplier);
+    visit("model.logits_scaling", m.logits_scaling);
     visit("model.attention.use_wo", a.use_wo);
     visit("model.attention.positional", a.positional, k_pos);
     visit("model.attention.cope_npos", a.cope_npos);
     visit("model.attention.cope_shared", a.cope_shared);
     visit("model.attention.rope_theta", a.rope_theta);
+    visit("model.attention.scale", a.scale);
+    visit("model.attention.qkv_bias", a.qkv_bias);
+    visit("model.attention.qk_norm", a.qk_norm, k_qk_norm);
     visit("model.attention.window.kind", w.kind, k_windows);
     visit("model.attention.window.size", w.size);
     visit("model.attention.window.strategy", w.strategy, k_strategies);
@@ -187,6 +198,10 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.moe.n_groups", e.n_groups);
     visit("model.moe.group_topk", e.group_topk);
     visit("model.moe.token_drop_policy", e.token_drop_policy, k_drop);
+    visit("model.moe.topk_weights", e.topk_weights, k_topk_weights);
+    visit("model.moe.d_ff_shared", e.d_ff_shared);
+    visit("model.moe.shared_expert_gate", e.shared_expert_gate);
+    visit("model.moe.dense_layers", e.dense_layers);
     visit("train.steps", t.steps);
     visit("train.batch_size", t.batch_size);
     visit("train.lr", t.lr);
@@ -311,6 +326,8 @@ const char* aux_convention_name(AuxConvention k) { return enum_name(k_aux, k); }
 const char* score_function_name(ScoreFunction k) { return enum_name(k_scores, k); }
 const char* load_balancing_name(LoadBalancing k) { return enum_name(k_balancing, k); }
 const char* token_drop_policy_name(TokenDropPolicy k) { return enum_name(k_drop, k); }
+const char* qk_norm_name(QkNorm k) { return enum_name(k_qk_norm, k); }
+const char* topk_weights_name(TopkWeights k) { return enum_name(k_topk_weights, k); }
 const char* device_kind_name(DeviceKind k) { return enum_name(k_devices, k); }
 
 MhMoeMatch mh_moe_match_flops(int d_model, int n_heads, int smoe_experts, int smoe_d_ff, int top_k) {
@@ -412,6 +429,64 @@ std::string config_generation_blocker(const ModelConfig& m) {
 
 namespace {
 
+// "0, 3,5" -> {0, 3, 5}; false on anything that is not a comma-separated list of whole numbers.
+bool parse_layer_list(const std::string& s, std::vector<int>& out) {
+    out.clear();
+    size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && s[i] == ' ') i++;
+        size_t j = i;
+        while (j < s.size() && std::isdigit((unsigned char)s[j])) j++;
+        if (j == i || j - i > 6) return false;
+        out.push_back(std::stoi(s.substr(i, j - i)));
+        while (j < s.size() && s[j] == ' ') j++;
+        if (j < s.size() && s[j] != ',') return false;
+        i = j + 1;
+        if (j + 1 == s.size()) return false;  // a trailing comma
+    }
+    return true;
+}
+
+}  // namespace
+
+std::vector<char> config_dense_layers(const ModelConfig& m) {
+    if (m.moe.kind == FfnRouting::dense) return {};
+    std::vector<char> dense(m.n_layers, 0);
+    std::vector<int> list;
+    if (parse_layer_list(m.moe.dense_layers, list))
+        for (int l : list)
+            if (l >= 0 && l < m.n_layers) dense[l] = 1;
+    return dense;
+}
+
+bool config_layer_sparse(const ModelConfig& m, int l) {
+    if (m.moe.kind == FfnRouting::dense) return false;
+    if (m.moe.dense_layers.empty()) return true;
+    return !config_dense_layers(m)[l];
+}
+
+std::string config_training_blocker(const ModelConfig& m) {
+    std::vector<std::string> keys;
+    if (m.embedding_multiplier != 1.f) keys.push_back("model.embedding_multiplier");
+    if (m.residual_multiplier != 1.f) keys.push_back("model.residual_multiplier");
+    if (m.logits_scaling != 1.f) keys.push_back("model.logits_scaling");
+    if (m.attention.scale != 0.f) keys.push_back("model.attention.scale");
+    if (m.attention.qkv_bias) keys.push_back("model.attention.qkv_bias");
+    if (m.attention.qk_norm != QkNorm::none) keys.push_back("model.attention.qk_norm");
+    const bool sparse = m.moe.kind != FfnRouting::dense;
+    if (sparse && m.moe.d_ff_shared != 0) keys.push_back("model.moe.d_ff_shared");
+    if (sparse && m.moe.shared_expert_gate) keys.push_back("model.moe.shared_expert_gate");
+    if (sparse && !m.moe.dense_layers.empty()) keys.push_back("model.moe.dense_layers");
+    if (keys.empty()) return {};
+    std::string list;
+    for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
+    return "training is not available for " + list +
+           " (settings of imported Hugging Face models that only the forward supports); probe, generate and "
+           "evaluate the model instead, or reset them to their defaults";
+}
+
+namespace {
+
 bool in(long long v, long long lo, long long hi) { return v >= lo && v <= hi; }
 
 // Sizes and the divisibility rules between them (C % H, H % G, H*D = C without W_O).
@@ -436,6 +511,10 @@ Status validate_dims(const ModelConfig& m) {
     if (!in(m.seq_len, 2, 4096)) return bad("model.seq_len", "must be in 2..4096, got " + std::to_string(m.seq_len));
     if (m.vocab_size < 0 || m.vocab_size > 1000000) return bad("model.vocab_size", "must be 0 (from tokenizer) or 1..1000000");
     if (!(m.norm_eps > 0 && m.norm_eps < 1)) return bad("model.norm_eps", "must be in (0, 1)");
+    if (!(m.embedding_multiplier > 0 && m.embedding_multiplier < 1e4)) return bad("model.embedding_multiplier", "must be in (0, 1e4) (1 = off)");
+    if (!(m.residual_multiplier > 0 && m.residual_multiplier < 1e4)) return bad("model.residual_multiplier", "must be in (0, 1e4) (1 = off)");
+    if (!(m.logits_scaling > 0 && m.logits_scaling < 1e4)) return bad("model.logits_scaling", "must be in (0, 1e4) (1 = off)");
+    if (!(a.scale >= 0 && a.scale < 100)) return bad("model.attention.scale", "must be in [0, 100) (0 = 1/sqrt(head_dim))");
     if (!in(m.ffn.d_ff, 1, 65536)) return bad("model.ffn.d_ff", "must be in 1..65536, got " + std::to_string(m.ffn.d_ff));
     return Status::ok();
 }
@@ -475,6 +554,10 @@ Status validate_heads(const ModelConfig& m) {
     // Weights and factors are range-checked whatever the routing kind: they are live-changeable, and
     // a value that could never be right is refused even where it has no effect yet.
     if (!(h.beta >= 0 && h.beta < 10)) return bad("model.attention.heads.beta", "must be in [0, 10)");
+    const auto& a = m.attention;
+    if (h.kind != HeadSelection::all_heads && (a.qkv_bias || a.qk_norm != QkNorm::none || a.scale != 0.f))
+        return bad("model.attention.heads.kind", "must be all_heads with qkv_bias, qk_norm or attention.scale (the "
+                                                 "head-selection path has none of them)");
     if (h.head_bias && h.kind != HeadSelection::moh)
         return bad("model.attention.heads.head_bias", "needs routed heads (heads.kind=moh); it balances the head router");
     if (!(h.bias_update_rate >= 0 && h.bias_update_rate < 1))
@@ -518,6 +601,24 @@ Status validate_engine_routing(const MoeConfig& e) {
     return Status::ok();
 }
 
+// The sparse-FFN settings Hugging Face checkpoints carry (docs/hf-models.md).
+Status validate_hf_moe(const ModelConfig& m) {
+    const auto& e = m.moe;
+    if (e.topk_weights != TopkWeights::automatic &&
+        (e.routing != MoeRouting::topk || e.score_function != ScoreFunction::softmax))
+        return bad("model.moe.topk_weights", "applies to softmax top-k routing only (routing topk, score_function softmax)");
+    if (!in(e.d_ff_shared, 0, 65536)) return bad("model.moe.d_ff_shared", "must be 0 (= d_ff_expert) or in 1..65536");
+    if (e.shared_expert_gate && (e.n_shared_experts == 0 || e.kind != FfnRouting::moe))
+        return bad("model.moe.shared_expert_gate", "needs shared experts (model.moe.n_shared_experts > 0) and moe.kind=moe");
+    std::vector<int> list;
+    if (!parse_layer_list(e.dense_layers, list))
+        return bad("model.moe.dense_layers", "must be comma-separated layer indices such as \"0,3\", got \"" + e.dense_layers + "\"");
+    for (int l : list)
+        if (!in(l, 0, m.n_layers - 1))
+            return bad("model.moe.dense_layers", "names layer " + std::to_string(l) + "; layers are 0.." + std::to_string(m.n_layers - 1));
+    return Status::ok();
+}
+
 Status validate_moe(const ModelConfig& m) {
     const auto& e = m.moe;
     if (e.kind != FfnRouting::dense) {
@@ -533,6 +634,7 @@ Status validate_moe(const ModelConfig& m) {
         if (e.kind == FfnRouting::mh_moe && (!in(e.n_heads, 1, m.d_model) || m.d_model % e.n_heads != 0))
             return bad("model.moe.n_heads", "must divide d_model (" + std::to_string(m.d_model) + "), got " + std::to_string(e.n_heads));
         if (Status s = validate_engine_routing(e); !s) return s;
+        if (Status s = validate_hf_moe(m); !s) return s;
     }
     if (!(e.capacity_factor > 0 && e.capacity_factor <= 64)) return bad("model.moe.capacity_factor", "must be in (0, 64]");
     if (!(e.aux_weight >= 0 && e.aux_weight < 10)) return bad("model.moe.aux_weight", "must be in [0, 10)");

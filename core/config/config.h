@@ -24,6 +24,8 @@ enum class AuxConvention { switch_t, hf };
 enum class ScoreFunction { softmax, sigmoid };
 enum class LoadBalancing { aux_loss, seq_aux_loss, global_aux_loss, none };
 enum class TokenDropPolicy { position, probs };
+enum class QkNorm { none, full, head };
+enum class TopkWeights { automatic, renormalised, probs };
 
 struct WindowConfig {
     WindowKind kind = WindowKind::full;
@@ -54,6 +56,11 @@ struct AttentionConfig {
     int cope_npos = 64;           // CoPE integer positions
     bool cope_shared = false;     // one table per layer shared by its heads (docs/routing-math.md §1.5) vs one per head
     float rope_theta = 10000.f;
+    // Settings that Hugging Face checkpoints carry (docs/hf-models.md): forward only, training refuses
+    // them (config_training_blocker).
+    float scale = 0.f;            // score scale; 0 = 1/sqrt(head_dim) (GraniteMoe: attention_multiplier)
+    bool qkv_bias = false;        // biases on W_q, W_k, W_v (Qwen2-MoE)
+    QkNorm qk_norm = QkNorm::none; // RMSNorm of q and k before RoPE: over the whole projection (OLMoE) or per head (Qwen3-MoE)
     WindowConfig window;
     HeadsConfig heads;
 };
@@ -88,6 +95,15 @@ struct MoeConfig {
     int n_groups = 1;                     // experts in n_groups contiguous groups
     int group_topk = 0;                   // > 0: a token first keeps its best group_topk groups (group-limited routing)
     TokenDropPolicy token_drop_policy = TokenDropPolicy::position;  // over capacity: latest tokens or lowest weights lose
+    // Softmax top-k combine weights: renormalised over the K selected (HF norm_topk_prob=true, Mixtral), the
+    // plain probabilities (norm_topk_prob=false, OLMoE), or automatic (renormalised for topk without
+    // shared experts and noisy_topk, as before).
+    TopkWeights topk_weights = TopkWeights::automatic;
+    int d_ff_shared = 0;                  // width of each shared expert; 0 = d_ff_expert (Qwen2-MoE's is wider)
+    bool shared_expert_gate = false;      // the shared experts' sum times sigmoid(w . x), w (1, C) (Qwen2-MoE)
+    // Layers whose FFN is the dense one (model.ffn) rather than the sparse one: comma-separated indices
+    // ("0,3"), as HF's mlp_only_layers / decoder_sparse_step / first_k_dense_replace produce.
+    std::string dense_layers;
 };
 
 struct ModelConfig {
@@ -104,6 +120,9 @@ struct ModelConfig {
     bool final_norm = false;
     bool tie_embeddings = false;
     bool lm_head_bias = false;
+    float embedding_multiplier = 1.f;  // embeddings times this (GraniteMoe)
+    float residual_multiplier = 1.f;   // each block branch times this before the residual add (GraniteMoe)
+    float logits_scaling = 1.f;        // logits divided by this (GraniteMoe)
     AttentionConfig attention;
     FfnConfig ffn;
     MoeConfig moe;
@@ -165,6 +184,14 @@ Status config_validate(const Config& cfg);
 std::vector<std::string> config_warnings(const Config& cfg);
 // Why generation is unavailable for this config (expert choice is not causal), or empty.
 std::string config_generation_blocker(const ModelConfig& m);
+// Why this config cannot be trained (settings that only the forward honours: an imported Hugging Face
+// model's quirks), or empty.
+std::string config_training_blocker(const ModelConfig& m);
+// model.moe.dense_layers as a per-layer flag (L): true where the layer's FFN is dense. Empty when the
+// model has no sparse FFN at all. Assumes a validated config.
+std::vector<char> config_dense_layers(const ModelConfig& m);
+// Whether layer l's FFN is sparse (MoE or MH-MoE).
+bool config_layer_sparse(const ModelConfig& m, int l);
 // The allowed values of an enum key ("model.moe.routing" -> topk, top1_capacity, ...), empty for others.
 std::vector<std::string> config_key_choices(const std::string& key);
 // Applies "a.b.c=value" overrides (CLI --set); value is parsed as JSON, falling back to a string.
@@ -181,6 +208,8 @@ const char* aux_convention_name(AuxConvention k);
 const char* score_function_name(ScoreFunction k);
 const char* load_balancing_name(LoadBalancing k);
 const char* token_drop_policy_name(TokenDropPolicy k);
+const char* qk_norm_name(QkNorm k);
+const char* topk_weights_name(TopkWeights k);
 const char* device_kind_name(DeviceKind k);
 
 // MH-MoE FLOPs parity with an SMoE of E experts of width d_ff, top-k, c = 3 matrices per

@@ -192,7 +192,7 @@ void attention_forward(float* y, float* att, float* gates, float* entropy_mean, 
                        const float* k, const float* v, const float* cope_e, const AttnDims& d, const float* head_on) {
     const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos, HD = H * D, GD = G * D;
     const int group = H / G;
-    const float scale = 1.f / std::sqrt((float)D);
+    const float scale = attn_scale(d);
     const bool cope = P > 0;
     const size_t per_thread = per_thread_floats(d);
     double ent_part[k_max_threads] = {};  // per-thread sums, added in thread order
@@ -245,7 +245,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
                         const float* cope_e, const AttnDims& d) {
     const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos, HD = H * D, GD = G * D;
     const int group = H / G;
-    const float scale = 1.f / std::sqrt((float)D);
+    const float scale = attn_scale(d);
     const bool cope = P > 0;
     const size_t per_thread = per_thread_floats(d);
     const size_t pair = pair_de_floats(d);
@@ -316,7 +316,7 @@ void attention_decode_row(float* y_row, float* scratch, const float* q_row, cons
                           int len, const float* cope_e, const AttnDims& d, const float* head_on, float* entropy_mean) {
     const int H = d.H, G = d.G, D = d.D, P = d.npos;
     const int group = H / G;
-    const float scale = 1.f / std::sqrt((float)D);
+    const float scale = attn_scale(d);
     const int i = len - 1, j0 = first_key(i, d.window);
     float* row = scratch;            // (len)
     float* grow = scratch + len;     // (len)
@@ -371,7 +371,7 @@ double attention_rows(float* y, int y_stride, float* scratch, const float* q, in
 void attention_forward_ref(float* y, float* att, const float* q, const float* k, const float* v,
                            const float* cope_e, const AttnDims& d) {
     const int B = d.B, T = d.T, H = d.H, G = d.G, D = d.D, P = d.npos;
-    const double scale = 1.0 / std::sqrt((double)D);
+    const double scale = d.scale > 0.f ? (double)d.scale : 1.0 / std::sqrt((double)D);
     std::vector<double> logit(T), z(P > 0 ? P : 1);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++) {

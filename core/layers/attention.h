@@ -3,6 +3,7 @@
 // Layout: q (B*T, H*D), k and v (B*T, G*D), y (B*T, H*D); query head h reads kv head h / (H/G).
 // Projections live outside (linear.h): this is the core between them.
 #pragma once
+#include <cmath>
 #include <cstddef>
 
 namespace rl {
@@ -12,7 +13,10 @@ struct AttnDims {
     int window = 1 << 30;  // key j is visible to query i when i - window < j <= i (docs/routing-math.md §1.2)
     int npos = 0;          // CoPE positions; 0 = CoPE off
     bool cope_shared = false;  // one (P, D) table for all heads of the layer, else (H, P, D)
+    float scale = 0.f;         // score scale; 0 = 1/sqrt(D) (GraniteMoe sets its attention_multiplier)
 };
+// The score scale of d: d.scale, or 1/sqrt(D).
+inline float attn_scale(const AttnDims& d) { return d.scale > 0.f ? d.scale : 1.f / std::sqrt((float)d.D); }
 
 // Rotates pairs (i, i + D/2) of every head in place by angle (t + pos_offset) * theta^(-2i/D)
 // ("rotate_half", LLaMA). x is (B*T, nh*D).

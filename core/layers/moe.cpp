@@ -9,6 +9,7 @@
 
 #include "layers/ffn.h"
 #include "layers/moe_router.h"
+#include "layers/routing.h"
 #include "util/threads.h"
 
 namespace rl {
@@ -67,14 +68,23 @@ void moe_experts_forward_all(float* out, const MoeSaved& sv, const float* x, con
         }
 }
 
-// Shared experts (DeepSeekMoE): every row, weight 1.
+// Shared experts (DeepSeekMoE): every row, weight 1; with a shared gate (Qwen2-MoE, modeling_qwen2_moe.py
+// Qwen2MoeSparseMoeBlock.forward) the sum of row t times sigmoid(w_g . x_t).
 void moe_shared_forward(float* out, const MoeSaved& sv, const float* x, const MoeWeights& w, const MoeDims& d) {
-    const int N = d.N, C = d.C, F = d.F;
+    const int N = d.N, C = d.C, F = d.shared_width();
     for (int s = 0; s < d.n_shared; s++) {
         float* ys = sv.sye + (size_t)s * N * C;
         swiglu_ffn_forward(ys, sv.sfa + (size_t)s * N * F, sv.sfb + (size_t)s * N * F, sv.sfh + (size_t)s * N * F, x,
                            w.shared[s], N, C, F);
-        for (size_t i = 0; i < (size_t)N * C; i++) out[i] += ys[i];
+        for (int t = 0; t < N; t++) {
+            float g = 1.f;
+            if (w.shared_gate) {
+                double z = 0;
+                for (int c = 0; c < C; c++) z += (double)w.shared_gate[c] * x[(size_t)t * C + c];
+                g = sigmoid((float)z);
+            }
+            for (int c = 0; c < C; c++) out[(size_t)t * C + c] += g * ys[(size_t)t * C + c];
+        }
     }
 }
 
@@ -85,23 +95,23 @@ struct ExpertScratch {
     float *sfb, *sfh;        // (N,F) shared experts' SwiGLU scratch
     float *dw, *router;      // (A) d combine weight; moe_router_scratch_floats
     ExpertScratch(float* s, const MoeDims& d) {
-        const size_t N = d.N, C = d.C, F = d.F, A = d.max_assign();
+        const size_t N = d.N, C = d.C, F = d.F, Fs = d.shared_width(), A = d.max_assign();
         dye = s, dxg = dye + A * C, dfb = dxg + A * C, dfh = dfb + A * F;
-        sfb = dfh + A * F, sfh = sfb + N * F, dw = sfh + N * F, router = dw + A;
+        sfb = dfh + A * F, sfh = sfb + N * Fs, dw = sfh + N * Fs, router = dw + A;
     }
     static size_t floats(const MoeDims& d) {
-        const size_t N = d.N, C = d.C, F = d.F, A = d.max_assign();
-        return A * C * 2 + A * F * 2 + N * F * 2 + A + moe_router_scratch_floats(d);
+        const size_t N = d.N, C = d.C, F = d.F, Fs = d.shared_width(), A = d.max_assign();
+        return A * C * 2 + A * F * 2 + N * Fs * 2 + A + moe_router_scratch_floats(d);
     }
 };
 
 // 3 backward. Shared and routed experts: dx through the experts, and dw = dout[t] . ye per assignment.
 void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b, const float* dout, const float* x,
                           const MoeSaved& sv, const MoeWeights& w, const MoeDims& d) {
-    const int N = d.N, C = d.C, F = d.F, A = *sv.n_assign;
-    for (int s = 0; s < d.n_shared; s++)
-        swiglu_ffn_backward(dx, g.shared[s], b.sfb, b.sfh, dout, x, sv.sfa + (size_t)s * N * F,
-                            sv.sfb + (size_t)s * N * F, sv.sfh + (size_t)s * N * F, w.shared[s], N, C, F);
+    const int N = d.N, C = d.C, F = d.F, Fs = d.shared_width(), A = *sv.n_assign;
+    for (int s = 0; s < d.n_shared; s++)  // (no shared gate: config_training_blocker refuses training with one)
+        swiglu_ffn_backward(dx, g.shared[s], b.sfb, b.sfh, dout, x, sv.sfa + (size_t)s * N * Fs,
+                            sv.sfb + (size_t)s * N * Fs, sv.sfh + (size_t)s * N * Fs, w.shared[s], N, C, Fs);
     for (int r = 0; r < A; r++) {  // dye = w * dout[t], dw = dout[t] . ye
         const float* go = dout + (size_t)sv.a_token[r] * C;
         const float* y = sv.ye + (size_t)r * C;
@@ -152,6 +162,18 @@ void moe_backward(float* dx, const MoeWeights& g, float* scratch, const float* d
     moe_router_backward(dx, g, b.router, b.dw, x, st, sv, w, d, daux, dzl);
 }
 
+namespace {
+
+// The shared experts' gate of one row: sigmoid(w . x), or 1 without a gate.
+double shared_gate_ref(const float* w, const float* x, int C) {
+    if (!w) return 1;
+    double z = 0;
+    for (int c = 0; c < C; c++) z += (double)w[c] * x[c];
+    return 1 / (1 + std::exp(-z));
+}
+
+}  // namespace
+
 void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeDims& d) {
     const int N = d.N, C = d.C, E = d.E, K = d.K, F = d.F;
     const bool sig = d.score == ScoreFunction::sigmoid;
@@ -167,9 +189,9 @@ void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeD
         if (!sig)
             for (int e = 0; e < E; e++) pt[e] /= s;
     }
-    auto expert = [&](const ExpertWeights& ew, int t, std::vector<double>& y) {
-        std::vector<double> h(F);
-        for (int f = 0; f < F; f++) {
+    auto expert = [&](const ExpertWeights& ew, int t, std::vector<double>& y, int width) {
+        std::vector<double> h(width);
+        for (int f = 0; f < width; f++) {
             double a = 0, b = 0;
             for (int c = 0; c < C; c++) {
                 a += (double)ew.w_gate[(size_t)f * C + c] * x[(size_t)t * C + c];
@@ -179,12 +201,12 @@ void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeD
         }
         for (int c = 0; c < C; c++) {
             y[c] = 0;
-            for (int f = 0; f < F; f++) y[c] += (double)ew.w_down[(size_t)c * F + f] * h[f];
+            for (int f = 0; f < width; f++) y[c] += (double)ew.w_down[(size_t)c * width + f] * h[f];
         }
     };
     std::vector<double> acc((size_t)N * C, 0.0), y(C);
     auto add = [&](int t, int e, double wt) {
-        expert(w.experts[e], t, y);
+        expert(w.experts[e], t, y, F);
         for (int c = 0; c < C; c++) acc[(size_t)t * C + c] += wt * y[c];
     };
     if (d.routing == MoeRouting::expert_choice) {
@@ -246,8 +268,9 @@ void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeD
     }
     for (int s = 0; s < d.n_shared; s++)
         for (int t = 0; t < N; t++) {
-            expert(w.shared[s], t, y);
-            for (int c = 0; c < C; c++) acc[(size_t)t * C + c] += y[c];
+            expert(w.shared[s], t, y, d.shared_width());
+            const double g = shared_gate_ref(w.shared_gate, x + (size_t)t * C, C);
+            for (int c = 0; c < C; c++) acc[(size_t)t * C + c] += g * y[c];
         }
     for (size_t i = 0; i < acc.size(); i++) out[i] = (float)acc[i];
 }

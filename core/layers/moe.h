@@ -21,11 +21,14 @@ struct MoeWeights {
     float* bias = nullptr;             // (E) expert_bias: selection-only bias, a buffer (null in gradients)
     float* noise = nullptr;            // (E, C) noisy_topk only
     std::vector<ExpertWeights> experts;  // [E]
-    std::vector<ExpertWeights> shared;   // [n_shared]
+    std::vector<ExpertWeights> shared;   // [n_shared], each of width Fs
+    float* shared_gate = nullptr;      // (1, C) shared_expert_gate: the shared sum times sigmoid(w . x)
 };
 
 struct MoeDims {
     int N = 1, C = 1, E = 1, K = 1, F = 1, n_shared = 0;
+    int Fs = 0;                        // shared experts' width; 0 = F
+    int norm_topk = -1;                // softmax top-k weights: -1 the routing's rule, 0 plain p, 1 renormalised
     MoeRouting routing = MoeRouting::topk;
     AuxConvention aux = AuxConvention::switch_t;
     float capacity_factor = 1.25f;
@@ -45,6 +48,7 @@ struct MoeDims {
     double global_rows = 0;            // rows those counts came from
     int capacity() const;              // top1_capacity (training): ceil(N/E*cf); expert_choice: ceil(N*cf/E); else N
     int max_assign() const;            // rows the gather buffers must hold
+    int shared_width() const { return Fs > 0 ? Fs : F; }
 };
 
 // Saved for backward and read by the stats (views into the activations arena, plus int buffers).

@@ -13,6 +13,7 @@
 namespace rl {
 
 bool moe_renormalised(const MoeDims& d) {
+    if (d.norm_topk >= 0 && d.score == ScoreFunction::softmax && d.routing == MoeRouting::topk) return d.norm_topk == 1;
     return d.score == ScoreFunction::softmax &&
            ((d.routing == MoeRouting::topk && d.n_shared == 0) || d.routing == MoeRouting::noisy_topk);
 }

@@ -61,6 +61,15 @@ void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights&
 
 namespace {
 
+// QK-norm, in place before RoPE, over rows (N, nh*D): one RMSNorm over the whole projection
+// (modeling_olmoe.py OlmoeAttention.forward) or one per head with a (D) weight (modeling_qwen3_moe.py
+// Qwen3MoeAttention.forward). rstd: (N*nh) scratch. Forward only (config_training_blocker).
+void qk_norm_forward(const Ops& op, const ModelConfig& c, float* x, const float* w, int N, int nh, float* rstd) {
+    const int D = c.head_dim;
+    if (c.attention.qk_norm == QkNorm::full) op.rmsnorm_forward(x, rstd, x, w, N, nh * D, c.norm_eps);
+    else op.rmsnorm_forward(x, rstd, x, w, N * nh, D, c.norm_eps);
+}
+
 // K and V rows of this call (contiguous: B sequences of T, or one token of the cache), RoPE on the
 // keys. With skip and no cache, only the kv groups some active head of the batch reads.
 void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Activations& s, const LayerActs& L,
@@ -70,15 +79,16 @@ void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Acti
     float* vd = kv.v + (size_t)kv.pos0 * GD;  // (N, G*D)
     const int needed = skip && !kv.cached ? op.kv_groups_needed(c, L, N, s.kv_need) : G;
     if (needed == G) {  // one GEMM each, as dense
-        op.linear_forward(kd, in, w.wk, nullptr, N, C, GD);
-        op.linear_forward(vd, in, w.wv, nullptr, N, C, GD);
-    } else {
+        op.linear_forward(kd, in, w.wk, w.bk, N, C, GD);
+        op.linear_forward(vd, in, w.wv, w.bv, N, C, GD);
+    } else {  // (qkv_bias and qk_norm need all heads: config_validate)
         for (int g = 0; g < G; g++) {
             if (!s.kv_need[g]) continue;
             op.gemm(false, true, N, D, C, 1.f, in, C, w.wk + (size_t)g * D * C, C, 0.f, kd + g * D, GD);
             op.gemm(false, true, N, D, C, 1.f, in, C, w.wv + (size_t)g * D * C, C, 0.f, vd + g * D, GD);
         }
     }
+    if (w.k_norm) qk_norm_forward(op, c, kd, w.k_norm, N, G, s.qk_rstd);
     if (c.attention.positional == PosKind::rope) op.rope_forward(kd, B, T, G, D, c.attention.rope_theta, kv.pos0);
 }
 
@@ -90,7 +100,8 @@ void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     float* y = gated ? L.atty_raw : L.atty;  // (N, H*D) heads before their gates
     const float* on = gated ? L.head_gates : nullptr;
-    op.linear_forward(L.q, in, w.wq, nullptr, N, C, HD);
+    op.linear_forward(L.q, in, w.wq, w.bq, N, C, HD);
+    if (w.q_norm) qk_norm_forward(op, c, L.q, w.q_norm, N, H, s.qk_rstd);
     if (c.attention.positional == PosKind::rope) op.rope_forward(L.q, B, T, H, D, c.attention.rope_theta, kv.pos0);
     if (kv.cached)
         op.attention_decode_row(y, kv.rows_scratch, L.q, kv.k, kv.v, kv.pos0 + 1, w.cope_pos,
@@ -175,13 +186,14 @@ MoeDims layer_moe_dims(const ModelConfig& c, const LayerWeights& w, const LayerA
 void ffn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, const float* in, int N,
                        int T, bool training, uint64_t seed, bool all_experts) {
     const int C = c.d_model, F = c.ffn.d_ff;
+    const bool sparse = w.moe.router != nullptr;  // false in model.moe.dense_layers
     MoeDims md = layer_moe_dims(c, w, a, N, T, training, seed);
     md.all_experts = all_experts;
-    if (c.moe.kind == FfnRouting::moe) {
+    if (sparse && c.moe.kind == FfnRouting::moe) {
         op.moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, md);
         return;
     }
-    if (c.moe.kind == FfnRouting::mh_moe) {
+    if (sparse && c.moe.kind == FfnRouting::mh_moe) {
         // (N,C) rows are N*h contiguous sub-tokens of width C/h: the split and merge are free views.
         op.linear_forward(a.xh, in, w.w_head, w.b_head, N, C, C);
         op.moe_forward(a.ym, a.mst, a.ms, a.xh, w.moe, md);
@@ -200,12 +212,13 @@ void ffn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights&
                         Activations& s, float* din, const float* dout, const float* in, int N, int T, bool training,
                         uint64_t seed, float daux, float dzl) {
     const int C = c.d_model, F = c.ffn.d_ff;
-    const MoeDims md = c.moe.kind != FfnRouting::dense ? layer_moe_dims(c, w, a, N, T, training, seed) : MoeDims{};
-    if (c.moe.kind == FfnRouting::moe) {
+    const bool sparse = w.moe.router != nullptr;
+    const MoeDims md = sparse ? layer_moe_dims(c, w, a, N, T, training, seed) : MoeDims{};
+    if (sparse && c.moe.kind == FfnRouting::moe) {
         op.moe_backward(din, g.moe, s.moe_scratch, dout, in, a.mst, a.ms, w.moe, md, daux, dzl);
         return;
     }
-    if (c.moe.kind == FfnRouting::mh_moe) {
+    if (sparse && c.moe.kind == FfnRouting::mh_moe) {
         op.tensor_zero(s.dym, (size_t)N * C);
         op.linear_backward(s.dym, g.w_merge, g.b_merge, dout, a.ym, w.w_merge, N, C, C);
         op.tensor_zero(s.dxh, (size_t)N * C);
@@ -235,16 +248,21 @@ void block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, L
     double t0 = o.timing ? now_seconds() : 0;
     if (pre) norm_forward(op, c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
     attn_block_forward(op, c, w, L, a, pre ? L.ln1 : L.x_in, B, T, a.window, kv, o.skip, entropy);
+    // GraniteMoe scales each branch before its residual add (modeling_granitemoe.py GraniteMoeDecoderLayer.forward).
+    const float rm = c.residual_multiplier;
+    if (rm != 1.f) op.tensor_scale(L.attn_out, rm, NC);
     op.residual_forward(L.res1, L.x_in, L.attn_out, NC);
     if (o.timing) a.time_attn += now_seconds() - t0;
     if (o.timing) t0 = now_seconds();
     if (pre) {
         norm_forward(op, c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res1, w.ffn_norm, w.ffn_norm_bias, N);
         ffn_block_forward(op, c, w, L, L.ln2, N, T, o.training, seed, o.moe_all_experts);
+        if (rm != 1.f) op.tensor_scale(L.ffn_out, rm, NC);
         op.residual_forward(L.res2, L.res1, L.ffn_out, NC);
     } else {
         norm_forward(op, c, L.ln1, L.ln1_mean, L.ln1_rstd, L.res1, w.attn_norm, w.attn_norm_bias, N);
         ffn_block_forward(op, c, w, L, L.ln1, N, T, o.training, seed, o.moe_all_experts);
+        if (rm != 1.f) op.tensor_scale(L.ffn_out, rm, NC);
         op.residual_forward(L.res2, L.ln1, L.ffn_out, NC);
         norm_forward(op, c, L.ln2, L.ln2_mean, L.ln2_rstd, L.res2, w.ffn_norm, w.ffn_norm_bias, N);
     }
@@ -302,6 +320,8 @@ void lm_head_forward(const Model& m, Activations& a, int N) {
     }
     const float* w_head = c.tie_embeddings ? m.w.tok_emb : m.w.lm_head;
     op.linear_forward(a.logits, head_in, w_head, m.w.lm_head_bias, N, c.d_model, c.vocab_size);
+    // GraniteMoe divides the logits (modeling_granitemoe.py GraniteMoeForCausalLM.forward: logits / logits_scaling).
+    if (c.logits_scaling != 1.f) op.tensor_scale(a.logits, 1.f / c.logits_scaling, (size_t)N * c.vocab_size);
 }
 
 // a.logits (holding dL/d logits by now) -> dres = dL/d (last block output); dtmp is scratch.
@@ -356,6 +376,7 @@ AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window) {
     d.window = window;
     d.npos = cope_npos(c);
     d.cope_shared = c.attention.cope_shared;
+    d.scale = c.attention.scale;
     return d;
 }
 
@@ -381,6 +402,8 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
     d.topk_scale = mc.topk_scaling_factor;
     d.n_groups = mc.n_groups;
     d.group_topk = mc.group_topk;
+    d.Fs = mc.d_ff_shared;
+    d.norm_topk = mc.topk_weights == TopkWeights::automatic ? -1 : mc.topk_weights == TopkWeights::renormalised ? 1 : 0;
     return d;
 }
 
@@ -399,7 +422,7 @@ void model_route_update(Model& m, Activations& a) {
             for (int i = 0; i < R; i++) counts[i] = (float)std::lround(L.head_f[i] * N);
             op.route_bias_update(w.head_bias, counts, R, c.attention.heads.bias_update_rate);
         }
-        if (!moe) continue;
+        if (!moe || !w.moe.router) continue;
         const int E = c.moe.n_experts;
         if (w.moe.bias) op.route_bias_update(w.moe.bias, L.mst.counts.data(), E, c.moe.bias_update_rate);
         if (L.moe_ring_rows.empty()) continue;  // global_aux_loss over one step (window 1), or off
@@ -445,6 +468,7 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
     a.skip = o.skip && c.attention.heads.kind != HeadSelection::all_heads;
     a.timing = o.timing;
     op.embedding_forward(a.x0, tokens, m.w.tok_emb, m.w.pos_emb, B, T, c.d_model, 0);
+    if (c.embedding_multiplier != 1.f) op.tensor_scale(a.x0, c.embedding_multiplier, (size_t)B * T * c.d_model);
     stack_forward(m, a, B, T, o, [&](int l) { return kv_of_activations(a.layers[l], T); });
     a.moh_balance = a.moe_aux = a.zloss = 0;
     for (const LayerActs& L : a.layers) {
@@ -471,6 +495,7 @@ void model_decode_step(const Model& m, Activations& a, KVCache& kv, int token, c
     a.cur_B = a.cur_T = 1;
     a.window = o.window > 0 ? o.window : model_window(c, kv.capacity, o.prev_entropy);
     op.embedding_forward(a.x0, &token, m.w.tok_emb, m.w.pos_emb, 1, 1, c.d_model, kv.len);
+    if (c.embedding_multiplier != 1.f) op.tensor_scale(a.x0, c.embedding_multiplier, (size_t)c.d_model);
     stack_forward(m, a, 1, 1, o, [&](int l) { return kv_of_cache(kv, l); });
     kv.len++;
 }
@@ -515,16 +540,19 @@ FlopBreakdown model_flops_per_token(const ModelConfig& c, int T) {
         f.routers += L * 2 * C * (H - S + (S > 0 ? S + 2 : 0));
     }
     const MoeConfig& mc = c.moe;
-    if (mc.kind == FfnRouting::dense) {
-        f.ffn = L * 2 * C * F * (c.ffn.kind == FfnKind::swiglu ? 3 : 2);
-    } else {
+    double Ls = 0;  // sparse layers (model.moe.dense_layers are dense)
+    for (int l = 0; l < c.n_layers; l++) Ls += config_layer_sparse(c, l);
+    f.ffn = (L - Ls) * 2 * C * F * (c.ffn.kind == FfnKind::swiglu ? 3 : 2);
+    if (Ls > 0) {
         const double h = mc.kind == FfnRouting::mh_moe ? mc.n_heads : 1, Cs = C / h;
         const double K = mc.routing == MoeRouting::top1_capacity ? 1 : mc.top_k;
+        const double Fs = mc.d_ff_shared > 0 ? mc.d_ff_shared : mc.d_ff_expert;
         // Nominal: every sub-token reaches K experts (expert choice: cf experts on average).
         const double per = mc.routing == MoeRouting::expert_choice ? mc.capacity_factor : K;
-        f.routers += L * h * 2 * Cs * mc.n_experts * (mc.routing == MoeRouting::noisy_topk ? 2 : 1);
-        f.ffn = L * h * (per + mc.n_shared_experts) * 2 * Cs * mc.d_ff_expert * 3;
-        if (mc.kind == FfnRouting::mh_moe) f.ffn += L * 2 * 2 * C * C;  // head and merge layers
+        f.routers += Ls * h * 2 * Cs * (mc.n_experts * (mc.routing == MoeRouting::noisy_topk ? 2 : 1) +
+                                        (mc.shared_expert_gate ? 1 : 0));
+        f.ffn += Ls * h * (per * mc.d_ff_expert + mc.n_shared_experts * Fs) * 2 * Cs * 3;
+        if (mc.kind == FfnRouting::mh_moe) f.ffn += Ls * 2 * 2 * C * C;  // head and merge layers
     }
     f.lm_head = 2 * C * V;
     return f;

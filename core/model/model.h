@@ -25,6 +25,11 @@ struct LayerWeights {
     float* wk = nullptr;              // (G*D, C)
     float* wv = nullptr;              // (G*D, C)
     float* wo = nullptr;              // (C, H*D) when use_wo
+    float* bq = nullptr;              // (H*D) qkv_bias
+    float* bk = nullptr;              // (G*D)
+    float* bv = nullptr;              // (G*D)
+    float* q_norm = nullptr;          // (H*D) qk_norm full, (D) qk_norm head
+    float* k_norm = nullptr;          // (G*D) qk_norm full, (D) qk_norm head
     float* cope_pos = nullptr;        // (H, P, D) or (P, D) when cope_shared
     float* ffn_norm = nullptr;        // (C)
     float* ffn_norm_bias = nullptr;   // (C)
@@ -79,6 +84,9 @@ Layout model_buffer_layout(const ModelConfig& c);
 // Allocates and initialises (GPT-2 style: N(0, std), residual projections scaled 1/sqrt(2L), norms 1,
 // biases and CoPE tables 0). Deterministic for a seed.
 void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std);
+// Parameters and buffers of c, zero, without gradients or an init: a model whose weights are read from
+// elsewhere and that only runs forward (an imported Hugging Face checkpoint). m.g's views stay null.
+void model_create_frozen(Model& m, const ModelConfig& c);
 size_t model_param_count(const Model& m);
 // Copies parameters and buffers of a model with the same config (the GUI's snapshots).
 void model_copy_state(Model& dst, const Model& src);
@@ -153,6 +161,7 @@ struct Activations {
     float* router_scratch = nullptr;    // head_router_scratch_floats
     float* moe_scratch = nullptr;       // moe_scratch_floats
     float* dxh = nullptr; float* dym = nullptr; // (N,C) MH-MoE
+    float* qk_rstd = nullptr;           // (N*H) qk_norm's row scales (forward only)
     // skip path (head selection)
     float* skip_scratch = nullptr;      // per thread, model_skip_scratch_floats: gathered rows, one head's rows, attention rows
     float* skip_wt = nullptr;           // (C, H*D) W_q^T, then (H*D, C) W_O^T with W_O: a full forward's skip path

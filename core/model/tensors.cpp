@@ -50,6 +50,16 @@ void attn_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Par
     p(w.wk, lname(l, "attn.wk"), {GD, C}, K::weight);
     p(w.wv, lname(l, "attn.wv"), {GD, C}, K::weight, wo ? 1.f : resid_scale(c));  // without W_O, V writes the residual
     if (wo) p(w.wo, lname(l, "attn.wo"), {C, HD}, K::weight, resid_scale(c));
+    if (c.attention.qkv_bias) {
+        p(w.bq, lname(l, "attn.bq"), {HD}, K::bias);
+        p(w.bk, lname(l, "attn.bk"), {GD}, K::bias);
+        p(w.bv, lname(l, "attn.bv"), {GD}, K::bias);
+    }
+    if (c.attention.qk_norm != QkNorm::none) {
+        const bool full = c.attention.qk_norm == QkNorm::full;
+        p(w.q_norm, lname(l, "attn.q_norm"), {full ? HD : c.head_dim}, K::gain);
+        p(w.k_norm, lname(l, "attn.k_norm"), {full ? GD : c.head_dim}, K::gain);
+    }
     if (c.attention.positional == PosKind::cope) {
         const int P = c.attention.cope_npos, D = c.head_dim;
         if (c.attention.cope_shared) p(w.cope_pos, lname(l, "attn.cope_pos"), {P, D}, K::table);
@@ -65,7 +75,7 @@ void attn_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Par
 
 void moe_params_declare(const ModelConfig& c, int l, LayerWeights& w, const ParamDecl& p) {
     const MoeConfig& mc = c.moe;
-    const int C = c.d_model, Fe = mc.d_ff_expert;
+    const int C = c.d_model, Fe = mc.d_ff_expert, Fs = mc.d_ff_shared > 0 ? mc.d_ff_shared : Fe;
     const bool mh = mc.kind == FfnRouting::mh_moe;
     const int Cs = mh ? C / mc.n_heads : C;  // sub-token width
     using K = ParamKind;
@@ -75,15 +85,16 @@ void moe_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Para
     }
     p(w.moe.router, lname(l, "moe.router"), {mc.n_experts, Cs}, K::weight);
     if (mc.routing == MoeRouting::noisy_topk) p(w.moe.noise, lname(l, "moe.noise"), {mc.n_experts, Cs}, K::zero_weight);
-    auto expert = [&](ExpertWeights& e, const std::string& prefix) {
-        p(e.w_gate, prefix + ".w_gate", {Fe, Cs}, K::weight);
-        p(e.w_up, prefix + ".w_up", {Fe, Cs}, K::weight);
-        p(e.w_down, prefix + ".w_down", {Cs, Fe}, K::weight, resid_scale(c));
+    auto expert = [&](ExpertWeights& e, const std::string& prefix, int F) {
+        p(e.w_gate, prefix + ".w_gate", {F, Cs}, K::weight);
+        p(e.w_up, prefix + ".w_up", {F, Cs}, K::weight);
+        p(e.w_down, prefix + ".w_down", {Cs, F}, K::weight, resid_scale(c));
     };
     w.moe.experts.assign(mc.n_experts, ExpertWeights{});
     w.moe.shared.assign(mc.n_shared_experts, ExpertWeights{});
-    for (int e = 0; e < mc.n_experts; e++) expert(w.moe.experts[e], lname(l, "moe.experts." + std::to_string(e)));
-    for (int e = 0; e < mc.n_shared_experts; e++) expert(w.moe.shared[e], lname(l, "moe.shared." + std::to_string(e)));
+    for (int e = 0; e < mc.n_experts; e++) expert(w.moe.experts[e], lname(l, "moe.experts." + std::to_string(e)), Fe);
+    for (int e = 0; e < mc.n_shared_experts; e++) expert(w.moe.shared[e], lname(l, "moe.shared." + std::to_string(e)), Fs);
+    if (mc.shared_expert_gate) p(w.moe.shared_gate, lname(l, "moe.shared_gate"), {1, Cs}, K::weight);
     if (mh) {
         p(w.w_merge, lname(l, "moe.w_merge"), {C, C}, K::weight);
         p(w.b_merge, lname(l, "moe.b_merge"), {C}, K::bias);
@@ -95,7 +106,7 @@ void ffn_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Para
     using K = ParamKind;
     p(w.ffn_norm, lname(l, "ffn_norm"), {C}, K::gain);
     if (c.norm == NormKind::layernorm) p(w.ffn_norm_bias, lname(l, "ffn_norm_bias"), {C}, K::bias);
-    if (c.moe.kind != FfnRouting::dense) return moe_params_declare(c, l, w, p);
+    if (config_layer_sparse(c, l)) return moe_params_declare(c, l, w, p);
     if (c.ffn.kind == FfnKind::swiglu) p(w.w_gate, lname(l, "ffn.w_gate"), {F, C}, K::weight);
     p(w.w_up, lname(l, "ffn.w_up"), {F, C}, K::weight);
     if (c.ffn.kind != FfnKind::swiglu) p(w.b_up, lname(l, "ffn.b_up"), {F}, K::bias);
@@ -176,9 +187,10 @@ void moe_acts_declare(const ModelConfig& c, int l, int B, int N, const MoeDims& 
     b.add(ms.a_w, lname(l, "ms.a_w"), {A});
     b.add(ms.cw, lname(l, "ms.cw"), {Nm, md.K});
     if (ns > 0) {
-        b.add(ms.sfa, lname(l, "ms.sfa"), {ns, Nm, Fe});
-        b.add(ms.sfb, lname(l, "ms.sfb"), {ns, Nm, Fe});
-        b.add(ms.sfh, lname(l, "ms.sfh"), {ns, Nm, Fe});
+        const int Fs = md.shared_width();
+        b.add(ms.sfa, lname(l, "ms.sfa"), {ns, Nm, Fs});
+        b.add(ms.sfb, lname(l, "ms.sfb"), {ns, Nm, Fs});
+        b.add(ms.sfh, lname(l, "ms.sfh"), {ns, Nm, Fs});
         b.add(ms.sye, lname(l, "ms.sye"), {ns, Nm, Cm});
     }
     if (c.moe.kind == FfnRouting::mh_moe) {
@@ -217,7 +229,7 @@ void layer_acts_declare(const ModelConfig& c, int l, int B, int T, LayerActs& a,
     b.add(a.ln2_rstd, lname(l, "ln2_rstd"), {N});
     b.add(a.ffn_out, lname(l, "ffn_out"), {N, C});
     b.add(a.res2, lname(l, "res2"), {N, C});
-    if (c.moe.kind == FfnRouting::dense) {
+    if (!config_layer_sparse(c, l)) {
         b.add(a.fa, lname(l, "fa"), {N, F});
         b.add(a.fb, lname(l, "fb"), {N, F});
         b.add(a.fh, lname(l, "fh"), {N, F});
@@ -232,13 +244,14 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
     const int HD = H * c.head_dim, GD = c.n_kv_heads * c.head_dim;
     const HeadsConfig& hc = c.attention.heads;
     const bool gated = hc.kind != HeadSelection::all_heads, sparse = c.moe.kind != FfnRouting::dense;
+    const bool some_dense = !sparse || !c.moe.dense_layers.empty();
     b.add(a.dres, "dres", {N, C});
     b.add(a.dtmp, "dtmp", {N, C});
     b.add(a.datty, "datty", {N, HD});
     b.add(a.dq, "dq", {N, HD});
     b.add(a.dk, "dk", {N, GD});
     b.add(a.dv, "dv", {N, GD});
-    if (!sparse) {  // SwiGLU's d gate overwrites dfh in place; ReLU/GELU need dfa
+    if (some_dense) {  // SwiGLU's d gate overwrites dfh in place; ReLU/GELU need dfa
         if (c.ffn.kind != FfnKind::swiglu) b.add(a.dfa, "dfa", {N, F});
         b.add(a.dfb, "dfb", {N, F});
         b.add(a.dfh, "dfh", {N, F});
@@ -260,6 +273,7 @@ void scratch_declare(const ModelConfig& c, int B, int T, Activations& a, Binder&
         b.add(a.dxh, "dxh", {N, C});
         b.add(a.dym, "dym", {N, C});
     }
+    if (c.attention.qk_norm != QkNorm::none) b.add(a.qk_rstd, "qk_rstd", {N * H});
 }
 
 // Buffers (no gradient): the selection biases of aux-loss-free balancing, 0 at the start.
@@ -269,7 +283,7 @@ void buffers_declare(const ModelConfig& c, Weights& w, Binder& b) {
         LayerWeights& lw = w.layers[l];
         if (hc.kind == HeadSelection::moh && hc.head_bias)
             b.add(lw.head_bias, lname(l, "attn.router.head_bias"), {c.n_heads - hc.n_shared}, Init::zeros, false, 1.f);
-        if (c.moe.kind != FfnRouting::dense && c.moe.expert_bias)
+        if (config_layer_sparse(c, l) && c.moe.expert_bias)
             b.add(lw.moe.bias, lname(l, "moe.expert_bias"), {c.moe.n_experts}, Init::zeros, false, 1.f);
     }
 }
@@ -316,6 +330,20 @@ void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std)
         for (size_t i = 0; i < s.numel; i++)
             p[i] = s.init == Init::ones ? 1.f : s.init == Init::zeros ? 0.f : (float)(normal() * init_std * s.init_scale);
     }
+}
+
+void model_create_frozen(Model& m, const ModelConfig& c) {
+    m.cfg = c;
+    Binder bw;
+    params_declare(c, m.w, bw);
+    bw.bind(m.params);
+    m.layout = bw.layout;
+    m.g = Weights{};
+    m.g.layers.assign(c.n_layers, LayerWeights{});
+    Binder bb;
+    buffers_declare(c, m.w, bb);
+    bb.bind(m.buffers);
+    m.buffer_layout = bb.layout;
 }
 
 size_t model_param_count(const Model& m) {

@@ -7,6 +7,10 @@ namespace rl {
 
 void tensor_zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
 
+void tensor_scale(float* x, float s, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
 size_t Layout::add(const std::string& name, std::vector<int> shape, Init init, bool decay, float init_scale) {
     assert(index_.find(name) == index_.end() && "duplicate tensor name");
     TensorSpec s;

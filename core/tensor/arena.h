@@ -31,6 +31,8 @@ enum class Init { normal, zeros, ones };
 
 // p[0..n) = 0: the model's buffer clears, an op of their own so that a device backend clears its memory.
 void tensor_zero(float* p, size_t n);
+// x *= s over n floats (the Granite multipliers).
+void tensor_scale(float* x, float s, size_t n);
 
 struct TensorSpec {
     std::string name;

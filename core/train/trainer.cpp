@@ -60,6 +60,7 @@ void governor_end(ThreadGovernor& g, double secs, int tokens) {
 
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const DataProgress& progress) {
     if (Status s = config_validate(cfg); !s) return s;
+    if (std::string why = config_training_blocker(cfg.model); !why.empty()) return Status::error(why);
     if (auto d = device_select(cfg.train.device); !d) return d.status;  // before the corpus is tokenized
     Config guess = cfg;
     guess.model.vocab_size = memory_vocab_guess(cfg);
@@ -80,6 +81,7 @@ Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, const Data
 
 Result<std::unique_ptr<TrainState>> trainer_create(const Config& cfg, std::unique_ptr<Dataset> data) {
     if (Status s = config_validate(cfg); !s) return s;
+    if (std::string why = config_training_blocker(cfg.model); !why.empty()) return Status::error(why);
     auto device = device_select(cfg.train.device);
     if (!device) return device.status;
     const int T = cfg.model.seq_len, B = cfg.train.batch_size;

@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "config/presets.h"
+#include "train/trainer.h"
 #include "util/json_leaves.h"
 
 using namespace rl;
@@ -51,6 +52,14 @@ TEST(Config, ValidateNamesTheKeyAndTheRule) {
         {"train.lr=-1", "'train.lr'"},
         {"data.tokenizer=\"chars\"", "'data.tokenizer'"},
         {"data.val_fraction=0.9", "'data.val_fraction'"},
+        // the settings of imported Hugging Face models (docs/hf-models.md)
+        {"model.moe.kind=moe;model.moe.dense_layers=\"0,x\"", "'model.moe.dense_layers' must be comma-separated"},
+        {"model.moe.kind=moe;model.moe.dense_layers=\"1,5\"", "names layer 5"},
+        {"model.moe.kind=moe;model.moe.shared_expert_gate=true", "'model.moe.shared_expert_gate' needs shared experts"},
+        {"model.moe.kind=moe;model.moe.routing=expert_choice;model.moe.topk_weights=probs",
+         "'model.moe.topk_weights' applies to softmax top-k"},
+        {"model.attention.heads.kind=moh;model.attention.qk_norm=full", "must be all_heads with qkv_bias, qk_norm"},
+        {"model.logits_scaling=0", "'model.logits_scaling'"},
     };
     for (const Case& c : cases) {
         Config cfg = *preset_load("seed-baseline");
@@ -140,4 +149,18 @@ TEST(Config, EveryWrittenKeyIsReadBackToTheSameValue) {
         ASSERT_TRUE(read.is_ok()) << key << ": " << read.status.msg;
         EXPECT_EQ(nlohmann::json::parse(config_to_json(*read)), j) << key << " did not come back as " << changed.dump();
     }
+}
+
+// An imported model's settings run forward only: training one is refused up front, naming the keys.
+TEST(Config, ImportedSettingsAreRefusedForTraining) {
+    Config cfg = *preset_load("tiny");
+    EXPECT_EQ(config_training_blocker(cfg.model), "");
+    ASSERT_TRUE(config_apply_override(cfg, "model.residual_multiplier=0.5").is_ok());
+    ASSERT_TRUE(config_apply_override(cfg, "model.attention.qkv_bias=true").is_ok());
+    ASSERT_TRUE(config_validate(cfg).is_ok());
+    const std::string why = config_training_blocker(cfg.model);
+    EXPECT_NE(why.find("model.residual_multiplier, model.attention.qkv_bias"), std::string::npos) << why;
+    auto t = trainer_create(cfg, DataProgress{});
+    ASSERT_FALSE(t.is_ok());
+    EXPECT_EQ(t.status.msg, why);
 }

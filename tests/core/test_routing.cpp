@@ -183,18 +183,20 @@ struct MoeFixture {
         noise = randn((size_t)E * C, 12, 0.3f);
         gr.assign(router.size(), 0.f);
         gn.assign(noise.size(), 0.f);
-        const int n_all = E + d.n_shared;
+        const int n_all = E + d.n_shared, Fs = d.shared_width();
         for (int e = 0; e < n_all; e++) {
-            ew.push_back(randn((size_t)3 * F * C, 100 + e, 0.5f));
-            gw.emplace_back((size_t)3 * F * C, 0.f);
+            const int Fe = e < E ? F : Fs;
+            ew.push_back(randn((size_t)3 * Fe * C, 100 + e, 0.5f));
+            gw.emplace_back((size_t)3 * Fe * C, 0.f);
         }
         w.router = router.data();
         w.noise = noise.data();
         g.router = gr.data();
         g.noise = gn.data();
         for (int e = 0; e < n_all; e++) {
-            ExpertWeights a{ew[e].data(), ew[e].data() + F * C, ew[e].data() + 2 * F * C};
-            ExpertWeights b{gw[e].data(), gw[e].data() + F * C, gw[e].data() + 2 * F * C};
+            const int Fe = e < E ? F : Fs;
+            ExpertWeights a{ew[e].data(), ew[e].data() + Fe * C, ew[e].data() + 2 * Fe * C};
+            ExpertWeights b{gw[e].data(), gw[e].data() + Fe * C, gw[e].data() + 2 * Fe * C};
             (e < E ? w.experts : w.shared).push_back(a);
             (e < E ? g.experts : g.shared).push_back(b);
         }
@@ -203,7 +205,7 @@ struct MoeFixture {
         gcounts.assign(E, 0.f);
         for (int e = 0; e < E; e++) gcounts[e] = (float)(3 * e + 1);
         const size_t sizes[] = {N * C, N * C, N * E, N * E, N * E, N * E, N * E, A * C, A * F, A * F, A * F, A * C,
-                                ns * N * F, ns * N * F, ns * N * F, ns * N * C, A, N * (size_t)d.K};
+                                ns * N * Fs, ns * N * Fs, ns * N * Fs, ns * N * C, A, N * (size_t)d.K};
         bufs.assign(std::accumulate(std::begin(sizes), std::end(sizes), (size_t)0) + 16, 0.f);
         float* p = bufs.data();
         float** slots[] = {&sv.xr, &sv.jit, &sv.logits, &sv.probs, &sv.noisy, &sv.eps, &sv.noise_pre, &sv.xg, &sv.fa,
@@ -220,6 +222,28 @@ struct MoeFixture {
 };
 
 class Moe : public ::testing::TestWithParam<MoeCase> {};
+
+// Qwen2-MoE's shared expert: wider than the routed ones and gated by sigmoid(w . x); plain top-k
+// probabilities (norm_topk_prob false). Forward only (config_training_blocker).
+TEST(MoeShared, WiderGatedSharedExpertMatchesRef) {
+    MoeDims d;
+    d.N = 10; d.C = 6; d.E = 5; d.K = 2; d.F = 4; d.n_shared = 1; d.Fs = 9; d.norm_topk = 0; d.training = false;
+    MoeFixture fx(d);
+    std::vector<float> gate = randn(d.C, 31, 0.7f);
+    fx.w.shared_gate = gate.data();
+    const auto x = randn((size_t)d.N * d.C, 32);
+    std::vector<float> out((size_t)d.N * d.C), ref(out.size()), ungated(out.size());
+    moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    moe_forward_ref(ref.data(), x.data(), fx.w, d);
+    EXPECT_LT(max_abs_diff(out.data(), ref.data(), out.size()), 1e-5);
+    for (int t = 0; t < d.N; t++) {  // plain probabilities: the two weights sum to less than 1
+        const float* cw = fx.sv.cw + (size_t)t * d.K;
+        EXPECT_LT(cw[0] + cw[1], 0.999f);
+    }
+    fx.w.shared_gate = nullptr;  // the gate is load-bearing
+    moe_forward(ungated.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    EXPECT_GT(max_abs_diff(out.data(), ungated.data(), out.size()), 1e-3);
+}
 
 TEST_P(Moe, MatchesRefAndFiniteDifferences) {
     const MoeCase& mc = GetParam();

@@ -1,0 +1,187 @@
+// routelab-cli on a Hugging Face model folder (--model DIR, docs/hf-models.md): probe's scripted form
+// (--ids ... --json F: every position's logits and each MoE layer's experts and weights), params, and
+// tokenize (a model's tokenizer.json or tokenizer.model on a text file).
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "io/hf_model.h"
+#include "train/hf_tokenizer.h"
+#include "model/model.h"
+#include "util/atomic_file.h"
+
+using namespace rl;
+
+namespace cli {
+
+namespace {
+
+// "1,17,255" -> ids, each in [0, V).
+bool parse_ids(const std::string& s, int V, std::vector<int>& ids, std::string& err) {
+    size_t i = 0;
+    while (i <= s.size()) {
+        const size_t j = std::min(s.find(',', i), s.size());
+        long long v;
+        if (!parse_int(s.substr(i, j - i), 0, (long long)V - 1, v)) {
+            err = "--ids must be comma-separated token ids in 0.." + std::to_string(V - 1) + ", got '" + s.substr(i, j - i) + "'";
+            return false;
+        }
+        ids.push_back((int)v);
+        i = j + 1;
+    }
+    return true;
+}
+
+// Shortest text that reads back as the same float (std::to_chars): [T][V] logits stay a readable size.
+void put_float(std::string& out, float v) {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+// Each sparse layer's chosen experts and combine weights per token, heaviest first.
+void moe_layers_json(std::string& out, const Model& m, const Activations& a, int T) {
+    out += "\"moe_layers\":[";
+    bool first = true;
+    for (int l = 0; l < m.cfg.n_layers; l++) {
+        if (!m.w.layers[l].moe.router) continue;
+        const MoeSaved& sv = a.layers[l].ms;
+        const int K = m.cfg.moe.top_k;
+        std::string ex = "[", wt = "[";
+        for (int t = 0; t < T; t++) {
+            std::vector<int> order(K);
+            for (int k = 0; k < K; k++) order[k] = k;
+            const float* cw = sv.cw + (size_t)t * K;
+            std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return cw[x] > cw[y]; });
+            ex += t ? ",[" : "[";
+            wt += t ? ",[" : "[";
+            for (int k = 0; k < K; k++) {
+                ex += (k ? "," : "") + std::to_string(sv.choice[(size_t)t * K + order[k]]);
+                if (k) wt += ",";
+                put_float(wt, cw[order[k]]);
+            }
+            ex += "]";
+            wt += "]";
+        }
+        out += std::string(first ? "" : ",") + "{\"layer\":" + std::to_string(l) + ",\"experts\":" + ex +
+               "],\"weights\":" + wt + "]}";
+        first = false;
+    }
+    out += "]";
+}
+
+}  // namespace
+
+int cmd_probe_model(const Args& a) {
+    if (!a.has("ids")) return usage("probe --model DIR needs --ids 1,17,255,... (token ids)");
+    if (!a.has("json")) return usage("probe --model DIR --ids ... needs --json F (the file to write)");
+    auto hf = hf_model_open(a.opt.at("model"));
+    if (!hf) return fail(hf.status.msg);
+    const Model& m = (*hf)->model;
+    std::vector<int> ids;
+    std::string err;
+    if (!parse_ids(a.opt.at("ids"), m.cfg.vocab_size, ids, err)) return usage(err);
+    const int T = (int)ids.size(), V = m.cfg.vocab_size;
+    if (T > m.cfg.seq_len)
+        return fail("--ids has " + std::to_string(T) + " tokens; this model's context in RouteLab is " +
+                    std::to_string(m.cfg.seq_len) + ": pass fewer");
+    Activations act;
+    activations_create(act, m.cfg, 1, T);
+    model_forward(m, act, ids.data(), nullptr, 1, T);
+    std::string out = "{\"ids\":[";
+    for (int t = 0; t < T; t++) out += (t ? "," : "") + std::to_string(ids[t]);
+    out += "],\"logits\":[";
+    for (int t = 0; t < T; t++) {
+        out += t ? ",[" : "[";
+        for (int v = 0; v < V; v++) {
+            if (v) out += ",";
+            put_float(out, act.logits[(size_t)t * V + v]);
+        }
+        out += "]";
+    }
+    out += "],";
+    moe_layers_json(out, m, act, T);
+    out += "}\n";
+    const std::string path = a.opt.at("json");
+    Status s = atomic_file_write(path, [&](std::FILE* f) {
+        std::fwrite(out.data(), 1, out.size(), f);
+        return Status::ok();
+    });
+    if (!s) return fail("probe: " + s.msg);
+    std::fprintf(stderr, "probe: %d tokens through %s (%s) -> %s\n", T, (*hf)->info.architecture.c_str(),
+                 (*hf)->info.dtype.c_str(), path.c_str());
+    return 0;
+}
+
+// tokenize --model DIR | --tokenizer FILE --text-file F [--no-special] --json G: `ids` of the whole
+// file and `lines`, the ids of each line (split on \n), special tokens added unless --no-special.
+int cmd_tokenize(const Args& a) {
+    if (a.has("model") == a.has("tokenizer")) return usage("tokenize needs --model DIR or --tokenizer FILE (one of them)");
+    if (!a.has("text-file") || !a.has("json")) return usage("tokenize needs --text-file F and --json G");
+    std::string path = a.has("tokenizer") ? a.opt.at("tokenizer") : "";
+    if (a.has("model")) {
+        HfModelInfo info;
+        if (auto cfg = hf_config_read(a.opt.at("model"), &info); !cfg) return fail(cfg.status.msg);
+        if (info.tokenizer_path.empty())
+            return fail("'" + a.opt.at("model") + "': no tokenizer.json or tokenizer.model in the folder; download it too");
+        path = info.tokenizer_path;
+    }
+    auto tok = HfTokenizer::load(path);
+    if (!tok) return fail(tok.status.msg);
+    std::ifstream in(a.opt.at("text-file"), std::ios::binary);
+    if (!in) return fail("tokenize: cannot read --text-file '" + a.opt.at("text-file") + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    const bool special = !a.flag("no-special");
+    nlohmann::json j;
+    j["ids"] = tok->encode(text, special);
+    j["lines"] = nlohmann::json::array();
+    for (size_t i = 0;;) {
+        const size_t n = text.find('\n', i);
+        j["lines"].push_back(tok->encode(std::string_view(text).substr(i, n == std::string::npos ? n : n - i), special));
+        if (n == std::string::npos) break;
+        i = n + 1;
+    }
+    Status s = atomic_file_write(a.opt.at("json"), [&](std::FILE* f) {
+        const std::string out = j.dump() + "\n";
+        std::fwrite(out.data(), 1, out.size(), f);
+        return Status::ok();
+    });
+    if (!s) return fail("tokenize: " + s.msg);
+    std::fprintf(stderr, "tokenize: %zu tokens, %zu lines -> %s\n", j["ids"].size(), j["lines"].size(),
+                 a.opt.at("json").c_str());
+    return 0;
+}
+
+int cmd_params_model(const Args& a) {
+    auto cfg = hf_config_read(a.opt.at("model"), nullptr);
+    if (!cfg) return fail(cfg.status.msg);
+    Layout L = model_param_layout(cfg->model);
+    size_t total = 0;
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& s : L.specs()) {
+        total += s.numel;
+        j.push_back({{"name", s.name}, {"shape", s.shape}, {"count", s.numel}});
+    }
+    if (a.flag("json")) {
+        std::cout << nlohmann::json{{"tensors", j}, {"vocab_size", cfg->model.vocab_size}, {"total", total},
+                                    {"config", nlohmann::json::parse(config_to_json(*cfg))},
+                                    {"open_bytes", hf_model_bytes(cfg->model, 256)}}
+                         .dump(2)
+                  << "\n";
+        return 0;
+    }
+    std::printf("%s: %zu parameters; opening it takes about %.1f GiB\n", cfg->name.c_str(), total,
+                hf_model_bytes(cfg->model, 256) / (1024.0 * 1024 * 1024));
+    return 0;
+}
+
+}  // namespace cli

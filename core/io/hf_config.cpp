@@ -1,0 +1,234 @@
+// config.json of a Hugging Face model folder -> the one ModelConfig (docs/hf-models.md, "Settings").
+// Each architecture's keys follow its configuration_<arch>.py in transformers; what its modeling file
+// does differently becomes a model setting (multipliers, QK-norm, biases, shared-expert gate, dense
+// layers, top-k weights), never a second forward.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/hf_model.h"
+#include "io/hf_model_internal.h"
+
+namespace rl {
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& hf_supported_architectures() {
+    static const std::vector<std::string> a = {"LlamaForCausalLM",    "MixtralForCausalLM", "GraniteMoeForCausalLM",
+                                               "OlmoeForCausalLM",    "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM"};
+    return a;
+}
+
+bool hf_is_model_dir(const std::string& path) {
+    std::error_code ec;
+    return fs::is_directory(path, ec) && fs::is_regular_file(fs::path(path) / "config.json", ec);
+}
+
+Result<json> hf_json_read(const std::string& path, const std::string& what_to_do) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::error("'" + path + "': cannot open it; " + what_to_do);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    try {
+        return json::parse(ss.str(), nullptr, true, /*ignore_comments=*/false);
+    } catch (const json::exception&) {
+        return Status::error("'" + path + "': not valid JSON; " + what_to_do);
+    }
+}
+
+namespace {
+
+// Typed reads of config.json keys; the first bad one is kept in `err`.
+struct Keys {
+    const json& j;
+    std::string file;
+    Status err = Status::ok();
+    bool has(const char* k) const { return j.contains(k) && !j[k].is_null(); }
+    void fail(const char* k, const char* want) {
+        if (err) err = Status::error("'" + file + "': '" + k + "' must be " + want + ", got " + j[k].dump() +
+                                     "; fix config.json or download it again");
+    }
+    int integer(const char* k, int dflt) {
+        if (!has(k)) return dflt;
+        if (!j[k].is_number_integer() || j[k].get<long long>() < 0 || j[k].get<long long>() > (1LL << 31) - 1) {
+            fail(k, "a whole number");
+            return dflt;
+        }
+        return j[k].get<int>();
+    }
+    int required(const char* k) {
+        if (!has(k) && err) err = Status::error("'" + file + "': '" + k + "' is missing; download config.json again");
+        return integer(k, 0);
+    }
+    double number(const char* k, double dflt) {
+        if (!has(k)) return dflt;
+        if (!j[k].is_number()) {
+            fail(k, "a number");
+            return dflt;
+        }
+        return j[k].get<double>();
+    }
+    bool boolean(const char* k, bool dflt) {
+        if (!has(k)) return dflt;
+        if (!j[k].is_boolean()) {
+            fail(k, "true or false");
+            return dflt;
+        }
+        return j[k].get<bool>();
+    }
+    std::string string(const char* k) { return has(k) && j[k].is_string() ? j[k].get<std::string>() : ""; }
+};
+
+}  // namespace
+
+HfFamily hf_family(const std::string& arch) {
+    if (arch == "LlamaForCausalLM") return HfFamily::llama;
+    if (arch == "MixtralForCausalLM") return HfFamily::mixtral;
+    if (arch == "GraniteMoeForCausalLM") return HfFamily::granitemoe;
+    if (arch == "OlmoeForCausalLM") return HfFamily::olmoe;
+    if (arch == "Qwen2MoeForCausalLM") return HfFamily::qwen2moe;
+    return HfFamily::qwen3moe;
+}
+
+namespace {
+
+// Settings this lab does not run yet, refused by name rather than run wrong.
+Status refuse_unsupported(Keys& k, HfFamily f) {
+    const std::string pre = "'" + k.file + "': ";
+    auto no = [&](const std::string& what) { return Status::error(pre + what + "; RouteLab cannot run this model yet"); };
+    if (k.string("hidden_act") != "" && k.string("hidden_act") != "silu")
+        return no("hidden_act is \"" + k.string("hidden_act") + "\" (only silu)");
+    if (k.has("rope_scaling")) {
+        const json& r = k.j["rope_scaling"];
+        const std::string type = r.is_object() ? (r.value("rope_type", r.value("type", std::string()))) : "";
+        if (type != "default") return no("rope_scaling " + r.dump() + " is set (only the default RoPE)");
+    }
+    if (f == HfFamily::olmoe && k.has("clip_qkv")) return no("clip_qkv is set");
+    if (f != HfFamily::qwen2moe && k.boolean("attention_bias", false)) return no("attention_bias is true (biases on q/k/v/o)");
+    if (k.boolean("mlp_bias", false)) return no("mlp_bias is true");
+    if (k.has("sliding_window") && (f == HfFamily::mixtral || k.boolean("use_sliding_window", false)))
+        return no("a sliding window is set (sliding_window " + k.j["sliding_window"].dump() + ")");
+    return Status::ok();
+}
+
+// Qwen2MoeDecoderLayer.__init__ / Qwen3MoeDecoderLayer.__init__: layer l is sparse when it is not in
+// mlp_only_layers and (l + 1) % decoder_sparse_step == 0.
+std::string qwen_dense_layers(Keys& k, int L) {
+    const int step = std::max(1, k.integer("decoder_sparse_step", 1));
+    std::vector<int> only;
+    if (k.has("mlp_only_layers") && k.j["mlp_only_layers"].is_array())
+        for (const json& v : k.j["mlp_only_layers"])
+            if (v.is_number_integer()) only.push_back(v.get<int>());
+    std::string out;
+    for (int l = 0; l < L; l++)
+        if (std::count(only.begin(), only.end(), l) || (l + 1) % step != 0)
+            out += (out.empty() ? "" : ",") + std::to_string(l);
+    return out;
+}
+
+void moe_settings(Keys& k, HfFamily f, ModelConfig& m) {
+    MoeConfig& e = m.moe;
+    e.kind = FfnRouting::moe;
+    e.routing = MoeRouting::topk;
+    e.score_function = ScoreFunction::softmax;
+    e.aux_weight = 0;  // inference: the losses are not trained
+    e.z_loss_weight = 0;
+    const bool local = f == HfFamily::mixtral || f == HfFamily::granitemoe;
+    e.n_experts = k.required(local ? "num_local_experts" : "num_experts");
+    e.top_k = k.required("num_experts_per_tok");
+    // Mixtral and Granite: intermediate_size is each expert's width; OLMoE's too; the Qwens' is the dense FFN's.
+    e.d_ff_expert = f == HfFamily::qwen2moe || f == HfFamily::qwen3moe ? k.required("moe_intermediate_size")
+                                                                       : m.ffn.d_ff;
+    // MixtralSparseMoeBlock always renormalises; GraniteMoeTopKGating softmaxes the top-k logits (the same
+    // weights); OLMoE and the Qwens read norm_topk_prob (false by default in their configuration files).
+    const bool renorm = f == HfFamily::mixtral || f == HfFamily::granitemoe || k.boolean("norm_topk_prob", false);
+    e.topk_weights = renorm ? TopkWeights::renormalised : TopkWeights::probs;
+    if (f == HfFamily::qwen2moe && k.integer("shared_expert_intermediate_size", 0) > 0) {
+        e.n_shared_experts = 1;
+        e.d_ff_shared = k.integer("shared_expert_intermediate_size", 0);
+        e.shared_expert_gate = true;
+    }
+    if (f == HfFamily::qwen2moe || f == HfFamily::qwen3moe) e.dense_layers = qwen_dense_layers(k, m.n_layers);
+}
+
+void family_settings(Keys& k, HfFamily f, ModelConfig& m) {
+    if (f == HfFamily::granitemoe) {  // GraniteMoeModel / GraniteMoeAttention / GraniteMoeForCausalLM
+        m.embedding_multiplier = (float)k.number("embedding_multiplier", 1.0);
+        m.residual_multiplier = (float)k.number("residual_multiplier", 1.0);
+        m.logits_scaling = (float)k.number("logits_scaling", 1.0);
+        m.attention.scale = (float)k.number("attention_multiplier", 0.0);
+    }
+    if (f == HfFamily::olmoe) m.attention.qk_norm = QkNorm::full;  // OlmoeAttention: q_norm over H*D
+    if (f == HfFamily::qwen3moe) m.attention.qk_norm = QkNorm::head;  // Qwen3MoeAttention: q_norm over D
+    if (f == HfFamily::qwen2moe) m.attention.qkv_bias = k.boolean("qkv_bias", true);  // Qwen2MoeAttention: bias=True
+    if (f != HfFamily::llama) moe_settings(k, f, m);
+}
+
+}  // namespace
+
+Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
+    const std::string file = (fs::path(dir) / "config.json").string();
+    if (!hf_is_model_dir(dir))
+        return Status::error("'" + dir + "': not a model folder (no config.json); pass the folder you downloaded from the "
+                             "Hugging Face hub");
+    auto j = hf_json_read(file, "download config.json again");
+    if (!j) return j.status;
+    if (!j->is_object()) return Status::error("'" + file + "': not a JSON object; download config.json again");
+    Keys k{*j, file};
+    std::string arch;
+    if (j->contains("architectures") && (*j)["architectures"].is_array() && !(*j)["architectures"].empty() &&
+        (*j)["architectures"][0].is_string())
+        arch = (*j)["architectures"][0].get<std::string>();
+    const auto& sup = hf_supported_architectures();
+    if (std::find(sup.begin(), sup.end(), arch) == sup.end()) {
+        std::string list;
+        for (const auto& a : sup) list += (list.empty() ? "" : ", ") + a;
+        return Status::error("'" + file + "': architecture \"" + (arch.empty() ? k.string("model_type") : arch) +
+                             "\" is not supported; RouteLab opens " + list);
+    }
+    const HfFamily f = hf_family(arch);
+    if (Status s = refuse_unsupported(k, f); !s) return s;
+    Config cfg;
+    cfg.name = arch + " " + fs::path(dir).filename().string();
+    cfg.description = "Hugging Face model opened from " + dir;
+    ModelConfig& m = cfg.model;
+    m.vocab_size = k.required("vocab_size");
+    m.d_model = k.required("hidden_size");
+    m.n_layers = k.required("num_hidden_layers");
+    m.n_heads = k.required("num_attention_heads");
+    m.n_kv_heads = k.integer("num_key_value_heads", m.n_heads);
+    m.head_dim = k.integer("head_dim", m.n_heads > 0 ? m.d_model / m.n_heads : 0);
+    m.ffn.kind = FfnKind::swiglu;
+    m.ffn.d_ff = k.required("intermediate_size");
+    m.norm = NormKind::rmsnorm;
+    m.norm_position = NormPosition::pre;
+    m.norm_eps = (float)k.number("rms_norm_eps", 1e-6);
+    m.final_norm = true;
+    m.tie_embeddings = k.boolean("tie_word_embeddings", false);
+    const int max_pos = k.integer("max_position_embeddings", 4096);
+    m.seq_len = std::clamp(max_pos, 2, 4096);  // the probe's and generation's context, within the lab's limit
+    m.attention.use_wo = true;
+    m.attention.positional = PosKind::rope;
+    m.attention.rope_theta = (float)k.number("rope_theta", 10000.0);
+    m.attention.heads.kind = HeadSelection::all_heads;
+    m.moe.kind = FfnRouting::dense;
+    family_settings(k, f, m);
+    if (!k.err) return k.err;
+    if (Status s = config_validate(cfg); !s) return Status::error("'" + file + "': " + s.msg);
+    if (info) {
+        info->dir = dir;
+        info->architecture = arch;
+        info->max_positions = max_pos;
+        info->bos_id = j->contains("bos_token_id") && (*j)["bos_token_id"].is_number_integer() ? (*j)["bos_token_id"].get<int>() : -1;
+        info->eos_id = j->contains("eos_token_id") && (*j)["eos_token_id"].is_number_integer() ? (*j)["eos_token_id"].get<int>() : -1;
+        for (const char* t : {"tokenizer.json", "tokenizer.model"})
+            if (std::error_code ec; info->tokenizer_path.empty() && fs::is_regular_file(fs::path(dir) / t, ec))
+                info->tokenizer_path = (fs::path(dir) / t).string();
+    }
+    return cfg;
+}
+
+}  // namespace rl

@@ -1,0 +1,221 @@
+// The weights of a Hugging Face model folder into the one model (docs/hf-models.md, "Weights"): every
+// tensor of RouteLab's layout has one source, a tensor of the checkpoint under its hub name (or a
+// slice of one: GraniteMoe fuses its experts); each is checked for its shape, widened to float32 from
+// the mapped shard, and a checkpoint tensor nothing reads is refused (a setting we would ignore).
+#include "io/hf_model.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "io/hf_model_internal.h"
+#include "io/safetensors_map.h"
+#include "train/memory.h"
+
+namespace rl {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Tensor `ours` of the layout is elements [first, first + its numel) of checkpoint tensor `hf`, whose
+// shape is src_shape (empty: the same shape as ours).
+struct Source {
+    std::string ours, hf;
+    uint64_t first = 0;
+    std::vector<int64_t> src_shape;
+};
+
+void expert_sources(const ModelConfig& c, HfFamily f, int l, std::vector<Source>& s) {
+    const std::string o = "layers." + std::to_string(l) + ".moe.", p = "model.layers." + std::to_string(l) + ".";
+    const int64_t E = c.moe.n_experts, I = c.moe.d_ff_expert, C = c.d_model;
+    if (f == HfFamily::granitemoe) {  // GraniteMoeMoE: input_linear (E, 2I, C) = [gate; up], output_linear (E, C, I)
+        s.push_back({o + "router", p + "block_sparse_moe.router.layer.weight"});
+        for (int64_t e = 0; e < E; e++) {
+            const std::string x = o + "experts." + std::to_string(e) + ".";
+            s.push_back({x + "w_gate", p + "block_sparse_moe.input_linear.weight", (uint64_t)(e * 2 * I * C), {E, 2 * I, C}});
+            s.push_back({x + "w_up", p + "block_sparse_moe.input_linear.weight", (uint64_t)((e * 2 + 1) * I * C), {E, 2 * I, C}});
+            s.push_back({x + "w_down", p + "block_sparse_moe.output_linear.weight", (uint64_t)(e * C * I), {E, C, I}});
+        }
+        return;
+    }
+    const bool mixtral = f == HfFamily::mixtral;
+    const std::string blk = p + (mixtral ? "block_sparse_moe." : "mlp.");
+    s.push_back({o + "router", blk + "gate.weight"});
+    for (int64_t e = 0; e < E; e++) {  // Mixtral: w1 gate, w3 up, w2 down
+        const std::string x = o + "experts." + std::to_string(e) + ".", h = blk + "experts." + std::to_string(e) + ".";
+        s.push_back({x + "w_gate", h + (mixtral ? "w1.weight" : "gate_proj.weight")});
+        s.push_back({x + "w_up", h + (mixtral ? "w3.weight" : "up_proj.weight")});
+        s.push_back({x + "w_down", h + (mixtral ? "w2.weight" : "down_proj.weight")});
+    }
+    for (int e = 0; e < c.moe.n_shared_experts; e++) {  // Qwen2-MoE: one shared expert and its gate
+        const std::string x = o + "shared." + std::to_string(e) + ".";
+        s.push_back({x + "w_gate", blk + "shared_expert.gate_proj.weight"});
+        s.push_back({x + "w_up", blk + "shared_expert.up_proj.weight"});
+        s.push_back({x + "w_down", blk + "shared_expert.down_proj.weight"});
+    }
+    if (c.moe.shared_expert_gate) s.push_back({o + "shared_gate", blk + "shared_expert_gate.weight"});
+}
+
+// Every tensor of the layout and where it comes from, in layout order.
+std::vector<Source> hf_sources(const ModelConfig& c, HfFamily f) {
+    std::vector<Source> s;
+    s.push_back({"tok_emb", "model.embed_tokens.weight"});
+    for (int l = 0; l < c.n_layers; l++) {
+        const std::string o = "layers." + std::to_string(l) + ".", p = "model.layers." + std::to_string(l) + ".";
+        s.push_back({o + "attn_norm", p + "input_layernorm.weight"});
+        for (const char* x : {"q", "k", "v", "o"})
+            s.push_back({o + "attn.w" + x, p + "self_attn." + x + "_proj.weight"});
+        if (c.attention.qkv_bias)
+            for (const char* x : {"q", "k", "v"}) s.push_back({o + "attn.b" + x, p + "self_attn." + x + "_proj.bias"});
+        if (c.attention.qk_norm != QkNorm::none) {
+            s.push_back({o + "attn.q_norm", p + "self_attn.q_norm.weight"});
+            s.push_back({o + "attn.k_norm", p + "self_attn.k_norm.weight"});
+        }
+        s.push_back({o + "ffn_norm", p + "post_attention_layernorm.weight"});
+        if (config_layer_sparse(c, l)) {
+            expert_sources(c, f, l, s);
+        } else {
+            for (const char* x : {"gate", "up", "down"})
+                s.push_back({o + "ffn.w_" + x, p + "mlp." + x + "_proj.weight"});
+        }
+    }
+    s.push_back({"final_norm", "model.norm.weight"});
+    if (!c.tie_embeddings) s.push_back({"lm_head", "lm_head.weight"});
+    return s;
+}
+
+// The weight files: the shards the index names, or model.safetensors.
+Result<std::vector<std::string>> shard_files(const std::string& dir) {
+    const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+    std::error_code ec;
+    if (!fs::exists(index, ec)) {
+        const fs::path one = fs::path(dir) / "model.safetensors";
+        if (fs::is_regular_file(one, ec)) return std::vector<std::string>{one.string()};
+        return Status::error("'" + dir + "': no model.safetensors or model.safetensors.index.json; download the "
+                             "*.safetensors weights into the folder (RouteLab does not read .bin or .gguf files)");
+    }
+    auto j = hf_json_read(index.string(), "download model.safetensors.index.json again");
+    if (!j) return j.status;
+    if (!j->is_object() || !j->contains("weight_map") || !(*j)["weight_map"].is_object())
+        return Status::error("'" + index.string() + "': no \"weight_map\" object; download it again");
+    std::set<std::string> names;
+    for (const json& v : (*j)["weight_map"]) {
+        const std::string n = v.is_string() ? v.get<std::string>() : "";
+        if (n.empty() || n.find('/') != std::string::npos || n == "." || n == "..")
+            return Status::error("'" + index.string() + "': the weight map names a shard " + v.dump() +
+                                 " that is not a file name; download it again");
+        names.insert(n);
+    }
+    std::vector<std::string> out;
+    for (const auto& n : names) {
+        const fs::path p = fs::path(dir) / n;
+        if (!fs::is_regular_file(p, ec))
+            return Status::error("'" + index.string() + "': shard '" + n + "' is not in the folder; the download is "
+                                 "incomplete: download the missing shard");
+        out.push_back(p.string());
+    }
+    return out;
+}
+
+struct Found {
+    const MappedTensor* t;
+    const std::string* file;
+};
+using TensorIndex = std::map<std::string, Found>;
+
+// Every checkpoint tensor by name, each in one shard only.
+Result<TensorIndex> tensor_index(const std::vector<MappedSafetensors>& files) {
+    TensorIndex index;
+    for (const MappedSafetensors& f : files)
+        for (const auto& [name, t] : f.tensors)
+            if (!index.emplace(name, Found{&t, &f.path}).second)
+                return Status::error("'" + f.path + "': tensor '" + name + "' is also in another shard; download the "
+                                     "model again");
+    return index;
+}
+
+// Before a byte is allocated: every source is in the checkpoint with the shape config.json gives it,
+// and every checkpoint tensor is some source's.
+Status sources_check(const Layout& layout, const std::vector<Source>& sources, const TensorIndex& index,
+                     const HfModelInfo& info) {
+    std::set<std::string> used;
+    for (const Source& s : sources) {
+        const TensorSpec* spec = layout.find(s.ours);
+        if (!spec) return Status::error("'" + info.dir + "': internal: no tensor " + s.ours + " in the layout");
+        auto it = index.find(s.hf);
+        if (it == index.end())
+            return Status::error("'" + info.dir + "': tensor '" + s.hf + "' is missing from the weights; the download is "
+                                 "incomplete or config.json does not match them: download the model again");
+        const std::vector<int64_t> want = s.src_shape.empty()
+                                              ? std::vector<int64_t>(spec->shape.begin(), spec->shape.end())
+                                              : s.src_shape;
+        if (it->second.t->shape != want)
+            return Status::error("'" + *it->second.file + "': tensor '" + s.hf + "' has shape " +
+                                 shape_text(it->second.t->shape) + " but config.json makes it " + shape_text(want) +
+                                 "; the weights and config.json are from different models: download both again");
+        used.insert(s.hf);
+    }
+    for (const auto& [name, found] : index)
+        if (!used.count(name) && name.find("rotary_emb.inv_freq") == std::string::npos)
+            return Status::error("'" + *found.file + "': tensor '" + name + "' has no place in a " + info.architecture +
+                                 " as config.json describes it; RouteLab would ignore it and compute something "
+                                 "else, so the model is not opened");
+    return Status::ok();
+}
+
+// The checked sources, widened into m's parameters.
+void weights_fill(Model& m, const std::vector<Source>& sources, const TensorIndex& index) {
+    for (const Source& s : sources) {
+        const TensorSpec* spec = m.layout.find(s.ours);
+        tensor_to_f32(m.params.data.data() + spec->offset, *index.at(s.hf).t, s.first, spec->numel);
+    }
+}
+
+Status memory_fits(const HfModelInfo& info, const ModelConfig& c) {
+    if (const char* off = std::getenv("ROUTELAB_MEMORY_CHECK"); off && std::string(off) == "0") return Status::ok();
+    const double need = hf_model_bytes(c, 256);
+    const MemoryAvailable a = memory_available();
+    if (a.bytes <= 0 || need <= a.bytes) return Status::ok();
+    return Status::error("'" + info.dir + "': " + info.architecture + " needs " + memory_bytes_text(need) +
+                         " (its weights as float32 and a 256-token probe; " + memory_bytes_text((double)info.weight_bytes) +
+                         " on disk as " + info.dtype + "); " + memory_bytes_text(a.bytes) + " is available (" + a.source +
+                         "): close other programs or use a machine with more memory");
+}
+
+}  // namespace
+
+double hf_model_bytes(const ModelConfig& c, int tokens) {
+    return (double)model_param_layout(c).total() * sizeof(float) +
+           (double)activations_bytes(c, 1, std::min(tokens, c.seq_len)).total();
+}
+
+Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir) {
+    auto out = std::make_unique<HfModel>();
+    auto cfg = hf_config_read(dir, &out->info);
+    if (!cfg) return cfg.status;
+    out->cfg = *cfg;
+    auto names = shard_files(dir);
+    if (!names) return names.status;
+    std::vector<MappedSafetensors> files;
+    std::set<std::string> dtypes;
+    for (const std::string& n : *names) {
+        auto f = safetensors_map(n);
+        if (!f) return f.status;
+        out->info.weight_bytes += f->file_bytes;
+        for (const auto& kv : f->tensors) dtypes.insert(dtype_name(kv.second.dtype));
+        files.push_back(std::move(*f));
+    }
+    out->info.shards = *names;
+    out->info.dtype = dtypes.size() == 1 ? *dtypes.begin() : "mixed";
+    auto index = tensor_index(files);
+    if (!index) return index.status;
+    const std::vector<Source> sources = hf_sources(out->cfg.model, hf_family(out->info.architecture));
+    if (Status s = sources_check(model_param_layout(out->cfg.model), sources, *index, out->info); !s) return s;
+    if (Status s = memory_fits(out->info, out->cfg.model); !s) return s;
+    model_create_frozen(out->model, out->cfg.model);
+    weights_fill(out->model, sources, *index);
+    return out;
+}
+
+}  // namespace rl

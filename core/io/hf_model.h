@@ -1,0 +1,50 @@
+// A Hugging Face model folder opened as a RouteLab model (docs/hf-models.md): config.json read into the
+// one ModelConfig (each architecture's differences are settings the one forward honours), the weights
+// memory-mapped from model.safetensors or its shards and widened to float32, the tokenizer found beside
+// them. Supported: LlamaForCausalLM, MixtralForCausalLM, GraniteMoeForCausalLM, OlmoeForCausalLM,
+// Qwen2MoeForCausalLM, Qwen3MoeForCausalLM; anything else is refused with its name and that list.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "model/model.h"
+#include "util/status.h"
+
+namespace rl {
+
+struct HfModelInfo {
+    std::string dir;
+    std::string architecture;         // "OlmoeForCausalLM"
+    std::string tokenizer_path;       // tokenizer.json, else tokenizer.model; empty when the folder has neither
+    std::vector<std::string> shards;  // the weight files, in index order
+    std::string dtype;                // the weights' dtype on disk ("BF16"; "mixed" when they differ)
+    uint64_t weight_bytes = 0;        // on disk
+    int max_positions = 0;            // config.json max_position_embeddings
+    int bos_id = -1, eos_id = -1;     // config.json bos_token_id / eos_token_id (-1: none)
+};
+
+const std::vector<std::string>& hf_supported_architectures();
+
+// Whether `path` is a folder that holds a config.json (a model folder rather than a checkpoint file).
+bool hf_is_model_dir(const std::string& path);
+
+// dir/config.json as a validated Config (and what else the folder says in *info); the weights are not
+// read. Errors name the file and what to do.
+Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info);
+
+struct HfModel {
+    Config cfg;
+    HfModelInfo info;
+    Model model;  // frozen: parameters only (model_create_frozen)
+};
+
+// Opens the folder: config, the weights checked tensor by tensor against the config (names, shapes,
+// nothing missing), the memory needed checked up front against what is available.
+Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir);
+
+// The bytes opening cfg takes: the weights as float32 plus activations for a probe of `tokens`.
+double hf_model_bytes(const ModelConfig& cfg, int tokens);
+
+}  // namespace rl

@@ -1,0 +1,243 @@
+// Hugging Face model folders (io/hf_model.h) against an independent forward: scripts/hf_tiny_models.py
+// writes tiny random checkpoints in the hub's layout (one per architecture, F32, BF16, F16, sharded) and
+// the logits and expert choices of its own PyTorch forward, written from the transformers modeling
+// files. RouteLab must reproduce the logits within 1e-4 and every token's expert set in every layer;
+// each architecture's quirk, removed from RouteLab, must break that. Needs PyTorch (CI installs it):
+// without it these tests fail, they do not skip.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "config/presets.h"
+#include "io/export.h"
+#include "io/hf_model.h"
+#include "model/model.h"
+#include "subprocess.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace rl;
+
+namespace {
+
+// Made once per test binary, removed when it exits.
+struct TempDir {
+    fs::path path;
+    ~TempDir() { fs::remove_all(path); }
+};
+
+const fs::path& cases_dir() {
+    static const TempDir dir{[] {
+        fs::path d = fs::temp_directory_path() / ("routelab_hf_tiny_" + std::to_string(::getpid()));
+        const std::string cmd = test::shell_quoted(test::python()) + " " +
+                                test::shell_quoted(std::string(ROUTELAB_SOURCE_DIR) + "/scripts/hf_tiny_models.py") +
+                                " " + test::shell_quoted(d.string());
+        const test::Captured r = test::run_captured(cmd);
+        EXPECT_EQ(r.code, 0) << cmd << "\n" << r.out << "\n(scripts/setup.sh --with-torch installs python3-torch)";
+        return d;
+    }()};
+    return dir.path;
+}
+
+struct Outcome {
+    double max_dlogit = 0;
+    bool experts_identical = true;
+    std::string first_difference;
+};
+
+// RouteLab's forward of the model on expected.json's ids, compared with the reference's outputs.
+Outcome compare(const Model& m, const json& expected) {
+    const std::vector<int> ids = expected["ids"].get<std::vector<int>>();
+    const int T = (int)ids.size(), V = m.cfg.vocab_size;
+    Activations a;
+    activations_create(a, m.cfg, 1, T);
+    model_forward(m, a, ids.data(), nullptr, 1, T);
+    Outcome o;
+    for (int t = 0; t < T; t++)
+        for (int v = 0; v < V; v++)
+            o.max_dlogit = std::max(o.max_dlogit, std::fabs((double)a.logits[(size_t)t * V + v] -
+                                                            expected["logits"][t][v].get<double>()));
+    std::set<int> sparse;
+    for (const json& layer : expected["moe_layers"]) {
+        const int l = layer["layer"].get<int>(), K = m.cfg.moe.top_k;
+        sparse.insert(l);
+        if (!m.w.layers[l].moe.router) {
+            o.experts_identical = false;
+            o.first_difference = "layer " + std::to_string(l) + " is dense in RouteLab";
+            continue;
+        }
+        for (int t = 0; t < T; t++) {
+            const int* ch = a.layers[l].ms.choice + (size_t)t * K;
+            const std::set<int> ours(ch, ch + K), ref = layer["experts"][t].get<std::set<int>>();
+            if (ours != ref && o.experts_identical) {
+                o.experts_identical = false;
+                o.first_difference = "layer " + std::to_string(l) + " token " + std::to_string(t);
+            }
+        }
+    }
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        if (m.w.layers[l].moe.router && !sparse.count(l)) o.experts_identical = false;
+    return o;
+}
+
+json expected_of(const std::string& name) {
+    std::ifstream in(cases_dir() / name / "expected.json");
+    EXPECT_TRUE(in) << "no expected.json for " << name;
+    return json::parse(in);
+}
+
+class HfTiny : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HfTiny, LogitsAndExpertChoicesMatchTheReference) {
+    const std::string name = GetParam();
+    auto hf = hf_model_open((cases_dir() / name).string());
+    ASSERT_TRUE(hf) << hf.status.msg;
+    const json e = expected_of(name);
+    const Outcome o = compare((*hf)->model, e);
+    EXPECT_LE(o.max_dlogit, 1e-4) << name;
+    EXPECT_TRUE(o.experts_identical) << name << ": " << o.first_difference;
+    RecordProperty("max_dlogit", std::to_string(o.max_dlogit));
+    std::printf("%-18s %-22s %-5s max|dlogit| %.2e experts identical: %s\n", name.c_str(),
+                (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), o.max_dlogit,
+                o.experts_identical ? "yes" : "no");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, HfTiny,
+                         ::testing::Values("llama", "mixtral", "granitemoe", "olmoe", "qwen2moe", "qwen3moe",
+                                           "llama_bf16", "mixtral_bf16", "granitemoe_bf16", "olmoe_bf16",
+                                           "qwen2moe_bf16", "qwen3moe_bf16", "mixtral_sharded", "qwen3moe_sharded",
+                                           "olmoe_f16"));
+
+// A quirk, taken out of RouteLab's model: the reference must then disagree.
+struct Quirk {
+    const char* model;
+    const char* what;
+    std::function<void(Model&)> remove;
+};
+
+void each_layer(Model& m, const std::function<void(LayerWeights&)>& f) {
+    for (LayerWeights& w : m.w.layers) f(w);
+}
+
+const std::vector<Quirk>& quirks() {
+    static const std::vector<Quirk> q = {
+        {"llama", "rope_theta 500000", [](Model& m) { m.cfg.attention.rope_theta = 10000.f; }},
+        {"mixtral", "renormalised top-k weights", [](Model& m) { m.cfg.moe.topk_weights = TopkWeights::probs; }},
+        {"granitemoe", "embedding_multiplier", [](Model& m) { m.cfg.embedding_multiplier = 1.f; }},
+        {"granitemoe", "residual_multiplier", [](Model& m) { m.cfg.residual_multiplier = 1.f; }},
+        {"granitemoe", "logits_scaling", [](Model& m) { m.cfg.logits_scaling = 1.f; }},
+        {"granitemoe", "attention_multiplier", [](Model& m) { m.cfg.attention.scale = 0.f; }},
+        {"granitemoe", "input_linear's gate half first",
+         [](Model& m) { each_layer(m, [](LayerWeights& w) { for (auto& e : w.moe.experts) std::swap(e.w_gate, e.w_up); }); }},
+        {"olmoe", "QK-norm", [](Model& m) { each_layer(m, [](LayerWeights& w) { w.q_norm = w.k_norm = nullptr; }); }},
+        {"olmoe", "QK-norm over the whole width", [](Model& m) { m.cfg.attention.qk_norm = QkNorm::head; }},
+        {"olmoe", "norm_topk_prob false", [](Model& m) { m.cfg.moe.topk_weights = TopkWeights::renormalised; }},
+        {"qwen2moe", "q/k/v biases", [](Model& m) { each_layer(m, [](LayerWeights& w) { w.bq = w.bk = w.bv = nullptr; }); }},
+        {"qwen2moe", "shared expert gate", [](Model& m) { each_layer(m, [](LayerWeights& w) { w.moe.shared_gate = nullptr; }); }},
+        {"qwen2moe", "norm_topk_prob false", [](Model& m) { m.cfg.moe.topk_weights = TopkWeights::renormalised; }},
+        {"qwen3moe", "per-head QK-norm", [](Model& m) { each_layer(m, [](LayerWeights& w) { w.q_norm = w.k_norm = nullptr; }); }},
+        {"qwen3moe", "norm_topk_prob true", [](Model& m) { m.cfg.moe.topk_weights = TopkWeights::probs; }},
+    };
+    return q;
+}
+
+TEST(HfQuirks, EachQuirkIsLoadBearing) {
+    for (const Quirk& q : quirks()) {
+        auto hf = hf_model_open((cases_dir() / q.model).string());
+        ASSERT_TRUE(hf) << hf.status.msg;
+        q.remove((*hf)->model);
+        const Outcome o = compare((*hf)->model, expected_of(q.model));
+        EXPECT_TRUE(o.max_dlogit > 1e-3 || !o.experts_identical) << q.model << " without " << q.what << " still matches";
+        std::printf("%-11s without %-32s max|dlogit| %.2e experts identical: %s\n", q.model, q.what, o.max_dlogit,
+                    o.experts_identical ? "yes" : "no");
+    }
+}
+
+// The one model reads the dense layers of a sparse model (Qwen's mlp_only_layers) as dense.
+TEST(HfQuirks, DenseLayerOfASparseModel) {
+    auto hf = hf_model_open((cases_dir() / "qwen2moe").string());
+    ASSERT_TRUE(hf) << hf.status.msg;
+    EXPECT_EQ((*hf)->cfg.model.moe.dense_layers, "1");
+    EXPECT_EQ((*hf)->model.w.layers[1].moe.router, nullptr);
+    EXPECT_NE((*hf)->model.w.layers[1].w_gate, nullptr);
+    EXPECT_NE(config_training_blocker((*hf)->cfg.model), "");
+}
+
+// export --format hf --weights, opened again: RouteLab's own logits.
+void export_import(const std::string& preset, const std::vector<std::string>& sets) {
+    auto cfg = preset_load(preset);
+    ASSERT_TRUE(cfg) << cfg.status.msg;
+    for (const auto& s : sets) ASSERT_TRUE(config_apply_override(*cfg, s)) << s;
+    cfg->model.vocab_size = 211;
+    ASSERT_TRUE(config_validate(*cfg));
+    Model m;
+    model_create(m, cfg->model, 7, 0.05f);
+    const fs::path dir = fs::temp_directory_path() / ("routelab_hf_export_" + preset + std::to_string(::getpid()));
+    ASSERT_TRUE(export_hf_weights(dir.string(), m));
+    std::ofstream(dir / "config.json") << export_hf_config(*cfg).dump(2);
+    auto hf = hf_model_open(dir.string());
+    ASSERT_TRUE(hf) << hf.status.msg;
+    const int T = 24;
+    std::vector<int> ids(T);
+    for (int t = 0; t < T; t++) ids[t] = (t * 37 + 5) % 211;
+    Activations a, b;
+    activations_create(a, m.cfg, 1, T);
+    activations_create(b, (*hf)->model.cfg, 1, T);
+    model_forward(m, a, ids.data(), nullptr, 1, T);
+    model_forward((*hf)->model, b, ids.data(), nullptr, 1, T);
+    double d = 0;
+    for (size_t i = 0; i < (size_t)T * 211; i++) d = std::max(d, (double)std::fabs(a.logits[i] - b.logits[i]));
+    EXPECT_LE(d, 1e-6) << preset;
+    std::printf("export -> import %-12s %s max|dlogit| %.2e\n", preset.c_str(), (*hf)->info.architecture.c_str(), d);
+    fs::remove_all(dir);
+}
+
+TEST(HfExport, ExportedWeightsOpenAgainWithTheSameLogits) {
+    export_import("moe-top2-8", {"model.attention.positional=rope", "model.final_norm=true"});
+    export_import("default", {"model.attention.positional=rope", "model.final_norm=true"});
+}
+
+TEST(HfErrors, UnsupportedArchitectureAndBrokenFoldersSayWhatToDo) {
+    const fs::path dir = fs::temp_directory_path() / ("routelab_hf_bad_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::copy(cases_dir() / "mixtral", dir, fs::copy_options::recursive);
+    auto edit = [&](const std::function<void(json&)>& f) {
+        std::ifstream in(dir / "config.json");
+        json j = json::parse(in);
+        f(j);
+        std::ofstream(dir / "config.json") << j.dump();
+    };
+    auto message = [&]() {
+        auto hf = hf_model_open(dir.string());
+        EXPECT_FALSE(hf);
+        return hf ? std::string() : hf.status.msg;
+    };
+    edit([](json& j) { j["architectures"] = {"GPT2LMHeadModel"}; });
+    std::string msg = message();
+    EXPECT_NE(msg.find("GPT2LMHeadModel"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("OlmoeForCausalLM"), std::string::npos) << msg;
+    edit([](json& j) { j["architectures"] = {"MixtralForCausalLM"}; j["hidden_size"] = 48; });
+    msg = message();
+    EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
+    edit([](json& j) { j["hidden_size"] = 40; j["tie_word_embeddings"] = true; });
+    msg = message();  // lm_head.weight is read by nothing
+    EXPECT_NE(msg.find("has no place"), std::string::npos) << msg;
+    edit([](json& j) { j["tie_word_embeddings"] = false; });
+    fs::resize_file(dir / "model.safetensors", fs::file_size(dir / "model.safetensors") - 100);
+    msg = message();
+    EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+    fs::remove(dir / "model.safetensors");
+    msg = message();
+    EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+    for (const std::string& m : {msg}) EXPECT_EQ(m.find('\n'), std::string::npos);
+    fs::remove_all(dir);
+}
+
+}  // namespace
