@@ -7,10 +7,13 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "io/checkpoint.h"
+#include "io/hf_model.h"
 #include "util/status.h"
 
 namespace cli {
@@ -45,6 +48,19 @@ std::string workspace_of(const Args& a);
 bool write_file(const std::string& dir, const std::string& name, const std::string& text, const char* hint);
 std::string fmt_eta(double s);
 double seconds_since(std::chrono::steady_clock::time_point t);
+
+// What probe and generate run on: a checkpoint (--checkpoint F) or a Hugging Face model folder
+// (--model DIR, with its own tokenizer); cli_model.cpp.
+struct OpenedModel {
+    std::unique_ptr<rl::LoadedCheckpoint> ck;
+    std::unique_ptr<rl::HfModel> hf;
+    const rl::Model& model() const;
+    const rl::Tokenizer& tok() const;
+    int step() const;         // training steps behind the weights (0 for a model folder)
+    float attn_entropy() const;
+};
+// Fails with a message when neither or both are given, the file does not load, or a folder has no tokenizer.
+rl::Result<OpenedModel> open_model(const Args& a, const std::string& cmd);
 
 int cmd_presets(const Args& a);
 int cmd_params(const Args& a);

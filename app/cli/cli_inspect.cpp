@@ -102,7 +102,7 @@ int cmd_lesson(const Args& a) {
 }
 
 int cmd_generate(const Args& a) {
-    if (!a.has("checkpoint")) return usage("generate needs --checkpoint F");
+    if (!a.has("checkpoint") && !a.has("model")) return usage("generate needs --checkpoint F or --model DIR");
     if (!a.has("prompt")) return usage("generate needs --prompt TEXT");
     SampleOptions o;
     long long n = 50, v;
@@ -128,11 +128,10 @@ int cmd_generate(const Args& a) {
         if (!parse_int(a.opt.at("seed"), 0, 4294967295LL, v)) return usage("--seed must be a non-negative integer");
         o.seed = (unsigned long long)v;
     }
-    auto ck = checkpoint_load(a.opt.at("checkpoint"));
-    if (!ck) return fail(ck.status.msg);
-    LoadedCheckpoint& c = **ck;
+    auto om = open_model(a, "generate");
+    if (!om) return fail(om.status.msg);
     const std::string prompt = a.opt.at("prompt");
-    const GenerationReport g = generate_report(c.model, c.tok, prompt, (int)n, o, c.info.attn_entropy);
+    const GenerationReport g = generate_report(om->model(), om->tok(), prompt, (int)n, o, om->attn_entropy());
     if (!g.error.empty()) return fail(g.error);
     std::printf("%s %s\n", prompt.c_str(), g.new_text.c_str());
     if (const std::string note = g.note(); !note.empty())
@@ -141,12 +140,12 @@ int cmd_generate(const Args& a) {
 }
 
 int cmd_probe(const Args& a) {
-    if (a.has("model")) return cmd_probe_model(a);
-    if (!a.has("checkpoint")) return usage("probe needs --checkpoint F or --model DIR");
-    if (!a.has("text")) return usage("probe needs --text TEXT");
-    auto ck = checkpoint_load(a.opt.at("checkpoint"));
-    if (!ck) return fail(ck.status.msg);
-    ProbeSnapshot p = probe_run((*ck)->model, (*ck)->tok, a.opt.at("text"), (*ck)->info.step);
+    if (a.has("model") && a.has("ids")) return cmd_probe_model(a);
+    if (!a.has("checkpoint") && !a.has("model")) return usage("probe needs --checkpoint F or --model DIR");
+    if (!a.has("text")) return usage("probe needs --text TEXT (or, with --model, --ids 1,17,... --json F)");
+    auto om = open_model(a, "probe");
+    if (!om) return fail(om.status.msg);
+    ProbeSnapshot p = probe_run(om->model(), om->tok(), a.opt.at("text"), om->step());
     if (a.flag("json")) {
         std::printf("%s\n", probe_to_json(p).c_str());
         return 0;

@@ -44,11 +44,11 @@ const std::vector<Command>& commands() {
          "  routelab-cli runs     list [--json] | show ID | export ID --csv F | delete ID   [--workspace DIR]\n",
          {"workspace", "csv"}, cmd_runs, 2},
         {"generate",
-         "  routelab-cli generate --checkpoint F --prompt TEXT [--max-tokens N] [--temperature T]\n"
+         "  routelab-cli generate --checkpoint F | --model DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
          "                        [--top-k K] [--top-p P] [--seed S]\n",
-         {"checkpoint", "prompt", "max-tokens", "min-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
+         {"checkpoint", "model", "prompt", "max-tokens", "min-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
         {"probe",
-         "  routelab-cli probe    --checkpoint F --text TEXT [--json]\n"
+         "  routelab-cli probe    --checkpoint F | --model DIR --text TEXT [--json]\n"
          "  routelab-cli probe    --model DIR --ids 1,17,255,... --json F   (logits [T][V], moe_layers)\n",
          {"checkpoint", "text", "model", "ids", "json"}, cmd_probe},
         {"tokenize",

@@ -79,6 +79,29 @@ void moe_layers_json(std::string& out, const Model& m, const Activations& a, int
 
 }  // namespace
 
+const Model& OpenedModel::model() const { return ck ? ck->model : hf->model; }
+const Tokenizer& OpenedModel::tok() const { return ck ? ck->tok : *hf->tok; }
+int OpenedModel::step() const { return ck ? ck->info.step : 0; }
+float OpenedModel::attn_entropy() const { return ck ? ck->info.attn_entropy : 0.f; }
+
+Result<OpenedModel> open_model(const Args& a, const std::string& cmd) {
+    if (a.has("checkpoint") == a.has("model")) return Status::error(cmd + " needs --checkpoint F or --model DIR (one of them)");
+    OpenedModel o;
+    if (a.has("checkpoint")) {
+        auto ck = checkpoint_load(a.opt.at("checkpoint"));
+        if (!ck) return ck.status;
+        o.ck = std::move(*ck);
+        return o;
+    }
+    auto hf = hf_model_open(a.opt.at("model"));
+    if (!hf) return hf.status;
+    if (!(*hf)->tok)
+        return Status::error("'" + a.opt.at("model") + "': no tokenizer.json or tokenizer.model in the folder; download it "
+                             "too (or pass token ids: probe --model DIR --ids ... --json F)");
+    o.hf = std::move(*hf);
+    return o;
+}
+
 int cmd_probe_model(const Args& a) {
     if (!a.has("ids")) return usage("probe --model DIR needs --ids 1,17,255,... (token ids)");
     if (!a.has("json")) return usage("probe --model DIR --ids ... needs --json F (the file to write)");

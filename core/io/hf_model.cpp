@@ -10,6 +10,7 @@
 
 #include "io/hf_model_internal.h"
 #include "io/safetensors_map.h"
+#include "train/hf_tokenizer.h"
 #include "train/memory.h"
 
 namespace rl {
@@ -190,11 +191,29 @@ double hf_model_bytes(const ModelConfig& c, int tokens) {
            (double)activations_bytes(c, 1, std::min(tokens, c.seq_len)).total();
 }
 
+namespace {
+
+// The folder's tokenizer, which must not name ids beyond the model's vocabulary.
+Status tokenizer_open(HfModel& m) {
+    if (m.info.tokenizer_path.empty()) return Status::ok();
+    auto t = HfTokenizer::load(m.info.tokenizer_path);
+    if (!t) return t.status;
+    if (t->vocab_size() > m.cfg.model.vocab_size)
+        return Status::error("tokenizer '" + m.info.tokenizer_path + "': " + std::to_string(t->vocab_size()) +
+                             " tokens, but config.json's vocab_size is " + std::to_string(m.cfg.model.vocab_size) +
+                             "; the tokenizer is from another model: download the folder's own again");
+    m.tok = Tokenizer::from_hf(*t, m.info.eos_id);
+    return Status::ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir) {
     auto out = std::make_unique<HfModel>();
     auto cfg = hf_config_read(dir, &out->info);
     if (!cfg) return cfg.status;
     out->cfg = *cfg;
+    if (Status s = tokenizer_open(*out); !s) return s;
     auto names = shard_files(dir);
     if (!names) return names.status;
     std::vector<MappedSafetensors> files;

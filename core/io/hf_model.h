@@ -5,11 +5,13 @@
 // Qwen2MoeForCausalLM, Qwen3MoeForCausalLM; anything else is refused with its name and that list.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "model/model.h"
+#include "train/tokenizer.h"
 #include "util/status.h"
 
 namespace rl {
@@ -38,10 +40,13 @@ struct HfModel {
     Config cfg;
     HfModelInfo info;
     Model model;  // frozen: parameters only (model_create_frozen)
+    std::optional<Tokenizer> tok;  // the folder's (TokenizerKind::hf), when it has one
 };
 
 // Opens the folder: config, the weights checked tensor by tensor against the config (names, shapes,
-// nothing missing), the memory needed checked up front against what is available.
+// nothing missing), the memory needed checked up front against what is available, and the tokenizer
+// (tokenizer.json, else tokenizer.model) when the folder has one; one with more tokens than the
+// model's vocabulary is refused.
 Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir);
 
 // The bytes opening cfg takes: the weights as float32 plus activations for a probe of `tokens`.

@@ -9,6 +9,8 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include "train/hf_tokenizer.h"
+
 namespace rl {
 namespace {
 
@@ -159,6 +161,7 @@ const char* tokenizer_kind_name(TokenizerKind k) {
         case TokenizerKind::word: return "word";
         case TokenizerKind::bpe: return "bpe";
         case TokenizerKind::unigram: return "unigram";
+        case TokenizerKind::hf: return "hf";
     }
     return "word";
 }
@@ -266,9 +269,17 @@ Result<Tokenizer> Tokenizer::train(TokenizerKind kind, const std::vector<std::st
     return from_model_proto(kind, proto);
 }
 
+Tokenizer Tokenizer::from_hf(const HfTokenizer& t, int eos) {
+    Tokenizer k(TokenizerKind::hf);
+    k.hf_ = std::make_shared<const HfTokenizer>(t);
+    k.eos_ = eos;
+    return k;
+}
+
 std::string Tokenizer::to_json() const {
     nlohmann::json j;
     j["kind"] = tokenizer_kind_name(kind_);
+    if (kind_ == TokenizerKind::hf) return j.dump();
     if (kind_ == TokenizerKind::word)
         j["tokens"] = tokens_;
     else
@@ -314,6 +325,7 @@ Result<Tokenizer> Tokenizer::from_json(const std::string& json) {
 }
 
 std::vector<int> Tokenizer::encode(const std::string& text) const {
+    if (kind_ == TokenizerKind::hf) return hf_->encode(text, true);
     std::vector<int> ids;
     if (kind_ == TokenizerKind::word) {
         ids.reserve(text.size() / 4);
@@ -332,6 +344,7 @@ std::vector<int> Tokenizer::encode(const std::string& text) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
+    if (kind_ == TokenizerKind::hf) return hf_->decode(ids, true);
     std::string out;
     if (kind_ == TokenizerKind::word) {
         for (int id : ids) {
@@ -371,10 +384,12 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
 
 std::string Tokenizer::token_text(int id) const {
     if (id < 0 || id >= vocab_size()) return "<unk>";
+    if (kind_ == TokenizerKind::hf) return hf_->decode({id}, false);  // "Ġthe" reads " the"
     return kind_ == TokenizerKind::word ? tokens_[id] : sp_->IdToPiece(id);
 }
 
 int Tokenizer::vocab_size() const {
+    if (kind_ == TokenizerKind::hf) return hf_->vocab_size();
     return kind_ == TokenizerKind::word ? static_cast<int>(tokens_.size()) : sp_->GetPieceSize();
 }
 

