@@ -34,7 +34,7 @@ cast back, cos/sin cast to the activations' dtype, softmax in float32 and cast b
 softmax in float32.
 
 JSON: model, arch, dtype, threads, tokens, layers_run, num_hidden_layers, load_s, forward_s
-(median), forward_s_all, forward_s_scaled (median of per-run scaled times), forward_cpu_s_all
+(median), forward_s_all, forward_s_min, forward_s_scaled (median of per-run scaled times), forward_cpu_s_all
 (process CPU seconds per run: ~threads x wall when nothing else competes; OpenMP threads spin
 while they wait for each other, so contention inflates it), forward_runqueue_wait_s_all (seconds
 the threads waited for a CPU during each run, from /proc/self/task/*/schedstat), peak_rss_bytes
@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the checkout
 import hf_tiny_models as tiny  # noqa: E402  (layout, names and module order of the test checkpoints)
 
 # ----------------------------------------------------------------------------------------------
@@ -75,16 +76,16 @@ import hf_tiny_models as tiny  # noqa: E402  (layout, names and module order of 
 # the values are transcribed from copies of it in public code:
 #  - every size, the four multipliers, rms_norm_eps, rope_theta, rope_scaling null,
 #    attention_bias false, attention_dropout 0.0, hidden_act silu, tie_word_embeddings true: a
-#    standalone GraniteMoe port whose loader asserts "the" granite-3.0-1b-a400m config.json key by
-#    key and reads the original BF16 model.safetensors (one file, 24 * 9 + 2 tensors, no
+#    standalone GraniteMoe port whose loader checks a granite-3.0-1b-a400m config.json key by key
+#    and reads the original BF16 model.safetensors (one file, 24 * 9 + 2 tensors, no
 #    lm_head.weight);
 #  - hidden 1024, intermediate 512, 24 layers, 16 heads, 8 kv heads, 32 experts, top 8, vocab
 #    49155, rms_norm_eps 1e-6, rope_theta 10000: two further tests quoting "exact config from
 #    ibm-granite/granite-3.0-1b-a400m-instruct" (the base and instruct share the architecture);
 #  - input_linear [32, 1024, 1024], output_linear [32, 1024, 512]: "shapes verified against the
 #    real checkpoint" in another;
-#  - max_position_embeddings 4096: the model card (Granite 3.0 has a 4K context; 3.1 extended it
-#    to 128K);
+#  - max_position_embeddings 4096: the granite-3.1-1b-a400m-base model card ("extends the context
+#    length of Granite-3.0-1B-A400M-Base from 4K to 128K");
 #  - bos/eos/pad 0, initializer_range 0.02, router_aux_loss_coef, output_router_logits, use_cache,
 #    transformers_version: as scripts/hf_tiny_models.py's GRANITEMOE (not checked against the
 #    hub file; none of them changes the forward).
@@ -102,10 +103,11 @@ GRANITE_3_0_1B_A400M = {
     "use_cache": True, "torch_dtype": "bfloat16", "transformers_version": "4.46.0.dev0",
 }
 
-# allenai/OLMoE-1B-7B-0924, config.json. Transcribed from a verbatim copy of an OLMoE HF config
-# in public code (architectures .. vocab_size, every key below, identical to the transformers
-# OlmoeConfig docs except intermediate_size 1024 and num_key_value_heads 16), and a second test
-# quoting the same sizes for OLMoE-1B-7B. That copy came from a converted checkpoint
+# allenai/OLMoE-1B-7B-0924, config.json. The hub file could not be fetched from here either;
+# transcribed from a verbatim copy of an OLMoE-1B-7B HF config in public code (every key below;
+# they equal the defaults of transformers' OlmoeConfig, as its docs list them, except
+# intermediate_size, 1024 against the class default 2048), and a second test quoting the same
+# sizes, eos 50279 and pad 1 for OLMoE. That copy came from a converted checkpoint
 # ("_name_or_path": "step23842-hf", torch_dtype float32, transformers 4.48.1); torch_dtype here is
 # bfloat16, what the 0924 release stores (6.9B parameters, 13.8 GB), and transformers_version is
 # that of the OLMoE integration (4.43), as in scripts/hf_tiny_models.py's OLMOE.
@@ -301,22 +303,33 @@ def folder_tensors(folder):
     return out
 
 
-def read_tensor(f, path, st_dtype, shape, start, end, dtype):
-    """Read one tensor's bytes straight into a tensor of its stored dtype (no file mapping, no
-    bytes copy), then widen/narrow to dtype; the stored-dtype buffer is dropped at once."""
-    buf = torch.empty(shape, dtype=ST_TO_TORCH[st_dtype])
-    view = memoryview(buf.reshape(-1).view(torch.uint8).numpy())
-    if len(view) != end - start:
-        sys.exit(f"{path}: header size of a {st_dtype} {list(shape)} tensor is {end - start} bytes")
+def read_tensor(f, path, st_dtype, shape, start, end, dtype, staging):
+    """Read one tensor's bytes straight into tensor memory (no file mapping, no bytes copy): into
+    the result itself when the stored dtype is the wanted one, else into the staging buffer, one
+    allocation reused by every tensor, and widened/narrowed from there. Only the results are
+    allocated, so the heap holds the weights and nothing freed between them."""
+    src = ST_TO_TORCH[st_dtype]
+    nbytes = numel(shape) * torch.finfo(src).bits // 8
+    if nbytes != end - start:
+        sys.exit(f"{path}: header size of a {st_dtype} {list(shape)} tensor is {end - start} bytes, "
+                 f"its shape needs {nbytes}")
+    if src == dtype:
+        buf = torch.empty(shape, dtype=dtype)
+        raw = buf.reshape(-1).view(torch.uint8)
+    else:
+        raw = staging[:nbytes]
+    view = memoryview(raw.numpy())
     f.seek(start)
     done = 0
-    while done < len(view):
+    while done < nbytes:
         got = f.readinto(view[done:])
         if not got:
             sys.exit(f"{path}: truncated ({start + done} of {end} bytes); write the folder again")
         done += got
     del view
-    return buf if buf.dtype == dtype else buf.to(dtype)
+    if src == dtype:
+        return buf
+    return raw.view(src).view(shape).to(dtype)
 
 
 def load_weights(entries, names, dtype):
@@ -325,12 +338,15 @@ def load_weights(entries, names, dtype):
     for name in names:
         path, st, shape, a, b = entries[name]
         by_file.setdefault(path, []).append((a, name))
+    convert = [entries[n][4] - entries[n][3] for n in names if ST_TO_TORCH[entries[n][1]] != dtype]
+    staging = torch.empty(max(convert), dtype=torch.uint8) if convert else None
     for path, items in by_file.items():
         with open(path, "rb", buffering=0) as f:
             for a, name in sorted(items):  # in file order: sequential reads
                 _, st, shape, a, b = entries[name]
-                W[name] = read_tensor(f, path, st, shape, a, b, dtype)
-        gc.collect()
+                W[name] = read_tensor(f, path, st, shape, a, b, dtype, staging)
+    del staging
+    gc.collect()
     return W
 
 
@@ -705,6 +721,7 @@ def cmd_torch(args):
         "load_s": round(load_s, 4),
         "forward_s": round(forward_s, 4),
         "forward_s_all": [round(t, 4) for t in times],
+        "forward_s_min": round(min(times), 4),
         "forward_s_scaled": round(statistics.median(scaled), 4),
         "forward_layers_s_all": [round(p["layers_s"], 4) for p in parts],
         "forward_cpu_s_all": [round(c, 3) for c in cpus],
