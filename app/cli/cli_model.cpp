@@ -3,6 +3,7 @@
 // tokenize (a model's tokenizer.json or tokenizer.model on a text file).
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <cstdio>
@@ -105,8 +106,10 @@ Result<OpenedModel> open_model(const Args& a, const std::string& cmd) {
 int cmd_probe_model(const Args& a) {
     if (!a.has("ids")) return usage("probe --model DIR needs --ids 1,17,255,... (token ids)");
     if (!a.has("json")) return usage("probe --model DIR --ids ... needs --json F (the file to write)");
+    const auto t0 = std::chrono::steady_clock::now();
     auto hf = hf_model_open(a.opt.at("model"));
     if (!hf) return fail(hf.status.msg);
+    const double open_s = seconds_since(t0);
     const Model& m = (*hf)->model;
     std::vector<int> ids;
     std::string err;
@@ -117,7 +120,9 @@ int cmd_probe_model(const Args& a) {
                     std::to_string(m.cfg.seq_len) + ": pass fewer");
     Activations act;
     activations_create(act, m.cfg, 1, T);
+    const auto t1 = std::chrono::steady_clock::now();
     model_forward(m, act, ids.data(), nullptr, 1, T);
+    const double forward_s = seconds_since(t1);
     std::string out = "{\"ids\":[";
     for (int t = 0; t < T; t++) out += (t ? "," : "") + std::to_string(ids[t]);
     out += "],\"logits\":[";
@@ -138,8 +143,8 @@ int cmd_probe_model(const Args& a) {
         return Status::ok();
     });
     if (!s) return fail("probe: " + s.msg);
-    std::fprintf(stderr, "probe: %d tokens through %s (%s) -> %s\n", T, (*hf)->info.architecture.c_str(),
-                 (*hf)->info.dtype.c_str(), path.c_str());
+    std::fprintf(stderr, "probe: %d tokens through %s (%s): opened in %.2f s, forward %.3f s -> %s\n", T,
+                 (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), open_s, forward_s, path.c_str());
     return 0;
 }
 
