@@ -63,7 +63,9 @@ private:
 // not keep the layout, so both stay freely movable.
 struct Arena {
     FloatBuffer data;
-    void allocate(const Layout& l) { data.assign(l.total(), 0.f); }
+    // Zero-filled, on transparent huge pages when large: a model folder's 5 GB of weights then takes
+    // ~2.6k page faults, not 1.3M (in a VM each 4 KiB fault cost more than the copy into it).
+    void allocate(const Layout& l);
     float* ptr(const Layout& l, const std::string& name) {
         const TensorSpec* s = l.find(name);
         return s ? data.data() + s->offset : nullptr;
