@@ -33,17 +33,19 @@ struct TempDir {
     ~TempDir() { fs::remove_all(path); }
 };
 
-const fs::path& cases_dir() {
-    static const TempDir dir{[] {
-        fs::path d = fs::temp_directory_path() / ("routelab_hf_tiny_" + std::to_string(::getpid()));
+// Folder of one case of scripts/hf_tiny_models.py, made on first use (ctest runs each test in a
+// process of its own: each makes only the cases it reads).
+fs::path case_dir(const std::string& name) {
+    static const TempDir root{fs::temp_directory_path() / ("routelab_hf_tiny_" + std::to_string(::getpid()))};
+    const fs::path d = root.path / name;
+    if (!fs::exists(d / "expected.json")) {
         const std::string cmd = test::shell_quoted(test::python()) + " " +
                                 test::shell_quoted(std::string(ROUTELAB_SOURCE_DIR) + "/scripts/hf_tiny_models.py") +
-                                " " + test::shell_quoted(d.string());
+                                " " + test::shell_quoted(root.path.string()) + " --only " + name;
         const test::Captured r = test::run_captured(cmd);
         EXPECT_EQ(r.code, 0) << cmd << "\n" << r.out << "\n(scripts/setup.sh --with-torch installs python3-torch)";
-        return d;
-    }()};
-    return dir.path;
+    }
+    return d;
 }
 
 struct Outcome {
@@ -88,7 +90,7 @@ Outcome compare(const Model& m, const json& expected) {
 }
 
 json expected_of(const std::string& name) {
-    std::ifstream in(cases_dir() / name / "expected.json");
+    std::ifstream in(case_dir(name) / "expected.json");
     EXPECT_TRUE(in) << "no expected.json for " << name;
     return json::parse(in);
 }
@@ -97,7 +99,7 @@ class HfTiny : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HfTiny, LogitsAndExpertChoicesMatchTheReference) {
     const std::string name = GetParam();
-    auto hf = hf_model_open((cases_dir() / name).string());
+    auto hf = hf_model_open(case_dir(name).string());
     ASSERT_TRUE(hf) << hf.status.msg;
     const json e = expected_of(name);
     const Outcome o = compare((*hf)->model, e);
@@ -150,7 +152,7 @@ const std::vector<Quirk>& quirks() {
 
 TEST(HfQuirks, EachQuirkIsLoadBearing) {
     for (const Quirk& q : quirks()) {
-        auto hf = hf_model_open((cases_dir() / q.model).string());
+        auto hf = hf_model_open(case_dir(q.model).string());
         ASSERT_TRUE(hf) << hf.status.msg;
         q.remove((*hf)->model);
         const Outcome o = compare((*hf)->model, expected_of(q.model));
@@ -162,7 +164,7 @@ TEST(HfQuirks, EachQuirkIsLoadBearing) {
 
 // The one model reads the dense layers of a sparse model (Qwen's mlp_only_layers) as dense.
 TEST(HfQuirks, DenseLayerOfASparseModel) {
-    auto hf = hf_model_open((cases_dir() / "qwen2moe").string());
+    auto hf = hf_model_open(case_dir("qwen2moe").string());
     ASSERT_TRUE(hf) << hf.status.msg;
     EXPECT_EQ((*hf)->cfg.model.moe.dense_layers, "1");
     EXPECT_EQ((*hf)->model.w.layers[1].moe.router, nullptr);
@@ -207,7 +209,7 @@ TEST(HfExport, ExportedWeightsOpenAgainWithTheSameLogits) {
 TEST(HfErrors, UnsupportedArchitectureAndBrokenFoldersSayWhatToDo) {
     const fs::path dir = fs::temp_directory_path() / ("routelab_hf_bad_" + std::to_string(::getpid()));
     fs::remove_all(dir);
-    fs::copy(cases_dir() / "mixtral", dir, fs::copy_options::recursive);
+    fs::copy(case_dir("mixtral"), dir, fs::copy_options::recursive);
     auto edit = [&](const std::function<void(json&)>& f) {
         std::ifstream in(dir / "config.json");
         json j = json::parse(in);
