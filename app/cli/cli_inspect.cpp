@@ -145,6 +145,11 @@ int cmd_probe(const Args& a) {
     if (!a.has("text")) return usage("probe needs --text TEXT (or, with --model, --ids 1,17,... --json F)");
     auto om = open_model(a, "probe");
     if (!om) return fail(om.status.msg);
+    if (om->hf)
+        if (Status s = hf_probe_fits(*om->hf, (int)std::min<size_t>(om->tok().encode(a.opt.at("text")).size(),
+                                                                     om->model().cfg.seq_len));
+            !s)
+            return fail(s.msg);
     ProbeSnapshot p = probe_run(om->model(), om->tok(), a.opt.at("text"), om->step());
     if (a.flag("json")) {
         std::printf("%s\n", probe_to_json(p).c_str());

@@ -3,6 +3,7 @@
 // tokenize (a model's tokenizer.json or tokenizer.model on a text file).
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -42,6 +43,10 @@ bool parse_ids(const std::string& s, int V, std::vector<int>& ids, std::string& 
 
 // Shortest text that reads back as the same float (std::to_chars): [T][V] logits stay a readable size.
 void put_float(std::string& out, float v) {
+    if (!std::isfinite(v)) {  // JSON has no NaN or infinity
+        out += "null";
+        return;
+    }
     char buf[32];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     out.append(buf, r.ptr);
@@ -107,7 +112,7 @@ int cmd_probe_model(const Args& a) {
     if (!a.has("ids")) return usage("probe --model DIR needs --ids 1,17,255,... (token ids)");
     if (!a.has("json")) return usage("probe --model DIR --ids ... needs --json F (the file to write)");
     const auto t0 = std::chrono::steady_clock::now();
-    auto hf = hf_model_open(a.opt.at("model"));
+    auto hf = hf_model_open(a.opt.at("model"), /*tokenizer=*/false);
     if (!hf) return fail(hf.status.msg);
     const double open_s = seconds_since(t0);
     const Model& m = (*hf)->model;
@@ -118,6 +123,7 @@ int cmd_probe_model(const Args& a) {
     if (T > m.cfg.seq_len)
         return fail("--ids has " + std::to_string(T) + " tokens; this model's context in RouteLab is " +
                     std::to_string(m.cfg.seq_len) + ": pass fewer");
+    if (Status s = hf_probe_fits(**hf, T); !s) return fail(s.msg);
     Activations act;
     activations_create(act, m.cfg, 1, T);
     const auto t1 = std::chrono::steady_clock::now();

@@ -87,7 +87,7 @@ GenerationReport generate_report(const Model& m, const Tokenizer& tok, const std
     r.error = config_generation_blocker(c);
     if (!r.error.empty()) return r;
     r.prompt_ids = tok.encode(prompt);
-    if (r.prompt_ids.empty()) r.prompt_ids.push_back(tok.eos_id());  // what generate() would start from anyway
+    if (r.prompt_ids.empty()) r.prompt_ids.push_back(std::max(tok.eos_id(), 0));  // what generate() would start from anyway
     r.new_ids = generate(m, r.prompt_ids, max_new, o, tok.eos_id(), model_window(c, c.seq_len, attn_entropy));
     r.new_text = tok.decode(r.new_ids);
     r.ended_at_eos = !r.new_ids.empty() && r.new_ids.back() == tok.eos_id();

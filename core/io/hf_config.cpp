@@ -27,16 +27,28 @@ bool hf_is_model_dir(const std::string& path) {
     return fs::is_directory(path, ec) && fs::is_regular_file(fs::path(path) / "config.json", ec);
 }
 
+namespace {
+struct TooDeep {};
+}  // namespace
+
 Result<json> hf_json_read(const std::string& path, const std::string& what_to_do) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return Status::error("'" + path + "': cannot open it; " + what_to_do);
     std::stringstream ss;
     ss << in.rdbuf();
-    try {
-        return json::parse(ss.str(), nullptr, true, /*ignore_comments=*/false);
-    } catch (const json::exception&) {
+    try {  // real files nest 4 deep; the cap keeps "[[[[..." from exhausting the stack
+        return json::parse(ss.str(), [](int depth, json::parse_event_t, json&) {
+            if (depth > 16) throw TooDeep{};
+            return true;
+        });
+    } catch (...) {
         return Status::error("'" + path + "': not valid JSON; " + what_to_do);
     }
+}
+
+std::string hf_json_short(const json& v) {
+    std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+    return s.size() > 80 ? s.substr(0, 77) + "..." : s;
 }
 
 namespace {
@@ -48,7 +60,7 @@ struct Keys {
     Status err = Status::ok();
     bool has(const char* k) const { return j.contains(k) && !j[k].is_null(); }
     void fail(const char* k, const char* want) {
-        if (err) err = Status::error("'" + file + "': '" + k + "' must be " + want + ", got " + j[k].dump() +
+        if (err) err = Status::error("'" + file + "': '" + k + "' must be " + want + ", got " + hf_json_short(j[k]) +
                                      "; fix config.json or download it again");
     }
     int integer(const char* k, int dflt) {
@@ -101,16 +113,25 @@ Status refuse_unsupported(Keys& k, HfFamily f) {
     auto no = [&](const std::string& what) { return Status::error(pre + what + "; RouteLab cannot run this model yet"); };
     if (k.string("hidden_act") != "" && k.string("hidden_act") != "silu")
         return no("hidden_act is \"" + k.string("hidden_act") + "\" (only silu)");
-    if (k.has("rope_scaling")) {
-        const json& r = k.j["rope_scaling"];
-        const std::string type = r.is_object() ? (r.value("rope_type", r.value("type", std::string()))) : "";
-        if (type != "default") return no("rope_scaling " + r.dump() + " is set (only the default RoPE)");
+    // rope_scaling (transformers 4.x) or rope_parameters (5.x, which also holds rope_theta): only the
+    // default RoPE, unscaled.
+    for (const char* key : {"rope_scaling", "rope_parameters"}) {
+        if (!k.has(key)) continue;
+        const json& r = k.j[key];
+        std::string type = "?";
+        for (const char* t : {"rope_type", "type"})
+            if (r.is_object() && r.contains(t) && r[t].is_string()) type = r[t].get<std::string>();
+        if (type != "default") return no(std::string(key) + " " + hf_json_short(r) + " is set (only the default RoPE)");
     }
     if (f == HfFamily::olmoe && k.has("clip_qkv")) return no("clip_qkv is set");
     if (f != HfFamily::qwen2moe && k.boolean("attention_bias", false)) return no("attention_bias is true (biases on q/k/v/o)");
     if (k.boolean("mlp_bias", false)) return no("mlp_bias is true");
-    if (k.has("sliding_window") && (f == HfFamily::mixtral || k.boolean("use_sliding_window", false)))
-        return no("a sliding window is set (sliding_window " + k.j["sliding_window"].dump() + ")");
+    // A window at least the lab's context (4096) never masks a key here.
+    if (k.has("sliding_window") && (f == HfFamily::mixtral || k.boolean("use_sliding_window", false)) &&
+        !(k.j["sliding_window"].is_number_integer() && k.j["sliding_window"].get<long long>() >= 4096))
+        return no("a sliding window is set (sliding_window " + hf_json_short(k.j["sliding_window"]) + ")");
+    if (const int L = k.integer("num_hidden_layers", 0); L > 64)  // the config's limit, said in the model's terms
+        return Status::error(pre + "RouteLab opens models of at most 64 layers; this one has " + std::to_string(L));
     return Status::ok();
 }
 
@@ -159,12 +180,21 @@ void family_settings(Keys& k, HfFamily f, ModelConfig& m) {
         m.embedding_multiplier = (float)k.number("embedding_multiplier", 1.0);
         m.residual_multiplier = (float)k.number("residual_multiplier", 1.0);
         m.logits_scaling = (float)k.number("logits_scaling", 1.0);
-        m.attention.scale = (float)k.number("attention_multiplier", 0.0);
+        m.attention.scale = (float)k.number("attention_multiplier", 1.0);  // GraniteMoeConfig's default
     }
     if (f == HfFamily::olmoe) m.attention.qk_norm = QkNorm::full;  // OlmoeAttention: q_norm over H*D
     if (f == HfFamily::qwen3moe) m.attention.qk_norm = QkNorm::head;  // Qwen3MoeAttention: q_norm over D
     if (f == HfFamily::qwen2moe) m.attention.qkv_bias = k.boolean("qkv_bias", true);  // Qwen2MoeAttention: bias=True
     if (f != HfFamily::llama) moe_settings(k, f, m);
+}
+
+// A token id key: a number, or a list whose first entry is taken (Llama 3.x Instruct lists its end
+// tokens); -1 when absent or outside the vocabulary.
+int token_id_of(const json& j, const char* key, int V) {
+    if (!j.contains(key)) return -1;
+    const json& v = j[key].is_array() && !j[key].empty() ? j[key][0] : j[key];
+    if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() >= V) return -1;
+    return v.get<int>();
 }
 
 }  // namespace
@@ -205,14 +235,16 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
     m.ffn.d_ff = k.required("intermediate_size");
     m.norm = NormKind::rmsnorm;
     m.norm_position = NormPosition::pre;
-    m.norm_eps = (float)k.number("rms_norm_eps", 1e-6);
+    // The configuration classes' defaults where a file leaves a key out (MixtralConfig, OlmoeConfig: 1e-5).
+    const bool eps5 = f == HfFamily::mixtral || f == HfFamily::olmoe;
+    m.norm_eps = (float)k.number("rms_norm_eps", eps5 ? 1e-5 : 1e-6);
     m.final_norm = true;
     m.tie_embeddings = k.boolean("tie_word_embeddings", false);
     const int max_pos = k.integer("max_position_embeddings", 4096);
     m.seq_len = std::clamp(max_pos, 2, 4096);  // the probe's and generation's context, within the lab's limit
     m.attention.use_wo = true;
     m.attention.positional = PosKind::rope;
-    m.attention.rope_theta = (float)k.number("rope_theta", 10000.0);
+    m.attention.rope_theta = (float)k.number("rope_theta", f == HfFamily::mixtral ? 1e6 : 10000.0);  // MixtralConfig: 1e6
     m.attention.heads.kind = HeadSelection::all_heads;
     m.moe.kind = FfnRouting::dense;
     family_settings(k, f, m);
@@ -222,8 +254,8 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
         info->dir = dir;
         info->architecture = arch;
         info->max_positions = max_pos;
-        info->bos_id = j->contains("bos_token_id") && (*j)["bos_token_id"].is_number_integer() ? (*j)["bos_token_id"].get<int>() : -1;
-        info->eos_id = j->contains("eos_token_id") && (*j)["eos_token_id"].is_number_integer() ? (*j)["eos_token_id"].get<int>() : -1;
+        info->bos_id = token_id_of(*j, "bos_token_id", m.vocab_size);
+        info->eos_id = token_id_of(*j, "eos_token_id", m.vocab_size);
         for (const char* t : {"tokenizer.json", "tokenizer.model"})
             if (std::error_code ec; info->tokenizer_path.empty() && fs::is_regular_file(fs::path(dir) / t, ec))
                 info->tokenizer_path = (fs::path(dir) / t).string();

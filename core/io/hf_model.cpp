@@ -105,7 +105,7 @@ Result<std::vector<std::string>> shard_files(const std::string& dir) {
     for (const json& v : (*j)["weight_map"]) {
         const std::string n = v.is_string() ? v.get<std::string>() : "";
         if (n.empty() || n.find('/') != std::string::npos || n == "." || n == "..")
-            return Status::error("'" + index.string() + "': the weight map names a shard " + v.dump() +
+            return Status::error("'" + index.string() + "': the weight map names a shard " + hf_json_short(v) +
                                  " that is not a file name; download it again");
         names.insert(n);
     }
@@ -186,15 +186,14 @@ void weights_fill(Model& m, const std::vector<Source>& sources, const TensorInde
     }, /*dynamic=*/true);
 }
 
-Status memory_fits(const HfModelInfo& info, const ModelConfig& c) {
+// need: bytes the step will hold in all (already held ones included); what: what they are.
+Status memory_fits(const HfModelInfo& info, double need, const std::string& what) {
     if (const char* off = std::getenv("ROUTELAB_MEMORY_CHECK"); off && std::string(off) == "0") return Status::ok();
-    const double need = hf_model_bytes(c, 256);
     const MemoryAvailable a = memory_available();
     if (a.bytes <= 0 || need <= a.bytes) return Status::ok();
-    return Status::error("'" + info.dir + "': " + info.architecture + " needs " + memory_bytes_text(need) +
-                         " (its weights as float32 and a 256-token probe; " + memory_bytes_text((double)info.weight_bytes) +
-                         " on disk as " + info.dtype + "); " + memory_bytes_text(a.bytes) + " is available (" + a.source +
-                         "): close other programs or use a machine with more memory");
+    return Status::error("'" + info.dir + "': " + info.architecture + " needs " + memory_bytes_text(need) + " (" + what +
+                         "); " + memory_bytes_text(a.bytes) + " is available (" + a.source +
+                         "): close other programs, use a machine with more memory or probe fewer tokens");
 }
 
 }  // namespace
@@ -221,12 +220,13 @@ Status tokenizer_open(HfModel& m) {
 
 }  // namespace
 
-Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir) {
+Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool tokenizer) {
     auto out = std::make_unique<HfModel>();
     auto cfg = hf_config_read(dir, &out->info);
     if (!cfg) return cfg.status;
     out->cfg = *cfg;
-    if (Status s = tokenizer_open(*out); !s) return s;
+    if (tokenizer)
+        if (Status s = tokenizer_open(*out); !s) return s;
     auto names = shard_files(dir);
     if (!names) return names.status;
     std::vector<MappedSafetensors> files;
@@ -244,10 +244,21 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir) {
     if (!index) return index.status;
     const std::vector<Source> sources = hf_sources(out->cfg.model, hf_family(out->info.architecture));
     if (Status s = sources_check(model_param_layout(out->cfg.model), sources, *index, out->info); !s) return s;
-    if (Status s = memory_fits(out->info, out->cfg.model); !s) return s;
+    const std::string what = "its weights as float32 and a 256-token probe; " +
+                             memory_bytes_text((double)out->info.weight_bytes) + " on disk as " + out->info.dtype;
+    if (Status s = memory_fits(out->info, hf_model_bytes(out->cfg.model, 256), what); !s) return s;
     model_create_frozen(out->model, out->cfg.model);
     weights_fill(out->model, sources, *index);
     return out;
+}
+
+Status hf_probe_fits(const HfModel& m, int tokens) {
+    // The weights are held already; the activations of `tokens` (every layer's attention map among them)
+    // come on top.
+    const double acts = (double)activations_bytes(m.cfg.model, 1, std::max(1, tokens)).total();
+    if (Status s = memory_fits(m.info, acts, "the activations of a " + std::to_string(tokens) + "-token probe"); !s)
+        return s;
+    return Status::ok();
 }
 
 }  // namespace rl

@@ -47,7 +47,12 @@ struct HfModel {
 // nothing missing), the memory needed checked up front against what is available, and the tokenizer
 // (tokenizer.json, else tokenizer.model) when the folder has one; one with more tokens than the
 // model's vocabulary is refused.
-Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir);
+// tokenizer false: the tokenizer is not read (a probe by token ids needs none).
+Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool tokenizer = true);
+
+// Whether a probe of `tokens` fits beside the open model (its activations hold every layer's attention
+// map: 4096 tokens of OLMoE are 17 GB); refused in one line otherwise.
+Status hf_probe_fits(const HfModel& m, int tokens);
 
 // The bytes opening cfg takes: the weights as float32 plus activations for a probe of `tokens`.
 double hf_model_bytes(const ModelConfig& cfg, int tokens);

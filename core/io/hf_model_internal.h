@@ -14,5 +14,7 @@ HfFamily hf_family(const std::string& arch);
 
 // A JSON file of the folder; the error names the file and ends with what_to_do.
 Result<nlohmann::json> hf_json_read(const std::string& path, const std::string& what_to_do);
+// A value of an untrusted file for a message: one line, at most 80 characters.
+std::string hf_json_short(const nlohmann::json& v);
 
 }  // namespace rl

@@ -36,7 +36,7 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
     ProbeSnapshot p;
     p.step = step;
     if ((int)ids.size() > c.seq_len) ids.resize(c.seq_len);
-    if (ids.empty()) ids.push_back(tok.eos_id());
+    if (ids.empty()) ids.push_back(std::max(tok.eos_id(), 0));  // a model folder may name no end token (-1)
     const int T = (int)ids.size();
     for (int id : ids) p.tokens.push_back({id, tok.token_text(id)});
     p.n_heads = c.n_heads;

@@ -201,13 +201,17 @@ bool read_decoder(Loader& L, const json& j, const std::string& where, Decoder& d
                   "and Sequence)");
 }
 
+// Ids beyond config_validate's largest vocabulary are refused: an id sizes tables (one entry of 2^30
+// would allocate a billion strings) and reaches the model's embedding rows.
+constexpr int64_t k_max_id = 1'000'000;
+
 // The vocabulary and the merges (models/bpe/serialization.rs, model.rs BpeBuilder::build).
 bool read_vocab(Loader& L, const json& model, Bpe& m) {
     const json* vocab = field(model, "vocab");
     if (!vocab || !vocab->is_object()) return L.fail("model.vocab is missing or not an object of token -> id");
     m.vocab.reserve(vocab->size());
     for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-        if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= (int64_t{1} << 30))
+        if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() >= k_max_id)
             return L.fail("model.vocab[" + shown(it.key()) + "] is not a non-negative integer id");
         const int id = static_cast<int>(it->get<int64_t>());
         m.vocab.emplace(it.key(), id);
@@ -330,7 +334,7 @@ bool template_ids(Loader& L, const json& j, const std::string& where, const std:
     const json* ids = tok ? field(*tok, "ids") : nullptr;
     if (!ids || !ids->is_array()) return L.fail(where + " uses special token " + shown(name) + ", which its special_tokens do not define");
     for (const json& id : *ids) {
-        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (int64_t{1} << 30))
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= k_max_id)
             return L.fail(where + ".special_tokens[" + shown(name) + "].ids holds a value that is not an id");
         out.push_back(static_cast<int>(id.get<int64_t>()));
     }
@@ -389,7 +393,10 @@ bool read_post_processor(Loader& L, const json& j, const std::string& where, Pos
     if (type == "RobertaProcessing" || type == "BertProcessing") {  // [cls] $A [sep]; each a [token, id] pair
         const json* cls = field(j, "cls");
         const json* sep = field(j, "sep");
-        const auto id_of = [](const json* t) { return t && t->is_array() && t->size() == 2 && (*t)[1].is_number_integer() && (*t)[1].get<int64_t>() >= 0; };
+        const auto id_of = [](const json* t) {
+            return t && t->is_array() && t->size() == 2 && (*t)[1].is_number_integer() && (*t)[1].get<int64_t>() >= 0 &&
+                   (*t)[1].get<int64_t>() < k_max_id;
+        };
         if (!id_of(cls) || !id_of(sep)) return L.fail(where + ".cls and .sep must be [token, id] pairs");
         p.steps.push_back({static_cast<int>((*cls)[1].get<int64_t>()), -1, static_cast<int>((*sep)[1].get<int64_t>())});
         return true;
@@ -422,6 +429,8 @@ bool read_root(Loader& L, const json& root, State& s) {
     if (!read_model(L, model ? *model : json(), s.model) || !read_added_tokens(L, root, s)) return false;
     s.vocab_size = static_cast<int>(s.model.vocab_r.size());
     for (const AddedToken& t : s.added.tokens) s.vocab_size = std::max(s.vocab_size, t.id + 1);
+    for (const std::vector<int>& step : s.post.steps)  // the template's ids are ids the model must have too
+        for (int id : step) s.vocab_size = std::max(s.vocab_size, id + 1);
     return true;
 }
 

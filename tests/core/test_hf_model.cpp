@@ -225,7 +225,34 @@ TEST(HfErrors, UnsupportedArchitectureAndBrokenFoldersSayWhatToDo) {
     std::string msg = message();
     EXPECT_NE(msg.find("GPT2LMHeadModel"), std::string::npos) << msg;
     EXPECT_NE(msg.find("OlmoeForCausalLM"), std::string::npos) << msg;
-    edit([](json& j) { j["architectures"] = {"MixtralForCausalLM"}; j["hidden_size"] = 48; });
+    // Settings read wrong would be silent: a scaled RoPE in either spelling is refused, a bad value too.
+    edit([](json& j) { j["architectures"] = {"MixtralForCausalLM"}; j["rope_scaling"] = {{"rope_type", 3}}; });
+    msg = message();
+    EXPECT_NE(msg.find("rope_scaling"), std::string::npos) << msg;
+    edit([](json& j) {
+        j.erase("rope_scaling");
+        j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0}};
+    });
+    msg = message();
+    EXPECT_NE(msg.find("rope_parameters"), std::string::npos) << msg;
+    edit([](json& j) { j.erase("rope_parameters"); j["num_hidden_layers"] = 80; });
+    msg = message();
+    EXPECT_NE(msg.find("at most 64 layers; this one has 80"), std::string::npos) << msg;
+    {  // nesting deep enough to exhaust a recursive parser's stack
+        const std::string deep(200000, '[');
+        std::ofstream(dir / "config.json") << deep;
+        msg = message();
+        EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+        fs::copy_file(case_dir("mixtral") / "config.json", dir / "config.json", fs::copy_options::overwrite_existing);
+    }
+    edit([](json& j) { j["eos_token_id"] = {2, 7}; });
+    HfModelInfo info;
+    ASSERT_TRUE(hf_config_read(dir.string(), &info));
+    EXPECT_EQ(info.eos_id, 2);  // a list's first entry (Llama 3.x Instruct lists several)
+    edit([](json& j) { j["eos_token_id"] = 100000; });
+    ASSERT_TRUE(hf_config_read(dir.string(), &info));
+    EXPECT_EQ(info.eos_id, -1);  // outside the vocabulary: none
+    edit([](json& j) { j["architectures"] = {"MixtralForCausalLM"}; j["hidden_size"] = 48; j["eos_token_id"] = 2; });
     msg = message();
     EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
     edit([](json& j) { j["hidden_size"] = 40; j["tie_word_embeddings"] = true; });

@@ -311,6 +311,18 @@ void expect_refused(const std::string& json_text, const std::string& needle) {
     EXPECT_NE(r.status.msg.find(needle), std::string::npos) << r.status.msg;
 }
 
+// Ids size tables and reach the model's embedding rows: one beyond any vocabulary is refused, and the
+// template's ids count in vocab_size (so a model folder's check against its vocabulary sees them).
+TEST(HfTokenizer, IdsStayWithinAVocabulary) {
+    std::string huge = bpe_json("[]");
+    huge.replace(huge.find(R"("<mask>":10)"), 11, R"("<mask>":1073741823)");
+    expect_refused(huge, "is not a non-negative integer id");
+    const std::string with_template = bpe_json("[]", "",
+        R"("post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>","type_id":0}},)"
+        R"({"Sequence":{"id":"A","type_id":0}}],"pair":[],"special_tokens":{"<s>":{"id":"<s>","ids":[5000],"tokens":["<s>"]}}},)");
+    EXPECT_EQ(load_ok(with_template).vocab_size(), 5001);
+}
+
 TEST(HfTokenizer, BadFilesGiveOneLineNamingTheFile) {
     const std::string good = bpe_json(R"(["a b"])");
     expect_refused(good.substr(0, good.size() / 2), "truncated");
