@@ -245,6 +245,11 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
     m.attention.use_wo = true;
     m.attention.positional = PosKind::rope;
     m.attention.rope_theta = (float)k.number("rope_theta", f == HfFamily::mixtral ? 1e6 : 10000.0);  // MixtralConfig: 1e6
+    if (k.has("rope_parameters") && j->at("rope_parameters").is_object()) {  // transformers 5 keeps it there
+        Keys rp{j->at("rope_parameters"), file};
+        m.attention.rope_theta = (float)rp.number("rope_theta", m.attention.rope_theta);
+        if (!rp.err) return rp.err;
+    }
     m.attention.heads.kind = HeadSelection::all_heads;
     m.moe.kind = FfnRouting::dense;
     family_settings(k, f, m);

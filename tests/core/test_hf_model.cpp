@@ -235,6 +235,10 @@ TEST(HfErrors, UnsupportedArchitectureAndBrokenFoldersSayWhatToDo) {
     });
     msg = message();
     EXPECT_NE(msg.find("rope_parameters"), std::string::npos) << msg;
+    edit([](json& j) { j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 250000.0}}; });
+    auto v5 = hf_config_read(dir.string(), nullptr);
+    ASSERT_TRUE(v5) << v5.status.msg;
+    EXPECT_EQ(v5->model.attention.rope_theta, 250000.f);  // transformers 5 keeps rope_theta in rope_parameters
     edit([](json& j) { j.erase("rope_parameters"); j["num_hidden_layers"] = 80; });
     msg = message();
     EXPECT_NE(msg.find("at most 64 layers; this one has 80"), std::string::npos) << msg;
