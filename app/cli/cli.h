@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
@@ -61,6 +63,9 @@ struct OpenedModel {
 };
 // Fails with a message when neither or both are given, the file does not load, or a folder has no tokenizer.
 rl::Result<OpenedModel> open_model(const Args& a, const std::string& cmd);
+
+// params' tensor table of a layout: [{"name", "shape", "count"}], and the parameter count in *total.
+nlohmann::json layout_table(const rl::Layout& layout, size_t* total);
 
 int cmd_presets(const Args& a);
 int cmd_params(const Args& a);

@@ -106,4 +106,14 @@ bool write_file(const std::string& dir, const std::string& name, const std::stri
     return true;
 }
 
+nlohmann::json layout_table(const rl::Layout& layout, size_t* total) {
+    *total = 0;
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& s : layout.specs()) {
+        *total += s.numel;
+        j.push_back({{"name", s.name}, {"shape", s.shape}, {"count", s.numel}});
+    }
+    return j;
+}
+
 }  // namespace cli

@@ -43,11 +43,7 @@ int cmd_params(const Args& a) {
     cfg->model.vocab_size = *v;
     Layout L = model_param_layout(cfg->model);
     size_t total = 0;
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& s : L.specs()) {
-        total += s.numel;
-        j.push_back({{"name", s.name}, {"shape", s.shape}, {"count", s.numel}});
-    }
+    const nlohmann::json j = layout_table(L, &total);
     // What training this config would hold (train/memory.h); the tokens are not known without the corpus.
     const MemoryEstimate mem = memory_estimate(*cfg);
     const MemoryAvailable avail = memory_available();

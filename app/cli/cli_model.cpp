@@ -200,11 +200,7 @@ int cmd_params_model(const Args& a) {
     if (!cfg) return fail(cfg.status.msg);
     Layout L = model_param_layout(cfg->model);
     size_t total = 0;
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& s : L.specs()) {
-        total += s.numel;
-        j.push_back({{"name", s.name}, {"shape", s.shape}, {"count", s.numel}});
-    }
+    const nlohmann::json j = layout_table(L, &total);
     if (a.flag("json")) {
         std::cout << nlohmann::json{{"tensors", j}, {"vocab_size", cfg->model.vocab_size}, {"total", total},
                                     {"config", nlohmann::json::parse(config_to_json(*cfg))},
