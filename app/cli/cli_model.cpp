@@ -196,21 +196,24 @@ int cmd_tokenize(const Args& a) {
 }
 
 int cmd_params_model(const Args& a) {
-    auto cfg = hf_config_read(a.opt.at("model"), nullptr);
+    HfModelInfo info;
+    auto cfg = hf_config_read(a.opt.at("model"), &info);
     if (!cfg) return fail(cfg.status.msg);
+    // A BF16 checkpoint's experts stay BF16 when opened (hf_model_open); config.json says the dtype.
+    const double open_bytes = hf_model_bytes(cfg->model, 256, info.dtype == "BF16" ? hf_expert_elements(cfg->model) : 0);
     Layout L = model_param_layout(cfg->model);
     size_t total = 0;
     const nlohmann::json j = layout_table(L, &total);
     if (a.flag("json")) {
         std::cout << nlohmann::json{{"tensors", j}, {"vocab_size", cfg->model.vocab_size}, {"total", total},
                                     {"config", nlohmann::json::parse(config_to_json(*cfg))},
-                                    {"open_bytes", hf_model_bytes(cfg->model, 256)}}
+                                    {"open_bytes", open_bytes}}
                          .dump(2)
                   << "\n";
         return 0;
     }
     std::printf("%s: %zu parameters; opening it takes about %.1f GiB\n", cfg->name.c_str(), total,
-                hf_model_bytes(cfg->model, 256) / (1024.0 * 1024 * 1024));
+                open_bytes / (1024.0 * 1024 * 1024));
     return 0;
 }
 

@@ -261,6 +261,13 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
         info->max_positions = max_pos;
         info->bos_id = token_id_of(*j, "bos_token_id", m.vocab_size);
         info->eos_id = token_id_of(*j, "eos_token_id", m.vocab_size);
+        // What config.json says the weights are (transformers 5 writes "dtype"); the shards' own headers
+        // decide once they are read (hf_model_open).
+        for (const char* key : {"dtype", "torch_dtype"})
+            if (auto it = j->find(key); it != j->end() && it->is_string() && info->dtype.empty()) {
+                const std::string d = it->get<std::string>();
+                info->dtype = d == "bfloat16" ? "BF16" : d == "float16" ? "F16" : d == "float32" ? "F32" : "";
+            }
         for (const char* t : {"tokenizer.json", "tokenizer.model"})
             if (std::error_code ec; info->tokenizer_path.empty() && fs::is_regular_file(fs::path(dir) / t, ec))
                 info->tokenizer_path = (fs::path(dir) / t).string();

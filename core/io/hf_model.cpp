@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <set>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "io/hf_model_internal.h"
 #include "io/safetensors_map.h"
 #include "train/hf_tokenizer.h"
@@ -166,7 +169,64 @@ Status sources_check(const Layout& layout, const std::vector<Source>& sources, c
     return Status::ok();
 }
 
-// The checked sources, widened into m's parameters, in 1M-element pieces over the threads: the time
+// An expert's matrix whose checkpoint tensor is BF16 stays where the mapped file has it (it is 90% of
+// an MoE's bytes; tensor/gemm_bf16.h widens it per use); everything else is widened to float32.
+bool held_mapped(const Source& s, const TensorIndex& index) {
+    if (s.ours.find(".moe.experts.") == std::string::npos && s.ours.find(".moe.shared.") == std::string::npos)
+        return false;
+    const MappedTensor& t = *index.at(s.hf).t;
+    return t.dtype == Dtype::bf16 && reinterpret_cast<uintptr_t>(t.data) % alignof(uint16_t) == 0;
+}
+
+std::set<std::string> mapped_names(const std::vector<Source>& sources, const TensorIndex& index) {
+    std::set<std::string> out;
+    for (const Source& s : sources)
+        if (held_mapped(s, index)) out.insert(s.ours);
+    return out;
+}
+
+// The BF16 views of the experts held in the mapping.
+void mapped_bind(Model& m, const std::vector<Source>& sources, const TensorIndex& index) {
+    std::map<std::string, const uint16_t*> at;
+    for (const Source& s : sources)
+        if (held_mapped(s, index))
+            at[s.ours] = reinterpret_cast<const uint16_t*>(index.at(s.hf).t->data) + s.first;
+    auto bind = [&](ExpertWeights& e, const std::string& prefix) {
+        auto get = [&](const char* leaf) {
+            auto it = at.find(prefix + leaf);
+            return it == at.end() ? nullptr : it->second;
+        };
+        e.bf16_gate = get(".w_gate"), e.bf16_up = get(".w_up"), e.bf16_down = get(".w_down");
+    };
+    for (int l = 0; l < m.cfg.n_layers; l++) {
+        const std::string p = "layers." + std::to_string(l) + ".moe.";
+        MoeWeights& w = m.w.layers[l].moe;
+        for (size_t e = 0; e < w.experts.size(); e++) bind(w.experts[e], p + "experts." + std::to_string(e));
+        for (size_t e = 0; e < w.shared.size(); e++) bind(w.shared[e], p + "shared." + std::to_string(e));
+    }
+}
+
+// The mapped experts' pages brought in at open, in 64 MiB pieces over the threads (MADV_POPULATE_READ:
+// the kernel fills the page tables in bulk; found per 4 KiB fault in the first forward, the 2.4 GB of
+// granite-3.0-1b-a400m's experts cost that forward ~2.5 s more). Where the kernel predates it (5.14),
+// the first forward faults them in.
+void mapped_prefault(const std::vector<Source>& sources, const TensorIndex& index) {
+    std::vector<std::pair<uintptr_t, uintptr_t>> ranges;  // page-aligned [begin, end)
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), piece = (uintptr_t)64 << 20;
+    std::set<const MappedTensor*> seen;  // Granite's fused tensors are the source of 2E slices
+    for (const Source& s : sources) {
+        const MappedTensor* t = index.at(s.hf).t;
+        if (!held_mapped(s, index) || !seen.insert(t).second) continue;
+        const uintptr_t b = reinterpret_cast<uintptr_t>(t->data) / page * page,
+                        e = reinterpret_cast<uintptr_t>(t->data) + t->numel * sizeof(uint16_t);
+        for (uintptr_t p = b; p < e; p += piece) ranges.push_back({p, std::min(e, p + piece)});
+    }
+    parallel_for((int)ranges.size(), true, [&](int i) {
+        ::madvise(reinterpret_cast<void*>(ranges[i].first), ranges[i].second - ranges[i].first, MADV_POPULATE_READ);
+    }, /*dynamic=*/true);
+}
+
+// The checked sources held in m's parameters, widened in 1M-element pieces over the threads: the time
 // goes to page faults (the mapped file read in, the arena written), which both cores take at once.
 void weights_fill(Model& m, const std::vector<Source>& sources, const TensorIndex& index) {
     struct Piece {
@@ -176,8 +236,9 @@ void weights_fill(Model& m, const std::vector<Source>& sources, const TensorInde
     constexpr uint64_t k_piece = 1 << 20;
     std::vector<Piece> pieces;
     for (const Source& s : sources) {
-        const uint64_t numel = m.layout.find(s.ours)->numel;
-        for (uint64_t b = 0; b < numel; b += k_piece) pieces.push_back({&s, b, std::min(k_piece, numel - b)});
+        const TensorSpec* spec = m.layout.find(s.ours);
+        if (!spec) continue;  // held in the mapping (mapped_bind)
+        for (uint64_t b = 0; b < spec->numel; b += k_piece) pieces.push_back({&s, b, std::min(k_piece, spec->numel - b)});
     }
     parallel_for((int)pieces.size(), true, [&](int i) {
         const Piece& p = pieces[i];
@@ -198,9 +259,17 @@ Status memory_fits(const HfModelInfo& info, double need, const std::string& what
 
 }  // namespace
 
-double hf_model_bytes(const ModelConfig& c, int tokens) {
-    return (double)model_param_layout(c).total() * sizeof(float) +
-           (double)activations_bytes(c, 1, std::min(tokens, c.seq_len)).total();
+double hf_model_bytes(const ModelConfig& c, int tokens, uint64_t mapped_elements) {
+    return ((double)model_param_layout(c).total() - (double)mapped_elements) * sizeof(float) +
+           (double)mapped_elements * sizeof(uint16_t) + (double)activations_bytes(c, 1, std::min(tokens, c.seq_len)).total();
+}
+
+uint64_t hf_expert_elements(const ModelConfig& c) {
+    uint64_t n = 0;
+    const Layout layout = model_param_layout(c);  // kept: a range-for over a temporary's member dangles
+    for (const TensorSpec& s : layout.specs())
+        if (s.name.find(".moe.experts.") != std::string::npos || s.name.find(".moe.shared.") != std::string::npos) n += s.numel;
+    return n;
 }
 
 namespace {
@@ -244,11 +313,20 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
     if (!index) return index.status;
     const std::vector<Source> sources = hf_sources(out->cfg.model, hf_family(out->info.architecture));
     if (Status s = sources_check(model_param_layout(out->cfg.model), sources, *index, out->info); !s) return s;
-    const std::string what = "its weights as float32 and a 256-token probe; " +
-                             memory_bytes_text((double)out->info.weight_bytes) + " on disk as " + out->info.dtype;
-    if (Status s = memory_fits(out->info, hf_model_bytes(out->cfg.model, 256), what); !s) return s;
-    model_create_frozen(out->model, out->cfg.model);
+    const std::set<std::string> mapped = mapped_names(sources, *index);
+    uint64_t mapped_elements = 0;
+    const Layout full = model_param_layout(out->cfg.model);
+    for (const std::string& n : mapped) mapped_elements += full.find(n)->numel;
+    const std::string what = std::string(mapped.empty() ? "its weights as float32" : "its experts as BF16, the rest as float32") +
+                             " and a 256-token probe; " + memory_bytes_text((double)out->info.weight_bytes) +
+                             " on disk as " + out->info.dtype;
+    if (Status s = memory_fits(out->info, hf_model_bytes(out->cfg.model, 256, mapped_elements), what); !s) return s;
+    model_create_frozen(out->model, out->cfg.model, mapped);
     weights_fill(out->model, sources, *index);
+    mapped_bind(out->model, sources, *index);
+    mapped_prefault(sources, *index);
+    for (const MappedSafetensors& f : files) out->mappings.push_back(f.mapping);
+    out->mapped_elements = mapped_elements;
     return out;
 }
 

@@ -41,6 +41,10 @@ struct HfModel {
     HfModelInfo info;
     Model model;  // frozen: parameters only (model_create_frozen)
     std::optional<Tokenizer> tok;  // the folder's (TokenizerKind::hf), when it has one
+    // The shards, kept mapped: a BF16 checkpoint's expert matrices are read from them where they lie
+    // (the experts' bf16_* views), mapped_elements of them, not copied into model.params.
+    std::vector<std::shared_ptr<const void>> mappings;
+    uint64_t mapped_elements = 0;
 };
 
 // Opens the folder: config, the weights checked tensor by tensor against the config (names, shapes,
@@ -54,7 +58,10 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
 // map: 4096 tokens of OLMoE are 17 GB); refused in one line otherwise.
 Status hf_probe_fits(const HfModel& m, int tokens);
 
-// The bytes opening cfg takes: the weights as float32 plus activations for a probe of `tokens`.
-double hf_model_bytes(const ModelConfig& cfg, int tokens);
+// The bytes opening cfg takes: the weights as float32, but for mapped_elements held as BF16 in the
+// mapped file (the experts of a BF16 checkpoint), plus activations for a probe of `tokens`.
+double hf_model_bytes(const ModelConfig& cfg, int tokens, uint64_t mapped_elements = 0);
+// The routed and shared experts' parameters of cfg (what stays BF16 when the checkpoint is BF16).
+uint64_t hf_expert_elements(const ModelConfig& cfg);
 
 }  // namespace rl

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "layers/linear.h"
+#include "tensor/gemm_bf16.h"
 #include "tensor/eigen.h"
 #include "util/threads.h"
 
@@ -66,12 +67,22 @@ void relu_backward(float* dx, const float* dout, const float* x, int n) {
     for (int i = 0; i < n; i++) dx[i] += x[i] > 0.f ? dout[i] : 0.f;
 }
 
+namespace {
+
+// out (n,O) = inp (n,I) . W^T with W float32 (w) or, when w is null, BF16 bits (h).
+void weight_forward(float* out, const float* inp, const float* w, const uint16_t* h, int n, int I, int O) {
+    if (w) linear_forward(out, inp, w, nullptr, n, I, O);
+    else gemm_bf16w(n, O, I, inp, I, h, out, O);
+}
+
+}  // namespace
+
 void swiglu_ffn_forward(float* y, float* fa, float* fb, float* fh, const float* x, const SwigluWeights& w, int n,
                         int C, int F) {
-    linear_forward(fa, x, w.w_gate, nullptr, n, C, F);
-    linear_forward(fb, x, w.w_up, nullptr, n, C, F);
+    weight_forward(fa, x, w.w_gate, w.bf16_gate, n, C, F);
+    weight_forward(fb, x, w.w_up, w.bf16_up, n, C, F);
     swiglu_forward(fh, fa, fb, n * F);
-    linear_forward(y, fh, w.w_down, nullptr, n, F, C);
+    weight_forward(y, fh, w.w_down, w.bf16_down, n, F, C);
 }
 
 void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfb, float* dfh, const float* dy,

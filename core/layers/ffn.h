@@ -3,6 +3,7 @@
 // finite-difference tests check it directly; the SwiGLU FFN is checked through moe_forward_ref and
 // the model's gradient checks. Size key: n rows, C width, F hidden width.
 #pragma once
+#include <cstdint>
 
 namespace rl {
 
@@ -20,8 +21,13 @@ struct SwigluWeights {
     float* w_gate = nullptr;  // (F, C)
     float* w_up = nullptr;    // (F, C)
     float* w_down = nullptr;  // (C, F)
+    // A frozen model's expert may keep a BF16 checkpoint's matrices where the file has them (the raw
+    // bits, same shapes) in place of a float view, which is then null; forward only (tensor/gemm_bf16.h).
+    const uint16_t* bf16_gate = nullptr;  // (F, C)
+    const uint16_t* bf16_up = nullptr;    // (F, C)
+    const uint16_t* bf16_down = nullptr;  // (C, F)
 };
-// y (n,C) = W_down (silu(W_gate x) * W_up x); saves fa, fb (n,F) pre-activations and fh (n,F) hidden.
+// y (n,C) = W_down (silu(W_gate x) * W_up x), each W float32 or BF16 (forward only); saves fa, fb (n,F) pre-activations and fh (n,F) hidden.
 void swiglu_ffn_forward(float* y, float* fa, float* fb, float* fh, const float* x, const SwigluWeights& w, int n,
                         int C, int F);
 // Accumulates dx (n,C) and the weight gradients in g. dfb, dfh (n,F) are scratch (dfh holds d hidden,

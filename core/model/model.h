@@ -86,7 +86,9 @@ Layout model_buffer_layout(const ModelConfig& c);
 void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std);
 // Parameters and buffers of c, zero, without gradients or an init: a model whose weights are read from
 // elsewhere and that only runs forward (an imported Hugging Face checkpoint). m.g's views stay null.
-void model_create_frozen(Model& m, const ModelConfig& c);
+// Parameters named in `elsewhere` get no storage (their float views stay null, m.layout leaves them
+// out): the caller points their BF16 views at a mapped checkpoint (an expert's bf16_gate, ...).
+void model_create_frozen(Model& m, const ModelConfig& c, const std::set<std::string>& elsewhere = {});
 size_t model_param_count(const Model& m);
 // Copies parameters and buffers of a model with the same config (the GUI's snapshots).
 void model_copy_state(Model& dst, const Model& src);

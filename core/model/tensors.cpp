@@ -332,12 +332,11 @@ void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std)
     }
 }
 
-void model_create_frozen(Model& m, const ModelConfig& c) {
+void model_create_frozen(Model& m, const ModelConfig& c, const std::set<std::string>& elsewhere) {
     m.cfg = c;
     Binder bw;
     params_declare(c, m.w, bw);
-    bw.bind(m.params);
-    m.layout = bw.layout;
+    m.layout = bw.bind_except(m.params, elsewhere);
     m.g = Weights{};
     m.g.layers.assign(c.n_layers, LayerWeights{});
     Binder bb;

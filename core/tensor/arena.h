@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <new>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -86,6 +87,20 @@ public:
     void bind(Arena& arena) const {
         arena.allocate(layout);
         for (const auto& [view, offset] : views_) *view = arena.data.data() + offset;
+    }
+    // bind() without the tensors named in `elsewhere` (held outside the arena: their views stay null);
+    // returns the layout of what the arena does hold.
+    Layout bind_except(Arena& arena, const std::set<std::string>& elsewhere) const {
+        Layout held;
+        std::vector<std::pair<float**, size_t>> views;
+        for (size_t i = 0; i < views_.size(); i++) {
+            const TensorSpec& s = layout.specs()[i];
+            if (elsewhere.count(s.name)) continue;
+            views.push_back({views_[i].first, held.add(s.name, s.shape, s.init, s.decay, s.init_scale)});
+        }
+        arena.allocate(held);
+        for (const auto& [view, offset] : views) *view = arena.data.data() + offset;
+        return held;
     }
     Layout layout;
 

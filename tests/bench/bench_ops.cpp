@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -14,6 +15,7 @@
 #include "layers/linear.h"
 #include "layers/norm.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_bf16.h"
 #ifdef ROUTELAB_BENCH_DNNL
 #include <oneapi/dnnl/dnnl.h>
 #endif
@@ -163,6 +165,58 @@ const int k_gemm_registered = [] {
         for (std::string lib : {"eigen", "xsmm", "dnnl"})
             benchmark::RegisterBenchmark(("gemm/" + lib + "/" + g.name).c_str(),
                                          [lib, g](benchmark::State& st) { BM_gemm(st, lib, g); });
+    return 0;
+}();
+}  // namespace
+
+// BF16 weights (a checkpoint's experts, tensor/gemm_bf16.h): each kernel at the experts' shapes of
+// granite-3.0-1b-a400m (C 1024, F 512) and OLMoE-1B-7B (C 2048, F 1024), with the rows one expert gets
+// from a 256-token probe (256 x 8 / 32 = 64 and 256 x 8 / 64 = 32) and from one token. The weights cycle
+// through 32 experts' worth (as a forward does), so they come from memory rather than cache, against
+// float32 weights through gemm() at the same shapes.
+namespace {
+struct Bf16Case {
+    const char* name;
+    int M, N, K;
+};
+void BM_gemm_bf16(benchmark::State& st, int kernel, Bf16Case g) {  // kernel: a Bf16Kernel, or -1 float32
+    const int experts = std::getenv("RL_BENCH_EXPERTS") ? std::atoi(std::getenv("RL_BENCH_EXPERTS")) : 32;
+    auto a = randn((size_t)g.M * g.K, 21);
+    std::vector<uint16_t> b((size_t)experts * g.N * g.K);
+    std::vector<float> bf((size_t)experts * g.N * g.K);
+    std::mt19937 gen(22);
+    std::uniform_int_distribution<int> bits(0x3c00, 0x3d00);  // BF16 values near 0.01
+    for (size_t i = 0; i < b.size(); i++) {
+        b[i] = (uint16_t)bits(gen);
+        const uint32_t u = (uint32_t)b[i] << 16;
+        std::memcpy(&bf[i], &u, 4);
+    }
+    if (kernel >= 0 && kernel != (int)Bf16Kernel::widen && !bf16_dot_available()) {
+        st.SkipWithError("no AVX512-BF16 on this CPU");
+        return;
+    }
+    std::vector<float> c((size_t)g.M * g.N);
+    int e = 0;
+    for (auto _ : st) {
+        const size_t off = (size_t)e * g.N * g.K;
+        if (kernel < 0) gemm(false, true, g.M, g.N, g.K, 1.f, a.data(), g.K, bf.data() + off, g.K, 0.f, c.data(), g.N);
+        else gemm_bf16w_with((Bf16Kernel)kernel, g.M, g.N, g.K, a.data(), g.K, b.data() + off, c.data(), g.N);
+        benchmark::DoNotOptimize(c.data());
+        e = (e + 1) % experts;
+    }
+    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * g.M * g.N * g.K * st.iterations(), benchmark::Counter::kIsRate,
+                                                benchmark::Counter::kIs1000);
+}
+const int k_gemm_bf16_registered = [] {
+    const Bf16Case cases[] = {{"granite_up_64x(512x1024)^T", 64, 512, 1024},  {"granite_down_64x(1024x512)^T", 64, 1024, 512},
+                              {"olmoe_up_32x(1024x2048)^T", 32, 1024, 2048},  {"olmoe_down_32x(2048x1024)^T", 32, 2048, 1024},
+                              {"olmoe_up_1x(1024x2048)^T", 1, 1024, 2048}};
+    const std::pair<const char*, int> kernels[] = {{"f32", -1}, {"widen", (int)Bf16Kernel::widen},
+                                                   {"split", (int)Bf16Kernel::split}, {"bf16", (int)Bf16Kernel::bf16}};
+    for (const Bf16Case& g : cases)
+        for (auto [name, k] : kernels)
+            benchmark::RegisterBenchmark((std::string("gemm_bf16/") + name + "/" + g.name).c_str(),
+                                         [k = k, g](benchmark::State& st) { BM_gemm_bf16(st, k, g); });
     return 0;
 }();
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "gradcheck.h"
 #include "layers/attention.h"
@@ -12,6 +13,7 @@
 #include "layers/norm.h"
 #include "layers/loss.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_bf16.h"
 
 using namespace rl;
 using namespace rl::test;
@@ -58,6 +60,49 @@ TEST(Gemm, EveryLibraryAndCaseMatchesRef) {
     if (gemm_available(GemmLib::xsmm))
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) EXPECT_EQ(gemm_choice(ta, tb, 80, 128, 1280, 1.f, 1.f), GemmLib::xsmm);
+}
+
+// BF16 weights (a checkpoint's experts as mapped), each kernel against the naive sum, at shapes whose
+// K is no multiple of 32 (the masked last step) and N no multiple of the tiles, a row stride wider than
+// K, one row and many. The error is measured against sum |a b| (the product's own scale): float32-like
+// for widen, ~2^-18 for split, ~2^-9 for bf16 activations (which must also differ from split).
+TEST(Gemm, Bf16WeightsMatchRef) {
+    struct Shape { int M, N, K; };
+    for (Shape sh : {Shape{1, 37, 24}, Shape{5, 300, 64}, Shape{33, 1030, 128}, Shape{7, 21, 56}, Shape{64, 40, 2048}, Shape{9, 130, 1000}}) {
+        const int M = sh.M, N = sh.N, K = sh.K, lda = K + 5, ldc = N + 3;
+        auto a = randn((size_t)M * lda, 1), bw = randn((size_t)N * K, 2);
+        std::vector<uint16_t> b(bw.size());
+        std::vector<float> bf(bw.size());
+        for (size_t i = 0; i < b.size(); i++) {
+            uint32_t bits;
+            std::memcpy(&bits, &bw[i], 4);
+            b[i] = (uint16_t)(bits >> 16);
+            bits = (uint32_t)b[i] << 16;
+            std::memcpy(&bf[i], &bits, 4);
+        }
+        std::vector<float> cr((size_t)M * ldc, 7.f), scale((size_t)M * ldc, 1.f);
+        gemm_bf16w_ref(M, N, K, a.data(), lda, b.data(), cr.data(), ldc);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = 0;
+                for (int k = 0; k < K; k++) s += std::fabs((double)a[(size_t)i * lda + k] * bf[(size_t)j * K + k]);
+                scale[(size_t)i * ldc + j] = (float)s;
+            }
+        double err[3] = {0, 0, 0};
+        for (Bf16Kernel kern : {Bf16Kernel::widen, Bf16Kernel::split, Bf16Kernel::bf16}) {
+            std::vector<float> c((size_t)M * ldc, 7.f);
+            gemm_bf16w_with(kern, M, N, K, a.data(), lda, b.data(), c.data(), ldc);
+            double& worst = err[(int)kern];
+            for (size_t i = 0; i < c.size(); i++)  // padding columns must stay 7 (scale 1 there)
+                worst = std::max(worst, (double)std::fabs(c[i] - cr[i]) / scale[i]);
+        }
+        const std::string at = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
+        EXPECT_LT(err[0], 1e-6) << at;
+        if (!bf16_dot_available()) continue;  // split and bf16 fall back to widen
+        EXPECT_LT(err[1], 8e-6) << at;
+        EXPECT_LT(err[2], 4e-3) << at;
+        EXPECT_GT(err[2], 10 * err[1]) << at;
+    }
 }
 
 TEST(Linear, FastMatchesRefAndFiniteDifferences) {

@@ -1,0 +1,39 @@
+// Products with a BF16 weight matrix as a checkpoint stores it (docs/hf-models.md, "Weights as they
+// come"): a frozen model keeps its experts' BF16 matrices in the mapped file instead of widening them to
+// float32 up front, which halves their memory (OLMoE-1B-7B: 13.8 GB instead of 27.6) and the bytes every
+// forward reads.
+//
+// Three ways to compute it, measured in tests/bench/bench_ops.cpp (gemm_bf16/*) at the experts' shapes
+// with the weights coming from memory, as in a forward:
+//  - widen (what gemm_bf16w uses): each ~256 KB block of weight rows widened (exactly: BF16 is the high
+//    half of a float32) into a per-thread buffer, then the float32 GEMM (gemm.h) on it. float32
+//    products; 1.6-3x float32 weights (half the bytes; the block streams in at the prefetcher's speed).
+//  - split (AVX512-BF16): the activations split into hi = bf16(a) and lo = bf16(a - hi), both multiplied
+//    by the weights with VDPBF16PS: 16 of a float's 24 mantissa bits (~4e-6 relative on a product).
+//  - bf16 (AVX512-BF16): the activations rounded to BF16, one VDPBF16PS per pair, as PyTorch's bfloat16
+//    forward computes (~2e-3 relative on a product).
+// In a standalone kernel benchmark the dot kernels ran at 2-3x widen, but here they reach 0.8-1x of it
+// (the 16 accumulators are stored to the stack every step in GCC 12's code); until that is fixed,
+// widen is the faster everywhere and the only one gemm_bf16w uses.
+#pragma once
+#include <cstdint>
+
+namespace rl {
+
+enum class Bf16Kernel { widen, split, bf16 };
+
+// C (M,N) = A (M,K) . B^T, B (N,K) BF16 bits row-major (a PyTorch weight (out, in)); lda, ldc in floats.
+// Overwrites C. Calls inside an OpenMP parallel region run on the calling thread only.
+void gemm_bf16w(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc);
+// The same through one kernel (tests, benchmarks); split and bf16 fall back to widen without AVX512-BF16.
+void gemm_bf16w_with(Bf16Kernel k, int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C,
+                     int ldc);
+void gemm_bf16w_ref(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc);
+
+// Whether this CPU has VDPBF16PS (AVX512-BF16).
+bool bf16_dot_available();
+
+// dst[i] = the float32 whose high half is src[i] (BF16 to float32, exact).
+void bf16_widen(float* dst, const uint16_t* src, int64_t n);
+
+}  // namespace rl
