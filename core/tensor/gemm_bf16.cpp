@@ -2,7 +2,12 @@
 
 #include <immintrin.h>
 
+// GCC 12 warns that the intrinsics headers read their own undefined placeholder vectors: a false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -22,6 +27,8 @@ void bf16_widen(float* dst, const uint16_t* src, int64_t n) {
 }
 
 namespace {
+
+std::atomic<int> g_kernel{(int)Bf16Kernel::widen};
 
 // One per (T, Tag): grows once to the largest call, then is reused (no allocation per call).
 template <class T, int Tag>
@@ -91,41 +98,46 @@ RL_BF16_TARGET __attribute__((always_inline)) inline void reduce4x4_store(const 
     for (int i = 0; i < 4; i++) _mm_storeu_ps(C + (size_t)i * ldc, _mm512_extractf32x4_ps(F, i));
 }
 
-// C[MR][NR] = rows of A (converted, stride lda) . rows of B (stride K), in steps of 32 values of K; the
-// last step of a K that is no multiple of 32 loads B masked (the converted A is zero there already).
-// One loop in one function with every inner loop unrolled, so the accumulators stay in registers (with
-// the step in a helper taking them by reference, GCC stored all 16 to the stack every step: a third of
-// the speed).
+// acc[i][j] += A row i . B row j over the 32 values of K from k (B masked in the last, partial step; the
+// converted A is zero there already).
+template <int MR, int NR, bool SPLIT, bool MASKED>
+RL_BF16_TARGET __attribute__((always_inline)) inline void dot_step(__m512 (&acc)[MR][NR], const uint16_t* A, int lda,
+                                                                   const uint16_t* B, int K, int k, __mmask32 mask) {
+    constexpr int per = SPLIT ? 2 : 1;
+    __m512bh hi[MR], lo[MR];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+        const uint16_t* a = A + (size_t)i * lda + per * k;
+        hi[i] = (__m512bh)_mm512_loadu_si512(a);
+        if (SPLIT) lo[i] = (__m512bh)_mm512_loadu_si512(a + 32);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) {
+        const uint16_t* bp = B + (size_t)j * K + k;
+        __m512i bi = MASKED ? _mm512_maskz_loadu_epi16(mask, bp) : _mm512_loadu_si512(bp);
+        __asm__("" : "+v"(bi));  // keeps b in a register rather than MR memory operands
+        const __m512bh b = (__m512bh)bi;
+#pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+            acc[i][j] = _mm512_dpbf16_ps(acc[i][j], hi[i], b);
+            if (SPLIT) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], lo[i], b);
+        }
+    }
+}
+
+// C[MR][NR] = rows of A (converted, stride lda) . rows of B (stride K), in steps of 32 values of K. The
+// main loop has no masked load: GCC 12 takes the masked-load builtin for a read that may alias the
+// accumulators and then stored all 16 to the stack every step (a third of the speed).
 template <int MR, int NR, bool SPLIT>
 RL_BF16_TARGET inline void dot_tile(const uint16_t* A, int lda, const uint16_t* B, int K, float* C, int ldc) {
-    constexpr int per = SPLIT ? 2 : 1;
     __m512 acc[MR][NR];
 #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
         for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
-    const __mmask32 tail = K % 32 ? (__mmask32)((1u << (K % 32)) - 1) : (__mmask32)0xFFFFFFFFu;
-    for (int k = 0; k < K; k += 32) {
-        const __mmask32 mask = k + 32 <= K ? (__mmask32)0xFFFFFFFFu : tail;
-        __m512bh hi[MR], lo[MR];
-#pragma GCC unroll 4
-        for (int i = 0; i < MR; ++i) {
-            const uint16_t* a = A + (size_t)i * lda + per * k;
-            hi[i] = (__m512bh)_mm512_loadu_si512(a);
-            if (SPLIT) lo[i] = (__m512bh)_mm512_loadu_si512(a + 32);
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < NR; ++j) {
-            __m512i bi = _mm512_maskz_loadu_epi16(mask, B + (size_t)j * K + k);
-            __asm__("" : "+v"(bi));  // keeps b in a register rather than MR memory operands
-            const __m512bh b = (__m512bh)bi;
-#pragma GCC unroll 4
-            for (int i = 0; i < MR; ++i) {
-                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], hi[i], b);
-                if (SPLIT) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], lo[i], b);
-            }
-        }
-    }
+    const int kfull = K / 32 * 32;
+    for (int k = 0; k < kfull; k += 32) dot_step<MR, NR, SPLIT, false>(acc, A, lda, B, K, k, 0);
+    if (kfull < K) dot_step<MR, NR, SPLIT, true>(acc, A, lda, B, K, kfull, (__mmask32)((1u << (K - kfull)) - 1));
     if constexpr (MR == 4 && NR == 4) {
         reduce4x4_store(acc, C, ldc);
     } else {
@@ -196,6 +208,21 @@ bool bf16_dot_available() {
     return ok;
 }
 
+void gemm_bf16_set_kernel(Bf16Kernel k) { g_kernel = (int)k; }
+
+Bf16Kernel gemm_bf16_kernel() {
+    const Bf16Kernel k = (Bf16Kernel)g_kernel.load();
+    return k != Bf16Kernel::widen && !bf16_dot_available() ? Bf16Kernel::widen : k;
+}
+
+const char* bf16_kernel_name(Bf16Kernel k) {
+    switch (k) {
+        case Bf16Kernel::split: return "AVX512-BF16, activations split hi/lo";
+        case Bf16Kernel::bf16: return "AVX512-BF16, activations rounded to BF16";
+        default: return "widened to float32";
+    }
+}
+
 void gemm_bf16w_with(Bf16Kernel k, int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C,
                      int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -204,7 +231,7 @@ void gemm_bf16w_with(Bf16Kernel k, int M, int N, int K, const float* A, int lda,
 }
 
 void gemm_bf16w(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {
-    gemm_widen(M, N, K, A, lda, B, C, ldc);  // the fastest measured (gemm_bf16.h)
+    gemm_bf16w_with(gemm_bf16_kernel(), M, N, K, A, lda, B, C, ldc);
 }
 
 void gemm_bf16w_ref(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {

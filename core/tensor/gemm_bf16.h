@@ -4,17 +4,16 @@
 // forward reads.
 //
 // Three ways to compute it, measured in tests/bench/bench_ops.cpp (gemm_bf16/*) at the experts' shapes
-// with the weights coming from memory, as in a forward:
-//  - widen (what gemm_bf16w uses): each ~256 KB block of weight rows widened (exactly: BF16 is the high
-//    half of a float32) into a per-thread buffer, then the float32 GEMM (gemm.h) on it. float32
-//    products; 1.6-3x float32 weights (half the bytes; the block streams in at the prefetcher's speed).
+// with the weights coming from memory, as in a forward (one thread, AMD Zen 5):
+//  - widen (the default): each ~256 KB block of weight rows widened exactly (BF16 is the high half of a
+//    float32) into a per-thread buffer, then the float32 GEMM (gemm.h). float32 products, so the results
+//    are float32 ones; 95-130 GFLOP/s, 2-3x float32 weights (half the bytes, streamed in blocks).
 //  - split (AVX512-BF16): the activations split into hi = bf16(a) and lo = bf16(a - hi), both multiplied
-//    by the weights with VDPBF16PS: 16 of a float's 24 mantissa bits (~4e-6 relative on a product).
-//  - bf16 (AVX512-BF16): the activations rounded to BF16, one VDPBF16PS per pair, as PyTorch's bfloat16
-//    forward computes (~2e-3 relative on a product).
-// In a standalone kernel benchmark the dot kernels ran at 2-3x widen, but here they reach 0.8-1x of it
-// (the 16 accumulators are stored to the stack every step in GCC 12's code); until that is fixed,
-// widen is the faster everywhere and the only one gemm_bf16w uses.
+//    by the weights with VDPBF16PS: 16 of a float's 24 mantissa bits (~4e-6 relative on a product);
+//    1.1-1.3x widen, too little for its error to be the default.
+//  - bf16 (AVX512-BF16, asked for: gemm_bf16_set_kernel, the CLI's --bf16-activations): the activations
+//    rounded to BF16, one VDPBF16PS per pair, as PyTorch's bfloat16 forward computes; ~2e-3 relative on
+//    a product, 1.8-2.4x widen.
 #pragma once
 #include <cstdint>
 
@@ -32,6 +31,11 @@ void gemm_bf16w_ref(int M, int N, int K, const float* A, int lda, const uint16_t
 
 // Whether this CPU has VDPBF16PS (AVX512-BF16).
 bool bf16_dot_available();
+// The kernel gemm_bf16w uses in this process (widen unless set); split and bf16 fall back to widen
+// without AVX512-BF16.
+void gemm_bf16_set_kernel(Bf16Kernel k);
+Bf16Kernel gemm_bf16_kernel();
+const char* bf16_kernel_name(Bf16Kernel k);
 
 // dst[i] = the float32 whose high half is src[i] (BF16 to float32, exact).
 void bf16_widen(float* dst, const uint16_t* src, int64_t n);
