@@ -94,6 +94,7 @@ void MainWindow::buildDocks() {
 
 void MainWindow::connectRooms() {
     runs_->setPreparer([this](const rl::Config& c) { return prepareWithDialog(this, c, prepareStages_); });
+    runs_->setFolderOpener([this](const std::string& dir) { return openModelWithDialog(this, dir, prepareStages_); });
     connect(runs_, &RunController::message, this, &MainWindow::message);
     connect(runs_, &RunController::runReset, this, &MainWindow::resetViews);
     connect(runs_, &RunController::configAdopted, config_, &ConfigDock::setConfig);
@@ -216,6 +217,12 @@ bool MainWindow::startRun(const rl::Config& cfg) {
 
 bool MainWindow::openCheckpoint(const QString& path) {
     const rl::Status st = runs_->openCheckpoint(path);
+    if (!st) message(QString::fromStdString(st.msg));
+    return st.is_ok();
+}
+
+bool MainWindow::openModel(const QString& dir) {
+    const rl::Status st = runs_->openModel(dir);
     if (!st) message(QString::fromStdString(st.msg));
     return st.is_ok();
 }

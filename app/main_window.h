@@ -32,6 +32,8 @@ public:
     // Train with this config (also used by scripted runs); false with the reason in the status bar.
     bool startRun(const rl::Config& cfg);
     bool openCheckpoint(const QString& path);
+    // A Hugging Face model folder, opened to inspect behind a progress dialog (File > Open model folder...).
+    bool openModel(const QString& dir);
     void setProbeText(const QString& text);
     void requestGenerate();              // the generate view's prompt and settings
     void showView(const QString& name);  // a name in viewTable()

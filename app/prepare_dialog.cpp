@@ -6,20 +6,26 @@
 #include <optional>
 #include <thread>
 
+#include "io/hf_inspect.h"
 #include "session.h"
 
-rl::Result<std::unique_ptr<rl::TrainState>> prepareWithDialog(QWidget* parent, const rl::Config& cfg, QStringList& stages) {
-    stages.clear();
-    if (cfg.data.corpus == "embedded") return Session::prepare(cfg);
-    QProgressDialog dialog("Preparing " + QString::fromStdString(cfg.data.corpus) + "...", QString(), 0, 0, parent);
-    dialog.setWindowTitle("Preparing the run");
-    dialog.setWindowModality(Qt::WindowModal);  // no second Train while this one tokenizes
-    dialog.setMinimumDuration(400);             // a small file is done before it would show
+namespace {
+
+using Work = std::function<rl::Result<std::unique_ptr<rl::TrainState>>(const rl::DataProgress&)>;
+
+// `work` on a thread of its own behind a modal progress dialog that shows each stage it reports; the
+// window keeps painting meanwhile.
+rl::Result<std::unique_ptr<rl::TrainState>> behindDialog(QWidget* parent, const QString& title, const QString& label,
+                                                        QStringList& stages, const Work& work) {
+    QProgressDialog dialog(label, QString(), 0, 0, parent);
+    dialog.setWindowTitle(title);
+    dialog.setWindowModality(Qt::WindowModal);  // no second Train while this one works
+    dialog.setMinimumDuration(400);             // a quick one is done before it would show
     dialog.setMinimumWidth(520);
     QEventLoop loop;
     std::optional<rl::Result<std::unique_ptr<rl::TrainState>>> result;
     std::thread worker([&] {
-        result.emplace(Session::prepare(cfg, [&stages, &dialog](const std::string& stage, double fraction) {
+        result.emplace(work([&stages, &dialog](const std::string& stage, double fraction) {
             // Queued to the dialog: dropped if it is gone (it outlives the worker, but be safe).
             QMetaObject::invokeMethod(&dialog, [&stages, &dialog, s = QString::fromStdString(stage), fraction] {
                 if (stages.isEmpty() || stages.back() != s) stages << s;
@@ -34,4 +40,19 @@ rl::Result<std::unique_ptr<rl::TrainState>> prepareWithDialog(QWidget* parent, c
     worker.join();
     QCoreApplication::sendPostedEvents(&dialog);  // the last stages reach `stages`
     return std::move(*result);
+}
+
+}  // namespace
+
+rl::Result<std::unique_ptr<rl::TrainState>> prepareWithDialog(QWidget* parent, const rl::Config& cfg, QStringList& stages) {
+    stages.clear();
+    if (cfg.data.corpus == "embedded") return Session::prepare(cfg);
+    return behindDialog(parent, "Preparing the run", "Preparing " + QString::fromStdString(cfg.data.corpus) + "...", stages,
+                        [&cfg](const rl::DataProgress& p) { return Session::prepare(cfg, p); });
+}
+
+rl::Result<std::unique_ptr<rl::TrainState>> openModelWithDialog(QWidget* parent, const std::string& dir, QStringList& stages) {
+    stages.clear();
+    return behindDialog(parent, "Opening the model", "Opening " + QString::fromStdString(dir) + "...", stages,
+                        [&dir](const rl::DataProgress& p) { return rl::hf_inspect_state(dir, p); });
 }

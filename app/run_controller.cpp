@@ -4,6 +4,7 @@
 #include <QFileInfo>
 
 #include "backend/ops.h"
+#include "io/hf_inspect.h"
 #include "io/resume.h"
 #include "train/memory.h"
 
@@ -63,6 +64,11 @@ void RunController::connectSession() {
         emit checkpointFailed(m);
     });
     connect(&session_, &Session::liveChangeRefused, this, [this](const QString& m) { say(m); });
+    connect(&session_, &Session::working, this, [this](const QString& m) { say(m); });
+    connect(&session_, &Session::inspected, this, [this] {
+        poll();  // the probe and the counts into RunData before anyone looks
+        emit modelInspected();
+    });
     connect(&session_, &Session::liveChangeApplied, this, [this](const QString& key, float value, int step) {
         say(QString("live: %1 = %2 from step %3 on (the curves show its effect from there)").arg(key).arg(value).arg(step + 1));
     });
@@ -169,10 +175,15 @@ void RunController::adopt(NewRun r) {
     run_.curve = std::move(r.history);
     emit runReset();
     session_.setProbeText(probeText_.toStdString());
-    const bool ok = r.sameRow ? rl::recorder_reopen(rec_, r.sameRow)
-                              : rl::recorder_begin(rec_, r.name, rl::config_to_json(session_.config()), r.start);
-    if (ok && !r.checkpoint.empty()) rl::recorder_checkpoint(rec_, r.checkpoint);
-    recorded(ok);
+    if (!r.record) {
+        rec_.id = 0;  // the previous row was ended by stopRun; this run has none
+        rec_.status = rl::RunStatus::finished;
+    } else {
+        const bool ok = r.sameRow ? rl::recorder_reopen(rec_, r.sameRow)
+                                  : rl::recorder_begin(rec_, r.name, rl::config_to_json(session_.config()), r.start);
+        if (ok && !r.checkpoint.empty()) rl::recorder_checkpoint(rec_, r.checkpoint);
+        recorded(ok);
+    }
     storedPoints_ = r.sameRow ? run_.curve.size() : 0;  // a new row gets the history at the next poll
     if (history) poll();
     emit runsChanged();
@@ -191,8 +202,32 @@ rl::Status RunController::openCheckpoint(const QString& path) {
     return rl::Status::ok();
 }
 
+rl::Status RunController::openModel(const QString& dir) {
+    if (preparing_) return rl::Status::error("a run is being prepared; open the model after it");
+    preparing_ = true;
+    auto st = folderOpener_ ? folderOpener_(dir.toStdString()) : rl::hf_inspect_state(dir.toStdString());
+    preparing_ = false;
+    if (!st) return st.status;
+    emit takingOver();
+    const rl::ModelConfig& m = (*st)->cfg.model;
+    const QString name = QString::fromStdString((*st)->cfg.name);
+    NewRun r{std::move(*st), name.toStdString() + " (model)", {}, Origin::user, false};
+    r.record = false;
+    adopt(std::move(r));
+    emit configAdopted(session_.config());  // the form shows the model's settings (Train refuses imported ones)
+    say(QString("opened %1: %2 layers, %3 experts (top-%4); the probe text is read through it, then %5 tokens of the "
+                "embedded corpus for the expert x domain counts. Nothing trains it.")
+            .arg(name)
+            .arg(m.n_layers)
+            .arg(m.moe.kind == rl::FfnRouting::dense ? 0 : m.moe.n_experts)
+            .arg(m.moe.top_k)
+            .arg(rl::k_inspect_tokens));
+    return rl::Status::ok();
+}
+
 rl::Status RunController::continueRun(int n) {
     if (sweepActive_) return rl::Status::error("a sweep is running; Continue after it (or Run > Stop sweep)");
+    if (session_.frozen()) return rl::Status::error("a model folder opened to inspect is not trained: Continue trains runs of the lab's own");
     if (!session_.active() || rec_.status != rl::RunStatus::finished || session_.diverged())
         return rl::Status::error("Continue needs a finished run in the window; a stored run continues from its checkpoint");
     const int from = lastStep();

@@ -33,7 +33,10 @@ public:
         int64_t sameRow = 0;                  // go on in this stored row instead of a new one
         std::vector<rl::CurvePoint> history;  // the stored curve up to the start (a continued run)
         std::string checkpoint;               // the file it was opened from, recorded on the row
+        bool record = true;                   // false: no row (a model folder opened to inspect trains nothing)
     };
+    // How a model folder is opened (the window: on a thread, behind a progress dialog).
+    using FolderOpener = std::function<rl::Result<std::unique_ptr<rl::TrainState>>(const std::string& dir)>;
     // How a file corpus is prepared (the window: on a thread, behind a progress dialog).
     using Preparer = std::function<rl::Result<std::unique_ptr<rl::TrainState>>(const rl::Config&)>;
 
@@ -45,6 +48,10 @@ public:
     rl::Status startRun(const rl::Config& cfg, const rl::RunStart& start = {}, Origin origin = Origin::user);
     // A checkpoint's weights, paused, in a new row that records the file.
     rl::Status openCheckpoint(const QString& path);
+    // A Hugging Face model folder to inspect (io/hf_inspect.h): its routing of the probe text and the
+    // embedded corpus, and generation; nothing trains and no row is stored.
+    rl::Status openModel(const QString& dir);
+    void setFolderOpener(FolderOpener f) { folderOpener_ = std::move(f); }
     // The finished run trains n more steps in the same session and row (run_store_reopen).
     rl::Status continueRun(int n);
     // A stored run's newest checkpoint on disk through run_resume, n more steps: the same row when
@@ -92,6 +99,7 @@ signals:
     void statsArrived();                     // the live label's step and loss
     void runsChanged();                      // rows began, ended or changed: re-list the store
     void runFinished(int step);
+    void modelInspected();                   // an opened model folder's probe and counts arrived
     void runFailed(QString message);
     void generationReady();
     void checkpointSaved(QString path);
@@ -124,6 +132,7 @@ private:
     bool sweepActive_ = false;
     bool shutDown_ = false;
     Preparer preparer_;
+    FolderOpener folderOpener_;
     QHash<QString, qint64> checkpointRuns_;  // Save checkpoint...: the stored run each pending file belongs to
     QSet<QString> exportFiles_;              // checkpoints written for exports: not the run's
 };

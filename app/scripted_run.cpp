@@ -265,6 +265,7 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--probe") s.probe = next();
         else if (a == "--prompt") s.prompt = next();
         else if (a == "--checkpoint") s.checkpoint = next();
+        else if (a == "--model") s.model = next();
         else if (a == "--save-checkpoint") s.saveCkpt = next();
         else if (a == "--csv") s.csv = next();
         else if (a == "--overlay-runs") s.overlay = true;
@@ -300,6 +301,15 @@ int runScript(QApplication& app, Script& s, const QElapsedTimer& launch) {
     if (!s.checkpoint.isEmpty() && !w.openCheckpoint(s.checkpoint)) {
         std::fprintf(stderr, "error: %s\n", qPrintable(w.statusMessage()));
         return 1;
+    }
+    if (!s.model.isEmpty()) {  // the views once the folder's probe and counts are in
+        QObject::connect(&w.runs(), &RunController::modelInspected, &app,
+                         [&app, &w, &s] { afterRun(app, w, s, 0, 0); }, Qt::SingleShotConnection);
+        if (!w.openModel(s.model)) {
+            std::fprintf(stderr, "error: %s\n", qPrintable(w.statusMessage()));
+            return 1;
+        }
+        return app.exec();
     }
     const double windowUpSeconds = launch.nsecsElapsed() / 1e9;
     if (!s.lesson.isEmpty()) return runLesson(app, w, s, windowUpSeconds);

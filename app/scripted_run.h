@@ -3,7 +3,8 @@
 //            [--screenshot FILE] [--quit]
 // and, for tests and docs: --workspace DIR (run store and user presets), --probe TEXT, --prompt TEXT
 // (generate after the run, before the screenshot), --checkpoint F (open instead of training),
-// --save-checkpoint F, --csv F (curves after the run), --overlay-runs (tick every stored run),
+// --model DIR (a Hugging Face model folder, opened to inspect: the views once its probe and counts
+// are in), --save-checkpoint F, --csv F (curves after the run), --overlay-runs (tick every stored run),
 // --hover x,y (print the tooltip there), --sweep F (run every point of a sweep file, then the view:
 // tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run),
 // --lesson NAME (run a lesson, print its conclusion, replay its last run and show its view),
@@ -23,7 +24,7 @@ class QApplication;
 // What a scripted run was asked to do.
 struct Script {
     QString preset = MainWindow::k_firstRunPreset, config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint,
-            saveCkpt, csv, sweep, theme, shot2x, lesson;
+            saveCkpt, csv, sweep, theme, shot2x, lesson, model;
     int demo = 0, injectNanAt = 0;
     int exitCode = 0;  // a scripted run that failed (--inject-nan-at) quits with 1
     qint64 highlight = 0;

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "io/checkpoint.h"
+#include "io/hf_inspect.h"
 #include "io/resume.h"
 #include "train/corpus.h"
 
@@ -71,6 +72,7 @@ void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
     stop_ = false;
     finished_ = false;
     diverged_ = false;
+    frozen_ = rl::model_frozen(state_->model);
     paused_ = paused;
     stepRequests_ = 0;
     extendBy_ = 0;
@@ -112,7 +114,7 @@ void Session::requestCheckpoint(const std::string& path, bool withState) {
 }
 
 bool Session::extend(int n) {
-    if (n <= 0 || !thread_.joinable() || !finished_ || diverged_) return false;
+    if (n <= 0 || !thread_.joinable() || !finished_ || diverged_ || frozen_) return false;
     // The trainer is idle after its last step (finished_ is set before it idles): it takes extendBy_
     // at its next boundary. cfg_ is the GUI's copy; the trainer changes its own.
     cfg_.train.steps += n;
@@ -133,7 +135,14 @@ void Session::publishProbe() {
 
 void Session::publishSpecialization() {
     if (state_->model.cfg.moe.kind == FfnRouting::dense) return;
-    specs_.write_slot() = specialization_measure(state_->model, state_->data->tok, state_->data->val, specTokens_);
+    if (frozen_) {  // a model folder: seconds per window, so in short windows and said as it goes
+        specs_.write_slot() = specialization_measure(state_->model, state_->data->tok, state_->data->val, k_inspect_tokens,
+                                                     1, k_inspect_window, [this](double f) {
+                                                         post([this, f] { emit working(QString("expert x domain counts: %1%").arg((int)(100 * f))); });
+                                                     });
+    } else {
+        specs_.write_slot() = specialization_measure(state_->model, state_->data->tok, state_->data->val, specTokens_);
+    }
     specs_.publish();
 }
 
@@ -180,7 +189,10 @@ void Session::saveCheckpoint(const CheckpointRequest& r) {
     TrainState& s = *state_;
     // With the companion (AdamW moments, sampler RNG, ...) a Continue from this file takes the very
     // step this run would have taken next.
-    Status sv = r.withState ? run_save(s, r.path) : checkpoint_save(r.path, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
+    Status sv = frozen_ ? Status::error("a model folder opened to inspect is not saved as a checkpoint: its weights stay "
+                                        "in the folder (export --format hf writes a lab-trained model as one)")
+                : r.withState ? run_save(s, r.path)
+                              : checkpoint_save(r.path, s.model, s.cfg, s.data->tok, {s.step, s.prev_entropy});
     // Not through post(): the outcome is news even when another run has started since.
     QMetaObject::invokeMethod(
         this,
@@ -193,6 +205,10 @@ void Session::saveCheckpoint(const CheckpointRequest& r) {
 }
 
 void Session::measureCost() {
+    if (frozen_) {  // its probe of dense against routed compute would run at the folder's context length
+        post([this] { emit working("the speedup view measures models the lab trains; a model folder's is not measured"); });
+        return;
+    }
     const ModelConfig& mc = state_->model.cfg;
     if (mc.attention.heads.kind == HeadSelection::all_heads && mc.moe.kind == FfnRouting::dense) return;
     // The trainer thread owns the weights: measure naive / FLOP-model / measured speedups here.
@@ -215,6 +231,13 @@ void Session::loop() {
     TrainState& s = *state_;
     publishProbe();
     publishSpecialization();
+    if (frozen_) {  // a model folder: nothing to train; requests (probe text, generate) are served from here
+        finished_ = true;
+        post([this] {
+            emit working("the model is ready: type a probe text or generate; nothing trains it");
+            emit inspected();
+        });
+    }
     bool done = s.step >= s.cfg.train.steps;
     while (!stop_) {
         bool probeDue = false;

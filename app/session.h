@@ -65,6 +65,8 @@ public:
     bool running() const { return thread_.joinable() && !finished_; }
     bool diverged() const { return diverged_; }  // training stopped on a non-finite loss (failed was emitted)
     bool active() const { return thread_.joinable(); }  // a model exists (training or finished)
+    // The run is a model folder opened to inspect (io/hf_inspect.h): nothing trains it.
+    bool frozen() const { return frozen_; }
     // Live change: applied by the trainer at the next step boundary.
     bool send(const rl::LiveCommand& c) { return commands_.push(c); }
     // The views follow the probe text: a new snapshot is published at the next boundary.
@@ -102,6 +104,10 @@ signals:
     // A live change took effect at the boundary after `step` (the window says so).
     void liveChangeApplied(QString key, float value, int step);
     void generated();
+    // What a frozen model's thread is reading (a model folder: seconds per pass), for the status line.
+    void working(QString what);
+    // A frozen model's first probe and its expert x domain counts are published.
+    void inspected();
     // Also for a run that was replaced meanwhile (the file is written all the same): currentRun says which.
     void checkpointSaved(QString path, int step, bool currentRun);
 
@@ -129,6 +135,7 @@ private:
     std::thread thread_;
     std::atomic<bool> stop_{false}, paused_{false}, finished_{false}, probeDirty_{false}, diverged_{false};
     std::atomic<bool> measureCost_{true};
+    std::atomic<bool> frozen_{false};  // set at launch: the state's model has no gradients
     std::atomic<int> stepRequests_{0};
     int injectNanAt_ = 0;
     std::atomic<int> extendBy_{0};  // Continue: steps to add, taken by the trainer at its next boundary

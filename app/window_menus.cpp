@@ -84,6 +84,11 @@ void MainWindow::buildMenus() {
         const QString f = QFileDialog::getOpenFileName(this, "Load checkpoint", workspace(), "Checkpoint (*.safetensors)");
         if (!f.isEmpty()) openCheckpoint(f);
     });
+    file->addAction("Open model folder...", this, [this] {
+        const QString d = QFileDialog::getExistingDirectory(this, "Open a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)",
+                                                            workspace());
+        if (!d.isEmpty()) openModel(d);
+    });
     file->addAction("Save checkpoint...", QKeySequence::Save, this, [this] {
         const QString f = QFileDialog::getSaveFileName(this, "Save checkpoint", QDir(workspace()).filePath("routelab.safetensors"),
                                                        "Checkpoint (*.safetensors)");

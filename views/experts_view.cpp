@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "train/corpus.h"
+#include "expert_maps.h"
 #include "widgets.h"
 
 namespace {
@@ -37,12 +38,13 @@ std::string biasNote(const rl::ProbeLayer& L, size_t row) {
     return t + "  (weights use the unbiased scores)";
 }
 
-// The probe text coloured by each token's first expert (dropped tokens framed), and this step's load bars.
-void drawProbeAndLoad(const RunData& run, ViewOutbox& out) {
-    const rl::ProbeSnapshot& p = run.probe;
-    ImGui::TextWrapped("Each token of the probe text in the colour of its first expert (hover for all experts and weights); "
-                       "red-framed tokens were dropped (over capacity: they skip the FFN). Step %d.", p.step);
-    for (size_t l = 0; l < p.layers.size(); l++) {
+// Real-size models (a model folder: 16-32 layers, 32-64 experts) get the compact maps of expert_maps.h.
+bool realSize(const rl::ProbeSnapshot& p) { return p.layers.size() > 8 || p.n_experts > 16; }
+
+// The probe text coloured by each token's first expert (dropped tokens framed), one row of chips per
+// layer in [first, last).
+void drawProbeChips(const rl::ProbeSnapshot& p, size_t first, size_t last, ViewOutbox& out) {
+    for (size_t l = first; l < last && l < p.layers.size(); l++) {
         ImGui::Text("layer %zu:", l);
         ImGui::SameLine();
         const auto& L = p.layers[l];
@@ -73,8 +75,34 @@ void drawProbeAndLoad(const RunData& run, ViewOutbox& out) {
             }
         }
     }
+}
+
+// The probe's routing: every layer's chips, or at real size the tokens x layers map and the picked
+// layer's chips; then the load: this step's bars, or (nothing trains a model folder) the load map of
+// the measured text.
+void drawProbeAndLoad(const RunData& run, int& layer, ViewOutbox& out) {
+    const rl::ProbeSnapshot& p = run.probe;
+    if (p.perplexity > 0)
+        ImGui::Text("Probe text: %zu tokens, perplexity %.2f (mean -log p of each next token %.3f).", p.tokens.size(), p.perplexity,
+                    std::log(p.perplexity));
+    if (!realSize(p)) {
+        ImGui::TextWrapped("Each token of the probe text in the colour of its first expert (hover for all experts and weights); "
+                           "red-framed tokens were dropped (over capacity: they skip the FFN). Step %d.", p.step);
+        drawProbeChips(p, 0, p.layers.size(), out);
+    } else {
+        layer = std::clamp(layer, 0, std::max(0, (int)p.layers.size() - 1));
+        ImGui::TextWrapped("Tokens (columns) x layers (rows), each cell in the colour of the token's first expert; hover for "
+                           "all %d experts and their weights, click a row to pick the layer. Below: layer %d's chips.",
+                           p.expert_top_k, layer);
+        drawTokenLayerMap(p, layer, out);
+        drawProbeChips(p, layer, layer + 1, out);
+    }
     ImGui::Separator();
-    if (!run.stats.empty()) {
+    if (run.stats.empty() && run.hasSpec && realSize(p)) {
+        ImGui::TextWrapped("Load: each expert's share of the top-1 choices over the %d measured tokens, per layer (rows), against "
+                           "the fair 1/E; CV at each row's end.", run.spec.tokens);
+        drawLoadMap(run.spec, layer, out);
+    } else if (!run.stats.empty()) {
         const auto& s = run.stats.back();
         ImGui::Text("Load this step: the share of expert rows each expert received (balanced = all bars at 1/E).");
         for (int l = 0; l < s.n_layers; l++) {
@@ -94,6 +122,22 @@ void drawProbeAndLoad(const RunData& run, ViewOutbox& out) {
     }
 }
 
+void drawTopTokens(const rl::LayerSpecialization& S) {
+    ImGui::BeginGroup();
+    ImGui::TextUnformatted("top tokens per expert (count)");
+    for (size_t e = 0; e < S.top_tokens.size(); e++) {
+        std::string line;
+        for (size_t k = 0; k < S.top_tokens[e].size() && k < 8; k++)
+            line += "'" + S.top_tokens[e][k].first + "' " + std::to_string(S.top_tokens[e][k].second) + "  ";
+        ImGui::PushStyleColor(ImGuiCol_Text, viewColour((int)e));
+        ImGui::Text("e%zu", e);
+        ImGui::PopStyleColor();
+        ImGui::SameLine();
+        ImGui::TextUnformatted(line.c_str());
+    }
+    ImGui::EndGroup();
+}
+
 }  // namespace
 
 void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
@@ -105,11 +149,13 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
     viewHint("Which expert takes which kind of token (the colours, the matrices below), and whether the load stays near 1/E.");
     {
         Spotlight look_here("experts.load", out);
-        drawProbeAndLoad(run, out);
+        drawProbeAndLoad(run, layer, out);
     }
     ImGui::Separator();
     if (!run.hasSpec || run.spec.layers.empty()) {
-        ImGui::TextDisabled("Specialization: measured on validation text every 100 steps and at the end of the run.");
+        ImGui::TextDisabled(run.stats.empty() && realSize(p)
+                                ? "Specialization: being measured on the embedded corpus (the status line says how far)."
+                                : "Specialization: measured on validation text every 100 steps and at the end of the run.");
         return;
     }
     layerPicker(layer, (int)run.spec.layers.size());
@@ -130,6 +176,12 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
     for (int c = 0; c < rl::lex_count; c++) lex.push_back(rl::lex_class_name(c));
     // Side by side when both fit with their labels whole; else side by side in half the width each
     // (labels on two rows, shortened only when still too long); stacked when even that is too narrow.
+    if (S.by_domain.size() > 16) {  // 32-64 experts: the experts as columns, one matrix under the other
+        drawExpertColumns(out, "expert x domain (each column: the share of that expert's top-1 tokens)", byDomain, domains);
+        drawExpertColumns(out, "expert x lexical class", S.by_lex, lex);
+        drawTopTokens(S);
+        return;
+    }
     const float gap = 30, avail = ImGui::GetContentRegionAvail().x;
     const float wd = matrixWidth(domains, byDomain.size()), wl = matrixWidth(lex, S.by_lex.size());
     const float half = (avail - gap) / 2;
@@ -139,17 +191,5 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
     drawMatrix(out, "expert x domain (share of the expert's tokens)", byDomain, domains, "e", limit);
     if (sideBySide) ImGui::SameLine(0, gap);
     drawMatrix(out, "expert x lexical class", S.by_lex, lex, "e", limit);
-    ImGui::BeginGroup();
-    ImGui::TextUnformatted("top tokens per expert (count)");
-    for (size_t e = 0; e < S.top_tokens.size(); e++) {
-        std::string line;
-        for (size_t k = 0; k < S.top_tokens[e].size() && k < 8; k++)
-            line += "'" + S.top_tokens[e][k].first + "' " + std::to_string(S.top_tokens[e][k].second) + "  ";
-        ImGui::PushStyleColor(ImGuiCol_Text, viewColour((int)e));
-        ImGui::Text("e%zu", e);
-        ImGui::PopStyleColor();
-        ImGui::SameLine();
-        ImGui::TextUnformatted(line.c_str());
-    }
-    ImGui::EndGroup();
+    drawTopTokens(S);
 }

@@ -325,7 +325,7 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
     weights_fill(out->model, sources, *index);
     mapped_bind(out->model, sources, *index);
     mapped_prefault(sources, *index);
-    for (const MappedSafetensors& f : files) out->mappings.push_back(f.mapping);
+    for (const MappedSafetensors& f : files) out->model.held.push_back(f.mapping);
     out->mapped_elements = mapped_elements;
     return out;
 }

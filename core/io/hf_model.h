@@ -41,9 +41,8 @@ struct HfModel {
     HfModelInfo info;
     Model model;  // frozen: parameters only (model_create_frozen)
     std::optional<Tokenizer> tok;  // the folder's (TokenizerKind::hf), when it has one
-    // The shards, kept mapped: a BF16 checkpoint's expert matrices are read from them where they lie
-    // (the experts' bf16_* views), mapped_elements of them, not copied into model.params.
-    std::vector<std::shared_ptr<const void>> mappings;
+    // A BF16 checkpoint's expert matrices are read from the mapped shards where they lie (the experts'
+    // bf16_* views; model.held keeps the mappings), mapped_elements of them, not copied into model.params.
     uint64_t mapped_elements = 0;
 };
 

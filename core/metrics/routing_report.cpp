@@ -105,6 +105,20 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
         }
         p.layers.push_back(std::move(pl));
     }
+    // How well the model predicts the text: each next token's -log p from the logits (log-sum-exp in
+    // double), and their mean's exp.
+    const int V = c.vocab_size;
+    double sum = 0;
+    for (int t = 0; t + 1 < T; t++) {
+        const float* z = a.logits + (size_t)t * V;
+        const float mx = *std::max_element(z, z + V);
+        double se = 0;
+        for (int v = 0; v < V; v++) se += std::exp((double)z[v] - mx);
+        const float nll = (float)(std::log(se) + mx - z[ids[t + 1]]);
+        p.token_nll.push_back(nll);
+        sum += nll;
+    }
+    p.perplexity = T > 1 ? std::exp(sum / (T - 1)) : 0.0;
     return p;
 }
 
@@ -183,11 +197,13 @@ double nmi(const std::vector<std::vector<double>>& counts) {
     return hm > 0 ? I / hm : 0;
 }
 
-Specialization specialization_measure(const Model& m, const Tokenizer& tok, const TokenStream& val, int n_tokens) {
+Specialization specialization_measure(const Model& m, const Tokenizer& tok, const TokenStream& val, int n_tokens,
+                                      int B, int T, const std::function<void(double)>& progress) {
     const ModelConfig& c = m.cfg;
     Specialization sp;
     if (c.moe.kind == FfnRouting::dense) return sp;
-    const int B = 16, T = c.seq_len, E = c.moe.n_experts;
+    if (T <= 0 || T > c.seq_len) T = c.seq_len;
+    const int E = c.moe.n_experts;
     const int h = c.moe.kind == FfnRouting::mh_moe ? c.moe.n_heads : 1;
     const int batches = std::max(1, n_tokens / (B * T));
     sp.layers.assign(c.n_layers, {});
@@ -208,6 +224,7 @@ Specialization specialization_measure(const Model& m, const Tokenizer& tok, cons
         model_forward(m, a, tokens.data(), nullptr, B, T);
         sp.tokens += B * T;
         for (int l = 0; l < c.n_layers; l++) {
+            if (!m.w.layers[l].moe.router) continue;  // a dense layer of a sparse model (model.moe.dense_layers)
             token_experts(a.layers[l], B * T * h, te);
             for (int r = 0; r < B * T * h; r++) {
                 if (te[r].empty()) continue;  // dropped
@@ -217,6 +234,7 @@ Specialization specialization_measure(const Model& m, const Tokenizer& tok, cons
                 tok_counts[l][e][tokens[t]]++;
             }
         }
+        if (progress) progress((double)(k + 1) / batches);
     }
     for (int l = 0; l < c.n_layers; l++) {
         auto& L = sp.layers[l];

@@ -1,5 +1,6 @@
 // ProbeSnapshot and Specialization (docs/architecture.md §9): how a trained model routes real text.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct ProbeSnapshot {
     std::string head_kind;    // model.attention.heads.kind, e.g. "moh"
     std::string expert_kind;  // model.moe.routing (e.g. "topk"), or "mh_moe"; empty for a dense FFN
     std::string expert_score = "softmax";  // model.moe.score_function
+    std::vector<float> token_nll;  // (T-1) -log p(token t+1 | tokens up to t)
+    double perplexity = 0;         // exp(mean token_nll); 0 for a one-token text
 };
 // Runs the probe text (truncated to seq_len tokens) through the model, inference mode.
 // with_attention: also keep every head's attention rows (T*T floats per head and layer).
@@ -70,9 +73,11 @@ struct Specialization {
     int tokens = 0;
     std::vector<LayerSpecialization> layers;
 };
-// Routes `n_tokens` validation tokens (fixed windows) and counts, per layer, each token's top-1
-// expert against its domain and lexical class. Empty layers for a dense FFN.
-Specialization specialization_measure(const Model& m, const Tokenizer& tok, const TokenStream& val, int n_tokens);
+// Routes `n_tokens` validation tokens (fixed windows of B x T, T = 0: the model's seq_len) and counts,
+// per layer, each token's top-1 expert against its domain and lexical class. Empty layers for a dense
+// FFN. progress (optional): the share done, after each window.
+Specialization specialization_measure(const Model& m, const Tokenizer& tok, const TokenStream& val, int n_tokens,
+                                      int B = 16, int T = 0, const std::function<void(double)>& progress = {});
 std::string specialization_to_json(const Specialization& s);
 
 // ---- Random-router baseline: how much of the specialization the trained routers learned ----

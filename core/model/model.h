@@ -3,6 +3,7 @@
 // F ffn width, P CoPE positions.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,9 @@ struct Model {
     // The backend the arenas belong to and every op of a forward, backward and update runs on
     // (backend/device.h chooses it from train.device).
     const Ops* ops = &ops_cpu();
+    // What views outside the arenas point into, kept alive with the model: a model folder's mapped
+    // shards, which its BF16 experts are read from (io/hf_model.h).
+    std::vector<std::shared_ptr<const void>> held;
 };
 
 // Parameter layout for a validated config with vocab_size > 0.

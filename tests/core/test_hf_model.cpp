@@ -17,7 +17,9 @@
 
 #include "config/presets.h"
 #include "io/export.h"
+#include "io/hf_inspect.h"
 #include "io/hf_model.h"
+#include "metrics/routing_report.h"
 #include "model/model.h"
 #include "subprocess.h"
 
@@ -210,6 +212,70 @@ void export_import(const std::string& preset, const std::vector<std::string>& se
 TEST(HfExport, ExportedWeightsOpenAgainWithTheSameLogits) {
     export_import("moe-top2-8", {"model.attention.positional=rope", "model.final_norm=true"});
     export_import("default", {"model.attention.positional=rope", "model.final_norm=true"});
+}
+
+// An ASCII byte-level BPE tokenizer.json with no merges: each printable byte, space (U+0120 in the
+// byte-level alphabet) and newline (U+010A) one token; 96 tokens fit the tiny models' vocabularies.
+std::string ascii_tokenizer() {
+    json vocab = json::object();
+    int id = 0;
+    for (int b = 33; b < 127; b++) vocab[std::string(1, (char)b)] = id++;
+    vocab["\u0120"] = id++;
+    vocab["\u010a"] = id++;
+    json t = {{"version", "1.0"}, {"added_tokens", json::array()}, {"normalizer", nullptr},
+              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+              {"post_processor", nullptr}, {"decoder", {{"type", "ByteLevel"}}},
+              {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+                         {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab},
+                         {"merges", json::array()}}}};
+    return t.dump();
+}
+
+// A folder opened to inspect in the window (io/hf_inspect.h): refused without a tokenizer; with one,
+// frozen with nothing to train, the embedded corpus read by its tokenizer, the expert x domain counts
+// measured in short windows of it, and the probe's perplexity that of the logits.
+TEST(HfInspect, AFolderOpensFrozenWithItsCorpusCountsAndPerplexity) {
+    const fs::path d = case_dir("mixtral");
+    fs::remove(d / "tokenizer.json");
+    auto none = hf_inspect_state(d.string());
+    ASSERT_FALSE(none);
+    EXPECT_NE(none.status.msg.find("no tokenizer.json or tokenizer.model"), std::string::npos) << none.status.msg;
+    std::ofstream(d / "tokenizer.json") << ascii_tokenizer();
+    auto st = hf_inspect_state(d.string());
+    ASSERT_TRUE(st) << st.status.msg;
+    TrainState& s = **st;
+    EXPECT_TRUE(model_frozen(s.model));
+    EXPECT_EQ(s.cfg.train.steps, 0);
+    EXPECT_EQ(s.cfg.name, "mixtral");
+    ASSERT_GT(s.data->val.ids.size(), 2000u);
+    const int n = 512, window = 64;
+    const Specialization sp = specialization_measure(s.model, s.data->tok, s.data->val, n, 1, window);
+    EXPECT_EQ(sp.tokens, n);
+    ASSERT_EQ((int)sp.layers.size(), s.cfg.model.n_layers);
+    for (const LayerSpecialization& L : sp.layers) {
+        double total = 0;
+        std::set<int> domains;
+        for (const auto& row : L.by_domain)
+            for (size_t c = 0; c < row.size(); c++) total += row[c], row[c] > 0 ? (void)domains.insert((int)c) : (void)0;
+        EXPECT_EQ(total, n);  // every token's top-1 expert counted once
+        EXPECT_GE(domains.size(), 2u);
+    }
+    const ProbeSnapshot p = probe_run(s.model, s.data->tok, "abc 12, def.");
+    const int T = (int)p.tokens.size(), V = s.cfg.model.vocab_size;
+    ASSERT_EQ(T, 12);
+    std::vector<int> ids;
+    for (const auto& t : p.tokens) ids.push_back(t.id);
+    Activations a;
+    activations_create(a, s.model.cfg, 1, T);
+    model_forward(s.model, a, ids.data(), nullptr, 1, T);
+    double nll = 0;
+    for (int t = 0; t + 1 < T; t++) {
+        double se = 0;
+        for (int v = 0; v < V; v++) se += std::exp((double)a.logits[(size_t)t * V + v]);
+        nll += std::log(se) - a.logits[(size_t)t * V + ids[t + 1]];
+    }
+    EXPECT_NEAR(p.perplexity, std::exp(nll / (T - 1)), 1e-4 * p.perplexity);
+    EXPECT_EQ(p.token_nll.size(), (size_t)T - 1);
 }
 
 TEST(HfErrors, UnsupportedArchitectureAndBrokenFoldersSayWhatToDo) {

@@ -471,3 +471,46 @@ TEST(GuiWorkspace, TheCliRunIsListedByAWindowStartedWithoutWorkspace) {
     EXPECT_NE(runs.find("#2 tiny (finished)"), std::string::npos) << "the window's own run, in the same store: " << runs;
     fs::remove_all(home);
 }
+
+// A Hugging Face model folder opened to inspect (routelab --model DIR): a tiny Mixtral in the hub's
+// layout (scripts/hf_tiny_models.py) with an ASCII byte-level tokenizer. The views show its routing of
+// the probe text, a generation comes back, nothing trains; a folder that is not one says so.
+TEST(GuiModel, AModelFolderIsInspectedNotTrained) {
+    const fs::path dir = temp_file("hf");
+    int code = 0;
+    const std::string py = std::getenv("ROUTELAB_PYTHON") ? std::getenv("ROUTELAB_PYTHON") : "/usr/bin/python3";
+    std::string out = capture(py + " " + std::string(ROUTELAB_SOURCE_DIR) + "/scripts/hf_tiny_models.py " + dir.string() +
+                                  " --only mixtral", &code);
+    ASSERT_EQ(code, 0) << out;
+    {
+        std::ofstream t(dir / "mixtral" / "tokenizer.json");  // 96 tokens: the printable bytes, space, newline
+        t << R"({"version":"1.0","added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,)"
+          << R"("trim_offsets":true,"use_regex":true},"post_processor":null,"decoder":{"type":"ByteLevel"},"model":{"type":"BPE",)"
+          << R"("dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,)"
+          << R"("byte_fallback":false,"merges":[],"vocab":{)";
+        int id = 0;
+        for (int b = 33; b < 127; b++) {
+            std::string c(1, (char)b);
+            if (c == "\"" || c == "\\") c = "\\" + c;
+            t << "\"" << c << "\":" << id++ << ",";
+        }
+        t << R"("\u0120":)" << id++ << R"(,"\u010a":)" << id << "}}}";
+    }
+    const std::string shot = temp_file("model.png");
+    out = run("--model " + (dir / "mixtral").string() + " --view experts --probe 'abc 12 def.' --prompt 'ab' --screenshot " + shot +
+                  " --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("probe: 11 tokens, 3 layers"), std::string::npos) << out;
+    EXPECT_NE(out.find("generated: "), std::string::npos) << out;
+    EXPECT_NE(out.find("window run: 0 steps"), std::string::npos) << out;  // nothing trained it
+    Rect r;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    const QImage img(QString::fromStdString(shot));
+    ASSERT_FALSE(img.isNull());
+    EXPECT_GT(mean_grey(img, r), 5.0) << "the experts view is black";
+    out = run("--model " + dir.string() + " --quit", &code);  // the parent: no config.json
+    EXPECT_EQ(code, 1);
+    EXPECT_NE(out.find("config.json"), std::string::npos) << out;
+    fs::remove_all(dir);
+    fs::remove(shot);
+}

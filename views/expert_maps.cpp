@@ -1,0 +1,152 @@
+#include "expert_maps.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "widgets.h"
+
+namespace {
+
+// Cells of the maps: as wide as the room allows between a readable minimum and a comfortable maximum.
+float cellWidth(int n, float room, float lo, float hi) { return std::clamp(n > 0 ? room / n : hi, lo, hi); }
+
+std::string expertList(const rl::ProbeLayer& L, size_t row) {
+    std::string s;
+    if (row >= L.experts.size()) return s;
+    if (L.experts[row].empty()) return " dropped (no expert had room)";
+    for (size_t k = 0; k < L.experts[row].size(); k++) {
+        char b[40];
+        std::snprintf(b, sizeof b, "\n  e%d  weight %.3f", L.experts[row][k], L.expert_weights[row][k]);
+        s += b;
+    }
+    return s;
+}
+
+}  // namespace
+
+void drawTokenLayerMap(const rl::ProbeSnapshot& p, int& layer, ViewOutbox& out) {
+    const int T = (int)p.tokens.size(), L = (int)p.layers.size();
+    if (T == 0 || L == 0) return;
+    const float lh = ImGui::GetTextLineHeight(), label = ImGui::CalcTextSize("L00 ").x;
+    const float cw = cellWidth(T, ImGui::GetContentRegionAvail().x - label, 6, 28), ch = std::clamp(lh * 0.8f, 9.f, 16.f);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    for (int l = 0; l < L; l++) {
+        const float y = o.y + l * ch;
+        const bool picked = l == layer;
+        if (picked || l % 4 == 0 || L <= 12) {
+            char b[8];
+            std::snprintf(b, sizeof b, "L%d", l);
+            dl->AddText(ImGui::GetFont(), ch * 1.05f, ImVec2(o.x, y - 1), picked ? look().strong : look().dim, b);
+        }
+        const rl::ProbeLayer& P = p.layers[l];
+        for (int t = 0; t < T; t++) {
+            const size_t r = (size_t)t * p.mh_heads;
+            const bool routed = r < P.experts.size();
+            const int e = routed && !P.experts[r].empty() ? P.experts[r][0] : -1;
+            const ImVec2 a(o.x + label + t * cw, y), b(a.x + cw - 1, y + ch - 1);
+            dl->AddRectFilled(a, b, e >= 0 ? viewColour(e) : routed ? IM_COL32(255, 60, 60, 255) : look().off);
+            if (ImGui::IsMouseHoveringRect(a, b)) {
+                std::string tip = "token " + std::to_string(t) + " '" + p.tokens[t].text + "', layer " + std::to_string(l);
+                tip += routed ? ": experts" + expertList(P, r) : ": a dense layer (no router)";
+                tooltip(out, tip);
+                if (ImGui::IsMouseClicked(0)) layer = l;
+            }
+        }
+        if (picked) dl->AddRect(ImVec2(o.x + label - 1, y - 1), ImVec2(o.x + label + T * cw, y + ch), look().strong, 0, 0, 1.5f);
+    }
+    markTarget(out, "experts.map", 0, o, ImVec2(o.x + label + T * cw, o.y + L * ch));
+    ImGui::Dummy(ImVec2(label + T * cw, L * ch + 4));
+}
+
+void drawLoadMap(const rl::Specialization& s, int& layer, ViewOutbox& out) {
+    const int L = (int)s.layers.size();
+    int E = 0;
+    for (const auto& S : s.layers) E = std::max(E, (int)S.by_domain.size());
+    if (L == 0 || E == 0) return;
+    const float lh = ImGui::GetTextLineHeight(), label = ImGui::CalcTextSize("L00 ").x, cvw = ImGui::CalcTextSize(" CV 0.00").x;
+    const float cw = cellWidth(E, ImGui::GetContentRegionAvail().x - label - cvw, 6, 24), ch = std::clamp(lh * 0.8f, 9.f, 16.f);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    for (int l = 0; l < L; l++) {
+        const auto& S = s.layers[l];
+        const float y = o.y + l * ch;
+        std::vector<double> load(E, 0);
+        double tot = 0;
+        for (int e = 0; e < (int)S.by_domain.size(); e++)
+            for (double v : S.by_domain[e]) load[e] += v, tot += v;
+        char b[32];
+        std::snprintf(b, sizeof b, "L%d", l);
+        if (tot <= 0) {  // a dense layer
+            dl->AddText(ImGui::GetFont(), ch * 1.05f, ImVec2(o.x, y - 1), look().dim, b);
+            dl->AddText(ImGui::GetFont(), ch * 1.05f, ImVec2(o.x + label, y - 1), look().dim, "dense layer");
+            continue;
+        }
+        if (l == layer || l % 4 == 0 || L <= 12)
+            dl->AddText(ImGui::GetFont(), ch * 1.05f, ImVec2(o.x, y - 1), l == layer ? look().strong : look().dim, b);
+        double mean = tot / E, var = 0;
+        for (double v : load) var += (v - mean) * (v - mean);
+        const double cv = std::sqrt(var / E) / mean;
+        for (int e = 0; e < E; e++) {
+            const double share = load[e] / tot;
+            const ImVec2 a(o.x + label + e * cw, y), c(a.x + cw - 1, y + ch - 1);
+            // share x E on a log scale from 1/8 to 8 times the fair share: the middle of the ramp is fair.
+            const float v = share <= 0 ? 0.f : (float)std::clamp(0.5 + std::log2(share * E) / 6.0, 0.0, 1.0);
+            dl->AddRectFilled(a, c, share <= 0 ? look().off : ramp(v));
+            if (ImGui::IsMouseHoveringRect(a, c)) {
+                char tip[200];
+                std::snprintf(tip, sizeof tip, "layer %d, expert %d: %.1f%% of the top-1 choices (fair share 1/E = %.1f%%), %.0f of %.0f tokens",
+                              l, e, 100 * share, 100.0 / E, load[e], tot);
+                tooltip(out, tip);
+                if (ImGui::IsMouseClicked(0)) layer = l;
+            }
+        }
+        std::snprintf(b, sizeof b, " CV %.2f", cv);
+        dl->AddText(ImGui::GetFont(), ch * 1.05f, ImVec2(o.x + label + E * cw, y - 1), look().dim, b);
+        if (l == layer) dl->AddRect(ImVec2(o.x + label - 1, y - 1), ImVec2(o.x + label + E * cw, y + ch), look().strong, 0, 0, 1.5f);
+    }
+    markTarget(out, "experts.loadmap", 0, o, ImVec2(o.x + label + E * cw, o.y + L * ch));
+    ImGui::Dummy(ImVec2(label + E * cw + cvw, L * ch + 4));
+    colourLegend("share of top-1 choices x E", "1/8 fair", "fair (1/E)", "8x fair", 300, "none");
+}
+
+void drawExpertColumns(ViewOutbox& out, const char* title, const std::vector<std::vector<double>>& m,
+                       const std::vector<std::string>& classNames) {
+    ImGui::TextUnformatted(title);
+    const int E = (int)m.size(), C = (int)classNames.size();
+    if (E == 0 || C == 0) return;
+    float label = 0;
+    for (const auto& n : classNames) label = std::max(label, ImGui::CalcTextSize(n.c_str()).x + 8);
+    const float lh = ImGui::GetTextLineHeight();
+    const float cw = cellWidth(E, ImGui::GetContentRegionAvail().x - label, 6, 28), ch = lh + 2;
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    // Expert numbers over the columns, every 8th (and each one when they fit).
+    const float numW = ImGui::CalcTextSize("63").x + 2;
+    for (int e = 0; e < E; e++)
+        if (cw >= numW || e % 8 == 0) {
+            char b[8];
+            std::snprintf(b, sizeof b, "%d", e);
+            dl->AddText(ImVec2(o.x + label + e * cw, o.y), viewColour(e), b);
+        }
+    for (int c = 0; c < C; c++) {
+        const float y = o.y + lh + 2 + c * ch;
+        dl->AddText(ImVec2(o.x, y + 1), look().dim, classNames[c].c_str());
+        for (int e = 0; e < E; e++) {
+            double tot = 0;
+            for (double v : m[e]) tot += v;
+            const double share = tot > 0 && c < (int)m[e].size() ? m[e][c] / tot : 0;
+            const ImVec2 a(o.x + label + e * cw, y), b(a.x + cw - 1, y + ch - 1);
+            dl->AddRectFilled(a, b, tot > 0 ? ramp((float)share) : look().off);
+            if (ImGui::IsMouseHoveringRect(a, b)) {
+                char tip[200];
+                std::snprintf(tip, sizeof tip, "e%d x %s: %.0f tokens, %.1f%% of this expert's top-1 tokens", e, classNames[c].c_str(),
+                              c < (int)m[e].size() ? m[e][c] : 0.0, 100 * share);
+                tooltip(out, tip);
+            }
+        }
+    }
+    ImGui::Dummy(ImVec2(label + E * cw, lh + 2 + C * ch + 4));
+    colourLegend("share of the expert's tokens", "0", "50%", "100%", 150, "no tokens");
+}
