@@ -129,7 +129,16 @@ GenerateResult Session::takeGeneration() {
 }
 
 void Session::publishProbe() {
-    probes_.write_slot() = probe_run(state_->model, state_->data->tok, probeText(), state_->step);
+    std::vector<int> ids = state_->data->tok.encode(probeText());
+    // A model folder's context runs to thousands of tokens, and the probe keeps every layer's attention
+    // maps (4096 tokens of OLMoE would be 17 GB): its probe reads the first k_inspect_probe tokens.
+    if (frozen_ && (int)ids.size() > k_inspect_probe) {
+        post([this, n = ids.size()] {
+            emit working(QString("the probe text is %1 tokens: the views show its first %2").arg(n).arg(k_inspect_probe));
+        });
+        ids.resize(k_inspect_probe);
+    }
+    probes_.write_slot() = probe_run_ids(state_->model, state_->data->tok, std::move(ids), state_->step);
     probes_.publish();
 }
 

@@ -21,5 +21,7 @@ inline bool model_frozen(const Model& m) { return m.grads.data.empty() && !m.par
 // The expert x domain counts of a frozen model are measured over this many tokens, in windows of
 // k_inspect_window tokens (a 1B model reads 256 tokens in about a second on 2 cores).
 constexpr int k_inspect_tokens = 2048, k_inspect_window = 256;
+// The window's probe of a frozen model reads at most this many tokens of the probe text.
+constexpr int k_inspect_probe = 512;
 
 }  // namespace rl

@@ -1,7 +1,8 @@
 // The weights of a Hugging Face model folder into the one model (docs/hf-models.md, "Weights"): every
 // tensor of RouteLab's layout has one source, a tensor of the checkpoint under its hub name (or a
-// slice of one: GraniteMoe fuses its experts); each is checked for its shape, widened to float32 from
-// the mapped shard, and a checkpoint tensor nothing reads is refused (a setting we would ignore).
+// slice of one: GraniteMoe fuses its experts); each is checked for its shape, then widened to float32
+// from the mapped shard (or, a BF16 expert matrix, read where the shard has it), and a checkpoint
+// tensor nothing reads is refused (a setting we would ignore).
 #include "io/hf_model.h"
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // A Hugging Face model folder opened as a RouteLab model (docs/hf-models.md): config.json read into the
 // one ModelConfig (each architecture's differences are settings the one forward honours), the weights
-// memory-mapped from model.safetensors or its shards and widened to float32, the tokenizer found beside
-// them. Supported: LlamaForCausalLM, MixtralForCausalLM, GraniteMoeForCausalLM, OlmoeForCausalLM,
+// memory-mapped from model.safetensors or its shards and widened to float32 (a BF16 checkpoint's experts
+// stay BF16 in the mapping), the tokenizer found beside them. Supported: LlamaForCausalLM, MixtralForCausalLM, GraniteMoeForCausalLM, OlmoeForCausalLM,
 // Qwen2MoeForCausalLM, Qwen3MoeForCausalLM; anything else is refused with its name and that list.
 #pragma once
 #include <memory>
