@@ -3,8 +3,10 @@
 #include <immintrin.h>
 
 // GCC 12 warns that the intrinsics headers read their own undefined placeholder vectors: a false positive.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -95,7 +97,11 @@ RL_BF16_TARGET __attribute__((always_inline)) inline void reduce4x4_store(const 
     const __m512 v = _mm512_add_ps(_mm512_unpacklo_ps(R[2], R[3]), _mm512_unpackhi_ps(R[2], R[3]));
     const __m512d ud = _mm512_castps_pd(u), vd = _mm512_castps_pd(v);
     const __m512 F = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(ud, vd)), _mm512_castpd_ps(_mm512_unpackhi_pd(ud, vd)));
-    for (int i = 0; i < 4; i++) _mm_storeu_ps(C + (size_t)i * ldc, _mm512_extractf32x4_ps(F, i));
+    // The lane index must be an immediate: spelled out, not a loop the compiler may not unroll (-O2).
+    _mm_storeu_ps(C, _mm512_extractf32x4_ps(F, 0));
+    _mm_storeu_ps(C + (size_t)ldc, _mm512_extractf32x4_ps(F, 1));
+    _mm_storeu_ps(C + (size_t)2 * ldc, _mm512_extractf32x4_ps(F, 2));
+    _mm_storeu_ps(C + (size_t)3 * ldc, _mm512_extractf32x4_ps(F, 3));
 }
 
 // acc[i][j] += A row i . B row j over the 32 values of K from k (B masked in the last, partial step; the
