@@ -173,7 +173,8 @@ const int k_gemm_registered = [] {
 // granite-3.0-1b-a400m (C 1024, F 512) and OLMoE-1B-7B (C 2048, F 1024), with the rows one expert gets
 // from a 256-token probe (256 x 8 / 32 = 64 and 256 x 8 / 64 = 32) and from one token. The weights cycle
 // through 32 experts' worth (as a forward does), so they come from memory rather than cache, against
-// float32 weights through gemm() at the same shapes.
+// float32 weights through gemm() at the same shapes. RL_BENCH_EXPERTS=1 keeps one expert's weights in
+// cache instead (the kernels' own speed).
 namespace {
 struct Bf16Case {
     const char* name;
