@@ -186,11 +186,11 @@ std::set<std::string> mapped_names(const std::vector<Source>& sources, const Ten
     return out;
 }
 
-// The BF16 views of the experts held in the mapping.
-void mapped_bind(Model& m, const std::vector<Source>& sources, const TensorIndex& index) {
+// The BF16 views of the experts held in the mapping (mapped: mapped_names').
+void mapped_bind(Model& m, const std::vector<Source>& sources, const TensorIndex& index, const std::set<std::string>& mapped) {
     std::map<std::string, const uint16_t*> at;
     for (const Source& s : sources)
-        if (held_mapped(s, index))
+        if (mapped.count(s.ours))
             at[s.ours] = reinterpret_cast<const uint16_t*>(index.at(s.hf).t->data) + s.first;
     auto bind = [&](ExpertWeights& e, const std::string& prefix) {
         auto get = [&](const char* leaf) {
@@ -211,13 +211,13 @@ void mapped_bind(Model& m, const std::vector<Source>& sources, const TensorIndex
 // the kernel fills the page tables in bulk; found per 4 KiB fault in the first forward, the 2.4 GB of
 // granite-3.0-1b-a400m's experts cost that forward ~2.5 s more). Where the kernel predates it (5.14),
 // the first forward faults them in.
-void mapped_prefault(const std::vector<Source>& sources, const TensorIndex& index) {
+void mapped_prefault(const std::vector<Source>& sources, const TensorIndex& index, const std::set<std::string>& mapped) {
     std::vector<std::pair<uintptr_t, uintptr_t>> ranges;  // page-aligned [begin, end)
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), piece = (uintptr_t)64 << 20;
     std::set<const MappedTensor*> seen;  // Granite's fused tensors are the source of 2E slices
     for (const Source& s : sources) {
         const MappedTensor* t = index.at(s.hf).t;
-        if (!held_mapped(s, index) || !seen.insert(t).second) continue;
+        if (!mapped.count(s.ours) || !seen.insert(t).second) continue;
         const uintptr_t b = reinterpret_cast<uintptr_t>(t->data) / page * page,
                         e = reinterpret_cast<uintptr_t>(t->data) + t->numel * sizeof(uint16_t);
         for (uintptr_t p = b; p < e; p += piece) ranges.push_back({p, std::min(e, p + piece)});
@@ -324,8 +324,8 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
     if (Status s = memory_fits(out->info, hf_model_bytes(out->cfg.model, 256, mapped_elements), what); !s) return s;
     model_create_frozen(out->model, out->cfg.model, mapped);
     weights_fill(out->model, sources, *index);
-    mapped_bind(out->model, sources, *index);
-    mapped_prefault(sources, *index);
+    mapped_bind(out->model, sources, *index, mapped);
+    mapped_prefault(sources, *index, mapped);
     for (const MappedSafetensors& f : files) out->model.held.push_back(f.mapping);
     out->mapped_elements = mapped_elements;
     return out;
