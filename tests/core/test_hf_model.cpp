@@ -214,23 +214,6 @@ TEST(HfExport, ExportedWeightsOpenAgainWithTheSameLogits) {
     export_import("default", {"model.attention.positional=rope", "model.final_norm=true"});
 }
 
-// An ASCII byte-level BPE tokenizer.json with no merges: each printable byte, space (U+0120 in the
-// byte-level alphabet) and newline (U+010A) one token; 96 tokens fit the tiny models' vocabularies.
-std::string ascii_tokenizer() {
-    json vocab = json::object();
-    int id = 0;
-    for (int b = 33; b < 127; b++) vocab[std::string(1, (char)b)] = id++;
-    vocab["\u0120"] = id++;
-    vocab["\u010a"] = id++;
-    json t = {{"version", "1.0"}, {"added_tokens", json::array()}, {"normalizer", nullptr},
-              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
-              {"post_processor", nullptr}, {"decoder", {{"type", "ByteLevel"}}},
-              {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-                         {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab},
-                         {"merges", json::array()}}}};
-    return t.dump();
-}
-
 // A folder opened to inspect in the window (io/hf_inspect.h): refused without a tokenizer; with one,
 // frozen with nothing to train, the embedded corpus read by its tokenizer, the expert x domain counts
 // measured in short windows of it, and the probe's perplexity that of the logits.
@@ -240,7 +223,9 @@ TEST(HfInspect, AFolderOpensFrozenWithItsCorpusCountsAndPerplexity) {
     auto none = hf_inspect_state(d.string());
     ASSERT_FALSE(none);
     EXPECT_NE(none.status.msg.find("no tokenizer.json or tokenizer.model"), std::string::npos) << none.status.msg;
-    std::ofstream(d / "tokenizer.json") << ascii_tokenizer();
+    // An ASCII byte-level BPE tokenizer with no merges: each printable byte, space and newline a token
+    // (96 fit the tiny models' vocabularies).
+    fs::copy_file(fs::path(ROUTELAB_SOURCE_DIR) / "tests/data/tokenizers/ascii_byte_level.json", d / "tokenizer.json");
     auto st = hf_inspect_state(d.string());
     ASSERT_TRUE(st) << st.status.msg;
     TrainState& s = **st;

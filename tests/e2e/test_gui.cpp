@@ -482,20 +482,9 @@ TEST(GuiModel, AModelFolderIsInspectedNotTrained) {
     std::string out = capture(py + " " + std::string(ROUTELAB_SOURCE_DIR) + "/scripts/hf_tiny_models.py " + dir.string() +
                                   " --only mixtral", &code);
     ASSERT_EQ(code, 0) << out;
-    {
-        std::ofstream t(dir / "mixtral" / "tokenizer.json");  // 96 tokens: the printable bytes, space, newline
-        t << R"({"version":"1.0","added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,)"
-          << R"("trim_offsets":true,"use_regex":true},"post_processor":null,"decoder":{"type":"ByteLevel"},"model":{"type":"BPE",)"
-          << R"("dropout":null,"unk_token":null,"continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":false,)"
-          << R"("byte_fallback":false,"merges":[],"vocab":{)";
-        int id = 0;
-        for (int b = 33; b < 127; b++) {
-            std::string c(1, (char)b);
-            if (c == "\"" || c == "\\") c = "\\" + c;
-            t << "\"" << c << "\":" << id++ << ",";
-        }
-        t << R"("\u0120":)" << id++ << R"(,"\u010a":)" << id << "}}}";
-    }
+    // 96 tokens (the printable bytes, space, newline): tests/data/tokenizers/ascii_byte_level.json
+    fs::copy_file(fs::path(ROUTELAB_SOURCE_DIR) / "tests/data/tokenizers/ascii_byte_level.json",
+                  dir / "mixtral" / "tokenizer.json");
     const std::string shot = temp_file("model.png");
     out = run("--model " + (dir / "mixtral").string() + " --view experts --probe 'abc 12 def.' --prompt 'ab' --screenshot " + shot +
                   " --quit", &code);
