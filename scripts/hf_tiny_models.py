@@ -42,12 +42,17 @@ MIN_GAP = 1e-3
 # config.json of each architecture: the keys its released checkpoints carry, at tiny sizes.
 # ----------------------------------------------------------------------------------------------
 
-# Like meta-llama/Llama-3.2-1B: explicit head_dim (here 12 != 48 / 6), GQA, untied lm_head.
+# Like meta-llama/Llama-3.2-1B: explicit head_dim (here 12 != 48 / 6), GQA, untied lm_head, llama3
+# rope_scaling.
 LLAMA = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama",
     "vocab_size": 97, "hidden_size": 48, "intermediate_size": 80, "num_hidden_layers": 3,
     "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 12,
-    "hidden_act": "silu", "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "rope_scaling": None,
+    "hidden_act": "silu", "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+    # Llama 3.2's rescaled frequencies, with an original context small enough (64) that all three
+    # bands hold some of head_dim 12's six frequencies
+    "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 64},
     "max_position_embeddings": 256, "attention_bias": False, "attention_dropout": 0.0,
     "mlp_bias": False, "pretraining_tp": 1, "initializer_range": 0.02,
     "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False, "use_cache": True,
@@ -282,11 +287,27 @@ def linear(x, w, b=None):
     return F.linear(x, w, b)
 
 
-def rope_tables(T, D, theta):
+def llama3_inv_freq(inv_freq, rs):
+    # modeling_rope_utils.py _compute_llama3_parameters: wavelengths above orig / low_freq_factor are
+    # slowed by factor, those below orig / high_freq_factor kept, the band between blended by
+    # smooth = (orig / wavelen - low) / (high - low)
+    factor, low, high = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    orig = rs["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > orig / low, inv_freq / factor, inv_freq)
+    smooth = (orig / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < orig / high) * ~(wavelen > orig / low)
+    return torch.where(medium, smoothed, scaled)
+
+
+def rope_tables(T, D, theta, rope_scaling=None):
     # modeling_rope_utils.py _compute_default_rope_parameters: inv_freq = 1 / theta^(arange(0, D, 2) / D);
     # modeling_llama.py LlamaRotaryEmbedding.forward: freqs = pos x inv_freq in float32,
     # emb = cat(freqs, freqs), cos and sin of emb
     inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+    if rope_scaling is not None and rope_scaling["rope_type"] == "llama3":
+        inv_freq = llama3_inv_freq(inv_freq, rope_scaling)
     freqs = torch.arange(T, dtype=torch.float32)[:, None] * inv_freq[None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos(), emb.sin()
@@ -454,7 +475,7 @@ def forward(arch, W, ids):
     eps = cfg["rms_norm_eps"]
     # modeling_granitemoe.py GraniteMoeModel.forward: inputs_embeds * embedding_multiplier
     x = W["model.embed_tokens.weight"][torch.tensor(ids)] * cfg.get("embedding_multiplier", 1.0)
-    cos, sin = rope_tables(len(ids), head_dim(cfg), cfg["rope_theta"])
+    cos, sin = rope_tables(len(ids), head_dim(cfg), cfg["rope_theta"], cfg.get("rope_scaling"))
     # modeling_granitemoe.py GraniteMoeDecoderLayer.forward: residual + branch * residual_multiplier
     rm = cfg.get("residual_multiplier", 1.0)
     routes = []

@@ -82,6 +82,8 @@ KNOWN_KEYS = {
     # the settings of imported Hugging Face models (docs/hf-models.md): only their defaults
     "embedding_multiplier", "residual_multiplier", "logits_scaling", "attention.scale", "attention.qkv_bias",
     "attention.qk_norm", "moe.topk_weights", "moe.d_ff_shared", "moe.shared_expert_gate", "moe.dense_layers",
+    "attention.rope_scaling.kind", "attention.rope_scaling.factor", "attention.rope_scaling.low_freq_factor",
+    "attention.rope_scaling.high_freq_factor", "attention.rope_scaling.original_max_positions",
 }
 KNOWN_VALUES = {
     "norm": {"rmsnorm", "layernorm"}, "norm_position": {"pre", "post"},
@@ -101,6 +103,7 @@ KNOWN_VALUES = {
     "embedding_multiplier": {1.0}, "residual_multiplier": {1.0}, "logits_scaling": {1.0}, "attention.scale": {0.0},
     "attention.qkv_bias": {False}, "attention.qk_norm": {"none"}, "moe.topk_weights": {"auto"},
     "moe.d_ff_shared": {0}, "moe.shared_expert_gate": {False}, "moe.dense_layers": {""},
+    "attention.rope_scaling.kind": {"none"},
 }
 
 

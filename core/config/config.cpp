@@ -51,6 +51,7 @@ const EnumName<LoadBalancing> k_balancing[] = {{LoadBalancing::aux_loss, "aux_lo
                                                {LoadBalancing::none, "none"}};
 const EnumName<TokenDropPolicy> k_drop[] = {{TokenDropPolicy::position, "position"}, {TokenDropPolicy::probs, "probs"}};
 const EnumName<QkNorm> k_qk_norm[] = {{QkNorm::none, "none"}, {QkNorm::full, "full"}, {QkNorm::head, "head"}};
+const EnumName<RopeScaling> k_rope_scaling[] = {{RopeScaling::none, "none"}, {RopeScaling::llama3, "llama3"}};
 const EnumName<TopkWeights> k_topk_weights[] = {{TopkWeights::automatic, "auto"},
                                                 {TopkWeights::renormalised, "renormalised"},
                                                 {TopkWeights::probs, "probs"}};
@@ -159,6 +160,11 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.attention.cope_npos", a.cope_npos);
     visit("model.attention.cope_shared", a.cope_shared);
     visit("model.attention.rope_theta", a.rope_theta);
+    visit("model.attention.rope_scaling.kind", a.rope_scaling.kind, k_rope_scaling);
+    visit("model.attention.rope_scaling.factor", a.rope_scaling.factor);
+    visit("model.attention.rope_scaling.low_freq_factor", a.rope_scaling.low_freq_factor);
+    visit("model.attention.rope_scaling.high_freq_factor", a.rope_scaling.high_freq_factor);
+    visit("model.attention.rope_scaling.original_max_positions", a.rope_scaling.original_max_positions);
     visit("model.attention.scale", a.scale);
     visit("model.attention.qkv_bias", a.qkv_bias);
     visit("model.attention.qk_norm", a.qk_norm, k_qk_norm);
@@ -327,6 +333,7 @@ const char* score_function_name(ScoreFunction k) { return enum_name(k_scores, k)
 const char* load_balancing_name(LoadBalancing k) { return enum_name(k_balancing, k); }
 const char* token_drop_policy_name(TokenDropPolicy k) { return enum_name(k_drop, k); }
 const char* qk_norm_name(QkNorm k) { return enum_name(k_qk_norm, k); }
+const char* rope_scaling_name(RopeScaling k) { return enum_name(k_rope_scaling, k); }
 const char* topk_weights_name(TopkWeights k) { return enum_name(k_topk_weights, k); }
 const char* device_kind_name(DeviceKind k) { return enum_name(k_devices, k); }
 
@@ -473,6 +480,7 @@ std::string config_training_blocker(const ModelConfig& m) {
     if (m.attention.scale != 0.f) keys.push_back("model.attention.scale");
     if (m.attention.qkv_bias) keys.push_back("model.attention.qkv_bias");
     if (m.attention.qk_norm != QkNorm::none) keys.push_back("model.attention.qk_norm");
+    if (m.attention.rope_scaling.kind != RopeScaling::none) keys.push_back("model.attention.rope_scaling.kind");
     const bool sparse = m.moe.kind != FfnRouting::dense;
     if (sparse && m.moe.d_ff_shared != 0) keys.push_back("model.moe.d_ff_shared");
     if (sparse && m.moe.shared_expert_gate) keys.push_back("model.moe.shared_expert_gate");
@@ -524,6 +532,14 @@ Status validate_positions_and_window(const ModelConfig& m) {
     if (a.positional == PosKind::rope && m.head_dim % 2 != 0)
         return bad("model.head_dim", "must be even for RoPE (pairs i, i+D/2 rotate together), got " + std::to_string(m.head_dim));
     if (a.positional == PosKind::rope && !(a.rope_theta > 1)) return bad("model.attention.rope_theta", "must be > 1");
+    if (const RopeScalingConfig& r = a.rope_scaling; r.kind == RopeScaling::llama3) {
+        if (a.positional != PosKind::rope) return bad("model.attention.rope_scaling.kind", "needs positional rope");
+        if (!(r.factor >= 1 && r.factor < 1e4)) return bad("model.attention.rope_scaling.factor", "must be in [1, 1e4)");
+        if (!(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor && r.high_freq_factor < 1e4))
+            return bad("model.attention.rope_scaling.high_freq_factor", "must be above low_freq_factor, both > 0");
+        if (!in(r.original_max_positions, 1, 1 << 24))
+            return bad("model.attention.rope_scaling.original_max_positions", "must be in 1..16777216");
+    }
     if (a.positional == PosKind::cope && !in(a.cope_npos, 2, 4096))
         return bad("model.attention.cope_npos", "must be in 2..4096, got " + std::to_string(a.cope_npos));
     const auto& w = a.window;

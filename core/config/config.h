@@ -25,6 +25,7 @@ enum class ScoreFunction { softmax, sigmoid };
 enum class LoadBalancing { aux_loss, seq_aux_loss, global_aux_loss, none };
 enum class TokenDropPolicy { position, probs };
 enum class QkNorm { none, full, head };
+enum class RopeScaling { none, llama3 };
 enum class TopkWeights { automatic, renormalised, probs };
 
 struct WindowConfig {
@@ -50,12 +51,24 @@ struct HeadsConfig {
     float bias_update_rate = 1e-3f;
 };
 
+// RoPE frequencies rescaled per band, as Llama 3.1+ checkpoints set (transformers modeling_rope_utils.py
+// _compute_llama3_parameters): wavelengths above original_max_positions / low_freq_factor are divided by
+// factor, those below original_max_positions / high_freq_factor kept, the band between blended.
+struct RopeScalingConfig {
+    RopeScaling kind = RopeScaling::none;
+    float factor = 8.f;
+    float low_freq_factor = 1.f;
+    float high_freq_factor = 4.f;
+    int original_max_positions = 8192;
+};
+
 struct AttentionConfig {
     bool use_wo = false;          // output projection W_O (C x H*D)
     PosKind positional = PosKind::cope;
     int cope_npos = 64;           // CoPE integer positions
     bool cope_shared = false;     // one table per layer shared by its heads (docs/routing-math.md §1.5) vs one per head
     float rope_theta = 10000.f;
+    RopeScalingConfig rope_scaling;  // forward only (config_training_blocker)
     // Settings that Hugging Face checkpoints carry (docs/hf-models.md): forward only, training refuses
     // them (config_training_blocker).
     float scale = 0.f;            // score scale; 0 = 1/sqrt(head_dim) (GraniteMoe: attention_multiplier)
@@ -209,6 +222,7 @@ const char* score_function_name(ScoreFunction k);
 const char* load_balancing_name(LoadBalancing k);
 const char* token_drop_policy_name(TokenDropPolicy k);
 const char* qk_norm_name(QkNorm k);
+const char* rope_scaling_name(RopeScaling k);
 const char* topk_weights_name(TopkWeights k);
 const char* device_kind_name(DeviceKind k);
 

@@ -113,16 +113,6 @@ Status refuse_unsupported(Keys& k, HfFamily f) {
     auto no = [&](const std::string& what) { return Status::error(pre + what + "; RouteLab cannot run this model yet"); };
     if (k.string("hidden_act") != "" && k.string("hidden_act") != "silu")
         return no("hidden_act is \"" + k.string("hidden_act") + "\" (only silu)");
-    // rope_scaling (transformers 4.x) or rope_parameters (5.x, which also holds rope_theta): only the
-    // default RoPE, unscaled.
-    for (const char* key : {"rope_scaling", "rope_parameters"}) {
-        if (!k.has(key)) continue;
-        const json& r = k.j[key];
-        std::string type = "?";
-        for (const char* t : {"rope_type", "type"})
-            if (r.is_object() && r.contains(t) && r[t].is_string()) type = r[t].get<std::string>();
-        if (type != "default") return no(std::string(key) + " " + hf_json_short(r) + " is set (only the default RoPE)");
-    }
     if (f == HfFamily::olmoe && k.has("clip_qkv")) return no("clip_qkv is set");
     if (f != HfFamily::qwen2moe && k.boolean("attention_bias", false)) return no("attention_bias is true (biases on q/k/v/o)");
     if (k.boolean("mlp_bias", false)) return no("mlp_bias is true");
@@ -132,6 +122,38 @@ Status refuse_unsupported(Keys& k, HfFamily f) {
         return no("a sliding window is set (sliding_window " + hf_json_short(k.j["sliding_window"]) + ")");
     if (const int L = k.integer("num_hidden_layers", 0); L > 64)  // the config's limit, said in the model's terms
         return Status::error(pre + "RouteLab opens models of at most 64 layers; this one has " + std::to_string(L));
+    return Status::ok();
+}
+
+// rope_theta, and rope_scaling (transformers 4.x) or rope_parameters (5.x, which also holds rope_theta):
+// the default RoPE or Llama 3.1+'s rescaled frequencies (modeling_rope_utils.py
+// _compute_llama3_parameters, whose four keys are required there too); other types are refused by name.
+Status read_rope(Keys& k, HfFamily f, AttentionConfig& a) {
+    a.rope_theta = (float)k.number("rope_theta", f == HfFamily::mixtral ? 1e6 : 10000.0);  // MixtralConfig: 1e6
+    for (const char* key : {"rope_scaling", "rope_parameters"}) {
+        if (!k.has(key)) continue;
+        const json& r = k.j[key];
+        Keys rk{r, k.file};
+        std::string type = r.is_object() ? rk.string("rope_type") : "";
+        if (type.empty() && r.is_object()) type = rk.string("type");
+        if (type == "llama3") {
+            for (const char* need : {"factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"})
+                if (!rk.has(need))
+                    return Status::error("'" + k.file + "': " + key + " of type llama3 has no '" + need +
+                                         "'; download config.json again");
+            RopeScalingConfig& rs = a.rope_scaling;
+            rs.kind = RopeScaling::llama3;
+            rs.factor = (float)rk.number("factor", rs.factor);
+            rs.low_freq_factor = (float)rk.number("low_freq_factor", rs.low_freq_factor);
+            rs.high_freq_factor = (float)rk.number("high_freq_factor", rs.high_freq_factor);
+            rs.original_max_positions = rk.integer("original_max_position_embeddings", rs.original_max_positions);
+        } else if (type != "default") {
+            return Status::error("'" + k.file + "': " + key + " " + hf_json_short(r) +
+                                 " is set (RoPE default or llama3 only); RouteLab cannot run this model yet");
+        }
+        a.rope_theta = (float)rk.number("rope_theta", a.rope_theta);
+        if (!rk.err) return rk.err;
+    }
     return Status::ok();
 }
 
@@ -244,12 +266,7 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
     m.seq_len = std::clamp(max_pos, 2, 4096);  // the probe's and generation's context, within the lab's limit
     m.attention.use_wo = true;
     m.attention.positional = PosKind::rope;
-    m.attention.rope_theta = (float)k.number("rope_theta", f == HfFamily::mixtral ? 1e6 : 10000.0);  // MixtralConfig: 1e6
-    if (k.has("rope_parameters") && j->at("rope_parameters").is_object()) {  // transformers 5 keeps it there
-        Keys rp{j->at("rope_parameters"), file};
-        m.attention.rope_theta = (float)rp.number("rope_theta", m.attention.rope_theta);
-        if (!rp.err) return rp.err;
-    }
+    if (Status st = read_rope(k, f, m.attention); !st) return st;
     m.attention.heads.kind = HeadSelection::all_heads;
     m.moe.kind = FfnRouting::dense;
     family_settings(k, f, m);

@@ -102,54 +102,65 @@ const float* attention_cope_table(const float* cope_e, const AttnDims& d, int h)
     return d.cope_shared || !cope_e ? cope_e : cope_e + (size_t)h * d.npos * d.D;
 }
 
-void rope_forward(float* x, int B, int T, int nh, int D, float theta, int pos_offset) {
-    const int half = D / 2;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float* row = x + ((size_t)b * T + t) * nh * D;
-            for (int i = 0; i < half; i++) {
-                float ang = (float)(t + pos_offset) * std::pow(theta, -2.f * i / D);
-                float cs = std::cos(ang), sn = std::sin(ang);
-                for (int h = 0; h < nh; h++) {
-                    float* p = row + h * D;
-                    float x1 = p[i], x2 = p[i + half];
-                    p[i] = x1 * cs - x2 * sn;
-                    p[i + half] = x2 * cs + x1 * sn;
-                }
-            }
-        }
+std::vector<float> rope_inv_freq(int D, float theta) {
+    std::vector<float> f(D / 2);
+    for (int i = 0; i < D / 2; i++) f[i] = std::pow(theta, -2.f * i / D);
+    return f;
 }
 
-void rope_backward(float* dx, int B, int T, int nh, int D, float theta, int pos_offset) {
-    const int half = D / 2;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float* row = dx + ((size_t)b * T + t) * nh * D;
-            for (int i = 0; i < half; i++) {
-                float ang = (float)(t + pos_offset) * std::pow(theta, -2.f * i / D);
-                float cs = std::cos(ang), sn = std::sin(ang);
-                for (int h = 0; h < nh; h++) {
-                    float* p = row + h * D;
-                    float g1 = p[i], g2 = p[i + half];
-                    p[i] = g1 * cs + g2 * sn;
-                    p[i + half] = g2 * cs - g1 * sn;
-                }
-            }
-        }
-}
-
-void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, float theta) {
-    const int half = D / 2;
-    for (int r = 0; r < n; r++) {
-        float* p = x + (size_t)r * stride;
-        for (int i = 0; i < half; i++) {
-            const float ang = (float)pos[r] * std::pow(theta, -2.f * i / D);
-            const float cs = std::cos(ang), sn = std::sin(ang);
-            const float x1 = p[i], x2 = p[i + half];
-            p[i] = x1 * cs - x2 * sn;
-            p[i + half] = x2 * cs + x1 * sn;
+void rope_scale_llama3(std::vector<float>& inv_freq, float factor, float low_freq_factor, float high_freq_factor,
+                       int original_max_positions) {
+    const double orig = original_max_positions, low_wavelen = orig / low_freq_factor, high_wavelen = orig / high_freq_factor;
+    for (float& f : inv_freq) {
+        const double wavelen = 6.283185307179586 / f;  // 2 pi / f
+        if (wavelen > low_wavelen) {
+            f = (float)(f / factor);
+        } else if (wavelen >= high_wavelen) {  // the medium band: (1 - s) * f / factor + s * f
+            const double s = (orig / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+            f = (float)((1 - s) * f / factor + s * f);
         }
     }
+}
+
+// The cos and sin (D/2 each) of angle pos * inv_freq[i]; sign -1 gives the adjoint's negative angle.
+static void rope_angles(float* cs, float* sn, int half, float pos, const float* inv_freq, float sign) {
+    for (int i = 0; i < half; i++) {
+        const float ang = pos * inv_freq[i];  // in float32, as LlamaRotaryEmbedding.forward
+        cs[i] = std::cos(ang), sn[i] = sign * std::sin(ang);
+    }
+}
+
+// Rotates the nh heads (stride D) of one row by the angles of rope_angles.
+static void rope_rotate(float* p, int nh, int D, const float* cs, const float* sn) {
+    const int half = D / 2;
+    for (int h = 0; h < nh; h++, p += D)
+        for (int i = 0; i < half; i++) {
+            const float x1 = p[i], x2 = p[i + half];
+            p[i] = x1 * cs[i] - x2 * sn[i];
+            p[i + half] = x2 * cs[i] + x1 * sn[i];
+        }
+}
+
+// Rows r of x (row stride `stride`, nh heads each) at position pos_of(r), rotated by sign * angle.
+template <class PosOf>
+static void rope_rows(float* x, int n, size_t stride, int nh, int D, const float* inv_freq, float sign, PosOf pos_of) {
+    std::vector<float> cs(D / 2), sn(D / 2);
+    for (int r = 0; r < n; r++) {
+        rope_angles(cs.data(), sn.data(), D / 2, (float)pos_of(r), inv_freq, sign);
+        rope_rotate(x + r * stride, nh, D, cs.data(), sn.data());
+    }
+}
+
+void rope_forward(float* x, int B, int T, int nh, int D, const float* inv_freq, int pos_offset) {
+    rope_rows(x, B * T, (size_t)nh * D, nh, D, inv_freq, 1.f, [&](int r) { return r % T + pos_offset; });
+}
+
+void rope_backward(float* dx, int B, int T, int nh, int D, const float* inv_freq, int pos_offset) {
+    rope_rows(dx, B * T, (size_t)nh * D, nh, D, inv_freq, -1.f, [&](int r) { return r % T + pos_offset; });
+}
+
+void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, const float* inv_freq) {
+    rope_rows(x, n, stride, 1, D, inv_freq, 1.f, [&](int r) { return pos[r]; });
 }
 
 // Per thread: dP / dS (T,T), Z and dZ (T,P), a dp row (T), a private dE ((H|1),P,D) so threads never
@@ -526,18 +537,8 @@ void attention_rows_backward(float* dq, int dq_stride, float* dk, float* dv, int
     }
 }
 
-void rope_backward_rows(float* dx, int n, int stride, const int* pos, int D, float theta) {
-    const int half = D / 2;
-    for (int r = 0; r < n; r++) {
-        float* p = dx + (size_t)r * stride;
-        for (int i = 0; i < half; i++) {
-            const float ang = (float)pos[r] * std::pow(theta, -2.f * i / D);
-            const float cs = std::cos(ang), sn = std::sin(ang);
-            const float g1 = p[i], g2 = p[i + half];
-            p[i] = g1 * cs + g2 * sn;
-            p[i + half] = g2 * cs - g1 * sn;
-        }
-    }
+void rope_backward_rows(float* dx, int n, int stride, const int* pos, int D, const float* inv_freq) {
+    rope_rows(dx, n, stride, 1, D, inv_freq, -1.f, [&](int r) { return pos[r]; });
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <vector>
 
 namespace rl {
 
@@ -18,14 +19,22 @@ struct AttnDims {
 // The score scale of d: d.scale, or 1/sqrt(D).
 inline float attn_scale(const AttnDims& d) { return d.scale > 0.f ? d.scale : 1.f / std::sqrt((float)d.D); }
 
-// Rotates pairs (i, i + D/2) of every head in place by angle (t + pos_offset) * theta^(-2i/D)
-// ("rotate_half", LLaMA). x is (B*T, nh*D).
-void rope_forward(float* x, int B, int T, int nh, int D, float theta, int pos_offset = 0);
+// RoPE's inverse frequencies (D/2): inv_freq[i] = theta^(-2i/D) (transformers modeling_rope_utils.py
+// _compute_default_rope_parameters).
+std::vector<float> rope_inv_freq(int D, float theta);
+// Llama 3.1+'s rescaling of those frequencies in place (_compute_llama3_parameters): wavelength
+// 2*pi/f above orig/low_freq_factor -> f/factor, below orig/high_freq_factor -> f, between a blend.
+void rope_scale_llama3(std::vector<float>& inv_freq, float factor, float low_freq_factor, float high_freq_factor,
+                       int original_max_positions);
+
+// Rotates pairs (i, i + D/2) of every head in place by angle (t + pos_offset) * inv_freq[i]
+// ("rotate_half", LLaMA). x is (B*T, nh*D), inv_freq (D/2).
+void rope_forward(float* x, int B, int T, int nh, int D, const float* inv_freq, int pos_offset = 0);
 // The adjoint: rotates the gradient by the negative angle, in place.
-void rope_backward(float* dx, int B, int T, int nh, int D, float theta, int pos_offset = 0);
+void rope_backward(float* dx, int B, int T, int nh, int D, const float* inv_freq, int pos_offset = 0);
 
 // RoPE on n rows of one head each (row stride `stride`), row r at position pos[r].
-void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, float theta);
+void rope_forward_rows(float* x, int n, int stride, const int* pos, int D, const float* inv_freq);
 
 // Head h's CoPE table (P, D) inside cope_e ((H|1), P, D); null without CoPE.
 const float* attention_cope_table(const float* cope_e, const AttnDims& d, int h);
@@ -85,7 +94,7 @@ void attention_rows_backward(float* dq, int dq_stride, float* dk, float* dv, int
                              const int* pos, int n, const float* k, const float* v, int kv_stride, int len,
                              const float* att, const float* gates, const float* cope_e, int npos, int D, int window);
 // The adjoint of rope_forward_rows: rotates n gradient rows by their negative angles, in place.
-void rope_backward_rows(float* dx, int n, int stride, const int* pos, int D, float theta);
+void rope_backward_rows(float* dx, int n, int stride, const int* pos, int D, const float* inv_freq);
 
 // Naive references of attention_rows_forward / attention_rows_backward in double precision: they
 // recompute scores, gates, positions and probabilities from q, k, v, e (no saved state, no Eigen).

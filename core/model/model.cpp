@@ -89,7 +89,7 @@ void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Acti
         }
     }
     if (w.k_norm) qk_norm_forward(op, c, kd, w.k_norm, N, G, s.qk_rstd);
-    if (c.attention.positional == PosKind::rope) op.rope_forward(kd, B, T, G, D, c.attention.rope_theta, kv.pos0);
+    if (c.attention.positional == PosKind::rope) op.rope_forward(kd, B, T, G, D, model_rope_inv_freq(c).data(), kv.pos0);
 }
 
 // Every head over every query row (training's dense-masked MoH, as the official code computes it):
@@ -102,7 +102,7 @@ void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w
     const float* on = gated ? L.head_gates : nullptr;
     op.linear_forward(L.q, in, w.wq, w.bq, N, C, HD);
     if (w.q_norm) qk_norm_forward(op, c, L.q, w.q_norm, N, H, s.qk_rstd);
-    if (c.attention.positional == PosKind::rope) op.rope_forward(L.q, B, T, H, D, c.attention.rope_theta, kv.pos0);
+    if (c.attention.positional == PosKind::rope) op.rope_forward(L.q, B, T, H, D, model_rope_inv_freq(c).data(), kv.pos0);
     if (kv.cached)
         op.attention_decode_row(y, kv.rows_scratch, L.q, kv.k, kv.v, kv.pos0 + 1, w.cope_pos,
                                 model_attn_dims(c, 1, 1, window), on, entropy);
@@ -160,8 +160,9 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
     op.attention_backward(s.dq, s.dk, s.dv, g.cope_pos, s.attn_scratch, datty, a.q, a.k, a.v, a.att, a.gates,
                           w.cope_pos, model_attn_dims(c, B, T, window));
     if (c.attention.positional == PosKind::rope) {
-        op.rope_backward(s.dq, B, T, c.n_heads, c.head_dim, c.attention.rope_theta, 0);
-        op.rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, c.attention.rope_theta, 0);
+        const std::vector<float> inv_freq = model_rope_inv_freq(c);
+        op.rope_backward(s.dq, B, T, c.n_heads, c.head_dim, inv_freq.data(), 0);
+        op.rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), 0);
     }
     op.linear_backward(din, g.wq, nullptr, s.dq, in, w.wq, N, C, HD);
     op.linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);
@@ -378,6 +379,13 @@ AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window) {
     d.cope_shared = c.attention.cope_shared;
     d.scale = c.attention.scale;
     return d;
+}
+
+std::vector<float> model_rope_inv_freq(const ModelConfig& c) {
+    std::vector<float> f = rope_inv_freq(c.head_dim, c.attention.rope_theta);
+    if (const RopeScalingConfig& r = c.attention.rope_scaling; r.kind == RopeScaling::llama3)
+        rope_scale_llama3(f, r.factor, r.low_freq_factor, r.high_freq_factor, r.original_max_positions);
+    return f;
 }
 
 MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed) {

@@ -216,6 +216,8 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
 // Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows
 // (forward and backward).
 AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window);
+// RoPE's inverse frequencies (head_dim / 2) of the config: rope_theta's, rescaled as rope_scaling says.
+std::vector<float> model_rope_inv_freq(const ModelConfig& c);
 HeadRouterDims model_router_dims(const ModelConfig& c, int N);  // the MoH router's dims for N rows
 size_t model_skip_scratch_floats(const ModelConfig& c, int T);
 // One sequence's share of the skip backward's weight gradients: dW_q, dW_O (with W_O), the CoPE tables.

@@ -108,6 +108,7 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
     const float* kb = kv.k + (size_t)b * kv.stride * GD;  // (len, G*D) this sequence's keys
     const float* vb = kv.v + (size_t)b * kv.stride * GD;
     const AttnDims ad = model_attn_dims(c, 1, T, window);
+    const std::vector<float> inv_freq = model_rope_inv_freq(c);  // (D/2)
     double ent = 0.0;
     for (int i = 0; i < T; i++) {
         const int t = b * T + i;
@@ -116,7 +117,7 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
             if (gt == 0.f) continue;
             idx[0] = t, pos[0] = kv.pos0 + i, sw.gsel[0] = gt;
             gemm(false, true, 1, D, C, 1.f, in + (size_t)t * C, C, w.wq + (size_t)h * D * C, C, 0.f, sw.qh, D);
-            if (c.attention.positional == PosKind::rope) rope_forward_rows(sw.qh, 1, D, pos, D, c.attention.rope_theta);
+            if (c.attention.positional == PosKind::rope) rope_forward_rows(sw.qh, 1, D, pos, D, inv_freq.data());
             const int g = h / group;
             ent += attention_rows(sw.yh, D, kv.rows_scratch, sw.qh, D, pos, 1, kb + g * D, vb + g * D, GD, kv.pos0 + T,
                                   attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window, sw.gsel);
@@ -161,7 +162,7 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
         const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
         float* qh = L.skip_q + ((size_t)b * H + h) * T * D;  // (n,D)
         gemm(false, false, n, D, C, 1.f, xa, C, wt + h * D, HD, 0.f, qh, D);  // x W_q[h]^T
-        if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, c.attention.rope_theta);
+        if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, model_rope_inv_freq(c).data());
         const size_t blk = ((size_t)b * H + h) * T * T;
         const int g = h / group;
         float* yb = L.skip_y + ((size_t)b * H + h) * T * D;  // (n,D)
@@ -280,7 +281,7 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
                                 L.skip_q + ((size_t)b * H + h) * T * D, D, pos, n, kb + g * D, vb + g * D, GD, T,
                                 L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr,
                                 attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window);
-        if (c.attention.positional == PosKind::rope) rope_backward_rows(sw.dqh, n, D, pos, D, c.attention.rope_theta);
+        if (c.attention.positional == PosKind::rope) rope_backward_rows(sw.dqh, n, D, pos, D, model_rope_inv_freq(c).data());
         // q = x W_q[h]^T: dW_q[h] += dq^T x, dx += dq W_q[h]
         const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
         const float* Wq = w.wq + (size_t)h * D * C;  // (D,C)
@@ -338,7 +339,7 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
         head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates, dbalance,
                              a.head_f.data(), a.hr, in, w.router_shared, w.router_routed, w.router_type,
                              model_router_dims(c, N));
-    if (c.attention.positional == PosKind::rope) rope_backward(s.dk, B, T, G, D, c.attention.rope_theta);
+    if (c.attention.positional == PosKind::rope) rope_backward(s.dk, B, T, G, D, model_rope_inv_freq(c).data());
     if (kv_groups_needed(c, a, N, s.kv_need) == G) {
         linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);
         linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);

@@ -139,6 +139,7 @@ void each_layer(Model& m, const std::function<void(LayerWeights&)>& f) {
 const std::vector<Quirk>& quirks() {
     static const std::vector<Quirk> q = {
         {"llama", "rope_theta 500000", [](Model& m) { m.cfg.attention.rope_theta = 10000.f; }},
+        {"llama", "rope_scaling llama3", [](Model& m) { m.cfg.attention.rope_scaling.kind = RopeScaling::none; }},
         {"mixtral", "renormalised top-k weights", [](Model& m) { m.cfg.moe.topk_weights = TopkWeights::probs; }},
         {"granitemoe", "embedding_multiplier", [](Model& m) { m.cfg.embedding_multiplier = 1.f; }},
         {"granitemoe", "residual_multiplier", [](Model& m) { m.cfg.residual_multiplier = 1.f; }},
@@ -282,16 +283,33 @@ TEST(HfErrors, UnsupportedArchitectureAndBrokenFoldersSayWhatToDo) {
     std::string msg = message();
     EXPECT_NE(msg.find("GPT2LMHeadModel"), std::string::npos) << msg;
     EXPECT_NE(msg.find("OlmoeForCausalLM"), std::string::npos) << msg;
-    // Settings read wrong would be silent: a scaled RoPE in either spelling is refused, a bad value too.
+    // Settings read wrong would be silent: a RoPE other than default or llama3 in either spelling is
+    // refused, so is a llama3 one without its keys, and a bad value.
     edit([](json& j) { j["architectures"] = {"MixtralForCausalLM"}; j["rope_scaling"] = {{"rope_type", 3}}; });
     msg = message();
     EXPECT_NE(msg.find("rope_scaling"), std::string::npos) << msg;
+    edit([](json& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}}; });
+    msg = message();
+    EXPECT_NE(msg.find("yarn"), std::string::npos) << msg;
     edit([](json& j) {
         j.erase("rope_scaling");
         j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0}};
     });
     msg = message();
-    EXPECT_NE(msg.find("rope_parameters"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("rope_parameters of type llama3 has no 'low_freq_factor'"), std::string::npos) << msg;
+    edit([](json& j) {
+        j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 32.0},
+                                {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                                {"original_max_position_embeddings", 8192}};
+    });
+    auto l3 = hf_config_read(dir.string(), nullptr);
+    ASSERT_TRUE(l3) << l3.status.msg;
+    EXPECT_EQ(l3->model.attention.rope_scaling.kind, RopeScaling::llama3);
+    EXPECT_EQ(l3->model.attention.rope_scaling.factor, 32.f);
+    EXPECT_EQ(l3->model.attention.rope_scaling.original_max_positions, 8192);
+    edit([](json& j) { j["rope_parameters"]["high_freq_factor"] = 0.5; });  // below low_freq_factor
+    msg = message();
+    EXPECT_NE(msg.find("high_freq_factor"), std::string::npos) << msg;
     edit([](json& j) { j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 250000.0}}; });
     auto v5 = hf_config_read(dir.string(), nullptr);
     ASSERT_TRUE(v5) << v5.status.msg;

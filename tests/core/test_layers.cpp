@@ -245,16 +245,17 @@ TEST(Rope, BackwardIsTheAdjointAndPreservesNorm) {
     const int B = 2, T = 5, nh = 3, D = 8;
     auto x = randn(B * T * nh * D, 19), R = randn(B * T * nh * D, 20);
     auto x0 = x;
-    rope_forward(x.data(), B, T, nh, D, 10000.f);
+    const std::vector<float> inv_freq = rope_inv_freq(D, 10000.f);
+    rope_forward(x.data(), B, T, nh, D, inv_freq.data());
     // A rotation keeps each (i, i+D/2) pair's length.
     double n0 = dot(x0, x0), n1 = dot(x, x);
     EXPECT_NEAR(n0, n1, 1e-3 * n0);
     auto g = R;
-    rope_backward(g.data(), B, T, nh, D, 10000.f);
+    rope_backward(g.data(), B, T, nh, D, inv_freq.data());
     auto y = x0;
     auto loss = [&] {
         y = x0;
-        rope_forward(y.data(), B, T, nh, D, 10000.f);
+        rope_forward(y.data(), B, T, nh, D, inv_freq.data());
         return dot(y, R);
     };
     auto r = gradcheck(loss, x0.data(), g.data(), x0.size());
@@ -453,16 +454,46 @@ INSTANTIATE_TEST_SUITE_P(
                       RowsCase{"blocks_all_rows", 0, 1 << 30, [] { std::vector<int> p(37); for (int i = 0; i < 37; i++) p[i] = i; return p; }(), 37}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// Llama 3's bands (factor 8, low 1, high 4, original 64: wavelengths above 64 slowed 8x, below 16 kept,
+// between a blend that is continuous at both ends).
+TEST(Rope, Llama3ScalingKeepsHighSlowsLowAndBlendsBetween) {
+    const int D = 16;
+    const std::vector<float> base = rope_inv_freq(D, 10000.f);
+    std::vector<float> f = base;
+    rope_scale_llama3(f, 8.f, 1.f, 4.f, 64);
+    int high = 0, low = 0, mid = 0;
+    for (int i = 0; i < D / 2; i++) {
+        const double wavelen = 2 * 3.141592653589793 / base[i];
+        if (wavelen < 16) {
+            high++;
+            EXPECT_EQ(f[i], base[i]) << i;
+        } else if (wavelen > 64) {
+            low++;
+            EXPECT_FLOAT_EQ(f[i], base[i] / 8) << i;
+        } else {
+            mid++;
+            EXPECT_LT(f[i], base[i]) << i;
+            EXPECT_GT(f[i], base[i] / 8) << i;
+            const double s = (64 / wavelen - 1) / 3;  // 0 at the low edge, 1 at the high edge
+            EXPECT_NEAR(f[i], (1 - s) * base[i] / 8 + s * base[i], 1e-6 * base[i]) << i;
+        }
+    }
+    EXPECT_GT(high, 0);
+    EXPECT_GT(low, 0);
+    EXPECT_GT(mid, 0);
+}
+
 TEST(Rope, RowsBackwardIsTheAdjoint) {
     const int n = 4, D = 8, stride = 12;
     const int pos[n] = {0, 3, 4, 9};
     auto x = randn((size_t)n * stride, 41), R = randn((size_t)n * stride, 42);
     auto g = R;
-    rope_backward_rows(g.data(), n, stride, pos, D, 10000.f);
+    const std::vector<float> inv_freq = rope_inv_freq(D, 10000.f);
+    rope_backward_rows(g.data(), n, stride, pos, D, inv_freq.data());
     auto y = x;
     auto loss = [&] {
         y = x;
-        rope_forward_rows(y.data(), n, stride, pos, D, 10000.f);
+        rope_forward_rows(y.data(), n, stride, pos, D, inv_freq.data());
         return dot(y, R);
     };
     // Columns D..stride are outside the rotated head: identity, so g there stays R.
