@@ -144,11 +144,14 @@ void Session::publishProbe() {
 
 void Session::publishSpecialization() {
     if (state_->model.cfg.moe.kind == FfnRouting::dense) return;
-    if (frozen_) {  // a model folder: seconds per window, so in short windows and said as it goes
+    if (frozen_) {  // a model folder: seconds per window, so in short windows, said as it goes, and
+                    // given up between two windows when the session stops (stop() waits for this thread)
         specs_.write_slot() = specialization_measure(state_->model, state_->data->tok, state_->data->val, k_inspect_tokens,
                                                      1, k_inspect_window, [this](double f) {
                                                          post([this, f] { emit working(QString("expert x domain counts: %1%").arg((int)(100 * f))); });
+                                                         return !stop_;
                                                      });
+        if (stop_) return;  // counts of part of the text: not published
     } else {
         specs_.write_slot() = specialization_measure(state_->model, state_->data->tok, state_->data->val, specTokens_);
     }

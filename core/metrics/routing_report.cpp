@@ -198,7 +198,7 @@ double nmi(const std::vector<std::vector<double>>& counts) {
 }
 
 Specialization specialization_measure(const Model& m, const Tokenizer& tok, const TokenStream& val, int n_tokens,
-                                      int B, int T, const std::function<void(double)>& progress) {
+                                      int B, int T, const std::function<bool(double)>& progress) {
     const ModelConfig& c = m.cfg;
     Specialization sp;
     if (c.moe.kind == FfnRouting::dense) return sp;
@@ -234,7 +234,7 @@ Specialization specialization_measure(const Model& m, const Tokenizer& tok, cons
                 tok_counts[l][e][tokens[t]]++;
             }
         }
-        if (progress) progress((double)(k + 1) / batches);
+        if (progress && !progress((double)(k + 1) / batches)) break;
     }
     for (int l = 0; l < c.n_layers; l++) {
         auto& L = sp.layers[l];

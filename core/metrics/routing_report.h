@@ -75,9 +75,10 @@ struct Specialization {
 };
 // Routes `n_tokens` validation tokens (fixed windows of B x T, T = 0: the model's seq_len) and counts,
 // per layer, each token's top-1 expert against its domain and lexical class. Empty layers for a dense
-// FFN. progress (optional): the share done, after each window.
+// FFN. progress (optional): told the share done after each window; returning false stops there (a
+// model folder's window is seconds), and the result then counts only the windows done (`tokens`).
 Specialization specialization_measure(const Model& m, const Tokenizer& tok, const TokenStream& val, int n_tokens,
-                                      int B = 16, int T = 0, const std::function<void(double)>& progress = {});
+                                      int B = 16, int T = 0, const std::function<bool(double)>& progress = {});
 std::string specialization_to_json(const Specialization& s);
 
 // ---- Random-router baseline: how much of the specialization the trained routers learned ----

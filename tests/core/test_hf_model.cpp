@@ -246,6 +246,15 @@ TEST(HfInspect, AFolderOpensFrozenWithItsCorpusCountsAndPerplexity) {
         EXPECT_EQ(total, n);  // every token's top-1 expert counted once
         EXPECT_GE(domains.size(), 2u);
     }
+    // A progress that says stop (the window's session closing) ends the measurement after that window.
+    int calls = 0;
+    const Specialization part = specialization_measure(s.model, s.data->tok, s.data->val, n, 1, window, [&](double f) {
+        calls++;
+        EXPECT_NEAR(f, (double)window / n, 1e-12);
+        return false;
+    });
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(part.tokens, window);
     const ProbeSnapshot p = probe_run(s.model, s.data->tok, "abc 12, def.");
     const int T = (int)p.tokens.size(), V = s.cfg.model.vocab_size;
     ASSERT_EQ(T, 12);
