@@ -101,9 +101,17 @@ ConfigDock::ConfigDock(QWidget* parent) : QDockWidget("Config", parent) {
 }
 
 void ConfigDock::setConfig(const rl::Config& cfg) {
+    modelFolder_ = false;
     base_ = cfg;
     rebuild();
     emit validityChanged(valid_);  // a preset too large for this machine blocks Train at once
+}
+
+void ConfigDock::setModelConfig(const rl::Config& cfg) {
+    base_ = cfg;
+    modelFolder_ = true;
+    rebuild();
+    emit validityChanged(valid_);
 }
 
 bool ConfigDock::hasEditsBeyond(const rl::Config& trained) const {
@@ -174,6 +182,12 @@ void ConfigDock::rebuild() {
 }
 
 bool ConfigDock::checkMemory(const rl::Config& cfg) {
+    if (modelFolder_) {
+        message_->clear();
+        memory_->setStyleSheet("");
+        memory_->setText("an opened model folder: forward only, its training memory is not checked");
+        return true;
+    }
     rl::MemoryEstimate e;
     rl::MemoryAvailable a;
     const rl::Status st = rl::memory_check_config(cfg, true, &e, &a);
@@ -207,6 +221,7 @@ rl::Result<rl::Config> ConfigDock::config() const {
 }
 
 void ConfigDock::edited(const QString& key) {
+    modelFolder_ = false;  // an edited form is a run to train: its memory counts again
     auto cfg = config();
     const bool was = valid_;
     valid_ = cfg.is_ok();

@@ -22,6 +22,9 @@ class ConfigDock : public QDockWidget {
 public:
     explicit ConfigDock(QWidget* parent = nullptr);
     void setConfig(const rl::Config& cfg);  // a preset or a loaded file
+    // An opened model folder's settings: shown, but its training memory (terabytes at the form's
+    // batch for a 1B model) is not the question there, so it is not checked and not shown in red.
+    void setModelConfig(const rl::Config& cfg);
     // The form's config when valid; otherwise the Status names the key.
     rl::Result<rl::Config> config() const;
     bool retrainAllowed() const { return valid_; }
@@ -55,5 +58,6 @@ private:
     QWidget* body_ = nullptr;
     rl::Config base_;
     bool valid_ = true;
+    bool modelFolder_ = false;  // the form shows an opened model folder's settings (setModelConfig)
     std::function<void(const rl::LiveCommand&)> live_;
 };

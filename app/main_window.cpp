@@ -98,6 +98,7 @@ void MainWindow::connectRooms() {
     connect(runs_, &RunController::message, this, &MainWindow::message);
     connect(runs_, &RunController::runReset, this, &MainWindow::resetViews);
     connect(runs_, &RunController::configAdopted, config_, &ConfigDock::setConfig);
+    connect(runs_, &RunController::modelConfigAdopted, config_, &ConfigDock::setModelConfig);
     connect(runs_, &RunController::arrived, this, &MainWindow::redrawIfShown);
     // The live label once a second: with a QOpenGLWidget in the window every widget repaint recomposes
     // the whole window in software GL; at 4 Hz the label alone cost training 8-10% of its tok/s here.

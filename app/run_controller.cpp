@@ -214,7 +214,7 @@ rl::Status RunController::openModel(const QString& dir) {
     NewRun r{std::move(*st), name.toStdString() + " (model)", {}, Origin::user, false};
     r.record = false;
     adopt(std::move(r));
-    emit configAdopted(session_.config());  // the form shows the model's settings (Train refuses imported ones)
+    emit modelConfigAdopted(session_.config());  // the form shows the model's settings (Train refuses imported ones)
     say(QString("opened %1: %2 layers, %3 experts (top-%4); the probe text is read through it, then %5 tokens of the "
                 "embedded corpus for the expert x domain counts. Nothing trains it.")
             .arg(name)

@@ -95,6 +95,7 @@ signals:
     void takingOver();                       // a user's run replaces whatever runs (a sweep stops)
     void runReset();                         // a new run: RunData started over, the views start as at launch
     void configAdopted(const rl::Config& cfg);  // a run's config the form should show (checkpoints)
+    void modelConfigAdopted(const rl::Config& cfg);  // an opened model folder's settings, for the form
     void arrived(unsigned arrival);          // Arrival bits: data the views may show
     void statsArrived();                     // the live label's step and loss
     void runsChanged();                      // rows began, ended or changed: re-list the store

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "widgets.h"
 
@@ -25,27 +26,29 @@ std::string expertList(const rl::ProbeLayer& L, size_t row) {
 
 }  // namespace
 
-void drawTokenLayerMap(const rl::ProbeSnapshot& p, int& layer, ViewOutbox& out) {
-    const int T = (int)p.tokens.size(), L = (int)p.layers.size();
-    if (T == 0 || L == 0) return;
-    const float lh = ImGui::GetTextLineHeight(), label = ImGui::CalcTextSize("L00 ").x;
-    const float cw = cellWidth(T, ImGui::GetContentRegionAvail().x - label, 6, 28), ch = std::clamp(lh * 0.8f, 9.f, 16.f);
+namespace {
+
+// One band of the tokens x layers map: tokens t0..t1-1 as columns from x0, every layer a row from y0.
+void drawMapBand(const rl::ProbeSnapshot& p, int t0, int t1, ImVec2 o, float label, float cw, float ch, int& layer,
+                 ViewOutbox& out) {
+    const int L = (int)p.layers.size();
     ImDrawList* dl = ImGui::GetWindowDrawList();
-    const ImVec2 o = ImGui::GetCursorScreenPos();
     for (int l = 0; l < L; l++) {
         const float y = o.y + l * ch;
         const bool picked = l == layer;
-        if (picked || l % 4 == 0 || L <= 12) {
+        // Every 4th row is named (all of a short model), and the picked one; its neighbours' names
+        // would overlap it, so they give way.
+        if (picked || ((l % 4 == 0 || L <= 12) && std::abs(l - layer) != 1)) {
             char b[8];
             std::snprintf(b, sizeof b, "L%d", l);
-            dl->AddText(ImGui::GetFont(), ch * 1.05f, ImVec2(o.x, y - 1), picked ? look().strong : look().dim, b);
+            dl->AddText(ImGui::GetFont(), ch, ImVec2(o.x, y), picked ? look().strong : look().dim, b);
         }
         const rl::ProbeLayer& P = p.layers[l];
-        for (int t = 0; t < T; t++) {
+        for (int t = t0; t < t1; t++) {
             const size_t r = (size_t)t * p.mh_heads;
             const bool routed = r < P.experts.size();
             const int e = routed && !P.experts[r].empty() ? P.experts[r][0] : -1;
-            const ImVec2 a(o.x + label + t * cw, y), b(a.x + cw - 1, y + ch - 1);
+            const ImVec2 a(o.x + label + (t - t0) * cw, y), b(a.x + cw - 1, y + ch - 1);
             dl->AddRectFilled(a, b, e >= 0 ? viewColour(e) : routed ? IM_COL32(255, 60, 60, 255) : look().off);
             if (ImGui::IsMouseHoveringRect(a, b)) {
                 std::string tip = "token " + std::to_string(t) + " '" + p.tokens[t].text + "', layer " + std::to_string(l);
@@ -54,10 +57,37 @@ void drawTokenLayerMap(const rl::ProbeSnapshot& p, int& layer, ViewOutbox& out) 
                 if (ImGui::IsMouseClicked(0)) layer = l;
             }
         }
-        if (picked) dl->AddRect(ImVec2(o.x + label - 1, y - 1), ImVec2(o.x + label + T * cw, y + ch), look().strong, 0, 0, 1.5f);
+        if (picked)
+            dl->AddRect(ImVec2(o.x + label - 1, y - 1), ImVec2(o.x + label + (t1 - t0) * cw, y + ch), look().strong, 0, 0, 1.5f);
     }
-    markTarget(out, "experts.map", 0, o, ImVec2(o.x + label + T * cw, o.y + L * ch));
-    ImGui::Dummy(ImVec2(label + T * cw, L * ch + 4));
+}
+
+}  // namespace
+
+void drawTokenLayerMap(const rl::ProbeSnapshot& p, int& layer, ViewOutbox& out) {
+    const int T = (int)p.tokens.size(), L = (int)p.layers.size();
+    if (T == 0 || L == 0) return;
+    const float lh = ImGui::GetTextLineHeight(), label = ImGui::CalcTextSize("L00 ").x;
+    const float room = ImGui::GetContentRegionAvail().x - label;
+    const float cw = cellWidth(T, room, 6, 28), ch = std::clamp(lh * 0.8f, 9.f, 16.f);
+    // A text longer than a row holds at the narrowest cells wraps into bands of `per` tokens, each
+    // headed by its token range, rather than running off the view.
+    const int per = std::clamp((int)(room / cw), 1, T), bands = (T + per - 1) / per;
+    const float head = bands > 1 ? lh : 0.f, bandH = head + L * ch + (bands > 1 ? lh * 0.5f : 0.f);
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    for (int b = 0; b < bands; b++) {
+        const int t0 = b * per, t1 = std::min(T, t0 + per);
+        const ImVec2 at(o.x, o.y + b * bandH + head);
+        if (bands > 1) {
+            char r[48];
+            std::snprintf(r, sizeof r, "tokens %d-%d", t0, t1 - 1);
+            ImGui::GetWindowDrawList()->AddText(ImVec2(o.x + label, o.y + b * bandH), look().dim, r);
+        }
+        drawMapBand(p, t0, t1, at, label, cw, ch, layer, out);
+    }
+    const float w = label + std::min(T, per) * cw, h = bands * bandH;
+    markTarget(out, "experts.map", 0, o, ImVec2(o.x + w, o.y + h));
+    ImGui::Dummy(ImVec2(w, h + 4));
 }
 
 void drawLoadMap(const rl::Specialization& s, int& layer, ViewOutbox& out) {

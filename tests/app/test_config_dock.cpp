@@ -154,3 +154,22 @@ TEST(ConfigDock, MemoryEstimateIsLiveAndTooLargeBlocksTrain) {
     // The estimate is back to the small one; the memory available beside it moves with the machine.
     EXPECT_EQ(dock.memoryText().section(" of ", 0, 0), small.section(" of ", 0, 0)) << dock.memoryText().toStdString();
 }
+
+// An opened model folder's settings (terabytes to train at the form's batch) are shown without the
+// training-memory refusal; an edit makes the form a run to train, and the check is back.
+TEST(ConfigDock, ModelFolderSettingsAreNotRefusedForTrainingMemory) {
+    ConfigDock dock;
+    bool valid = true;
+    QObject::connect(&dock, &ConfigDock::validityChanged, [&](bool ok) { valid = ok; });
+    rl::Config big = *rl::preset_load("tiny");
+    big.model.d_model = 8192, big.model.head_dim = 1024, big.model.ffn.d_ff = 65536;
+    dock.setModelConfig(big);
+    EXPECT_TRUE(valid);
+    EXPECT_TRUE(dock.message().isEmpty()) << dock.message().toStdString();
+    EXPECT_TRUE(dock.memoryText().startsWith("an opened model folder")) << dock.memoryText().toStdString();
+    ASSERT_TRUE(dock.setField("model.n_layers", "3"));
+    EXPECT_FALSE(valid);
+    EXPECT_TRUE(dock.message().startsWith("this config needs ")) << dock.message().toStdString();
+    dock.setConfig(big);  // the same settings from a file: the check applies
+    EXPECT_FALSE(dock.retrainAllowed());
+}
