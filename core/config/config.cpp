@@ -125,36 +125,11 @@ Status merge_checked(json& base, const json& user, const std::string& path) {
     return Status::ok();
 }
 
-// Every config key, once: its path and its place in Config. Writing and reading both walk this list,
-// so a key cannot be written and not read, or read from another path than it was written to.
-// `visit(path, field)` for plain values, `visit(path, field, names)` for enums. C is Config or const Config.
-template <class C, class Visit>
-void config_fields(C& c, Visit&& visit) {
-    auto& m = c.model;
-    auto& a = m.attention;
+// The model.attention.* keys of config_fields, in its order. A is AttentionConfig or const AttentionConfig.
+template <class A, class Visit>
+void attention_fields(A& a, Visit& visit) {
     auto& w = a.window;
     auto& h = a.heads;
-    auto& e = m.moe;
-    auto& t = c.train;
-    auto& d = c.data;
-    visit("name", c.name);
-    visit("description", c.description);
-    visit("model.d_model", m.d_model);
-    visit("model.n_layers", m.n_layers);
-    visit("model.n_heads", m.n_heads);
-    visit("model.n_kv_heads", m.n_kv_heads);
-    visit("model.head_dim", m.head_dim);
-    visit("model.seq_len", m.seq_len);
-    visit("model.vocab_size", m.vocab_size);
-    visit("model.norm", m.norm, k_norms);
-    visit("model.norm_position", m.norm_position, k_norm_pos);
-    visit("model.norm_eps", m.norm_eps);
-    visit("model.final_norm", m.final_norm);
-    visit("model.tie_embeddings", m.tie_embeddings);
-    visit("model.lm_head_bias", m.lm_head_bias);
-    visit("model.embedding_multiplier", m.embedding_multiplier);
-    visit("model.residual_multiplier", m.residual_multiplier);
-    visit("model.logits_scaling", m.logits_scaling);
     visit("model.attention.use_wo", a.use_wo);
     visit("model.attention.positional", a.positional, k_pos);
     visit("model.attention.cope_npos", a.cope_npos);
@@ -181,6 +156,37 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.attention.heads.gate_scaling", h.gate_scaling, k_scalings);
     visit("model.attention.heads.head_bias", h.head_bias);
     visit("model.attention.heads.bias_update_rate", h.bias_update_rate);
+}
+
+// Every config key, once: its path and its place in Config. Writing and reading both walk this list,
+// so a key cannot be written and not read, or read from another path than it was written to.
+// `visit(path, field)` for plain values, `visit(path, field, names)` for enums. C is Config or const Config.
+template <class C, class Visit>
+void config_fields(C& c, Visit&& visit) {
+    auto& m = c.model;
+    auto& a = m.attention;
+    auto& e = m.moe;
+    auto& t = c.train;
+    auto& d = c.data;
+    visit("name", c.name);
+    visit("description", c.description);
+    visit("model.d_model", m.d_model);
+    visit("model.n_layers", m.n_layers);
+    visit("model.n_heads", m.n_heads);
+    visit("model.n_kv_heads", m.n_kv_heads);
+    visit("model.head_dim", m.head_dim);
+    visit("model.seq_len", m.seq_len);
+    visit("model.vocab_size", m.vocab_size);
+    visit("model.norm", m.norm, k_norms);
+    visit("model.norm_position", m.norm_position, k_norm_pos);
+    visit("model.norm_eps", m.norm_eps);
+    visit("model.final_norm", m.final_norm);
+    visit("model.tie_embeddings", m.tie_embeddings);
+    visit("model.lm_head_bias", m.lm_head_bias);
+    visit("model.embedding_multiplier", m.embedding_multiplier);
+    visit("model.residual_multiplier", m.residual_multiplier);
+    visit("model.logits_scaling", m.logits_scaling);
+    attention_fields(a, visit);
     visit("model.ffn.kind", m.ffn.kind, k_ffns);
     visit("model.ffn.d_ff", m.ffn.d_ff);
     visit("model.moe.kind", e.kind, k_ffn_routing);
