@@ -164,7 +164,7 @@ int cmd_probe_model(const Args& a) {
         return Status::ok();
     });
     if (!s) return fail("probe: " + s.msg);
-    const std::string experts = (*hf)->mapped_elements ? std::string(", experts ") + bf16_kernel_name(gemm_bf16_kernel()) : "";
+    const std::string experts = (*hf)->mapped_elements ? std::string(", matrices ") + bf16_kernel_name(gemm_bf16_kernel()) : "";
     std::fprintf(stderr, "probe: %d tokens through %s (%s%s): opened in %.2f s, forward %.3f s%s -> %s\n", T,
                  (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), experts.c_str(), open_s, forward_s,
                  steady, path.c_str());
@@ -216,8 +216,8 @@ int cmd_params_model(const Args& a) {
     HfModelInfo info;
     auto cfg = hf_config_read(a.opt.at("model"), &info);
     if (!cfg) return fail(cfg.status.msg);
-    // A BF16 checkpoint's experts stay BF16 when opened (hf_model_open); config.json says the dtype.
-    const double open_bytes = hf_model_bytes(cfg->model, 256, info.dtype == "BF16" ? hf_expert_elements(cfg->model) : 0);
+    // A BF16 checkpoint's matrices stay BF16 when opened (hf_model_open); config.json says the dtype.
+    const double open_bytes = hf_model_bytes(cfg->model, 256, info.dtype == "BF16" ? hf_held_elements(cfg->model) : 0);
     Layout L = model_param_layout(cfg->model);
     size_t total = 0;
     const nlohmann::json j = layout_table(L, &total);

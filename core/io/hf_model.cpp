@@ -6,6 +6,7 @@
 #include "io/hf_model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -170,41 +171,46 @@ Status sources_check(const Layout& layout, const std::vector<Source>& sources, c
     return Status::ok();
 }
 
-// An expert's matrix whose checkpoint tensor is BF16 stays where the mapped file has it (it is 90% of
-// an MoE's bytes; tensor/gemm_bf16.h widens it per use); everything else is widened to float32.
-bool held_mapped(const Source& s, const TensorIndex& index) {
-    if (s.ours.find(".moe.experts.") == std::string::npos && s.ours.find(".moe.shared.") == std::string::npos)
-        return false;
+bool bf16_in_place(const Source& s, const TensorIndex& index) {
     const MappedTensor& t = *index.at(s.hf).t;
     return t.dtype == Dtype::bf16 && reinterpret_cast<uintptr_t>(t.data) % alignof(uint16_t) == 0;
 }
 
-std::set<std::string> mapped_names(const std::vector<Source>& sources, const TensorIndex& index) {
+// The tensors of a BF16 checkpoint read in place from the mapped file (their views: mapped_bind):
+// every matrix the forward only multiplies x W^T by (hf_held_name), and, when the embeddings are tied,
+// tok_emb for the LM head's product (its lookup keeps reading the float32 copy).
+std::set<std::string> mapped_names(const ModelConfig& c, const std::vector<Source>& sources, const TensorIndex& index) {
     std::set<std::string> out;
     for (const Source& s : sources)
-        if (held_mapped(s, index)) out.insert(s.ours);
+        if ((hf_held_name(s.ours) || (c.tie_embeddings && s.ours == "tok_emb")) && bf16_in_place(s, index))
+            out.insert(s.ours);
     return out;
 }
 
-// The BF16 views of the experts held in the mapping (mapped: mapped_names').
+// The BF16 views of the tensors read in place (mapped: mapped_names').
 void mapped_bind(Model& m, const std::vector<Source>& sources, const TensorIndex& index, const std::set<std::string>& mapped) {
     std::map<std::string, const uint16_t*> at;
     for (const Source& s : sources)
         if (mapped.count(s.ours))
             at[s.ours] = reinterpret_cast<const uint16_t*>(index.at(s.hf).t->data) + s.first;
+    auto get = [&](const std::string& name) {
+        auto it = at.find(name);
+        return it == at.end() ? nullptr : it->second;
+    };
     auto bind = [&](ExpertWeights& e, const std::string& prefix) {
-        auto get = [&](const char* leaf) {
-            auto it = at.find(prefix + leaf);
-            return it == at.end() ? nullptr : it->second;
-        };
-        e.bf16_gate = get(".w_gate"), e.bf16_up = get(".w_up"), e.bf16_down = get(".w_down");
+        e.bf16_gate = get(prefix + ".w_gate"), e.bf16_up = get(prefix + ".w_up"), e.bf16_down = get(prefix + ".w_down");
     };
     for (int l = 0; l < m.cfg.n_layers; l++) {
-        const std::string p = "layers." + std::to_string(l) + ".moe.";
-        MoeWeights& w = m.w.layers[l].moe;
-        for (size_t e = 0; e < w.experts.size(); e++) bind(w.experts[e], p + "experts." + std::to_string(e));
-        for (size_t e = 0; e < w.shared.size(); e++) bind(w.shared[e], p + "shared." + std::to_string(e));
+        const std::string p = "layers." + std::to_string(l) + ".";
+        LayerWeights& L = m.w.layers[l];
+        L.bf16_wq = get(p + "attn.wq"), L.bf16_wk = get(p + "attn.wk"), L.bf16_wv = get(p + "attn.wv");
+        L.bf16_wo = get(p + "attn.wo");
+        L.bf16_gate = get(p + "ffn.w_gate"), L.bf16_up = get(p + "ffn.w_up"), L.bf16_down = get(p + "ffn.w_down");
+        MoeWeights& w = L.moe;
+        for (size_t e = 0; e < w.experts.size(); e++) bind(w.experts[e], p + "moe.experts." + std::to_string(e));
+        for (size_t e = 0; e < w.shared.size(); e++) bind(w.shared[e], p + "moe.shared." + std::to_string(e));
     }
+    m.w.bf16_head = get(m.cfg.tie_embeddings ? "tok_emb" : "lm_head");
 }
 
 // The mapped experts' pages brought in at open, in 64 MiB pieces over the threads (MADV_POPULATE_READ:
@@ -265,11 +271,21 @@ double hf_model_bytes(const ModelConfig& c, int tokens, uint64_t mapped_elements
            (double)mapped_elements * sizeof(uint16_t) + (double)activations_bytes(c, 1, std::min(tokens, c.seq_len)).total();
 }
 
-uint64_t hf_expert_elements(const ModelConfig& c) {
+bool hf_held_name(const std::string& n) {
+    auto ends = [&](const char* tail) {
+        const size_t k = std::strlen(tail);
+        return n.size() >= k && n.compare(n.size() - k, k, tail) == 0;
+    };
+    return n.find(".moe.experts.") != std::string::npos || n.find(".moe.shared.") != std::string::npos ||
+           ends(".attn.wq") || ends(".attn.wk") || ends(".attn.wv") || ends(".attn.wo") || ends(".ffn.w_gate") ||
+           ends(".ffn.w_up") || ends(".ffn.w_down") || n == "lm_head";
+}
+
+uint64_t hf_held_elements(const ModelConfig& c) {
     uint64_t n = 0;
     const Layout layout = model_param_layout(c);  // kept: a range-for over a temporary's member dangles
     for (const TensorSpec& s : layout.specs())
-        if (s.name.find(".moe.experts.") != std::string::npos || s.name.find(".moe.shared.") != std::string::npos) n += s.numel;
+        if (hf_held_name(s.name)) n += s.numel;
     return n;
 }
 
@@ -314,15 +330,17 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
     if (!index) return index.status;
     const std::vector<Source> sources = hf_sources(out->cfg.model, hf_family(out->info.architecture));
     if (Status s = sources_check(model_param_layout(out->cfg.model), sources, *index, out->info); !s) return s;
-    const std::set<std::string> mapped = mapped_names(sources, *index);
+    const std::set<std::string> mapped = mapped_names(out->cfg.model, sources, *index);
+    std::set<std::string> elsewhere = mapped;  // no float32 copy: all but a tied tok_emb, which the lookup reads
+    elsewhere.erase("tok_emb");
     uint64_t mapped_elements = 0;
     const Layout full = model_param_layout(out->cfg.model);
-    for (const std::string& n : mapped) mapped_elements += full.find(n)->numel;
-    const std::string what = std::string(mapped.empty() ? "its weights as float32" : "its experts as BF16, the rest as float32") +
+    for (const std::string& n : elsewhere) mapped_elements += full.find(n)->numel;
+    const std::string what = std::string(mapped.empty() ? "its weights as float32" : "its matrices as BF16, norms and embeddings as float32") +
                              " and a 256-token probe; " + memory_bytes_text((double)out->info.weight_bytes) +
                              " on disk as " + out->info.dtype;
     if (Status s = memory_fits(out->info, hf_model_bytes(out->cfg.model, 256, mapped_elements), what); !s) return s;
-    model_create_frozen(out->model, out->cfg.model, mapped);
+    model_create_frozen(out->model, out->cfg.model, elsewhere);
     weights_fill(out->model, sources, *index);
     mapped_bind(out->model, sources, *index, mapped);
     mapped_prefault(sources, *index, mapped);

@@ -41,7 +41,7 @@ struct HfModel {
     HfModelInfo info;
     Model model;  // frozen: parameters only (model_create_frozen)
     std::optional<Tokenizer> tok;  // the folder's (TokenizerKind::hf), when it has one
-    // A BF16 checkpoint's expert matrices are read from the mapped shards where they lie (the experts'
+    // A BF16 checkpoint's matrices (hf_held_name) are read from the mapped shards where they lie (the
     // bf16_* views; model.held keeps the mappings), mapped_elements of them, not copied into model.params.
     uint64_t mapped_elements = 0;
 };
@@ -58,9 +58,12 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
 Status hf_probe_fits(const HfModel& m, int tokens);
 
 // The bytes opening cfg takes: the weights as float32, but for mapped_elements held as BF16 in the
-// mapped file (the experts of a BF16 checkpoint), plus activations for a probe of `tokens`.
+// mapped file (a BF16 checkpoint's hf_held_elements), plus activations for a probe of `tokens`.
 double hf_model_bytes(const ModelConfig& cfg, int tokens, uint64_t mapped_elements = 0);
-// The routed and shared experts' parameters of cfg (what stays BF16 when the checkpoint is BF16).
-uint64_t hf_expert_elements(const ModelConfig& cfg);
+// The parameters a BF16 checkpoint keeps as BF16 in place: the matrices the forward only multiplies
+// x W^T by (attention projections, dense and expert FFNs, an untied LM head; not the embeddings, norms,
+// routers or biases). hf_held_elements: their count in cfg.
+bool hf_held_name(const std::string& ours);
+uint64_t hf_held_elements(const ModelConfig& cfg);
 
 }  // namespace rl

@@ -18,6 +18,7 @@
 #include "layers/norm.h"
 #include "layers/residual.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_bf16.h"
 #include "util/threads.h"
 
 namespace rl {
@@ -61,6 +62,17 @@ void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights&
 
 namespace {
 
+// out (N,O) = in (N,I) W^T (+ b): W float32 (w) or, when w is null, a frozen model's BF16 matrix in its
+// mapped checkpoint (wh; tensor/gemm_bf16.h, forward only).
+void proj_forward(const Ops& op, float* out, const float* in, const float* w, const uint16_t* wh, const float* b, int N,
+                  int I, int O) {
+    if (w || !wh) return op.linear_forward(out, in, w, b, N, I, O);
+    gemm_bf16w(N, O, I, in, I, wh, out, O);
+    if (b)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++) out[(size_t)n * O + o] += b[o];
+}
+
 // QK-norm, in place before RoPE, over rows (N, nh*D): one RMSNorm over the whole projection
 // (modeling_olmoe.py OlmoeAttention.forward) or one per head with a (D) weight (modeling_qwen3_moe.py
 // Qwen3MoeAttention.forward). rstd: (N*nh) scratch. Forward only (config_training_blocker).
@@ -79,8 +91,8 @@ void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Acti
     float* vd = kv.v + (size_t)kv.pos0 * GD;  // (N, G*D)
     const int needed = skip && !kv.cached ? op.kv_groups_needed(c, L, N, s.kv_need) : G;
     if (needed == G) {  // one GEMM each, as dense
-        op.linear_forward(kd, in, w.wk, w.bk, N, C, GD);
-        op.linear_forward(vd, in, w.wv, w.bv, N, C, GD);
+        proj_forward(op, kd, in, w.wk, w.bf16_wk, w.bk, N, C, GD);
+        proj_forward(op, vd, in, w.wv, w.bf16_wv, w.bv, N, C, GD);
     } else {  // (qkv_bias and qk_norm need all heads: config_validate)
         for (int g = 0; g < G; g++) {
             if (!s.kv_need[g]) continue;
@@ -100,7 +112,7 @@ void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     float* y = gated ? L.atty_raw : L.atty;  // (N, H*D) heads before their gates
     const float* on = gated ? L.head_gates : nullptr;
-    op.linear_forward(L.q, in, w.wq, w.bq, N, C, HD);
+    proj_forward(op, L.q, in, w.wq, w.bf16_wq, w.bq, N, C, HD);
     if (w.q_norm) qk_norm_forward(op, c, L.q, w.q_norm, N, H, s.qk_rstd);
     if (c.attention.positional == PosKind::rope) op.rope_forward(L.q, B, T, H, D, model_rope_inv_freq(c).data(), kv.pos0);
     if (kv.cached)
@@ -110,7 +122,7 @@ void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w
         op.attention_forward(y, L.att, L.gates, entropy, s.attn_scratch, L.q, kv.k, kv.v, w.cope_pos,
                              model_attn_dims(c, B, T, window), on);
     if (gated) op.head_gate_forward(L.atty, L.atty_raw, L.head_gates, N, H, D);
-    if (w.wo) op.linear_forward(L.attn_out, L.atty, w.wo, nullptr, N, HD, C);
+    if (w.wo || w.bf16_wo) proj_forward(op, L.attn_out, L.atty, w.wo, w.bf16_wo, nullptr, N, HD, C);
 }
 
 }  // namespace
@@ -202,7 +214,8 @@ void ffn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& 
         return;
     }
     if (c.ffn.kind == FfnKind::swiglu)
-        return op.swiglu_ffn_forward(a.ffn_out, a.fa, a.fb, a.fh, in, {w.w_gate, w.w_up, w.w_down}, N, C, F);
+        return op.swiglu_ffn_forward(a.ffn_out, a.fa, a.fb, a.fh, in,
+                                     {w.w_gate, w.w_up, w.w_down, w.bf16_gate, w.bf16_up, w.bf16_down}, N, C, F);
     op.linear_forward(a.fa, in, w.w_up, w.b_up, N, C, F);
     if (c.ffn.kind == FfnKind::relu) op.relu_forward(a.fh, a.fa, N * F);
     else op.gelu_forward(a.fh, a.fa, N * F);
@@ -320,7 +333,8 @@ void lm_head_forward(const Model& m, Activations& a, int N) {
         head_in = a.lnf;
     }
     const float* w_head = c.tie_embeddings ? m.w.tok_emb : m.w.lm_head;
-    op.linear_forward(a.logits, head_in, w_head, m.w.lm_head_bias, N, c.d_model, c.vocab_size);
+    proj_forward(op, a.logits, head_in, m.w.bf16_head ? nullptr : w_head, m.w.bf16_head, m.w.lm_head_bias, N,
+                 c.d_model, c.vocab_size);
     // GraniteMoe divides the logits (modeling_granitemoe.py GraniteMoeForCausalLM.forward: logits / logits_scaling).
     if (c.logits_scaling != 1.f) op.tensor_scale(a.logits, 1.f / c.logits_scaling, (size_t)N * c.vocab_size);
 }

@@ -48,6 +48,15 @@ struct LayerWeights {
     float* b_head = nullptr;          // (C)
     float* w_merge = nullptr;         // (C, C) MH-MoE merge layer
     float* b_merge = nullptr;         // (C)
+    // A frozen model's matrices kept BF16 in a mapped checkpoint (the float view is then null; forward
+    // only, tensor/gemm_bf16.h): the attention projections and a dense SwiGLU FFN, same shapes as above.
+    const uint16_t* bf16_wq = nullptr;
+    const uint16_t* bf16_wk = nullptr;
+    const uint16_t* bf16_wv = nullptr;
+    const uint16_t* bf16_wo = nullptr;
+    const uint16_t* bf16_gate = nullptr;
+    const uint16_t* bf16_up = nullptr;
+    const uint16_t* bf16_down = nullptr;
 };
 struct Weights {
     float* tok_emb = nullptr;         // (V, C)
@@ -57,6 +66,9 @@ struct Weights {
     float* final_norm_bias = nullptr; // (C)
     float* lm_head = nullptr;         // (V, C); null when tied to tok_emb
     float* lm_head_bias = nullptr;    // (V)
+    // A frozen model's LM head as BF16 in a mapped checkpoint (lm_head, or the tied tok_emb, whose float
+    // view the embedding lookup still reads); null otherwise.
+    const uint16_t* bf16_head = nullptr;  // (V, C)
 };
 
 struct Model {

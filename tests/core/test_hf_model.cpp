@@ -107,11 +107,11 @@ TEST_P(HfTiny, LogitsAndExpertChoicesMatchTheReference) {
     const Outcome o = compare((*hf)->model, e);
     EXPECT_LE(o.max_dlogit, 1e-4) << name;
     EXPECT_TRUE(o.experts_identical) << name << ": " << o.first_difference;
-    // A BF16 checkpoint's experts are read from the mapped shards as BF16 (none copied as float32);
-    // the other dtypes are widened.
+    // A BF16 checkpoint's matrices (experts, attention, dense FFNs, an untied LM head) are read from the
+    // mapped shards as BF16 (none copied as float32); the other dtypes are widened.
     const ModelConfig& c = (*hf)->cfg.model;
-    const bool bf16 = (*hf)->info.dtype == "BF16" && c.moe.kind != FfnRouting::dense;
-    EXPECT_EQ((*hf)->mapped_elements, bf16 ? hf_expert_elements(c) : 0) << name;
+    const bool bf16 = (*hf)->info.dtype == "BF16";
+    EXPECT_EQ((*hf)->mapped_elements, bf16 ? hf_held_elements(c) : 0) << name;
     EXPECT_EQ(model_param_layout(c).total() - (*hf)->model.layout.total() > 0, bf16) << name;
     RecordProperty("max_dlogit", std::to_string(o.max_dlogit));
     std::printf("%-18s %-22s %-5s max|dlogit| %.2e experts identical: %s\n", name.c_str(),
