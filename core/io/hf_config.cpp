@@ -125,6 +125,30 @@ Status refuse_unsupported(Keys& k, HfFamily f) {
     return Status::ok();
 }
 
+// A refusal of config_validate's, which names RouteLab's key ("config: 'model.d_model' must be in
+// 1..8192, got 16384"), said with config.json's name for it (hidden_size) first.
+std::string in_config_terms(const std::string& msg, HfFamily f) {
+    const bool local = f == HfFamily::mixtral || f == HfFamily::granitemoe;
+    const bool qwen = f == HfFamily::qwen2moe || f == HfFamily::qwen3moe;
+    const std::pair<const char*, const char*> names[] = {
+        {"model.d_model", "hidden_size"}, {"model.n_layers", "num_hidden_layers"},
+        {"model.n_heads", "num_attention_heads"}, {"model.n_kv_heads", "num_key_value_heads"},
+        {"model.head_dim", "head_dim"}, {"model.vocab_size", "vocab_size"}, {"model.ffn.d_ff", "intermediate_size"},
+        {"model.moe.d_ff_expert", qwen ? "moe_intermediate_size" : "intermediate_size"},
+        {"model.moe.n_experts", local ? "num_local_experts" : "num_experts"}, {"model.moe.top_k", "num_experts_per_tok"},
+        {"model.moe.d_ff_shared", "shared_expert_intermediate_size"}, {"model.norm_eps", "rms_norm_eps"},
+        {"model.attention.rope_theta", "rope_theta"}, {"model.attention.rope_scaling.", "rope_scaling's "}};
+    for (const auto& [ours, theirs] : names) {
+        const size_t at = msg.find("'" + std::string(ours));
+        if (at == std::string::npos) continue;
+        const size_t end = msg.find('\'', at + 1);
+        const std::string key = msg.substr(at + 1, end - at - 1), rest = end == std::string::npos ? "" : msg.substr(end + 1);
+        const std::string hf = theirs + key.substr(std::string(ours).size());
+        return hf + " (RouteLab's " + key + ")" + rest + "; RouteLab cannot run this model yet";
+    }
+    return msg;
+}
+
 // rope_theta, and rope_scaling (transformers 4.x) or rope_parameters (5.x, which also holds rope_theta):
 // the default RoPE or Llama 3.1+'s rescaled frequencies (modeling_rope_utils.py
 // _compute_llama3_parameters, whose four keys are required there too); other types are refused by name.
@@ -271,7 +295,7 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
     m.moe.kind = FfnRouting::dense;
     family_settings(k, f, m);
     if (!k.err) return k.err;
-    if (Status s = config_validate(cfg); !s) return Status::error("'" + file + "': " + s.msg);
+    if (Status s = config_validate(cfg); !s) return Status::error("'" + file + "': " + in_config_terms(s.msg, f));
     if (info) {
         info->dir = dir;
         info->architecture = arch;

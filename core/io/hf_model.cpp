@@ -163,8 +163,11 @@ Status sources_check(const Layout& layout, const std::vector<Source>& sources, c
                                  "; the weights and config.json are from different models: download both again");
         used.insert(s.hf);
     }
+    // Left alone: RoPE tables some older files store, and a tied model's copy of its LM head, which
+    // transformers replaces with embed_tokens at load (PreTrainedModel.tie_weights) and never reads.
+    const bool tied = !layout.find("lm_head");
     for (const auto& [name, found] : index)
-        if (!used.count(name) && name.find("rotary_emb.inv_freq") == std::string::npos)
+        if (!used.count(name) && name.find("rotary_emb.inv_freq") == std::string::npos && !(tied && name == "lm_head.weight"))
             return Status::error("'" + *found.file + "': tensor '" + name + "' has no place in a " + info.architecture +
                                  " as config.json describes it; RouteLab would ignore it and compute something "
                                  "else, so the model is not opened");

@@ -343,9 +343,21 @@ TEST(HfErrors, UnsupportedArchitectureAndBrokenFoldersSayWhatToDo) {
     edit([](json& j) { j["architectures"] = {"MixtralForCausalLM"}; j["hidden_size"] = 48; j["eos_token_id"] = 2; });
     msg = message();
     EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
-    edit([](json& j) { j["hidden_size"] = 40; j["tie_word_embeddings"] = true; });
-    msg = message();  // lm_head.weight is read by nothing
+    edit([](json& j) { j["hidden_size"] = 16384; });  // a limit of RouteLab's, said in config.json's terms
+    msg = message();
+    EXPECT_NE(msg.find("hidden_size (RouteLab's model.d_model) must be in 1..8192"), std::string::npos) << msg;
+    edit([](json& j) { j["hidden_size"] = 40; j["num_hidden_layers"] = 2; });
+    msg = message();  // the third layer's tensors are read by nothing
     EXPECT_NE(msg.find("has no place"), std::string::npos) << msg;
+    // Tied, with the file's own lm_head.weight: transformers ties it to embed_tokens at load and never
+    // reads it (PreTrainedModel.tie_weights), so RouteLab opens the folder the same way.
+    edit([](json& j) { j["num_hidden_layers"] = 3; j["tie_word_embeddings"] = true; });
+    {
+        auto tied = hf_model_open(dir.string());
+        ASSERT_TRUE(tied) << tied.status.msg;
+        EXPECT_TRUE((*tied)->cfg.model.tie_embeddings);
+        EXPECT_EQ((*tied)->model.layout.find("lm_head"), nullptr);
+    }
     edit([](json& j) { j["tie_word_embeddings"] = false; });
     fs::resize_file(dir / "model.safetensors", fs::file_size(dir / "model.safetensors") - 100);
     msg = message();
