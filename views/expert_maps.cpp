@@ -72,7 +72,8 @@ void drawTokenLayerMap(const rl::ProbeSnapshot& p, int& layer, ViewOutbox& out) 
     const float cw = cellWidth(T, room, 6, 28), ch = std::clamp(lh * 0.8f, 9.f, 16.f);
     // A text longer than a row holds at the narrowest cells wraps into bands of `per` tokens, each
     // headed by its token range, rather than running off the view.
-    const int per = std::clamp((int)(room / cw), 1, T), bands = (T + per - 1) / per;
+    // (cw * T <= room: all of it fits, however room / cw rounds.)
+    const int per = cw * T <= room + 0.5f ? T : std::clamp((int)(room / cw), 1, T), bands = (T + per - 1) / per;
     const float head = bands > 1 ? lh : 0.f, bandH = head + L * ch + (bands > 1 ? lh * 0.5f : 0.f);
     const ImVec2 o = ImGui::GetCursorScreenPos();
     for (int b = 0; b < bands; b++) {

@@ -217,7 +217,9 @@ int cmd_params_model(const Args& a) {
     auto cfg = hf_config_read(a.opt.at("model"), &info);
     if (!cfg) return fail(cfg.status.msg);
     // A BF16 checkpoint's matrices stay BF16 when opened (hf_model_open); config.json says the dtype.
-    const double open_bytes = hf_model_bytes(cfg->model, 256, info.dtype == "BF16" ? hf_held_elements(cfg->model) : 0);
+    const bool bf16 = info.dtype == "BF16";
+    const double open_bytes =
+        hf_model_bytes(cfg->model, 256, bf16 ? hf_held_elements(cfg->model) : 0, bf16 && cfg->model.tie_embeddings);
     Layout L = model_param_layout(cfg->model);
     size_t total = 0;
     const nlohmann::json j = layout_table(L, &total);

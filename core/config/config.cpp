@@ -541,8 +541,10 @@ Status validate_positions_and_window(const ModelConfig& m) {
     if (const RopeScalingConfig& r = a.rope_scaling; r.kind == RopeScaling::llama3) {
         if (a.positional != PosKind::rope) return bad("model.attention.rope_scaling.kind", "needs positional rope");
         if (!(r.factor >= 1 && r.factor < 1e4)) return bad("model.attention.rope_scaling.factor", "must be in [1, 1e4)");
-        if (!(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor && r.high_freq_factor < 1e4))
-            return bad("model.attention.rope_scaling.high_freq_factor", "must be above low_freq_factor, both > 0");
+        if (!(r.low_freq_factor > 0 && r.low_freq_factor < 1e4))
+            return bad("model.attention.rope_scaling.low_freq_factor", "must be in (0, 1e4)");
+        if (!(r.high_freq_factor > r.low_freq_factor && r.high_freq_factor < 1e4))
+            return bad("model.attention.rope_scaling.high_freq_factor", "must be above low_freq_factor and below 1e4");
         if (!in(r.original_max_positions, 1, 1 << 24))
             return bad("model.attention.rope_scaling.original_max_positions", "must be in 1..16777216");
     }

@@ -137,7 +137,9 @@ std::string in_config_terms(const std::string& msg, HfFamily f) {
         {"model.moe.d_ff_expert", qwen ? "moe_intermediate_size" : "intermediate_size"},
         {"model.moe.n_experts", local ? "num_local_experts" : "num_experts"}, {"model.moe.top_k", "num_experts_per_tok"},
         {"model.moe.d_ff_shared", "shared_expert_intermediate_size"}, {"model.norm_eps", "rms_norm_eps"},
-        {"model.attention.rope_theta", "rope_theta"}, {"model.attention.rope_scaling.", "rope_scaling's "}};
+        {"model.attention.rope_theta", "rope_theta"},
+        {"model.attention.rope_scaling.original_max_positions", "rope_scaling's original_max_position_embeddings"},
+        {"model.attention.rope_scaling.", "rope_scaling's "}};
     for (const auto& [ours, theirs] : names) {
         const size_t at = msg.find("'" + std::string(ours));
         if (at == std::string::npos) continue;

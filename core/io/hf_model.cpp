@@ -269,9 +269,11 @@ Status memory_fits(const HfModelInfo& info, double need, const std::string& what
 
 }  // namespace
 
-double hf_model_bytes(const ModelConfig& c, int tokens, uint64_t mapped_elements) {
+double hf_model_bytes(const ModelConfig& c, int tokens, uint64_t mapped_elements, bool bf16_tied_head) {
+    const double head = bf16_tied_head ? (double)c.vocab_size * c.d_model * sizeof(uint16_t) : 0.0;
     return ((double)model_param_layout(c).total() - (double)mapped_elements) * sizeof(float) +
-           (double)mapped_elements * sizeof(uint16_t) + (double)activations_bytes(c, 1, std::min(tokens, c.seq_len)).total();
+           (double)mapped_elements * sizeof(uint16_t) + head +
+           (double)activations_bytes(c, 1, std::min(tokens, c.seq_len)).total();
 }
 
 bool hf_held_name(const std::string& n) {
@@ -342,7 +344,8 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
     const std::string what = std::string(mapped.empty() ? "its weights as float32" : "its matrices as BF16, norms and embeddings as float32") +
                              " and a 256-token probe; " + memory_bytes_text((double)out->info.weight_bytes) +
                              " on disk as " + out->info.dtype;
-    if (Status s = memory_fits(out->info, hf_model_bytes(out->cfg.model, 256, mapped_elements), what); !s) return s;
+    const double bytes = hf_model_bytes(out->cfg.model, 256, mapped_elements, mapped.count("tok_emb") > 0);
+    if (Status s = memory_fits(out->info, bytes, what); !s) return s;
     model_create_frozen(out->model, out->cfg.model, elsewhere);
     weights_fill(out->model, sources, *index);
     mapped_bind(out->model, sources, *index, mapped);

@@ -59,7 +59,8 @@ Status hf_probe_fits(const HfModel& m, int tokens);
 
 // The bytes opening cfg takes: the weights as float32, but for mapped_elements held as BF16 in the
 // mapped file (a BF16 checkpoint's hf_held_elements), plus activations for a probe of `tokens`.
-double hf_model_bytes(const ModelConfig& cfg, int tokens, uint64_t mapped_elements = 0);
+// bf16_tied_head: a tied model's LM head also reads the embeddings' BF16 in place (2 V C bytes more).
+double hf_model_bytes(const ModelConfig& cfg, int tokens, uint64_t mapped_elements = 0, bool bf16_tied_head = false);
 // The parameters a BF16 checkpoint keeps as BF16 in place: the matrices the forward only multiplies
 // x W^T by (attention projections, dense and expert FFNs, an untied LM head; not the embeddings, norms,
 // routers or biases). hf_held_elements: their count in cfg.

@@ -144,10 +144,11 @@ static void rope_rotate(float* p, int nh, int D, const float* cs, const float* s
 // Rows r of x (row stride `stride`, nh heads each) at position pos_of(r), rotated by sign * angle.
 template <class PosOf>
 static void rope_rows(float* x, int n, size_t stride, int nh, int D, const float* inv_freq, float sign, PosOf pos_of) {
-    std::vector<float> cs(D / 2), sn(D / 2);
+    float cs[512], sn[512];  // head_dim <= 1024 (config_validate); no heap on the decode path
+    assert(D / 2 <= 512);
     for (int r = 0; r < n; r++) {
-        rope_angles(cs.data(), sn.data(), D / 2, (float)pos_of(r), inv_freq, sign);
-        rope_rotate(x + r * stride, nh, D, cs.data(), sn.data());
+        rope_angles(cs, sn, D / 2, (float)pos_of(r), inv_freq, sign);
+        rope_rotate(x + r * stride, nh, D, cs, sn);
     }
 }
 
