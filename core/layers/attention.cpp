@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <span>
 #include <vector>
 
 #include "tensor/eigen.h"
@@ -102,16 +103,14 @@ const float* attention_cope_table(const float* cope_e, const AttnDims& d, int h)
     return d.cope_shared || !cope_e ? cope_e : cope_e + (size_t)h * d.npos * d.D;
 }
 
-std::vector<float> rope_inv_freq(int D, float theta) {
-    std::vector<float> f(D / 2);
-    for (int i = 0; i < D / 2; i++) f[i] = std::pow(theta, -2.f * i / D);
-    return f;
+void rope_inv_freq(float* inv_freq, int D, float theta) {
+    for (int i = 0; i < D / 2; i++) inv_freq[i] = std::pow(theta, -2.f * i / D);
 }
 
-void rope_scale_llama3(std::vector<float>& inv_freq, float factor, float low_freq_factor, float high_freq_factor,
+void rope_scale_llama3(float* inv_freq, int n, float factor, float low_freq_factor, float high_freq_factor,
                        int original_max_positions) {
     const double orig = original_max_positions, low_wavelen = orig / low_freq_factor, high_wavelen = orig / high_freq_factor;
-    for (float& f : inv_freq) {
+    for (float& f : std::span<float>(inv_freq, n)) {
         const double wavelen = 6.283185307179586 / f;  // 2 pi / f
         if (wavelen > low_wavelen) {
             f = (float)(f / factor);

@@ -19,12 +19,12 @@ struct AttnDims {
 // The score scale of d: d.scale, or 1/sqrt(D).
 inline float attn_scale(const AttnDims& d) { return d.scale > 0.f ? d.scale : 1.f / std::sqrt((float)d.D); }
 
-// RoPE's inverse frequencies (D/2): inv_freq[i] = theta^(-2i/D) (transformers modeling_rope_utils.py
-// _compute_default_rope_parameters).
-std::vector<float> rope_inv_freq(int D, float theta);
-// Llama 3.1+'s rescaling of those frequencies in place (_compute_llama3_parameters): wavelength
+// RoPE's inverse frequencies into inv_freq (D/2): inv_freq[i] = theta^(-2i/D) (transformers
+// modeling_rope_utils.py _compute_default_rope_parameters).
+void rope_inv_freq(float* inv_freq, int D, float theta);
+// Llama 3.1+'s rescaling of n such frequencies in place (_compute_llama3_parameters): wavelength
 // 2*pi/f above orig/low_freq_factor -> f/factor, below orig/high_freq_factor -> f, between a blend.
-void rope_scale_llama3(std::vector<float>& inv_freq, float factor, float low_freq_factor, float high_freq_factor,
+void rope_scale_llama3(float* inv_freq, int n, float factor, float low_freq_factor, float high_freq_factor,
                        int original_max_positions);
 
 // Rotates pairs (i, i + D/2) of every head in place by angle (t + pos_offset) * inv_freq[i]

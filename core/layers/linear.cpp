@@ -7,7 +7,11 @@ namespace rl {
 
 void linear_forward(float* out, const float* inp, const float* w, const float* bias, int N, int I, int O) {
     gemm(false, true, N, O, I, 1.f, inp, I, w, I, 0.f, out, O);  // (N,O) = (N,I) (O,I)^T
-    if (bias) MapR(out, N, O).rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias, O);
+    if (bias) linear_add_bias(out, bias, N, O);
+}
+
+void linear_add_bias(float* out, const float* bias, int N, int O) {
+    MapR(out, N, O).rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias, O);
 }
 
 void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,

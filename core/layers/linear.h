@@ -6,6 +6,8 @@ namespace rl {
 
 // out (N,O) = inp (N,I) . w(O,I)^T + bias(O); bias may be null. Overwrites out.
 void linear_forward(float* out, const float* inp, const float* w, const float* bias, int N, int I, int O);
+// out (N,O) += bias (O) on every row: linear_forward's bias, for a product made elsewhere (BF16 weights).
+void linear_add_bias(float* out, const float* bias, int N, int O);
 // Accumulates: dinp (N,I) += dout . w; dw (O,I) += dout^T . inp; dbias (O) += colsum(dout).
 // dinp / dbias may be null when not needed.
 void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,

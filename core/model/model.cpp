@@ -68,9 +68,7 @@ void proj_forward(const Ops& op, float* out, const float* in, const float* w, co
                   int I, int O) {
     if (w || !wh) return op.linear_forward(out, in, w, b, N, I, O);
     gemm_bf16w(N, O, I, in, I, wh, out, O);
-    if (b)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < O; o++) out[(size_t)n * O + o] += b[o];
+    if (b) linear_add_bias(out, b, N, O);
 }
 
 // QK-norm, in place before RoPE, over rows (N, nh*D): one RMSNorm over the whole projection
@@ -172,7 +170,7 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
     op.attention_backward(s.dq, s.dk, s.dv, g.cope_pos, s.attn_scratch, datty, a.q, a.k, a.v, a.att, a.gates,
                           w.cope_pos, model_attn_dims(c, B, T, window));
     if (c.attention.positional == PosKind::rope) {
-        const std::vector<float> inv_freq = model_rope_inv_freq(c);
+        const RopeFreqs inv_freq = model_rope_inv_freq(c);
         op.rope_backward(s.dq, B, T, c.n_heads, c.head_dim, inv_freq.data(), 0);
         op.rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), 0);
     }
@@ -395,10 +393,12 @@ AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window) {
     return d;
 }
 
-std::vector<float> model_rope_inv_freq(const ModelConfig& c) {
-    std::vector<float> f = rope_inv_freq(c.head_dim, c.attention.rope_theta);
+RopeFreqs model_rope_inv_freq(const ModelConfig& c) {
+    RopeFreqs f{};
+    assert(c.head_dim / 2 <= (int)f.size());
+    rope_inv_freq(f.data(), c.head_dim, c.attention.rope_theta);
     if (const RopeScalingConfig& r = c.attention.rope_scaling; r.kind == RopeScaling::llama3)
-        rope_scale_llama3(f, r.factor, r.low_freq_factor, r.high_freq_factor, r.original_max_positions);
+        rope_scale_llama3(f.data(), c.head_dim / 2, r.factor, r.low_freq_factor, r.high_freq_factor, r.original_max_positions);
     return f;
 }
 

@@ -2,6 +2,7 @@
 // Size key: B batch, T seq, C d_model, V vocab, L layers, H q-heads, G kv-heads, D head dim,
 // F ffn width, P CoPE positions.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -228,8 +229,10 @@ void model_backward(Model& m, Activations& a, const int* tokens, const int* targ
 // Attention dims of the config for (B, T) and a window; the skip path's per-thread scratch for T rows
 // (forward and backward).
 AttnDims model_attn_dims(const ModelConfig& c, int B, int T, int window);
-// RoPE's inverse frequencies (head_dim / 2) of the config: rope_theta's, rescaled as rope_scaling says.
-std::vector<float> model_rope_inv_freq(const ModelConfig& c);
+// RoPE's inverse frequencies of the config (the first head_dim / 2; head_dim <= 1024): rope_theta's,
+// rescaled as rope_scaling says. By value, so a training step with RoPE touches no heap.
+using RopeFreqs = std::array<float, 512>;
+RopeFreqs model_rope_inv_freq(const ModelConfig& c);
 HeadRouterDims model_router_dims(const ModelConfig& c, int N);  // the MoH router's dims for N rows
 size_t model_skip_scratch_floats(const ModelConfig& c, int T);
 // One sequence's share of the skip backward's weight gradients: dW_q, dW_O (with W_O), the CoPE tables.

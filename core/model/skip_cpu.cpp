@@ -108,7 +108,7 @@ double attn_sequence_skip_cached(const ModelConfig& c, const LayerWeights& w, co
     const float* kb = kv.k + (size_t)b * kv.stride * GD;  // (len, G*D) this sequence's keys
     const float* vb = kv.v + (size_t)b * kv.stride * GD;
     const AttnDims ad = model_attn_dims(c, 1, T, window);
-    const std::vector<float> inv_freq = model_rope_inv_freq(c);  // (D/2)
+    const RopeFreqs inv_freq = model_rope_inv_freq(c);
     double ent = 0.0;
     for (int i = 0; i < T; i++) {
         const int t = b * T + i;
@@ -144,6 +144,7 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
                                int T, int window, const float* wt, const SkipWork& sw, long* rows_on) {
     const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
     const AttnDims ad = model_attn_dims(c, 1, T, window);
+    const RopeFreqs inv_freq = model_rope_inv_freq(c);
     const float* xb = in + (size_t)b * T * C;          // (T,C) this sequence's rows
     const float* kb = L.k + (size_t)b * T * GD;        // (T,G*D)
     const float* vb = L.v + (size_t)b * T * GD;
@@ -162,7 +163,7 @@ double attn_sequence_skip_full(const ModelConfig& c, const LayerWeights& w, Laye
         const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
         float* qh = L.skip_q + ((size_t)b * H + h) * T * D;  // (n,D)
         gemm(false, false, n, D, C, 1.f, xa, C, wt + h * D, HD, 0.f, qh, D);  // x W_q[h]^T
-        if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, model_rope_inv_freq(c).data());
+        if (c.attention.positional == PosKind::rope) rope_forward_rows(qh, n, D, pos, D, inv_freq.data());
         const size_t blk = ((size_t)b * H + h) * T * T;
         const int g = h / group;
         float* yb = L.skip_y + ((size_t)b * H + h) * T * D;  // (n,D)
@@ -235,6 +236,7 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
                                  const SkipWork& sw) {
     const int C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D, GD = c.n_kv_heads * D, group = H / c.n_kv_heads;
     const AttnDims ad = model_attn_dims(c, 1, T, window);
+    const RopeFreqs inv_freq = model_rope_inv_freq(c);
     const float* xb = in + (size_t)b * T * C;
     float* dxb = din + (size_t)b * T * C;
     const float* kb = L.k + (size_t)b * T * GD;
@@ -281,7 +283,7 @@ void attn_sequence_skip_backward(const ModelConfig& c, const LayerWeights& w, co
                                 L.skip_q + ((size_t)b * H + h) * T * D, D, pos, n, kb + g * D, vb + g * D, GD, T,
                                 L.skip_att + blk, L.skip_gates ? L.skip_gates + blk : nullptr,
                                 attention_cope_table(w.cope_pos, ad, h), ad.npos, D, window);
-        if (c.attention.positional == PosKind::rope) rope_backward_rows(sw.dqh, n, D, pos, D, model_rope_inv_freq(c).data());
+        if (c.attention.positional == PosKind::rope) rope_backward_rows(sw.dqh, n, D, pos, D, inv_freq.data());
         // q = x W_q[h]^T: dW_q[h] += dq^T x, dx += dq W_q[h]
         const float* xa = gather_rows(sw.xa, xb, pos, n, T, C);
         const float* Wq = w.wq + (size_t)h * D * C;  // (D,C)

@@ -245,7 +245,8 @@ TEST(Rope, BackwardIsTheAdjointAndPreservesNorm) {
     const int B = 2, T = 5, nh = 3, D = 8;
     auto x = randn(B * T * nh * D, 19), R = randn(B * T * nh * D, 20);
     auto x0 = x;
-    const std::vector<float> inv_freq = rope_inv_freq(D, 10000.f);
+    std::vector<float> inv_freq(D / 2);
+    rope_inv_freq(inv_freq.data(), D, 10000.f);
     rope_forward(x.data(), B, T, nh, D, inv_freq.data());
     // A rotation keeps each (i, i+D/2) pair's length.
     double n0 = dot(x0, x0), n1 = dot(x, x);
@@ -458,9 +459,10 @@ INSTANTIATE_TEST_SUITE_P(
 // between a blend that is continuous at both ends).
 TEST(Rope, Llama3ScalingKeepsHighSlowsLowAndBlendsBetween) {
     const int D = 16;
-    const std::vector<float> base = rope_inv_freq(D, 10000.f);
+    std::vector<float> base(D / 2);
+    rope_inv_freq(base.data(), D, 10000.f);
     std::vector<float> f = base;
-    rope_scale_llama3(f, 8.f, 1.f, 4.f, 64);
+    rope_scale_llama3(f.data(), D / 2, 8.f, 1.f, 4.f, 64);
     int high = 0, low = 0, mid = 0;
     for (int i = 0; i < D / 2; i++) {
         const double wavelen = 2 * 3.141592653589793 / base[i];
@@ -488,7 +490,8 @@ TEST(Rope, RowsBackwardIsTheAdjoint) {
     const int pos[n] = {0, 3, 4, 9};
     auto x = randn((size_t)n * stride, 41), R = randn((size_t)n * stride, 42);
     auto g = R;
-    const std::vector<float> inv_freq = rope_inv_freq(D, 10000.f);
+    std::vector<float> inv_freq(D / 2);
+    rope_inv_freq(inv_freq.data(), D, 10000.f);
     rope_backward_rows(g.data(), n, stride, pos, D, inv_freq.data());
     auto y = x;
     auto loss = [&] {
