@@ -164,7 +164,8 @@ int cmd_probe_model(const Args& a) {
         return Status::ok();
     });
     if (!s) return fail("probe: " + s.msg);
-    const std::string experts = (*hf)->mapped_elements ? std::string(", matrices ") + bf16_kernel_name(gemm_bf16_kernel()) : "";
+    const std::string experts = (*hf)->mapped_elements ? std::string(", matrices ") + bf16_kernel_name(gemm_bf16_kernel()) +
+                                                             ((*hf)->packed ? ", packed at open" : "") : "";
     std::fprintf(stderr, "probe: %d tokens through %s (%s%s): opened in %.2f s, forward %.3f s%s -> %s\n", T,
                  (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), experts.c_str(), open_s, forward_s,
                  steady, path.c_str());

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <set>
 
 #include <sys/mman.h>
@@ -15,6 +16,7 @@
 
 #include "io/hf_model_internal.h"
 #include "io/safetensors_map.h"
+#include "tensor/gemm_bf16.h"
 #include "train/hf_tokenizer.h"
 #include "train/memory.h"
 #include "util/threads.h"
@@ -190,15 +192,21 @@ std::set<std::string> mapped_names(const ModelConfig& c, const std::vector<Sourc
     return out;
 }
 
-// The BF16 views of the tensors read in place (mapped: mapped_names').
-void mapped_bind(Model& m, const std::vector<Source>& sources, const TensorIndex& index, const std::set<std::string>& mapped) {
-    std::map<std::string, const uint16_t*> at;
+// Where each tensor held as BF16 lies: in the mapped file (mapped_views) or packed (mapped_pack).
+using Bf16Views = std::map<std::string, Bf16Weight>;
+
+Bf16Views mapped_views(const std::vector<Source>& sources, const TensorIndex& index, const std::set<std::string>& mapped) {
+    Bf16Views at;
     for (const Source& s : sources)
-        if (mapped.count(s.ours))
-            at[s.ours] = reinterpret_cast<const uint16_t*>(index.at(s.hf).t->data) + s.first;
+        if (mapped.count(s.ours)) at[s.ours] = {reinterpret_cast<const uint16_t*>(index.at(s.hf).t->data) + s.first, false};
+    return at;
+}
+
+// The model's BF16 views pointed at `at`.
+void mapped_bind(Model& m, const Bf16Views& at) {
     auto get = [&](const std::string& name) {
         auto it = at.find(name);
-        return it == at.end() ? nullptr : it->second;
+        return it == at.end() ? Bf16Weight{} : it->second;
     };
     auto bind = [&](ExpertWeights& e, const std::string& prefix) {
         e.bf16_gate = get(prefix + ".w_gate"), e.bf16_up = get(prefix + ".w_up"), e.bf16_down = get(prefix + ".w_down");
@@ -234,6 +242,56 @@ void mapped_prefault(const std::vector<Source>& sources, const TensorIndex& inde
     parallel_for((int)ranges.size(), true, [&](int i) {
         ::madvise(reinterpret_cast<void*>(ranges[i].first), ranges[i].second - ranges[i].first, MADV_POPULATE_READ);
     }, /*dynamic=*/true);
+}
+
+// madvise over the whole pages inside [p, p + bytes).
+void pages_advise(const void* p, uint64_t bytes, int advice) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t b = (a + page - 1) / page * page, e = (a + bytes) / page * page;
+    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, advice);
+}
+
+// With the AVX512-BF16 kernel asked for (gemm_bf16_kernel() == bf16), the mapped matrices are packed once
+// into one buffer (bf16_pack: what gemm_bf16w_packed reads without copying weight blocks per product),
+// which m.held keeps. One source tensor at a time over the threads: its pages read in
+// (MADV_POPULATE_READ), its matrices packed, then its pages dropped from this process (MADV_DONTNEED;
+// they stay in the page cache), so the peak stays near one copy of the weights, not two.
+Bf16Views mapped_pack(Model& m, const std::vector<Source>& sources, const TensorIndex& index,
+                      const std::set<std::string>& mapped) {
+    struct Job {
+        std::string ours;
+        const uint16_t* src;
+        int N, K;
+        uint64_t at;  // offset in the packed buffer, elements
+    };
+    const Layout full = model_param_layout(m.cfg);
+    std::map<const MappedTensor*, std::vector<Job>> by_tensor;  // Granite's fused tensors hold 2E matrices
+    uint64_t total = 0;
+    for (const Source& s : sources) {
+        if (!mapped.count(s.ours)) continue;
+        const TensorSpec& spec = *full.find(s.ours);
+        const MappedTensor* t = index.at(s.hf).t;
+        const Job j{s.ours, reinterpret_cast<const uint16_t*>(t->data) + s.first, spec.shape[0], spec.shape[1], total};
+        total += bf16_packed_elements(j.N, j.K);  // a multiple of 64: every matrix starts 128-byte aligned
+        by_tensor[t].push_back(j);
+    }
+    auto buffer = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(::operator new(total * sizeof(uint16_t), std::align_val_t{64})),
+                                            [](uint16_t* p) { ::operator delete(p, std::align_val_t{64}); });
+    pages_advise(buffer.get(), total * sizeof(uint16_t), MADV_HUGEPAGE);
+    std::vector<std::pair<const MappedTensor*, const std::vector<Job>*>> tensors;
+    for (const auto& kv : by_tensor) tensors.push_back({kv.first, &kv.second});
+    parallel_for((int)tensors.size(), true, [&](int i) {
+        const MappedTensor& t = *tensors[i].first;
+        const uint64_t bytes = t.numel * sizeof(uint16_t);
+        pages_advise(t.data, bytes, MADV_POPULATE_READ);
+        for (const Job& j : *tensors[i].second) bf16_pack(j.src, j.N, j.K, buffer.get() + j.at);
+        pages_advise(t.data, bytes, MADV_DONTNEED);
+    }, /*dynamic=*/true);
+    Bf16Views at;
+    for (const auto& kv : by_tensor)
+        for (const Job& j : kv.second) at[j.ours] = {buffer.get() + j.at, true};
+    m.held.push_back(std::shared_ptr<const void>(buffer, buffer.get()));
+    return at;
 }
 
 // The checked sources held in m's parameters, widened in 1M-element pieces over the threads: the time
@@ -348,8 +406,13 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
     if (Status s = memory_fits(out->info, bytes, what); !s) return s;
     model_create_frozen(out->model, out->cfg.model, elsewhere);
     weights_fill(out->model, sources, *index);
-    mapped_bind(out->model, sources, *index, mapped);
-    mapped_prefault(sources, *index, mapped);
+    out->packed = !mapped.empty() && gemm_bf16_kernel() == Bf16Kernel::bf16;
+    if (out->packed) {
+        mapped_bind(out->model, mapped_pack(out->model, sources, *index, mapped));
+    } else {
+        mapped_bind(out->model, mapped_views(sources, *index, mapped));
+        mapped_prefault(sources, *index, mapped);
+    }
     for (const MappedSafetensors& f : files) out->model.held.push_back(f.mapping);
     out->mapped_elements = mapped_elements;
     return out;

@@ -70,7 +70,7 @@ void relu_backward(float* dx, const float* dout, const float* x, int n) {
 namespace {
 
 // out (n,O) = inp (n,I) . W^T with W float32 (w) or, when w is null, BF16 bits (h).
-void weight_forward(float* out, const float* inp, const float* w, const uint16_t* h, int n, int I, int O) {
+void weight_forward(float* out, const float* inp, const float* w, Bf16Weight h, int n, int I, int O) {
     if (w) linear_forward(out, inp, w, nullptr, n, I, O);
     else gemm_bf16w(n, O, I, inp, I, h, out, O);
 }

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "tensor/gemm_bf16.h"
+
 namespace rl {
 
 // SwiGLU (Shazeer 2020): h = silu(gate) * up
@@ -23,9 +25,9 @@ struct SwigluWeights {
     float* w_down = nullptr;  // (C, F)
     // A frozen model's expert may keep a BF16 checkpoint's matrices where the file has them (the raw
     // bits, same shapes) in place of a float view, which is then null; forward only (tensor/gemm_bf16.h).
-    const uint16_t* bf16_gate = nullptr;  // (F, C)
-    const uint16_t* bf16_up = nullptr;    // (F, C)
-    const uint16_t* bf16_down = nullptr;  // (C, F)
+    Bf16Weight bf16_gate;  // (F, C)
+    Bf16Weight bf16_up;    // (F, C)
+    Bf16Weight bf16_down;  // (C, F)
 };
 // y (n,C) = W_down (silu(W_gate x) * W_up x), each W float32 or BF16 (forward only); saves fa, fb (n,F) pre-activations and fh (n,F) hidden.
 void swiglu_ffn_forward(float* y, float* fa, float* fb, float* fh, const float* x, const SwigluWeights& w, int n,

@@ -32,14 +32,29 @@ namespace {
 // Worth a parallel region: more than one expert and at least ~1 MFLOP of expert work in all.
 bool experts_in_parallel(const MoeDims& d, int A) { return d.E > 1 && 6.0 * A * d.C * d.F > 1e6; }
 
+// The experts, busiest first: the threads take them in turn (dynamic schedule), so the largest ones
+// start first and the last to finish are small (longest-processing-time order; in expert order, a
+// busy last expert kept the other thread waiting at the region's end). Reused per thread, no allocation.
+const std::vector<int>& experts_by_load(const int* offset, int E) {
+    thread_local std::vector<int> order;
+    order.resize(E);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int a, int b) {  // not stable_sort: that allocates a buffer
+        const int na = offset[a + 1] - offset[a], nb = offset[b + 1] - offset[b];
+        return na != nb ? na > nb : a < b;
+    });
+    return order;
+}
+
 // 3. Experts: gather each expert's rows, one SwiGLU GEMM chain per expert, weighted scatter-add.
 void moe_experts_forward(float* out, const MoeSaved& sv, const float* x, const MoeWeights& w, const MoeDims& d) {
     const int C = d.C, F = d.F, A = *sv.n_assign;
     for (int r = 0; r < A; r++) std::memcpy(sv.xg + (size_t)r * C, x + (size_t)sv.a_token[r] * C, sizeof(float) * C);
     // Threads over experts: each writes only its own gathered rows. An expert's GEMMs then run on
     // one thread (they are a few rows each), which beats splitting each small GEMM over threads.
-    parallel_for(d.E, experts_in_parallel(d, A), [&](int e) {
-        const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
+    const std::vector<int>& order = experts_by_load(sv.offset, d.E);
+    parallel_for(d.E, experts_in_parallel(d, A), [&](int i) {
+        const int e = order[i], r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
         if (n == 0) return;
         swiglu_ffn_forward(sv.ye + (size_t)r0 * C, sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F,
                            sv.fh + (size_t)r0 * F, sv.xg + (size_t)r0 * C, w.experts[e], n, C, F);
@@ -125,8 +140,9 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
     }
     std::memset(b.dxg, 0, sizeof(float) * A * C);
     // Threads over experts: each writes its own weight gradients and gathered rows' dx.
-    parallel_for(d.E, experts_in_parallel(d, A), [&](int e) {
-        const int r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
+    const std::vector<int>& order = experts_by_load(sv.offset, d.E);
+    parallel_for(d.E, experts_in_parallel(d, A), [&](int i) {
+        const int e = order[i], r0 = sv.offset[e], n = sv.offset[e + 1] - r0;
         if (n == 0) return;
         swiglu_ffn_backward(b.dxg + (size_t)r0 * C, g.experts[e], b.dfb + (size_t)r0 * F, b.dfh + (size_t)r0 * F, b.dye + (size_t)r0 * C, sv.xg + (size_t)r0 * C,
                             sv.fa + (size_t)r0 * F, sv.fb + (size_t)r0 * F, sv.fh + (size_t)r0 * F, w.experts[e], n, C,

@@ -62,9 +62,9 @@ void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights&
 
 namespace {
 
-// out (N,O) = in (N,I) W^T (+ b): W float32 (w) or, when w is null, a frozen model's BF16 matrix in its
-// mapped checkpoint (wh; tensor/gemm_bf16.h, forward only).
-void proj_forward(const Ops& op, float* out, const float* in, const float* w, const uint16_t* wh, const float* b, int N,
+// out (N,O) = in (N,I) W^T (+ b): W float32 (w) or, when w is null, a frozen model's BF16 matrix, in its
+// mapped checkpoint or packed at open (wh; tensor/gemm_bf16.h, forward only).
+void proj_forward(const Ops& op, float* out, const float* in, const float* w, Bf16Weight wh, const float* b, int N,
                   int I, int O) {
     if (w || !wh) return op.linear_forward(out, in, w, b, N, I, O);
     gemm_bf16w(N, O, I, in, I, wh, out, O);

@@ -51,13 +51,13 @@ struct LayerWeights {
     float* b_merge = nullptr;         // (C)
     // A frozen model's matrices kept BF16 in a mapped checkpoint (the float view is then null; forward
     // only, tensor/gemm_bf16.h): the attention projections and a dense SwiGLU FFN, same shapes as above.
-    const uint16_t* bf16_wq = nullptr;
-    const uint16_t* bf16_wk = nullptr;
-    const uint16_t* bf16_wv = nullptr;
-    const uint16_t* bf16_wo = nullptr;
-    const uint16_t* bf16_gate = nullptr;
-    const uint16_t* bf16_up = nullptr;
-    const uint16_t* bf16_down = nullptr;
+    Bf16Weight bf16_wq;
+    Bf16Weight bf16_wk;
+    Bf16Weight bf16_wv;
+    Bf16Weight bf16_wo;
+    Bf16Weight bf16_gate;
+    Bf16Weight bf16_up;
+    Bf16Weight bf16_down;
 };
 struct Weights {
     float* tok_emb = nullptr;         // (V, C)
@@ -69,7 +69,7 @@ struct Weights {
     float* lm_head_bias = nullptr;    // (V)
     // A frozen model's LM head as BF16 in a mapped checkpoint (lm_head, or the tied tok_emb, whose float
     // view the embedding lookup still reads); null otherwise.
-    const uint16_t* bf16_head = nullptr;  // (V, C)
+    Bf16Weight bf16_head;  // (V, C)
 };
 
 struct Model {

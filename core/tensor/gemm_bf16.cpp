@@ -28,6 +28,23 @@ void bf16_widen(float* dst, const uint16_t* src, int64_t n) {
     for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)src[i] << 16;
 }
 
+float bf16_to_float(uint16_t h) {
+    const uint32_t bits = (uint32_t)h << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float bf16_round(float x) {
+    // Round to nearest even on the 16 bits dropped, as VCVTNEPS2BF16 does (NaN aside).
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000u;
+    float r;
+    std::memcpy(&r, &bits, sizeof r);
+    return r;
+}
+
 namespace {
 
 std::atomic<int> g_kernel{(int)Bf16Kernel::widen};
@@ -207,7 +224,140 @@ void gemm_dot(bool split, int M, int N, int K, const float* A, int lda, const ui
     for (int b = 0; b < blocks; b++) run(b);
 }
 
+// ---- packed (VNNI) weights, outer-product form: a weight matrix packed once at open (bf16_pack) into
+// panels of 32 output columns, each pair of K values of a column adjacent, so one 512-bit load is 16
+// columns x one pair and VDPBF16PS multiplies it by a broadcast pair of an activation row. A tile of
+// MR rows x 32 columns lives in 2 MR accumulators over the whole of K and is stored without a reduction;
+// the panel is one sequential stream, which the hardware prefetcher follows from memory (the dot form
+// above needs its weight blocks copied first). The layout of oneDNN's and libxsmm's VNNI-2 bf16 GEMMs.
+constexpr int k_panel = 32;  // columns per panel (two 16-lane vectors)
+
+// add: C += the tile (a later K chunk) rather than C = it.
+template <int MR>
+RL_BF16_TARGET void packed_tile(const uint32_t* A, int lda32, const uint16_t* Bp, int P, float* C, int ldc, int ncols,
+                                bool add) {
+    const __mmask16 m0 = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1);
+    const __mmask16 m1 = ncols >= 32 ? (__mmask16)0xFFFF : ncols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (ncols - 16)) - 1);
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+        acc[i][0] = add ? _mm512_maskz_loadu_ps(m0, C + (size_t)i * ldc) : _mm512_setzero_ps();
+        acc[i][1] = add ? _mm512_maskz_loadu_ps(m1, C + (size_t)i * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (int p = 0; p < P; ++p) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)p * 2 * k_panel);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(Bp + (size_t)p * 2 * k_panel + k_panel);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; ++i) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[(size_t)i * lda32 + p]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+        }
+    }
+    for (int i = 0; i < MR; ++i) {
+        _mm512_mask_storeu_ps(C + (size_t)i * ldc, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(C + (size_t)i * ldc + 16, m1, acc[i][1]);
+    }
+}
+
+constexpr int k_packed_mr = 12;  // 24 accumulators + 2 weight vectors + the broadcast: 27 of 32 registers
+constexpr int k_packed_kc = 256;  // pairs of K per chunk
+
+RL_BF16_TARGET void packed_tile_m(int mr, const uint32_t* A, int lda32, const uint16_t* Bp, int P, float* C, int ldc,
+                                  int ncols, bool add) {
+    switch (mr) {
+        case 12: return packed_tile<12>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 11: return packed_tile<11>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 10: return packed_tile<10>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 9: return packed_tile<9>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 8: return packed_tile<8>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 7: return packed_tile<7>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 6: return packed_tile<6>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 5: return packed_tile<5>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 4: return packed_tile<4>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 3: return packed_tile<3>(A, lda32, Bp, P, C, ldc, ncols, add);
+        case 2: return packed_tile<2>(A, lda32, Bp, P, C, ldc, ncols, add);
+        default: return packed_tile<1>(A, lda32, Bp, P, C, ldc, ncols, add);
+    }
+}
+
+void gemm_packed(int M, int N, int K, const float* A, int lda, const uint16_t* Bp, float* C, int ldc) {
+    const int Kp = (K + 31) / 32 * 32, P = (K + 1) / 2, panels = (N + k_panel - 1) / k_panel;
+    uint16_t* Ab = thread_buffer<uint16_t, 1>((size_t)M * Kp);
+    activations_to_bf16(M, K, A, lda, false, Ab);
+    const uint32_t* A32 = reinterpret_cast<const uint32_t*>(Ab);
+    // M rows in tiles of as even a height as k_packed_mr allows (64 rows: 11,11,11,11,10,10, not five of
+    // 12 and a 4 that loads the weights once per 4 rows).
+    const int tiles = (M + k_packed_mr - 1) / k_packed_mr;
+    auto tile_rows = [&](int t) { return M / tiles + (t < M % tiles ? 1 : 0); };
+    // K in chunks of k_packed_kc pairs: a chunk of the panel (32 KB) and a tile's activations (12 KB)
+    // stay in L1 while every tile of rows passes over them.
+    auto run = [&](int j) {
+        const uint16_t* Bj = Bp + (size_t)j * P * 2 * k_panel;
+        const int n0 = j * k_panel, ncols = std::min(k_panel, N - n0);
+        for (int p0 = 0; p0 < P; p0 += k_packed_kc)
+            for (int t = 0, m = 0; t < tiles; m += tile_rows(t), t++)
+                packed_tile_m(tile_rows(t), A32 + (size_t)m * (Kp / 2) + p0, Kp / 2, Bj + (size_t)p0 * 2 * k_panel,
+                              std::min(k_packed_kc, P - p0), C + (size_t)m * ldc + n0, ldc, ncols, p0 > 0);
+    };
+#ifdef _OPENMP
+    if (!omp_in_parallel() && omp_get_max_threads() > 1 && panels > 1 && 2.0 * M * N * K > 4e6) {
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < panels; j++) run(j);
+        return;
+    }
+#endif
+    for (int j = 0; j < panels; j++) run(j);
+}
+
 }  // namespace
+
+uint64_t bf16_packed_elements(int N, int K) {
+    return (uint64_t)((N + k_panel - 1) / k_panel) * ((K + 1) / 2) * 2 * k_panel;
+}
+
+void bf16_pack(const uint16_t* B, int N, int K, uint16_t* out) {
+    const int P = (K + 1) / 2, panels = (N + k_panel - 1) / k_panel;
+    for (int j = 0; j < panels; j++) {
+        uint16_t* o = out + (size_t)j * P * 2 * k_panel;
+        // 16 pairs at a time: the destination block (16 x 32 pairs, 2 KB) stays in L1 while each of the
+        // panel's rows is read 64 bytes at a time.
+        for (int p0 = 0; p0 < P; p0 += 16) {
+            const int p1 = std::min(P, p0 + 16);
+            for (int c = 0; c < k_panel; c++) {
+                const int n = j * k_panel + c;
+                const uint16_t* row = n < N ? B + (size_t)n * K : nullptr;
+                for (int p = p0; p < p1; p++) {
+                    uint16_t* d = o + ((size_t)p * k_panel + c) * 2;
+                    d[0] = row ? row[2 * p] : 0;
+                    d[1] = row && 2 * p + 1 < K ? row[2 * p + 1] : 0;
+                }
+            }
+        }
+    }
+}
+
+void gemm_bf16w_packed(int M, int N, int K, const float* A, int lda, const uint16_t* Bp, float* C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int i = 0; i < M; i++) std::fill(C + (size_t)i * ldc, C + (size_t)i * ldc + N, 0.f);
+        return;
+    }
+    gemm_packed(M, N, K, A, lda, Bp, C, ldc);
+}
+
+void gemm_bf16w_packed_ref(int M, int N, int K, const float* A, int lda, const uint16_t* Bp, float* C, int ldc) {
+    const int P = (K + 1) / 2;
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < N; n++) {
+            double acc = 0.0;
+            for (int k = 0; k < K; k++) {
+                const uint16_t w = Bp[(((size_t)(n / k_panel) * P + k / 2) * k_panel + n % k_panel) * 2 + k % 2];
+                acc += (double)bf16_round(A[(size_t)i * lda + k]) * bf16_to_float(w);
+            }
+            C[(size_t)i * ldc + n] = (float)acc;
+        }
+}
 
 bool bf16_dot_available() {
     static const bool ok = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");

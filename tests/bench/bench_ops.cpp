@@ -180,7 +180,8 @@ struct Bf16Case {
     const char* name;
     int M, N, K;
 };
-void BM_gemm_bf16(benchmark::State& st, int kernel, Bf16Case g) {  // kernel: a Bf16Kernel, or -1 float32
+constexpr int k_bench_packed = 3;  // gemm_bf16w_packed on weights packed before the timing
+void BM_gemm_bf16(benchmark::State& st, int kernel, Bf16Case g) {  // kernel: a Bf16Kernel, k_bench_packed, or -1 float32
     const int experts = std::getenv("RL_BENCH_EXPERTS") ? std::atoi(std::getenv("RL_BENCH_EXPERTS")) : 32;
     auto a = randn((size_t)g.M * g.K, 21);
     std::vector<uint16_t> b((size_t)experts * g.N * g.K);
@@ -196,11 +197,19 @@ void BM_gemm_bf16(benchmark::State& st, int kernel, Bf16Case g) {  // kernel: a 
         st.SkipWithError("no AVX512-BF16 on this CPU");
         return;
     }
+    std::vector<uint16_t> packed;
+    if (kernel == k_bench_packed) {
+        const size_t per = bf16_packed_elements(g.N, g.K);
+        packed.resize(per * experts);
+        for (int x = 0; x < experts; x++) bf16_pack(b.data() + (size_t)x * g.N * g.K, g.N, g.K, packed.data() + per * x);
+    }
     std::vector<float> c((size_t)g.M * g.N);
     int e = 0;
     for (auto _ : st) {
         const size_t off = (size_t)e * g.N * g.K;
         if (kernel < 0) gemm(false, true, g.M, g.N, g.K, 1.f, a.data(), g.K, bf.data() + off, g.K, 0.f, c.data(), g.N);
+        else if (kernel == k_bench_packed)
+            gemm_bf16w_packed(g.M, g.N, g.K, a.data(), g.K, packed.data() + bf16_packed_elements(g.N, g.K) * e, c.data(), g.N);
         else gemm_bf16w_with((Bf16Kernel)kernel, g.M, g.N, g.K, a.data(), g.K, b.data() + off, c.data(), g.N);
         benchmark::DoNotOptimize(c.data());
         e = (e + 1) % experts;
@@ -213,7 +222,8 @@ const int k_gemm_bf16_registered = [] {
                               {"olmoe_up_32x(1024x2048)^T", 32, 1024, 2048},  {"olmoe_down_32x(2048x1024)^T", 32, 2048, 1024},
                               {"olmoe_up_1x(1024x2048)^T", 1, 1024, 2048}};
     const std::pair<const char*, int> kernels[] = {{"f32", -1}, {"widen", (int)Bf16Kernel::widen},
-                                                   {"split", (int)Bf16Kernel::split}, {"bf16", (int)Bf16Kernel::bf16}};
+                                                   {"split", (int)Bf16Kernel::split}, {"bf16", (int)Bf16Kernel::bf16},
+                                                   {"packed", k_bench_packed}};
     for (const Bf16Case& g : cases)
         for (auto [name, k] : kernels)
             benchmark::RegisterBenchmark((std::string("gemm_bf16/") + name + "/" + g.name).c_str(),

@@ -22,6 +22,7 @@
 #include "metrics/routing_report.h"
 #include "model/model.h"
 #include "subprocess.h"
+#include "tensor/gemm_bf16.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -124,6 +125,45 @@ INSTANTIATE_TEST_SUITE_P(Cases, HfTiny,
                                            "llama_bf16", "mixtral_bf16", "granitemoe_bf16", "olmoe_bf16",
                                            "qwen2moe_bf16", "qwen3moe_bf16", "mixtral_sharded", "qwen3moe_sharded",
                                            "olmoe_f16"));
+
+// With the AVX512-BF16 kernel asked for before opening (the CLI's --bf16-activations), a BF16 folder's
+// matrices are packed at open (gemm_bf16w_packed) instead of read from the mapping by the dot kernel:
+// the same BF16 products summed in another order, so the logits must agree to float32 rounding (the
+// activations' rounding to BF16 is checked against float32 in Gemm.Bf16WeightsMatchRef) and every
+// token's experts must be the same.
+TEST(HfPacked, PackedAtOpenComputesWhatTheMappedWeightsDo) {
+    if (!bf16_dot_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU: nothing is packed";
+    struct KernelReset {
+        ~KernelReset() { gemm_bf16_set_kernel(Bf16Kernel::widen); }
+    } reset;
+    for (const std::string name : {"llama_bf16", "mixtral_bf16", "granitemoe_bf16", "olmoe_bf16", "qwen2moe_bf16", "qwen3moe_bf16"}) {
+        gemm_bf16_set_kernel(Bf16Kernel::widen);
+        auto mapped = hf_model_open(case_dir(name).string());
+        gemm_bf16_set_kernel(Bf16Kernel::bf16);
+        auto packed = hf_model_open(case_dir(name).string());
+        ASSERT_TRUE(mapped && packed) << name;
+        EXPECT_FALSE((*mapped)->packed) << name;
+        EXPECT_TRUE((*packed)->packed) << name;
+        EXPECT_EQ((*packed)->mapped_elements, (*mapped)->mapped_elements) << name;
+        const ModelConfig& c = (*packed)->cfg.model;
+        const std::vector<int> ids = expected_of(name)["ids"].get<std::vector<int>>();
+        const int T = (int)ids.size(), V = c.vocab_size, K = c.moe.top_k;
+        Activations am, ap;  // both forwards on the bf16 kernel now
+        activations_create(am, c, 1, T);
+        activations_create(ap, c, 1, T);
+        model_forward((*mapped)->model, am, ids.data(), nullptr, 1, T);
+        model_forward((*packed)->model, ap, ids.data(), nullptr, 1, T);
+        double between = 0;
+        for (size_t i = 0; i < (size_t)T * V; i++) between = std::max(between, (double)std::fabs(am.logits[i] - ap.logits[i]));
+        EXPECT_LT(between, 1e-5) << name;
+        int differ = 0;
+        for (int l = 0; l < c.n_layers; l++)
+            if ((*packed)->model.w.layers[l].moe.router)
+                for (int t = 0; t < T * K; t++) differ += am.layers[l].ms.choice[t] != ap.layers[l].ms.choice[t];
+        EXPECT_EQ(differ, 0) << name;
+        std::printf("%-16s packed vs mapped: max|dlogit| %.2e, expert choices differing %d\n", name.c_str(), between, differ);
+    }
+}
 
 // A quirk, taken out of RouteLab's model: the reference must then disagree.
 struct Quirk {

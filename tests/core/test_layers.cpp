@@ -2,6 +2,7 @@
 // Losses are L = sum(out * R) for a fixed random R, so dL/dout = R.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -102,6 +103,38 @@ TEST(Gemm, Bf16WeightsMatchRef) {
         EXPECT_LT(err[1], 8e-6) << at;
         EXPECT_LT(err[2], 4e-3) << at;
         EXPECT_GT(err[2], 10 * err[1]) << at;
+    }
+}
+
+// Packed weights (bf16_pack, the layout gemm_bf16w_packed reads): against the naive sum over the packed
+// layout (which also checks the packing, element by element through the indices the kernel does not
+// use), and against the dot-form bf16 kernel on the unpacked bits (the same products, summed in another
+// order). Shapes: odd K (the zero pair), K across several chunks of 256 pairs, N no multiple of the
+// 32-column panels, M no multiple of the tiles, one row, and products big enough to split the panels over
+// the threads.
+TEST(Gemm, Bf16PackedWeightsMatchRefAndTheDotKernel) {
+    if (!bf16_dot_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU: the packed kernel is not used";
+    struct Shape { int M, N, K; };
+    for (Shape sh : {Shape{1, 37, 25}, Shape{13, 64, 64}, Shape{64, 40, 2048}, Shape{25, 130, 1001}, Shape{256, 1030, 96}}) {
+        const int M = sh.M, N = sh.N, K = sh.K, lda = K + 3, ldc = N + 5;
+        auto a = randn((size_t)M * lda, 11), bw = randn((size_t)N * K, 12);
+        std::vector<uint16_t> b(bw.size());
+        for (size_t i = 0; i < b.size(); i++) b[i] = (uint16_t)(std::bit_cast<uint32_t>(bw[i]) >> 16);
+        std::vector<uint16_t> packed(bf16_packed_elements(N, K), 0xFFFF);  // all written, padding as zeros
+        bf16_pack(b.data(), N, K, packed.data());
+        std::vector<float> c((size_t)M * ldc, 7.f), cr((size_t)M * ldc, 7.f), cd((size_t)M * ldc, 7.f);
+        gemm_bf16w_packed(M, N, K, a.data(), lda, packed.data(), c.data(), ldc);
+        gemm_bf16w_packed_ref(M, N, K, a.data(), lda, packed.data(), cr.data(), ldc);
+        gemm_bf16w_with(Bf16Kernel::bf16, M, N, K, a.data(), lda, b.data(), cd.data(), ldc);
+        double to_ref = 0, to_dot = 0;
+        for (size_t i = 0; i < c.size(); i++) {  // padding columns must stay 7
+            to_ref = std::max(to_ref, (double)std::fabs(c[i] - cr[i]) / (1.0 + std::fabs(cr[i])));
+            to_dot = std::max(to_dot, (double)std::fabs(c[i] - cd[i]) / (1.0 + std::fabs(cd[i])));
+        }
+        const std::string at = std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
+        EXPECT_LT(to_ref, 1e-5 + 6e-8 * K) << at;
+        EXPECT_LT(to_dot, 1e-5 + 6e-8 * K) << at;
+        for (uint16_t v : packed) ASSERT_NE(v, 0xFFFF) << at << ": a packed element left unwritten";
     }
 }
 
