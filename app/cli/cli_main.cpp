@@ -46,7 +46,7 @@ const std::vector<Command>& commands() {
          {"workspace", "csv"}, cmd_runs, 2},
         {"generate",
          "  routelab-cli generate --checkpoint F | --model DIR --prompt TEXT [--max-tokens N] [--temperature T]\n"
-         "                        [--bf16-activations]  (a BF16 folder's matrices at BF16 speed, PyTorch's bf16 rounding)\n"
+         "                        [--bf16-activations]  (a BF16 folder's matrices packed at open, at BF16 speed, PyTorch's bf16 rounding)\n"
          "                        [--top-k K] [--top-p P] [--seed S]\n",
          {"checkpoint", "model", "prompt", "max-tokens", "min-tokens", "temperature", "top-k", "top-p", "seed"}, cmd_generate},
         {"probe",
