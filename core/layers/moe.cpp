@@ -33,8 +33,9 @@ namespace {
 bool experts_in_parallel(const MoeDims& d, int A) { return d.E > 1 && 6.0 * A * d.C * d.F > 1e6; }
 
 // The experts, busiest first: the threads take them in turn (dynamic schedule), so the largest ones
-// start first and the last to finish are small (longest-processing-time order; in expert order, a
-// busy last expert kept the other thread waiting at the region's end). Reused per thread, no allocation.
+// start first and the last to finish are small (longest-processing-time order; in expert order a busy
+// expert near the end can leave the other thread waiting at the region's end). Ties in expert order,
+// so the order, and each expert's rows, do not depend on the thread count. Reused per thread.
 const std::vector<int>& experts_by_load(const int* offset, int E) {
     thread_local std::vector<int> order;
     order.resize(E);
