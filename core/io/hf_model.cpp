@@ -272,7 +272,7 @@ Bf16Views mapped_pack(Model& m, const std::vector<Source>& sources, const Tensor
         const TensorSpec& spec = *full.find(s.ours);
         const MappedTensor* t = index.at(s.hf).t;
         const Job j{s.ours, reinterpret_cast<const uint16_t*>(t->data) + s.first, spec.shape[0], spec.shape[1], total};
-        total += bf16_packed_elements(j.N, j.K);  // a multiple of 64: every matrix starts 128-byte aligned
+        total += bf16_packed_elements(j.N, j.K);  // a multiple of 64 elements: every matrix starts 64-byte aligned
         by_tensor[t].push_back(j);
     }
     auto buffer = std::shared_ptr<uint16_t>(static_cast<uint16_t*>(::operator new(total * sizeof(uint16_t), std::align_val_t{64})),
@@ -408,7 +408,12 @@ Result<std::unique_ptr<HfModel>> hf_model_open(const std::string& dir, bool toke
     weights_fill(out->model, sources, *index);
     out->packed = !mapped.empty() && gemm_bf16_kernel() == Bf16Kernel::bf16;
     if (out->packed) {
-        mapped_bind(out->model, mapped_pack(out->model, sources, *index, mapped));
+        try {
+            mapped_bind(out->model, mapped_pack(out->model, sources, *index, mapped));
+        } catch (const std::bad_alloc&) {  // reachable with ROUTELAB_MEMORY_CHECK=0
+            return Status::error("'" + dir + "': no memory to pack " + out->info.architecture +
+                                 "'s BF16 matrices for --bf16-activations; open it without that option or close other programs");
+        }
     } else {
         mapped_bind(out->model, mapped_views(sources, *index, mapped));
         mapped_prefault(sources, *index, mapped);

@@ -41,8 +41,9 @@ struct HfModel {
     HfModelInfo info;
     Model model;  // frozen: parameters only (model_create_frozen)
     std::optional<Tokenizer> tok;  // the folder's (TokenizerKind::hf), when it has one
-    // A BF16 checkpoint's matrices (hf_held_name) are read from the mapped shards where they lie (the
-    // bf16_* views; model.held keeps the mappings), mapped_elements of them, not copied into model.params.
+    // A BF16 checkpoint's matrices (hf_held_name) are read from the mapped shards where they lie, or from
+    // their packed copy (packed, below; the bf16_* views; model.held keeps the mappings and the pack),
+    // mapped_elements of them, not copied into model.params.
     uint64_t mapped_elements = 0;
     // Opened while the AVX512-BF16 kernel was asked for (gemm_bf16_set_kernel(bf16), the CLI's
     // --bf16-activations): those matrices were packed at open (bf16_pack) and read from the pack, not

@@ -45,7 +45,8 @@ const char* bf16_kernel_name(Bf16Kernel k);
 // panels of 32 rows of B, each pair of K values of a row adjacent (VNNI-2; K padded to even, N to 32
 // with zeros), bf16_packed_elements(N, K) uint16 in all. gemm_bf16w_packed: C (M,N) = A . B^T from
 // them with the activations rounded to BF16 (the bf16 kernel's arithmetic, in outer-product form that
-// needs no weight copy); needs AVX512-BF16 (bf16_dot_available). _ref: the same sums in double.
+// needs no weight copy), whatever gemm_bf16_set_kernel says later: the packing is chosen at open, only
+// where bf16_dot_available (without it this falls back to _ref). _ref: the same sums in double.
 uint64_t bf16_packed_elements(int N, int K);
 void bf16_pack(const uint16_t* B, int N, int K, uint16_t* out);
 void gemm_bf16w_packed(int M, int N, int K, const float* A, int lda, const uint16_t* Bp, float* C, int ldc);

@@ -128,9 +128,10 @@ INSTANTIATE_TEST_SUITE_P(Cases, HfTiny,
 
 // With the AVX512-BF16 kernel asked for before opening (the CLI's --bf16-activations), a BF16 folder's
 // matrices are packed at open (gemm_bf16w_packed) instead of read from the mapping by the dot kernel:
-// the same BF16 products summed in another order, so the logits must agree to float32 rounding (the
-// activations' rounding to BF16 is checked against float32 in Gemm.Bf16WeightsMatchRef) and every
-// token's experts must be the same.
+// the same BF16 products summed in another order. The activations are rounded to BF16 again in every
+// layer, so a float32 difference that lands on a rounding midpoint can grow to 2^-9 of one value; the
+// bars leave room for a rare such flip (measured: 2.4e-7 to 9.5e-7, no choice differing), and a wrong
+// packing is far outside them. The activations' rounding itself is checked in Gemm.Bf16WeightsMatchRef.
 TEST(HfPacked, PackedAtOpenComputesWhatTheMappedWeightsDo) {
     if (!bf16_dot_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU: nothing is packed";
     struct KernelReset {
@@ -153,14 +154,19 @@ TEST(HfPacked, PackedAtOpenComputesWhatTheMappedWeightsDo) {
         activations_create(ap, c, 1, T);
         model_forward((*mapped)->model, am, ids.data(), nullptr, 1, T);
         model_forward((*packed)->model, ap, ids.data(), nullptr, 1, T);
-        double between = 0;
-        for (size_t i = 0; i < (size_t)T * V; i++) between = std::max(between, (double)std::fabs(am.logits[i] - ap.logits[i]));
-        EXPECT_LT(between, 1e-5) << name;
+        double between = 0, scale = 0;
+        for (size_t i = 0; i < (size_t)T * V; i++) {
+            between = std::max(between, (double)std::fabs(am.logits[i] - ap.logits[i]));
+            scale = std::max(scale, (double)std::fabs(am.logits[i]));
+        }
+        EXPECT_LT(between, 1e-3 * (1.0 + scale)) << name;
         int differ = 0;
         for (int l = 0; l < c.n_layers; l++)
             if ((*packed)->model.w.layers[l].moe.router)
                 for (int t = 0; t < T * K; t++) differ += am.layers[l].ms.choice[t] != ap.layers[l].ms.choice[t];
-        EXPECT_EQ(differ, 0) << name;
+        int layers = 0;
+        for (int l = 0; l < c.n_layers; l++) layers += (*packed)->model.w.layers[l].moe.router != nullptr;
+        EXPECT_LE(differ, std::max(1, layers * T * K / 100)) << name;  // one flip, or 1% of the choices
         std::printf("%-16s packed vs mapped: max|dlogit| %.2e, expert choices differing %d\n", name.c_str(), between, differ);
     }
 }

@@ -111,11 +111,13 @@ TEST(Gemm, Bf16WeightsMatchRef) {
 // use), and against the dot-form bf16 kernel on the unpacked bits (the same products, summed in another
 // order). Shapes: odd K (the zero pair), K across several chunks of 256 pairs, N no multiple of the
 // 32-column panels, M no multiple of the tiles, one row, and products big enough to split the panels over
-// the threads.
+// the threads; then one call from inside a parallel region (an expert's), which must run on its thread.
 TEST(Gemm, Bf16PackedWeightsMatchRefAndTheDotKernel) {
     if (!bf16_dot_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU: the packed kernel is not used";
     struct Shape { int M, N, K; };
-    for (Shape sh : {Shape{1, 37, 25}, Shape{13, 64, 64}, Shape{64, 40, 2048}, Shape{25, 130, 1001}, Shape{256, 1030, 96}}) {
+    // N 50: a last panel of 18 columns (both vector masks partial); K 600: a second chunk added into C.
+    for (Shape sh : {Shape{1, 37, 25}, Shape{13, 64, 64}, Shape{64, 40, 2048}, Shape{25, 130, 1001}, Shape{256, 1030, 96},
+                     Shape{3, 50, 30}, Shape{40, 50, 600}}) {
         const int M = sh.M, N = sh.N, K = sh.K, lda = K + 3, ldc = N + 5;
         auto a = randn((size_t)M * lda, 11), bw = randn((size_t)N * K, 12);
         std::vector<uint16_t> b(bw.size());
@@ -135,6 +137,14 @@ TEST(Gemm, Bf16PackedWeightsMatchRefAndTheDotKernel) {
         EXPECT_LT(to_ref, 1e-5 + 6e-8 * K) << at;
         EXPECT_LT(to_dot, 1e-5 + 6e-8 * K) << at;
         for (uint16_t v : packed) ASSERT_NE(v, 0xFFFF) << at << ": a packed element left unwritten";
+        if (sh.M != 40) continue;
+        std::vector<float> cp((size_t)M * ldc, 7.f);
+#pragma omp parallel num_threads(2)
+        {
+#pragma omp single
+            gemm_bf16w_packed(M, N, K, a.data(), lda, packed.data(), cp.data(), ldc);
+        }
+        EXPECT_EQ(cp, c) << at << " inside a parallel region";
     }
 }
 
