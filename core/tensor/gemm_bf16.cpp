@@ -237,7 +237,6 @@ constexpr int k_panel = 32;  // columns per panel (two 16-lane vectors)
 // OLMoE's experts, where each chunk serves only 3 tiles), 8 slower, 64 and more no better.
 constexpr int k_prefetch_pairs = 32;
 
-// add: C += the tile (a later K chunk) rather than C = it.
 // A pair of BF16 activations (k even, k + 1) as one 32-bit lane value; memcpy, not a uint32_t* into the
 // uint16_t buffer (aliasing), compiles to the same broadcast load.
 RL_BF16_TARGET inline __m512bh broadcast_pair(const uint16_t* a) {
@@ -246,7 +245,8 @@ RL_BF16_TARGET inline __m512bh broadcast_pair(const uint16_t* a) {
     return (__m512bh)_mm512_set1_epi32(v);
 }
 
-// A: rows of BF16 activations (lda elements apart, K padded with zeros to an even count at least).
+// C (MR rows, ncols <= 32 columns) = A's rows . the panel's 32 rows over P pairs of K; add: C += that
+// instead (a later K chunk). A: rows of BF16 activations, lda elements apart, zero beyond K.
 template <int MR>
 RL_BF16_TARGET void packed_tile(const uint16_t* A, int lda, const uint16_t* Bp, int P, float* C, int ldc, int ncols,
                                 bool add) {
