@@ -84,6 +84,8 @@ KNOWN_KEYS = {
     "attention.qk_norm", "moe.topk_weights", "moe.d_ff_shared", "moe.shared_expert_gate", "moe.dense_layers",
     "attention.rope_scaling.kind", "attention.rope_scaling.factor", "attention.rope_scaling.low_freq_factor",
     "attention.rope_scaling.high_freq_factor", "attention.rope_scaling.original_max_positions",
+    # routing interventions on a frozen model: only their defaults
+    "moe.masked_experts", "moe.inference_capacity_factor",
 }
 KNOWN_VALUES = {
     "norm": {"rmsnorm", "layernorm"}, "norm_position": {"pre", "post"},
@@ -103,7 +105,7 @@ KNOWN_VALUES = {
     "embedding_multiplier": {1.0}, "residual_multiplier": {1.0}, "logits_scaling": {1.0}, "attention.scale": {0.0},
     "attention.qkv_bias": {False}, "attention.qk_norm": {"none"}, "moe.topk_weights": {"auto"},
     "moe.d_ff_shared": {0}, "moe.shared_expert_gate": {False}, "moe.dense_layers": {""},
-    "attention.rope_scaling.kind": {"none"},
+    "attention.rope_scaling.kind": {"none"}, "moe.masked_experts": {""}, "moe.inference_capacity_factor": {0.0},
 }
 
 

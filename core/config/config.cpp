@@ -214,6 +214,8 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.moe.d_ff_shared", e.d_ff_shared);
     visit("model.moe.shared_expert_gate", e.shared_expert_gate);
     visit("model.moe.dense_layers", e.dense_layers);
+    visit("model.moe.masked_experts", e.masked_experts);
+    visit("model.moe.inference_capacity_factor", e.inference_capacity_factor);
     visit("train.steps", t.steps);
     visit("train.batch_size", t.batch_size);
     visit("train.lr", t.lr);
@@ -625,6 +627,32 @@ Status validate_engine_routing(const MoeConfig& e) {
     return Status::ok();
 }
 
+// The routing interventions of experiments on a frozen model (config.h, MoeConfig::masked_experts).
+Status validate_interventions(const ModelConfig& m) {
+    const auto& e = m.moe;
+    std::vector<int> list;
+    if (!parse_layer_list(e.masked_experts, list))
+        return bad("model.moe.masked_experts", "must be comma-separated expert indices such as \"3,5\", got \"" + e.masked_experts + "\"");
+    std::vector<char> seen(e.n_experts, 0);
+    int masked = 0;
+    for (int x : list) {
+        if (!in(x, 0, e.n_experts - 1))
+            return bad("model.moe.masked_experts", "names expert " + std::to_string(x) + "; experts are 0.." + std::to_string(e.n_experts - 1));
+        masked += !seen[x];
+        seen[x] = 1;
+    }
+    if (e.n_experts - masked < e.top_k)
+        return bad("model.moe.masked_experts", "leaves " + std::to_string(e.n_experts - masked) + " experts for top_k " +
+                                                   std::to_string(e.top_k) + ": mask fewer or lower model.moe.top_k");
+    if (masked > 0 && (e.routing != MoeRouting::topk || e.kind != FfnRouting::moe))
+        return bad("model.moe.masked_experts", "applies to token-choice top-k routing only (routing topk, moe.kind=moe)");
+    if (!(e.inference_capacity_factor >= 0 && e.inference_capacity_factor <= 64))
+        return bad("model.moe.inference_capacity_factor", "must be 0 (no capacity) or in (0, 64]");
+    if (e.inference_capacity_factor > 0 && e.routing != MoeRouting::topk)
+        return bad("model.moe.inference_capacity_factor", "applies to routing topk only (top1_capacity and expert_choice have their own)");
+    return Status::ok();
+}
+
 // The sparse-FFN settings Hugging Face checkpoints carry (docs/hf-models.md).
 Status validate_hf_moe(const ModelConfig& m) {
     const auto& e = m.moe;
@@ -640,7 +668,7 @@ Status validate_hf_moe(const ModelConfig& m) {
     for (int l : list)
         if (!in(l, 0, m.n_layers - 1))
             return bad("model.moe.dense_layers", "names layer " + std::to_string(l) + "; layers are 0.." + std::to_string(m.n_layers - 1));
-    return Status::ok();
+    return validate_interventions(m);
 }
 
 Status validate_moe(const ModelConfig& m) {

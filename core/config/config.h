@@ -117,6 +117,13 @@ struct MoeConfig {
     // Layers whose FFN is the dense one (model.ffn) rather than the sparse one: comma-separated indices
     // ("0,3"), as HF's mlp_only_layers / decoder_sparse_step / first_k_dense_replace produce.
     std::string dense_layers;
+    // Routing interventions (issue 24: experiments on a frozen model, forward only). masked_experts:
+    // comma-separated experts no token may choose ("3,5"; their selection key is -inf, so the next best
+    // ones are chosen). inference_capacity_factor: 0 = none; > 0 = outside training, each expert keeps at
+    // most ceil(N K cf / E) of its N K choices under token_drop_policy (GShard's capacity with top-k), the
+    // rest dropped as in training.
+    std::string masked_experts;
+    float inference_capacity_factor = 0.f;
 };
 
 struct ModelConfig {

@@ -19,6 +19,8 @@ int MoeDims::capacity() const {
     // token at a time gives what the full forward gives.
     if (routing == MoeRouting::top1_capacity && training) return std::max(1, (int)std::ceil((double)N / E * capacity_factor));
     if (routing == MoeRouting::expert_choice) return std::min(N, std::max(1, (int)std::ceil((double)N * capacity_factor / E)));
+    if (routing == MoeRouting::topk && !training && inference_capacity_factor > 0)
+        return std::min(N, std::max(1, (int)std::ceil((double)N * K * inference_capacity_factor / E)));
     return N;
 }
 
@@ -242,7 +244,8 @@ void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeD
         std::vector<Pick> picks;  // every choice, token order, with its weight before capacity
         for (int t = 0; t < N; t++) {
             std::vector<double> key(E);
-            for (int e = 0; e < E; e++) key[e] = (renorm ? z : p)[(size_t)t * E + e] + (d.bias ? d.bias[e] : 0.0);
+            for (int e = 0; e < E; e++)
+                key[e] = d.is_masked(e) ? -INFINITY : (renorm ? z : p)[(size_t)t * E + e] + (d.bias ? d.bias[e] : 0.0);
             if (d.group_topk > 0) {
                 const int per = E / d.n_groups, take = K / d.group_topk;
                 std::vector<std::pair<double, int>> gs;

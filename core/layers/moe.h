@@ -6,6 +6,7 @@
 // gathered, each expert runs one GEMM chain over its rows, outputs are scatter-added with their
 // combine weights. No expert ever runs on rows it was not given.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -46,7 +47,13 @@ struct MoeDims {
     int seq_rows = 0;                  // seq_aux_loss: rows per sequence (T, or T*h sub-tokens)
     const float* global_counts = nullptr;  // global_aux_loss: (E) choice counts of the earlier steps in the window
     double global_rows = 0;            // rows those counts came from
-    int capacity() const;              // top1_capacity (training): ceil(N/E*cf); expert_choice: ceil(N*cf/E); else N
+    // Interventions on a frozen model (MoeConfig::masked_experts, inference_capacity_factor).
+    std::array<uint64_t, 16> masked{};  // bit e: expert e is never selected (E <= 1024)
+    bool any_masked = false;
+    float inference_capacity_factor = 0.f;  // topk outside training: ceil(N*K*cf/E) per expert; 0 none
+    bool is_masked(int e) const { return (masked[e >> 6] >> (e & 63)) & 1; }
+    int capacity() const;              // top1_capacity (training): ceil(N/E*cf); expert_choice: ceil(N*cf/E);
+                                       // topk at inference with an inference capacity: ceil(N*K*cf/E); else N
     int max_assign() const;            // rows the gather buffers must hold
     int shared_width() const { return Fs > 0 ? Fs : F; }
 };

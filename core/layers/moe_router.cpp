@@ -146,6 +146,9 @@ void moe_selection_key(float* key, const float* z, const float* s, const MoeDims
     // (Megatron's default, no pre-softmax), else the scores; plus the bias (selection only).
     const float* base = moe_renormalised(d) ? z : s;
     for (int e = 0; e < E; e++) key[e] = base[e] + (d.bias ? d.bias[e] : 0.f);
+    if (d.any_masked)  // an intervention: masked experts lose every comparison (validation leaves K others)
+        for (int e = 0; e < E; e++)
+            if (d.is_masked(e)) key[e] = -INFINITY;
     if (d.group_topk <= 0) return;
     // Group-limited routing (DeepSeek-V3, Megatron's group_limited_topk): a group scores the sum of its
     // top K/group_topk keys; the token keeps its best group_topk groups and every other expert is out.

@@ -426,6 +426,18 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
     d.group_topk = mc.group_topk;
     d.Fs = mc.d_ff_shared;
     d.norm_topk = mc.topk_weights == TopkWeights::automatic ? -1 : mc.topk_weights == TopkWeights::renormalised ? 1 : 0;
+    d.inference_capacity_factor = mc.inference_capacity_factor;
+    // The masked experts' list, read without allocating (this runs per layer and step; validated already).
+    for (size_t i = 0; i < mc.masked_experts.size();) {
+        if (mc.masked_experts[i] < '0' || mc.masked_experts[i] > '9') {
+            i++;
+            continue;
+        }
+        int e = 0;
+        while (i < mc.masked_experts.size() && mc.masked_experts[i] >= '0' && mc.masked_experts[i] <= '9')
+            e = e * 10 + (mc.masked_experts[i++] - '0');
+        if (e < d.E) d.masked[e >> 6] |= uint64_t{1} << (e & 63), d.any_masked = true;
+    }
     return d;
 }
 

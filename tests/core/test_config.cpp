@@ -55,6 +55,11 @@ TEST(Config, ValidateNamesTheKeyAndTheRule) {
         // the settings of imported Hugging Face models (docs/hf-models.md)
         {"model.moe.kind=moe;model.moe.dense_layers=\"0,x\"", "'model.moe.dense_layers' must be comma-separated"},
         {"model.moe.kind=moe;model.moe.dense_layers=\"1,5\"", "names layer 5"},
+        // routing interventions (issue 24)
+        {"model.moe.kind=moe;model.moe.masked_experts=\"1,x\"", "'model.moe.masked_experts' must be comma-separated"},
+        {"model.moe.kind=moe;model.moe.masked_experts=\"8\"", "names expert 8; experts are 0..7"},
+        {"model.moe.kind=moe;model.moe.masked_experts=\"0,1,2,3,4,5,6\"", "leaves 1 experts for top_k 2"},
+        {"model.moe.kind=moe;model.moe.inference_capacity_factor=-1", "'model.moe.inference_capacity_factor' must be 0"},
         {"model.moe.kind=moe;model.moe.shared_expert_gate=true", "'model.moe.shared_expert_gate' needs shared experts"},
         {"model.moe.kind=moe;model.moe.routing=expert_choice;model.moe.topk_weights=probs",
          "'model.moe.topk_weights' applies to softmax top-k"},

@@ -434,6 +434,57 @@ TEST(EngineRouting, BiasChangesSelectionNotWeights) {
     EXPECT_LT(max_abs_diff(out.data(), ref.data(), out.size()), 1e-4);
 }
 
+// Interventions on a frozen model (MoeConfig::masked_experts): a masked expert is never chosen, each
+// token takes its next best instead (the unmasked ranking otherwise kept), and the weights follow the
+// same rule over the new choices; the naive reference agrees.
+TEST(Interventions, MaskedExpertsAreNeverChosenAndTheNextBestTakeTheirPlace) {
+    MoeDims d;
+    d.N = 16; d.C = 6; d.E = 6; d.K = 2; d.F = 4; d.training = false;
+    MoeFixture fx(d);
+    auto x = randn((size_t)d.N * d.C, 41);
+    std::vector<float> out((size_t)d.N * d.C), ref(out.size());
+    moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    std::vector<int> count(d.E, 0);
+    for (int i = 0; i < d.N * d.K; i++) count[fx.sv.choice[i]]++;
+    const int busiest = (int)(std::max_element(count.begin(), count.end()) - count.begin());
+    ASSERT_GT(count[busiest], 0);
+    d.masked[busiest >> 6] |= uint64_t{1} << (busiest & 63), d.any_masked = true;
+    moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    for (int t = 0; t < d.N; t++) {
+        // expected: the top K of the router's logits with the masked one left out
+        std::vector<int> order(d.E);
+        std::iota(order.begin(), order.end(), 0);
+        const float* z = fx.sv.logits + (size_t)t * d.E;
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return z[a] > z[b]; });
+        order.erase(std::find(order.begin(), order.end(), busiest));
+        for (int k = 0; k < d.K; k++) EXPECT_EQ(fx.sv.choice[(size_t)t * d.K + k], order[k]) << "token " << t;
+    }
+    moe_forward_ref(ref.data(), x.data(), fx.w, d);
+    EXPECT_LT(max_abs_diff(out.data(), ref.data(), out.size()), 1e-4);
+}
+
+// MoeConfig::inference_capacity_factor: top-k routing outside training keeps at most ceil(N K cf / E)
+// choices per expert (the earliest tokens under the position policy) and counts the rest as dropped;
+// in training, and at 0, nothing changes.
+TEST(Interventions, InferenceCapacityDropsOverflowOutsideTrainingOnly) {
+    MoeDims d;
+    d.N = 12; d.C = 6; d.E = 4; d.K = 2; d.F = 5; d.training = false; d.inference_capacity_factor = 0.5f;
+    MoeFixture fx(d);
+    for (int c = 0; c < d.C; c++) fx.router[2 * d.C + c] = fx.router[1 * d.C + c] = 0.f;
+    fx.router[2 * d.C] = 50.f, fx.router[1 * d.C] = 40.f;  // every token: experts 2 then 1
+    std::vector<float> x((size_t)d.N * d.C, 0.f), out(x.size());
+    for (int t = 0; t < d.N; t++) x[(size_t)t * d.C] = 1.f;
+    EXPECT_EQ(d.capacity(), 3);  // ceil(12 * 2 * 0.5 / 4)
+    moe_forward(out.data(), fx.st, fx.sv, x.data(), fx.w, d);
+    EXPECT_EQ(*fx.sv.n_assign, 6) << "experts 1 and 2 keep 3 tokens each";
+    for (int r = 0; r < *fx.sv.n_assign; r++) EXPECT_LT(fx.sv.a_token[r], 3) << "the earliest tokens win";
+    EXPECT_NEAR(fx.st.dropped_frac, 9.f / 12.f, 1e-6);  // tokens that reached no expert
+    d.training = true;
+    EXPECT_EQ(d.capacity(), d.N);
+    d.training = false, d.inference_capacity_factor = 0.f;
+    EXPECT_EQ(d.capacity(), d.N);
+}
+
 // Over capacity the probs policy keeps an expert's highest-weight tokens, position its earliest.
 TEST(EngineRouting, DropPolicyProbsKeepsTheHighestWeights) {
     MoeDims d;
