@@ -244,8 +244,7 @@ void moe_forward_ref(float* out, const float* x, const MoeWeights& w, const MoeD
         std::vector<Pick> picks;  // every choice, token order, with its weight before capacity
         for (int t = 0; t < N; t++) {
             std::vector<double> key(E);
-            for (int e = 0; e < E; e++)
-                key[e] = d.is_masked(e) ? -INFINITY : (renorm ? z : p)[(size_t)t * E + e] + (d.bias ? d.bias[e] : 0.0);
+            for (int e = 0; e < E; e++) key[e] = d.is_masked(e) ? -INFINITY : (renorm ? z : p)[(size_t)t * E + e] + (d.bias ? d.bias[e] : 0.0);
             if (d.group_topk > 0) {
                 const int per = E / d.n_groups, take = K / d.group_topk;
                 std::vector<std::pair<double, int>> gs;
