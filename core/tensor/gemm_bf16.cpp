@@ -15,7 +15,9 @@
 
 #include "tensor/arena.h"
 #include "tensor/gemm.h"
-#include "util/threads.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace rl {
 
@@ -213,7 +215,14 @@ void gemm_dot(bool split, int M, int N, int K, const float* A, int lda, const ui
         if (split) dot_columns<true>(M, 0, n, K, Ab, ab_ld, w, C + n0, ldc);
         else dot_columns<false>(M, 0, n, K, Ab, ab_ld, w, C + n0, ldc);
     };
-    parallel_for(blocks, 2.0 * M * N * K > 4e6, run);  // on the calling thread inside a parallel region
+#ifdef _OPENMP
+    if (!omp_in_parallel() && omp_get_max_threads() > 1 && blocks > 1 && 2.0 * M * N * K > 4e6) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < blocks; b++) run(b);
+        return;
+    }
+#endif
+    for (int b = 0; b < blocks; b++) run(b);
 }
 
 // ---- packed (VNNI) weights, outer-product form: a weight matrix packed once at open (bf16_pack) into
@@ -310,7 +319,14 @@ void gemm_packed(int M, int N, int K, const float* A, int lda, const uint16_t* B
                 packed_tile_m(tile_rows(t), Ab + (size_t)m * Kp + 2 * (size_t)p0, Kp, Bj + (size_t)p0 * 2 * k_panel,
                               std::min(k_packed_kc, P - p0), C + (size_t)m * ldc + n0, ldc, ncols, p0 > 0);
     };
-    parallel_for(panels, 2.0 * M * N * K > 4e6, run);  // on the calling thread inside a parallel region
+#ifdef _OPENMP
+    if (!omp_in_parallel() && omp_get_max_threads() > 1 && panels > 1 && 2.0 * M * N * K > 4e6) {
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < panels; j++) run(j);
+        return;
+    }
+#endif
+    for (int j = 0; j < panels; j++) run(j);
 }
 
 }  // namespace
