@@ -37,6 +37,9 @@ import torch.nn.functional as F
 
 IDS = [1, 17, 42, 5, 88, 23, 64, 9, 71, 30, 55, 2, 89, 36]  # < every case's vocab_size
 MIN_GAP = 1e-3
+# Under an intervention (more experts, some masked) more gaps matter; float32 forwards agree to ~1e-6,
+# so 1e-4 still leaves a hundredfold margin and keeps redraws few.
+MIN_GAP_INTERVENTION = 1e-4
 
 # ----------------------------------------------------------------------------------------------
 # config.json of each architecture: the keys its released checkpoints carry, at tiny sizes.
@@ -392,37 +395,86 @@ def softmax_topk(logits, k, renormalise):
     return experts, weights, probs
 
 
-def combine(x, experts, weights, expert_fn):
-    """sum over j of weights[t, j] * expert_{experts[t, j]}(x[t])."""
+# Routing interventions (RouteLab's probe/eval flags --top-k, --renorm/--no-renorm, --mask-experts,
+# --capacity-factor; docs/hf-models.md), written here from their definitions, not from RouteLab's
+# code: a masked expert is never chosen (its selection score is -inf; the router's probabilities are
+# otherwise unchanged, so with plain weights its share is not handed to the others); top-k takes the
+# k best of the rest; renormalised weights are softmax over the chosen logits (= the chosen
+# probabilities over their sum), plain ones the probabilities of the softmax over all experts.
+# Capacity (GShard's, for top-k): each expert keeps at most min(T, ceil(T k cf / E)) of the tokens
+# that chose it, the earliest ones; the later ones lose that expert (the token keeps its others).
+def route(logits, k, renormalise, iv, key_is_logits=False):
+    """(experts [T, k], weights [T, k], key [T, E], kept [T, k]) of one layer under intervention iv."""
+    logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)
+    k = iv.get("top_k") or k
+    if iv.get("renorm") is not None:
+        renormalise = iv["renorm"]
+    key = (logits if key_is_logits else probs).clone()
+    for e in iv.get("mask", []):
+        key[:, e] = -math.inf
+    _, experts = torch.topk(key, k, dim=-1)
+    chosen = probs.gather(1, experts)
+    weights = torch.softmax(logits.gather(1, experts), dim=-1) if renormalise else chosen
+    kept = torch.ones_like(experts, dtype=torch.bool)
+    cf = iv.get("capacity_factor", 0)
+    if cf > 0:
+        T, E = logits.shape
+        cap = min(T, max(1, math.ceil(T * k * cf / E)))
+        taken = [0] * E
+        for t in range(T):
+            for j in range(k):
+                e = int(experts[t, j])
+                kept[t, j] = taken[e] < cap
+                taken[e] += 1
+    return experts, weights, key, kept
+
+
+def combine(x, experts, weights, expert_fn, kept=None):
+    """sum over j of weights[t, j] * expert_{experts[t, j]}(x[t]), over the kept (t, j) only."""
     out = torch.zeros_like(x)
     for e in experts.unique().tolist():
-        rows, slot = (experts == e).nonzero(as_tuple=True)
-        out.index_add_(0, rows, expert_fn(e, x[rows]) * weights[rows, slot, None])
+        hit = experts == e
+        if kept is not None:
+            hit = hit & kept
+        rows, slot = hit.nonzero(as_tuple=True)
+        if len(rows):
+            out.index_add_(0, rows, expert_fn(e, x[rows]) * weights[rows, slot, None])
     return out
 
 
-def ffn_llama(cfg, W, p, l, x):
+def routed(x, logits, k, renormalise, iv, expert_fn, key_is_logits=False):
+    """The routed experts' sum and the route: unchanged as each modeling file computes it when iv is
+    empty, else under iv's interventions."""
+    if not iv:
+        if key_is_logits:
+            top_logits, experts = logits.float().topk(k, dim=-1)
+            weights, key = torch.softmax(top_logits, dim=-1), logits.float()
+        else:
+            experts, weights, key = softmax_topk(logits, k, renormalise)
+        return combine(x, experts, weights, expert_fn), (experts, weights, key, None)
+    experts, weights, key, kept = route(logits, k, renormalise, iv, key_is_logits)
+    return combine(x, experts, weights, expert_fn, kept), (experts, weights, key, kept)
+
+
+def ffn_llama(cfg, W, p, l, x, iv):
     return swiglu(x, W, p + "mlp."), None
 
 
-def ffn_mixtral(cfg, W, p, l, x):
+def ffn_mixtral(cfg, W, p, l, x, iv):
     m = p + "block_sparse_moe."
     logits = linear(x, W[m + "gate.weight"])
-    # modeling_mixtral.py MixtralSparseMoeBlock.forward: the top-k weights are always renormalised
-    experts, weights, scores = softmax_topk(logits, cfg["num_experts_per_tok"], True)
-    # modeling_mixtral.py MixtralBlockSparseTop2MLP.forward: w2(silu(w1 x) * w3 x)
-    out = combine(x, experts, weights,
+    # modeling_mixtral.py MixtralSparseMoeBlock.forward: the top-k weights are always renormalised;
+    # MixtralBlockSparseTop2MLP.forward: w2(silu(w1 x) * w3 x)
+    return routed(x, logits, cfg["num_experts_per_tok"], True, iv,
                   lambda e, xs: swiglu(xs, W, f"{m}experts.{e}.", names=("w1", "w3", "w2")))
-    return out, (experts, weights, scores)
 
 
-def ffn_granitemoe(cfg, W, p, l, x):
+def ffn_granitemoe(cfg, W, p, l, x, iv):
     m = p + "block_sparse_moe."
     # modeling_granitemoe.py GraniteMoeTopKGating.forward: top-k of the raw logits, then softmax
-    # over those k only
+    # over those k only (the renormalised top-k probabilities)
     logits = linear(x, W[m + "router.layer.weight"]).float()
-    top_logits, experts = logits.topk(cfg["num_experts_per_tok"], dim=-1)
-    weights = torch.softmax(top_logits, dim=-1)
     w_in, w_out = W[m + "input_linear.weight"], W[m + "output_linear.weight"]
 
     def expert(e, xs):
@@ -432,45 +484,44 @@ def ffn_granitemoe(cfg, W, p, l, x):
         gate, up = linear(xs, w_in[e]).chunk(2, dim=-1)
         return linear(F.silu(gate) * up, w_out[e])
 
-    return combine(x, experts, weights, expert), (experts, weights, logits)
+    return routed(x, logits, cfg["num_experts_per_tok"], True, iv, expert, key_is_logits=True)
 
 
-def ffn_olmoe(cfg, W, p, l, x):
+def ffn_olmoe(cfg, W, p, l, x, iv):
     # modeling_olmoe.py OlmoeSparseMoeBlock.forward: softmax, top-k, renormalise iff norm_topk_prob
     logits = linear(x, W[p + "mlp.gate.weight"])
-    experts, weights, scores = softmax_topk(logits, cfg["num_experts_per_tok"], cfg["norm_topk_prob"])
-    out = combine(x, experts, weights, lambda e, xs: swiglu(xs, W, f"{p}mlp.experts.{e}."))
-    return out, (experts, weights, scores)
+    return routed(x, logits, cfg["num_experts_per_tok"], cfg["norm_topk_prob"], iv,
+                  lambda e, xs: swiglu(xs, W, f"{p}mlp.experts.{e}."))
 
 
-def ffn_qwen2moe(cfg, W, p, l, x):
+def ffn_qwen2moe(cfg, W, p, l, x, iv):
     if l not in sparse_layers(cfg):
         # modeling_qwen2_moe.py Qwen2MoeDecoderLayer.__init__: dense Qwen2MoeMLP(intermediate_size)
         return swiglu(x, W, p + "mlp."), None
     # modeling_qwen2_moe.py Qwen2MoeSparseMoeBlock.forward: routed experts as OLMoE, plus
     # sigmoid(shared_expert_gate(x)) * shared_expert(x)
     logits = linear(x, W[p + "mlp.gate.weight"])
-    experts, weights, scores = softmax_topk(logits, cfg["num_experts_per_tok"], cfg["norm_topk_prob"])
-    out = combine(x, experts, weights, lambda e, xs: swiglu(xs, W, f"{p}mlp.experts.{e}."))
+    out, route_ = routed(x, logits, cfg["num_experts_per_tok"], cfg["norm_topk_prob"], iv,
+                         lambda e, xs: swiglu(xs, W, f"{p}mlp.experts.{e}."))
     shared = swiglu(x, W, p + "mlp.shared_expert.")
     out = out + torch.sigmoid(linear(x, W[p + "mlp.shared_expert_gate.weight"])) * shared
-    return out, (experts, weights, scores)
+    return out, route_
 
 
-def ffn_qwen3moe(cfg, W, p, l, x):
+def ffn_qwen3moe(cfg, W, p, l, x, iv):
     if l not in sparse_layers(cfg):
         # modeling_qwen3_moe.py Qwen3MoeDecoderLayer.__init__: dense Qwen3MoeMLP(intermediate_size)
         return swiglu(x, W, p + "mlp."), None
     # modeling_qwen3_moe.py Qwen3MoeSparseMoeBlock.forward: softmax, top-k, renormalise iff
     # norm_topk_prob; no shared expert
     logits = linear(x, W[p + "mlp.gate.weight"])
-    experts, weights, scores = softmax_topk(logits, cfg["num_experts_per_tok"], cfg["norm_topk_prob"])
-    out = combine(x, experts, weights, lambda e, xs: swiglu(xs, W, f"{p}mlp.experts.{e}."))
-    return out, (experts, weights, scores)
+    return routed(x, logits, cfg["num_experts_per_tok"], cfg["norm_topk_prob"], iv,
+                  lambda e, xs: swiglu(xs, W, f"{p}mlp.experts.{e}."))
 
 
-def forward(arch, W, ids):
-    """Logits [T, V] and [(layer, experts [T, k], weights [T, k], scores [T, E])] of the sparse layers."""
+def forward(arch, W, ids, iv=None):
+    """Logits [T, V] and [(layer, experts [T, k], weights [T, k], key [T, E], kept [T, k] or None)] of
+    the sparse layers; iv: routing interventions (route), none when empty."""
     cfg = arch["config"]
     eps = cfg["rms_norm_eps"]
     # modeling_granitemoe.py GraniteMoeModel.forward: inputs_embeds * embedding_multiplier
@@ -483,10 +534,10 @@ def forward(arch, W, ids):
         p = f"model.layers.{l}."
         # modeling_llama.py LlamaDecoderLayer.forward: pre-norm attention, then pre-norm MLP / MoE
         x = x + attention(arch, cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], eps), cos, sin) * rm
-        out, route = arch["ffn"](cfg, W, p, l, rms_norm(x, W[p + "post_attention_layernorm.weight"], eps))
+        out, route_ = arch["ffn"](cfg, W, p, l, rms_norm(x, W[p + "post_attention_layernorm.weight"], eps), iv or {})
         x = x + out * rm
-        if route is not None:
-            routes.append((l,) + route)
+        if route_ is not None:
+            routes.append((l,) + route_)
     x = rms_norm(x, W["model.norm.weight"], eps)
     # tie_word_embeddings: lm_head is embed_tokens; modeling_granitemoe.py
     # GraniteMoeForCausalLM.forward: logits / logits_scaling
@@ -530,28 +581,110 @@ ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
 def route_gaps(routes, k):
     """(smallest k-th minus (k+1)-th score, smallest gap between adjacent scores of the top k)."""
     margin, order = math.inf, math.inf
-    for _, _, _, scores in routes:
+    for _, _, _, scores, _ in routes:
         s = scores.sort(dim=-1, descending=True).values
-        margin = min(margin, (s[:, k - 1] - s[:, k]).min().item())
+        if k < s.shape[1] and s[0, k] > -math.inf:  # k of the unmasked ones: nothing to separate
+            margin = min(margin, (s[:, k - 1] - s[:, k]).min().item())
         if k > 1:
             order = min(order, (s[:, :k - 1] - s[:, 1:k]).min().item())
     return margin, order
 
 
+# The interventions each MoE case is checked under (RouteLab: probe/eval --top-k K, --renorm or
+# --no-renorm, --mask-experts a,b, --capacity-factor C). "E" stands for the case's expert count,
+# "flip" for the opposite of the model's own renormalisation.
+INTERVENTIONS = [
+    ("top1", dict(top_k=1)),
+    ("top3", dict(top_k=3)),
+    ("all_experts", dict(top_k="E")),
+    ("renorm_flipped", dict(renorm="flip")),
+    ("mask_1_4", dict(mask=[1, 4])),
+    ("capacity_1", dict(capacity_factor=1.0)),
+    ("top3_mask0_cap075_flipped", dict(top_k=3, mask=[0], capacity_factor=0.75, renorm="flip")),
+]
+
+
+def model_renormalises(cfg):
+    if cfg["model_type"] in ("mixtral", "granitemoe"):
+        return True
+    return bool(cfg.get("norm_topk_prob"))
+
+
+def resolve(cfg, iv):
+    """iv with "E" and "flip" made concrete for this config."""
+    out = dict(iv)
+    if out.get("top_k") == "E":
+        out["top_k"] = cfg.get("num_local_experts") or cfg["num_experts"]
+    if out.get("renorm") == "flip":
+        out["renorm"] = not model_renormalises(cfg)
+    return out
+
+
+def cli_flags(iv):
+    """The probe/eval flags that ask RouteLab for intervention iv."""
+    f = []
+    if iv.get("top_k"):
+        f += ["--top-k", str(iv["top_k"])]
+    if iv.get("renorm") is not None:
+        f += ["--renorm" if iv["renorm"] else "--no-renorm"]
+    if iv.get("mask"):
+        f += ["--mask-experts", ",".join(map(str, iv["mask"]))]
+    if iv.get("capacity_factor"):
+        f += ["--capacity-factor", str(iv["capacity_factor"])]
+    return " ".join(f)
+
+
+def perplexity(logits, ids):
+    """exp of the mean cross-entropy of each position's logits against the next id (float64)."""
+    lp = torch.log_softmax(logits[:-1].double(), dim=-1)
+    return math.exp(-lp.gather(1, torch.tensor(ids[1:])[:, None]).mean().item())
+
+
+def kept_routes(routes):
+    """[(layer, experts, weights)] with each token's experts heaviest first, dropped ones left out."""
+    out = []
+    for l, experts, weights, _, kept in routes:
+        ex, wt = [], []
+        for t in range(experts.shape[0]):
+            order = sorted(range(experts.shape[1]), key=lambda j: -float(weights[t, j]))
+            keep = [j for j in order if kept is None or bool(kept[t, j])]
+            ex.append([int(experts[t, j]) for j in keep])
+            wt.append([f32(weights[t, j]) for j in keep])
+        out.append({"layer": l, "experts": ex, "weights": wt})
+    return out
+
+
+def intervention_runs(arch, widened):
+    """Each intervention's forward: (name, flags, logits, routes, margin), or None for a dense model."""
+    cfg = arch["config"]
+    runs = []
+    for name, iv in INTERVENTIONS:
+        iv = resolve(cfg, iv)
+        with torch.no_grad():
+            logits, routes = forward(arch, widened, IDS, iv)
+        runs.append((name, cli_flags(iv), logits, routes, route_gaps(routes, iv.get("top_k") or
+                                                                       cfg["num_experts_per_tok"])[0]))
+    return runs
+
+
 def draw_case(arch, dtype, seed):
-    """Weights (stored dtype), expected logits and routes; redraws until every router is decisive."""
+    """Weights (stored dtype), expected logits and routes, and the interventions' runs; redraws until
+    every router is decisive, unchanged and under each intervention."""
     k = arch["config"].get("num_experts_per_tok", 0)
-    for attempt in range(100):
+    for attempt in range(200):
         stored = {n: t.to(TORCH_DTYPE[dtype]) for n, t in make_weights(arch, seed + attempt).items()}
         widened = {n: t.float() for n, t in stored.items()}
         with torch.no_grad():
             logits, routes = forward(arch, widened, IDS)
         if not routes:
-            return seed + attempt, stored, logits, routes, None
+            return seed + attempt, stored, logits, routes, None, []
         margin, order = route_gaps(routes, k)
-        if margin >= MIN_GAP and order >= MIN_GAP:
-            return seed + attempt, stored, logits, routes, margin
-    raise RuntimeError("no decisive draw in 100 seeds")
+        if margin < MIN_GAP or order < MIN_GAP:
+            continue
+        runs = intervention_runs(arch, widened)
+        if all(r[4] >= MIN_GAP_INTERVENTION for r in runs):
+            return seed + attempt, stored, logits, routes, margin, runs
+    raise RuntimeError("no decisive draw in 200 seeds")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -619,7 +752,7 @@ def make_case(name, out_dir):
     arch = ARCHS[arch_name]
     # one seed per architecture: its F32, BF16, F16 and sharded cases start from the same draw
     base_seed = 1000 * (list(ARCHS).index(arch_name) + 1)
-    seed, stored, logits, routes, margin = draw_case(arch, dtype, base_seed)
+    seed, stored, logits, routes, margin, runs = draw_case(arch, dtype, base_seed)
 
     folder = os.path.join(out_dir, name)
     os.makedirs(folder, exist_ok=True)
@@ -642,8 +775,16 @@ def make_case(name, out_dir):
         "moe_layers": [{"layer": l,
                         "experts": experts.tolist(),
                         "weights": [[f32(v) for v in row] for row in weights.tolist()]}
-                       for l, experts, weights, _ in routes],
+                       for l, experts, weights, _, _ in routes],
         "min_margin": margin,
+        # exp(mean cross-entropy) of logits[t] against ids[t + 1], t < T - 1 (routelab-cli eval)
+        "perplexity": perplexity(logits, IDS),
+        # the same forward under each intervention: experts each token reached (heaviest first;
+        # those dropped by capacity left out), and the perplexity
+        "interventions": [{"name": name, "flags": flags, "perplexity": perplexity(lg, IDS),
+                           "min_margin": m if math.isfinite(m) else None,  # None: every unmasked expert chosen
+                           "moe_layers": kept_routes(rt)}
+                          for name, flags, lg, rt, m in runs],
     }
     with open(os.path.join(folder, "expected.json"), "w") as f:
         json.dump(expected, f)

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "infer/interventions.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
 #include "util/status.h"
@@ -60,7 +61,11 @@ struct OpenedModel {
     const rl::Tokenizer& tok() const;
     int step() const;         // training steps behind the weights (0 for a model folder)
     float attn_entropy() const;
+    rl::Status intervene(const rl::Interventions& iv);  // the routing interventions onto the open model
 };
+// --top-k K, --renorm / --no-renorm, --mask-experts LIST, --capacity-factor C (probe and eval on a
+// model): 0, or the exit code of a bad value after its message.
+int interventions_from_args(const Args& a, rl::Interventions& iv);
 // Fails with a message when neither or both are given, the file does not load, or a folder has no tokenizer.
 rl::Result<OpenedModel> open_model(const Args& a, const std::string& cmd);
 
@@ -78,6 +83,7 @@ int cmd_probe(const Args& a);
 int cmd_probe_model(const Args& a);   // cli_model.cpp: probe --model DIR
 int cmd_params_model(const Args& a);  // params --model DIR
 int cmd_tokenize(const Args& a);
+int cmd_eval(const Args& a);          // cli_eval.cpp
 int cmd_bench(const Args& a);
 int cmd_export(const Args& a);
 

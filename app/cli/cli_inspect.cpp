@@ -141,6 +141,9 @@ int cmd_probe(const Args& a) {
     if (!a.has("text")) return usage("probe needs --text TEXT (or, with --model, --ids 1,17,... --json F)");
     auto om = open_model(a, "probe");
     if (!om) return fail(om.status.msg);
+    Interventions iv;
+    if (int rc = interventions_from_args(a, iv)) return rc;
+    if (Status s = om->intervene(iv); !s) return fail("probe: " + s.msg);
     if (om->hf)
         if (Status s = hf_probe_fits(*om->hf, (int)std::min<size_t>(om->tok().encode(a.opt.at("text")).size(),
                                                                      om->model().cfg.seq_len));

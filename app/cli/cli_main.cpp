@@ -52,8 +52,17 @@ const std::vector<Command>& commands() {
         {"probe",
          "  routelab-cli probe    --checkpoint F | --model DIR --text TEXT [--json]\n"
          "  routelab-cli probe    --model DIR --ids 1,17,255,... --json F   (logits [T][V], moe_layers)\n"
-         "                        [--bf16-activations]  (as for generate)  [--runs N]  (time N forwards)\n",
-         {"checkpoint", "text", "model", "ids", "json", "runs"}, cmd_probe},
+         "                        [--bf16-activations]  (as for generate)  [--runs N]  (time N forwards)\n"
+         "                        routing interventions (both forms): [--top-k K] [--renorm | --no-renorm]\n"
+         "                        [--mask-experts 3,5] [--capacity-factor C]\n",
+         {"checkpoint", "text", "model", "ids", "json", "runs", "top-k", "mask-experts", "capacity-factor"}, cmd_probe},
+        {"eval",
+         "  routelab-cli eval     --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
+         "                        [--context N] [--top-k K] [--renorm | --no-renorm] [--mask-experts 3,5]\n"
+         "                        [--capacity-factor C] [--baseline] [--bf16-activations]\n"
+         "                        (perplexity, tokens, per layer load_cv and dropped; --baseline: the unchanged model too)\n",
+         {"model", "checkpoint", "text-file", "ids", "json", "context", "top-k", "mask-experts", "capacity-factor"},
+         cmd_eval},
         {"tokenize",
          "  routelab-cli tokenize --model DIR | --tokenizer FILE --text-file F [--no-special] --json G\n"
          "                        (ids of the whole file and of each line; FILE a tokenizer.json or tokenizer.model)\n",
@@ -105,7 +114,8 @@ int main(int argc, char** argv) {
     const auto& table = commands();
     auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
     if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
-    const std::vector<std::string> bool_flags = {"json", "sample", "weights", "no-special", "bf16-activations"};
+    const std::vector<std::string> bool_flags = {"json",     "sample", "weights", "no-special", "bf16-activations",
+                                                "renorm", "no-renorm", "baseline"};
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--help" || k == "-h") return command_help(*it);

@@ -53,32 +53,43 @@ void put_float(std::string& out, float v) {
     out.append(buf, r.ptr);
 }
 
-// Each sparse layer's chosen experts and combine weights per token, heaviest first.
+// Each sparse layer's experts and combine weights per token, heaviest first: the experts the token
+// reached; those a capacity dropped (--capacity-factor) are listed apart, as "dropped", in layers
+// where any were.
 void moe_layers_json(std::string& out, const Model& m, const Activations& a, int T) {
     out += "\"moe_layers\":[";
     bool first = true;
+    const int K = m.cfg.moe.top_k, E = m.cfg.moe.n_experts;
     for (int l = 0; l < m.cfg.n_layers; l++) {
         if (!m.w.layers[l].moe.router) continue;
         const MoeSaved& sv = a.layers[l].ms;
-        const int K = m.cfg.moe.top_k;
-        std::string ex = "[", wt = "[";
+        std::vector<char> reached((size_t)T * E, 0);  // (T,E) after capacity
+        for (int i = 0; i < sv.n_assign[0]; i++) reached[(size_t)sv.a_token[i] * E + sv.a_expert[i]] = 1;
+        std::string ex = "[", wt = "[", dr = "[";
+        bool any_dropped = false;
         for (int t = 0; t < T; t++) {
             std::vector<int> order(K);
             for (int k = 0; k < K; k++) order[k] = k;
             const float* cw = sv.cw + (size_t)t * K;
             std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return cw[x] > cw[y]; });
-            ex += t ? ",[" : "[";
-            wt += t ? ",[" : "[";
+            std::string te, tw, td;
             for (int k = 0; k < K; k++) {
-                ex += (k ? "," : "") + std::to_string(sv.choice[(size_t)t * K + order[k]]);
-                if (k) wt += ",";
-                put_float(wt, cw[order[k]]);
+                const int e = sv.choice[(size_t)t * K + order[k]];
+                if (e < 0 || !reached[(size_t)t * E + e]) {
+                    td += (td.empty() ? "" : ",") + std::to_string(e);
+                    continue;
+                }
+                te += (te.empty() ? "" : ",") + std::to_string(e);
+                if (!tw.empty()) tw += ",";
+                put_float(tw, cw[order[k]]);
             }
-            ex += "]";
-            wt += "]";
+            any_dropped |= !td.empty();
+            ex += (t ? ",[" : "[") + te + "]";
+            wt += (t ? ",[" : "[") + tw + "]";
+            dr += (t ? ",[" : "[") + td + "]";
         }
         out += std::string(first ? "" : ",") + "{\"layer\":" + std::to_string(l) + ",\"experts\":" + ex +
-               "],\"weights\":" + wt + "]}";
+               "],\"weights\":" + wt + "]" + (any_dropped ? ",\"dropped\":" + dr + "]" : "") + "}";
         first = false;
     }
     out += "]";
@@ -87,6 +98,36 @@ void moe_layers_json(std::string& out, const Model& m, const Activations& a, int
 }  // namespace
 
 const Model& OpenedModel::model() const { return ck ? ck->model : hf->model; }
+
+// The model keeps a copy of its config's model part: both change together.
+static Status intervene(Config& cfg, Model& m, const Interventions& iv) {
+    if (Status s = interventions_apply(cfg, iv); !s) return s;
+    m.cfg = cfg.model;
+    return Status::ok();
+}
+
+Status OpenedModel::intervene(const Interventions& iv) {
+    return ck ? cli::intervene(ck->cfg, ck->model, iv) : cli::intervene(hf->cfg, hf->model, iv);
+}
+
+int interventions_from_args(const Args& a, Interventions& iv) {
+    if (a.has("top-k")) {
+        long long k;
+        if (!parse_int(a.opt.at("top-k"), 1, 1024, k)) return usage("--top-k must be an integer in 1..n_experts");
+        iv.top_k = (int)k;
+    }
+    if (a.flag("renorm") && a.flag("no-renorm")) return usage("--renorm and --no-renorm: pass one of them");
+    if (a.flag("renorm")) iv.renorm = 1;
+    if (a.flag("no-renorm")) iv.renorm = 0;
+    if (a.has("mask-experts")) iv.mask = a.opt.at("mask-experts");
+    if (a.has("capacity-factor")) {
+        double cf;
+        if (!parse_float(a.opt.at("capacity-factor"), cf) || !(cf > 0 && cf <= 64))
+            return usage("--capacity-factor must be a number in (0, 64], such as 1.25");
+        iv.capacity_factor = (float)cf;
+    }
+    return 0;
+}
 const Tokenizer& OpenedModel::tok() const { return ck ? ck->tok : *hf->tok; }
 int OpenedModel::step() const { return ck ? ck->info.step : 0; }
 float OpenedModel::attn_entropy() const { return ck ? ck->info.attn_entropy : 0.f; }
@@ -116,6 +157,9 @@ int cmd_probe_model(const Args& a) {
     auto hf = hf_model_open(a.opt.at("model"), /*tokenizer=*/false);
     if (!hf) return fail(hf.status.msg);
     const double open_s = seconds_since(t0);
+    Interventions iv;
+    if (int rc = interventions_from_args(a, iv)) return rc;
+    if (Status s = intervene((*hf)->cfg, (*hf)->model, iv); !s) return fail("probe: " + s.msg);
     const Model& m = (*hf)->model;
     std::vector<int> ids;
     std::string err;
@@ -166,9 +210,10 @@ int cmd_probe_model(const Args& a) {
     if (!s) return fail("probe: " + s.msg);
     const std::string experts = (*hf)->mapped_elements ? std::string(", matrices ") + bf16_kernel_name(gemm_bf16_kernel()) +
                                                              ((*hf)->packed ? ", packed at open" : "") : "";
-    std::fprintf(stderr, "probe: %d tokens through %s (%s%s): opened in %.2f s, forward %.3f s%s -> %s\n", T,
-                 (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), experts.c_str(), open_s, forward_s,
-                 steady, path.c_str());
+    const std::string routing = iv.any() ? "; routing " + iv.describe() : "";
+    std::fprintf(stderr, "probe: %d tokens through %s (%s%s%s): opened in %.2f s, forward %.3f s%s -> %s\n", T,
+                 (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), experts.c_str(), routing.c_str(), open_s,
+                 forward_s, steady, path.c_str());
     return 0;
 }
 

@@ -70,6 +70,66 @@ TEST_F(CliModel, ProbeModelIdsWritesLogitsAndMoeLayers) {
     EXPECT_NE(bad.out.find("--ids must be comma-separated token ids in 0..126"), std::string::npos) << bad.out;
 }
 
+// Must-show 1 of issue 24: under each routing intervention (top-k 1, 3 and E, renormalisation flipped,
+// two experts masked, a capacity, and all four at once), probe's expert sets are the PyTorch script's
+// for every token and layer, and eval's perplexity is within 1e-4 relative of its own, on a tiny
+// checkpoint of each MoE family. The script routes from the interventions' definitions, not our code.
+TEST_F(CliModel, InterventionsMatchTheIndependentForward) {
+    const std::vector<std::string> cases = {"mixtral", "granitemoe", "olmoe", "qwen2moe", "qwen3moe", "olmoe_bf16"};
+    std::string only;
+    for (const auto& c : cases) only += " " + c;
+    const std::string make = rl::test::shell_quoted(rl::test::python()) + " " + k_src + "/scripts/hf_tiny_models.py " +
+                             rl::test::shell_quoted(dir.string()) + " --only" + only;
+    ASSERT_EQ(rl::test::run_captured(make).code, 0) << make;
+    for (const std::string& c : cases) {
+        const fs::path model = dir / c;
+        const json e = read(model / "expected.json");
+        std::string ids;
+        for (const json& i : e["ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(i.get<int>());
+        json runs = e["interventions"];
+        ASSERT_EQ(runs.size(), 7u) << c;
+        runs.push_back({{"name", "unchanged"}, {"flags", ""}, {"perplexity", e["perplexity"]}, {"moe_layers", nullptr}});
+        for (const json& iv : runs) {
+            const std::string what = c + " " + iv["name"].get<std::string>() + " (" + iv["flags"].get<std::string>() + ")";
+            const std::string flags = " " + iv["flags"].get<std::string>();
+            auto r = cli("eval --model " + model.string() + " --ids " + ids + flags + " --json " + (dir / "e.json").string());
+            ASSERT_EQ(r.code, 0) << what << "\n" << r.out;
+            const json ev = read(dir / "e.json");
+            EXPECT_EQ(ev["tokens"], e["ids"].size() - 1) << what;
+            const double want = iv["perplexity"].get<double>();
+            EXPECT_LE(std::fabs(ev["perplexity"].get<double>() / want - 1), 1e-4)
+                << what << ": eval " << ev["perplexity"] << ", PyTorch " << want;
+            if (iv["moe_layers"].is_null()) continue;
+            r = cli("probe --model " + model.string() + " --ids " + ids + flags + " --json " + (dir / "p.json").string());
+            ASSERT_EQ(r.code, 0) << what << "\n" << r.out;
+            const json p = read(dir / "p.json");
+            ASSERT_EQ(p["moe_layers"].size(), iv["moe_layers"].size()) << what;
+            int differ = 0;
+            for (size_t l = 0; l < p["moe_layers"].size(); l++)
+                for (size_t t = 0; t < e["ids"].size(); t++)
+                    differ += p["moe_layers"][l]["experts"][t].get<std::set<int>>() !=
+                              iv["moe_layers"][l]["experts"][t].get<std::set<int>>();
+            EXPECT_EQ(differ, 0) << what << ": tokens whose expert set differs from PyTorch's";
+        }
+    }
+    // What a model cannot take is refused in one line.
+    const std::string olmoe = (dir / "olmoe").string(), out = " --json " + (dir / "x.json").string();
+    auto r = cli("eval --model " + olmoe + " --ids 1,2,3 --top-k 9" + out);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("top-k 9: this model has 8 experts; pass 1..8"), std::string::npos) << r.out;
+    r = cli("eval --model " + olmoe + " --ids 1,2,3 --mask-experts 0,1,2,3,4,5,6" + out);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("leaves 1 experts for top_k 2"), std::string::npos) << r.out;
+    r = cli("probe --model " + olmoe + " --ids 1,2,3 --mask-experts 8" + out);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("names expert 8; experts are 0..7"), std::string::npos) << r.out;
+    r = cli("eval --model " + olmoe + " --ids 1,2,3 --capacity-factor 0" + out);
+    EXPECT_EQ(r.code, 2) << r.out;
+    r = cli("eval --model " + olmoe + " --ids 1" + out);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("at least 2 tokens"), std::string::npos) << r.out;
+}
+
 // A byte-level BPE tokenizer.json of 12 tokens (fits the tiny models' vocabularies).
 const char* k_small_tokenizer = R"({"version":"1.0","added_tokens":[{"id":11,"content":"<s>","single_word":false,
 "lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel",
