@@ -25,6 +25,7 @@ struct Args {
     std::string cmd;
     std::map<std::string, std::string> opt;
     std::vector<std::string> sets;
+    std::vector<std::string> domains;  // analyse: each --domain NAME=FILE
     std::vector<std::string> flags;
     std::vector<std::string> pos;  // positional words (runs: the subcommand and its id)
     bool has(const std::string& k) const { return opt.count(k) > 0; }
@@ -62,10 +63,13 @@ struct OpenedModel {
     int step() const;         // training steps behind the weights (0 for a model folder)
     float attn_entropy() const;
     rl::Status intervene(const rl::Interventions& iv);  // the routing interventions onto the open model
+    rl::Model& model_mut() { return ck ? ck->model : hf->model; }
 };
 // --top-k K, --renorm / --no-renorm, --mask-experts LIST, --capacity-factor C (probe and eval on a
 // model): 0, or the exit code of a bad value after its message.
 int interventions_from_args(const Args& a, rl::Interventions& iv);
+// --expert-bias F (a routelab-cli calibrate file) onto m: 0, or the exit code after the message.
+int expert_bias_from_args(const Args& a, rl::Model& m);
 // Fails with a message when neither or both are given, the file does not load, or a folder has no tokenizer.
 rl::Result<OpenedModel> open_model(const Args& a, const std::string& cmd);
 
@@ -84,6 +88,8 @@ int cmd_probe_model(const Args& a);   // cli_model.cpp: probe --model DIR
 int cmd_params_model(const Args& a);  // params --model DIR
 int cmd_tokenize(const Args& a);
 int cmd_eval(const Args& a);          // cli_eval.cpp
+int cmd_calibrate(const Args& a);     // cli_eval.cpp
+int cmd_analyse(const Args& a);       // cli_analyse.cpp
 int cmd_bench(const Args& a);
 int cmd_export(const Args& a);
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "infer/calibrate.h"
 #include "infer/eval.h"
 #include "util/atomic_file.h"
 
@@ -71,9 +72,10 @@ Result<OpenedModel> eval_open(const Args& a) {
 Result<EvalReport> eval_run(const OpenedModel& om, const std::vector<int>& ids, int context, const char* what) {
     EvalOptions o;
     o.context = context;
-    auto last = std::chrono::steady_clock::now();
+    const auto start = std::chrono::steady_clock::now();
+    auto last = start;
     o.progress = [&](int done, int total) {  // a line every 5 s on a long text
-        if (seconds_since(last) < 5 && done < total) return;
+        if (seconds_since(last) < 5 && (done < total || seconds_since(start) < 5)) return;
         last = std::chrono::steady_clock::now();
         std::fprintf(stderr, "eval%s: window %d of %d\n", what, done, total);
     };
@@ -107,10 +109,12 @@ int cmd_eval(const Args& a) {
         baseline = report_json(*b);
     }
     if (Status s = om->intervene(iv); !s) return fail("eval: " + s.msg);
+    if (int rc = expert_bias_from_args(a, om->model_mut())) return rc;
     auto r = eval_run(*om, ids, context, "");
     if (!r) return fail("eval: " + r.status.msg);
     nlohmann::json j = report_json(*r);
     j["interventions"] = iv.describe();
+    if (a.has("expert-bias")) j["expert_bias"] = a.opt.at("expert-bias");
     if (!baseline.is_null()) j["baseline"] = baseline;
     const std::string path = a.opt.at("json");
     Status s = atomic_file_write(path, [&](std::FILE* f) {
@@ -120,8 +124,60 @@ int cmd_eval(const Args& a) {
     });
     if (!s) return fail("eval: " + s.msg);
     std::fprintf(stderr, "eval: %lld tokens in %d windows of %d, routing %s: perplexity %.4f, %.0f active parameters per token of %.0f, forward %.2f s -> %s\n",
-                 (long long)r->tokens, r->windows, context, iv.describe().c_str(), r->perplexity, r->active_params,
+                 (long long)r->tokens, r->windows, context,
+                 (iv.describe() + (a.has("expert-bias") ? ", expert biases of " + a.opt.at("expert-bias") : "")).c_str(),
+                 r->perplexity, r->active_params,
                  r->total_params, r->forward_s, path.c_str());
+    return 0;
+}
+
+// calibrate --model DIR | --checkpoint F --text-file F | --ids ... --json G [--context N] [--rate U]
+// [--passes N]: the aux-loss-free rule over forward passes of the text (infer/calibrate.h); G holds the
+// passes and the biases, which probe, eval and analyse take back with --expert-bias G.
+int cmd_calibrate(const Args& a) {
+    if (a.has("text-file") == a.has("ids")) return usage("calibrate needs --text-file F or --ids 1,17,... (one of them)");
+    if (!a.has("json")) return usage("calibrate needs --json G (the file to write the biases to)");
+    auto om = eval_open(a);
+    if (!om) return fail(om.status.msg);
+    std::vector<int> ids;
+    if (int rc = eval_ids(a, *om, ids)) return rc;
+    CalibrationOptions o;
+    o.context = std::min(512, om->model().cfg.seq_len);
+    long long v;
+    double u;
+    if (a.has("context")) {
+        if (!parse_int(a.opt.at("context"), 2, om->model().cfg.seq_len, v))
+            return usage("--context must be an integer in 2.." + std::to_string(om->model().cfg.seq_len) + " (the model's)");
+        o.context = (int)v;
+    }
+    if (a.has("passes")) {
+        if (!parse_int(a.opt.at("passes"), 1, 1000, v)) return usage("--passes must be an integer in 1..1000");
+        o.max_passes = (int)v;
+    }
+    if (a.has("rate")) {
+        if (!parse_float(a.opt.at("rate"), u) || !(u > 0 && u < 100)) return usage("--rate must be a number > 0, such as 0.001");
+        o.rate = (float)u;
+    }
+    if (om->hf)
+        if (Status s = hf_probe_fits(*om->hf, o.context); !s) return fail(s.msg + " (or pass a smaller --context)");
+    o.progress = [](const CalibrationPass& p) {
+        std::fprintf(stderr, "calibrate: pass %d: load CV %.4f, perplexity %.4f, max |bias| %.4g, %.1f s\n", p.pass,
+                     p.load_cv, p.perplexity, p.max_abs_bias, p.seconds);
+    };
+    std::fprintf(stderr, "calibrate: %zu tokens in windows of %d\n", ids.size(), o.context);
+    auto r = calibrate_expert_bias(om->model_mut(), ids, o);
+    if (!r) return fail("calibrate: " + r.status.msg);
+    nlohmann::json j = calibration_to_json(*r);
+    j["tokens"] = ids.size();
+    j["context"] = o.context;
+    Status s = atomic_file_write(a.opt.at("json"), [&](std::FILE* f) {
+        const std::string out = j.dump(1) + "\n";
+        std::fwrite(out.data(), 1, out.size(), f);
+        return Status::ok();
+    });
+    if (!s) return fail("calibrate: " + s.msg);
+    std::printf("load CV %.4f -> %.4f after %d passes (best %d); perplexity %.4f -> %.4f\n", r->load_cv_before,
+                r->load_cv_after, (int)r->passes.size(), r->best_pass, r->perplexity_before, r->perplexity_after);
     return 0;
 }
 

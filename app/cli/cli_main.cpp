@@ -54,15 +54,31 @@ const std::vector<Command>& commands() {
          "  routelab-cli probe    --model DIR --ids 1,17,255,... --json F   (logits [T][V], moe_layers)\n"
          "                        [--bf16-activations]  (as for generate)  [--runs N]  (time N forwards)\n"
          "                        routing interventions (both forms): [--top-k K] [--renorm | --no-renorm]\n"
-         "                        [--mask-experts 3,5] [--capacity-factor C]\n",
-         {"checkpoint", "text", "model", "ids", "json", "runs", "top-k", "mask-experts", "capacity-factor"}, cmd_probe},
+         "                        [--mask-experts 3,5] [--capacity-factor C] [--expert-bias F]  (calibrate's biases)\n",
+         {"checkpoint", "text", "model", "ids", "json", "runs", "top-k", "mask-experts", "capacity-factor", "expert-bias"},
+         cmd_probe},
         {"eval",
          "  routelab-cli eval     --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
          "                        [--context N] [--top-k K] [--renorm | --no-renorm] [--mask-experts 3,5]\n"
-         "                        [--capacity-factor C] [--baseline] [--bf16-activations]\n"
+         "                        [--capacity-factor C] [--expert-bias F] [--baseline] [--bf16-activations]\n"
          "                        (perplexity, tokens, per layer load_cv and dropped; --baseline: the unchanged model too)\n",
-         {"model", "checkpoint", "text-file", "ids", "json", "context", "top-k", "mask-experts", "capacity-factor"},
+         {"model", "checkpoint", "text-file", "ids", "json", "context", "top-k", "mask-experts", "capacity-factor",
+          "expert-bias"},
          cmd_eval},
+        {"calibrate",
+         "  routelab-cli calibrate --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
+         "                        [--context N] [--rate U] [--passes N] [--bf16-activations]\n"
+         "                        (expert biases that balance the load on the text, no gradients; G: the passes and\n"
+         "                        the biases, which probe, eval and analyse take with --expert-bias G)\n",
+         {"model", "checkpoint", "text-file", "ids", "json", "context", "rate", "passes"}, cmd_calibrate},
+        {"analyse",
+         "  routelab-cli analyse  --model DIR | --checkpoint F [--domain NAME=FILE ...] --json G [--tokens N] [--context N]\n"
+         "                        [the probe's routing interventions] [--bf16-activations]\n"
+         "                        (per layer: expert x domain and its NMI, each expert's top tokens, the next layer's\n"
+         "                        experts; without --domain the embedded corpus's domains; N tokens per domain, 50000)\n",
+         {"model", "checkpoint", "domain", "json", "tokens", "context", "top-k", "mask-experts", "capacity-factor",
+          "expert-bias"},
+         cmd_analyse},
         {"tokenize",
          "  routelab-cli tokenize --model DIR | --tokenizer FILE --text-file F [--no-special] --json G\n"
          "                        (ids of the whole file and of each line; FILE a tokenizer.json or tokenizer.model)\n",
@@ -133,11 +149,13 @@ int main(int argc, char** argv) {
         }
         if (i + 1 >= argc) return usage("--" + k + " needs a value");
         if (k == "set") a.sets.push_back(argv[++i]);
+        else if (k == "domain") a.domains.push_back(argv[++i]);
         else a.opt[k] = argv[++i];
     }
     for (const auto& [k, _] : a.opt)
         if (!takes(*it, k)) return usage("'" + a.cmd + "' has no option --" + k);
     if (!a.sets.empty() && !takes(*it, "set")) return usage("'" + a.cmd + "' has no option --set");
+    if (!a.domains.empty() && !takes(*it, "domain")) return usage("'" + a.cmd + "' has no option --domain");
     // A BF16 model folder's experts multiplied with activations rounded to BF16 (tensor/gemm_bf16.h):
     // ~2x faster where the CPU has AVX512-BF16, ~2e-3 relative on each product.
     if (a.flag("bf16-activations")) rl::gemm_bf16_set_kernel(rl::Bf16Kernel::bf16);

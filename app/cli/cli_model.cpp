@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "infer/calibrate.h"
 #include "io/hf_model.h"
 #include "tensor/gemm_bf16.h"
 #include "train/hf_tokenizer.h"
@@ -110,6 +111,16 @@ Status OpenedModel::intervene(const Interventions& iv) {
     return ck ? cli::intervene(ck->cfg, ck->model, iv) : cli::intervene(hf->cfg, hf->model, iv);
 }
 
+int expert_bias_from_args(const Args& a, Model& m) {
+    if (!a.has("expert-bias")) return 0;
+    std::ifstream in(a.opt.at("expert-bias"));
+    if (!in) return fail("cannot read --expert-bias '" + a.opt.at("expert-bias") + "'");
+    const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return fail("--expert-bias '" + a.opt.at("expert-bias") + "' is not JSON; write it with routelab-cli calibrate");
+    if (Status s = calibration_apply(m, j); !s) return fail(s.msg);
+    return 0;
+}
+
 int interventions_from_args(const Args& a, Interventions& iv) {
     if (a.has("top-k")) {
         long long k;
@@ -160,6 +171,7 @@ int cmd_probe_model(const Args& a) {
     Interventions iv;
     if (int rc = interventions_from_args(a, iv)) return rc;
     if (Status s = intervene((*hf)->cfg, (*hf)->model, iv); !s) return fail("probe: " + s.msg);
+    if (int rc = expert_bias_from_args(a, (*hf)->model)) return rc;
     const Model& m = (*hf)->model;
     std::vector<int> ids;
     std::string err;

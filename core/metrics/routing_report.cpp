@@ -15,17 +15,12 @@
 
 namespace rl {
 
-namespace {
-
-// Per (sub-)token: the experts it reached, ordered by combine weight (ties to the lower expert).
-void token_experts(const LayerActs& L, int rows, std::vector<std::vector<std::pair<float, int>>>& out) {
+void routing_token_experts(const LayerActs& L, int rows, std::vector<std::vector<std::pair<float, int>>>& out) {
     out.assign(rows, {});
     for (int r = 0; r < *L.ms.n_assign; r++) out[L.ms.a_token[r]].push_back({L.ms.a_w[r], L.ms.a_expert[r]});
     for (auto& v : out)
         std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
 }
-
-}  // namespace
 
 ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string& text, int step, bool with_attention) {
     return probe_run_ids(m, tok, tok.encode(text), step, with_attention);
@@ -96,7 +91,7 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
                 if (lw.moe.bias) pl.expert_bias.assign(lw.moe.bias, lw.moe.bias + E);
             }
             std::vector<std::vector<std::pair<float, int>>> te;
-            token_experts(L, T * p.mh_heads, te);
+            routing_token_experts(L, T * p.mh_heads, te);
             for (auto& v : te) {
                 pl.experts.emplace_back();
                 pl.expert_weights.emplace_back();
@@ -225,7 +220,7 @@ Specialization specialization_measure(const Model& m, const Tokenizer& tok, cons
         sp.tokens += B * T;
         for (int l = 0; l < c.n_layers; l++) {
             if (!m.w.layers[l].moe.router) continue;  // a dense layer of a sparse model (model.moe.dense_layers)
-            token_experts(a.layers[l], B * T * h, te);
+            routing_token_experts(a.layers[l], B * T * h, te);
             for (int r = 0; r < B * T * h; r++) {
                 if (te[r].empty()) continue;  // dropped
                 const int e = te[r][0].second, t = r / h;

@@ -57,6 +57,10 @@ ProbeSnapshot probe_run(const Model& m, const Tokenizer& tok, const std::string&
 ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<int> ids, int step = 0, bool with_attention = true);
 std::string probe_to_json(const ProbeSnapshot& p);
 
+// Per (sub-)token row of a layer's last forward: the experts it reached (after any capacity), as
+// (combine weight, expert), heaviest first (ties to the lower expert).
+void routing_token_experts(const LayerActs& L, int rows, std::vector<std::vector<std::pair<float, int>>>& out);
+
 // ---- Specialization: expert x class counts, top tokens per expert, NMI ----
 enum LexClass { lex_punct = 0, lex_number, lex_capitalised, lex_function, lex_other, lex_count };
 const char* lex_class_name(int c);

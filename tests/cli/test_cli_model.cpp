@@ -130,6 +130,64 @@ TEST_F(CliModel, InterventionsMatchTheIndependentForward) {
     EXPECT_NE(r.out.find("at least 2 tokens"), std::string::npos) << r.out;
 }
 
+// analyse on the user's files as domains, and calibrate's biases taken back by eval: the files and
+// fields scripts read.
+TEST_F(CliModel, AnalyseDomainsAndCalibratedBiasesThroughTheCli) {
+    const std::string make = rl::test::shell_quoted(rl::test::python()) + " " + k_src + "/scripts/hf_tiny_models.py " +
+                             rl::test::shell_quoted(dir.string()) + " --only olmoe";
+    ASSERT_EQ(rl::test::run_captured(make).code, 0) << make;
+    const fs::path model = dir / "olmoe";
+    fs::copy_file(k_src + "/tests/data/tokenizers/ascii_byte_level.json", model / "tokenizer.json");
+    std::ofstream(dir / "code.txt") << "for (int i = 0; i < n; i++) { sum += x[i] * 2; }\nreturn sum;\n";
+    std::ofstream(dir / "prose.txt") << "The quiet river ran past the old mill, and the children watched it go.\n";
+    const std::string m = " --model " + model.string();
+    auto r = cli("analyse" + m + " --domain code=" + (dir / "code.txt").string() + " --domain prose=" +
+                 (dir / "prose.txt").string() + " --context 32 --json " + (dir / "a.json").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("layer 0: NMI(first expert; domain)"), std::string::npos) << r.out;
+    const json an = read(dir / "a.json");
+    EXPECT_EQ(an["domains"], json({"code", "prose"}));
+    ASSERT_EQ(an["layers"].size(), 3u);
+    for (const json& l : an["layers"]) {
+        ASSERT_EQ(l["by_domain"].size(), 8u);
+        ASSERT_EQ(l["by_domain"][0].size(), 2u);
+        double pairs = 0;
+        for (const json& row : l["by_domain"]) pairs += row[0].get<double>() + row[1].get<double>();
+        EXPECT_EQ(pairs, 2.0 * an["tokens"].get<double>());  // top-2: two (token, expert) pairs a token
+        EXPECT_EQ(l["top_tokens"].size(), 8u);
+        EXPECT_TRUE(l["nmi_domain"].is_number() && l["nmi_domain_random_router"].is_number());
+    }
+    EXPECT_EQ(an["layers"][0]["next"]["layer"], 1);
+    EXPECT_FALSE(an["layers"][2].contains("next"));
+    r = cli("analyse" + m + " --domain code --json " + (dir / "b.json").string());
+    EXPECT_EQ(r.code, 2) << r.out;
+    r = cli("analyse" + m + " --domain code=/nonexistent.txt --json " + (dir / "b.json").string());
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("cannot read the file of domain 'code'"), std::string::npos) << r.out;
+
+    std::string ids;
+    for (int i = 0; i < 1500; i++) ids += (i ? "," : "") + std::to_string((i * 37 + i / 7) % 109);
+    const std::string text = " --ids " + ids + " --context 100";
+    r = cli("calibrate" + m + text + " --json " + (dir / "bias.json").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json b = read(dir / "bias.json");
+    ASSERT_EQ(b["layers"].size(), 3u);
+    EXPECT_EQ(b["layers"][0]["expert_bias"].size(), 8u);
+    EXPECT_LT(b["load_cv_after"].get<double>(), b["load_cv_before"].get<double>());
+    r = cli("eval" + m + text + " --expert-bias " + (dir / "bias.json").string() + " --baseline --json " + (dir / "e.json").string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json e = read(dir / "e.json");
+    double cv = 0, cv0 = 0;
+    for (size_t l = 0; l < 3; l++) cv += e["layers"][l]["load_cv"].get<double>() / 3, cv0 += e["baseline"]["layers"][l]["load_cv"].get<double>() / 3;
+    EXPECT_NEAR(cv, b["load_cv_after"].get<double>(), 1e-6);  // stats_cv sums in float
+    EXPECT_NEAR(cv0, b["load_cv_before"].get<double>(), 1e-6);
+    EXPECT_NEAR(e["perplexity"].get<double>(), b["perplexity_after"].get<double>(), 1e-9 * e["perplexity"].get<double>());
+    std::ofstream(dir / "wrong.json") << R"({"routelab_expert_bias":1,"layers":[{"layer":0,"expert_bias":[1,2]}]})";
+    r = cli("eval" + m + " --ids 1,2,3 --expert-bias " + (dir / "wrong.json").string() + " --json " + (dir / "x.json").string());
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("layer 0 has 2 biases for 8 experts"), std::string::npos) << r.out;
+}
+
 // A byte-level BPE tokenizer.json of 12 tokens (fits the tiny models' vocabularies).
 const char* k_small_tokenizer = R"({"version":"1.0","added_tokens":[{"id":11,"content":"<s>","single_word":false,
 "lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel",

@@ -21,6 +21,7 @@
 #include "io/hf_model.h"
 #include "metrics/routing_report.h"
 #include "model/model.h"
+#include "hf_tiny.h"
 #include "subprocess.h"
 #include "tensor/gemm_bf16.h"
 
@@ -30,26 +31,7 @@ using namespace rl;
 
 namespace {
 
-// Made once per test binary, removed when it exits.
-struct TempDir {
-    fs::path path;
-    ~TempDir() { fs::remove_all(path); }
-};
-
-// Folder of one case of scripts/hf_tiny_models.py, made on first use (ctest runs each test in a
-// process of its own: each makes only the cases it reads).
-fs::path case_dir(const std::string& name) {
-    static const TempDir root{fs::temp_directory_path() / ("routelab_hf_tiny_" + std::to_string(::getpid()))};
-    const fs::path d = root.path / name;
-    if (!fs::exists(d / "expected.json")) {
-        const std::string cmd = test::shell_quoted(test::python()) + " " +
-                                test::shell_quoted(std::string(ROUTELAB_SOURCE_DIR) + "/scripts/hf_tiny_models.py") +
-                                " " + test::shell_quoted(root.path.string()) + " --only " + name;
-        const test::Captured r = test::run_captured(cmd);
-        EXPECT_EQ(r.code, 0) << cmd << "\n" << r.out << "\n(scripts/setup.sh --with-torch installs python3-torch)";
-    }
-    return d;
-}
+fs::path case_dir(const std::string& name) { return test::hf_tiny_case(name); }
 
 struct Outcome {
     double max_dlogit = 0;

@@ -1,0 +1,170 @@
+#include "metrics/domain_analysis.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <unordered_map>
+
+#include "metrics/routing_report.h"
+
+namespace rl {
+
+namespace {
+
+// What the forwards leave per sparse layer, before the summaries.
+struct LayerTally {
+    std::vector<std::vector<double>> by_domain;  // (E, D)
+    std::vector<int> first, first_domain;        // per routed token: its first expert (-1: dropped) and domain
+    std::vector<int> token_of;                   // per routed token: its id
+    std::unordered_map<int64_t, int> pair_count; // id * E + e -> (token, expert) pairs
+};
+
+// Mean NMI(first expert; domain) over `shuffles` random permutations of the first experts: the same
+// load and the same domain sizes, with the link between them cut.
+double shuffled_nmi(const LayerTally& t, int E, int D, int shuffles, unsigned seed) {
+    std::vector<int> perm;
+    for (size_t i = 0; i < t.first.size(); i++)
+        if (t.first[i] >= 0) perm.push_back(t.first[i]);
+    std::vector<int> dom;
+    for (size_t i = 0; i < t.first.size(); i++)
+        if (t.first[i] >= 0) dom.push_back(t.first_domain[i]);
+    std::mt19937 rng(seed);
+    double sum = 0;
+    for (int s = 0; s < shuffles; s++) {
+        std::shuffle(perm.begin(), perm.end(), rng);
+        std::vector<std::vector<double>> c(E, std::vector<double>(D, 0.0));
+        for (size_t i = 0; i < perm.size(); i++) c[perm[i]][dom[i]] += 1;
+        sum += nmi(c);
+    }
+    return shuffles > 0 ? sum / shuffles : 0;
+}
+
+// Top tokens per expert and the frequency-weighted mean of each token's largest expert share.
+void vocabulary(LayerAnalysis& la, const LayerTally& t, const Tokenizer& tok, int E, int top, int min_occurrences) {
+    std::unordered_map<int, int> occ;  // id -> occurrences
+    for (int id : t.token_of) occ[id]++;
+    std::unordered_map<int, int> best;  // id -> its largest (token, expert) count
+    std::vector<std::vector<ExpertToken>> per(E);
+    for (const auto& [key, n] : t.pair_count) {
+        const int id = (int)(key / E), e = (int)(key % E);
+        best[id] = std::max(best[id], n);
+        per[e].push_back({id, "", n, (double)n / occ[id]});
+    }
+    double weighted = 0, seen = 0;  // sum over frequent tokens of occ * (best / occ), and of occ
+    for (const auto& [id, n] : best)
+        if (occ[id] >= min_occurrences) weighted += n, seen += occ[id];
+    la.vocab_specialisation = seen > 0 ? weighted / seen : 0;
+    la.top_tokens.assign(E, {});
+    for (int e = 0; e < E; e++) {
+        auto& v = per[e];
+        const size_t k = std::min<size_t>(top, v.size());
+        std::partial_sort(v.begin(), v.begin() + k, v.end(), [](const ExpertToken& a, const ExpertToken& b) {
+            return a.count > b.count || (a.count == b.count && a.id < b.id);
+        });
+        v.resize(k);
+        for (ExpertToken& x : v) x.text = tok.token_text(x.id);
+        la.top_tokens[e] = std::move(v);
+    }
+}
+
+// One window's routing into the tallies: every (token, expert) pair and each token's first expert.
+void tally_window(std::vector<LayerTally>& tally, const Model& m, const Activations& a, const int* ids, int T, int d) {
+    const ModelConfig& c = m.cfg;
+    const int E = c.moe.n_experts, h = c.moe.kind == FfnRouting::mh_moe ? c.moe.n_heads : 1;
+    std::vector<std::vector<std::pair<float, int>>> te;
+    for (int l = 0; l < c.n_layers; l++) {
+        if (!m.w.layers[l].moe.router) continue;
+        routing_token_experts(a.layers[l], T * h, te);
+        LayerTally& t = tally[l];
+        for (int r = 0; r < T * h; r++) {
+            for (const auto& [w, e] : te[r]) {
+                t.by_domain[e][d] += 1;
+                t.pair_count[(int64_t)ids[r / h] * E + e]++;
+            }
+            t.first.push_back(te[r].empty() ? -1 : te[r][0].second);
+            t.first_domain.push_back(d);
+            t.token_of.push_back(ids[r / h]);
+        }
+    }
+}
+
+}  // namespace
+
+Analysis analysis_run(const Model& m, const Tokenizer& tok, const std::vector<AnalysisDomain>& domains,
+                      const AnalysisOptions& o) {
+    const ModelConfig& c = m.cfg;
+    Analysis an;
+    const int D = (int)domains.size(), E = c.moe.n_experts;
+    for (const auto& d : domains) an.domains.push_back(d.name);
+    an.domain_tokens.assign(D, 0);
+    an.context = std::clamp(o.context, 1, c.seq_len);
+    if (c.moe.kind == FfnRouting::dense) return an;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<LayerTally> tally(c.n_layers);
+    for (auto& t : tally) t.by_domain.assign(E, std::vector<double>(D, 0.0));
+    int64_t total = 0;
+    for (const auto& d : domains) total += (int64_t)d.ids.size();
+    Activations a;
+    activations_create(a, c, 1, an.context);
+    for (int d = 0; d < D && !an.cancelled; d++)
+        for (size_t s = 0; s < domains[d].ids.size(); s += an.context) {
+            if (o.cancel && o.cancel->load()) {
+                an.cancelled = true;
+                break;
+            }
+            const int T = (int)std::min<size_t>(an.context, domains[d].ids.size() - s);
+            model_forward(m, a, domains[d].ids.data() + s, nullptr, 1, T);
+            tally_window(tally, m, a, domains[d].ids.data() + s, T, d);
+            an.domain_tokens[d] += T;
+            an.tokens += T;
+            if (o.progress) o.progress(an.tokens, total);
+        }
+    int prev = -1;
+    for (int l = 0; l < c.n_layers; l++) {
+        if (!m.w.layers[l].moe.router) continue;
+        LayerAnalysis la;
+        la.layer = l;
+        la.by_domain = tally[l].by_domain;
+        std::vector<std::vector<double>> first(E, std::vector<double>(D, 0.0));
+        for (size_t i = 0; i < tally[l].first.size(); i++)
+            if (tally[l].first[i] >= 0) first[tally[l].first[i]][tally[l].first_domain[i]] += 1;
+        la.nmi_domain = nmi(first);
+        la.nmi_domain_random_router = shuffled_nmi(tally[l], E, D, o.shuffles, o.seed + l);
+        vocabulary(la, tally[l], tok, E, o.top_tokens, o.min_occurrences);
+        if (prev >= 0) {  // the previous sparse layer's first experts against this one's, token by token
+            LayerAnalysis& p = an.layers.back();
+            p.next_layer = l;
+            p.next_counts.assign(E, std::vector<double>(E, 0.0));
+            for (size_t i = 0; i < tally[l].first.size(); i++)
+                if (tally[prev].first[i] >= 0 && tally[l].first[i] >= 0) p.next_counts[tally[prev].first[i]][tally[l].first[i]] += 1;
+            p.nmi_next = nmi(p.next_counts);
+        }
+        an.layers.push_back(std::move(la));
+        prev = l;
+    }
+    an.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return an;
+}
+
+nlohmann::json analysis_to_json(const Analysis& a) {
+    nlohmann::json j = {{"domains", a.domains}, {"domain_tokens", a.domain_tokens}, {"tokens", a.tokens},
+                        {"context", a.context}, {"seconds", a.seconds}, {"cancelled", a.cancelled}};
+    j["layers"] = nlohmann::json::array();
+    for (const LayerAnalysis& l : a.layers) {
+        nlohmann::json top = nlohmann::json::array();
+        for (const auto& v : l.top_tokens) {
+            nlohmann::json tv = nlohmann::json::array();
+            for (const ExpertToken& t : v) tv.push_back({{"id", t.id}, {"text", t.text}, {"count", t.count}, {"share", t.share}});
+            top.push_back(tv);
+        }
+        nlohmann::json jl = {{"layer", l.layer}, {"by_domain", l.by_domain}, {"nmi_domain", l.nmi_domain},
+                             {"nmi_domain_random_router", l.nmi_domain_random_router}, {"top_tokens", top},
+                             {"vocab_specialisation", l.vocab_specialisation}};
+        if (l.next_layer >= 0)
+            jl["next"] = {{"layer", l.next_layer}, {"counts", l.next_counts}, {"nmi", l.nmi_next}};
+        j["layers"].push_back(jl);
+    }
+    return j;
+}
+
+}  // namespace rl
