@@ -138,6 +138,20 @@ QWEN3MOE = {
 }
 
 
+# Like Chat-UniVi/MoH-LLaMA3-8B (SkyworkAI/MoH): a plain Llama config.json whose auto_map points at the
+# folder's own modeling_llama.py (MOH_LLAMA3_MODELING below stands in for that file), no rope_scaling;
+# 8 heads so that half are shared (4) and a quarter routed (2 of the other 4).
+MOH_LLAMA3 = dict(LLAMA, num_attention_heads=8, num_key_value_heads=2, head_dim=12,
+                  auto_map={"AutoModelForCausalLM": "modeling_llama.LlamaForCausalLM"})
+del MOH_LLAMA3["rope_scaling"]
+
+# Written into the tiny MoH-LLaMA3 folder in place of SkyworkAI's modeling_llama.py (which we do not
+# copy): RouteLab recognises the MoH rule by the two head counts that file defines.
+MOH_LLAMA3_MODELING = """# Stand-in for SkyworkAI/MoH's MoH-LLaMA3 modeling_llama.py, written by RouteLab's tests.
+# That file's LlamaAttention sets self.shared_head (half the heads) and self.routed_head (a quarter).
+"""
+
+
 def head_dim(cfg):
     # modeling_llama.py / modeling_qwen3_moe.py *Attention.__init__:
     # getattr(config, "head_dim", hidden_size // num_attention_heads)
@@ -359,9 +373,26 @@ def qkv_qwen3moe(cfg, W, a, h):
     return rms_norm(q, W[a + "q_norm.weight"], eps), rms_norm(k, W[a + "k_norm.weight"], eps), v
 
 
+def heads_moh_llama3(cfg, q):
+    """(T, H) 0/1 head mask from the queries before RoPE, as SkyworkAI/MoH MoH-LLaMA3/Inference_code/
+    modeling_llama.py LlamaAttention.forward computes it: the first half of the heads shared (always
+    on); of the rest, the quarter of all heads whose queries have the largest L2 norm (the code takes
+    top-k of softmax(norm / std), which keeps the order of the norms)."""
+    T, H = q.shape[0], q.shape[1]
+    S, K = int(H * 0.5), int(H * 0.25)
+    norms = q[:, S:, :].norm(dim=-1)
+    gates = torch.softmax(norms / norms.std(dim=1, keepdim=True), dim=1)
+    chosen = torch.topk(gates, K, dim=1).indices
+    mask = torch.cat([torch.ones(T, S), F.one_hot(chosen, H - S).sum(1).float()], dim=1)
+    return mask, norms
+
+
 def attention(arch, cfg, W, p, h, cos, sin):
+    """The block's output and, for a head rule, its (T, H) mask and the routed heads' scores."""
     a = p + "self_attn."
     q, k, v = arch["qkv"](cfg, W, a, h)
+    rule = arch.get("heads")
+    mask, head_scores = rule(cfg, q) if rule else (None, None)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     # modeling_llama.py repeat_kv: each kv head serves num_heads / num_kv_heads consecutive q heads
     groups = q.shape[1] // k.shape[1]
@@ -374,8 +405,10 @@ def attention(arch, cfg, W, p, h, cos, sin):
     T = h.shape[0]
     causal = torch.ones(T, T, dtype=torch.bool).triu(1)
     probs = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1, dtype=torch.float32)
-    out = torch.einsum("hts,shd->thd", probs, v).reshape(T, -1)
-    return linear(out, W[a + "o_proj.weight"], W.get(a + "o_proj.bias"))
+    out = torch.einsum("hts,shd->thd", probs, v)
+    if mask is not None:  # MoH-LLaMA3: attn_output[b, t, h] *= mask[b, t, h] before o_proj
+        out = out * mask[:, :, None]
+    return linear(out.reshape(T, -1), W[a + "o_proj.weight"], W.get(a + "o_proj.bias")), mask, head_scores
 
 
 def swiglu(x, W, prefix, names=("gate_proj", "up_proj", "down_proj")):
@@ -519,9 +552,10 @@ def ffn_qwen3moe(cfg, W, p, l, x, iv):
                   lambda e, xs: swiglu(xs, W, f"{p}mlp.experts.{e}."))
 
 
-def forward(arch, W, ids, iv=None):
+def forward(arch, W, ids, iv=None, heads=None):
     """Logits [T, V] and [(layer, experts [T, k], weights [T, k], key [T, E], kept [T, k] or None)] of
-    the sparse layers; iv: routing interventions (route), none when empty."""
+    the sparse layers; iv: routing interventions (route), none when empty. heads (a list): gets
+    (layer, mask [T, H], routed scores [T, R]) of each layer under a head rule."""
     cfg = arch["config"]
     eps = cfg["rms_norm_eps"]
     # modeling_granitemoe.py GraniteMoeModel.forward: inputs_embeds * embedding_multiplier
@@ -533,7 +567,10 @@ def forward(arch, W, ids, iv=None):
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         # modeling_llama.py LlamaDecoderLayer.forward: pre-norm attention, then pre-norm MLP / MoE
-        x = x + attention(arch, cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], eps), cos, sin) * rm
+        att, mask, scores = attention(arch, cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], eps), cos, sin)
+        x = x + att * rm
+        if mask is not None and heads is not None:
+            heads.append((l, mask, scores))
         out, route_ = arch["ffn"](cfg, W, p, l, rms_norm(x, W[p + "post_attention_layernorm.weight"], eps), iv or {})
         x = x + out * rm
         if route_ is not None:
@@ -558,6 +595,9 @@ ARCHS = {
                      ffn=ffn_qwen2moe, ffn_weights=ffn_weights_qwen2moe),
     "qwen3moe": dict(config=QWEN3MOE, qkv=qkv_qwen3moe, qkv_bias=False, qk_norm="head",
                      ffn=ffn_qwen3moe, ffn_weights=ffn_weights_qwen3moe),
+    "moh_llama3": dict(config=MOH_LLAMA3, qkv=qkv_plain, qkv_bias=False, qk_norm=None,
+                       ffn=ffn_llama, ffn_weights=ffn_weights_llama, heads=heads_moh_llama3,
+                       files={"modeling_llama.py": MOH_LLAMA3_MODELING}),
 }
 
 # case: (architecture, stored dtype, shards)
@@ -667,23 +707,37 @@ def intervention_runs(arch, widened):
     return runs
 
 
+def head_gap(heads, cfg):
+    """Smallest gap between the K-th and (K+1)-th routed-head score of any token and layer."""
+    gap = math.inf
+    for _, mask, scores in heads:
+        K = int(cfg["num_attention_heads"] * 0.25)
+        s = scores.sort(dim=-1, descending=True).values
+        if K < s.shape[1]:
+            gap = min(gap, (s[:, K - 1] - s[:, K]).min().item())
+    return gap
+
+
 def draw_case(arch, dtype, seed):
-    """Weights (stored dtype), expected logits and routes, and the interventions' runs; redraws until
-    every router is decisive, unchanged and under each intervention."""
+    """Weights (stored dtype), expected logits, routes and head routes, and the interventions' runs;
+    redraws until every router is decisive, unchanged and under each intervention, and every head rule."""
     k = arch["config"].get("num_experts_per_tok", 0)
     for attempt in range(200):
         stored = {n: t.to(TORCH_DTYPE[dtype]) for n, t in make_weights(arch, seed + attempt).items()}
         widened = {n: t.float() for n, t in stored.items()}
+        heads = []
         with torch.no_grad():
-            logits, routes = forward(arch, widened, IDS)
+            logits, routes = forward(arch, widened, IDS, heads=heads)
+        if heads and head_gap(heads, arch["config"]) < MIN_GAP:
+            continue
         if not routes:
-            return seed + attempt, stored, logits, routes, None, []
+            return seed + attempt, stored, logits, routes, None, [], heads
         margin, order = route_gaps(routes, k)
         if margin < MIN_GAP or order < MIN_GAP:
             continue
         runs = intervention_runs(arch, widened)
         if all(r[4] >= MIN_GAP_INTERVENTION for r in runs):
-            return seed + attempt, stored, logits, routes, margin, runs
+            return seed + attempt, stored, logits, routes, margin, runs, heads
     raise RuntimeError("no decisive draw in 200 seeds")
 
 
@@ -752,7 +806,7 @@ def make_case(name, out_dir):
     arch = ARCHS[arch_name]
     # one seed per architecture: its F32, BF16, F16 and sharded cases start from the same draw
     base_seed = 1000 * (list(ARCHS).index(arch_name) + 1)
-    seed, stored, logits, routes, margin, runs = draw_case(arch, dtype, base_seed)
+    seed, stored, logits, routes, margin, runs, heads = draw_case(arch, dtype, base_seed)
 
     folder = os.path.join(out_dir, name)
     os.makedirs(folder, exist_ok=True)
@@ -764,6 +818,9 @@ def make_case(name, out_dir):
         json.dump(cfg, f, indent=2, sort_keys=True)
         f.write("\n")
     write_weights(folder, stored, shards)
+    for fname, text in arch.get("files", {}).items():
+        with open(os.path.join(folder, fname), "w") as f:
+            f.write(text)
     expected = {
         "case": name,
         "arch": cfg["architectures"][0],
@@ -781,6 +838,11 @@ def make_case(name, out_dir):
         "perplexity": perplexity(logits, IDS),
         # the same forward under each intervention: experts each token reached (heaviest first;
         # those dropped by capacity left out), and the perplexity
+        # a head rule's choices: per layer, each token's routed heads that are on (ascending)
+        "head_layers": [{"layer": l, "heads": [[h for h in range(mask.shape[1]) if mask[t, h] > 0 and
+                                                 h >= int(mask.shape[1] * 0.5)] for t in range(mask.shape[0])]}
+                        for l, mask, _ in heads],
+        "head_min_margin": head_gap(heads, arch["config"]) if heads else None,
         "interventions": [{"name": name, "flags": flags, "perplexity": perplexity(lg, IDS),
                            "min_margin": m if math.isfinite(m) else None,  # None: every unmasked expert chosen
                            "moe_layers": kept_routes(rt)}

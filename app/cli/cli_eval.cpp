@@ -58,7 +58,8 @@ int eval_ids(const Args& a, const OpenedModel& om, std::vector<int>& ids) {
     return 0;
 }
 
-Result<OpenedModel> eval_open(const Args& a) {
+Result<OpenedModel> eval_open(const Args& a, const std::string& cmd) {
+    if (a.has("checkpoint") == a.has("model")) return Status::error(cmd + " needs --checkpoint F or --model DIR (one of them)");
     if (a.has("ids") && a.has("model")) {  // token ids need no tokenizer
         auto hf = hf_model_open(a.opt.at("model"), /*tokenizer=*/false);
         if (!hf) return hf.status;
@@ -66,7 +67,7 @@ Result<OpenedModel> eval_open(const Args& a) {
         o.hf = std::move(*hf);
         return o;
     }
-    return open_model(a, "eval");
+    return open_model(a, cmd);
 }
 
 Result<EvalReport> eval_run(const OpenedModel& om, const std::vector<int>& ids, int context, const char* what) {
@@ -82,6 +83,46 @@ Result<EvalReport> eval_run(const OpenedModel& om, const std::vector<int>& ids, 
     return model_eval(om.model(), ids, o);
 }
 
+// G whole or not at all; false after the message.
+bool write_json(const std::string& path, const nlohmann::json& j, const char* cmd = "eval") {
+    Status s = atomic_file_write(path, [&](std::FILE* f) {
+        const std::string out = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+        std::fwrite(out.data(), 1, out.size(), f);
+        return Status::ok();
+    });
+    if (!s) fail(std::string(cmd) + ": " + s.msg);
+    return (bool)s;
+}
+
+// --top-k-sweep 1,2,4,8: one eval per top-k (with the other interventions), "sweep": [{"top_k", the
+// eval fields}], perplexity against active parameters in one line each.
+int eval_sweep(const Args& a, OpenedModel& om, const Interventions& iv, const std::vector<int>& ids, int context) {
+    std::vector<int> ks;
+    const std::string& list = a.opt.at("top-k-sweep");
+    for (size_t i = 0; i <= list.size();) {
+        const size_t j = std::min(list.find(',', i), list.size());
+        long long k;
+        if (!parse_int(list.substr(i, j - i), 1, 1024, k)) return usage("--top-k-sweep takes top-k values such as 1,2,4,8");
+        ks.push_back((int)k);
+        i = j + 1;
+    }
+    if (a.has("top-k")) return usage("--top-k-sweep sets the top-k itself: leave --top-k out");
+    if (int rc = expert_bias_from_args(a, om.model_mut())) return rc;
+    EvalOptions o;
+    o.context = context;
+    auto r = eval_top_k_sweep(om.model_mut(), om.ck ? om.ck->cfg : om.hf->cfg, iv, ks, ids, o);
+    if (!r) return fail("eval: " + r.status.msg);
+    nlohmann::json sweep = nlohmann::json::array();
+    for (size_t i = 0; i < r->size(); i++) {
+        nlohmann::json p = report_json((*r)[i]);
+        p["top_k"] = ks[i];
+        sweep.push_back(p);
+        std::printf("top-k %3d: perplexity %.4f, %.0f active parameters per token, forward %.2f s\n", ks[i],
+                    (*r)[i].perplexity, (*r)[i].active_params, (*r)[i].forward_s);
+    }
+    return write_json(a.opt.at("json"), {{"sweep", sweep}, {"interventions", iv.describe()}}) ? 0 : 1;
+}
+
 }  // namespace
 
 int cmd_eval(const Args& a) {
@@ -89,7 +130,7 @@ int cmd_eval(const Args& a) {
     if (!a.has("json")) return usage("eval needs --json G (the file to write)");
     Interventions iv;
     if (int rc = interventions_from_args(a, iv)) return rc;
-    auto om = eval_open(a);
+    auto om = eval_open(a, "eval");
     if (!om) return fail(om.status.msg);
     std::vector<int> ids;
     if (int rc = eval_ids(a, *om, ids)) return rc;
@@ -102,12 +143,16 @@ int cmd_eval(const Args& a) {
     }
     if (om->hf)
         if (Status s = hf_probe_fits(*om->hf, context); !s) return fail(s.msg + " (or pass a smaller --context)");
+    if (a.flag("baseline") && a.has("top-k-sweep")) return usage("--baseline and --top-k-sweep: pass one of them");
+    Config check = om->ck ? om->ck->cfg : om->hf->cfg;  // a bad intervention said before any forward runs
+    if (Status s = interventions_apply(check, iv); !s) return fail("eval: " + s.msg);
     nlohmann::json baseline;
     if (a.flag("baseline")) {
         auto b = eval_run(*om, ids, context, " (unchanged)");
         if (!b) return fail("eval: " + b.status.msg);
         baseline = report_json(*b);
     }
+    if (a.has("top-k-sweep")) return eval_sweep(a, *om, iv, ids, context);
     if (Status s = om->intervene(iv); !s) return fail("eval: " + s.msg);
     if (int rc = expert_bias_from_args(a, om->model_mut())) return rc;
     auto r = eval_run(*om, ids, context, "");
@@ -117,12 +162,7 @@ int cmd_eval(const Args& a) {
     if (a.has("expert-bias")) j["expert_bias"] = a.opt.at("expert-bias");
     if (!baseline.is_null()) j["baseline"] = baseline;
     const std::string path = a.opt.at("json");
-    Status s = atomic_file_write(path, [&](std::FILE* f) {
-        const std::string out = j.dump(1) + "\n";
-        std::fwrite(out.data(), 1, out.size(), f);
-        return Status::ok();
-    });
-    if (!s) return fail("eval: " + s.msg);
+    if (!write_json(path, j)) return 1;
     std::fprintf(stderr, "eval: %lld tokens in %d windows of %d, routing %s: perplexity %.4f, %.0f active parameters per token of %.0f, forward %.2f s -> %s\n",
                  (long long)r->tokens, r->windows, context,
                  (iv.describe() + (a.has("expert-bias") ? ", expert biases of " + a.opt.at("expert-bias") : "")).c_str(),
@@ -137,7 +177,7 @@ int cmd_eval(const Args& a) {
 int cmd_calibrate(const Args& a) {
     if (a.has("text-file") == a.has("ids")) return usage("calibrate needs --text-file F or --ids 1,17,... (one of them)");
     if (!a.has("json")) return usage("calibrate needs --json G (the file to write the biases to)");
-    auto om = eval_open(a);
+    auto om = eval_open(a, "calibrate");
     if (!om) return fail(om.status.msg);
     std::vector<int> ids;
     if (int rc = eval_ids(a, *om, ids)) return rc;
@@ -161,8 +201,8 @@ int cmd_calibrate(const Args& a) {
     if (om->hf)
         if (Status s = hf_probe_fits(*om->hf, o.context); !s) return fail(s.msg + " (or pass a smaller --context)");
     o.progress = [](const CalibrationPass& p) {
-        std::fprintf(stderr, "calibrate: pass %d: load CV %.4f, perplexity %.4f, max |bias| %.4g, %.1f s\n", p.pass,
-                     p.load_cv, p.perplexity, p.max_abs_bias, p.seconds);
+        std::fprintf(stderr, "calibrate: pass %d: load CV %.4f, perplexity %.4f, max |bias| %.4g; fit %.1f s, forwards %.1f s\n",
+                     p.pass, p.load_cv, p.perplexity, p.max_abs_bias, p.fit_seconds, p.seconds);
     };
     std::fprintf(stderr, "calibrate: %zu tokens in windows of %d\n", ids.size(), o.context);
     auto r = calibrate_expert_bias(om->model_mut(), ids, o);
@@ -170,12 +210,7 @@ int cmd_calibrate(const Args& a) {
     nlohmann::json j = calibration_to_json(*r);
     j["tokens"] = ids.size();
     j["context"] = o.context;
-    Status s = atomic_file_write(a.opt.at("json"), [&](std::FILE* f) {
-        const std::string out = j.dump(1) + "\n";
-        std::fwrite(out.data(), 1, out.size(), f);
-        return Status::ok();
-    });
-    if (!s) return fail("calibrate: " + s.msg);
+    if (!write_json(a.opt.at("json"), j, "calibrate")) return 1;
     std::printf("load CV %.4f -> %.4f after %d passes (best %d); perplexity %.4f -> %.4f\n", r->load_cv_before,
                 r->load_cv_after, (int)r->passes.size(), r->best_pass, r->perplexity_before, r->perplexity_after);
     return 0;

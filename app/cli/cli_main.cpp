@@ -61,9 +61,10 @@ const std::vector<Command>& commands() {
          "  routelab-cli eval     --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
          "                        [--context N] [--top-k K] [--renorm | --no-renorm] [--mask-experts 3,5]\n"
          "                        [--capacity-factor C] [--expert-bias F] [--baseline] [--bf16-activations]\n"
-         "                        (perplexity, tokens, per layer load_cv and dropped; --baseline: the unchanged model too)\n",
+         "                        (perplexity, tokens, per layer load_cv and dropped; --baseline: the unchanged model too)\n"
+         "                        [--top-k-sweep 1,2,4,8]  (one eval per top-k: perplexity against active parameters)\n",
          {"model", "checkpoint", "text-file", "ids", "json", "context", "top-k", "mask-experts", "capacity-factor",
-          "expert-bias"},
+          "expert-bias", "top-k-sweep"},
          cmd_eval},
         {"calibrate",
          "  routelab-cli calibrate --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"

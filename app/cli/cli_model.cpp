@@ -103,7 +103,9 @@ const Model& OpenedModel::model() const { return ck ? ck->model : hf->model; }
 // The model keeps a copy of its config's model part: both change together.
 static Status intervene(Config& cfg, Model& m, const Interventions& iv) {
     if (Status s = interventions_apply(cfg, iv); !s) return s;
+    const bool biased = m.cfg.moe.expert_bias;  // biases given to m (--expert-bias) stay
     m.cfg = cfg.model;
+    m.cfg.moe.expert_bias = biased;
     return Status::ok();
 }
 

@@ -86,6 +86,8 @@ KNOWN_KEYS = {
     "attention.rope_scaling.high_freq_factor", "attention.rope_scaling.original_max_positions",
     # routing interventions on a frozen model: only their defaults
     "moe.masked_experts", "moe.inference_capacity_factor",
+    # MoH-LLaMA3's query-norm head rule (a forward-only import): only the learned router
+    "attention.heads.router",
 }
 KNOWN_VALUES = {
     "norm": {"rmsnorm", "layernorm"}, "norm_position": {"pre", "post"},
@@ -106,6 +108,7 @@ KNOWN_VALUES = {
     "attention.qkv_bias": {False}, "attention.qk_norm": {"none"}, "moe.topk_weights": {"auto"},
     "moe.d_ff_shared": {0}, "moe.shared_expert_gate": {False}, "moe.dense_layers": {""},
     "attention.rope_scaling.kind": {"none"}, "moe.masked_experts": {""}, "moe.inference_capacity_factor": {0.0},
+    "attention.heads.router": {"learned"},
 }
 
 

@@ -36,6 +36,7 @@ const EnumName<HeadSelection> k_heads[] = {{HeadSelection::all_heads, "all_heads
                                            {HeadSelection::static_pruning, "static_pruning"},
                                            {HeadSelection::moh, "moh"}};
 const EnumName<GateScaling> k_scalings[] = {{GateScaling::official, "official"}, {GateScaling::paper, "paper"}};
+const EnumName<HeadRouterKind> k_head_routers[] = {{HeadRouterKind::learned, "learned"}, {HeadRouterKind::query_norm, "query_norm"}};
 const EnumName<HeadsPath> k_heads_paths[] = {{HeadsPath::skip, "skip"}, {HeadsPath::dense_masked, "dense_masked"}};
 const EnumName<DeviceKind> k_devices[] = {{DeviceKind::automatic, "auto"}, {DeviceKind::cpu, "cpu"}, {DeviceKind::cuda, "cuda"}};
 const EnumName<FfnRouting> k_ffn_routing[] = {{FfnRouting::dense, "dense"}, {FfnRouting::moe, "moe"},
@@ -156,6 +157,7 @@ void attention_fields(A& a, Visit& visit) {
     visit("model.attention.heads.gate_scaling", h.gate_scaling, k_scalings);
     visit("model.attention.heads.head_bias", h.head_bias);
     visit("model.attention.heads.bias_update_rate", h.bias_update_rate);
+    visit("model.attention.heads.router", h.router, k_head_routers);
 }
 
 // Every config key, once: its path and its place in Config. Writing and reading both walk this list,
@@ -334,6 +336,7 @@ std::vector<std::string> config_key_choices(const std::string& key) {
 const char* pos_kind_name(PosKind k) { return enum_name(k_pos, k); }
 const char* ffn_kind_name(FfnKind k) { return enum_name(k_ffns, k); }
 const char* head_selection_name(HeadSelection k) { return enum_name(k_heads, k); }
+const char* head_router_name(HeadRouterKind k) { return enum_name(k_head_routers, k); }
 const char* ffn_routing_name(FfnRouting k) { return enum_name(k_ffn_routing, k); }
 const char* moe_routing_name(MoeRouting k) { return enum_name(k_moe_routing, k); }
 const char* aux_convention_name(AuxConvention k) { return enum_name(k_aux, k); }
@@ -493,6 +496,7 @@ std::string config_training_blocker(const ModelConfig& m) {
     if (sparse && m.moe.d_ff_shared != 0) keys.push_back("model.moe.d_ff_shared");
     if (sparse && m.moe.shared_expert_gate) keys.push_back("model.moe.shared_expert_gate");
     if (sparse && !m.moe.dense_layers.empty()) keys.push_back("model.moe.dense_layers");
+    if (m.attention.heads.router != HeadRouterKind::learned) keys.push_back("model.attention.heads.router");
     if (keys.empty()) return {};
     std::string list;
     for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
@@ -586,6 +590,10 @@ Status validate_heads(const ModelConfig& m) {
                                                  "head-selection path has none of them)");
     if (h.head_bias && h.kind != HeadSelection::moh)
         return bad("model.attention.heads.head_bias", "needs routed heads (heads.kind=moh); it balances the head router");
+    if (h.router == HeadRouterKind::query_norm && h.kind != HeadSelection::moh)
+        return bad("model.attention.heads.router", "query_norm chooses routed heads: it needs heads.kind=moh");
+    if (h.router == HeadRouterKind::query_norm && h.head_bias)
+        return bad("model.attention.heads.head_bias", "balances a learned head router; query_norm has none");
     if (!(h.bias_update_rate >= 0 && h.bias_update_rate < 1))
         return bad("model.attention.heads.bias_update_rate", "must be in [0, 1)");
     return Status::ok();

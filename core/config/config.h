@@ -16,6 +16,7 @@ enum class WindowStrategy { fixed, seq_len, entropy };
 enum class FfnKind { swiglu, relu, gelu };
 enum class HeadSelection { all_heads, static_pruning, moh };
 enum class GateScaling { official, paper };
+enum class HeadRouterKind { learned, query_norm };
 enum class HeadsPath { skip, dense_masked };
 enum class DeviceKind { automatic, cpu, cuda };
 enum class FfnRouting { dense, moe, mh_moe };
@@ -49,6 +50,11 @@ struct HeadsConfig {
     // parameter (docs/routing-math.md §12.5).
     bool head_bias = false;
     float bias_update_rate = 1e-3f;
+    // moh: who chooses the routed heads. learned: the router above (W_r, W_s, W_h). query_norm: no
+    // weights; per token the n_active_routed routed heads whose queries (before RoPE) have the largest
+    // L2 norm, every gate 1 (shared and chosen heads), others 0: the rule SkyworkAI's MoH-LLaMA3
+    // inference code applies to Llama-3 weights (docs/hf-models.md). Forward only.
+    HeadRouterKind router = HeadRouterKind::learned;
 };
 
 // RoPE frequencies rescaled per band, as Llama 3.1+ checkpoints set (transformers modeling_rope_utils.py
@@ -222,6 +228,7 @@ Status config_apply_override(Config& cfg, const std::string& assignment);
 const char* pos_kind_name(PosKind k);
 const char* ffn_kind_name(FfnKind k);
 const char* head_selection_name(HeadSelection k);
+const char* head_router_name(HeadRouterKind k);
 const char* ffn_routing_name(FfnRouting k);
 const char* moe_routing_name(MoeRouting k);
 const char* aux_convention_name(AuxConvention k);

@@ -9,6 +9,7 @@
 #include "layers/moe_router.h"
 #include "layers/routing.h"
 #include "train/step_stats.h"
+#include "util/threads.h"
 
 namespace rl {
 
@@ -52,6 +53,8 @@ PassCounts measure_pass(const Model& m, Activations& a, const std::vector<int>& 
     pc.counts.assign(c.n_layers, std::vector<float>(E, 0.f));
     pc.cv.assign(c.n_layers, 0.0);
     pc.keys.assign(c.n_layers, {});
+    for (int l = 0; l < c.n_layers; l++)
+        if (m.w.layers[l].moe.router) pc.keys[l].reserve(ids.size() * E);
     std::vector<int> targets(context);
     double nll = 0;
     int64_t predicted = 0;
@@ -100,13 +103,14 @@ void fit_counts(const std::vector<float>& keys, int t0, int t1, int E, int K, co
 // sign(mean - load_e), as training would update it, epoch after epoch, without running the model;
 // an epoch whose whole-text CV is no better than the best halves u. Returns the best biases.
 std::vector<float> fit_layer_bias(const std::vector<float>& keys, int E, int K, int batch, std::vector<float> b, double u) {
+    if (!(u > 0)) return b;  // every token's K-th and (K+1)-th keys tie: no step to take
     const int N = (int)(keys.size() / E);
     std::vector<float> counts(E), best_b = b;
     std::vector<std::pair<float, int>> row(E);
     fit_counts(keys, 0, N, E, K, b, counts, row);
     double best = stats_cv(counts.data(), E);
     const double u_min = u / 256;
-    for (int epoch = 0; epoch < 200 && u >= u_min; epoch++) {
+    for (int epoch = 0; epoch < 60 && u >= u_min; epoch++) {
         for (int t = 0; t < N; t += batch) {
             fit_counts(keys, t, std::min(N, t + batch), E, K, b, counts, row);
             route_bias_update(b.data(), counts.data(), E, (float)u);
@@ -161,13 +165,13 @@ Result<CalibrationReport> calibrate_expert_bias(Model& m, const std::vector<int>
     if (mc.kind != FfnRouting::moe || mc.routing != MoeRouting::topk)
         return Status::error("bias calibration needs a top-k MoE (token-choice routing); this model has none");
     if (mc.group_topk > 0) return Status::error("bias calibration of group-limited routing is not supported yet");
+    if (mc.top_k >= mc.n_experts) return Status::error("every expert is chosen (top-k = experts): there is no load to balance");
     if (ids.size() < 2) return Status::error("bias calibration needs at least 2 tokens of text");
     if (o.context < 2 || o.context > m.cfg.seq_len)
         return Status::error("the calibration's context must be 2.." + std::to_string(m.cfg.seq_len) + " tokens");
+    // A model that has biases (trained with expert_bias, or given a file) starts from them.
     if (!mc.expert_bias) model_set_expert_bias(m, true);
     const int L = m.cfg.n_layers, E = mc.n_experts, K = mc.top_k;
-    for (int l = 0; l < L; l++)
-        if (float* b = m.w.layers[l].moe.bias) std::fill(b, b + E, 0.f);
     Activations a;
     activations_create(a, m.cfg, 1, o.context);
     CalibrationReport r;
@@ -177,20 +181,25 @@ Result<CalibrationReport> calibrate_expert_bias(Model& m, const std::vector<int>
     r.perplexity_before = r.perplexity_after = before.perplexity;
     r.bias.assign(L, {});
     for (int l = 0; l < L; l++)
-        if (m.w.layers[l].moe.bias) r.bias[l].assign(E, 0.f);
+        if (const float* b = m.w.layers[l].moe.bias) r.bias[l].assign(b, b + E);
     double best = before.load_cv;
     int since_gain = 0;
     for (int p = 1; p <= o.max_passes && !r.cancelled && since_gain < o.patience; p++) {
-        for (int l = 0; l < L; l++) {  // each layer fitted on the keys its inputs gave this pass
+        // Each layer fitted on the keys its inputs gave this pass; the layers are independent here.
+        const auto fit0 = std::chrono::steady_clock::now();
+        parallel_for(L, true, [&](int l) {
             float* b = m.w.layers[l].moe.bias;
-            if (!b) continue;
+            if (!b) return;
             const double u = o.rate > 0 ? o.rate : 0.5 * key_margin(pc.keys[l], E, K);
             const std::vector<float> nb = fit_layer_bias(pc.keys[l], E, K, o.context, std::vector<float>(b, b + E), u);
             std::copy(nb.begin(), nb.end(), b);
-        }
+        });
+        const double fit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit0).count();
+        pc = PassCounts{};  // the last pass's keys go before the next one's are made
         pc = measure_pass(m, a, ids, o.context, o.cancel, r.cancelled);  // what the new biases give together
         if (r.cancelled) break;
         r.passes.push_back(pass_summary(m, pc, p));
+        r.passes.back().fit_seconds = fit_s;
         const CalibrationPass& cp = r.passes.back();
         if (cp.load_cv < best * (1 - o.min_gain)) {
             best = cp.load_cv, r.best_pass = p, since_gain = 0;
@@ -211,7 +220,7 @@ nlohmann::json calibration_to_json(const CalibrationReport& r) {
     nlohmann::json passes = nlohmann::json::array(), layers = nlohmann::json::array();
     for (const CalibrationPass& p : r.passes)
         passes.push_back({{"pass", p.pass}, {"load_cv", p.load_cv}, {"layer_cv", p.layer_cv}, {"perplexity", p.perplexity},
-                          {"max_abs_bias", p.max_abs_bias}, {"seconds", p.seconds}});
+                          {"max_abs_bias", p.max_abs_bias}, {"seconds", p.seconds}, {"fit_seconds", p.fit_seconds}});
     for (size_t l = 0; l < r.bias.size(); l++)
         if (!r.bias[l].empty()) layers.push_back({{"layer", l}, {"expert_bias", r.bias[l]}});
     return {{"routelab_expert_bias", 1}, {"load_cv_before", r.load_cv_before}, {"load_cv_after", r.load_cv_after},
@@ -231,8 +240,11 @@ Status calibration_apply(Model& m, const nlohmann::json& j) {
     for (const auto& l : j["layers"]) {
         if (!l.contains("layer") || !l["layer"].is_number_integer() || !l.contains("expert_bias") || !l["expert_bias"].is_array())
             return bad("a layer entry lacks \"layer\" or \"expert_bias\"");
-        const int li = l["layer"].get<int>();
-        if (li < 0 || li >= m.cfg.n_layers || !m.w.layers[li].moe.router) return bad("layer " + std::to_string(li) + " is not a sparse layer of this model");
+        const long long ll = l["layer"].get<long long>();
+        if (ll < 0 || ll >= m.cfg.n_layers || !m.w.layers[ll].moe.router)
+            return bad("layer " + std::to_string(ll) + " is not a sparse layer of this model");
+        const int li = (int)ll;
+        if (!b[li].empty()) return bad("layer " + std::to_string(li) + " is listed twice");
         if ((int)l["expert_bias"].size() != mc.n_experts)
             return bad("layer " + std::to_string(li) + " has " + std::to_string(l["expert_bias"].size()) + " biases for " +
                        std::to_string(mc.n_experts) + " experts");
@@ -241,12 +253,11 @@ Status calibration_apply(Model& m, const nlohmann::json& j) {
             b[li].push_back(v.get<float>());
         }
     }
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        if (m.w.layers[l].moe.router && b[l].empty()) return bad("it has no biases for sparse layer " + std::to_string(l));
     if (!mc.expert_bias) model_set_expert_bias(m, true);
     for (int l = 0; l < m.cfg.n_layers; l++)
-        if (float* p = m.w.layers[l].moe.bias) {
-            if (b[l].empty()) std::fill(p, p + mc.n_experts, 0.f);
-            else std::copy(b[l].begin(), b[l].end(), p);
-        }
+        if (float* p = m.w.layers[l].moe.bias) std::copy(b[l].begin(), b[l].end(), p);
     return Status::ok();
 }
 

@@ -14,6 +14,7 @@
 // did not lower the mean CV by min_gain of it, or at max_passes, keeping the best pass's biases. The
 // combine weights never see the bias, so outputs change only through which experts are chosen.
 // Memory: the keys of one pass, 4 E bytes per token and sparse layer (OLMoE, 100k tokens: 410 MB).
+// A model that already has biases (trained with expert_bias, or given a file) starts from them.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -27,7 +28,8 @@
 namespace rl {
 
 // Gives each sparse layer of m a selection bias (model.moe.expert_bias), zero, or takes it away
-// (on false). Other buffers (MoH head biases) keep their values.
+// (on false). Other buffers (MoH head biases) keep their values. The buffer arena is made again:
+// pointers into the old one (and copies of m made before, for model_copy_state) no longer fit.
 void model_set_expert_bias(Model& m, bool on);
 
 struct CalibrationPass {
@@ -36,16 +38,17 @@ struct CalibrationPass {
     std::vector<double> layer_cv;  // (sparse layers)
     double perplexity = 0;         // of the text with this pass's biases
     double max_abs_bias = 0;       // after the pass
-    double seconds = 0;
+    double seconds = 0;            // the pass's forwards
+    double fit_seconds = 0;        // fitting the biases on the previous pass's keys, before this pass
 };
 
 struct CalibrationReport {
     double load_cv_before = 0;     // the text's load CV without biases (pass 0)
     double perplexity_before = 0;
-    double load_cv_after = 0;      // one more pass with every layer's kept biases
+    double load_cv_after = 0;      // the best pass's: every layer's kept biases together
     double perplexity_after = 0;
     std::vector<CalibrationPass> passes;
-    int best_pass = 0;             // the last pass that lowered some layer's CV (0: none; biases zero)
+    int best_pass = 0;             // the pass with the lowest mean CV (0: none lowered it by min_gain)
     std::vector<std::vector<float>> bias;  // (L)(E) the kept biases; empty for dense layers
     bool cancelled = false;
 };
@@ -67,7 +70,8 @@ Result<CalibrationReport> calibrate_expert_bias(Model& m, const std::vector<int>
 // The file routelab-cli calibrate writes beside a model ("routelab_expert_bias": 1, the passes, and
 // "layers": [{"layer", "expert_bias": [E]}]) and probe / eval / analyse --expert-bias F read back.
 nlohmann::json calibration_to_json(const CalibrationReport& r);
-// Gives m the biases of such a file; refused in one line when its layers or expert counts are not m's.
+// Gives m the biases of such a file; refused in one line when its layers or expert counts are not m's
+// (every sparse layer once, E biases each).
 Status calibration_apply(Model& m, const nlohmann::json& j);
 
 }  // namespace rl

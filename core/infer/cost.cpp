@@ -50,7 +50,10 @@ void fill_flops(const Model& m, const Activations& a, int B, int T, Side mode, C
     const double P = c.attention.positional == PosKind::cope ? c.attention.cope_npos : 0;
     const HeadsConfig& hc = c.attention.heads;
     const bool gated = hc.kind != HeadSelection::all_heads;
-    const double router = hc.kind == HeadSelection::moh ? 2 * C * (H - hc.n_shared + (hc.n_shared ? hc.n_shared + 2 : 0)) : 0;
+    // The query-norm rule (MoH-LLaMA3) has no router product: it reads the query norms (2 D per head).
+    const double router = hc.kind != HeadSelection::moh ? 0
+                          : hc.router == HeadRouterKind::query_norm ? 2 * D * (H - hc.n_shared)
+                                                                 : 2 * C * (H - hc.n_shared + (hc.n_shared ? hc.n_shared + 2 : 0));
     const int W = a.window;
     CostComponent attn{"attention"}, ffn{"ffn"}, head{"lm_head"};
     for (int l = 0; l < c.n_layers; l++) {

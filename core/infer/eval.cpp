@@ -52,7 +52,8 @@ Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const
     std::vector<int> targets(o.context);
     const int E = c.moe.n_experts;
     std::vector<std::vector<double>> rows(c.n_layers);  // (L)(E) rows each expert computed
-    std::vector<double> choices(c.n_layers, 0.0);        // (L) (token, expert) pairs chosen before capacity
+    std::vector<double> choices(c.n_layers, 0.0);        // (L) (token, expert) pairs chosen before capacity (top-k)
+    std::vector<double> dropped_rows(c.n_layers, 0.0), routed_rows(c.n_layers, 0.0);  // (L) other routings
     double nll_sum = 0;
     for (size_t start = 0; start + 1 < ids.size(); start += o.context) {
         if (o.cancel && o.cancel->load()) {
@@ -73,7 +74,8 @@ Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const
             rows[l].resize(E, 0.0);
             for (int e = 0; e < E; e++) rows[l][e] += sv.offset[e + 1] - sv.offset[e];
             const MoeDims d = model_moe_dims(c, T, false, 0);  // MH-MoE: N counts sub-tokens
-            choices[l] += (double)d.N * d.K;
+            if (c.moe.routing == MoeRouting::topk) choices[l] += (double)d.N * d.K;
+            else dropped_rows[l] += a.layers[l].mst.dropped_frac * d.N, routed_rows[l] += d.N;
         }
         r.windows++;
         if (o.progress) o.progress(r.windows, total_windows);
@@ -93,14 +95,39 @@ Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const
         mean = sum / E;
         for (double v : rows[l]) var += (v - mean) * (v - mean);
         el.load_cv = mean > 0 ? std::sqrt(var / E) / mean : 0;
-        el.dropped = choices[l] > 0 ? 1.0 - sum / choices[l] : 0;
-        el.experts_per_token = sum / text_tokens;
-        per_token[l] = el.experts_per_token;
+        el.dropped = choices[l] > 0 ? 1.0 - sum / choices[l] : routed_rows[l] > 0 ? dropped_rows[l] / routed_rows[l] : 0;
+        const int h = c.moe.kind == FfnRouting::mh_moe ? c.moe.n_heads : 1;
+        el.experts_per_token = sum / text_tokens / h;  // MH-MoE: per sub-token
+        per_token[l] = sum / text_tokens;  // routed expert rows a token costs (MH-MoE: its h sub-tokens')
         r.layers.push_back(std::move(el));
     }
     r.total_params = eval_total_params(c);
     r.active_params = eval_active_params(c, per_token);
     return r;
+}
+
+Result<std::vector<EvalReport>> eval_top_k_sweep(Model& m, const Config& cfg, const Interventions& iv,
+                                                 const std::vector<int>& ks, const std::vector<int>& ids,
+                                                 const EvalOptions& o) {
+    const ModelConfig kept = m.cfg;
+    std::vector<EvalReport> out;
+    for (int k : ks) {
+        Config c = cfg;
+        Interventions at = iv;
+        at.top_k = k;
+        if (Status s = interventions_apply(c, at); !s) {
+            m.cfg = kept;
+            return s;
+        }
+        m.cfg = c.model;
+        m.cfg.moe.expert_bias = kept.moe.expert_bias;  // biases given to m (calibration_apply) stay
+        auto r = model_eval(m, ids, o);
+        m.cfg = kept;
+        if (!r) return r.status;
+        out.push_back(std::move(*r));
+        if (out.back().cancelled) break;
+    }
+    return out;
 }
 
 }  // namespace rl

@@ -11,6 +11,8 @@
 #include <functional>
 #include <vector>
 
+#include "config/config.h"
+#include "infer/interventions.h"
 #include "model/model.h"
 #include "util/status.h"
 
@@ -20,8 +22,9 @@ struct EvalLayer {
     int layer = 0;
     std::vector<double> rows;     // (E) tokens each expert computed, over the whole text (after capacity)
     double load_cv = 0;           // std / mean of rows (0 = balanced)
-    double dropped = 0;           // share of the layer's (token, chosen expert) pairs a capacity dropped
-    double experts_per_token = 0; // mean experts a token reached
+    double dropped = 0;           // top-k: share of the (token, chosen expert) pairs a capacity dropped;
+                                  // other routings: share of tokens that reached no expert
+    double experts_per_token = 0; // mean experts a token (an MH-MoE sub-token) reached
 };
 
 struct EvalReport {
@@ -44,6 +47,13 @@ struct EvalOptions {
 
 // ids: at least 2. The model's config (with any interventions applied) decides the routing.
 Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const EvalOptions& o = {});
+
+// Perplexity against active compute: the text evaluated once per top-k in `ks` (each with the other
+// interventions of iv), m's config put back afterwards. cfg: the config m was built from (m.cfg is its
+// model part). The first failing point's message is returned.
+Result<std::vector<EvalReport>> eval_top_k_sweep(Model& m, const Config& cfg, const Interventions& iv,
+                                                 const std::vector<int>& ks, const std::vector<int>& ids,
+                                                 const EvalOptions& o = {});
 
 // Active parameters per token of m's config if each sparse layer's tokens reach experts_per_token[l]
 // routed experts (the nominal count is top_k): the total less the routed experts, plus that many.

@@ -19,6 +19,8 @@ std::string Interventions::describe() const {
 }
 
 Status interventions_apply(Config& cfg, const Interventions& iv) {
+    if (iv.top_k < 0) return Status::error("top-k must be 1 or more (or left out for the model's)");
+    if (iv.capacity_factor < 0) return Status::error("capacity factor must be > 0 (or left out for none)");
     if (!iv.any()) return Status::ok();
     MoeConfig& mc = cfg.model.moe;
     if (mc.kind == FfnRouting::dense)
@@ -31,7 +33,6 @@ Status interventions_apply(Config& cfg, const Interventions& iv) {
                              " experts; pass 1.." + std::to_string(mc.n_experts));
     if (iv.renorm >= 0 && mc.score_function != ScoreFunction::softmax)
         return Status::error("renormalising on or off applies to softmax routers; this model's scores are sigmoids");
-    if (iv.capacity_factor < 0) return Status::error("capacity factor must be > 0 (or left out for none)");
     Config next = cfg;
     MoeConfig& n = next.model.moe;
     if (iv.top_k > 0) n.top_k = iv.top_k;

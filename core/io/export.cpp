@@ -37,6 +37,9 @@ std::vector<std::string> export_unmapped(const ModelConfig& m, const std::string
     if (a.heads.kind == HeadSelection::static_pruning)
         u.push_back("model.attention.heads.kind=static_pruning: only heads 0.." + std::to_string(a.heads.n_active - 1) +
                     " are on here; the engine runs every head");
+    if (a.heads.router == HeadRouterKind::query_norm)
+        u.push_back("model.attention.heads.router=query_norm: MoH-LLaMA3's rule (heads chosen by their query norms) "
+                    "lives in that model's own modeling file; a plain engine runs every head");
     if (a.heads.head_bias) u.push_back("model.attention.heads.head_bias: aux-loss-free head balancing is RouteLab's own");
     if (a.positional == PosKind::cope)
         u.push_back("model.attention.positional=cope: contextual position encoding has no equivalent; use rope");

@@ -236,6 +236,28 @@ void family_settings(Keys& k, HfFamily f, ModelConfig& m) {
     if (f != HfFamily::llama) moe_settings(k, f, m);
 }
 
+// SkyworkAI's MoH-LLaMA3 (Chat-UniVi/MoH-LLaMA3-8B): a plain Llama config.json whose auto_map points at
+// the folder's own modeling_llama.py, which routes heads by their query norms with counts fixed in that
+// file (half the heads shared, a quarter routed; docs/hf-models.md). The folder is recognised by that
+// file naming both counts; dense Llama otherwise. *rule gets what was found, for the model's description.
+void moh_llama3_settings(const std::string& dir, Keys& k, ModelConfig& m, std::string* rule) {
+    if (!k.has("auto_map")) return;
+    std::ifstream in(fs::path(dir) / "modeling_llama.py");
+    if (!in) return;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string code = ss.str();
+    if (code.find("shared_head") == std::string::npos || code.find("routed_head") == std::string::npos) return;
+    HeadsConfig& h = m.attention.heads;
+    h.kind = HeadSelection::moh;
+    h.router = HeadRouterKind::query_norm;
+    h.n_shared = m.n_heads / 2;
+    h.n_active_routed = m.n_heads / 4;
+    *rule = "MoH-LLaMA3 head routing (its modeling_llama.py): heads 0.." + std::to_string(h.n_shared - 1) +
+            " always on, " + std::to_string(h.n_active_routed) + " of the other " + std::to_string(m.n_heads - h.n_shared) +
+            " per token by query norm";
+}
+
 // A token id key: a number, or a list whose first entry is taken (Llama 3.x Instruct lists its end
 // tokens); -1 when absent or outside the vocabulary.
 int token_id_of(const json& j, const char* key, int V) {
@@ -296,6 +318,9 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
     m.attention.heads.kind = HeadSelection::all_heads;
     m.moe.kind = FfnRouting::dense;
     family_settings(k, f, m);
+    std::string head_rule;
+    if (f == HfFamily::llama) moh_llama3_settings(dir, k, m, &head_rule);
+    if (!head_rule.empty()) cfg.description += "; " + head_rule;
     if (!k.err) return k.err;
     if (Status s = config_validate(cfg); !s) return Status::error("'" + file + "': " + in_config_terms(s.msg, f));
     if (info) {

@@ -79,6 +79,50 @@ void head_router_forward(float* gates, const HeadRouterSaved& sv, const float* x
     });
 }
 
+void head_gates_query_norm(float* gates, const HeadRouterSaved& sv, const float* q, const HeadRouterDims& d, int D) {
+    const int N = d.N, H = d.H, S = d.S, R = d.R(), K = d.K;
+    parallel_for(N, N >= k_parallel_rows, [&](int t) {
+        float norm[k_max_heads];
+        double mean = 0, var = 0;
+        for (int i = 0; i < R; i++) {
+            const float* qh = q + (size_t)t * H * D + (size_t)(S + i) * D;
+            double ss = 0;
+            for (int j = 0; j < D; j++) ss += (double)qh[j] * qh[j];
+            norm[i] = (float)std::sqrt(ss);
+            mean += norm[i] / R;
+        }
+        for (int i = 0; i < R; i++) var += (norm[i] - mean) * (norm[i] - mean);
+        const float sd = R > 1 ? (float)std::sqrt(var / (R - 1)) : 1.f;  // torch.std: unbiased
+        float* r = sv.r + (size_t)t * R;
+        float scaled[k_max_heads];
+        for (int i = 0; i < R; i++) scaled[i] = norm[i] / std::max(sd, k_eps);
+        softmax_into(r, scaled, R);
+        int idx[k_max_heads];
+        topk_indices(idx, norm, R, K);  // the std and the softmax keep the order: the norms choose
+        float* m = sv.mask + (size_t)t * R;
+        float* g = gates + (size_t)t * H;
+        std::fill(m, m + R, 0.f);
+        for (int k = 0; k < K; k++) m[idx[k]] = 1.f;
+        for (int i = 0; i < S; i++) g[i] = 1.f;
+        for (int i = 0; i < R; i++) g[S + i] = m[i];
+    });
+}
+
+void head_gates_query_norm_ref(float* gates, const float* q, const HeadRouterDims& d, int D) {
+    const int N = d.N, H = d.H, S = d.S, R = d.R(), K = d.K;
+    for (int t = 0; t < N; t++) {
+        std::vector<std::pair<double, int>> by_norm;  // (-norm, head): ascending = largest first, lower head on ties
+        for (int h = S; h < H; h++) {
+            double ss = 0;
+            for (int j = 0; j < D; j++) ss += (double)q[(size_t)t * H * D + (size_t)h * D + j] * q[(size_t)t * H * D + (size_t)h * D + j];
+            by_norm.push_back({-std::sqrt(ss), h});
+        }
+        std::sort(by_norm.begin(), by_norm.end());
+        for (int h = 0; h < H; h++) gates[(size_t)t * H + h] = h < S ? 1.f : 0.f;
+        for (int k = 0; k < K && k < R; k++) gates[(size_t)t * H + by_norm[k].second] = 1.f;
+    }
+}
+
 float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const HeadRouterDims& d) {
     const int N = d.N, R = d.R();
     std::fill(f, f + R, 0.f);

@@ -20,7 +20,8 @@ struct HeadRouterDims {
     int R() const { return H - S; }
 };
 
-// Saved for backward (all overwritten): r (N,R), mask (N,R) 0/1, ss (N,S), alpha (N,2).
+// Saved for backward (all overwritten; the query-norm rule writes r and mask only): r (N,R), mask (N,R)
+// 0/1, ss (N,S), alpha (N,2).
 struct HeadRouterSaved {
     float* r = nullptr;
     float* mask = nullptr;
@@ -46,6 +47,16 @@ void head_router_backward(float* dx, float* dw_shared, float* dw_routed, float* 
 // Naive reference of head_router_forward (double precision, no shared code).
 void head_router_forward_ref(float* gates, float* mask, const float* x, const float* w_shared, const float* w_routed,
                              const float* w_type, const HeadRouterDims& d);
+
+// MoH-LLaMA3's rule (SkyworkAI/MoH, MoH-LLaMA3/Inference_code/modeling_llama.py, LlamaAttention.forward):
+// no router weights; for each row of q (N,H*D), the queries before RoPE, the K routed heads S..H-1
+// with the largest L2 norm are on. Gates (N,H): 1 for the S shared heads and the chosen ones, 0 for
+// the rest (the code multiplies head outputs by this 0/1 mask; its softmax values never reach the
+// output). sv.r (N,R) gets what that code's softmax computes, softmax(norm / std) with the unbiased
+// std over the R norms (what the views show as router probability); sv.mask (N,R) the choice.
+void head_gates_query_norm(float* gates, const HeadRouterSaved& sv, const float* q, const HeadRouterDims& d, int D);
+// Naive reference of it (double precision, its own selection).
+void head_gates_query_norm_ref(float* gates, const float* q, const HeadRouterDims& d, int D);
 
 // Static pruning's gates (N,H): 1 for the first n_active heads, 0 for the rest (no router).
 void head_gates_static(float* gates, int N, int H, int n_active);

@@ -14,20 +14,20 @@ namespace {
 // What the forwards leave per sparse layer, before the summaries.
 struct LayerTally {
     std::vector<std::vector<double>> by_domain;  // (E, D)
-    std::vector<int> first, first_domain;        // per routed token: its first expert (-1: dropped) and domain
-    std::vector<int> token_of;                   // per routed token: its id
-    std::unordered_map<int64_t, int> pair_count; // id * E + e -> (token, expert) pairs
+    std::vector<int> first;                      // per routed token: its first expert (-1: dropped)
+    std::vector<int64_t> pairs;                  // id * E + e of every (token, expert) pair, counted at the end
+};
+// Per routed token, the same in every layer.
+struct TokenTally {
+    std::vector<int> id, domain;
 };
 
 // Mean NMI(first expert; domain) over `shuffles` random permutations of the first experts: the same
 // load and the same domain sizes, with the link between them cut.
-double shuffled_nmi(const LayerTally& t, int E, int D, int shuffles, unsigned seed) {
-    std::vector<int> perm;
+double shuffled_nmi(const LayerTally& t, const TokenTally& tok, int E, int D, int shuffles, unsigned seed) {
+    std::vector<int> perm, dom;
     for (size_t i = 0; i < t.first.size(); i++)
-        if (t.first[i] >= 0) perm.push_back(t.first[i]);
-    std::vector<int> dom;
-    for (size_t i = 0; i < t.first.size(); i++)
-        if (t.first[i] >= 0) dom.push_back(t.first_domain[i]);
+        if (t.first[i] >= 0) perm.push_back(t.first[i]), dom.push_back(tok.domain[i]);
     std::mt19937 rng(seed);
     double sum = 0;
     for (int s = 0; s < shuffles; s++) {
@@ -40,16 +40,22 @@ double shuffled_nmi(const LayerTally& t, int E, int D, int shuffles, unsigned se
 }
 
 // Top tokens per expert and the frequency-weighted mean of each token's largest expert share.
-void vocabulary(LayerAnalysis& la, const LayerTally& t, const Tokenizer& tok, int E, int top, int min_occurrences) {
+void vocabulary(LayerAnalysis& la, LayerTally& t, const TokenTally& tt, const Tokenizer& tok, int E, int top,
+                int min_occurrences) {
     std::unordered_map<int, int> occ;  // id -> occurrences
-    for (int id : t.token_of) occ[id]++;
+    for (int id : tt.id) occ[id]++;
     std::unordered_map<int, int> best;  // id -> its largest (token, expert) count
     std::vector<std::vector<ExpertToken>> per(E);
-    for (const auto& [key, n] : t.pair_count) {
-        const int id = (int)(key / E), e = (int)(key % E);
+    std::sort(t.pairs.begin(), t.pairs.end());
+    for (size_t i = 0; i < t.pairs.size();) {  // runs of equal keys: one (token, expert) count each
+        size_t j = i;
+        while (j < t.pairs.size() && t.pairs[j] == t.pairs[i]) j++;
+        const int id = (int)(t.pairs[i] / E), e = (int)(t.pairs[i] % E), n = (int)(j - i);
         best[id] = std::max(best[id], n);
         per[e].push_back({id, "", n, (double)n / occ[id]});
+        i = j;
     }
+    std::vector<int64_t>().swap(t.pairs);
     double weighted = 0, seen = 0;  // sum over frequent tokens of occ * (best / occ), and of occ
     for (const auto& [id, n] : best)
         if (occ[id] >= min_occurrences) weighted += n, seen += occ[id];
@@ -68,7 +74,8 @@ void vocabulary(LayerAnalysis& la, const LayerTally& t, const Tokenizer& tok, in
 }
 
 // One window's routing into the tallies: every (token, expert) pair and each token's first expert.
-void tally_window(std::vector<LayerTally>& tally, const Model& m, const Activations& a, const int* ids, int T, int d) {
+void tally_window(std::vector<LayerTally>& tally, TokenTally& tt, const Model& m, const Activations& a, const int* ids,
+                  int T, int d) {
     const ModelConfig& c = m.cfg;
     const int E = c.moe.n_experts, h = c.moe.kind == FfnRouting::mh_moe ? c.moe.n_heads : 1;
     std::vector<std::vector<std::pair<float, int>>> te;
@@ -79,13 +86,12 @@ void tally_window(std::vector<LayerTally>& tally, const Model& m, const Activati
         for (int r = 0; r < T * h; r++) {
             for (const auto& [w, e] : te[r]) {
                 t.by_domain[e][d] += 1;
-                t.pair_count[(int64_t)ids[r / h] * E + e]++;
+                t.pairs.push_back((int64_t)ids[r / h] * E + e);
             }
             t.first.push_back(te[r].empty() ? -1 : te[r][0].second);
-            t.first_domain.push_back(d);
-            t.token_of.push_back(ids[r / h]);
         }
     }
+    for (int r = 0; r < T * h; r++) tt.id.push_back(ids[r / h]), tt.domain.push_back(d);
 }
 
 }  // namespace
@@ -101,6 +107,7 @@ Analysis analysis_run(const Model& m, const Tokenizer& tok, const std::vector<An
     if (c.moe.kind == FfnRouting::dense) return an;
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<LayerTally> tally(c.n_layers);
+    TokenTally tt;
     for (auto& t : tally) t.by_domain.assign(E, std::vector<double>(D, 0.0));
     int64_t total = 0;
     for (const auto& d : domains) total += (int64_t)d.ids.size();
@@ -114,7 +121,7 @@ Analysis analysis_run(const Model& m, const Tokenizer& tok, const std::vector<An
             }
             const int T = (int)std::min<size_t>(an.context, domains[d].ids.size() - s);
             model_forward(m, a, domains[d].ids.data() + s, nullptr, 1, T);
-            tally_window(tally, m, a, domains[d].ids.data() + s, T, d);
+            tally_window(tally, tt, m, a, domains[d].ids.data() + s, T, d);
             an.domain_tokens[d] += T;
             an.tokens += T;
             if (o.progress) o.progress(an.tokens, total);
@@ -127,10 +134,10 @@ Analysis analysis_run(const Model& m, const Tokenizer& tok, const std::vector<An
         la.by_domain = tally[l].by_domain;
         std::vector<std::vector<double>> first(E, std::vector<double>(D, 0.0));
         for (size_t i = 0; i < tally[l].first.size(); i++)
-            if (tally[l].first[i] >= 0) first[tally[l].first[i]][tally[l].first_domain[i]] += 1;
+            if (tally[l].first[i] >= 0) first[tally[l].first[i]][tt.domain[i]] += 1;
         la.nmi_domain = nmi(first);
-        la.nmi_domain_random_router = shuffled_nmi(tally[l], E, D, o.shuffles, o.seed + l);
-        vocabulary(la, tally[l], tok, E, o.top_tokens, o.min_occurrences);
+        la.nmi_domain_random_router = shuffled_nmi(tally[l], tt, E, D, o.shuffles, o.seed + l);
+        vocabulary(la, tally[l], tt, tok, E, o.top_tokens, o.min_occurrences);
         if (prev >= 0) {  // the previous sparse layer's first experts against this one's, token by token
             LayerAnalysis& p = an.layers.back();
             p.next_layer = l;

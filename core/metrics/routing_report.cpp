@@ -62,7 +62,9 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
         if (c.attention.heads.kind != HeadSelection::all_heads) pl.head_gates = rows(L.head_gates, T, c.n_heads);
         if (moh) {
             pl.head_probs = rows(L.hr.r, T, R);
-            if (S > 0) pl.shared_probs = rows(L.hr.ss, T, S), pl.head_type = rows(L.hr.alpha, T, 2);
+            // The query-norm rule (MoH-LLaMA3) has no shared or type router: only r and the mask.
+            if (S > 0 && c.attention.heads.router == HeadRouterKind::learned)
+                pl.shared_probs = rows(L.hr.ss, T, S), pl.head_type = rows(L.hr.alpha, T, 2);
         }
         if (with_attention) {
             const float* att = L.att;  // (1,H,T,T): batch 1, so head h's rows start at h*T*T

@@ -43,15 +43,19 @@ KvSource kv_of_cache(KVCache& kv, int l) {
     return {kv.k[l].data(), kv.v[l].data(), kv.capacity, kv.len, true, kv.scratch.data()};
 }
 
-// Gates (N,H) of every head for the block input `in`: the MoH router, or static pruning's 1/0.
+// Gates (N,H) of every head for the block input `in`: the MoH router, the query-norm rule on the
+// queries already in a.q (before RoPE), or static pruning's 1/0.
 void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& a, Activations& s,
                         const float* in, int N) {
     const HeadsConfig& h = c.attention.heads;
     if (h.kind == HeadSelection::moh) {
         HeadRouterDims rd = model_router_dims(c, N);
         rd.bias = w.head_bias;
-        op.head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
-                               s.router_scratch);
+        if (h.router == HeadRouterKind::query_norm)
+            op.head_gates_query_norm(a.head_gates, a.hr, a.q, rd, c.head_dim);
+        else
+            op.head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
+                                   s.router_scratch);
         a.head_balance = op.head_router_balance(a.head_f.data(), a.head_P.data(), a.hr, rd);
     } else {
         op.head_gates_static(a.head_gates, N, c.n_heads, h.n_active);
@@ -104,13 +108,14 @@ void kv_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, Acti
 
 // Every head over every query row (training's dense-masked MoH, as the official code computes it):
 // q (+RoPE), the causal softmax saved for backward (or one row against the cache), gates, W_O.
+// q_ready: L.q already holds the projection (the query-norm head rule read it to choose the heads).
 void attn_heads_dense(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s,
-                      const float* in, int B, int T, int window, const KvSource& kv, float* entropy) {
+                      const float* in, int B, int T, int window, const KvSource& kv, float* entropy, bool q_ready) {
     const int N = B * T, C = c.d_model, H = c.n_heads, D = c.head_dim, HD = H * D;
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
     float* y = gated ? L.atty_raw : L.atty;  // (N, H*D) heads before their gates
     const float* on = gated ? L.head_gates : nullptr;
-    proj_forward(op, L.q, in, w.wq, w.bf16_wq, w.bq, N, C, HD);
+    if (!q_ready) proj_forward(op, L.q, in, w.wq, w.bf16_wq, w.bq, N, C, HD);
     if (w.q_norm) qk_norm_forward(op, c, L.q, w.q_norm, N, H, s.qk_rstd);
     if (c.attention.positional == PosKind::rope) op.rope_forward(L.q, B, T, H, D, model_rope_inv_freq(c).data(), kv.pos0);
     if (kv.cached)
@@ -134,11 +139,14 @@ namespace {
 void attn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, LayerActs& L, Activations& s,
                         const float* in, int B, int T, int window, const KvSource& kv, bool skip, float* entropy) {
     const bool gated = c.attention.heads.kind != HeadSelection::all_heads;
-    skip = skip && gated;
+    // The query-norm rule reads every head's query before choosing: nothing for the skip path to skip.
+    const bool by_query = gated && c.attention.heads.router == HeadRouterKind::query_norm;
+    skip = skip && gated && !by_query;
+    if (by_query) proj_forward(op, L.q, in, w.wq, w.bf16_wq, w.bq, B * T, c.d_model, c.n_heads * c.head_dim);
     if (gated) head_gates_forward(op, c, w, L, s, in, B * T);
     kv_forward(op, c, w, s, L, in, B, T, kv, skip);
     if (skip) op.attn_skip_forward(c, w, L, s, in, B, T, window, kv, entropy);
-    else attn_heads_dense(op, c, w, L, s, in, B, T, window, kv, entropy);
+    else attn_heads_dense(op, c, w, L, s, in, B, T, window, kv, entropy, by_query);
 }
 
 // Accumulates dL/d in into din (full forward only). dbalance: dLoss/dL_b of this layer (beta / L).
@@ -158,7 +166,7 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
     if (c.attention.heads.kind != HeadSelection::all_heads) {
         op.tensor_zero(s.datty_raw, (size_t)N * HD);
         op.head_gate_backward(s.datty_raw, s.dgates, datty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
-        if (c.attention.heads.kind == HeadSelection::moh)
+        if (c.attention.heads.kind == HeadSelection::moh && c.attention.heads.router == HeadRouterKind::learned)
             op.head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates,
                                     dbalance, a.head_f.data(), a.hr, in, w.router_shared, w.router_routed,
                                     w.router_type, model_router_dims(c, N));
@@ -571,7 +579,8 @@ FlopBreakdown model_flops_per_token(const ModelConfig& c, int T) {
     f.attn_out = c.attention.use_wo ? L * 2 * HD * C : 0;
     if (c.attention.heads.kind == HeadSelection::moh) {
         const double S = c.attention.heads.n_shared;
-        f.routers += L * 2 * C * (H - S + (S > 0 ? S + 2 : 0));
+        if (c.attention.heads.router == HeadRouterKind::query_norm) f.routers += L * 2 * D * (H - S);  // query norms
+        else f.routers += L * 2 * C * (H - S + (S > 0 ? S + 2 : 0));
     }
     const MoeConfig& mc = c.moe;
     double Ls = 0;  // sparse layers (model.moe.dense_layers are dense)

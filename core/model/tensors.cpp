@@ -66,7 +66,7 @@ void attn_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Par
         else p(w.cope_pos, lname(l, "attn.cope_pos"), {c.n_heads, P, D}, K::table);
     }
     const HeadsConfig& hc = c.attention.heads;
-    if (hc.kind == HeadSelection::moh) {  // W_s (S,C), W_r (R,C), W_h (2,C): docs/routing-math.md §3
+    if (hc.kind == HeadSelection::moh && hc.router == HeadRouterKind::learned) {  // W_s (S,C), W_r (R,C), W_h (2,C): docs/routing-math.md §3
         if (hc.n_shared > 0) p(w.router_shared, lname(l, "attn.router.w_shared"), {hc.n_shared, C}, K::weight);
         p(w.router_routed, lname(l, "attn.router.w_routed"), {c.n_heads - hc.n_shared, C}, K::weight);
         if (hc.n_shared > 0) p(w.router_type, lname(l, "attn.router.w_type"), {2, C}, K::weight);

@@ -35,7 +35,8 @@ fs::path case_dir(const std::string& name) { return test::hf_tiny_case(name); }
 
 struct Outcome {
     double max_dlogit = 0;
-    bool experts_identical = true;
+    bool experts_identical = true;  // and the head choices, under a head rule
+    int heads_compared = 0;         // (token, layer) head choices compared
     std::string first_difference;
 };
 
@@ -71,6 +72,27 @@ Outcome compare(const Model& m, const json& expected) {
     }
     for (int l = 0; l < m.cfg.n_layers; l++)
         if (m.w.layers[l].moe.router && !sparse.count(l)) o.experts_identical = false;
+    // A head rule (MoH-LLaMA3): each token's routed heads that are on, against the reference's.
+    const int H = m.cfg.n_heads, S = m.cfg.attention.heads.n_shared;
+    if (expected.contains("head_layers") && !expected["head_layers"].empty()) {
+        if (m.cfg.attention.heads.kind != HeadSelection::moh) {
+            o.experts_identical = false;
+            o.first_difference = "RouteLab routes no heads";
+        }
+        for (const json& layer : expected["head_layers"]) {
+            const int l = layer["layer"].get<int>();
+            for (int t = 0; t < T && m.cfg.attention.heads.kind == HeadSelection::moh; t++) {
+                std::set<int> ours;
+                for (int h = S; h < H; h++)
+                    if (a.layers[l].head_gates[(size_t)t * H + h] != 0.f) ours.insert(h);
+                o.heads_compared++;
+                if (ours != layer["heads"][t].get<std::set<int>>() && o.experts_identical) {
+                    o.experts_identical = false;
+                    o.first_difference = "heads of layer " + std::to_string(l) + " token " + std::to_string(t);
+                }
+            }
+        }
+    }
     return o;
 }
 
@@ -97,16 +119,18 @@ TEST_P(HfTiny, LogitsAndExpertChoicesMatchTheReference) {
     EXPECT_EQ((*hf)->mapped_elements, bf16 ? hf_held_elements(c) : 0) << name;
     EXPECT_EQ(model_param_layout(c).total() - (*hf)->model.layout.total() > 0, bf16) << name;
     RecordProperty("max_dlogit", std::to_string(o.max_dlogit));
-    std::printf("%-18s %-22s %-5s max|dlogit| %.2e experts identical: %s\n", name.c_str(),
+    std::printf("%-18s %-22s %-5s max|dlogit| %.2e experts identical: %s%s\n", name.c_str(),
                 (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), o.max_dlogit,
-                o.experts_identical ? "yes" : "no");
+                o.experts_identical ? "yes" : "no",
+                o.heads_compared ? (", head choices compared: " + std::to_string(o.heads_compared)).c_str() : "");
+    if (name.rfind("moh_llama3", 0) == 0) EXPECT_EQ(o.heads_compared, 3 * 14) << name;  // every token, every layer
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfTiny,
                          ::testing::Values("llama", "mixtral", "granitemoe", "olmoe", "qwen2moe", "qwen3moe",
                                            "llama_bf16", "mixtral_bf16", "granitemoe_bf16", "olmoe_bf16",
                                            "qwen2moe_bf16", "qwen3moe_bf16", "mixtral_sharded", "qwen3moe_sharded",
-                                           "olmoe_f16"));
+                                           "olmoe_f16", "moh_llama3", "moh_llama3_bf16"));
 
 // With the AVX512-BF16 kernel asked for before opening (the CLI's --bf16-activations), a BF16 folder's
 // matrices are packed at open (gemm_bf16w_packed) instead of read from the mapping by the dot kernel:

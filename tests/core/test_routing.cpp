@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <random>
 #include <optional>
 #include <set>
 
@@ -103,6 +104,31 @@ INSTANTIATE_TEST_SUITE_P(Variants, HeadRouter,
                                            RouterCase{"official_s6_k1", 8, 6, 1, false},
                                            RouterCase{"paper_s6_k1", 8, 6, 1, true}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// MoH-LLaMA3's rule: the fast gates (threaded, float norms) equal the naive double-precision choice,
+// the shared heads are always on, exactly K routed heads are, and r is a distribution.
+TEST(HeadQueryNorm, MatchesRef) {
+    const int N = 300, H = 8, S = 4, K = 2, D = 12;  // over k_parallel_rows: the threaded path
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd;
+    std::vector<float> q((size_t)N * H * D);
+    for (auto& v : q) v = nd(rng);
+    for (int t = 0; t < N; t++)  // heads of different scales, as in real projections
+        for (int h = 0; h < H; h++)
+            for (int j = 0; j < D; j++) q[((size_t)t * H + h) * D + j] *= 0.5f + 0.2f * h;
+    const HeadRouterDims d{N, 1, H, S, K};
+    std::vector<float> gates((size_t)N * H), ref((size_t)N * H), r((size_t)N * (H - S)), mask((size_t)N * (H - S));
+    head_gates_query_norm(gates.data(), HeadRouterSaved{r.data(), mask.data(), nullptr, nullptr}, q.data(), d, D);
+    head_gates_query_norm_ref(ref.data(), q.data(), d, D);
+    EXPECT_EQ(gates, ref);
+    for (int t = 0; t < N; t++) {
+        float on = 0, sum = 0;
+        for (int h = 0; h < S; h++) EXPECT_EQ(gates[(size_t)t * H + h], 1.f);
+        for (int i = 0; i < H - S; i++) on += mask[(size_t)t * (H - S) + i], sum += r[(size_t)t * (H - S) + i];
+        EXPECT_EQ(on, (float)K);
+        EXPECT_NEAR(sum, 1.f, 1e-6);
+    }
+}
 
 TEST(HeadRouter, BackwardStaysInsideItsScratchWithMoreSharedThanRoutedHeads) {
     // H=8, S=6, K=1 passes validation; the shared heads' row once overflowed a scratch sized for
