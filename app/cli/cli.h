@@ -65,6 +65,8 @@ struct OpenedModel {
     rl::Status intervene(const rl::Interventions& iv);  // the routing interventions onto the open model
     rl::Model& model_mut() { return ck ? ck->model : hf->model; }
 };
+// "1,17,255" -> ids, each in [0, V) (probe and eval --ids); false with the message in err.
+bool parse_ids(const std::string& s, int V, std::vector<int>& ids, std::string& err);
 // --top-k K, --renorm / --no-renorm, --mask-experts LIST, --capacity-factor C (probe and eval on a
 // model): 0, or the exit code of a bad value after its message.
 int interventions_from_args(const Args& a, rl::Interventions& iv);

@@ -37,18 +37,9 @@ nlohmann::json report_json(const EvalReport& r) {
 
 // --ids, or the text file through the model's tokenizer (its special tokens added, as probe does).
 int eval_ids(const Args& a, const OpenedModel& om, std::vector<int>& ids) {
-    const int V = om.model().cfg.vocab_size;
     if (a.has("ids")) {
-        const std::string& s = a.opt.at("ids");
-        for (size_t i = 0; i <= s.size();) {
-            const size_t j = std::min(s.find(',', i), s.size());
-            long long v;
-            if (!parse_int(s.substr(i, j - i), 0, (long long)V - 1, v))
-                return usage("--ids must be comma-separated token ids in 0.." + std::to_string(V - 1));
-            ids.push_back((int)v);
-            i = j + 1;
-        }
-        return 0;
+        std::string err;
+        return parse_ids(a.opt.at("ids"), om.model().cfg.vocab_size, ids, err) ? 0 : usage(err);
     }
     std::ifstream in(a.opt.at("text-file"), std::ios::binary);
     if (!in) return fail("eval: cannot read --text-file '" + a.opt.at("text-file") + "'");

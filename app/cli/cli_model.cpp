@@ -27,22 +27,6 @@ namespace cli {
 
 namespace {
 
-// "1,17,255" -> ids, each in [0, V).
-bool parse_ids(const std::string& s, int V, std::vector<int>& ids, std::string& err) {
-    size_t i = 0;
-    while (i <= s.size()) {
-        const size_t j = std::min(s.find(',', i), s.size());
-        long long v;
-        if (!parse_int(s.substr(i, j - i), 0, (long long)V - 1, v)) {
-            err = "--ids must be comma-separated token ids in 0.." + std::to_string(V - 1) + ", got '" + s.substr(i, j - i) + "'";
-            return false;
-        }
-        ids.push_back((int)v);
-        i = j + 1;
-    }
-    return true;
-}
-
 // Shortest text that reads back as the same float (std::to_chars): [T][V] logits stay a readable size.
 void put_float(std::string& out, float v) {
     if (!std::isfinite(v)) {  // JSON has no NaN or infinity
@@ -97,6 +81,22 @@ void moe_layers_json(std::string& out, const Model& m, const Activations& a, int
 }
 
 }  // namespace
+
+// "1,17,255" -> ids, each in [0, V).
+bool parse_ids(const std::string& s, int V, std::vector<int>& ids, std::string& err) {
+    size_t i = 0;
+    while (i <= s.size()) {
+        const size_t j = std::min(s.find(',', i), s.size());
+        long long v;
+        if (!parse_int(s.substr(i, j - i), 0, (long long)V - 1, v)) {
+            err = "--ids must be comma-separated token ids in 0.." + std::to_string(V - 1) + ", got '" + s.substr(i, j - i) + "'";
+            return false;
+        }
+        ids.push_back((int)v);
+        i = j + 1;
+    }
+    return true;
+}
 
 const Model& OpenedModel::model() const { return ck ? ck->model : hf->model; }
 

@@ -234,6 +234,21 @@ TEST(Ops, EveryOpGoesThroughTheTable) {
             }
         }
     }
+    // A forward-only config (vocabulary 50) through the plain table and the counting one: the same logits.
+    auto forward_both_ways = [](const Config& c) {
+        std::vector<float> logits[2];
+        for (int k = 0; k < 2; k++) {
+            Model m;
+            model_create(m, c.model, 3, 0.1f);
+            if (k == 1) m.ops = &counting_ops();
+            Activations acts;
+            activations_create(acts, c.model, 1, 8);
+            const int ids[8] = {1, 5, 9, 2, 7, 3, 4, 8};
+            model_forward(m, acts, ids, nullptr, 1, 8);
+            logits[k].assign(acts.logits, acts.logits + 8 * 50);
+        }
+        ASSERT_EQ(logits[0], logits[1]);
+    };
     {  // the settings of imported Hugging Face models run forward only (config_training_blocker)
         Config c = small("moe-top2-8");
         for (const char* s : {"model.embedding_multiplier=12", "model.residual_multiplier=0.2", "model.logits_scaling=6",
@@ -241,36 +256,14 @@ TEST(Ops, EveryOpGoesThroughTheTable) {
             EXPECT_TRUE(config_apply_override(c, s).is_ok()) << s;
         c.model.vocab_size = 50;
         ASSERT_TRUE(config_validate(c).is_ok());
-        std::vector<float> logits[2];
-        for (int k = 0; k < 2; k++) {
-            Model m;
-            model_create(m, c.model, 3, 0.1f);
-            if (k == 1) m.ops = &counting_ops();
-            Activations acts;
-            activations_create(acts, c.model, 1, 8);
-            const int ids[8] = {1, 5, 9, 2, 7, 3, 4, 8};
-            model_forward(m, acts, ids, nullptr, 1, 8);
-            logits[k].assign(acts.logits, acts.logits + 8 * 50);
-        }
-        ASSERT_EQ(logits[0], logits[1]);
+        forward_both_ways(c);
     }
     {  // MoH-LLaMA3's query-norm head rule, forward only as well
         Config c = small("seed-moh");
         ASSERT_TRUE(config_apply_override(c, "model.attention.heads.router=query_norm").is_ok());
         c.model.vocab_size = 50;
         ASSERT_TRUE(config_validate(c).is_ok()) << config_validate(c).msg;
-        std::vector<float> logits[2];
-        for (int k = 0; k < 2; k++) {
-            Model m;
-            model_create(m, c.model, 3, 0.1f);
-            if (k == 1) m.ops = &counting_ops();
-            Activations acts;
-            activations_create(acts, c.model, 1, 8);
-            const int ids[8] = {1, 5, 9, 2, 7, 3, 4, 8};
-            model_forward(m, acts, ids, nullptr, 1, 8);
-            logits[k].assign(acts.logits, acts.logits + 8 * 50);
-        }
-        ASSERT_EQ(logits[0], logits[1]);
+        forward_both_ways(c);
     }
     std::string never;
     for (size_t i = 0; i < op_count; i++)
