@@ -72,6 +72,16 @@ void MainWindow::buildViewArea() {
             outbox_.generateRequested = false;
             QMetaObject::invokeMethod(this, [this] { requestGenerate(); }, Qt::QueuedConnection);
         }
+        if (outbox_.experiment) {
+            QMetaObject::invokeMethod(this, [this, r = *outbox_.experiment] { runs_->requestExperiment(r); }, Qt::QueuedConnection);
+            outbox_.experiment.reset();
+        }
+        if (outbox_.experimentCancel) outbox_.experimentCancel = false, runs_->cancelExperiment();
+        if (!outbox_.saveBiases.empty()) {
+            QMetaObject::invokeMethod(this, [this, p = QString::fromStdString(outbox_.saveBiases)] { runs_->saveBiases(p); },
+                                      Qt::QueuedConnection);
+            outbox_.saveBiases.clear();
+        }
         if (const int64_t id = outbox_.toggleOverlay) {  // a run clicked in the tuning view
             outbox_.toggleOverlay = 0;
             QMetaObject::invokeMethod(this, [this, id] { runsDock_->toggleOverlay(id); }, Qt::QueuedConnection);
@@ -305,14 +315,26 @@ void MainWindow::requestGenerate() {
     runs_->requestGenerate(r);
 }
 
+void MainWindow::runExperiment(rl::ExperimentKind k) {
+    runs_->requestExperiment(experimentRequest(viewStates_.experiments, k));
+    showView("experiments");
+}
+
 // A new run starts the views over; the user's own settings (the prompt and sampling settings, the
-// curves' smoothing and scale, the tuning view's, which shows the workspace's runs) carry over.
+// curves' smoothing and scale, the tuning view's, which shows the workspace's runs, the experiments'
+// texts) carry over.
 void MainWindow::resetViews() {
     spotlight_.clear(), spotlightCaption_.clear();  // a lesson's frame belongs to the lesson's run
     ViewStates fresh;
     fresh.curves = viewStates_.curves;
     fresh.generate = viewStates_.generate;
     fresh.tuning = viewStates_.tuning;
+    ExperimentsState& e = fresh.experiments;  // its texts and sizes; the routing keys start as the new model's
+    const ExperimentsState& was = viewStates_.experiments;
+    std::copy(std::begin(was.textFile), std::end(was.textFile), e.textFile);
+    std::copy(std::begin(was.domains), std::end(was.domains), e.domains);
+    std::copy(std::begin(was.biasFile), std::end(was.biasFile), e.biasFile);
+    e.tokens = was.tokens, e.context = was.context, e.domainTokens = was.domainTokens, e.live = was.live;
     viewStates_ = fresh;
     outbox_ = ViewOutbox{};
     imgui_->markDirty();  // whichever view is up, its data changed

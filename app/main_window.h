@@ -36,6 +36,7 @@ public:
     bool openModel(const QString& dir);
     void setProbeText(const QString& text);
     void requestGenerate();              // the generate view's prompt and settings
+    void runExperiment(rl::ExperimentKind k);  // the experiments view's request of that kind, as its button sends it
     void showView(const QString& name);  // a name in viewTable()
     // The views' theme, "dark" or "light" (View > Theme), kept in QSettings ("theme") for the next launch.
     void setTheme(const QString& name);

@@ -82,6 +82,7 @@ void RunController::connectSession() {
         emit arrived(Arrival::Generation);
         emit generationReady();
     });
+    connect(&session_, &Session::experimentUpdated, this, &RunController::takeExperiment);
     connect(&session_, &Session::checkpointSaved, this,
             [this](const QString& path, int step, bool currentRun) { onCheckpointSaved(path, step, currentRun); });
 }

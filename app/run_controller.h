@@ -72,6 +72,11 @@ public:
     void setProbeText(const QString& text);
     void requestGenerate(GenerateRequest r);
     void requestCostMeasure();
+    // The experiments view's request (a newer one cancels the one running), its Cancel, and its
+    // calibration's biases written to a file (run_controller_experiments.cpp).
+    void requestExperiment(rl::ExperimentRequest r);
+    void cancelExperiment();
+    void saveBiases(const QString& path);
     void setSweepActive(bool on) { sweepActive_ = on; }  // Continue waits for a sweep to end
     void setPreparer(Preparer p) { preparer_ = std::move(p); }
     bool preparing() const { return preparing_; }
@@ -113,6 +118,7 @@ private:
     void onCheckpointSaved(const QString& path, int step, bool currentRun);
     void storeNewPoints();
     void takeProbe();
+    void takeExperiment();
     rl::Result<std::unique_ptr<rl::TrainState>> prepare(const rl::Config& cfg);
     void say(const QString& m) { emit message(m); }
     bool recorded(bool ok);  // a failed store write said; the next write tries again
@@ -132,6 +138,7 @@ private:
     bool preparing_ = false;        // the preparer is working: no second run meanwhile
     bool sweepActive_ = false;
     bool shutDown_ = false;
+    int experimentIds_ = 0;         // requests numbered so that a late result of a replaced one is known
     Preparer preparer_;
     FolderOpener folderOpener_;
     QHash<QString, qint64> checkpointRuns_;  // Save checkpoint...: the stored run each pending file belongs to

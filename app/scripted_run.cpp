@@ -7,6 +7,8 @@
 #include <QSurfaceFormat>
 #include <QThread>
 #include <QTimer>
+#include <algorithm>
+#include <array>
 #include <cstdio>
 
 #include "config/presets.h"
@@ -54,6 +56,43 @@ void hoverAndPrint(MainWindow& w, const QString& xy) {
         QThread::msleep(20);
     }
     std::printf("hover: %s\n", w.viewOutbox().hoverText.c_str());
+}
+
+// The experiments view's requests in order (--experiment), each awaited; its numbers printed.
+void runExperiments(MainWindow& w, const Script& s) {
+    ExperimentsState& e = w.viewStates().experiments;
+    e.topK = s.expTopK;
+    if (s.expTokens > 0) e.tokens = e.domainTokens = s.expTokens;
+    std::snprintf(e.textFile, sizeof e.textFile, "%s", qPrintable(s.heldOut));
+    std::snprintf(e.domains, sizeof e.domains, "%s", qPrintable(s.domains.join('\n')));
+    for (const QString& kind : s.experiments.split(',', Qt::SkipEmptyParts)) {
+        const std::array<rl::ExperimentKind, 4> kinds{rl::ExperimentKind::compare, rl::ExperimentKind::sweep,
+                                                       rl::ExperimentKind::calibrate, rl::ExperimentKind::analyse};
+        const auto k = std::find_if(kinds.begin(), kinds.end(), [&](auto x) { return kind == rl::experiment_kind_name(x); });
+        if (k == kinds.end()) {
+            std::fprintf(stderr, "error: unknown experiment '%s' (compare, sweep, calibrate, analyse)\n", qPrintable(kind));
+            continue;
+        }
+        QEventLoop wait;
+        QObject::connect(&w.runs(), &RunController::arrived, &wait, [&] {
+            if (w.runs().data().experimentRunning == 0) wait.quit();
+        });
+        w.runExperiment(*k);
+        if (w.runs().data().experimentRunning) wait.exec();
+        const rl::ExperimentResult& r = w.runs().data().experiments[(size_t)*k];
+        std::printf("experiment %s: %s%s\n", qPrintable(kind), r.error.empty() ? "" : "error: ", r.error.c_str());
+        if (*k == rl::ExperimentKind::compare && r.error.empty())
+            std::printf("  %s: perplexity %.4f (unchanged %.4f), active params %.0f (unchanged %.0f)\n", r.what.c_str(),
+                        r.changed.perplexity, r.base.perplexity, r.changed.active_params, r.base.active_params);
+        for (size_t i = 0; i < r.sweep.size(); i++)
+            std::printf("  top-k %d: perplexity %.4f, active params %.0f, %.2f s\n", r.ks[i], r.sweep[i].perplexity,
+                        r.sweep[i].active_params, r.sweep[i].forward_s);
+        for (const auto& p : r.calibration.passes)
+            std::printf("  pass %d: load CV %.3f, perplexity %.4f\n", p.pass, p.load_cv, p.perplexity);
+        for (const auto& l : r.analysis.layers)
+            std::printf("  layer %d: NMI(first expert; domain) %.3f (random router %.3f)\n", l.layer, l.nmi_domain,
+                        l.nmi_domain_random_router);
+    }
 }
 
 // Throughput with the window open, and what a frame costs.
@@ -130,6 +169,7 @@ void afterRun(QApplication& app, MainWindow& w, const Script& s, int step, doubl
     if (!s.saveCkpt.isEmpty()) saveCheckpointAndWait(w, s.saveCkpt);
     if (!s.prompt.isEmpty()) generateAndPrint(w);
     if (s.overlay) w.runsDock()->overlayAll();
+    if (!s.experiments.isEmpty()) runExperiments(w, s);
     w.showView(s.view);
     // Give the capped renderer a frame, then grab the whole window.
     QTimer::singleShot(300, &app, [&app, &w, &s, step, windowUpSeconds] {
@@ -277,6 +317,11 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--band") s.band = true;
         else if (a == "--theme") s.theme = next();
         else if (a == "--screenshot-2x") s.shot2x = next();
+        else if (a == "--experiment") s.experiments = next();
+        else if (a == "--domain") s.domains << next();
+        else if (a == "--top-k") s.expTopK = next().toInt();
+        else if (a == "--held-out") s.heldOut = next();
+        else if (a == "--tokens") s.expTokens = next().toInt();
         else {
             std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
             return false;

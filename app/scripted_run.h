@@ -11,7 +11,10 @@
 // --inject-nan-at STEP (tests: that step's loss is NaN; the run fails there, exit code 1),
 // --wall-time and --band (the Runs dock's curve toggles: x by seconds of training, min/max band),
 // --theme dark|light (View > Theme, kept for the next launch), --screenshot-2x FILE (File > Export
-// view as PNG (2x): the view alone at twice its size). Without --preset or --config the window opens
+// view as PNG (2x): the view alone at twice its size), --experiment compare,sweep,calibrate,analyse
+// (after the run or once the model folder is open: the experiments view's requests in that order, each
+// awaited and its numbers printed) with --top-k K, --held-out FILE, --tokens N and --domain NAME=FILE
+// (repeated) for them. Without --preset or --config the window opens
 // on MainWindow::k_firstRunPreset (moh-moe: it routes heads and experts) and trains it.
 #pragma once
 #include <QElapsedTimer>
@@ -24,7 +27,9 @@ class QApplication;
 // What a scripted run was asked to do.
 struct Script {
     QString preset = MainWindow::k_firstRunPreset, config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint,
-            saveCkpt, csv, sweep, theme, shot2x, lesson, model;
+            saveCkpt, csv, sweep, theme, shot2x, lesson, model, experiments, heldOut;
+    QStringList domains;
+    int expTopK = 0, expTokens = 0;
     int demo = 0, injectNanAt = 0;
     int exitCode = 0;  // a scripted run that failed (--inject-nan-at) quits with 1
     qint64 highlight = 0;

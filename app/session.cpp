@@ -81,12 +81,19 @@ void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
         std::lock_guard<std::mutex> lock(requestMutex_);
         generateRequest_.reset();
         checkpointRequest_.reset();
+        experimentRequest_.reset();
+        experiment_ = {};
+        probeIv_ = {};
+        probeBiasOff_ = false;
     }
+    experimentCache_ = {};
+    experimentCancel_ = false;
     thread_ = std::thread([this] { loop(); });
 }
 
 void Session::stop() {
     stop_ = true;
+    experimentCancel_ = true;
     if (thread_.joinable()) thread_.join();
 }
 
@@ -138,7 +145,18 @@ void Session::publishProbe() {
         });
         ids.resize(k_inspect_probe);
     }
+    rl::Interventions iv;
+    bool biasOff = false;
+    {
+        std::lock_guard<std::mutex> lock(requestMutex_);
+        iv = probeIv_, biasOff = probeBiasOff_;
+    }
+    // The experiments view's routing, in place for this probe only (training never sees it).
+    std::unique_ptr<RoutingOverride> over;
+    if (iv.any() || biasOff)
+        if (auto o = RoutingOverride::make(state_->model, state_->cfg, iv, biasOff)) over = std::move(*o);
     probes_.write_slot() = probe_run_ids(state_->model, state_->data->tok, std::move(ids), state_->step);
+    over.reset();
     probes_.publish();
 }
 
@@ -170,11 +188,14 @@ void Session::serveRequests(bool& probeDue) {
     if (probeDirty_.exchange(false)) probeDue = true;
     std::optional<GenerateRequest> gen;
     std::optional<CheckpointRequest> ckpt;
+    std::optional<ExperimentRequest> exp;
     {
         std::lock_guard<std::mutex> lock(requestMutex_);
         gen.swap(generateRequest_);
         ckpt.swap(checkpointRequest_);
+        exp.swap(experimentRequest_);
     }
+    if (exp) runExperiment(*exp, probeDue);
     if (gen) {
         const GenerationReport g = generate_report(s.model, s.data->tok, gen->prompt, std::clamp(gen->maxNew, 1, 1000),
                                                    gen->sample, s.prev_entropy);

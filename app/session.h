@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "experiments/experiment.h"
 #include "infer/cost.h"
 #include "infer/generate.h"
 #include "metrics/routing_report.h"
@@ -79,6 +80,14 @@ public:
     // export only needs the weights.
     void requestCheckpoint(const std::string& path, bool withState = true);
     GenerateResult takeGeneration();
+    // The experiments view (session_experiments.cpp): one experiment at a time on the trainer thread,
+    // once nothing trains the model (a finished run, a model folder). A newer request cancels the one
+    // running; its partial results and the final one come back through takeExperiment.
+    void requestExperiment(const rl::ExperimentRequest& r);
+    void cancelExperiment() { experimentCancel_ = true; }
+    rl::ExperimentResult takeExperiment();
+    // The routing the views' probe is taken with (the experiments view's interventions; none = the model's).
+    void setProbeInterventions(const rl::Interventions& iv, bool biasOff);
     // GUI thread: newest stats / snapshots.
     bool pollStats(rl::StepStats& out) { return stats_.pop(out); }
     bool acquireProbe() { return probes_.acquire(); }
@@ -104,6 +113,8 @@ signals:
     // A live change took effect at the boundary after `step` (the window says so).
     void liveChangeApplied(QString key, float value, int step);
     void generated();
+    // An experiment's progress or its result (takeExperiment).
+    void experimentUpdated();
     // What a frozen model's thread is reading (a model folder: seconds per pass), for the status line.
     void working(QString what);
     // A frozen model's first probe and its expert x domain counts are published.
@@ -118,6 +129,8 @@ private:
     void publishSpecialization();
     void finishRun();
     void measureCost();  // routed models only; publishes for acquireCost
+    void runExperiment(const rl::ExperimentRequest& r, bool& probeDue);  // session_experiments.cpp
+    void putExperiment(const rl::ExperimentResult& r);
     // Queued to the GUI thread, and dropped there if another run was launched in between: a late
     // "finished" or "generated" of the previous run must not land on the new one.
     template <class F>
@@ -155,6 +168,12 @@ private:
     std::optional<CheckpointRequest> checkpointRequest_;
     void saveCheckpoint(const CheckpointRequest& r);
     GenerateResult generation_;
+    std::optional<rl::ExperimentRequest> experimentRequest_;
+    rl::ExperimentResult experiment_;      // newest progress or result
+    rl::ExperimentCache experimentCache_;  // trainer thread only
+    rl::Interventions probeIv_;
+    bool probeBiasOff_ = false;
+    std::atomic<bool> experimentCancel_{false}, experimentRunning_{false};
     int probeEvery_ = 10;
     int specEvery_ = 100;
     int specTokens_ = 4096;

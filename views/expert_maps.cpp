@@ -143,7 +143,7 @@ void drawLoadMap(const rl::Specialization& s, int& layer, ViewOutbox& out) {
 }
 
 void drawExpertColumns(ViewOutbox& out, const char* title, const std::vector<std::vector<double>>& m,
-                       const std::vector<std::string>& classNames) {
+                       const std::vector<std::string>& classNames, const char* unit) {
     ImGui::TextUnformatted(title);
     const int E = (int)m.size(), C = (int)classNames.size();
     if (E == 0 || C == 0) return;
@@ -172,12 +172,117 @@ void drawExpertColumns(ViewOutbox& out, const char* title, const std::vector<std
             dl->AddRectFilled(a, b, tot > 0 ? ramp((float)share) : look().off);
             if (ImGui::IsMouseHoveringRect(a, b)) {
                 char tip[200];
-                std::snprintf(tip, sizeof tip, "e%d x %s: %.0f tokens, %.1f%% of this expert's top-1 tokens", e, classNames[c].c_str(),
-                              c < (int)m[e].size() ? m[e][c] : 0.0, 100 * share);
+                std::snprintf(tip, sizeof tip, "e%d x %s: %.0f, %.1f%% of this expert's %s", e, classNames[c].c_str(),
+                              c < (int)m[e].size() ? m[e][c] : 0.0, 100 * share, unit);
                 tooltip(out, tip);
             }
         }
     }
     ImGui::Dummy(ImVec2(label + E * cw, lh + 2 + C * ch + 4));
     colourLegend("share of the expert's tokens", "0", "50%", "100%", 150, "no tokens");
+}
+
+namespace {
+
+// Rows = domains, columns = experts: each domain's share of its (token, expert) choices per expert,
+// coloured against the fair share 1/E (middle of the ramp; twice it or more, the top).
+void drawDomainRows(ViewOutbox& out, const std::vector<std::vector<double>>& byDomain, const std::vector<std::string>& names) {
+    const int E = (int)byDomain.size(), D = (int)names.size();
+    float label = 0;
+    for (const auto& n : names) label = std::max(label, ImGui::CalcTextSize(n.c_str()).x + 8);
+    const float lh = ImGui::GetTextLineHeight();
+    const float cw = cellWidth(E, ImGui::GetContentRegionAvail().x - label, 6, 28), ch = lh + 2;
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    for (int e = 0; e < E; e += (cw >= ImGui::CalcTextSize("63").x + 2 ? 1 : 8))
+        dl->AddText(ImVec2(o.x + label + e * cw, o.y), viewColour(e), std::to_string(e).c_str());
+    for (int d = 0; d < D; d++) {
+        double tot = 0;
+        for (int e = 0; e < E; e++) tot += byDomain[e][d];
+        const float y = o.y + lh + 2 + d * ch;
+        dl->AddText(ImVec2(o.x, y + 1), look().dim, names[d].c_str());
+        for (int e = 0; e < E; e++) {
+            const double share = tot > 0 ? byDomain[e][d] / tot : 0;
+            const ImVec2 a(o.x + label + e * cw, y), b(a.x + cw - 1, y + ch - 1);
+            dl->AddRectFilled(a, b, tot > 0 ? ramp((float)std::min(1.0, share * E / 2)) : look().off);
+            if (ImGui::IsMouseHoveringRect(a, b)) {
+                char tip[200];
+                std::snprintf(tip, sizeof tip, "%s -> e%d: %.1f%% of the domain's choices (fair share %.1f%%), %.0f choices",
+                              names[d].c_str(), e, 100 * share, 100.0 / E, byDomain[e][d]);
+                tooltip(out, tip);
+            }
+        }
+    }
+    ImGui::Dummy(ImVec2(label + E * cw, lh + 2 + D * ch + 4));
+    colourLegend("share of the domain's choices", "0", "1/E", ">= 2/E", 150, "no tokens");
+}
+
+// next (E, E): a token's first expert here (row) against its first expert in the next sparse layer
+// (column), each row normalised.
+void drawTransitions(ViewOutbox& out, const rl::LayerAnalysis& L) {
+    const int E = (int)L.next_counts.size();
+    const float cell = std::clamp(260.f / std::max(1, E), 3.f, 14.f);
+    ImDrawList* dl = ImGui::GetWindowDrawList();
+    const ImVec2 o = ImGui::GetCursorScreenPos();
+    for (int i = 0; i < E; i++) {
+        double tot = 0;
+        for (double v : L.next_counts[i]) tot += v;
+        for (int j = 0; j < E; j++) {
+            const double share = tot > 0 ? L.next_counts[i][j] / tot : 0;
+            const ImVec2 a(o.x + j * cell, o.y + i * cell), b(a.x + cell, a.y + cell);
+            dl->AddRectFilled(a, b, tot > 0 ? ramp((float)std::min(1.0, share * E / 4)) : look().off);
+            if (ImGui::IsMouseHoveringRect(a, b)) {
+                char tip[160];
+                std::snprintf(tip, sizeof tip, "first expert e%d in layer %d -> e%d in layer %d: %.1f%% of its tokens (%.0f)", i,
+                              L.layer, j, L.next_layer, 100 * share, L.next_counts[i][j]);
+                tooltip(out, tip);
+            }
+        }
+    }
+    ImGui::Dummy(ImVec2(E * cell, E * cell + 4));
+    colourLegend("share of the row's tokens", "0", "2/E", ">= 4/E", 150, "no tokens");
+}
+
+}  // namespace
+
+void drawDomainAnalysis(const rl::Analysis& a, int& layer, ViewOutbox& out) {
+    if (a.layers.empty()) return;
+    int pick = 0;  // layer is a model layer; a.layers holds the sparse ones
+    for (size_t i = 0; i < a.layers.size(); i++)
+        if (a.layers[i].layer <= layer) pick = (int)i;
+    const rl::LayerAnalysis& L = a.layers[pick];
+    double choices = 0;  // k per token, as routed (an intervention may have changed it)
+    for (const auto& row : L.by_domain)
+        for (double v : row) choices += v;
+    const double topK = a.tokens > 0 ? choices / a.tokens : 0;
+    ImGui::TextWrapped("Your domains, layer %d: %lld tokens, every (token, expert) choice (%.3g a token). NMI(first expert; domain) "
+                       "%.3f against %.3f for a random router of the same load; vocabulary specialisation %.2f (about k/E = %.2f "
+                       "when routing ignores the token, 1 when a token always goes to the same experts).",
+                       L.layer, (long long)a.tokens, topK, L.nmi_domain, L.nmi_domain_random_router, L.vocab_specialisation,
+                       L.by_domain.empty() ? 0.0 : topK / L.by_domain.size());
+    drawDomainRows(out, L.by_domain, a.domains);
+    drawExpertColumns(out, "each expert's choices split over the domains", L.by_domain, a.domains, "choices");
+    if (L.next_layer >= 0) {
+        ImGui::Text("first expert here (rows) -> first expert in layer %d (columns): NMI %.3f", L.next_layer, L.nmi_next);
+        ImGui::BeginGroup();
+        drawTransitions(out, L);
+        ImGui::EndGroup();
+        ImGui::SameLine(0, 24);
+    }
+    ImGui::BeginGroup();
+    ImGui::TextUnformatted("top tokens per expert (share of the token's occurrences)");
+    ImGui::BeginChild("topTokens", ImVec2(0, 300), false);
+    for (size_t e = 0; e < L.top_tokens.size(); e++) {
+        std::string line;
+        for (const auto& t : L.top_tokens[e]) {
+            char b[80];
+            std::snprintf(b, sizeof b, "'%s' %.0f%%  ", shortText(t.text, 14).c_str(), 100 * t.share);
+            line += b;
+        }
+        ImGui::TextColored(ImGui::ColorConvertU32ToFloat4(viewColour((int)e)), "e%zu", e);
+        ImGui::SameLine();
+        ImGui::TextWrapped("%s", line.c_str());
+    }
+    ImGui::EndChild();
+    ImGui::EndGroup();
 }

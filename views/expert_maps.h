@@ -14,5 +14,11 @@ void drawTokenLayerMap(const rl::ProbeSnapshot& p, int& layer, ViewOutbox& out);
 void drawLoadMap(const rl::Specialization& s, int& layer, ViewOutbox& out);
 // expert x class counts [expert][class] drawn with the experts as columns (64 of them fit a view): each
 // column is that expert's tokens split over the classes; hover gives the count.
+// unit: what the counts are ("top-1 tokens").
 void drawExpertColumns(ViewOutbox& out, const char* title, const std::vector<std::vector<double>>& m,
-                       const std::vector<std::string>& classNames);
+                       const std::vector<std::string>& classNames, const char* unit = "top-1 tokens");
+// The experiments view's analysis on the user's domains (metrics/domain_analysis.h), one sparse layer
+// (`layer` picks among a.layers): each domain's share of tokens per expert against the fair k/E,
+// each expert's split over the domains, the first-expert transitions into the next sparse layer and
+// the experts' top tokens.
+void drawDomainAnalysis(const rl::Analysis& a, int& layer, ViewOutbox& out);

@@ -152,6 +152,11 @@ void drawExpertsView(const RunData& run, int& layer, ViewOutbox& out) {
         drawProbeAndLoad(run, layer, out);
     }
     ImGui::Separator();
+    if (const rl::ExperimentResult& an = run.experiments[(size_t)rl::ExperimentKind::analyse]; an.done && !an.analysis.layers.empty()) {
+        layerPicker(layer, (int)p.layers.size());
+        drawDomainAnalysis(an.analysis, layer, out);
+        return;
+    }
     if (!run.hasSpec || run.spec.layers.empty()) {
         ImGui::TextDisabled(run.stats.empty() && realSize(p)
                                 ? "Specialization: being measured on the embedded corpus (the status line says how far)."

@@ -7,7 +7,7 @@ const ViewEntry k_views[] = {
     {"heads", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawHeadsView(run, s.heads, out); return false; },
      Arrival::Probe},
     {"experts", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawExpertsView(run, s.layer, out); return false; },
-     Arrival::Stats | Arrival::Probe | Arrival::Specialization},
+     Arrival::Stats | Arrival::Probe | Arrival::Specialization | Arrival::Experiment},
     {"routing",
      [](const RunData& run, ViewStates& s, ViewOutbox& out) {
          drawRoutingView(run, s.routing, s.layer, out);
@@ -23,6 +23,8 @@ const ViewEntry k_views[] = {
      Arrival::Generation},
     {"tuning", [](const RunData& run, ViewStates& s, ViewOutbox& out) { return drawTuningView(run, s.tuning, out); },
      Arrival::Runs | Arrival::Overlays},
+    {"experiments", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawExperimentsView(run, s.experiments, out); return false; },
+     Arrival::Experiment | Arrival::Probe},
 };
 
 }  // namespace

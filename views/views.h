@@ -2,12 +2,15 @@
 // trainer sent, which only the window writes) and keeps its UI state in a struct of its own; what it
 // asks of the window (a generation) it leaves in the out-box.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "experiments/experiment.h"
 #include "infer/cost.h"
 #include "io/run_store.h"
 #include "metrics/routing_report.h"
@@ -42,6 +45,10 @@ struct RunData {
     int generationPromptTokens = 0;
     std::string generationError;
     std::string generationNote;              // how the generation ended, when the end token ended it
+    // The experiments view: by rl::ExperimentKind, the newest progress or result of each (id 0: none yet).
+    std::array<rl::ExperimentResult, 4> experiments;
+    int experimentRunning = 0;               // id of the request in flight (0 = none)
+    std::string biasesSaved;                 // where the last calibration's biases were written ("" = not yet)
 };
 
 // Each view's own UI state, written by that view.
@@ -84,6 +91,23 @@ struct GenerateState {
     int tint = 0;  // 0 = top expert, 1 = active-head gate mass
 };
 
+// The experiments view: its routing keys (live: each change evaluates again), its texts and domains.
+struct ExperimentsState {
+    int topK = 0;                   // 0 = the model's
+    int renorm = 0;                 // 0 = the model's, 1 = renormalise, 2 = plain probabilities
+    char mask[96] = "";             // experts no token may choose: "3,5"
+    float capacity = 0;             // capacity factor, 0 = none
+    bool biasOff = false;           // the selection biases held at 0
+    bool live = true;               // a changed key evaluates again at once
+    char textFile[256] = "";        // held-out text ("" = the validation text)
+    int tokens = 2048;              // of the held-out text
+    int context = 512;              // tokens per forward
+    char domains[1024] = "";        // NAME=FILE per line ("" = the embedded corpus's domains)
+    int domainTokens = 20000;       // per domain
+    char biasFile[256] = "expert_bias.json";
+    std::string sent;               // the keys of the last compare sent (live: a change sends again)
+};
+
 // The states of all the views. The experts, routing, attention, curves and generate views show one
 // layer at a time, the same one: switching between them keeps it.
 struct ViewStates {
@@ -94,6 +118,7 @@ struct ViewStates {
     CurvesState curves;
     GenerateState generate;
     TuningState tuning;
+    ExperimentsState experiments;
 };
 
 // An interactive item the last frame drew, in the view's pixels: what the tests point at with real
@@ -113,6 +138,9 @@ struct ViewOutbox {
     std::string spotlit;             // the spotlight region drawn in the last frame ("" = none), and its rect
     float spotlitRect[4] = {0, 0, 0, 0};  // x, y, w, h in the view's pixels
     std::vector<ViewTarget> targets;      // the frame's interactive items (cleared before each frame)
+    std::optional<rl::ExperimentRequest> experiment;  // the experiments view: run this (the window sends it and clears it)
+    bool experimentCancel = false;        // its Cancel button
+    std::string saveBiases;               // its Save button: write the last calibration's biases to this file
 };
 
 // What reaches the window, from the trainer or the runs dock. A view is redrawn only when something
@@ -126,6 +154,7 @@ enum : unsigned {
     Generation = 1u << 4,      // a generation sent, refused or returned
     Overlays = 1u << 5,        // runs ticked or unticked in the runs dock
     Runs = 1u << 6,            // the stored runs list changed (a run began, ended, was renamed; a CLI wrote one)
+    Experiment = 1u << 7,      // an experiment's progress or result
 };
 }
 
@@ -157,6 +186,11 @@ void drawGenerateView(const RunData& run, GenerateState& s, int& layer, ViewOutb
 // Tuning: the stored runs ranked, their differing config keys and final metrics, a parallel-coordinates
 // plot of chosen keys against validation loss; true = the highlight moved and wants one more frame.
 bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out);
+// Experiments on a model nothing trains: routing interventions next to the unchanged model, the top-k
+// sweep, bias calibration, specialisation on named domains (drawn by the experts view).
+void drawExperimentsView(const RunData& run, ExperimentsState& s, ViewOutbox& out);
+// The request the experiments view sends for kind k with these settings (its buttons, scripted runs).
+rl::ExperimentRequest experimentRequest(const ExperimentsState& s, rl::ExperimentKind k);
 
 // Distinct colour of expert / head i (ImU32): k_viewColours of them, then they repeat.
 constexpr int k_viewColours = 64;

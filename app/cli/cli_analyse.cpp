@@ -5,13 +5,9 @@
 // Without --domain, the embedded corpus's domains (facts, stories, arithmetic, code, dialogue).
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <map>
-#include <sstream>
 
 #include "cli.h"
 #include "metrics/domain_analysis.h"
-#include "train/corpus.h"
 #include "util/atomic_file.h"
 
 using namespace rl;
@@ -19,34 +15,6 @@ using namespace rl;
 namespace cli {
 
 namespace {
-
-// NAME=FILE pairs, each file through the model's tokenizer (its special tokens added), at most
-// `cap` tokens each.
-int read_domains(const Args& a, const Tokenizer& tok, size_t cap, std::vector<AnalysisDomain>& out) {
-    for (const std::string& d : a.domains) {
-        const size_t eq = d.find('=');
-        if (eq == 0 || eq == std::string::npos || eq + 1 == d.size())
-            return usage("--domain takes NAME=FILE (for example --domain code=src.txt), got '" + d + "'");
-        const std::string name = d.substr(0, eq), path = d.substr(eq + 1);
-        std::ifstream in(path, std::ios::binary);
-        if (!in) return fail("analyse: cannot read the file of domain '" + name + "': '" + path + "'");
-        std::stringstream ss;
-        ss << in.rdbuf();
-        AnalysisDomain ad{name, tok.encode(ss.str())};
-        if (ad.ids.size() > cap) ad.ids.resize(cap);
-        if (ad.ids.empty()) return fail("analyse: domain '" + name + "' ('" + path + "') has no text");
-        out.push_back(std::move(ad));
-    }
-    if (!a.domains.empty()) return 0;
-    std::map<int, std::string> text;  // the embedded corpus, one text per domain
-    for (const Document& doc : corpus_embedded(400, 1)) text[doc.domain] += doc.text + "\n";
-    for (const auto& [d, t] : text) {
-        AnalysisDomain ad{domain_name(d), tok.encode(t)};
-        if (ad.ids.size() > cap) ad.ids.resize(cap);
-        out.push_back(std::move(ad));
-    }
-    return 0;
-}
 
 std::string layer_line(const LayerAnalysis& l) {
     char b[256];
@@ -82,7 +50,12 @@ int cmd_analyse(const Args& a) {
     if (om->hf)
         if (Status s = hf_probe_fits(*om->hf, (int)context); !s) return fail(s.msg + " (or pass a smaller --context)");
     std::vector<AnalysisDomain> domains;
-    if (int rc = read_domains(a, om->tok(), (size_t)cap, domains)) return rc;
+    if (auto d = analysis_domains_read(a.domains, om->tok(), (size_t)cap); !d) {
+        const bool spec = d.status.msg.rfind("a domain is", 0) == 0;  // the flag's form, not a file
+        return spec ? usage("--domain: " + d.status.msg) : fail("analyse: " + d.status.msg);
+    } else {
+        domains = std::move(*d);
+    }
     AnalysisOptions o;
     o.context = (int)context;
     const auto start = std::chrono::steady_clock::now();

@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <random>
+#include <sstream>
 #include <unordered_map>
 
 #include "metrics/routing_report.h"
+#include "train/corpus.h"
 
 namespace rl {
 
@@ -172,6 +176,37 @@ nlohmann::json analysis_to_json(const Analysis& a) {
         j["layers"].push_back(jl);
     }
     return j;
+}
+
+Result<std::vector<AnalysisDomain>> analysis_domains_read(const std::vector<std::string>& specs, const Tokenizer& tok,
+                                                          size_t cap) {
+    std::vector<AnalysisDomain> out;
+    for (const std::string& d : specs) {
+        const size_t eq = d.find('=');
+        if (eq == 0 || eq == std::string::npos || eq + 1 == d.size())
+            return Status::error("a domain is NAME=FILE (for example code=src.txt), got '" + d + "'");
+        const std::string name = d.substr(0, eq), path = d.substr(eq + 1);
+        std::ifstream in(path, std::ios::binary);
+        if (!in) return Status::error("cannot read the file of domain '" + name + "': '" + path + "'");
+        // A token is a few bytes: 64 bytes a token is more than any tokenizer needs, and a huge file is
+        // not read whole for the first `cap` tokens.
+        std::string text((size_t)std::min<uint64_t>((uint64_t)cap * 64, 1ull << 31), '\0');
+        in.read(text.data(), (std::streamsize)text.size());
+        text.resize((size_t)in.gcount());
+        AnalysisDomain ad{name, tok.encode(text)};
+        if (ad.ids.size() > cap) ad.ids.resize(cap);
+        if (ad.ids.empty()) return Status::error("domain '" + name + "' ('" + path + "') has no text");
+        out.push_back(std::move(ad));
+    }
+    if (!specs.empty()) return out;
+    std::map<int, std::string> text;  // the embedded corpus, one text per domain
+    for (const Document& doc : corpus_embedded(400, 1)) text[doc.domain] += doc.text + "\n";
+    for (const auto& [d, t] : text) {
+        AnalysisDomain ad{domain_name(d), tok.encode(t)};
+        if (ad.ids.size() > cap) ad.ids.resize(cap);
+        out.push_back(std::move(ad));
+    }
+    return out;
 }
 
 }  // namespace rl

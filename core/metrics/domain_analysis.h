@@ -22,6 +22,7 @@
 
 #include "model/model.h"
 #include "train/tokenizer.h"
+#include "util/status.h"
 
 namespace rl {
 
@@ -68,6 +69,12 @@ struct AnalysisOptions {
     std::function<void(int64_t done, int64_t total)> progress;  // tokens, after each window
     const std::atomic<bool>* cancel = nullptr;                  // checked before each window
 };
+
+// The domains of "NAME=FILE" specs, each file through tok (its special tokens added) and cut to `cap`
+// tokens; no specs: the embedded corpus's five domains. A bad spec, an unreadable or empty file is
+// refused in one line naming it.
+Result<std::vector<AnalysisDomain>> analysis_domains_read(const std::vector<std::string>& specs, const Tokenizer& tok,
+                                                          size_t cap);
 
 // Empty layers for a dense model. Each domain's ids are cut into windows of o.context tokens.
 Analysis analysis_run(const Model& m, const Tokenizer& tok, const std::vector<AnalysisDomain>& domains,

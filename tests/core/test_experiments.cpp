@@ -1,13 +1,15 @@
-// Experiments on a frozen model (issue 24): the domain analysis (metrics/domain_analysis.h) and bias
-// calibration without retraining (infer/calibrate.h), on the tiny random checkpoints of
-// scripts/hf_tiny_models.py.
+// Experiments on a frozen model (issue 24): the domain analysis (metrics/domain_analysis.h), bias
+// calibration without retraining (infer/calibrate.h) and the window's experiments that run them
+// (experiments/experiment.h), on the tiny random checkpoints of scripts/hf_tiny_models.py.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <random>
 
+#include "experiments/experiment.h"
 #include "hf_tiny.h"
 #include "infer/calibrate.h"
 #include "infer/eval.h"
@@ -159,4 +161,135 @@ TEST(Calibrate, ASkewedRouterIsBalancedWithoutGradients) {
     // Taking the bias away gives the skewed routing back.
     model_set_expert_bias(m, false);
     EXPECT_NEAR(model_eval(m, ids, {64})->perplexity, skewed.perplexity, 1e-6 * skewed.perplexity);
+}
+
+// ---- The window's experiments (experiments/experiment.h) ----
+
+namespace {
+
+std::vector<int> repeated_text(const Tokenizer& tok, int n) {
+    std::vector<int> ids;
+    const std::vector<int> piece = tok.encode("the cat sat on the mat; 12 + 7 = 19. def f(x): return x * 2\n");
+    while ((int)ids.size() < n) ids.insert(ids.end(), piece.begin(), piece.end());
+    ids.resize(n);
+    return ids;
+}
+
+}  // namespace
+
+// A compare is model_eval twice: the model as it is, then with the intervention as interventions_apply
+// sets it; afterwards m is exactly as before (config and biases), and the second compare on the same
+// text reuses the first one's unchanged report.
+TEST(Experiment, CompareIsTheUnchangedModelBesideTheInterventionAndPutsTheModelBack) {
+    auto hf = open_tiny("olmoe", true);
+    ASSERT_TRUE(hf);
+    Model& m = hf->model;
+    const std::vector<int> val = repeated_text(*hf->tok, 300);
+    const std::string cfg_before = config_to_json(Config{.model = m.cfg});
+    ExperimentRequest r;
+    r.iv.top_k = 1;
+    r.iv.mask = "2";
+    r.tokens = 256;
+    r.context = 64;
+    ExperimentCache cache;
+    int updates = 0;
+    const ExperimentResult got = experiment_run(m, hf->cfg, *hf->tok, val, r, cache, [&](const ExperimentResult&) { updates++; });
+    ASSERT_TRUE(got.error.empty()) << got.error;
+    EXPECT_TRUE(got.done);
+    EXPECT_EQ(got.text_tokens, 256);
+    EXPECT_GT(updates, 0);
+    EXPECT_EQ(config_to_json(Config{.model = m.cfg}), cfg_before);
+
+    const std::vector<int> ids(val.begin(), val.begin() + 256);
+    auto base = model_eval(m, ids, {.context = 64});
+    ASSERT_TRUE(base);
+    EXPECT_DOUBLE_EQ(got.base.perplexity, base->perplexity);
+    Config c = hf->cfg;
+    ASSERT_TRUE(interventions_apply(c, r.iv));
+    m.cfg = c.model;
+    auto changed = model_eval(m, ids, {.context = 64});
+    m.cfg = hf->cfg.model;
+    ASSERT_TRUE(changed);
+    EXPECT_DOUBLE_EQ(got.changed.perplexity, changed->perplexity);
+    EXPECT_NE(got.changed.perplexity, got.base.perplexity);
+    for (const EvalLayer& l : got.changed.layers) {
+        EXPECT_NEAR(l.experts_per_token, 1.0, 1e-9);
+        EXPECT_EQ(l.rows[2], 0) << "expert 2 is masked in layer " << l.layer;
+    }
+    EXPECT_LT(got.changed.active_params, got.base.active_params);
+
+    // The unchanged report comes from the cache: a cache holding another report is what the next
+    // compare shows as unchanged (so a stale cache would show here).
+    cache.base.perplexity = 123.0;
+    r.iv.top_k = 2;
+    const ExperimentResult again = experiment_run(m, hf->cfg, *hf->tok, val, r, cache);
+    EXPECT_EQ(again.base.perplexity, 123.0);
+    r.context = 32;  // other windows: measured again
+    const ExperimentResult other = experiment_run(m, hf->cfg, *hf->tok, val, r, cache);
+    EXPECT_NE(other.base.perplexity, 123.0);
+}
+
+// "Biases off" routes with every selection bias at 0 and puts them back afterwards; a request the model
+// cannot take is refused before anything runs, the model untouched.
+TEST(Experiment, BiasesOffRoutesWithoutThemAndRefusalsLeaveTheModelAlone) {
+    auto hf = open_tiny("mixtral", true);
+    ASSERT_TRUE(hf);
+    Model& m = hf->model;
+    const std::vector<int> val = repeated_text(*hf->tok, 200);
+    ExperimentCache cache;
+    ExperimentRequest r;
+    r.bias_off = true;
+    r.context = 50;
+    EXPECT_NE(experiment_run(m, hf->cfg, *hf->tok, val, r, cache).error.find("no selection biases"), std::string::npos);
+    model_set_expert_bias(m, true);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.f, 2.f);
+    std::vector<std::vector<float>> bias(m.cfg.n_layers);
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        if (float* b = m.w.layers[l].moe.bias)
+            for (int e = 0; e < m.cfg.moe.n_experts; e++) bias[l].push_back(b[e] = nd(rng));
+    const ExperimentResult got = experiment_run(m, hf->cfg, *hf->tok, val, r, cache);
+    ASSERT_TRUE(got.error.empty()) << got.error;
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        for (int e = 0; e < (int)bias[l].size(); e++) EXPECT_EQ(m.w.layers[l].moe.bias[e], bias[l][e]);
+    std::vector<int> ids(val.begin(), val.end());
+    for (int l = 0; l < m.cfg.n_layers; l++)  // the biases zeroed for good: what "off" must have routed
+        if (float* b = m.w.layers[l].moe.bias) std::fill_n(b, m.cfg.moe.n_experts, 0.f);
+    auto zero = model_eval(m, ids, {.context = 50});
+    ASSERT_TRUE(zero);
+    EXPECT_DOUBLE_EQ(got.changed.perplexity, zero->perplexity);
+    EXPECT_NE(got.changed.perplexity, got.base.perplexity);  // the drawn biases moved some choices
+
+    r.bias_off = false;
+    r.iv.mask = "99";
+    const ModelConfig before = m.cfg;
+    const ExperimentResult bad = experiment_run(m, hf->cfg, *hf->tok, val, r, cache);
+    EXPECT_FALSE(bad.error.empty());
+    EXPECT_TRUE(bad.done);
+    EXPECT_EQ(config_to_json(Config{.model = m.cfg}), config_to_json(Config{.model = before}));
+}
+
+// The sweep's default top-k are 1, 2, 4, ... E and the model's own, each point a model_eval with that
+// top-k: active parameters rise with k.
+TEST(Experiment, SweepCoversOneToEWithTheModelsOwnTopK) {
+    auto hf = open_tiny("qwen2moe", true);
+    ASSERT_TRUE(hf);
+    Model& m = hf->model;
+    const std::vector<int> val = repeated_text(*hf->tok, 120);
+    ExperimentRequest r;
+    r.kind = ExperimentKind::sweep;
+    r.context = 60;
+    ExperimentCache cache;
+    const int E = m.cfg.moe.n_experts, K = m.cfg.moe.top_k;
+    const ExperimentResult got = experiment_run(m, hf->cfg, *hf->tok, val, r, cache);
+    ASSERT_TRUE(got.error.empty()) << got.error;
+    ASSERT_EQ(got.ks.size(), got.sweep.size());
+    EXPECT_EQ(got.ks.front(), 1);
+    EXPECT_EQ(got.ks.back(), E);
+    EXPECT_NE(std::find(got.ks.begin(), got.ks.end(), K), got.ks.end());
+    for (size_t i = 1; i < got.sweep.size(); i++) {
+        EXPECT_GT(got.ks[i], got.ks[i - 1]);
+        EXPECT_GT(got.sweep[i].active_params, got.sweep[i - 1].active_params);
+    }
+    EXPECT_EQ(m.cfg.moe.top_k, K);
 }

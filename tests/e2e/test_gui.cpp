@@ -503,3 +503,60 @@ TEST(GuiModel, AModelFolderIsInspectedNotTrained) {
     fs::remove_all(dir);
     fs::remove(shot);
 }
+
+// The experiments view on a model folder (routelab --model DIR --experiment ...): each experiment comes
+// back without an error, the window's compare on a held-out file gives the perplexities routelab-cli
+// eval gives on that file (another path to the same numbers: the CLI's flags, not the view's request),
+// the sweep's points agree with the compare, and the view is drawn.
+TEST(GuiModel, ExperimentsViewMatchesTheCliOnTheSameText) {
+    const fs::path dir = temp_file("hfx");
+    int code = 0;
+    const std::string py = std::getenv("ROUTELAB_PYTHON") ? std::getenv("ROUTELAB_PYTHON") : "/usr/bin/python3";
+    std::string out = capture(py + " " + std::string(ROUTELAB_SOURCE_DIR) + "/scripts/hf_tiny_models.py " + dir.string() +
+                                  " --only olmoe", &code);
+    ASSERT_EQ(code, 0) << out;
+    const fs::path model = dir / "olmoe";
+    fs::copy_file(fs::path(ROUTELAB_SOURCE_DIR) / "tests/data/tokenizers/ascii_byte_level.json", model / "tokenizer.json");
+    const fs::path text = dir / "held_out.txt";
+    {
+        std::ofstream f(text);
+        for (int i = 0; i < 12; i++) f << "The cat sat on the mat " << i << " times; def f(x): return x * " << i << "\n";
+    }
+    const std::string shot = temp_file("experiments.png");
+    out = run("--model " + model.string() + " --view experiments --experiment compare,sweep,calibrate,analyse --top-k 1 --held-out " +
+                  text.string() + " --screenshot " + shot + " --quit", &code);
+    ASSERT_EQ(code, 0) << out;
+    for (const char* kind : {"compare", "sweep", "calibrate", "analyse"})
+        EXPECT_NE(out.find(std::string("experiment ") + kind + ": \n"), std::string::npos) << kind << " failed:\n" << out;
+    double changed = 0, base = 0;
+    const auto at = out.find("top-k 1: perplexity ");
+    ASSERT_NE(at, std::string::npos) << out;
+    ASSERT_EQ(std::sscanf(out.c_str() + at, "top-k 1: perplexity %lf (unchanged %lf)", &changed, &base), 2) << out;
+    // The same file through the CLI: its default context is the model's, as the view's is here.
+    const fs::path json = dir / "eval.json";
+    for (const auto& [flags, want] : {std::pair<std::string, double>{"--top-k 1", changed}, {"", base}}) {
+        const std::string cli = capture(std::string(ROUTELAB_CLI) + " eval --model " + model.string() + " --text-file " +
+                                            text.string() + " --context 256 " + flags + " --json " + json.string(), &code);
+        ASSERT_EQ(code, 0) << cli;
+        std::ifstream in(json);
+        const std::string j((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const auto p = j.find("\"perplexity\":");
+        ASSERT_NE(p, std::string::npos) << j;
+        EXPECT_NEAR(std::atof(j.c_str() + p + 13), want, 1e-4 * want) << flags;
+    }
+    // The sweep's top-k 1 point is the compare's intervention; its own top-k (2) the unchanged model.
+    const auto sweep = out.find("experiment sweep:");
+    ASSERT_NE(sweep, std::string::npos) << out;
+    for (const auto& [k, want] : {std::pair<int, double>{1, changed}, {2, base}}) {
+        const auto p = out.find("  top-k " + std::to_string(k) + ": perplexity ", sweep);
+        ASSERT_NE(p, std::string::npos) << out;
+        EXPECT_NEAR(std::atof(out.c_str() + out.find("perplexity ", p) + 11), want, 1e-4 * want) << "sweep point k=" << k;
+    }
+    Rect r;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    const QImage img(QString::fromStdString(shot));
+    ASSERT_FALSE(img.isNull());
+    EXPECT_GT(mean_grey(img, r), 5.0) << "the experiments view is black";
+    fs::remove_all(dir);
+    fs::remove(shot);
+}
