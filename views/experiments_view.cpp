@@ -99,7 +99,7 @@ bool drawKeys(const RunData& run, ExperimentsState& s) {
 
 // unchanged | intervention | change, then per layer.
 void drawCompare(const ExperimentResult& r) {
-    if (!r.done && r.base.tokens == 0) return;
+    if (r.base.tokens == 0) return;  // nothing measured yet (or cancelled before the unchanged model's first window)
     const rl::EvalReport &a = r.base, &b = r.changed;
     const bool both = b.tokens > 0;
     ImGui::Text("On %lld held-out tokens in windows of %d: the unchanged model against %s.", (long long)r.text_tokens,

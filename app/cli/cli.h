@@ -70,8 +70,9 @@ bool parse_ids(const std::string& s, int V, std::vector<int>& ids, std::string& 
 // --top-k K, --renorm / --no-renorm, --mask-experts LIST, --capacity-factor C (probe and eval on a
 // model): 0, or the exit code of a bad value after its message.
 int interventions_from_args(const Args& a, rl::Interventions& iv);
-// --expert-bias F (a routelab-cli calibrate file) onto m: 0, or the exit code after the message.
-int expert_bias_from_args(const Args& a, rl::Model& m);
+// --expert-bias F (a routelab-cli calibrate file) and --router-weights F (a routelab-cli tune-router
+// --save file) onto m: 0, or the exit code after the message.
+int routing_files_from_args(const Args& a, rl::Model& m);
 // Fails with a message when neither or both are given, the file does not load, or a folder has no tokenizer.
 rl::Result<OpenedModel> open_model(const Args& a, const std::string& cmd);
 
@@ -89,8 +90,15 @@ int cmd_probe(const Args& a);
 int cmd_probe_model(const Args& a);   // cli_model.cpp: probe --model DIR
 int cmd_params_model(const Args& a);  // params --model DIR
 int cmd_tokenize(const Args& a);
+// Shared by eval, calibrate and tune-router (cli_eval.cpp): the model of --model / --checkpoint (a folder
+// without its tokenizer when --ids gives the text), the ids of --ids or --text-file (0, or the exit code
+// after the message), and G written whole or not at all (false after the message).
+rl::Result<OpenedModel> eval_open(const Args& a, const std::string& cmd);
+int eval_ids(const Args& a, const OpenedModel& om, std::vector<int>& ids);
+bool write_json(const std::string& path, const nlohmann::json& j, const char* cmd = "eval");
 int cmd_eval(const Args& a);          // cli_eval.cpp
 int cmd_calibrate(const Args& a);     // cli_eval.cpp
+int cmd_tune_router(const Args& a);   // cli_tune.cpp
 int cmd_analyse(const Args& a);       // cli_analyse.cpp
 int cmd_bench(const Args& a);
 int cmd_export(const Args& a);

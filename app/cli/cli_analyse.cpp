@@ -41,7 +41,7 @@ int cmd_analyse(const Args& a) {
     auto om = open_model(a, "analyse");
     if (!om) return fail(om.status.msg);
     if (Status s = om->intervene(iv); !s) return fail("analyse: " + s.msg);
-    if (int rc = expert_bias_from_args(a, om->model_mut())) return rc;
+    if (int rc = routing_files_from_args(a, om->model_mut())) return rc;
     const ModelConfig& c = om->model().cfg;
     if (c.moe.kind == FfnRouting::dense) return fail("analyse: this model has no experts (its FFN is dense)");
     context = std::min<long long>(context, c.seq_len);

@@ -35,6 +35,8 @@ nlohmann::json report_json(const EvalReport& r) {
             {"active_params", r.active_params}, {"total_params", r.total_params}, {"layers", layers}};
 }
 
+}  // namespace
+
 // --ids, or the text file through the model's tokenizer (its special tokens added, as probe does).
 int eval_ids(const Args& a, const OpenedModel& om, std::vector<int>& ids) {
     if (a.has("ids")) {
@@ -61,6 +63,8 @@ Result<OpenedModel> eval_open(const Args& a, const std::string& cmd) {
     return open_model(a, cmd);
 }
 
+namespace {
+
 Result<EvalReport> eval_run(const OpenedModel& om, const std::vector<int>& ids, int context, const char* what) {
     EvalOptions o;
     o.context = context;
@@ -74,8 +78,9 @@ Result<EvalReport> eval_run(const OpenedModel& om, const std::vector<int>& ids, 
     return model_eval(om.model(), ids, o);
 }
 
-// G whole or not at all; false after the message.
-bool write_json(const std::string& path, const nlohmann::json& j, const char* cmd = "eval") {
+}  // namespace
+
+bool write_json(const std::string& path, const nlohmann::json& j, const char* cmd) {
     Status s = atomic_file_write(path, [&](std::FILE* f) {
         const std::string out = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         std::fwrite(out.data(), 1, out.size(), f);
@@ -84,6 +89,8 @@ bool write_json(const std::string& path, const nlohmann::json& j, const char* cm
     if (!s) fail(std::string(cmd) + ": " + s.msg);
     return (bool)s;
 }
+
+namespace {
 
 // --top-k-sweep 1,2,4,8: one eval per top-k (with the other interventions), "sweep": [{"top_k", the
 // eval fields}], perplexity against active parameters in one line each.
@@ -98,7 +105,7 @@ int eval_sweep(const Args& a, OpenedModel& om, const Interventions& iv, const st
         i = j + 1;
     }
     if (a.has("top-k")) return usage("--top-k-sweep sets the top-k itself: leave --top-k out");
-    if (int rc = expert_bias_from_args(a, om.model_mut())) return rc;
+    if (int rc = routing_files_from_args(a, om.model_mut())) return rc;
     EvalOptions o;
     o.context = context;
     auto r = eval_top_k_sweep(om.model_mut(), om.ck ? om.ck->cfg : om.hf->cfg, iv, ks, ids, o);
@@ -145,7 +152,7 @@ int cmd_eval(const Args& a) {
     }
     if (a.has("top-k-sweep")) return eval_sweep(a, *om, iv, ids, context);
     if (Status s = om->intervene(iv); !s) return fail("eval: " + s.msg);
-    if (int rc = expert_bias_from_args(a, om->model_mut())) return rc;
+    if (int rc = routing_files_from_args(a, om->model_mut())) return rc;
     auto r = eval_run(*om, ids, context, "");
     if (!r) return fail("eval: " + r.status.msg);
     nlohmann::json j = report_json(*r);

@@ -144,7 +144,7 @@ int cmd_probe(const Args& a) {
     Interventions iv;
     if (int rc = interventions_from_args(a, iv)) return rc;
     if (Status s = om->intervene(iv); !s) return fail("probe: " + s.msg);
-    if (int rc = expert_bias_from_args(a, om->model_mut())) return rc;
+    if (int rc = routing_files_from_args(a, om->model_mut())) return rc;
     if (om->hf)
         if (Status s = hf_probe_fits(*om->hf, (int)std::min<size_t>(om->tok().encode(a.opt.at("text")).size(),
                                                                      om->model().cfg.seq_len));

@@ -54,8 +54,10 @@ const std::vector<Command>& commands() {
          "  routelab-cli probe    --model DIR --ids 1,17,255,... --json F   (logits [T][V], moe_layers)\n"
          "                        [--bf16-activations]  (as for generate)  [--runs N]  (time N forwards)\n"
          "                        routing interventions (both forms): [--top-k K] [--renorm | --no-renorm]\n"
-         "                        [--mask-experts 3,5] [--capacity-factor C] [--expert-bias F]  (calibrate's biases)\n",
-         {"checkpoint", "text", "model", "ids", "json", "runs", "top-k", "mask-experts", "capacity-factor", "expert-bias"},
+         "                        [--mask-experts 3,5] [--capacity-factor C] [--expert-bias F]  (calibrate's biases)\n"
+         "                        [--router-weights F]  (tune-router's routers)\n",
+         {"checkpoint", "text", "model", "ids", "json", "runs", "top-k", "mask-experts", "capacity-factor", "expert-bias",
+          "router-weights"},
          cmd_probe},
         {"eval",
          "  routelab-cli eval     --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
@@ -64,7 +66,7 @@ const std::vector<Command>& commands() {
          "                        (perplexity, tokens, per layer load_cv and dropped; --baseline: the unchanged model too)\n"
          "                        [--top-k-sweep 1,2,4,8]  (one eval per top-k: perplexity against active parameters)\n",
          {"model", "checkpoint", "text-file", "ids", "json", "context", "top-k", "mask-experts", "capacity-factor",
-          "expert-bias", "top-k-sweep"},
+          "expert-bias", "top-k-sweep", "router-weights"},
          cmd_eval},
         {"calibrate",
          "  routelab-cli calibrate --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
@@ -72,13 +74,21 @@ const std::vector<Command>& commands() {
          "                        (expert biases that balance the load on the text, no gradients; G: the passes and\n"
          "                        the biases, which probe, eval and analyse take with --expert-bias G)\n",
          {"model", "checkpoint", "text-file", "ids", "json", "context", "rate", "passes"}, cmd_calibrate},
+        {"tune-router",
+         "  routelab-cli tune-router --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
+         "                        [--steps N] [--lr L] [--batch B] [--context N] [--held-out S] [--save F]\n"
+         "                        (router-only fine-tuning: the routers learn, every other weight frozen; G: the memory\n"
+         "                        it takes, each step's loss and time, held-out perplexity and load CV before and after;\n"
+         "                        --save F: the tuned routers, which probe, eval and analyse take with --router-weights F)\n",
+         {"model", "checkpoint", "text-file", "ids", "json", "steps", "lr", "batch", "context", "held-out", "save"},
+         cmd_tune_router},
         {"analyse",
          "  routelab-cli analyse  --model DIR | --checkpoint F [--domain NAME=FILE ...] --json G [--tokens N] [--context N]\n"
          "                        [the probe's routing interventions] [--bf16-activations]\n"
          "                        (per layer: expert x domain and its NMI, each expert's top tokens, the next layer's\n"
          "                        experts; without --domain the embedded corpus's domains; N tokens per domain, 50000)\n",
          {"model", "checkpoint", "domain", "json", "tokens", "context", "top-k", "mask-experts", "capacity-factor",
-          "expert-bias"},
+          "expert-bias", "router-weights"},
          cmd_analyse},
         {"tokenize",
          "  routelab-cli tokenize --model DIR | --tokenizer FILE --text-file F [--no-special] --json G\n"

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "io/router_weights.h"
 #include "infer/calibrate.h"
 #include "io/hf_model.h"
 #include "tensor/gemm_bf16.h"
@@ -113,7 +114,9 @@ Status OpenedModel::intervene(const Interventions& iv) {
     return ck ? cli::intervene(ck->cfg, ck->model, iv) : cli::intervene(hf->cfg, hf->model, iv);
 }
 
-int expert_bias_from_args(const Args& a, Model& m) {
+int routing_files_from_args(const Args& a, Model& m) {
+    if (a.has("router-weights"))
+        if (Status s = router_weights_apply(m, a.opt.at("router-weights")); !s) return fail(s.msg);
     if (!a.has("expert-bias")) return 0;
     std::ifstream in(a.opt.at("expert-bias"));
     if (!in) return fail("cannot read --expert-bias '" + a.opt.at("expert-bias") + "'");
@@ -173,7 +176,7 @@ int cmd_probe_model(const Args& a) {
     Interventions iv;
     if (int rc = interventions_from_args(a, iv)) return rc;
     if (Status s = intervene((*hf)->cfg, (*hf)->model, iv); !s) return fail("probe: " + s.msg);
-    if (int rc = expert_bias_from_args(a, (*hf)->model)) return rc;
+    if (int rc = routing_files_from_args(a, (*hf)->model)) return rc;
     const Model& m = (*hf)->model;
     std::vector<int> ids;
     std::string err;

@@ -313,7 +313,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* dcope_e, float* 
             }
         }
     });
-    if (cope)  // pairs in (sequence, group) order: the same sums for any thread count
+    if (cope && dcope_e)  // pairs in (sequence, group) order: the same sums for any thread count (null: frozen)
         for (int bg = 0; bg < B * G; bg++) {
             const int g = bg % G;
             float* into = d.cope_shared ? dcope_e : dcope_e + (size_t)g * group * P * D;

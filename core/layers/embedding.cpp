@@ -16,11 +16,14 @@ void embedding_forward(float* out, const int* tokens, const float* tok_emb, cons
 }
 
 void embedding_backward(float* dtok_emb, float* dpos_emb, const float* dout, const int* tokens, int B, int T, int C) {
+    if (!dtok_emb && !dpos_emb) return;  // both frozen (router-only tuning)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const float* d = dout + ((size_t)b * T + t) * C;
-            float* de = dtok_emb + (size_t)tokens[b * T + t] * C;
-            for (int c = 0; c < C; c++) de[c] += d[c];
+            if (dtok_emb) {
+                float* de = dtok_emb + (size_t)tokens[b * T + t] * C;
+                for (int c = 0; c < C; c++) de[c] += d[c];
+            }
             if (dpos_emb)
                 for (int c = 0; c < C; c++) dpos_emb[(size_t)t * C + c] += d[c];
         }

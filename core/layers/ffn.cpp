@@ -89,11 +89,11 @@ void swiglu_ffn_backward(float* dx, const SwigluWeights& g, float* dfb, float* d
                          const float* x, const float* fa, const float* fb, const float* fh, const SwigluWeights& w,
                          int n, int C, int F) {
     std::memset(dfh, 0, sizeof(float) * n * F);
-    linear_backward(dfh, g.w_down, nullptr, dy, fh, w.w_down, n, F, C);
+    linear_backward_any(dfh, g.w_down, nullptr, dy, fh, w.w_down, w.bf16_down, n, F, C);
     float* dfa = dfh;  // d gate overwrites d hidden in place
     swiglu_backward(dfa, dfb, dfh, fa, fb, n * F);
-    linear_backward(dx, g.w_gate, nullptr, dfa, x, w.w_gate, n, C, F);
-    linear_backward(dx, g.w_up, nullptr, dfb, x, w.w_up, n, C, F);
+    linear_backward_any(dx, g.w_gate, nullptr, dfa, x, w.w_gate, w.bf16_gate, n, C, F);
+    linear_backward_any(dx, g.w_up, nullptr, dfb, x, w.w_up, w.bf16_up, n, C, F);
 }
 
 }  // namespace rl

@@ -28,10 +28,9 @@ void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, c
         float dot = 0.f;
         for (int c = 0; c < C; c++) dot += xr[c] * w[c] * dy[c];
         const float k = r * r * r * dot / C;
-        for (int c = 0; c < C; c++) {
-            dxr[c] += r * w[c] * dy[c] - xr[c] * k;
-            dw[c] += dy[c] * xr[c] * r;
-        }
+        for (int c = 0; c < C; c++) dxr[c] += r * w[c] * dy[c] - xr[c] * k;
+        if (dw)  // null for a frozen weight
+            for (int c = 0; c < C; c++) dw[c] += dy[c] * xr[c] * r;
     }
 }
 
@@ -72,8 +71,8 @@ void layernorm_backward(float* dx, float* dw, float* db, const float* dout, cons
         for (int c = 0; c < C; c++) {
             float xhat = (xr[c] - m) * r;
             float g = w[c] * dy[c];
-            db[c] += dy[c];
-            dw[c] += xhat * dy[c];
+            if (db) db[c] += dy[c];  // null for a frozen weight
+            if (dw) dw[c] += xhat * dy[c];
             dxr[c] += r * (g - gmean - xhat * gxmean);
         }
     }
@@ -101,7 +100,7 @@ void rmsnorm_backward_ref(float* dx, float* dw, const float* dout, const float* 
                 acc += jac * dout[n * C + c];
             }
             dx[n * C + j] += (float)acc;
-            dw[j] += (float)(dout[n * C + j] * x[n * C + j] * r);
+            if (dw) dw[j] += (float)(dout[n * C + j] * x[n * C + j] * r);
         }
     }
 }
@@ -132,8 +131,8 @@ void layernorm_backward_ref(float* dx, float* dw, float* db, const float* dout, 
                 acc += w[c] * dout[n * C + c] * r * ((c == j ? 1.0 : 0.0) - 1.0 / C - xc * xj / C);
             }
             dx[n * C + j] += (float)acc;
-            dw[j] += (float)(dout[n * C + j] * xj);
-            db[j] += dout[n * C + j];
+            if (dw) dw[j] += (float)(dout[n * C + j] * xj);
+            if (db) db[j] += dout[n * C + j];
         }
     }
 }

@@ -75,6 +75,14 @@ void proj_forward(const Ops& op, float* out, const float* in, const float* w, Bf
     if (b) linear_add_bias(out, b, N, O);
 }
 
+// proj_forward's backward: a float32 W through the op table (its gradient where dw is given), a frozen
+// model's BF16 W on the CPU (the input's gradient only; such a model is CPU-only, tensor/gemm_bf16.h).
+void proj_backward(const Ops& op, float* din, float* dw, float* db, const float* dout, const float* in, const float* w,
+                   Bf16Weight wh, int N, int I, int O) {
+    if (w || !wh) return op.linear_backward(din, dw, db, dout, in, w, N, I, O);
+    linear_backward_any(din, nullptr, nullptr, dout, in, nullptr, wh, N, I, O);
+}
+
 // QK-norm, in place before RoPE, over rows (N, nh*D): one RMSNorm over the whole projection
 // (modeling_olmoe.py OlmoeAttention.forward) or one per head with a (D) weight (modeling_qwen3_moe.py
 // Qwen3MoeAttention.forward). rstd: (N*nh) scratch. Forward only (config_training_blocker).
@@ -82,6 +90,28 @@ void qk_norm_forward(const Ops& op, const ModelConfig& c, float* x, const float*
     const int D = c.head_dim;
     if (c.attention.qk_norm == QkNorm::full) op.rmsnorm_forward(x, rstd, x, w, N, nh * D, c.norm_eps);
     else op.rmsnorm_forward(x, rstd, x, w, N * nh, D, c.norm_eps);
+}
+
+// qk_norm_forward's backward, in place: d (N, nh*D) holds dL/d the normed rows on entry and dL/d the
+// projection on return. The projection is recomputed into `pre` (N, nh*D scratch) rather than saved:
+// one GEMM per layer instead of two (N, H*D) buffers kept through the step. Frozen norm weight: its
+// own gradient is not taken (router-only tuning is the one way a model with qk_norm trains).
+void qk_norm_backward(const Ops& op, const ModelConfig& c, float* d, float* pre, const float* in, const float* w,
+                      Bf16Weight wh, const float* b, const float* norm_w, int N, int nh) {
+    const int D = c.head_dim, HD = nh * D, C = c.d_model;
+    proj_forward(op, pre, in, w, wh, b, N, C, HD);
+    const bool full = c.attention.qk_norm == QkNorm::full;
+    const int rows = full ? N : N * nh, width = full ? HD : D;
+    parallel_for(rows, rows >= 64, [&](int r) {
+        const float* x = pre + (size_t)r * width;
+        float* dy = d + (size_t)r * width;
+        double ss = 0, dot = 0;
+        for (int i = 0; i < width; i++) ss += (double)x[i] * x[i];
+        const double rs = 1.0 / std::sqrt(ss / width + c.norm_eps);
+        for (int i = 0; i < width; i++) dot += (double)x[i] * norm_w[i] * dy[i];
+        const double k = rs * rs * rs * dot / width;
+        for (int i = 0; i < width; i++) dy[i] = (float)(rs * norm_w[i] * dy[i] - x[i] * k);  // rmsnorm_backward's dx
+    });
 }
 
 // K and V rows of this call (contiguous: B sequences of T, or one token of the cache), RoPE on the
@@ -158,9 +188,9 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
     if (skip && c.attention.heads.kind != HeadSelection::all_heads)
         return op.attn_skip_backward(c, w, g, a, s, din, dout, in, B, T, window, dbalance);
     const float* datty = dout;
-    if (w.wo) {
+    if (w.wo || w.bf16_wo) {
         op.tensor_zero(s.datty, (size_t)N * HD);
-        op.linear_backward(s.datty, g.wo, nullptr, dout, a.atty, w.wo, N, HD, C);
+        proj_backward(op, s.datty, g.wo, nullptr, dout, a.atty, w.wo, w.bf16_wo, N, HD, C);
         datty = s.datty;
     }
     if (c.attention.heads.kind != HeadSelection::all_heads) {
@@ -182,9 +212,11 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
         op.rope_backward(s.dq, B, T, c.n_heads, c.head_dim, inv_freq.data(), 0);
         op.rope_backward(s.dk, B, T, c.n_kv_heads, c.head_dim, inv_freq.data(), 0);
     }
-    op.linear_backward(din, g.wq, nullptr, s.dq, in, w.wq, N, C, HD);
-    op.linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);
-    op.linear_backward(din, g.wv, nullptr, s.dv, in, w.wv, N, C, GD);
+    if (w.q_norm) qk_norm_backward(op, c, s.dq, s.datty, in, w.wq, w.bf16_wq, w.bq, w.q_norm, N, c.n_heads);
+    if (w.k_norm) qk_norm_backward(op, c, s.dk, s.datty, in, w.wk, w.bf16_wk, w.bk, w.k_norm, N, c.n_kv_heads);
+    proj_backward(op, din, g.wq, g.bq, s.dq, in, w.wq, w.bf16_wq, N, C, HD);
+    proj_backward(op, din, g.wk, g.bk, s.dk, in, w.wk, w.bf16_wk, N, C, GD);
+    proj_backward(op, din, g.wv, g.bv, s.dv, in, w.wv, w.bf16_wv, N, C, GD);
 }
 
 // The layer's MoE dims for a forward over sequences of T tokens: the config's, plus this layer's
@@ -248,7 +280,7 @@ void ffn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights&
     }
     if (c.ffn.kind == FfnKind::swiglu)
         return op.swiglu_ffn_backward(din, {g.w_gate, g.w_up, g.w_down}, s.dfb, s.dfh, dout, in, a.fa, a.fb, a.fh,
-                                      {w.w_gate, w.w_up, w.w_down}, N, C, F);
+                                      {w.w_gate, w.w_up, w.w_down, w.bf16_gate, w.bf16_up, w.bf16_down}, N, C, F);
     op.tensor_zero(s.dfh, (size_t)N * F);
     op.linear_backward(s.dfh, g.w_down, g.b_down, dout, a.fh, w.w_down, N, F, C);
     op.tensor_zero(s.dfa, (size_t)N * F);
@@ -302,14 +334,22 @@ void block_backward(const Ops& op, const ModelConfig& c, const LayerWeights& w, 
         into += t1 - t0;
         t0 = t1;
     };
+    // GraniteMoe's residual_multiplier scales each branch's output: the branch gets rm times the
+    // residual's gradient (scaled in place for the call and back: within a rounding of the exact).
+    const float rm = c.residual_multiplier;
+    auto branch = [&](float* d, auto&& backward) {
+        if (rm != 1.f) op.tensor_scale(d, rm, NC);
+        backward();
+        if (rm != 1.f) op.tensor_scale(d, 1.f / rm, NC);
+    };
     if (c.norm_position == NormPosition::pre) {
         // dres = dL/d res2. Its identity branch is dL/d res1 already; the FFN branch adds through norm2.
         op.tensor_zero(dtmp, NC);
-        ffn_block_backward(op, c, w, g, L, a, dtmp, dres, L.ln2, N, T, a.training, seed, daux, dzl);
+        branch(dres, [&] { ffn_block_backward(op, c, w, g, L, a, dtmp, dres, L.ln2, N, T, a.training, seed, daux, dzl); });
         norm_backward(op, c, dres, g.ffn_norm, g.ffn_norm_bias, dtmp, L.res1, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
         lap(a.time_ffn);
         op.tensor_zero(dtmp, NC);
-        attn_block_backward(op, c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window, dbal, a.skip);
+        branch(dres, [&] { attn_block_backward(op, c, w, g, L, a, dtmp, dres, L.ln1, B, T, a.window, dbal, a.skip); });
         norm_backward(op, c, dres, g.attn_norm, g.attn_norm_bias, dtmp, L.x_in, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
         lap(a.time_attn);
     } else {
@@ -317,13 +357,13 @@ void block_backward(const Ops& op, const ModelConfig& c, const LayerWeights& w, 
         norm_backward(op, c, dtmp, g.ffn_norm, g.ffn_norm_bias, dres, L.res2, w.ffn_norm, L.ln2_mean, L.ln2_rstd, N);
         op.tensor_zero(dres, NC);  // dL/d ln1 = residual + FFN branches of dL/d res2
         op.residual_backward(dres, dtmp, NC);
-        ffn_block_backward(op, c, w, g, L, a, dres, dtmp, L.ln1, N, T, a.training, seed, daux, dzl);
+        branch(dtmp, [&] { ffn_block_backward(op, c, w, g, L, a, dres, dtmp, L.ln1, N, T, a.training, seed, daux, dzl); });
         lap(a.time_ffn);
         op.tensor_zero(dtmp, NC);  // dL/d res1
         norm_backward(op, c, dtmp, g.attn_norm, g.attn_norm_bias, dres, L.res1, w.attn_norm, L.ln1_mean, L.ln1_rstd, N);
         op.tensor_zero(dres, NC);  // dL/d x_in = residual + attention branches of dL/d res1
         op.residual_backward(dres, dtmp, NC);
-        attn_block_backward(op, c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window, dbal, a.skip);
+        branch(dtmp, [&] { attn_block_backward(op, c, w, g, L, a, dres, dtmp, L.x_in, B, T, a.window, dbal, a.skip); });
         lap(a.time_attn);
     }
 }
@@ -356,7 +396,9 @@ void lm_head_backward(Model& m, Activations& a, float* dres, float* dtmp, int N)
     const size_t NC = (size_t)N * c.d_model;
     float* dhead_in = c.final_norm ? dtmp : dres;  // (N,C)
     op.tensor_zero(dhead_in, NC);
-    op.linear_backward(dhead_in, dw_head, m.g.lm_head_bias, a.logits, head_in, w_head, N, c.d_model, c.vocab_size);
+    if (c.logits_scaling != 1.f) op.tensor_scale(a.logits, 1.f / c.logits_scaling, (size_t)N * c.vocab_size);
+    proj_backward(op, dhead_in, dw_head, m.g.lm_head_bias, a.logits, head_in, m.w.bf16_head ? nullptr : w_head, m.w.bf16_head,
+                  N, c.d_model, c.vocab_size);
     if (!c.final_norm) return;
     op.tensor_zero(dres, NC);
     norm_backward(op, c, dres, m.g.final_norm, m.g.final_norm_bias, dtmp, xf, m.w.final_norm, a.lnf_mean, a.lnf_rstd,

@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -107,6 +108,10 @@ void model_create(Model& m, const ModelConfig& c, unsigned seed, float init_std)
 // out): the caller points their BF16 views at a mapped checkpoint (an expert's bf16_gate, ...).
 void model_create_frozen(Model& m, const ModelConfig& c, const std::set<std::string>& elsewhere = {});
 size_t model_param_count(const Model& m);
+// Gradients for some parameters only (router-only tuning): m.grads holds the tensors `trainable` names
+// and m.g's views point at them; every other gradient view is null, and the backward takes no
+// gradient for those (their inputs' gradients still flow). Returns the gradients' layout.
+Layout model_grads_for(Model& m, const std::function<bool(const std::string&)>& trainable);
 // Copies parameters and buffers of a model with the same config (the GUI's snapshots).
 void model_copy_state(Model& dst, const Model& src);
 void model_zero_grad(Model& m);

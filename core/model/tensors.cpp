@@ -345,6 +345,15 @@ void model_create_frozen(Model& m, const ModelConfig& c, const std::set<std::str
     m.buffer_layout = bb.layout;
 }
 
+Layout model_grads_for(Model& m, const std::function<bool(const std::string&)>& trainable) {
+    Binder bg;
+    params_declare(m.cfg, m.g, bg);
+    std::set<std::string> frozen;
+    for (const TensorSpec& s : bg.layout.specs())
+        if (!trainable(s.name)) frozen.insert(s.name);
+    return bg.bind_except(m.grads, frozen);
+}
+
 size_t model_param_count(const Model& m) {
     size_t n = 0;
     for (const TensorSpec& s : m.layout.specs()) n += s.numel;

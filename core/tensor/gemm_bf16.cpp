@@ -74,6 +74,18 @@ void gemm_widen(int M, int N, int K, const float* A, int lda, const uint16_t* B,
     }
 }
 
+// The backward's product through a frozen BF16 weight: C (M,K) += A (M,N) . B, B (N,K). The blocks of B's
+// rows widen into the same buffer as the forward's; each block adds its rows' share of the sum.
+void gemm_widen_acc_nn(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {
+    const int nb = rows_per_block(N, K);
+    float* w = thread_buffer<float, 0>((size_t)nb * K);
+    for (int n0 = 0; n0 < N; n0 += nb) {
+        const int n = std::min(nb, N - n0);
+        bf16_widen(w, B + (size_t)n0 * K, (int64_t)n * K);
+        gemm(false, false, M, K, n, 1.f, A + n0, lda, w, K, 1.f, C, ldc);  // (M,K) += A[:, block] (M,n) . W_block (n,K)
+    }
+}
+
 // ---- VDPBF16PS kernels, in dot form: vectorised along K, where B's rows already hold the pairs the
 // instruction multiplies, so the mapped weights need no packing. Each 512-bit step takes 32 values of K;
 // a tile keeps 4 rows of A x 4 rows of B in 16 accumulators and reduces them once at the end of K. ----
@@ -408,6 +420,20 @@ void gemm_bf16w_with(Bf16Kernel k, int M, int N, int K, const float* A, int lda,
 
 void gemm_bf16w(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {
     gemm_bf16w_with(gemm_bf16_kernel(), M, N, K, A, lda, B, C, ldc);
+}
+
+void gemm_bf16w_acc_nn(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    gemm_widen_acc_nn(M, N, K, A, lda, B, C, ldc);
+}
+
+void gemm_bf16w_acc_nn_ref(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++) {
+            double acc = C[(size_t)i * ldc + k];
+            for (int j = 0; j < N; j++) acc += (double)A[(size_t)i * lda + j] * bf16_to_float(B[(size_t)j * K + k]);
+            C[(size_t)i * ldc + k] = (float)acc;
+        }
 }
 
 void gemm_bf16w_ref(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {

@@ -33,6 +33,12 @@ void gemm_bf16w_with(Bf16Kernel k, int M, int N, int K, const float* A, int lda,
                      int ldc);
 void gemm_bf16w_ref(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc);
 
+// The backward's product (router-only tuning of a frozen model: the gradient of the input only):
+// C (M,K) += A (M,N) . B with B (N,K) the same BF16 bits as above (not packed), widened block by block
+// (float32 products). Calls inside an OpenMP parallel region run on the calling thread only.
+void gemm_bf16w_acc_nn(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc);
+void gemm_bf16w_acc_nn_ref(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc);
+
 // Whether this CPU has VDPBF16PS (AVX512-BF16).
 bool bf16_dot_available();
 // The kernel gemm_bf16w uses in this process (widen unless set); split and bf16 fall back to widen

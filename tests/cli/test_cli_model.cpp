@@ -243,3 +243,43 @@ TEST_F(CliModel, TokenizeMatchesTheLibraryOnARealTokenizer) {
 }
 
 }  // namespace
+
+// tune-router on a tiny OLMoE: the report's fields, the held-out perplexity falls, and the routers saved
+// with --save are what eval --router-weights routes the held-out ids with (the report's "after" exactly);
+// a file for another model is refused.
+TEST_F(CliModel, TuneRouterReportsAndSavesRoutersEvalTakesBack) {
+    const std::string make = rl::test::shell_quoted(rl::test::python()) + " " + k_src + "/scripts/hf_tiny_models.py " +
+                             rl::test::shell_quoted(dir.string()) + " --only olmoe mixtral";
+    ASSERT_EQ(rl::test::run_captured(make).code, 0) << make;
+    const std::string m = " --model " + (dir / "olmoe").string();
+    std::vector<int> ids;
+    for (int i = 0; i < 2000; i++) ids.push_back((i * 7 + i / 13) % 23);  // a few tokens in a pattern: learnable
+    auto list = [](auto first, auto last) {
+        std::string s;
+        for (auto it = first; it != last; ++it) s += (s.empty() ? "" : ",") + std::to_string(*it);
+        return s;
+    };
+    const std::string routers = (dir / "routers.safetensors").string();
+    auto r = cli("tune-router" + m + " --ids " + list(ids.begin(), ids.end()) + " --steps 30 --lr 0.01 --context 64 --json " +
+                 (dir / "t.json").string() + " --save " + routers);
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json t = read(dir / "t.json");
+    EXPECT_EQ(t["steps"].size(), 30u);
+    EXPECT_EQ(t["tensors"].size(), 3u);  // one router per layer
+    EXPECT_EQ(t["trainable_params"], 3 * 8 * 48);
+    EXPECT_GT(t["frozen_params"].get<double>(), 50 * t["trainable_params"].get<double>());
+    for (const char* k : {"weights", "grads", "moments", "activations", "total"}) EXPECT_GT(t["memory"][k].get<double>(), 0) << k;
+    const double before = t["held_out"]["before"]["perplexity"], after = t["held_out"]["after"]["perplexity"];
+    EXPECT_LT(after, 0.9 * before) << r.out;
+    // The held-out ids: the last 10% (200) of the text.
+    const std::string held = " --ids " + list(ids.end() - 200, ids.end()) + " --context 256 --json " + (dir / "e.json").string();
+    r = cli("eval" + m + held + " --router-weights " + routers);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NEAR(read(dir / "e.json")["perplexity"].get<double>(), after, 1e-9 * after);
+    r = cli("eval" + m + held);
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NEAR(read(dir / "e.json")["perplexity"].get<double>(), before, 1e-9 * before);
+    r = cli("eval --model " + (dir / "mixtral").string() + held + " --router-weights " + routers);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("written for another model"), std::string::npos) << r.out;
+}

@@ -106,6 +106,32 @@ TEST(Gemm, Bf16WeightsMatchRef) {
     }
 }
 
+// The backward's product through a BF16 weight (router-only tuning): C += A . B with B (N,K) BF16, against
+// the double-sum reference, accumulating onto what C held; shapes with blocks of rows that do not divide N.
+TEST(Gemm, Bf16AccNnMatchesRef) {
+    struct Shape { int M, N, K; };
+    for (Shape sh : {Shape{1, 37, 24}, Shape{5, 300, 64}, Shape{17, 1030, 40}, Shape{3, 70, 2048}}) {
+        const int M = sh.M, N = sh.N, K = sh.K, lda = N + 3, ldc = K + 5;
+        auto a = randn((size_t)M * lda, 3), bw = randn((size_t)N * K, 4), c0 = randn((size_t)M * ldc, 5);
+        std::vector<uint16_t> b(bw.size());
+        for (size_t i = 0; i < b.size(); i++) b[i] = (uint16_t)(std::bit_cast<uint32_t>(bw[i]) >> 16);
+        std::vector<float> c = c0, cr = c0;
+        gemm_bf16w_acc_nn(M, N, K, a.data(), lda, b.data(), c.data(), ldc);
+        gemm_bf16w_acc_nn_ref(M, N, K, a.data(), lda, b.data(), cr.data(), ldc);
+        double worst = 0;  // against the sum of |terms| (float32 rounding grows with it), as above
+        for (int i = 0; i < M; i++)
+            for (int k = 0; k < ldc; k++) {
+                double scale = std::fabs(c0[(size_t)i * ldc + k]);
+                for (int j = 0; k < K && j < N; j++)
+                    scale += std::fabs((double)a[(size_t)i * lda + j] * bf16_to_float(b[(size_t)j * K + k]));
+                const size_t at = (size_t)i * ldc + k;
+                worst = std::max(worst, (double)std::fabs(c[at] - cr[at]) / std::max(scale, 1e-30));
+            }
+        EXPECT_LT(worst, 1e-6) << M << "x" << N << "x" << K;
+        EXPECT_GT(std::fabs(c[0] - c0[0]), 1e-3) << "it accumulates a product, not nothing";
+    }
+}
+
 // Packed weights (bf16_pack, the layout gemm_bf16w_packed reads): against the naive sum over the packed
 // layout (which also checks the packing, element by element through the indices the kernel does not
 // use), and against the dot-form bf16 kernel on the unpacked bits (the same products, summed in another
