@@ -69,6 +69,12 @@ void LessonsDock::select(int row) {
     text_->setHtml(html);
 }
 
+void LessonsDock::showOutside(const QString& title, const QString& text, const QString& conclusion) {
+    list_->clearSelection();
+    text_->setHtml("<h3>" + title.toHtmlEscaped() + "</h3><p>" + text.toHtmlEscaped() + "</p><p><b>Conclusion</b> (from its numbers): " +
+                   conclusion.toHtmlEscaped() + "</p>");
+}
+
 bool LessonsDock::run(const QString& name) {
     const rl::Lesson* l = rl::lesson_find(name.toStdString());
     if (!l || busy_) return false;

@@ -28,6 +28,9 @@ public:
     // Tests: every run of a lesson trains this many steps instead of its own (0 = the lesson's).
     void setStepsForTests(int steps) { testSteps_ = steps; }
     QString conclusion() const { return conclusion_; }
+    // A lesson run outside the dock (--lesson real-model: the experiments view's measurements): its title,
+    // text and conclusion in the dock's text pane.
+    void showOutside(const QString& title, const QString& text, const QString& conclusion);
     // The lesson's last run, as trained (what Show replays), and its view; empty before a lesson ran.
     const rl::Config& lastConfig() const { return last_; }
     QString lastView() const { return view_; }

@@ -13,6 +13,7 @@
 
 #include "config/presets.h"
 #include "imgui_widget.h"
+#include "lessons/real_model.h"
 #include "lessons_dock.h"
 #include "main_window.h"
 #include "scripted_run.h"
@@ -95,6 +96,24 @@ void runExperiments(MainWindow& w, const Script& s) {
     }
 }
 
+// --lesson real-model: the conclusion from the experiments view's analysis and sweep.
+void printRealModelConclusion(MainWindow& w) {
+    const auto& ex = w.runs().data().experiments;
+    const rl::ExperimentResult &an = ex[(size_t)rl::ExperimentKind::analyse], &sw = ex[(size_t)rl::ExperimentKind::sweep];
+    if (!an.error.empty() || !sw.error.empty()) {
+        std::printf("lesson real-model: failed: %s%s\n", an.error.c_str(), sw.error.c_str());
+        return;
+    }
+    rl::RealModelFindings f;
+    f.analysis = an.analysis;
+    f.model_top_k = sw.model_top_k;
+    f.ks = sw.ks;
+    f.sweep = sw.sweep;
+    const std::string c = rl::real_model_lesson_conclude(f);
+    std::printf("lesson real-model: %s\n", c.c_str());
+    w.lessonsDock()->showOutside("What a real model's experts do", rl::real_model_lesson_text(), QString::fromStdString(c));
+}
+
 // Throughput with the window open, and what a frame costs.
 void printWindowRun(MainWindow& w, int step, double windowUpSeconds) {
     double tok = 0;
@@ -170,6 +189,7 @@ void afterRun(QApplication& app, MainWindow& w, const Script& s, int step, doubl
     if (!s.prompt.isEmpty()) generateAndPrint(w);
     if (s.overlay) w.runsDock()->overlayAll();
     if (!s.experiments.isEmpty()) runExperiments(w, s);
+    if (s.lesson == rl::k_real_model_lesson) printRealModelConclusion(w);
     w.showView(s.view);
     // Give the capped renderer a frame, then grab the whole window.
     QTimer::singleShot(300, &app, [&app, &w, &s, step, windowUpSeconds] {
@@ -340,6 +360,18 @@ bool parseArguments(const QStringList& args, Script& s) {
 }
 
 int runScript(QApplication& app, Script& s, const QElapsedTimer& launch) {
+    const bool realModel = s.lesson == rl::k_real_model_lesson;
+    if (realModel) {  // the model folder, or the stand-in trained here; then the analysis and the sweep
+        std::printf("# What a real model's experts do\n\n%s\n\n", rl::real_model_lesson_text());
+        if (s.model.isEmpty()) {
+            std::printf("%s\n\n", rl::real_model_lesson_without_model());
+            s.preset = rl::k_real_model_stand_in, s.config.clear();
+            s.demo = rl::k_real_model_stand_in_steps;
+        }
+        s.experiments = "analyse,sweep";
+        if (s.expTokens == 0) s.expTokens = 4000;
+        if (!s.viewGiven) s.view = "experiments";
+    }
     MainWindow w(s.workspace);
     rl::Config cfg;
     if (!setUpWindow(w, s, cfg)) return 1;
@@ -357,7 +389,7 @@ int runScript(QApplication& app, Script& s, const QElapsedTimer& launch) {
         return app.exec();
     }
     const double windowUpSeconds = launch.nsecsElapsed() / 1e9;
-    if (!s.lesson.isEmpty()) return runLesson(app, w, s, windowUpSeconds);
+    if (!s.lesson.isEmpty() && !realModel) return runLesson(app, w, s, windowUpSeconds);
     if (!s.sweep.isEmpty()) return runSweep(app, w, s, windowUpSeconds);
     return runTraining(app, w, s, cfg, windowUpSeconds);
 }

@@ -7,7 +7,9 @@
 // are in), --save-checkpoint F, --csv F (curves after the run), --overlay-runs (tick every stored run),
 // --hover x,y (print the tooltip there), --sweep F (run every point of a sweep file, then the view:
 // tuning unless --view says otherwise), --highlight-run ID (the tuning view highlights that run),
-// --lesson NAME (run a lesson, print its conclusion, replay its last run and show its view),
+// --lesson NAME (run a lesson, print its conclusion, replay its last run and show its view; --lesson
+// real-model [--model DIR]: the folder, or a stand-in trained here, through the experiments view's
+// analysis and top-k sweep, its conclusion printed),
 // --inject-nan-at STEP (tests: that step's loss is NaN; the run fails there, exit code 1),
 // --wall-time and --band (the Runs dock's curve toggles: x by seconds of training, min/max band),
 // --theme dark|light (View > Theme, kept for the next launch), --screenshot-2x FILE (File > Export

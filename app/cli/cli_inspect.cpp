@@ -10,7 +10,9 @@
 #include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
+#include "io/hf_model.h"
 #include "lessons/lessons.h"
+#include "lessons/real_model.h"
 #include "metrics/routing_report.h"
 #include "model/model.h"
 #include "train/memory.h"
@@ -67,12 +69,55 @@ int cmd_params(const Args& a) {
     return 0;
 }
 
+namespace {
+
+// lesson real-model [--model DIR] [--tokens N]: the model's findings, or a stand-in's without one.
+int lesson_real_model(const Args& a) {
+    std::printf("# What a real model's experts do\n\n%s\n\n", real_model_lesson_text());
+    long long tokens = 4000;
+    if (a.has("tokens") && !parse_int(a.opt.at("tokens"), 16, 10000000, tokens)) return usage("--tokens must be an integer in 16..10000000");
+    const bool tty = isatty(STDERR_FILENO);
+    auto say = [&](const std::string& what) {
+        if (tty) std::fprintf(stderr, "\r  %-60s", what.c_str());
+    };
+    std::unique_ptr<HfModel> hf;
+    std::unique_ptr<TrainState> st;
+    if (a.has("model")) {
+        auto o = hf_model_open(a.opt.at("model"), true);
+        if (!o) return fail(o.status.msg);
+        hf = std::move(*o);
+        if (!hf->tok) return fail("lesson real-model: the folder has no tokenizer (tokenizer.json or tokenizer.model); the lesson reads text");
+    } else {
+        std::printf("%s\n\n", real_model_lesson_without_model());
+        auto s = real_model_lesson_stand_in([&](int step, int steps) {
+            if (step % 25 == 0 || step == steps) say("training the stand-in: step " + std::to_string(step) + "/" + std::to_string(steps));
+        });
+        if (!s) return fail(s.status.msg);
+        st = std::move(*s);
+    }
+    Model& m = hf ? hf->model : st->model;
+    const Config& cfg = hf ? hf->cfg : st->cfg;
+    const Tokenizer& tok = hf ? *hf->tok : st->data->tok;
+    auto f = real_model_lesson_measure(m, cfg, tok, (int)tokens, std::min(512, m.cfg.seq_len), say);
+    if (tty) std::fprintf(stderr, "\n");
+    if (!f) return fail("lesson real-model: " + f.status.msg);
+    std::printf("In the window: routelab --lesson real-model%s shows the top-k sweep in the experiments view and the "
+                "expert x domain matrices in the experts view.\n\nConclusion: %s\n",
+                a.has("model") ? (" --model " + a.opt.at("model")).c_str() : "", real_model_lesson_conclude(*f).c_str());
+    return 0;
+}
+
+}  // namespace
+
 // A guided experiment, concluded from the user's own run.
 int cmd_lesson(const Args& a) {
     if (a.pos.empty() || a.pos[0] == "list") {
         for (const Lesson& l : lessons()) std::printf("%-15s %s\n", l.name.c_str(), l.title.c_str());
+        std::printf("%-15s %s\n", k_real_model_lesson, "What a real model's experts do (--model DIR)");
         return 0;
     }
+    if (a.pos[0] == k_real_model_lesson) return lesson_real_model(a);
+    if (a.has("model") || a.has("tokens")) return usage("--model and --tokens are for lesson real-model");
     const Lesson* l = lesson_find(a.pos[0]);
     if (!l) {
         std::string names;

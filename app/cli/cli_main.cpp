@@ -40,7 +40,10 @@ const std::vector<Command>& commands() {
          cmd_train},
         {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]\n",
          {"grid", "out", "workspace"}, cmd_sweep},
-        {"lesson", "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n", {}, cmd_lesson, 1},
+        {"lesson",
+         "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n"
+         "                        real-model [--model DIR] [--tokens N]  (a real checkpoint's experts, from its numbers)\n",
+         {"model", "tokens"}, cmd_lesson, 1},
         {"runs",
          "  routelab-cli runs     list [--json] | show ID | export ID --csv F | delete ID   [--workspace DIR]\n",
          {"workspace", "csv"}, cmd_runs, 2},
