@@ -86,6 +86,13 @@ void moe_experts_forward_all(float* out, const MoeSaved& sv, const float* x, con
         }
 }
 
+// sigmoid(w . x) of one row (the shared experts' gate).
+double shared_gate_of(const float* w, const float* x, int C) {
+    double z = 0;
+    for (int c = 0; c < C; c++) z += (double)w[c] * x[c];
+    return sigmoid((float)z);
+}
+
 // Shared experts (DeepSeekMoE): every row, weight 1; with a shared gate (Qwen2-MoE, modeling_qwen2_moe.py
 // Qwen2MoeSparseMoeBlock.forward) the sum of row t times sigmoid(w_g . x_t).
 void moe_shared_forward(float* out, const MoeSaved& sv, const float* x, const MoeWeights& w, const MoeDims& d) {
@@ -95,12 +102,7 @@ void moe_shared_forward(float* out, const MoeSaved& sv, const float* x, const Mo
         swiglu_ffn_forward(ys, sv.sfa + (size_t)s * N * F, sv.sfb + (size_t)s * N * F, sv.sfh + (size_t)s * N * F, x,
                            w.shared[s], N, C, F);
         for (int t = 0; t < N; t++) {
-            float g = 1.f;
-            if (w.shared_gate) {
-                double z = 0;
-                for (int c = 0; c < C; c++) z += (double)w.shared_gate[c] * x[(size_t)t * C + c];
-                g = sigmoid((float)z);
-            }
+            const float g = w.shared_gate ? (float)shared_gate_of(w.shared_gate, x + (size_t)t * C, C) : 1.f;
             for (int c = 0; c < C; c++) out[(size_t)t * C + c] += g * ys[(size_t)t * C + c];
         }
     }
@@ -127,9 +129,32 @@ struct ExpertScratch {
 void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b, const float* dout, const float* x,
                           const MoeSaved& sv, const MoeWeights& w, const MoeDims& d) {
     const int N = d.N, C = d.C, F = d.F, Fs = d.shared_width(), A = *sv.n_assign;
-    for (int s = 0; s < d.n_shared; s++)  // (no shared gate: config_training_blocker refuses training with one)
-        swiglu_ffn_backward(dx, g.shared[s], b.sfb, b.sfh, dout, x, sv.sfa + (size_t)s * N * Fs,
+    // Qwen2-MoE's shared gate: out_t += g_t sum_s ys_st with g_t = sigmoid(w_g . x_t), so each shared
+    // expert gets g_t dout_t (in b.dye, free until the routed experts: A >= N rows), and
+    // dz_t = g_t (1 - g_t) sum_s dout_t . ys_st flows to x_t (times w_g) and to w_g (times x_t).
+    std::vector<float> gate, dz;
+    if (w.shared_gate) {
+        gate.resize(N), dz.assign(N, 0.f);
+        for (int t = 0; t < N; t++) gate[t] = (float)shared_gate_of(w.shared_gate, x + (size_t)t * C, C);
+        for (int t = 0; t < N; t++)
+            for (int c = 0; c < C; c++) b.dye[(size_t)t * C + c] = gate[t] * dout[(size_t)t * C + c];
+    }
+    for (int s = 0; s < d.n_shared; s++) {
+        if (w.shared_gate)
+            for (int t = 0; t < N; t++) {
+                const float* ys = sv.sye + ((size_t)s * N + t) * C;
+                double dot = 0;
+                for (int c = 0; c < C; c++) dot += (double)dout[(size_t)t * C + c] * ys[c];
+                dz[t] += (float)(dot * gate[t] * (1 - gate[t]));
+            }
+        swiglu_ffn_backward(dx, g.shared[s], b.sfb, b.sfh, w.shared_gate ? b.dye : dout, x, sv.sfa + (size_t)s * N * Fs,
                             sv.sfb + (size_t)s * N * Fs, sv.sfh + (size_t)s * N * Fs, w.shared[s], N, C, Fs);
+    }
+    for (int t = 0; t < (int)dz.size(); t++)
+        for (int c = 0; c < C; c++) {
+            dx[(size_t)t * C + c] += dz[t] * w.shared_gate[c];
+            if (g.shared_gate) g.shared_gate[c] += dz[t] * x[(size_t)t * C + c];
+        }
     for (int r = 0; r < A; r++) {  // dye = w * dout[t], dw = dout[t] . ye
         const float* go = dout + (size_t)sv.a_token[r] * C;
         const float* y = sv.ye + (size_t)r * C;

@@ -65,9 +65,6 @@ std::string router_tune_blocker(const Model& m) {
     const Layout all = model_param_layout(c);
     const bool routers = std::any_of(all.specs().begin(), all.specs().end(), [](const TensorSpec& s) { return router_tensor(s.name); });
     if (!routers) return "this model has no learned router to tune (a dense FFN, and heads that are all on or chosen by a rule)";
-    if (c.moe.kind != FfnRouting::dense && c.moe.shared_expert_gate)
-        return "router tuning does not differentiate model.moe.shared_expert_gate yet (Qwen2-MoE's shared-expert gate); "
-               "probe, evaluate or calibrate this model instead";
     if (any_packed(m))
         return "the model was opened for --bf16-activations (its weights packed for the forward only); open it without that flag";
     return {};
