@@ -156,7 +156,7 @@ int cmd_eval(const Args& a) {
     auto r = eval_run(*om, ids, context, "");
     if (!r) return fail("eval: " + r.status.msg);
     nlohmann::json j = report_json(*r);
-    j["interventions"] = iv.describe();
+    j["interventions"] = !a.flag("no-expert-bias") ? iv.describe() : iv.any() ? iv.describe() + ", biases off" : "biases off";
     if (a.has("expert-bias")) j["expert_bias"] = a.opt.at("expert-bias");
     if (!baseline.is_null()) j["baseline"] = baseline;
     const std::string path = a.opt.at("json");

@@ -58,14 +58,16 @@ const std::vector<Command>& commands() {
          "                        [--bf16-activations]  (as for generate)  [--runs N]  (time N forwards)\n"
          "                        routing interventions (both forms): [--top-k K] [--renorm | --no-renorm]\n"
          "                        [--mask-experts 3,5] [--capacity-factor C] [--expert-bias F]  (calibrate's biases)\n"
-         "                        [--router-weights F]  (tune-router's routers)\n",
+         "                        [--router-weights F]  (tune-router's routers)  [--no-expert-bias]  (the selection\n"
+         "                        biases held at 0: the router without them)\n",
          {"checkpoint", "text", "model", "ids", "json", "runs", "top-k", "mask-experts", "capacity-factor", "expert-bias",
           "router-weights"},
          cmd_probe},
         {"eval",
          "  routelab-cli eval     --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
          "                        [--context N] [--top-k K] [--renorm | --no-renorm] [--mask-experts 3,5]\n"
-         "                        [--capacity-factor C] [--expert-bias F] [--baseline] [--bf16-activations]\n"
+         "                        [--capacity-factor C] [--expert-bias F | --no-expert-bias] [--router-weights F]\n"
+         "                        [--baseline] [--bf16-activations]\n"
          "                        (perplexity, tokens, per layer load_cv and dropped; --baseline: the unchanged model too)\n"
          "                        [--top-k-sweep 1,2,4,8]  (one eval per top-k: perplexity against active parameters)\n",
          {"model", "checkpoint", "text-file", "ids", "json", "context", "top-k", "mask-experts", "capacity-factor",
@@ -145,7 +147,7 @@ int main(int argc, char** argv) {
     auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
     if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
     const std::vector<std::string> bool_flags = {"json",     "sample", "weights", "no-special", "bf16-activations",
-                                                "renorm", "no-renorm", "baseline"};
+                                                "renorm", "no-renorm", "baseline", "no-expert-bias"};
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--help" || k == "-h") return command_help(*it);

@@ -115,14 +115,24 @@ Status OpenedModel::intervene(const Interventions& iv) {
 }
 
 int routing_files_from_args(const Args& a, Model& m) {
+    if (a.has("expert-bias") && a.flag("no-expert-bias")) return usage("--expert-bias F and --no-expert-bias: pass one of them");
     if (a.has("router-weights"))
         if (Status s = router_weights_apply(m, a.opt.at("router-weights")); !s) return fail(s.msg);
-    if (!a.has("expert-bias")) return 0;
-    std::ifstream in(a.opt.at("expert-bias"));
-    if (!in) return fail("cannot read --expert-bias '" + a.opt.at("expert-bias") + "'");
-    const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return fail("--expert-bias '" + a.opt.at("expert-bias") + "' is not JSON; write it with routelab-cli calibrate");
-    if (Status s = calibration_apply(m, j); !s) return fail(s.msg);
+    if (a.has("expert-bias")) {
+        std::ifstream in(a.opt.at("expert-bias"));
+        if (!in) return fail("cannot read --expert-bias '" + a.opt.at("expert-bias") + "'");
+        const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded()) return fail("--expert-bias '" + a.opt.at("expert-bias") + "' is not JSON; write it with routelab-cli calibrate");
+        if (Status s = calibration_apply(m, j); !s) return fail(s.msg);
+    }
+    // --no-expert-bias: routing without the selection biases (the aux-loss-free rule's, or calibrate's);
+    // a key plus 0 is the key, so holding them at 0 is the router without them.
+    if (a.flag("no-expert-bias")) {
+        if (!m.cfg.moe.expert_bias) return fail("--no-expert-bias: this model has no selection biases (train with "
+                                                "model.moe.expert_bias, or give it calibrate's with --expert-bias F)");
+        for (LayerWeights& lw : m.w.layers)
+            if (lw.moe.bias) std::fill_n(lw.moe.bias, m.cfg.moe.n_experts, 0.f);
+    }
     return 0;
 }
 

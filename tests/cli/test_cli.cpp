@@ -271,3 +271,25 @@ TEST_F(Cli, InjectedNanFailsTheRunAndKeepsTheLastGoodWeights) {
     EXPECT_EQ(j[0].value("steps", 0), 24) << list.out;
     EXPECT_NE(j[0].value("status_message", "").find("step 25: the loss is NaN"), std::string::npos) << list.out;
 }
+
+// --no-expert-bias: a model trained with selection biases evaluates without them ("biases off" in the
+// report, beside the --baseline with them); a model without biases, and the flag with --expert-bias F,
+// are refused in one line.
+TEST_F(Cli, NoExpertBiasEvaluatesTheRouterWithoutItsBiases) {
+    CliRun t = run_cli("train --preset deepseek-v3-style --steps 20 --set train.batch_size=4 --set model.moe.bias_update_rate=0.05 --out " +
+                       path("ds"));
+    ASSERT_EQ(t.code, 0) << t.out;
+    const std::string ck = " --checkpoint " + path("ds/checkpoint.safetensors") + " --ids 1,2,3,4,5,6,7,8,9,10,11,12";
+    CliRun e = run_cli("eval" + ck + " --no-expert-bias --baseline --json " + path("e.json"));
+    ASSERT_EQ(e.code, 0) << e.out;
+    std::ifstream in(path("e.json"));
+    const nlohmann::json j = nlohmann::json::parse(in);
+    EXPECT_EQ(j["interventions"], "biases off");
+    EXPECT_TRUE(j["perplexity"].is_number() && j["baseline"]["perplexity"].is_number());
+    ASSERT_EQ(run_cli("train --preset moe-top2-8 --steps 2 --out " + path("plain")).code, 0);
+    expect_one_line_error(run_cli("eval --checkpoint " + path("plain/checkpoint.safetensors") + " --ids 1,2,3 --no-expert-bias --json " +
+                                  path("p.json")),
+                          "has no selection biases");
+    CliRun both = run_cli("eval" + ck + " --no-expert-bias --expert-bias " + path("x.json") + " --json " + path("p.json"));
+    EXPECT_EQ(both.code, 2) << both.out;
+}
