@@ -25,6 +25,7 @@ void RunController::cancelExperiment() {
 void RunController::takeExperiment() {
     rl::ExperimentResult r = session_.takeExperiment();
     if (r.id == 0) return;
+    if (r.done && r.cancelled && r.id != run_.experimentRunning) return;  // replaced by a newer request: keep what is shown
     if (r.done && r.id == run_.experimentRunning) run_.experimentRunning = 0;
     if (r.done && !r.error.empty()) say(QString::fromStdString(std::string(rl::experiment_kind_name(r.kind)) + ": " + r.error));
     if (r.kind == rl::ExperimentKind::calibrate && r.done) run_.biasesSaved.clear();  // new biases, not saved yet

@@ -66,6 +66,8 @@ void runExperiments(MainWindow& w, const Script& s) {
     if (s.expTokens > 0) e.tokens = e.domainTokens = s.expTokens;
     std::snprintf(e.textFile, sizeof e.textFile, "%s", qPrintable(s.heldOut));
     std::snprintf(e.domains, sizeof e.domains, "%s", qPrintable(s.domains.join('\n')));
+    if (s.lesson == rl::k_real_model_lesson)  // the lesson's 1, K/2, K, 2K, not 1..E
+        e.sweepKs = rl::real_model_lesson_ks(w.runs().session().config(), w.runs().session().config().model);
     for (const QString& kind : s.experiments.split(',', Qt::SkipEmptyParts)) {
         const std::array<rl::ExperimentKind, 4> kinds{rl::ExperimentKind::compare, rl::ExperimentKind::sweep,
                                                        rl::ExperimentKind::calibrate, rl::ExperimentKind::analyse};

@@ -87,6 +87,7 @@ void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
         probeBiasOff_ = false;
     }
     experimentCache_ = {};
+    experimentCacheStep_ = -1;
     experimentCancel_ = false;
     thread_ = std::thread([this] { loop(); });
 }
@@ -285,6 +286,7 @@ void Session::loop() {
             continue;
         }
         if (stepRequests_ > 0) stepRequests_--;
+        clearProbeInterventions();  // training again: the probes show the model's own routing
         StepStats st = trainer_step(s);
         if (st.non_finite) {
             // trainer_step did not apply it: the model holds the weights of the step before. Stop here and

@@ -84,10 +84,12 @@ public:
     // once nothing trains the model (a finished run, a model folder). A newer request cancels the one
     // running; its partial results and the final one come back through takeExperiment.
     void requestExperiment(const rl::ExperimentRequest& r);
-    void cancelExperiment() { experimentCancel_ = true; }
+    void cancelExperiment();
     rl::ExperimentResult takeExperiment();
     // The routing the views' probe is taken with (the experiments view's interventions; none = the model's).
     void setProbeInterventions(const rl::Interventions& iv, bool biasOff);
+    // Back to the model's own routing in the probe (training goes on: its probes show what trains).
+    void clearProbeInterventions();
     // GUI thread: newest stats / snapshots.
     bool pollStats(rl::StepStats& out) { return stats_.pop(out); }
     bool acquireProbe() { return probes_.acquire(); }
@@ -131,6 +133,7 @@ private:
     void measureCost();  // routed models only; publishes for acquireCost
     void runExperiment(const rl::ExperimentRequest& r, bool& probeDue);  // session_experiments.cpp
     void putExperiment(const rl::ExperimentResult& r);
+    void dropQueued();
     // Queued to the GUI thread, and dropped there if another run was launched in between: a late
     // "finished" or "generated" of the previous run must not land on the new one.
     template <class F>
@@ -171,6 +174,7 @@ private:
     std::optional<rl::ExperimentRequest> experimentRequest_;
     rl::ExperimentResult experiment_;      // newest progress or result
     rl::ExperimentCache experimentCache_;  // trainer thread only
+    int experimentCacheStep_ = -1;         // the step its unchanged-model report was measured at
     rl::Interventions probeIv_;
     bool probeBiasOff_ = false;
     std::atomic<bool> experimentCancel_{false}, experimentRunning_{false};

@@ -8,8 +8,29 @@ using namespace rl;
 
 void Session::requestExperiment(const ExperimentRequest& r) {
     std::lock_guard<std::mutex> lock(requestMutex_);
+    if (experimentRequest_) dropQueued();  // an older one that never started: said cancelled
     experimentRequest_ = r;
     if (experimentRunning_) experimentCancel_ = true;  // the newer request replaces the running one
+}
+
+void Session::cancelExperiment() {
+    std::lock_guard<std::mutex> lock(requestMutex_);
+    if (experimentRequest_) dropQueued();
+    if (experimentRunning_) experimentCancel_ = true;
+}
+
+// With requestMutex_ held: the queued request is dropped, and the window told (its id ends "running").
+void Session::dropQueued() {
+    experiment_ = {};
+    experiment_.kind = experimentRequest_->kind, experiment_.id = experimentRequest_->id;
+    experiment_.done = experiment_.cancelled = true;
+    experimentRequest_.reset();
+    post([this] { emit experimentUpdated(); });
+}
+
+void Session::clearProbeInterventions() {
+    std::lock_guard<std::mutex> lock(requestMutex_);
+    probeIv_ = {}, probeBiasOff_ = false;
 }
 
 ExperimentResult Session::takeExperiment() {
@@ -46,10 +67,11 @@ void Session::runExperiment(const ExperimentRequest& r, bool& probeDue) {
         return;
     }
     {
-        std::lock_guard<std::mutex> lock(requestMutex_);
-        experimentCancel_ = false;  // a cancel meant for the one before
+        std::lock_guard<std::mutex> lock(requestMutex_);  // one step with requestExperiment's check: no gap
+        experimentCancel_ = false;                         // a cancel meant for the one before
+        experimentRunning_ = true;
     }
-    experimentRunning_ = true;
+    if (s.step != experimentCacheStep_) experimentCache_ = {}, experimentCacheStep_ = s.step;  // the weights moved
     auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
     auto progress = [&](const ExperimentResult& p) {
         const auto now = std::chrono::steady_clock::now();
@@ -62,6 +84,7 @@ void Session::runExperiment(const ExperimentRequest& r, bool& probeDue) {
     experimentRunning_ = false;
     if (r.kind == ExperimentKind::calibrate && out.error.empty()) {
         s.cfg.model.moe.expert_bias = s.model.cfg.moe.expert_bias;  // the model has biases now: a Continue trains with them
+        post([this, on = s.cfg.model.moe.expert_bias] { cfg_.model.moe.expert_bias = on; });  // and the window's copy
         probeDue = true;
     }
     if (r.kind == ExperimentKind::compare && out.error.empty()) {

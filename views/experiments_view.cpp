@@ -37,6 +37,7 @@ rl::ExperimentRequest experimentRequest(const ExperimentsState& s, ExperimentKin
     r.text_file = s.textFile;
     r.tokens = s.tokens;
     r.context = s.context;
+    if (k == ExperimentKind::sweep) r.ks = s.sweepKs;
     if (k == ExperimentKind::analyse) {
         r.tokens = s.domainTokens;
         std::istringstream in(s.domains);

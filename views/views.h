@@ -105,6 +105,7 @@ struct ExperimentsState {
     char domains[1024] = "";        // NAME=FILE per line ("" = the embedded corpus's domains)
     int domainTokens = 20000;       // per domain
     char biasFile[256] = "expert_bias.json";
+    std::vector<int> sweepKs;       // the sweep's top-k (empty: 1, 2, 4 ... E and the model's)
     std::string sent;               // the keys of the last compare sent (live: a change sends again)
 };
 

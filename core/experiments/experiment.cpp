@@ -40,7 +40,7 @@ Result<std::unique_ptr<RoutingOverride>> RoutingOverride::make(Model& m, const C
 
 RoutingOverride::~RoutingOverride() {
     for (size_t l = 0; l < bias_.size(); l++)
-        if (!bias_[l].empty()) std::copy(bias_[l].begin(), bias_[l].end(), m_.w.layers[l].moe.bias);
+        if (!bias_[l].empty() && m_.w.layers[l].moe.bias) std::copy(bias_[l].begin(), bias_[l].end(), m_.w.layers[l].moe.bias);
     m_.cfg = kept_;
 }
 
@@ -67,12 +67,13 @@ namespace {
 
 using Progress = std::function<void(const ExperimentResult&)>;
 
-// What the unchanged model's report depends on besides the model: the text, the windows, the biases.
+// What the unchanged model's report depends on besides the weights (the session clears the cache when
+// they move): the text, the windows, the biases, the model's config.
 std::string cache_key(const Model& m, const ExperimentRequest& r, int context) {
     double bias_sum = 0;
     for (float v : m.buffers.data) bias_sum += v;
     return r.text_file + "|" + std::to_string(r.tokens) + "|" + std::to_string(context) + "|" +
-           std::to_string(m.buffers.data.size()) + "|" + std::to_string(bias_sum);
+           std::to_string(m.buffers.data.size()) + "|" + std::to_string(bias_sum) + "|" + config_to_json(Config{.model = m.cfg});
 }
 
 // progress (done, total) over `parts` evals, the part-th of them running.

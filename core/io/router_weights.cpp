@@ -26,9 +26,8 @@ Status router_weights_apply(Model& m, const std::string& path) {
         routers++;
         const auto it = f->tensors.find(s.name);
         if (it == f->tensors.end()) return Status::error(what + " has no '" + s.name + "': it was written for another model");
-        if (it->second.data.size() != s.numel)
-            return Status::error(what + ": '" + s.name + "' has " + std::to_string(it->second.data.size()) + " values, the model " +
-                                 std::to_string(s.numel) + "; it was written for another model");
+        if (it->second.shape != std::vector<int64_t>(s.shape.begin(), s.shape.end()) || it->second.data.size() != s.numel)
+            return Status::error(what + ": '" + s.name + "' has another shape than the model's; it was written for another model");
     }
     if (routers != f->tensors.size()) return Status::error(what + " holds tensors this model does not have; it was written for another model");
     for (const TensorSpec& s : m.layout.specs())

@@ -130,14 +130,14 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
                           const MoeSaved& sv, const MoeWeights& w, const MoeDims& d) {
     const int N = d.N, C = d.C, F = d.F, Fs = d.shared_width(), A = *sv.n_assign;
     // Qwen2-MoE's shared gate: out_t += g_t sum_s ys_st with g_t = sigmoid(w_g . x_t), so each shared
-    // expert gets g_t dout_t (in b.dye, free until the routed experts: A >= N rows), and
-    // dz_t = g_t (1 - g_t) sum_s dout_t . ys_st flows to x_t (times w_g) and to w_g (times x_t).
-    std::vector<float> gate, dz;
+    // expert gets g_t dout_t (gdout), and dz_t = g_t (1 - g_t) sum_s dout_t . ys_st flows to x_t (times
+    // w_g) and to w_g (times x_t).
+    std::vector<float> gate, dz, gdout;
     if (w.shared_gate) {
-        gate.resize(N), dz.assign(N, 0.f);
+        gate.resize(N), dz.assign(N, 0.f), gdout.resize((size_t)N * C);
         for (int t = 0; t < N; t++) gate[t] = (float)shared_gate_of(w.shared_gate, x + (size_t)t * C, C);
         for (int t = 0; t < N; t++)
-            for (int c = 0; c < C; c++) b.dye[(size_t)t * C + c] = gate[t] * dout[(size_t)t * C + c];
+            for (int c = 0; c < C; c++) gdout[(size_t)t * C + c] = gate[t] * dout[(size_t)t * C + c];
     }
     for (int s = 0; s < d.n_shared; s++) {
         if (w.shared_gate)
@@ -147,7 +147,7 @@ void moe_experts_backward(float* dx, const MoeWeights& g, const ExpertScratch& b
                 for (int c = 0; c < C; c++) dot += (double)dout[(size_t)t * C + c] * ys[c];
                 dz[t] += (float)(dot * gate[t] * (1 - gate[t]));
             }
-        swiglu_ffn_backward(dx, g.shared[s], b.sfb, b.sfh, w.shared_gate ? b.dye : dout, x, sv.sfa + (size_t)s * N * Fs,
+        swiglu_ffn_backward(dx, g.shared[s], b.sfb, b.sfh, w.shared_gate ? gdout.data() : dout, x, sv.sfa + (size_t)s * N * Fs,
                             sv.sfb + (size_t)s * N * Fs, sv.sfh + (size_t)s * N * Fs, w.shared[s], N, C, Fs);
     }
     for (int t = 0; t < (int)dz.size(); t++)

@@ -36,11 +36,8 @@ Result<std::unique_ptr<TrainState>> real_model_lesson_stand_in(const std::functi
     return st;
 }
 
-namespace {
-
-// 1, K/2, K, 2K within 1..E, of those the routing takes (a group-limited router needs a top-k its kept
-// groups divide).
-std::vector<int> lesson_ks(const Config& cfg, const ModelConfig& c) {
+// Of 1, K/2, K, 2K, those the routing takes (a group-limited router needs a top-k its kept groups divide).
+std::vector<int> real_model_lesson_ks(const Config& cfg, const ModelConfig& c) {
     const int K = c.moe.top_k, E = c.moe.n_experts;
     std::set<int> want{1, std::max(1, K / 2), K, std::min(E, 2 * K)};
     std::vector<int> ks;
@@ -53,8 +50,6 @@ std::vector<int> lesson_ks(const Config& cfg, const ModelConfig& c) {
     }
     return ks;
 }
-
-}  // namespace
 
 Result<RealModelFindings> real_model_lesson_measure(Model& m, const Config& cfg, const Tokenizer& tok, int tokens,
                                                     int context, const std::function<void(const std::string&)>& progress) {
@@ -74,7 +69,7 @@ Result<RealModelFindings> real_model_lesson_measure(Model& m, const Config& cfg,
     std::vector<int> mix;  // an equal share of each domain, 4,096 tokens in all at most
     const size_t share = 4096 / domains->size();
     for (const AnalysisDomain& d : *domains) mix.insert(mix.end(), d.ids.begin(), d.ids.begin() + (ptrdiff_t)std::min(share, d.ids.size()));
-    f.ks = lesson_ks(cfg, m.cfg);
+    f.ks = real_model_lesson_ks(cfg, m.cfg);
     EvalOptions eo;
     eo.context = ctx;
     eo.progress = [&](int done, int total) {
@@ -111,20 +106,23 @@ std::string real_model_lesson_conclude(const RealModelFindings& f) {
     const int E = (int)a.layers[0].by_domain.size(), D = (int)a.domains.size();
     std::string s = str_printf(
         "On %lld tokens of %d domains, a token's first expert names its domain with NMI %.3f (layer %d) to %.3f (layer %d), "
-        "%.3f above a random router of the same load on average: %s. The most domain-bound expert is %d of layer %d, with "
-        "%.0f%% of its choices from %s (an even split would be %.0f%%). Much of that follows the tokens, which differ "
-        "between domains: a token's "
-        "favourite expert is among its experts in %.0f%% of its occurrences (about %.0f%% if routing ignored the token). ",
+        "%.3f above a random router of the same load on average: %s. ",
         (long long)a.tokens, D, lo->nmi_domain, lo->layer, hi->nmi_domain, hi->layer, excess,
-        excess > 0.1 ? "well above chance" : excess > 0.02 ? "a little above chance" : "no more than chance",
-        be, bl, 100 * best, a.domains[bd].c_str(), 100.0 / D, 100 * vocab, 100.0 * f.model_top_k / E);
-    size_t own = 0;
-    for (size_t i = 0; i < f.ks.size(); i++)
+        excess > 0.1 ? "well above chance" : excess > 0.02 ? "a little above chance" : "no more than chance");
+    if (best > 0)
+        s += str_printf("The most domain-bound expert is %d of layer %d, with %.0f%% of its choices from %s (an even split "
+                        "would be %.0f%%). ", be, bl, 100 * best, a.domains[bd].c_str(), 100.0 / D);
+    s += str_printf("Much of that follows the tokens, which differ between domains: a token's favourite expert is among its "
+                    "experts in %.0f%% of its occurrences (about %.0f%% if routing ignored the token). ",
+                    100 * vocab, 100.0 * f.model_top_k / E);
+    size_t own = f.sweep.size();
+    for (size_t i = 0; i < f.ks.size() && i < f.sweep.size(); i++)
         if (f.ks[i] == f.model_top_k) own = i;
+    if (own == f.sweep.size()) return s + "The top-k sweep did not reach the model's own top-k: no cost to compare with.";
     const EvalReport& base = f.sweep[own];
     s += str_printf("At its own top-%d the perplexity is %.2f with %.3gM active parameters per token", f.model_top_k,
                     base.perplexity, base.active_params / 1e6);
-    for (size_t i = 0; i < f.sweep.size(); i++) {
+    for (size_t i = 0; i < f.sweep.size() && i < f.ks.size(); i++) {
         if (i == own) continue;
         s += str_printf("; top-%d: %.2f (%+.1f%%) with %+.0f%% active parameters", f.ks[i], f.sweep[i].perplexity,
                         100 * (f.sweep[i].perplexity / base.perplexity - 1), 100 * (f.sweep[i].active_params / base.active_params - 1));

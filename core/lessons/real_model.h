@@ -38,6 +38,9 @@ struct RealModelFindings {
     std::vector<EvalReport> sweep;    // one per k, on a mix of the domains
 };
 
+// The lesson's top-k: 1, K/2, K, 2K within 1..E, those the routing takes.
+std::vector<int> real_model_lesson_ks(const Config& cfg, const ModelConfig& c);
+
 // Measures m (cfg: its run's config) on `tokens` tokens per domain: the analysis, then the top-k
 // sweep (1, K/2, K, 2K within 1..E) on an equal share of each domain, 4,096 tokens in all at most.
 // progress: what is being done, a share of it.

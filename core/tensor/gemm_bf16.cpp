@@ -77,7 +77,9 @@ void gemm_widen(int M, int N, int K, const float* A, int lda, const uint16_t* B,
 // The backward's product through a frozen BF16 weight: C (M,K) += A (M,N) . B, B (N,K). The blocks of B's
 // rows widen into the same buffer as the forward's; each block adds its rows' share of the sum.
 void gemm_widen_acc_nn(int M, int N, int K, const float* A, int lda, const uint16_t* B, float* C, int ldc) {
-    const int nb = rows_per_block(N, K);
+    // Every block adds into all of C (M,K): blocks of at least 256 rows (2 MB of float32 at K = 2048),
+    // or the LM head's backward (N = V = 50k) would read and write C some 1,600 times.
+    const int nb = std::min(N, std::max(256, rows_per_block(N, K)));
     float* w = thread_buffer<float, 0>((size_t)nb * K);
     for (int n0 = 0; n0 < N; n0 += nb) {
         const int n = std::min(nb, N - n0);
