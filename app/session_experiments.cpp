@@ -68,7 +68,7 @@ void Session::runExperiment(const ExperimentRequest& r, bool& probeDue) {
     }
     {
         std::lock_guard<std::mutex> lock(requestMutex_);  // one step with requestExperiment's check: no gap
-        experimentCancel_ = false;                         // a cancel meant for the one before
+        experimentCancel_ = stop_.load();                  // a cancel meant for the one before is not this one's; a stop is
         experimentRunning_ = true;
     }
     if (s.step != experimentCacheStep_) experimentCache_ = {}, experimentCacheStep_ = s.step;  // the weights moved

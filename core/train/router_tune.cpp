@@ -108,7 +108,8 @@ Result<RouterTuneReport> router_tune(Model& m, const std::vector<int>& ids, cons
         rep.tensors.push_back(s.name);
         rep.trainable += (int64_t)s.numel;
     }
-    for (const TensorSpec& s : model_param_layout(m.cfg).specs()) rep.frozen += (int64_t)s.numel;
+    const Layout all = model_param_layout(m.cfg);  // named: a range-for over a temporary's specs() would dangle
+    for (const TensorSpec& s : all.specs()) rep.frozen += (int64_t)s.numel;
     rep.frozen -= rep.trainable;
     Activations a;
     activations_create(a, m.cfg, B, T);
