@@ -124,15 +124,7 @@ std::vector<int> sweep_ks(const ModelConfig& c, const Config& cfg, const Interve
     if (!asked.empty()) return asked;
     std::set<int> ks{c.moe.top_k, c.moe.n_experts};
     for (int k = 1; k < c.moe.n_experts; k *= 2) ks.insert(k);
-    std::vector<int> out;
-    for (int k : ks) {
-        Config t = cfg;
-        t.model = c;
-        Interventions at = iv;
-        at.top_k = k;
-        if (k == c.moe.top_k || interventions_apply(t, at)) out.push_back(k);
-    }
-    return out;
+    return interventions_top_k_accepted(cfg, c, iv, {ks.begin(), ks.end()});
 }
 
 void run_sweep(Model& m, const Config& cfg, const std::vector<int>& ids, const ExperimentRequest& r, int context,

@@ -44,4 +44,17 @@ Status interventions_apply(Config& cfg, const Interventions& iv) {
     return Status::ok();
 }
 
+std::vector<int> interventions_top_k_accepted(const Config& cfg, const ModelConfig& m, const Interventions& iv,
+                                              const std::vector<int>& ks) {
+    std::vector<int> out;
+    for (int k : ks) {
+        Config t = cfg;
+        t.model = m;
+        Interventions at = iv;
+        at.top_k = k;
+        if (k == m.moe.top_k || interventions_apply(t, at)) out.push_back(k);
+    }
+    return out;
+}
+
 }  // namespace rl

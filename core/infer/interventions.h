@@ -5,6 +5,7 @@
 // read them the one way; this file only turns a request into those settings and checks it.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "util/status.h"
@@ -24,5 +25,11 @@ struct Interventions {
 // (a dense model, top-k beyond its experts, renormalising a sigmoid router, an unknown expert) is
 // refused in one line that says what to pass instead. cfg is left as it was on an error.
 Status interventions_apply(Config& cfg, const Interventions& iv);
+
+// Of the top-k values ks, those a model of config m (cfg: its run's config) takes with iv's other
+// interventions, in order; its own top-k always. A group-limited router needs a top-k its kept groups
+// divide (the sweeps of the experiments view and of the real-model lesson ask this).
+std::vector<int> interventions_top_k_accepted(const Config& cfg, const ModelConfig& m, const Interventions& iv,
+                                              const std::vector<int>& ks);
 
 }  // namespace rl

@@ -39,16 +39,8 @@ Result<std::unique_ptr<TrainState>> real_model_lesson_stand_in(const std::functi
 // Of 1, K/2, K, 2K, those the routing takes (a group-limited router needs a top-k its kept groups divide).
 std::vector<int> real_model_lesson_ks(const Config& cfg, const ModelConfig& c) {
     const int K = c.moe.top_k, E = c.moe.n_experts;
-    std::set<int> want{1, std::max(1, K / 2), K, std::min(E, 2 * K)};
-    std::vector<int> ks;
-    for (int k : want) {
-        Config t = cfg;
-        t.model = c;
-        Interventions iv;
-        iv.top_k = k;
-        if (k == K || interventions_apply(t, iv)) ks.push_back(k);
-    }
-    return ks;
+    const std::set<int> want{1, std::max(1, K / 2), K, std::min(E, 2 * K)};
+    return interventions_top_k_accepted(cfg, c, {}, {want.begin(), want.end()});
 }
 
 Result<RealModelFindings> real_model_lesson_measure(Model& m, const Config& cfg, const Tokenizer& tok, int tokens,
