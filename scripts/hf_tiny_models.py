@@ -152,7 +152,55 @@ MOH_LLAMA3_MODELING = """# Stand-in for SkyworkAI/MoH's MoH-LLaMA3 modeling_llam
 """
 
 
+# Like jetmoe/jetmoe-8b as transformers' JetMoeConfig writes it: num_local_experts (E) serves both the
+# attention experts (MoA) and the FFN experts (MoE), each attention expert has num_key_value_heads query
+# heads of kv_channels (10 here, != hidden / heads); num_attention_heads = kv heads x top-k (derived);
+# tied embeddings. rms_norm_eps is only the final norm's (the layers' norms keep JetMoeRMSNorm's 1e-6).
+JETMOE = {
+    "architectures": ["JetMoeForCausalLM"], "model_type": "jetmoe",
+    "vocab_size": 103, "hidden_size": 48, "num_hidden_layers": 3, "num_key_value_heads": 2,
+    "kv_channels": 10, "intermediate_size": 24, "num_attention_heads": 4,
+    "max_position_embeddings": 256, "activation_function": "silu", "num_local_experts": 6,
+    "num_experts_per_tok": 2, "output_router_logits": False, "aux_loss_coef": 0.01,
+    "use_cache": True, "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": True,
+    "rope_theta": 10000.0, "rms_norm_eps": 1e-05, "initializer_range": 0.01, "attention_dropout": 0.0,
+    "transformers_version": "4.40.0.dev0",
+}
+
+# The same model as the published jetmoe-8b derivatives' config.json files write it: the original
+# myshell-ai/JetMoE key names (moe_num_experts, moe_top_k, ffn_hidden_size, "JetMoEForCausalLM"),
+# GPT-style duplicates, and no tie_word_embeddings key (JetMoE ties by default).
+JETMOE_ORIGINAL = {
+    "architectures": ["JetMoEForCausalLM"], "model_type": "jetmoe",
+    "vocab_size": 103, "hidden_size": 48, "num_hidden_layers": 3, "num_layers": 3, "num_key_value_heads": 2,
+    "kv_channels": 10, "ffn_hidden_size": 24, "num_attention_heads": 4, "n_positions": 256,
+    "max_position_embeddings": 256, "activation_function": "silu", "glu": True, "bias": True,
+    "moe_num_experts": 6, "moe_top_k": 2, "rotary_percent": 1.0, "rope_theta": 10000.0,
+    "rms_norm_eps": 1e-05, "layer_norm_epsilon": 1e-05, "initializer_range": 0.01,
+    "bos_token_id": 1, "eos_token_id": 2, "use_cache": True, "transformers_version": "4.40.0.dev0",
+}
+
+
+def n_experts(cfg):
+    """E: each family's key, JetMoE's with the original name as fallback (docs/hf-models.md)."""
+    for key in ("num_local_experts", "num_experts", "moe_num_experts"):
+        if key in cfg:
+            return cfg[key]
+    return 0
+
+
+def top_k(cfg):
+    return cfg.get("num_experts_per_tok") or cfg.get("moe_top_k") or 0
+
+
+def tied(cfg):
+    # JetMoeConfig: tie_word_embeddings=True by default; the other files here always carry the key
+    return cfg.get("tie_word_embeddings", cfg["model_type"] == "jetmoe")
+
+
 def head_dim(cfg):
+    if cfg["model_type"] == "jetmoe":  # JetMoeConfig attribute_map: head_dim -> kv_channels
+        return cfg["kv_channels"]
     # modeling_llama.py / modeling_qwen3_moe.py *Attention.__init__:
     # getattr(config, "head_dim", hidden_size // num_attention_heads)
     return cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
@@ -272,6 +320,28 @@ def ffn_weights_qwen3moe(cfg, dr, p, l, W):
         swiglu_weights(dr, f"{p}mlp.experts.{e}.", H, cfg["moe_intermediate_size"], W)
 
 
+def attention_weights_jetmoe(cfg, dr, p, W, qkv_bias=False, qk_norm=None):
+    # modeling_jetmoe.py JetMoeAttention: experts = JetMoeMoA (input_linear [E, KV*D, H] and
+    # output_linear [E, H, KV*D] as JetMoeParallelExperts, router.layer [E, H], bias [H]); kv_proj [2 KV*D, H]
+    H, E, KV, D = cfg["hidden_size"], n_experts(cfg), cfg["num_key_value_heads"], head_dim(cfg)
+    a = p + "self_attention."
+    W[a + "experts.input_linear.weight"] = torch.stack([dr.proj_by_head(KV, D, H) for _ in range(E)])
+    W[a + "experts.output_linear.weight"] = dr.normal(E, H, KV * D)
+    W[a + "experts.router.layer.weight"] = dr.normal(E, H, std=0.3)
+    W[a + "experts.bias"] = dr.normal(H)
+    W[a + "kv_proj.weight"] = torch.cat([dr.proj_by_head(KV, D, H), dr.normal(KV * D, H)])
+
+
+def ffn_weights_jetmoe(cfg, dr, p, l, W):
+    H, E, I = cfg["hidden_size"], n_experts(cfg), cfg.get("intermediate_size") or cfg["ffn_hidden_size"]
+    # modeling_jetmoe.py JetMoeMoE: input_linear [E, 2I, H] (gate half first), output_linear [E, H, I],
+    # router.layer [E, H], bias [H]
+    W[p + "mlp.input_linear.weight"] = dr.normal(E, 2 * I, H)
+    W[p + "mlp.output_linear.weight"] = dr.normal(E, H, I)
+    W[p + "mlp.router.layer.weight"] = dr.normal(E, H, std=0.3)
+    W[p + "mlp.bias"] = dr.normal(H)
+
+
 def make_weights(arch, seed):
     cfg = arch["config"]
     dr = Draw(seed)
@@ -279,12 +349,13 @@ def make_weights(arch, seed):
     W = {"model.embed_tokens.weight": dr.normal(V, H, std=0.3)}
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
-        attention_weights(cfg, dr, p, W, qkv_bias=arch["qkv_bias"], qk_norm=arch["qk_norm"])
+        arch.get("attention_weights", attention_weights)(cfg, dr, p, W, qkv_bias=arch["qkv_bias"],
+                                                         qk_norm=arch["qk_norm"])
         arch["ffn_weights"](cfg, dr, p, l, W)
         W[p + "input_layernorm.weight"] = dr.norm_weight(H)
         W[p + "post_attention_layernorm.weight"] = dr.norm_weight(H)
     W["model.norm.weight"] = dr.norm_weight(H)
-    if not cfg["tie_word_embeddings"]:  # tied: the file has no lm_head.weight
+    if not tied(cfg):  # tied: the file has no lm_head.weight
         W["lm_head.weight"] = dr.normal(V, H)
     return W
 
@@ -411,6 +482,35 @@ def attention(arch, cfg, W, p, h, cos, sin):
     return linear(out.reshape(T, -1), W[a + "o_proj.weight"], W.get(a + "o_proj.bias")), mask, head_scores
 
 
+def attention_jetmoe(arch, cfg, W, p, h, cos, sin):
+    """JetMoE's mixture of attention heads: the block's output, each token's attention experts [T, k]
+    and the router's logits [T, E]."""
+    a = p + "self_attention."
+    T, E, k, KV, D = h.shape[0], n_experts(cfg), top_k(cfg), cfg["num_key_value_heads"], head_dim(cfg)
+    # modeling_jetmoe.py JetMoeTopKGating.forward: logits in float32, top-k, softmax over those k
+    logits = linear(h, W[a + "experts.router.layer.weight"]).float()
+    top_logits, experts = logits.topk(k, dim=-1)
+    gates = torch.softmax(top_logits, dim=-1)
+    # JetMoeMoA.map: slot j's queries input_linear[e_j] h, [T, k, KV*D] viewed as [T, k*KV, D]:
+    # query head j*KV + i is slot j's i-th head
+    w_in = W[a + "experts.input_linear.weight"]
+    q = torch.einsum("tjac,tc->tja", w_in[experts], h).reshape(T, k * KV, D)
+    # JetMoeAttention.forward: kv_proj(x).chunk(2, dim=-1) -> K, V [T, KV, D]; RoPE on q and K
+    key, val = linear(h, W[a + "kv_proj.weight"]).chunk(2, dim=-1)
+    key, val = key.view(T, KV, D), val.view(T, KV, D)
+    q, key = apply_rope(q, cos, sin), apply_rope(key, cos, sin)
+    # key_states.repeat(1, top_k, 1, 1): the kv heads TILED, so query head j*KV + i reads kv head i
+    key, val = key.repeat(1, k, 1), val.repeat(1, k, 1)
+    scores = torch.einsum("thd,shd->hts", q, key) * D ** -0.5
+    causal = torch.ones(T, T, dtype=torch.bool).triu(1)
+    probs = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1, dtype=torch.float32)
+    out = torch.einsum("hts,shd->thd", probs, val).reshape(T, k, KV * D)
+    # JetMoeMoA.reduce: sum over j of gate_j * output_linear[e_j] out_j, then + bias once per token
+    w_out = W[a + "experts.output_linear.weight"]
+    y = torch.einsum("tj,tjca,tja->tc", gates, w_out[experts], out) + W[a + "experts.bias"]
+    return y, experts, logits
+
+
 def swiglu(x, W, prefix, names=("gate_proj", "up_proj", "down_proj")):
     # modeling_llama.py LlamaMLP.forward: down(silu(gate(x)) * up(x))
     g = linear(x, W[prefix + names[0] + ".weight"])
@@ -520,6 +620,21 @@ def ffn_granitemoe(cfg, W, p, l, x, iv):
     return routed(x, logits, cfg["num_experts_per_tok"], True, iv, expert, key_is_logits=True)
 
 
+def ffn_jetmoe(cfg, W, p, l, x, iv):
+    # modeling_jetmoe.py JetMoeMoE.forward: the gating of JetMoeTopKGating (top-k logits, softmax over
+    # them), input_linear chunk(2): silu(first half) * second half, output_linear, then + bias once
+    m = p + "mlp."
+    logits = linear(x, W[m + "router.layer.weight"]).float()
+    w_in, w_out = W[m + "input_linear.weight"], W[m + "output_linear.weight"]
+
+    def expert(e, xs):
+        gate, up = linear(xs, w_in[e]).chunk(2, dim=-1)
+        return linear(F.silu(gate) * up, w_out[e])
+
+    out, route_ = routed(x, logits, top_k(cfg), True, iv, expert, key_is_logits=True)
+    return out + W[m + "bias"], route_
+
+
 def ffn_olmoe(cfg, W, p, l, x, iv):
     # modeling_olmoe.py OlmoeSparseMoeBlock.forward: softmax, top-k, renormalise iff norm_topk_prob
     logits = linear(x, W[p + "mlp.gate.weight"])
@@ -558,6 +673,9 @@ def forward(arch, W, ids, iv=None, heads=None):
     (layer, mask [T, H], routed scores [T, R]) of each layer under a head rule."""
     cfg = arch["config"]
     eps = cfg["rms_norm_eps"]
+    # modeling_jetmoe.py JetMoeDecoderLayer.__init__: input/post_attention_layernorm = JetMoeRMSNorm(hidden)
+    # with its default eps 1e-6; only the final norm reads rms_norm_eps
+    layer_eps = 1e-6 if cfg["model_type"] == "jetmoe" else eps
     # modeling_granitemoe.py GraniteMoeModel.forward: inputs_embeds * embedding_multiplier
     x = W["model.embed_tokens.weight"][torch.tensor(ids)] * cfg.get("embedding_multiplier", 1.0)
     cos, sin = rope_tables(len(ids), head_dim(cfg), cfg["rope_theta"], cfg.get("rope_scaling"))
@@ -567,18 +685,21 @@ def forward(arch, W, ids, iv=None, heads=None):
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         # modeling_llama.py LlamaDecoderLayer.forward: pre-norm attention, then pre-norm MLP / MoE
-        att, mask, scores = attention(arch, cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], eps), cos, sin)
+        # (JetMoE: mask is each token's attention experts [T, k], scores the router's logits)
+        att, mask, scores = arch.get("attention", attention)(
+            arch, cfg, W, p, rms_norm(x, W[p + "input_layernorm.weight"], layer_eps), cos, sin)
         x = x + att * rm
         if mask is not None and heads is not None:
             heads.append((l, mask, scores))
-        out, route_ = arch["ffn"](cfg, W, p, l, rms_norm(x, W[p + "post_attention_layernorm.weight"], eps), iv or {})
+        out, route_ = arch["ffn"](cfg, W, p, l, rms_norm(x, W[p + "post_attention_layernorm.weight"], layer_eps),
+                                  iv or {})
         x = x + out * rm
         if route_ is not None:
             routes.append((l,) + route_)
     x = rms_norm(x, W["model.norm.weight"], eps)
     # tie_word_embeddings: lm_head is embed_tokens; modeling_granitemoe.py
     # GraniteMoeForCausalLM.forward: logits / logits_scaling
-    lm = W["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else W["lm_head.weight"]
+    lm = W["model.embed_tokens.weight"] if tied(cfg) else W["lm_head.weight"]
     return linear(x, lm) / cfg.get("logits_scaling", 1.0), routes
 
 
@@ -598,6 +719,10 @@ ARCHS = {
     "moh_llama3": dict(config=MOH_LLAMA3, qkv=qkv_plain, qkv_bias=False, qk_norm=None,
                        ffn=ffn_llama, ffn_weights=ffn_weights_llama, heads=heads_moh_llama3,
                        files={"modeling_llama.py": MOH_LLAMA3_MODELING}),
+    "jetmoe": dict(config=JETMOE, qkv=None, qkv_bias=False, qk_norm=None, attention=attention_jetmoe,
+                   attention_weights=attention_weights_jetmoe, ffn=ffn_jetmoe, ffn_weights=ffn_weights_jetmoe),
+    "jetmoe_original": dict(config=JETMOE_ORIGINAL, qkv=None, qkv_bias=False, qk_norm=None, attention=attention_jetmoe,
+                            attention_weights=attention_weights_jetmoe, ffn=ffn_jetmoe, ffn_weights=ffn_weights_jetmoe),
 }
 
 # case: (architecture, stored dtype, shards)
@@ -605,10 +730,12 @@ CASES = {}
 for _a in ARCHS:
     CASES[_a] = (_a, "float32", 1)
 for _a in ARCHS:
-    CASES[_a + "_bf16"] = (_a, "bfloat16", 1)
+    if _a != "jetmoe_original":
+        CASES[_a + "_bf16"] = (_a, "bfloat16", 1)
 CASES["mixtral_sharded"] = ("mixtral", "float32", 3)
 CASES["qwen3moe_sharded"] = ("qwen3moe", "float32", 3)
 CASES["olmoe_f16"] = ("olmoe", "float16", 1)
+CASES["jetmoe_original"] = ("jetmoe_original", "bfloat16", 2)  # as published: BF16 shards
 
 TORCH_DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
@@ -645,7 +772,7 @@ INTERVENTIONS = [
 
 
 def model_renormalises(cfg):
-    if cfg["model_type"] in ("mixtral", "granitemoe"):
+    if cfg["model_type"] in ("mixtral", "granitemoe", "jetmoe"):
         return True
     return bool(cfg.get("norm_topk_prob"))
 
@@ -654,7 +781,7 @@ def resolve(cfg, iv):
     """iv with "E" and "flip" made concrete for this config."""
     out = dict(iv)
     if out.get("top_k") == "E":
-        out["top_k"] = cfg.get("num_local_experts") or cfg["num_experts"]
+        out["top_k"] = n_experts(cfg)
     if out.get("renorm") == "flip":
         out["renorm"] = not model_renormalises(cfg)
     return out
@@ -702,16 +829,16 @@ def intervention_runs(arch, widened):
         iv = resolve(cfg, iv)
         with torch.no_grad():
             logits, routes = forward(arch, widened, IDS, iv)
-        runs.append((name, cli_flags(iv), logits, routes, route_gaps(routes, iv.get("top_k") or
-                                                                       cfg["num_experts_per_tok"])[0]))
+        runs.append((name, cli_flags(iv), logits, routes, route_gaps(routes, iv.get("top_k") or top_k(cfg))[0]))
     return runs
 
 
 def head_gap(heads, cfg):
-    """Smallest gap between the K-th and (K+1)-th routed-head score of any token and layer."""
+    """Smallest gap between the K-th and (K+1)-th routed-head score (JetMoE: attention-expert logit) of
+    any token and layer."""
     gap = math.inf
     for _, mask, scores in heads:
-        K = int(cfg["num_attention_heads"] * 0.25)
+        K = top_k(cfg) if cfg["model_type"] == "jetmoe" else int(cfg["num_attention_heads"] * 0.25)
         s = scores.sort(dim=-1, descending=True).values
         if K < s.shape[1]:
             gap = min(gap, (s[:, K - 1] - s[:, K]).min().item())
@@ -721,7 +848,7 @@ def head_gap(heads, cfg):
 def draw_case(arch, dtype, seed):
     """Weights (stored dtype), expected logits, routes and head routes, and the interventions' runs;
     redraws until every router is decisive, unchanged and under each intervention, and every head rule."""
-    k = arch["config"].get("num_experts_per_tok", 0)
+    k = top_k(arch["config"])
     for attempt in range(200):
         stored = {n: t.to(TORCH_DTYPE[dtype]) for n, t in make_weights(arch, seed + attempt).items()}
         widened = {n: t.float() for n, t in stored.items()}
@@ -841,7 +968,10 @@ def make_case(name, out_dir):
         # a head rule's choices: per layer, each token's routed heads that are on (ascending)
         "head_layers": [{"layer": l, "heads": [[h for h in range(mask.shape[1]) if mask[t, h] > 0 and
                                                  h >= int(mask.shape[1] * 0.5)] for t in range(mask.shape[0])]}
-                        for l, mask, _ in heads],
+                        for l, mask, _ in heads if cfg["model_type"] != "jetmoe"],
+        # JetMoE: per layer, each token's attention experts (the MoA router's top k, ascending)
+        "attention_expert_layers": [{"layer": l, "experts": [sorted(row) for row in chosen.tolist()]}
+                                    for l, chosen, _ in heads if cfg["model_type"] == "jetmoe"],
         "head_min_margin": head_gap(heads, arch["config"]) if heads else None,
         "interventions": [{"name": name, "flags": flags, "perplexity": perplexity(lg, IDS),
                            "min_margin": m if math.isfinite(m) else None,  # None: every unmasked expert chosen

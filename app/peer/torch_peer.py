@@ -86,8 +86,9 @@ KNOWN_KEYS = {
     "attention.rope_scaling.high_freq_factor", "attention.rope_scaling.original_max_positions",
     # routing interventions on a frozen model: only their defaults
     "moe.masked_experts", "moe.inference_capacity_factor",
-    # MoH-LLaMA3's query-norm head rule (a forward-only import): only the learned router
-    "attention.heads.router",
+    # MoH-LLaMA3's query-norm head rule and JetMoE's attention experts, JetMoE's biases and final-norm
+    # epsilon (forward-only imports): only the learned router and the defaults
+    "attention.heads.router", "attention.heads.n_experts", "attention.out_bias", "moe.out_bias", "final_norm_eps",
 }
 KNOWN_VALUES = {
     "norm": {"rmsnorm", "layernorm"}, "norm_position": {"pre", "post"},
@@ -108,7 +109,8 @@ KNOWN_VALUES = {
     "attention.qkv_bias": {False}, "attention.qk_norm": {"none"}, "moe.topk_weights": {"auto"},
     "moe.d_ff_shared": {0}, "moe.shared_expert_gate": {False}, "moe.dense_layers": {""},
     "attention.rope_scaling.kind": {"none"}, "moe.masked_experts": {""}, "moe.inference_capacity_factor": {0.0},
-    "attention.heads.router": {"learned"},
+    "attention.heads.router": {"learned"}, "attention.heads.n_experts": {0}, "attention.out_bias": {False},
+    "moe.out_bias": {False}, "final_norm_eps": {0.0},
 }
 
 

@@ -54,7 +54,7 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
     X(rope_forward) X(rope_backward)                                                                         \
     X(attention_forward) X(attention_backward) X(attention_decode_row)                                       \
     X(head_router_forward) X(head_router_balance) X(head_router_backward) X(head_gates_static)               \
-    X(head_gates_query_norm)                                                                                 \
+    X(head_gates_query_norm) X(head_gates_experts) X(head_gates_experts_backward)                            \
     X(head_gate_forward) X(head_gate_backward) X(route_bias_update)                                          \
     X(kv_groups_needed) X(attn_skip_forward) X(attn_skip_backward)                                           \
     X(swiglu_ffn_forward) X(swiglu_ffn_backward) X(relu_forward) X(relu_backward) X(gelu_forward)            \

@@ -36,7 +36,8 @@ const EnumName<HeadSelection> k_heads[] = {{HeadSelection::all_heads, "all_heads
                                            {HeadSelection::static_pruning, "static_pruning"},
                                            {HeadSelection::moh, "moh"}};
 const EnumName<GateScaling> k_scalings[] = {{GateScaling::official, "official"}, {GateScaling::paper, "paper"}};
-const EnumName<HeadRouterKind> k_head_routers[] = {{HeadRouterKind::learned, "learned"}, {HeadRouterKind::query_norm, "query_norm"}};
+const EnumName<HeadRouterKind> k_head_routers[] = {{HeadRouterKind::learned, "learned"}, {HeadRouterKind::query_norm, "query_norm"},
+                                                     {HeadRouterKind::experts, "experts"}};
 const EnumName<HeadsPath> k_heads_paths[] = {{HeadsPath::skip, "skip"}, {HeadsPath::dense_masked, "dense_masked"}};
 const EnumName<DeviceKind> k_devices[] = {{DeviceKind::automatic, "auto"}, {DeviceKind::cpu, "cpu"}, {DeviceKind::cuda, "cuda"}};
 const EnumName<FfnRouting> k_ffn_routing[] = {{FfnRouting::dense, "dense"}, {FfnRouting::moe, "moe"},
@@ -143,6 +144,7 @@ void attention_fields(A& a, Visit& visit) {
     visit("model.attention.rope_scaling.original_max_positions", a.rope_scaling.original_max_positions);
     visit("model.attention.scale", a.scale);
     visit("model.attention.qkv_bias", a.qkv_bias);
+    visit("model.attention.out_bias", a.out_bias);
     visit("model.attention.qk_norm", a.qk_norm, k_qk_norm);
     visit("model.attention.window.kind", w.kind, k_windows);
     visit("model.attention.window.size", w.size);
@@ -158,6 +160,7 @@ void attention_fields(A& a, Visit& visit) {
     visit("model.attention.heads.head_bias", h.head_bias);
     visit("model.attention.heads.bias_update_rate", h.bias_update_rate);
     visit("model.attention.heads.router", h.router, k_head_routers);
+    visit("model.attention.heads.n_experts", h.n_experts);
 }
 
 // Every config key, once: its path and its place in Config. Writing and reading both walk this list,
@@ -183,6 +186,7 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.norm_position", m.norm_position, k_norm_pos);
     visit("model.norm_eps", m.norm_eps);
     visit("model.final_norm", m.final_norm);
+    visit("model.final_norm_eps", m.final_norm_eps);
     visit("model.tie_embeddings", m.tie_embeddings);
     visit("model.lm_head_bias", m.lm_head_bias);
     visit("model.embedding_multiplier", m.embedding_multiplier);
@@ -215,6 +219,7 @@ void config_fields(C& c, Visit&& visit) {
     visit("model.moe.topk_weights", e.topk_weights, k_topk_weights);
     visit("model.moe.d_ff_shared", e.d_ff_shared);
     visit("model.moe.shared_expert_gate", e.shared_expert_gate);
+    visit("model.moe.out_bias", e.out_bias);
     visit("model.moe.dense_layers", e.dense_layers);
     visit("model.moe.masked_experts", e.masked_experts);
     visit("model.moe.inference_capacity_factor", e.inference_capacity_factor);
@@ -490,11 +495,14 @@ std::string config_training_blocker(const ModelConfig& m) {
     if (m.logits_scaling != 1.f) keys.push_back("model.logits_scaling");
     if (m.attention.scale != 0.f) keys.push_back("model.attention.scale");
     if (m.attention.qkv_bias) keys.push_back("model.attention.qkv_bias");
+    if (m.attention.out_bias) keys.push_back("model.attention.out_bias");
+    if (m.final_norm_eps != 0.f) keys.push_back("model.final_norm_eps");
     if (m.attention.qk_norm != QkNorm::none) keys.push_back("model.attention.qk_norm");
     if (m.attention.rope_scaling.kind != RopeScaling::none) keys.push_back("model.attention.rope_scaling.kind");
     const bool sparse = m.moe.kind != FfnRouting::dense;
     if (sparse && m.moe.d_ff_shared != 0) keys.push_back("model.moe.d_ff_shared");
     if (sparse && m.moe.shared_expert_gate) keys.push_back("model.moe.shared_expert_gate");
+    if (sparse && m.moe.out_bias) keys.push_back("model.moe.out_bias");
     if (sparse && !m.moe.dense_layers.empty()) keys.push_back("model.moe.dense_layers");
     if (m.attention.heads.router != HeadRouterKind::learned) keys.push_back("model.attention.heads.router");
     if (keys.empty()) return {};
@@ -531,6 +539,7 @@ Status validate_dims(const ModelConfig& m) {
     if (!in(m.seq_len, 2, 4096)) return bad("model.seq_len", "must be in 2..4096, got " + std::to_string(m.seq_len));
     if (m.vocab_size < 0 || m.vocab_size > 1000000) return bad("model.vocab_size", "must be 0 (from tokenizer) or 1..1000000");
     if (!(m.norm_eps > 0 && m.norm_eps < 1)) return bad("model.norm_eps", "must be in (0, 1)");
+    if (!(m.final_norm_eps >= 0 && m.final_norm_eps < 1)) return bad("model.final_norm_eps", "must be in [0, 1) (0: norm_eps)");
     if (!(m.embedding_multiplier > 0 && m.embedding_multiplier < 1e4)) return bad("model.embedding_multiplier", "must be in (0, 1e4) (1 = off)");
     if (!(m.residual_multiplier > 0 && m.residual_multiplier < 1e4)) return bad("model.residual_multiplier", "must be in (0, 1e4) (1 = off)");
     if (!(m.logits_scaling > 0 && m.logits_scaling < 1e4)) return bad("model.logits_scaling", "must be in (0, 1e4) (1 = off)");
@@ -592,8 +601,18 @@ Status validate_heads(const ModelConfig& m) {
         return bad("model.attention.heads.head_bias", "needs routed heads (heads.kind=moh); it balances the head router");
     if (h.router == HeadRouterKind::query_norm && h.kind != HeadSelection::moh)
         return bad("model.attention.heads.router", "query_norm chooses routed heads: it needs heads.kind=moh");
-    if (h.router == HeadRouterKind::query_norm && h.head_bias)
-        return bad("model.attention.heads.head_bias", "balances a learned head router; query_norm has none");
+    if (h.router != HeadRouterKind::learned && h.head_bias)
+        return bad("model.attention.heads.head_bias", "balances a learned head router; query_norm and experts have none");
+    if (a.out_bias && !a.use_wo) return bad("model.attention.out_bias", "is added after W_O: it needs attention.use_wo");
+    if (h.router == HeadRouterKind::experts) {
+        if (h.kind != HeadSelection::moh || h.n_shared != 0)
+            return bad("model.attention.heads.router", "experts routes every head: it needs heads.kind=moh and n_shared=0");
+        if (!in(h.n_experts, 1, m.n_heads) || m.n_heads % h.n_experts != 0)
+            return bad("model.attention.heads.n_experts", "must divide n_heads (" + std::to_string(m.n_heads) + "), got " + std::to_string(h.n_experts));
+        const int per = m.n_heads / h.n_experts;
+        if (h.n_active_routed % per != 0)
+            return bad("model.attention.heads.n_active_routed", "must be a multiple of the heads per expert (" + std::to_string(per) + "), got " + std::to_string(h.n_active_routed));
+    }
     if (!(h.bias_update_rate >= 0 && h.bias_update_rate < 1))
         return bad("model.attention.heads.bias_update_rate", "must be in [0, 1)");
     return Status::ok();

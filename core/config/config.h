@@ -16,7 +16,7 @@ enum class WindowStrategy { fixed, seq_len, entropy };
 enum class FfnKind { swiglu, relu, gelu };
 enum class HeadSelection { all_heads, static_pruning, moh };
 enum class GateScaling { official, paper };
-enum class HeadRouterKind { learned, query_norm };
+enum class HeadRouterKind { learned, query_norm, experts };
 enum class HeadsPath { skip, dense_masked };
 enum class DeviceKind { automatic, cpu, cuda };
 enum class FfnRouting { dense, moe, mh_moe };
@@ -53,8 +53,14 @@ struct HeadsConfig {
     // moh: who chooses the routed heads. learned: the router above (W_r, W_s, W_h). query_norm: no
     // weights; per token the n_active_routed routed heads whose queries (before RoPE) have the largest
     // L2 norm, every gate 1 (shared and chosen heads), others 0: the rule SkyworkAI's MoH-LLaMA3
-    // inference code applies to Llama-3 weights (docs/hf-models.md). Forward only.
+    // inference code applies to Llama-3 weights (docs/hf-models.md). Forward only. experts: JetMoE's
+    // mixture of attention heads (docs/hf-models.md): the heads form n_experts attention experts of
+    // H / n_experts heads, head h in expert h % n_experts (so that a kv group holds one head of each);
+    // W_r (n_experts, C), per token the top k = n_active_routed / (H / n_experts) experts by logit,
+    // each of their heads gated by the softmax over the k chosen logits, the other heads 0 (n_shared
+    // 0). Forward and router gradient; training refuses it (config_training_blocker).
     HeadRouterKind router = HeadRouterKind::learned;
+    int n_experts = 0;            // experts router only: attention experts
 };
 
 // RoPE frequencies rescaled per band, as Llama 3.1+ checkpoints set (transformers modeling_rope_utils.py
@@ -79,6 +85,7 @@ struct AttentionConfig {
     // them (config_training_blocker).
     float scale = 0.f;            // score scale; 0 = 1/sqrt(head_dim) (GraniteMoe: attention_multiplier)
     bool qkv_bias = false;        // biases on W_q, W_k, W_v (Qwen2-MoE)
+    bool out_bias = false;        // a bias (C) added to the block's output after W_O (JetMoE's experts.bias)
     QkNorm qk_norm = QkNorm::none; // RMSNorm of q and k before RoPE: over the whole projection (OLMoE) or per head (Qwen3-MoE)
     WindowConfig window;
     HeadsConfig heads;
@@ -120,6 +127,7 @@ struct MoeConfig {
     TopkWeights topk_weights = TopkWeights::automatic;
     int d_ff_shared = 0;                  // width of each shared expert; 0 = d_ff_expert (Qwen2-MoE's is wider)
     bool shared_expert_gate = false;      // the shared experts' sum times sigmoid(w . x), w (1, C) (Qwen2-MoE)
+    bool out_bias = false;                // a bias (C) added once to the sparse block's output (JetMoE's mlp.bias)
     // Layers whose FFN is the dense one (model.ffn) rather than the sparse one: comma-separated indices
     // ("0,3"), as HF's mlp_only_layers / decoder_sparse_step / first_k_dense_replace produce.
     std::string dense_layers;
@@ -144,6 +152,7 @@ struct ModelConfig {
     NormPosition norm_position = NormPosition::pre;
     float norm_eps = 1e-5f;
     bool final_norm = false;
+    float final_norm_eps = 0.f;   // the final norm's epsilon; 0 = norm_eps (JetMoE's layer norms keep 1e-6)
     bool tie_embeddings = false;
     bool lm_head_bias = false;
     float embedding_multiplier = 1.f;  // embeddings times this (GraniteMoe)

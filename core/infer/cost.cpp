@@ -51,8 +51,10 @@ void fill_flops(const Model& m, const Activations& a, int B, int T, Side mode, C
     const HeadsConfig& hc = c.attention.heads;
     const bool gated = hc.kind != HeadSelection::all_heads;
     // The query-norm rule (MoH-LLaMA3) has no router product: it reads the query norms (2 D per head).
-    const double router = hc.kind != HeadSelection::moh ? 0
+    // JetMoE's attention-expert router: one logit per expert.
+    const double router = hc.kind != HeadSelection::moh                  ? 0
                           : hc.router == HeadRouterKind::query_norm ? 2 * D * (H - hc.n_shared)
+                          : hc.router == HeadRouterKind::experts    ? 2 * C * hc.n_experts
                                                                  : 2 * C * (H - hc.n_shared + (hc.n_shared ? hc.n_shared + 2 : 0));
     const int W = a.window;
     CostComponent attn{"attention"}, ffn{"ffn"}, head{"lm_head"};

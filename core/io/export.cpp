@@ -40,6 +40,13 @@ std::vector<std::string> export_unmapped(const ModelConfig& m, const std::string
     if (a.heads.router == HeadRouterKind::query_norm)
         u.push_back("model.attention.heads.router=query_norm: MoH-LLaMA3's rule (heads chosen by their query norms) "
                     "lives in that model's own modeling file; a plain engine runs every head");
+    if (a.heads.router == HeadRouterKind::experts)
+        u.push_back("model.attention.heads.router=experts: JetMoE's mixture of attention heads (top-k attention experts) "
+                    "has no equivalent in a plain engine; every head runs");
+    if (a.out_bias) u.push_back("model.attention.out_bias: the engine's attention output projection has no bias");
+    if (sparse(m) && e.out_bias) u.push_back("model.moe.out_bias: the engine's MoE block adds no output bias");
+    if (m.final_norm_eps != 0.f && m.final_norm_eps != m.norm_eps)
+        u.push_back("model.final_norm_eps: the engine uses one epsilon (norm_eps) for every RMSNorm");
     if (a.heads.head_bias) u.push_back("model.attention.heads.head_bias: aux-loss-free head balancing is RouteLab's own");
     if (a.positional == PosKind::cope)
         u.push_back("model.attention.positional=cope: contextual position encoding has no equivalent; use rope");
@@ -255,6 +262,7 @@ std::string export_hf_weights_blocker(const ModelConfig& m) {
         return no("Llama/Mixtral normalise before the LM head and this model does not (RMSNorm with weight 1 is not "
                   "the identity); retrain with model.final_norm=true");
     if (m.lm_head_bias) return no("the LM head has a bias");
+    if (a.out_bias || (sparse(m) && e.out_bias)) return no("the attention or MoE output has a bias (JetMoE)");
     if (!sparse(m)) return m.ffn.kind == FfnKind::swiglu ? "" : no("the dense FFN is not SwiGLU");
     if (e.kind != FfnRouting::moe || e.routing != MoeRouting::topk)
         return no(std::string("model.moe routing is ") + (e.kind == FfnRouting::mh_moe ? "mh_moe" : moe_routing_name(e.routing)));

@@ -18,7 +18,8 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string>& hf_supported_architectures() {
     static const std::vector<std::string> a = {"LlamaForCausalLM",    "MixtralForCausalLM", "GraniteMoeForCausalLM",
-                                               "OlmoeForCausalLM",    "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM"};
+                                               "OlmoeForCausalLM",    "Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM",
+                                               "JetMoeForCausalLM",   "JetMoEForCausalLM"};
     return a;
 }
 
@@ -102,6 +103,8 @@ HfFamily hf_family(const std::string& arch) {
     if (arch == "GraniteMoeForCausalLM") return HfFamily::granitemoe;
     if (arch == "OlmoeForCausalLM") return HfFamily::olmoe;
     if (arch == "Qwen2MoeForCausalLM") return HfFamily::qwen2moe;
+    // transformers' class, and the original myshell-ai/JetMoE's name that published config.json files carry
+    if (arch == "JetMoeForCausalLM" || arch == "JetMoEForCausalLM") return HfFamily::jetmoe;
     return HfFamily::qwen3moe;
 }
 
@@ -114,6 +117,11 @@ Status refuse_unsupported(Keys& k, HfFamily f) {
     if (k.string("hidden_act") != "" && k.string("hidden_act") != "silu")
         return no("hidden_act is \"" + k.string("hidden_act") + "\" (only silu)");
     if (f == HfFamily::olmoe && k.has("clip_qkv")) return no("clip_qkv is set");
+    if (f == HfFamily::jetmoe) {  // the original JetMoEConfig's switches (transformers' JetMoeConfig has neither)
+        if (k.string("activation_function") != "" && k.string("activation_function") != "silu")
+            return no("activation_function is \"" + k.string("activation_function") + "\" (only silu)");
+        if (!k.boolean("glu", true)) return no("glu is false (only the gated MLP)");
+    }
     if (f != HfFamily::qwen2moe && k.boolean("attention_bias", false)) return no("attention_bias is true (biases on q/k/v/o)");
     if (k.boolean("mlp_bias", false)) return no("mlp_bias is true");
     // A window at least the lab's context (4096) never masks a key here.
@@ -128,7 +136,7 @@ Status refuse_unsupported(Keys& k, HfFamily f) {
 // A refusal of config_validate's, which names RouteLab's key ("config: 'model.d_model' must be in
 // 1..8192, got 16384"), said with config.json's name for it (hidden_size) first.
 std::string in_config_terms(const std::string& msg, HfFamily f) {
-    const bool local = f == HfFamily::mixtral || f == HfFamily::granitemoe;
+    const bool local = f == HfFamily::mixtral || f == HfFamily::granitemoe || f == HfFamily::jetmoe;
     const bool qwen = f == HfFamily::qwen2moe || f == HfFamily::qwen3moe;
     const std::pair<const char*, const char*> names[] = {
         {"model.d_model", "hidden_size"}, {"model.n_layers", "num_hidden_layers"},
@@ -137,7 +145,8 @@ std::string in_config_terms(const std::string& msg, HfFamily f) {
         {"model.moe.d_ff_expert", qwen ? "moe_intermediate_size" : "intermediate_size"},
         {"model.moe.n_experts", local ? "num_local_experts" : "num_experts"}, {"model.moe.top_k", "num_experts_per_tok"},
         {"model.moe.d_ff_shared", "shared_expert_intermediate_size"}, {"model.norm_eps", "rms_norm_eps"},
-        {"model.attention.rope_theta", "rope_theta"},
+        {"model.attention.rope_theta", "rope_theta"}, {"model.attention.heads.n_experts", "num_local_experts"},
+        {"model.attention.heads.n_active_routed", "num_experts_per_tok"},
         {"model.attention.rope_scaling.original_max_positions", "rope_scaling's original_max_position_embeddings"},
         {"model.attention.rope_scaling.", "rope_scaling's "}};
     for (const auto& [ours, theirs] : names) {
@@ -236,6 +245,47 @@ void family_settings(Keys& k, HfFamily f, ModelConfig& m) {
     if (f != HfFamily::llama) moe_settings(k, f, m);
 }
 
+// JetMoE (docs/hf-models.md, "JetMoE"): transformers' JetMoeConfig keys, each falling back to the name
+// the original myshell-ai/JetMoE config carries (published config.json files use those), then to
+// JetMoeConfig's default. Its mixture of attention heads is the one model's MoH with the experts
+// router: E experts of KV query heads each (kv_channels wide) are E*KV heads, k*KV of them on per
+// token (the checkpoint's heads are reordered at load, hf_model.cpp). The two RMSNorms of a layer are
+// built without eps (JetMoeRMSNorm's 1e-6); only model.norm reads rms_norm_eps.
+void jetmoe_settings(Keys& k, ModelConfig& m) {
+    auto either = [&](const char* key, const char* original, int dflt) {
+        return k.has(key) ? k.integer(key, dflt) : k.integer(original, dflt);
+    };
+    const int KV = k.integer("num_key_value_heads", 16), E = either("num_local_experts", "moe_num_experts", 8);
+    const int top = either("num_experts_per_tok", "moe_top_k", 2);
+    m.n_kv_heads = KV;
+    m.n_heads = E * KV;
+    m.head_dim = k.integer("kv_channels", 128);
+    m.ffn.d_ff = either("intermediate_size", "ffn_hidden_size", 5632);
+    m.norm_eps = 1e-6f;
+    m.final_norm_eps = (float)k.number("rms_norm_eps", 1e-6);
+    m.tie_embeddings = k.boolean("tie_word_embeddings", true);
+    HeadsConfig& h = m.attention.heads;
+    h.kind = HeadSelection::moh;
+    h.router = HeadRouterKind::experts;
+    h.n_shared = 0;
+    h.n_experts = E;
+    h.n_active_routed = top * KV;
+    h.beta = 0;  // inference: the balance loss is not trained
+    const bool bias = k.boolean("bias", true);  // transformers' modules always have both biases
+    m.attention.out_bias = bias;
+    MoeConfig& e = m.moe;
+    e.kind = FfnRouting::moe;
+    e.routing = MoeRouting::topk;
+    e.score_function = ScoreFunction::softmax;
+    e.aux_weight = 0;
+    e.z_loss_weight = 0;
+    e.n_experts = E;
+    e.top_k = top;
+    e.d_ff_expert = m.ffn.d_ff;
+    e.topk_weights = TopkWeights::renormalised;  // JetMoeTopKGating: softmax over the top-k logits
+    e.out_bias = bias;
+}
+
 // SkyworkAI's MoH-LLaMA3 (Chat-UniVi/MoH-LLaMA3-8B): a plain Llama config.json whose auto_map points at
 // the folder's own modeling_llama.py, which routes heads by their query norms with counts fixed in that
 // file (half the heads shared, a quarter routed; docs/hf-models.md). The folder is recognised by that
@@ -298,11 +348,13 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
     m.vocab_size = k.required("vocab_size");
     m.d_model = k.required("hidden_size");
     m.n_layers = k.required("num_hidden_layers");
-    m.n_heads = k.required("num_attention_heads");
-    m.n_kv_heads = k.integer("num_key_value_heads", m.n_heads);
-    m.head_dim = k.integer("head_dim", m.n_heads > 0 ? m.d_model / m.n_heads : 0);
+    if (f != HfFamily::jetmoe) {
+        m.n_heads = k.required("num_attention_heads");
+        m.n_kv_heads = k.integer("num_key_value_heads", m.n_heads);
+        m.head_dim = k.integer("head_dim", m.n_heads > 0 ? m.d_model / m.n_heads : 0);
+        m.ffn.d_ff = k.required("intermediate_size");
+    }
     m.ffn.kind = FfnKind::swiglu;
-    m.ffn.d_ff = k.required("intermediate_size");
     m.norm = NormKind::rmsnorm;
     m.norm_position = NormPosition::pre;
     // The configuration classes' defaults where a file leaves a key out (MixtralConfig, OlmoeConfig: 1e-5).
@@ -317,7 +369,14 @@ Result<Config> hf_config_read(const std::string& dir, HfModelInfo* info) {
     if (Status st = read_rope(k, f, m.attention); !st) return st;
     m.attention.heads.kind = HeadSelection::all_heads;
     m.moe.kind = FfnRouting::dense;
-    family_settings(k, f, m);
+    if (f == HfFamily::jetmoe) jetmoe_settings(k, m);
+    else family_settings(k, f, m);
+    if (f == HfFamily::jetmoe && k.has("num_attention_heads") &&
+        k.integer("num_attention_heads", 0) != m.attention.heads.n_active_routed)
+        return Status::error("'" + file + "': num_attention_heads " + hf_json_short(k.j["num_attention_heads"]) +
+                             " is not num_key_value_heads x num_experts_per_tok (" +
+                             std::to_string(m.attention.heads.n_active_routed) +
+                             "), as JetMoE's attention experts make it; fix config.json or download it again");
     std::string head_rule;
     if (f == HfFamily::llama) moh_llama3_settings(dir, k, m, &head_rule);
     if (!head_rule.empty()) cfg.description += "; " + head_rule;

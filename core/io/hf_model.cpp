@@ -28,24 +28,61 @@ using json = nlohmann::json;
 namespace {
 
 // Tensor `ours` of the layout is elements [first, first + its numel) of checkpoint tensor `hf`, whose
-// shape is src_shape (empty: the same shape as ours).
+// shape is src_shape (empty: the same shape as ours). With run > 0 it is those elements reordered:
+// viewed as (dims..., run), each run contiguous, ours holds the axes in `order` (ours axis a is
+// source axis order[a]): JetMoE's attention experts, whose heads RouteLab numbers expert-fastest.
 struct Source {
     std::string ours, hf;
     uint64_t first = 0;
     std::vector<int64_t> src_shape;
+    std::vector<int64_t> dims;
+    std::vector<int> order;
+    int64_t run = 0;
 };
+
+// The source element where ours' run r starts (a reordered source), relative to `first`.
+uint64_t source_run_offset(const Source& s, uint64_t r) {
+    const size_t k = s.dims.size();
+    std::vector<int64_t> at(k);
+    for (size_t a = k; a-- > 0;) {  // ours' index, last axis fastest
+        const int64_t n = s.dims[s.order[a]];
+        at[s.order[a]] = (int64_t)(r % n);
+        r /= n;
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < k; i++) off = off * s.dims[i] + at[i];
+    return off * s.run;
+}
+
+// JetMoE (modeling_jetmoe.py JetMoeMoA / JetMoeAttention): expert e's query rows input_linear[e]
+// (KV*D, C) and output columns output_linear[e] (C, KV*D) become heads i*E + e, i its kv head (the
+// attention repeats K/V by tiling, so query head j of expert e reads kv head j: with heads numbered
+// expert-fastest, head h reads kv head h / E, the standard grouping); kv_proj is [K; V].
+void jetmoe_attention_sources(const ModelConfig& c, int l, std::vector<Source>& s) {
+    const std::string o = "layers." + std::to_string(l) + ".", a = "model.layers." + std::to_string(l) + ".self_attention.";
+    const int64_t E = c.attention.heads.n_experts, KV = c.n_kv_heads, D = c.head_dim, C = c.d_model, A = KV * D;
+    s.push_back({o + "attn.wq", a + "experts.input_linear.weight", 0, {E, A, C}, {E, KV}, {1, 0}, D * C});
+    s.push_back({o + "attn.wk", a + "kv_proj.weight", 0, {2 * A, C}});
+    s.push_back({o + "attn.wv", a + "kv_proj.weight", (uint64_t)(A * C), {2 * A, C}});
+    s.push_back({o + "attn.wo", a + "experts.output_linear.weight", 0, {E, C, A}, {E, C, KV}, {1, 2, 0}, D});
+    s.push_back({o + "attn.router.w_routed", a + "experts.router.layer.weight"});
+    if (c.attention.out_bias) s.push_back({o + "attn.bo", a + "experts.bias"});
+}
 
 void expert_sources(const ModelConfig& c, HfFamily f, int l, std::vector<Source>& s) {
     const std::string o = "layers." + std::to_string(l) + ".moe.", p = "model.layers." + std::to_string(l) + ".";
     const int64_t E = c.moe.n_experts, I = c.moe.d_ff_expert, C = c.d_model;
-    if (f == HfFamily::granitemoe) {  // GraniteMoeMoE: input_linear (E, 2I, C) = [gate; up], output_linear (E, C, I)
-        s.push_back({o + "router", p + "block_sparse_moe.router.layer.weight"});
+    if (f == HfFamily::granitemoe || f == HfFamily::jetmoe) {
+        // GraniteMoeMoE / JetMoeMoE: input_linear (E, 2I, C) = [gate; up], output_linear (E, C, I)
+        const std::string b = p + (f == HfFamily::jetmoe ? "mlp." : "block_sparse_moe.");
+        s.push_back({o + "router", b + "router.layer.weight"});
         for (int64_t e = 0; e < E; e++) {
             const std::string x = o + "experts." + std::to_string(e) + ".";
-            s.push_back({x + "w_gate", p + "block_sparse_moe.input_linear.weight", (uint64_t)(e * 2 * I * C), {E, 2 * I, C}});
-            s.push_back({x + "w_up", p + "block_sparse_moe.input_linear.weight", (uint64_t)((e * 2 + 1) * I * C), {E, 2 * I, C}});
-            s.push_back({x + "w_down", p + "block_sparse_moe.output_linear.weight", (uint64_t)(e * C * I), {E, C, I}});
+            s.push_back({x + "w_gate", b + "input_linear.weight", (uint64_t)(e * 2 * I * C), {E, 2 * I, C}});
+            s.push_back({x + "w_up", b + "input_linear.weight", (uint64_t)((e * 2 + 1) * I * C), {E, 2 * I, C}});
+            s.push_back({x + "w_down", b + "output_linear.weight", (uint64_t)(e * C * I), {E, C, I}});
         }
+        if (c.moe.out_bias) s.push_back({o + "out_bias", b + "bias"});
         return;
     }
     const bool mixtral = f == HfFamily::mixtral;
@@ -73,8 +110,10 @@ std::vector<Source> hf_sources(const ModelConfig& c, HfFamily f) {
     for (int l = 0; l < c.n_layers; l++) {
         const std::string o = "layers." + std::to_string(l) + ".", p = "model.layers." + std::to_string(l) + ".";
         s.push_back({o + "attn_norm", p + "input_layernorm.weight"});
-        for (const char* x : {"q", "k", "v", "o"})
-            s.push_back({o + "attn.w" + x, p + "self_attn." + x + "_proj.weight"});
+        if (f == HfFamily::jetmoe) jetmoe_attention_sources(c, l, s);
+        else
+            for (const char* x : {"q", "k", "v", "o"})
+                s.push_back({o + "attn.w" + x, p + "self_attn." + x + "_proj.weight"});
         if (c.attention.qkv_bias)
             for (const char* x : {"q", "k", "v"}) s.push_back({o + "attn.b" + x, p + "self_attn." + x + "_proj.bias"});
         if (c.attention.qk_norm != QkNorm::none) {
@@ -177,6 +216,7 @@ Status sources_check(const Layout& layout, const std::vector<Source>& sources, c
 }
 
 bool bf16_in_place(const Source& s, const TensorIndex& index) {
+    if (s.run > 0) return false;  // reordered: copied as float32
     const MappedTensor& t = *index.at(s.hf).t;
     return t.dtype == Dtype::bf16 && reinterpret_cast<uintptr_t>(t.data) % alignof(uint16_t) == 0;
 }
@@ -306,12 +346,17 @@ void weights_fill(Model& m, const std::vector<Source>& sources, const TensorInde
     for (const Source& s : sources) {
         const TensorSpec* spec = m.layout.find(s.ours);
         if (!spec) continue;  // held in the mapping (mapped_bind)
-        for (uint64_t b = 0; b < spec->numel; b += k_piece) pieces.push_back({&s, b, std::min(k_piece, spec->numel - b)});
+        const uint64_t run = s.run > 0 ? (uint64_t)s.run : 1, step = std::max<uint64_t>(1, k_piece / run) * run;
+        for (uint64_t b = 0; b < spec->numel; b += step) pieces.push_back({&s, b, std::min(step, spec->numel - b)});
     }
     parallel_for((int)pieces.size(), true, [&](int i) {
         const Piece& p = pieces[i];
-        const TensorSpec* spec = m.layout.find(p.s->ours);
-        tensor_to_f32(m.params.data.data() + spec->offset + p.begin, *index.at(p.s->hf).t, p.s->first + p.begin, p.n);
+        float* dst = m.params.data.data() + m.layout.find(p.s->ours)->offset;
+        const MappedTensor& t = *index.at(p.s->hf).t;
+        if (p.s->run == 0) return tensor_to_f32(dst + p.begin, t, p.s->first + p.begin, p.n);
+        const uint64_t run = (uint64_t)p.s->run;
+        for (uint64_t e = p.begin; e < p.begin + p.n; e += run)
+            tensor_to_f32(dst + e, t, p.s->first + source_run_offset(*p.s, e / run), run);
     }, /*dynamic=*/true);
 }
 

@@ -8,7 +8,7 @@
 
 namespace rl {
 
-enum class HfFamily { llama, mixtral, granitemoe, olmoe, qwen2moe, qwen3moe };
+enum class HfFamily { llama, mixtral, granitemoe, olmoe, qwen2moe, qwen3moe, jetmoe };
 // The family of a supported architecture name (hf_supported_architectures).
 HfFamily hf_family(const std::string& arch);
 

@@ -123,6 +123,78 @@ void head_gates_query_norm_ref(float* gates, const float* q, const HeadRouterDim
     }
 }
 
+void head_gates_experts(float* gates, const HeadRouterSaved& sv, const float* x, const float* w, const HeadRouterDims& d,
+                        int E, float* scratch) {
+    const int N = d.N, C = d.C, H = d.H, per = H / E, k = d.K / per;
+    float* z = scratch;  // (N,E) logits
+    gemm(false, true, N, E, C, 1.f, x, C, w, C, 0.f, z, E);
+    parallel_for(N, N >= k_parallel_rows, [&](int t) {
+        const float* zt = z + (size_t)t * E;
+        float p[k_max_heads], zk[k_max_heads], g[k_max_heads], ge[k_max_heads] = {}, on[k_max_heads] = {};
+        int idx[k_max_heads];
+        softmax_into(p, zt, E);
+        topk_indices(idx, zt, E, k);
+        for (int j = 0; j < k; j++) zk[j] = zt[idx[j]];
+        softmax_into(g, zk, k);  // JetMoeTopKGating: softmax over the k chosen logits
+        for (int j = 0; j < k; j++) ge[idx[j]] = g[j], on[idx[j]] = 1.f;
+        float* r = sv.r + (size_t)t * H;
+        float* m = sv.mask + (size_t)t * H;
+        float* gt = gates + (size_t)t * H;
+        for (int h = 0; h < H; h++) {
+            r[h] = p[h % E] / per;
+            m[h] = on[h % E];
+            gt[h] = ge[h % E];
+        }
+    });
+}
+
+void head_gates_experts_backward(float* dx, float* dw, float* scratch, const float* dgates, float dbalance, const float* f,
+                                 const HeadRouterSaved& sv, const float* gates, const float* x, const float* w,
+                                 const HeadRouterDims& d, int E) {
+    const int N = d.N, C = d.C, H = d.H, per = H / E;
+    float* dz = scratch;  // (N,E)
+    const float bal = dbalance * (d.paper ? 1.f : (float)H) / N;  // d L_b / d r_th, as head_router_backward
+    parallel_for(N, N >= k_parallel_rows, [&](int t) {
+        const float* dg = dgates + (size_t)t * H;
+        const float* gt = gates + (size_t)t * H;
+        const float* r = sv.r + (size_t)t * H;
+        float dge[k_max_heads] = {}, dp[k_max_heads] = {}, p[k_max_heads];
+        for (int h = 0; h < H; h++) dge[h % E] += dg[h], dp[h % E] += bal * f[h] / per;
+        float* dzt = dz + (size_t)t * E;
+        // The full softmax (through r, the balance only): dz = p (dp - sum p dp).
+        float dot = 0.f;
+        for (int e = 0; e < E; e++) p[e] = r[e] * per, dot += p[e] * dp[e];
+        for (int e = 0; e < E; e++) dzt[e] = p[e] * (dp[e] - dot);
+        // The gates, a softmax over the chosen logits: dz_j += g_j (dg_j - sum g dg) for chosen j
+        // (an expert's gate is the value on each of its heads; head e < E is one of expert e's).
+        float gdot = 0.f;
+        for (int e = 0; e < E; e++) gdot += gt[e] * dge[e];
+        for (int e = 0; e < E; e++)
+            if (sv.mask[(size_t)t * H + e] > 0.f) dzt[e] += gt[e] * (dge[e] - gdot);
+    });
+    gemm(false, false, N, C, E, 1.f, dz, E, w, C, 1.f, dx, C);
+    if (dw) gemm(true, false, E, C, N, 1.f, dz, E, x, C, 1.f, dw, C);
+}
+
+void head_gates_experts_ref(float* gates, const float* x, const float* w, const HeadRouterDims& d, int E) {
+    const int N = d.N, C = d.C, H = d.H, k = d.K / (H / E);
+    for (int t = 0; t < N; t++) {
+        std::vector<std::pair<double, int>> by_logit;  // (-z, e): ascending = largest first, lower index on ties
+        for (int e = 0; e < E; e++) {
+            double z = 0;
+            for (int c = 0; c < C; c++) z += (double)w[(size_t)e * C + c] * x[(size_t)t * C + c];
+            by_logit.push_back({-z, e});
+        }
+        std::sort(by_logit.begin(), by_logit.end());
+        double sum = 0;
+        for (int j = 0; j < k; j++) sum += std::exp(-by_logit[j].first + by_logit[0].first);
+        for (int h = 0; h < H; h++) gates[(size_t)t * H + h] = 0.f;
+        for (int j = 0; j < k; j++)
+            for (int h = by_logit[j].second; h < H; h += E)
+                gates[(size_t)t * H + h] = (float)(std::exp(-by_logit[j].first + by_logit[0].first) / sum);
+    }
+}
+
 float head_router_balance(float* f, float* P, const HeadRouterSaved& sv, const HeadRouterDims& d) {
     const int N = d.N, R = d.R();
     std::fill(f, f + R, 0.f);

@@ -58,6 +58,22 @@ void head_gates_query_norm(float* gates, const HeadRouterSaved& sv, const float*
 // Naive reference of it (double precision, its own selection).
 void head_gates_query_norm_ref(float* gates, const float* q, const HeadRouterDims& d, int D);
 
+// JetMoE's mixture of attention heads (transformers modeling_jetmoe.py JetMoeTopKGating.forward,
+// JetMoeMoA): the H heads form E experts, head h in expert h % E; logits z = x W_r^T (N,E), per token
+// the k = K E / H experts of largest logit (ties to the lower index), each with gate softmax over the k
+// chosen logits, that gate on all of its H / E heads, the other heads 0. w (E,C). sv.r (N,H) gets each
+// head's share of the full softmax over the E logits (its expert's probability over H / E, so a row
+// sums to 1, as the learned router's r); sv.mask (N,H) 0/1. scratch: head_router_forward_scratch_floats.
+void head_gates_experts(float* gates, const HeadRouterSaved& sv, const float* x, const float* w, const HeadRouterDims& d,
+                        int E, float* scratch);
+// Its backward: dgates (N,H) and the balance's dbalance and f (head_router_backward's) -> accumulates dx
+// (N,C) and dw (E,C) (null: frozen). gates: the forward's. scratch: head_router_scratch_floats.
+void head_gates_experts_backward(float* dx, float* dw, float* scratch, const float* dgates, float dbalance, const float* f,
+                                 const HeadRouterSaved& sv, const float* gates, const float* x, const float* w,
+                                 const HeadRouterDims& d, int E);
+// Naive reference of head_gates_experts (double precision, its own selection).
+void head_gates_experts_ref(float* gates, const float* x, const float* w, const HeadRouterDims& d, int E);
+
 // Static pruning's gates (N,H): 1 for the first n_active heads, 0 for the rest (no router).
 void head_gates_static(float* gates, int N, int H, int n_active);
 // out (N,H*D) = in * gate per head block (scale each head's output before W_O).

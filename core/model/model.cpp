@@ -25,10 +25,12 @@ namespace rl {
 
 namespace {
 
+// eps: 0 = the config's norm_eps (the final norm passes final_norm_eps, which may differ: JetMoE).
 void norm_forward(const Ops& op, const ModelConfig& c, float* out, float* mean, float* rstd, const float* x,
-                  const float* w, const float* b, int N) {
-    if (c.norm == NormKind::rmsnorm) op.rmsnorm_forward(out, rstd, x, w, N, c.d_model, c.norm_eps);
-    else op.layernorm_forward(out, mean, rstd, x, w, b, N, c.d_model, c.norm_eps);
+                  const float* w, const float* b, int N, float eps = 0.f) {
+    if (eps == 0.f) eps = c.norm_eps;
+    if (c.norm == NormKind::rmsnorm) op.rmsnorm_forward(out, rstd, x, w, N, c.d_model, eps);
+    else op.layernorm_forward(out, mean, rstd, x, w, b, N, c.d_model, eps);
 }
 void norm_backward(const Ops& op, const ModelConfig& c, float* dx, float* dw, float* db, const float* dout,
                    const float* x, const float* w, const float* mean, const float* rstd, int N) {
@@ -53,6 +55,8 @@ void head_gates_forward(const Ops& op, const ModelConfig& c, const LayerWeights&
         rd.bias = w.head_bias;
         if (h.router == HeadRouterKind::query_norm)
             op.head_gates_query_norm(a.head_gates, a.hr, a.q, rd, c.head_dim);
+        else if (h.router == HeadRouterKind::experts)
+            op.head_gates_experts(a.head_gates, a.hr, in, w.router_routed, rd, h.n_experts, s.router_scratch);
         else
             op.head_router_forward(a.head_gates, a.hr, in, w.router_shared, w.router_routed, w.router_type, rd,
                                    s.router_scratch);
@@ -196,10 +200,15 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
     if (c.attention.heads.kind != HeadSelection::all_heads) {
         op.tensor_zero(s.datty_raw, (size_t)N * HD);
         op.head_gate_backward(s.datty_raw, s.dgates, datty, a.atty_raw, a.head_gates, N, c.n_heads, c.head_dim);
-        if (c.attention.heads.kind == HeadSelection::moh && c.attention.heads.router == HeadRouterKind::learned)
+        const HeadsConfig& hc = c.attention.heads;
+        if (hc.kind == HeadSelection::moh && hc.router == HeadRouterKind::learned)
             op.head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates,
                                     dbalance, a.head_f.data(), a.hr, in, w.router_shared, w.router_routed,
                                     w.router_type, model_router_dims(c, N));
+        if (hc.kind == HeadSelection::moh && hc.router == HeadRouterKind::experts)
+            op.head_gates_experts_backward(din, g.router_routed, s.router_scratch, s.dgates, dbalance, a.head_f.data(),
+                                           a.hr, a.head_gates, in, w.router_routed, model_router_dims(c, N),
+                                           hc.n_experts);
         datty = s.datty_raw;
     }
     op.tensor_zero(s.dq, (size_t)N * HD);
@@ -242,6 +251,7 @@ void ffn_block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& 
     md.all_experts = all_experts;
     if (sparse && c.moe.kind == FfnRouting::moe) {
         op.moe_forward(a.ffn_out, a.mst, a.ms, in, w.moe, md);
+        if (w.moe_out_bias) linear_add_bias(a.ffn_out, w.moe_out_bias, N, C);  // JetMoeMoE: + bias once per token
         return;
     }
     if (sparse && c.moe.kind == FfnRouting::mh_moe) {
@@ -300,6 +310,7 @@ void block_forward(const Ops& op, const ModelConfig& c, const LayerWeights& w, L
     double t0 = o.timing ? now_seconds() : 0;
     if (pre) norm_forward(op, c, L.ln1, L.ln1_mean, L.ln1_rstd, L.x_in, w.attn_norm, w.attn_norm_bias, N);
     attn_block_forward(op, c, w, L, a, pre ? L.ln1 : L.x_in, B, T, a.window, kv, o.skip, entropy);
+    if (w.bo) linear_add_bias(L.attn_out, w.bo, N, c.d_model);  // JetMoeMoA.reduce: + bias once per token
     // GraniteMoe scales each branch before its residual add (modeling_granitemoe.py GraniteMoeDecoderLayer.forward).
     const float rm = c.residual_multiplier;
     if (rm != 1.f) op.tensor_scale(L.attn_out, rm, NC);
@@ -375,7 +386,7 @@ void lm_head_forward(const Model& m, Activations& a, int N) {
     const float* xf = a.layers.back().out;
     const float* head_in = xf;
     if (c.final_norm) {
-        norm_forward(op, c, a.lnf, a.lnf_mean, a.lnf_rstd, xf, m.w.final_norm, m.w.final_norm_bias, N);
+        norm_forward(op, c, a.lnf, a.lnf_mean, a.lnf_rstd, xf, m.w.final_norm, m.w.final_norm_bias, N, c.final_norm_eps);
         head_in = a.lnf;
     }
     const float* w_head = c.tie_embeddings ? m.w.tok_emb : m.w.lm_head;
@@ -622,6 +633,7 @@ FlopBreakdown model_flops_per_token(const ModelConfig& c, int T) {
     if (c.attention.heads.kind == HeadSelection::moh) {
         const double S = c.attention.heads.n_shared;
         if (c.attention.heads.router == HeadRouterKind::query_norm) f.routers += L * 2 * D * (H - S);  // query norms
+        else if (c.attention.heads.router == HeadRouterKind::experts) f.routers += L * 2 * C * c.attention.heads.n_experts;
         else f.routers += L * 2 * C * (H - S + (S > 0 ? S + 2 : 0));
     }
     const MoeConfig& mc = c.moe;

@@ -31,6 +31,7 @@ struct LayerWeights {
     float* bq = nullptr;              // (H*D) qkv_bias
     float* bk = nullptr;              // (G*D)
     float* bv = nullptr;              // (G*D)
+    float* bo = nullptr;              // (C) attention.out_bias: added after W_O
     float* q_norm = nullptr;          // (H*D) qk_norm full, (D) qk_norm head
     float* k_norm = nullptr;          // (G*D) qk_norm full, (D) qk_norm head
     float* cope_pos = nullptr;        // (H, P, D) or (P, D) when cope_shared
@@ -42,10 +43,11 @@ struct LayerWeights {
     float* w_down = nullptr;          // (C, F)
     float* b_down = nullptr;          // (C) ReLU/GELU
     float* router_shared = nullptr;   // (S, C) MoH W_s
-    float* router_routed = nullptr;   // (R, C) MoH W_r
+    float* router_routed = nullptr;   // (R, C) MoH W_r; (n_experts, C) for the experts head router
     float* router_type = nullptr;     // (2, C) MoH W_h
     float* head_bias = nullptr;       // (R) MoH head_bias: a buffer (null in the gradients)
     MoeWeights moe;                   // sparse FFN: router (E, C'), experts, shared experts
+    float* moe_out_bias = nullptr;    // (C) moe.out_bias: added to a sparse layer's output
     float* w_head = nullptr;          // (C, C) MH-MoE head layer
     float* b_head = nullptr;          // (C)
     float* w_merge = nullptr;         // (C, C) MH-MoE merge layer

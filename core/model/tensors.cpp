@@ -55,6 +55,7 @@ void attn_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Par
         p(w.bk, lname(l, "attn.bk"), {GD}, K::bias);
         p(w.bv, lname(l, "attn.bv"), {GD}, K::bias);
     }
+    if (c.attention.out_bias) p(w.bo, lname(l, "attn.bo"), {C}, K::bias);
     if (c.attention.qk_norm != QkNorm::none) {
         const bool full = c.attention.qk_norm == QkNorm::full;
         p(w.q_norm, lname(l, "attn.q_norm"), {full ? HD : c.head_dim}, K::gain);
@@ -66,6 +67,8 @@ void attn_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Par
         else p(w.cope_pos, lname(l, "attn.cope_pos"), {c.n_heads, P, D}, K::table);
     }
     const HeadsConfig& hc = c.attention.heads;
+    if (hc.kind == HeadSelection::moh && hc.router == HeadRouterKind::experts)  // JetMoE's MoA router
+        p(w.router_routed, lname(l, "attn.router.w_routed"), {hc.n_experts, C}, K::weight);
     if (hc.kind == HeadSelection::moh && hc.router == HeadRouterKind::learned) {  // W_s (S,C), W_r (R,C), W_h (2,C): docs/routing-math.md §3
         if (hc.n_shared > 0) p(w.router_shared, lname(l, "attn.router.w_shared"), {hc.n_shared, C}, K::weight);
         p(w.router_routed, lname(l, "attn.router.w_routed"), {c.n_heads - hc.n_shared, C}, K::weight);
@@ -95,6 +98,7 @@ void moe_params_declare(const ModelConfig& c, int l, LayerWeights& w, const Para
     for (int e = 0; e < mc.n_experts; e++) expert(w.moe.experts[e], lname(l, "moe.experts." + std::to_string(e)), Fe);
     for (int e = 0; e < mc.n_shared_experts; e++) expert(w.moe.shared[e], lname(l, "moe.shared." + std::to_string(e)), Fs);
     if (mc.shared_expert_gate) p(w.moe.shared_gate, lname(l, "moe.shared_gate"), {1, Cs}, K::weight);
+    if (mc.out_bias) p(w.moe_out_bias, lname(l, "moe.out_bias"), {C}, K::bias);
     if (mh) {
         p(w.w_merge, lname(l, "moe.w_merge"), {C, C}, K::weight);
         p(w.b_merge, lname(l, "moe.b_merge"), {C}, K::bias);

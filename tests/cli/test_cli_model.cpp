@@ -75,7 +75,7 @@ TEST_F(CliModel, ProbeModelIdsWritesLogitsAndMoeLayers) {
 // for every token and layer, and eval's perplexity is within 1e-4 relative of its own, on a tiny
 // checkpoint of each MoE family. The script routes from the interventions' definitions, not our code.
 TEST_F(CliModel, InterventionsMatchTheIndependentForward) {
-    const std::vector<std::string> cases = {"mixtral", "granitemoe", "olmoe", "qwen2moe", "qwen3moe", "olmoe_bf16"};
+    const std::vector<std::string> cases = {"mixtral", "granitemoe", "olmoe", "qwen2moe", "qwen3moe", "olmoe_bf16", "jetmoe"};
     std::string only;
     for (const auto& c : cases) only += " " + c;
     const std::string make = rl::test::shell_quoted(rl::test::python()) + " " + k_src + "/scripts/hf_tiny_models.py " +

@@ -93,6 +93,32 @@ Outcome compare(const Model& m, const json& expected) {
             }
         }
     }
+    // JetMoE's attention experts: expert e is on for a token when its heads (h % E == e) are, all of them.
+    if (expected.contains("attention_expert_layers") && !expected["attention_expert_layers"].empty()) {
+        const HeadsConfig& hc = m.cfg.attention.heads;
+        const bool experts = hc.kind == HeadSelection::moh && hc.router == HeadRouterKind::experts;
+        if (!experts) {
+            o.experts_identical = false;
+            o.first_difference = "RouteLab has no attention experts";
+        }
+        for (const json& layer : expected["attention_expert_layers"]) {
+            const int l = layer["layer"].get<int>(), E = hc.n_experts;
+            for (int t = 0; t < T && experts; t++) {
+                std::set<int> ours;
+                bool whole = true;  // every head of an expert on or off together
+                for (int h = 0; h < H; h++) {
+                    const bool on = a.layers[l].head_gates[(size_t)t * H + h] != 0.f;
+                    if (on) ours.insert(h % E);
+                    whole = whole && on == (a.layers[l].head_gates[(size_t)t * H + h % E] != 0.f);
+                }
+                o.heads_compared++;
+                if ((!whole || ours != layer["experts"][t].get<std::set<int>>()) && o.experts_identical) {
+                    o.experts_identical = false;
+                    o.first_difference = "attention experts of layer " + std::to_string(l) + " token " + std::to_string(t);
+                }
+            }
+        }
+    }
     return o;
 }
 
@@ -116,21 +142,55 @@ TEST_P(HfTiny, LogitsAndExpertChoicesMatchTheReference) {
     // mapped shards as BF16 (none copied as float32); the other dtypes are widened.
     const ModelConfig& c = (*hf)->cfg.model;
     const bool bf16 = (*hf)->info.dtype == "BF16";
-    EXPECT_EQ((*hf)->mapped_elements, bf16 ? hf_held_elements(c) : 0) << name;
+    // JetMoE's query and output matrices are reordered at load (heads numbered expert-fastest): float32 copies.
+    const uint64_t reordered = c.attention.heads.router == HeadRouterKind::experts
+                                   ? (uint64_t)c.n_layers * 2 * c.n_heads * c.head_dim * c.d_model
+                                   : 0;
+    EXPECT_EQ((*hf)->mapped_elements, bf16 ? hf_held_elements(c) - reordered : 0) << name;
     EXPECT_EQ(model_param_layout(c).total() - (*hf)->model.layout.total() > 0, bf16) << name;
     RecordProperty("max_dlogit", std::to_string(o.max_dlogit));
     std::printf("%-18s %-22s %-5s max|dlogit| %.2e experts identical: %s%s\n", name.c_str(),
                 (*hf)->info.architecture.c_str(), (*hf)->info.dtype.c_str(), o.max_dlogit,
                 o.experts_identical ? "yes" : "no",
                 o.heads_compared ? (", head choices compared: " + std::to_string(o.heads_compared)).c_str() : "");
-    if (name.rfind("moh_llama3", 0) == 0) EXPECT_EQ(o.heads_compared, 3 * 14) << name;  // every token, every layer
+    // every token, every layer
+    if (name.rfind("moh_llama3", 0) == 0 || name.rfind("jetmoe", 0) == 0) EXPECT_EQ(o.heads_compared, 3 * 14) << name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfTiny,
                          ::testing::Values("llama", "mixtral", "granitemoe", "olmoe", "qwen2moe", "qwen3moe",
                                            "llama_bf16", "mixtral_bf16", "granitemoe_bf16", "olmoe_bf16",
                                            "qwen2moe_bf16", "qwen3moe_bf16", "mixtral_sharded", "qwen3moe_sharded",
-                                           "olmoe_f16", "moh_llama3", "moh_llama3_bf16"));
+                                           "olmoe_f16", "moh_llama3", "moh_llama3_bf16", "jetmoe", "jetmoe_bf16",
+                                           "jetmoe_original"));
+
+// JetMoE's attention experts through the paths a routed model takes besides the full forward: the skip
+// path (only the chosen experts' heads computed: generation, cost) and KV-cache decoding, each on the
+// reference's ids, give the full forward's logits.
+TEST(HfJetMoe, SkipPathAndDecodeGiveTheFullForwardsLogits) {
+    auto hf = hf_model_open(case_dir("jetmoe").string());
+    ASSERT_TRUE(hf) << hf.status.msg;
+    const Model& m = (*hf)->model;
+    const std::vector<int> ids = expected_of("jetmoe")["ids"].get<std::vector<int>>();
+    const int T = (int)ids.size(), V = m.cfg.vocab_size;
+    Activations full, skip, one;
+    activations_create(full, m.cfg, 1, T);
+    activations_create(skip, m.cfg, 1, T);
+    model_forward(m, full, ids.data(), nullptr, 1, T);
+    model_forward(m, skip, ids.data(), nullptr, 1, T, {.skip = true});
+    double dskip = 0, ddecode = 0;
+    for (size_t i = 0; i < (size_t)T * V; i++) dskip = std::max(dskip, (double)std::fabs(full.logits[i] - skip.logits[i]));
+    activations_create(one, m.cfg, 1, 1);
+    KVCache kv;
+    kvcache_create(kv, m.cfg, T);
+    for (int t = 0; t < T; t++) {
+        model_decode_step(m, one, kv, ids[t], {.skip = t % 2 == 0});
+        for (int v = 0; v < V; v++) ddecode = std::max(ddecode, (double)std::fabs(one.logits[v] - full.logits[(size_t)t * V + v]));
+    }
+    EXPECT_LE(dskip, 1e-4);  // the reference's bar: float32 sums in another order (measured ~1e-5)
+    EXPECT_LE(ddecode, 1e-4);
+    std::printf("jetmoe: skip path max|dlogit| %.2e, decode %.2e\n", dskip, ddecode);
+}
 
 // With the AVX512-BF16 kernel asked for before opening (the CLI's --bf16-activations), a BF16 folder's
 // matrices are packed at open (gemm_bf16w_packed) instead of read from the mapping by the dot kernel:
@@ -207,6 +267,9 @@ const std::vector<Quirk>& quirks() {
         {"qwen2moe", "norm_topk_prob false", [](Model& m) { m.cfg.moe.topk_weights = TopkWeights::renormalised; }},
         {"qwen3moe", "per-head QK-norm", [](Model& m) { each_layer(m, [](LayerWeights& w) { w.q_norm = w.k_norm = nullptr; }); }},
         {"qwen3moe", "norm_topk_prob true", [](Model& m) { m.cfg.moe.topk_weights = TopkWeights::probs; }},
+        {"jetmoe", "attention experts' bias", [](Model& m) { each_layer(m, [](LayerWeights& w) { w.bo = nullptr; }); }},
+        {"jetmoe", "MoE output bias", [](Model& m) { each_layer(m, [](LayerWeights& w) { w.moe_out_bias = nullptr; }); }},
+        {"jetmoe", "attention top-k (num_experts_per_tok)", [](Model& m) { m.cfg.attention.heads.n_active_routed *= 2; }},
     };
     return q;
 }

@@ -130,6 +130,37 @@ TEST(HeadQueryNorm, MatchesRef) {
     }
 }
 
+// JetMoE's attention experts: the fast gates (threaded) equal the naive double-precision ones; a head's
+// gate is its expert's (head h in expert h % E), exactly k experts are on with gates summing to 1, and r
+// is a distribution over the heads.
+TEST(HeadExperts, MatchesRef) {
+    const int N = 300, C = 16, E = 6, per = 2, H = E * per, k = 2;  // over k_parallel_rows: the threaded path
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd;
+    std::vector<float> x((size_t)N * C), w((size_t)E * C);
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : w) v = 0.5f * nd(rng);
+    const HeadRouterDims d{N, C, H, 0, k * per};
+    std::vector<float> gates((size_t)N * H), ref((size_t)N * H), r((size_t)N * H), mask((size_t)N * H),
+        scratch(head_router_forward_scratch_floats(d));
+    head_gates_experts(gates.data(), HeadRouterSaved{r.data(), mask.data(), nullptr, nullptr}, x.data(), w.data(), d, E,
+                       scratch.data());
+    head_gates_experts_ref(ref.data(), x.data(), w.data(), d, E);
+    for (size_t i = 0; i < gates.size(); i++) ASSERT_NEAR(gates[i], ref[i], 1e-6) << i;
+    for (int t = 0; t < N; t++) {
+        float on = 0, gsum = 0, rsum = 0;
+        for (int h = 0; h < H; h++) {
+            EXPECT_EQ(gates[(size_t)t * H + h], gates[(size_t)t * H + h % E]);
+            EXPECT_EQ(mask[(size_t)t * H + h], gates[(size_t)t * H + h] != 0.f ? 1.f : 0.f);
+            on += mask[(size_t)t * H + h], rsum += r[(size_t)t * H + h];
+        }
+        for (int e = 0; e < E; e++) gsum += gates[(size_t)t * H + e];
+        EXPECT_EQ(on, (float)(k * per));
+        EXPECT_NEAR(gsum, 1.f, 1e-5);
+        EXPECT_NEAR(rsum, 1.f, 1e-5);
+    }
+}
+
 TEST(HeadRouter, BackwardStaysInsideItsScratchWithMoreSharedThanRoutedHeads) {
     // H=8, S=6, K=1 passes validation; the shared heads' row once overflowed a scratch sized for
     // the routed ones. Canaries after the scratch must survive (ASan also sees it).
