@@ -40,6 +40,7 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
     p.mh_heads = c.moe.kind == FfnRouting::mh_moe ? c.moe.n_heads : 1;
     const bool moh = c.attention.heads.kind == HeadSelection::moh;
     p.head_top_k = moh ? c.attention.heads.n_active_routed : 0;
+    p.n_head_experts = moh && c.attention.heads.router == HeadRouterKind::experts ? c.attention.heads.n_experts : 0;
     p.head_paper_scaling = moh && c.attention.heads.gate_scaling == GateScaling::paper;
     p.head_kind = head_selection_name(c.attention.heads.kind);
     if (p.n_experts) {
@@ -129,6 +130,7 @@ std::string probe_to_json(const ProbeSnapshot& p) {
     j["head_kind"] = p.head_kind;
     j["expert_kind"] = p.expert_kind;
     j["head_top_k"] = p.head_top_k;
+    if (p.n_head_experts) j["n_head_experts"] = p.n_head_experts;
     j["expert_top_k"] = p.expert_top_k;
     for (const auto& t : p.tokens) j["tokens"].push_back({{"id", t.id}, {"text", t.text}});
     for (const auto& l : p.layers) {

@@ -40,6 +40,7 @@ struct ProbeSnapshot {
     std::vector<ProbeLayer> layers;
     int n_heads = 0, n_shared_heads = 0, n_experts = 0, mh_heads = 1;  // MH-MoE: experts of sub-tokens, token-major
     int head_top_k = 0;        // routed heads each token picks (MoH)
+    int n_head_experts = 0;    // JetMoE's attention experts (heads.router=experts): head h is in expert h % this
     int expert_top_k = 0;      // experts per token (top-k routings; 0 for expert choice)
     int n_shared_experts = 0;  // always-on experts added to the routed sum
     bool head_paper_scaling = false;
