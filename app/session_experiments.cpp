@@ -89,7 +89,7 @@ void Session::runExperiment(const ExperimentRequest& r, bool& probeDue) {
     }
     if (r.kind == ExperimentKind::compare && out.error.empty()) {
         std::lock_guard<std::mutex> lock(requestMutex_);
-        probeIv_ = r.iv, probeBiasOff_ = r.bias_off;  // the other views show the routing the numbers are of
+        probeIv_ = out.applied, probeBiasOff_ = r.bias_off;  // the other views show the routing the numbers are of
         probeDue = true;
     }
     if (stop_) return;

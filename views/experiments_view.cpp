@@ -24,6 +24,7 @@ rl::Interventions interventionsOf(const ExperimentsState& s) {
     iv.renorm = s.renorm == 0 ? -1 : s.renorm == 1 ? 1 : 0;
     iv.mask = s.mask;
     iv.capacity_factor = s.capacity;
+    iv.mask_least_used = s.maskLeastUsed;
     return iv;
 }
 
@@ -52,7 +53,8 @@ namespace {
 // Everything a compare's numbers depend on, as one string: a change of any sends the request again.
 std::string compareKeys(const ExperimentsState& s) {
     char b[128];
-    std::snprintf(b, sizeof b, "%d|%d|%.3f|%d|%d|%d|", s.topK, s.renorm, s.capacity, s.biasOff, s.tokens, s.context);
+    std::snprintf(b, sizeof b, "%d|%d|%.3f|%d|%d|%d|%d|", s.topK, s.renorm, s.capacity, s.biasOff, s.tokens, s.context,
+                  s.maskLeastUsed);
     return b + std::string(s.mask) + "|" + s.textFile;
 }
 
@@ -79,8 +81,10 @@ bool drawKeys(const RunData& run, ExperimentsState& s) {
     ImGui::SameLine(0, 24);
     const char* renorms[] = {"the model's", "renormalise", "plain probabilities"};
     changed |= ImGui::Combo("weights", &s.renorm, renorms, 3);
-    changed |= ImGui::InputText("mask experts (3,5)", s.mask, sizeof s.mask, ImGuiInputTextFlags_EnterReturnsTrue);
+    changed |= ImGui::InputText("mask experts (3,5; 0:3 = layer 0 only)", s.mask, sizeof s.mask,
+                                ImGuiInputTextFlags_EnterReturnsTrue);
     ImGui::SameLine(0, 24);
+    changed |= ImGui::SliderInt("mask least used per layer (compare)", &s.maskLeastUsed, 0, std::max(0, E - 1), "%d", k_clamp);
     changed |= ImGui::SliderFloat("capacity factor (0 = none)", &s.capacity, 0.f, 4.f, "%.2f", k_clamp);
     const bool hasBias = !run.probe.layers.empty() && std::any_of(run.probe.layers.begin(), run.probe.layers.end(),
                                                                   [](const rl::ProbeLayer& L) { return !L.expert_bias.empty(); });
@@ -105,6 +109,8 @@ void drawCompare(const ExperimentResult& r) {
     const bool both = b.tokens > 0;
     ImGui::Text("On %lld held-out tokens in windows of %d: the unchanged model against %s.", (long long)r.text_tokens,
                 a.context, r.what.c_str());
+    if (r.applied.mask.find(':') != std::string::npos)  // the least used, as the unchanged model measured them
+        ImGui::TextWrapped("masked (layer:expert): %s", r.applied.mask.c_str());
     const ImGuiTableFlags f = ImGuiTableFlags_Borders | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_RowBg;
     if (ImGui::BeginTable("compare", 4, f)) {
         for (const char* h : {"", "unchanged", "intervention", "change"}) ImGui::TableSetupColumn(h);

@@ -97,6 +97,7 @@ struct ExperimentsState {
     int renorm = 0;                 // 0 = the model's, 1 = renormalise, 2 = plain probabilities
     char mask[96] = "";             // experts no token may choose: "3,5"
     float capacity = 0;             // capacity factor, 0 = none
+    int maskLeastUsed = 0;         // mask each layer's this many least used experts (compare; measured unchanged)
     bool biasOff = false;           // the selection biases held at 0
     bool live = true;               // a changed key evaluates again at once
     char textFile[256] = "";        // held-out text ("" = the validation text)

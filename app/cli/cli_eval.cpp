@@ -2,6 +2,7 @@
 // routing interventions (issue 24; infer/eval.h, infer/interventions.h):
 //   eval --model DIR | --checkpoint F  --text-file F | --ids 1,17,...  [--context N]
 //        [--top-k K] [--renorm | --no-renorm] [--mask-experts 3,5] [--capacity-factor C] [--baseline]
+//        [--mask-least-used K]
 //        --json G
 // G: perplexity, tokens, and per layer load_cv and dropped (with rows per expert and experts per
 // token), active and total parameters, forward seconds; with --baseline, "baseline": the same
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -144,13 +146,18 @@ int cmd_eval(const Args& a) {
     if (a.flag("baseline") && a.has("top-k-sweep")) return usage("--baseline and --top-k-sweep: pass one of them");
     Config check = om->ck ? om->ck->cfg : om->hf->cfg;  // a bad intervention said before any forward runs
     if (Status s = interventions_apply(check, iv); !s) return fail("eval: " + s.msg);
-    nlohmann::json baseline;
-    if (a.flag("baseline")) {
+    // The unchanged model: for --baseline, and for the experts --mask-least-used finds least used on this text.
+    std::optional<EvalReport> unchanged;
+    if (a.flag("baseline") || (iv.mask_least_used && !a.has("top-k-sweep"))) {
         auto b = eval_run(*om, ids, context, " (unchanged)");
         if (!b) return fail("eval: " + b.status.msg);
-        baseline = report_json(*b);
+        unchanged = *b;
     }
-    if (a.has("top-k-sweep")) return eval_sweep(a, *om, iv, ids, context);
+    if (a.has("top-k-sweep")) {
+        if (iv.mask_least_used) return usage("--mask-least-used and --top-k-sweep: which experts are least used depends on the top-k; pass one of them");
+        return eval_sweep(a, *om, iv, ids, context);
+    }
+    if (iv.mask_least_used) iv = eval_mask_least_used(iv, *unchanged);
     if (Status s = om->intervene(iv); !s) return fail("eval: " + s.msg);
     if (int rc = routing_files_from_args(a, om->model_mut())) return rc;
     auto r = eval_run(*om, ids, context, "");
@@ -158,7 +165,8 @@ int cmd_eval(const Args& a) {
     nlohmann::json j = report_json(*r);
     j["interventions"] = !a.flag("no-expert-bias") ? iv.describe() : iv.any() ? iv.describe() + ", biases off" : "biases off";
     if (a.has("expert-bias")) j["expert_bias"] = a.opt.at("expert-bias");
-    if (!baseline.is_null()) j["baseline"] = baseline;
+    if (a.has("mask-least-used")) j["masked"] = iv.mask;
+    if (a.flag("baseline")) j["baseline"] = report_json(*unchanged);
     const std::string path = a.opt.at("json");
     if (!write_json(path, j)) return 1;
     std::fprintf(stderr, "eval: %lld tokens in %d windows of %d, routing %s: perplexity %.4f, %.0f active parameters per token of %.0f, forward %.2f s -> %s\n",

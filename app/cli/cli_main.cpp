@@ -67,11 +67,12 @@ const std::vector<Command>& commands() {
          "  routelab-cli eval     --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"
          "                        [--context N] [--top-k K] [--renorm | --no-renorm] [--mask-experts 3,5]\n"
          "                        [--capacity-factor C] [--expert-bias F | --no-expert-bias] [--router-weights F]\n"
-         "                        [--baseline] [--bf16-activations]\n"
+         "                        [--baseline] [--bf16-activations] [--mask-least-used K]  (each layer's K least used\n"
+         "                        experts on the text, measured unchanged, masked too; \"masked\" names them)\n"
          "                        (perplexity, tokens, per layer load_cv and dropped; --baseline: the unchanged model too)\n"
          "                        [--top-k-sweep 1,2,4,8]  (one eval per top-k: perplexity against active parameters)\n",
          {"model", "checkpoint", "text-file", "ids", "json", "context", "top-k", "mask-experts", "capacity-factor",
-          "expert-bias", "top-k-sweep", "router-weights"},
+          "expert-bias", "top-k-sweep", "router-weights", "mask-least-used"},
          cmd_eval},
         {"calibrate",
          "  routelab-cli calibrate --model DIR | --checkpoint F --text-file F | --ids 1,17,... --json G\n"

@@ -146,6 +146,11 @@ int interventions_from_args(const Args& a, Interventions& iv) {
     if (a.flag("renorm")) iv.renorm = 1;
     if (a.flag("no-renorm")) iv.renorm = 0;
     if (a.has("mask-experts")) iv.mask = a.opt.at("mask-experts");
+    if (a.has("mask-least-used")) {
+        long long k;
+        if (!parse_int(a.opt.at("mask-least-used"), 1, 1024, k)) return usage("--mask-least-used must be an integer in 1..n_experts-top_k");
+        iv.mask_least_used = (int)k;
+    }
     if (a.has("capacity-factor")) {
         double cf;
         if (!parse_float(a.opt.at("capacity-factor"), cf) || !(cf > 0 && cf <= 64))

@@ -470,6 +470,25 @@ bool parse_layer_list(const std::string& s, std::vector<int>& out) {
     return true;
 }
 
+// model.moe.masked_experts: "e" (every layer) or "l:e" (layer l only) entries, comma-separated; layer -1
+// for every layer.
+bool parse_masks(const std::string& s, std::vector<std::pair<int, int>>& out) {
+    out.clear();
+    size_t start = 0;
+    while (start <= s.size() && !s.empty()) {
+        const size_t end = std::min(s.find(',', start), s.size());
+        const std::string entry = s.substr(start, end - start);
+        const size_t colon = entry.find(':');
+        std::vector<int> nums;
+        if (!parse_layer_list(colon == std::string::npos ? entry : entry.substr(0, colon) + "," + entry.substr(colon + 1), nums) ||
+            nums.size() != (colon == std::string::npos ? 1u : 2u))
+            return false;
+        out.push_back(nums.size() == 2 ? std::make_pair(nums[0], nums[1]) : std::make_pair(-1, nums[0]));
+        start = end + 1;
+    }
+    return true;
+}
+
 }  // namespace
 
 std::vector<char> config_dense_layers(const ModelConfig& m) {
@@ -657,19 +676,23 @@ Status validate_engine_routing(const MoeConfig& e) {
 // The routing interventions of experiments on a frozen model (config.h, MoeConfig::masked_experts).
 Status validate_interventions(const ModelConfig& m) {
     const auto& e = m.moe;
-    std::vector<int> list;
-    if (!parse_layer_list(e.masked_experts, list))
-        return bad("model.moe.masked_experts", "must be comma-separated expert indices such as \"3,5\", got \"" + e.masked_experts + "\"");
-    std::vector<char> seen(e.n_experts, 0);
-    int masked = 0;
-    for (int x : list) {
+    std::vector<std::pair<int, int>> list;  // (layer or -1, expert)
+    if (!parse_masks(e.masked_experts, list))
+        return bad("model.moe.masked_experts", "must be comma-separated experts such as \"3,5\", each optionally for one "
+                                               "layer as layer:expert (\"0:3,1:5\"), got \"" + e.masked_experts + "\"");
+    std::vector<std::vector<char>> seen(m.n_layers, std::vector<char>(e.n_experts, 0));
+    int masked = 0, fewest = e.n_experts;
+    for (auto [l, x] : list) {
         if (!in(x, 0, e.n_experts - 1))
             return bad("model.moe.masked_experts", "names expert " + std::to_string(x) + "; experts are 0.." + std::to_string(e.n_experts - 1));
-        masked += !seen[x];
-        seen[x] = 1;
+        if (l >= m.n_layers)
+            return bad("model.moe.masked_experts", "names layer " + std::to_string(l) + "; layers are 0.." + std::to_string(m.n_layers - 1));
+        for (int k = l < 0 ? 0 : l; k < (l < 0 ? m.n_layers : l + 1); k++) seen[k][x] = 1;
+        masked++;
     }
-    if (e.n_experts - masked < e.top_k)
-        return bad("model.moe.masked_experts", "leaves " + std::to_string(e.n_experts - masked) + " experts for top_k " +
+    for (const auto& row : seen) fewest = std::min(fewest, e.n_experts - (int)std::count(row.begin(), row.end(), 1));
+    if (fewest < e.top_k)
+        return bad("model.moe.masked_experts", "leaves " + std::to_string(fewest) + " experts for top_k " +
                                                    std::to_string(e.top_k) + ": mask fewer or lower model.moe.top_k");
     if (masked > 0 && (e.routing != MoeRouting::topk || e.kind != FfnRouting::moe))
         return bad("model.moe.masked_experts", "applies to token-choice top-k routing only (routing topk, moe.kind=moe)");

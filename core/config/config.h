@@ -133,7 +133,7 @@ struct MoeConfig {
     std::string dense_layers;
     // Routing interventions (issue 24: experiments on a frozen model, forward only). masked_experts:
     // comma-separated experts no token may choose ("3,5"; their selection key is -inf, so the next best
-    // ones are chosen). inference_capacity_factor: 0 = none; > 0 = outside training, each expert keeps at
+    // ones are chosen), an entry "l:e" for layer l only ("0:3,1:5": each layer's least used experts). inference_capacity_factor: 0 = none; > 0 = outside training, each expert keeps at
     // most ceil(N K cf / E) of its N K choices under token_drop_policy (GShard's capacity with top-k), the
     // rest dropped as in training.
     std::string masked_experts;

@@ -108,7 +108,8 @@ void run_compare(Model& m, const Config& cfg, const std::vector<int>& ids, const
         cache = {key, *base};
     }
     out.base = cache.base;
-    auto over = RoutingOverride::make(m, cfg, r.iv, r.bias_off);
+    out.applied = eval_mask_least_used(r.iv, out.base);  // the least used on this text, by the unchanged model
+    auto over = RoutingOverride::make(m, cfg, out.applied, r.bias_off);
     if (!over) {
         out.error = over.status.msg;
         return;
@@ -129,11 +130,13 @@ std::vector<int> sweep_ks(const ModelConfig& c, const Config& cfg, const Interve
 
 void run_sweep(Model& m, const Config& cfg, const std::vector<int>& ids, const ExperimentRequest& r, int context,
                ExperimentResult& out, const Progress& progress, const std::atomic<bool>* cancel) {
-    out.ks = sweep_ks(m.cfg, cfg, r.iv, r.ks);
+    Interventions base = r.iv;
+    base.mask_least_used = 0;  // which experts are least used depends on the top-k: compare only
+    out.ks = sweep_ks(m.cfg, cfg, base, r.ks);
     out.what = "top-k " + std::to_string(out.ks.front()) + ".." + std::to_string(out.ks.back());
     const int n = (int)out.ks.size();
     for (int i = 0; i < n; i++) {
-        Interventions iv = r.iv;
+        Interventions iv = base;
         iv.top_k = out.ks[i];
         auto over = RoutingOverride::make(m, cfg, iv, r.bias_off);
         if (!over) {

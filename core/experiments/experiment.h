@@ -44,6 +44,7 @@ struct ExperimentResult {
     double progress = 0;               // 0..1
     int64_t text_tokens = 0;           // held-out tokens used
     EvalReport base, changed;          // compare
+    Interventions applied;             // compare: the request's, its least-used experts named (mask "l:e")
     int model_top_k = 0;               // the model's own top-k
     std::vector<int> ks;               // sweep: the top-k of each point
     std::vector<EvalReport> sweep;

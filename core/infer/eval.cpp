@@ -1,5 +1,6 @@
 #include "infer/eval.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <string>
@@ -104,6 +105,20 @@ Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const
     r.total_params = eval_total_params(c);
     r.active_params = eval_active_params(c, per_token);
     return r;
+}
+
+Interventions eval_mask_least_used(const Interventions& iv, const EvalReport& unchanged) {
+    Interventions out = iv;
+    out.mask_least_used = 0;
+    if (iv.mask_least_used <= 0) return out;
+    for (const EvalLayer& l : unchanged.layers) {
+        std::vector<int> order(l.rows.size());
+        for (size_t e = 0; e < order.size(); e++) order[e] = (int)e;
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l.rows[a] < l.rows[b]; });
+        for (int i = 0; i < std::min<int>(iv.mask_least_used, (int)order.size()); i++)
+            out.mask += (out.mask.empty() ? "" : ",") + std::to_string(l.layer) + ":" + std::to_string(order[i]);
+    }
+    return out;
 }
 
 Result<std::vector<EvalReport>> eval_top_k_sweep(Model& m, const Config& cfg, const Interventions& iv,

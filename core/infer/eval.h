@@ -55,6 +55,11 @@ Result<std::vector<EvalReport>> eval_top_k_sweep(Model& m, const Config& cfg, co
                                                  const std::vector<int>& ks, const std::vector<int>& ids,
                                                  const EvalOptions& o = {});
 
+// iv with its mask_least_used resolved: each sparse layer's iv.mask_least_used experts of fewest rows in
+// `unchanged` (the model's report on the same text without interventions; ties to the lower index)
+// added to iv.mask as "layer:expert" entries, mask_least_used then 0.
+Interventions eval_mask_least_used(const Interventions& iv, const EvalReport& unchanged);
+
 // Active parameters per token of m's config if each sparse layer's tokens reach experts_per_token[l]
 // routed experts (the nominal count is top_k): the total less the routed experts, plus that many.
 double eval_active_params(const ModelConfig& c, const std::vector<double>& experts_per_token);

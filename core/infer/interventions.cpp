@@ -10,6 +10,7 @@ std::string Interventions::describe() const {
     if (top_k > 0) add("top-k " + std::to_string(top_k));
     if (renorm >= 0) add(renorm ? "renormalised" : "not renormalised");
     if (!mask.empty()) add("mask " + mask);
+    if (mask_least_used > 0) add("mask the " + std::to_string(mask_least_used) + " least used per layer");
     if (capacity_factor > 0) {
         char b[48];
         std::snprintf(b, sizeof b, "capacity factor %g", capacity_factor);
@@ -31,6 +32,11 @@ Status interventions_apply(Config& cfg, const Interventions& iv) {
     if (iv.top_k != 0 && (iv.top_k < 1 || iv.top_k > mc.n_experts))
         return Status::error("top-k " + std::to_string(iv.top_k) + ": this model has " + std::to_string(mc.n_experts) +
                              " experts; pass 1.." + std::to_string(mc.n_experts));
+    const int k = iv.top_k > 0 ? iv.top_k : mc.top_k;
+    if (iv.mask_least_used < 0 || iv.mask_least_used > mc.n_experts - k)
+        return Status::error("masking the " + std::to_string(iv.mask_least_used) + " least used experts: with top-k " +
+                             std::to_string(k) + " of " + std::to_string(mc.n_experts) + " experts, pass 1.." +
+                             std::to_string(mc.n_experts - k));
     if (iv.renorm >= 0 && mc.score_function != ScoreFunction::softmax)
         return Status::error("renormalising on or off applies to softmax routers; this model's scores are sigmoids");
     Config next = cfg;

@@ -17,7 +17,10 @@ struct Interventions {
     int renorm = -1;                // -1: the model's; 1: weights renormalised over the chosen; 0: plain probabilities
     std::string mask;               // "3,5": experts no token may choose (the next best take their place)
     float capacity_factor = 0;      // 0: none; > 0: each expert keeps at most ceil(N K cf / E) of a forward's N tokens
-    bool any() const { return top_k > 0 || renorm >= 0 || !mask.empty() || capacity_factor > 0; }
+    // > 0: also mask each layer's this many least used experts, measured by the unchanged model on the
+    // text at hand (eval_mask_least_used turns it into "l:e" entries of mask before the forward).
+    int mask_least_used = 0;
+    bool any() const { return top_k > 0 || renorm >= 0 || !mask.empty() || capacity_factor > 0 || mask_least_used > 0; }
     std::string describe() const;   // "top-k 1, mask 3,5" ("unchanged" when none)
 };
 

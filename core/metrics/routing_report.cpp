@@ -75,7 +75,7 @@ ProbeSnapshot probe_run_ids(const Model& m, const Tokenizer& tok, std::vector<in
         if (lw.head_bias) pl.head_bias.assign(lw.head_bias, lw.head_bias + R);
         if (E && lw.moe.router) {  // (model.moe.dense_layers: a dense layer has no routing to show)
             pl.expert_probs = rows(L.ms.probs, T * p.mh_heads, E);
-            MoeDims md = model_moe_dims(c, T, false, 0);
+            MoeDims md = model_moe_dims(c, T, false, 0, L.layer);
             if (lw.moe.bias || md.group_topk > 0) {  // the key top-k read, and the choice without the bias
                 md.bias = lw.moe.bias;
                 MoeDims plain = md;

@@ -232,7 +232,7 @@ void attn_block_backward(const Ops& op, const ModelConfig& c, const LayerWeights
 // selection bias, sequence length (seq_aux_loss) and window counts (global_aux_loss, training only).
 MoeDims layer_moe_dims(const ModelConfig& c, const LayerWeights& w, const LayerActs& a, int N, int T, bool training,
                        uint64_t seed) {
-    MoeDims md = model_moe_dims(c, N, training, seed);
+    MoeDims md = model_moe_dims(c, N, training, seed, a.layer);
     md.bias = w.moe.bias;
     md.seq_rows = T * (md.N / N);
     if (training && !a.moe_ring_sum.empty()) {
@@ -463,7 +463,7 @@ RopeFreqs model_rope_inv_freq(const ModelConfig& c) {
     return f;
 }
 
-MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed) {
+MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed, int layer) {
     const MoeConfig& mc = c.moe;
     MoeDims d;
     const int h = mc.kind == FfnRouting::mh_moe ? mc.n_heads : 1;
@@ -488,16 +488,22 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
     d.Fs = mc.d_ff_shared;
     d.norm_topk = mc.topk_weights == TopkWeights::automatic ? -1 : mc.topk_weights == TopkWeights::renormalised ? 1 : 0;
     d.inference_capacity_factor = mc.inference_capacity_factor;
-    // The masked experts' list, read without allocating (this runs per layer and step; validated already).
-    for (size_t i = 0; i < mc.masked_experts.size();) {
-        if (mc.masked_experts[i] < '0' || mc.masked_experts[i] > '9') {
+    // The masked experts' list, read without allocating (this runs per layer and step; validated
+    // already): "e" masks e in every layer, "l:e" in layer l only (layer -1: the every-layer ones).
+    const std::string& ms = mc.masked_experts;
+    auto number = [&](size_t& i) {
+        int v = 0;
+        while (i < ms.size() && ms[i] >= '0' && ms[i] <= '9') v = v * 10 + (ms[i++] - '0');
+        return v;
+    };
+    for (size_t i = 0; i < ms.size();) {
+        if (ms[i] < '0' || ms[i] > '9') {
             i++;
             continue;
         }
-        int e = 0;
-        while (i < mc.masked_experts.size() && mc.masked_experts[i] >= '0' && mc.masked_experts[i] <= '9')
-            e = e * 10 + (mc.masked_experts[i++] - '0');
-        if (e < d.E) d.masked[e >> 6] |= uint64_t{1} << (e & 63), d.any_masked = true;
+        int e = number(i), at = -1;
+        if (i < ms.size() && ms[i] == ':') at = e, i++, e = number(i);
+        if (e < d.E && (at < 0 || at == layer)) d.masked[e >> 6] |= uint64_t{1} << (e & 63), d.any_masked = true;
     }
     return d;
 }

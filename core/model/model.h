@@ -120,6 +120,7 @@ void model_zero_grad(Model& m);
 
 // Per-layer saved-for-backward views (activations arena).
 struct LayerActs {
+    int layer = 0;                      // this block's index (per-layer settings: model.moe.masked_experts "l:e")
     float* x_in = nullptr;              // (N,C) block input; the previous block's output
     float* ln1 = nullptr; float* ln1_mean = nullptr; float* ln1_rstd = nullptr; // (N,C), (N), (N)
     float* q = nullptr; float* k = nullptr; float* v = nullptr; // (N,H*D), (N,G*D), (N,G*D); after RoPE
@@ -224,8 +225,9 @@ struct ForwardOptions {
 // logits and returns 0.
 double model_forward(const Model& m, Activations& a, const int* tokens, const int* targets, int B, int T,
                      const ForwardOptions& o = {});
-// MoE dims of layer stacks for a batch of N tokens (sub-tokens for MH-MoE).
-MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed);
+// MoE dims of layer stacks for a batch of N tokens (sub-tokens for MH-MoE). layer: whose masked
+// experts to include besides the every-layer ones (model.moe.masked_experts "l:e"); -1: those only.
+MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed, int layer = -1);
 // After a training step's update: moves the selection biases (expert_bias, head_bias) by the step's
 // load (docs/routing-math.md §12.4) and records its expert counts for global_aux_loss.
 void model_route_update(Model& m, Activations& a);

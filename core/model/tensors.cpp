@@ -383,7 +383,7 @@ void activations_declare(Activations& a, const ModelConfig& c, int B, int T, Bin
     a.moe_max_assign = c.moe.kind != FfnRouting::dense ? model_moe_dims(c, N, true, 0).max_assign() : 0;
     a.layers.assign(c.n_layers, LayerActs{});
     b.add(a.x0, "x0", {N, c.d_model});
-    for (int l = 0; l < c.n_layers; l++) layer_acts_declare(c, l, B, T, a.layers[l], b);
+    for (int l = 0; l < c.n_layers; l++) a.layers[l].layer = l, layer_acts_declare(c, l, B, T, a.layers[l], b);
     b.add(a.lnf, "lnf", {N, c.d_model});
     b.add(a.lnf_mean, "lnf_mean", {N});
     b.add(a.lnf_rstd, "lnf_rstd", {N});

@@ -114,6 +114,20 @@ TEST_F(CliModel, InterventionsMatchTheIndependentForward) {
     }
     // What a model cannot take is refused in one line.
     const std::string olmoe = (dir / "olmoe").string(), out = " --json " + (dir / "x.json").string();
+    // --mask-least-used: each layer's 2 least used experts on the text (the baseline's rows) masked there.
+    auto lu = cli("eval --model " + olmoe + " --ids 1,5,9,13,17,21,25,29,33,37,41,45,49 --mask-least-used 2 --baseline" + out);
+    ASSERT_EQ(lu.code, 0) << lu.out;
+    const json x = read(dir / "x.json");
+    for (const json& l : x["baseline"]["layers"]) {
+        std::vector<std::pair<double, int>> by;
+        for (size_t e = 0; e < l["rows"].size(); e++) by.push_back({l["rows"][e].get<double>(), (int)e});
+        std::stable_sort(by.begin(), by.end(), [](auto& a, auto& b) { return a.first < b.first; });
+        for (int i = 0; i < 2; i++) {
+            const std::string entry = std::to_string(l["layer"].get<int>()) + ":" + std::to_string(by[i].second);
+            EXPECT_NE(("," + x["masked"].get<std::string>() + ",").find("," + entry + ","), std::string::npos) << x["masked"];
+            EXPECT_EQ(x["layers"][l["layer"].get<int>()]["rows"][by[i].second].get<double>(), 0.0) << entry;
+        }
+    }
     auto r = cli("eval --model " + olmoe + " --ids 1,2,3 --top-k 9" + out);
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("top-k 9: this model has 8 experts; pass 1..8"), std::string::npos) << r.out;

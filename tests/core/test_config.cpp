@@ -59,6 +59,9 @@ TEST(Config, ValidateNamesTheKeyAndTheRule) {
         {"model.moe.kind=moe;model.moe.masked_experts=\"1,x\"", "'model.moe.masked_experts' must be comma-separated"},
         {"model.moe.kind=moe;model.moe.masked_experts=\"8\"", "names expert 8; experts are 0..7"},
         {"model.moe.kind=moe;model.moe.masked_experts=\"0,1,2,3,4,5,6\"", "leaves 1 experts for top_k 2"},
+        {"model.moe.kind=moe;model.moe.masked_experts=\"0:1:2\"", "each optionally for one layer as layer:expert"},
+        {"model.moe.kind=moe;model.moe.masked_experts=\"3:1\"", "names layer 3; layers are 0..2"},
+        {"model.moe.kind=moe;model.moe.masked_experts=\"0,1,2,1:3,1:4,1:5,1:6\"", "leaves 1 experts for top_k 2"},
         {"model.moe.kind=moe;model.moe.inference_capacity_factor=-1", "'model.moe.inference_capacity_factor' must be 0"},
         {"model.moe.kind=moe;model.moe.shared_expert_gate=true", "'model.moe.shared_expert_gate' needs shared experts"},
         {"model.moe.kind=moe;model.moe.routing=expert_choice;model.moe.topk_weights=probs",
@@ -168,4 +171,17 @@ TEST(Config, ImportedSettingsAreRefusedForTraining) {
     auto t = trainer_create(cfg, DataProgress{});
     ASSERT_FALSE(t.is_ok());
     EXPECT_EQ(t.status.msg, why);
+    // JetMoE's settings: its attention-expert router, the two output biases and the final norm's epsilon.
+    Config jet = *preset_load("tiny");
+    for (const char* o : {"model.attention.use_wo=true", "model.attention.heads.kind=\"moh\"", "model.attention.heads.n_shared=0",
+                          "model.attention.heads.router=\"experts\"", "model.attention.heads.n_experts=2",
+                          "model.attention.out_bias=true", "model.final_norm_eps=1e-6"})
+        ASSERT_TRUE(config_apply_override(jet, o).is_ok()) << o;
+    jet.model.attention.heads.n_active_routed = jet.model.n_heads / 2;
+    ASSERT_TRUE(config_validate(jet).is_ok()) << config_validate(jet).msg;
+    const std::string jwhy = config_training_blocker(jet.model);
+    for (const char* k : {"model.attention.heads.router", "model.attention.out_bias", "model.final_norm_eps"})
+        EXPECT_NE(jwhy.find(k), std::string::npos) << k << ": " << jwhy;
+    jet.model.attention.heads.n_active_routed = 1;  // not whole experts
+    EXPECT_NE(config_validate(jet).msg.find("multiple of the heads per expert"), std::string::npos) << config_validate(jet).msg;
 }

@@ -332,3 +332,62 @@ TEST(RealModelLesson, MeasuresAndConcludesFromTheModelsOwnNumbers) {
     EXPECT_NE(hc.find("domain-bound expert is 0 of layer 0, with 90% of its choices from code"), std::string::npos) << hc;
     EXPECT_NE(hc.find("top-2: 9.00 (-10.0%) with +50% active parameters"), std::string::npos) << hc;
 }
+
+// "Mask the k least used": each layer's k experts of fewest rows in the unchanged model's report on the
+// text, masked in that layer only ("l:e"); the forward then never routes a layer's tokens to its own
+// masked experts, while an expert masked in one layer still serves another. The compare experiment
+// names the same mask.
+TEST(Experiment, MaskLeastUsedMasksEachLayersOwnLeastUsedExperts) {
+    auto hf = open_tiny("olmoe", true);
+    ASSERT_TRUE(hf);
+    Model& m = hf->model;
+    std::mt19937 rng(3);
+    std::vector<int> ids(400);
+    for (int& t : ids) t = (int)(rng() % (unsigned)m.cfg.vocab_size);
+    auto base = model_eval(m, ids, {.context = 200});
+    ASSERT_TRUE(base) << base.status.msg;
+    Interventions iv;
+    iv.mask_least_used = 2;
+    const Interventions applied = eval_mask_least_used(iv, *base);
+    EXPECT_EQ(applied.mask_least_used, 0);
+    std::vector<std::vector<int>> masked(m.cfg.n_layers);
+    for (const EvalLayer& l : base->layers) {
+        std::vector<int> order(l.rows.size());
+        for (size_t e = 0; e < order.size(); e++) order[e] = (int)e;
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l.rows[a] < l.rows[b]; });
+        masked[l.layer] = {order[0], order[1]};
+        for (int e : masked[l.layer])
+            EXPECT_NE(applied.mask.find(std::to_string(l.layer) + ":" + std::to_string(e)), std::string::npos) << applied.mask;
+    }
+    Config cfg = hf->cfg;
+    ASSERT_TRUE(interventions_apply(cfg, applied));
+    const ModelConfig kept = m.cfg;
+    m.cfg = cfg.model;
+    auto after = model_eval(m, ids, {.context = 200});
+    m.cfg = kept;
+    ASSERT_TRUE(after) << after.status.msg;
+    bool served_elsewhere = false;
+    for (const EvalLayer& l : after->layers)
+        for (int e = 0; e < (int)l.rows.size(); e++) {
+            const bool mine = std::count(masked[l.layer].begin(), masked[l.layer].end(), e) > 0;
+            if (mine) EXPECT_EQ(l.rows[e], 0.0) << "layer " << l.layer << " expert " << e;
+            bool other = false;
+            for (int k = 0; k < m.cfg.n_layers; k++) other |= k != l.layer && std::count(masked[k].begin(), masked[k].end(), e);
+            served_elsewhere |= !mine && other && l.rows[e] > 0;
+        }
+    EXPECT_TRUE(served_elsewhere) << "a mask of one layer reached another";
+    // The window's compare: the same experts, named in its result.
+    ExperimentRequest r;
+    r.iv = iv;
+    r.context = 200;
+    ExperimentCache cache;
+    const ExperimentResult out = experiment_run(m, hf->cfg, *hf->tok, ids, r, cache);
+    ASSERT_EQ(out.error, "");
+    EXPECT_EQ(out.applied.mask, applied.mask);
+    // Refused in one line: more than E - top-k.
+    iv.mask_least_used = m.cfg.moe.n_experts - m.cfg.moe.top_k + 1;
+    Config c2 = hf->cfg;
+    const Status s = interventions_apply(c2, iv);
+    EXPECT_FALSE(s);
+    EXPECT_NE(s.msg.find("least used"), std::string::npos) << s.msg;
+}
