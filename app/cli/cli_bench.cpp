@@ -246,6 +246,8 @@ int cmd_bench(const Args& a) {
         if (!parse_int(a.opt.at("vocab-size"), 1, 1000000, vs)) return usage("--vocab-size must be an integer in 1..1000000");
         cfg->model.vocab_size = (int)vs;
     }
+    // The bench times training steps: a forward-only setting (an imported model's) cannot take one.
+    if (std::string why = config_training_blocker(cfg->model); !why.empty()) return fail("bench: " + why);
     auto device = device_select(cfg->train.device);  // the bench runs where training would
     if (!device) return fail(device.status.msg);
     if (!device->note.empty()) std::fprintf(stderr, "%s\n", device->note.c_str());

@@ -16,14 +16,21 @@ const char* experiment_kind_name(ExperimentKind k) {
     return "?";
 }
 
-Result<std::unique_ptr<RoutingOverride>> RoutingOverride::make(Model& m, const Config& cfg, const Interventions& iv,
-                                                                bool bias_off) {
+Status RoutingOverride::check(const Model& m, const Config& cfg, const Interventions& iv, bool bias_off, Config* applied) {
     Config c = cfg;
     c.model = m.cfg;  // biases given after the run was built (a calibration) are m's, not cfg's
     if (Status s = interventions_apply(c, iv); !s) return s;
     if (bias_off && !m.cfg.moe.expert_bias)
         return Status::error("this model has no selection biases to switch off (train with model.moe.expert_bias, or "
                              "calibrate them first)");
+    if (applied) *applied = std::move(c);
+    return Status::ok();
+}
+
+Result<std::unique_ptr<RoutingOverride>> RoutingOverride::make(Model& m, const Config& cfg, const Interventions& iv,
+                                                                bool bias_off) {
+    Config c;
+    if (Status s = check(m, cfg, iv, bias_off, &c); !s) return s;
     std::unique_ptr<RoutingOverride> o(new RoutingOverride(m));
     m.cfg = c.model;
     if (bias_off) {
@@ -92,10 +99,10 @@ EvalOptions eval_options(int context, ExperimentResult& out, const Progress& pro
 void run_compare(Model& m, const Config& cfg, const std::vector<int>& ids, const ExperimentRequest& r, int context,
                  ExperimentCache& cache, ExperimentResult& out, const Progress& progress, const std::atomic<bool>* cancel) {
     out.what = r.iv.describe() + (r.bias_off ? (r.iv.any() ? ", biases off" : "biases off") : "");
-    if (auto check = RoutingOverride::make(m, cfg, r.iv, r.bias_off); !check) {  // refused before anything runs
-        out.error = check.status.msg;
+    if (Status s = RoutingOverride::check(m, cfg, r.iv, r.bias_off); !s) {  // refused before anything runs
+        out.error = s.msg;
         return;
-    }  // (and m is its unchanged self again)
+    }
     const std::string key = cache_key(m, r, context);
     const bool cached = cache.key == key;
     if (!cached) {

@@ -77,6 +77,9 @@ public:
     // Fails (a message, m untouched) when m cannot take iv.
     static Result<std::unique_ptr<RoutingOverride>> make(Model& m, const Config& cfg, const Interventions& iv,
                                                          bool bias_off);
+    // The message make would fail with (ok when it would not); applied: the config make would put in m.
+    static Status check(const Model& m, const Config& cfg, const Interventions& iv, bool bias_off,
+                        Config* applied = nullptr);
     ~RoutingOverride();
     RoutingOverride(const RoutingOverride&) = delete;
     RoutingOverride& operator=(const RoutingOverride&) = delete;

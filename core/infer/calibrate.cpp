@@ -1,4 +1,5 @@
 #include "infer/calibrate.h"
+#include "infer/eval.h"
 
 #include <algorithm>
 #include <chrono>
@@ -55,24 +56,11 @@ PassCounts measure_pass(const Model& m, Activations& a, const std::vector<int>& 
     pc.keys.assign(c.n_layers, {});
     for (int l = 0; l < c.n_layers; l++)
         if (m.w.layers[l].moe.router) pc.keys[l].reserve(ids.size() * E);
-    std::vector<int> targets(context);
-    double nll = 0;
-    int64_t predicted = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    for (size_t s = 0; s + 1 < ids.size(); s += context) {
-        if (cancel && cancel->load()) {
-            cancelled = true;
-            break;
-        }
-        const int T = (int)std::min<size_t>(context, ids.size() - s);
-        if (T < 2) break;
-        for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? ids[s + t + 1] : -1;
-        model_forward(m, a, ids.data() + s, targets.data(), 1, T);
-        nll += a.ce * (T - 1);
-        predicted += T - 1;
-        const MoeDims d = model_moe_dims(c, T, false, 0);  // no bias: the key the fit adds its own to
+    const EvalWindows w = eval_windows(m, a, ids, context, cancel, [&](int T) {
         for (int l = 0; l < c.n_layers; l++) {
             if (!m.w.layers[l].moe.router) continue;
+            const MoeDims d = model_moe_dims(c, T, false, 0, l);  // no bias: the key the fit adds its own to
             for (int e = 0; e < E; e++) pc.counts[l][e] += a.layers[l].mst.counts[e];
             const MoeSaved& sv = a.layers[l].ms;
             std::vector<float>& k = pc.keys[l];
@@ -80,9 +68,10 @@ PassCounts measure_pass(const Model& m, Activations& a, const std::vector<int>& 
             float* dst = k.data() + k.size() - (size_t)T * E;
             for (int t = 0; t < T; t++) moe_selection_key(dst + (size_t)t * E, sv.logits + (size_t)t * E, sv.probs + (size_t)t * E, d);
         }
-    }
+    });
+    if (w.cancelled) cancelled = true;
     for (int l = 0; l < c.n_layers; l++) pc.cv[l] = stats_cv(pc.counts[l].data(), E);
-    pc.perplexity = predicted ? std::exp(nll / (double)predicted) : 0;
+    pc.perplexity = w.predicted ? std::exp(w.nll_sum / (double)w.predicted) : 0;
     pc.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return pc;
 }

@@ -39,6 +39,29 @@ double eval_active_params(const ModelConfig& c, const std::vector<double>& exper
     return active;
 }
 
+EvalWindows eval_windows(const Model& m, Activations& a, const std::vector<int>& ids, int context,
+                         const std::atomic<bool>* cancel, const std::function<void(int T)>& each) {
+    EvalWindows w;
+    std::vector<int> targets(context);
+    for (size_t start = 0; start + 1 < ids.size(); start += context) {
+        if (cancel && cancel->load()) {
+            w.cancelled = true;
+            break;
+        }
+        const int T = (int)std::min<size_t>(context, ids.size() - start);
+        if (T < 2) break;
+        for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? ids[start + t + 1] : -1;
+        const auto t0 = std::chrono::steady_clock::now();
+        model_forward(m, a, ids.data() + start, targets.data(), 1, T);
+        w.forward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        w.nll_sum += a.ce * (T - 1);
+        w.predicted += T - 1;
+        w.windows++;
+        each(T);
+    }
+    return w;
+}
+
 Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const EvalOptions& o) {
     const ModelConfig& c = m.cfg;
     if (ids.size() < 2) return Status::error("eval needs at least 2 tokens of text; give it a longer file");
@@ -50,25 +73,12 @@ Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const
     const int total_windows = (int)((ids.size() - 1 + o.context - 1) / o.context);  // windows of >= 2 tokens
     Activations a;
     activations_create(a, c, 1, o.context);
-    std::vector<int> targets(o.context);
     const int E = c.moe.n_experts;
     std::vector<std::vector<double>> rows(c.n_layers);  // (L)(E) rows each expert computed
     std::vector<double> choices(c.n_layers, 0.0);        // (L) (token, expert) pairs chosen before capacity (top-k)
     std::vector<double> dropped_rows(c.n_layers, 0.0), routed_rows(c.n_layers, 0.0);  // (L) other routings
-    double nll_sum = 0;
-    for (size_t start = 0; start + 1 < ids.size(); start += o.context) {
-        if (o.cancel && o.cancel->load()) {
-            r.cancelled = true;
-            break;
-        }
-        const int T = (int)std::min<size_t>(o.context, ids.size() - start);
-        if (T < 2) break;
-        for (int t = 0; t < T; t++) targets[t] = t + 1 < T ? ids[start + t + 1] : -1;
-        const auto t0 = std::chrono::steady_clock::now();
-        model_forward(m, a, ids.data() + start, targets.data(), 1, T);
-        r.forward_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        nll_sum += a.ce * (T - 1);
-        r.tokens += T - 1;
+    int done = 0;
+    const EvalWindows w = eval_windows(m, a, ids, o.context, o.cancel, [&](int T) {
         for (int l = 0; l < c.n_layers; l++) {
             if (!m.w.layers[l].moe.router) continue;
             const MoeSaved& sv = a.layers[l].ms;
@@ -78,9 +88,10 @@ Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const
             if (c.moe.routing == MoeRouting::topk) choices[l] += (double)d.N * d.K;
             else dropped_rows[l] += a.layers[l].mst.dropped_frac * d.N, routed_rows[l] += d.N;
         }
-        r.windows++;
-        if (o.progress) o.progress(r.windows, total_windows);
-    }
+        if (o.progress) o.progress(++done, total_windows);
+    });
+    r.tokens = w.predicted, r.windows = w.windows, r.forward_s = w.forward_s, r.cancelled = w.cancelled;
+    const double nll_sum = w.nll_sum;
     if (r.tokens == 0) return Status::error("eval was cancelled before its first window");
     r.nll = nll_sum / (double)r.tokens;
     r.perplexity = std::exp(r.nll);
@@ -111,9 +122,14 @@ Interventions eval_mask_least_used(const Interventions& iv, const EvalReport& un
     Interventions out = iv;
     out.mask_least_used = 0;
     if (iv.mask_least_used <= 0) return out;
+    ModelConfig probe;  // which experts iv.mask masks in each layer already: those are not counted again
+    probe.moe.n_experts = unchanged.layers.empty() ? 0 : (int)unchanged.layers[0].rows.size();
+    probe.moe.masked_experts = iv.mask;
     for (const EvalLayer& l : unchanged.layers) {
-        std::vector<int> order(l.rows.size());
-        for (size_t e = 0; e < order.size(); e++) order[e] = (int)e;
+        const MoeDims d = model_moe_dims(probe, 1, false, 0, l.layer);
+        std::vector<int> order;
+        for (int e = 0; e < (int)l.rows.size(); e++)
+            if (!d.is_masked(e)) order.push_back(e);
         std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l.rows[a] < l.rows[b]; });
         for (int i = 0; i < std::min<int>(iv.mask_least_used, (int)order.size()); i++)
             out.mask += (out.mask.empty() ? "" : ",") + std::to_string(l.layer) + ":" + std::to_string(order[i]);

@@ -45,6 +45,19 @@ struct EvalOptions {
     const std::atomic<bool>* cancel = nullptr;          // checked before each window
 };
 
+// The text's windows of `context` tokens (as above), each one forward with its next-token targets into
+// a (made for batch 1, context tokens); after each, each(T) reads a's activations of its T tokens.
+// Stops before a window once *cancel is set.
+struct EvalWindows {
+    int64_t predicted = 0;        // tokens predicted
+    int windows = 0;
+    double nll_sum = 0;           // of the predicted tokens' cross-entropy, nats
+    double forward_s = 0;         // seconds in the forwards
+    bool cancelled = false;
+};
+EvalWindows eval_windows(const Model& m, Activations& a, const std::vector<int>& ids, int context,
+                         const std::atomic<bool>* cancel, const std::function<void(int T)>& each);
+
 // ids: at least 2. The model's config (with any interventions applied) decides the routing.
 Result<EvalReport> model_eval(const Model& m, const std::vector<int>& ids, const EvalOptions& o = {});
 

@@ -137,16 +137,17 @@ Status refuse_unsupported(Keys& k, HfFamily f) {
 // 1..8192, got 16384"), said with config.json's name for it (hidden_size) first.
 std::string in_config_terms(const std::string& msg, HfFamily f) {
     const bool local = f == HfFamily::mixtral || f == HfFamily::granitemoe || f == HfFamily::jetmoe;
-    const bool qwen = f == HfFamily::qwen2moe || f == HfFamily::qwen3moe;
+    const bool qwen = f == HfFamily::qwen2moe || f == HfFamily::qwen3moe, jet = f == HfFamily::jetmoe;
     const std::pair<const char*, const char*> names[] = {
         {"model.d_model", "hidden_size"}, {"model.n_layers", "num_hidden_layers"},
-        {"model.n_heads", "num_attention_heads"}, {"model.n_kv_heads", "num_key_value_heads"},
-        {"model.head_dim", "head_dim"}, {"model.vocab_size", "vocab_size"}, {"model.ffn.d_ff", "intermediate_size"},
+        {"model.n_heads", jet ? "num_key_value_heads x num_local_experts" : "num_attention_heads"},
+        {"model.n_kv_heads", "num_key_value_heads"}, {"model.head_dim", jet ? "kv_channels" : "head_dim"},
+        {"model.vocab_size", "vocab_size"}, {"model.ffn.d_ff", jet ? "intermediate_size (ffn_hidden_size)" : "intermediate_size"},
         {"model.moe.d_ff_expert", qwen ? "moe_intermediate_size" : "intermediate_size"},
         {"model.moe.n_experts", local ? "num_local_experts" : "num_experts"}, {"model.moe.top_k", "num_experts_per_tok"},
         {"model.moe.d_ff_shared", "shared_expert_intermediate_size"}, {"model.norm_eps", "rms_norm_eps"},
         {"model.attention.rope_theta", "rope_theta"}, {"model.attention.heads.n_experts", "num_local_experts"},
-        {"model.attention.heads.n_active_routed", "num_experts_per_tok"},
+        {"model.attention.heads.n_active_routed", "num_key_value_heads x num_experts_per_tok"},
         {"model.attention.rope_scaling.original_max_positions", "rope_scaling's original_max_position_embeddings"},
         {"model.attention.rope_scaling.", "rope_scaling's "}};
     for (const auto& [ours, theirs] : names) {

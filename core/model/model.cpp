@@ -491,9 +491,10 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
     // The masked experts' list, read without allocating (this runs per layer and step; validated
     // already): "e" masks e in every layer, "l:e" in layer l only (layer -1: the every-layer ones).
     const std::string& ms = mc.masked_experts;
-    auto number = [&](size_t& i) {
+    auto number = [&](size_t& i) {  // and the spaces after it (config_validate's parse_masks allows them)
         int v = 0;
         while (i < ms.size() && ms[i] >= '0' && ms[i] <= '9') v = v * 10 + (ms[i++] - '0');
+        while (i < ms.size() && ms[i] == ' ') i++;
         return v;
     };
     for (size_t i = 0; i < ms.size();) {
@@ -502,7 +503,11 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
             continue;
         }
         int e = number(i), at = -1;
-        if (i < ms.size() && ms[i] == ':') at = e, i++, e = number(i);
+        if (i < ms.size() && ms[i] == ':') {
+            at = e, i++;
+            while (i < ms.size() && ms[i] == ' ') i++;
+            e = number(i);
+        }
         if (e < d.E && (at < 0 || at == layer)) d.masked[e >> 6] |= uint64_t{1} << (e & 63), d.any_masked = true;
     }
     return d;
@@ -566,7 +571,9 @@ double model_forward(const Model& m, Activations& a, const int* tokens, const in
     a.window = o.window > 0 ? o.window : model_window(c, T, o.prev_entropy);
     a.training = o.training;
     a.seed = o.seed;
-    a.skip = o.skip && c.attention.heads.kind != HeadSelection::all_heads;
+    // The query-norm rule computes every head before choosing (attn_block_forward): no skip, so none back.
+    a.skip = o.skip && c.attention.heads.kind != HeadSelection::all_heads &&
+             c.attention.heads.router != HeadRouterKind::query_norm;
     a.timing = o.timing;
     op.embedding_forward(a.x0, tokens, m.w.tok_emb, m.w.pos_emb, B, T, c.d_model, 0);
     if (c.embedding_multiplier != 1.f) op.tensor_scale(a.x0, c.embedding_multiplier, (size_t)B * T * c.d_model);

@@ -337,10 +337,14 @@ void attn_skip_backward(const ModelConfig& c, const LayerWeights& w, LayerWeight
             for (size_t i = 0; i < HDC; i++) g.wo[i] += sw.dwo[i];
         for (size_t i = 0; i < ne; i++) g.cope_pos[i] += sw.dcope[i];
     }
-    if (moh)
+    const HeadsConfig& hc = c.attention.heads;  // the rule of MoH-LLaMA3 (query_norm) has no weights to move
+    if (moh && hc.router == HeadRouterKind::learned)
         head_router_backward(din, g.router_shared, g.router_routed, g.router_type, s.router_scratch, s.dgates, dbalance,
                              a.head_f.data(), a.hr, in, w.router_shared, w.router_routed, w.router_type,
                              model_router_dims(c, N));
+    if (moh && hc.router == HeadRouterKind::experts)
+        head_gates_experts_backward(din, g.router_routed, s.router_scratch, s.dgates, dbalance, a.head_f.data(), a.hr,
+                                    a.head_gates, in, w.router_routed, model_router_dims(c, N), hc.n_experts);
     if (c.attention.positional == PosKind::rope) rope_backward(s.dk, B, T, G, D, model_rope_inv_freq(c).data());
     if (kv_groups_needed(c, a, N, s.kv_need) == G) {
         linear_backward(din, g.wk, nullptr, s.dk, in, w.wk, N, C, GD);

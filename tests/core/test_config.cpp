@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "config/presets.h"
+#include "model/model.h"
 #include "train/trainer.h"
 #include "util/json_leaves.h"
 
@@ -184,4 +185,18 @@ TEST(Config, ImportedSettingsAreRefusedForTraining) {
         EXPECT_NE(jwhy.find(k), std::string::npos) << k << ": " << jwhy;
     jet.model.attention.heads.n_active_routed = 1;  // not whole experts
     EXPECT_NE(config_validate(jet).msg.find("multiple of the heads per expert"), std::string::npos) << config_validate(jet).msg;
+}
+
+// model.moe.masked_experts as the forward reads it (model_moe_dims) agrees with what config_validate
+// accepted, spaces and all: "e" in every layer, "l:e" in layer l only.
+TEST(Config, PerLayerMasksReachOnlyTheirLayer) {
+    Config cfg = *preset_load("tiny");
+    ASSERT_TRUE(config_apply_override(cfg, "model.moe.kind=\"moe\"").is_ok());
+    cfg.model.moe.masked_experts = " 0 : 3, 1 :5 ,2";
+    ASSERT_TRUE(config_validate(cfg).is_ok()) << config_validate(cfg).msg;
+    for (int l = 0; l < cfg.model.n_layers; l++) {
+        const MoeDims d = model_moe_dims(cfg.model, 4, false, 0, l);
+        for (int e = 0; e < cfg.model.moe.n_experts; e++)
+            EXPECT_EQ(d.is_masked(e), e == 2 || (l == 0 && e == 3) || (l == 1 && e == 5)) << "layer " << l << " expert " << e;
+    }
 }

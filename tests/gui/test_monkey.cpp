@@ -15,9 +15,13 @@
 #include <QTabBar>
 #include <QTimer>
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
+#include <thread>
 
 #include "window_fixture.h"
 
@@ -36,6 +40,7 @@ public:
     Monkey(MainWindow& w, unsigned seed, int events) : w_(w), rng_(seed), left_(events) {}
     void start() { QTimer::singleShot(0, &timers_, [this] { tick(); }); }
     bool done() const { return finished_; }
+    const std::string& stuck() const { return stuck_; }
     int dialogsClosed() const { return closed_; }
     int n() const { return n_; }
 
@@ -44,14 +49,26 @@ private:
     // context menu runs a nested event loop, and the monkey goes on inside it.
     // After the last event the ticks close whatever is still open (a dialog the last click opened runs
     // a nested event loop that the test's own wait sits under), then the monkey is done.
+    // A popup or dialog still open after 1000 closing ticks (10 s) is named in stuck() and the monkey
+    // stops: a window that cannot be closed is a bug to report, not a wait until ctest's timeout.
     void tick() {
         if (left_ <= 0 && !QApplication::activePopupWidget() && !QApplication::activeModalWidget()) {
+            finished_ = true;
+            return;
+        }
+        if (left_ <= 0 && ++closing_ % 100 == 1)
+            log("closing what is still open (try %d): %s", closing_, describe(QApplication::activePopupWidget()
+                                                                                 ? QApplication::activePopupWidget()
+                                                                                 : QApplication::activeModalWidget()).c_str());
+        if (closing_ > 1000) {
+            stuck_ = describe(QApplication::activePopupWidget() ? QApplication::activePopupWidget() : QApplication::activeModalWidget());
             finished_ = true;
             return;
         }
         QTimer::singleShot(left_ > 0 ? 15 : 10, &timers_, [this] { tick(); });
         if (left_ > 0) {
             left_--, n_++;
+            if (left_ == 0) log("all events sent");
             return act();
         }
         if (QWidget* p = QApplication::activePopupWidget()) {
@@ -60,6 +77,11 @@ private:
             if (auto* d = qobject_cast<QDialog*>(m)) d->reject();
             else m->close();
         }
+    }
+
+    static std::string describe(QWidget* w) {
+        if (!w) return "nothing";
+        return std::string(w->metaObject()->className()) + " '" + w->windowTitle().toStdString() + "'";
     }
 
     int pick(int n) { return std::uniform_int_distribution<int>(0, std::max(0, n - 1))(rng_); }
@@ -175,8 +197,9 @@ private:
 
     MainWindow& w_;
     std::mt19937 rng_;
-    int left_, n_ = 0, inside_ = 0, closed_ = 0;
+    int left_, n_ = 0, inside_ = 0, closed_ = 0, closing_ = 0;
     bool finished_ = false;
+    std::string stuck_;
     QObject timers_;  // the pending tick goes with the monkey
 };
 
@@ -195,7 +218,28 @@ TEST(Monkey, RandomEventsOverTheWholeWindowWhileItTrains) {
     t.start();
     Monkey m(*win.w, seed, events);
     m.start();
+    // A watchdog: a nested event loop that never returns (the one place the test's own wait cannot see
+    // the monkey finish) would otherwise run into ctest's timeout with nothing said. It names the phase
+    // and aborts, so the log ends with what was going on.
+    std::atomic<int> phase{0};  // 0 the monkey's events (then closing what they left open), 2 checks, 3 closing the window
+    std::atomic<bool> over{false};
+    std::thread watchdog([&] {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(envInt("ROUTELAB_MONKEY_WATCHDOG_S", 600));
+        while (!over && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (over) return;
+        std::printf("monkey watchdog: still running after %d s in phase %d (0 the monkey's events, 2 checks, 3 closing the "
+                    "window); the lines above say which event came last\n", envInt("ROUTELAB_MONKEY_WATCHDOG_S", 600), phase.load());
+        std::fflush(stdout);
+        std::abort();
+    });
+    struct Stop {
+        std::atomic<bool>& over;
+        std::thread& t;
+        ~Stop() { over = true, t.join(); }
+    } stop{over, watchdog};
     ASSERT_TRUE(waitFor([&] { return m.done(); }, 20 * 60 * 1000));
+    phase = 2;
+    EXPECT_EQ(m.stuck(), "") << "this stayed open after every way of closing it";
     // The window answers after it all.
     // The views still draw, unless the hand left them no room (docks dragged over the centre).
     ImGuiWidget* v = win.w->views();
@@ -208,4 +252,8 @@ TEST(Monkey, RandomEventsOverTheWholeWindowWhileItTrains) {
     std::printf("monkey: seed %u, %d events in %.1f s, worst frame %.0f ms (budget %.0f), %d dialogs closed by force, step %d\n", seed,
                 m.n(), t.elapsed() / 1000.0, win.w->views()->worstFrameMs(), k_frameBudgetMs, m.dialogsClosed(), win.w->runs().lastStep());
     EXPECT_LT(win.w->views()->worstFrameMs(), k_frameBudgetMs);
+    phase = 3;
+    std::printf("monkey: closing the window\n");
+    std::fflush(stdout);
+    win.w.reset();
 }
