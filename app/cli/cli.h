@@ -100,6 +100,7 @@ int cmd_eval(const Args& a);          // cli_eval.cpp
 int cmd_calibrate(const Args& a);     // cli_eval.cpp
 int cmd_tune_router(const Args& a);   // cli_tune.cpp
 int cmd_analyse(const Args& a);       // cli_analyse.cpp
+int cmd_cluster(const Args& a);       // cli_cluster.cpp
 int cmd_bench(const Args& a);
 int cmd_export(const Args& a);
 

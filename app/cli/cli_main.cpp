@@ -96,6 +96,18 @@ const std::vector<Command>& commands() {
          {"model", "checkpoint", "domain", "json", "tokens", "context", "top-k", "mask-experts", "capacity-factor",
           "expert-bias", "router-weights"},
          cmd_analyse},
+        {"cluster",
+         "  routelab-cli cluster  --loads F | --model DIR --text-file F | --checkpoint F --text-file F --ep N\n"
+         "                        --gpus-per-node G --json OUT [--capacity-factor C] [--pad-to-capacity]\n"
+         "                        [--tokens-per-rank T] [--hidden H] [--top-k K] [--expert-width F] [--dtype bf16|fp8|fp32]\n"
+         "                        [--placement contiguous|balanced] [--edp D] [--nvlink GBPS] [--rdma GBPS] [--tokens N]\n"
+         "                        [--context N]  (what the routing would cost with expert parallelism: per layer\n"
+         "                        imbalance, expert_imbalance, a2a_bytes_per_rank, hottest_rank_bytes, dropped_share,\n"
+         "                        expert_bytes_per_gpu, a time range balanced vs measured; --loads F: per layer, each\n"
+         "                        expert's share of the routed assignments)\n",
+         {"loads", "model", "checkpoint", "text-file", "json", "ep", "gpus-per-node", "capacity-factor", "tokens-per-rank",
+          "hidden", "top-k", "expert-width", "dtype", "placement", "edp", "nvlink", "rdma", "tokens", "context"},
+         cmd_cluster},
         {"tokenize",
          "  routelab-cli tokenize --model DIR | --tokenizer FILE --text-file F [--no-special] --json G\n"
          "                        (ids of the whole file and of each line; FILE a tokenizer.json or tokenizer.model)\n",
@@ -148,7 +160,7 @@ int main(int argc, char** argv) {
     auto it = std::find_if(table.begin(), table.end(), [&](const Command& c) { return a.cmd == c.name; });
     if (it == table.end()) return usage("unknown command '" + a.cmd + "'");
     const std::vector<std::string> bool_flags = {"json",     "sample", "weights", "no-special", "bf16-activations",
-                                                "renorm", "no-renorm", "baseline", "no-expert-bias"};
+                                                "renorm", "no-renorm", "baseline", "no-expert-bias", "pad-to-capacity"};
     for (int i = 2; i < argc; i++) {
         std::string k = argv[i];
         if (k == "--help" || k == "-h") return command_help(*it);

@@ -297,3 +297,48 @@ TEST_F(CliModel, TuneRouterReportsAndSavesRoutersEvalTakesBack) {
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("written for another model"), std::string::npos) << r.out;
 }
+
+// routelab-cli cluster (issue 25): on a loads file, the fields others script against, with the figures
+// of a hand-computed case; on a model and a text, the loads measured window by window.
+TEST_F(CliModel, ClusterOnALoadsFileAndOnAModelsText) {
+    std::ofstream(dir / "loads.json") << "[[0.4, 0.3, 0.2, 0.1], [1, 1, 1, 1]]";
+    const std::string out = " --json " + (dir / "c.json").string();
+    auto r = cli("cluster --loads " + (dir / "loads.json").string() +
+                 " --ep 2 --gpus-per-node 2 --tokens-per-rank 50 --hidden 8 --top-k 2 --expert-width 4 --capacity-factor 1" + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    json c = read(dir / "c.json");
+    ASSERT_EQ(c["layers"].size(), 2u);
+    const json& l0 = c["layers"][0];
+    for (const char* k : {"imbalance", "expert_imbalance", "a2a_bytes_per_rank", "hottest_rank_bytes", "dropped_share"})
+        EXPECT_TRUE(l0.contains(k)) << k;
+    EXPECT_DOUBLE_EQ(l0["imbalance_popularity"].get<double>(), 1.4);  // ranks hold 0.7 and 0.3
+    EXPECT_DOUBLE_EQ(l0["expert_imbalance"].get<double>(), 1.6);
+    EXPECT_DOUBLE_EQ(c["layers"][1]["expert_imbalance"].get<double>(), 1.0);  // counts normalised
+    EXPECT_GT(l0["dropped_share"].get<double>(), 0.15);  // 20% overflow at cf 1, give or take the noise
+    EXPECT_DOUBLE_EQ(c["expert_bytes_per_gpu"].get<double>(), 2 * 2 * 3 * 8 * 4 * 18.0);  // 2 layers x 2 experts x 3 C F x 18 bytes
+    EXPECT_EQ(c["inputs"]["ep"], 2);
+    EXPECT_EQ(c["inputs"]["top_k"], 2);
+    EXPECT_FALSE(c["assumptions"].empty());
+    // On a model and a text: one entry per sparse layer, the windows as batches, token sets counted.
+    const std::string make = rl::test::shell_quoted(rl::test::python()) + " " + k_src + "/scripts/hf_tiny_models.py " +
+                             rl::test::shell_quoted(dir.string()) + " --only olmoe";
+    ASSERT_EQ(rl::test::run_captured(make).code, 0) << make;
+    std::string ids;
+    for (int i = 0; i < 600; i++) ids += (i ? "," : "") + std::to_string((i * 37 + 11) % 109);
+    r = cli("cluster --model " + (dir / "olmoe").string() + " --ids " + ids + " --context 100 --ep 4 --gpus-per-node 2" + out);
+    ASSERT_EQ(r.code, 2) << r.out;  // --ids is not cluster's: a text file is
+    fs::copy_file(k_src + "/tests/data/tokenizers/ascii_byte_level.json", dir / "olmoe" / "tokenizer.json",
+                  fs::copy_options::overwrite_existing);
+    std::ofstream(dir / "text.txt") << std::string(3000, 'a') + "The quick brown fox jumps over the lazy dog. 12 + 7 = 19.\n";
+    r = cli("cluster --model " + (dir / "olmoe").string() + " --text-file " + (dir / "text.txt").string() +
+            " --context 100 --ep 4 --gpus-per-node 2" + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    c = read(dir / "c.json");
+    ASSERT_EQ(c["layers"].size(), 3u);
+    EXPECT_GT(c["layers"][0]["batches"].get<int>(), 10);
+    EXPECT_TRUE(c["layers"][0]["nodes_counted_on_tokens"].get<bool>());
+    EXPECT_EQ(c["inputs"]["hidden"], 48);  // the model's
+    r = cli("cluster --model " + (dir / "olmoe").string() + " --text-file " + (dir / "text.txt").string() + " --ep 3 --gpus-per-node 2" + out);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("EP 3 must divide the 8 experts"), std::string::npos) << r.out;
+}

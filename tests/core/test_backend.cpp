@@ -234,20 +234,26 @@ TEST(Ops, EveryOpGoesThroughTheTable) {
             }
         }
     }
-    // A forward-only config (vocabulary 50) through the plain table and the counting one: the same logits.
-    auto forward_both_ways = [](const Config& c) {
-        std::vector<float> logits[2];
+    // A forward-only config (vocabulary 50) through the plain table and the counting one: the same logits
+    // (with_backward: also the same gradients of a backward with targets, as router tuning runs it).
+    auto forward_both_ways = [](const Config& c, bool with_backward = false) {
+        std::vector<float> logits[2], grads[2];
         for (int k = 0; k < 2; k++) {
             Model m;
             model_create(m, c.model, 3, 0.1f);
             if (k == 1) m.ops = &counting_ops();
             Activations acts;
             activations_create(acts, c.model, 1, 8);
-            const int ids[8] = {1, 5, 9, 2, 7, 3, 4, 8};
-            model_forward(m, acts, ids, nullptr, 1, 8);
+            const int ids[8] = {1, 5, 9, 2, 7, 3, 4, 8}, tgt[8] = {5, 9, 2, 7, 3, 4, 8, 1};
+            model_forward(m, acts, ids, with_backward ? tgt : nullptr, 1, 8, {.training = with_backward});
             logits[k].assign(acts.logits, acts.logits + 8 * 50);
+            if (!with_backward) continue;
+            model_zero_grad(m);
+            model_backward(m, acts, ids, tgt);
+            grads[k].assign(m.grads.data.begin(), m.grads.data.end());
         }
         ASSERT_EQ(logits[0], logits[1]);
+        ASSERT_EQ(grads[0], grads[1]);
     };
     {  // the settings of imported Hugging Face models run forward only (config_training_blocker)
         Config c = small("moe-top2-8");
@@ -264,6 +270,16 @@ TEST(Ops, EveryOpGoesThroughTheTable) {
         c.model.vocab_size = 50;
         ASSERT_TRUE(config_validate(c).is_ok()) << config_validate(c).msg;
         forward_both_ways(c);
+    }
+    {  // JetMoE's attention experts: the forward, and the router's backward (tune-router's) through both tables
+        Config c = small("seed-moh");
+        for (const char* s : {"model.attention.heads.n_shared=0", "model.attention.heads.router=experts",
+                              "model.attention.heads.n_experts=2"})
+            ASSERT_TRUE(config_apply_override(c, s).is_ok()) << s;
+        c.model.attention.heads.n_active_routed = c.model.n_heads / 2;
+        c.model.vocab_size = 50;
+        ASSERT_TRUE(config_validate(c).is_ok()) << config_validate(c).msg;
+        forward_both_ways(c, true);
     }
     std::string never;
     for (size_t i = 0; i < op_count; i++)

@@ -1,0 +1,227 @@
+#include "metrics/cluster_cost.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <set>
+
+namespace rl {
+
+LayerLoads cluster_loads_split(const std::vector<std::vector<double>>& batch_shares, double assignments) {
+    LayerLoads l;
+    l.batches = (int)batch_shares.size();
+    l.batch_assignments = assignments;
+    if (batch_shares.empty()) return l;
+    const size_t E = batch_shares[0].size();
+    l.share.assign(E, 0.0);
+    for (const auto& b : batch_shares)
+        for (size_t e = 0; e < E; e++) l.share[e] += b[e] / l.batches;
+    if (l.batches < 2) return l;  // one batch: no spread to measure
+    l.noise_var.assign(E, 0.0);
+    for (const auto& b : batch_shares)
+        for (size_t e = 0; e < E; e++) l.noise_var[e] += (b[e] - l.share[e]) * (b[e] - l.share[e]) / (l.batches - 1);
+    return l;
+}
+
+std::vector<int> cluster_placement(const std::vector<double>& share, int ep, ExpertPlacement p) {
+    const int E = (int)share.size(), per = E / ep;
+    std::vector<int> rank_of(E);
+    if (p == ExpertPlacement::contiguous) {
+        for (int e = 0; e < E; e++) rank_of[e] = e / per;
+        return rank_of;
+    }
+    std::vector<int> order(E);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return share[a] > share[b]; });
+    std::vector<double> load(ep, 0.0);
+    std::vector<int> held(ep, 0);
+    for (int e : order) {  // greedy: the most popular first, each to the lightest rank with room
+        int best = -1;
+        for (int r = 0; r < ep; r++)
+            if (held[r] < per && (best < 0 || load[r] < load[best])) best = r;
+        rank_of[e] = best, load[best] += share[e], held[best]++;
+    }
+    return rank_of;
+}
+
+std::vector<double> cluster_rank_loads(const std::vector<double>& share, const std::vector<int>& rank_of, int ep) {
+    std::vector<double> q(ep, 0.0);
+    for (size_t e = 0; e < share.size(); e++) q[rank_of[e]] += share[e];
+    return q;
+}
+
+double cluster_dropped_share(const std::vector<double>& share, const std::vector<double>& var_pairs, double assignments,
+                             double cap) {
+    if (assignments <= 0) return 0;
+    double dropped = 0;
+    for (size_t e = 0; e < share.size(); e++) {
+        const double mu = assignments * share[e], sd = e < var_pairs.size() ? std::sqrt(std::max(0.0, var_pairs[e])) : 0;
+        const double d = mu - cap;
+        if (sd <= 0) {
+            dropped += std::max(0.0, d);
+            continue;
+        }
+        // E[(X - cap)+] for X ~ N(mu, sd^2): d Phi(d / sd) + sd phi(d / sd).
+        const double z = d / sd;
+        dropped += d * 0.5 * std::erfc(-z / std::sqrt(2.0)) + sd * std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI);
+    }
+    return dropped / assignments;
+}
+
+double cluster_expected_imbalance(const std::vector<double>& share, const std::vector<double>& var, const std::vector<int>& rank_of,
+                                  int ep, int draws, unsigned seed) {
+    const size_t E = share.size();
+    bool noisy = false;
+    for (double v : var) noisy |= v > 0;
+    if (!noisy) {
+        const std::vector<double> q = cluster_rank_loads(share, rank_of, ep);
+        return ep * *std::max_element(q.begin(), q.end());
+    }
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> nd;
+    std::vector<double> p(E);
+    double sum_max = 0;
+    for (int d = 0; d < draws; d++) {
+        double total = 0;
+        for (size_t e = 0; e < E; e++) total += p[e] = std::max(0.0, share[e] + std::sqrt(var[e]) * nd(rng));
+        for (double& v : p) v /= std::max(total, 1e-300);  // shares of one batch sum to 1
+        const std::vector<double> q = cluster_rank_loads(p, rank_of, ep);
+        sum_max += *std::max_element(q.begin(), q.end());
+    }
+    return ep * sum_max / draws;
+}
+
+namespace {
+
+// Each expert's variance of its share at a batch of `assignments` pairs: the measured noise rescaled
+// from the measured batch (variance of a share falls as 1 / batch), or, where none was measured, a
+// multinomial draw's p (1 - p) / batch.
+std::vector<double> share_var_at(const LayerLoads& l, double assignments) {
+    std::vector<double> v(l.share.size(), 0.0);
+    for (size_t e = 0; e < v.size(); e++) {
+        if (!l.noise_var.empty() && l.batch_assignments > 0) v[e] = l.noise_var[e] * l.batch_assignments / assignments;
+        else v[e] = l.share[e] * (1 - l.share[e]) / assignments;
+    }
+    return v;
+}
+
+// Mean distinct nodes a token's experts sit on: counted on the token sets, or, with none, expected
+// for K independent choices by the node shares Q_n: sum_n 1 - (1 - Q_n)^K.
+double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, const std::vector<double>& q, const ClusterSetup& s,
+                       bool& counted) {
+    const int G = s.gpus_per_node, nodes = s.nodes();
+    counted = !l.token_experts.empty();
+    if (counted) {
+        double sum = 0;
+        for (const auto& row : l.token_experts) {
+            std::set<int> at;
+            for (int e : row) at.insert(rank_of[e] / G);
+            sum += (double)at.size();
+        }
+        return sum / (double)l.token_experts.size();
+    }
+    double expected = 0;
+    for (int n = 0; n < nodes; n++) {
+        double Q = 0;
+        for (int r = n * G; r < std::min(s.ep, (n + 1) * G); r++) Q += q[r];
+        expected += 1 - std::pow(std::max(0.0, 1 - Q), s.top_k);
+    }
+    return expected;
+}
+
+// Communication and compute of one layer per micro-batch (forward and backward) on its slowest rank,
+// the hottest rank holding `q_hot` of the kept pairs (1/EP when balanced).
+void layer_times(const ClusterSetup& s, double kept_pairs_per_rank, double q_hot, double pad_rows_per_rank, ClusterLayer& out,
+                 bool balanced) {
+    const int EP = s.ep, local = std::min(s.gpus_per_node, EP);
+    const double C = s.hidden, bytes_per_row = C * (s.dispatch_bytes + s.combine_bytes) * 2;  // dispatch + combine, fwd + bwd
+    // Rows the hottest rank receives from each other rank (and sends back combined).
+    const double from_each = pad_rows_per_rank > 0 ? pad_rows_per_rank / EP : kept_pairs_per_rank * q_hot;
+    const double nvl = (local - 1) * from_each * bytes_per_row, rdma = (EP - local) * from_each * bytes_per_row;
+    const double comm = std::max(nvl / (s.nvlink_gbps * 1e9), rdma / (s.rdma_gbps * 1e9));
+    const double rows = pad_rows_per_rank > 0 ? pad_rows_per_rank : EP * kept_pairs_per_rank * q_hot;
+    const double flops = rows * 18.0 * C * s.expert_width;  // SwiGLU: 3 GEMMs of 2 C F, forward and twice backward
+    const double compute = flops / (s.peak_tflops * 1e12 * s.gemm_efficiency);
+    if (balanced) {
+        out.comm_s_balanced = comm, out.compute_s_balanced = compute;
+        return;
+    }
+    out.comm_s = comm, out.compute_s = compute;
+    out.hottest_rank_bytes = nvl + rdma, out.nvlink_bytes_hottest = nvl, out.rdma_bytes_hottest = rdma;
+}
+
+ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
+    const int EP = s.ep, E = (int)l.share.size();
+    const double A = (double)s.tokens_per_rank * s.top_k;  // pairs one rank routes per micro-batch
+    ClusterLayer out;
+    out.layer = l.layer;
+    const std::vector<int> rank_of = cluster_placement(l.share, EP, s.placement);
+    out.rank_share = cluster_rank_loads(l.share, rank_of, EP);
+    out.imbalance_popularity = EP * *std::max_element(out.rank_share.begin(), out.rank_share.end());
+    out.expert_imbalance = E * *std::max_element(l.share.begin(), l.share.end());
+    if (l.batch_assignments > 0)
+        out.imbalance_measured = cluster_expected_imbalance(l.share, share_var_at(l, l.batch_assignments), rank_of, EP);
+    else
+        out.imbalance_measured = out.imbalance_popularity;
+    out.imbalance = cluster_expected_imbalance(l.share, share_var_at(l, EP * A), rank_of, EP);
+    // Capacity per source rank and expert (Megatron-Core get_capacity: ceil(T K cf / E)); the pairs one
+    // rank sends an expert spread as its own batch's sampling noise.
+    double cap = 0, pad_rows = 0;
+    if (s.capacity_factor > 0) {
+        cap = std::ceil(A * s.capacity_factor / E);
+        std::vector<double> var_pairs = share_var_at(l, A);
+        for (double& v : var_pairs) v *= A * A;
+        out.dropped_share = cluster_dropped_share(l.share, var_pairs, A, cap);
+        if (s.pad_to_capacity) {
+            pad_rows = cap * E;  // each source rank's E chunks of cap rows
+            out.padded_share = std::max(0.0, 1 - A * (1 - out.dropped_share) / pad_rows);
+        }
+    }
+    const double kept = A * (1 - out.dropped_share);
+    out.a2a_bytes_per_rank = (pad_rows > 0 ? pad_rows : kept) * (1 - 1.0 / EP) * s.hidden * (s.dispatch_bytes + s.combine_bytes) * 2;
+    layer_times(s, kept, out.imbalance / EP, pad_rows, out, false);
+    layer_times(s, A, 1.0 / EP, pad_rows, out, true);  // balanced: every rank 1/EP, nothing dropped
+    out.nodes_per_token = nodes_per_token(l, rank_of, out.rank_share, s, out.nodes_from_tokens);
+    return out;
+}
+
+}  // namespace
+
+Result<ClusterReport> cluster_cost(const std::vector<LayerLoads>& loads, const ClusterSetup& s) {
+    if (loads.empty() || loads[0].share.empty()) return Status::error("cluster: no loads (a model with experts has one list per sparse layer)");
+    const int E = (int)loads[0].share.size();
+    for (const LayerLoads& l : loads)
+        if ((int)l.share.size() != E)
+            return Status::error("cluster: layer " + std::to_string(l.layer) + " has " + std::to_string(l.share.size()) +
+                                 " experts, layer " + std::to_string(loads[0].layer) + " has " + std::to_string(E) + "; give every layer its E shares");
+    if (s.ep < 1 || E % s.ep != 0)
+        return Status::error("cluster: EP " + std::to_string(s.ep) + " must divide the " + std::to_string(E) +
+                             " experts (Megatron-Core places E / EP on each rank)");
+    if (s.gpus_per_node < 1) return Status::error("cluster: GPUs per node must be 1 or more");
+    if (s.hidden < 1) return Status::error("cluster: the hidden size is missing; pass --hidden H");
+    if (s.top_k < 1 || s.top_k > E)
+        return Status::error("cluster: top-k must be in 1.." + std::to_string(E) + ", got " + std::to_string(s.top_k));
+    if (s.tokens_per_rank < 1) return Status::error("cluster: tokens per rank must be 1 or more");
+    ClusterReport r;
+    r.setup = s;
+    r.n_experts = E;
+    for (const LayerLoads& l : loads) {
+        r.layers.push_back(layer_cost(l, s));
+        const ClusterLayer& c = r.layers.back();
+        r.time_balanced_s += c.comm_s_balanced + c.compute_s_balanced;
+        r.time_measured_s += c.comm_s + c.compute_s;
+    }
+    r.expert_params_per_gpu = (double)loads.size() * (E / s.ep) * 3.0 * s.hidden * s.expert_width;
+    r.expert_bytes_per_gpu = r.expert_params_per_gpu * (6 + 12.0 / std::max(1, s.expert_dp));
+    r.assumptions = {
+        "loads: measured on the text or run given; whether routing at the cluster's scale and data resembles them is unknown",
+        "noise: each expert's batch-to-batch spread rescaled as 1/batch to the EP group's tokens; without several batches, a multinomial draw's",
+        "bytes: one row per (token, expert) pair off its rank (Megatron's all-to-all dispatcher); DeepEP sends one per (token, rank)",
+        "time: the slowest rank's all-to-all at the stated per-GPU bandwidths and its expert GEMMs at the stated efficiency, "
+        "added with no overlap, no congestion, no kernel launch cost: a range to compare routings, not an MFU",
+        "memory: routed experts only, bf16 weights and fp32 grads (6 bytes) plus fp32 master and Adam (12 bytes over EDP)"};
+    return r;
+}
+
+}  // namespace rl
