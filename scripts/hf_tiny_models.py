@@ -603,36 +603,32 @@ def ffn_mixtral(cfg, W, p, l, x, iv):
                   lambda e, xs: swiglu(xs, W, f"{m}experts.{e}.", names=("w1", "w3", "w2")))
 
 
-def ffn_granitemoe(cfg, W, p, l, x, iv):
-    m = p + "block_sparse_moe."
-    # modeling_granitemoe.py GraniteMoeTopKGating.forward: top-k of the raw logits, then softmax
-    # over those k only (the renormalised top-k probabilities)
+def fused_experts(cfg, W, m, x, iv):
+    """The routed sum and route of GraniteMoE's and JetMoE's MoE block (module prefix m), whose experts
+    are fused: the same gating and expert in both files."""
+    # modeling_granitemoe.py GraniteMoeTopKGating.forward (= modeling_jetmoe.py JetMoeTopKGating): top-k
+    # of the raw logits, then softmax over those k only (the renormalised top-k probabilities)
     logits = linear(x, W[m + "router.layer.weight"]).float()
     w_in, w_out = W[m + "input_linear.weight"], W[m + "output_linear.weight"]
 
     def expert(e, xs):
-        # modeling_granitemoe.py GraniteMoeMoE.forward: input_linear gives [.., 2I], chunk(2): the
-        # first half goes through the activation (gate), the second multiplies it (up); then
+        # modeling_granitemoe.py GraniteMoeMoE.forward (= JetMoeMoE.forward): input_linear gives [.., 2I],
+        # chunk(2): the first half goes through the activation (gate), the second multiplies it (up); then
         # output_linear. GraniteMoeParallelExperts.forward: F.linear(x, weight[e])
         gate, up = linear(xs, w_in[e]).chunk(2, dim=-1)
         return linear(F.silu(gate) * up, w_out[e])
 
-    return routed(x, logits, cfg["num_experts_per_tok"], True, iv, expert, key_is_logits=True)
+    return routed(x, logits, top_k(cfg), True, iv, expert, key_is_logits=True)
+
+
+def ffn_granitemoe(cfg, W, p, l, x, iv):
+    return fused_experts(cfg, W, p + "block_sparse_moe.", x, iv)
 
 
 def ffn_jetmoe(cfg, W, p, l, x, iv):
-    # modeling_jetmoe.py JetMoeMoE.forward: the gating of JetMoeTopKGating (top-k logits, softmax over
-    # them), input_linear chunk(2): silu(first half) * second half, output_linear, then + bias once
-    m = p + "mlp."
-    logits = linear(x, W[m + "router.layer.weight"]).float()
-    w_in, w_out = W[m + "input_linear.weight"], W[m + "output_linear.weight"]
-
-    def expert(e, xs):
-        gate, up = linear(xs, w_in[e]).chunk(2, dim=-1)
-        return linear(F.silu(gate) * up, w_out[e])
-
-    out, route_ = routed(x, logits, top_k(cfg), True, iv, expert, key_is_logits=True)
-    return out + W[m + "bias"], route_
+    # modeling_jetmoe.py JetMoeMoE.forward: GraniteMoE's block under "mlp.", then + bias once per token
+    out, route_ = fused_experts(cfg, W, p + "mlp.", x, iv)
+    return out + W[p + "mlp.bias"], route_
 
 
 def ffn_olmoe(cfg, W, p, l, x, iv):
