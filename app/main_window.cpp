@@ -189,8 +189,10 @@ void MainWindow::storeLessonRuns() {
     for (size_t i = 0; i + 1 < results.size(); i++) {
         const rl::LessonResult& r = results[i];
         std::vector<rl::CurvePoint> curve;
-        for (const auto& st : r.curve) curve.push_back(rl::curve_point(st));
-        auto id = rl::recorder_record(*store, r.spec.label, rl::config_to_json(r.cfg), start, curve, rl::RunStatus::finished, "", r.val_loss);
+        std::vector<rl::StepLoads> loads;
+        for (const auto& st : r.curve) curve.push_back(rl::curve_point(st)), loads.push_back(rl::step_loads(st));
+        auto id = rl::recorder_record(*store, r.spec.label, rl::config_to_json(r.cfg), start, curve, rl::RunStatus::finished, "",
+                                      r.val_loss, loads);
         if (!id) return message(QString::fromStdString(id.status.msg));
         lessonRunIds_ << *id;
     }

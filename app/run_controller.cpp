@@ -174,6 +174,10 @@ void RunController::adopt(NewRun r) {
     run_.runName = r.name;
     const bool history = !r.history.empty();
     run_.curve = std::move(r.history);
+    run_.loads = std::move(r.historyLoads);
+    const rl::ModelConfig& mc = session_.config().model;
+    run_.shape = {mc.d_model, mc.moe.top_k, mc.moe.d_ff_expert, mc.moe.kind == rl::FfnRouting::dense ? 0 : mc.moe.n_experts,
+                  (double)session_.config().train.batch_size * mc.seq_len * mc.moe.top_k};
     emit runReset();
     session_.setProbeText(probeText_.toStdString());
     if (!r.record) {
@@ -186,6 +190,7 @@ void RunController::adopt(NewRun r) {
         recorded(ok);
     }
     storedPoints_ = r.sameRow ? run_.curve.size() : 0;  // a new row gets the history at the next poll
+    storedLoads_ = r.sameRow ? run_.loads.size() : 0;
     if (history) poll();
     emit runsChanged();
 }
@@ -259,6 +264,10 @@ rl::Status RunController::continueFromCheckpoint(qint64 id, int n) {
     if (auto curve = rl::run_store_curve(*store_, id); curve)
         for (const auto& p : *curve)
             if (p.step <= step) history.push_back(p);
+    std::vector<rl::StepLoads> historyLoads;
+    if (auto loads = rl::run_store_loads(*store_, id); loads)
+        for (auto& p : *loads)
+            if (p.step <= step) historyLoads.push_back(std::move(p));
     if (!resumed->exact && !history.empty() && history.back().step == step)
         resumed->state->wall_s = history.back().wall_s;  // wall time keeps rising (x by wall time)
     // The same row when nothing was stored past the checkpoint; else the row's later steps are another
@@ -269,6 +278,7 @@ rl::Status RunController::continueFromCheckpoint(qint64 id, int n) {
              rl::RunStart{"", rec->tags}};
     r.sameRow = sameRow ? id : 0;
     r.history = std::move(history);
+    r.historyLoads = std::move(historyLoads);
     adopt(std::move(r));
     emit configAdopted(session_.config());
     say(QString("continuing run #%1 from its checkpoint at step %2 for %3 more steps%4: %5")
@@ -322,7 +332,8 @@ void RunController::requestCostMeasure() {
 void RunController::storeNewPoints() {
     if (!rec_.store || !rec_.id || storedPoints_ >= run_.curve.size()) return;
     rec_.pending.assign(run_.curve.begin() + (std::ptrdiff_t)storedPoints_, run_.curve.end());
-    if (recorded(rl::recorder_flush(rec_))) storedPoints_ = run_.curve.size();
+    rec_.pending_loads.assign(run_.loads.begin() + (std::ptrdiff_t)std::min(storedLoads_, run_.loads.size()), run_.loads.end());
+    if (recorded(rl::recorder_flush(rec_))) storedPoints_ = run_.curve.size(), storedLoads_ = run_.loads.size();
 }
 
 void RunController::takeProbe() {
@@ -351,6 +362,7 @@ void RunController::poll() {
         if (run_.curve.empty() && runClock_.isValid()) firstStepSeconds_ = runClock_.nsecsElapsed() / 1e9;
         run_.stats.push_back(st);
         run_.curve.push_back(rl::curve_point(st));
+        run_.loads.push_back(rl::step_loads(st));
         emaTok_ = emaTok_ == 0 ? st.tok_per_s : 0.9f * emaTok_ + 0.1f * st.tok_per_s;
         arrivedNow |= Arrival::Stats;
     }

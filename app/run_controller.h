@@ -32,6 +32,7 @@ public:
         bool paused = false;                  // an opened checkpoint waits for Step or Pause
         int64_t sameRow = 0;                  // go on in this stored row instead of a new one
         std::vector<rl::CurvePoint> history;  // the stored curve up to the start (a continued run)
+        std::vector<rl::StepLoads> historyLoads;  // and its stored routing loads
         std::string checkpoint;               // the file it was opened from, recorded on the row
         bool record = true;                   // false: no row (a model folder opened to inspect trains nothing)
     };
@@ -130,6 +131,7 @@ private:
     std::optional<rl::RunStore> store_;  // none when the workspace's database cannot be opened (said)
     rl::RunRecorder rec_;                // the current run's row
     size_t storedPoints_ = 0;            // run_.curve rows already in the store
+    size_t storedLoads_ = 0;             // run_.loads rows already in the store
     QTimer poll_;
     QElapsedTimer runClock_;
     double firstStepSeconds_ = -1;

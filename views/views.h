@@ -31,6 +31,12 @@ struct RunData {
     int historyEpoch = 0;                    // bumped when history is thinned or cleared: positions into it are stale
     std::vector<rl::StepStats> stats;        // recent steps, thinned to every 2nd, 4th... when long
     std::vector<rl::CurvePoint> curve;       // every step received, for the curves and the run store
+    std::vector<rl::StepLoads> loads;        // every step's routing loads, for the cluster view and the run store
+    // The model's shape as the cluster view costs it (0 experts: dense, nothing to cost).
+    struct Shape {
+        int hidden = 0, topK = 0, expertWidth = 0, nExperts = 0;
+        double stepPairs = 0;  // (token, expert) pairs one training step routes: B T K
+    } shape;
     std::string runName;
     std::vector<OverlayRun> overlays;        // runs ticked in the runs dock
     std::vector<rl::RunRecord> runs;         // every stored run of the workspace, newest first (the tuning view)

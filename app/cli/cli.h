@@ -17,6 +17,7 @@
 #include "infer/interventions.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
+#include "io/run_store.h"
 #include "util/status.h"
 
 namespace cli {
@@ -101,6 +102,16 @@ int cmd_calibrate(const Args& a);     // cli_eval.cpp
 int cmd_tune_router(const Args& a);   // cli_tune.cpp
 int cmd_analyse(const Args& a);       // cli_analyse.cpp
 int cmd_cluster(const Args& a);       // cli_cluster.cpp
+// A model's routing over a text, window by window (cli_cluster.cpp): for each sparse layer (`layers`),
+// each full window's expert shares (the text's one window when it is shorter than a context), the pairs
+// a full window holds, and the first max_tokens tokens' expert sets.
+struct RoutingMeasure {
+    std::vector<int> layers;                               // the sparse layers' indices
+    std::vector<std::vector<std::vector<double>>> batches; // [sparse layer][window][E]
+    double pairs = 0;                                      // (token, expert) pairs in a full window
+    std::vector<rl::TokenSets> sets;                       // [sparse layer]
+};
+RoutingMeasure routing_measure(const rl::Model& m, const std::vector<int>& ids, int context, int max_tokens);
 int cmd_bench(const Args& a);
 int cmd_export(const Args& a);
 

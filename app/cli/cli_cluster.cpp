@@ -1,18 +1,20 @@
 // routelab-cli cluster: what a measured routing would cost on a cluster of expert-parallel GPUs
 // (issue 25; metrics/cluster_cost.h, docs/cluster-cost.md):
-//   cluster --loads F | --model DIR --text-file F | --checkpoint F --text-file F
+//   cluster --run ID [--steps N] | --loads F | --model DIR --text-file F | --checkpoint F --text-file F
 //           --ep N --gpus-per-node G [--capacity-factor C] [--pad-to-capacity] [--tokens-per-rank T]
 //           [--hidden H] [--top-k K] [--expert-width F] [--dtype bf16|fp8|fp32] [--placement contiguous|balanced]
 //           [--edp D] [--nvlink GBPS] [--rdma GBPS] [--tokens N] [--context N] --json OUT
 // --loads F: a JSON list, per sparse layer, of each expert's share of the routed assignments (counts
 // are normalised). With a model and a text, the loads are measured window by window (each window a
-// batch: the noise split) and each token's experts kept for the node counts.
+// batch: the noise split) and each token's experts kept for the node counts. --run ID: the loads a
+// stored run kept per step (its last steps the batches) and the token sets stored at its end.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "cli.h"
 #include "infer/eval.h"
+#include "io/run_recorder.h"
 #include "metrics/cluster_cost.h"
 #include "metrics/routing_report.h"
 
@@ -20,6 +22,39 @@ using namespace rl;
 using json = nlohmann::json;
 
 namespace cli {
+
+RoutingMeasure routing_measure(const Model& m, const std::vector<int>& ids, int context, int max_tokens) {
+    const ModelConfig& c = m.cfg;
+    const int E = c.moe.n_experts, K = c.moe.top_k;
+    RoutingMeasure r;
+    for (int l = 0; l < c.n_layers; l++)
+        if (m.w.layers[l].moe.router) r.layers.push_back(l), r.sets.push_back({l, K, {}});
+    std::vector<std::vector<std::vector<double>>> partial(r.layers.size());  // a window shorter than the context
+    r.batches.resize(r.layers.size());
+    Activations a;
+    activations_create(a, c, 1, context);
+    std::vector<std::vector<std::pair<float, int>>> te;
+    eval_windows(m, a, ids, context, nullptr, [&](int T) {
+        for (size_t i = 0; i < r.layers.size(); i++) {
+            const MoeSaved& sv = a.layers[r.layers[i]].ms;
+            std::vector<double> share(E);
+            double n = 0;
+            for (int e = 0; e < E; e++) n += share[e] = sv.offset[e + 1] - sv.offset[e];
+            for (double& v : share) v /= std::max(n, 1.0);
+            (T == context ? r.batches[i] : partial[i]).push_back(share);
+            if (T == context || r.pairs == 0) r.pairs = n;
+            routing_token_experts(a.layers[r.layers[i]], T, te);
+            std::vector<int16_t>& out = r.sets[i].experts;
+            for (const auto& row : te) {
+                if ((int)(out.size() / K) >= max_tokens) break;
+                for (int j = 0; j < K; j++) out.push_back(j < (int)row.size() ? (int16_t)row[j].second : (int16_t)-1);
+            }
+        }
+    });
+    for (size_t i = 0; i < r.layers.size(); i++)
+        if (r.batches[i].empty()) r.batches[i] = std::move(partial[i]);  // a text shorter than one window
+    return r;
+}
 
 namespace {
 
@@ -52,44 +87,56 @@ Result<std::vector<LayerLoads>> loads_from_file(const std::string& path) {
     return out;
 }
 
-// The loads of a model on a text: per window (a batch) each expert's share of the pairs, split into
-// popularity and noise per layer; the first 8192 tokens' expert sets for the node counts.
+// A token set's experts, -1 for a slot it did not fill (dropped at capacity).
+std::vector<int> set_experts(const TokenSets& t, size_t token) {
+    std::vector<int> out;
+    for (int j = 0; j < t.k; j++)
+        if (int e = t.experts[token * t.k + j]; e >= 0) out.push_back(e);
+    return out;
+}
+
+// The loads of a model on a text: per sparse layer, each full window's expert shares (a batch for the
+// noise split; the text's only window when it is shorter than one) and the token sets.
 Result<std::vector<LayerLoads>> loads_from_model(const Model& m, const std::vector<int>& ids, int context) {
-    const ModelConfig& c = m.cfg;
-    const int E = c.moe.n_experts;
-    std::vector<std::vector<std::vector<double>>> batches(c.n_layers);  // [layer][window][E]
-    std::vector<std::vector<std::vector<int>>> sets(c.n_layers);
-    Activations a;
-    activations_create(a, c, 1, context);
-    double pairs = 0;
-    std::vector<std::vector<std::pair<float, int>>> te;
-    eval_windows(m, a, ids, context, nullptr, [&](int T) {
-        for (int l = 0; l < c.n_layers; l++) {
-            if (!m.w.layers[l].moe.router) continue;
-            const MoeSaved& sv = a.layers[l].ms;
-            std::vector<double> share(E);
-            double n = 0;
-            for (int e = 0; e < E; e++) n += share[e] = sv.offset[e + 1] - sv.offset[e];
-            for (double& v : share) v /= std::max(n, 1.0);
-            batches[l].push_back(share);
-            if (T == context) pairs = n;  // a full window's pairs: the batch the noise was measured at
-            routing_token_experts(a.layers[l], T, te);
-            for (const auto& row : te) {
-                if (sets[l].size() >= 8192) break;
-                sets[l].emplace_back();
-                for (const auto& [w, e] : row) sets[l].back().push_back(e);
-            }
-        }
-    });
+    const RoutingMeasure r = routing_measure(m, ids, context, 8192);
     std::vector<LayerLoads> out;
-    for (int l = 0; l < c.n_layers; l++) {
-        if (batches[l].empty()) continue;
-        LayerLoads ll = cluster_loads_split(batches[l], pairs);
-        ll.layer = l;
-        ll.token_experts = std::move(sets[l]);
+    for (size_t i = 0; i < r.layers.size(); i++) {
+        LayerLoads ll = cluster_loads_split(r.batches[i], r.pairs);
+        ll.layer = r.layers[i];
+        for (size_t t = 0; t < r.sets[i].experts.size() / r.sets[i].k; t++) ll.token_experts.push_back(set_experts(r.sets[i], t));
         out.push_back(std::move(ll));
     }
     if (out.empty()) return Status::error("cluster: this model's FFN is dense: there is no routing to cost");
+    return out;
+}
+
+// The loads of a stored run: its last `steps` stored steps (each a batch of B T K pairs for the noise
+// split; the late steps, where the routing has settled) and the token sets stored at its end.
+Result<std::vector<LayerLoads>> loads_from_run(RunStore& store, const RunRecord& run, const Config& cfg, int steps) {
+    auto loads = run_store_loads(store, run.id, std::max(0, run.steps - steps + 1));
+    if (!loads) return loads.status;
+    if (loads->empty())
+        return Status::error("cluster: run " + std::to_string(run.id) + " has no stored loads (runs stored before RouteLab " +
+                             "kept them, or a dense model); train it again, or give --model / --loads");
+    auto sets = run_store_token_sets(store, run.id);
+    if (!sets) return sets.status;
+    std::vector<LayerLoads> out;
+    const size_t L = loads->back().expert.size();
+    const size_t E = (size_t)cfg.model.moe.n_experts;
+    for (size_t l = 0; l < L; l++) {
+        std::vector<std::vector<double>> batches;
+        for (const StepLoads& p : *loads)
+            if (l < p.expert.size() && p.expert[l].size() == E) batches.emplace_back(p.expert[l].begin(), p.expert[l].end());
+        if (batches.empty()) continue;
+        const double pairs = (double)cfg.train.batch_size * cfg.model.seq_len * cfg.model.moe.top_k;
+        LayerLoads ll = cluster_loads_split(batches, pairs);
+        ll.layer = (int)l;
+        for (const TokenSets& t : *sets)
+            if (t.layer == (int)l && std::all_of(t.experts.begin(), t.experts.end(), [&](int16_t e) { return e < (int)E; }))
+                for (size_t i = 0; i < t.experts.size() / t.k; i++) ll.token_experts.push_back(set_experts(t, i));
+        out.push_back(std::move(ll));
+    }
+    if (out.empty()) return Status::error("cluster: run " + std::to_string(run.id) + "'s model has no routed experts: there is no routing to cost");
     return out;
 }
 
@@ -144,7 +191,7 @@ json report_json(const ClusterReport& r, const std::vector<LayerLoads>& loads, c
                           {"nodes_per_token", l.nodes_per_token}, {"nodes_counted_on_tokens", l.nodes_from_tokens},
                           {"comm_s", l.comm_s}, {"comm_s_balanced", l.comm_s_balanced}, {"compute_s", l.compute_s},
                           {"compute_s_balanced", l.compute_s_balanced}, {"rank_share", l.rank_share},
-                          {"expert_share", loads[i].share}, {"batches", loads[i].batches}});
+                          {"expert_share", loads[i].share}, {"batches", loads[i].batches}});  // as measured, before any split
     }
     json inputs = {{"source", source}, {"ep", s.ep}, {"gpus_per_node", s.gpus_per_node}, {"nodes", s.nodes()},
                    {"tokens_per_rank", s.tokens_per_rank}, {"hidden", s.hidden}, {"top_k", s.top_k},
@@ -153,7 +200,7 @@ json report_json(const ClusterReport& r, const std::vector<LayerLoads>& loads, c
                    {"pad_to_capacity", s.pad_to_capacity},
                    {"placement", s.placement == ExpertPlacement::balanced ? "balanced" : "contiguous"},
                    {"nvlink_gbps", s.nvlink_gbps}, {"rdma_gbps", s.rdma_gbps}, {"peak_tflops", s.peak_tflops},
-                   {"gemm_efficiency", s.gemm_efficiency}, {"edp", s.expert_dp}};
+                   {"gemm_efficiency", s.gemm_efficiency}, {"edp", s.expert_dp}, {"split_experts", r.split}};
     return {{"inputs", inputs}, {"layers", layers}, {"expert_params_per_gpu", r.expert_params_per_gpu},
             {"expert_bytes_per_gpu", r.expert_bytes_per_gpu}, {"time_balanced_s", r.time_balanced_s},
             {"time_measured_s", r.time_measured_s}, {"assumptions", r.assumptions}};
@@ -179,10 +226,60 @@ void print_table(const ClusterReport& r) {
 
 }  // namespace
 
+namespace {
+
+// --run ID [--steps N] [--workspace DIR]: the loads a stored run kept (the model's shape from its config).
+int loads_of_run(const Args& a, ClusterSetup& s, std::vector<LayerLoads>& loads, std::string& source) {
+    long long id, steps = 0;
+    if (!parse_int(a.opt.at("run"), 1, 1LL << 62, id)) return usage("--run needs a run id (routelab-cli runs list shows them)");
+    if (a.has("steps") && !parse_int(a.opt.at("steps"), 1, 1 << 30, steps)) return usage("--steps must be a positive integer");
+    auto store = workspace_open_store(workspace_of(a));
+    if (!store) return fail(store.status.msg);
+    auto run = run_store_get(*store, id);
+    if (!run) return fail(run.status.msg);
+    auto cfg = config_from_json(run->config_json);
+    if (!cfg) return fail("cluster: run " + std::to_string(id) + "'s stored config does not load: " + cfg.status.msg);
+    // The late steps, where the routing has settled: the last quarter of the run, at most 200 steps.
+    if (!steps) steps = std::clamp(run->steps / 4, 1, 200);
+    auto l = loads_from_run(*store, *run, *cfg, (int)steps);
+    if (!l) return fail(l.status.msg);
+    loads = std::move(*l);
+    source = "run " + std::to_string(id) + " (" + run->name + "), its last " + std::to_string(steps) + " stored steps";
+    const ModelConfig& c = cfg->model;
+    s.hidden = c.d_model, s.top_k = c.moe.top_k, s.expert_width = c.moe.d_ff_expert;
+    return 0;
+}
+
+// --model DIR | --checkpoint F, with --text-file F [--tokens N] [--context N]: the loads measured on a text.
+int loads_of_model(const Args& a, ClusterSetup& s, std::vector<LayerLoads>& loads, std::string& source) {
+    if (!a.has("text-file")) return usage("cluster --model / --checkpoint measures the loads on a text: give --text-file F");
+    auto om = eval_open(a, "cluster");
+    if (!om) return fail(om.status.msg);
+    std::vector<int> ids;
+    if (int rc = eval_ids(a, *om, ids)) return rc;
+    long long v = 8192;
+    if (a.has("tokens") && !parse_int(a.opt.at("tokens"), 2, 1 << 26, v)) return usage("--tokens must be an integer >= 2");
+    if ((long long)ids.size() > v) ids.resize(v);
+    const ModelConfig& c = om->model().cfg;
+    long long context = std::min(512, c.seq_len);
+    if (a.has("context") && !parse_int(a.opt.at("context"), 2, c.seq_len, context))
+        return usage("--context must be an integer in 2.." + std::to_string(c.seq_len) + " (the model's)");
+    if (om->hf)
+        if (Status st = hf_probe_fits(*om->hf, (int)context); !st) return fail(st.msg + " (or pass a smaller --context)");
+    auto l = loads_from_model(om->model(), ids, (int)context);
+    if (!l) return fail(l.status.msg);
+    loads = std::move(*l);
+    source = (a.has("model") ? "model " + a.opt.at("model") : "checkpoint " + a.opt.at("checkpoint")) + " on " + a.opt.at("text-file");
+    s.hidden = c.d_model, s.top_k = c.moe.top_k, s.expert_width = c.moe.d_ff_expert;
+    return 0;
+}
+
+}  // namespace
+
 int cmd_cluster(const Args& a) {
     if (!a.has("json")) return usage("cluster needs --json OUT (the file to write)");
-    if (a.has("loads") == (a.has("model") || a.has("checkpoint")))
-        return usage("cluster needs --loads F, or --model DIR / --checkpoint F with --text-file F (one of them)");
+    if ((int)a.has("loads") + (int)a.has("run") + (int)(a.has("model") || a.has("checkpoint")) != 1)
+        return usage("cluster needs one of --run ID, --loads F, or --model DIR / --checkpoint F with --text-file F");
     ClusterSetup s;
     std::vector<LayerLoads> loads;
     std::string source;
@@ -190,26 +287,8 @@ int cmd_cluster(const Args& a) {
         auto l = loads_from_file(a.opt.at("loads"));
         if (!l) return fail(l.status.msg);
         loads = std::move(*l), source = "loads " + a.opt.at("loads");
-    } else {
-        if (!a.has("text-file")) return usage("cluster --model / --checkpoint measures the loads on a text: give --text-file F");
-        auto om = eval_open(a, "cluster");
-        if (!om) return fail(om.status.msg);
-        std::vector<int> ids;
-        if (int rc = eval_ids(a, *om, ids)) return rc;
-        long long v = 8192;
-        if (a.has("tokens") && !parse_int(a.opt.at("tokens"), 2, 1 << 26, v)) return usage("--tokens must be an integer >= 2");
-        if ((long long)ids.size() > v) ids.resize(v);
-        const ModelConfig& c = om->model().cfg;
-        long long context = std::min(512, c.seq_len);
-        if (a.has("context") && !parse_int(a.opt.at("context"), 2, c.seq_len, context))
-            return usage("--context must be an integer in 2.." + std::to_string(c.seq_len) + " (the model's)");
-        if (om->hf)
-            if (Status st = hf_probe_fits(*om->hf, (int)context); !st) return fail(st.msg + " (or pass a smaller --context)");
-        auto l = loads_from_model(om->model(), ids, (int)context);
-        if (!l) return fail(l.status.msg);
-        loads = std::move(*l), source = (a.has("model") ? "model " + a.opt.at("model") : "checkpoint " + a.opt.at("checkpoint")) +
-                                      " on " + a.opt.at("text-file");
-        s.hidden = c.d_model, s.top_k = c.moe.top_k, s.expert_width = c.moe.d_ff_expert;
+    } else if (int rc = a.has("run") ? loads_of_run(a, s, loads, source) : loads_of_model(a, s, loads, source)) {
+        return rc;
     }
     if (int rc = setup_from_args(a, s)) return rc;
     auto r = cluster_cost(loads, s);

@@ -97,16 +97,17 @@ const std::vector<Command>& commands() {
           "expert-bias", "router-weights"},
          cmd_analyse},
         {"cluster",
-         "  routelab-cli cluster  --loads F | --model DIR --text-file F | --checkpoint F --text-file F --ep N\n"
-         "                        --gpus-per-node G --json OUT [--capacity-factor C] [--pad-to-capacity]\n"
-         "                        [--tokens-per-rank T] [--hidden H] [--top-k K] [--expert-width F] [--dtype bf16|fp8|fp32]\n"
+         "  routelab-cli cluster  --run ID [--steps N] [--workspace DIR] | --loads F | --model DIR --text-file F |\n"
+         "                        --checkpoint F --text-file F  --ep N --gpus-per-node G --json OUT [--capacity-factor C]\n"
+         "                        [--pad-to-capacity] [--tokens-per-rank T] [--hidden H] [--top-k K] [--expert-width F] [--dtype bf16|fp8|fp32]\n"
          "                        [--placement contiguous|balanced] [--edp D] [--nvlink GBPS] [--rdma GBPS] [--tokens N]\n"
          "                        [--context N]  (what the routing would cost with expert parallelism: per layer\n"
          "                        imbalance, expert_imbalance, a2a_bytes_per_rank, hottest_rank_bytes, dropped_share,\n"
          "                        expert_bytes_per_gpu, a time range balanced vs measured; --loads F: per layer, each\n"
-         "                        expert's share of the routed assignments)\n",
-         {"loads", "model", "checkpoint", "text-file", "json", "ep", "gpus-per-node", "capacity-factor", "tokens-per-rank",
-          "hidden", "top-k", "expert-width", "dtype", "placement", "edp", "nvlink", "rdma", "tokens", "context"},
+         "                        expert's share of the routed assignments; --run ID: the loads a stored run kept, its last\n"
+         "                        N steps, by default a quarter of the run up to 200)\n",
+         {"run", "steps", "workspace", "loads", "model", "checkpoint", "text-file", "json", "ep", "gpus-per-node",
+          "capacity-factor", "tokens-per-rank", "hidden", "top-k", "expert-width", "dtype", "placement", "edp", "nvlink", "rdma", "tokens", "context"},
          cmd_cluster},
         {"tokenize",
          "  routelab-cli tokenize --model DIR | --tokenizer FILE --text-file F [--no-special] --json G\n"

@@ -53,7 +53,14 @@ struct StoreLink {
         std::fprintf(stderr, "warning: %s\n", rec.error.c_str());
         rec.error.clear();
     }
-    void add(const StepStats& st) { recorder_add(rec, curve_point(st)); }
+    void add(const StepStats& st) { recorder_add(rec, st); }
+    // Each token's experts on (up to 8192 tokens of) the validation text: the cluster cost's node counts.
+    void token_sets(const TrainState& s) {
+        if (!rec.store || !rec.id || s.cfg.model.moe.kind == FfnRouting::dense) return;
+        const std::vector<int>& val = s.data->val.ids;
+        const std::vector<int> ids(val.begin(), val.begin() + (std::ptrdiff_t)std::min<size_t>(val.size(), 8192));
+        if (ids.size() >= 2) recorder_token_sets(rec, routing_measure(s.model, ids, s.cfg.model.seq_len, 8192).sets), said();
+    }
     void flush() { recorder_flush(rec), said(); }
     void checkpoint(const std::string& file, int step) { recorder_checkpoint(rec, fs::absolute(file).string(), step), said(); }
     void end(RunStatus status, const std::string& message, float val) { recorder_end(rec, status, message, val), said(); }
@@ -179,6 +186,7 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
                          {"predicted_peak_bytes", predicted}, {"peak_rss_bytes", peak},
                          {"prepare_predicted_bytes", s.prepare_predicted}, {"prepare_peak_rss_bytes", s.prepare_peak},
                          {"prepare_seconds", s.prepare_seconds}};
+    link.token_sets(s);
     link.end(RunStatus::finished, "", o.val);
     if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
     if (quiet) return 0;

@@ -31,6 +31,7 @@ bool stop_recording(RunRecorder& r, const Status& s) {
     r.error = s.msg;
     r.store.reset();
     r.pending.clear();
+    r.pending_loads.clear();
     return false;
 }
 }  // namespace
@@ -38,6 +39,7 @@ bool stop_recording(RunRecorder& r, const Status& s) {
 bool recorder_begin(RunRecorder& r, const std::string& name, const std::string& config_json, const RunStart& start) {
     r.id = 0;
     r.pending.clear();
+    r.pending_loads.clear();
     if (!r.store) return false;
     auto id = run_store_begin(*r.store, name, config_json, start);
     if (!id) return stop_recording(r, id.status);
@@ -48,20 +50,30 @@ bool recorder_begin(RunRecorder& r, const std::string& name, const std::string& 
 bool recorder_reopen(RunRecorder& r, int64_t id) {
     r.id = 0;
     r.pending.clear();
+    r.pending_loads.clear();
     if (!r.store) return false;
     if (Status s = run_store_reopen(*r.store, id); !s) return stop_recording(r, s);
     r.id = id, r.status = RunStatus::running;
     return true;
 }
 
-void recorder_add(RunRecorder& r, const CurvePoint& p) {
-    if (r.store && r.id) r.pending.push_back(p);
+void recorder_add(RunRecorder& r, const StepStats& st) {
+    if (!r.store || !r.id) return;
+    r.pending.push_back(curve_point(st));
+    r.pending_loads.push_back(step_loads(st));
 }
 
 bool recorder_flush(RunRecorder& r) {
     if (!r.store || !r.id || r.pending.empty()) return true;
-    if (Status s = run_store_append(*r.store, r.id, r.pending); !s) return stop_recording(r, s);
+    if (Status s = run_store_append(*r.store, r.id, r.pending, r.pending_loads); !s) return stop_recording(r, s);
     r.pending.clear();
+    r.pending_loads.clear();
+    return true;
+}
+
+bool recorder_token_sets(RunRecorder& r, const std::vector<TokenSets>& sets) {
+    if (!r.store || !r.id) return false;
+    if (Status s = run_store_set_token_sets(*r.store, r.id, sets); !s) return stop_recording(r, s);
     return true;
 }
 
@@ -82,10 +94,11 @@ bool recorder_end(RunRecorder& r, RunStatus status, const std::string& why, floa
 }
 
 Result<int64_t> recorder_record(RunStore& store, const std::string& name, const std::string& config_json, const RunStart& start,
-                                const std::vector<CurvePoint>& curve, RunStatus status, const std::string& why, float val_loss) {
+                                const std::vector<CurvePoint>& curve, RunStatus status, const std::string& why, float val_loss,
+                                const std::vector<StepLoads>& loads) {
     auto id = run_store_begin(store, name, config_json, start);
     if (!id) return id.status;
-    Status s = curve.empty() ? Status::ok() : run_store_append(store, *id, curve);
+    Status s = curve.empty() ? Status::ok() : run_store_append(store, *id, curve, loads);
     if (s) s = status == RunStatus::finished ? run_store_finish(store, *id, val_loss) : run_store_end(store, *id, status, why, val_loss);
     if (!s) return s;
     return *id;

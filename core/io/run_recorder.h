@@ -30,6 +30,7 @@ struct RunRecorder {
     int64_t id = 0;                 // the row (0 = none yet)
     RunStatus status = RunStatus::finished;  // the row's status as this recorder last wrote it
     std::vector<CurvePoint> pending;
+    std::vector<StepLoads> pending_loads;  // the pending steps' routing loads (stored with them)
     std::string error;              // why recording stopped (said once by the caller)
 };
 
@@ -37,16 +38,20 @@ struct RunRecorder {
 bool recorder_begin(RunRecorder& r, const std::string& name, const std::string& config_json, const RunStart& start = {});
 // An earlier row goes on (resume, Continue): running again, its steps kept.
 bool recorder_reopen(RunRecorder& r, int64_t id);
-void recorder_add(RunRecorder& r, const CurvePoint& p);
+// A step: its curve point and its routing loads.
+void recorder_add(RunRecorder& r, const StepStats& st);
 bool recorder_flush(RunRecorder& r);
 // A checkpoint written for the run at `step` (-1 = its last stored step); pending points first.
 bool recorder_checkpoint(RunRecorder& r, const std::string& path, int step = -1);
+// Each token's experts on the validation text (the run's end; replaces earlier sets).
+bool recorder_token_sets(RunRecorder& r, const std::vector<TokenSets>& sets);
 // The run's end, once: a no-op unless this recorder's row is still running. finished records the
 // validation loss and final metrics; interrupted and failed keep `why`.
 bool recorder_end(RunRecorder& r, RunStatus status, const std::string& why, float val_loss = -1);
 // A whole run at once (a lesson's earlier runs, a sweep point that could not start): its row, its
 // curve and its end. The row's id, or the store's error.
 Result<int64_t> recorder_record(RunStore& store, const std::string& name, const std::string& config_json, const RunStart& start,
-                                const std::vector<CurvePoint>& curve, RunStatus status, const std::string& why, float val_loss = -1);
+                                const std::vector<CurvePoint>& curve, RunStatus status, const std::string& why, float val_loss = -1,
+                                const std::vector<StepLoads>& loads = {});
 
 }  // namespace rl

@@ -15,71 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/run_store_internal.h"
 #include "util/json_leaves.h"
 
 namespace rl {
 
-struct RunStoreDb {
-    sqlite3* h = nullptr;
-    std::string path;
-    ~RunStoreDb() {
-        if (h) sqlite3_close(h);
-    }
-};
-
-namespace {
-
-constexpr const char* k_format = "routelab-runs-1";
-
-Status db_error(const RunStoreDb& d, const char* what) {
-    return Status::error(std::string("run store ") + d.path + ": " + what + " failed: " + sqlite3_errmsg(d.h) +
-                         " (check the disk has space and the folder is writable; the run itself is unaffected)");
-}
-
-Status exec(RunStoreDb& d, const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(d.h, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string m = err ? err : "?";
-        sqlite3_free(err);
-        const int code = sqlite3_errcode(d.h) & 0xff;  // a full or unwritable disk can first show at BEGIN or COMMIT
-        if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_READONLY || code == SQLITE_CANTOPEN)
-            m += " (check the disk has space and the folder is writable; the run itself is unaffected)";
-        return Status::error("run store " + d.path + ": " + m);
-    }
-    return Status::ok();
-}
-
-// COMMIT, and when it fails (disk full, another process holds the lock) roll back, so the connection
-// is not left inside a transaction where every later write would be lost at close.
-Status commit(RunStoreDb& d) {
-    Status s = exec(d, "COMMIT");
-    if (!s && !sqlite3_get_autocommit(d.h)) exec(d, "ROLLBACK");
-    return s;
-}
-
-// A prepared statement that finalizes itself.
-struct Stmt {
-    sqlite3_stmt* s = nullptr;
-    Stmt(RunStoreDb& d, const char* sql) { sqlite3_prepare_v2(d.h, sql, -1, &s, nullptr); }
-    ~Stmt() { sqlite3_finalize(s); }
-    explicit operator bool() const { return s != nullptr; }
-};
-
-std::string now_iso() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char b[32];
-    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return b;
-}
-
-std::string text_col(sqlite3_stmt* s, int i) {
-    const unsigned char* t = sqlite3_column_text(s, i);
-    return t ? reinterpret_cast<const char*>(t) : "";
-}
-
-}  // namespace
+using namespace run_store_detail;
 
 CurvePoint curve_point(const StepStats& s) {
     CurvePoint p{s.step, s.loss, s.ce, s.moh_balance, s.moe_aux, s.zloss, s.lr, s.grad_norm, s.tok_per_s};
@@ -268,7 +209,8 @@ Status migrate(RunStoreDb& d, int from) {
                              std::to_string(k_run_store_schema) + "; update RouteLab or pick another workspace");
     if (Status s = exec(d, "BEGIN IMMEDIATE"); !s) return s;
     if (schema_of(d) != from) return commit(d);  // another process upgraded it meanwhile
-    std::string sql = std::string(k_migrate_1_to_2) + "INSERT OR REPLACE INTO meta VALUES('schema','" +
+    // Each step from the stored schema to ours; 2 -> 3 only adds the loads' tables (older runs have none).
+    std::string sql = std::string(from < 2 ? k_migrate_1_to_2 : "") + k_loads_schema + "INSERT OR REPLACE INTO meta VALUES('schema','" +
                       std::to_string(k_run_store_schema) + "');";
     if (Status s = exec(d, sql.c_str()); !s) {
         exec(d, "ROLLBACK");
@@ -334,7 +276,7 @@ Result<RunStore> run_store_open(const std::string& path) {
             made = q && sqlite3_step(q.s) == SQLITE_ROW && sqlite3_column_int(q.s, 0) > 0;
         }
         if (!made) {
-            const std::string schema = std::string(k_runs_schema) + curves_schema() + "INSERT OR REPLACE INTO meta VALUES('schema','" +
+            const std::string schema = std::string(k_runs_schema) + curves_schema() + k_loads_schema + "INSERT OR REPLACE INTO meta VALUES('schema','" +
                                        std::to_string(k_run_store_schema) + "');";
             if (Status s = exec(*d, schema.c_str()); !s) {
                 exec(*d, "ROLLBACK");
@@ -376,7 +318,7 @@ Result<int64_t> run_store_begin(RunStore& s, const std::string& name, const std:
     return (int64_t)sqlite3_last_insert_rowid(d.h);
 }
 
-Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>& points) {
+Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>& points, const std::vector<StepLoads>& loads) {
     if (points.empty()) return Status::ok();
     RunStoreDb& d = *s.db;
     if (Status b = exec(d, "BEGIN IMMEDIATE"); !b) return b;  // take the write lock now: no deadlock with another writer
@@ -398,6 +340,10 @@ Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>&
                 return e;
             }
         }
+    }
+    if (Status l = loads_insert(d, run, loads); !l) {
+        exec(d, "ROLLBACK");
+        return l;
     }
     Stmt u(d, "UPDATE runs SET steps=?, final_loss=?, wall_s=? WHERE id=?");
     sqlite3_bind_int(u.s, 1, points.back().step);
@@ -498,7 +444,8 @@ Status run_store_set_colour(RunStore& s, int64_t run, const std::string& colour)
 Status run_store_delete(RunStore& s, int64_t run) {
     RunStoreDb& d = *s.db;
     if (Status b = exec(d, "BEGIN IMMEDIATE"); !b) return b;
-    for (const char* sql : {"DELETE FROM curves WHERE run=?", "DELETE FROM checkpoints WHERE run=?", "DELETE FROM runs WHERE id=?"}) {
+    for (const char* sql : {"DELETE FROM curves WHERE run=?", "DELETE FROM checkpoints WHERE run=?", "DELETE FROM loads WHERE run=?",
+                            "DELETE FROM token_sets WHERE run=?", "DELETE FROM runs WHERE id=?"}) {
         Stmt q(d, sql);
         if (!q || sqlite3_bind_int64(q.s, 1, run) != SQLITE_OK || sqlite3_step(q.s) != SQLITE_DONE) {
             Status e = db_error(d, "deleting a run");

@@ -59,7 +59,24 @@ struct RunStart {
     std::string sweep;
     std::vector<std::string> tags;
 };
-constexpr int k_run_store_schema = 2;
+// One step's routing loads (schema 3), what the cluster cost model reads: per layer, each routed
+// expert's share of the step's (token, expert) assignments and each routed head's share of its
+// (token, head) choices, each row summing to 1; an empty row where the layer has no such router.
+struct StepLoads {
+    int step = 0;
+    std::vector<std::vector<float>> expert;  // [layer][E]
+    std::vector<std::vector<float>> head;    // [layer][H routed]
+};
+StepLoads step_loads(const StepStats& s);
+
+// Each token's experts on the validation text at a run's end (the node-count figures), one layer.
+struct TokenSets {
+    int layer = 0;
+    int k = 0;                     // experts a token may reach (its top-k)
+    std::vector<int16_t> experts;  // [tokens, k]; -1 where a token reached fewer (dropped at capacity)
+};
+
+constexpr int k_run_store_schema = 3;
 
 struct RunStoreDb;  // owns the sqlite3 handle
 struct RunStore {
@@ -74,8 +91,14 @@ Result<RunStore> run_store_open(const std::string& path);
 // A new run, status running, owned by this process (host, pid and the pid's start time).
 Result<int64_t> run_store_begin(RunStore& s, const std::string& name, const std::string& config_json,
                                 const RunStart& start = {});
-// Appends curve rows in one transaction (the GUI calls this a few times a second).
-Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>& points);
+// Appends curve rows, and any steps' loads, in one transaction (the GUI calls this a few times a second).
+Status run_store_append(RunStore& s, int64_t run, const std::vector<CurvePoint>& points,
+                        const std::vector<StepLoads>& loads = {});
+// The run's stored loads from step `from_step` on, oldest first (none for a run stored before schema 3).
+Result<std::vector<StepLoads>> run_store_loads(RunStore& s, int64_t run, int from_step = 0);
+// Replaces the run's token sets (one per sparse layer); the reader gives them in layer order.
+Status run_store_set_token_sets(RunStore& s, int64_t run, const std::vector<TokenSets>& sets);
+Result<std::vector<TokenSets>> run_store_token_sets(RunStore& s, int64_t run);
 // A stopped run goes on (resume, Continue): running again, owned by this process, its steps kept.
 Status run_store_reopen(RunStore& s, int64_t run);
 // The run reached its last step: finished, with its validation loss and final metrics.

@@ -92,6 +92,27 @@ double cluster_expected_imbalance(const std::vector<double>& share, const std::v
     return ep * sum_max / draws;
 }
 
+LayerLoads cluster_split_experts(const LayerLoads& l, int m) {
+    LayerLoads out = l;
+    if (m <= 1) return out;
+    const size_t E = l.share.size();
+    out.share.assign(E * m, 0.0);
+    if (!l.noise_var.empty()) out.noise_var.assign(E * m, 0.0);
+    for (size_t e = 0; e < E; e++)
+        for (int j = 0; j < m; j++) {
+            out.share[e * m + j] = l.share[e] / m;  // contiguous: expert e's parts sit on adjacent ranks
+            if (!l.noise_var.empty()) out.noise_var[e * m + j] = l.noise_var[e] / ((double)m * m);
+        }
+    out.batch_assignments = l.batch_assignments * m;  // every pair became m
+    for (auto& row : out.token_experts) {
+        std::vector<int> parts;
+        for (int e : row)
+            for (int j = 0; j < m; j++) parts.push_back(e * m + j);
+        row = std::move(parts);
+    }
+    return out;
+}
+
 namespace {
 
 // Each expert's variance of its share at a batch of `assignments` pairs: the measured noise rescaled
@@ -132,23 +153,22 @@ double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, con
 
 // Communication and compute of one layer per micro-batch (forward and backward) on its slowest rank,
 // the hottest rank holding `q_hot` of the kept pairs (1/EP when balanced).
-void layer_times(const ClusterSetup& s, double kept_pairs_per_rank, double q_hot, double pad_rows_per_rank, ClusterLayer& out,
-                 bool balanced) {
+struct LayerTime {
+    double comm = 0, compute = 0;  // seconds
+    double nvl = 0, rdma = 0;      // the hottest rank's bytes over each
+};
+LayerTime layer_time(const ClusterSetup& s, double kept_pairs_per_rank, double q_hot, double pad_rows_per_rank) {
     const int EP = s.ep, local = std::min(s.gpus_per_node, EP);
     const double C = s.hidden, bytes_per_row = C * (s.dispatch_bytes + s.combine_bytes) * 2;  // dispatch + combine, fwd + bwd
     // Rows the hottest rank receives from each other rank (and sends back combined).
     const double from_each = pad_rows_per_rank > 0 ? pad_rows_per_rank / EP : kept_pairs_per_rank * q_hot;
-    const double nvl = (local - 1) * from_each * bytes_per_row, rdma = (EP - local) * from_each * bytes_per_row;
-    const double comm = std::max(nvl / (s.nvlink_gbps * 1e9), rdma / (s.rdma_gbps * 1e9));
+    LayerTime t;
+    t.nvl = (local - 1) * from_each * bytes_per_row, t.rdma = (EP - local) * from_each * bytes_per_row;
+    t.comm = std::max(t.nvl / (s.nvlink_gbps * 1e9), t.rdma / (s.rdma_gbps * 1e9));
     const double rows = pad_rows_per_rank > 0 ? pad_rows_per_rank : EP * kept_pairs_per_rank * q_hot;
     const double flops = rows * 18.0 * C * s.expert_width;  // SwiGLU: 3 GEMMs of 2 C F, forward and twice backward
-    const double compute = flops / (s.peak_tflops * 1e12 * s.gemm_efficiency);
-    if (balanced) {
-        out.comm_s_balanced = comm, out.compute_s_balanced = compute;
-        return;
-    }
-    out.comm_s = comm, out.compute_s = compute;
-    out.hottest_rank_bytes = nvl + rdma, out.nvlink_bytes_hottest = nvl, out.rdma_bytes_hottest = rdma;
+    t.compute = flops / (s.peak_tflops * 1e12 * s.gemm_efficiency);
+    return t;
 }
 
 ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
@@ -180,10 +200,31 @@ ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
     }
     const double kept = A * (1 - out.dropped_share);
     out.a2a_bytes_per_rank = (pad_rows > 0 ? pad_rows : kept) * (1 - 1.0 / EP) * s.hidden * (s.dispatch_bytes + s.combine_bytes) * 2;
-    layer_times(s, kept, out.imbalance / EP, pad_rows, out, false);
-    layer_times(s, A, 1.0 / EP, pad_rows, out, true);  // balanced: every rank 1/EP, nothing dropped
+    const LayerTime measured = layer_time(s, kept, out.imbalance / EP, pad_rows);
+    const LayerTime balanced = layer_time(s, A, 1.0 / EP, pad_rows);  // every rank 1/EP, nothing dropped
+    out.comm_s = measured.comm, out.compute_s = measured.compute;
+    out.comm_s_balanced = balanced.comm, out.compute_s_balanced = balanced.compute;
+    out.hottest_rank_bytes = measured.nvl + measured.rdma;
+    out.nvlink_bytes_hottest = measured.nvl, out.rdma_bytes_hottest = measured.rdma;
     out.nodes_per_token = nodes_per_token(l, rank_of, out.rank_share, s, out.nodes_from_tokens);
     return out;
+}
+
+// EP = m E: each expert split into m parts on m adjacent ranks, then costed as E m experts.
+Result<ClusterReport> cluster_cost_split(const std::vector<LayerLoads>& loads, const ClusterSetup& s) {
+    const int E = (int)loads[0].share.size(), m = s.ep / E;
+    std::vector<LayerLoads> parts;
+    for (const LayerLoads& l : loads) parts.push_back(cluster_split_experts(l, m));
+    ClusterSetup t = s;
+    t.top_k = s.top_k * m, t.expert_width = s.expert_width / m;
+    auto r = cluster_cost(parts, t);
+    if (!r) return r;
+    r->split = m;
+    r->assumptions.insert(r->assumptions.begin(),
+                          "split: EP " + std::to_string(s.ep) + " exceeds the " + std::to_string(E) + " measured experts, so each is split into " +
+                              std::to_string(m) + " parts of width F/" + std::to_string(m) + " on adjacent ranks that every one of its tokens visits (top-" +
+                              std::to_string(t.top_k) + " over " + std::to_string(E * m) + " parts): the parts share the expert's load evenly and a token's row goes to each");
+    return r;
 }
 
 }  // namespace
@@ -195,9 +236,10 @@ Result<ClusterReport> cluster_cost(const std::vector<LayerLoads>& loads, const C
         if ((int)l.share.size() != E)
             return Status::error("cluster: layer " + std::to_string(l.layer) + " has " + std::to_string(l.share.size()) +
                                  " experts, layer " + std::to_string(loads[0].layer) + " has " + std::to_string(E) + "; give every layer its E shares");
-    if (s.ep < 1 || E % s.ep != 0)
+    if (s.ep < 1 || (E % s.ep != 0 && s.ep % E != 0))
         return Status::error("cluster: EP " + std::to_string(s.ep) + " must divide the " + std::to_string(E) +
-                             " experts (Megatron-Core places E / EP on each rank)");
+                             " experts (Megatron-Core places E / EP on each rank) or be a multiple of them (each expert split)");
+    if (s.ep > E) return cluster_cost_split(loads, s);
     if (s.gpus_per_node < 1) return Status::error("cluster: GPUs per node must be 1 or more");
     if (s.hidden < 1) return Status::error("cluster: the hidden size is missing; pass --hidden H");
     if (s.top_k < 1 || s.top_k > E)

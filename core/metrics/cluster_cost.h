@@ -72,6 +72,11 @@ double cluster_dropped_share(const std::vector<double>& share, const std::vector
 double cluster_expected_imbalance(const std::vector<double>& share, const std::vector<double>& var, const std::vector<int>& rank_of,
                                   int ep, int draws = 400, unsigned seed = 1);
 
+// Each expert split into m parts of width F/m, every part visited by every token routed to the expert
+// (a token's K experts become K m parts, each part holding 1/m of the expert's share): how the loads of
+// E experts are laid out on EP = m E ranks, each rank a slice of one expert's FFN.
+LayerLoads cluster_split_experts(const LayerLoads& l, int m);
+
 struct ClusterLayer {
     int layer = 0;
     std::vector<double> rank_share;   // q_r (EP) of the popularity
@@ -91,8 +96,9 @@ struct ClusterLayer {
 };
 
 struct ClusterReport {
-    ClusterSetup setup;
-    int n_experts = 0;
+    ClusterSetup setup;               // as costed: with a split, the parts' top-k and width
+    int n_experts = 0;                // as costed (E m with a split)
+    int split = 1;                    // m: each measured expert split into m parts (EP > E), 1 = none
     std::vector<ClusterLayer> layers;
     double expert_params_per_gpu = 0;  // routed experts' parameters on one GPU, over all layers
     double expert_bytes_per_gpu = 0;   // their weights, gradients and optimizer state (6 + 12 / EDP bytes each)
@@ -100,8 +106,10 @@ struct ClusterReport {
     std::vector<std::string> assumptions;  // what the figures cannot know, said next to them
 };
 
-// The report of `loads` (one entry per sparse layer, E experts each) on cluster s. Refuses, in one line,
-// a setup it cannot compute: EP not dividing E, a missing hidden size or top-k, K > E.
+// The report of `loads` (one entry per sparse layer, E experts each) on cluster s. EP a multiple of E
+// splits each expert into EP / E parts (cluster_split_experts, said in the assumptions). Refuses, in
+// one line, a setup it cannot compute: EP neither dividing E nor a multiple of it, a missing hidden
+// size or top-k, K > E.
 Result<ClusterReport> cluster_cost(const std::vector<LayerLoads>& loads, const ClusterSetup& s);
 
 }  // namespace rl

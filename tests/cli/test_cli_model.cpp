@@ -342,3 +342,41 @@ TEST_F(CliModel, ClusterOnALoadsFileAndOnAModelsText) {
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.out.find("EP 3 must divide the 8 experts"), std::string::npos) << r.out;
 }
+
+// routelab-cli cluster --run ID: the loads a stored run kept each step (its late steps the batches) and
+// the token sets stored at its end; EP above the experts splits them. A run stored before RouteLab kept
+// loads (a schema-2 store, upgraded when opened) gets a one-line message.
+TEST_F(CliModel, ClusterOnAStoredRun) {
+    const std::string ws = " --workspace " + (dir / "ws").string(), out = " --json " + (dir / "c.json").string();
+    auto r = cli("train --preset moe-top2-8 --steps 24 --batch 4 --out " + (dir / "run").string() + ws);
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = cli("cluster --run 1 --ep 8 --gpus-per-node 8" + ws + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    json c = read(dir / "c.json");
+    ASSERT_EQ(c["layers"].size(), 3u);
+    EXPECT_EQ(c["layers"][0]["batches"], 6);  // a quarter of 24 steps
+    EXPECT_TRUE(c["layers"][0]["nodes_counted_on_tokens"].get<bool>());
+    EXPECT_EQ(c["inputs"]["hidden"], 128);  // the run's model
+    EXPECT_EQ(c["inputs"]["top_k"], 2);
+    EXPECT_NE(c["inputs"]["source"].get<std::string>().find("run 1"), std::string::npos);
+    double sum = 0;
+    for (const json& v : c["layers"][2]["expert_share"]) sum += v.get<double>();
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    r = cli("cluster --run 1 --steps 24 --ep 64 --gpus-per-node 8" + ws + out);
+    ASSERT_EQ(r.code, 0) << r.out;
+    c = read(dir / "c.json");
+    EXPECT_EQ(c["layers"][0]["batches"], 24);
+    EXPECT_EQ(c["inputs"]["split_experts"], 8);
+    EXPECT_EQ(c["inputs"]["top_k"], 16);
+    EXPECT_EQ(c["layers"][0]["rank_share"].size(), 64u);
+    EXPECT_DOUBLE_EQ(c["layers"][0]["nodes_per_token"].get<double>(), 2.0);  // each expert one node, two experts a token
+    // A schema-2 store: it opens upgraded, its run has no loads.
+    fs::create_directories(dir / "old");
+    fs::copy_file(k_src + "/tests/data/runs-v2.sqlite", dir / "old" / "runs.sqlite");
+    r = cli("cluster --run 1 --ep 8 --gpus-per-node 8 --workspace " + (dir / "old").string() + out);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("has no stored loads"), std::string::npos) << r.out;
+    r = cli("cluster --run 99 --ep 8 --gpus-per-node 8" + ws + out);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_NE(r.out.find("no run 99"), std::string::npos) << r.out;
+}

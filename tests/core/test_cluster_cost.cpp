@@ -176,11 +176,50 @@ TEST(ClusterCost, NoiseSplitRecoversThePopularityAndRescalesTheImbalance) {
     }
 }
 
+// EP above E: each expert split into EP / E parts on adjacent ranks, every part visited by each of the
+// expert's tokens. By hand: 4 experts at 0.4/0.3/0.2/0.1 on EP 8 are 8 parts of 0.2/0.2/0.15/0.15/...,
+// so I = 8 * 0.2 = 1.6 = E max p; a token's K = 2 experts become 4 parts; one expert's parts fill one
+// node of 2 GPUs. The report equals costing the hand-split loads directly.
+TEST(ClusterCost, EpAboveTheExpertsSplitsEachExpert) {
+    LayerLoads l = fixed({0.4, 0.3, 0.2, 0.1});
+    l.token_experts = {{0, 1}, {0, 2}, {0, 1}};
+    ClusterSetup s = setup(8, 2, 100, 2, 8);
+    s.expert_width = 16;
+    auto r = cluster_cost({l}, s);
+    ASSERT_TRUE(r) << r.status.msg;
+    EXPECT_EQ(r->split, 2);
+    EXPECT_EQ(r->n_experts, 8);
+    EXPECT_EQ(r->setup.top_k, 4);
+    EXPECT_EQ(r->setup.expert_width, 8);
+    EXPECT_NEAR(r->layers[0].imbalance_popularity, 1.6, 1e-12);
+    EXPECT_NEAR(r->layers[0].rank_share[0], 0.2, 1e-12);
+    EXPECT_NEAR(r->layers[0].rank_share[7], 0.05, 1e-12);
+    EXPECT_TRUE(r->layers[0].nodes_from_tokens);
+    EXPECT_DOUBLE_EQ(r->layers[0].nodes_per_token, 2.0);  // expert e's two parts are node e
+    EXPECT_NE(r->assumptions[0].find("split into 2 parts"), std::string::npos) << r->assumptions[0];
+    // The same as the hand-split loads at top-4 and width F/2.
+    LayerLoads hand = fixed({0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.05, 0.05});
+    hand.token_experts = {{0, 1, 2, 3}, {0, 1, 4, 5}, {0, 1, 2, 3}};
+    ClusterSetup t = s;
+    t.top_k = 4, t.expert_width = 8;
+    auto d = cluster_cost({hand}, t);
+    ASSERT_TRUE(d);
+    EXPECT_DOUBLE_EQ(r->layers[0].a2a_bytes_per_rank, d->layers[0].a2a_bytes_per_rank);
+    EXPECT_DOUBLE_EQ(r->layers[0].hottest_rank_bytes, d->layers[0].hottest_rank_bytes);
+    EXPECT_DOUBLE_EQ(r->expert_bytes_per_gpu, d->expert_bytes_per_gpu);
+    // A split's share of parts: the expert's share over m each.
+    const LayerLoads sp = cluster_split_experts(l, 2);
+    EXPECT_EQ(sp.share, hand.share);
+    EXPECT_EQ(sp.token_experts, hand.token_experts);
+}
+
 TEST(ClusterCost, RefusesWhatItCannotCompute) {
     ClusterSetup s = setup(3, 8, 100, 2, 8);
     auto r = cluster_cost({fixed(std::vector<double>(8, 0.125))}, s);
     ASSERT_FALSE(r);
     EXPECT_NE(r.status.msg.find("EP 3 must divide the 8 experts"), std::string::npos) << r.status.msg;
+    s.ep = 12;  // neither a divisor of 8 nor a multiple
+    EXPECT_NE(cluster_cost({fixed(std::vector<double>(8, 0.125))}, s).status.msg.find("or be a multiple"), std::string::npos);
     s.ep = 2, s.hidden = 0;
     EXPECT_NE(cluster_cost({fixed(std::vector<double>(8, 0.125))}, s).status.msg.find("--hidden"), std::string::npos);
     s.hidden = 8, s.top_k = 9;

@@ -86,6 +86,80 @@ TEST(RunStore, RunsAndCurvesSurviveReopen) {
     fs::remove(db);
 }
 
+// Schema 3: each step's expert and head shares (normalised from the step's head rates), stored with the
+// curve in one transaction, read back from a step on; token sets replaced whole; both gone with the run.
+TEST(RunStore, LoadsAndTokenSetsSurviveReopen) {
+    const fs::path db = temp_path("loads.sqlite");
+    int64_t id = 0;
+    {
+        auto s = run_store_open(db.string());
+        ASSERT_TRUE(s) << s.status.msg;
+        id = *run_store_begin(*s, "loads", "{}");
+        std::vector<CurvePoint> pts;
+        std::vector<StepLoads> loads;
+        for (int i = 1; i <= 6; i++) {
+            StepStats st = make_stats(i);
+            for (int e = 0; e < 4; e++) st.layers[0].expert_load[e] = (e + i) / (10.f + 4 * i);
+            st.layers[1].n_experts = 0;  // layer 1: routed heads only
+            st.layers[1].n_routed_heads = 2;
+            st.layers[1].head_f[0] = 0.9f, st.layers[1].head_f[1] = 0.3f;
+            pts.push_back(curve_point(st));
+            loads.push_back(step_loads(st));
+        }
+        EXPECT_FLOAT_EQ(loads[0].head[1][0], 0.75f);  // 0.9 / (0.9 + 0.3)
+        EXPECT_TRUE(loads[0].head[0].empty());
+        ASSERT_TRUE(run_store_append(*s, id, pts, loads));
+        ASSERT_TRUE(run_store_set_token_sets(*s, id, {{0, 2, {0, 1, 3, -1}}, {2, 2, {1, 2}}}));
+        ASSERT_TRUE(run_store_set_token_sets(*s, id, {{0, 2, {0, 1, 3, 2}}}));  // replaces the earlier sets
+    }
+    auto s = run_store_open(db.string());
+    ASSERT_TRUE(s) << s.status.msg;
+    auto all = run_store_loads(*s, id);
+    ASSERT_TRUE(all) << all.status.msg;
+    ASSERT_EQ(all->size(), 6u);
+    auto late = run_store_loads(*s, id, 5);
+    ASSERT_EQ(late->size(), 2u);
+    const StepLoads& p = (*late)[0];
+    EXPECT_EQ(p.step, 5);
+    ASSERT_EQ(p.expert.size(), 2u);
+    ASSERT_EQ(p.expert[0].size(), 4u);
+    for (int e = 0; e < 4; e++) EXPECT_FLOAT_EQ(p.expert[0][e], (e + 5) / 30.f);
+    EXPECT_TRUE(p.expert[1].empty());
+    ASSERT_EQ(p.head[1].size(), 2u);
+    EXPECT_FLOAT_EQ(p.head[1][1], 0.25f);
+    auto sets = run_store_token_sets(*s, id);
+    ASSERT_TRUE(sets);
+    ASSERT_EQ(sets->size(), 1u);
+    EXPECT_EQ((*sets)[0].k, 2);
+    EXPECT_EQ((*sets)[0].experts, (std::vector<int16_t>{0, 1, 3, 2}));
+    ASSERT_TRUE(run_store_delete(*s, id));
+    EXPECT_TRUE(run_store_loads(*s, id)->empty());
+    EXPECT_TRUE(run_store_token_sets(*s, id)->empty());
+    fs::remove(db);
+}
+
+// A schema-2 store (made by RouteLab before the loads were kept) opens upgraded: its run and curve as
+// they were, no loads, and new runs store theirs.
+TEST(RunStore, SchemaTwoStoreOpensUpgradedWithItsRuns) {
+    const fs::path db = temp_path("v2.sqlite");
+    fs::copy_file(fs::path(ROUTELAB_SOURCE_DIR) / "tests/data/runs-v2.sqlite", db);
+    auto s = run_store_open(db.string());
+    ASSERT_TRUE(s) << s.status.msg;
+    EXPECT_EQ(run_store_schema_version(*s), 3);
+    auto runs = run_store_list(*s);
+    ASSERT_TRUE(runs && runs->size() == 1u);
+    EXPECT_EQ((*runs)[0].name, "fuzz-seed");
+    EXPECT_EQ((*runs)[0].status, RunStatus::finished);
+    EXPECT_EQ(run_store_curve(*s, (*runs)[0].id)->size(), 3u);
+    EXPECT_TRUE(run_store_loads(*s, (*runs)[0].id)->empty());
+    const int64_t id = *run_store_begin(*s, "new", "{}");
+    StepStats st = make_stats(1);
+    st.layers[0].expert_load[0] = 1;
+    ASSERT_TRUE(run_store_append(*s, id, {curve_point(st)}, {step_loads(st)}));
+    EXPECT_EQ(run_store_loads(*s, id)->size(), 1u);
+    fs::remove(db);
+}
+
 TEST(RunStore, CsvHasHeaderAndEveryValue) {
     std::vector<CurvePoint> pts = {curve_point(make_stats(1)), curve_point(make_stats(2))};
     std::istringstream in(curve_to_csv(pts));

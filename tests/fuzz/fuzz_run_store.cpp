@@ -1,6 +1,7 @@
 // Bytes as a workspace's runs.sqlite -> run_store_open (format check, schema upgrade, orphaned runs
 // marked interrupted), run_store_list, and for the first runs run_store_get, run_store_curve,
-// run_store_checkpoints, the CSV export and the config diff the Runs dock shows.
+// run_store_checkpoints, the routing loads and token sets (cluster --run), the CSV export and the
+// config diff the Runs dock shows.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -32,6 +33,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (curve) (void)rl::curve_to_csv(*curve);
         else rl_fuzz::require(!curve.status.msg.empty(), "run_store_curve failed without a message");
         (void)rl::run_store_checkpoints(*store, r.id);
+        auto loads = rl::run_store_loads(*store, r.id);
+        if (loads)
+            for (const rl::StepLoads& p : *loads) rl_fuzz::require(p.expert.size() == p.head.size(), "loads rows out of step");
+        auto sets = rl::run_store_token_sets(*store, r.id);
+        if (sets)
+            for (const rl::TokenSets& t : *sets) rl_fuzz::require(t.k > 0 && t.experts.size() % t.k == 0, "a token set's size is not k a token");
         (void)rl::config_diff(r.config_json, runs->front().config_json);
     }
     return 0;

@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
         !s)
         return fail(s.msg);
 
-    const fs::path store_path = seeds / "fuzz_run_store/runs-v2.sqlite";
+    // runs-v2.sqlite, kept beside it, was made by this tool before schema 3: the upgrade path.
+    const fs::path store_path = seeds / "fuzz_run_store/runs-v3.sqlite";
     fs::remove(store_path);
     {
         auto store = run_store_open(store_path.string());
@@ -115,13 +116,16 @@ int main(int argc, char** argv) {
         if (!run) return fail(run.status.msg);
         std::vector<CurvePoint> pts;
         for (int step = 1; step <= 3; step++) pts.push_back({step, 3.f / step, 2.9f / step});
-        if (Status s = run_store_append(*store, *run, pts); !s) return fail(s.msg);
+        std::vector<StepLoads> loads;
+        for (int step = 1; step <= 3; step++) loads.push_back({step, {{0.5f, 0.25f, 0.25f}, {}}, {{}, {0.6f, 0.4f}}});
+        if (Status s = run_store_append(*store, *run, pts, loads); !s) return fail(s.msg);
+        if (Status s = run_store_set_token_sets(*store, *run, {{0, 2, {0, 1, 2, -1, 1, 0}}}); !s) return fail(s.msg);
         if (Status s = run_store_set_checkpoint(*store, *run, "runs/fuzz-seed/checkpoint.safetensors"); !s) return fail(s.msg);
         if (Status s = run_store_finish(*store, *run, 2.5f); !s) return fail(s.msg);
     }
     // One file, no WAL beside it: the fuzzer feeds the database file alone.
     sqlite3* h = nullptr;
-    if (sqlite3_open(store_path.c_str(), &h) != SQLITE_OK) return fail("cannot reopen the v2 seed");
+    if (sqlite3_open(store_path.c_str(), &h) != SQLITE_OK) return fail("cannot reopen the run store seed");
     sqlite3_exec(h, "PRAGMA journal_mode=DELETE; PRAGMA page_size=512; VACUUM;", nullptr, nullptr, nullptr);
     sqlite3_close(h);
 
