@@ -6,11 +6,13 @@
 #include <QMenu>
 
 #include "imgui_widget.h"
+#include "views.h"
 #include "io/checkpoint.h"
 #include "io/export.h"
 #include "write_whole.h"
 
-Exports::Exports(RunController& runs, ImGuiWidget* views, QWidget* window) : QObject(window), runs_(runs), views_(views), window_(window) {
+Exports::Exports(RunController& runs, ImGuiWidget* views, QWidget* window, const ClusterState* cluster)
+    : QObject(window), runs_(runs), views_(views), window_(window), cluster_(cluster) {
     connect(&runs_, &RunController::exportCheckpointReady, this, [this](const QString& path) {
         if (path == checkpoint_) writeFrom(path);
     });
@@ -42,7 +44,9 @@ void Exports::writeFrom(const QString& checkpoint) {
     if (!ck) {
         msg = "export failed: " + QString::fromStdString(ck.status.msg);
     } else if (format_ == "megatron") {
-        const QString err = writeWhole(path_, rl::export_megatron((*ck)->cfg));
+        rl::ExportCluster c;  // the cluster view's, once it was opened on this run
+        if (cluster_ && cluster_->report) c = {cluster_->ep, cluster_->gpusPerNode, cluster_->capacityFactor, cluster_->pad};
+        const QString err = writeWhole(path_, rl::export_megatron((*ck)->cfg, c));
         msg = err.isEmpty() ? "wrote Megatron-Core arguments to " + path_ : err;
     } else {
         const QString cfgFile = QDir(path_).filePath("config.json");

@@ -1,6 +1,7 @@
-// File > Export (docs/export.md): the current run's routing as Megatron-Core arguments or a Hugging
-// Face folder (config.json, and model.safetensors where it maps exactly), from a weights-only
-// checkpoint the trainer writes first; the curves as CSV; the view or the window as PNG.
+// File > Export (docs/export.md): the current run's routing as Megatron-Core arguments (with the
+// cluster view's EP and capacity, once opened) or a Hugging Face folder (config.json, and
+// model.safetensors where it maps exactly), from a weights-only checkpoint the trainer writes first;
+// the curves as CSV; the view or the window as PNG.
 #pragma once
 #include <QObject>
 #include <QSize>
@@ -14,7 +15,8 @@ class QWidget;
 class Exports : public QObject {
     Q_OBJECT
 public:
-    Exports(RunController& runs, ImGuiWidget* views, QWidget* window);
+    // cluster: the cluster view's settings, read at each Megatron export (its flags once the view was opened).
+    Exports(RunController& runs, ImGuiWidget* views, QWidget* window, const struct ClusterState* cluster = nullptr);
     void addActions(QMenu* file);  // the File menu's export entries
     // format "megatron" (path: a file), "hf" or "hf-weights" (path: a folder); finished follows.
     void exportRouting(const QString& path, const QString& format);
@@ -33,5 +35,6 @@ private:
     RunController& runs_;
     ImGuiWidget* views_;
     QWidget* window_;
+    const ClusterState* cluster_;
     QString path_, format_, checkpoint_;  // an export waiting for its checkpoint
 };

@@ -31,7 +31,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     createActions();
     buildToolbar();
     buildViewArea();
-    exports_ = new Exports(*runs_, imgui_, this);
+    exports_ = new Exports(*runs_, imgui_, this, &viewStates_.cluster);
     buildDocks();
     connectRooms();
     connectLessons();
@@ -324,7 +324,7 @@ void MainWindow::runExperiment(rl::ExperimentKind k) {
 
 // A new run starts the views over; the user's own settings (the prompt and sampling settings, the
 // curves' smoothing and scale, the tuning view's, which shows the workspace's runs, the experiments'
-// texts) carry over.
+// texts, the cluster asked about) carry over.
 void MainWindow::resetViews() {
     spotlight_.clear(), spotlightCaption_.clear();  // a lesson's frame belongs to the lesson's run
     ViewStates fresh;
@@ -337,6 +337,10 @@ void MainWindow::resetViews() {
     std::copy(std::begin(was.domains), std::end(was.domains), e.domains);
     std::copy(std::begin(was.biasFile), std::end(was.biasFile), e.biasFile);
     e.tokens = was.tokens, e.context = was.context, e.domainTokens = was.domainTokens, e.live = was.live;
+    const ClusterState& c = viewStates_.cluster;  // the cluster asked about; its report is the new run's
+    fresh.cluster.ep = c.ep, fresh.cluster.gpusPerNode = c.gpusPerNode, fresh.cluster.capacityFactor = c.capacityFactor;
+    fresh.cluster.pad = c.pad, fresh.cluster.balanced = c.balanced, fresh.cluster.tokensPerRank = c.tokensPerRank;
+    fresh.cluster.dtype = c.dtype;
     viewStates_ = fresh;
     outbox_ = ViewOutbox{};
     imgui_->markDirty();  // whichever view is up, its data changed

@@ -226,6 +226,11 @@ bool setUpWindow(MainWindow& w, const Script& s, rl::Config& cfg) {
     GenerateState& g = w.viewStates().generate;
     if (!s.prompt.isEmpty()) std::snprintf(g.prompt, sizeof g.prompt, "%s", qPrintable(s.prompt));
     w.viewStates().tuning.pinned = s.highlight;
+    const QStringList cl = s.cluster.split(',', Qt::SkipEmptyParts);  // EP[,GPUs a node[,capacity factor]]
+    ClusterState& c = w.viewStates().cluster;
+    if (cl.size() > 0) c.ep = std::max(1, cl[0].toInt());
+    if (cl.size() > 1) c.gpusPerNode = std::clamp(cl[1].toInt(), 1, 16);
+    if (cl.size() > 2) c.capacityFactor = std::clamp(cl[2].toFloat(), 0.f, 4.f);
     w.runsDock()->setCurveOptions(s.wallTime, s.band);
     if (!s.theme.isEmpty()) w.setTheme(s.theme);  // as View > Theme does: kept for the next launch
     if (!s.shot.isEmpty() || !s.shot2x.isEmpty()) w.setGeometry(0, 0, 1600, 1000);  // screenshots: the same size whatever QSettings kept
@@ -344,6 +349,7 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--top-k") s.expTopK = next().toInt();
         else if (a == "--held-out") s.heldOut = next();
         else if (a == "--tokens") s.expTokens = next().toInt();
+        else if (a == "--cluster") s.cluster = next();
         else {
             std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
             return false;

@@ -29,7 +29,8 @@ class QApplication;
 // What a scripted run was asked to do.
 struct Script {
     QString preset = MainWindow::k_firstRunPreset, config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint,
-            saveCkpt, csv, sweep, theme, shot2x, lesson, model, experiments, heldOut;
+            saveCkpt, csv, sweep, theme, shot2x, lesson, model, experiments, heldOut,
+            cluster;  // the cluster view's EP[,GPUs a node[,capacity factor]]
     QStringList domains;
     int expTopK = 0, expTokens = 0;
     int demo = 0, injectNanAt = 0;

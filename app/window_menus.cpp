@@ -32,7 +32,13 @@ const char* k_helpViews =
     "Generate: the model continues a prompt; each token is tinted by its top expert or by its routed-head gate mass.\n\n"
     "Tuning: every stored run ranked by validation loss, with the config keys that differ among them and their "
     "final balance; a parallel-coordinates plot of chosen keys against validation loss (the best run starred); "
-    "filter by sweep or tag, point at a line or a row to highlight that run, click to overlay its curves.";
+    "filter by sweep or tag, point at a line or a row to highlight that run, click to overlay its curves.\n\n"
+    "Cluster: what the run's measured expert loads would cost with expert parallelism: each GPU's share of the routed "
+    "pairs (the busiest sets the pace), all-to-all bytes, drops at a capacity factor, expert memory and a time range "
+    "balanced vs measured, per layer and over training; sliders for EP, GPUs a node and the capacity factor. A model "
+    "with its assumptions listed under it, not a measurement.\n\n"
+    "Experiments: on a model that holds still, routing changes (top-k, masks, capacity, biases) evaluated next to "
+    "the unchanged model; the top-k sweep; bias calibration; specialisation on your domains.";
 }  // namespace
 
 void MainWindow::createActions() {
@@ -109,7 +115,8 @@ void MainWindow::buildMenus() {
     view->addSeparator();
     for (size_t i = 0; i < viewTable().size(); i++) {
         const QString name = viewTable()[i].name;
-        view->addAction(name, QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, name] { showView(name); });
+        const QKeySequence key = i < 9 ? QKeySequence(QString("Ctrl+%1").arg(i + 1)) : i == 9 ? QKeySequence("Ctrl+0") : QKeySequence();
+        view->addAction(name, key, this, [this, name] { showView(name); });
     }
     QMenu* help = menuBar()->addMenu("&Help");
     help->addAction("What am I looking at?", this, [this] { QMessageBox::information(this, "RouteLab views", k_helpViews); });

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 out=${1:-assets/screenshots}
 shift $(( $# < 1 ? $# : 1 ))
 lessons=("$@")
-[ ${#lessons[@]} -eq 0 ] && lessons=(heads collapse capacity expert-size moh-speed aux-free specialization)
+[ ${#lessons[@]} -eq 0 ] && lessons=(heads collapse capacity expert-size moh-speed aux-free specialization imbalance-cost)
 mkdir -p "$out"
 for l in "${lessons[@]}"; do
   ws=$(mktemp -d) cfg=$(mktemp -d)

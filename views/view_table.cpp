@@ -23,6 +23,8 @@ const ViewEntry k_views[] = {
      Arrival::Generation},
     {"tuning", [](const RunData& run, ViewStates& s, ViewOutbox& out) { return drawTuningView(run, s.tuning, out); },
      Arrival::Runs | Arrival::Overlays},
+    {"cluster", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawClusterView(run, s.cluster, s.layer, out); return false; },
+     Arrival::Stats},
     {"experiments", [](const RunData& run, ViewStates& s, ViewOutbox& out) { drawExperimentsView(run, s.experiments, out); return false; },
      Arrival::Experiment | Arrival::Probe},
 };

@@ -13,6 +13,7 @@
 #include "experiments/experiment.h"
 #include "infer/cost.h"
 #include "io/run_store.h"
+#include "metrics/cluster_cost.h"
 #include "metrics/routing_report.h"
 #include "train/step_stats.h"
 
@@ -116,6 +117,26 @@ struct ExperimentsState {
     std::string sent;               // the keys of the last compare sent (live: a change sends again)
 };
 
+// The cluster view: the cluster asked about, and the report of it kept until the loads or the cluster change.
+struct ClusterState {
+    int ep = 8;                  // expert-parallel ranks (a divisor of E, or a multiple: each expert split)
+    int gpusPerNode = 8;
+    float capacityFactor = 0;    // 0 = dropless
+    bool pad = false;            // pad every chunk to the capacity
+    bool balanced = false;       // a placement that balances the measured popularity, not Megatron's blocks
+    int tokensPerRank = 4096;
+    int dtype = 0;               // 0 bf16, 1 fp8 dispatch, 2 fp32
+    // Kept between frames: recomputed when these differ from the run and the settings drawn.
+    size_t steps = 0;            // run.loads.size() it was computed for
+    std::string key;             // the settings it was computed for
+    std::optional<rl::ClusterReport> report;  // the late steps' report
+    std::string error;                        // why there is none
+    std::vector<float> trendX;                // step at each window's end
+    std::vector<std::vector<float>> trendI;   // [layer][window]: imbalance at the cluster's batch
+    std::vector<float> trendSlow;             // [window]: measured / balanced time of the MoE layers
+    std::vector<float> trendDrop;             // [window]: dropped share, layer mean
+};
+
 // The states of all the views. The experts, routing, attention, curves and generate views show one
 // layer at a time, the same one: switching between them keeps it.
 struct ViewStates {
@@ -127,6 +148,7 @@ struct ViewStates {
     GenerateState generate;
     TuningState tuning;
     ExperimentsState experiments;
+    ClusterState cluster;
 };
 
 // An interactive item the last frame drew, in the view's pixels: what the tests point at with real
@@ -199,6 +221,11 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out);
 void drawExperimentsView(const RunData& run, ExperimentsState& s, ViewOutbox& out);
 // The request the experiments view sends for kind k with these settings (its buttons, scripted runs).
 rl::ExperimentRequest experimentRequest(const ExperimentsState& s, rl::ExperimentKind k);
+
+// Cluster: what the run's measured routing would cost with expert parallelism (metrics/cluster_cost.h):
+// per-layer imbalance over training, all-to-all bytes, drops, memory and a time range, sliders for the
+// cluster.
+void drawClusterView(const RunData& run, ClusterState& s, int& layer, ViewOutbox& out);
 
 // Distinct colour of expert / head i (ImU32): k_viewColours of them, then they repeat.
 constexpr int k_viewColours = 64;

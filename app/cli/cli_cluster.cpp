@@ -120,22 +120,13 @@ Result<std::vector<LayerLoads>> loads_from_run(RunStore& store, const RunRecord&
                              "kept them, or a dense model); train it again, or give --model / --loads");
     auto sets = run_store_token_sets(store, run.id);
     if (!sets) return sets.status;
-    std::vector<LayerLoads> out;
-    const size_t L = loads->back().expert.size();
-    const size_t E = (size_t)cfg.model.moe.n_experts;
-    for (size_t l = 0; l < L; l++) {
-        std::vector<std::vector<double>> batches;
-        for (const StepLoads& p : *loads)
-            if (l < p.expert.size() && p.expert[l].size() == E) batches.emplace_back(p.expert[l].begin(), p.expert[l].end());
-        if (batches.empty()) continue;
-        const double pairs = (double)cfg.train.batch_size * cfg.model.seq_len * cfg.model.moe.top_k;
-        LayerLoads ll = cluster_loads_split(batches, pairs);
-        ll.layer = (int)l;
+    const int E = cfg.model.moe.n_experts;
+    const double pairs = (double)cfg.train.batch_size * cfg.model.seq_len * cfg.model.moe.top_k;
+    std::vector<LayerLoads> out = cluster_loads_of_steps(*loads, 0, pairs, E);
+    for (LayerLoads& ll : out)
         for (const TokenSets& t : *sets)
-            if (t.layer == (int)l && std::all_of(t.experts.begin(), t.experts.end(), [&](int16_t e) { return e < (int)E; }))
+            if (t.layer == ll.layer && std::all_of(t.experts.begin(), t.experts.end(), [&](int16_t e) { return e < E; }))
                 for (size_t i = 0; i < t.experts.size() / t.k; i++) ll.token_experts.push_back(set_experts(t, i));
-        out.push_back(std::move(ll));
-    }
     if (out.empty()) return Status::error("cluster: run " + std::to_string(run.id) + "'s model has no routed experts: there is no routing to cost");
     return out;
 }

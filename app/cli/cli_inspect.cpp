@@ -230,6 +230,21 @@ int cmd_export(const Args& a) {
     if (weights && !a.has("out")) return usage("--weights needs --out DIR (config.json and model.safetensors go there)");
     if (a.has("checkpoint") && (a.has("preset") || a.has("config")))
         return usage("give --checkpoint, --preset or --config, not two");
+    // The cluster the routing is meant for (docs/cluster-cost.md): Megatron's parallelism and capacity flags.
+    ExportCluster cluster;
+    if (a.has("ep")) {
+        long long ep, g = 8;
+        double cf = 0;
+        if (hf) return usage("--ep goes with --format megatron");
+        if (!parse_int(a.opt.at("ep"), 1, 4096, ep)) return usage("--ep must be an integer in 1..4096");
+        if (a.has("gpus-per-node") && !parse_int(a.opt.at("gpus-per-node"), 1, 64, g)) return usage("--gpus-per-node must be an integer in 1..64");
+        if (a.has("capacity-factor") && (!parse_float(a.opt.at("capacity-factor"), cf) || !(cf > 0 && cf < 1e6)))
+            return usage("--capacity-factor must be a number > 0");
+        cluster = {(int)ep, (int)g, cf, a.flag("pad-to-capacity")};
+        if (cluster.pad_to_capacity && cf <= 0) return usage("--pad-to-capacity pads to a capacity: give --capacity-factor C");
+    } else if (a.has("gpus-per-node") || a.has("capacity-factor") || a.flag("pad-to-capacity")) {
+        return usage("--gpus-per-node, --capacity-factor and --pad-to-capacity describe a cluster: give --ep N too");
+    }
     Config cfg;
     std::unique_ptr<LoadedCheckpoint> ck;
     if (a.has("checkpoint")) {
@@ -247,7 +262,7 @@ int cmd_export(const Args& a) {
     }
     std::string text;
     if (hf) text = export_hf_config(cfg).dump(2) + "\n";
-    else text = export_megatron(cfg);
+    else text = export_megatron(cfg, cluster);
     if (!a.has("out")) {
         std::cout << text;
         return 0;

@@ -120,8 +120,10 @@ const std::vector<Command>& commands() {
         {"export",
          "  routelab-cli export   --preset P | --config F | --checkpoint F --format hf|megatron\n"
          "                        [--out F] [--weights] [--set key=value ...]\n"
-         "                        (hf: --out is a folder for config.json, and model.safetensors with --weights)\n",
-         {"preset", "config", "checkpoint", "format", "out", "set"}, cmd_export},
+         "                        [--ep N [--gpus-per-node G] [--capacity-factor C] [--pad-to-capacity]]\n"
+         "                        (hf: --out is a folder for config.json, and model.safetensors with --weights;\n"
+         "                        megatron with --ep: the cluster's parallelism, node-limited routing and capacity flags)\n",
+         {"preset", "config", "checkpoint", "format", "out", "set", "ep", "gpus-per-node", "capacity-factor"}, cmd_export},
     };
     return c;
 }

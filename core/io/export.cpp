@@ -1,5 +1,6 @@
 #include "io/export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -108,7 +109,41 @@ std::vector<std::string> export_unmapped(const ModelConfig& m, const std::string
     return u;
 }
 
-std::string export_megatron(const Config& cfg) {
+namespace {
+
+// The cluster's flags (Megatron-Core's arguments.py): EP; with several nodes in the EP group, node-
+// limited routing, one group a node, each token to at most ceil(K / 2) nodes (DeepSeek-V3: 8 nodes,
+// K 8, 4) and never fewer than its K experts need; a capacity factor and padding where the user chose them.
+void megatron_cluster(std::ostringstream& o, const ModelConfig& m, const ExportCluster& c, int K) {
+    const auto& e = m.moe;
+    if (c.ep > e.n_experts && c.ep % e.n_experts == 0) {  // each expert sliced over ep / E ranks: expert tensor parallelism
+        o << "# EP " << c.ep << " exceeds the " << e.n_experts << " experts: each expert is sliced over " << c.ep / e.n_experts
+          << " ranks (Megatron-Core's expert tensor parallelism; the cluster cost's split)\n";
+        o << "--expert-model-parallel-size " << e.n_experts << "\n--expert-tensor-parallel-size " << c.ep / e.n_experts << "\n";
+    } else {
+        o << "--expert-model-parallel-size " << c.ep << "\n";
+    }
+    const int nodes = (c.ep + c.gpus_per_node - 1) / c.gpus_per_node;
+    // At least ceil(K / experts a group) groups hold a token's K experts; a reach not below K or the node
+    // count limits nothing and is left out.
+    const int per_group = nodes > 0 && e.n_experts % nodes == 0 ? e.n_experts / nodes : 0;
+    const int reach = per_group ? std::max((K + 1) / 2, (K + per_group - 1) / per_group) : 0;
+    if (nodes > 1 && e.group_topk == 0 && per_group && reach < std::min(nodes, K)) {
+        o << "# node-limited routing: the EP group spans " << nodes << " nodes, so the experts form " << nodes
+          << " groups (one a node) and each token reaches at most " << reach << " of them; RouteLab trained this routing"
+          << " without it (model.moe.n_groups=" << nodes << " and group_topk=" << reach << " train it here)\n";
+        o << "--moe-router-num-groups " << nodes << "\n--moe-router-group-topk " << reach << "\n";
+    }
+    if (c.capacity_factor > 0 && e.routing != MoeRouting::top1_capacity) {  // top1_capacity has its own above
+        o << "--moe-expert-capacity-factor " << num(c.capacity_factor) << "\n";
+        o << "--moe-token-drop-policy probs\n";
+    }
+    if (c.pad_to_capacity && (c.capacity_factor > 0 || e.routing == MoeRouting::top1_capacity)) o << "--moe-pad-expert-input-to-capacity\n";
+}
+
+}  // namespace
+
+std::string export_megatron(const Config& cfg, const ExportCluster& cluster) {
     const ModelConfig& m = cfg.model;
     const auto& a = m.attention;
     const auto& e = m.moe;
@@ -169,6 +204,7 @@ std::string export_megatron(const Config& cfg) {
     }
     if (e.topk_scaling_factor != 1.f) arg("moe-router-topk-scaling-factor", num(e.topk_scaling_factor));
     if (e.jitter > 0 && e.routing != MoeRouting::noisy_topk) arg("moe-input-jitter-eps", num(e.jitter));
+    if (cluster.ep > 0) megatron_cluster(o, m, cluster, K);
     return o.str();
 }
 

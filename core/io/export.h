@@ -18,9 +18,19 @@ namespace rl {
 // engine: "megatron" or "hf".
 std::vector<std::string> export_unmapped(const ModelConfig& m, const std::string& engine);
 
+// The cluster the routing is meant for (the cluster view's or `cluster`'s settings, docs/cluster-cost.md).
+struct ExportCluster {
+    int ep = 0;                 // expert-parallel size (0 = no cluster given)
+    int gpus_per_node = 8;
+    double capacity_factor = 0; // 0 = dropless
+    bool pad_to_capacity = false;
+};
+
 // Megatron-Core arguments, one "--flag value" per line (a bare "--flag" for booleans that are on),
 // after "# " comment lines that name the source and every unmapped setting. vocab_size must be resolved.
-std::string export_megatron(const Config& cfg);
+// With a cluster: --expert-model-parallel-size, node-limited routing (one group a node, Megatron's
+// --moe-router-num-groups) where the EP group spans several nodes, and the capacity flags.
+std::string export_megatron(const Config& cfg, const ExportCluster& cluster = {});
 
 // The Hugging Face architecture a config maps to: "LlamaForCausalLM", "MixtralForCausalLM",
 // "Qwen2MoeForCausalLM" or "DeepseekV3ForCausalLM".

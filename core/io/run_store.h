@@ -59,16 +59,6 @@ struct RunStart {
     std::string sweep;
     std::vector<std::string> tags;
 };
-// One step's routing loads (schema 3), what the cluster cost model reads: per layer, each routed
-// expert's share of the step's (token, expert) assignments and each routed head's share of its
-// (token, head) choices, each row summing to 1; an empty row where the layer has no such router.
-struct StepLoads {
-    int step = 0;
-    std::vector<std::vector<float>> expert;  // [layer][E]
-    std::vector<std::vector<float>> head;    // [layer][H routed]
-};
-StepLoads step_loads(const StepStats& s);
-
 // Each token's experts on the validation text at a run's end (the node-count figures), one layer.
 struct TokenSets {
     int layer = 0;

@@ -12,21 +12,6 @@ using namespace run_store_detail;
 
 static_assert(std::endian::native == std::endian::little, "the loads' blobs are stored as this machine's floats");
 
-StepLoads step_loads(const StepStats& s) {
-    StepLoads p;
-    p.step = s.step;
-    p.expert.resize(s.n_layers), p.head.resize(s.n_layers);
-    for (int l = 0; l < s.n_layers; l++) {
-        const LayerRouteStats& L = s.layers[l];
-        p.expert[l].assign(L.expert_load, L.expert_load + L.n_experts);  // already each expert's share of the rows
-        // head_f is each routed head's rate of being chosen; its share of the (token, head) choices is f / sum f.
-        float sum = 0;
-        for (int h = 0; h < L.n_routed_heads; h++) sum += L.head_f[h];
-        for (int h = 0; h < L.n_routed_heads && sum > 0; h++) p.head[l].push_back(L.head_f[h] / sum);
-    }
-    return p;
-}
-
 namespace run_store_detail {
 
 const char* const k_loads_schema =

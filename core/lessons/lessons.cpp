@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "config/presets.h"
+#include "lessons/lesson_cluster.h"
 #include "model/model.h"
 #include "train/trainer.h"
 #include "util/strfmt.h"
@@ -235,7 +236,8 @@ Lesson lesson_specialization() {
 }
 
 std::vector<Lesson> make_lessons() {
-    return {lesson_heads(), lesson_collapse(), lesson_capacity(), lesson_expert_size(), lesson_moh_speed(), lesson_aux_free(), lesson_specialization()};
+    return {lesson_heads(), lesson_collapse(), lesson_capacity(), lesson_expert_size(), lesson_moh_speed(), lesson_aux_free(), lesson_specialization(),
+            lesson_imbalance_cost()};
 }
 
 }  // namespace

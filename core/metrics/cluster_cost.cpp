@@ -24,6 +24,23 @@ LayerLoads cluster_loads_split(const std::vector<std::vector<double>>& batch_sha
     return l;
 }
 
+std::vector<LayerLoads> cluster_loads_of_steps(const std::vector<StepLoads>& steps, size_t first, double step_pairs, int n_experts) {
+    size_t L = 0;
+    for (size_t i = first; i < steps.size(); i++) L = std::max(L, steps[i].expert.size());
+    std::vector<LayerLoads> out;
+    for (size_t l = 0; l < L; l++) {
+        std::vector<std::vector<double>> batches;
+        for (size_t i = first; i < steps.size(); i++)
+            if (l < steps[i].expert.size() && (int)steps[i].expert[l].size() == n_experts)
+                batches.emplace_back(steps[i].expert[l].begin(), steps[i].expert[l].end());
+        if (batches.empty()) continue;
+        LayerLoads ll = cluster_loads_split(batches, step_pairs);
+        ll.layer = (int)l;
+        out.push_back(std::move(ll));
+    }
+    return out;
+}
+
 std::vector<int> cluster_placement(const std::vector<double>& share, int ep, ExpertPlacement p) {
     const int E = (int)share.size(), per = E / ep;
     std::vector<int> rank_of(E);
@@ -104,6 +121,7 @@ LayerLoads cluster_split_experts(const LayerLoads& l, int m) {
             if (!l.noise_var.empty()) out.noise_var[e * m + j] = l.noise_var[e] / ((double)m * m);
         }
     out.batch_assignments = l.batch_assignments * m;  // every pair became m
+    out.split = l.split * m;
     for (auto& row : out.token_experts) {
         std::vector<int> parts;
         for (int e : row)
@@ -128,9 +146,9 @@ std::vector<double> share_var_at(const LayerLoads& l, double assignments) {
 }
 
 // Mean distinct nodes a token's experts sit on: counted on the token sets, or, with none, expected
-// for K independent choices by the node shares Q_n: sum_n 1 - (1 - Q_n)^K.
-double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, const std::vector<double>& q, const ClusterSetup& s,
-                       bool& counted) {
+// for K independent choices by the node shares Q_n: sum_n 1 - (1 - Q_n)^K (with a split, K / split
+// choices of measured experts, each touching the nodes its parts are on).
+double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, const ClusterSetup& s, bool& counted) {
     const int G = s.gpus_per_node, nodes = s.nodes();
     counted = !l.token_experts.empty();
     if (counted) {
@@ -142,12 +160,17 @@ double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, con
         }
         return sum / (double)l.token_experts.size();
     }
+    // A token draws K / split measured experts; node n is touched when one of them has a part there:
+    // Q_n is the share of the measured experts with a part on n.
+    const int m = std::max(1, l.split);
+    std::vector<double> Q(nodes, 0.0);
+    std::vector<std::set<int>> parents_at(nodes);
+    for (size_t e = 0; e < l.share.size(); e++) parents_at[rank_of[e] / G].insert((int)e / m);
+    for (int n = 0; n < nodes; n++)
+        for (int p : parents_at[n])
+            for (int j = 0; j < m; j++) Q[n] += l.share[(size_t)p * m + j];
     double expected = 0;
-    for (int n = 0; n < nodes; n++) {
-        double Q = 0;
-        for (int r = n * G; r < std::min(s.ep, (n + 1) * G); r++) Q += q[r];
-        expected += 1 - std::pow(std::max(0.0, 1 - Q), s.top_k);
-    }
+    for (int n = 0; n < nodes; n++) expected += 1 - std::pow(std::max(0.0, 1 - Q[n]), std::max(1, s.top_k / m));
     return expected;
 }
 
@@ -206,7 +229,7 @@ ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
     out.comm_s_balanced = balanced.comm, out.compute_s_balanced = balanced.compute;
     out.hottest_rank_bytes = measured.nvl + measured.rdma;
     out.nvlink_bytes_hottest = measured.nvl, out.rdma_bytes_hottest = measured.rdma;
-    out.nodes_per_token = nodes_per_token(l, rank_of, out.rank_share, s, out.nodes_from_tokens);
+    out.nodes_per_token = nodes_per_token(l, rank_of, s, out.nodes_from_tokens);
     return out;
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "train/step_stats.h"
 #include "util/status.h"
 
 namespace rl {
@@ -45,6 +46,7 @@ struct LayerLoads {
     std::vector<double> noise_var;   // (E) variance of a batch's share around it; empty: unknown
     double batch_assignments = 0;    // (token, expert) pairs per measured batch (0: unknown)
     int batches = 1;
+    int split = 1;                   // each of these experts is 1/split of a measured one (cluster_split_experts)
     // Per-token expert sets, where known (the node-count figures): [token][K].
     std::vector<std::vector<int>> token_experts;
 };
@@ -52,6 +54,10 @@ struct LayerLoads {
 // Splits per-batch shares [batch][E] (each batch `assignments` pairs) into the persistent popularity
 // (the mean) and the sampling noise around it (each expert's variance over the batches).
 LayerLoads cluster_loads_split(const std::vector<std::vector<double>>& batch_shares, double assignments);
+
+// The loads of a run's steps from `first` on, each step a batch of `step_pairs` pairs (B T K): per
+// layer whose rows hold E shares, the split into popularity and noise. Rows of another size are skipped.
+std::vector<LayerLoads> cluster_loads_of_steps(const std::vector<StepLoads>& steps, size_t first, double step_pairs, int n_experts);
 
 // The rank holding each expert: contiguous blocks of E / EP (Megatron-Core: rank r holds experts
 // [r E/EP, (r+1) E/EP)), or, with `balanced`, each expert in turn, most popular first, to the least

@@ -4,6 +4,7 @@
 // that fills it; metrics, io and the views only read it.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace rl {
 
@@ -49,6 +50,17 @@ struct StepStats {
     int n_layers = 0;
     LayerRouteStats layers[k_stats_layers];
 };
+
+// One step's routing loads, compact (the run store keeps them; the cluster cost model reads them):
+// per layer, each routed expert's share of the step's (token, expert) assignments and each routed
+// head's share of its (token, head) choices, each row summing to 1; an empty row where the layer has
+// no such router.
+struct StepLoads {
+    int step = 0;
+    std::vector<std::vector<float>> expert;  // [layer][E]
+    std::vector<std::vector<float>> head;    // [layer][H routed]
+};
+StepLoads step_loads(const StepStats& s);
 
 // Fills the routing part of st from the last forward's activations.
 void stats_collect(StepStats& st, const ModelConfig& c, const Activations& a);

@@ -207,10 +207,17 @@ TEST(ClusterCost, EpAboveTheExpertsSplitsEachExpert) {
     EXPECT_DOUBLE_EQ(r->layers[0].a2a_bytes_per_rank, d->layers[0].a2a_bytes_per_rank);
     EXPECT_DOUBLE_EQ(r->layers[0].hottest_rank_bytes, d->layers[0].hottest_rank_bytes);
     EXPECT_DOUBLE_EQ(r->expert_bytes_per_gpu, d->expert_bytes_per_gpu);
+    // Without token sets: K = 2 measured experts drawn, each on one node of 2 GPUs: sum_e 1 - (1 - p_e)^2.
+    l.token_experts.clear();
+    auto est = cluster_cost({l}, s);
+    EXPECT_FALSE(est->layers[0].nodes_from_tokens);
+    EXPECT_NEAR(est->layers[0].nodes_per_token, 0.64 + 0.51 + 0.36 + 0.19, 1e-12);
     // A split's share of parts: the expert's share over m each.
+    l.token_experts = {{0, 1}, {0, 2}, {0, 1}};
     const LayerLoads sp = cluster_split_experts(l, 2);
     EXPECT_EQ(sp.share, hand.share);
     EXPECT_EQ(sp.token_experts, hand.token_experts);
+    EXPECT_EQ(sp.split, 2);
 }
 
 TEST(ClusterCost, RefusesWhatItCannotCompute) {

@@ -385,3 +385,33 @@ TEST(Export, MegatronArgumentsOfDeepSeekV3Style) {
     EXPECT_EQ(wcode, 1) << wout;
     EXPECT_NE(wout.find("positional"), std::string::npos) << wout;
 }
+
+// The cluster's flags (issue 25): EP, node-limited routing sized to the nodes the EP group spans (one
+// group a node, each token to ceil(K / 2) of them, never fewer than its experts need; only where it
+// limits something), expert tensor parallelism where EP exceeds the experts, and the capacity flags.
+TEST(Export, MegatronClusterFlags) {
+    auto cfg = preset_load("moe-top2-8");
+    ASSERT_TRUE(cfg.is_ok());
+    cfg->model.vocab_size = 605;
+    cfg->model.moe.n_experts = 64, cfg->model.moe.top_k = 8;  // DeepSeek-V3's reach: K 8 on 8 nodes -> 4
+    std::string t = export_megatron(*cfg, {64, 8, 0, false});
+    for (const char* want : {"--expert-model-parallel-size 64\n", "--moe-router-num-groups 8\n", "--moe-router-group-topk 4\n"})
+        EXPECT_NE(t.find(want), std::string::npos) << want << " in\n" << t;
+    EXPECT_EQ(t.find("capacity"), std::string::npos) << t;
+    t = export_megatron(*cfg, {8, 8, 1.25, true});  // one node: no groups
+    EXPECT_EQ(t.find("--moe-router-num-groups"), std::string::npos) << t;
+    for (const char* want : {"--expert-model-parallel-size 8\n", "--moe-expert-capacity-factor 1.25\n", "--moe-pad-expert-input-to-capacity\n"})
+        EXPECT_NE(t.find(want), std::string::npos) << want << " in\n" << t;
+    cfg->model.moe.n_experts = 8, cfg->model.moe.top_k = 2;
+    t = export_megatron(*cfg, {64, 8, 0, false});  // 8 experts on 64 GPUs: each expert over 8 ranks, one a node
+    for (const char* want : {"--expert-model-parallel-size 8\n", "--expert-tensor-parallel-size 8\n"})
+        EXPECT_NE(t.find(want), std::string::npos) << want << " in\n" << t;
+    EXPECT_EQ(t.find("--moe-router-num-groups"), std::string::npos) << "a token's 2 experts are 2 nodes already\n" << t;
+    std::istringstream in(t);
+    for (std::string line; std::getline(in, line);)
+        if (line[0] != '#') EXPECT_EQ(line.rfind("--", 0), 0u) << line;
+    EXPECT_EQ(export_megatron(*cfg).find("expert-model-parallel"), std::string::npos) << "no cluster, no EP flag";
+    auto [code, out] = run(std::string("'") + ROUTELAB_CLI + "' export --preset moe-top2-8 --format megatron --capacity-factor 1");
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("give --ep N too"), std::string::npos) << out;
+}

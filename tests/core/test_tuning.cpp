@@ -339,10 +339,11 @@ TEST(Tuning, TwoProcessesWriteOneStoreAtOnce) {
 // Every lesson names its view and runs presets that exist with overrides that validate; the shortest
 // one runs end to end and its conclusion quotes the run's own numbers.
 TEST(Lessons, EveryLessonIsValidAndTheHeadsLessonConcludesFromItsRun) {
-    ASSERT_EQ(lessons().size(), 7u);
+    ASSERT_EQ(lessons().size(), 8u);
     for (const Lesson& l : lessons()) {
         EXPECT_FALSE(l.text.empty() || l.look_at.empty()) << l.name;
-        EXPECT_TRUE(l.view == "heads" || l.view == "experts" || l.view == "curves" || l.view == "speedup") << l.name;
+        EXPECT_TRUE(l.view == "heads" || l.view == "experts" || l.view == "curves" || l.view == "speedup" || l.view == "cluster")
+            << l.name;
         for (const auto& r : l.runs) {
             auto cfg = preset_load(r.preset);
             ASSERT_TRUE(cfg) << l.name << ": " << r.preset;
@@ -362,4 +363,23 @@ TEST(Lessons, EveryLessonIsValidAndTheHeadsLessonConcludesFromItsRun) {
     EXPECT_NE(c.find("After 20 steps"), std::string::npos) << c;
     EXPECT_NE(c.find(val), std::string::npos) << "the conclusion quotes the run's validation loss: " << c;
     EXPECT_EQ(lesson_find("nope"), nullptr);
+}
+
+// The cost of imbalance (issue 25): three short runs costed on one cluster; the conclusion quotes each
+// run's imbalance, time and validation loss and names the slowest and the fastest.
+TEST(Lessons, ImbalanceCostConcludesFromTheRunsLoads) {
+    Lesson quick = *lesson_find("imbalance-cost");
+    for (auto& run : quick.runs) run.sets[0] = "train.steps=16", run.sets.push_back("train.batch_size=4");
+    auto r = lesson_run(quick);
+    ASSERT_TRUE(r) << r.status.msg;
+    ASSERT_EQ(r->size(), 3u);
+    const std::string c = quick.conclude(*r);
+    EXPECT_EQ(c.find("refused"), std::string::npos) << c;
+    for (const LessonResult& x : *r) {
+        char val[32];
+        std::snprintf(val, sizeof val, "val loss %.3f", x.val_loss);
+        EXPECT_NE(c.find(x.spec.label + ": worst layer's imbalance"), std::string::npos) << c;
+        EXPECT_NE(c.find(val), std::string::npos) << c;
+    }
+    EXPECT_NE(c.find("slower than balanced"), std::string::npos) << c;
 }

@@ -110,7 +110,7 @@ TEST_P(GuiView, RendersContent) {
     long bright = 0, total = 0;
     // The speedup view's three bar colours (naive, FLOP model, measured; speedup_view.cpp): its bars must be drawn.
     const QRgb bars[3] = {qRgb(150, 150, 160), qRgb(80, 160, 230), qRgb(120, 200, 90)};
-    long barPixels[3] = {0, 0, 0};
+    long barPixels[3] = {0, 0, 0}, rankPixels = 0;
     for (int y = r.y; y < r.y + r.h && y < img.height(); y += 2)
         for (int x = r.x; x < r.x + r.w && x < img.width(); x += 2) {
             const QRgb c = img.pixel(x, y);
@@ -118,9 +118,14 @@ TEST_P(GuiView, RendersContent) {
             bright += qGray(c) > 60;
             total++;
             for (int k = 0; k < 3; k++) barPixels[k] += (c & 0xFFFFFF) == (bars[k] & 0xFFFFFF);
+            rankPixels += (c & 0xFFFFFF) == (qRgb(70, 120, 190) & 0xFFFFFF);  // the cluster view's rank bars (first node)
         }
     std::printf("[e2e] view %s: %zu colours, %.1f%% bright pixels, bar pixels %ld/%ld/%ld\n", view.c_str(), colours.size(),
                 100.0 * bright / total, barPixels[0], barPixels[1], barPixels[2]);
+    if (view == "cluster") {
+        EXPECT_GT(rankPixels, 1000) << "no rank load bars";
+        EXPECT_NE(out.find("screenshot"), std::string::npos) << out;
+    }
     if (view == "speedup") {
         for (int k = 0; k < 3; k++) EXPECT_GT(barPixels[k], 300) << "speedup bar colour " << k << " missing";
     }
@@ -150,7 +155,7 @@ TEST_P(GuiView, RendersContent) {
 INSTANTIATE_TEST_SUITE_P(Views, GuiView,
                          ::testing::Values(std::pair{"heads", 30}, std::pair{"experts", 20}, std::pair{"routing", 20},
                                            std::pair{"attention", 30}, std::pair{"curves", 20}, std::pair{"speedup", 6},
-                                           std::pair{"generate", 12}, std::pair{"tuning", 60}),
+                                           std::pair{"generate", 12}, std::pair{"tuning", 60}, std::pair{"cluster", 12}),
                          [](const auto& info) { return std::string(info.param.first); });
 
 TEST(GuiHover, HeatmapTooltipThroughTheBridge) {
