@@ -470,25 +470,6 @@ bool parse_layer_list(const std::string& s, std::vector<int>& out) {
     return true;
 }
 
-// model.moe.masked_experts: "e" (every layer) or "l:e" (layer l only) entries, comma-separated; layer -1
-// for every layer.
-bool parse_masks(const std::string& s, std::vector<std::pair<int, int>>& out) {
-    out.clear();
-    size_t start = 0;
-    while (start <= s.size() && !s.empty()) {
-        const size_t end = std::min(s.find(',', start), s.size());
-        const std::string entry = s.substr(start, end - start);
-        const size_t colon = entry.find(':');
-        std::vector<int> nums;
-        if (!parse_layer_list(colon == std::string::npos ? entry : entry.substr(0, colon) + "," + entry.substr(colon + 1), nums) ||
-            nums.size() != (colon == std::string::npos ? 1u : 2u))
-            return false;
-        out.push_back(nums.size() == 2 ? std::make_pair(nums[0], nums[1]) : std::make_pair(-1, nums[0]));
-        start = end + 1;
-    }
-    return true;
-}
-
 }  // namespace
 
 std::vector<char> config_dense_layers(const ModelConfig& m) {
@@ -677,7 +658,7 @@ Status validate_engine_routing(const MoeConfig& e) {
 Status validate_interventions(const ModelConfig& m) {
     const auto& e = m.moe;
     std::vector<std::pair<int, int>> list;  // (layer or -1, expert)
-    if (!parse_masks(e.masked_experts, list))
+    if (!config_masks_each(e.masked_experts, [&](int l, int x) { list.push_back({l, x}); }))
         return bad("model.moe.masked_experts", "must be comma-separated experts such as \"3,5\", each optionally for one "
                                                "layer as layer:expert (\"0:3,1:5\"), got \"" + e.masked_experts + "\"");
     std::vector<std::vector<char>> seen(m.n_layers, std::vector<char>(e.n_experts, 0));

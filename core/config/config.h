@@ -2,6 +2,7 @@
 // Every key is documented in README.md ("Config keys"); unknown keys are rejected by name.
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/status.h"
@@ -225,6 +226,35 @@ std::string config_training_blocker(const ModelConfig& m);
 // model.moe.dense_layers as a per-layer flag (L): true where the layer's FFN is dense. Empty when the
 // model has no sparse FFN at all. Assumes a validated config.
 std::vector<char> config_dense_layers(const ModelConfig& m);
+
+// The one reader of model.moe.masked_experts ("3,5" in every layer, "0:3,1:5" per layer; spaces
+// around numbers allowed): calls each(layer, expert) per entry, layer -1 for every layer, and returns
+// false at the first malformed entry (config_validate says why). Allocates nothing: the model reads
+// the list per layer and step.
+template <class F>
+bool config_masks_each(std::string_view s, F&& each) {
+    size_t i = 0;
+    auto number = [&](int& v) {  // digits, and the spaces around them
+        while (i < s.size() && s[i] == ' ') i++;
+        const size_t from = i;
+        for (v = 0; i < s.size() && s[i] >= '0' && s[i] <= '9' && i - from < 6; i++) v = v * 10 + (s[i] - '0');
+        const bool ok = i > from && !(i < s.size() && s[i] >= '0' && s[i] <= '9');
+        while (i < s.size() && s[i] == ' ') i++;
+        return ok;
+    };
+    while (i < s.size()) {
+        int a = 0, b = -1;
+        if (!number(a)) return false;
+        if (i < s.size() && s[i] == ':') {
+            i++;
+            if (!number(b)) return false;
+        }
+        b < 0 ? each(-1, a) : each(a, b);
+        if (i < s.size() && (s[i] != ',' || i + 1 == s.size())) return false;  // not a separator, or a trailing comma
+        i++;
+    }
+    return true;
+}
 // Whether layer l's FFN is sparse (MoE or MH-MoE).
 bool config_layer_sparse(const ModelConfig& m, int l);
 // The allowed values of an enum key ("model.moe.routing" -> topk, top1_capacity, ...), empty for others.

@@ -122,14 +122,14 @@ Interventions eval_mask_least_used(const Interventions& iv, const EvalReport& un
     Interventions out = iv;
     out.mask_least_used = 0;
     if (iv.mask_least_used <= 0) return out;
-    ModelConfig probe;  // which experts iv.mask masks in each layer already: those are not counted again
-    probe.moe.n_experts = unchanged.layers.empty() ? 0 : (int)unchanged.layers[0].rows.size();
-    probe.moe.masked_experts = iv.mask;
     for (const EvalLayer& l : unchanged.layers) {
-        const MoeDims d = model_moe_dims(probe, 1, false, 0, l.layer);
+        std::vector<char> masked(l.rows.size(), 0);  // by iv.mask already: not counted again
+        config_masks_each(iv.mask, [&](int at, int e) {
+            if ((at < 0 || at == l.layer) && e >= 0 && e < (int)masked.size()) masked[e] = 1;
+        });
         std::vector<int> order;
         for (int e = 0; e < (int)l.rows.size(); e++)
-            if (!d.is_masked(e)) order.push_back(e);
+            if (!masked[e]) order.push_back(e);
         std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l.rows[a] < l.rows[b]; });
         for (int i = 0; i < std::min<int>(iv.mask_least_used, (int)order.size()); i++)
             out.mask += (out.mask.empty() ? "" : ",") + std::to_string(l.layer) + ":" + std::to_string(order[i]);

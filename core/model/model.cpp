@@ -488,28 +488,10 @@ MoeDims model_moe_dims(const ModelConfig& c, int N, bool training, uint64_t seed
     d.Fs = mc.d_ff_shared;
     d.norm_topk = mc.topk_weights == TopkWeights::automatic ? -1 : mc.topk_weights == TopkWeights::renormalised ? 1 : 0;
     d.inference_capacity_factor = mc.inference_capacity_factor;
-    // The masked experts' list, read without allocating (this runs per layer and step; validated
-    // already): "e" masks e in every layer, "l:e" in layer l only (layer -1: the every-layer ones).
-    const std::string& ms = mc.masked_experts;
-    auto number = [&](size_t& i) {  // and the spaces after it (config_validate's parse_masks allows them)
-        int v = 0;
-        while (i < ms.size() && ms[i] >= '0' && ms[i] <= '9') v = v * 10 + (ms[i++] - '0');
-        while (i < ms.size() && ms[i] == ' ') i++;
-        return v;
-    };
-    for (size_t i = 0; i < ms.size();) {
-        if (ms[i] < '0' || ms[i] > '9') {
-            i++;
-            continue;
-        }
-        int e = number(i), at = -1;
-        if (i < ms.size() && ms[i] == ':') {
-            at = e, i++;
-            while (i < ms.size() && ms[i] == ' ') i++;
-            e = number(i);
-        }
+    // The masked experts of this layer (validated already; config_masks_each allocates nothing).
+    config_masks_each(mc.masked_experts, [&](int at, int e) {
         if (e < d.E && (at < 0 || at == layer)) d.masked[e >> 6] |= uint64_t{1} << (e & 63), d.any_masked = true;
-    }
+    });
     return d;
 }
 

@@ -200,3 +200,18 @@ TEST(Config, PerLayerMasksReachOnlyTheirLayer) {
             EXPECT_EQ(d.is_masked(e), e == 2 || (l == 0 && e == 3) || (l == 1 && e == 5)) << "layer " << l << " expert " << e;
     }
 }
+
+// The one reader of model.moe.masked_experts (validation, the model's per-layer masks and the eval's
+// "k least used" all read through it): entries in order, spaces allowed, malformed lists refused.
+TEST(Config, MaskListReader) {
+    std::vector<std::pair<int, int>> got;
+    auto read = [&](const char* s) {
+        got.clear();
+        return rl::config_masks_each(s, [&](int l, int e) { got.push_back({l, e}); });
+    };
+    ASSERT_TRUE(read(" 0:3 , 5,1: 2"));
+    EXPECT_EQ(got, (std::vector<std::pair<int, int>>{{0, 3}, {-1, 5}, {1, 2}}));
+    ASSERT_TRUE(read(""));
+    EXPECT_TRUE(got.empty());
+    for (const char* bad : {"3,", ",3", "3,,5", ":3", "3:", "0:1:2", "1,x", "1 2", "1234567"}) EXPECT_FALSE(read(bad)) << bad;
+}
