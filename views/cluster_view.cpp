@@ -42,10 +42,12 @@ void recompute(const RunData& run, ClusterState& s) {
     s.error = r ? "" : r.status.msg;
     if (r) s.report = std::move(*r);
     s.trendX.clear(), s.trendI.clear(), s.trendSlow.clear(), s.trendDrop.clear();
+    rl::ClusterSetup t = c;
+    t.noise_draws = 64;  // 40 windows a recompute on the GUI thread: the trend's imbalance to a few percent
     const size_t windows = std::min<size_t>(k_windows, n / 2), width = windows ? n / windows : 0;
     for (size_t w = 0; w < windows; w++) {
         std::vector<rl::StepLoads> part(run.loads.begin() + w * width, run.loads.begin() + (w + 1) * width);
-        auto pr = rl::cluster_cost(rl::cluster_loads_of_steps(part, 0, run.shape.stepPairs, run.shape.nExperts), c);
+        auto pr = rl::cluster_cost(rl::cluster_loads_of_steps(part, 0, run.shape.stepPairs, run.shape.nExperts), t);
         if (!pr) continue;
         s.trendX.push_back((float)part.back().step);
         s.trendI.resize(pr->layers.size());

@@ -204,10 +204,10 @@ ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
     out.imbalance_popularity = EP * *std::max_element(out.rank_share.begin(), out.rank_share.end());
     out.expert_imbalance = E * *std::max_element(l.share.begin(), l.share.end());
     if (l.batch_assignments > 0)
-        out.imbalance_measured = cluster_expected_imbalance(l.share, share_var_at(l, l.batch_assignments), rank_of, EP);
+        out.imbalance_measured = cluster_expected_imbalance(l.share, share_var_at(l, l.batch_assignments), rank_of, EP, s.noise_draws);
     else
         out.imbalance_measured = out.imbalance_popularity;
-    out.imbalance = cluster_expected_imbalance(l.share, share_var_at(l, EP * A), rank_of, EP);
+    out.imbalance = cluster_expected_imbalance(l.share, share_var_at(l, EP * A), rank_of, EP, s.noise_draws);
     // Capacity per source rank and expert (Megatron-Core get_capacity: ceil(T K cf / E)); the pairs one
     // rank sends an expert spread as its own batch's sampling noise.
     double cap = 0, pad_rows = 0;

@@ -35,6 +35,7 @@ struct ClusterSetup {
     double peak_tflops = 989;        // dense BF16 per GPU (H100 SXM)
     double gemm_efficiency = 0.6;    // share of peak the expert GEMMs reach
     int expert_dp = 1;               // EDP: ranks the experts' optimizer state is sharded over (6 + 12 / EDP bytes)
+    int noise_draws = 400;           // seeded draws behind each expected imbalance (the view's trend takes fewer)
     int nodes() const { return (ep + gpus_per_node - 1) / gpus_per_node; }
 };
 
