@@ -145,9 +145,9 @@ std::vector<double> share_var_at(const LayerLoads& l, double assignments) {
     return v;
 }
 
-// Mean distinct nodes a token's experts sit on: counted on the token sets, or, with none, expected
-// for K independent choices by the node shares Q_n: sum_n 1 - (1 - Q_n)^K (with a split, K / split
-// choices of measured experts, each touching the nodes its parts are on).
+// Mean distinct nodes a token's experts sit on: counted on the token sets, or, with none, estimated
+// by drawing K distinct experts by their shares (with a split, K / split measured experts, each
+// touching the nodes its parts are on).
 double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, const ClusterSetup& s, bool& counted) {
     const int G = s.gpus_per_node, nodes = s.nodes();
     counted = !l.token_experts.empty();
@@ -160,18 +160,35 @@ double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, con
         }
         return sum / (double)l.token_experts.size();
     }
-    // A token draws K / split measured experts; node n is touched when one of them has a part there:
-    // Q_n is the share of the measured experts with a part on n.
-    const int m = std::max(1, l.split);
-    std::vector<double> Q(nodes, 0.0);
-    std::vector<std::set<int>> parents_at(nodes);
-    for (size_t e = 0; e < l.share.size(); e++) parents_at[rank_of[e] / G].insert((int)e / m);
-    for (int n = 0; n < nodes; n++)
-        for (int p : parents_at[n])
-            for (int j = 0; j < m; j++) Q[n] += l.share[(size_t)p * m + j];
-    double expected = 0;
-    for (int n = 0; n < nodes; n++) expected += 1 - std::pow(std::max(0.0, 1 - Q[n]), std::max(1, s.top_k / m));
-    return expected;
+    // A token picks K / split distinct measured experts; each touches the nodes its parts are on. Top-k
+    // as successive draws without replacement, each by share (seeded): the expected distinct nodes.
+    const int m = std::max(1, l.split), P = (int)l.share.size() / m, picks = std::min(P, std::max(1, s.top_k / m));
+    std::vector<double> parent(P, 0.0);
+    std::vector<std::vector<int>> nodes_of(P);
+    for (int e = 0; e < P * m; e++) {
+        parent[e / m] += l.share[e];
+        const int n = rank_of[e] / G;
+        if (std::find(nodes_of[e / m].begin(), nodes_of[e / m].end(), n) == nodes_of[e / m].end()) nodes_of[e / m].push_back(n);
+    }
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<double> U(0.0, 1.0);
+    const int draws = 10 * std::max(1, s.noise_draws);
+    std::vector<char> taken(P), at(nodes);
+    double sum = 0;
+    for (int d = 0; d < draws; d++) {
+        std::fill(taken.begin(), taken.end(), 0), std::fill(at.begin(), at.end(), 0);
+        double left = 1.0;  // the shares not yet picked
+        for (int k = 0; k < picks; k++) {
+            double u = U(rng) * left;
+            int e = 0;
+            while (e < P - 1 && (taken[e] || (u -= parent[e]) > 0)) e++;
+            while (taken[e]) e--;  // rounding at the end of the scan: the last one not taken
+            taken[e] = 1, left -= parent[e];
+            for (int n : nodes_of[e]) at[n] = 1;
+        }
+        sum += std::count(at.begin(), at.end(), 1);
+    }
+    return sum / draws;
 }
 
 // Communication and compute of one layer per micro-batch (forward and backward) on its slowest rank,

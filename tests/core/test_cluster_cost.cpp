@@ -179,7 +179,8 @@ TEST(ClusterCost, NoiseSplitRecoversThePopularityAndRescalesTheImbalance) {
 // EP above E: each expert split into EP / E parts on adjacent ranks, every part visited by each of the
 // expert's tokens. By hand: 4 experts at 0.4/0.3/0.2/0.1 on EP 8 are 8 parts of 0.2/0.2/0.15/0.15/...,
 // so I = 8 * 0.2 = 1.6 = E max p; a token's K = 2 experts become 4 parts; one expert's parts fill one
-// node of 2 GPUs. The report equals costing the hand-split loads directly.
+// node of 2 GPUs. The report equals costing the hand-split loads directly. Nodes a token without
+// token sets: K distinct experts drawn by share.
 TEST(ClusterCost, EpAboveTheExpertsSplitsEachExpert) {
     LayerLoads l = fixed({0.4, 0.3, 0.2, 0.1});
     l.token_experts = {{0, 1}, {0, 2}, {0, 1}};
@@ -207,11 +208,18 @@ TEST(ClusterCost, EpAboveTheExpertsSplitsEachExpert) {
     EXPECT_DOUBLE_EQ(r->layers[0].a2a_bytes_per_rank, d->layers[0].a2a_bytes_per_rank);
     EXPECT_DOUBLE_EQ(r->layers[0].hottest_rank_bytes, d->layers[0].hottest_rank_bytes);
     EXPECT_DOUBLE_EQ(r->expert_bytes_per_gpu, d->expert_bytes_per_gpu);
-    // Without token sets: K = 2 measured experts drawn, each on one node of 2 GPUs: sum_e 1 - (1 - p_e)^2.
+    // Without token sets: a token's 2 distinct measured experts are 2 nodes (each expert one node).
     l.token_experts.clear();
     auto est = cluster_cost({l}, s);
     EXPECT_FALSE(est->layers[0].nodes_from_tokens);
-    EXPECT_NEAR(est->layers[0].nodes_per_token, 0.64 + 0.51 + 0.36 + 0.19, 1e-12);
+    EXPECT_DOUBLE_EQ(est->layers[0].nodes_per_token, 2.0);
+    // Unsplit on EP 4, 2 GPUs a node (experts 0, 1 on node 0; 2, 3 on node 1), top-2 drawn without
+    // replacement by share: both on node 0 with 0.4 * 0.3/0.6 + 0.3 * 0.4/0.7, both on node 1 with
+    // 0.2 * 0.1/0.8 + 0.1 * 0.2/0.9, so 2 - 0.41865 = 1.58135 nodes a token.
+    s.ep = 4;
+    est = cluster_cost({l}, s);
+    EXPECT_NEAR(est->layers[0].nodes_per_token, 2 - (0.2 + 0.3 * 0.4 / 0.7 + 0.025 + 0.1 * 0.2 / 0.9), 0.02);
+    s.ep = 8;
     // A split's share of parts: the expert's share over m each.
     l.token_experts = {{0, 1}, {0, 2}, {0, 1}};
     const LayerLoads sp = cluster_split_experts(l, 2);
