@@ -68,21 +68,24 @@ std::vector<double> cluster_rank_loads(const std::vector<double>& share, const s
     return q;
 }
 
+namespace {
+// E[(X - cap)+] for X ~ N(mu, sd^2): d Phi(d / sd) + sd phi(d / sd), d = mu - cap; (mu - cap)+ when sd = 0.
+double expected_overflow(double mu, double sd, double cap) {
+    const double d = mu - cap;
+    if (sd <= 0) return std::max(0.0, d);
+    const double z = d / sd;
+    return d * 0.5 * std::erfc(-z / std::sqrt(2.0)) + sd * std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI);
+}
+double sd_of(const std::vector<double>& var_pairs, size_t e) {
+    return e < var_pairs.size() ? std::sqrt(std::max(0.0, var_pairs[e])) : 0;
+}
+}  // namespace
+
 double cluster_dropped_share(const std::vector<double>& share, const std::vector<double>& var_pairs, double assignments,
                              double cap) {
     if (assignments <= 0) return 0;
     double dropped = 0;
-    for (size_t e = 0; e < share.size(); e++) {
-        const double mu = assignments * share[e], sd = e < var_pairs.size() ? std::sqrt(std::max(0.0, var_pairs[e])) : 0;
-        const double d = mu - cap;
-        if (sd <= 0) {
-            dropped += std::max(0.0, d);
-            continue;
-        }
-        // E[(X - cap)+] for X ~ N(mu, sd^2): d Phi(d / sd) + sd phi(d / sd).
-        const double z = d / sd;
-        dropped += d * 0.5 * std::erfc(-z / std::sqrt(2.0)) + sd * std::exp(-0.5 * z * z) / std::sqrt(2 * M_PI);
-    }
+    for (size_t e = 0; e < share.size(); e++) dropped += expected_overflow(assignments * share[e], sd_of(var_pairs, e), cap);
     return dropped / assignments;
 }
 
@@ -192,20 +195,20 @@ double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, con
 }
 
 // Communication and compute of one layer per micro-batch (forward and backward) on its slowest rank,
-// the hottest rank holding `q_hot` of the kept pairs (1/EP when balanced).
+// which receives `hot_rows` rows from each source rank (A / EP when balanced).
 struct LayerTime {
     double comm = 0, compute = 0;  // seconds
     double nvl = 0, rdma = 0;      // the hottest rank's bytes over each
 };
-LayerTime layer_time(const ClusterSetup& s, double kept_pairs_per_rank, double q_hot, double pad_rows_per_rank) {
+LayerTime layer_time(const ClusterSetup& s, double hot_rows, double pad_rows_per_rank) {
     const int EP = s.ep, local = std::min(s.gpus_per_node, EP);
     const double C = s.hidden, bytes_per_row = C * (s.dispatch_bytes + s.combine_bytes) * 2;  // dispatch + combine, fwd + bwd
     // Rows the hottest rank receives from each other rank (and sends back combined).
-    const double from_each = pad_rows_per_rank > 0 ? pad_rows_per_rank / EP : kept_pairs_per_rank * q_hot;
+    const double from_each = pad_rows_per_rank > 0 ? pad_rows_per_rank / EP : hot_rows;
     LayerTime t;
     t.nvl = (local - 1) * from_each * bytes_per_row, t.rdma = (EP - local) * from_each * bytes_per_row;
     t.comm = std::max(t.nvl / (s.nvlink_gbps * 1e9), t.rdma / (s.rdma_gbps * 1e9));
-    const double rows = pad_rows_per_rank > 0 ? pad_rows_per_rank : EP * kept_pairs_per_rank * q_hot;
+    const double rows = pad_rows_per_rank > 0 ? pad_rows_per_rank : EP * hot_rows;
     const double flops = rows * 18.0 * C * s.expert_width;  // SwiGLU: 3 GEMMs of 2 C F, forward and twice backward
     t.compute = flops / (s.peak_tflops * 1e12 * s.gemm_efficiency);
     return t;
@@ -227,12 +230,17 @@ ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
     out.imbalance = cluster_expected_imbalance(l.share, share_var_at(l, EP * A), rank_of, EP, s.noise_draws);
     // Capacity per source rank and expert (Megatron-Core get_capacity: ceil(T K cf / E)); the pairs one
     // rank sends an expert spread as its own batch's sampling noise.
-    double cap = 0, pad_rows = 0;
+    // Dropless, the hottest rank gets A I / EP rows from each source; at a capacity, each expert keeps
+    // what fits (A p_e less its expected overflow) and the hottest rank is the one keeping the most.
+    double cap = 0, pad_rows = 0, hot_rows = A * out.imbalance / EP;
     if (s.capacity_factor > 0) {
         cap = std::ceil(A * s.capacity_factor / E);
         std::vector<double> var_pairs = share_var_at(l, A);
         for (double& v : var_pairs) v *= A * A;
         out.dropped_share = cluster_dropped_share(l.share, var_pairs, A, cap);
+        std::vector<double> kept_at(EP, 0.0);
+        for (int e = 0; e < E; e++) kept_at[rank_of[e]] += A * l.share[e] - expected_overflow(A * l.share[e], sd_of(var_pairs, e), cap);
+        hot_rows = std::min(hot_rows, *std::max_element(kept_at.begin(), kept_at.end()));
         if (s.pad_to_capacity) {
             pad_rows = cap * E;  // each source rank's E chunks of cap rows
             out.padded_share = std::max(0.0, 1 - A * (1 - out.dropped_share) / pad_rows);
@@ -240,8 +248,8 @@ ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
     }
     const double kept = A * (1 - out.dropped_share);
     out.a2a_bytes_per_rank = (pad_rows > 0 ? pad_rows : kept) * (1 - 1.0 / EP) * s.hidden * (s.dispatch_bytes + s.combine_bytes) * 2;
-    const LayerTime measured = layer_time(s, kept, out.imbalance / EP, pad_rows);
-    const LayerTime balanced = layer_time(s, A, 1.0 / EP, pad_rows);  // every rank 1/EP, nothing dropped
+    const LayerTime measured = layer_time(s, hot_rows, pad_rows);
+    const LayerTime balanced = layer_time(s, A / EP, pad_rows);  // every rank 1/EP, nothing dropped
     out.comm_s = measured.comm, out.compute_s = measured.compute;
     out.comm_s_balanced = balanced.comm, out.compute_s_balanced = balanced.compute;
     out.hottest_rank_bytes = measured.nvl + measured.rdma;

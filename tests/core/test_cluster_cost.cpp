@@ -92,6 +92,12 @@ TEST(ClusterCost, DropsAtCapacityOneAreTheOverflow) {
     auto r = cluster_cost({fixed({0.4, 0.3, 0.2, 0.1})}, s);
     ASSERT_TRUE(r);
     EXPECT_DOUBLE_EQ(r->layers[0].dropped_share, 0.2);
+    // The hottest rank (experts 0 and 1) keeps 25 + 25 rows from the other rank, not its 70 uncapped:
+    // 50 rows of C 8 x (2 + 2) bytes, forward and backward, over NVLink.
+    EXPECT_DOUBLE_EQ(r->layers[0].hottest_rank_bytes, 50 * 8 * 4 * 2);
+    s.capacity_factor = 0;
+    EXPECT_DOUBLE_EQ(cluster_cost({fixed({0.4, 0.3, 0.2, 0.1})}, s)->layers[0].hottest_rank_bytes, 70 * 8 * 4 * 2);
+    s.capacity_factor = 1.0;
     s.pad_to_capacity = true;  // 4 chunks of 25 rows, 80 of them real
     EXPECT_DOUBLE_EQ(cluster_cost({fixed({0.4, 0.3, 0.2, 0.1})}, s)->layers[0].padded_share, 0.2);
 }
