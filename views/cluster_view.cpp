@@ -12,12 +12,13 @@ namespace {
 
 constexpr int k_windows = 40;  // the trend's windows over training
 
-// EP choices for E experts: the divisors of E, then its multiples (each expert split) up to 1024.
+// EP choices for E experts: the divisors of E, then its multiples (each expert split) up to 256 ranks
+// (the report is recomputed on the GUI thread; routelab-cli cluster takes any EP).
 std::vector<int> epChoices(int E) {
     std::vector<int> v;
     for (int d = 1; d <= E; d++)
         if (E % d == 0) v.push_back(d);
-    for (int m = 2; E * m <= 1024; m *= 2) v.push_back(E * m);
+    for (int m = 2; E * m <= 256; m *= 2) v.push_back(E * m);
     return v;
 }
 
@@ -42,13 +43,14 @@ void recompute(const RunData& run, ClusterState& s) {
     s.error = r ? "" : r.status.msg;
     if (r) s.report = std::move(*r);
     s.trendX.clear(), s.trendI.clear(), s.trendSlow.clear(), s.trendDrop.clear();
+    if (!s.report) return;
     rl::ClusterSetup t = c;
     t.noise_draws = 64;  // 40 windows a recompute on the GUI thread: the trend's imbalance to a few percent
     const size_t windows = std::min<size_t>(k_windows, n / 2), width = windows ? n / windows : 0;
     for (size_t w = 0; w < windows; w++) {
         std::vector<rl::StepLoads> part(run.loads.begin() + w * width, run.loads.begin() + (w + 1) * width);
         auto pr = rl::cluster_cost(rl::cluster_loads_of_steps(part, 0, run.shape.stepPairs, run.shape.nExperts), t);
-        if (!pr) continue;
+        if (!pr || pr->layers.size() != s.report->layers.size()) continue;  // every series one point a window
         s.trendX.push_back((float)part.back().step);
         s.trendI.resize(pr->layers.size());
         float drop = 0;

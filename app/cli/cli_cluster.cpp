@@ -115,6 +115,12 @@ Result<std::vector<LayerLoads>> loads_from_model(const Model& m, const std::vect
 Result<std::vector<LayerLoads>> loads_from_run(RunStore& store, const RunRecord& run, const Config& cfg, int steps) {
     auto loads = run_store_loads(store, run.id, std::max(0, run.steps - steps + 1));
     if (!loads) return loads.status;
+    const ModelConfig& m = cfg.model;
+    if (m.moe.kind != FfnRouting::dense && (m.n_layers > k_stats_layers || m.moe.n_experts > k_stats_experts))
+        return Status::error("cluster: run " + std::to_string(run.id) + " has " + std::to_string(m.n_layers) + " layers and " +
+                             std::to_string(m.moe.n_experts) + " experts; RouteLab keeps per-step loads for up to " +
+                             std::to_string(k_stats_layers) + " layers and " + std::to_string(k_stats_experts) +
+                             " experts: cost its checkpoint with --checkpoint F --text-file F");
     if (loads->empty())
         return Status::error("cluster: run " + std::to_string(run.id) + " has no stored loads (runs stored before RouteLab " +
                              "kept them, or a dense model); train it again, or give --model / --loads");
@@ -146,7 +152,9 @@ int setup_from_args(const Args& a, ClusterSetup& s) {
     if (!integer("tokens-per-rank", 1, 1 << 24, s.tokens_per_rank)) return usage("--tokens-per-rank must be a positive integer");
     if (!integer("hidden", 1, 1 << 20, s.hidden)) return usage("--hidden must be a positive integer");
     if (!integer("top-k", 1, 4096, s.top_k)) return usage("--top-k must be a positive integer");
-    if (!integer("expert-width", 1, 1 << 20, s.expert_width)) return usage("--expert-width must be a positive integer");
+    int width = (int)s.expert_width;
+    if (!integer("expert-width", 1, 1 << 20, width)) return usage("--expert-width must be a positive integer");
+    s.expert_width = width;
     if (!integer("edp", 1, 1 << 20, s.expert_dp)) return usage("--edp must be a positive integer");
     for (const auto& [k, field] : {std::pair<const char*, double*>{"capacity-factor", &s.capacity_factor},
                                    {"nvlink", &s.nvlink_gbps}, {"rdma", &s.rdma_gbps}}) {
@@ -182,6 +190,8 @@ json report_json(const ClusterReport& r, const std::vector<LayerLoads>& loads, c
                           {"nodes_per_token", l.nodes_per_token}, {"nodes_counted_on_tokens", l.nodes_from_tokens},
                           {"comm_s", l.comm_s}, {"comm_s_balanced", l.comm_s_balanced}, {"compute_s", l.compute_s},
                           {"compute_s_balanced", l.compute_s_balanced}, {"rank_share", l.rank_share},
+                          // this layer's part of the total below: every sparse layer holds E / EP experts a GPU
+                          {"expert_bytes_per_gpu", r.expert_bytes_per_gpu / std::max<size_t>(1, r.layers.size())},
                           {"expert_share", loads[i].share}, {"batches", loads[i].batches}});  // as measured, before any split
     }
     json inputs = {{"source", source}, {"ep", s.ep}, {"gpus_per_node", s.gpus_per_node}, {"nodes", s.nodes()},

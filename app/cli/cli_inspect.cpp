@@ -260,6 +260,11 @@ int cmd_export(const Args& a) {
         if (!v) return fail(v.status.msg);
         cfg.model.vocab_size = *v;
     }
+    if (const int E = cfg.model.moe.n_experts; cluster.ep > 0) {  // Megatron places E / EP experts a rank (or slices them)
+        if (cfg.model.moe.kind == FfnRouting::dense) return usage("--ep sizes expert parallelism: this model's FFN is dense");
+        if (E % cluster.ep != 0 && cluster.ep % E != 0)
+            return usage("--ep " + std::to_string(cluster.ep) + " must divide the " + std::to_string(E) + " experts or be a multiple of them");
+    }
     std::string text;
     if (hf) text = export_hf_config(cfg).dump(2) + "\n";
     else text = export_megatron(cfg, cluster);

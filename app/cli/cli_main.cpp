@@ -24,7 +24,8 @@ struct Command {
     int positionals = 0;  // words that are not --options (runs: list | show ID ...)
 };
 
-const std::vector<Command>& commands() {
+// The commands that train, run and inspect models.
+const std::vector<Command>& commands_run() {
     static const std::vector<Command> c = {
         {"presets", "  routelab-cli presets\n", {}, cmd_presets},
         {"params", "  routelab-cli params   --preset P | --config F | --model DIR [--vocab-size N] [--json]\n",
@@ -96,6 +97,13 @@ const std::vector<Command>& commands() {
          {"model", "checkpoint", "domain", "json", "tokens", "context", "top-k", "mask-experts", "capacity-factor",
           "expert-bias", "router-weights"},
          cmd_analyse},
+    };
+    return c;
+}
+
+// The commands that cost, tokenize, time and export (the usage lists them after commands_run()'s).
+const std::vector<Command>& commands_tools() {
+    static const std::vector<Command> c = {
         {"cluster",
          "  routelab-cli cluster  --run ID [--steps N] [--workspace DIR] | --loads F | --model DIR --text-file F |\n"
          "                        --checkpoint F --text-file F  --ep N --gpus-per-node G --json OUT [--capacity-factor C]\n"
@@ -125,6 +133,15 @@ const std::vector<Command>& commands() {
          "                        megatron with --ep: the cluster's parallelism, node-limited routing and capacity flags)\n",
          {"preset", "config", "checkpoint", "format", "out", "set", "ep", "gpus-per-node", "capacity-factor"}, cmd_export},
     };
+    return c;
+}
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> c = [] {
+        std::vector<Command> all = commands_run();
+        all.insert(all.end(), commands_tools().begin(), commands_tools().end());
+        return all;
+    }();
     return c;
 }
 

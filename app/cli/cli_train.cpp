@@ -186,8 +186,8 @@ int finish_run(const TrainState& s, const TrainOutcome& o, const std::string& ou
                          {"predicted_peak_bytes", predicted}, {"peak_rss_bytes", peak},
                          {"prepare_predicted_bytes", s.prepare_predicted}, {"prepare_peak_rss_bytes", s.prepare_peak},
                          {"prepare_seconds", s.prepare_seconds}};
-    link.token_sets(s);
     link.end(RunStatus::finished, "", o.val);
+    link.token_sets(s);  // after the end: a failed write loses the sets, never the run's finish
     if (!write_file(out, "summary.json", summary.dump(2) + "\n", "disk full? choose another --out")) return 1;
     if (quiet) return 0;
     std::printf("done: %d steps in %.1f s (%.0f tok/s), train loss %.4f, val loss %.4f (0.5*ln V = %.4f)\n", s.step,

@@ -63,7 +63,7 @@ Result<std::vector<StepLoads>> run_store_loads(RunStore& s, int64_t run, int fro
     int rc;
     while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
         const int step = sqlite3_column_int(q.s, 0), layer = sqlite3_column_int(q.s, 1);
-        if (layer < 0 || layer >= 4096) continue;  // not a row we wrote
+        if (layer < 0 || layer >= k_stats_layers) continue;  // not a row we wrote
         if (out.empty() || out.back().step != step) out.push_back({step, {}, {}});
         StepLoads& p = out.back();
         if ((int)p.expert.size() <= layer) p.expert.resize(layer + 1), p.head.resize(layer + 1);

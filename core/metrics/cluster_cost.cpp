@@ -124,13 +124,7 @@ LayerLoads cluster_split_experts(const LayerLoads& l, int m) {
             if (!l.noise_var.empty()) out.noise_var[e * m + j] = l.noise_var[e] / ((double)m * m);
         }
     out.batch_assignments = l.batch_assignments * m;  // every pair became m
-    out.split = l.split * m;
-    for (auto& row : out.token_experts) {
-        std::vector<int> parts;
-        for (int e : row)
-            for (int j = 0; j < m; j++) parts.push_back(e * m + j);
-        row = std::move(parts);
-    }
+    out.split = l.split * m;  // token_experts keep the measured experts' ids: expert e is parts e m .. e m + m - 1
     return out;
 }
 
@@ -153,19 +147,8 @@ std::vector<double> share_var_at(const LayerLoads& l, double assignments) {
 // touching the nodes its parts are on).
 double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, const ClusterSetup& s, bool& counted) {
     const int G = s.gpus_per_node, nodes = s.nodes();
-    counted = !l.token_experts.empty();
-    if (counted) {
-        double sum = 0;
-        for (const auto& row : l.token_experts) {
-            std::set<int> at;
-            for (int e : row) at.insert(rank_of[e] / G);
-            sum += (double)at.size();
-        }
-        return sum / (double)l.token_experts.size();
-    }
-    // A token picks K / split distinct measured experts; each touches the nodes its parts are on. Top-k
-    // as successive draws without replacement, each by share (seeded): the expected distinct nodes.
-    const int m = std::max(1, l.split), P = (int)l.share.size() / m, picks = std::min(P, std::max(1, s.top_k / m));
+    // The measured experts (parents of a split's parts): their shares and the nodes their parts are on.
+    const int m = std::max(1, l.split), P = (int)l.share.size() / m;
     std::vector<double> parent(P, 0.0);
     std::vector<std::vector<int>> nodes_of(P);
     for (int e = 0; e < P * m; e++) {
@@ -173,6 +156,21 @@ double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, con
         const int n = rank_of[e] / G;
         if (std::find(nodes_of[e / m].begin(), nodes_of[e / m].end(), n) == nodes_of[e / m].end()) nodes_of[e / m].push_back(n);
     }
+    counted = !l.token_experts.empty();
+    if (counted) {
+        double sum = 0;
+        std::set<int> at;
+        for (const auto& row : l.token_experts) {
+            at.clear();
+            for (int e : row)
+                if (e >= 0 && e < P) at.insert(nodes_of[e].begin(), nodes_of[e].end());
+            sum += (double)at.size();
+        }
+        return sum / (double)l.token_experts.size();
+    }
+    // A token picks K / split distinct measured experts; each touches the nodes its parts are on. Top-k
+    // as successive draws without replacement, each by share (seeded): the expected distinct nodes.
+    const int picks = std::min(P, std::max(1, s.top_k / m));
     std::mt19937_64 rng(7);
     std::uniform_real_distribution<double> U(0.0, 1.0);
     const int draws = 10 * std::max(1, s.noise_draws);
@@ -192,6 +190,19 @@ double nodes_per_token(const LayerLoads& l, const std::vector<int>& rank_of, con
         sum += std::count(at.begin(), at.end(), 1);
     }
     return sum / draws;
+}
+
+// E[EP max_r q_r] under noise. A split's m parts of one expert carry the same tokens, so their noise is
+// one draw: with EP = E m every rank holds one part, and EP max_r q_r = E max_e (the expert's share).
+double expected_imbalance(const LayerLoads& l, const std::vector<double>& var, const std::vector<int>& rank_of, int ep, int draws) {
+    const int m = std::max(1, l.split);
+    if (m == 1) return cluster_expected_imbalance(l.share, var, rank_of, ep, draws);
+    const int P = (int)l.share.size() / m;
+    std::vector<double> share(P, 0.0), pvar(P, 0.0);
+    std::vector<int> own(P);
+    for (int e = 0; e < P * m; e++) share[e / m] += l.share[e], pvar[e / m] += var[e] * m;  // sd of the sum: m sd
+    std::iota(own.begin(), own.end(), 0);
+    return cluster_expected_imbalance(share, pvar, own, P, draws);
 }
 
 // Communication and compute of one layer per micro-batch (forward and backward) on its slowest rank,
@@ -224,10 +235,10 @@ ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
     out.imbalance_popularity = EP * *std::max_element(out.rank_share.begin(), out.rank_share.end());
     out.expert_imbalance = E * *std::max_element(l.share.begin(), l.share.end());
     if (l.batch_assignments > 0)
-        out.imbalance_measured = cluster_expected_imbalance(l.share, share_var_at(l, l.batch_assignments), rank_of, EP, s.noise_draws);
+        out.imbalance_measured = expected_imbalance(l, share_var_at(l, l.batch_assignments), rank_of, EP, s.noise_draws);
     else
         out.imbalance_measured = out.imbalance_popularity;
-    out.imbalance = cluster_expected_imbalance(l.share, share_var_at(l, EP * A), rank_of, EP, s.noise_draws);
+    out.imbalance = expected_imbalance(l, share_var_at(l, EP * A), rank_of, EP, s.noise_draws);
     // Capacity per source rank and expert (Megatron-Core get_capacity: ceil(T K cf / E)); the pairs one
     // rank sends an expert spread as its own batch's sampling noise.
     // Dropless, the hottest rank gets A I / EP rows from each source; at a capacity, each expert keeps
@@ -287,12 +298,13 @@ Result<ClusterReport> cluster_cost(const std::vector<LayerLoads>& loads, const C
     if (s.ep < 1 || (E % s.ep != 0 && s.ep % E != 0))
         return Status::error("cluster: EP " + std::to_string(s.ep) + " must divide the " + std::to_string(E) +
                              " experts (Megatron-Core places E / EP on each rank) or be a multiple of them (each expert split)");
-    if (s.ep > E) return cluster_cost_split(loads, s);
+
     if (s.gpus_per_node < 1) return Status::error("cluster: GPUs per node must be 1 or more");
     if (s.hidden < 1) return Status::error("cluster: the hidden size is missing; pass --hidden H");
     if (s.top_k < 1 || s.top_k > E)
         return Status::error("cluster: top-k must be in 1.." + std::to_string(E) + ", got " + std::to_string(s.top_k));
     if (s.tokens_per_rank < 1) return Status::error("cluster: tokens per rank must be 1 or more");
+    if (s.ep > E && loads[0].split == 1) return cluster_cost_split(loads, s);
     ClusterReport r;
     r.setup = s;
     r.n_experts = E;

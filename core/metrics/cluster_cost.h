@@ -23,7 +23,7 @@ struct ClusterSetup {
     int tokens_per_rank = 4096;      // tokens each rank routes per micro-batch (its sequence slice x micro-batch)
     int hidden = 0;                  // C of a dispatched row (required: the model's or a target's)
     int top_k = 0;                   // K (required)
-    int expert_width = 0;            // F of one expert (its FLOPs and parameters; SwiGLU: 3 C F parameters)
+    double expert_width = 0;         // F of one expert (its FLOPs and parameters; SwiGLU: 3 C F); F / m for a split's parts
     double dispatch_bytes = 2;       // bytes per element of a dispatched row (bf16 2, fp8 1 + its scales, fp32 4)
     double combine_bytes = 2;        // of a combined row; backward moves the same shapes again
     double capacity_factor = 0;      // 0 = dropless; else each source rank sends at most ceil(T K cf / E) pairs per expert
@@ -48,7 +48,8 @@ struct LayerLoads {
     double batch_assignments = 0;    // (token, expert) pairs per measured batch (0: unknown)
     int batches = 1;
     int split = 1;                   // each of these experts is 1/split of a measured one (cluster_split_experts)
-    // Per-token expert sets, where known (the node-count figures): [token][K].
+    // Per-token expert sets, where known (the node-count figures): [token][K], measured experts' ids
+    // (with a split, expert e stands for its parts e split .. e split + split - 1).
     std::vector<std::vector<int>> token_experts;
 };
 

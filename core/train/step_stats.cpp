@@ -27,6 +27,7 @@ void stats_collect(StepStats& st, const ModelConfig& c, const Activations& a) {
     st.w_moe_aux = moe && c.moe.load_balancing != LoadBalancing::none ? c.moe.aux_weight : 0.f;
     st.w_zloss = moe ? c.moe.z_loss_weight : 0.f;
     st.n_layers = std::min(c.n_layers, k_stats_layers);
+    st.truncated = c.n_layers > k_stats_layers || (moe && c.moe.n_experts > k_stats_experts);
     for (int l = 0; l < st.n_layers; l++) {
         const LayerActs& L = a.layers[l];
         LayerRouteStats& r = st.layers[l];
@@ -67,11 +68,14 @@ void stats_collect_bias(StepStats& st, const Model& m) {
 
 StepLoads step_loads(const StepStats& s) {
     StepLoads p;
+    const bool truncated = s.truncated;
     p.step = s.step;
     p.expert.resize(s.n_layers), p.head.resize(s.n_layers);
     for (int l = 0; l < s.n_layers; l++) {
         const LayerRouteStats& L = s.layers[l];
-        p.expert[l].assign(L.expert_load, L.expert_load + L.n_experts);  // already each expert's share of the rows
+        // Each expert's share of the rows; a model with more experts than the stats keep stores none
+        // (a truncated row would not sum to 1; cluster --run says why).
+        if (!truncated) p.expert[l].assign(L.expert_load, L.expert_load + L.n_experts);
         // head_f is each routed head's rate of being chosen; its share of the (token, head) choices is f / sum f.
         float sum = 0;
         for (int h = 0; h < L.n_routed_heads; h++) sum += L.head_f[h];

@@ -48,13 +48,15 @@ struct StepStats {
     enum NonFinite : int { finite = 0, loss_non_finite = 1, grad_non_finite = 2 };
     int non_finite = finite;
     int n_layers = 0;
+    bool truncated = false;  // the model has more layers or experts than these stats keep (the first ones are kept)
     LayerRouteStats layers[k_stats_layers];
 };
 
 // One step's routing loads, compact (the run store keeps them; the cluster cost model reads them):
 // per layer, each routed expert's share of the step's (token, expert) assignments and each routed
 // head's share of its (token, head) choices, each row summing to 1; an empty row where the layer has
-// no such router.
+// no such router. A step whose stats were truncated (more than k_stats_layers layers or
+// k_stats_experts experts) keeps no expert rows: the cluster cost needs every layer and expert.
 struct StepLoads {
     int step = 0;
     std::vector<std::vector<float>> expert;  // [layer][E]

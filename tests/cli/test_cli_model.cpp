@@ -309,8 +309,9 @@ TEST_F(CliModel, ClusterOnALoadsFileAndOnAModelsText) {
     json c = read(dir / "c.json");
     ASSERT_EQ(c["layers"].size(), 2u);
     const json& l0 = c["layers"][0];
-    for (const char* k : {"imbalance", "expert_imbalance", "a2a_bytes_per_rank", "hottest_rank_bytes", "dropped_share"})
+    for (const char* k : {"imbalance", "expert_imbalance", "a2a_bytes_per_rank", "hottest_rank_bytes", "dropped_share", "expert_bytes_per_gpu"})
         EXPECT_TRUE(l0.contains(k)) << k;
+    EXPECT_DOUBLE_EQ(l0["expert_bytes_per_gpu"].get<double>(), 2 * 3 * 8 * 4 * 18.0);  // one layer's 2 experts a GPU
     EXPECT_DOUBLE_EQ(l0["imbalance_popularity"].get<double>(), 1.4);  // ranks hold 0.7 and 0.3
     EXPECT_DOUBLE_EQ(l0["expert_imbalance"].get<double>(), 1.6);
     EXPECT_DOUBLE_EQ(c["layers"][1]["expert_imbalance"].get<double>(), 1.0);  // counts normalised

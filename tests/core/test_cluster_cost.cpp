@@ -186,7 +186,8 @@ TEST(ClusterCost, NoiseSplitRecoversThePopularityAndRescalesTheImbalance) {
 // expert's tokens. By hand: 4 experts at 0.4/0.3/0.2/0.1 on EP 8 are 8 parts of 0.2/0.2/0.15/0.15/...,
 // so I = 8 * 0.2 = 1.6 = E max p; a token's K = 2 experts become 4 parts; one expert's parts fill one
 // node of 2 GPUs. The report equals costing the hand-split loads directly. Nodes a token without
-// token sets: K distinct experts drawn by share.
+// token sets: K distinct experts drawn by share. A split's parts share their expert's noise: the
+// imbalance under noise is E max of the measured experts', not a max over independent parts.
 TEST(ClusterCost, EpAboveTheExpertsSplitsEachExpert) {
     LayerLoads l = fixed({0.4, 0.3, 0.2, 0.1});
     l.token_experts = {{0, 1}, {0, 2}, {0, 1}};
@@ -229,8 +230,14 @@ TEST(ClusterCost, EpAboveTheExpertsSplitsEachExpert) {
     // A split's share of parts: the expert's share over m each.
     l.token_experts = {{0, 1}, {0, 2}, {0, 1}};
     const LayerLoads sp = cluster_split_experts(l, 2);
+    LayerLoads noisy = l;
+    noisy.noise_var = {4e-3, 4e-3, 4e-3, 4e-3};
+    noisy.batch_assignments = 200;
+    ClusterSetup one = s;
+    one.ep = 4;  // one measured expert a rank: the same maximum as 8 ranks of half-experts
+    EXPECT_NEAR(cluster_cost({noisy}, s)->layers[0].imbalance_measured, cluster_cost({noisy}, one)->layers[0].imbalance_measured, 1e-9);
     EXPECT_EQ(sp.share, hand.share);
-    EXPECT_EQ(sp.token_experts, hand.token_experts);
+    EXPECT_EQ(sp.token_experts, l.token_experts);  // the measured experts' ids: expert e stands for its parts
     EXPECT_EQ(sp.split, 2);
 }
 
