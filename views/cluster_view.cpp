@@ -60,7 +60,7 @@ void recompute(const RunData& run, ClusterState& s) {
     }
 }
 
-// The cluster's sliders; true when one changed.
+// The cluster's sliders and checkboxes (the report is recomputed when their values change).
 void controls(const RunData& run, ClusterState& s, ViewOutbox& out) {
     const std::vector<int> eps = epChoices(run.shape.nExperts);
     int at = (int)(std::lower_bound(eps.begin(), eps.end(), s.ep) - eps.begin());
