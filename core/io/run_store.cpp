@@ -495,13 +495,11 @@ RunRecord read_run(sqlite3_stmt* q) {
 }  // namespace
 
 Result<std::vector<RunRecord>> run_store_list(RunStore& s) {
-    RunStoreDb& d = *s.db;
-    Stmt q(d, (std::string(k_run_columns) + " ORDER BY id DESC").c_str());
-    if (!q) return db_error(d, "listing runs");
     std::vector<RunRecord> out;
-    int rc;
-    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) out.push_back(read_run(q.s));
-    if (rc != SQLITE_DONE) return db_error(d, "listing runs");
+    if (Status st = query_rows(*s.db, std::string(k_run_columns) + " ORDER BY id DESC", "listing runs", {},
+                               [&](sqlite3_stmt* q) { out.push_back(read_run(q)); });
+        !st)
+        return st;
     return out;
 }
 
@@ -516,19 +514,17 @@ Result<RunRecord> run_store_get(RunStore& s, int64_t run) {
 }
 
 Result<std::vector<CurvePoint>> run_store_curve(RunStore& s, int64_t run) {
-    RunStoreDb& d = *s.db;
-    Stmt q(d, "SELECT * FROM curves WHERE run=? ORDER BY step");
-    if (!q) return db_error(d, "reading a curve");
-    sqlite3_bind_int64(q.s, 1, run);
     std::vector<CurvePoint> out;
-    int rc;
-    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-        CurvePoint p;  // columns: run, step, then k_curve_columns in order
-        p.step = sqlite3_column_int(q.s, 1);
-        for (int c = 0; c < k_n_curve_values; c++) p.*k_curve_columns[c].field = (float)sqlite3_column_double(q.s, c + 2);
-        out.push_back(p);
-    }
-    if (rc != SQLITE_DONE) return db_error(d, "reading a curve");
+    if (Status st = query_rows(*s.db, "SELECT * FROM curves WHERE run=? ORDER BY step", "reading a curve", {run},
+                               [&](sqlite3_stmt* q) {
+                                   CurvePoint p;  // columns: run, step, then k_curve_columns in order
+                                   p.step = sqlite3_column_int(q, 1);
+                                   for (int c = 0; c < k_n_curve_values; c++)
+                                       p.*k_curve_columns[c].field = (float)sqlite3_column_double(q, c + 2);
+                                   out.push_back(p);
+                               });
+        !st)
+        return st;
     return out;
 }
 

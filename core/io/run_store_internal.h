@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 
 #include <ctime>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,19 @@ inline std::string now_iso() {
 inline std::string text_col(sqlite3_stmt* s, int i) {
     const unsigned char* t = sqlite3_column_text(s, i);
     return t ? reinterpret_cast<const char*>(t) : "";
+}
+
+// Runs a query with its integer parameters bound in order (?1, ?2 ...) and calls row(q) for each
+// result row; failing to prepare it or to finish stepping it is the store's error for `what`.
+inline Status query_rows(RunStoreDb& d, const std::string& sql, const char* what, std::initializer_list<int64_t> args,
+                         const std::function<void(sqlite3_stmt*)>& row) {
+    Stmt q(d, sql.c_str());
+    if (!q) return db_error(d, what);
+    int i = 1;
+    for (int64_t a : args) sqlite3_bind_int64(q.s, i++, a);
+    int rc;
+    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) row(q.s);
+    return rc == SQLITE_DONE ? Status::ok() : db_error(d, what);
 }
 
 // Schema 3's tables (run_store_loads.cpp): the per-step loads and the end-of-run token sets.

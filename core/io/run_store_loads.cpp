@@ -54,23 +54,19 @@ std::vector<T> blob_col(sqlite3_stmt* q, int i) {
 }  // namespace
 
 Result<std::vector<StepLoads>> run_store_loads(RunStore& s, int64_t run, int from_step) {
-    RunStoreDb& d = *s.db;
-    Stmt q(d, "SELECT step, layer, expert, head FROM loads WHERE run=? AND step>=? ORDER BY step, layer");
-    if (!q) return db_error(d, "reading loads");
-    sqlite3_bind_int64(q.s, 1, run);
-    sqlite3_bind_int(q.s, 2, from_step);
     std::vector<StepLoads> out;
-    int rc;
-    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-        const int step = sqlite3_column_int(q.s, 0), layer = sqlite3_column_int(q.s, 1);
-        if (layer < 0 || layer >= k_stats_layers) continue;  // not a row we wrote
-        if (out.empty() || out.back().step != step) out.push_back({step, {}, {}});
-        StepLoads& p = out.back();
-        if ((int)p.expert.size() <= layer) p.expert.resize(layer + 1), p.head.resize(layer + 1);
-        p.expert[layer] = blob_col<float>(q.s, 2);
-        p.head[layer] = blob_col<float>(q.s, 3);
-    }
-    if (rc != SQLITE_DONE) return db_error(d, "reading loads");
+    const char* sql = "SELECT step, layer, expert, head FROM loads WHERE run=? AND step>=? ORDER BY step, layer";
+    if (Status st = query_rows(*s.db, sql, "reading loads", {run, from_step}, [&](sqlite3_stmt* q) {
+            const int step = sqlite3_column_int(q, 0), layer = sqlite3_column_int(q, 1);
+            if (layer < 0 || layer >= k_stats_layers) return;  // not a row we wrote
+            if (out.empty() || out.back().step != step) out.push_back({step, {}, {}});
+            StepLoads& p = out.back();
+            if ((int)p.expert.size() <= layer) p.expert.resize(layer + 1), p.head.resize(layer + 1);
+            p.expert[layer] = blob_col<float>(q, 2);
+            p.head[layer] = blob_col<float>(q, 3);
+        });
+        !st)
+        return st;
     return out;
 }
 
@@ -100,18 +96,14 @@ Status run_store_set_token_sets(RunStore& s, int64_t run, const std::vector<Toke
 }
 
 Result<std::vector<TokenSets>> run_store_token_sets(RunStore& s, int64_t run) {
-    RunStoreDb& d = *s.db;
-    Stmt q(d, "SELECT layer, k, experts FROM token_sets WHERE run=? ORDER BY layer");
-    if (!q) return db_error(d, "reading token sets");
-    sqlite3_bind_int64(q.s, 1, run);
     std::vector<TokenSets> out;
-    int rc;
-    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-        TokenSets t{sqlite3_column_int(q.s, 0), sqlite3_column_int(q.s, 1), blob_col<int16_t>(q.s, 2)};
-        if (t.k <= 0 || t.experts.size() % (size_t)t.k) continue;  // not a row we wrote
-        out.push_back(std::move(t));
-    }
-    if (rc != SQLITE_DONE) return db_error(d, "reading token sets");
+    if (Status st = query_rows(*s.db, "SELECT layer, k, experts FROM token_sets WHERE run=? ORDER BY layer", "reading token sets",
+                               {run}, [&](sqlite3_stmt* q) {
+                                   TokenSets t{sqlite3_column_int(q, 0), sqlite3_column_int(q, 1), blob_col<int16_t>(q, 2)};
+                                   if (t.k > 0 && t.experts.size() % (size_t)t.k == 0) out.push_back(std::move(t));  // else not ours
+                               });
+        !st)
+        return st;
     return out;
 }
 
