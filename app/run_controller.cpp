@@ -6,6 +6,7 @@
 #include "backend/ops.h"
 #include "io/hf_inspect.h"
 #include "io/resume.h"
+#include "metrics/cluster_cost.h"
 #include "train/memory.h"
 
 namespace {
@@ -177,7 +178,7 @@ void RunController::adopt(NewRun r) {
     run_.loads = std::move(r.historyLoads);
     const rl::ModelConfig& mc = session_.config().model;
     run_.shape = {mc.d_model, mc.moe.top_k, mc.moe.d_ff_expert, mc.moe.kind == rl::FfnRouting::dense ? 0 : mc.moe.n_experts,
-                  (double)session_.config().train.batch_size * mc.seq_len * mc.moe.top_k};
+                  rl::cluster_step_pairs(session_.config())};
     emit runReset();
     session_.setProbeText(probeText_.toStdString());
     if (!r.record) {

@@ -37,7 +37,7 @@ rl::ClusterSetup setupOf(const RunData& run, const ClusterState& s) {
 // `routelab-cli cluster --run` takes them) and the trend over training in k_windows windows.
 void recompute(const RunData& run, ClusterState& s) {
     const rl::ClusterSetup c = setupOf(run, s);
-    const size_t n = run.loads.size(), late = std::clamp<size_t>(n / 4, 1, 200);
+    const size_t n = run.loads.size(), late = rl::cluster_late_steps(n);
     auto r = rl::cluster_cost(rl::cluster_loads_of_steps(run.loads, n - late, run.shape.stepPairs, run.shape.nExperts), c);
     s.report.reset();
     s.error = r ? "" : r.status.msg;
@@ -188,7 +188,7 @@ void drawClusterView(const RunData& run, ClusterState& s, int& layer, ViewOutbox
     const double slower = r.time_measured_s / std::max(1e-30, r.time_balanced_s);
     ImGui::TextWrapped("EP %d on %d node%s, the last %zu steps: the MoE layers take %.3f ms a micro-batch balanced, %.3f ms as "
                 "measured (%+.0f%%); the experts %.2f MB a GPU (weights, grads, optimizer). I = EP max q_r at the cluster's batch.", r.setup.ep, r.setup.nodes(), r.setup.nodes() == 1 ? "" : "s",
-                std::clamp<size_t>(run.loads.size() / 4, 1, 200), 1e3 * r.time_balanced_s, 1e3 * r.time_measured_s,
+                rl::cluster_late_steps(run.loads.size()), 1e3 * r.time_balanced_s, 1e3 * r.time_measured_s,
                 100 * (slower - 1), r.expert_bytes_per_gpu / 1e6);
     {
         Spotlight look_here("cluster.table", out);

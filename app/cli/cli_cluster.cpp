@@ -87,12 +87,13 @@ Result<std::vector<LayerLoads>> loads_from_file(const std::string& path) {
     return out;
 }
 
-// A token set's experts, -1 for a slot it did not fill (dropped at capacity).
-std::vector<int> set_experts(const TokenSets& t, size_t token) {
-    std::vector<int> out;
-    for (int j = 0; j < t.k; j++)
-        if (int e = t.experts[token * t.k + j]; e >= 0) out.push_back(e);
-    return out;
+// Each token's experts of a token set onto the layer's loads (a slot of -1, dropped at capacity, left out).
+void add_token_sets(LayerLoads& ll, const TokenSets& t) {
+    for (size_t token = 0; token < t.experts.size() / t.k; token++) {
+        std::vector<int>& row = ll.token_experts.emplace_back();
+        for (int j = 0; j < t.k; j++)
+            if (int e = t.experts[token * t.k + j]; e >= 0) row.push_back(e);
+    }
 }
 
 // The loads of a model on a text: per sparse layer, each full window's expert shares (a batch for the
@@ -103,7 +104,7 @@ Result<std::vector<LayerLoads>> loads_from_model(const Model& m, const std::vect
     for (size_t i = 0; i < r.layers.size(); i++) {
         LayerLoads ll = cluster_loads_split(r.batches[i], r.pairs);
         ll.layer = r.layers[i];
-        for (size_t t = 0; t < r.sets[i].experts.size() / r.sets[i].k; t++) ll.token_experts.push_back(set_experts(r.sets[i], t));
+        add_token_sets(ll, r.sets[i]);
         out.push_back(std::move(ll));
     }
     if (out.empty()) return Status::error("cluster: this model's FFN is dense: there is no routing to cost");
@@ -127,12 +128,11 @@ Result<std::vector<LayerLoads>> loads_from_run(RunStore& store, const RunRecord&
     auto sets = run_store_token_sets(store, run.id);
     if (!sets) return sets.status;
     const int E = cfg.model.moe.n_experts;
-    const double pairs = (double)cfg.train.batch_size * cfg.model.seq_len * cfg.model.moe.top_k;
-    std::vector<LayerLoads> out = cluster_loads_of_steps(*loads, 0, pairs, E);
+    std::vector<LayerLoads> out = cluster_loads_of_steps(*loads, 0, cluster_step_pairs(cfg), E);
     for (LayerLoads& ll : out)
         for (const TokenSets& t : *sets)
             if (t.layer == ll.layer && std::all_of(t.experts.begin(), t.experts.end(), [&](int16_t e) { return e < E; }))
-                for (size_t i = 0; i < t.experts.size() / t.k; i++) ll.token_experts.push_back(set_experts(t, i));
+                add_token_sets(ll, t);
     if (out.empty()) return Status::error("cluster: run " + std::to_string(run.id) + "'s model has no routed experts: there is no routing to cost");
     return out;
 }
@@ -241,13 +241,13 @@ int loads_of_run(const Args& a, ClusterSetup& s, std::vector<LayerLoads>& loads,
     auto cfg = config_from_json(run->config_json);
     if (!cfg) return fail("cluster: run " + std::to_string(id) + "'s stored config does not load: " + cfg.status.msg);
     // The late steps, where the routing has settled: the last quarter of the run, at most 200 steps.
-    if (!steps) steps = std::clamp(run->steps / 4, 1, 200);
+    if (!steps) steps = (long long)cluster_late_steps((size_t)std::max(0, run->steps));
     auto l = loads_from_run(*store, *run, *cfg, (int)steps);
     if (!l) return fail(l.status.msg);
     loads = std::move(*l);
     source = "run " + std::to_string(id) + " (" + run->name + "), its last " + std::to_string(steps) + " stored steps";
     const ModelConfig& c = cfg->model;
-    s.hidden = c.d_model, s.top_k = c.moe.top_k, s.expert_width = c.moe.d_ff_expert;
+    cluster_setup_model(s, c);
     return 0;
 }
 
@@ -271,7 +271,7 @@ int loads_of_model(const Args& a, ClusterSetup& s, std::vector<LayerLoads>& load
     if (!l) return fail(l.status.msg);
     loads = std::move(*l);
     source = (a.has("model") ? "model " + a.opt.at("model") : "checkpoint " + a.opt.at("checkpoint")) + " on " + a.opt.at("text-file");
-    s.hidden = c.d_model, s.top_k = c.moe.top_k, s.expert_width = c.moe.d_ff_expert;
+    cluster_setup_model(s, c);
     return 0;
 }
 

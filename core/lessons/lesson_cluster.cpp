@@ -14,13 +14,11 @@ namespace {
 Result<ClusterReport> run_cluster(const LessonResult& r, int ep, double cf) {
     std::vector<StepLoads> steps;
     for (const StepStats& s : r.curve) steps.push_back(step_loads(s));
-    const size_t late = std::clamp<size_t>(steps.size() / 4, 1, 200);
-    const ModelConfig& m = r.cfg.model;
-    const double pairs = (double)r.cfg.train.batch_size * m.seq_len * m.moe.top_k;
+    const size_t late = cluster_late_steps(steps.size());
     ClusterSetup c;
     c.ep = ep, c.gpus_per_node = 8, c.tokens_per_rank = 4096, c.capacity_factor = cf;
-    c.hidden = m.d_model, c.top_k = m.moe.top_k, c.expert_width = m.moe.d_ff_expert;
-    return cluster_cost(cluster_loads_of_steps(steps, steps.size() - late, pairs, m.moe.n_experts), c);
+    cluster_setup_model(c, r.cfg.model);
+    return cluster_cost(cluster_loads_of_steps(steps, steps.size() - late, cluster_step_pairs(r.cfg), r.cfg.model.moe.n_experts), c);
 }
 
 double max_imbalance(const ClusterReport& r) {

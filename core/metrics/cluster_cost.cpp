@@ -1,5 +1,7 @@
 #include "metrics/cluster_cost.h"
 
+#include "config/config.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -22,6 +24,14 @@ LayerLoads cluster_loads_split(const std::vector<std::vector<double>>& batch_sha
     for (const auto& b : batch_shares)
         for (size_t e = 0; e < E; e++) l.noise_var[e] += (b[e] - l.share[e]) * (b[e] - l.share[e]) / (l.batches - 1);
     return l;
+}
+
+size_t cluster_late_steps(size_t stored_steps) { return std::clamp<size_t>(stored_steps / 4, 1, 200); }
+
+double cluster_step_pairs(const Config& c) { return (double)c.train.batch_size * c.model.seq_len * c.model.moe.top_k; }
+
+void cluster_setup_model(ClusterSetup& s, const ModelConfig& m) {
+    s.hidden = m.d_model, s.top_k = m.moe.top_k, s.expert_width = m.moe.d_ff_expert;
 }
 
 std::vector<LayerLoads> cluster_loads_of_steps(const std::vector<StepLoads>& steps, size_t first, double step_pairs, int n_experts) {
@@ -239,10 +249,10 @@ ClusterLayer layer_cost(const LayerLoads& l, const ClusterSetup& s) {
     else
         out.imbalance_measured = out.imbalance_popularity;
     out.imbalance = expected_imbalance(l, share_var_at(l, EP * A), rank_of, EP, s.noise_draws);
-    // Capacity per source rank and expert (Megatron-Core get_capacity: ceil(T K cf / E)); the pairs one
-    // rank sends an expert spread as its own batch's sampling noise.
-    // Dropless, the hottest rank gets A I / EP rows from each source; at a capacity, each expert keeps
-    // what fits (A p_e less its expected overflow) and the hottest rank is the one keeping the most.
+    // Dropless, the hottest rank gets A I / EP rows from each source. At a capacity per source rank and
+    // expert (Megatron-Core get_capacity: ceil(T K cf / E)), the pairs one rank sends an expert spread as
+    // its own batch's sampling noise; each expert keeps what fits (A p_e less its expected overflow) and
+    // the hottest rank is the one keeping the most.
     double cap = 0, pad_rows = 0, hot_rows = A * out.imbalance / EP;
     if (s.capacity_factor > 0) {
         cap = std::ceil(A * s.capacity_factor / E);

@@ -57,6 +57,17 @@ struct LayerLoads {
 // (the mean) and the sampling noise around it (each expert's variance over the batches).
 LayerLoads cluster_loads_split(const std::vector<std::vector<double>>& batch_shares, double assignments);
 
+struct Config;
+struct ModelConfig;
+
+// The run's last steps its loads are costed on: a quarter of its stored steps, at least 1 and at most
+// 200 (late in the run, where the routing has settled; the CLI's --run default, the view, the lesson).
+size_t cluster_late_steps(size_t stored_steps);
+// (token, expert) pairs one training step routes, B T K: the batch a stored step's shares were measured at.
+double cluster_step_pairs(const Config& c);
+// The model's side of a setup: the dispatched row's width C, top-k K and each expert's width F.
+void cluster_setup_model(ClusterSetup& s, const ModelConfig& m);
+
 // The loads of a run's steps from `first` on, each step a batch of `step_pairs` pairs (B T K): per
 // layer whose rows hold E shares, the split into popularity and noise. Rows of another size are skipped.
 std::vector<LayerLoads> cluster_loads_of_steps(const std::vector<StepLoads>& steps, size_t first, double step_pairs, int n_experts);
