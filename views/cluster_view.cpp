@@ -37,8 +37,9 @@ rl::ClusterSetup setupOf(const RunData& run, const ClusterState& s) {
 // `routelab-cli cluster --run` takes them) and the trend over training in k_windows windows.
 void recompute(const RunData& run, ClusterState& s) {
     const rl::ClusterSetup c = setupOf(run, s);
-    const size_t n = run.loads.size(), late = rl::cluster_late_steps(n);
-    auto r = rl::cluster_cost(rl::cluster_loads_of_steps(run.loads, n - late, run.shape.stepPairs, run.shape.nExperts), c);
+    const size_t n = run.loads.size(), late = std::min(n, rl::cluster_late_steps(n));
+    const std::span<const rl::StepLoads> all(run.loads);
+    auto r = rl::cluster_cost(rl::cluster_loads_of_steps(all.last(late), run.shape.stepPairs, run.shape.nExperts), c);
     s.report.reset();
     s.error = r ? "" : r.status.msg;
     if (r) s.report = std::move(*r);
@@ -48,8 +49,8 @@ void recompute(const RunData& run, ClusterState& s) {
     t.noise_draws = 64;  // 40 windows a recompute on the GUI thread: the trend's imbalance to a few percent
     const size_t windows = std::min<size_t>(k_windows, n / 2), width = windows ? n / windows : 0;
     for (size_t w = 0; w < windows; w++) {
-        std::vector<rl::StepLoads> part(run.loads.begin() + w * width, run.loads.begin() + (w + 1) * width);
-        auto pr = rl::cluster_cost(rl::cluster_loads_of_steps(part, 0, run.shape.stepPairs, run.shape.nExperts), t);
+        const std::span<const rl::StepLoads> part = all.subspan(w * width, width);  // no copy: the GUI thread
+        auto pr = rl::cluster_cost(rl::cluster_loads_of_steps(part, run.shape.stepPairs, run.shape.nExperts), t);
         if (!pr || pr->layers.size() != s.report->layers.size()) continue;  // every series one point a window
         s.trendX.push_back((float)part.back().step);
         s.trendI.resize(pr->layers.size());

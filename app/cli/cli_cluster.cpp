@@ -128,7 +128,7 @@ Result<std::vector<LayerLoads>> loads_from_run(RunStore& store, const RunRecord&
     auto sets = run_store_token_sets(store, run.id);
     if (!sets) return sets.status;
     const int E = cfg.model.moe.n_experts;
-    std::vector<LayerLoads> out = cluster_loads_of_steps(*loads, 0, cluster_step_pairs(cfg), E);
+    std::vector<LayerLoads> out = cluster_loads_of_steps(*loads, cluster_step_pairs(cfg), E);
     for (LayerLoads& ll : out)
         for (const TokenSets& t : *sets)
             if (t.layer == ll.layer && std::all_of(t.experts.begin(), t.experts.end(), [&](int16_t e) { return e < E; }))

@@ -12,13 +12,13 @@ namespace {
 // A run's cluster report: its last quarter of steps (at most 200, as `cluster --run` takes them),
 // each a batch of B T K pairs, at EP ep on nodes of 8 GPUs, 4096 tokens a rank, capacity factor cf.
 Result<ClusterReport> run_cluster(const LessonResult& r, int ep, double cf) {
-    std::vector<StepLoads> steps;
-    for (const StepStats& s : r.curve) steps.push_back(step_loads(s));
-    const size_t late = cluster_late_steps(steps.size());
+    const size_t late = std::min(r.curve.size(), cluster_late_steps(r.curve.size()));
+    std::vector<StepLoads> steps;  // the late ones only
+    for (size_t i = r.curve.size() - late; i < r.curve.size(); i++) steps.push_back(step_loads(r.curve[i]));
     ClusterSetup c;
     c.ep = ep, c.gpus_per_node = 8, c.tokens_per_rank = 4096, c.capacity_factor = cf;
     cluster_setup_model(c, r.cfg.model);
-    return cluster_cost(cluster_loads_of_steps(steps, steps.size() - late, cluster_step_pairs(r.cfg), r.cfg.model.moe.n_experts), c);
+    return cluster_cost(cluster_loads_of_steps(steps, cluster_step_pairs(r.cfg), r.cfg.model.moe.n_experts), c);
 }
 
 double max_imbalance(const ClusterReport& r) {

@@ -34,15 +34,14 @@ void cluster_setup_model(ClusterSetup& s, const ModelConfig& m) {
     s.hidden = m.d_model, s.top_k = m.moe.top_k, s.expert_width = m.moe.d_ff_expert;
 }
 
-std::vector<LayerLoads> cluster_loads_of_steps(const std::vector<StepLoads>& steps, size_t first, double step_pairs, int n_experts) {
+std::vector<LayerLoads> cluster_loads_of_steps(std::span<const StepLoads> steps, double step_pairs, int n_experts) {
     size_t L = 0;
-    for (size_t i = first; i < steps.size(); i++) L = std::max(L, steps[i].expert.size());
+    for (const StepLoads& p : steps) L = std::max(L, p.expert.size());
     std::vector<LayerLoads> out;
     for (size_t l = 0; l < L; l++) {
         std::vector<std::vector<double>> batches;
-        for (size_t i = first; i < steps.size(); i++)
-            if (l < steps[i].expert.size() && (int)steps[i].expert[l].size() == n_experts)
-                batches.emplace_back(steps[i].expert[l].begin(), steps[i].expert[l].end());
+        for (const StepLoads& p : steps)
+            if (l < p.expert.size() && (int)p.expert[l].size() == n_experts) batches.emplace_back(p.expert[l].begin(), p.expert[l].end());
         if (batches.empty()) continue;
         LayerLoads ll = cluster_loads_split(batches, step_pairs);
         ll.layer = (int)l;

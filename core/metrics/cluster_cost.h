@@ -7,6 +7,7 @@
 // expert) pair. Pure arithmetic on the loads: nothing here runs a model.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -68,9 +69,9 @@ double cluster_step_pairs(const Config& c);
 // The model's side of a setup: the dispatched row's width C, top-k K and each expert's width F.
 void cluster_setup_model(ClusterSetup& s, const ModelConfig& m);
 
-// The loads of a run's steps from `first` on, each step a batch of `step_pairs` pairs (B T K): per
-// layer whose rows hold E shares, the split into popularity and noise. Rows of another size are skipped.
-std::vector<LayerLoads> cluster_loads_of_steps(const std::vector<StepLoads>& steps, size_t first, double step_pairs, int n_experts);
+// The loads of a run's steps (any stretch of them), each step a batch of `step_pairs` pairs (B T K):
+// per layer whose rows hold E shares, the split into popularity and noise. Rows of another size are skipped.
+std::vector<LayerLoads> cluster_loads_of_steps(std::span<const StepLoads> steps, double step_pairs, int n_experts);
 
 // The rank holding each expert: contiguous blocks of E / EP (Megatron-Core: rank r holds experts
 // [r E/EP, (r+1) E/EP)), or, with `balanced`, each expert in turn, most popular first, to the least
