@@ -45,7 +45,7 @@ void Exports::writeFrom(const QString& checkpoint) {
         msg = "export failed: " + QString::fromStdString(ck.status.msg);
     } else if (format_ == "megatron") {
         rl::ExportCluster c;  // the cluster view's, once it was opened on this run
-        if (cluster_ && cluster_->report) c = {cluster_->ep, cluster_->gpusPerNode, cluster_->capacityFactor, cluster_->pad};
+        if (cluster_ && cluster_->report) c = {cluster_->set.ep, cluster_->set.gpusPerNode, cluster_->set.capacityFactor, cluster_->set.pad};
         const QString err = writeWhole(path_, rl::export_megatron((*ck)->cfg, c));
         msg = err.isEmpty() ? "wrote Megatron-Core arguments to " + path_ : err;
     } else {

@@ -337,10 +337,7 @@ void MainWindow::resetViews() {
     std::copy(std::begin(was.domains), std::end(was.domains), e.domains);
     std::copy(std::begin(was.biasFile), std::end(was.biasFile), e.biasFile);
     e.tokens = was.tokens, e.context = was.context, e.domainTokens = was.domainTokens, e.live = was.live;
-    const ClusterState& c = viewStates_.cluster;  // the cluster asked about; its report is the new run's
-    fresh.cluster.ep = c.ep, fresh.cluster.gpusPerNode = c.gpusPerNode, fresh.cluster.capacityFactor = c.capacityFactor;
-    fresh.cluster.pad = c.pad, fresh.cluster.balanced = c.balanced, fresh.cluster.tokensPerRank = c.tokensPerRank;
-    fresh.cluster.dtype = c.dtype;
+    fresh.cluster.set = viewStates_.cluster.set;  // the cluster asked about; its report is the new run's
     viewStates_ = fresh;
     outbox_ = ViewOutbox{};
     imgui_->markDirty();  // whichever view is up, its data changed

@@ -227,7 +227,7 @@ bool setUpWindow(MainWindow& w, const Script& s, rl::Config& cfg) {
     if (!s.prompt.isEmpty()) std::snprintf(g.prompt, sizeof g.prompt, "%s", qPrintable(s.prompt));
     w.viewStates().tuning.pinned = s.highlight;
     const QStringList cl = s.cluster.split(',', Qt::SkipEmptyParts);  // EP[,GPUs a node[,capacity factor]]
-    ClusterState& c = w.viewStates().cluster;
+    ClusterSettings& c = w.viewStates().cluster.set;
     if (cl.size() > 0) c.ep = std::max(1, cl[0].toInt());
     if (cl.size() > 1) c.gpusPerNode = std::clamp(cl[1].toInt(), 1, 16);
     if (cl.size() > 2) c.capacityFactor = std::clamp(cl[2].toFloat(), 0.f, 4.f);

@@ -22,7 +22,7 @@ std::vector<int> epChoices(int E) {
     return v;
 }
 
-rl::ClusterSetup setupOf(const RunData& run, const ClusterState& s) {
+rl::ClusterSetup setupOf(const RunData& run, const ClusterSettings& s) {
     rl::ClusterSetup c;
     c.ep = s.ep, c.gpus_per_node = s.gpusPerNode, c.tokens_per_rank = s.tokensPerRank;
     c.hidden = run.shape.hidden, c.top_k = run.shape.topK, c.expert_width = run.shape.expertWidth;
@@ -36,7 +36,7 @@ rl::ClusterSetup setupOf(const RunData& run, const ClusterState& s) {
 // The report of the late steps (the last quarter, at most 200: where routing has settled, as
 // `routelab-cli cluster --run` takes them) and the trend over training in k_windows windows.
 void recompute(const RunData& run, ClusterState& s) {
-    const rl::ClusterSetup c = setupOf(run, s);
+    const rl::ClusterSetup c = setupOf(run, s.set);
     const size_t n = run.loads.size(), late = std::min(n, rl::cluster_late_steps(n));
     const std::span<const rl::StepLoads> all(run.loads);
     auto r = rl::cluster_cost(rl::cluster_loads_of_steps(all.last(late), run.shape.stepPairs, run.shape.nExperts), c);
@@ -62,7 +62,7 @@ void recompute(const RunData& run, ClusterState& s) {
 }
 
 // The cluster's sliders and checkboxes (the report is recomputed when their values change).
-void controls(const RunData& run, ClusterState& s, ViewOutbox& out) {
+void controls(const RunData& run, ClusterSettings& s, ViewOutbox& out) {
     const std::vector<int> eps = epChoices(run.shape.nExperts);
     int at = (int)(std::lower_bound(eps.begin(), eps.end(), s.ep) - eps.begin());
     at = std::clamp(at, 0, (int)eps.size() - 1);
@@ -173,13 +173,11 @@ void drawClusterView(const RunData& run, ClusterState& s, int& layer, ViewOutbox
         return;
     }
     viewHint("Each GPU holds E/EP experts; the one with the most routed pairs sets every layer's pace. Drag EP and the capacity factor.");
-    controls(run, s, out);
-    char key[160];
-    std::snprintf(key, sizeof key, "%d %d %g %d %d %d %d", s.ep, s.gpusPerNode, s.capacityFactor, s.pad, s.balanced, s.tokensPerRank, s.dtype);
+    controls(run, s.set, out);
     // New steps: recompute every 2% of the run's length (the late-step report moves slowly); new settings: at once.
-    if (key != s.key || s.steps == 0 || run.loads.size() < s.steps || run.loads.size() >= s.steps + std::max<size_t>(1, s.steps / 50)) {
+    if (s.set != s.computedFor || s.steps == 0 || run.loads.size() < s.steps || run.loads.size() >= s.steps + std::max<size_t>(1, s.steps / 50)) {
         recompute(run, s);
-        s.key = key, s.steps = run.loads.size();
+        s.computedFor = s.set, s.steps = run.loads.size();
     }
     if (!s.report) {
         ImGui::TextColored(ImVec4(0.95f, 0.5f, 0.2f, 1), "%s", s.error.c_str());

@@ -117,8 +117,8 @@ struct ExperimentsState {
     std::string sent;               // the keys of the last compare sent (live: a change sends again)
 };
 
-// The cluster view: the cluster asked about, and the report of it kept until the loads or the cluster change.
-struct ClusterState {
+// The cluster the cluster view asks about: its sliders and checkboxes (they carry over to a new run).
+struct ClusterSettings {
     int ep = 8;                  // expert-parallel ranks (a divisor of E, or a multiple: each expert split)
     int gpusPerNode = 8;
     float capacityFactor = 0;    // 0 = dropless
@@ -126,9 +126,14 @@ struct ClusterState {
     bool balanced = false;       // a placement that balances the measured popularity, not Megatron's blocks
     int tokensPerRank = 4096;
     int dtype = 0;               // 0 bf16, 1 fp8 dispatch, 2 fp32
+    bool operator==(const ClusterSettings&) const = default;
+};
+// The cluster view: the cluster asked about, and the report of it kept until the loads or the cluster change.
+struct ClusterState {
+    ClusterSettings set;
     // Kept between frames: recomputed when these differ from the run and the settings drawn.
     size_t steps = 0;            // run.loads.size() it was computed for
-    std::string key;             // the settings it was computed for
+    ClusterSettings computedFor;
     std::optional<rl::ClusterReport> report;  // the late steps' report
     std::string error;                        // why there is none
     std::vector<float> trendX;                // step at each window's end
