@@ -173,7 +173,8 @@ void RunsDock::syncItem(QTreeWidgetItem* it, const rl::RunRecord& r) {
     static const QMap<rl::RunStatus, QColor> colours = {{rl::RunStatus::running, QColor(40, 110, 200)},
                                                         {rl::RunStatus::finished, QColor(40, 140, 60)},
                                                         {rl::RunStatus::interrupted, QColor(190, 130, 20)},
-                                                        {rl::RunStatus::failed, QColor(190, 50, 40)}};
+                                                        {rl::RunStatus::failed, QColor(190, 50, 40)},
+                                                        {rl::RunStatus::pruned, QColor(120, 120, 130)}};
     it->setForeground(ColStatus, colours.value(r.status));
     it->setText(ColSteps, QString::number(r.steps));
     it->setText(ColLoss, r.steps > 0 ? QString::number(r.final_loss, 'f', 3) : "-");

@@ -33,6 +33,10 @@ bool SweepRunner::start(const QString& json, const QString& defaultName, const Q
         emit message(QString::fromStdString(base.status.msg));
         return false;
     }
+    if (sw->method == rl::SweepMethod::halving || sw->method == rl::SweepMethod::tpe || sw->seeds > 1) {
+        emit message("sweep " + QString::fromStdString(sw->name) + ": the window runs grid and random sweeps of one seed so far; run this one with routelab-cli sweep --grid FILE (its runs land in the same store)");
+        return false;
+    }
     if (sw->points.empty()) {
         emit message("sweep " + QString::fromStdString(sw->name) + " has no points");
         return false;

@@ -57,6 +57,7 @@ ImU32 statusColour(rl::RunStatus s) {
         case rl::RunStatus::running: return l ? IM_COL32(25, 95, 185, 255) : IM_COL32(80, 160, 230, 255);
         case rl::RunStatus::interrupted: return l ? IM_COL32(165, 100, 0, 255) : IM_COL32(230, 180, 60, 255);
         case rl::RunStatus::failed: return l ? IM_COL32(185, 35, 30, 255) : IM_COL32(230, 85, 80, 255);
+        case rl::RunStatus::pruned: return l ? IM_COL32(110, 110, 120, 255) : IM_COL32(160, 160, 170, 255);
     }
     return look().text;
 }

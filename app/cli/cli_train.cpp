@@ -1,4 +1,4 @@
-// routelab-cli train, train --resume and sweep: the training loop, its files in --out and its row in the run store.
+// routelab-cli train and train --resume: the training loop, its files in --out and its row in the run store.
 #include <unistd.h>
 
 #include <chrono>
@@ -12,9 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/ops.h"
-#include "cli.h"
+#include "cli_train.h"
 #include "config/presets.h"
-#include "config/sweep.h"
 #include "infer/generate.h"
 #include "io/resume.h"
 #include "io/run_recorder.h"
@@ -30,41 +29,6 @@ using namespace rl;
 namespace fs = std::filesystem;
 
 namespace cli {
-
-namespace {
-
-// What the training loop leaves for the summary.
-struct TrainOutcome {
-    StepStats last;
-    std::vector<StepStats> tail;  // the final k_routing_summary_steps steps, oldest first
-    float val = NAN;              // validation loss at the last eval
-    double train_tokens = 0, seconds = 0;
-};
-
-// The run's row in the workspace's run store (docs/architecture.md §11), kept by the recorder the
-// window uses too (io/run_recorder.h): begun with the run, its curve stored every few steps, each
-// checkpoint recorded, its status set at the end. A store that cannot be opened or written is a
-// warning: the run itself and its files in --out go on.
-struct StoreLink {
-    RunRecorder rec;
-    std::string path;  // the store's file, named in out/run_store so --resume continues the row
-    void said() {      // one warning when recording stopped, then the run goes on without the store
-        if (rec.error.empty()) return;
-        std::fprintf(stderr, "warning: %s\n", rec.error.c_str());
-        rec.error.clear();
-    }
-    void add(const StepStats& st) { recorder_add(rec, st); }
-    // Each token's experts on (up to 8192 tokens of) the validation text: the cluster cost's node counts.
-    void token_sets(const TrainState& s) {
-        if (!rec.store || !rec.id || s.cfg.model.moe.kind == FfnRouting::dense) return;
-        const std::vector<int>& val = s.data->val.ids;
-        const std::vector<int> ids(val.begin(), val.begin() + (std::ptrdiff_t)std::min<size_t>(val.size(), 8192));
-        if (ids.size() >= 2) recorder_token_sets(rec, routing_measure(s.model, ids, s.cfg.model.seq_len, 8192).sets), said();
-    }
-    void flush() { recorder_flush(rec), said(); }
-    void checkpoint(const std::string& file, int step) { recorder_checkpoint(rec, fs::absolute(file).string(), step), said(); }
-    void end(RunStatus status, const std::string& message, float val) { recorder_end(rec, status, message, val), said(); }
-};
 
 // --workspace DIR (default: the per-user workspace the window uses) -> its run store, opened.
 StoreLink store_open(const Args& a) {
@@ -83,6 +47,8 @@ void store_begin(StoreLink& l, const TrainState& s, const std::string& out, cons
     if (Status w = atomic_file_write(out + "/run_store", l.path + "\n" + std::to_string(l.rec.id) + "\n"); !w)
         std::fprintf(stderr, "warning: %s (--resume will start a new row)\n", w.msg.c_str());
 }
+
+namespace {
 
 void print_progress(const TrainState& s, const StepStats& st, float val, float tok_s, double elapsed, int first, bool tty) {
     const int steps = s.cfg.train.steps, width = 24, filled = width * st.step / std::max(1, steps);
@@ -111,21 +77,22 @@ int stop_non_finite(TrainState& s, const StepStats& bad, const std::ostringstrea
     return fail(why);
 }
 
-// Runs the steps left (from s.step to train.steps), one metrics.csv row each, with a progress line
+// Runs the steps left (from s.step to train.steps, or to stop_at when > 0), one metrics.csv row each, with a progress line
 // (always on a terminal, at evals otherwise; none when quiet). Every eval also saves the run
 // (checkpoint + training state, so --resume continues it exactly). 0, or 1 when a step was not finite.
-int train_steps(TrainState& s, std::ostringstream& csv, TrainOutcome& out, StoreLink& link, const std::string& dir, bool quiet) {
+int train_steps(TrainState& s, std::ostringstream& csv, TrainOutcome& out, StoreLink& link, const std::string& dir, bool quiet,
+                int stop_at) {
     const bool tty = !quiet && isatty(STDERR_FILENO);
-    const int steps = s.cfg.train.steps, first = s.step;
+    const int steps = s.cfg.train.steps, first = s.step, stop = stop_at > 0 ? std::min(stop_at, steps) : steps;
     const auto t0 = std::chrono::steady_clock::now();
     float ema_tok = 0;
-    while (s.step < steps) {
+    while (s.step < stop) {
         StepStats& last = out.last = trainer_step(s);
         if (last.non_finite) return stop_non_finite(s, last, csv, link, dir);
         if (last.step > steps - k_routing_summary_steps) out.tail.push_back(last);
         out.train_tokens += (double)s.cfg.train.batch_size * s.cfg.model.seq_len;
         ema_tok = ema_tok == 0 ? last.tok_per_s : 0.9f * ema_tok + 0.1f * last.tok_per_s;
-        const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == steps;
+        const bool eval_now = last.step % s.cfg.train.eval_every == 0 || last.step == stop;
         if (eval_now) out.val = trainer_eval(s);
         link.add(last);
         csv << metrics_csv_row(last, eval_now ? std::optional<float>(out.val) : std::nullopt);
@@ -216,9 +183,10 @@ void print_sample(const TrainState& s) {
     if (g.error.empty()) std::printf("sample: %s %s\n", prompt.c_str(), g.new_text.c_str());
 }
 
-// One run into `out`: config.json, metrics.csv (resumed: its rows up to the resumed step kept),
-// the steps, the final files; the store row follows it.
-int run_training(TrainState& s, const std::string& out, StoreLink& link, double setup_s, bool quiet, TrainOutcome& o) {
+}  // namespace
+
+int run_training(TrainState& s, const std::string& out, StoreLink& link, double setup_s, bool quiet, TrainOutcome& o,
+                 int stop_at) {
     const char* hint = "disk full or read-only? choose another --out";
     if (!write_file(out, "config.json", config_to_json(s.cfg) + "\n", hint)) return 1;
     std::vector<std::string> kept;  // a resumed run's rows up to its step (a killed run may have written more)
@@ -241,13 +209,20 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
     if (!quiet && !s.data->tokenizer_note.empty()) std::fprintf(stderr, "%s\n", s.data->tokenizer_note.c_str());
     if (!quiet && !s.device_note.empty()) std::fprintf(stderr, "%s\n", s.device_note.c_str());
     if (!quiet) std::fprintf(stderr, "memory: %s\n", memory_estimate_text(s.memory).c_str());
-    if (int rc = train_steps(s, csv, o, link, out, quiet); rc) return rc;
+    if (int rc = train_steps(s, csv, o, link, out, quiet, stop_at); rc) return rc;
     if (Status w = atomic_file_write(out + "/metrics.csv", csv.str()); !w) {
         link.end(RunStatus::failed, w.msg, o.val);
         return fail(w.msg);
     }
+    if (s.step < s.cfg.train.steps) {  // paused at stop_at: saved by train_steps, continued by resume
+        link.end(RunStatus::interrupted, "paused at step " + std::to_string(s.step) + " of " + std::to_string(s.cfg.train.steps) +
+                                             " (routelab-cli train --resume " + out + " goes on)", o.val);
+        return 0;
+    }
     return finish_run(s, o, out, setup_s, link, quiet);
 }
+
+namespace {
 
 // --resume DIR: the run in DIR picks up at its last saved step (exactly, with its training state),
 // to train.steps, or for --steps N more steps; its store row (DIR/run_store) continues.
@@ -284,7 +259,7 @@ int cmd_resume(const Args& a) {
         store_begin(link, s, dir, {});
     }
     TrainOutcome o;
-    return run_training(s, dir, link, seconds_since(t_start), false, o);
+    return run_training(s, dir, link, seconds_since(t_start), false, o, 0);
 }
 
 }  // namespace
@@ -324,79 +299,9 @@ int cmd_train(const Args& a) {
     StoreLink link = store_open(a);
     store_begin(link, s, out, {});
     TrainOutcome o;
-    if (int rc = run_training(s, out, link, seconds_since(t_start), false, o); rc) return rc;
+    if (int rc = run_training(s, out, link, seconds_since(t_start), false, o, 0); rc) return rc;
     if (a.flag("sample")) print_sample(s);
     return 0;
-}
-
-// ---- sweep: the points of a grid or random search, one run each ----
-
-namespace {
-
-// One point of a sweep in out: its config (the base and the point's keys), its run and its row.
-// A point that cannot run is a failed row with the reason, and the sweep goes on. True when it finished.
-bool run_sweep_point(const Sweep& sw, const Config& base, int i, const std::string& out, const StoreLink& link) {
-    const SweepPoint& p = sw.points[i];
-    const int n = (int)sw.points.size();
-    const auto t0 = std::chrono::steady_clock::now();
-    Config cfg = base;
-    Status err = Status::ok();
-    for (size_t k = 0; err && k < p.sets.size(); k++) err = config_apply_override(cfg, p.sets[k]);
-    cfg.name = sweep_point_name(sw.name, p.label);
-    if (err) err = config_validate(cfg);
-    std::unique_ptr<TrainState> state;
-    if (err) {
-        auto st = trainer_create(cfg);
-        if (st) state = std::move(*st);
-        else err = st.status;
-    }
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    StoreLink point = link;  // each point its own row in the one store
-    const RunStart start{sw.name, {}};
-    if (!err) {
-        if (point.rec.store)
-            if (auto id = recorder_record(*point.rec.store, cfg.name, config_to_json(cfg), start, {}, RunStatus::failed, err.msg); !id)
-                std::fprintf(stderr, "warning: %s\n", id.status.msg.c_str());
-        std::fprintf(stderr, "[%d/%d] %s: failed: %s\n", i + 1, n, p.label.c_str(), err.msg.c_str());
-        return false;
-    }
-    TrainState& s = *state;
-    store_begin(point, s, out, start);
-    TrainOutcome o;
-    if (run_training(s, out, point, seconds_since(t0), true, o) != 0) {
-        std::fprintf(stderr, "[%d/%d] %s: failed (see above)\n", i + 1, n, p.label.c_str());
-        return false;
-    }
-    std::fprintf(stderr, "[%d/%d] %s: finished, %d steps, loss %.4f, val %.4f, %.2f s%s\n", i + 1, n, p.label.c_str(), s.step,
-                 o.last.loss, o.val, seconds_since(t0), point.rec.store ? (", run " + std::to_string(point.rec.id)).c_str() : "");
-    return true;
-}
-
-}  // namespace
-
-int cmd_sweep(const Args& a) {
-    if (!a.has("grid")) return usage("sweep needs --grid F (a JSON sweep: {\"preset\": P, \"set\": {...}, \"grid\": {...}})");
-    const std::string file = a.opt.at("grid");
-    std::ifstream in(file);
-    if (!in) return fail("cannot read sweep file '" + file + "'");
-    std::stringstream text;
-    text << in.rdbuf();
-    auto sw = sweep_parse(text.str(), fs::path(file).stem().string());
-    if (!sw) return fail(sw.status.msg + " (in " + file + ")");
-    // The same base as the window's: a relative "config" next to the sweep file, the user's presets.
-    auto base = sweep_base_config(*sw, fs::path(file).parent_path().string(), workspace_presets_dir(workspace_of(a)));
-    if (!base) return fail(base.status.msg + " (in " + file + ")");
-    const std::string dir = a.has("out") ? a.opt.at("out") : "runs/sweep-" + sw->name;
-    const StoreLink link = store_open(a);
-    const int n = (int)sw->points.size();
-    std::fprintf(stderr, "sweep %s: %d points%s\n", sw->name.c_str(), n, link.rec.store ? (", stored in " + link.path).c_str() : "");
-    int failed = 0;
-    for (int i = 0; i < n; i++)
-        if (!run_sweep_point(*sw, *base, i, dir + "/" + std::to_string(i + 1), link)) failed++;
-    std::fprintf(stderr, "sweep %s: %d of %d points finished%s\n", sw->name.c_str(), n - failed, n,
-                 failed ? "; the failed ones are stored with their reason (routelab-cli runs list)" : "");
-    return failed ? 1 : 0;
 }
 
 }  // namespace cli

@@ -85,7 +85,7 @@ float curve_value(const CurvePoint& p, int c) {
 
 namespace {
 
-const char* const k_status_names[] = {"running", "finished", "interrupted", "failed"};
+const char* const k_status_names[] = {"running", "finished", "interrupted", "failed", "pruned"};
 
 // The runs table of schema 2 (schema 1 had the first eight columns).
 const char* k_runs_schema =
@@ -473,7 +473,7 @@ RunRecord read_run(sqlite3_stmt* q) {
     r.val_loss = (float)sqlite3_column_double(q, 6);
     r.checkpoint = text_col(q, 7);
     const std::string st = text_col(q, 8);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < (int)std::size(k_status_names); i++)
         if (st == k_status_names[i]) r.status = (RunStatus)i;
     r.status_message = text_col(q, 9);
     r.ended = text_col(q, 10);

@@ -28,8 +28,9 @@ const std::vector<std::string>& curve_columns();
 float curve_value(const CurvePoint& p, int column);
 
 // running: a process is training it; finished: it reached its last step; interrupted: stopped early
-// (closed, killed, or its process died: found on the next open); failed: it could not go on (message).
-enum class RunStatus { running, finished, interrupted, failed };
+// (closed, killed, or its process died: found on the next open); failed: it could not go on (message);
+// pruned: a sweep's successive halving stopped it at a rung (its checkpoint kept: `train --resume` continues it).
+enum class RunStatus { running, finished, interrupted, failed, pruned };
 const char* run_status_name(RunStatus s);
 
 struct RunRecord {

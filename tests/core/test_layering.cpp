@@ -15,8 +15,9 @@ namespace {
 // Lower rank = lower layer. The backend's op table (backend) names the layer and optimizer functions
 // and sits under the model, which calls every op through it; the CUDA backend (cuda) implements
 // backend's interface. infer, metrics and io all build on train and do not use each other; lessons
-// and experiments (the window's experiments on a model) run them together.
-const std::map<std::string, int> k_rank = {{"util", 0},  {"tensor", 0},  {"config", 1}, {"layers", 2},
+// and experiments (the window's experiments on a model) run them together. tune (TPE, Pareto fronts,
+// importance) is plain numerics that config's sweep search builds on.
+const std::map<std::string, int> k_rank = {{"util", 0},  {"tensor", 0},  {"tune", 0}, {"config", 1}, {"layers", 2},
                                            {"optim", 2}, {"backend", 3}, {"cuda", 4},   {"model", 4},
                                            {"train", 5}, {"infer", 6},   {"metrics", 6}, {"io", 6},
                                            {"lessons", 7}, {"experiments", 7}};

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -145,6 +146,76 @@ TEST(Tuning, SweepLandsOneFinishedRunPerPointAndRecordsAFailedOne) {
 // The CLI resolves a sweep's base as the window does (sweep_base_config): a relative "config" next to
 // the sweep file, wherever the CLI runs from, and a "preset" among the user's presets of the
 // workspace; its points are named by sweep_point_name, as the window names them.
+// Successive halving by resume: the pruned runs are stored `pruned` where their rung stopped them and
+// `train --resume` continues one; the survivor, paused at two rungs and continued from its checkpoint
+// each time, ends with the losses of one unbroken run of its config (rungs off the eval steps).
+TEST(Tuning, HalvingSweepPrunesAtRungsAndItsSurvivorIsTheUnbrokenRun) {
+    const fs::path dir = fresh_dir("halving"), ws = dir / "ws";
+    std::ofstream(dir / "h.json") << R"({"name":"h","preset":"tiny","method":"halving","min_steps":10,"max_steps":40,"eta":2,
+        "seeds":2,"set":{"train.eval_every":25},"grid":{"train.lr":[0.001,0.003,0.01,0.002]}})";
+    auto [code, out] = cli("sweep --grid '" + (dir / "h.json").string() + "' --workspace '" + ws.string() + "' --out '" +
+                           (dir / "out").string() + "'");
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("rung 1 at 10 steps: 4 points, the best 2 go on"), std::string::npos) << out;
+    EXPECT_NE(out.find("rung 2 at 20 steps: 2 points, the best 1 go on"), std::string::npos) << out;
+    EXPECT_NE(out.find("front (min val_loss): 1 point"), std::string::npos) << out;
+    // 8 runs to 10 steps, 4 on to 20, 2 on to 40.
+    EXPECT_NE(out.find("sweep h: 160 training steps in 14 jobs; 6 runs pruned, 0 failed"), std::string::npos) << out;
+    auto [lc, list] = cli("runs list --json --workspace '" + ws.string() + "'");
+    ASSERT_EQ(lc, 0) << list;
+    std::map<std::string, int> by_status;
+    std::string survivor, pruned_name;
+    float survivor_val = -1;
+    for (const auto& r : nlohmann::json::parse(list)) {
+        by_status[r["status"]]++;
+        EXPECT_EQ(r["sweep"], "h");
+        if (r["status"] == "pruned") {
+            EXPECT_TRUE(r["steps"] == 10 || r["steps"] == 20) << r.dump();
+            EXPECT_NE(r["status_message"].get<std::string>().find("pruned at rung"), std::string::npos) << r.dump();
+            pruned_name = r["name"];
+        } else if (r["name"] == "h lr=0.01 seed=1234") {
+            survivor = r["name"], survivor_val = r["val_loss"];
+            EXPECT_EQ(r["steps"], 40);
+        }
+    }
+    EXPECT_EQ(by_status["pruned"], 6) << list;
+    EXPECT_EQ(by_status["finished"], 2) << list;
+    ASSERT_FALSE(survivor.empty()) << "lr 0.01 learns fastest in 40 steps of tiny: " << out;
+    auto [sc, straight] = cli("train --preset tiny --steps 40 --set train.eval_every=25 --set train.lr=0.01 --workspace '" +
+                              (dir / "ws2").string() + "' --out '" + (dir / "straight").string() + "'");
+    ASSERT_EQ(sc, 0) << straight;
+    const auto summary = nlohmann::json::parse(std::ifstream(dir / "straight" / "summary.json"));
+    EXPECT_FLOAT_EQ(survivor_val, summary["final_val_loss"].get<float>()) << "continued exactly at each rung";
+    // A pruned run goes on with train --resume (lr 0.001, seed 2, stopped at rung 1), in its own row.
+    auto [rc, resumed] = cli("train --resume '" + (dir / "out" / "1" / "seed-2").string() + "'");
+    ASSERT_EQ(rc, 0) << resumed;
+    auto st = run_store_open((ws / "runs.sqlite").string());
+    ASSERT_TRUE(st);
+    int finished = 0;
+    const auto runs = run_store_list(*st);
+    ASSERT_TRUE(runs);
+    for (const RunRecord& r : *runs) finished += r.status == RunStatus::finished && r.steps == 40;
+    EXPECT_EQ(finished, 3) << "the pruned run, resumed, finished in its row";
+    fs::remove_all(dir);
+}
+
+// TPE and two objectives through the CLI: the trials run, the front is printed.
+TEST(Tuning, TpeSweepRunsItsTrialsAndPrintsTheFront) {
+    const fs::path dir = fresh_dir("tpe"), ws = dir / "ws";
+    std::ofstream(dir / "t.json") << R"({"name":"t","preset":"tiny","method":"tpe","trials":4,"startup":2,"set":{"train.steps":8},
+        "objectives":{"val_loss":"min","tok_per_s":"max"},"constraints":["dropped <= 0.5"],
+        "grid":{"train.lr":{"min":0.001,"max":0.01,"log":true}}})";
+    auto [code, out] = cli("sweep --grid '" + (dir / "t.json").string() + "' --workspace '" + ws.string() + "' --out '" +
+                           (dir / "out").string() + "'");
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("[4/4] train.lr="), std::string::npos) << out;
+    EXPECT_NE(out.find("front (min val_loss, max tok_per_s; dropped <= 0.5):"), std::string::npos) << out;
+    auto st = run_store_open((ws / "runs.sqlite").string());
+    ASSERT_TRUE(st);
+    EXPECT_EQ(run_store_list(*st)->size(), 4u);
+    fs::remove_all(dir);
+}
+
 TEST(Tuning, SweepBaseAndPointNamesAreTheWindows) {
     const fs::path dir = fresh_dir("base"), ws = dir / "ws", sweeps = dir / "sweeps";
     fs::create_directories(sweeps);
@@ -246,7 +317,9 @@ TEST(Tuning, SweepFilesExpandAsDocumented) {
                             R"({"grid":{"train.lr":3}})", R"({"sweep":{}})", R"({"random":0})", "[1]"}) {
         auto b = sweep_parse(bad, "x");
         EXPECT_FALSE(b) << bad;
-        if (!b) EXPECT_NE(b.status.msg.find("sweep"), std::string::npos) << b.status.msg;
+        if (!b) {
+            EXPECT_NE(b.status.msg.find("sweep"), std::string::npos) << b.status.msg;
+        }
     }
 }
 
