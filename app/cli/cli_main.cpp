@@ -39,8 +39,8 @@ const std::vector<Command>& commands_run() {
          {"preset", "config", "steps", "batch", "seed", "corpus", "out", "set", "workspace", "resume", "inject-nan-at",
           "device"},
          cmd_train},
-        {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR]   (grid, random, halving or tpe: docs/tuning.md)\n",
-         {"grid", "out", "workspace"}, cmd_sweep},
+        {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR] [--json F]   (grid, random, halving or tpe: docs/tuning.md)\n",
+         {"grid", "out", "workspace", "json"}, cmd_sweep},
         {"lesson",
          "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n"
          "                        real-model [--model DIR] [--tokens N]  (a real checkpoint's experts, from its numbers)\n",

@@ -12,6 +12,7 @@
 #include "config/sweep_search.h"
 #include "infer/eval.h"
 #include "io/resume.h"
+#include "util/atomic_file.h"
 
 using namespace rl;
 namespace fs = std::filesystem;
@@ -134,6 +135,34 @@ void print_results(const TuneSearch& t) {
         for (size_t k = 0; k < t.sw.objectives.size(); k++) std::printf("%s %.4g  ", tune_metric_name(t.sw.objectives[k].metric), all[i].mean[k]);
         std::printf("%s\n", t.points[i].point.label.c_str());
     }
+    const std::vector<double> imp = tune_importances(t);
+    if (imp.empty()) return (void)std::printf("importance: needs 10 finished points (%zu here)\n", fin.size());
+    std::printf("importance (PED-ANOVA: the best 10%% of the finished points against all %zu):\n", fin.size());
+    for (size_t k = 0; k < imp.size(); k++)
+        std::printf("  %-32s %5.1f%% %s\n", t.sw.params[k].key.c_str(), 100 * imp[k], std::string((size_t)std::lround(40 * imp[k]), '#').c_str());
+}
+
+// --json F: the search's outcome for scripts: every point (state, steps, seeds, each objective's mean,
+// sd, min and max), the rungs and the front.
+nlohmann::json results_json(const TuneSearch& t, int jobs) {
+    nlohmann::json pts = nlohmann::json::array(), rungs = nlohmann::json::array();
+    static const char* const states[] = {"waiting", "pruned", "finished", "failed"};
+    for (const TuneSummary& s : tune_summaries(t)) {
+        nlohmann::json o = nlohmann::json::object();
+        for (size_t k = 0; k < t.sw.objectives.size() && s.runs; k++)
+            o[tune_metric_name(t.sw.objectives[k].metric)] = {{"mean", s.mean[k]}, {"sd", s.sd[k]}, {"min", s.lo[k]}, {"max", s.hi[k]}};
+        pts.push_back({{"point", s.point}, {"label", t.points[s.point].point.label}, {"state", states[(int)s.state]},
+                       {"steps", s.steps}, {"seeds", s.runs}, {"objectives", o}, {"violation", s.violation}});
+    }
+    nlohmann::json imp = nlohmann::json::object();
+    const std::vector<double> shares = tune_importances(t);
+    for (size_t k = 0; k < shares.size(); k++) imp[t.sw.params[k].key] = shares[k];
+    for (const TuneRung& r : t.rungs)
+        rungs.push_back({{"bracket", r.bracket}, {"rung", r.rung}, {"steps", r.steps}, {"points", r.points}, {"value", r.value},
+                         {"kept", r.kept}});
+    return {{"sweep", t.sw.name}, {"method", sweep_method_name(t.sw.method)}, {"seeds", t.sw.seeds}, {"max_steps", t.max_steps},
+            {"training_steps", t.steps_spent}, {"jobs", jobs}, {"budget_hit", t.budget_hit}, {"points", pts},
+            {"rungs", rungs}, {"front", tune_front(t)}, {"importance", imp}};
 }
 
 }  // namespace
@@ -185,6 +214,8 @@ int cmd_sweep(const Args& a) {
     print_results(t);
     std::printf("sweep %s: %lld training steps in %d jobs; %d runs pruned, %d failed%s\n", sw->name.c_str(), t.steps_spent, jobs,
                 pruned, failed, t.budget_hit ? "; stopped at the budget" : "");
+    if (a.has("json"))
+        if (Status w = atomic_file_write(a.opt.at("json"), results_json(t, jobs).dump(2) + "\n"); !w) return fail(w.msg + " (choose another --json path)");
     if (failed) std::fprintf(stderr, "the failed runs are stored with their reason (routelab-cli runs list)\n");
     return failed ? 1 : 0;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <numeric>
 
+#include "tune/importance.h"
 #include "tune/pareto.h"
 #include "tune/tpe.h"
 
@@ -142,15 +143,13 @@ void refill_halving(TuneSearch& t) {
     }
 }
 
-// TPE: the next point from the finished ones (several objectives: their constrained Pareto rank,
-// ties by the first objective).
-void refill_tpe(TuneSearch& t) {
-    if ((int)t.points.size() >= t.sw.trials || t.budget_hit) return;
+// The finished points as TPE observations, in the order they were made: the loss is the first
+// objective's mean, minimised (several objectives: the constrained Pareto rank, ties by the first).
+std::vector<TpeObservation> finished_observations(const TuneSearch& t) {
     std::vector<TpeObservation> obs;
-    const std::vector<TuneSummary> sums = tune_summaries(t);
     std::vector<std::vector<double>> objs;
     std::vector<double> viol;
-    for (const TuneSummary& s : sums) {
+    for (const TuneSummary& s : tune_summaries(t)) {
         if (s.state != State::finished) continue;
         std::vector<double> o;
         for (size_t k = 0; k < t.sw.objectives.size(); k++) o.push_back(minimised(t.sw.objectives[k], s.mean[k]));
@@ -165,6 +164,13 @@ void refill_tpe(TuneSearch& t) {
         const auto [lo, hi] = std::minmax_element(first.begin(), first.end());
         for (size_t i = 0; i < obs.size(); i++) obs[i].loss = rank[i] + 0.5 * (first[i] - *lo) / std::max(1e-300, *hi - *lo);
     }
+    return obs;
+}
+
+// TPE: the next point from the finished ones.
+void refill_tpe(TuneSearch& t) {
+    if ((int)t.points.size() >= t.sw.trials || t.budget_hit) return;
+    const std::vector<TpeObservation> obs = finished_observations(t);
     TpeOptions o;
     o.startup = t.sw.startup;
     const int i = add_point(t, tpe_suggest(t.sw.params, obs, o, t.rng), 0);
@@ -172,6 +178,19 @@ void refill_tpe(TuneSearch& t) {
 }
 
 }  // namespace
+
+std::vector<double> tune_importances(const TuneSearch& t) {
+    const std::vector<TpeObservation> obs = finished_observations(t);
+    if (obs.size() < 10) return {};
+    std::vector<TunePoint> x;
+    std::vector<double> loss;
+    for (const TpeObservation& o : obs) {
+        x.push_back(o.x);
+        // Infeasible points rank after every feasible one, as in the halving's rungs.
+        loss.push_back(o.violation > 0 ? 1e6 * (1 + o.violation) : o.loss);
+    }
+    return tune_importance(t.sw.params, x, loss);
+}
 
 double tune_violation(const Sweep& sw, const TuneMetrics& m) {
     double v = 0;

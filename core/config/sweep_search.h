@@ -108,6 +108,10 @@ std::vector<TuneSummary> tune_summaries(const TuneSearch& t);
 // The finished points on the feasible Pareto front of their means, by the first objective
 // (one objective: the best point).
 std::vector<int> tune_front(const TuneSearch& t);
+// Which searched keys matter (tune/importance.h, PED-ANOVA: the top 10% of the finished points
+// against all of them), one share per Sweep::params summing to 1; ranked by the first objective's
+// mean (several objectives: the constrained Pareto rank first). Empty below 10 finished points.
+std::vector<double> tune_importances(const TuneSearch& t);
 // The violation of sw's constraints by a run's (or a mean's) metrics: the sum of how far each is
 // past its bound, relative to the bound (0 = feasible).
 double tune_violation(const Sweep& sw, const TuneMetrics& m);

@@ -219,3 +219,18 @@ TEST(SweepSearch, ParseRefusesWhatTheMethodsCannotUse) {
     m[TuneMetric::dropped] = 0.01;
     EXPECT_EQ(tune_violation(s, m), 0.0);
 }
+
+TEST(SweepSearch, ImportanceNamesTheKeyTheLossFollows) {
+    // The synthetic loss moves 0.1 per lr index and 0.01 per aux_weight index.
+    TuneSearch t = begin(parse(R"({"set":{"train.steps":10},"grid":{"train.lr":[0.001,0.002,0.003,0.004,0.005,0.006],
+        "model.moe.aux_weight":[0,0.01,0.02,0.03,0.04]}})"));
+    TuneSearch few = t;
+    drive(t);
+    const std::vector<double> imp = tune_importances(t);
+    ASSERT_EQ(imp.size(), 2u);
+    EXPECT_GT(imp[0], 0.7) << imp[0] << " " << imp[1];
+    EXPECT_NEAR(imp[0] + imp[1], 1.0, 1e-9);
+    few.points.resize(9);
+    drive(few);
+    EXPECT_TRUE(tune_importances(few).empty()) << "fewer than 10 finished points";
+}
