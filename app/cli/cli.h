@@ -84,6 +84,7 @@ int cmd_presets(const Args& a);
 int cmd_params(const Args& a);
 int cmd_train(const Args& a);
 int cmd_sweep(const Args& a);
+int cmd_tune_bench(const Args& a);
 int cmd_lesson(const Args& a);
 int cmd_runs(const Args& a);
 int cmd_generate(const Args& a);

@@ -41,6 +41,10 @@ const std::vector<Command>& commands_run() {
          cmd_train},
         {"sweep", "  routelab-cli sweep    --grid F [--out DIR] [--workspace DIR] [--json F]   (grid, random, halving or tpe: docs/tuning.md)\n",
          {"grid", "out", "workspace", "json"}, cmd_sweep},
+        {"tune-bench",
+         "  routelab-cli tune-bench [--trials N] [--repeats R] [--csv F] [--svg F]\n"
+         "                        (the sweeps' TPE against random search on Branin and Hartmann-6: median regret curves)\n",
+         {"trials", "repeats", "csv", "svg"}, cmd_tune_bench},
         {"lesson",
          "  routelab-cli lesson   list | NAME   (a guided experiment, concluded from your own run)\n"
          "                        real-model [--model DIR] [--tokens N]  (a real checkpoint's experts, from its numbers)\n",

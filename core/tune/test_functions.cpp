@@ -54,4 +54,24 @@ std::vector<TuneProblem> tune_problems() {
     return out;
 }
 
+std::vector<std::vector<double>> tune_regret_curves(const TuneProblem& pr, int trials, int seeds, bool tpe,
+                                                    const TpeOptions& o) {
+    std::vector<std::vector<double>> out;
+    for (int seed = 0; seed < seeds; ++seed) {
+        std::mt19937_64 rng((uint64_t)seed);
+        std::vector<TpeObservation> obs;
+        std::vector<double> curve;
+        double best = INFINITY;
+        for (int t = 0; t < trials; ++t) {
+            const TunePoint x = tpe ? tpe_suggest(pr.space, obs, o, rng) : tune_random_point(pr.space, rng);
+            const double y = pr.f(x);
+            best = std::min(best, y);
+            obs.push_back({x, y, 0.0});
+            curve.push_back(best - pr.optimum);
+        }
+        out.push_back(std::move(curve));
+    }
+    return out;
+}
+
 }  // namespace rl

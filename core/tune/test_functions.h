@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tune/search_space.h"
+#include "tune/tpe.h"
 
 namespace rl {
 
@@ -26,5 +27,10 @@ double tune_hartmann6(const TunePoint& x);
 
 // {branin, hartmann6}, in that order.
 std::vector<TuneProblem> tune_problems();
+
+// Best-so-far regret (best value minus the optimum) after each of `trials` suggestions (trials), one
+// row per seed 0..seeds-1: TPE with o, or random search (the draws TPE's start-up trials make).
+std::vector<std::vector<double>> tune_regret_curves(const TuneProblem& pr, int trials, int seeds, bool tpe,
+                                                    const TpeOptions& o = {});
 
 }  // namespace rl

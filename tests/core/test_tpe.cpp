@@ -54,18 +54,7 @@ double log_ndtr_naive(double z) { return std::log(0.5 * std::erfc(-z / std::sqrt
 // Best-so-far regret after `trials` suggestions, one per seed 0..seeds-1.
 std::vector<double> final_regrets(const TuneProblem& pr, int trials, int seeds, bool tpe) {
     std::vector<double> out;
-    for (int seed = 0; seed < seeds; ++seed) {
-        std::mt19937_64 rng(seed);
-        std::vector<TpeObservation> obs;
-        double best = INFINITY;
-        for (int t = 0; t < trials; ++t) {
-            const TunePoint x = tpe ? tpe_suggest(pr.space, obs, TpeOptions{}, rng) : tune_random_point(pr.space, rng);
-            const double y = pr.f(x);
-            best = std::min(best, y);
-            obs.push_back({x, y, 0.0});
-        }
-        out.push_back(best - pr.optimum);
-    }
+    for (const auto& curve : tune_regret_curves(pr, trials, seeds, tpe)) out.push_back(curve.back());
     return out;
 }
 

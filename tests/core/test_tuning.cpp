@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <fcntl.h>
@@ -213,6 +214,37 @@ TEST(Tuning, TpeSweepRunsItsTrialsAndPrintsTheFront) {
     auto st = run_store_open((ws / "runs.sqlite").string());
     ASSERT_TRUE(st);
     EXPECT_EQ(run_store_list(*st)->size(), 4u);
+    fs::remove_all(dir);
+}
+
+// tune-bench: the regret curves of both methods; TPE's first 10 trials are its random start-up, the
+// very draws random search makes, so the two medians agree there and part after.
+TEST(Tuning, TuneBenchWritesRegretCurvesThatAgreeUntilTheStartupEnds) {
+    const fs::path dir = fresh_dir("bench");
+    auto [code, out] = cli("tune-bench --trials 40 --repeats 7 --csv '" + (dir / "r.csv").string() + "' --svg '" +
+                           (dir / "r.svg").string() + "'");
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("branin (optimum 0.397887)"), std::string::npos) << out;
+    std::ifstream csv(dir / "r.csv");
+    std::string line;
+    std::getline(csv, line);
+    EXPECT_EQ(line, "function,trial,tpe_q25,tpe_median,tpe_q75,random_q25,random_median,random_q75");
+    int rows = 0, parted = 0;
+    while (std::getline(csv, line)) {
+        std::vector<std::string> f;
+        std::stringstream ss(line);
+        for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+        ASSERT_EQ(f.size(), 8u) << line;
+        const int trial = std::stoi(f[1]);
+        if (trial <= 10) EXPECT_EQ(f[3], f[6]) << "start-up: " << line;
+        else parted += f[3] != f[6];
+        rows++;
+    }
+    EXPECT_EQ(rows, 2 * 40);
+    EXPECT_GT(parted, 10) << "TPE's model changes the suggestions after the start-up";
+    std::ifstream svg(dir / "r.svg");
+    std::string text((std::istreambuf_iterator<char>(svg)), {});
+    EXPECT_NE(text.find("<polyline"), std::string::npos);
     fs::remove_all(dir);
 }
 
