@@ -226,6 +226,9 @@ bool setUpWindow(MainWindow& w, const Script& s, rl::Config& cfg) {
     GenerateState& g = w.viewStates().generate;
     if (!s.prompt.isEmpty()) std::snprintf(g.prompt, sizeof g.prompt, "%s", qPrintable(s.prompt));
     w.viewStates().tuning.pinned = s.highlight;
+    const QStringList tu = s.tuning.split(',');  // SWEEP[,lines|pareto|importance]
+    if (!s.tuning.isEmpty()) w.viewStates().tuning.sweep = tu[0].toStdString();
+    if (tu.size() > 1) w.viewStates().tuning.plot = tu[1] == "pareto" ? 1 : tu[1] == "importance" ? 2 : 0;
     const QStringList cl = s.cluster.split(',', Qt::SkipEmptyParts);  // EP[,GPUs a node[,capacity factor]]
     ClusterSettings& c = w.viewStates().cluster.set;
     if (cl.size() > 0) c.ep = std::max(1, cl[0].toInt());
@@ -350,6 +353,7 @@ bool parseArguments(const QStringList& args, Script& s) {
         else if (a == "--held-out") s.heldOut = next();
         else if (a == "--tokens") s.expTokens = next().toInt();
         else if (a == "--cluster") s.cluster = next();
+        else if (a == "--tuning") s.tuning = next();
         else {
             std::fprintf(stderr, "error: unknown argument '%s'\n", qPrintable(a));
             return false;

@@ -16,7 +16,7 @@
 // view as PNG (2x): the view alone at twice its size), --experiment compare,sweep,calibrate,analyse
 // (after the run or once the model folder is open: the experiments view's requests in that order, each
 // awaited and its numbers printed) with --top-k K, --held-out FILE, --tokens N and --domain NAME=FILE
-// (repeated) for them. Without --preset or --config the window opens
+// (repeated) for them; --tuning SWEEP[,lines|pareto|importance] (the tuning view's sweep and plot). Without --preset or --config the window opens
 // on MainWindow::k_firstRunPreset (moh-moe: it routes heads and experts) and trains it.
 #pragma once
 #include <QElapsedTimer>
@@ -30,7 +30,8 @@ class QApplication;
 struct Script {
     QString preset = MainWindow::k_firstRunPreset, config, corpus, view = "heads", shot, hover, workspace, probe, prompt, checkpoint,
             saveCkpt, csv, sweep, theme, shot2x, lesson, model, experiments, heldOut,
-            cluster;  // the cluster view's EP[,GPUs a node[,capacity factor]]
+            cluster,  // the cluster view's EP[,GPUs a node[,capacity factor]]
+            tuning;   // the tuning view's sweep filter and plot: SWEEP[,lines|pareto|importance]
     QStringList domains;
     int expTopK = 0, expTokens = 0;
     int demo = 0, injectNanAt = 0;

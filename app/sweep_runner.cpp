@@ -1,8 +1,12 @@
 #include "sweep_runner.h"
 
+#include <cmath>
+
 #include <QFile>
 #include <QFileInfo>
 #include <QTimer>
+
+#include "run_groups.h"
 
 SweepRunner::SweepRunner(RunController& runs, QObject* parent) : QObject(parent), runs_(runs) {
     // Each point's end moves the sweep on, after the signal is left (the next launch stops the session).
@@ -33,73 +37,96 @@ bool SweepRunner::start(const QString& json, const QString& defaultName, const Q
         emit message(QString::fromStdString(base.status.msg));
         return false;
     }
-    if (sw->method == rl::SweepMethod::halving || sw->method == rl::SweepMethod::tpe || sw->seeds > 1) {
-        emit message("sweep " + QString::fromStdString(sw->name) + ": the window runs grid and random sweeps of one seed so far; run this one with routelab-cli sweep --grid FILE (its runs land in the same store)");
+    if (sw->method == rl::SweepMethod::halving) {
+        emit message("sweep " + QString::fromStdString(sw->name) + ": successive halving pauses runs at rungs and continues them from their "
+                     "checkpoints, which the window does not do yet; run it with routelab-cli sweep --grid FILE (its runs land in this "
+                     "workspace's store when given --workspace)");
         return false;
     }
-    if (sw->points.empty()) {
+    if (adjustBase) adjustBase(*base);
+    auto search = rl::tune_begin(*sw, *base);
+    if (!search) {
+        emit message(QString::fromStdString(search.status.msg));
+        return false;
+    }
+    if (rl::tune_planned_jobs(*search) == 0) {
         emit message("sweep " + QString::fromStdString(sw->name) + " has no points");
         return false;
     }
     stop();
-    if (adjustBase) adjustBase(*base);
-    queue_ = Queue{QString::fromStdString(sw->name), *base, sw->points};
+    queue_ = Queue{QString::fromStdString(sw->name), std::move(*search), {}, 0, 0, 0, 0};
     runs_.setSweepActive(true);
     emit activeChanged(true);
     runNext();
     return true;
 }
 
+// The run's stored metrics go back to the search, which decides what trains next.
 void SweepRunner::pointEnded(bool ok) {
     if (!queue_) return;
-    (ok ? queue_->finished : queue_->failed)++;
+    Queue& q = *queue_;
+    rl::TuneMetrics m;
+    if (rl::RunStore* store = runs_.store(); ok && store)
+        if (auto r = rl::run_store_get(*store, q.pointRun); r) {
+            m.ok = true;
+            for (int k = 0; k < (int)rl::TuneMetric::count; k++) m.v[k] = runMetric(*r, (rl::TuneMetric)k);
+            if (!std::isfinite(m[rl::TuneMetric::val_loss])) m.ok = false;
+        }
+    (m.ok ? q.finished : q.failed)++;
+    rl::tune_report(q.search, q.job, m);
     QTimer::singleShot(0, this, [this] { runNext(); });  // leave the run's signal before the next launch
 }
 
-// Starts the next point that builds a run; points that do not are stored as failed on the way.
+// Starts the next job that builds a run; jobs that do not are stored as failed on the way.
 void SweepRunner::runNext() {
     if (!queue_) return;
     Queue& q = *queue_;
     const rl::RunStart start{q.name.toStdString(), {}};
-    while (q.next < q.points.size()) {
-        const size_t i = q.next++;
-        const rl::SweepPoint& p = q.points[i];
-        rl::Config cfg = q.base;
-        rl::Status st = rl::Status::ok();
-        for (const auto& set : p.sets)
-            if (st = rl::config_apply_override(cfg, set); !st) break;
-        cfg.name = rl::sweep_point_name(q.name.toStdString(), p.label);
-        showProgress(QString::fromStdString(p.label));
-        if (st) st = runs_.startRun(cfg, start, RunController::Origin::sweep);
+    while (auto j = rl::tune_next(q.search)) {
+        q.job = *j;
+        q.started++;
+        auto cfg = rl::tune_job_config(q.search, *j);
+        const QString label = QString::fromStdString(q.search.points[j->point].point.label) +
+                              (q.search.sw.seeds > 1 ? QString(" seed#%1").arg(j->replicate + 1) : QString());
+        showProgress(label);
+        rl::Status st = cfg ? runs_.startRun(*cfg, start, RunController::Origin::sweep) : cfg.status;
         if (st) {
             q.pointRun = runs_.currentRunId();
             return;  // its end moves the sweep on
         }
-        // Invalid: a row of its own, failed with the reason, so the sweep's table shows every point.
+        // Invalid: a row of its own, failed with the reason, so the sweep's table shows every run.
         q.failed++;
-        emit message(QString("sweep %1: point %2/%3 failed: %4").arg(q.name).arg(i + 1).arg(q.points.size()).arg(QString::fromStdString(st.msg)));
+        rl::tune_report(q.search, *j, rl::TuneMetrics{});
+        emit message(QString("sweep %1: %2 failed: %3").arg(q.name, label, QString::fromStdString(st.msg)));
         if (rl::RunStore* store = runs_.store())
-            if (auto id = rl::recorder_record(*store, cfg.name, rl::config_to_json(cfg), start, {}, rl::RunStatus::failed, st.msg); !id)
+            if (auto id = rl::recorder_record(*store, rl::tune_job_name(q.search, *j), rl::config_to_json(cfg ? *cfg : q.search.base), start,
+                                              {}, rl::RunStatus::failed, st.msg);
+                !id)
                 emit message(QString::fromStdString(id.status.msg));
         emit runs_.runsChanged();
     }
     const QString name = q.name;
-    const int done = q.finished, failed = q.failed, total = (int)q.points.size();
+    const int done = q.finished, failed = q.failed;
+    const bool budget = q.search.budget_hit;
     end();
     emit runs_.runsChanged();
-    emit message(QString("sweep %1 done: %2 of %3 points finished, %4 failed; the tuning view ranks them").arg(name).arg(done).arg(total).arg(failed));
+    emit message(QString("sweep %1 done: %2 runs finished, %3 failed%4; the tuning view ranks them")
+                     .arg(name)
+                     .arg(done)
+                     .arg(failed)
+                     .arg(budget ? " (stopped at its budget of training steps)" : ""));
     emit finished(done, failed);
 }
 
 void SweepRunner::stop() {
     if (!queue_) return;
     const QString name = queue_->name;
-    const size_t at = queue_->next, total = queue_->points.size();
+    const int at = queue_->started, total = rl::tune_planned_jobs(queue_->search);
     const bool pointTraining = queue_->pointRun && queue_->pointRun == runs_.currentRunId() && runs_.currentRunTraining();
     end();
-    if (pointTraining) runs_.stopRun(rl::RunStatus::interrupted, "the sweep was stopped at step %1");  // its point ends here too
+    if (pointTraining) runs_.stopRun(rl::RunStatus::interrupted, "the sweep was stopped at step %1");  // its run ends here too
     emit runs_.runsChanged();
-    emit message(QString("sweep %1 stopped at point %2/%3").arg(name).arg(at).arg(total));
+    emit message(QString("sweep %1 stopped at run %2/%3").arg(name).arg(at).arg(total));
 }
 
 void SweepRunner::abandon() {
@@ -117,7 +144,7 @@ void SweepRunner::end() {
 
 void SweepRunner::showProgress(const QString& label) {
     if (!queue_) return emit progress({});
-    QString t = QString("sweep %1: point %2/%3  %4").arg(queue_->name).arg(queue_->next).arg(queue_->points.size()).arg(label);
+    QString t = QString("sweep %1: run %2/%3  %4").arg(queue_->name).arg(queue_->started).arg(rl::tune_planned_jobs(queue_->search)).arg(label);
     if (queue_->failed) t += QString("  (%1 failed)").arg(queue_->failed);
     emit progress(t);
 }

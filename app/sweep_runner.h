@@ -1,13 +1,15 @@
-// Sweeps in the window (core/config/sweep.h, docs/architecture.md §11.7): the points run one after
-// another, each a run of the run controller with RunStart{sweep}; a point whose config is invalid
-// or whose run fails is stored as failed and the sweep goes on. Its base config is resolved as the
-// CLI resolves it (sweep_base_config: a relative "config" next to the file, the user's presets).
+// Sweeps in the window (core/config/sweep.h, docs/architecture.md §11.7): the search's jobs
+// (config/sweep_search.h: grid, random or TPE points, each on its seeds) run one after another, each
+// a run of the run controller with RunStart{sweep}, its stored metrics reported back to the search;
+// a run whose config is invalid or which fails is stored as failed and the sweep goes on. Its base
+// config is resolved as the CLI resolves it (sweep_base_config: a relative "config" next to the file,
+// the user's presets). Successive halving pauses runs at rungs: routelab-cli runs it (said).
 #pragma once
 #include <QObject>
 #include <functional>
 #include <optional>
 
-#include "config/sweep.h"
+#include "config/sweep_search.h"
 #include "run_controller.h"
 
 class SweepRunner : public QObject {
@@ -28,7 +30,7 @@ public:
 
 signals:
     void message(QString text);
-    void progress(QString text);  // "sweep NAME: point i/n  LABEL" ("" = no sweep)
+    void progress(QString text);  // "sweep NAME: run i/n  LABEL" ("" = no sweep)
     void activeChanged(bool on);
     void finished(int finished, int failed);
 
@@ -40,11 +42,10 @@ private:
     RunController& runs_;
     struct Queue {
         QString name;
-        rl::Config base;
-        std::vector<rl::SweepPoint> points;
-        size_t next = 0;
-        int finished = 0, failed = 0;
-        int64_t pointRun = 0;  // the store row of the point training now
+        rl::TuneSearch search;
+        rl::TuneJob job;       // the run training now
+        int started = 0, finished = 0, failed = 0;
+        int64_t pointRun = 0;  // the store row of the run training now
     };
     std::optional<Queue> queue_;
 };

@@ -9,7 +9,9 @@
 #include <map>
 #include <set>
 
+#include "run_groups.h"
 #include "run_table.h"
+#include "tuning_plots.h"
 #include "views.h"
 #include "widgets.h"
 
@@ -112,6 +114,7 @@ struct Frame {
     std::vector<size_t> plotted;          // rows with a validation loss
     std::set<int64_t> best, ticked;       // the best run of each sweep; the runs ticked in the Runs dock
     std::map<int64_t, ImU32> overlayColours;
+    std::map<int64_t, RunSpread> spread;  // grouped seeds: a row's spread over its runs (views/run_groups.h)
     int64_t highlight = 0;   // hovered, else pinned
     int64_t hoveredNow = 0;  // under the mouse in this frame (plot or table)
     bool nowFromPlot = false;
@@ -142,8 +145,14 @@ void drawFilters(const RunData& run, TuningState& s, ViewOutbox& out, Frame& f) 
     ImGui::SameLine(0, 20);
     ImGui::SetNextItemWidth(140);
     ImGui::InputText("tag", s.tag, sizeof s.tag);
+    ImGui::SameLine(0, 20);
+    ImGui::Checkbox("group seeds", &s.groupSeeds);
+    if (ImGui::IsItemHovered()) tooltip(out, "A sweep's runs of one config on several seeds are one row: the mean of their metrics, ranked by it, with their spread.");
     for (const auto& r : run.runs)
         if ((s.sweep.empty() || r.sweep == s.sweep) && tagMatches(r, s.tag)) f.rows.push_back(r);
+    if (!s.groupSeeds) return;
+    RunGroups g = runGroups(f.rows);
+    f.rows = std::move(g.rows), f.spread = std::move(g.spread);
 }
 
 // The table, the best of each sweep, the ticked runs and the highlight, for the kept rows.
@@ -325,6 +334,15 @@ void drawLines(const Plot& p, Frame& f, ViewOutbox& out) {
             markTarget(out, "tuning.line", (int)f.rows[i].id, ImVec2(m.x - 1, m.y - 1), ImVec2(m.x + 1, m.y + 1));
         }
     }
+    for (size_t i : f.plotted) {  // seeds' spread (min to max) on the validation-loss axis
+        auto sp = f.spread.find(f.rows[i].id);
+        if (sp == f.spread.end() || !std::isfinite(sp->second.lo[0])) continue;
+        const float x = p.axisX(p.axes.size() - 1);
+        const float y0 = p.yOf(valAxis.pos(sp->second.lo[0], "")), y1 = p.yOf(valAxis.pos(sp->second.hi[0], ""));
+        p.dl->AddLine(ImVec2(x + 3, y0), ImVec2(x + 3, y1), withAlpha(look().text, 150), 1.5f);
+        p.dl->AddLine(ImVec2(x, y0), ImVec2(x + 6, y0), withAlpha(look().text, 150), 1.f);
+        p.dl->AddLine(ImVec2(x, y1), ImVec2(x + 6, y1), withAlpha(look().text, 150), 1.f);
+    }
     if (highlightRow < f.rows.size()) drawHighlight(p, f, highlightRow, lines[highlightRow]);
 }
 
@@ -456,8 +474,13 @@ void drawRow(const RunData& run, const TuningState& s, Frame& f, ViewOutbox& out
     if (best) drawStar(cell, ImVec2(p.x + 22, (p.y + q.y) / 2), 6, gold());
     ImGui::TableSetColumnIndex(Val);
     if (best) ImGui::PushStyleColor(ImGuiCol_Text, gold());
-    ImGui::TextUnformatted(metricText(r.val_loss).c_str());
+    const auto sp = f.spread.find(r.id);
+    if (sp != f.spread.end() && r.val_loss >= 0) ImGui::Text("%.4f ±%.3f", r.val_loss, sp->second.sd[0]);
+    else ImGui::TextUnformatted(metricText(r.val_loss).c_str());
     if (best) ImGui::PopStyleColor();
+    if (sp != f.spread.end() && ImGui::IsItemHovered())
+        tooltip(out, "mean of " + std::to_string(sp->second.n) + " seeds; min " + metricText((float)sp->second.lo[0]) + ", max " +
+                         metricText((float)sp->second.hi[0]) + ", sd " + metricText((float)sp->second.sd[0]));
     ImGui::TableSetColumnIndex(Id);
     ImGui::Text("%lld", (long long)r.id);
     ImGui::TableSetColumnIndex(Name);
@@ -519,8 +542,21 @@ bool drawTuningView(const RunData& run, TuningState& s, ViewOutbox& out) {
         return false;
     }
     prepareFrame(run, s, f);
-    drawAxisPicker(s, f);
-    drawParallelCoordinates(s, f, out);
+    ImGui::RadioButton("parallel coordinates", &s.plot, 0);
+    ImGui::SameLine();
+    ImGui::RadioButton("Pareto front", &s.plot, 1);
+    ImGui::SameLine();
+    ImGui::RadioButton("importance", &s.plot, 2);
+    const float h = std::max(220.f, ImGui::GetContentRegionAvail().y * 0.46f);
+    if (s.plot == 1) {
+        drawParetoScatter(f.rows, f.spread, s, out, f.highlight, f.hoveredNow, h);
+        f.nowFromPlot = f.hoveredNow != 0;
+    } else if (s.plot == 2) {
+        drawImportance(f.rows, f.t, out, h);
+    } else {
+        drawAxisPicker(s, f);
+        drawParallelCoordinates(s, f, out);
+    }
     drawRunTable(run, s, f, out);
     // The highlight follows the mouse; a change needs one more frame to show in both the plot and the table.
     const bool changed = f.hoveredNow != s.hovered;

@@ -90,6 +90,11 @@ struct TuningState {
     int64_t hovered = 0;               // run under the mouse in the plot or the table (0 = none)
     bool hoverFromPlot = false;        // the table scrolls to a run hovered in the plot
     int64_t pinned = 0;                // highlighted without a mouse (--highlight-run)
+    bool groupSeeds = true;            // a sweep's runs of one config on several seeds: one row, their mean
+    int plot = 0;                      // 0 parallel coordinates, 1 Pareto scatter, 2 importance
+    int paretoX = 2, paretoY = 0;      // rl::TuneMetric: tok_per_s across, val_loss up
+    bool maxX = true, maxY = false;    // each objective maximised or minimised
+    char constraint[64] = "dropped <= 0.01";  // "" = none
 };
 struct GenerateState {
     char prompt[256] = "User: What is the capital of France? Assistant:";

@@ -80,18 +80,9 @@ Status parse_objectives(const json& j, Sweep& s) {
     if (!j.contains("constraints")) return Status::ok();
     if (!j["constraints"].is_array()) return bad("constraints", "must be a list such as [\"dropped <= 0.01\"]");
     for (const auto& c : j["constraints"]) {
-        std::istringstream in(c.is_string() ? c.get<std::string>() : std::string());
-        std::string metric, op, rest;
-        double bound = 0;
-        SweepConstraint k;
-        if (!(in >> metric >> op >> bound) || (in >> rest) || (op != "<=" && op != ">=") || !tune_metric_parse(metric, k.metric))
-            return bad("constraints", "takes \"METRIC <= BOUND\" or \"METRIC >= BOUND\" (got " + c.dump() + ")");
-        k.at_most = op == "<=";
-        k.bound = bound;
-        std::ostringstream t;
-        t << metric << " " << op << " " << bound;
-        k.text = t.str();
-        s.constraints.push_back(k);
+        auto k = sweep_constraint_parse(c.is_string() ? c.get<std::string>() : c.dump());
+        if (!k) return bad("constraints", k.status.msg);
+        s.constraints.push_back(*k);
     }
     return Status::ok();
 }
@@ -161,6 +152,22 @@ bool tune_metric_parse(const std::string& name, TuneMetric& out) {
 const char* sweep_method_name(SweepMethod m) {
     static const char* const names[] = {"grid", "random", "halving", "tpe"};
     return names[(int)m];
+}
+
+Result<SweepConstraint> sweep_constraint_parse(const std::string& text) {
+    std::istringstream in(text);
+    std::string metric, op, rest;
+    double bound = 0;
+    SweepConstraint k;
+    if (!(in >> metric >> op >> bound) || (in >> rest) || (op != "<=" && op != ">=") || !tune_metric_parse(metric, k.metric))
+        return Status::error("takes \"METRIC <= BOUND\" or \"METRIC >= BOUND\", METRIC one of val_loss, final_loss, tok_per_s, "
+                             "load_cv, head_cv, dropped, active_params, wall_s (got \"" + text + "\")");
+    k.at_most = op == "<=";
+    k.bound = bound;
+    std::ostringstream t;
+    t << metric << " " << op << " " << bound;
+    k.text = t.str();
+    return k;
 }
 
 SweepPoint sweep_point_at(const Sweep& sw, const TunePoint& x) {

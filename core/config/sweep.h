@@ -75,6 +75,9 @@ struct Sweep {
 // bound, a halving without min_steps, an unknown metric.
 Result<Sweep> sweep_parse(const std::string& json_text, const std::string& default_name);
 
+// One constraint as a sweep file or the tuning view writes it: "METRIC <= BOUND" or "METRIC >= BOUND".
+Result<SweepConstraint> sweep_constraint_parse(const std::string& text);
+
 // The point at x (one value per sw.params): its overrides and label.
 SweepPoint sweep_point_at(const Sweep& sw, const TunePoint& x);
 // A random point, as "random" draws them (a list uniformly, a range uniformly or log-uniformly).

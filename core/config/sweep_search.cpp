@@ -33,6 +33,17 @@ TuneMetrics point_mean(const TunePointState& p) {
     return m;
 }
 
+// The steps a point's runs train: max_steps where the search sets them (halving, "max_steps"), else
+// its own config's train.steps (a grid may sweep train.steps itself).
+int point_steps(const TuneSearch& t, int i) {
+    if (t.sw.method == SweepMethod::halving || t.sw.max_steps) return t.max_steps;
+    Config cfg = t.base;
+    const SweepPoint& p = t.points[i].point;
+    for (size_t k = t.sw.base_sets.size(); k < p.sets.size(); k++)
+        if (!config_apply_override(cfg, p.sets[k])) return t.max_steps;
+    return cfg.train.steps;
+}
+
 int add_point(TuneSearch& t, const TunePoint& x, int bracket) {
     TunePointState p;
     p.point = sweep_point_at(t.sw, x);
@@ -51,7 +62,8 @@ bool queue_point(TuneSearch& t, int i, int to, int bracket, int rung) {
     p.reported = 0;
     for (int r = 0; r < t.sw.seeds; r++) {
         TuneJob j;
-        j.point = i, j.replicate = r, j.from_step = p.steps, j.to_step = to, j.last = to >= t.max_steps;
+        j.point = i, j.replicate = r, j.from_step = p.steps, j.to_step = to;
+        j.last = t.sw.method != SweepMethod::halving || to >= t.max_steps;
         j.bracket = bracket, j.rung = rung;
         t.queue.push_back(j);
     }
@@ -174,7 +186,7 @@ void refill_tpe(TuneSearch& t) {
     TpeOptions o;
     o.startup = t.sw.startup;
     const int i = add_point(t, tpe_suggest(t.sw.params, obs, o, t.rng), 0);
-    queue_point(t, i, t.max_steps, 0, 0);
+    queue_point(t, i, point_steps(t, i), 0, 0);
 }
 
 }  // namespace
@@ -220,7 +232,7 @@ std::optional<TuneJob> tune_next(TuneSearch& t) {
         if (t.queue.empty()) {
             if (t.sw.method == SweepMethod::halving) refill_halving(t);
             else if (t.sw.method == SweepMethod::tpe) refill_tpe(t);
-            else if (t.next_point < (int)t.points.size()) queue_point(t, t.next_point++, t.max_steps, 0, 0);
+            else if (t.next_point < (int)t.points.size()) queue_point(t, t.next_point, point_steps(t, t.next_point), 0, 0), t.next_point++;
         }
         if (t.queue.empty()) return std::nullopt;
         TuneJob j = t.queue.front();
@@ -252,7 +264,7 @@ Result<Config> tune_job_config(const TuneSearch& t, const TuneJob& job) {
     const SweepPoint& p = t.points[job.point].point;
     for (size_t k = t.sw.base_sets.size(); k < p.sets.size(); k++)
         if (Status st = config_apply_override(cfg, p.sets[k]); !st) return st;
-    cfg.train.steps = t.max_steps;
+    if (t.sw.method == SweepMethod::halving || t.sw.max_steps) cfg.train.steps = t.max_steps;
     cfg.train.seed += (uint64_t)job.replicate;
     cfg.name = tune_job_name(t, job);
     if (Status st = config_validate(cfg); !st) return st;

@@ -87,8 +87,8 @@ Result<TuneSearch> tune_begin(const Sweep& sw, const Config& base);
 // The next job, or none when the search is over. Every train job must be reported before the next call.
 std::optional<TuneJob> tune_next(TuneSearch& t);
 void tune_report(TuneSearch& t, const TuneJob& job, const TuneMetrics& m);
-// A job's run config: the base, the point's keys, train.steps = max_steps, train.seed = the base's + replicate,
-// named tune_job_name(). Validated.
+// A job's run config: the base, the point's keys, train.steps = max_steps (halving, or a sweep that
+// gives "max_steps"), train.seed = the base's + replicate, named tune_job_name(). Validated.
 Result<Config> tune_job_config(const TuneSearch& t, const TuneJob& job);
 // The run's name: the sweep's, the point's values and, with several seeds, its seed ("s lr=0.003 seed=2").
 std::string tune_job_name(const TuneSearch& t, const TuneJob& job);

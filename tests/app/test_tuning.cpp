@@ -253,7 +253,7 @@ TEST(Window, SweepRunsEveryPointAndStoresTheInvalidOneFailed) {
     EXPECT_TRUE(w.sweeps().active());
     auto* progress = w.findChild<QLabel*>("sweepProgress");
     ASSERT_NE(progress, nullptr);
-    EXPECT_TRUE(progress->text().contains("sweep kv3: point 1/3")) << progress->text().toStdString();
+    EXPECT_TRUE(progress->text().contains("sweep kv3: run 1/3")) << progress->text().toStdString();
     ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
     EXPECT_EQ(finished, 2);
     EXPECT_EQ(failed, 1);

@@ -1,0 +1,31 @@
+// The tuning view's other two plots (docs/tuning.md): the Pareto scatter of two objectives under a
+// constraint, and which keys matter (PED-ANOVA importance bars).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "run_groups.h"
+#include "run_table.h"
+#include "views.h"
+
+// The finished rows on the feasible front of (x, y) in the directions s asks for, by x; the others'
+// status: feasible (violation 0) or not, by s.constraint (ok false with its message when it does not parse).
+struct ParetoFront {
+    std::vector<size_t> front;      // row indices
+    std::vector<double> violation;  // per row
+    bool ok = true;
+    std::string error;
+};
+ParetoFront paretoFront(const std::vector<rl::RunRecord>& rows, const TuningState& s);
+
+// Any two objectives, each minimised or maximised; dominated and infeasible runs grey, the front
+// joined, seeds' spread as error bars, pruned runs as diamonds marked with the steps they reached.
+// The run under the mouse goes to hoveredNow; a click ticks it in the Runs dock.
+void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<int64_t, RunSpread>& spread, TuningState& s,
+                       ViewOutbox& out, int64_t highlight, int64_t& hoveredNow, float height);
+
+// Importance of the differing keys (t: the rows' table) for the validation loss of the finished rows,
+// or why there is none yet. The shares, by key, for the tests.
+std::vector<double> keyImportance(const std::vector<rl::RunRecord>& rows, const RunTable& t, std::vector<std::string>& keys);
+void drawImportance(const std::vector<rl::RunRecord>& rows, const RunTable& t, ViewOutbox& out, float height);
