@@ -27,7 +27,9 @@
 #include "sweep_dialog.h"
 #include "stored_run.h"
 #include "wait_for.h"
+#include "run_groups.h"
 #include "run_table.h"
+#include "tuning_plots.h"
 
 namespace {
 
@@ -327,6 +329,74 @@ TEST(Window, SweepFromTheFormBuildsTheGrid) {
     ASSERT_TRUE(base) << base.status.msg;
     EXPECT_EQ(base->name, "tiny") << "the form's config is the base";
     EXPECT_TRUE(QFile::exists(QDir(ws.path()).filePath("sweeps/lr-norm.json")));
+    // The search choices: TPE over a log range and a list, 3 seeds, two objectives, a constraint.
+    SweepSearchChoice how;
+    how.method = "tpe", how.seeds = 3, how.points = 12, how.objective2 = "tok_per_s", how.constraint = "dropped<=0.01";
+    EXPECT_TRUE(::sweepFromForm(form, w.workspace(), "t", {{"train.lr", "1e-4..1e-2 log"}}, &err, how).isEmpty()) << "no space in the constraint";
+    how.constraint = "dropped <= 0.01";
+    const QString tpe = ::sweepFromForm(form, w.workspace(), "t", {{"train.lr", "1e-4..1e-2 log"}, {"model.norm", "rmsnorm, layernorm"}}, &err, how);
+    ASSERT_FALSE(tpe.isEmpty()) << err.toStdString();
+    auto t = rl::sweep_parse(tpe.toStdString(), "x");
+    ASSERT_TRUE(t) << t.status.msg << "\n" << tpe.toStdString();
+    EXPECT_EQ(t->method, rl::SweepMethod::tpe);
+    EXPECT_EQ(t->trials, 12);
+    EXPECT_EQ(t->seeds, 3);
+    ASSERT_EQ(t->params.size(), 2u);
+    EXPECT_TRUE(t->params[0].log);
+    EXPECT_EQ(t->params[1].kind, rl::TuneParam::Kind::choice);
+    ASSERT_EQ(t->objectives.size(), 2u);
+    EXPECT_TRUE(t->objectives[1].maximise);
+    ASSERT_EQ(t->constraints.size(), 1u);
+    how.method = "grid";
+    EXPECT_TRUE(::sweepFromForm(form, w.workspace(), "g", {{"train.lr", "1e-4..1e-2"}}, &err, how).isEmpty());
+    EXPECT_TRUE(err.contains("a range (MIN..MAX) needs random")) << err.toStdString();
+    how.method = "halving", how.points = 9;
+    const QString h = ::sweepFromForm(form, w.workspace(), "h", {{"train.lr", "1e-4..1e-2 log"}}, &err, how);
+    auto hs = rl::sweep_parse(h.toStdString(), "x");
+    ASSERT_TRUE(hs) << hs.status.msg;
+    EXPECT_EQ(hs->points.size(), 9u);
+    EXPECT_EQ(hs->min_steps, std::max(1, form.train.steps / 9)) << "a ninth of the form's steps";
+}
+
+// The tuning view's rows: a sweep's seeds of one config grouped (mean, spread), the Pareto front of two
+// objectives under a constraint, and the importance of the keys, from stored records.
+TEST(Views, SeedsGroupAndTheFrontAndImportanceComeFromTheMeans) {
+    auto cfg = rl::preset_load("tiny");
+    ASSERT_TRUE(cfg);
+    std::vector<rl::RunRecord> runs;
+    int64_t id = 1;
+    // 12 configs (lr index i) x 2 seeds: val loss 2 + 0.1 i (+0.02 on seed 2), tok/s 1000 + 100 i; dropped 0.05 for i = 11.
+    for (int i = 0; i < 12; i++)
+        for (int seed = 0; seed < 2; seed++) {
+            rl::Config c = *cfg;
+            c.train.lr = 0.001f * (i + 1), c.train.seed = 1234 + seed;
+            rl::RunRecord r;
+            r.id = id++, r.sweep = "s", r.config_json = rl::config_to_json(c), r.status = rl::RunStatus::finished, r.steps = 10;
+            r.name = "s lr=" + std::to_string(i) + " seed=" + std::to_string(1234 + seed);
+            r.val_loss = 2 + 0.1f * i + 0.02f * seed, r.tok_per_s = 1000 + 100 * i, r.dropped = i == 11 ? 0.05f : 0;
+            runs.push_back(r);
+        }
+    const RunGroups g = runGroups(runs);
+    ASSERT_EQ(g.rows.size(), 12u);
+    EXPECT_NEAR(g.rows[3].val_loss, 2.31, 1e-5) << "the mean of the two seeds";
+    EXPECT_EQ(g.rows[3].name, "s lr=3 (2 seeds)");
+    ASSERT_TRUE(g.spread.count(g.rows[3].id));
+    EXPECT_NEAR(g.spread.at(g.rows[3].id).hi[0] - g.spread.at(g.rows[3].id).lo[0], 0.02, 1e-5);
+    TuningState s;  // tok/s maximised across, val loss minimised up, dropped <= 0.01
+    const ParetoFront pf = paretoFront(g.rows, s);
+    ASSERT_TRUE(pf.ok) << pf.error;
+    EXPECT_EQ(pf.front.size(), 11u) << "every feasible config trades loss for speed; the fastest drops too much";
+    EXPECT_GT(pf.violation[11], 0);
+    std::snprintf(s.constraint, sizeof s.constraint, "speed <= 1");
+    EXPECT_FALSE(paretoFront(g.rows, s).ok);
+    std::vector<std::string> keys;
+    const RunTable t = runTable(g.rows);
+    const std::vector<double> imp = keyImportance(g.rows, t, keys);
+    ASSERT_EQ(keys, std::vector<std::string>{"train.lr"}) << "the seed is not a key of the grouped rows";
+    ASSERT_EQ(imp.size(), 1u);
+    EXPECT_NEAR(imp[0], 1.0, 1e-9);
+    runs.back().status = rl::RunStatus::pruned;
+    EXPECT_EQ(runGroups(runs).rows.back().status, rl::RunStatus::pruned) << "a config with a pruned seed reads pruned";
 }
 
 // Run > Sweep...: values typed into the dialog's table start the sweep over the form's config.
