@@ -74,6 +74,22 @@ void drawErrorBars(ImDrawList* dl, const Mark& m, const RunSpread& sp, const Tun
         dl->AddLine(ImVec2(sx.at(sp.lo[s.paretoX]), m.at.y), ImVec2(sx.at(sp.hi[s.paretoX]), m.at.y), c, 1.f);
 }
 
+// The marks' legend, right-aligned at `right` (its top right corner).
+void drawScatterLegend(ImDrawList* dl, ImVec2 right, size_t onFront, ImU32 grey, ImU32 accent) {
+    float lx = right.x;
+    const float lh = ImGui::GetTextLineHeight();
+    const std::string items[] = {"front (" + std::to_string(onFront) + ")", "dominated", "infeasible", "pruned @steps"};
+    for (int k = 3; k >= 0; k--) {
+        lx -= ImGui::CalcTextSize(items[k].c_str()).x + 26;
+        const ImVec2 c(lx + 6, right.y + lh / 2);
+        if (k == 0) dl->AddCircleFilled(c, 5, accent);
+        if (k == 1) dl->AddCircleFilled(c, 4, grey);
+        if (k == 2) dl->AddCircle(c, 4.5f, grey, 12, 1.5f);
+        if (k == 3) drawDiamond(dl, c, 5, grey);
+        dl->AddText(ImVec2(lx + 14, right.y), look().text, items[k].c_str());
+    }
+}
+
 }  // namespace
 
 ParetoFront paretoFront(const std::vector<rl::RunRecord>& rows, const TuningState& s) {
@@ -187,18 +203,7 @@ void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<in
         tooltip(out, tip);
         if (ImGui::IsMouseClicked(0)) out.toggleOverlay = r.id;
     }
-    // Legend, top right.
-    float lx = o.x + w - 20;
-    const std::string items[] = {"front (" + std::to_string(pf.front.size()) + ")", "dominated", "infeasible", "pruned @steps"};
-    for (int k = 3; k >= 0; k--) {
-        lx -= ImGui::CalcTextSize(items[k].c_str()).x + 26;
-        const ImVec2 c(lx + 6, o.y + 6 + lh / 2);
-        if (k == 0) dl->AddCircleFilled(c, 5, accent);
-        if (k == 1) dl->AddCircleFilled(c, 4, grey);
-        if (k == 2) dl->AddCircle(c, 4.5f, grey, 12, 1.5f);
-        if (k == 3) drawDiamond(dl, c, 5, grey);
-        dl->AddText(ImVec2(lx + 14, o.y + 6), look().text, items[k].c_str());
-    }
+    drawScatterLegend(dl, ImVec2(o.x + w - 20, o.y + 6), pf.front.size(), grey, accent);
     ImGui::Dummy(ImVec2(w, height));
 }
 
