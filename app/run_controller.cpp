@@ -60,6 +60,7 @@ void RunController::connectSession() {
         emit runFinished(step);
     });
     connect(&session_, &Session::failed, this, [this](const QString& what, int goodStep) { onFailed(what, goodStep); });
+    connect(&session_, &Session::pausedAt, this, &RunController::onPaused);
     connect(&session_, &Session::checkpointFailed, this, [this](const QString& m) {
         say(m);
         emit checkpointFailed(m);
@@ -136,7 +137,7 @@ void RunController::shutdown() {
     stopRun(rl::RunStatus::interrupted, "the window was closed at step %1");
 }
 
-rl::Status RunController::startRun(const rl::Config& cfg, const rl::RunStart& start, Origin origin) {
+rl::Status RunController::startRun(const rl::Config& cfg, const rl::RunStart& start, Origin origin, const RunPause& pause) {
     if (preparing_) return rl::Status::error("a run is being prepared (its text tokenized): wait for it, then try again");
     if (origin == Origin::user) emit takingOver();  // the user's run takes over from a sweep
     runClock_.start();  // Train -> first numbers on screen, tokenizing and allocating included
@@ -151,7 +152,9 @@ rl::Status RunController::startRun(const rl::Config& cfg, const rl::RunStart& st
     const QString device = QString::fromUtf8((*st)->model.ops->device);
     QString deviceNote = deviceNoteShown_ ? QString() : q((*st)->device_note);
     if (!deviceNote.isEmpty()) deviceNoteShown_ = true;
-    adopt({std::move(*st), cfg.name, start, origin});
+    NewRun r{std::move(*st), cfg.name, start, origin};
+    r.pauseAt = pause.step, r.pauseCheckpoint = pause.checkpoint;
+    adopt(std::move(r));
     say(QString("training %1 on the %2").arg(q(cfg.name), device == "cpu" ? "CPU" : device) +
         (deviceNote.isEmpty() ? QString() : " (" + deviceNote + ")"));
     return rl::Status::ok();
@@ -168,7 +171,7 @@ rl::Result<std::unique_ptr<rl::TrainState>> RunController::prepare(const rl::Con
 void RunController::adopt(NewRun r) {
     stopRun(rl::RunStatus::interrupted, "replaced by a new run at step %1");
     session_.setMeasureCost(r.origin == Origin::user);  // a sweep's points skip the speedup measurement: the table ranks losses
-    session_.launch(std::move(r.state), r.paused);
+    session_.launch(std::move(r.state), r.paused, r.pauseAt, r.pauseCheckpoint);
     std::vector<rl::RunRecord> runs = std::move(run_.runs);  // the workspace's runs are not the run's data
     run_ = RunData{};
     run_.runs = std::move(runs);
@@ -246,7 +249,7 @@ rl::Status RunController::continueRun(int n) {
     return rl::Status::ok();
 }
 
-rl::Status RunController::continueFromCheckpoint(qint64 id, int n) {
+rl::Result<RunController::NewRun> RunController::resumed(qint64 id, int more, int* stepOut, std::string* inexact) {
     if (!store_) return rl::Status::error("no run store in this session: continue from a checkpoint with File > Load checkpoint");
     auto rec = rl::run_store_get(*store_, id);
     if (!rec) return rec.status;
@@ -259,7 +262,7 @@ rl::Status RunController::continueFromCheckpoint(qint64 id, int n) {
             if (QFileInfo::exists(q(p))) step = st, path = p;
     if (path.empty())
         return rl::Status::error("run #" + std::to_string(id) + " has no checkpoint on disk to continue from (File > Save checkpoint writes one)");
-    auto resumed = rl::run_resume(path, step + n);
+    auto resumed = rl::run_resume(path, more > 0 ? step + more : 0);
     if (!resumed) return resumed.status;
     std::vector<rl::CurvePoint> history;
     if (auto curve = rl::run_store_curve(*store_, id); curve)
@@ -274,22 +277,66 @@ rl::Status RunController::continueFromCheckpoint(qint64 id, int n) {
     // The same row when nothing was stored past the checkpoint; else the row's later steps are another
     // history, and the continuation is a new row that starts with the steps up to the checkpoint.
     const bool sameRow = rec->steps == step;
-    emit takingOver();
     NewRun r{std::move(resumed->state), sameRow ? rec->name : rec->name + " (from #" + std::to_string(id) + " at step " + std::to_string(step) + ")",
              rl::RunStart{"", rec->tags}};
     r.sameRow = sameRow ? id : 0;
     r.history = std::move(history);
     r.historyLoads = std::move(historyLoads);
-    adopt(std::move(r));
+    *inexact = resumed->exact ? "" : resumed->note;
+    *stepOut = step;
+    return r;
+}
+
+rl::Status RunController::continueFromCheckpoint(qint64 id, int n) {
+    int step = 0;
+    std::string inexact;
+    auto r = resumed(id, n, &step, &inexact);
+    if (!r) return r.status;
+    const QString note = q(inexact);
+    emit takingOver();
+    adopt(std::move(*r));
     emit configAdopted(session_.config());
     say(QString("continuing run #%1 from its checkpoint at step %2 for %3 more steps%4: %5")
             .arg(id)
             .arg(step)
             .arg(n)
-            .arg(sameRow ? QString() : QString(" as run #%1").arg(rec_.id))
-            .arg(resumed->exact ? "exact (optimizer moments, sampler and step restored from the companion file)"
-                                : "not exact, fresh optimizer: " + q(resumed->note)));
+            .arg(rec_.id == id ? QString() : QString(" as run #%1").arg(rec_.id))
+            .arg(note.isEmpty() ? "exact (optimizer moments, sampler and step restored from the companion file)"
+                                : "not exact, fresh optimizer: " + note));
     return rl::Status::ok();
+}
+
+rl::Status RunController::resumeRun(qint64 id, const RunPause& pause) {
+    int step = 0;
+    std::string inexact;
+    auto r = resumed(id, 0, &step, &inexact);
+    if (!r) return r.status;
+    if (!inexact.empty()) return rl::Status::error("run #" + std::to_string(id) + " cannot go on exactly: " + inexact);
+    if (!r->sameRow) return rl::Status::error("run #" + std::to_string(id) + " has steps stored past its checkpoint at step " + std::to_string(step));
+    auto rec = rl::run_store_get(*store_, id);
+    r->start.sweep = rec ? rec->sweep : "";
+    r->origin = Origin::sweep, r->pauseAt = pause.step, r->pauseCheckpoint = pause.checkpoint;
+    adopt(std::move(*r));
+    say(QString("run #%1 goes on from step %2 (exact)").arg(id).arg(step));
+    return rl::Status::ok();
+}
+
+void RunController::onPaused(int step, float val, const QString& checkpoint, const QString& error) {
+    poll();
+    if (!currentRunTraining()) return;
+    if (!error.isEmpty()) {
+        recorded(rl::recorder_end(rec_, rl::RunStatus::failed, "could not be saved at step " + std::to_string(step) + ": " + error.toStdString(), val));
+        emit runsChanged();
+        return emit runFailed(error);
+    }
+    recorded(rl::recorder_checkpoint(rec_, checkpoint.toStdString(), step));
+    recorded(rl::recorder_end(rec_, rl::RunStatus::interrupted,
+                              "paused at step " + std::to_string(step) + " of " + std::to_string(session_.config().train.steps) +
+                                  " for its sweep's next rung (Continue from checkpoint goes on)",
+                              val));
+    emit runsChanged();
+    say(QString("run paused at step %1, validation loss %2").arg(step).arg(val, 0, 'f', 4));
+    emit runPaused(step);
 }
 
 void RunController::saveCheckpoint(const QString& path) {

@@ -18,6 +18,12 @@
 #include "session.h"
 #include "views.h"
 
+// Where a sweep's run stops short of its last step (a rung) and the file it is saved to there.
+struct RunPause {
+    int step = 0;  // 0 = runs to its end
+    std::string checkpoint;
+};
+
 class RunController : public QObject {
     Q_OBJECT
 public:
@@ -35,7 +41,10 @@ public:
         std::vector<rl::StepLoads> historyLoads;  // and its stored routing loads
         std::string checkpoint;               // the file it was opened from, recorded on the row
         bool record = true;                   // false: no row (a model folder opened to inspect trains nothing)
+        int pauseAt = 0;                      // a sweep's rung: stop there, saved to pauseCheckpoint (Session::launch)
+        std::string pauseCheckpoint;
     };
+
     // How a model folder is opened (the window: on a thread, behind a progress dialog).
     using FolderOpener = std::function<rl::Result<std::unique_ptr<rl::TrainState>>(const std::string& dir)>;
     // How a file corpus is prepared (the window: on a thread, behind a progress dialog).
@@ -46,7 +55,10 @@ public:
     ~RunController() override;
 
     // Validates, checks memory, prepares and adopts; on an error nothing running is touched.
-    rl::Status startRun(const rl::Config& cfg, const rl::RunStart& start = {}, Origin origin = Origin::user);
+    rl::Status startRun(const rl::Config& cfg, const rl::RunStart& start = {}, Origin origin = Origin::user, const RunPause& pause = {});
+    // A sweep's paused run goes on from its newest checkpoint, exactly, in its row, with its own
+    // schedule (train.steps unchanged), to its end or the next pause.
+    rl::Status resumeRun(qint64 runId, const RunPause& pause);
     // A checkpoint's weights, paused, in a new row that records the file.
     rl::Status openCheckpoint(const QString& path);
     // A Hugging Face model folder to inspect (io/hf_inspect.h): its routing of the probe text and the
@@ -106,6 +118,7 @@ signals:
     void statsArrived();                     // the live label's step and loss
     void runsChanged();                      // rows began, ended or changed: re-list the store
     void runFinished(int step);
+    void runPaused(int step);                // stopped at its RunPause step, saved, its row interrupted ("paused at step N")
     void modelInspected();                   // an opened model folder's probe and counts arrived
     void runFailed(QString message);
     void generationReady();
@@ -116,6 +129,11 @@ signals:
 private:
     void connectSession();
     void onFailed(const QString& what, int goodStep);
+    void onPaused(int step, float val, const QString& checkpoint, const QString& error);
+    // The run's newest checkpoint on disk through run_resume (more > 0: that many steps past it, the
+    // schedule's length then; 0: its own), with its stored curve and loads up to the checkpoint's step
+    // (*step); sameRow set when nothing was stored past it; *inexact: why it is not exact ("" = exact).
+    rl::Result<NewRun> resumed(qint64 id, int more, int* step, std::string* inexact);
     void onCheckpointSaved(const QString& path, int step, bool currentRun);
     void storeNewPoints();
     void takeProbe();

@@ -52,9 +52,11 @@ Result<std::unique_ptr<TrainState>> Session::prepareFromCheckpoint(const std::st
     return st;
 }
 
-void Session::launch(std::unique_ptr<TrainState> state, bool paused) {
+void Session::launch(std::unique_ptr<TrainState> state, bool paused, int pauseAt, const std::string& pauseCheckpoint) {
     stop();
     state_ = std::move(state);
+    pauseAt_ = pauseAt > state_->step && pauseAt < state_->cfg.train.steps ? pauseAt : 0;
+    pausePath_ = pauseCheckpoint;
     if (injectNanAt_ > 0) state_->inject_nan_at = injectNanAt_;
     // The old thread is joined: this (the consumer's) thread empties what it left in the channels,
     // so none of it is taken for the new run's.
@@ -250,6 +252,18 @@ void Session::measureCost() {
     costs_.publish();
 }
 
+// A sweep's rung: evaluated and saved with its training state, so a resume takes the very next step.
+void Session::pauseRun() {
+    TrainState& s = *state_;
+    pauseAt_ = 0;
+    const float val = trainer_eval(s);
+    const Status sv = run_save(s, pausePath_);
+    finished_ = true;
+    post([this, step = s.step, val, p = QString::fromStdString(pausePath_), e = QString::fromStdString(sv.msg)] {
+        emit pausedAt(step, val, p, e);
+    });
+}
+
 void Session::finishRun() {
     TrainState& s = *state_;
     if (measureCost_) measureCost();
@@ -300,11 +314,14 @@ void Session::loop() {
             continue;
         }
         stats_.push(st);  // never waits; a slow GUI loses samples, counted in droppedStats()
-        const bool last = st.step >= s.cfg.train.steps;
-        if (probeDue || st.step % probeEvery_ == 0 || last) publishProbe();
+        const bool last = st.step >= s.cfg.train.steps, pause = pauseAt_ > 0 && st.step >= pauseAt_;
+        if (probeDue || st.step % probeEvery_ == 0 || last || pause) publishProbe();
         if (st.step % specEvery_ == 0 && !last) publishSpecialization();
         if (last) {
             finishRun();
+            done = true;
+        } else if (pause) {
+            pauseRun();
             done = true;
         }
     }

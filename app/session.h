@@ -46,8 +46,10 @@ public:
     // train.steps steps (fresh optimizer moments: the file holds weights only).
     static rl::Result<std::unique_ptr<rl::TrainState>> prepareFromCheckpoint(const std::string& path);
     // Stops the current run and starts this one; paused = wait for resume or Step. Call from the
-    // thread that polls: it empties what the previous run left in the channels.
-    void launch(std::unique_ptr<rl::TrainState> state, bool paused = false);
+    // thread that polls: it empties what the previous run left in the channels. pauseAt > 0 (a sweep's
+    // rung, docs/tuning.md): at that step, short of train.steps, the run is evaluated, saved with its
+    // training state to pauseCheckpoint and stops (pausedAt); a resume from the file goes on exactly.
+    void launch(std::unique_ptr<rl::TrainState> state, bool paused = false, int pauseAt = 0, const std::string& pauseCheckpoint = {});
     // Continue: after the last step (the thread still holds the trained state), n more steps; the
     // schedule's length becomes step + n, as a resume from a checkpoint with run_resume(ckpt, step + n)
     // would have it. False when the run has not finished (or failed).
@@ -105,6 +107,8 @@ public:
 
 signals:
     void finished(int step, float valLoss);
+    // The run stopped at its pauseAt step: its validation loss there, and the checkpoint written (or why not).
+    void pausedAt(int step, float valLoss, QString checkpoint, QString error);
     // The run cannot go on: a step's loss or gradient norm was NaN or infinite ("step 25: the loss is
     // NaN"). That step was not applied; training stopped with the weights of lastGoodStep, and the
     // thread stays up (requestCheckpoint still saves them).
@@ -130,6 +134,7 @@ private:
     void publishProbe();
     void publishSpecialization();
     void finishRun();
+    void pauseRun();
     void measureCost();  // routed models only; publishes for acquireCost
     void runExperiment(const rl::ExperimentRequest& r, bool& probeDue);  // session_experiments.cpp
     void putExperiment(const rl::ExperimentResult& r);
@@ -154,6 +159,8 @@ private:
     std::atomic<bool> frozen_{false};  // set at launch: the state's model has no gradients
     std::atomic<int> stepRequests_{0};
     int injectNanAt_ = 0;
+    int pauseAt_ = 0;          // launch's pauseAt, set before the thread starts
+    std::string pausePath_;
     std::atomic<int> extendBy_{0};  // Continue: steps to add, taken by the trainer at its next boundary
     rl::SpscRing<rl::StepStats, 256> stats_;
     rl::SpscRing<rl::LiveCommand, 64> commands_;

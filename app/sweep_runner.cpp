@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QTimer>
@@ -12,6 +13,7 @@ SweepRunner::SweepRunner(RunController& runs, QObject* parent) : QObject(parent)
     // Each point's end moves the sweep on, after the signal is left (the next launch stops the session).
     connect(&runs_, &RunController::runFinished, this, [this] { pointEnded(true); });
     connect(&runs_, &RunController::runFailed, this, [this] { pointEnded(false); });
+    connect(&runs_, &RunController::runPaused, this, [this] { pointEnded(true); });  // a halving's run at its rung
     connect(&runs_, &RunController::takingOver, this, [this] { stop(); });  // the user's run takes over
 }
 
@@ -37,10 +39,9 @@ bool SweepRunner::start(const QString& json, const QString& defaultName, const Q
         emit message(QString::fromStdString(base.status.msg));
         return false;
     }
-    if (sw->method == rl::SweepMethod::halving) {
-        emit message("sweep " + QString::fromStdString(sw->name) + ": successive halving pauses runs at rungs and continues them from their "
-                     "checkpoints, which the window does not do yet; run it with routelab-cli sweep --grid FILE (its runs land in this "
-                     "workspace's store when given --workspace)");
+    if (sw->method == rl::SweepMethod::halving && !runs_.store()) {
+        emit message("sweep " + QString::fromStdString(sw->name) + ": successive halving continues runs from their stored checkpoints, "
+                     "and this session has no run store (" + runs_.storeProblem() + ")");
         return false;
     }
     if (adjustBase) adjustBase(*base);
@@ -49,12 +50,13 @@ bool SweepRunner::start(const QString& json, const QString& defaultName, const Q
         emit message(QString::fromStdString(search.status.msg));
         return false;
     }
-    if (rl::tune_planned_jobs(*search) == 0) {
+    if (rl::tune_planned_jobs(*search) == 0 && sw->method != rl::SweepMethod::halving) {
         emit message("sweep " + QString::fromStdString(sw->name) + " has no points");
         return false;
     }
     stop();
-    queue_ = Queue{QString::fromStdString(sw->name), std::move(*search), {}, 0, 0, 0, 0};
+    queue_ = Queue{QString::fromStdString(sw->name), std::move(*search), {}, 0, 0, 0, 0,
+                   QDir(runs_.workspace()).filePath("sweeps/" + QString::fromStdString(sw->name) + "/runs"), {}};
     runs_.setSweepActive(true);
     emit activeChanged(true);
     runNext();
@@ -83,16 +85,21 @@ void SweepRunner::runNext() {
     Queue& q = *queue_;
     const rl::RunStart start{q.name.toStdString(), {}};
     while (auto j = rl::tune_next(q.search)) {
+        if (j->kind == rl::TuneJob::Kind::prune) {
+            prune(q, *j);
+            continue;
+        }
         q.job = *j;
         q.started++;
         auto cfg = rl::tune_job_config(q.search, *j);
         const QString label = QString::fromStdString(q.search.points[j->point].point.label) +
                               (q.search.sw.seeds > 1 ? QString(" seed#%1").arg(j->replicate + 1) : QString());
         showProgress(label);
-        rl::Status st = cfg ? runs_.startRun(*cfg, start, RunController::Origin::sweep) : cfg.status;
+        rl::Status st = cfg ? startJob(q, *j) : cfg.status;
         if (st) {
             q.pointRun = runs_.currentRunId();
-            return;  // its end moves the sweep on
+            q.rows[{j->point, j->replicate}] = q.pointRun;
+            return;  // its end (or its pause at the rung) moves the sweep on
         }
         // Invalid: a row of its own, failed with the reason, so the sweep's table shows every run.
         q.failed++;
@@ -116,6 +123,29 @@ void SweepRunner::runNext() {
                      .arg(failed)
                      .arg(budget ? " (stopped at its budget of training steps)" : ""));
     emit finished(done, failed);
+}
+
+// A new run from step 0, or a paused one continued from its checkpoint; a halving's run stops at its rung.
+rl::Status SweepRunner::startJob(Queue& q, const rl::TuneJob& j) {
+    RunPause pause;
+    if (!j.last) {
+        QDir().mkpath(q.runsDir);
+        pause = {j.to_step, QDir(q.runsDir).filePath(QString("%1-seed%2.safetensors").arg(j.point + 1).arg(j.replicate + 1)).toStdString()};
+    }
+    if (j.from_step > 0) return runs_.resumeRun(q.rows[{j.point, j.replicate}], pause);
+    auto cfg = rl::tune_job_config(q.search, j);
+    if (!cfg) return cfg.status;
+    return runs_.startRun(*cfg, rl::RunStart{q.name.toStdString(), {}}, RunController::Origin::sweep, pause);
+}
+
+// A run its rung did not keep: stored pruned where it stands, with the rung's verdict.
+void SweepRunner::prune(Queue& q, const rl::TuneJob& j) {
+    rl::RunStore* store = runs_.store();
+    const auto row = q.rows.find({j.point, j.replicate});
+    if (!store || row == q.rows.end()) return;
+    const float val = (float)q.search.points[j.point].runs[j.replicate][rl::TuneMetric::val_loss];
+    if (rl::Status st = rl::run_store_end(*store, row->second, rl::RunStatus::pruned, j.why, val); !st) emit message(QString::fromStdString(st.msg));
+    emit runs_.runsChanged();
 }
 
 void SweepRunner::stop() {

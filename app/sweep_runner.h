@@ -3,10 +3,13 @@
 // a run of the run controller with RunStart{sweep}, its stored metrics reported back to the search;
 // a run whose config is invalid or which fails is stored as failed and the sweep goes on. Its base
 // config is resolved as the CLI resolves it (sweep_base_config: a relative "config" next to the file,
-// the user's presets). Successive halving pauses runs at rungs: routelab-cli runs it (said).
+// the user's presets). Successive halving pauses each run at its rung (RunPause: saved
+// to <workspace>/sweeps/<name>/runs/), continues the kept ones exactly from there
+// (RunController::resumeRun) and stores the others pruned.
 #pragma once
 #include <QObject>
 #include <functional>
+#include <map>
 #include <optional>
 
 #include "config/sweep_search.h"
@@ -46,6 +49,10 @@ private:
         rl::TuneJob job;       // the run training now
         int started = 0, finished = 0, failed = 0;
         int64_t pointRun = 0;  // the store row of the run training now
+        QString runsDir;       // halving: where the paused runs are saved
+        std::map<std::pair<int, int>, int64_t> rows;  // (point, seed) -> its store row
     };
+    rl::Status startJob(Queue& q, const rl::TuneJob& j);
+    void prune(Queue& q, const rl::TuneJob& j);
     std::optional<Queue> queue_;
 };

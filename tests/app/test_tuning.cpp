@@ -3,6 +3,8 @@
 // checkpoint after a restart, the sweep queue, the Runs dock's edits and the comparison table.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <QApplication>
 #include <QDir>
 #include <QElapsedTimer>
@@ -303,6 +305,45 @@ TEST(Window, SweepGoesOnAfterAFailedRunAndStops) {
     EXPECT_EQ(r.status, rl::RunStatus::interrupted);
     EXPECT_EQ(r.status_message.rfind("the sweep was stopped at step ", 0), 0u) << r.status_message;
     EXPECT_EQ(storedRuns(ws.path()).size(), 3u) << "the second point of g never started";
+}
+
+// Successive halving in the window: each run pauses at its rung (saved with its training state, its
+// row interrupted), the kept ones go on from their checkpoints in their rows, the others are stored
+// pruned; the survivor ends with the validation loss of one unbroken window run of its config.
+TEST(Window, HalvingSweepPausesAtRungsAndItsSurvivorIsTheUnbrokenRun) {
+    QTemporaryDir ws;
+    MainWindow w(ws.path());
+    int finished = -1, paused = 0;
+    QObject::connect(&w.sweeps(), &SweepRunner::finished, [&](int f, int) { finished = f; });
+    QObject::connect(&w.runs(), &RunController::runPaused, [&] { paused++; });
+    ASSERT_TRUE(w.sweeps().start(R"({"name": "h", "preset": "tiny", "method": "halving", "min_steps": 10, "max_steps": 40,
+        "eta": 2, "seeds": 2, "set": {"train.eval_every": 25}, "grid": {"train.lr": [0.001, 0.003, 0.01, 0.002]}})", "h"))
+        << w.statusMessage().toStdString();
+    ASSERT_TRUE(waitFor([&] { return finished >= 0; }));
+    EXPECT_EQ(paused, 8 + 4) << "every run at rung 1 (10 steps), the kept two points' at rung 2 (20)";
+    std::map<rl::RunStatus, int> by;
+    float survivor = -1;
+    for (const auto& r : storedRuns(ws.path())) {
+        by[r.status]++;
+        if (r.status == rl::RunStatus::pruned) EXPECT_EQ(r.status_message.rfind("pruned at rung", 0), 0u) << r.status_message;
+        if (r.name == "h lr=0.01 seed=1234") {
+            EXPECT_EQ(r.status, rl::RunStatus::finished);
+            EXPECT_EQ(r.steps, 40);
+            EXPECT_EQ(rl::run_store_curve(*rl::run_store_open(QDir(ws.path()).filePath("runs.sqlite").toStdString()), r.id)->size(), 40u)
+                << "one row, every step";
+            survivor = r.val_loss;
+        }
+    }
+    EXPECT_EQ(by[rl::RunStatus::pruned], 6);
+    EXPECT_EQ(by[rl::RunStatus::finished], 2);
+    ASSERT_GT(survivor, 0) << "lr 0.01 learns fastest in 40 steps of tiny";
+    rl::Config c = *rl::preset_load("tiny");
+    c.train.steps = 40, c.train.eval_every = 25, c.train.lr = 0.01f;
+    float straight = -1;
+    QObject::connect(&w.runs(), &RunController::runFinished, [&] { straight = stored(ws.path(), w.runs().currentRunId()).val_loss; });
+    ASSERT_TRUE(w.runs().startRun(c));
+    ASSERT_TRUE(waitFor([&] { return straight >= 0; }));
+    EXPECT_FLOAT_EQ(survivor, straight) << "continued exactly at each rung";
 }
 
 // The Sweep dialog's JSON: the form's config as the base, the picked keys as the grid, values checked.
