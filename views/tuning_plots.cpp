@@ -258,7 +258,7 @@ void drawImportance(const std::vector<rl::RunRecord>& rows, const RunTable& t, V
         ImGui::TextDisabled("Importance needs 10 finished runs (configurations, with seeds grouped) and a key that differs: %zu here.", finished);
         return;
     }
-    ImGui::Text("Which keys matter for the validation loss: PED-ANOVA (Watanabe et al. 2023), how differently a key's values fall "
+    ImGui::TextWrapped("Which keys matter for the validation loss: PED-ANOVA (Watanabe et al. 2023), how differently a key's values fall "
                 "among the best 10%% of the %zu finished runs than among all of them; shares sum to 100%%.", finished);
     std::vector<size_t> order(imp.size());
     for (size_t k = 0; k < order.size(); k++) order[k] = k;

@@ -158,6 +158,37 @@ INSTANTIATE_TEST_SUITE_P(Views, GuiView,
                                            std::pair{"generate", 12}, std::pair{"tuning", 60}, std::pair{"cluster", 12}),
                          [](const auto& info) { return std::string(info.param.first); });
 
+// The tuning view's Pareto scatter and importance bars after a sweep on two seeds: the front's gold
+// staircase is drawn, and the grouped rows show their spread.
+TEST(GuiTuning, ParetoFrontAndImportanceDraw) {
+    const std::string sweep = temp_file("pareto.json"), png = temp_file("pareto.png"), png2 = temp_file("importance.png");
+    std::ofstream(sweep) << R"({"name": "pf", "preset": "tiny", "seeds": 2, "set": {"train.steps": 6},
+                               "grid": {"train.lr": [0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.01]}})";
+    const std::string ws = temp_file("pareto-ws");
+    int code = 0;
+    std::string out = run("--workspace " + ws + " --sweep " + sweep + " --tuning pf,pareto --screenshot " + png + " --quit", &code, "", false);
+    ASSERT_EQ(code, 0) << out;
+    QImage img(QString::fromStdString(png));
+    ASSERT_FALSE(img.isNull()) << out;
+    Rect r;
+    ASSERT_TRUE(view_rect(out, r)) << out;
+    long gold = 0;
+    for (int y = r.y; y < r.y + r.h && y < img.height(); y++)
+        for (int x = r.x; x < r.x + r.w && x < img.width(); x++) gold += (img.pixel(x, y) & 0xFFFFFF) == (qRgb(255, 200, 80) & 0xFFFFFF);
+    std::printf("[e2e] pareto: %ld gold pixels\n", gold);
+    EXPECT_GT(gold, 100) << "no front drawn";
+    out = run("--workspace " + ws + " --tuning pf,importance --preset tiny --demo-steps 2 --view tuning --screenshot " + png2 + " --quit",
+              &code, "", false);
+    ASSERT_EQ(code, 0) << out;
+    QImage imp(QString::fromStdString(png2));
+    ASSERT_FALSE(imp.isNull()) << out;
+    std::set<QRgb> colours;
+    for (int y = r.y; y < r.y + r.h / 2 && y < imp.height(); y += 2)
+        for (int x = r.x; x < r.x + r.w && x < imp.width(); x += 2) colours.insert(imp.pixel(x, y) & 0xF8F8F8);
+    EXPECT_GT(colours.size(), 8u) << "the importance bars' region is blank";
+    fs::remove(sweep), fs::remove(png), fs::remove(png2), fs::remove_all(ws);
+}
+
 TEST(GuiHover, HeatmapTooltipThroughTheBridge) {
     int code = 0;
     // A cell of layer 0: label column 110 px, cells start below the header (see heads_view.cpp).
