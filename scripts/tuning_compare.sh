@@ -26,6 +26,9 @@ search "$here/tuning/grid.json" 1 grid  # the grid's points and seeds are fixed:
 for r in $(seq 1 "$repeats"); do
     for m in random halving tpe; do search "$here/tuning/$m.json" "$r" "$m-$r"; done
 done
+# Must-show 3: two objectives (validation loss, tok/s) under dropped <= 1%, by successive halving.
+# Its tok/s are only comparable on a quiet machine: run it alone.
+[ "${PARETO:-1}" = 1 ] && search "$here/tuning/pareto.json" 1 pareto
 python3 - "$out" "$repeats" <<'PY'
 import json, sys, statistics
 out, repeats = sys.argv[1], int(sys.argv[2])
