@@ -313,6 +313,8 @@ rl::Status RunController::resumeRun(qint64 id, const RunPause& pause) {
     if (!r) return r.status;
     if (!inexact.empty()) return rl::Status::error("run #" + std::to_string(id) + " cannot go on exactly: " + inexact);
     if (!r->sameRow) return rl::Status::error("run #" + std::to_string(id) + " has steps stored past its checkpoint at step " + std::to_string(step));
+    if (pause.step && pause.step <= step)
+        return rl::Status::error("run #" + std::to_string(id) + " is at step " + std::to_string(step) + ", past the pause asked at " + std::to_string(pause.step));
     auto rec = rl::run_store_get(*store_, id);
     r->start.sweep = rec ? rec->sweep : "";
     r->origin = Origin::sweep, r->pauseAt = pause.step, r->pauseCheckpoint = pause.checkpoint;
@@ -323,17 +325,19 @@ rl::Status RunController::resumeRun(qint64 id, const RunPause& pause) {
 
 void RunController::onPaused(int step, float val, const QString& checkpoint, const QString& error) {
     poll();
-    if (!currentRunTraining()) return;
+    const bool row = currentRunTraining();  // the store may have refused the row: the sweep still moves on
     if (!error.isEmpty()) {
-        recorded(rl::recorder_end(rec_, rl::RunStatus::failed, "could not be saved at step " + std::to_string(step) + ": " + error.toStdString(), val));
+        if (row) recorded(rl::recorder_end(rec_, rl::RunStatus::failed, "could not be saved at step " + std::to_string(step) + ": " + error.toStdString(), val));
         emit runsChanged();
         return emit runFailed(error);
     }
-    recorded(rl::recorder_checkpoint(rec_, checkpoint.toStdString(), step));
-    recorded(rl::recorder_end(rec_, rl::RunStatus::interrupted,
-                              "paused at step " + std::to_string(step) + " of " + std::to_string(session_.config().train.steps) +
-                                  " for its sweep's next rung (Continue from checkpoint goes on)",
-                              val));
+    if (row) {
+        recorded(rl::recorder_checkpoint(rec_, checkpoint.toStdString(), step));
+        recorded(rl::recorder_end(rec_, rl::RunStatus::interrupted,
+                                  "paused at step " + std::to_string(step) + " of " + std::to_string(session_.config().train.steps) +
+                                      " for its sweep's next rung (Continue from checkpoint goes on)",
+                                  val));
+    }
     emit runsChanged();
     say(QString("run paused at step %1, validation loss %2").arg(step).arg(val, 0, 'f', 4));
     emit runPaused(step);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -56,7 +57,9 @@ bool SweepRunner::start(const QString& json, const QString& defaultName, const Q
     }
     stop();
     queue_ = Queue{QString::fromStdString(sw->name), std::move(*search), {}, 0, 0, 0, 0,
-                   QDir(runs_.workspace()).filePath("sweeps/" + QString::fromStdString(sw->name) + "/runs"), {}};
+                   // One folder per launch: a sweep name run again never overwrites the files older rows record.
+                   QDir(runs_.workspace()).filePath("sweeps/" + QString::fromStdString(sw->name) + "/runs-" +
+                                                    QDateTime::currentDateTimeUtc().toString("yyyyMMdd-hhmmss")), {}};
     runs_.setSweepActive(true);
     emit activeChanged(true);
     runNext();
@@ -74,7 +77,8 @@ void SweepRunner::pointEnded(bool ok) {
             for (int k = 0; k < (int)rl::TuneMetric::count; k++) m.v[k] = runMetric(*r, (rl::TuneMetric)k);
             if (!std::isfinite(m[rl::TuneMetric::val_loss])) m.ok = false;
         }
-    (m.ok ? q.finished : q.failed)++;
+    if (!m.ok) q.failed++;
+    else if (q.job.last) q.finished++;  // a pause at a rung is not a finished run
     rl::tune_report(q.search, q.job, m);
     QTimer::singleShot(0, this, [this] { runNext(); });  // leave the run's signal before the next launch
 }
@@ -91,7 +95,8 @@ void SweepRunner::runNext() {
         }
         q.job = *j;
         q.started++;
-        auto cfg = rl::tune_job_config(q.search, *j);
+        rl::Config asFar;
+        auto cfg = rl::tune_job_config(q.search, *j, &asFar);
         const QString label = QString::fromStdString(q.search.points[j->point].point.label) +
                               (q.search.sw.seeds > 1 ? QString(" seed#%1").arg(j->replicate + 1) : QString());
         showProgress(label);
@@ -101,15 +106,21 @@ void SweepRunner::runNext() {
             q.rows[{j->point, j->replicate}] = q.pointRun;
             return;  // its end (or its pause at the rung) moves the sweep on
         }
-        // Invalid: a row of its own, failed with the reason, so the sweep's table shows every run.
+        // Invalid: a row of its own, failed with the reason, so the sweep's table shows every run; a
+        // paused run that cannot go on: its own row says why.
         q.failed++;
         rl::tune_report(q.search, *j, rl::TuneMetrics{});
         emit message(QString("sweep %1: %2 failed: %3").arg(q.name, label, QString::fromStdString(st.msg)));
-        if (rl::RunStore* store = runs_.store())
-            if (auto id = rl::recorder_record(*store, rl::tune_job_name(q.search, *j), rl::config_to_json(cfg ? *cfg : q.search.base), start,
-                                              {}, rl::RunStatus::failed, st.msg);
+        const auto row = q.rows.find({j->point, j->replicate});
+        if (rl::RunStore* store = runs_.store(); store && j->from_step > 0 && row != q.rows.end()) {
+            if (rl::Status e = rl::run_store_end(*store, row->second, rl::RunStatus::failed, "could not go on from its rung: " + st.msg); !e)
+                emit message(QString::fromStdString(e.msg));
+        } else if (store) {
+            if (auto id = rl::recorder_record(*store, rl::tune_job_name(q.search, *j), rl::config_to_json(asFar), start, {},
+                                              rl::RunStatus::failed, st.msg);
                 !id)
                 emit message(QString::fromStdString(id.status.msg));
+        }
         emit runs_.runsChanged();
     }
     const QString name = q.name;
@@ -174,7 +185,8 @@ void SweepRunner::end() {
 
 void SweepRunner::showProgress(const QString& label) {
     if (!queue_) return emit progress({});
-    QString t = QString("sweep %1: run %2/%3  %4").arg(queue_->name).arg(queue_->started).arg(rl::tune_planned_jobs(queue_->search)).arg(label);
+    const int planned = rl::tune_planned_jobs(queue_->search);  // 0: halving's later rungs are not known ahead
+    QString t = QString("sweep %1: run %2%3  %4").arg(queue_->name).arg(queue_->started).arg(planned ? QString("/%1").arg(planned) : QString()).arg(label);
     if (queue_->failed) t += QString("  (%1 failed)").arg(queue_->failed);
     emit progress(t);
 }

@@ -1,6 +1,7 @@
 #include "run_groups.h"
 
 #include <cmath>
+#include <set>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -68,9 +69,19 @@ void summarise(const std::vector<const rl::RunRecord*>& g, RunGroups& out) {
         sp.lo[m] = n ? lo : NAN, sp.hi[m] = n ? hi : NAN;
         setMetric(row, (rl::TuneMetric)m, mean);
     }
+    // The group's status: the least finished of its runs' (running, failed, interrupted, pruned, finished).
+    auto rank = [](rl::RunStatus s) {
+        switch (s) {
+            case rl::RunStatus::running: return 0;
+            case rl::RunStatus::failed: return 1;
+            case rl::RunStatus::interrupted: return 2;
+            case rl::RunStatus::pruned: return 3;
+            default: return 4;
+        }
+    };
     for (const rl::RunRecord* r : g) {
         row.steps = std::max(row.steps, r->steps);
-        if (r->status == rl::RunStatus::pruned || r->status == rl::RunStatus::running) row.status = r->status;
+        if (rank(r->status) < rank(row.status)) row.status = r->status;
         out.members[row.id].push_back(r->id);
     }
     row.name = withoutSeed(row.name) + " (" + std::to_string(g.size()) + " seeds)";
@@ -99,13 +110,18 @@ RunGroups runGroups(const std::vector<rl::RunRecord>& runs) {
     RunGroups out;
     std::vector<std::string> order;
     std::map<std::string, std::vector<const rl::RunRecord*>> groups;
+    std::map<std::string, std::set<int64_t>> seeds;  // key -> the seeds its group holds
     for (const rl::RunRecord& r : runs) {
-        const std::string key = groupKey(r);
+        std::string key = groupKey(r);
         if (key.empty()) {
             out.rows.push_back(r);
             out.members[r.id] = {r.id};
             continue;
         }
+        // A seed a group already holds starts another group: the same config drawn twice, or a
+        // sweep name run again, is another configuration's runs, never one run counted twice.
+        for (int n = 2; seeds[key].count(r.seed); n++) key = groupKey(r) + "\n#" + std::to_string(n);
+        seeds[key].insert(r.seed);
         if (!groups.count(key)) order.push_back(key);
         groups[key].push_back(&r);
     }

@@ -57,7 +57,8 @@ TuneMetrics run_job(const TuneSearch& t, const TuneJob& j, SweepRun& run, const 
     std::unique_ptr<TrainState> state;
     Status err = Status::ok();
     if (j.from_step == 0) {
-        auto cfg = tune_job_config(t, j);
+        Config as_far;
+        auto cfg = tune_job_config(t, j, &as_far);
         if (cfg) {
             if (auto st = trainer_create(*cfg); st) state = std::move(*st);
             else err = st.status;
@@ -67,7 +68,7 @@ TuneMetrics run_job(const TuneSearch& t, const TuneJob& j, SweepRun& run, const 
         std::error_code ec;
         fs::create_directories(run.dir, ec);
         if (!err && link.rec.store) {
-            if (auto id = recorder_record(*link.rec.store, tune_job_name(t, j), config_to_json(t.base), {t.sw.name, {}}, {},
+            if (auto id = recorder_record(*link.rec.store, tune_job_name(t, j), config_to_json(as_far), {t.sw.name, {}}, {},
                                           RunStatus::failed, err.msg); !id)
                 std::fprintf(stderr, "warning: %s\n", id.status.msg.c_str());
         }
@@ -75,9 +76,14 @@ TuneMetrics run_job(const TuneSearch& t, const TuneJob& j, SweepRun& run, const 
     } else {
         auto r = run_resume(run.dir + "/checkpoint.safetensors");
         if (r && !r->exact) err = Status::error("its checkpoint could not be continued exactly: " + r->note);
+        else if (r && r->state->step != j.from_step)
+            err = Status::error("its checkpoint is of step " + std::to_string(r->state->step) + ", not the rung's " + std::to_string(j.from_step));
         else if (r) state = std::move(r->state);
         else err = r.status;
         if (state && link.rec.store && !recorder_reopen(link.rec, run.id)) link.said();
+        if (!err && link.rec.store && run.id)  // the paused row says why it goes no further
+            if (Status st = run_store_end(*link.rec.store, run.id, RunStatus::failed, "could not go on from its rung: " + err.msg); !st)
+                std::fprintf(stderr, "warning: %s\n", st.msg.c_str());
     }
     TuneMetrics m;
     if (!err) {

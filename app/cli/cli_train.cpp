@@ -97,7 +97,7 @@ int train_steps(TrainState& s, std::ostringstream& csv, TrainOutcome& out, Store
         link.add(last);
         csv << metrics_csv_row(last, eval_now ? std::optional<float>(out.val) : std::nullopt);
         if (last.step % k_store_every == 0) link.flush();
-        if (eval_now && last.step < steps) {  // the final save is finish_run's
+        if (eval_now && last.step < stop) {  // the final save is finish_run's, a pause's run_training's
             // A killed run's metrics.csv holds every row up to its last save (rewritten whole each time).
             if (Status w = atomic_file_write(dir + "/metrics.csv", csv.str()); !w) std::fprintf(stderr, "warning: %s\n", w.msg.c_str());
             const std::string ck = dir + "/checkpoint.safetensors";
@@ -214,7 +214,13 @@ int run_training(TrainState& s, const std::string& out, StoreLink& link, double 
         link.end(RunStatus::failed, w.msg, o.val);
         return fail(w.msg);
     }
-    if (s.step < s.cfg.train.steps) {  // paused at stop_at: saved by train_steps, continued by resume
+    if (s.step < s.cfg.train.steps) {  // paused at stop_at: saved with its training state, continued by resume
+        const std::string ck = out + "/checkpoint.safetensors";
+        if (Status sv = run_save(s, ck); !sv) {  // a pause that cannot be resumed is a failed run
+            link.end(RunStatus::failed, "could not be saved at step " + std::to_string(s.step) + ": " + sv.msg, o.val);
+            return fail(sv.msg);
+        }
+        link.checkpoint(ck, s.step);
         link.end(RunStatus::interrupted, "paused at step " + std::to_string(s.step) + " of " + std::to_string(s.cfg.train.steps) +
                                              " (routelab-cli train --resume " + out + " goes on)", o.val);
         return 0;

@@ -48,6 +48,8 @@ Status parse_params(const json& grid, bool ranges_ok, Sweep& s) {
             if (!ranges_ok) return bad("grid." + it.key(), "is a range; ranges need \"random\": N or \"method\": \"tpe\" (a grid takes lists)");
             if (!v.contains("min") || !v.contains("max") || !v["min"].is_number() || !v["max"].is_number())
                 return bad("grid." + it.key(), "needs numeric \"min\" and \"max\"");
+            for (const char* flag : {"log", "int"})
+                if (v.contains(flag) && !v[flag].is_boolean()) return bad("grid." + it.key() + "." + flag, "must be true or false");
             p.lo = v["min"].get<double>(), p.hi = v["max"].get<double>();
             if (p.lo > p.hi) return bad("grid." + it.key(), "has min > max");
             p.log = v.value("log", false);
@@ -89,8 +91,8 @@ Status parse_objectives(const json& j, Sweep& s) {
 
 // "method" and the keys that go with it.
 Status parse_method(const json& j, Sweep& s) {
-    const std::string m = j.value("method", std::string(j.contains("random") ? "random" : "grid"));
     if (j.contains("method") && !j["method"].is_string()) return bad("method", "must be grid, random, halving or tpe");
+    const std::string m = j.value("method", std::string(j.contains("random") ? "random" : "grid"));
     if (m == "grid") s.method = SweepMethod::grid;
     else if (m == "random") s.method = SweepMethod::random;
     else if (m == "halving") s.method = SweepMethod::halving;
@@ -128,7 +130,9 @@ Status parse_method(const json& j, Sweep& s) {
     for (const char* k : {"min_steps", "eta", "hyperband"})
         if (j.contains(k) && m != "halving") return bad(k, "goes with \"method\": \"halving\"");
     if (j.contains("random") && (m == "grid" || m == "tpe" || s.hyperband))
-        return bad("random", m == "tpe" ? "is not used by \"tpe\" (it takes \"trials\")" : "is not used here (Hyperband draws its own points)");
+        return bad("random", m == "tpe"  ? "is not used by \"tpe\" (it takes \"trials\")"
+                             : m == "grid" ? "is not used by \"grid\" (it tries every combination of the lists; \"method\": \"random\" draws)"
+                                           : "is not used here (Hyperband draws its own points)");
     return Status::ok();
 }
 

@@ -53,11 +53,12 @@ int add_point(TuneSearch& t, const TunePoint& x, int bracket) {
     return (int)t.points.size() - 1;
 }
 
-// Queues the seeds of point i from where they stand to `to`; false when the budget would be passed.
+// Queues the seeds of point i from where they stand to `to`; false when the budget would be passed
+// (halving checks its whole rung first, so only a point of its own meets this).
 bool queue_point(TuneSearch& t, int i, int to, int bracket, int rung) {
     TunePointState& p = t.points[i];
     const long long cost = (long long)(to - p.steps) * t.sw.seeds;
-    if (t.sw.budget > 0 && t.steps_spent + cost > t.sw.budget) return t.budget_hit = true, false;
+    if (t.sw.budget > 0 && t.steps_spent + cost > t.sw.budget && t.sw.method != SweepMethod::halving) return t.budget_hit = true, false;
     t.steps_spent += cost;
     p.reported = 0;
     for (int r = 0; r < t.sw.seeds; r++) {
@@ -139,18 +140,23 @@ void refill_halving(TuneSearch& t) {
     while (t.bracket < t.brackets.size() && t.queue.empty() && !t.budget_hit) {
         TuneBracket& b = t.brackets[t.bracket];
         if (!b.started) {
+            // The whole first rung must fit the budget, or none of it starts (no point left untrained).
+            if (t.sw.budget > 0 && t.steps_spent + (long long)b.size * b.rung_steps[0] * t.sw.seeds > t.sw.budget) return (void)(t.budget_hit = true);
             b.started = true;
             for (int k = 0; k < b.size; k++)
                 b.alive.push_back(t.sw.hyperband ? add_point(t, sweep_draw(t.sw, t.rng), (int)t.bracket) : k);
         } else if (b.rung + 1 < (int)b.rung_steps.size()) {
+            long long cost = 0;  // the next rung's survivors, as decide_rung will keep them
+            const int kept = std::max(1, (int)std::count_if(b.alive.begin(), b.alive.end(), [&](int i) { return t.points[i].state == State::waiting; }) / t.sw.eta);
+            for (int k = 0; k < kept && k < (int)b.alive.size(); k++) cost += (long long)(b.rung_steps[b.rung + 1] - b.rung_steps[b.rung]) * t.sw.seeds;
+            if (t.sw.budget > 0 && t.steps_spent + cost > t.sw.budget) return (void)(t.budget_hit = true);  // its runs stay paused, resumable
             decide_rung(t, b);
             b.rung++;
         } else {
             t.bracket++;  // its survivors finished at max_steps
             continue;
         }
-        for (int i : b.alive)
-            if (!queue_point(t, i, b.rung_steps[b.rung], (int)t.bracket, b.rung)) return;
+        for (int i : b.alive) queue_point(t, i, b.rung_steps[b.rung], (int)t.bracket, b.rung);
         if (!t.queue.empty() && t.queue.back().kind == TuneJob::Kind::train) return;
     }
 }
@@ -186,7 +192,7 @@ void refill_tpe(TuneSearch& t) {
     TpeOptions o;
     o.startup = t.sw.startup;
     const int i = add_point(t, tpe_suggest(t.sw.params, obs, o, t.rng), 0);
-    queue_point(t, i, point_steps(t, i), 0, 0);
+    if (!queue_point(t, i, point_steps(t, i), 0, 0)) t.points.pop_back();  // past the budget: never a point
 }
 
 }  // namespace
@@ -196,10 +202,14 @@ std::vector<double> tune_importances(const TuneSearch& t) {
     if (obs.size() < 10) return {};
     std::vector<TunePoint> x;
     std::vector<double> loss;
+    double worst = -INFINITY;
+    for (const TpeObservation& o : obs)
+        if (o.violation <= 0) worst = std::max(worst, o.loss);
+    if (!std::isfinite(worst)) worst = 0;
     for (const TpeObservation& o : obs) {
         x.push_back(o.x);
-        // Infeasible points rank after every feasible one, as in the halving's rungs.
-        loss.push_back(o.violation > 0 ? 1e6 * (1 + o.violation) : o.loss);
+        // Infeasible points rank after every feasible one (by violation), as in the halving's rungs.
+        loss.push_back(o.violation > 0 ? worst + 1 + std::abs(worst) + o.violation : o.loss);
     }
     return tune_importance(t.sw.params, x, loss);
 }
@@ -220,6 +230,9 @@ Result<TuneSearch> tune_begin(const Sweep& sw, const Config& base) {
     for (const std::string& kv : sw.base_sets)
         if (Status st = config_apply_override(t.base, kv); !st) return Status::error("sweep " + sw.name + ": " + st.msg);
     t.max_steps = sw.max_steps ? sw.max_steps : t.base.train.steps;
+    if (sw.method == SweepMethod::halving && sw.min_steps > t.max_steps)
+        return Status::error("sweep " + sw.name + ": min_steps " + std::to_string(sw.min_steps) + " is more than the runs' " +
+                             std::to_string(t.max_steps) + " steps (max_steps, else train.steps)");
     t.rng.seed(sw.seed);
     if (sw.method == SweepMethod::halving) make_brackets(t);
     if (sw.method != SweepMethod::tpe && !sw.hyperband)
@@ -251,6 +264,13 @@ void tune_report(TuneSearch& t, const TuneJob& job, const TuneMetrics& m) {
     TunePointState& p = t.points[job.point];
     p.runs[job.replicate] = m;
     if (!m.ok) {
+        // A paused seed of a point that failed goes no further: stored pruned, with why.
+        if (p.state == State::waiting && !job.last)
+            for (int s = 0; s < t.sw.seeds; s++)
+                if (s != job.replicate && p.runs[s].ok)
+                    t.queue.push_front({TuneJob::Kind::prune, job.point, s, p.steps, p.steps, false, job.bracket, job.rung,
+                                        "dropped at step " + std::to_string(p.steps) + ": seed #" + std::to_string(job.replicate + 1) +
+                                            " of its point failed"});
         p.state = State::failed;
         return;
     }
@@ -259,21 +279,25 @@ void tune_report(TuneSearch& t, const TuneJob& job, const TuneMetrics& m) {
     if (job.last && p.state == State::waiting) p.state = State::finished;
 }
 
-Result<Config> tune_job_config(const TuneSearch& t, const TuneJob& job) {
+Result<Config> tune_job_config(const TuneSearch& t, const TuneJob& job, Config* as_far) {
     Config cfg = t.base;
     const SweepPoint& p = t.points[job.point].point;
-    for (size_t k = t.sw.base_sets.size(); k < p.sets.size(); k++)
-        if (Status st = config_apply_override(cfg, p.sets[k]); !st) return st;
+    Status st = Status::ok();
+    for (size_t k = t.sw.base_sets.size(); st && k < p.sets.size(); k++) st = config_apply_override(cfg, p.sets[k]);
     if (t.sw.method == SweepMethod::halving || t.sw.max_steps) cfg.train.steps = t.max_steps;
     cfg.train.seed += (uint64_t)job.replicate;
     cfg.name = tune_job_name(t, job);
-    if (Status st = config_validate(cfg); !st) return st;
+    if (st) st = config_validate(cfg);
+    if (as_far) *as_far = cfg;
+    if (!st) return st;
     return cfg;
 }
 
 std::string tune_job_name(const TuneSearch& t, const TuneJob& job) {
-    return sweep_point_name(t.sw.name, t.points[job.point].point.label) +
-           (t.sw.seeds > 1 ? " seed=" + std::to_string(t.base.train.seed + (uint64_t)job.replicate) : "");
+    Config cfg = t.base;  // the point's own seed when it sweeps train.seed
+    const SweepPoint& p = t.points[job.point].point;
+    for (size_t k = t.sw.base_sets.size(); k < p.sets.size(); k++) (void)config_apply_override(cfg, p.sets[k]);
+    return sweep_point_name(t.sw.name, p.label) + (t.sw.seeds > 1 ? " seed=" + std::to_string(cfg.train.seed + (uint64_t)job.replicate) : "");
 }
 
 int tune_planned_jobs(const TuneSearch& t) {

@@ -88,8 +88,9 @@ Result<TuneSearch> tune_begin(const Sweep& sw, const Config& base);
 std::optional<TuneJob> tune_next(TuneSearch& t);
 void tune_report(TuneSearch& t, const TuneJob& job, const TuneMetrics& m);
 // A job's run config: the base, the point's keys, train.steps = max_steps (halving, or a sweep that
-// gives "max_steps"), train.seed = the base's + replicate, named tune_job_name(). Validated.
-Result<Config> tune_job_config(const TuneSearch& t, const TuneJob& job);
+// gives "max_steps"), train.seed = the point's + replicate, named tune_job_name(). Validated; as_far
+// (when given) gets the config as far as it was built, the one a failed run's row keeps.
+Result<Config> tune_job_config(const TuneSearch& t, const TuneJob& job, Config* as_far = nullptr);
 // The run's name: the sweep's, the point's values and, with several seeds, its seed ("s lr=0.003 seed=2").
 std::string tune_job_name(const TuneSearch& t, const TuneJob& job);
 // The train jobs the search will give when it is known ahead (grid, random: points × seeds; tpe:

@@ -48,7 +48,8 @@ std::vector<int> pareto_ranks(const std::vector<std::vector<double>>& objs, cons
 std::vector<int> pareto_front(const std::vector<std::vector<double>>& objs, const std::vector<double>& violation) {
     const std::vector<int> rank = pareto_ranks(objs, violation);
     std::vector<int> front;
-    // Rank 0 holds feasible points only, unless nothing is feasible (then the least violating).
+    // Rank 0 holds feasible points only, unless nothing is feasible (then the least violating, which
+    // are no front: the front is empty).
     for (int i = 0; i < static_cast<int>(rank.size()); ++i)
         if (rank[i] == 0 && violation[i] <= 0) front.push_back(i);
     std::sort(front.begin(), front.end(), [&](int a, int b) {

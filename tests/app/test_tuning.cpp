@@ -413,6 +413,7 @@ TEST(Views, SeedsGroupAndTheFrontAndImportanceComeFromTheMeans) {
             c.train.lr = 0.001f * (i + 1), c.train.seed = 1234 + seed;
             rl::RunRecord r;
             r.id = id++, r.sweep = "s", r.config_json = rl::config_to_json(c), r.status = rl::RunStatus::finished, r.steps = 10;
+            r.seed = c.train.seed;  // as the store keeps it
             r.name = "s lr=" + std::to_string(i) + " seed=" + std::to_string(1234 + seed);
             r.val_loss = 2 + 0.1f * i + 0.02f * seed, r.tok_per_s = 1000 + 100 * i, r.dropped = i == 11 ? 0.05f : 0;
             runs.push_back(r);
@@ -438,6 +439,11 @@ TEST(Views, SeedsGroupAndTheFrontAndImportanceComeFromTheMeans) {
     EXPECT_NEAR(imp[0], 1.0, 1e-9);
     runs.back().status = rl::RunStatus::pruned;
     EXPECT_EQ(runGroups(runs).rows.back().status, rl::RunStatus::pruned) << "a config with a pruned seed reads pruned";
+    runs.back().status = rl::RunStatus::failed;
+    EXPECT_EQ(runGroups(runs).rows.back().status, rl::RunStatus::failed) << "and one with a failed seed failed";
+    runs.push_back(runs.front());  // the same config and seed again (a sweep name run twice): another row
+    runs.back().id = id++;
+    EXPECT_EQ(runGroups(runs).rows.size(), 13u);
 }
 
 // Run > Sweep...: values typed into the dialog's table start the sweep over the form's config.

@@ -201,7 +201,8 @@ TEST(SweepSearch, ParseRefusesWhatTheMethodsCannotUse) {
           R"({"seeds":0,"grid":{"train.lr":[1]}})", R"({"objectives":{"speed":"max"}})", R"({"objectives":{"val_loss":"low"}})",
           R"({"constraints":["dropped < 0.01"]})", R"({"constraints":["dropped <= x"]})",
           R"({"method":"halving","min_steps":900,"max_steps":100,"grid":{"train.lr":[1]}})",
-          R"({"method":"tpe","trials":5,"random":3,"grid":{"train.lr":{"min":0,"max":1}}})"}) {
+          R"({"method":"tpe","trials":5,"random":3,"grid":{"train.lr":{"min":0,"max":1}}})", R"({"method":3})", R"({"method":null})",
+          R"({"random":2,"grid":{"train.lr":{"min":0.1,"max":1,"log":"yes"}}})"}) {
         auto s = sweep_parse(bad, "x");
         EXPECT_FALSE(s) << bad;
         if (!s) {
@@ -233,4 +234,41 @@ TEST(SweepSearch, ImportanceNamesTheKeyTheLossFollows) {
     few.points.resize(9);
     drive(few);
     EXPECT_TRUE(tune_importances(few).empty()) << "fewer than 10 finished points";
+}
+
+TEST(SweepSearch, HalvingDropsTheSeedsOfAPointThatFailedAndTheBudgetNeverSplitsARung) {
+    const char* file = R"({"method":"halving","min_steps":10,"max_steps":90,"eta":3,"seeds":2,
+        "grid":{"train.lr":[0.001,0.002,0.003],"model.moe.aux_weight":[0,0.01,0.02]}})";
+    // Point 0 (the best) fails on its second seed at rung 2: its first seed, paused there, is dropped.
+    TuneSearch t = begin(parse(file));
+    const Trace tr = drive(t, [](const TuneSearch& s, const TuneJob& j) {
+        TuneMetrics m = synthetic(s, j);
+        if (j.point == 0 && j.replicate == 1 && j.rung == 1) m.ok = false;
+        return m;
+    });
+    EXPECT_EQ(t.points[0].state, TunePointState::State::failed);
+    int dropped = 0;
+    for (const TuneJob& p : tr.prunes)
+        if (p.point == 0) {
+            dropped++;
+            EXPECT_NE(p.why.find("seed #2 of its point failed"), std::string::npos) << p.why;
+        }
+    EXPECT_EQ(dropped, 1);
+    // A budget that covers rung 1 (9 x 2 x 10 = 180) and part of rung 2 (3 x 2 x 20 = 120): rung 2 never starts.
+    std::string withBudget = file;
+    withBudget.insert(1, R"("budget":250,)");
+    TuneSearch b = begin(parse(withBudget));
+    const Trace bt = drive(b);
+    EXPECT_EQ(bt.steps, 180);
+    EXPECT_TRUE(b.budget_hit);
+    EXPECT_TRUE(b.rungs.empty()) << "rung 1 is decided only when rung 2 can start";
+    // TPE past its budget makes no point it cannot train.
+    TuneSearch p = begin(parse(R"({"method":"tpe","trials":9,"budget":50,"set":{"train.steps":20},"grid":{"train.lr":{"min":0.001,"max":0.01}}})"));
+    drive(p);
+    EXPECT_EQ(p.points.size(), 2u);
+    for (const auto& pt : p.points) EXPECT_EQ(pt.state, TunePointState::State::finished);
+    // min_steps past the runs' steps is refused, not run as one rung.
+    auto base = preset_load("tiny");
+    auto bad = tune_begin(parse(R"({"method":"halving","min_steps":500,"set":{"train.steps":100},"grid":{"train.lr":[0.001]}})"), *base);
+    EXPECT_FALSE(bad);
 }
