@@ -213,7 +213,11 @@ std::vector<Axis> buildAxes(const TuningState& s, const Frame& f) {
     }
     Axis v;
     v.lo = INFINITY, v.hi = -INFINITY;
-    for (size_t i : f.plotted) v.lo = std::min(v.lo, (double)f.rows[i].val_loss), v.hi = std::max(v.hi, (double)f.rows[i].val_loss);
+    for (size_t i : f.plotted) {
+        v.lo = std::min(v.lo, (double)f.rows[i].val_loss), v.hi = std::max(v.hi, (double)f.rows[i].val_loss);
+        if (auto sp = f.spread.find(f.rows[i].id); sp != f.spread.end() && std::isfinite(sp->second.lo[0]))  // the seeds' bars fit too
+            v.lo = std::min(v.lo, sp->second.lo[0]), v.hi = std::max(v.hi, sp->second.hi[0]);
+    }
     axes.push_back(v);
     return axes;
 }
@@ -334,14 +338,20 @@ void drawLines(const Plot& p, Frame& f, ViewOutbox& out) {
             markTarget(out, "tuning.line", (int)f.rows[i].id, ImVec2(m.x - 1, m.y - 1), ImVec2(m.x + 1, m.y + 1));
         }
     }
-    for (size_t i : f.plotted) {  // seeds' spread (min to max) on the validation-loss axis
+    // Seeds' spread (min to max) beside the validation-loss axis, left of it, each bar in its line's
+    // colour and staggered in eight columns so overlapping ranges stay apart.
+    int nth = 0;
+    for (size_t i : f.plotted) {
         auto sp = f.spread.find(f.rows[i].id);
         if (sp == f.spread.end() || !std::isfinite(sp->second.lo[0])) continue;
-        const float x = p.axisX(p.axes.size() - 1);
+        const bool hi = f.rows[i].id == f.highlight;
+        const float x = p.axisX(p.axes.size() - 1) - 6 - 4 * (float)(nth++ % 8);
         const float y0 = p.yOf(valAxis.pos(sp->second.lo[0], "")), y1 = p.yOf(valAxis.pos(sp->second.hi[0], ""));
-        p.dl->AddLine(ImVec2(x + 3, y0), ImVec2(x + 3, y1), withAlpha(look().text, 150), 1.5f);
-        p.dl->AddLine(ImVec2(x, y0), ImVec2(x + 6, y0), withAlpha(look().text, 150), 1.f);
-        p.dl->AddLine(ImVec2(x, y1), ImVec2(x + 6, y1), withAlpha(look().text, 150), 1.f);
+        const double shade = valAxis.hi > valAxis.lo ? 1.0 - (f.rows[i].val_loss - valAxis.lo) / (valAxis.hi - valAxis.lo) : 1.0;
+        const ImU32 c = hi ? highlightColour() : withAlpha(ramp((float)shade), 230);
+        p.dl->AddLine(ImVec2(x, y0), ImVec2(x, y1), c, hi ? 3.f : 1.5f);
+        p.dl->AddLine(ImVec2(x - 2, y0), ImVec2(x + 2, y0), c, 1.f);
+        p.dl->AddLine(ImVec2(x - 2, y1), ImVec2(x + 2, y1), c, 1.f);
     }
     if (highlightRow < f.rows.size()) drawHighlight(p, f, highlightRow, lines[highlightRow]);
 }
