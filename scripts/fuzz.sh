@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the core's readers of untrusted bytes (docs/hardening.md): builds the five libFuzzer targets
+# Fuzzes the core's readers of untrusted bytes (docs/hardening.md): builds the six libFuzzer targets
 # of tests/fuzz with clang, ASan and UBSan in build-fuzz/, runs each for SECONDS (default 20) from the
 # seeds in tests/fuzz/corpus/<target>/, prints one line per target with its executions, and exits 1
 # on any finding (crash, leak, UB, timeout or out-of-memory), naming the input that caused it.
@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
 case "$seconds" in '' | *[!0-9]*) echo "fuzz: SECONDS must be a whole number, got '$seconds'" >&2; exit 2 ;; esac
-targets=(fuzz_config fuzz_safetensors fuzz_corpus fuzz_run_store fuzz_hf_model)
+targets=(fuzz_config fuzz_safetensors fuzz_corpus fuzz_run_store fuzz_hf_model fuzz_sweep)
 if ! command -v clang++ > /dev/null; then
   echo "fuzz: clang++ not found (bash scripts/setup.sh installs clang and libFuzzer)" >&2
   exit 2

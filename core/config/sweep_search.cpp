@@ -235,6 +235,11 @@ Result<TuneSearch> tune_begin(const Sweep& sw, const Config& base) {
                              std::to_string(t.max_steps) + " steps (max_steps, else train.steps)");
     t.rng.seed(sw.seed);
     if (sw.method == SweepMethod::halving) make_brackets(t);
+    long long points = 0;
+    for (const TuneBracket& b : t.brackets) points += b.size;
+    if (sw.hyperband && points > 10000)
+        return Status::error("sweep " + sw.name + ": Hyperband's brackets would draw " + std::to_string(points) +
+                             " points; more than 10000 is surely a mistake (raise min_steps or eta)");
     if (sw.method != SweepMethod::tpe && !sw.hyperband)
         for (const SweepPoint& p : sw.points) add_point(t, p.x, 0);
     return t;

@@ -271,4 +271,9 @@ TEST(SweepSearch, HalvingDropsTheSeedsOfAPointThatFailedAndTheBudgetNeverSplitsA
     auto base = preset_load("tiny");
     auto bad = tune_begin(parse(R"({"method":"halving","min_steps":500,"set":{"train.steps":100},"grid":{"train.lr":[0.001]}})"), *base);
     EXPECT_FALSE(bad);
+    // So are Hyperband brackets of millions of points (R = 1e8 at eta 2).
+    auto huge = tune_begin(parse(R"({"method":"halving","hyperband":true,"min_steps":1,"max_steps":100000000,"eta":2,
+        "grid":{"train.lr":{"min":0.001,"max":0.01}}})"), *base);
+    ASSERT_FALSE(huge);
+    EXPECT_NE(huge.status.msg.find("more than 10000"), std::string::npos) << huge.status.msg;
 }
