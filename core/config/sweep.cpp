@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -179,7 +181,14 @@ SweepPoint sweep_point_at(const Sweep& sw, const TunePoint& x) {
     p.sets = sw.base_sets;
     p.x = x;
     for (size_t k = 0; k < sw.params.size(); k++) {
-        const std::string kv = sw.params[k].key + "=" + value_text(sw, k, x[k]);
+        // A drawn real keeps 4 significant digits (inside its range): names and tables read
+        // lr=0.002997, not lr=0.0029974367706209603, and the point is the value the run used.
+        if (sw.params[k].kind == TuneParam::Kind::real && std::isfinite(p.x[k])) {
+            char b[32];
+            std::snprintf(b, sizeof b, "%.4g", p.x[k]);
+            p.x[k] = std::clamp(std::strtod(b, nullptr), sw.params[k].lo, sw.params[k].hi);
+        }
+        const std::string kv = sw.params[k].key + "=" + value_text(sw, k, p.x[k]);
         p.sets.push_back(kv);
         p.label += (k ? " " : "") + kv;
     }

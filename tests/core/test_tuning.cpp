@@ -341,6 +341,10 @@ TEST(Tuning, SweepFilesExpandAsDocumented) {
         const double lr = std::stod(p.sets[0].substr(p.sets[0].find('=') + 1));
         EXPECT_GE(lr, 1e-4);
         EXPECT_LE(lr, 1e-2);
+        char four[32];
+        std::snprintf(four, sizeof four, "%.4g", lr);
+        EXPECT_EQ(std::stod(four), lr) << p.sets[0] << ": a drawn real keeps 4 significant digits";
+        EXPECT_EQ(p.x[0], lr) << "the point is the value the run uses";
     }
     auto again = sweep_parse(R"({"name":"rnd","random":5,"seed":3,"grid":{"train.lr":{"min":1e-4,"max":1e-2,"log":true},
                                 "model.moe.top_k":[1,2]}})", "x");
