@@ -162,6 +162,7 @@ SweepDialog::SweepDialog(const rl::Config& form, const QString& workspace, Sweep
     connect(table_, &QTableWidget::itemChanged, this, [this] { countPoints(); });
     connect(cancel, &QPushButton::clicked, this, &QDialog::reject);
     connect(run, &QPushButton::clicked, this, [this] { this->run(); });
+    countPoints();
     resize(720, 560);
 }
 
@@ -256,13 +257,16 @@ QList<QPair<QString, QString>> SweepDialog::picked() const {
 // The point count as the values are typed (the values' own checks run on Run sweep).
 void SweepDialog::countPoints() {
     if (!method_ || !status_) return;  // the table and the search controls fill before the status line exists
+    const QString m = method_->currentText();
+    minSteps_->setEnabled(m == "halving"), eta_->setEnabled(m == "halving"), points_->setEnabled(m != "grid");
+    direction2_->setEnabled(objective2_->currentIndex() > 0);
     long points = 1;
     bool ranges = false;
     QStringList keys;
     for (const auto& [k, v] : picked())
         points *= std::max<qsizetype>(1, v.split(',', Qt::SkipEmptyParts).size()), keys << k.section('.', -1), ranges |= v.contains("..");
     if (keys.isEmpty()) return status_->setText("no key picked yet");
-    const QString m = method_->currentText(), seeds = seeds_->value() > 1 ? QString(", %1 runs each").arg(seeds_->value()) : QString();
+    const QString seeds = seeds_->value() > 1 ? QString(", %1 runs each").arg(seeds_->value()) : QString();
     if (m == "grid" || (m == "halving" && !ranges)) status_->setText(QString("%1 %2points over %3%4").arg(points).arg(m == "halving" ? "halved " : "").arg(keys.join(" x ")).arg(seeds));
     else if (m == "tpe") status_->setText(QString("%1 trials over %2%3").arg(points_->value()).arg(keys.join(", ")).arg(seeds));
     else status_->setText(QString("%1 %2 points over %3%4").arg(points_->value()).arg(m == "halving" ? "halved" : "random").arg(keys.join(", ")).arg(seeds));
