@@ -41,7 +41,7 @@ int point_steps(const TuneSearch& t, int i) {
     const SweepPoint& p = t.points[i].point;
     for (size_t k = t.sw.base_sets.size(); k < p.sets.size(); k++)
         if (!config_apply_override(cfg, p.sets[k])) return t.max_steps;
-    return cfg.train.steps;
+    return std::max(1, cfg.train.steps);  // an invalid count fails in tune_job_config, as one step's job
 }
 
 int add_point(TuneSearch& t, const TunePoint& x, int bracket) {
@@ -230,6 +230,7 @@ Result<TuneSearch> tune_begin(const Sweep& sw, const Config& base) {
     for (const std::string& kv : sw.base_sets)
         if (Status st = config_apply_override(t.base, kv); !st) return Status::error("sweep " + sw.name + ": " + st.msg);
     t.max_steps = sw.max_steps ? sw.max_steps : t.base.train.steps;
+    if (t.max_steps < 1) return Status::error("sweep " + sw.name + ": its runs' train.steps must be 1 or more");
     if (sw.method == SweepMethod::halving && sw.min_steps > t.max_steps)
         return Status::error("sweep " + sw.name + ": min_steps " + std::to_string(sw.min_steps) + " is more than the runs' " +
                              std::to_string(t.max_steps) + " steps (max_steps, else train.steps)");
@@ -291,7 +292,7 @@ Result<Config> tune_job_config(const TuneSearch& t, const TuneJob& job, Config* 
     for (size_t k = t.sw.base_sets.size(); st && k < p.sets.size(); k++) st = config_apply_override(cfg, p.sets[k]);
     if (t.sw.method == SweepMethod::halving || t.sw.max_steps) cfg.train.steps = t.max_steps;
     cfg.train.seed += (uint64_t)job.replicate;
-    cfg.name = tune_job_name(t, job);
+    cfg.name = sweep_point_name(t.sw.name, p.label) + (t.sw.seeds > 1 ? " seed=" + std::to_string(cfg.train.seed) : "");
     if (st) st = config_validate(cfg);
     if (as_far) *as_far = cfg;
     if (!st) return st;
