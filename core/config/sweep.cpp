@@ -142,6 +142,12 @@ std::string value_text(const Sweep& sw, size_t k, double x) {
     const TuneParam& p = sw.params[k];
     if (p.kind == TuneParam::Kind::choice) return sw.choices[k][(size_t)std::clamp<long long>(std::llround(x), 0, p.n_choices - 1)];
     if (p.kind == TuneParam::Kind::integer) return std::to_string(std::llround(x));
+    // The fewest digits that read back as x (nlohmann's dump may give 17: 0.0051919999999999996).
+    for (int digits = 1; digits <= 17; digits++) {
+        char b[40];
+        std::snprintf(b, sizeof b, "%.*g", digits, x);
+        if (std::strtod(b, nullptr) == x) return json::parse(b, nullptr, false).is_number() ? b : json(x).dump();
+    }
     return json(x).dump();
 }
 

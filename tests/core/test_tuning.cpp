@@ -345,7 +345,10 @@ TEST(Tuning, SweepFilesExpandAsDocumented) {
         std::snprintf(four, sizeof four, "%.4g", lr);
         EXPECT_EQ(std::stod(four), lr) << p.sets[0] << ": a drawn real keeps 4 significant digits";
         EXPECT_EQ(p.x[0], lr) << "the point is the value the run uses";
+        EXPECT_LE(p.sets[0].size(), std::string("train.lr=0.0001234").size()) << p.sets[0] << ": written in the fewest digits";
     }
+    // 0.005192 is one of the values nlohmann's dump writes with 17 digits (halving-1 of must-show 1 met it).
+    EXPECT_EQ(sweep_point_at(*r, {0.005192, 1}).label, "train.lr=0.005192 model.moe.top_k=2");
     auto again = sweep_parse(R"({"name":"rnd","random":5,"seed":3,"grid":{"train.lr":{"min":1e-4,"max":1e-2,"log":true},
                                 "model.moe.top_k":[1,2]}})", "x");
     EXPECT_EQ(again->points[4].sets, r->points[4].sets) << "the same seed draws the same points";
