@@ -100,7 +100,7 @@ void SweepRunner::runNext() {
         const QString label = QString::fromStdString(q.search.points[j->point].point.label) +
                               (q.search.sw.seeds > 1 ? QString(" seed#%1").arg(j->replicate + 1) : QString());
         showProgress(label);
-        rl::Status st = cfg ? startJob(q, *j) : cfg.status;
+        rl::Status st = cfg ? startJob(q, *j, *cfg) : cfg.status;
         if (st) {
             q.pointRun = runs_.currentRunId();
             q.rows[{j->point, j->replicate}] = q.pointRun;
@@ -136,17 +136,15 @@ void SweepRunner::runNext() {
     emit finished(done, failed);
 }
 
-// A new run from step 0, or a paused one continued from its checkpoint; a halving's run stops at its rung.
-rl::Status SweepRunner::startJob(Queue& q, const rl::TuneJob& j) {
+// A new run from step 0 on CFG, or a paused one continued from its checkpoint; a halving's run stops at its rung.
+rl::Status SweepRunner::startJob(Queue& q, const rl::TuneJob& j, const rl::Config& cfg) {
     RunPause pause;
     if (!j.last) {
         QDir().mkpath(q.runsDir);
         pause = {j.to_step, QDir(q.runsDir).filePath(QString("%1-seed%2.safetensors").arg(j.point + 1).arg(j.replicate + 1)).toStdString()};
     }
     if (j.from_step > 0) return runs_.resumeRun(q.rows[{j.point, j.replicate}], pause);
-    auto cfg = rl::tune_job_config(q.search, j);
-    if (!cfg) return cfg.status;
-    return runs_.startRun(*cfg, rl::RunStart{q.name.toStdString(), {}}, RunController::Origin::sweep, pause);
+    return runs_.startRun(cfg, rl::RunStart{q.name.toStdString(), {}}, RunController::Origin::sweep, pause);
 }
 
 // A run its rung did not keep: stored pruned where it stands, with the rung's verdict.

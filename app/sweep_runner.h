@@ -52,7 +52,7 @@ private:
         QString runsDir;       // halving: where the paused runs are saved
         std::map<std::pair<int, int>, int64_t> rows;  // (point, seed) -> its store row
     };
-    rl::Status startJob(Queue& q, const rl::TuneJob& j);
+    rl::Status startJob(Queue& q, const rl::TuneJob& j, const rl::Config& cfg);
     void prune(Queue& q, const rl::TuneJob& j);
     std::optional<Queue> queue_;
 };

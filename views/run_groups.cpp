@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "infer/eval.h"
+#include "io/run_metrics.h"
 
 namespace {
 
@@ -92,18 +93,7 @@ void summarise(const std::vector<const rl::RunRecord*>& g, RunGroups& out) {
 }  // namespace
 
 double runMetric(const rl::RunRecord& r, rl::TuneMetric m) {
-    auto measured = [](float v) { return v >= 0 ? (double)v : NAN; };
-    switch (m) {
-        case rl::TuneMetric::val_loss: return measured(r.val_loss);
-        case rl::TuneMetric::final_loss: return r.steps > 0 ? r.final_loss : NAN;
-        case rl::TuneMetric::tok_per_s: return measured(r.tok_per_s);
-        case rl::TuneMetric::load_cv: return measured(r.load_cv);
-        case rl::TuneMetric::head_cv: return measured(r.head_cv);
-        case rl::TuneMetric::dropped: return measured(r.dropped);
-        case rl::TuneMetric::active_params: return activeParams(r.config_json);
-        case rl::TuneMetric::wall_s: return r.steps > 0 ? r.wall_s : NAN;
-        default: return NAN;
-    }
+    return m == rl::TuneMetric::active_params ? activeParams(r.config_json) : rl::run_record_metric(r, m);
 }
 
 RunGroups runGroups(const std::vector<rl::RunRecord>& runs) {

@@ -15,22 +15,22 @@ const char* const k_metricLabels[] = {"val loss", "final loss", "tok/s", "load C
 
 double minimised(double v, bool maximise) { return maximise ? -v : v; }
 
-// One axis of the scatter: its range (padded 5%) and pixel span.
+// One axis of the scatter: its range and pixel span.
 struct Scale {
     double lo = 0, hi = 1;
     float p0 = 0, p1 = 1;  // pixels of lo and hi
     float at(double v) const { return hi > lo ? p0 + (float)((v - lo) / (hi - lo)) * (p1 - p0) : (p0 + p1) / 2; }
 };
-Scale scaleOf(const std::vector<double>& v, float p0, float p1) {
-    Scale s;
-    s.p0 = p0, s.p1 = p1;
+// The finite values' range, padded 5% of it (of the value itself where they are all one).
+AxisRange rangeOf(const std::vector<double>& v) {
+    AxisRange r;
     double lo = INFINITY, hi = -INFINITY;
     for (double x : v)
         if (std::isfinite(x)) lo = std::min(lo, x), hi = std::max(hi, x);
-    if (!std::isfinite(lo)) return s;
+    if (!std::isfinite(lo)) return r;
     const double pad = hi > lo ? 0.05 * (hi - lo) : std::max(1e-9, 0.05 * std::abs(lo));
-    s.lo = lo - pad, s.hi = hi + pad;
-    return s;
+    r.lo = lo - pad, r.hi = hi + pad;
+    return r;
 }
 
 void drawDiamond(ImDrawList* dl, ImVec2 c, float r, ImU32 col) {
@@ -64,7 +64,29 @@ void drawScatterControls(TuningState& s, const ParetoFront& pf) {
 struct Mark {
     ImVec2 at;
     bool front = false, feasible = true, pruned = false, finished = false;
+    ImVec2 out{0, 0};  // past the axes (a pruned run's rung value): which way, the mark held at their edge
+    bool beyond() const { return out.x != 0 || out.y != 0; }
 };
+
+// V's pixel on S, held inside its span; OUT: -1 or 1 in pixels' direction where it had to be, else 0.
+float clampedAt(const Scale& s, double v, float& out) {
+    const float p = s.at(v), a = std::min(s.p0, s.p1), b = std::max(s.p0, s.p1);
+    out = p < a - 0.5f ? -1.f : p > b + 0.5f ? 1.f : 0.f;
+    return std::clamp(p, a, b);
+}
+
+// A pruned run's mark: a diamond with its step, or at the axes' edge a triangle pointing out of them.
+void drawPrunedMark(ImDrawList* dl, const Mark& m, int steps, ImU32 grey, float lh) {
+    if (!m.beyond()) {
+        drawDiamond(dl, m.at, 5, grey);
+    } else {
+        const float n = std::hypot(m.out.x, m.out.y), dx = m.out.x / n, dy = m.out.y / n;  // unit, outwards
+        const ImVec2 tip(m.at.x + 5 * dx, m.at.y + 5 * dy), base(m.at.x - 3 * dx, m.at.y - 3 * dy);
+        dl->AddTriangle(tip, ImVec2(base.x - 5 * dy, base.y + 5 * dx), ImVec2(base.x + 5 * dy, base.y - 5 * dx), grey, 1.5f);
+    }
+    const std::string at = "@" + std::to_string(steps);
+    dl->AddText(ImGui::GetFont(), ImGui::GetFontSize() * 0.8f, ImVec2(m.at.x + 6, m.at.y - (m.out.y < 0 ? 0 : lh * 0.9f)), grey, at.c_str());
+}
 
 void drawErrorBars(ImDrawList* dl, const Mark& m, const RunSpread& sp, const TuningState& s, const Scale& sx, const Scale& sy) {
     const ImU32 c = withAlpha(look().text, 120);
@@ -121,6 +143,16 @@ ParetoFront paretoFront(const std::vector<rl::RunRecord>& rows, const TuningStat
     return pf;
 }
 
+std::pair<AxisRange, AxisRange> scatterAxes(const std::vector<rl::RunRecord>& rows, const TuningState& s) {
+    std::vector<double> xs, ys, fx, fy;
+    for (const auto& r : rows) {
+        xs.push_back(runMetric(r, (rl::TuneMetric)s.paretoX)), ys.push_back(runMetric(r, (rl::TuneMetric)s.paretoY));
+        if (r.status != rl::RunStatus::pruned && std::isfinite(xs.back()) && std::isfinite(ys.back())) fx.push_back(xs.back()), fy.push_back(ys.back());
+    }
+    if (fx.size() < 2) fx = xs, fy = ys;
+    return {rangeOf(fx), rangeOf(fy)};
+}
+
 void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<int64_t, RunSpread>& spread, TuningState& s,
                        ViewOutbox& out, int64_t highlight, int64_t& hoveredNow, float height) {
     const ParetoFront pf = paretoFront(rows, s);
@@ -131,7 +163,8 @@ void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<in
     dl->AddRectFilled(o, ImVec2(o.x + w, o.y + height), look().panel);
     std::vector<double> xs, ys;
     for (const auto& r : rows) xs.push_back(runMetric(r, (rl::TuneMetric)s.paretoX)), ys.push_back(runMetric(r, (rl::TuneMetric)s.paretoY));
-    const Scale sx = scaleOf(xs, o.x + 80, o.x + w - 50), sy = scaleOf(ys, o.y + height - 2 * lh - 10, o.y + 2 * lh + 8);
+    const auto [ax, ay] = scatterAxes(rows, s);
+    const Scale sx{ax.lo, ax.hi, o.x + 80, o.x + w - 50}, sy{ay.lo, ay.hi, o.y + height - 2 * lh - 10, o.y + 2 * lh + 8};
     // Grid and ticks.
     for (int k = 0; k <= 4; k++) {
         const double vx = sx.lo + (sx.hi - sx.lo) * k / 4, vy = sy.lo + (sy.hi - sy.lo) * k / 4;
@@ -150,16 +183,16 @@ void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<in
     std::vector<Mark> marks(rows.size());
     const std::set<size_t> onFront(pf.front.begin(), pf.front.end());
     const ImU32 grey = withAlpha(look().dim, 200), accent = look().gold;
+    int beyond = 0;
     for (size_t i = 0; i < rows.size(); i++) {
         Mark& m = marks[i];
-        m.at = ImVec2(std::isfinite(xs[i]) ? sx.at(xs[i]) : NAN, std::isfinite(ys[i]) ? sy.at(ys[i]) : NAN);
+        m.at = ImVec2(std::isfinite(xs[i]) ? clampedAt(sx, xs[i], m.out.x) : NAN, std::isfinite(ys[i]) ? clampedAt(sy, ys[i], m.out.y) : NAN);
         m.front = onFront.count(i), m.feasible = pf.violation[i] <= 0, m.pruned = rows[i].status == rl::RunStatus::pruned;
         if (!std::isfinite(m.at.x) || !std::isfinite(m.at.y)) continue;
-        if (auto sp = spread.find(rows[i].id); sp != spread.end()) drawErrorBars(dl, m, sp->second, s, sx, sy);
+        beyond += m.beyond();
+        if (auto sp = spread.find(rows[i].id); sp != spread.end() && !m.beyond()) drawErrorBars(dl, m, sp->second, s, sx, sy);
         if (m.pruned) {
-            drawDiamond(dl, m.at, 5, grey);
-            const std::string at = "@" + std::to_string(rows[i].steps);
-            dl->AddText(ImGui::GetFont(), ImGui::GetFontSize() * 0.8f, ImVec2(m.at.x + 6, m.at.y - lh * 0.9f), grey, at.c_str());
+            drawPrunedMark(dl, m, rows[i].steps, grey, lh);
         } else if (!m.feasible) {
             dl->AddCircle(m.at, 4.5f, grey, 12, 1.5f);
         } else if (!m.front) {
@@ -204,6 +237,10 @@ void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<in
         if (ImGui::IsMouseClicked(0)) out.toggleOverlay = r.id;
     }
     drawScatterLegend(dl, ImVec2(o.x + w - 20, o.y + 6), pf.front.size(), grey, accent);
+    if (beyond) {
+        const std::string note = std::to_string(beyond) + " pruned at a rung lie past the axes (at their edge, hover for values)";
+        dl->AddText(ImVec2(o.x + 8, o.y + height - lh - 4), look().dim, note.c_str());
+    }
     ImGui::Dummy(ImVec2(w, height));
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "run_groups.h"
@@ -19,8 +20,18 @@ struct ParetoFront {
 };
 ParetoFront paretoFront(const std::vector<rl::RunRecord>& rows, const TuningState& s);
 
+// The scatter's axes for the rows' (x, y) metrics of s, each padded 5%: fitted to the rows that were not
+// pruned (a pruned run's value is from its rung, step 67 of 200 say, far above every finished one, and
+// would squeeze the front into a sliver); all rows where fewer than two were not. Rows past them are
+// drawn at their edge.
+struct AxisRange {
+    double lo = 0, hi = 1;
+};
+std::pair<AxisRange, AxisRange> scatterAxes(const std::vector<rl::RunRecord>& rows, const TuningState& s);
+
 // Any two objectives, each minimised or maximised; dominated and infeasible runs grey, the front
-// joined, seeds' spread as error bars, pruned runs as diamonds marked with the steps they reached.
+// joined, seeds' spread as error bars, pruned runs as diamonds marked with the steps they reached (or
+// triangles at the edge, pointing out, where they lie past the axes).
 // The run under the mouse goes to hoveredNow; a click ticks it in the Runs dock.
 void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<int64_t, RunSpread>& spread, TuningState& s,
                        ViewOutbox& out, int64_t highlight, int64_t& hoveredNow, float height);

@@ -12,6 +12,7 @@
 #include "config/sweep_search.h"
 #include "infer/eval.h"
 #include "io/resume.h"
+#include "io/run_metrics.h"
 #include "util/atomic_file.h"
 
 using namespace rl;
@@ -31,16 +32,15 @@ struct SweepRun {
 TuneMetrics metrics_of(StoreLink& link, const TrainOutcome& o, const TrainState& s) {
     TuneMetrics m;
     m.ok = true;
-    m[TuneMetric::val_loss] = o.val;
-    m[TuneMetric::final_loss] = o.last.loss;
-    m[TuneMetric::tok_per_s] = o.seconds > 0 ? o.train_tokens / o.seconds : 0;
     m[TuneMetric::active_params] = eval_active_params(s.cfg.model, {});
-    if (!link.rec.store) return m;
-    auto r = run_store_get(*link.rec.store, link.rec.id);
-    if (!r) return m;
-    m[TuneMetric::val_loss] = r->val_loss;
-    m[TuneMetric::tok_per_s] = r->tok_per_s, m[TuneMetric::load_cv] = r->load_cv, m[TuneMetric::head_cv] = r->head_cv;
-    m[TuneMetric::dropped] = std::max(0.f, r->dropped), m[TuneMetric::wall_s] = r->wall_s;
+    if (link.rec.store)
+        if (auto r = run_store_get(*link.rec.store, link.rec.id); r) {
+            for (int k = 0; k < (int)TuneMetric::count; k++)
+                if ((TuneMetric)k != TuneMetric::active_params) m.v[k] = run_record_metric(*r, (TuneMetric)k);
+            return m;
+        }
+    m[TuneMetric::val_loss] = o.val, m[TuneMetric::final_loss] = o.last.loss;  // no store: what the loop measured
+    m[TuneMetric::tok_per_s] = o.seconds > 0 ? o.train_tokens / o.seconds : 0;
     return m;
 }
 

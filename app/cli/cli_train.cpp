@@ -255,12 +255,17 @@ int cmd_resume(const Args& a) {
     std::ifstream rs(dir + "/run_store");
     std::string db;
     long long id = 0;
-    if (std::getline(rs, db) && rs >> id && !a.has("workspace")) {
+    // The run's row continues unless --workspace names another store (the same one by another path is the same).
+    auto same_store = [&](const std::string& path) {
+        std::error_code e;
+        return !a.has("workspace") || fs::equivalent(path, workspace_store_path(workspace_of(a)), e);
+    };
+    if (std::getline(rs, db) && rs >> id && same_store(db)) {
         link.path = db;
         if (auto st = run_store_open(db); st) link.rec.store = std::move(*st);
         if (!recorder_reopen(link.rec, id)) link.rec = {};
     }
-    if (!link.rec.store) {  // no row to continue (or another workspace asked for): a new row
+    if (!link.rec.store) {  // no row to continue (or another workspace's store asked for): a new row
         link = store_open(a);
         store_begin(link, s, dir, {});
     }

@@ -437,6 +437,19 @@ TEST(Views, SeedsGroupAndTheFrontAndImportanceComeFromTheMeans) {
     ASSERT_EQ(keys, std::vector<std::string>{"train.lr"}) << "the seed is not a key of the grouped rows";
     ASSERT_EQ(imp.size(), 1u);
     EXPECT_NEAR(imp[0], 1.0, 1e-9);
+    // Two configs pruned at a rung, their loss from step 3 far above the finished ones: the axes fit the finished.
+    std::vector<rl::RunRecord> withPruned = g.rows;
+    for (int k = 0; k < 2; k++) {
+        rl::RunRecord p = g.rows[k];
+        p.id = 1000 + k, p.status = rl::RunStatus::pruned, p.steps = 3, p.val_loss = 3.5f, p.tok_per_s = 5000;
+        withPruned.push_back(p);
+    }
+    const auto [ax, ay] = scatterAxes(withPruned, s);
+    EXPECT_LT(ay.hi, 3.3) << "a pruned run's rung loss does not stretch the loss axis";
+    EXPECT_LT(ay.lo, 2.0);
+    EXPECT_LT(ax.hi, 5000) << "nor its speed the speed axis";
+    for (size_t k = 1; k < withPruned.size(); k++) withPruned[k].status = rl::RunStatus::pruned;
+    EXPECT_GT(scatterAxes(withPruned, s).second.hi, 3.5) << "with fewer than two unpruned rows the axes fit all";
     runs.back().status = rl::RunStatus::pruned;
     EXPECT_EQ(runGroups(runs).rows.back().status, rl::RunStatus::pruned) << "a config with a pruned seed reads pruned";
     runs.back().status = rl::RunStatus::failed;

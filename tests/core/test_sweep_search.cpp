@@ -129,6 +129,26 @@ TEST(SweepSearch, HalvingRanksFeasiblePointsFirst) {
     EXPECT_EQ(tune_front(t), std::vector<int>{1});
 }
 
+TEST(SweepSearch, HalvingRanksInfeasiblePointsByLossNotByViolation) {
+    // As in a real top-1 capacity sweep: at the first rung every point drops far more than 1% of its
+    // tokens, and the points that drop least early are the worst by loss (a low learning rate moves the
+    // router less). The rung keeps the best by loss; by the end they drop nothing.
+    TuneSearch t = begin(parse(R"({"method":"halving","min_steps":10,"max_steps":90,"eta":3,"constraints":["dropped <= 0.01"],
+        "grid":{"train.lr":[0.001,0.002,0.003,0.004,0.005,0.006,0.007,0.008,0.009]}})"));
+    drive(t, [](const TuneSearch& s, const TuneJob& j) {
+        TuneMetrics m = synthetic(s, j);
+        const double x = s.points[j.point].point.x[0];
+        m[TuneMetric::dropped] = j.to_step < 90 ? 0.2 + 0.3 * (8 - x) / 8 : 0.0;  // lr index 0: best loss, most drops
+        return m;
+    });
+    ASSERT_FALSE(t.rungs.empty());
+    const TuneRung& r = t.rungs[0];
+    ASSERT_EQ(r.kept, 3);
+    EXPECT_GT(r.violation[0], 0) << "every point infeasible at the rung";
+    EXPECT_EQ(std::vector<int>(r.points.begin(), r.points.begin() + 3), (std::vector<int>{0, 1, 2})) << "by loss, not by violation";
+    EXPECT_EQ(tune_front(t), std::vector<int>{0}) << "the best by loss finished feasible";
+}
+
 TEST(SweepSearch, HyperbandBracketsAreTheOnesOfLiEtAlTableOne) {
     // R = 81, eta = 3: (n, r) = (81, 1), (34, 3), (15, 9), (8, 27), (5, 81).
     TuneSearch t = begin(parse(R"({"method":"halving","hyperband":true,"min_steps":1,"max_steps":81,"eta":3,

@@ -187,16 +187,28 @@ TEST(Tuning, HalvingSweepPrunesAtRungsAndItsSurvivorIsTheUnbrokenRun) {
     ASSERT_EQ(sc, 0) << straight;
     const auto summary = nlohmann::json::parse(std::ifstream(dir / "straight" / "summary.json"));
     EXPECT_FLOAT_EQ(survivor_val, summary["final_val_loss"].get<float>()) << "continued exactly at each rung";
-    // A pruned run goes on with train --resume (lr 0.001, seed 2, stopped at rung 1), in its own row.
-    auto [rc, resumed] = cli("train --resume '" + (dir / "out" / "1" / "seed-2").string() + "'");
-    ASSERT_EQ(rc, 0) << resumed;
+    // A pruned run goes on with train --resume (lr 0.001, seed 2, stopped at rung 1), in its own row; the
+    // sweep's workspace named again (by another path) is the same store, so no new row.
     auto st = run_store_open((ws / "runs.sqlite").string());
     ASSERT_TRUE(st);
-    int finished = 0;
+    auto before = run_store_list(*st);
+    ASSERT_TRUE(before);
+    int64_t pruned_id = 0;
+    for (const RunRecord& r : *before)
+        if (r.name == "h lr=0.001 seed=1235") {
+            pruned_id = r.id;
+            EXPECT_EQ(r.status, RunStatus::pruned);
+        }
+    ASSERT_NE(pruned_id, 0) << list;
+    auto [rc, resumed] = cli("train --resume '" + (dir / "out" / "1" / "seed-2").string() + "' --workspace '" + (dir / "." / "ws").string() + "'");
+    ASSERT_EQ(rc, 0) << resumed;
     const auto runs = run_store_list(*st);
     ASSERT_TRUE(runs);
-    for (const RunRecord& r : *runs) finished += r.status == RunStatus::finished && r.steps == 40;
-    EXPECT_EQ(finished, 3) << "the pruned run, resumed, finished in its row";
+    EXPECT_EQ(runs->size(), before->size()) << "no new row";
+    auto row = run_store_get(*st, pruned_id);
+    ASSERT_TRUE(row);
+    EXPECT_EQ(row->status, RunStatus::finished) << "the pruned run, resumed, finished in its row";
+    EXPECT_EQ(row->steps, 40);
     fs::remove_all(dir);
 }
 
