@@ -64,12 +64,13 @@ QString parseValues(const QString& key, const nlohmann::json& like, const QStrin
     }
     return values.empty() ? key + ": give at least one value" : QString();
 }
+const char* const k_gridTakesLists = "a range (MIN..MAX) needs random, halving or TPE; a grid takes lists";
 }  // namespace
 
 // The search keys of the sweep file (config/sweep.h) for the dialog's choice.
 QString addSearch(nlohmann::ordered_json& sweep, const SweepSearchChoice& how, bool ranges) {
     const std::string m = how.method.toStdString();
-    if (ranges && m == "grid") return "a range (MIN..MAX) needs random, halving or TPE; a grid takes lists";
+    if (ranges && m == "grid") return k_gridTakesLists;
     if (m != "grid") sweep["method"] = m;
     if (m == "random" || (m == "halving" && ranges)) sweep["random"] = how.points;
     if (m == "tpe") sweep["trials"] = how.points;
@@ -267,7 +268,9 @@ void SweepDialog::countPoints() {
         points *= std::max<qsizetype>(1, v.split(',', Qt::SkipEmptyParts).size()), keys << k.section('.', -1), ranges |= v.contains("..");
     if (keys.isEmpty()) return status_->setText("no key picked yet");
     const QString seeds = seeds_->value() > 1 ? QString(", %1 runs each").arg(seeds_->value()) : QString();
-    if (m == "grid" || (m == "halving" && !ranges)) status_->setText(QString("%1 %2points over %3%4").arg(points).arg(m == "halving" ? "halved " : "").arg(keys.join(" x ")).arg(seeds));
+    if (m == "grid" && ranges) status_->setText(k_gridTakesLists);  // before Run sweep says so
+    else if (m == "grid" || (m == "halving" && !ranges))
+        status_->setText(QString("%1 %2point%3 over %4%5").arg(points).arg(m == "halving" ? "halved " : "").arg(points == 1 ? "" : "s").arg(keys.join(" x ")).arg(seeds));
     else if (m == "tpe") status_->setText(QString("%1 trials over %2%3").arg(points_->value()).arg(keys.join(", ")).arg(seeds));
     else status_->setText(QString("%1 %2 points over %3%4").arg(points_->value()).arg(m == "halving" ? "halved" : "random").arg(keys.join(", ")).arg(seeds));
 }

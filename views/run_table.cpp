@@ -1,5 +1,6 @@
 #include "run_table.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iterator>
@@ -113,6 +114,16 @@ RunTable runTable(const std::vector<rl::RunRecord>& runs) {
 }
 
 // Appends piece by piece: g++ 12 warns falsely (-Wrestrict) on "," + std::string temporaries.
+void dropTableKey(RunTable& t, const std::string& key) {
+    const auto it = std::find(t.keys.begin(), t.keys.end(), key);
+    if (it == t.keys.end()) return;
+    const size_t k = it - t.keys.begin();
+    t.keys.erase(it);
+    t.numeric.erase(t.numeric.begin() + k);
+    for (auto& row : t.text) row.erase(row.begin() + k);
+    for (auto& row : t.number) row.erase(row.begin() + k);
+}
+
 std::string comparisonCsv(const std::vector<rl::RunRecord>& runs) {
     const RunTable t = runTable(runs);
     std::string out;

@@ -17,6 +17,8 @@ struct RunTable {
 };
 // name and description are labels, not settings: never columns.
 RunTable runTable(const std::vector<rl::RunRecord>& runs);
+// The table without KEY's column (no-op where it has none): seeds grouped, train.seed is not a setting.
+void dropTableKey(RunTable& t, const std::string& key);
 
 // A number as the table shows it: %.6g, so 0.001f reads 0.001, not 0.0010000000474974513.
 std::string tableNumber(double v);

@@ -88,12 +88,14 @@ void drawPrunedMark(ImDrawList* dl, const Mark& m, int steps, ImU32 grey, float 
     dl->AddText(ImGui::GetFont(), ImGui::GetFontSize() * 0.8f, ImVec2(m.at.x + 6, m.at.y - (m.out.y < 0 ? 0 : lh * 0.9f)), grey, at.c_str());
 }
 
+// The seeds' min-max both ways, held inside the axes (a wide spread would run over the tick labels).
 void drawErrorBars(ImDrawList* dl, const Mark& m, const RunSpread& sp, const TuningState& s, const Scale& sx, const Scale& sy) {
     const ImU32 c = withAlpha(look().text, 120);
+    float out = 0;
     if (std::isfinite(sp.lo[s.paretoY]) && sp.hi[s.paretoY] > sp.lo[s.paretoY])
-        dl->AddLine(ImVec2(m.at.x, sy.at(sp.lo[s.paretoY])), ImVec2(m.at.x, sy.at(sp.hi[s.paretoY])), c, 1.f);
+        dl->AddLine(ImVec2(m.at.x, clampedAt(sy, sp.lo[s.paretoY], out)), ImVec2(m.at.x, clampedAt(sy, sp.hi[s.paretoY], out)), c, 1.f);
     if (std::isfinite(sp.lo[s.paretoX]) && sp.hi[s.paretoX] > sp.lo[s.paretoX])
-        dl->AddLine(ImVec2(sx.at(sp.lo[s.paretoX]), m.at.y), ImVec2(sx.at(sp.hi[s.paretoX]), m.at.y), c, 1.f);
+        dl->AddLine(ImVec2(clampedAt(sx, sp.lo[s.paretoX], out), m.at.y), ImVec2(clampedAt(sx, sp.hi[s.paretoX], out), m.at.y), c, 1.f);
 }
 
 // The marks' legend, right-aligned at `right` (its top right corner).

@@ -158,6 +158,9 @@ void drawFilters(const RunData& run, TuningState& s, ViewOutbox& out, Frame& f) 
 // The table, the best of each sweep, the ticked runs and the highlight, for the kept rows.
 void prepareFrame(const RunData& run, const TuningState& s, Frame& f) {
     f.t = runTable(f.rows);
+    // A grouped row stands for all its seeds (its config keeps one of them): no seed column or axis, which
+    // would otherwise show when an ungrouped run of another seed is in view.
+    if (s.groupSeeds) dropTableKey(f.t, "train.seed");
     for (const auto& k : f.t.keys) f.shortNames.push_back(shortName(k, f.t.keys));
     std::map<std::string, size_t> bestOf;  // sweep -> row with the lowest validation loss
     for (size_t i = 0; i < f.rows.size(); i++) {

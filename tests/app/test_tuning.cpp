@@ -3,6 +3,7 @@
 // checkpoint after a restart, the sweep queue, the Runs dock's edits and the comparison table.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include <QApplication>
@@ -431,6 +432,22 @@ TEST(Views, SeedsGroupAndTheFrontAndImportanceComeFromTheMeans) {
     EXPECT_GT(pf.violation[11], 0);
     std::snprintf(s.constraint, sizeof s.constraint, "speed <= 1");
     EXPECT_FALSE(paretoFront(g.rows, s).ok);
+    // A grouped row beside an ungrouped run of another seed: the seed differs in the table, and grouping drops it.
+    std::vector<rl::RunRecord> mixed = g.rows;
+    rl::Config other = *cfg;
+    other.train.seed = 4321;
+    mixed.push_back(runs.front());
+    mixed.back().id = 999, mixed.back().sweep = "", mixed.back().config_json = rl::config_to_json(other);
+    RunTable withSeed = runTable(mixed);
+    ASSERT_NE(std::find(withSeed.keys.begin(), withSeed.keys.end(), "train.seed"), withSeed.keys.end());
+    const size_t lrAt = std::find(withSeed.keys.begin(), withSeed.keys.end(), "train.lr") - withSeed.keys.begin();
+    const std::string lr3 = withSeed.text[3][lrAt];
+    dropTableKey(withSeed, "train.seed");
+    EXPECT_EQ(std::find(withSeed.keys.begin(), withSeed.keys.end(), "train.seed"), withSeed.keys.end());
+    ASSERT_EQ(withSeed.text[3].size(), withSeed.keys.size());
+    ASSERT_EQ(withSeed.number[3].size(), withSeed.keys.size());
+    const size_t lrNow = std::find(withSeed.keys.begin(), withSeed.keys.end(), "train.lr") - withSeed.keys.begin();
+    EXPECT_EQ(withSeed.text[3][lrNow], lr3) << "the other columns keep their values";
     std::vector<std::string> keys;
     const RunTable t = runTable(g.rows);
     const std::vector<double> imp = keyImportance(g.rows, t, keys);
@@ -484,6 +501,14 @@ TEST(Window, SweepDialogStartsTheSweep) {
         }
         for (QLabel* l : dlg->findChildren<QLabel*>())
             if (l->text().contains("points over")) shown = l->text();
+        for (int r = 0; r < table->rowCount(); r++)  // a range in a grid: said as it is typed, not only on Run sweep
+            if (table->item(r, 0)->text() == "train.lr") {
+                table->item(r, 2)->setText("0.001..0.01");
+                bool said = false;
+                for (QLabel* l : dlg->findChildren<QLabel*>()) said |= l->text().contains("a grid takes lists");
+                EXPECT_TRUE(said);
+                table->item(r, 2)->setText("0.001, 0.01");
+            }
         for (QPushButton* b : dlg->findChildren<QPushButton*>())
             if (b->text() == "Run sweep") b->click();
     });
