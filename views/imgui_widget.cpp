@@ -1,7 +1,9 @@
 #include "imgui_widget.h"
 
+#include <QClipboard>
 #include <QFile>
 #include <QFileInfo>
+#include <QGuiApplication>
 #include <QKeyEvent>
 #include <QMouseEvent>
 #include <QOpenGLFramebufferObject>
@@ -46,6 +48,24 @@ ImGuiWidget::ImGuiWidget(QWidget* parent, int maxFps) : QOpenGLWidget(parent) {
     io.KeyMap[ImGuiKey_Delete] = Qt::Key_Delete & 0x1ff;
     io.KeyMap[ImGuiKey_Enter] = Qt::Key_Return & 0x1ff;
     io.KeyMap[ImGuiKey_Escape] = Qt::Key_Escape & 0x1ff;
+    // A text field's editing keys: Home/End, and Ctrl+A/C/V/X/Y/Z (ImGui reads the letters through the
+    // map too). Not Space: Qt::Key_Shift & 0x1ff is 0x20, Space's code, so Shift would press it.
+    io.KeyMap[ImGuiKey_Home] = Qt::Key_Home & 0x1ff;
+    io.KeyMap[ImGuiKey_End] = Qt::Key_End & 0x1ff;
+    io.KeyMap[ImGuiKey_PageUp] = Qt::Key_PageUp & 0x1ff;
+    io.KeyMap[ImGuiKey_PageDown] = Qt::Key_PageDown & 0x1ff;
+    io.KeyMap[ImGuiKey_Insert] = Qt::Key_Insert & 0x1ff;
+    io.KeyMap[ImGuiKey_KeyPadEnter] = Qt::Key_Enter & 0x1ff;
+    io.KeyMap[ImGuiKey_A] = Qt::Key_A, io.KeyMap[ImGuiKey_C] = Qt::Key_C, io.KeyMap[ImGuiKey_V] = Qt::Key_V;
+    io.KeyMap[ImGuiKey_X] = Qt::Key_X, io.KeyMap[ImGuiKey_Y] = Qt::Key_Y, io.KeyMap[ImGuiKey_Z] = Qt::Key_Z;
+    // Copy and paste through the desktop's clipboard (ImGui's own, on Linux, stays inside ImGui).
+    io.SetClipboardTextFn = [](void*, const char* text) { QGuiApplication::clipboard()->setText(QString::fromUtf8(text)); };
+    io.GetClipboardTextFn = [](void* held) -> const char* {
+        auto* text = static_cast<std::string*>(held);  // kept until the next paste: ImGui reads it after this returns
+        *text = QGuiApplication::clipboard()->text().toStdString();
+        return text->c_str();
+    };
+    io.ClipboardUserData = &clipboard_;
     applyStyle();
     ImGui::SetCurrentContext(previous);
     // The cap: a repaint at most every 1000/maxFps ms, and only when something changed.
@@ -228,12 +248,19 @@ void ImGuiWidget::applyInput() {
     // and drawn in the one after, a tooltip follows a hover. Two more frames, or a combo opened by a
     // click stays invisible until the mouse moves again.
     if (!input_.empty()) settle_ = 2;
+    bool pressed = false;  // a key or button went down this frame
     while (!input_.empty()) {
         const Input& in = input_.front();
         // A second change of the same button or key waits for the next frame: ImGui 1.86 reads
         // MouseDown/KeysDown once a frame, so both changes in one frame would cancel out.
         if (in.kind == Input::Button && buttonChanged[in.code]) break;
         if (in.kind == Input::Key && keyChanged[in.code]) break;
+        // So does a change of Ctrl or Shift after a press: ImGui reads KeyCtrl once a frame too, and a
+        // quick Ctrl+A comes as Ctrl down, A down, Ctrl up, A up (xdotool, a fast hand), which would
+        // leave A pressed without Ctrl.
+        const bool carriesMods = in.kind != Input::Wheel && in.kind != Input::Char && in.kind != Input::Leave;
+        if (pressed && carriesMods && (in.ctrl != io.KeyCtrl || in.shift != io.KeyShift)) break;
+        pressed |= (in.kind == Input::Key || in.kind == Input::Button) && in.down;
         switch (in.kind) {
         case Input::Move: io.MousePos = ImVec2(in.x, in.y); break;
         case Input::Button:
@@ -251,7 +278,7 @@ void ImGuiWidget::applyInput() {
         }
         // Modifiers as they were with this event: a Ctrl released outside the view must not leave
         // Ctrl+click on (which turns an ImGui slider into a text field).
-        if (in.kind != Input::Wheel && in.kind != Input::Char && in.kind != Input::Leave) io.KeyCtrl = in.ctrl, io.KeyShift = in.shift;
+        if (carriesMods) io.KeyCtrl = in.ctrl, io.KeyShift = in.shift;
         input_.pop_front();
     }
     if (!input_.empty()) again_ = true;  // the rest in the next frame

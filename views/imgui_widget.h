@@ -10,6 +10,7 @@
 #include <QString>
 #include <QTimer>
 #include <deque>
+#include <string>
 #include <functional>
 
 struct ImGuiContext;
@@ -78,6 +79,7 @@ private:
     // One ImGui frame of the view into the bound framebuffer at fbScale device pixels per unit.
     void drawFrame(float fbScale, ImFont* font);
     ImGuiContext* ctx_ = nullptr;
+    std::string clipboard_;  // the desktop clipboard's text as ImGui's last paste read it
     std::deque<Input> input_;
     int settle_ = 0;  // frames still to draw after the last input
     std::function<void()> draw_;

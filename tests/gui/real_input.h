@@ -101,6 +101,18 @@ inline bool settle(ImGuiWidget* v, int ms = 10000) {
     }, ms);
 }
 
+// A modifier and a key as a fast hand (or xdotool's `key ctrl+a`) gives them: the modifier down (a
+// frame may come between), then the key down, the modifier up and the key up with none between.
+inline void chord(ImGuiWidget* v, Qt::Key mod, Qt::Key k) {
+    QPointer<QWindow> win = v->window()->windowHandle();
+    const Qt::KeyboardModifiers m = mod == Qt::Key_Control ? Qt::ControlModifier : Qt::ShiftModifier;
+    if (win) qt_handleKeyEvent(win, QEvent::KeyPress, mod, m);
+    settle(v);
+    if (win) qt_handleKeyEvent(win, QEvent::KeyPress, k, m);
+    if (win) qt_handleKeyEvent(win, QEvent::KeyRelease, mod, Qt::NoModifier);
+    if (win) qt_handleKeyEvent(win, QEvent::KeyRelease, k, Qt::NoModifier);
+}
+
 // Until the view has given ImGui every event and stopped drawing by itself (nothing asked for here:
 // what a user sees when the hand stops). False when it still draws after ms.
 inline bool quiesce(ImGuiWidget* v, int ms = 10000) {
