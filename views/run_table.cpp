@@ -113,7 +113,6 @@ RunTable runTable(const std::vector<rl::RunRecord>& runs) {
     return t;
 }
 
-// Appends piece by piece: g++ 12 warns falsely (-Wrestrict) on "," + std::string temporaries.
 void dropTableKey(RunTable& t, const std::string& key) {
     const auto it = std::find(t.keys.begin(), t.keys.end(), key);
     if (it == t.keys.end()) return;
@@ -124,6 +123,7 @@ void dropTableKey(RunTable& t, const std::string& key) {
     for (auto& row : t.number) row.erase(row.begin() + k);
 }
 
+// Appends piece by piece: g++ 12 warns falsely (-Wrestrict) on "," + std::string temporaries.
 std::string comparisonCsv(const std::vector<rl::RunRecord>& runs) {
     const RunTable t = runTable(runs);
     std::string out;

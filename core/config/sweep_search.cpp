@@ -113,7 +113,7 @@ void decide_rung(TuneSearch& t, TuneBracket& b) {
     }
     // Feasible points first, then the infeasible, each by the first objective. Not Deb's "infeasible by
     // violation": at a rung a load metric is still settling (docs/tuning-compare/pareto: every point
-    // dropped 20-50% of its tokens at step 67 and 0-4% at 200), so ranking by violation there kept the
+    // dropped 20-50% of its tokens at step 67 and 0-7% at 200), so ranking by violation there kept the
     // points that dropped least early and pruned the best by loss. Feasible early stays feasible (drops
     // fall as routers balance); infeasible early says little.
     std::stable_sort(ranked.begin(), ranked.end(), [&](int a, int c) {
