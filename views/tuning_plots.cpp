@@ -145,14 +145,21 @@ ParetoFront paretoFront(const std::vector<rl::RunRecord>& rows, const TuningStat
     return pf;
 }
 
-std::pair<AxisRange, AxisRange> scatterAxes(const std::vector<rl::RunRecord>& rows, const TuningState& s) {
-    std::vector<double> xs, ys, fx, fy;
-    for (const auto& r : rows) {
-        xs.push_back(runMetric(r, (rl::TuneMetric)s.paretoX)), ys.push_back(runMetric(r, (rl::TuneMetric)s.paretoY));
-        if (r.status != rl::RunStatus::pruned && std::isfinite(xs.back()) && std::isfinite(ys.back())) fx.push_back(xs.back()), fy.push_back(ys.back());
-    }
+namespace {
+// scatterAxes for the rows' x and y values already looked up.
+std::pair<AxisRange, AxisRange> fitAxes(const std::vector<rl::RunRecord>& rows, const std::vector<double>& xs, const std::vector<double>& ys) {
+    std::vector<double> fx, fy;
+    for (size_t i = 0; i < rows.size(); i++)
+        if (rows[i].status != rl::RunStatus::pruned && std::isfinite(xs[i]) && std::isfinite(ys[i])) fx.push_back(xs[i]), fy.push_back(ys[i]);
     if (fx.size() < 2) fx = xs, fy = ys;
     return {rangeOf(fx), rangeOf(fy)};
+}
+}  // namespace
+
+std::pair<AxisRange, AxisRange> scatterAxes(const std::vector<rl::RunRecord>& rows, const TuningState& s) {
+    std::vector<double> xs, ys;
+    for (const auto& r : rows) xs.push_back(runMetric(r, (rl::TuneMetric)s.paretoX)), ys.push_back(runMetric(r, (rl::TuneMetric)s.paretoY));
+    return fitAxes(rows, xs, ys);
 }
 
 void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<int64_t, RunSpread>& spread, TuningState& s,
@@ -165,7 +172,7 @@ void drawParetoScatter(const std::vector<rl::RunRecord>& rows, const std::map<in
     dl->AddRectFilled(o, ImVec2(o.x + w, o.y + height), look().panel);
     std::vector<double> xs, ys;
     for (const auto& r : rows) xs.push_back(runMetric(r, (rl::TuneMetric)s.paretoX)), ys.push_back(runMetric(r, (rl::TuneMetric)s.paretoY));
-    const auto [ax, ay] = scatterAxes(rows, s);
+    const auto [ax, ay] = fitAxes(rows, xs, ys);
     const Scale sx{ax.lo, ax.hi, o.x + 80, o.x + w - 50}, sy{ay.lo, ay.hi, o.y + height - 2 * lh - 10, o.y + 2 * lh + 8};
     // Grid and ticks.
     for (int k = 0; k <= 4; k++) {

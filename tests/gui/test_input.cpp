@@ -55,7 +55,7 @@ TEST(Input, QuickKeyTapLands) {
 }
 
 // A text field edits as text fields do: Ctrl+A selects all, Home and End move, Ctrl+C copies to the
-// desktop's clipboard and Ctrl+V pastes from it (the tuning view's constraint, the Runs filter).
+// desktop's clipboard and Ctrl+V pastes from it (the tuning view's constraint and tag fields).
 TEST(Input, TextFieldTakesSelectAllHomeEndAndTheClipboard) {
     ImGuiWidget view;
     char text[64] = "";
